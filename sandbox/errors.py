@@ -1,0 +1,89 @@
+"""Exception hierarchy. Only `sandbox.cli` catches these, prints one line and picks the exit code.
+
+Input errors (a bad manifest or argument) exit 2; everything that goes wrong while running exits 1.
+This module imports nothing from `sandbox`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class SandboxError(Exception):
+    """Base of every error the runtime reports to a user."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One problem in a manifest, in the API server's `<path>: <type>: <detail>` style."""
+
+    path: str  # "spec.containers[1].ports[0].containerPort"
+    detail: str  # "Invalid value: 70000: must be between 1 and 65535, inclusive"
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.detail}"
+
+
+class SpecError(SandboxError):
+    """A manifest that cannot be run; carries every problem found, not only the first."""
+
+    exit_code = 2
+
+    def __init__(self, errors: list[FieldError], source: str = "") -> None:
+        self.errors = list(errors)
+        self.source = source
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        prefix = f"{self.source}: " if self.source else ""
+        return "\n".join(f"{prefix}{e}" for e in self.errors)
+
+
+class UsageError(SandboxError):
+    """A bad command-line argument (unknown pod, bad duration, ...)."""
+
+    exit_code = 2
+
+
+class ImageError(SandboxError):
+    """An image that is missing from the store or cannot be read."""
+
+
+class ContainerStartError(SandboxError):
+    """The native child could not set a container up or exec its command.
+
+    `reason` is the Kubernetes waiting/terminated reason: CreateContainerError for a setup stage,
+    ContainerCannotRun when execve itself failed.
+    """
+
+    def __init__(self, reason: str, op: str, errno_: int, path: str, container: str = "") -> None:
+        self.reason = reason
+        self.op = op
+        self.errno = errno_
+        self.path = path
+        self.container = container
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        import os
+
+        where = f" {self.path!r}" if self.path else ""
+        who = f"container {self.container!r}: " if self.container else ""
+        code = _errno_name(self.errno)
+        return f"{who}{self.reason}: {self.op}{where}: {os.strerror(self.errno)} ({code})"
+
+
+class StateError(SandboxError):
+    """Runtime state under the state directory is missing, locked or unreadable."""
+
+
+class NotFoundError(StateError):
+    """No pod (or container) of that name."""
+
+
+def _errno_name(code: int) -> str:
+    import errno
+
+    return errno.errorcode.get(code, str(code))

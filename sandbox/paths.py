@@ -1,0 +1,63 @@
+"""Where `sandbox` keeps things on disk.
+
+Defaults follow the kubelet and containerd: images and container layers under /var/lib/sandbox,
+live state under /run/sandbox, logs under /var/log/pods. One option (`--root` or the environment
+variable SANDBOX_ROOT) moves all three under one directory so tests can isolate themselves.
+
+Every path built from a name goes through `RootLayout.under`, which re-checks that the result stays
+below its base (names are validated before they get here; this is the second line, as runc's
+validateID is).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT_ENV = "SANDBOX_ROOT"
+
+
+@dataclass(frozen=True, slots=True)
+class RootLayout:
+    lib: Path  # images and per-container writable layers
+    run: Path  # live state: one directory per pod, removed when the pod ends
+    logs: Path  # CRI log files; they stay after the pod ends
+
+    @classmethod
+    def from_root(cls, root: str | os.PathLike[str] | None = None) -> RootLayout:
+        """`root` (or $SANDBOX_ROOT) moves everything under it; unset means the system paths."""
+        chosen = root if root is not None else os.environ.get(ROOT_ENV) or None
+        if chosen is None:
+            return cls(Path("/var/lib/sandbox"), Path("/run/sandbox"), Path("/var/log/pods"))
+        base = Path(chosen).absolute()
+        return cls(base / "lib", base / "run", base / "log" / "pods")
+
+    @property
+    def images(self) -> Path:
+        return self.lib / "images"
+
+    @property
+    def containers(self) -> Path:
+        return self.lib / "containers"
+
+    @property
+    def pods(self) -> Path:
+        return self.run / "pods"
+
+    def pod_state_dir(self, namespace: str, name: str) -> Path:
+        return under(self.pods, f"{namespace}_{name}")
+
+    def pod_log_dir(self, namespace: str, name: str, uid: str) -> Path:
+        return under(self.logs, f"{namespace}_{name}_{uid}")
+
+    def container_layer_dir(self, container_id: str) -> Path:
+        return under(self.containers, container_id)
+
+
+def under(base: Path, *parts: str) -> Path:
+    """Join `parts` below `base`, refusing anything that would leave it."""
+    for part in parts:
+        if not part or part in (".", "..") or "/" in part or "\0" in part:
+            raise ValueError(f"unsafe path component {part!r} below {base}")
+    return base.joinpath(*parts)
