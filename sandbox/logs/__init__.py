@@ -1,0 +1,1 @@
+"""Container logs: the CRI log file format and the streams that write it."""
