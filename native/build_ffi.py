@@ -1,0 +1,27 @@
+"""cffi out-of-line API build of `sandbox._native` (spawn.c + mounts.c).
+
+The cdef is the part of sbx.h between the CDEF markers, so the header stays the one source of
+truth. pause.c is a separate static program, built by setup.py.
+"""
+
+from pathlib import Path
+
+from cffi import FFI
+
+HERE = Path(__file__).resolve().parent
+HEADER = (HERE / "sbx.h").read_text()
+CDEF = HEADER.split("/* CDEF BEGIN */", 1)[1].split("/* CDEF END */", 1)[0]
+
+ffibuilder = FFI()
+ffibuilder.cdef(CDEF)
+ffibuilder.set_source(
+    "sandbox._native",
+    '#include "sbx.h"',
+    # setuptools insists on paths relative to setup.py's directory.
+    sources=["native/spawn.c", "native/mounts.c"],
+    include_dirs=["native"],
+    extra_compile_args=["-std=gnu11", "-D_GNU_SOURCE", "-O2", "-Wall", "-Wextra", "-Werror"],
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

@@ -1,0 +1,24 @@
+/* internal.h: helpers shared by spawn.c and mounts.c; nothing here is exported to Python. */
+#ifndef SBX_INTERNAL_H
+#define SBX_INTERNAL_H
+
+#include <stddef.h>
+
+#include "sbx.h"
+
+/* Fill *e and return -1. Async-signal-safe: no allocation, no stdio. */
+int sbx_fail(struct sbx_err *e, int stage, int err, const char *op, const char *path);
+
+/* Bounded string copy that always terminates; returns -1 when `src` did not fit. */
+int sbx_copy(char *dst, size_t size, const char *src);
+
+/* Run the mount plan (SBX_OP_*) and return the new root's fd (O_PATH), or -1 with *e filled. */
+int sbx_run_mount_plan(const struct sbx_spawn_req *req, int pod_mount_fd, struct sbx_err *e);
+
+/* pivot_root into `rootfd` and detach the old root. */
+int sbx_pivot(int rootfd, int readonly, struct sbx_err *e);
+
+/* mkdir -p inside the current root, then chdir. */
+int sbx_enter_cwd(const char *cwd, struct sbx_err *e);
+
+#endif

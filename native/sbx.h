@@ -1,0 +1,89 @@
+/* sbx.h: the C API of sandbox's native core, called from Python through cffi.
+ *
+ * Everything between fork and execve lives in C: the runtime may have threads, and after fork()
+ * only async-signal-safe calls are allowed until execve (the same reason runc has nsexec).
+ * native/build_ffi.py feeds the part between the CDEF markers to cffi's cdef(), so this header is
+ * the one source of truth for both sides.
+ */
+#ifndef SBX_H
+#define SBX_H
+
+/* CDEF BEGIN */
+enum sbx_stage {
+        SBX_STAGE_PARENT = 0, /* in the runtime, before or after the fork */
+        SBX_STAGE_NAMESPACES = 1, /* stage 1: setns, unshare, hostname, loopback, clone */
+        SBX_STAGE_SETUP = 2, /* stage 2: mounts, pivot_root, credentials, cwd */
+        SBX_STAGE_EXEC = 3, /* stage 2: execve itself */
+};
+
+enum sbx_op_kind {
+        SBX_OP_ROOT = 1, /* mount source/fstype/data at host path `target`; it becomes the new root */
+        SBX_OP_MOUNT = 2, /* mount a filesystem at `target` inside the new root (a real directory) */
+        SBX_OP_BIND = 3, /* bind host path `source` at `target` inside the new root */
+        SBX_OP_SYMLINK = 4, /* create symlink `target` -> `source` inside the new root */
+        SBX_OP_MKDIR = 5, /* create directory `target` inside the new root (mode in `flags`) */
+        SBX_OP_POD_MOUNT = 6, /* attach the pod's shared mount (req->pod_mount) at `target` */
+};
+
+/* One failure, sent as one fixed-size record over the spawn channel (< PIPE_BUF: atomic). */
+struct sbx_err {
+        int stage;
+        int err; /* errno */
+        char op[48]; /* "mount proc", "execve", "pivot_root" ... */
+        char path[200]; /* the path (or name) the operation was applied to */
+};
+
+struct sbx_mount_op {
+        int kind;
+        const char *source;
+        const char *target;
+        const char *fstype;
+        unsigned long flags; /* MS_* for mounts (MS_RDONLY on a bind remounts it), mode for MKDIR */
+        const char *data;
+};
+
+struct sbx_spawn_req {
+        int join_pidfd; /* pidfd whose namespaces to join, or -1 */
+        int join_ns; /* CLONE_NEW* set to setns() through join_pidfd */
+        int new_ns; /* CLONE_NEW* set to unshare() */
+        const char *hostname; /* sethostname() after a new UTS namespace; NULL leaves it */
+        int loopback_up; /* bring `lo` up in a new network namespace */
+        const struct sbx_mount_op *ops;
+        int n_ops;
+        int pivot; /* pivot_root into the SBX_OP_ROOT target and detach the old root */
+        int readonly_root; /* remount the new root read-only after pivot_root */
+        int exec_fd; /* >= 0: execveat() this fd (pause, run from an empty root); else argv[0] */
+        const char *const *argv; /* NULL-terminated */
+        const char *const *envp; /* NULL-terminated; its PATH is searched for argv[0] */
+        const char *cwd; /* created if missing (as runc does), NULL: "/" after a pivot */
+        int stdio[3]; /* fds for 0, 1, 2; -1 inherits */
+        int set_oom_score_adj;
+        int oom_score_adj;
+        int uid; /* -1 keeps root */
+        int gid;
+        int no_new_privs;
+        int new_session; /* setsid(): detach from the runtime's terminal and process group */
+        int pdeathsig; /* signal when the spawning runtime thread dies; 0: none */
+        const char *pod_mount; /* path in join_pidfd's mount namespace to clone for
+                                  SBX_OP_POD_MOUNT (the pod's /dev/shm); NULL: none */
+        const char *stage_name; /* PR_SET_NAME prefix, e.g. "sbx" -> "sbx:stage1" */
+};
+
+struct sbx_spawn_res {
+        int pid; /* stage 2: the container's main process, a direct child of the caller */
+        int chan; /* the parent's end of the spawn channel, closed by sbx_spawn_finish() */
+        struct sbx_err err;
+};
+
+/* Fork stage 1, which joins/creates namespaces and clones stage 2 as the caller's own child.
+ * Returns 0 with res->pid set (stage 2 then waits for sbx_spawn_finish() before any set-up, so
+ * the caller can do its parent-side steps, e.g. cgroup placement), or -1 with res->err filled
+ * and nothing left running. */
+int sbx_spawn_start(const struct sbx_spawn_req *req, struct sbx_spawn_res *res);
+
+/* Release stage 2 and wait until it has called execve (0) or reported a failure (-1, res->err
+ * filled; the caller still reaps res->pid). Closes res->chan either way. */
+int sbx_spawn_finish(struct sbx_spawn_res *res);
+/* CDEF END */
+
+#endif

@@ -1,0 +1,437 @@
+/* spawn.c: fork, namespaces, the container's process set-up, and execve.
+ *
+ * Stages (each renames itself with PR_SET_NAME so `ps` shows where it is):
+ *   parent  (the runtime, maybe multi-threaded): socketpair, block signals, fork stage 1.
+ *   stage 1 joins the pod's namespaces with setns(pidfd) and unshares new ones. A PID namespace,
+ *           joined or new, only applies to children, so stage 1 clones stage 2 with CLONE_PARENT:
+ *           stage 2 becomes a direct child of the runtime, which can then supervise it with a
+ *           pidfd. Stage 1 reports stage 2's pid and exits.
+ *   stage 2 waits for "go" (the runtime's parent-side steps), runs the mount plan, pivot_root,
+ *           credentials, cwd, stdio, signal reset, then execve.
+ * Failures travel as one struct sbx_err record over a SOCK_SEQPACKET channel; the channel is
+ * close-on-exec, so end-of-file after "go" means execve succeeded (CPython's _posixsubprocess
+ * reports exec errors the same way).
+ *
+ * After the fork: no malloc, no stdio, no Python (async-signal-safe calls only).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+enum { MSG_PID = 1, MSG_ERR = 2 };
+
+struct sbx_msg {
+        int type;
+        int pid;
+        struct sbx_err err;
+};
+
+static const char DEFAULT_PATH[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+int sbx_copy(char *dst, size_t size, const char *src)
+{
+        size_t n = strlen(src);
+        if (n >= size) {
+                memcpy(dst, src, size - 1);
+                dst[size - 1] = '\0';
+                return -1;
+        }
+        memcpy(dst, src, n + 1);
+        return 0;
+}
+
+int sbx_fail(struct sbx_err *e, int stage, int err, const char *op, const char *path)
+{
+        e->stage = stage;
+        e->err = err;
+        sbx_copy(e->op, sizeof e->op, op ? op : "");
+        sbx_copy(e->path, sizeof e->path, path ? path : "");
+        errno = err;
+        return -1;
+}
+
+static void send_msg(int chan, const struct sbx_msg *m)
+{
+        ssize_t rc;
+        do
+                rc = send(chan, m, sizeof *m, MSG_NOSIGNAL);
+        while (rc < 0 && errno == EINTR);
+}
+
+static __attribute__((noreturn)) void child_fail(int chan, const struct sbx_err *e)
+{
+        struct sbx_msg m = { .type = MSG_ERR, .err = *e };
+        send_msg(chan, &m);
+        _exit(127);
+}
+
+static void set_stage_name(const char *prefix, const char *stage)
+{
+        char name[16];
+        size_t n = 0;
+        for (const char *p = prefix ? prefix : "sbx"; *p && n < 8; p++)
+                name[n++] = *p;
+        name[n++] = ':';
+        for (const char *p = stage; *p && n < sizeof name - 1; p++)
+                name[n++] = *p;
+        name[n] = '\0';
+        prctl(PR_SET_NAME, name, 0, 0, 0);
+}
+
+static void reset_signal_handlers(void)
+{
+        /* No Python handler may run in the child, and Python's SIG_IGN for SIGPIPE/SIGXFSZ would
+         * otherwise survive execve into the container. */
+        struct sigaction dfl = { .sa_handler = SIG_DFL };
+        sigemptyset(&dfl.sa_mask);
+        for (int sig = 1; sig < NSIG; sig++)
+                sigaction(sig, &dfl, NULL);
+}
+
+static int bring_up_loopback(struct sbx_err *e)
+{
+        int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (s < 0)
+                return sbx_fail(e, SBX_STAGE_NAMESPACES, errno, "socket for loopback", "lo");
+        struct ifreq ifr;
+        memset(&ifr, 0, sizeof ifr);
+        memcpy(ifr.ifr_name, "lo", 3);
+        int rc = ioctl(s, SIOCGIFFLAGS, &ifr);
+        if (rc == 0) {
+                ifr.ifr_flags |= IFF_UP;
+                rc = ioctl(s, SIOCSIFFLAGS, &ifr);
+        }
+        int saved = errno;
+        close(s);
+        return rc < 0 ? sbx_fail(e, SBX_STAGE_NAMESPACES, saved, "bring up loopback", "lo") : 0;
+}
+
+/* Clone a mount of the pod's own mount namespace (pause's /shm tmpfs) as a detached tree that
+ * stage 2 attaches in the container. A plain bind through /proc/PID/root would fail: bind mounts
+ * only take sources from the caller's mount namespace. Returns the tree's fd. */
+static int clone_pod_mount(const struct sbx_spawn_req *req, struct sbx_err *e)
+{
+        int self = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+        if (self < 0)
+                return sbx_fail(e, SBX_STAGE_NAMESPACES, errno, "open", "/proc/self/ns/mnt");
+        if (setns(req->join_pidfd, CLONE_NEWNS) < 0) {
+                close(self);
+                return sbx_fail(e, SBX_STAGE_NAMESPACES, errno, "setns into pod mount namespace", "");
+        }
+        int fd = (int)syscall(SYS_open_tree, AT_FDCWD, req->pod_mount, OPEN_TREE_CLONE | O_CLOEXEC);
+        int saved = errno;
+        int back = setns(self, CLONE_NEWNS);
+        int back_err = errno;
+        close(self);
+        if (back < 0)
+                return sbx_fail(e, SBX_STAGE_NAMESPACES, back_err, "setns back to own mount namespace", "");
+        if (fd < 0)
+                return sbx_fail(e, SBX_STAGE_NAMESPACES, saved, "clone pod mount", req->pod_mount);
+        return fd;
+}
+
+static int enter_namespaces(const struct sbx_spawn_req *req, int *pod_mount_fd, struct sbx_err *e)
+{
+        if (req->join_pidfd >= 0 && req->join_ns && setns(req->join_pidfd, req->join_ns) < 0)
+                return sbx_fail(e, SBX_STAGE_NAMESPACES, errno, "setns into pod namespaces", "");
+        if (req->join_pidfd >= 0 && req->pod_mount) {
+                *pod_mount_fd = clone_pod_mount(req, e);
+                if (*pod_mount_fd < 0)
+                        return -1;
+        }
+        if (req->new_ns && unshare(req->new_ns) < 0)
+                return sbx_fail(e, SBX_STAGE_NAMESPACES, errno, "unshare namespaces", "");
+        if (req->hostname && sethostname(req->hostname, strlen(req->hostname)) < 0)
+                return sbx_fail(e, SBX_STAGE_NAMESPACES, errno, "sethostname", req->hostname);
+        if (req->loopback_up && bring_up_loopback(e) < 0)
+                return -1;
+        return 0;
+}
+
+static int write_oom_score_adj(int value, struct sbx_err *e)
+{
+        char buf[16];
+        int n = 0;
+        unsigned v = (unsigned)(value < 0 ? -value : value);
+        char digits[12];
+        int d = 0;
+        do {
+                digits[d++] = (char)('0' + v % 10);
+                v /= 10;
+        } while (v);
+        if (value < 0)
+                buf[n++] = '-';
+        while (d)
+                buf[n++] = digits[--d];
+        int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                return sbx_fail(e, SBX_STAGE_SETUP, errno, "open", "/proc/self/oom_score_adj");
+        ssize_t rc = write(fd, buf, (size_t)n);
+        int saved = errno;
+        close(fd);
+        return rc < 0 ? sbx_fail(e, SBX_STAGE_SETUP, saved, "write", "/proc/self/oom_score_adj") : 0;
+}
+
+static int drop_credentials(const struct sbx_spawn_req *req, struct sbx_err *e)
+{
+        if (req->gid >= 0) {
+                if (setgroups(0, NULL) < 0)
+                        return sbx_fail(e, SBX_STAGE_SETUP, errno, "setgroups", "");
+                if (setresgid((gid_t)req->gid, (gid_t)req->gid, (gid_t)req->gid) < 0)
+                        return sbx_fail(e, SBX_STAGE_SETUP, errno, "setresgid", "");
+        }
+        /* Leaving uid 0 clears the permitted and effective capability sets (capabilities(7)). */
+        if (req->uid >= 0 && setresuid((uid_t)req->uid, (uid_t)req->uid, (uid_t)req->uid) < 0)
+                return sbx_fail(e, SBX_STAGE_SETUP, errno, "setresuid", "");
+        if (req->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                return sbx_fail(e, SBX_STAGE_SETUP, errno, "set no_new_privs", "");
+        return 0;
+}
+
+static int setup_stdio(const struct sbx_spawn_req *req, struct sbx_err *e)
+{
+        for (int i = 0; i < 3; i++) {
+                if (req->stdio[i] < 0)
+                        continue;
+                if (req->stdio[i] == i) {
+                        /* dup2 onto itself keeps FD_CLOEXEC; clear it instead. */
+                        if (fcntl(i, F_SETFD, 0) < 0)
+                                return sbx_fail(e, SBX_STAGE_SETUP, errno, "set up stdio", "");
+                } else if (dup2(req->stdio[i], i) < 0) {
+                        return sbx_fail(e, SBX_STAGE_SETUP, errno, "set up stdio", "");
+                }
+        }
+        return 0;
+}
+
+static void mark_fds_cloexec(void)
+{
+        /* Nothing of the runtime may leak into the container (runc CVE-2024-21626). close_range
+         * needs Linux 5.11; on 5.10 walk the descriptor table up to the soft limit. */
+        if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+                return;
+        long max = sysconf(_SC_OPEN_MAX);
+        for (int fd = 3; fd < (max > 0 ? max : 65536); fd++)
+                fcntl(fd, F_SETFD, FD_CLOEXEC);
+}
+
+static const char *env_path(const char *const *envp)
+{
+        for (; envp && *envp; envp++)
+                if (strncmp(*envp, "PATH=", 5) == 0)
+                        return *envp + 5;
+        return DEFAULT_PATH;
+}
+
+/* execvpe() would search the runtime's PATH; the container's PATH comes from its own env. */
+static int exec_command(const struct sbx_spawn_req *req, struct sbx_err *e)
+{
+        char *const *argv = (char *const *)req->argv;
+        char *const *envp = (char *const *)req->envp;
+        const char *file = argv[0];
+        if (!file || !*file)
+                return sbx_fail(e, SBX_STAGE_EXEC, ENOENT, "execve", "");
+        if (strchr(file, '/')) {
+                execve(file, argv, envp);
+                return sbx_fail(e, SBX_STAGE_EXEC, errno, "execve", file);
+        }
+        int best = ENOENT;
+        char candidate[PATH_MAX];
+        for (const char *dir = env_path(req->envp); dir;) {
+                const char *end = strchr(dir, ':');
+                size_t dlen = end ? (size_t)(end - dir) : strlen(dir);
+                size_t flen = strlen(file);
+                if (dlen + 1 + flen < sizeof candidate) {
+                        memcpy(candidate, dlen ? dir : ".", dlen ? dlen : 1);
+                        size_t n = dlen ? dlen : 1;
+                        candidate[n] = '/';
+                        memcpy(candidate + n + 1, file, flen + 1);
+                        execve(candidate, argv, envp);
+                        if (errno == EACCES)
+                                best = EACCES;
+                        else if (errno != ENOENT && errno != ENOTDIR)
+                                return sbx_fail(e, SBX_STAGE_EXEC, errno, "execve", candidate);
+                }
+                dir = end ? end + 1 : NULL;
+        }
+        return sbx_fail(e, SBX_STAGE_EXEC, best, "executable file not found in $PATH", file);
+}
+
+static int wait_for_go(int chan, struct sbx_err *e)
+{
+        char go;
+        ssize_t rc;
+        do
+                rc = recv(chan, &go, 1, 0);
+        while (rc < 0 && errno == EINTR);
+        if (rc != 1)
+                return sbx_fail(e, SBX_STAGE_SETUP, rc < 0 ? errno : EPIPE, "wait for runtime", "");
+        return 0;
+}
+
+static __attribute__((noreturn)) void run_stage2(const struct sbx_spawn_req *req, int chan, int pod_mount_fd)
+{
+        struct sbx_err e;
+        memset(&e, 0, sizeof e);
+        set_stage_name(req->stage_name, "stage2");
+        if (req->pdeathsig)
+                prctl(PR_SET_PDEATHSIG, req->pdeathsig, 0, 0, 0);
+        if (wait_for_go(chan, &e) < 0)
+                child_fail(chan, &e);
+        if (req->new_session && setsid() < 0) {
+                sbx_fail(&e, SBX_STAGE_SETUP, errno, "setsid", "");
+                child_fail(chan, &e);
+        }
+        /* Best effort: lowering the score needs CAP_SYS_RESOURCE, which some sandboxed hosts
+         * withhold even from root; pause then keeps the runtime's score. */
+        if (req->set_oom_score_adj)
+                write_oom_score_adj(req->oom_score_adj, &e);
+        if (req->n_ops > 0) {
+                int rootfd = sbx_run_mount_plan(req, pod_mount_fd, &e);
+                if (rootfd < 0)
+                        child_fail(chan, &e);
+                if (req->pivot && sbx_pivot(rootfd, req->readonly_root, &e) < 0)
+                        child_fail(chan, &e);
+                close(rootfd);
+        }
+        if (drop_credentials(req, &e) < 0)
+                child_fail(chan, &e);
+        if ((req->cwd || req->pivot) && sbx_enter_cwd(req->cwd, &e) < 0)
+                child_fail(chan, &e);
+        if (setup_stdio(req, &e) < 0)
+                child_fail(chan, &e);
+        mark_fds_cloexec();
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        if (req->exec_fd >= 0) {
+                syscall(SYS_execveat, req->exec_fd, "", req->argv, req->envp, AT_EMPTY_PATH);
+                sbx_fail(&e, SBX_STAGE_EXEC, errno, "execveat", req->argv[0]);
+        } else {
+                exec_command(req, &e);
+        }
+        child_fail(chan, &e);
+}
+
+static __attribute__((noreturn)) void run_stage1(const struct sbx_spawn_req *req, int chan)
+{
+        struct sbx_err e;
+        memset(&e, 0, sizeof e);
+        reset_signal_handlers();
+        set_stage_name(req->stage_name, "stage1");
+        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        int pod_mount_fd = -1;
+        if (enter_namespaces(req, &pod_mount_fd, &e) < 0)
+                child_fail(chan, &e);
+        /* CLONE_PARENT: stage 2 is the runtime's child, not ours, so the runtime can wait for it
+         * and hold its pidfd; its exit signal is ours (SIGCHLD). */
+        long pid = syscall(SYS_clone, CLONE_PARENT, 0, 0, 0, 0);
+        if (pid == 0)
+                run_stage2(req, chan, pod_mount_fd);
+        if (pid < 0) {
+                sbx_fail(&e, SBX_STAGE_NAMESPACES, errno, "clone stage 2", "");
+                child_fail(chan, &e);
+        }
+        struct sbx_msg m = { .type = MSG_PID, .pid = (int)pid };
+        send_msg(chan, &m);
+        _exit(0);
+}
+
+static int recv_msg(int chan, struct sbx_msg *m)
+{
+        ssize_t rc;
+        do
+                rc = recv(chan, m, sizeof *m, 0);
+        while (rc < 0 && errno == EINTR);
+        if (rc == 0)
+                return 0;
+        if (rc != (ssize_t)sizeof *m)
+                return -1;
+        return 1;
+}
+
+int sbx_spawn_start(const struct sbx_spawn_req *req, struct sbx_spawn_res *res)
+{
+        int sv[2];
+        memset(res, 0, sizeof *res);
+        res->pid = -1;
+        res->chan = -1;
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                return sbx_fail(&res->err, SBX_STAGE_PARENT, errno, "socketpair", "");
+        /* Block every signal across the fork so no handler of the runtime runs in the child
+         * before stage 1 resets them (glibc's posix_spawn does the same). */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        long stage1 = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+        if (stage1 == 0) {
+                close(sv[0]);
+                run_stage1(req, sv[1]);
+        }
+        int saved = errno;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        close(sv[1]);
+        if (stage1 < 0) {
+                close(sv[0]);
+                return sbx_fail(&res->err, SBX_STAGE_PARENT, saved, "fork", "");
+        }
+        struct sbx_msg m;
+        int got = recv_msg(sv[0], &m);
+        while (waitpid((pid_t)stage1, NULL, 0) < 0 && errno == EINTR)
+                ;
+        if (got == 1 && m.type == MSG_PID) {
+                res->pid = m.pid;
+                res->chan = sv[0];
+                return 0;
+        }
+        close(sv[0]);
+        if (got == 1 && m.type == MSG_ERR) {
+                res->err = m.err;
+                errno = m.err.err;
+                return -1;
+        }
+        return sbx_fail(&res->err, SBX_STAGE_NAMESPACES, EPIPE, "stage 1 died", "");
+}
+
+int sbx_spawn_finish(struct sbx_spawn_res *res)
+{
+        int chan = res->chan;
+        res->chan = -1;
+        if (chan < 0)
+                return sbx_fail(&res->err, SBX_STAGE_PARENT, EBADF, "spawn channel", "");
+        char go = 'G';
+        /* A failed send means stage 2 is already gone; its record (if any) is still readable. */
+        send(chan, &go, 1, MSG_NOSIGNAL);
+        struct sbx_msg m;
+        int got = recv_msg(chan, &m);
+        close(chan);
+        if (got == 0)
+                return 0;
+        if (got == 1 && m.type == MSG_ERR) {
+                res->err = m.err;
+                errno = m.err.err;
+                return -1;
+        }
+        return sbx_fail(&res->err, SBX_STAGE_SETUP, EPIPE, "read spawn channel", "");
+}

@@ -1,0 +1,32 @@
+#!/bin/sh
+# Build a busybox root filesystem from Debian's busybox-static and import it into the local image
+# store as busybox:latest (Cmd ["sh"], like the Docker Hub image).
+# Usage: rootfs/build-busybox.sh [SANDBOX]   (SANDBOX: the sandbox command, default .venv/bin/sandbox)
+set -eu
+sandbox=${1:-.venv/bin/sandbox}
+busybox=$(command -v busybox || echo /bin/busybox)
+[ -x "$busybox" ] || { echo "busybox-static is not installed" >&2; exit 1; }
+if ldd "$busybox" >/dev/null 2>&1; then echo "$busybox is dynamically linked: install busybox-static" >&2; exit 1; fi
+
+tree=$(mktemp -d)
+trap 'rm -rf "$tree"' EXIT
+mkdir -p "$tree/bin" "$tree/etc" "$tree/proc" "$tree/sys" "$tree/dev" "$tree/tmp" \
+         "$tree/root" "$tree/var/www" "$tree/home" "$tree/usr/bin" "$tree/usr/sbin" "$tree/sbin"
+chmod 1777 "$tree/tmp"
+chmod 0700 "$tree/root"
+cp "$busybox" "$tree/bin/busybox"
+for applet in $("$busybox" --list); do
+    [ "$applet" = busybox ] || ln -s busybox "$tree/bin/$applet"
+done
+cat > "$tree/etc/passwd" <<'P'
+root:x:0:0:root:/root:/bin/sh
+nobody:x:65534:65534:nobody:/home:/bin/false
+P
+cat > "$tree/etc/group" <<'G'
+root:x:0:
+tty:x:5:
+nogroup:x:65534:
+G
+echo "127.0.0.1 localhost" > "$tree/etc/hosts"
+"$sandbox" image import "$tree" busybox:latest --cmd sh \
+    --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin

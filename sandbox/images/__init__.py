@@ -1,0 +1,1 @@
+"""The local image store: root filesystems keyed by digest, names resolved through refs."""

@@ -1,0 +1,159 @@
+"""On-disk image store under `<lib>/images`.
+
+Layout:
+    blobs/sha256/<hex>/rootfs/       the image's root filesystem (read-only overlay lower layer)
+    blobs/sha256/<hex>/config.json   OCI image config subset: Entrypoint, Cmd, Env, WorkingDir, ...
+    refs.json                        canonical name -> "sha256:<hex>"
+The store is keyed by digest, never by name (security-reliability.md 3); names only point at it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from sandbox.errors import ImageError
+from sandbox.images.reference import parse_image_ref
+
+
+@dataclass(frozen=True, slots=True)
+class ImageConfig:
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()  # "NAME=value"
+    working_dir: str = ""
+    stop_signal: str = ""
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> ImageConfig:
+        cfg = data.get("config") or {}
+        if not isinstance(cfg, dict):
+            raise ImageError("image config: 'config' is not an object")
+
+        def strings(key: str) -> tuple[str, ...]:
+            value = cfg.get(key) or []
+            return tuple(str(v) for v in value) if isinstance(value, list) else ()
+
+        return cls(
+            entrypoint=strings("Entrypoint"),
+            cmd=strings("Cmd"),
+            env=strings("Env"),
+            working_dir=str(cfg.get("WorkingDir") or ""),
+            stop_signal=str(cfg.get("StopSignal") or ""),
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "config": {
+                "Entrypoint": list(self.entrypoint) or None,
+                "Cmd": list(self.cmd) or None,
+                "Env": list(self.env),
+                "WorkingDir": self.working_dir,
+                "StopSignal": self.stop_signal or None,
+            }
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    name: str  # canonical reference the user's name resolved to
+    digest: str  # "sha256:<hex>"
+    rootfs: Path
+    config: ImageConfig
+
+
+class ImageStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def refs_file(self) -> Path:
+        return self.root / "refs.json"
+
+    def _blob_dir(self, digest: str) -> Path:
+        algo, _, hexpart = digest.partition(":")
+        if algo != "sha256" or len(hexpart) != 64 or not all(c in "0123456789abcdef" for c in hexpart):
+            raise ImageError(f"bad digest {digest!r}")
+        return self.root / "blobs" / "sha256" / hexpart
+
+    def refs(self) -> dict[str, str]:
+        try:
+            data = json.loads(self.refs_file.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as e:
+            raise ImageError(f"image store {self.refs_file}: {e}") from e
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+    def lookup(self, reference: str) -> Image:
+        """Resolve a Pod's `image` to a stored image; raises ImageError if it is not there."""
+        try:
+            ref = parse_image_ref(reference)
+        except ValueError as e:
+            raise ImageError(str(e)) from None
+        digest = ref.digest or self.refs().get(ref.name, "")
+        if not digest:
+            raise ImageError(f"image {reference!r} ({ref.name}) is not in the local store {self.root}")
+        blob = self._blob_dir(digest)
+        try:
+            config = ImageConfig.from_json(json.loads((blob / "config.json").read_text()))
+        except FileNotFoundError:
+            raise ImageError(f"image {reference!r}: {digest} is missing from {self.root}") from None
+        except (OSError, ValueError) as e:
+            raise ImageError(f"image {reference!r}: unreadable config: {e}") from e
+        return Image(ref.name, digest, blob / "rootfs", config)
+
+    def import_directory(self, source: Path, reference: str, config: ImageConfig) -> Image:
+        """Copy a root filesystem tree into the store and point `reference` at it."""
+        try:
+            ref = parse_image_ref(reference)
+        except ValueError as e:
+            raise ImageError(str(e)) from None
+        if not source.is_dir():
+            raise ImageError(f"{source}: not a directory")
+        digest = "sha256:" + _tree_digest(source, config)
+        blob = self._blob_dir(digest)
+        if not (blob / "config.json").exists():
+            blob.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=".import-", dir=blob.parent))
+            try:
+                shutil.copytree(source, tmp / "rootfs", symlinks=True)
+                (tmp / "config.json").write_text(json.dumps(config.to_json(), indent=1))
+                shutil.rmtree(blob, ignore_errors=True)
+                os.rename(tmp, blob)
+            except OSError as e:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise ImageError(f"import {source}: {e}") from e
+        self.tag(digest, ref.name)
+        return self.lookup(ref.name)
+
+    def tag(self, digest: str, name: str) -> None:
+        refs = self.refs()
+        refs[name] = digest
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.refs_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(refs, indent=1, sort_keys=True))
+        os.replace(tmp, self.refs_file)
+
+
+def _tree_digest(source: Path, config: ImageConfig) -> str:
+    """A content digest of the tree (names, modes, link targets, file bytes) and its config."""
+    h = hashlib.sha256(json.dumps(config.to_json(), sort_keys=True).encode())
+    for dirpath, dirnames, filenames in os.walk(source):
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            h.update(f"{os.path.relpath(path, source)}\0{st.st_mode:o}\0".encode())
+            if os.path.islink(path):
+                h.update(os.readlink(path).encode())
+            elif os.path.isfile(path):
+                with open(path, "rb") as f:
+                    for chunk in iter(lambda: f.read(1 << 20), b""):
+                        h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,1 @@
+"""Container root filesystems: the mount plan (pure) and the writable layers on disk."""
