@@ -1,0 +1,400 @@
+"""Pod status as the kubelet computes it: phase, conditions, the kubectl STATUS column, API JSON.
+
+Pure functions over container status records. The supervisor records events (started, exited,
+probe results) into `ContainerStatus` values; everything a user sees about a pod's state is
+derived here, so it can be checked against the kubelet's rules case by case.
+
+A container status whose `state` is None stands for a container the kubelet has no status for
+("unknown" in getPhase and in the condition messages).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Final
+
+
+class PodPhase:
+    """`status.phase` values. `Unknown` is deprecated and never set by a modern kubelet."""
+
+    PENDING: Final = "Pending"
+    RUNNING: Final = "Running"
+    SUCCEEDED: Final = "Succeeded"
+    FAILED: Final = "Failed"
+    TERMINAL: Final = (SUCCEEDED, FAILED)
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    reason: str  # ContainerCreating, PodInitializing, CrashLoopBackOff, CreateContainerError, ...
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Running:
+    started_at: float  # wall-clock epoch seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Terminated:
+    exit_code: int
+    reason: str  # Completed, Error, OOMKilled, StartError, ContainerStatusUnknown
+    started_at: float
+    finished_at: float
+    message: str = ""
+    signal: int = 0  # always 0 through CRI; a signal death shows as exit_code 128 + signo
+    container_id: str = ""
+
+
+State = Waiting | Running | Terminated
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerStatus:
+    name: str
+    image: str
+    state: State | None  # None: no status known for this container
+    last_state: Terminated | None = None
+    restart_count: int = 0
+    ready: bool = False
+    started: bool = False
+    container_id: str = ""  # "<runtime>://<id>"
+    image_id: str = ""
+    sidecar: bool = False  # an init container with restartPolicy: Always
+
+    def __post_init__(self) -> None:
+        if self.restart_count < 0:
+            raise ValueError(f"container {self.name!r}: restart count must not be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class PodCondition:
+    type: str
+    status: str  # "True" | "False"
+    reason: str = ""
+    message: str = ""
+    last_transition_time: float = 0.0
+
+
+def terminated_reason(exit_code: int, oom: bool = False) -> str:
+    """The runtime's terminated reason: an OOM kill wins over the exit code (containerd)."""
+    if oom:
+        return "OOMKilled"
+    return "Completed" if exit_code == 0 else "Error"
+
+
+# --- phase (kubelet_pods.go getPhase) ------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Counts:
+    pending_init: int = 0  # plain init containers not finished yet
+    failed_init: int = 0
+    pending_sidecar: int = 0
+    running: int = 0
+    waiting: int = 0
+    stopped: int = 0
+    succeeded: int = 0
+    unknown: int = 0
+
+
+def _count_plain_init(counts: _Counts, cs: ContainerStatus) -> None:
+    state = cs.state
+    if isinstance(state, Terminated):
+        counts.failed_init += state.exit_code != 0
+    elif isinstance(state, Waiting) and cs.last_state is not None:
+        # Waiting to be retried: the previous attempt decides.
+        counts.failed_init += cs.last_state.exit_code != 0
+    else:  # no status, running, or waiting for its first start
+        counts.pending_init += 1
+
+
+def _count_sidecar(counts: _Counts, cs: ContainerStatus) -> None:
+    # Sidecars feed the app counters too; a terminated or restarting sidecar is ignored.
+    state = cs.state
+    if state is None:
+        counts.unknown += 1
+    elif isinstance(state, Running):
+        counts.running += 1
+        counts.pending_sidecar += not cs.started
+    elif isinstance(state, Waiting) and cs.last_state is None:
+        counts.waiting += 1
+        counts.pending_sidecar += 1
+
+
+def _count_app(counts: _Counts, cs: ContainerStatus) -> None:
+    state = cs.state
+    if state is None:
+        counts.unknown += 1
+    elif isinstance(state, Running):
+        counts.running += 1
+    elif isinstance(state, Terminated):
+        counts.stopped += 1
+        counts.succeeded += state.exit_code == 0
+    elif cs.last_state is not None:  # waiting to restart: counts as stopped, never as succeeded
+        counts.stopped += 1
+    else:
+        counts.waiting += 1
+
+
+def any_app_started(app: Sequence[ContainerStatus]) -> bool:
+    """kubelet HasAnyRegularContainerStarted: an app container is running or has terminated."""
+    return any(isinstance(cs.state, (Running, Terminated)) for cs in app)
+
+
+def pod_phase(
+    restart_policy: str,
+    init: Sequence[ContainerStatus],
+    app: Sequence[ContainerStatus],
+    *,
+    terminal: bool = False,
+    static: bool = False,
+    previous: str = "",
+) -> str:
+    """The pod phase by the kubelet's getPhase rules.
+
+    `init` holds plain init containers and sidecars (`sidecar=True`) in spec order. `terminal`
+    means the pod is being deleted or torn down, so nothing will restart. `previous` is the phase
+    reported before: a terminal phase never changes back (generateAPIPodStatus).
+    """
+    if previous in PodPhase.TERMINAL:
+        return previous
+    counts = _Counts()
+    for cs in init:
+        (_count_sidecar if cs.sidecar else _count_plain_init)(counts, cs)
+    for cs in app:
+        _count_app(counts, cs)
+    return _decide_phase(restart_policy, counts, any_app_started(app), terminal and not static)
+
+
+def _decide_phase(restart_policy: str, c: _Counts, app_started: bool, terminal: bool) -> str:
+    if c.failed_init and restart_policy == "Never":
+        return PodPhase.FAILED
+    if c.pending_init or (c.pending_sidecar and not app_started):
+        # A sidecar restarting after the app containers ran must not put the pod back to Pending.
+        return PodPhase.PENDING
+    if c.waiting:
+        return PodPhase.PENDING
+    if c.running and not c.unknown:
+        return PodPhase.RUNNING
+    if c.running or not c.stopped or c.unknown:
+        return PodPhase.PENDING
+    all_succeeded = c.stopped == c.succeeded
+    if terminal:  # nothing will be restarted whatever the policy
+        return PodPhase.SUCCEEDED if all_succeeded else PodPhase.FAILED
+    if restart_policy == "Always":  # every container exited and is being restarted
+        return PodPhase.RUNNING
+    if all_succeeded:
+        return PodPhase.SUCCEEDED
+    if restart_policy == "Never":
+        return PodPhase.FAILED
+    return PodPhase.RUNNING  # OnFailure: the failed ones are restarting
+
+
+# --- conditions (pkg/kubelet/status/generate.go) -------------------------------------------------
+
+
+def _names(label: str, names: list[str]) -> list[str]:
+    # Go prints a []string with %s as "[a b]".
+    return [f"containers with {label} status: [{' '.join(names)}]"] if names else []
+
+
+def _initialized(phase: str, init: Sequence[ContainerStatus], app: Sequence[ContainerStatus]) -> PodCondition:
+    unknown = [cs.name for cs in init if cs.state is None]
+    incomplete = [cs.name for cs in init if cs.state is not None and not _init_done(cs)]
+    if phase == PodPhase.SUCCEEDED and not unknown:
+        return PodCondition("Initialized", "True", reason="PodCompleted")
+    if any_app_started(app):
+        # Initialized once; a sidecar restarting later does not undo it.
+        return PodCondition("Initialized", "True")
+    message = ", ".join(_names("unknown", unknown) + _names("incomplete", incomplete))
+    if message:
+        return PodCondition("Initialized", "False", reason="ContainersNotInitialized", message=message)
+    return PodCondition("Initialized", "True")
+
+
+def _init_done(cs: ContainerStatus) -> bool:
+    """A sidecar counts once started; a plain init container once it exited 0 (its `ready`)."""
+    if cs.sidecar:
+        return cs.started
+    return cs.ready or (isinstance(cs.state, Terminated) and cs.state.exit_code == 0)
+
+
+def _containers_ready(
+    phase: str, init: Sequence[ContainerStatus], app: Sequence[ContainerStatus]
+) -> PodCondition:
+    watched = [cs for cs in init if cs.sidecar] + list(app)  # sidecar readiness counts too
+    unknown = [cs.name for cs in watched if cs.state is None]
+    unready = [cs.name for cs in watched if cs.state is not None and not cs.ready]
+    if phase == PodPhase.SUCCEEDED and not unknown:
+        return PodCondition("ContainersReady", "False", reason="PodCompleted")
+    if phase == PodPhase.FAILED:  # containers may still be stopping: never report them ready
+        return PodCondition("ContainersReady", "False", reason="PodFailed")
+    message = ", ".join(_names("unknown", unknown) + _names("unready", unready))
+    if message:
+        return PodCondition("ContainersReady", "False", reason="ContainersNotReady", message=message)
+    return PodCondition("ContainersReady", "True")
+
+
+def pod_conditions(
+    phase: str,
+    init: Sequence[ContainerStatus],
+    app: Sequence[ContainerStatus],
+    *,
+    sandbox_ready: bool,
+    previous: Sequence[PodCondition],
+    now: float,
+) -> list[PodCondition]:
+    """The kubelet-owned conditions, in the kubelet's order.
+
+    Ready mirrors ContainersReady (no readinessGates: there is no API server to set them).
+    PodScheduled is always True for a pod the node runs on its own. A condition keeps its
+    `last_transition_time` from `previous` while its status is unchanged (status manager
+    updateLastTransitionTime); otherwise it transitions at `now`.
+    """
+    containers_ready = _containers_ready(phase, init, app)
+    fresh = [
+        PodCondition("PodReadyToStartContainers", "True" if sandbox_ready else "False"),
+        _initialized(phase, init, app),
+        replace(containers_ready, type="Ready"),
+        containers_ready,
+        PodCondition("PodScheduled", "True"),
+    ]
+    before = {c.type: c for c in previous}
+    return [_stamp(c, before.get(c.type), now) for c in fresh]
+
+
+def _stamp(condition: PodCondition, old: PodCondition | None, now: float) -> PodCondition:
+    if old is not None and old.status == condition.status:
+        return replace(condition, last_transition_time=old.last_transition_time)
+    return replace(condition, last_transition_time=now)
+
+
+# --- kubectl STATUS column (pkg/printers/internalversion/printers.go printPod) ------------------
+
+
+def _exit_text(state: Terminated) -> str:
+    if state.reason:
+        return state.reason
+    return f"Signal:{state.signal}" if state.signal else f"ExitCode:{state.exit_code}"
+
+
+def _init_status(init: Sequence[ContainerStatus]) -> str:
+    """`Init:...` for the first unfinished init container, or "" when none is left."""
+    for index, cs in enumerate(init):
+        state = cs.state
+        if isinstance(state, Terminated) and state.exit_code == 0:
+            continue
+        if cs.sidecar and cs.started:
+            continue
+        if isinstance(state, Terminated):
+            return "Init:" + _exit_text(state)
+        if isinstance(state, Waiting) and state.reason and state.reason != "PodInitializing":
+            return "Init:" + state.reason
+        return f"Init:{index}/{len(init)}"  # total counts sidecars too
+    return ""
+
+
+def _app_status(reason: str, app: Sequence[ContainerStatus], ready: bool) -> str:
+    has_running = False
+    for cs in reversed(app):  # last to first, so the first container's reason wins
+        state = cs.state
+        if isinstance(state, Waiting) and state.reason:
+            reason = state.reason
+        elif isinstance(state, Terminated):
+            reason = _exit_text(state)
+        elif cs.ready and isinstance(state, Running):
+            has_running = True
+    if reason == "Completed" and has_running:
+        # One container completed while another still serves: not a completed pod.
+        return "Running" if ready else "NotReady"
+    return reason
+
+
+def status_string(
+    phase: str,
+    init: Sequence[ContainerStatus],
+    app: Sequence[ContainerStatus],
+    *,
+    initialized: bool,
+    ready: bool,
+    deleting: bool = False,
+    reason: str = "",
+) -> str:
+    """What `kubectl get pod` shows in STATUS.
+
+    `initialized` and `ready` are the Initialized and Ready conditions; `reason` is the pod's
+    `status.reason` (DeadlineExceeded, Evicted), which replaces the phase as the starting text.
+    """
+    text = reason or phase
+    init_text = _init_status(init)
+    if init_text:
+        text = init_text
+    if not init_text or initialized:
+        text = _app_status(text, app, ready)
+    if deleting and phase not in PodPhase.TERMINAL:
+        return "Terminating"
+    return text
+
+
+# --- Kubernetes API JSON --------------------------------------------------------------------------
+
+
+def rfc3339(ts: float) -> str:
+    """UTC time with seconds precision, as metav1.Time serialises (`2026-11-22T16:24:42Z`)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def _time_json(ts: float) -> str | None:
+    # A zero metav1.Time serialises as null.
+    return rfc3339(ts) if ts else None
+
+
+def _state_json(state: State | None) -> dict[str, Any]:
+    if isinstance(state, Waiting):
+        return {"waiting": _drop_empty({"reason": state.reason, "message": state.message})}
+    if isinstance(state, Running):
+        return {"running": {"startedAt": _time_json(state.started_at)}}
+    if isinstance(state, Terminated):
+        body: dict[str, Any] = {"exitCode": state.exit_code}
+        body.update(_drop_empty({"signal": state.signal, "reason": state.reason, "message": state.message}))
+        body["startedAt"] = _time_json(state.started_at)
+        body["finishedAt"] = _time_json(state.finished_at)
+        body.update(_drop_empty({"containerID": state.container_id}))
+        return {"terminated": body}
+    return {}
+
+
+def _drop_empty(fields: dict[str, Any]) -> dict[str, Any]:
+    """Go's `omitempty`: zero values are left out."""
+    return {key: value for key, value in fields.items() if value}
+
+
+def container_status_json(cs: ContainerStatus) -> dict[str, Any]:
+    """A `containerStatuses[]` entry, with the API's field names and order."""
+    out: dict[str, Any] = {
+        "name": cs.name,
+        "state": _state_json(cs.state),
+        "lastState": _state_json(cs.last_state),
+        "ready": cs.ready,
+        "restartCount": cs.restart_count,
+        "image": cs.image,
+        "imageID": cs.image_id,
+    }
+    out.update(_drop_empty({"containerID": cs.container_id}))
+    out["started"] = cs.started
+    return out
+
+
+def condition_json(c: PodCondition) -> dict[str, Any]:
+    """A `conditions[]` entry; the kubelet never sets lastProbeTime, so it is null."""
+    out: dict[str, Any] = {
+        "type": c.type,
+        "status": c.status,
+        "lastProbeTime": None,
+        "lastTransitionTime": _time_json(c.last_transition_time),
+    }
+    out.update(_drop_empty({"reason": c.reason, "message": c.message}))
+    return out
