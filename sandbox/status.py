@@ -216,10 +216,14 @@ def _initialized(phase: str, init: Sequence[ContainerStatus], app: Sequence[Cont
 
 
 def _init_done(cs: ContainerStatus) -> bool:
-    """A sidecar counts once started; a plain init container once it exited 0 (its `ready`)."""
+    """A sidecar counts once started; a plain init container once it exited 0.
+
+    The kubelet reads a plain init container's `ready`, which it sets exactly when the container
+    exited 0; reading the state instead means the two can never disagree.
+    """
     if cs.sidecar:
         return cs.started
-    return cs.ready or (isinstance(cs.state, Terminated) and cs.state.exit_code == 0)
+    return isinstance(cs.state, Terminated) and cs.state.exit_code == 0
 
 
 def _containers_ready(

@@ -70,6 +70,9 @@ PHASE_CASES = [
     ("pending plain init wins even with apps running", A, [run("i")], [run("a")], "Pending"),
     ("sidecar not started, apps not started", A, [run("s", started=False, sidecar=True)], [INIT_WAIT], "Pending"),
     ("sidecar not started after apps ran", A, [run("s", started=False, sidecar=True)], [run("a")], "Running"),
+    # kubelet quirk: an app in crash-loop back-off has not "started" (not running/terminated)
+    ("sidecar restarting while app crash-loops", A, [run("s", started=False, sidecar=True)], [crashloop("a")], "Pending"),
+    ("sidecar started while app crash-loops", A, [run("s", sidecar=True)], [crashloop("a")], "Running"),
     ("sidecar started, next init running", A, [run("s", sidecar=True), run("i")], [INIT_WAIT], "Pending"),
     # rule 3: anything waiting for its first start
     ("app creating", A, [], [wait("a")], "Pending"),
@@ -300,9 +303,11 @@ def test_ready_to_start_containers_follows_the_sandbox() -> None:
     assert conditions("Pending", [], [wait("a")], sandbox_ready=True)["PodReadyToStartContainers"].status == "True"
 
 
-def test_plain_init_exit_0_counts_as_done_even_if_ready_was_not_recorded() -> None:
+def test_plain_init_done_means_exited_0() -> None:
     init = [ContainerStatus("i", "busybox", Terminated(0, "Completed", T0, T0), ready=False)]
     assert conditions("Pending", init, [wait("a")])["Initialized"].status == "True"
+    init = [ContainerStatus("i", "busybox", Running(T0), ready=True, started=True)]
+    assert conditions("Pending", init, [wait("a")])["Initialized"].status == "False"
 
 
 def test_transition_times_kept_while_status_unchanged() -> None:
@@ -360,6 +365,7 @@ STATUS_CASES = [
     ("first container wins", "Running", [], [crashloop("a"), done("b", 1)], True, False, {}, "CrashLoopBackOff"),
     ("completed while another serves, ready", "Running", [], [run("a"), done("b")], True, True, {}, "Running"),
     ("completed while another serves, not ready", "Running", [], [run("a"), done("b")], True, False, {}, "NotReady"),
+    ("crash loop while another serves", "Running", [], [run("a"), crashloop("b")], True, True, {}, "CrashLoopBackOff"),
     ("completed, other running but unready", "Running", [], [run("a", ready=False), done("b")], True, False, {}, "Completed"),
     ("not ready running shows phase", "Running", [], [run("a", ready=False)], True, False, {}, "Running"),
     ("deleting running pod", "Running", [], [run("a")], True, True, {"deleting": True}, "Terminating"),
