@@ -13,17 +13,16 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Final
 
 
 class PodPhase:
     """`status.phase` values. `Unknown` is deprecated and never set by a modern kubelet."""
 
-    PENDING: Final = "Pending"
-    RUNNING: Final = "Running"
-    SUCCEEDED: Final = "Succeeded"
-    FAILED: Final = "Failed"
-    TERMINAL: Final = (SUCCEEDED, FAILED)
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    TERMINAL = (SUCCEEDED, FAILED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,16 +87,29 @@ def terminated_reason(exit_code: int, oom: bool = False) -> str:
 # --- phase (kubelet_pods.go getPhase) ------------------------------------------------------------
 
 
-@dataclass(slots=True)
 class _Counts:
-    pending_init: int = 0  # plain init containers not finished yet
-    failed_init: int = 0
-    pending_sidecar: int = 0
-    running: int = 0
-    waiting: int = 0
-    stopped: int = 0
-    succeeded: int = 0
-    unknown: int = 0
+    """getPhase's counters (a plain class: one more dataclass would cost start-up time)."""
+
+    __slots__ = (
+        "failed_init",
+        "pending_init",
+        "pending_sidecar",
+        "running",
+        "stopped",
+        "succeeded",
+        "unknown",
+        "waiting",
+    )
+
+    def __init__(self) -> None:
+        self.pending_init = 0  # plain init containers not finished yet
+        self.failed_init = 0
+        self.pending_sidecar = 0
+        self.running = 0
+        self.waiting = 0
+        self.stopped = 0
+        self.succeeded = 0
+        self.unknown = 0
 
 
 def _count_plain_init(counts: _Counts, cs: ContainerStatus) -> None:
@@ -356,13 +368,13 @@ def _time_json(ts: float) -> str | None:
     return rfc3339(ts) if ts else None
 
 
-def _state_json(state: State | None) -> dict[str, Any]:
+def _state_json(state: State | None) -> dict[str, object]:
     if isinstance(state, Waiting):
         return {"waiting": _drop_empty({"reason": state.reason, "message": state.message})}
     if isinstance(state, Running):
         return {"running": {"startedAt": _time_json(state.started_at)}}
     if isinstance(state, Terminated):
-        body: dict[str, Any] = {"exitCode": state.exit_code}
+        body: dict[str, object] = {"exitCode": state.exit_code}
         body.update(_drop_empty({"signal": state.signal, "reason": state.reason, "message": state.message}))
         body["startedAt"] = _time_json(state.started_at)
         body["finishedAt"] = _time_json(state.finished_at)
@@ -371,14 +383,14 @@ def _state_json(state: State | None) -> dict[str, Any]:
     return {}
 
 
-def _drop_empty(fields: dict[str, Any]) -> dict[str, Any]:
+def _drop_empty(fields: dict[str, object]) -> dict[str, object]:
     """Go's `omitempty`: zero values are left out."""
     return {key: value for key, value in fields.items() if value}
 
 
-def container_status_json(cs: ContainerStatus) -> dict[str, Any]:
+def container_status_json(cs: ContainerStatus) -> dict[str, object]:
     """A `containerStatuses[]` entry, with the API's field names and order."""
-    out: dict[str, Any] = {
+    out: dict[str, object] = {
         "name": cs.name,
         "state": _state_json(cs.state),
         "lastState": _state_json(cs.last_state),
@@ -392,9 +404,9 @@ def container_status_json(cs: ContainerStatus) -> dict[str, Any]:
     return out
 
 
-def condition_json(c: PodCondition) -> dict[str, Any]:
+def condition_json(c: PodCondition) -> dict[str, object]:
     """A `conditions[]` entry; the kubelet never sets lastProbeTime, so it is null."""
-    out: dict[str, Any] = {
+    out: dict[str, object] = {
         "type": c.type,
         "status": c.status,
         "lastProbeTime": None,

@@ -44,7 +44,9 @@ def parse_duration(text: str) -> float:
             raise ValueError(f"invalid duration {text!r}: expected a number at {value[pos:]!r}")
         number, unit = term.groups()
         if not unit:
-            raise ValueError(f"invalid duration {text!r}: missing unit after {number!r} (ns, us, ms, s, m, h)")
+            raise ValueError(
+                f"invalid duration {text!r}: missing unit after {number!r} (ns, us, ms, s, m, h)"
+            )
         if unit not in _UNITS:
             raise ValueError(f"invalid duration {text!r}: unknown unit {unit!r} (ns, us, ms, s, m, h)")
         total += float(number) * _UNITS[unit]
@@ -106,11 +108,15 @@ class BackoffConfig:
             raise ValueError(f"back-off reset_after must not be negative, got {self.reset_after}")
 
 
-@dataclass(frozen=True, slots=True)
 class _Entry:
-    backoff: float  # the delay the *next* exit will wait (flowcontrol's entry.backoff)
-    last_update: float  # when the last restart happened (flowcontrol's entry.lastUpdate)
-    delay: float  # the delay applied by the most recent restart_at (for messages)
+    """One key's state (a plain class: a dataclass would cost start-up time for an internal record)."""
+
+    __slots__ = ("backoff", "delay", "last_update")
+
+    def __init__(self, backoff: float, last_update: float, delay: float) -> None:
+        self.backoff = backoff  # the delay the *next* exit will wait (flowcontrol's entry.backoff)
+        self.last_update = last_update  # when the last restart happened (flowcontrol's lastUpdate)
+        self.delay = delay  # the delay applied by the most recent restart_at (for messages)
 
 
 class CrashLoopBackOff:

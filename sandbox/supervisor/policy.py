@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Final
-
 
 class RestartPolicy:
     """The values of `spec.restartPolicy` (and of `initContainers[].restartPolicy` for sidecars)."""
 
-    ALWAYS: Final = "Always"
-    ON_FAILURE: Final = "OnFailure"
-    NEVER: Final = "Never"
-    ALL: Final = (ALWAYS, ON_FAILURE, NEVER)  # the API server's order in "supported values"
+    ALWAYS = "Always"
+    ON_FAILURE = "OnFailure"
+    NEVER = "Never"
+    ALL = (ALWAYS, ON_FAILURE, NEVER)  # the API server's order in "supported values"
 
 
 def should_restart(policy: str, exit_code: int, *, sidecar: bool = False, terminating: bool = False) -> bool:
@@ -23,7 +21,9 @@ def should_restart(policy: str, exit_code: int, *, sidecar: bool = False, termin
     timestamp first.
     """
     if policy not in RestartPolicy.ALL:
-        raise ValueError(f"unknown restart policy {policy!r}: supported values: {', '.join(RestartPolicy.ALL)}")
+        raise ValueError(
+            f"unknown restart policy {policy!r}: supported values: {', '.join(RestartPolicy.ALL)}"
+        )
     if terminating:
         return False
     if sidecar or policy == RestartPolicy.ALWAYS:

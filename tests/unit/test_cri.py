@@ -201,10 +201,16 @@ def test_splitting_does_not_depend_on_read_boundaries(data: bytes, cuts: list[in
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        (b"2026-11-22T16:24:42.669794202Z stdout F hello\n", ("2026-11-22T16:24:42.669794202Z", "stdout", "F", b"hello")),
+        (
+            b"2026-11-22T16:24:42.669794202Z stdout F hello\n",
+            ("2026-11-22T16:24:42.669794202Z", "stdout", "F", b"hello"),
+        ),
         (b"2026-11-22T17:24:42+01:00 stderr P part", ("2026-11-22T17:24:42+01:00", "stderr", "P", b"part")),
         (b"2026-11-22T16:24:42Z stdout F \n", ("2026-11-22T16:24:42Z", "stdout", "F", b"")),
-        (b"2026-11-22T16:24:42Z stdout F  two  spaces \n", ("2026-11-22T16:24:42Z", "stdout", "F", b" two  spaces ")),
+        (
+            b"2026-11-22T16:24:42Z stdout F  two  spaces \n",
+            ("2026-11-22T16:24:42Z", "stdout", "F", b" two  spaces "),
+        ),
         (b"2026-11-22T16:24:42Z stdout P:extra x\n", ("2026-11-22T16:24:42Z", "stdout", "P", b"x")),
     ],
 )
@@ -270,7 +276,9 @@ def test_round_trip_of_the_records_themselves(utc: None) -> None:
 
 
 @given(st.lists(st.tuples(st.sampled_from(["stdout", "stderr"]), st.binary(min_size=1, max_size=40))))
-def test_reading_back_gives_each_stream_its_bytes(tmp_path_factory: pytest.TempPathFactory, output: list[tuple[str, bytes]]) -> None:
+def test_reading_back_gives_each_stream_its_bytes(
+    tmp_path_factory: pytest.TempPathFactory, output: list[tuple[str, bytes]]
+) -> None:
     log = tmp_path_factory.mktemp("logs") / "0.log"
     _write_log(log, output, max_line=5)
     for stream in ("stdout", "stderr"):

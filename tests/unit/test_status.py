@@ -22,7 +22,9 @@ from sandbox.status import (
 T0 = 1795364682.0  # 2026-11-22T16:24:42Z
 
 
-def run(name: str = "a", *, ready: bool = True, started: bool = True, sidecar: bool = False) -> ContainerStatus:
+def run(
+    name: str = "a", *, ready: bool = True, started: bool = True, sidecar: bool = False
+) -> ContainerStatus:
     return ContainerStatus(name, "busybox", Running(T0), ready=ready, started=started, sidecar=sidecar)
 
 
@@ -55,6 +57,7 @@ def unknown(name: str = "a", *, sidecar: bool = False) -> ContainerStatus:
 A, O, N = "Always", "OnFailure", "Never"
 INIT_WAIT = wait("a", "PodInitializing")
 
+# fmt: off
 PHASE_CASES = [
     # rule 1: a failed plain init container fails the pod only under Never
     ("init failed, Never", N, [done("i", 1)], [INIT_WAIT], "Failed"),
@@ -105,6 +108,7 @@ PHASE_CASES = [
     ("nothing known", A, [], [unknown("a")], "Pending"),
     ("no containers", A, [], [], "Pending"),
 ]
+# fmt: on
 
 
 @pytest.mark.parametrize(
@@ -118,6 +122,7 @@ def test_phase_table(
     assert pod_phase(policy, init, app) == expected
 
 
+# fmt: off
 TERMINAL_CASES = [
     # (policy, app, static, expected): a terminal pod restarts nothing, so Always/OnFailure end too
     (A, [done("a"), done("b")], False, "Succeeded"),
@@ -131,6 +136,7 @@ TERMINAL_CASES = [
     # terminal does not matter while something still runs
     (A, [run("a"), done("b")], False, "Running"),
 ]
+# fmt: on
 
 
 @pytest.mark.parametrize(("policy", "app", "static", "expected"), TERMINAL_CASES)
@@ -146,7 +152,13 @@ def test_terminal_phase_never_changes_back(previous: str) -> None:
 
 @pytest.mark.parametrize(
     ("code", "oom", "reason"),
-    [(0, False, "Completed"), (1, False, "Error"), (137, False, "Error"), (137, True, "OOMKilled"), (0, True, "OOMKilled")],
+    [
+        (0, False, "Completed"),
+        (1, False, "Error"),
+        (137, False, "Error"),
+        (137, True, "OOMKilled"),
+        (0, True, "OOMKilled"),
+    ],
 )
 def test_terminated_reason(code: int, oom: bool, reason: str) -> None:
     assert terminated_reason(code, oom) == reason
@@ -162,7 +174,9 @@ def test_negative_restart_count_is_refused() -> None:
 TYPES = ["PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"]
 
 
-def conditions(phase: str, init: list[ContainerStatus], app: list[ContainerStatus], **kw: object) -> dict[str, PodCondition]:
+def conditions(
+    phase: str, init: list[ContainerStatus], app: list[ContainerStatus], **kw: object
+) -> dict[str, PodCondition]:
     args: dict[str, object] = {"sandbox_ready": True, "previous": [], "now": T0}
     args.update(kw)
     result = pod_conditions(phase, init, app, **args)  # type: ignore[arg-type]
@@ -299,8 +313,14 @@ def test_conditions_table(
 
 
 def test_ready_to_start_containers_follows_the_sandbox() -> None:
-    assert conditions("Pending", [], [wait("a")], sandbox_ready=False)["PodReadyToStartContainers"].status == "False"
-    assert conditions("Pending", [], [wait("a")], sandbox_ready=True)["PodReadyToStartContainers"].status == "True"
+    assert (
+        conditions("Pending", [], [wait("a")], sandbox_ready=False)["PodReadyToStartContainers"].status
+        == "False"
+    )
+    assert (
+        conditions("Pending", [], [wait("a")], sandbox_ready=True)["PodReadyToStartContainers"].status
+        == "True"
+    )
 
 
 def test_plain_init_done_means_exited_0() -> None:
@@ -324,9 +344,16 @@ def test_transition_times_kept_while_status_unchanged() -> None:
         "PodScheduled": 100.0,
     }
     third = pod_conditions(
-        "Running", [], [run("a", ready=False), run("b", ready=False)], sandbox_ready=True, previous=second, now=300.0
+        "Running",
+        [],
+        [run("a", ready=False), run("b", ready=False)],
+        sandbox_ready=True,
+        previous=second,
+        now=300.0,
     )
-    fourth = pod_conditions("Running", [], [run("a", ready=False)], sandbox_ready=True, previous=third, now=400.0)
+    fourth = pod_conditions(
+        "Running", [], [run("a", ready=False)], sandbox_ready=True, previous=third, now=400.0
+    )
     ready = {c.type: c for c in fourth}["Ready"]
     assert (ready.message, ready.last_transition_time) == ("containers with unready status: [a]", 300.0)
 
@@ -339,6 +366,7 @@ def test_missing_previous_condition_transitions_now() -> None:
 
 # --- kubectl STATUS -----------------------------------------------------------------------------
 
+# fmt: off
 STATUS_CASES = [
     # (id, phase, init, app, initialized, ready, extra kwargs, expected)
     ("running", "Running", [], [run("a")], True, True, {}, "Running"),
@@ -385,6 +413,7 @@ STATUS_CASES = [
     ),
     ("sidecar crash loop before init done", "Pending", [crashloop("s", sidecar=True)], [INIT_WAIT], False, False, {}, "Init:CrashLoopBackOff"),
 ]
+# fmt: on
 
 
 @pytest.mark.parametrize(
@@ -448,7 +477,15 @@ def test_running_container_json() -> None:
         "started": True,
     }
     assert list(container_status_json(cs)) == [
-        "name", "state", "lastState", "ready", "restartCount", "image", "imageID", "containerID", "started",
+        "name",
+        "state",
+        "lastState",
+        "ready",
+        "restartCount",
+        "image",
+        "imageID",
+        "containerID",
+        "started",
     ]
 
 
@@ -466,7 +503,9 @@ def test_waiting_container_json_omits_empty_fields() -> None:
     }
     message = "back-off 10s restarting failed container=web pod=p_default(u)"
     with_message = ContainerStatus("web", "nginx", Waiting("CrashLoopBackOff", message))
-    assert container_status_json(with_message)["state"] == {"waiting": {"reason": "CrashLoopBackOff", "message": message}}
+    assert container_status_json(with_message)["state"] == {
+        "waiting": {"reason": "CrashLoopBackOff", "message": message}
+    }
 
 
 def test_terminated_container_json_with_signal_and_message() -> None:
