@@ -1,0 +1,381 @@
+"""Read Pod manifests (YAML or JSON, one or many documents) into the model, as the API server would.
+
+The pipeline for each document: bounded parse -> defaults -> conversion -> validation. Every problem
+ends in one `SpecError` carrying all FieldErrors; no other exception leaves this module.
+
+Hostile input (security-reliability §3) is refused before PyYAML builds any object: the input is capped
+at 10 MiB (the kubelet's `maxConfigLength`), then libyaml's event stream is scanned for nesting depth,
+alias use (a billion-laughs file is small but expands without bound in any later walk), recursive
+aliases and duplicate mapping keys (PyYAML keeps the last one silently; `kubectl --validate=strict`
+rejects them). Only then does `CSafeLoader` construct the documents.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterator
+from typing import Any
+
+import yaml
+
+from sandbox.errors import FieldError, SpecError
+from sandbox.spec import defaults
+from sandbox.spec.convert import Converter, format_value, to_dict
+from sandbox.spec.model import ConfigMap, Manifests, ObjectMeta, Pod, Secret
+from sandbox.spec.validate import validate_config_map, validate_pod, validate_secret
+
+MAX_BYTES = 10 * 1024 * 1024
+MAX_DEPTH = 64  # a Pod needs < 30 levels; libyaml's recursive C code crashes far deeper
+MAX_ALIASES = 100
+MAX_ALIAS_NODES = 10_000  # nodes that aliases may add to a document in total, counted expanded
+
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_VALUE = "tag:yaml.org,2002:value"
+
+
+class _Loader(yaml.CSafeLoader):
+    """CSafeLoader without the YAML 1.1 timestamp and `=` resolvers.
+
+    sigs.k8s.io/yaml hands `2024-01-01` to the API server as a string, so an `env[].value` or
+    annotation that looks like a date must stay a string; a bare `=` has no safe constructor at all.
+    """
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_TIMESTAMP, _VALUE)]
+        for first, resolvers in yaml.CSafeLoader.yaml_implicit_resolvers.items()
+    }
+
+
+def load_pod_file(path: str) -> Pod:
+    """The one Pod in the file at `path`; SpecError (naming the file) on any problem."""
+    return _only_pod(load_manifests(path), path)
+
+
+def load_pod_text(text: str | bytes, source: str = "") -> Pod:
+    """The one Pod in `text`; SpecError (prefixed with `source`) on any problem."""
+    return _only_pod(load_manifests_text(text, source), source)
+
+
+def load_manifests(path: str) -> Manifests:
+    """Every Pod, ConfigMap and Secret in the file at `path` (multi-document and `kind: List`)."""
+    return load_manifests_text(_read(path), path)
+
+
+def load_manifests_text(text: str | bytes, source: str = "") -> Manifests:
+    errors: list[FieldError] = []
+    try:
+        manifests = _load(text, errors)
+    except RecursionError:
+        errors.append(FieldError("<input>", "Invalid value: document nested too deeply"))
+    except Exception as exc:  # noqa: BLE001 - the contract is "SpecError, never a traceback"
+        errors.append(FieldError("<input>", f"Internal error: {type(exc).__name__}: {exc}"))
+    if errors:
+        raise SpecError(errors, source)
+    return manifests
+
+
+def pod_to_dict(pod: Pod) -> dict[str, Any]:
+    """The Pod as a Kubernetes-style camelCase dict (absent and empty optional fields left out)."""
+    return to_dict(pod, "Pod")
+
+
+def _only_pod(manifests: Manifests, source: str) -> Pod:
+    if len(manifests.pods) == 1:
+        return manifests.pods[0]
+    if not manifests.pods:
+        others = f" (found: {', '.join(manifests.skipped)})" if manifests.skipped else ""
+        detail = f"Required value: no Pod document{others}"
+    else:
+        detail = f"Invalid value: {len(manifests.pods)} Pod documents: expected exactly one"
+    raise SpecError([FieldError("kind", detail)], source)
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise SpecError([FieldError("<file>", f"cannot read: {exc.strerror or exc}")], path) from None
+    return data
+
+
+# --- parsing -----------------------------------------------------------------------------------------
+
+
+def _decode(text: str | bytes, errors: list[FieldError]) -> str | None:
+    if len(text) > MAX_BYTES:
+        errors.append(FieldError("<input>", f"Too long: must have at most {MAX_BYTES} bytes"))
+        return None
+    if isinstance(text, str):
+        return text
+    try:
+        decoded = text.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        errors.append(FieldError("<input>", f"Invalid value: not UTF-8 text (byte {exc.start})"))
+        return None
+    return decoded
+
+
+def _mark(mark: Any) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}"
+
+
+def _syntax_error(exc: yaml.YAMLError) -> FieldError:
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = _mark(mark) if mark is not None else "<input>"
+        problem = exc.problem or "invalid YAML"
+        context = f" {exc.context}" if exc.context else ""
+        return FieldError(where, f"Invalid value: YAML syntax error: {problem}{context}")
+    return FieldError("<input>", f"Invalid value: YAML syntax error: {exc}")
+
+
+class _Frame:
+    __slots__ = ("is_map", "keys", "want_key", "index", "size", "anchor", "path", "key")
+
+    def __init__(self, is_map: bool, anchor: str | None, path: str) -> None:
+        self.is_map = is_map
+        self.keys: set[str] = set()
+        self.want_key = True
+        self.index = 0
+        self.size = 1
+        self.anchor = anchor
+        self.path = path
+        self.key = ""
+
+
+def _prescan(text: str, errors: list[FieldError]) -> bool:
+    """Refuse deep nesting, alias abuse and duplicate keys, from libyaml's event stream."""
+    stack: list[_Frame] = []
+    anchors: dict[str, int] = {}
+    aliases = alias_nodes = 0
+    documents = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        kind = type(event)
+        if kind is yaml.DocumentStartEvent:
+            documents += 1
+            anchors.clear()  # anchors are scoped to their document
+            continue
+        if kind not in _NODE_EVENTS and kind not in _END_EVENTS:
+            continue
+        parent = stack[-1] if stack else None
+        if kind in _END_EVENTS:
+            done = stack.pop()
+            if done.anchor is not None:
+                anchors[done.anchor] = done.size
+            _add_child(stack, done.size)
+            continue
+        here = _node_path(parent, documents)
+        if parent is not None and parent.is_map and parent.want_key:
+            if kind is yaml.ScalarEvent and event.value != "<<":  # `<<` merge keys may repeat
+                if event.value in parent.keys:
+                    errors.append(FieldError(_join(parent.path, event.value),
+                                             f"Duplicate value: {format_value(event.value)}: mapping key "
+                                             f"repeated ({_mark(event.start_mark)})"))
+                    return False
+                parent.keys.add(event.value)
+            parent.key = event.value if kind is yaml.ScalarEvent else "?"
+        if kind is yaml.AliasEvent:
+            aliases += 1
+            size = anchors.get(event.anchor)
+            if size is None:
+                open_anchor = any(f.anchor == event.anchor for f in stack)
+                detail = "recursive alias" if open_anchor else "undefined alias"
+                errors.append(FieldError(here, f"Invalid value: {detail} *{event.anchor} ({_mark(event.start_mark)})"))
+                return False
+            alias_nodes += size
+            if aliases > MAX_ALIASES or alias_nodes > MAX_ALIAS_NODES:
+                errors.append(FieldError(here, f"Invalid value: too many YAML aliases (more than {MAX_ALIASES} "
+                                               f"or expanding to more than {MAX_ALIAS_NODES} nodes) "
+                                               f"({_mark(event.start_mark)})"))
+                return False
+            _add_child(stack, size)
+            continue
+        if kind is yaml.ScalarEvent:
+            if event.anchor is not None:
+                anchors[event.anchor] = 1
+            _add_child(stack, 1)
+            continue
+        if len(stack) >= MAX_DEPTH:
+            errors.append(FieldError(here, f"Invalid value: nested more than {MAX_DEPTH} levels deep "
+                                           f"({_mark(event.start_mark)})"))
+            return False
+        stack.append(_Frame(kind is yaml.MappingStartEvent, event.anchor, here))
+    return True
+
+
+_NODE_EVENTS = (yaml.ScalarEvent, yaml.AliasEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent)
+_END_EVENTS = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+
+
+def _add_child(stack: list[_Frame], size: int) -> None:
+    """Account a finished node to its parent and move the parent to its next key/value/index."""
+    if not stack:
+        return
+    parent = stack[-1]
+    parent.size += size
+    if parent.is_map:
+        parent.want_key = not parent.want_key
+    else:
+        parent.index += 1
+
+
+def _node_path(parent: _Frame | None, document: int) -> str:
+    if parent is None:
+        return f"<document {document}>"
+    if parent.is_map:
+        return parent.path if parent.want_key else _join(parent.path, parent.key)
+    return f"{parent.path}[{parent.index}]"
+
+
+def _join(path: str, key: str) -> str:
+    return key if path.startswith("<document") else f"{path}.{key}"
+
+
+def _documents(text: str, errors: list[FieldError]) -> list[Any]:
+    try:
+        if not _prescan(text, errors):
+            return []
+        return [doc for doc in yaml.load_all(text, Loader=_Loader) if doc is not None]
+    except yaml.YAMLError as exc:
+        errors.append(_syntax_error(exc))
+        return []
+
+
+# --- documents -> model ------------------------------------------------------------------------------
+
+
+class _Collector:
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = errors
+        self.pods: list[Pod] = []
+        self.config_maps: list[ConfigMap] = []
+        self.secrets: list[Secret] = []
+        self.skipped: list[str] = []
+
+    def add(self, doc: object, where: str) -> None:
+        """One decoded document (or List item); `where` prefixes its error paths."""
+        if not isinstance(doc, dict):
+            self.errors.append(FieldError(where.rstrip(".") or "<document>",
+                                          f"Invalid value: {format_value(doc)}: must be of type object"))
+            return
+        kind = doc.get("kind")
+        if kind is None:
+            self.errors.append(FieldError(f"{where}kind", "Required value"))
+            return
+        if doc.get("apiVersion") is None:
+            self.errors.append(FieldError(f"{where}apiVersion", "Required value"))
+            return
+        if kind == "List" or (isinstance(kind, str) and kind.endswith("List") and "items" in doc):
+            self._list(doc, where)
+        elif kind == "Pod":
+            self._pod(doc, where)
+        elif kind == "ConfigMap":
+            self._config_map(doc, where)
+        elif kind == "Secret":
+            self._secret(doc, where)
+        else:
+            name = doc.get("metadata", {}).get("name") if isinstance(doc.get("metadata"), dict) else None
+            self.skipped.append(f"{kind}/{name}" if name else str(kind))
+
+    def _list(self, doc: dict[str, Any], where: str) -> None:
+        items = doc.get("items")
+        if items is None:
+            return
+        if not isinstance(items, list):
+            self.errors.append(FieldError(f"{where}items", f"Invalid value: {format_value(items)}: must be of "
+                                                           "type array"))
+            return
+        for i, item in enumerate(items):
+            self.add(item, f"{where}items[{i}].")
+
+    def _convert(self, doc: dict[str, Any], type_name: str, where: str) -> tuple[Any, Converter]:
+        conv = Converter()
+        obj = conv.object(doc, type_name, "")
+        if doc.get("apiVersion") != "v1":
+            conv.fail("apiVersion", f"Unsupported value: {format_value(doc.get('apiVersion'))}: supported "
+                                    'values: "v1"')
+        return obj, conv
+
+    def _report(self, conv: Converter, semantic: list[FieldError], where: str) -> bool:
+        found = conv.errors + [e for e in semantic if not _already_reported(e, conv.bad_paths)]
+        self.errors.extend(FieldError(where + e.path, e.detail) for e in _unique(found))
+        return not found
+
+    def _pod(self, doc: dict[str, Any], where: str) -> None:
+        defaults.default_pod(doc)
+        pod, conv = self._convert(doc, "Pod", where)
+        if self._report(conv, validate_pod(pod), where):
+            self.pods.append(pod)
+
+    def _config_map(self, doc: dict[str, Any], where: str) -> None:
+        raw, conv = self._convert(doc, "ConfigMap", where)
+        binary = _base64_map(conv, raw.get("binaryData", {}), "binaryData")
+        cm = ConfigMap(metadata=raw.get("metadata", ObjectMeta()), data=raw.get("data", {}),
+                       binary_data=binary, immutable=raw.get("immutable"))
+        if self._report(conv, validate_config_map(cm), where):
+            self.config_maps.append(cm)
+
+    def _secret(self, doc: dict[str, Any], where: str) -> None:
+        defaults.default_secret(doc)
+        raw, conv = self._convert(doc, "Secret", where)
+        data = dict(_base64_map(conv, raw.get("data", {}), "data"))
+        # The API server merges stringData over data on write.
+        data.update({k: v.encode() for k, v in raw.get("stringData", {}).items()})
+        secret = Secret(metadata=raw.get("metadata", ObjectMeta()), data=_frozen(data),
+                        type=raw.get("type", "Opaque"), immutable=raw.get("immutable"))
+        if self._report(conv, validate_secret(secret), where):
+            self.secrets.append(secret)
+
+
+def _frozen(data: dict[str, bytes]) -> Any:
+    from types import MappingProxyType
+
+    return MappingProxyType(data)
+
+
+def _base64_map(conv: Converter, values: Any, key: str) -> Any:
+    out: dict[str, bytes] = {}
+    for name, text in values.items():
+        try:
+            out[name] = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            conv.fail(f"{key}[{name}]", f"Invalid value: {format_value(text)}: illegal base64 data")
+    return _frozen(out)
+
+
+def _already_reported(error: FieldError, bad_paths: set[str]) -> bool:
+    """True when validation complains about a field the converter already rejected (or its parent
+    lost a required child because of it)."""
+    path = error.path
+    for bad in bad_paths:
+        if path == bad or path.startswith((bad + ".", bad + "[")):
+            return True
+        if error.detail.startswith("Required value") and bad.startswith((path + ".", path + "[")):
+            return True
+    return False
+
+
+def _unique(errors: list[FieldError]) -> Iterator[FieldError]:
+    seen: set[tuple[str, str]] = set()
+    for e in errors:
+        if (e.path, e.detail) not in seen:
+            seen.add((e.path, e.detail))
+            yield e
+
+
+def _load(text: str | bytes, errors: list[FieldError]) -> Manifests:
+    decoded = _decode(text, errors)
+    if decoded is None:
+        return Manifests()
+    docs = _documents(decoded, errors)
+    collector = _Collector(errors)
+    for n, doc in enumerate(docs, 1):
+        collector.add(doc, f"<document {n}> " if len(docs) > 1 else "")
+    return Manifests(tuple(collector.pods), tuple(collector.config_maps), tuple(collector.secrets),
+                     tuple(collector.skipped))
+
+
+__all__ = ["MAX_BYTES", "load_manifests", "load_manifests_text", "load_pod_file", "load_pod_text",
+           "pod_to_dict"]
