@@ -1,0 +1,45 @@
+"""Helpers shared by the verbs: the root layout, finding a pod's state, name checks."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+from sandbox.errors import NotFoundError, UsageError
+from sandbox.paths import RootLayout
+
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def layout(args: argparse.Namespace) -> RootLayout:
+    return RootLayout.from_root(args.root)
+
+
+def namespace(args: argparse.Namespace) -> str:
+    ns = args.namespace or "default"
+    check_label(ns, "namespace")
+    return str(ns)
+
+
+def check_pod_name(name: str) -> str:
+    """CLI names become paths: the same DNS-1123 check as the API server's, before any use."""
+    if len(name) > 253 or not _DNS_SUBDOMAIN.match(name):
+        raise UsageError(f"invalid pod name {name!r}: must be a lowercase RFC 1123 subdomain")
+    return name
+
+
+def check_label(value: str, what: str) -> str:
+    if len(value) > 63 or not _DNS_LABEL.match(value):
+        raise UsageError(f"invalid {what} {value!r}: must be a lowercase RFC 1123 label")
+    return value
+
+
+def pod_dir(args: argparse.Namespace, name: str):  # type: ignore[no-untyped-def]
+    from sandbox.state.store import PodDir
+
+    root = layout(args)
+    path = PodDir(root.pod_state_dir(namespace(args), check_pod_name(name)))
+    if not path.state_file.exists():
+        raise NotFoundError(f'pods "{name}" not found in namespace "{namespace(args)}"')
+    return path

@@ -1,0 +1,61 @@
+"""`sandbox exec NAME [-c CONTAINER] -- CMD...`: returns CMD's exit code."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import sys
+from typing import Any
+
+
+def add_parser(verbs: Any) -> None:
+    p = verbs.add_parser("exec", help="run a command in a running container")
+    p.add_argument("name", help="pod name")
+    p.add_argument("-c", "--container", help="container name (default: the pod's first container)")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
+    p.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from sandbox.cli.common import pod_dir
+    from sandbox.errors import StateError, UsageError
+    from sandbox.state.proc import ProcessRef
+
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        raise UsageError("exec: no command given (sandbox exec POD [-c CONTAINER] -- CMD...)")
+    state = pod_dir(args, args.name).read()
+    containers: dict[str, Any] = state.get("containers") or {}
+    name = args.container or _default_container(state)
+    record = containers.get(name)
+    if record is None:
+        raise UsageError(f'container "{name}" is not valid for pod "{args.name}"; '
+                         f"choose one of: [{' '.join(containers)}]")
+    ref = ProcessRef.from_json(record.get("process"))
+    pidfd = ref.open_pidfd() if ref else None
+    if pidfd is None:
+        raise StateError(f'cannot exec in a container that is not running: container "{name}" of pod "{args.name}"')
+    from sandbox.errors import ContainerStartError
+    from sandbox.process.exec import exec_in_container
+
+    try:
+        return exec_in_container(pidfd, command, list(record.get("env") or []), str(record.get("cwd") or "/"))
+    except ContainerStartError as e:
+        # As a shell reports it: 127 for a command that is not there, 126 for one that cannot run.
+        print(f"error: exec in container {name!r}: {e}", file=sys.stderr)
+        return 127 if e.errno == errno.ENOENT else 126
+    finally:
+        os.close(pidfd)
+
+
+def _default_container(state: dict[str, Any]) -> str:
+    """kubectl's default: the first app container (annotation kubectl.kubernetes.io/default-container
+    wins when present)."""
+    manifest = state.get("manifest") or {}
+    annotations = (manifest.get("metadata") or {}).get("annotations") or {}
+    default = annotations.get("kubectl.kubernetes.io/default-container")
+    if default:
+        return str(default)
+    containers = (manifest.get("spec") or {}).get("containers") or [{}]
+    return str(containers[0].get("name", ""))

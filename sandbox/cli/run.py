@@ -1,0 +1,36 @@
+"""`sandbox run FILE`: run a Pod in the foreground until it ends (or Ctrl-C / SIGTERM)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def add_parser(verbs: Any) -> None:
+    p = verbs.add_parser("run", help="run a Pod manifest in the foreground")
+    p.add_argument("file", help="Pod manifest (YAML or JSON)")
+    p.add_argument("--backoff-initial", default="10s", metavar="DURATION",
+                   help="crash-loop back-off after the second exit (default 10s)")
+    p.add_argument("--backoff-max", default="300s", metavar="DURATION",
+                   help="crash-loop back-off cap (default 300s)")
+    p.add_argument("-q", "--quiet", action="store_true", help="do not stream container output")
+    p.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from sandbox.cli.common import layout
+    from sandbox.errors import UsageError
+    from sandbox.supervisor.backoff import BackoffConfig, parse_duration
+
+    try:
+        backoff = BackoffConfig(initial=parse_duration(args.backoff_initial),
+                                cap=parse_duration(args.backoff_max))
+    except ValueError as e:
+        raise UsageError(f"--backoff-initial/--backoff-max: {e}") from None
+    from sandbox.supervisor.run import prepare, run_pod
+
+    prepared = prepare(args.file, layout(args), args.namespace)
+    phase = run_pod(prepared, backoff=backoff, quiet=args.quiet)
+    print(f"pod {prepared.namespace}/{prepared.name}: {phase}", file=sys.stderr)
+    return 0 if phase == "Succeeded" else 1

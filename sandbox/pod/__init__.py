@@ -1,0 +1,1 @@
+"""The pod sandbox: pause, the namespaces it holds, and the per-pod files every container sees."""

@@ -1,0 +1,67 @@
+"""Finish the tear-down of a pod whose runtime is gone (killed, crashed, machine reboot).
+
+Everything a runtime creates is recorded in its state file before it is created, so this needs
+nothing else: kill the recorded processes (pid + start time, never by name), remove the recorded
+writable layers, then the pod's state directory. Every step tolerates what is already gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+from pathlib import Path
+from typing import Any
+
+from sandbox.state.proc import ProcessRef
+from sandbox.state.store import PodDir
+
+log = logging.getLogger(__name__)
+
+
+def recorded_processes(state: dict[str, Any]) -> list[ProcessRef]:
+    refs = [ProcessRef.from_json(c.get("process")) for c in (state.get("containers") or {}).values()
+            if isinstance(c, dict)]
+    refs.append(ProcessRef.from_json(state.get("pause")))
+    return [r for r in refs if r is not None]
+
+
+def kill_recorded(state: dict[str, Any]) -> None:
+    for ref in recorded_processes(state):
+        fd = ref.open_pidfd()
+        if fd is None:
+            continue
+        try:
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        finally:
+            os.close(fd)
+
+
+def remove_pod_dir(pod_dir: PodDir, containers_root: Path | None = None, state: dict[str, Any] | None = None) -> None:
+    """Remove the recorded layers (only below `containers_root`) and the pod's state directory."""
+    for record in ((state or {}).get("containers") or {}).values():
+        layer = record.get("layer") if isinstance(record, dict) else None
+        if layer and containers_root is not None and Path(layer).parent == containers_root:
+            shutil.rmtree(layer, ignore_errors=True)
+    shutil.rmtree(pod_dir.path, ignore_errors=True)
+
+
+def clean_stale(pod_dir: PodDir, containers_root: Path) -> None:
+    """Tear down what a dead runtime left; the caller holds the pod's lock."""
+    try:
+        state = pod_dir.read()
+    except Exception:  # noqa: BLE001 - unreadable state still gets its directory removed
+        state = {}
+    log.warning("cleaning up after a runtime that did not finish: %s", pod_dir.path)
+    kill_recorded(state)
+    for name in os.listdir(pod_dir.path):
+        if name != "lock":
+            path = pod_dir.path / name
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
+    for record in (state.get("containers") or {}).values():
+        layer = record.get("layer") if isinstance(record, dict) else None
+        if layer and Path(layer).parent == containers_root:
+            shutil.rmtree(layer, ignore_errors=True)

@@ -1,0 +1,97 @@
+"""The pod sandbox: pause as PID 1 of new net, ipc, uts, pid and mount namespaces.
+
+Pause is started from an empty read-only tmpfs root (its binary runs through an fd opened before
+pivot_root), as uid/gid 65535 with no capabilities and no_new_privs (the Kubernetes pause image's
+user; security-reliability.md 1.10). Its mount namespace also holds the pod's /dev/shm tmpfs, which
+each container attaches, so IPC through /dev/shm works across the pod without any mount in the
+host's namespace. The network namespace gets only `lo`, brought up by the native child: a pod
+without a pod network never imports pyroute2.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from sandbox.native import CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, SpawnRequest
+from sandbox.process.spawner import ChildProcess, Spawner
+from sandbox.rootfs.plan import ContainerFiles, pause_plan
+
+PAUSE_UID = 65535
+PAUSE_OOM_SCORE_ADJ = -998  # containerd defaultSandboxOOMAdj
+HOSTS_HEADER = "# Kubernetes-managed hosts file.\n"
+HOSTS_LOCAL = (
+    "127.0.0.1\tlocalhost\n"
+    "::1\tlocalhost ip6-localhost ip6-loopback\n"
+    "fe00::0\tip6-localnet\n"
+    "fe00::0\tip6-mcastprefix\n"
+    "fe00::1\tip6-allnodes\n"
+    "fe00::2\tip6-allrouters\n"
+)
+
+
+def pause_binary() -> Path:
+    return Path(str(resources.files("sandbox") / "_bin" / "pause"))
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxDirs:
+    """Files of one pod under its state directory; all removed with it."""
+
+    root: Path
+
+    @property
+    def pause_root(self) -> Path:
+        return self.root / "pause-root"
+
+    @property
+    def files(self) -> ContainerFiles:
+        return ContainerFiles(
+            hosts=str(self.root / "etc-hosts"),
+            hostname=str(self.root / "hostname"),
+            resolv_conf=str(self.root / "resolv.conf"),
+        )
+
+
+def write_pod_files(dirs: SandboxDirs, hostname: str) -> None:
+    """/etc/hosts as the kubelet writes it, /etc/hostname as containerd does, and the host's
+    resolv.conf (dnsPolicy ClusterFirst with no cluster DNS falls back to the host's config)."""
+    files = dirs.files
+    Path(files.hosts).write_text(HOSTS_HEADER + HOSTS_LOCAL)
+    Path(files.hostname).write_text(hostname + "\n")
+    try:
+        resolv = Path("/etc/resolv.conf").read_text()
+    except OSError:
+        resolv = ""
+    Path(files.resolv_conf).write_text(resolv)
+    for path in (files.hosts, files.hostname, files.resolv_conf):
+        os.chmod(path, 0o644)
+    dirs.pause_root.mkdir(mode=0o755, exist_ok=True)
+
+
+def start_pause(spawner: Spawner, dirs: SandboxDirs, hostname: str) -> ChildProcess:
+    binary = os.open(pause_binary(), os.O_RDONLY | os.O_CLOEXEC)
+    null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+    try:
+        req = SpawnRequest(
+            argv=["/pause"],
+            env=[],
+            new_ns=CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID | CLONE_NEWNS,
+            hostname=hostname,
+            loopback_up=True,
+            ops=pause_plan(str(dirs.pause_root)),
+            pivot=True,
+            readonly_root=True,
+            exec_fd=binary,
+            oom_score_adj=PAUSE_OOM_SCORE_ADJ,
+            uid=PAUSE_UID,
+            gid=PAUSE_UID,
+            no_new_privs=True,
+            stdio=(null, null, null),
+        )
+        return spawner.spawn(req)
+    finally:
+        os.close(binary)
+        os.close(null)

@@ -1,0 +1,79 @@
+"""Spec to spawn requests: the one place a Pod's container spec becomes what the native core runs
+(runc's specconv plays this role). Mechanism modules never see the spec.
+"""
+
+from __future__ import annotations
+
+from sandbox.images.store import Image
+from sandbox.native import CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, SpawnRequest
+from sandbox.rootfs.layers import ContainerLayer
+from sandbox.rootfs.plan import POD_SHM_PATH, ContainerFiles, container_plan
+from sandbox.spec.expand import container_argv, container_environment
+from sandbox.spec.model import Container, Pod
+
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+HOSTNAME_MAX = 63
+
+
+def pod_hostname(pod: Pod) -> str:
+    """spec.hostname, else metadata.name cut to 63 characters without a trailing '-' or '.'
+    (kubelet GeneratePodHostNameAndDomain / truncatePodHostnameIfNeeded)."""
+    name = pod.spec.hostname or pod.metadata.name or "pod"
+    return name[:HOSTNAME_MAX].rstrip("-.")
+
+
+def container_env(container: Container, image: Image, hostname: str) -> list[str]:
+    """containerd's merge: image ENV first, the kubelet's list over it, plus HOSTNAME; a default
+    PATH when neither has one. Kubernetes does not promise an order; we keep first-seen order."""
+    merged: dict[str, str] = {}
+    for entry in image.config.env:
+        name, _, value = entry.partition("=")
+        merged[name] = value
+    merged.setdefault("PATH", DEFAULT_PATH.partition("=")[2])
+    merged["HOSTNAME"] = hostname
+    for name, value in container_environment(container):
+        merged[name] = value
+    return [f"{k}={v}" for k, v in merged.items()]
+
+
+def resolve_argv(container: Container, image: Image, env: list[str]) -> list[str]:
+    """The argv to exec (reference 4.1: command replaces entrypoint and cmd, args replaces cmd)."""
+    lookup = dict(e.partition("=")[::2] for e in env)
+    return container_argv(container, image.config.entrypoint, image.config.cmd, lookup)
+
+
+def working_dir(container: Container, image: Image) -> str:
+    return container.working_dir or image.config.working_dir or "/"
+
+
+def container_request(
+    container: Container,
+    image: Image,
+    layer: ContainerLayer,
+    files: ContainerFiles,
+    *,
+    pause_pidfd: int,
+    share_pid: bool,
+    argv: list[str],
+    env: list[str],
+    stdout: int,
+    stderr: int,
+    stdin: int,
+) -> SpawnRequest:
+    """Join the pod's net/ipc/uts (and pid when shared); a new mount ns, and a new pid ns with the
+    main process as PID 1 unless shareProcessNamespace (Kubernetes' CONTAINER pid mode)."""
+    join = CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | (CLONE_NEWPID if share_pid else 0)
+    new = CLONE_NEWNS | (0 if share_pid else CLONE_NEWPID)
+    plan = container_plan(str(layer.merged), str(image.rootfs), str(layer.upper), str(layer.work), files)
+    return SpawnRequest(
+        argv=argv,
+        env=env,
+        join_pidfd=pause_pidfd,
+        join_ns=join,
+        new_ns=new,
+        ops=plan,
+        pivot=True,
+        cwd=working_dir(container, image),
+        stdio=(stdin, stdout, stderr),
+        pod_mount=POD_SHM_PATH,
+    )

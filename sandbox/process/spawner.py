@@ -1,0 +1,96 @@
+"""The one interface every process of a pod is started through.
+
+Today `DirectSpawner` forks from the runtime itself (through the native core), so pause and every
+container's main process are children of `sandbox run`. The node-agent issue adds a small native
+per-pod parent (the role conmon and containerd-shim play) so pods outlive the Python process; it
+will implement the same `Spawner` protocol and nothing above this module changes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+from sandbox import native
+from sandbox.native import SpawnRequest
+
+
+@dataclass(frozen=True, slots=True)
+class ExitInfo:
+    exit_code: int  # the status, or 128 + signal as Kubernetes reports a signal death
+    signal: int  # 0 unless killed by a signal
+
+    @classmethod
+    def from_waitid(cls, result: os.waitid_result) -> ExitInfo:
+        if result.si_code == os.CLD_EXITED:
+            return cls(result.si_status, 0)
+        return cls(128 + result.si_status, result.si_status)
+
+
+class ChildProcess:
+    """A spawned process we are the parent of, watched through its pidfd (no polling)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.pidfd = os.pidfd_open(pid)
+        self.exit: ExitInfo | None = None
+
+    def send_signal(self, sig: int) -> None:
+        if self.exit is None:
+            try:
+                signal.pidfd_send_signal(self.pidfd, sig)
+            except ProcessLookupError:
+                pass
+
+    def poll(self) -> ExitInfo | None:
+        """Reap without blocking; the pidfd turns readable when the process has exited."""
+        if self.exit is None:
+            result = os.waitid(os.P_PIDFD, self.pidfd, os.WEXITED | os.WNOHANG)
+            if result is not None:
+                self.exit = ExitInfo.from_waitid(result)
+        return self.exit
+
+    def wait(self) -> ExitInfo:
+        while self.exit is None:
+            try:
+                self.exit = ExitInfo.from_waitid(os.waitid(os.P_PIDFD, self.pidfd, os.WEXITED))
+            except ChildProcessError:
+                self.exit = ExitInfo(255, 0)
+        return self.exit
+
+    def close(self) -> None:
+        if self.pidfd >= 0:
+            os.close(self.pidfd)
+            self.pidfd = -1
+
+
+class Spawner(Protocol):
+    def spawn(self, req: SpawnRequest, before_start: Callable[[int], None] | None = None) -> ChildProcess:
+        """Start `req`; `before_start(pid)` runs while stage 2 still waits (cgroup placement).
+
+        Raises ContainerStartError when the child could not be set up or exec'd; nothing of it
+        is left running then.
+        """
+        ...
+
+
+class DirectSpawner:
+    """Spawns as children of this process. Call from the main thread only: PR_SET_PDEATHSIG fires
+    when the spawning *thread* exits, so a helper thread's exit would kill the pod."""
+
+    def spawn(self, req: SpawnRequest, before_start: Callable[[int], None] | None = None) -> ChildProcess:
+        started = native.spawn_start(req)
+        try:
+            if before_start is not None:
+                before_start(started.pid)
+            started.finish()
+        except BaseException:
+            try:
+                os.kill(started.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(started.pid, 0)
+            raise
+        return ChildProcess(started.pid)

@@ -1,0 +1,107 @@
+"""One directory per live pod under `<run>/pods/<namespace>_<name>/`.
+
+    state.json   written by the pod's runtime process on every change (temp file, fsync, rename)
+    lock         flock'd exclusively by that runtime for its whole life: a free lock means the
+                 runtime is gone, and whoever finds it so may finish the tear-down it left
+Readers (`get`, `exec`, `logs`, `delete`) only read; only the owner writes.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sandbox.errors import NotFoundError, StateError
+
+STATE_FILE = "state.json"
+LOCK_FILE = "lock"
+
+
+@dataclass(frozen=True, slots=True)
+class PodDir:
+    path: Path
+
+    @property
+    def state_file(self) -> Path:
+        return self.path / STATE_FILE
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / LOCK_FILE
+
+    def read(self) -> dict[str, Any]:
+        try:
+            with open(self.state_file, "rb") as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            raise NotFoundError(f"no state for pod at {self.path}") from None
+        except (OSError, ValueError) as e:
+            raise StateError(f"{self.state_file}: unreadable state: {e}") from e
+        if not isinstance(data, dict):
+            raise StateError(f"{self.state_file}: unreadable state: not an object")
+        return data
+
+    def write(self, state: dict[str, Any]) -> None:
+        tmp = self.path / f".{STATE_FILE}.tmp"
+        data = json.dumps(state, indent=1, sort_keys=True).encode()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, self.state_file)
+
+    def owner_alive(self) -> bool:
+        """True while some runtime holds the pod's lock."""
+        try:
+            fd = os.open(self.lock_file, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+
+class PodLock:
+    """The runtime's exclusive hold on a pod directory."""
+
+    def __init__(self, pod_dir: PodDir) -> None:
+        self.pod_dir = pod_dir
+        self.fd = -1
+
+    def acquire(self) -> bool:
+        """Create the directory if needed and lock it; False if another runtime holds it."""
+        self.pod_dir.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.pod_dir.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                return False
+            raise
+        self.fd = fd
+        return True
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def list_pod_dirs(pods_root: Path) -> list[PodDir]:
+    try:
+        names = sorted(os.listdir(pods_root))
+    except FileNotFoundError:
+        return []
+    return [PodDir(pods_root / n) for n in names if not n.startswith(".")]

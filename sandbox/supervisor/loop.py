@@ -1,0 +1,514 @@
+"""The pod supervisor: one selector loop over pidfds, log pipes, a signal wakeup fd and a timer
+heap. No polling and no sleeping: every exit is learnt the moment its pidfd turns readable.
+
+It starts pause, then the init containers one at a time, then the app containers in order;
+restarts them under restartPolicy with the kubelet's back-off; and on SIGINT/SIGTERM (or
+`sandbox delete`) stops them as the kubelet deletes a pod: SIGTERM, SIGKILL after the grace
+period, pause last, then tear-down.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import os
+import selectors
+import signal
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from sandbox import status as st
+from sandbox.errors import ContainerStartError
+from sandbox.images.store import Image
+from sandbox.logs.stream import ContainerLog, Terminal
+from sandbox.paths import RootLayout
+from sandbox.pod.sandbox import SandboxDirs, start_pause, write_pod_files
+from sandbox.process import launch
+from sandbox.process.leftovers import command_of, kill_in_mount_ns, mount_ns_of, processes_in_mount_ns
+from sandbox.process.spawner import ChildProcess, Spawner
+from sandbox.rootfs.layers import ContainerLayer
+from sandbox.spec.model import Container, Pod
+from sandbox.state.proc import ProcessRef
+from sandbox.supervisor.backoff import BackoffConfig, CrashLoopBackOff, format_duration
+from sandbox.supervisor.policy import should_restart
+
+log = logging.getLogger(__name__)
+
+MIN_GRACE_SECONDS = 2.0  # the kubelet never gives a container less (minimumGracePeriodInSeconds)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Timers:
+    """A heap of (deadline, callback) on the injected monotonic clock."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._seq = itertools.count()
+        self._cancelled: set[int] = set()
+
+    def add(self, deadline: float, callback: Callable[[], None]) -> int:
+        handle = next(self._seq)
+        heapq.heappush(self._heap, (deadline, handle, callback))
+        return handle
+
+    def cancel(self, handle: int | None) -> None:
+        if handle is not None:
+            self._cancelled.add(handle)
+
+    def next_deadline(self) -> float | None:
+        while self._heap and self._heap[0][1] in self._cancelled:
+            self._cancelled.discard(heapq.heappop(self._heap)[1])
+        return self._heap[0][0] if self._heap else None
+
+    def fire_due(self, now: float) -> None:
+        while (deadline := self.next_deadline()) is not None and deadline <= now:
+            _, handle, callback = heapq.heappop(self._heap)
+            callback()
+
+
+@dataclass(slots=True)
+class Slot:
+    """Everything the supervisor knows about one container of the pod."""
+
+    spec: Container
+    image: Image
+    init: bool  # an init container (plain, or a sidecar when `sidecar`)
+    sidecar: bool
+    status: st.ContainerStatus
+    process: ChildProcess | None = None
+    ref: ProcessRef | None = None
+    layer: ContainerLayer | None = None
+    mnt_ns: str | None = None
+    env: list[str] = field(default_factory=list)
+    argv: list[str] = field(default_factory=list)
+    restart_timer: int | None = None
+    started_once: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+class PodSupervisor:
+    def __init__(
+        self,
+        pod: Pod,
+        uid: str,
+        images: dict[str, Image],
+        layout: RootLayout,
+        state_dir: Path,
+        spawner: Spawner,
+        *,
+        backoff: BackoffConfig,
+        terminal: Terminal | None,
+        save_state: Callable[[dict[str, Any]], None],
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.pod, self.uid, self.layout, self.spawner = pod, uid, layout, spawner
+        self.namespace = pod.metadata.namespace or "default"
+        self.name = pod.metadata.name or ""
+        self.hostname = launch.pod_hostname(pod)
+        self.dirs = SandboxDirs(state_dir)
+        self.log_dir = layout.pod_log_dir(self.namespace, self.name, uid)
+        self.backoff = CrashLoopBackOff(backoff)
+        self.terminal, self.save_state, self.clock, self.wall = terminal, save_state, clock, wall
+        self.restart_policy = pod.spec.restart_policy or "Always"
+        self.slots = [self._slot(c, images[c.name], init=True) for c in pod.spec.init_containers]
+        self.slots += [self._slot(c, images[c.name], init=False) for c in pod.spec.containers]
+        self.selector = selectors.DefaultSelector()
+        self.timers = Timers()
+        self.logs: dict[int, ContainerLog] = {}
+        self.pause: ChildProcess | None = None
+        self.pause_ref: ProcessRef | None = None
+        self.devnull = -1
+        self.deleting = False  # stopped from outside: Ctrl-C, SIGTERM, `sandbox delete`
+        self.stopping = False  # no container will be started again
+        self.kill_timer: int | None = None
+        self.start_error: ContainerStartError | None = None
+        self.failure_message = ""
+        self.created_at = wall()
+        self.runtime_ref = ProcessRef.of(os.getpid())
+        self.conditions: list[st.PodCondition] = []
+        self.phase = st.PodPhase.PENDING
+
+    def _slot(self, spec: Container, image: Image, *, init: bool) -> Slot:
+        sidecar = init and spec.restart_policy == "Always"
+        reason = "PodInitializing" if (self._has_plain_init() and not init) else "ContainerCreating"
+        status = st.ContainerStatus(name=spec.name, image=spec.image, state=st.Waiting(reason), sidecar=sidecar)
+        return Slot(spec, image, init, sidecar, status)
+
+    def _has_plain_init(self) -> bool:
+        return any(c.restart_policy != "Always" for c in self.pod.spec.init_containers)
+
+    # --- running -------------------------------------------------------------------------------
+
+    def run(self) -> str:
+        """Run the pod to its end; returns the final phase. Tears down whatever happens."""
+        wakeup_r, wakeup_w = socket.socketpair()
+        previous = self._install_signals(wakeup_r, wakeup_w)
+        try:
+            self._start_sandbox()
+            self._advance()
+            while not self._done():
+                self._wait_once(wakeup_r)
+        finally:
+            self._restore_signals(previous)
+            wakeup_r.close()
+            wakeup_w.close()
+            self._teardown()
+        return self.phase
+
+    def _install_signals(self, wakeup_r: socket.socket, wakeup_w: socket.socket) -> dict[int, Any]:
+        wakeup_r.setblocking(False)
+        wakeup_w.setblocking(False)
+        self.selector.register(wakeup_r, selectors.EVENT_READ, ("signal", None))
+        previous: dict[int, Any] = {sig: signal.signal(sig, lambda *_: None) for sig in STOP_SIGNALS}
+        previous[-1] = signal.set_wakeup_fd(wakeup_w.fileno(), warn_on_full_buffer=False)
+        return previous
+
+    def _restore_signals(self, previous: dict[int, Any]) -> None:
+        signal.set_wakeup_fd(previous.pop(-1))
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    def _wait_once(self, wakeup_r: socket.socket) -> None:
+        deadline = self.timers.next_deadline()
+        timeout = None if deadline is None else max(0.0, deadline - self.clock())
+        for key, _ in self.selector.select(timeout):
+            kind, obj = key.data
+            if kind == "signal":
+                self._on_signals(wakeup_r)
+            elif kind == "log":
+                self._on_log(key.fd)
+            elif kind == "exit":
+                self._on_exit(obj)
+            elif kind == "pause":
+                self._on_pause_exit()
+        self.timers.fire_due(self.clock())
+
+    # --- the sandbox -----------------------------------------------------------------------------
+
+    def _start_sandbox(self) -> None:
+        self.devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        write_pod_files(self.dirs, self.hostname)
+        self._save()  # intent first: a crash from here on leaves a record to clean up after
+        self.pause = start_pause(self.spawner, self.dirs, self.hostname)
+        self.pause_ref = ProcessRef.of(self.pause.pid)
+        self.selector.register(self.pause.pidfd, selectors.EVENT_READ, ("pause", None))
+        log.info("pod %s/%s: pause is pid %d", self.namespace, self.name, self.pause.pid)
+        self._save()
+
+    def _on_pause_exit(self) -> None:
+        assert self.pause is not None
+        self.selector.unregister(self.pause.pidfd)
+        info = self.pause.poll()
+        if not self.stopping:
+            log.warning("pod %s/%s: the pod sandbox (pause, pid %d) exited unexpectedly (%s); stopping the pod",
+                        self.namespace, self.name, self.pause.pid, info)
+            self.failure_message = "the pod sandbox exited unexpectedly"
+            self._begin_stop(deleting=True, force=True)
+
+    # --- starting containers ---------------------------------------------------------------------
+
+    def _advance(self) -> None:
+        """Start whatever the pod's sequence allows now: the next init container, or the apps."""
+        if self.stopping:
+            return
+        for slot in self.slots:
+            if not slot.init:
+                break
+            if slot.started_once and (slot.sidecar or _succeeded(slot.status)):
+                continue
+            if not slot.started_once:
+                self._start(slot)
+                if self.stopping or not slot.sidecar:
+                    return
+                continue
+            return  # a plain init container is still running or waiting to restart
+        for slot in self.slots:
+            if not slot.init and not slot.started_once and not self.stopping:
+                self._start(slot)
+
+    def _start(self, slot: Slot) -> None:
+        slot.restart_timer = None
+        restart_count = slot.status.restart_count + (1 if slot.started_once else 0)
+        container_id = os.urandom(32).hex()
+        layer = ContainerLayer.create(self.layout.containers, container_id)
+        clog = ContainerLog(slot.name, self.log_dir / slot.name / f"{restart_count}.log", self.terminal)
+        try:
+            slot.env = launch.container_env(slot.spec, slot.image, self.hostname)
+            slot.argv = launch.resolve_argv(slot.spec, slot.image, slot.env)
+            stdout, stderr = clog.stdio
+            req = launch.container_request(
+                slot.spec, slot.image, layer, self.dirs.files, pause_pidfd=self._pause_pidfd(),
+                share_pid=bool(self.pod.spec.share_process_namespace), argv=slot.argv, env=slot.env,
+                stdout=stdout, stderr=stderr, stdin=self.devnull)
+            process = self.spawner.spawn(req)
+        except ContainerStartError as e:
+            clog.close()
+            layer.remove()
+            self._start_failed(slot, e, restart_count)
+            return
+        clog.close_child_ends()
+        for fd in clog.read_fds():
+            self.logs[fd] = clog
+            self.selector.register(fd, selectors.EVENT_READ, ("log", None))
+        self.selector.register(process.pidfd, selectors.EVENT_READ, ("exit", slot))
+        slot.process, slot.layer, slot.started_once = process, layer, True
+        slot.ref = ProcessRef.of(process.pid)
+        slot.mnt_ns = mount_ns_of(process.pid)
+        slot.status = replace(slot.status, state=st.Running(self.wall()), restart_count=restart_count,
+                              container_id=f"sandbox://{container_id}", ready=True, started=True)
+        log.info("pod %s/%s: started container %s (pid %d)", self.namespace, self.name, slot.name, process.pid)
+        self._save()
+
+    def _pause_pidfd(self) -> int:
+        assert self.pause is not None
+        return self.pause.pidfd
+
+    def _start_failed(self, slot: Slot, error: ContainerStartError, restart_count: int) -> None:
+        """A container that cannot be started ends the pod: `sandbox run` reports it and exits 1
+        rather than crash-looping in the foreground (decision recorded in the issue's note)."""
+        error.container = slot.name
+        now = self.wall()
+        if error.reason == "ContainerCannotRun":
+            state: st.ContainerStatus | Any = st.Terminated(128, error.reason, now, now, error.describe())
+        else:
+            state = st.Waiting(error.reason, error.describe())
+        slot.status = replace(slot.status, state=state, restart_count=restart_count, ready=False)
+        slot.started_once = True
+        self.start_error = error
+        self.failure_message = error.describe()
+        self._begin_stop(deleting=False, force=True)
+
+    # --- exits -----------------------------------------------------------------------------------
+
+    def _on_exit(self, slot: Slot) -> None:
+        process = slot.process
+        assert process is not None
+        info = process.poll()
+        if info is None:
+            return
+        self.selector.unregister(process.pidfd)
+        process.close()
+        slot.process = None
+        self._reap_leftovers(slot)
+        if slot.layer is not None:
+            slot.layer.remove()
+            slot.layer = None
+        now = self.wall()
+        started = slot.status.state.started_at if isinstance(slot.status.state, st.Running) else now
+        term = st.Terminated(info.exit_code, st.terminated_reason(info.exit_code), started, now,
+                             container_id=slot.status.container_id)
+        slot.status = replace(slot.status, state=term, ready=False)
+        log.info("pod %s/%s: container %s exited with %d", self.namespace, self.name, slot.name, info.exit_code)
+        if not self.stopping:
+            self._after_exit(slot, term)
+        self._save()
+
+    def _after_exit(self, slot: Slot, term: st.Terminated) -> None:
+        if slot.init and not slot.sidecar and term.exit_code == 0:
+            self._advance()
+            return
+        if not should_restart(self.restart_policy, term.exit_code, sidecar=slot.sidecar):
+            if slot.init and not slot.sidecar:
+                self.failure_message = f"init container {slot.name} failed"
+                self._begin_stop(deleting=False, force=False)
+            elif self._apps_finished():
+                self._begin_stop(deleting=False, force=False)
+            return
+        key = f"{self.uid}/{slot.name}"
+        when = self.backoff.restart_at(key, self.clock())
+        delay = when - self.clock()
+        slot.status = replace(slot.status, last_state=term)
+        if delay <= 0:
+            self._start(slot)
+            return
+        message = (f"back-off {format_duration(self.backoff.delay(key))} restarting failed "
+                   f"container={slot.name} pod={self.name}_{self.namespace}({self.uid})")
+        slot.status = replace(slot.status, state=st.Waiting("CrashLoopBackOff", message))
+        slot.restart_timer = self.timers.add(when, lambda: self._restart_due(slot))
+
+    def _restart_due(self, slot: Slot) -> None:
+        slot.restart_timer = None
+        if not self.stopping:
+            self._start(slot)
+
+    def _apps_finished(self) -> bool:
+        return all(s.process is None and s.restart_timer is None for s in self.slots if not s.init)
+
+    def _reap_leftovers(self, slot: Slot) -> None:
+        """The foreground rule: a main process that backgrounded its work and exited leaves it
+        running (shared PID namespace) or has it killed by the kernel (own PID namespace). Either
+        way the container has exited; the kubelet kills what remains and applies restartPolicy."""
+        if slot.mnt_ns is None:
+            return
+        left = processes_in_mount_ns(slot.mnt_ns)
+        if not left:
+            return
+        example = f"pid {left[0]}: {command_of(left[0])[:60]}"
+        log.warning(
+            "pod %s/%s: container %s's main process exited but left %d process(es) running (%s). A "
+            "container lives exactly as long as its main process: one that backgrounds its work "
+            "(`nohup app &`, a daemon mode) makes the container exit, so restartPolicy %s %s. Keep "
+            "the main process in the foreground (e.g. `exec app`). Killing the leftovers.",
+            self.namespace, self.name, slot.name, len(left), example, self.restart_policy,
+            "restarts it" if self.restart_policy != "Never" else "ends it")
+        kill_in_mount_ns(slot.mnt_ns, signal.SIGKILL)
+
+    # --- stopping --------------------------------------------------------------------------------
+
+    def _on_signals(self, wakeup_r: socket.socket) -> None:
+        try:
+            data = wakeup_r.recv(64)
+        except BlockingIOError:
+            return
+        for signo in data:
+            if signo in STOP_SIGNALS:
+                already = self.deleting
+                log.info("pod %s/%s: got %s, stopping", self.namespace, self.name, signal.Signals(signo).name)
+                self._begin_stop(deleting=True, force=already)
+
+    def _begin_stop(self, *, deleting: bool, force: bool) -> None:
+        """Stop every running container: SIGTERM now, SIGKILL at the grace deadline (or at once
+        when forced, e.g. a second Ctrl-C)."""
+        self.deleting = self.deleting or deleting
+        self.stopping = True
+        for slot in self.slots:
+            self.timers.cancel(slot.restart_timer)
+            slot.restart_timer = None
+        if force:
+            self._kill_remaining()
+            return
+        grace = max(float(self.pod.spec.termination_grace_period_seconds or 0), MIN_GRACE_SECONDS)
+        for slot in self._running():
+            log.info("pod %s/%s: stopping container %s (SIGTERM, grace %gs)", self.namespace, self.name,
+                     slot.name, grace)
+            assert slot.process is not None
+            slot.process.send_signal(signal.SIGTERM)
+        if self.kill_timer is None:
+            self.kill_timer = self.timers.add(self.clock() + grace, self._kill_remaining)
+
+    def _kill_remaining(self) -> None:
+        for slot in self._running():
+            assert slot.process is not None
+            slot.process.send_signal(signal.SIGKILL)
+            if slot.mnt_ns is not None and self.pod.spec.share_process_namespace:
+                kill_in_mount_ns(slot.mnt_ns, signal.SIGKILL)
+
+    def _running(self) -> list[Slot]:
+        return [s for s in self.slots if s.process is not None]
+
+    def _done(self) -> bool:
+        return self.stopping and not self._running()
+
+    def _on_log(self, fd: int) -> None:
+        clog = self.logs[fd]
+        if not clog.on_readable(fd):
+            self.selector.unregister(fd)
+            del self.logs[fd]
+            if clog.finished:
+                clog.close()
+
+    # --- state and tear-down ---------------------------------------------------------------------
+
+    def _teardown(self) -> None:
+        """Reverse order of creation; every step tolerates what is already gone."""
+        for slot in self._running():
+            assert slot.process is not None
+            slot.process.send_signal(signal.SIGKILL)
+            slot.process.wait()
+            slot.process.close()
+            slot.process = None
+        for clog in set(self.logs.values()):
+            clog.close()
+        self.logs.clear()
+        for slot in self.slots:
+            if slot.layer is not None:
+                slot.layer.remove()
+                slot.layer = None
+        if self.pause is not None:
+            self.pause.send_signal(signal.SIGKILL)
+            self.pause.wait()
+            self.pause.close()
+        if self.devnull >= 0:
+            os.close(self.devnull)
+            self.devnull = -1
+        self.selector.close()
+        self._save()
+
+    def statuses(self) -> tuple[list[st.ContainerStatus], list[st.ContainerStatus]]:
+        init = [s.status for s in self.slots if s.init]
+        app = [s.status for s in self.slots if not s.init]
+        return init, app
+
+    def _save(self) -> None:
+        init, app = self.statuses()
+        phase = st.pod_phase(self.restart_policy, init, app, terminal=self.deleting)
+        if self.phase in st.PodPhase.TERMINAL:
+            phase = self.phase  # a terminal phase never changes back
+        elif self._done() and (phase not in st.PodPhase.TERMINAL or self.failure_message):
+            phase = st.PodPhase.FAILED  # a start error, a failed init container, a dead sandbox
+        self.phase = phase
+        sandbox_ready = self.pause is not None and self.pause.exit is None
+        self.conditions = st.pod_conditions(phase, init, app, sandbox_ready=sandbox_ready,
+                                            previous=self.conditions, now=self.wall())
+        self.save_state(self.snapshot())
+
+    def snapshot(self) -> dict[str, Any]:
+        init, app = self.statuses()
+        status: dict[str, Any] = {
+            "phase": self.phase,
+            "conditions": [st.condition_json(c) for c in self.conditions],
+            "startTime": st.rfc3339(self.created_at),
+            "initContainerStatuses": [st.container_status_json(c) for c in init],
+            "containerStatuses": [st.container_status_json(c) for c in app],
+        }
+        if not init:
+            del status["initContainerStatuses"]
+        if self.failure_message and self.phase == st.PodPhase.FAILED:
+            status["message"] = self.failure_message
+        return {
+            "version": 1,
+            "namespace": self.namespace,
+            "name": self.name,
+            "uid": self.uid,
+            "createdAt": self.created_at,
+            "logDir": str(self.log_dir),
+            "runtime": self.runtime_ref.to_json() if self.runtime_ref else None,
+            "pause": self.pause_ref.to_json() if self.pause_ref and self.pause and self.pause.exit is None else None,
+            "containers": {s.name: self._slot_record(s) for s in self.slots},
+            "status": status,
+            "summary": self._summary(init, app),
+            "finished": self._done(),
+        }
+
+    def _summary(self, init: list[st.ContainerStatus], app: list[st.ContainerStatus]) -> dict[str, Any]:
+        """The `sandbox get pods` columns, computed where the statuses live."""
+        true = {c.type for c in self.conditions if c.status == "True"}
+        text = st.status_string(self.phase, init, app, initialized="Initialized" in true,
+                                ready="Ready" in true, deleting=self.deleting and not self._done())
+        ready = sum(1 for c in app if c.ready) + sum(1 for c in init if c.sidecar and c.ready)
+        total = len(app) + sum(1 for c in init if c.sidecar)
+        restarts = sum(c.restart_count for c in [*init, *app])
+        return {"ready": f"{ready}/{total}", "status": text, "restarts": restarts}
+
+    def _slot_record(self, slot: Slot) -> dict[str, Any]:
+        running = slot.process is not None and slot.ref is not None
+        return {
+            "process": slot.ref.to_json() if running and slot.ref else None,
+            "env": slot.env,
+            "cwd": launch.working_dir(slot.spec, slot.image),
+            "image": slot.image.name,
+            "layer": str(slot.layer.path) if slot.layer else None,
+        }
+
+
+def _succeeded(cs: st.ContainerStatus) -> bool:
+    return isinstance(cs.state, st.Terminated) and cs.state.exit_code == 0

@@ -1,0 +1,116 @@
+"""`sandbox run` end to end: check everything that can be checked before anything is created,
+take the pod's lock, supervise, and remove every trace but the logs afterwards."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sandbox.errors import ContainerStartError, FieldError, ImageError, SpecError, StateError
+from sandbox.images.store import Image, ImageStore
+from sandbox.paths import RootLayout
+from sandbox.spec.model import Pod
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedPod:
+    pod: Pod
+    manifest: dict[str, Any]
+    images: dict[str, Image]
+    layout: RootLayout
+
+    @property
+    def namespace(self) -> str:
+        return self.pod.metadata.namespace or "default"
+
+    @property
+    def name(self) -> str:
+        return self.pod.metadata.name or ""
+
+
+def prepare(path: str, layout: RootLayout, namespace: str | None) -> PreparedPod:
+    """Parse, validate, resolve images and argv: every input error before any side effect."""
+    from sandbox.process import launch
+    from sandbox.spec.load import load_pod_file, pod_to_dict
+
+    pod = _with_namespace(load_pod_file(path), namespace)
+    store = ImageStore(layout.images)
+    images: dict[str, Image] = {}
+    problems: list[str] = []
+    groups = (("initContainers", pod.spec.init_containers), ("containers", pod.spec.containers))
+    for field, containers in groups:
+        for i, c in enumerate(containers):
+            try:
+                images[c.name] = image = store.lookup(c.image)
+            except ImageError as e:
+                problems.append(f"spec.{field}[{i}].image: {e}")
+                continue
+            env = launch.container_env(c, image, launch.pod_hostname(pod))
+            if not launch.resolve_argv(c, image, env):
+                problems.append(f"spec.{field}[{i}]: CreateContainerError: no command specified "
+                                f"(no command in the spec and no Entrypoint/Cmd in image {image.name})")
+    if problems:
+        raise ImageError("\n".join(problems))
+    return PreparedPod(pod, pod_to_dict(pod), images, layout)
+
+
+def _with_namespace(pod: Pod, namespace: str | None) -> Pod:
+    """-n as kubectl: it fills in a manifest without namespace and must match one that has it."""
+    if namespace is None or pod.metadata.namespace == namespace:
+        return pod
+    if pod.metadata.namespace not in (None, "", "default"):
+        raise SpecError([FieldError("metadata.namespace", f'Invalid value: "{pod.metadata.namespace}": '
+                                    f'does not match the namespace "{namespace}" given with -n')])
+    return dataclasses.replace(pod, metadata=dataclasses.replace(pod.metadata, namespace=namespace))
+
+
+def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False) -> str:
+    from sandbox.logs.stream import Terminal
+    from sandbox.pod.cleanup import clean_stale
+    from sandbox.process.spawner import DirectSpawner
+    from sandbox.state.store import PodDir, PodLock
+    from sandbox.supervisor.loop import PodSupervisor
+
+    layout = prepared.layout
+    pod_dir = PodDir(layout.pod_state_dir(prepared.namespace, prepared.name))
+    lock = PodLock(pod_dir)
+    layout.pods.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not lock.acquire():
+        raise StateError(f'pod "{prepared.name}" is already running in namespace "{prepared.namespace}"')
+    try:
+        if pod_dir.state_file.exists():
+            clean_stale(pod_dir, layout.containers)
+        uid = prepared.pod.metadata.uid or str(uuid.uuid4())
+        manifest = prepared.manifest
+
+        def save(snapshot: dict[str, Any]) -> None:
+            snapshot["manifest"] = manifest
+            pod_dir.write(snapshot)
+
+        supervisor = PodSupervisor(
+            prepared.pod, uid, prepared.images, layout, pod_dir.path, DirectSpawner(),
+            backoff=backoff, terminal=None if quiet else Terminal(), save_state=save)
+        phase = supervisor.run()
+    finally:
+        _remove_pod_dir(pod_dir)
+        lock.release()
+    if supervisor.start_error is not None:
+        raise supervisor.start_error
+    return phase
+
+
+def _remove_pod_dir(pod_dir: Any) -> None:
+    import shutil
+
+    # The lock file goes last, while we still hold it: a reader then sees no state or no pod.
+    for child in sorted(pod_dir.path.iterdir(), key=lambda p: p.name == "lock"):
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+    try:
+        pod_dir.path.rmdir()
+    except OSError:
+        pass
