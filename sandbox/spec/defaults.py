@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sandbox.spec.quantity import parse_quantity
+
 RESTART_POLICY = "Always"
 TERMINATION_GRACE_PERIOD_SECONDS = 30
 DNS_POLICY = "ClusterFirst"
@@ -53,6 +55,8 @@ def default_pod(doc: dict[str, Any]) -> None:
     if isinstance(meta, dict):
         _set_absent(meta, "namespace", NAMESPACE)
     spec = doc.get("spec")
+    if spec is None:
+        spec = doc["spec"] = {}  # Go decodes a missing spec to its zero value, which is then defaulted
     if isinstance(spec, dict):
         default_pod_spec(spec)
 
@@ -125,7 +129,9 @@ def default_requests(resources: dict[str, Any]) -> None:
         requests = resources["requests"] = {}
     if isinstance(requests, dict):
         for name, value in limits.items():
-            requests.setdefault(name, value)
+            # An unparseable limit is reported once, where it was written, not again as a request.
+            if name not in requests and _is_quantity(value):
+                requests[name] = value
 
 
 def default_volume(volume: dict[str, Any]) -> None:
@@ -159,6 +165,12 @@ def _default_http_get(handler: dict[str, Any]) -> None:
 def _default_field_ref(field_ref: object) -> None:
     if isinstance(field_ref, dict):
         _set_absent(field_ref, "apiVersion", "v1")
+
+
+def _is_quantity(value: object) -> bool:
+    if isinstance(value, str):
+        return parse_quantity(value) is not None
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _set_absent(obj: dict[str, Any], key: str, value: object) -> None:

@@ -121,14 +121,32 @@ def _mark(mark: Any) -> str:
     return f"line {mark.line + 1}, column {mark.column + 1}"
 
 
-def _syntax_error(exc: yaml.YAMLError) -> FieldError:
+def _syntax_error(exc: yaml.YAMLError, text: str) -> FieldError:
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         where = _mark(mark) if mark is not None else "<input>"
         problem = exc.problem or "invalid YAML"
         context = f" {exc.context}" if exc.context else ""
-        return FieldError(where, f"Invalid value: YAML syntax error: {problem}{context}")
+        hint = _space_hint(text, mark.line) if mark is not None else ""
+        return FieldError(where, f"Invalid value: YAML syntax error: {problem}{context}{hint}")
     return FieldError("<input>", f"Invalid value: YAML syntax error: {exc}")
+
+
+# Characters that look like spaces but are not YAML white space: a value followed by them turns into
+# text, and the next indented line then fails to parse far from the real cause.
+_LOOKALIKE_SPACES = {"\u3000": "IDEOGRAPHIC SPACE", "\u00a0": "NO-BREAK SPACE", "\u2009": "THIN SPACE",
+                     "\u200b": "ZERO WIDTH SPACE", "\ufeff": "ZERO WIDTH NO-BREAK SPACE"}
+
+
+def _space_hint(text: str, line: int) -> str:
+    lines = text.splitlines()
+    found: dict[str, list[int]] = {}
+    for n in range(max(0, line - 2), min(len(lines), line + 1)):
+        for ch in _LOOKALIKE_SPACES:
+            if ch in lines[n]:
+                found.setdefault(ch, []).append(n + 1)
+    return "".join(f" (U+{ord(ch):04X} {_LOOKALIKE_SPACES[ch]} on line {', '.join(map(str, ns))} is not white "
+                   "space in YAML)" for ch, ns in found.items())
 
 
 class _Frame:
@@ -239,7 +257,7 @@ def _documents(text: str, errors: list[FieldError]) -> list[Any]:
             return []
         return [doc for doc in yaml.load_all(text, Loader=_Loader) if doc is not None]
     except yaml.YAMLError as exc:
-        errors.append(_syntax_error(exc))
+        errors.append(_syntax_error(exc, text))
         return []
 
 

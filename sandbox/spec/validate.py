@@ -456,10 +456,7 @@ def _env(errs: Errors, env: tuple[EnvVar, ...], path: str) -> None:
         for key, ref in (("configMapKeyRef", source.config_map_key_ref), ("secretKeyRef", source.secret_key_ref)):
             if ref is None:
                 continue
-            if not ref.name:
-                errs.required(f"{spath}.{key}.name")
-            else:
-                dns_subdomain(errs, f"{spath}.{key}.name", ref.name)
+            dns_subdomain(errs, f"{spath}.{key}.name", ref.name or "")
             if not ref.key:
                 errs.required(f"{spath}.{key}.key")
             else:

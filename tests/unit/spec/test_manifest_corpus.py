@@ -1,0 +1,108 @@
+"""Manifests written for this project (tests/data/manifests), the seed notes' Pod templates, and the
+171 Kubernetes documentation examples (../shared/corpus/k8s-examples).
+
+Invalid cases carry their expected errors: a YAML file ends with `# expect: <line>` comments (at the
+end, so line numbers in syntax errors stay those of the manifest); other files have a `.expect` file
+beside them. The expected lines are the exact, complete list: every mistake, each on its own line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sandbox.errors import SpecError
+from sandbox.spec.load import load_manifests, load_pod_file
+
+DATA = Path(__file__).parents[2] / "data" / "manifests"
+CORPUS = Path(__file__).parents[4] / "shared" / "corpus" / "k8s-examples"
+UNPARSEABLE = "pods__inject__envars-file-container.yaml"  # `\'` in a double-quoted string
+
+
+def _cases(kind: str) -> list[Path]:
+    return sorted(p for p in (DATA / kind).iterdir() if p.suffix in (".yaml", ".json"))
+
+
+def _expected(path: Path) -> list[str]:
+    side = path.with_name(path.name + ".expect")
+    if side.exists():
+        return side.read_text().splitlines()
+    marker = "# expect: "
+    return [line[len(marker):] for line in path.read_text().splitlines() if line.startswith(marker)]
+
+
+def _errors(path: Path) -> list[str]:
+    with pytest.raises(SpecError) as info:
+        load_pod_file(str(path))
+    assert info.value.source == str(path)
+    return [str(e) for e in info.value.errors]
+
+
+@pytest.mark.parametrize("path", _cases("valid"), ids=lambda p: p.stem)
+def test_valid_manifest(path: Path) -> None:
+    pod = load_pod_file(str(path))
+    assert pod.spec.containers
+
+
+@pytest.mark.parametrize("path", _cases("invalid"), ids=lambda p: p.stem)
+def test_invalid_manifest(path: Path) -> None:
+    expected = _expected(path)
+    assert expected, f"{path.name} names no expected error"
+    assert _errors(path) == expected
+
+
+def test_case_counts() -> None:
+    assert len(_cases("valid")) + len(_cases("invalid")) >= 60
+
+
+@pytest.mark.parametrize("path", _cases("seeds"), ids=lambda p: p.stem)
+def test_seed_pod_template(path: Path) -> None:
+    """Every mistake of the seed notes' templates is reported, each on its own line."""
+    errors = _errors(path)
+    assert errors == _expected(path)
+    assert all("\n" not in e for e in errors)
+
+
+def test_seed_000_mistakes_are_named() -> None:
+    text = "\n".join(_errors(DATA / "seeds" / "seed-000-pod-template.yaml"))
+    for needle in (
+        "metadata.labels: Invalid value: [",  # labels written as a list
+        "metadata.annotations: Invalid value: [",
+        'ports[0].containerPort: Invalid value: "init": must be of type integer',
+        'ports[0].hostPort: Invalid value: "in": must be of type integer',
+        'livenessProbe.httpGet.securityContext: unknown field "securityContext"',  # misplaced
+        'spec.containers[0].nodeSelector: unknown field "nodeSelector"',  # pod fields under the container
+        'spec.containers[0].volumes: unknown field "volumes"',
+    ):
+        assert needle in text
+
+
+def test_seed_001_points_at_the_ideographic_spaces() -> None:
+    (error,) = _errors(DATA / "seeds" / "seed-001-pod-template.yaml")
+    assert error.startswith("line 4, column 3: Invalid value: YAML syntax error")
+    assert "U+3000 IDEOGRAPHIC SPACE" in error
+
+
+def _corpus_files() -> list[Path]:
+    if not CORPUS.is_dir():
+        return []
+    return sorted(CORPUS.glob("*.yaml"))
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"corpus not found at {CORPUS} (shared/ beside the repo)")
+def test_corpus_is_complete() -> None:
+    assert len(_corpus_files()) == 171
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"corpus not found at {CORPUS} (shared/ beside the repo)")
+@pytest.mark.parametrize("path", _corpus_files(), ids=lambda p: p.name)
+def test_corpus_manifest(path: Path) -> None:
+    if path.name == UNPARSEABLE:
+        with pytest.raises(SpecError) as info:
+            load_manifests(str(path))
+        (error,) = info.value.errors
+        assert str(error).startswith("line 9, column 48: Invalid value: YAML syntax error: found unknown escape")
+        return
+    manifests = load_manifests(str(path))
+    assert manifests.pods, path.name
