@@ -79,7 +79,15 @@ def _json_type(value: object) -> str:
 
 
 def child(path: str, key: str) -> str:
+    """`path.key`; a key that is empty or not printable is shown quoted in brackets."""
+    if not key or not key.isprintable():
+        return f"{path}[{format_value(key)}]"
     return f"{path}.{key}" if path else key
+
+
+def entry(path: str, key: str) -> str:
+    """A map entry, `path[key]`, as the API server writes `metadata.labels[app]`."""
+    return f"{path}[{key}]" if key.isprintable() else f"{path}[{format_value(key)}]"
 
 
 class Converter:
@@ -110,7 +118,7 @@ class Converter:
                 continue
             f = otype.fields.get(key)
             if f is None:
-                self.fail(child(path, key), f'unknown field "{key}"')
+                self.fail(child(path, key), f"unknown field {format_value(key)}")
                 continue
             if raw is None:  # JSON null: the field is absent (Go leaves the zero value)
                 continue
@@ -186,7 +194,7 @@ class Converter:
             if name is None:
                 self.fail(f"{path}[{format_value(key)}]", "Invalid value: map keys must be strings")
                 continue
-            converted = self.value(item, kind[1], f"{path}[{name}]")
+            converted = self.value(item, kind[1], entry(path, name))
             if converted is not _MISSING:
                 out[name] = converted
         return MappingProxyType(out)
@@ -210,7 +218,7 @@ class Converter:
                 name = _map_key(key)
                 if name is None:
                     return self.fail(path, f"Invalid value: {format_value(key)}: map keys must be strings")
-                converted = self.any(item, f"{path}[{name}]")
+                converted = self.any(item, entry(path, name))
                 if converted is _MISSING:
                     return _MISSING
                 out[name] = converted

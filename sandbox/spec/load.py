@@ -21,7 +21,7 @@ import yaml
 
 from sandbox.errors import FieldError, SpecError
 from sandbox.spec import defaults
-from sandbox.spec.convert import Converter, format_value, to_dict
+from sandbox.spec.convert import Converter, child, entry, format_value, to_dict
 from sandbox.spec.model import ConfigMap, Manifests, ObjectMeta, Pod, Secret
 from sandbox.spec.validate import validate_config_map, validate_pod, validate_secret
 
@@ -29,6 +29,10 @@ MAX_BYTES = 10 * 1024 * 1024
 MAX_DEPTH = 64  # a Pod needs < 30 levels; libyaml's recursive C code crashes far deeper
 MAX_ALIASES = 100
 MAX_ALIAS_NODES = 10_000  # nodes that aliases may add to a document in total, counted expanded
+# A 200-container Pod has some 20,000 nodes. Beyond these the input is not a manifest, and refusing it
+# early keeps the time to an answer well under a second for any input that passes the size cap.
+MAX_NODES = 500_000
+MAX_DOCUMENTS = 1_000
 
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _VALUE = "tag:yaml.org,2002:value"
@@ -129,7 +133,11 @@ def _syntax_error(exc: yaml.YAMLError, text: str) -> FieldError:
         context = f" {exc.context}" if exc.context else ""
         hint = _space_hint(text, mark.line) if mark is not None else ""
         return FieldError(where, f"Invalid value: YAML syntax error: {problem}{context}{hint}")
-    return FieldError("<input>", f"Invalid value: YAML syntax error: {exc}")
+    if isinstance(exc, yaml.reader.ReaderError):
+        before = text[: exc.position]
+        where = f"line {before.count(chr(10)) + 1}, column {exc.position - before.rfind(chr(10))}"
+        return FieldError(where, f"Invalid value: unacceptable character #x{exc.character:04x}: {exc.reason}")
+    return FieldError("<input>", "Invalid value: YAML syntax error: " + " ".join(str(exc).split()))
 
 
 # Characters that look like spaces but are not YAML white space: a value followed by them turns into
@@ -167,16 +175,24 @@ def _prescan(text: str, errors: list[FieldError]) -> bool:
     """Refuse deep nesting, alias abuse and duplicate keys, from libyaml's event stream."""
     stack: list[_Frame] = []
     anchors: dict[str, int] = {}
-    aliases = alias_nodes = 0
+    aliases = alias_nodes = nodes = 0
     documents = 0
     for event in yaml.parse(text, Loader=_Loader):
         kind = type(event)
         if kind is yaml.DocumentStartEvent:
             documents += 1
             anchors.clear()  # anchors are scoped to their document
+            if documents > MAX_DOCUMENTS:
+                errors.append(FieldError("<input>", f"Too many: more than {MAX_DOCUMENTS} YAML documents"))
+                return False
             continue
         if kind not in _NODE_EVENTS and kind not in _END_EVENTS:
             continue
+        nodes += 1
+        if nodes > MAX_NODES:
+            errors.append(FieldError("<input>", f"Too many: more than {MAX_NODES} YAML nodes "
+                                                f"({_mark(event.start_mark)})"))
+            return False
         parent = stack[-1] if stack else None
         if kind in _END_EVENTS:
             done = stack.pop()
@@ -216,7 +232,7 @@ def _prescan(text: str, errors: list[FieldError]) -> bool:
             _add_child(stack, 1)
             continue
         if len(stack) >= MAX_DEPTH:
-            errors.append(FieldError(here, f"Invalid value: nested more than {MAX_DEPTH} levels deep "
+            errors.append(FieldError(_shorten(here), f"Invalid value: nested more than {MAX_DEPTH} levels deep "
                                            f"({_mark(event.start_mark)})"))
             return False
         stack.append(_Frame(kind is yaml.MappingStartEvent, event.anchor, here))
@@ -225,6 +241,10 @@ def _prescan(text: str, errors: list[FieldError]) -> bool:
 
 _NODE_EVENTS = (yaml.ScalarEvent, yaml.AliasEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent)
 _END_EVENTS = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+
+
+def _shorten(path: str) -> str:
+    return path if len(path) <= 120 else path[:117] + "..."
 
 
 def _add_child(stack: list[_Frame], size: int) -> None:
@@ -248,7 +268,7 @@ def _node_path(parent: _Frame | None, document: int) -> str:
 
 
 def _join(path: str, key: str) -> str:
-    return key if path.startswith("<document") else f"{path}.{key}"
+    return child("" if path.startswith("<document") else path, key)
 
 
 def _documents(text: str, errors: list[FieldError]) -> list[Any]:
@@ -359,7 +379,7 @@ def _base64_map(conv: Converter, values: Any, key: str) -> Any:
         try:
             out[name] = base64.b64decode(text, validate=True)
         except (binascii.Error, ValueError):
-            conv.fail(f"{key}[{name}]", f"Invalid value: {format_value(text)}: illegal base64 data")
+            conv.fail(entry(key, name), f"Invalid value: {format_value(text)}: illegal base64 data")
     return _frozen(out)
 
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 from sandbox.errors import FieldError
-from sandbox.spec.convert import format_value
+from sandbox.spec.convert import entry, format_value
 from sandbox.spec.model import (
     ConfigMap, Container, ContainerPort, EnvFromSource, EnvVar, HTTPGetAction, Lifecycle, LifecycleHandler,
     ObjectMeta, Pod, PodDNSConfig, PodSecurityContext, PodSpec, Probe, Quantity, ResourceRequirements,
@@ -186,7 +186,7 @@ def relative_path(errs: Errors, path: str, value: str) -> None:
 def _labels(errs: Errors, path: str, labels: Mapping[str, str]) -> None:
     for key, value in labels.items():
         qualified_name(errs, path, key)
-        label_value(errs, f"{path}[{key}]", value)
+        label_value(errs, entry(path, key), value)
 
 
 def _annotations(errs: Errors, path: str, annotations: Mapping[str, str]) -> None:
@@ -528,8 +528,8 @@ def _mounts(errs: Errors, mounts: tuple[VolumeMount, ...], path: str, volumes: s
 def _resources(errs: Errors, resources: ResourceRequirements, path: str) -> None:
     for key, values in (("limits", resources.limits), ("requests", resources.requests)):
         for name, quantity in values.items():
-            _resource_name(errs, f"{path}.{key}[{name}]", name)
-            _quantity_non_negative(errs, f"{path}.{key}[{name}]", quantity)
+            _resource_name(errs, entry(f"{path}.{key}", name), name)
+            _quantity_non_negative(errs, entry(f"{path}.{key}", name), quantity)
     for name, request in resources.requests.items():
         limit = resources.limits.get(name)
         if limit is not None and request.milli > limit.milli:
@@ -699,12 +699,12 @@ def validate_config_map(cm: ConfigMap) -> list[FieldError]:
     validate_meta(errs, cm.metadata)
     size = 0
     for key, value in cm.data.items():
-        config_key(errs, f"data[{key}]", key)
+        config_key(errs, entry("data", key), key)
         size += len(value)
     for key, blob in cm.binary_data.items():
-        config_key(errs, f"binaryData[{key}]", key)
+        config_key(errs, entry("binaryData", key), key)
         if key in cm.data:
-            errs.invalid(f"binaryData[{key}]", key, "duplicate of key present in data")
+            errs.invalid(entry("binaryData", key), key, "duplicate of key present in data")
         size += len(blob)
     if size > _DATA_LIMIT:
         errs.too_long("", _DATA_LIMIT)
@@ -716,7 +716,7 @@ def validate_secret(secret: Secret) -> list[FieldError]:
     validate_meta(errs, secret.metadata)
     size = 0
     for key, blob in secret.data.items():
-        config_key(errs, f"data[{key}]", key)
+        config_key(errs, entry("data", key), key)
         size += len(blob)
     if size > _DATA_LIMIT:
         errs.too_long("data", _DATA_LIMIT)
