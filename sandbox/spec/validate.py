@@ -55,14 +55,41 @@ class Errors(list[FieldError]):
 _LABEL_RE = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _SUBDOMAIN_RE = _LABEL_RE + r"(\." + _LABEL_RE + ")*"
 _QNAME_RE = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
-_LABEL = re.compile(_LABEL_RE)
-_SUBDOMAIN = re.compile(_SUBDOMAIN_RE)
-_QNAME = re.compile(_QNAME_RE)
-_CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+")
-_IANA = re.compile(r"[-a-z0-9]+")
-_HAS_LETTER = re.compile(r"[a-z]")
-_HTTP_HEADER_NAME = re.compile(r"[-A-Za-z0-9!#$%&'*+.^_`|~]+")
-_HUGEPAGES = re.compile(r"hugepages-[0-9]+[A-Za-z]*")
+
+
+class _Pattern:
+    """A regular expression compiled on first use: most manifests never reach most rules, and
+    compiling them all would be paid on every start-up."""
+
+    __slots__ = ("_source", "_compiled")
+
+    def __init__(self, source: str) -> None:
+        self._source = source
+        self._compiled: re.Pattern[str] | None = None
+
+    def _get(self) -> re.Pattern[str]:
+        if self._compiled is None:
+            self._compiled = re.compile(self._source)
+        return self._compiled
+
+    def fullmatch(self, text: str) -> re.Match[str] | None:
+        return self._get().fullmatch(text)
+
+    def search(self, text: str) -> re.Match[str] | None:
+        return self._get().search(text)
+
+    def match(self, text: str) -> re.Match[str] | None:
+        return self._get().match(text)
+
+
+_LABEL = _Pattern(_LABEL_RE)
+_SUBDOMAIN = _Pattern(_SUBDOMAIN_RE)
+_QNAME = _Pattern(_QNAME_RE)
+_CONFIG_KEY = _Pattern(r"[-._a-zA-Z0-9]+")
+_IANA = _Pattern(r"[-a-z0-9]+")
+_HAS_LETTER = _Pattern(r"[a-z]")
+_HTTP_HEADER_NAME = _Pattern(r"[-A-Za-z0-9!#$%&'*+.^_`|~]+")
+_HUGEPAGES = _Pattern(r"hugepages-[0-9]+[A-Za-z]*")
 
 LABEL_MSG = (
     "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start "
@@ -463,7 +490,7 @@ def _env(errs: Errors, env: tuple[EnvVar, ...], path: str) -> None:
                 config_key(errs, f"{spath}.{key}.key", ref.key)
 
 
-_LABEL_REF = re.compile(r"metadata\.(labels|annotations)\['(.*)'\]\Z")
+_LABEL_REF = _Pattern(r"metadata\.(labels|annotations)\['(.*)'\]\Z")
 
 
 def _field_ref_path(errs: Errors, path: str, field_path: str, api_version: str | None) -> None:

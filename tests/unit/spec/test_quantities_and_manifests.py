@@ -1,0 +1,85 @@
+"""Quantity arithmetic, and multi-document files with ConfigMaps and Secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sandbox.errors import SpecError
+from sandbox.spec.load import load_manifests, load_manifests_text, load_pod_file
+from sandbox.spec.quantity import parse_quantity, quantity_from_number
+
+
+@pytest.mark.parametrize(
+    ("text", "milli"),
+    [
+        ("100m", 100), ("0.5", 500), ("1", 1000), ("1e3", 1_000_000), ("1E-3", 1), ("0.1m", 1),
+        ("128Mi", 128 * 2**20 * 1000), ("1Gi", 2**30 * 1000), ("1G", 10**9 * 1000), ("2k", 2_000_000),
+        ("500u", 1), ("-1", -1000), ("+2", 2000), (".5", 500), ("5.", 5000), ("1Ei", 2**60 * 1000),
+    ],
+)
+def test_parse_quantity(text: str, milli: int) -> None:
+    q = parse_quantity(text)
+    assert q is not None and q.milli == milli and q.text == text
+
+
+@pytest.mark.parametrize("text", ["128mi", "1gb", "1 Gi", "", "m", "1.2.3", "Gi", "1e", "1e999", "0x10", "1Kb", "--1"])
+def test_invalid_quantities(text: str) -> None:
+    assert parse_quantity(text) is None
+
+
+def test_quantity_value_rounds_up() -> None:
+    q = parse_quantity("100m")
+    assert q is not None and q.value == 1
+    assert quantity_from_number(0.5) == parse_quantity("0.5")
+    assert quantity_from_number(1e-05) is not None
+
+
+MULTI = """
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cfg}
+data: {key.name: value}
+binaryData: {blob: aGVsbG8=}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: creds}
+data: {password: czNjcjN0}
+stringData: {user: admin}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  containers: [{name: app, image: busybox}]
+---
+apiVersion: resource.k8s.io/v1
+kind: ResourceClaim
+metadata: {name: claim}
+"""
+
+
+def test_multi_document_file(tmp_path: Path) -> None:
+    path = tmp_path / "all.yaml"
+    path.write_text(MULTI)
+    m = load_manifests(str(path))
+    assert [p.metadata.name for p in m.pods] == ["web"]
+    (cm,) = m.config_maps
+    assert dict(cm.data) == {"key.name": "value"} and dict(cm.binary_data) == {"blob": b"hello"}
+    (secret,) = m.secrets
+    assert dict(secret.data) == {"password": b"s3cr3t", "user": b"admin"} and secret.type == "Opaque"
+    assert m.skipped == ("ResourceClaim/claim",)
+    assert load_pod_file(str(path)).metadata.name == "web"
+
+
+def test_errors_in_several_documents_are_all_reported() -> None:
+    text = MULTI.replace("image: busybox", "image: ''").replace("czNjcjN0", "not-base64!")
+    with pytest.raises(SpecError) as info:
+        load_manifests_text(text, "all.yaml")
+    assert [str(e) for e in info.value.errors] == [
+        '<document 2> data[password]: Invalid value: "not-base64!": illegal base64 data',
+        "<document 3> spec.containers[0].image: Required value",
+    ]
+    assert str(info.value).startswith("all.yaml: <document 2> data[password]")
