@@ -317,6 +317,9 @@ static __attribute__((noreturn)) void run_stage2(const struct sbx_spawn_req *req
         }
         if (drop_credentials(req, &e) < 0)
                 child_fail(chan, &e);
+        /* Changing credentials cleared the parent-death signal (prctl(2)): set it again. */
+        if (req->pdeathsig)
+                prctl(PR_SET_PDEATHSIG, req->pdeathsig, 0, 0, 0);
         if ((req->cwd || req->pivot) && sbx_enter_cwd(req->cwd, &e) < 0)
                 child_fail(chan, &e);
         if (setup_stdio(req, &e) < 0)

@@ -39,7 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from sandbox.errors import SandboxError
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # Everything after "--" is a command to run (exec), never options of ours: argparse's own
+    # handling of "--" after a sub-command's positionals is unreliable.
+    trailing: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, trailing = argv[:cut], argv[cut + 1 :]
     args = build_parser().parse_args(argv)
+    args.trailing = trailing
     level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="sandbox: %(message)s")
     try:

@@ -13,7 +13,7 @@ def add_parser(verbs: Any) -> None:
     p = verbs.add_parser("exec", help="run a command in a running container")
     p.add_argument("name", help="pod name")
     p.add_argument("-c", "--container", help="container name (default: the pod's first container)")
-    p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
+    p.epilog = "usage: sandbox exec POD [-c CONTAINER] -- CMD [ARG...]"
     p.set_defaults(handler=handle)
 
 
@@ -22,7 +22,7 @@ def handle(args: argparse.Namespace) -> int:
     from sandbox.errors import StateError, UsageError
     from sandbox.state.proc import ProcessRef
 
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    command = args.trailing
     if not command:
         raise UsageError("exec: no command given (sandbox exec POD [-c CONTAINER] -- CMD...)")
     state = pod_dir(args, args.name).read()

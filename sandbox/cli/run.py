@@ -31,6 +31,20 @@ def handle(args: argparse.Namespace) -> int:
     from sandbox.supervisor.run import prepare, run_pod
 
     prepared = prepare(args.file, layout(args), args.namespace)
-    phase = run_pod(prepared, backoff=backoff, quiet=args.quiet)
+    status = run_pod(prepared, backoff=backoff, quiet=args.quiet)
+    phase = status.get("phase")
     print(f"pod {prepared.namespace}/{prepared.name}: {phase}", file=sys.stderr)
+    for cs in [*status.get("initContainerStatuses", []), *status.get("containerStatuses", [])]:
+        print(f"  {cs['name']}: {describe_state(cs)}, restarts {cs.get('restartCount', 0)}", file=sys.stderr)
     return 0 if phase == "Succeeded" else 1
+
+
+def describe_state(cs: dict[str, Any]) -> str:
+    """`terminated (Error, exit code 137)` / `waiting (CrashLoopBackOff)` / `running`."""
+    state = cs.get("state") or {}
+    if "terminated" in state:
+        t = state["terminated"]
+        return f"terminated ({t.get('reason', '')}, exit code {t.get('exitCode')})"
+    if "waiting" in state:
+        return f"waiting ({state['waiting'].get('reason', '')})"
+    return "running" if "running" in state else "unknown"

@@ -249,7 +249,10 @@ class PodSupervisor:
                 slot.spec, slot.image, layer, self.dirs.files, pause_pidfd=self._pause_pidfd(),
                 share_pid=bool(self.pod.spec.share_process_namespace), argv=slot.argv, env=slot.env,
                 stdout=stdout, stderr=stderr, stdin=self.devnull)
-            process = self.spawner.spawn(req)
+            # Stage 2 already sits in the container's new mount namespace while it waits: read it
+            # now, before a short-lived main process can exit and take /proc/PID/ns with it.
+            mnt_ns: list[str | None] = []
+            process = self.spawner.spawn(req, before_start=lambda pid: mnt_ns.append(mount_ns_of(pid)))
         except ContainerStartError as e:
             clog.close()
             layer.remove()
@@ -262,7 +265,7 @@ class PodSupervisor:
         self.selector.register(process.pidfd, selectors.EVENT_READ, ("exit", slot))
         slot.process, slot.layer, slot.started_once = process, layer, True
         slot.ref = ProcessRef.of(process.pid)
-        slot.mnt_ns = mount_ns_of(process.pid)
+        slot.mnt_ns = mnt_ns[0] if mnt_ns else None
         slot.status = replace(slot.status, state=st.Running(self.wall()), restart_count=restart_count,
                               container_id=f"sandbox://{container_id}", ready=True, started=True)
         log.info("pod %s/%s: started container %s (pid %d)", self.namespace, self.name, slot.name, process.pid)

@@ -66,7 +66,8 @@ def _with_namespace(pod: Pod, namespace: str | None) -> Pod:
     return dataclasses.replace(pod, metadata=dataclasses.replace(pod.metadata, namespace=namespace))
 
 
-def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False) -> str:
+def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False) -> dict[str, Any]:
+    """Run the pod to its end; returns its final Pod status (phase, containerStatuses, ...)."""
     from sandbox.logs.stream import Terminal
     from sandbox.pod.cleanup import clean_stale
     from sandbox.process.spawner import DirectSpawner
@@ -92,13 +93,13 @@ def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False) -> str:
         supervisor = PodSupervisor(
             prepared.pod, uid, prepared.images, layout, pod_dir.path, DirectSpawner(),
             backoff=backoff, terminal=None if quiet else Terminal(), save_state=save)
-        phase = supervisor.run()
+        supervisor.run()
     finally:
         _remove_pod_dir(pod_dir)
         lock.release()
     if supervisor.start_error is not None:
         raise supervisor.start_error
-    return phase
+    return dict(supervisor.snapshot()["status"])
 
 
 def _remove_pod_dir(pod_dir: Any) -> None:

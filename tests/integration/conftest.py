@@ -1,0 +1,180 @@
+"""Fixtures for the root tier: a busybox image built once, a private --root per test, helpers to
+drive `sandbox` as a subprocess (the pytest process never enters a namespace itself), and an
+autouse check that every test leaves the machine as it found it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SANDBOX = str(Path(sys.executable).parent / "sandbox")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.geteuid() == 0:
+        return
+    skip = pytest.mark.skip(reason="needs root: creates namespaces and mounts")
+    for item in items:
+        if "root" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def image_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`<base>/lib/images` with busybox:latest, built once per session by rootfs/."""
+    base = tmp_path_factory.mktemp("images")
+    env = dict(os.environ, SANDBOX_ROOT=str(base))
+    subprocess.run([str(REPO / "rootfs" / "build-busybox.sh"), SANDBOX], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    return base / "lib" / "images"
+
+
+def _host_snapshot() -> dict[str, Any]:
+    with open("/proc/self/mountinfo") as f:
+        mounts = sorted(line.split()[4] for line in f)
+    netns = sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else []
+    return {"mounts": mounts, "netns": netns}
+
+
+def _pod_processes(since_pids: set[int]) -> list[str]:
+    """New processes in a network namespace other than ours: pause or a container left behind."""
+    own = os.readlink("/proc/self/ns/net")
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in since_pids:
+            continue
+        try:
+            if os.readlink(f"/proc/{entry}/ns/net") != own:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+                found.append(f"{entry}: {cmdline}")
+        except OSError:
+            continue
+    return found
+
+
+@dataclass
+class Sandbox:
+    """One test's private runtime root and ways to drive `sandbox` in it."""
+
+    root: Path
+    tmp: Path
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def cmd(self, *args: str) -> list[str]:
+        return [SANDBOX, "--root", str(self.root), *args]
+
+    def run(self, *args: str, timeout: float = 60, check: bool = False) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.cmd(*args), capture_output=True, text=True, timeout=timeout, check=check)
+
+    def manifest(self, text: str, name: str = "pod.yaml") -> Path:
+        path = self.tmp / name
+        path.write_text(text)
+        return path
+
+    def start(self, manifest: Path, *extra: str) -> subprocess.Popen[bytes]:
+        """`sandbox run` in the background (its own process group, so signals hit only it)."""
+        proc = subprocess.Popen(self.cmd("run", *extra, str(manifest)), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def state(self, name: str, namespace: str = "default") -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = json.loads((self.root / "run" / "pods" / f"{namespace}_{name}" / "state.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return data
+
+    def wait_for(self, what: Callable[[], Any], timeout: float = 20, message: str = "condition") -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = what()
+            if value:
+                return value
+            time.sleep(0.02)
+        raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+    def wait_running(self, name: str, containers: int = 1, timeout: float = 20) -> dict[str, Any]:
+        def ready() -> dict[str, Any] | None:
+            s = self.state(name)
+            if not s:
+                return None
+            statuses = s["status"].get("containerStatuses", [])
+            running = [c for c in statuses if "running" in c.get("state", {})]
+            return s if len(running) >= containers else None
+
+        result: dict[str, Any] = self.wait_for(ready, timeout, f"pod {name} running")
+        return result
+
+    def pid_of(self, pod: str, container: str) -> int:
+        state = self.state(pod)
+        assert state is not None, f"pod {pod} has no state"
+        return int(state["containers"][container]["process"]["pid"])
+
+    def pause_pid(self, pod: str) -> int:
+        state = self.state(pod)
+        assert state is not None
+        return int(state["pause"]["pid"])
+
+    def finish(self, proc: subprocess.Popen[bytes], timeout: float = 60) -> tuple[int, str, str]:
+        out, err = proc.communicate(timeout=timeout)
+        return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+    def stop(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGINT, timeout: float = 60) -> tuple[int, str, str]:
+        proc.send_signal(sig)
+        return self.finish(proc, timeout)
+
+
+@pytest.fixture
+def sbx(image_store: Path, tmp_path: Path) -> Iterator[Sandbox]:
+    """A private runtime root sharing the session's image store; asserts nothing leaked."""
+    root = tmp_path / f"root-{uuid.uuid4().hex[:8]}"
+    (root / "lib").mkdir(parents=True)
+    (root / "lib" / "images").symlink_to(image_store)
+    before = _host_snapshot()
+    pids_before = {int(p) for p in os.listdir("/proc") if p.isdigit()}
+    box = Sandbox(root, tmp_path)
+    try:
+        yield box
+    finally:
+        killed = False
+        for proc in box.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                killed = True
+            proc.communicate(timeout=30)  # reaps it and closes its pipes
+        if killed:  # a failed test's pod: finish its tear-down the way a user would
+            for entry in os.listdir(root / "run" / "pods"):
+                ns, _, name = entry.partition("_")
+                subprocess.run(box.cmd("-n", ns, "delete", name), capture_output=True, timeout=60)
+        # pause and containers die with a killed runtime (PR_SET_PDEATHSIG); give the kernel a moment.
+        deadline = time.monotonic() + 5
+        while _pod_processes(pids_before) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        leaked = _pod_processes(pids_before)
+        after = _host_snapshot()
+        pods_left = sorted(os.listdir(root / "run" / "pods")) if (root / "run" / "pods").exists() else []
+        layers_left = sorted(os.listdir(root / "lib" / "containers")) if (root / "lib" / "containers").exists() else []
+        shutil.rmtree(root, ignore_errors=True)
+        assert not leaked, f"processes left behind: {leaked}"
+        assert after == before, "host mounts or network namespaces changed"
+        assert not pods_left, f"pod state left behind: {pods_left}"
+        assert not layers_left, f"container layers left behind: {layers_left}"
+
+
+def ns_inode(pid: int, ns: str) -> str:
+    return os.readlink(f"/proc/{pid}/ns/{ns}")

@@ -1,0 +1,100 @@
+"""Stopping a pod: Ctrl-C / SIGTERM / `sandbox delete` as the kubelet deletes a pod (SIGTERM, SIGKILL
+after terminationGracePeriodSeconds), and a killed runtime leaving nothing running."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from conftest import Sandbox
+
+pytestmark = pytest.mark.root
+
+MIXED = """
+apiVersion: v1
+kind: Pod
+metadata: {name: %s}
+spec:
+  terminationGracePeriodSeconds: %d
+  containers:
+  - name: polite
+    image: busybox
+    command: ["sh", "-c", "trap 'echo bye; exit 0' TERM; while true; do sleep 0.1; done"]
+  - name: stubborn
+    image: busybox
+    # PID 1 of its PID namespace with no SIGTERM handler: the kernel drops SIGTERM.
+    command: ["sleep", "1000"]
+"""
+
+
+def test_sigint_stops_gracefully_then_kills_at_grace_deadline(sbx: Sandbox) -> None:
+    proc = sbx.start(sbx.manifest(MIXED % ("graceful", 3)))
+    sbx.wait_running("graceful", containers=2)
+    started = time.monotonic()
+    code, out, err = sbx.stop(proc, signal.SIGINT)
+    elapsed = time.monotonic() - started
+    assert 3.0 <= elapsed < 6.0, elapsed
+    assert "[polite] bye" in out
+    assert "polite: terminated (Completed, exit code 0)" in err
+    assert "stubborn: terminated (Error, exit code 137)" in err
+    assert code == 1 and "pod default/graceful: Failed" in err
+
+
+def test_grace_period_minimum_is_two_seconds(sbx: Sandbox) -> None:
+    proc = sbx.start(sbx.manifest(MIXED % ("min-grace", 0)))
+    sbx.wait_running("min-grace", containers=2)
+    started = time.monotonic()
+    sbx.stop(proc, signal.SIGTERM)
+    assert 2.0 <= time.monotonic() - started < 4.5
+
+
+def test_second_ctrl_c_kills_at_once(sbx: Sandbox) -> None:
+    proc = sbx.start(sbx.manifest(MIXED % ("impatient", 30)))
+    sbx.wait_running("impatient", containers=2)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    code, _, err = sbx.stop(proc, signal.SIGINT)
+    assert time.monotonic() - started < 3
+    assert "stubborn: terminated (Error, exit code 137)" in err
+
+
+def test_delete_from_another_process(sbx: Sandbox) -> None:
+    proc = sbx.start(sbx.manifest(MIXED % ("deleted", 2)))
+    sbx.wait_running("deleted", containers=2)
+    result = sbx.run("delete", "deleted")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == 'pod "deleted" deleted'
+    assert proc.wait(timeout=10) == 1
+    assert sbx.state("deleted") is None
+    assert sbx.run("get", "pod", "deleted").returncode == 1
+
+
+def test_killed_runtime_takes_the_pod_down_and_delete_cleans_up(sbx: Sandbox) -> None:
+    proc = sbx.start(sbx.manifest(MIXED % ("crashed", 2)))
+    state = sbx.wait_running("crashed", containers=2)
+    pids = [state["pause"]["pid"]] + [c["process"]["pid"] for c in state["containers"].values()]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+
+    def all_gone() -> bool:
+        return not any(os.path.exists(f"/proc/{pid}") for pid in pids)
+
+    sbx.wait_for(all_gone, timeout=5, message="pod processes to die with the runtime (PR_SET_PDEATHSIG)")
+    assert sbx.state("crashed") is not None  # the record stays until someone cleans up
+    result = sbx.run("delete", "crashed")
+    assert result.returncode == 0, result.stderr
+    assert sbx.state("crashed") is None
+
+
+def test_second_run_of_the_same_pod_is_refused_while_running(sbx: Sandbox) -> None:
+    manifest = sbx.manifest(MIXED % ("twice", 2))
+    proc = sbx.start(manifest)
+    sbx.wait_running("twice", containers=2)
+    again = sbx.run("run", str(manifest))
+    assert again.returncode == 1
+    assert 'pod "twice" is already running in namespace "default"' in again.stderr
+    sbx.stop(proc)
