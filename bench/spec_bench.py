@@ -17,12 +17,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sandbox.spec.load import load_pod_file, load_pod_text  # noqa: E402
+from sandbox.spec.load import load_pod_file, load_pod_text
 
 
 def big_pod(containers: int = 200) -> str:
-    parts = ["apiVersion: v1\nkind: Pod\nmetadata:\n  name: big\n  labels: {app: big}\nspec:\n  volumes:\n"
-             "  - {name: data, emptyDir: {}}\n  containers:\n"]
+    header = ("apiVersion: v1\nkind: Pod\nmetadata:\n  name: big\n  labels: {app: big}\nspec:\n  volumes:\n"
+              "  - {name: data, emptyDir: {}}\n  containers:\n")
+    parts = [header]
     for i in range(containers):
         parts.append(f"""  - name: c{i}
     image: registry.example/app:{i}

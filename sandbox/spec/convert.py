@@ -107,7 +107,7 @@ class Converter:
         return self.fail(path, f"Invalid value: {format_value(value)}: must be of type {expected}, "
                                f"not {_json_type(value)}")
 
-    def object(self, value: object, type_name: str, path: str) -> Any:
+    def convert_object(self, value: object, type_name: str, path: str) -> Any:
         otype = TYPES[type_name]
         if not isinstance(value, dict):
             return self.wrong_type(path, value, ("obj",))
@@ -153,7 +153,7 @@ class Converter:
         if tag == "bool":
             return value if isinstance(value, bool) else self.wrong_type(path, value, kind)
         if tag == "obj":
-            return self.object(value, kind[1], path)
+            return self.convert_object(value, kind[1], path)
         if tag == "list":
             return self._list(value, kind, path)
         if tag == "map":
@@ -162,7 +162,7 @@ class Converter:
             return value if isinstance(value, str) else self._int(value, path, kind)
         if tag == "qty":
             return self.quantity(value, path)
-        return self.any(value, path)
+        return self.convert_any(value, path)
 
     def _int(self, value: object, path: str, kind: Kind) -> Any:
         if isinstance(value, float) and value.is_integer():
@@ -211,20 +211,20 @@ class Converter:
             return self.fail(path, f"Invalid value: {format_value(value)}: {QUANTITY_ERROR}")
         return q
 
-    def any(self, value: object, path: str) -> Any:
+    def convert_any(self, value: object, path: str) -> Any:
         if isinstance(value, dict):
             out = {}
             for key, item in value.items():
                 name = _map_key(key)
                 if name is None:
                     return self.fail(path, f"Invalid value: {format_value(key)}: map keys must be strings")
-                converted = self.any(item, entry(path, name))
+                converted = self.convert_any(item, entry(path, name))
                 if converted is _MISSING:
                     return _MISSING
                 out[name] = converted
             return MappingProxyType(out)
         if isinstance(value, list):
-            items = [self.any(item, f"{path}[{i}]") for i, item in enumerate(value)]
+            items = [self.convert_any(item, f"{path}[{i}]") for i, item in enumerate(value)]
             return _MISSING if _MISSING in items else tuple(items)
         if value is None or isinstance(value, (str, bool, int, float)):
             return value

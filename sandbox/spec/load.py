@@ -15,9 +15,9 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
-import yaml
+import yaml  # type: ignore[import-untyped]  # no stubs in the venv; only this module uses yaml
 
 from sandbox.errors import FieldError, SpecError
 from sandbox.spec import defaults
@@ -38,14 +38,14 @@ _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _VALUE = "tag:yaml.org,2002:value"
 
 
-class _Loader(yaml.CSafeLoader):
+class _Loader(yaml.CSafeLoader):  # type: ignore[misc]
     """CSafeLoader without the YAML 1.1 timestamp and `=` resolvers.
 
     sigs.k8s.io/yaml hands `2024-01-01` to the API server as a string, so an `env[].value` or
     annotation that looks like a date must stay a string; a bare `=` has no safe constructor at all.
     """
 
-    yaml_implicit_resolvers = {
+    yaml_implicit_resolvers: ClassVar[dict[str, list[tuple[str, Any]]]] = {
         first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_TIMESTAMP, _VALUE)]
         for first, resolvers in yaml.CSafeLoader.yaml_implicit_resolvers.items()
     }
@@ -158,7 +158,7 @@ def _space_hint(text: str, line: int) -> str:
 
 
 class _Frame:
-    __slots__ = ("is_map", "keys", "want_key", "index", "size", "anchor", "path", "key")
+    __slots__ = ("anchor", "index", "is_map", "key", "keys", "path", "size", "want_key")
 
     def __init__(self, is_map: bool, anchor: str | None, path: str) -> None:
         self.is_map = is_map
@@ -330,7 +330,7 @@ class _Collector:
 
     def _convert(self, doc: dict[str, Any], type_name: str, where: str) -> tuple[Any, Converter]:
         conv = Converter()
-        obj = conv.object(doc, type_name, "")
+        obj = conv.convert_object(doc, type_name, "")
         if doc.get("apiVersion") != "v1":
             conv.fail("apiVersion", f"Unsupported value: {format_value(doc.get('apiVersion'))}: supported "
                                     'values: "v1"')

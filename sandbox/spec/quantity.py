@@ -15,7 +15,7 @@ from sandbox.spec.model import Quantity
 QUANTITY_REGEX = "^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
 QUANTITY_ERROR = f"quantities must match the regular expression '{QUANTITY_REGEX}'"
 
-_NUMBER = re.compile(r"([+-]?)([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(.*)\Z", re.S)
+_NUMBER = re.compile(r"([+-]?)([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(.*)\Z", re.DOTALL)
 _EXPONENT = re.compile(r"[eE]([+-]?[0-9]+)\Z")
 _BINARY = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
 _DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
@@ -50,7 +50,7 @@ def parse_quantity(text: str) -> Quantity | None:
     return Quantity(text, -milli if sign == "-" else milli)
 
 
-def quantity_from_number(value: int | float) -> Quantity | None:
+def quantity_from_number(value: float) -> Quantity | None:
     """A quantity written as a YAML/JSON number (`cpu: 0.5`, `memory: 1024`)."""
     text = str(value) if isinstance(value, int) else repr(value)
     if "inf" in text or "nan" in text:

@@ -25,7 +25,7 @@ Kind = tuple[Any, ...]  # ("str",) | ("list", Kind) | ("map", Kind) | ("obj", "T
 
 
 class Field:
-    __slots__ = ("key", "attr", "kind", "required", "group")
+    __slots__ = ("attr", "group", "key", "kind", "required")
 
     def __init__(self, key: str, attr: str, kind: Kind, required: bool, group: str | None) -> None:
         self.key = key
@@ -36,7 +36,7 @@ class Field:
 
 
 class ObjectType:
-    __slots__ = ("name", "cls", "fields", "by_attr")
+    __slots__ = ("by_attr", "cls", "fields", "name")
 
     def __init__(self, name: str, cls: type | None, fields: dict[str, Field]) -> None:
         self.name = name

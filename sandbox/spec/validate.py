@@ -14,9 +14,27 @@ from collections.abc import Iterable, Mapping
 from sandbox.errors import FieldError
 from sandbox.spec.convert import entry, format_value
 from sandbox.spec.model import (
-    ConfigMap, Container, ContainerPort, EnvFromSource, EnvVar, HTTPGetAction, Lifecycle, LifecycleHandler,
-    ObjectMeta, Pod, PodDNSConfig, PodSecurityContext, PodSpec, Probe, Quantity, ResourceRequirements,
-    Secret, SecurityContext, SecurityProfile, Volume, VolumeMount,
+    ConfigMap,
+    Container,
+    ContainerPort,
+    EnvFromSource,
+    EnvVar,
+    HTTPGetAction,
+    Lifecycle,
+    LifecycleHandler,
+    ObjectMeta,
+    Pod,
+    PodDNSConfig,
+    PodSecurityContext,
+    PodSpec,
+    Probe,
+    Quantity,
+    ResourceRequirements,
+    Secret,
+    SecurityContext,
+    SecurityProfile,
+    Volume,
+    VolumeMount,
 )
 
 
@@ -61,7 +79,7 @@ class _Pattern:
     """A regular expression compiled on first use: most manifests never reach most rules, and
     compiling them all would be paid on every start-up."""
 
-    __slots__ = ("_source", "_compiled")
+    __slots__ = ("_compiled", "_source")
 
     def __init__(self, source: str) -> None:
         self._source = source

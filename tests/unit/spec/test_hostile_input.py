@@ -6,7 +6,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import yaml
@@ -17,11 +17,10 @@ from sandbox.errors import SpecError
 from sandbox.spec.load import MAX_BYTES, load_manifests_text, load_pod_file, load_pod_text
 
 
-
 class _PlainLoader(yaml.SafeLoader):
     """Loads the test manifests as the runtime does: `=` and dates stay strings."""
 
-    yaml_implicit_resolvers = {
+    yaml_implicit_resolvers: ClassVar[dict[str, list[tuple[str, Any]]]] = {
         first: [(tag, rx) for tag, rx in resolvers if not tag.endswith((":value", ":timestamp"))]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
