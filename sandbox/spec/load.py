@@ -158,17 +158,28 @@ def _space_hint(text: str, line: int) -> str:
 
 
 class _Frame:
-    __slots__ = ("anchor", "index", "is_map", "key", "keys", "path", "size", "want_key")
+    """An open mapping or sequence in the event scan. Its path is only built for an error message."""
 
-    def __init__(self, is_map: bool, anchor: str | None, path: str) -> None:
+    __slots__ = ("anchor", "index", "is_map", "key", "keys", "parent", "size", "slot", "want_key")
+
+    def __init__(self, is_map: bool, anchor: str | None, parent: _Frame | None, slot: str | int) -> None:
         self.is_map = is_map
         self.keys: set[str] = set()
         self.want_key = True
         self.index = 0
         self.size = 1
         self.anchor = anchor
-        self.path = path
+        self.parent = parent
+        self.slot = slot  # key in the parent mapping, index in the parent sequence, or document number
         self.key = ""
+
+    @property
+    def path(self) -> str:
+        if self.parent is None:
+            return f"<document {self.slot}>"
+        if self.parent.is_map:
+            return _join(self.parent.path, str(self.slot))
+        return f"{self.parent.path}[{self.slot}]"
 
 
 def _prescan(text: str, errors: list[FieldError]) -> bool:
@@ -200,7 +211,6 @@ def _prescan(text: str, errors: list[FieldError]) -> bool:
                 anchors[done.anchor] = done.size
             _add_child(stack, done.size)
             continue
-        here = _node_path(parent, documents)
         if parent is not None and parent.is_map and parent.want_key:
             if kind is yaml.ScalarEvent and event.value != "<<":  # `<<` merge keys may repeat
                 if event.value in parent.keys:
@@ -216,11 +226,11 @@ def _prescan(text: str, errors: list[FieldError]) -> bool:
             if size is None:
                 open_anchor = any(f.anchor == event.anchor for f in stack)
                 detail = "recursive alias" if open_anchor else "undefined alias"
-                errors.append(FieldError(here, f"Invalid value: {detail} *{event.anchor} ({_mark(event.start_mark)})"))
+                errors.append(FieldError(_node_path(parent, documents), f"Invalid value: {detail} *{event.anchor} ({_mark(event.start_mark)})"))
                 return False
             alias_nodes += size
             if aliases > MAX_ALIASES or alias_nodes > MAX_ALIAS_NODES:
-                errors.append(FieldError(here, f"Invalid value: too many YAML aliases (more than {MAX_ALIASES} "
+                errors.append(FieldError(_node_path(parent, documents), f"Invalid value: too many YAML aliases (more than {MAX_ALIASES} "
                                                f"or expanding to more than {MAX_ALIAS_NODES} nodes) "
                                                f"({_mark(event.start_mark)})"))
                 return False
@@ -232,10 +242,12 @@ def _prescan(text: str, errors: list[FieldError]) -> bool:
             _add_child(stack, 1)
             continue
         if len(stack) >= MAX_DEPTH:
-            errors.append(FieldError(_shorten(here), f"Invalid value: nested more than {MAX_DEPTH} levels deep "
+            errors.append(FieldError(_shorten(_node_path(parent, documents)), f"Invalid value: nested more than {MAX_DEPTH} levels deep "
                                            f"({_mark(event.start_mark)})"))
             return False
-        stack.append(_Frame(kind is yaml.MappingStartEvent, event.anchor, here))
+        slot: str | int = documents if parent is None else (
+            parent.index if not parent.is_map else "?" if parent.want_key else parent.key)
+        stack.append(_Frame(kind is yaml.MappingStartEvent, event.anchor, parent, slot))
     return True
 
 
