@@ -66,6 +66,9 @@ class ContainerStartError(SandboxError):
         self.container = container
         super().__init__(self.describe())
 
+    def __str__(self) -> str:
+        return self.describe()
+
     def describe(self) -> str:
         import os
 

@@ -117,7 +117,14 @@ class Sandbox:
             running = [c for c in statuses if "running" in c.get("state", {})]
             return s if len(running) >= containers else None
 
-        result: dict[str, Any] = self.wait_for(ready, timeout, f"pod {name} running")
+        def ready_or_exited() -> dict[str, Any] | None:
+            for proc in self.procs:
+                if proc.poll() is not None:
+                    _, err = proc.communicate()
+                    raise AssertionError(f"sandbox run exited ({proc.returncode}): {err.decode()}")
+            return ready()
+
+        result: dict[str, Any] = self.wait_for(ready_or_exited, timeout, f"pod {name} running")
         return result
 
     def pid_of(self, pod: str, container: str) -> int:

@@ -1,0 +1,123 @@
+"""The kubectl-like verbs against a running pod: get, exec, logs."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from conftest import Sandbox
+
+pytestmark = pytest.mark.root
+
+WEB = r"""
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: app
+    image: busybox
+    workingDir: /srv/data
+    env:
+    - {name: GREETING, value: hello}
+    - {name: MESSAGE, value: "$(GREETING) world, $$(GREETING) stays"}
+    command: ["sh", "-c"]
+    args: ["echo $(GREETING) from args; echo \"$MESSAGE\"; echo to-stderr >&2; exec sleep 1000"]
+  - name: helper
+    image: busybox
+    command: ["sleep", "1000"]
+"""
+
+
+@pytest.fixture
+def web(sbx: Sandbox):  # type: ignore[no-untyped-def]
+    proc = sbx.start(sbx.manifest(WEB))
+    sbx.wait_running("web", containers=2)
+    yield sbx
+    sbx.stop(proc)
+
+
+def test_get_pod_json_is_a_pod_object_with_status(web: Sandbox) -> None:
+    result = web.run("get", "pod", "web", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    pod = json.loads(result.stdout)
+    assert pod["apiVersion"] == "v1" and pod["kind"] == "Pod"
+    assert pod["metadata"]["name"] == "web" and pod["metadata"]["namespace"] == "default"
+    assert pod["metadata"]["labels"] == {"app": "web"}
+    assert re.fullmatch(r"[0-9a-f-]{36}", pod["metadata"]["uid"])
+    assert pod["spec"]["restartPolicy"] == "Always"  # defaulted
+    status = pod["status"]
+    assert status["phase"] == "Running"
+    conditions = {c["type"]: c["status"] for c in status["conditions"]}
+    assert conditions["Ready"] == "True" and conditions["ContainersReady"] == "True"
+    assert conditions["Initialized"] == "True" and conditions["PodScheduled"] == "True"
+    names = [c["name"] for c in status["containerStatuses"]]
+    assert names == ["app", "helper"]
+    app = status["containerStatuses"][0]
+    assert "startedAt" in app["state"]["running"]
+    assert app["restartCount"] == 0 and app["ready"] is True
+    assert re.fullmatch(r"sandbox://[0-9a-f]{64}", app["containerID"])
+    assert app["lastState"] == {}
+
+
+def test_get_pods_table(web: Sandbox) -> None:
+    result = web.run("get", "pods")
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert lines[1].split()[:4] == ["web", "2/2", "Running", "0"]
+    other = web.run("-n", "other", "get", "pods")
+    assert other.stdout == "" and "No resources found in other namespace." in other.stderr
+
+
+def test_exec_enters_the_container_and_returns_the_exit_code(web: Sandbox) -> None:
+    result = web.run("exec", "web", "-c", "app", "--", "sh", "-c", "echo $GREETING; pwd; hostname; exit 7")
+    assert result.returncode == 7
+    assert result.stdout.splitlines() == ["hello", "/srv/data", "web"]
+    ps = web.run("exec", "web", "--", "ps", "-o", "pid,args").stdout
+    assert re.search(r"^\s*1 sleep 1000$", ps, re.M), ps  # its own PID namespace, main is PID 1
+    missing = web.run("exec", "web", "--", "no-such-command")
+    assert missing.returncode == 127 and "no-such-command" in missing.stderr
+    bad = web.run("exec", "web", "-c", "nope", "--", "true")
+    assert bad.returncode == 2 and "choose one of: [app helper]" in bad.stderr
+
+
+def test_env_and_command_expansion(web: Sandbox) -> None:
+    out = web.run("exec", "web", "--", "sh", "-c", 'echo "$MESSAGE|$HOSTNAME|$PATH"').stdout.strip()
+    assert out == "hello world, $(GREETING) stays|web|/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def test_logs_cri_files_and_logs_verb(web: Sandbox) -> None:
+    files = list(web.root.glob("log/pods/default_web_*/app/0.log"))
+    assert len(files) == 1
+    web.wait_for(lambda: b"to-stderr" in files[0].read_bytes(), message="log lines")
+    records = files[0].read_bytes().decode().splitlines()
+    pattern = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d) (stdout|stderr) F .*"
+    assert all(re.fullmatch(pattern, r) for r in records), records
+    assert any(r.endswith("stdout F hello from args") for r in records)
+    assert any(r.endswith("stdout F hello world, $(GREETING) stays") for r in records)
+    assert any(r.endswith("stderr F to-stderr") for r in records)
+    result = web.run("logs", "web", "-c", "app")
+    assert sorted(result.stdout.splitlines()) == ["hello from args", "hello world, $(GREETING) stays", "to-stderr"]
+    need_name = web.run("logs", "web")
+    assert need_name.returncode == 2 and "choose one of: [app helper]" in need_name.stderr
+
+
+def test_logs_stay_after_the_pod_ends(sbx: Sandbox) -> None:
+    manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: short}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: once, image: busybox, command: ["echo", "it ran"]}
+""")
+    assert sbx.run("run", str(manifest)).returncode == 0
+    result = sbx.run("logs", "short")
+    assert result.returncode == 0 and result.stdout == "it ran\n"
+    assert sbx.run("get", "pod", "short").returncode == 1
