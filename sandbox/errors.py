@@ -6,8 +6,6 @@ This module imports nothing from `sandbox`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 
 class SandboxError(Exception):
     """Base of every error the runtime reports to a user."""
@@ -15,12 +13,27 @@ class SandboxError(Exception):
     exit_code = 1
 
 
-@dataclass(frozen=True, slots=True)
 class FieldError:
-    """One problem in a manifest, in the API server's `<path>: <type>: <detail>` style."""
+    """One problem in a manifest, in the API server's `<path>: <type>: <detail>` style.
 
-    path: str  # "spec.containers[1].ports[0].containerPort"
-    detail: str  # "Invalid value: 70000: must be between 1 and 65535, inclusive"
+    A plain slotted class: this module imports nothing, not even sandbox.record."""
+
+    __slots__ = ("path", "detail")
+
+    def __init__(self, path: str, detail: str) -> None:
+        self.path = path  # "spec.containers[1].ports[0].containerPort"
+        self.detail = detail  # "Invalid value: 70000: must be between 1 and 65535, inclusive"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FieldError):
+            return NotImplemented
+        return (self.path, self.detail) == (other.path, other.detail)
+
+    def __hash__(self) -> int:
+        return hash((self.path, self.detail))
+
+    def __repr__(self) -> str:
+        return f"FieldError(path={self.path!r}, detail={self.detail!r})"
 
     def __str__(self) -> str:
         return f"{self.path}: {self.detail}"

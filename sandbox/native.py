@@ -8,12 +8,15 @@ or call back into Python.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import Any
+from sandbox.record import field, record
 
 from sandbox._native import ffi, lib
 from sandbox.errors import ContainerStartError
 from sandbox.rootfs.plan import MountOp
+
+TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
+if TYPE_CHECKING:
+    from typing import Any
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -21,7 +24,7 @@ CLONE_NEWIPC = 0x08000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 
-@dataclass(slots=True)
+@record(frozen=False)
 class SpawnRequest:
     argv: list[str]
     env: list[str]  # "NAME=value"
@@ -103,7 +106,7 @@ def _error(err: Any) -> ContainerStartError:
     return ContainerStartError(reason, op, int(err.err), path)
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class Started:
     """Stage 2 exists and waits for `finish()`; `pid` is the caller's own child."""
 

@@ -12,13 +12,13 @@ validateID is).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from sandbox.record import record
 from pathlib import Path
 
 ROOT_ENV = "SANDBOX_ROOT"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RootLayout:
     lib: Path  # images and per-container writable layers
     run: Path  # live state: one directory per pod, removed when the pod ends

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from sandbox.record import record, replace
 
 
 class PodPhase:
@@ -25,18 +25,18 @@ class PodPhase:
     TERMINAL = (SUCCEEDED, FAILED)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Waiting:
     reason: str  # ContainerCreating, PodInitializing, CrashLoopBackOff, CreateContainerError, ...
     message: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Running:
     started_at: float  # wall-clock epoch seconds
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Terminated:
     exit_code: int
     reason: str  # Completed, Error, OOMKilled, StartError, ContainerStatusUnknown
@@ -50,7 +50,7 @@ class Terminated:
 State = Waiting | Running | Terminated
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ContainerStatus:
     name: str
     image: str
@@ -68,7 +68,7 @@ class ContainerStatus:
             raise ValueError(f"container {self.name!r}: restart count must not be negative")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PodCondition:
     type: str
     status: str  # "True" | "False"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
+from sandbox.log import get_logger
 
 VERBS = {
     "run": "sandbox.cli.run",
@@ -23,7 +23,9 @@ VERBS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The full parser, or (`only`) one with just that verb: importing every verb's module to
+    build sub-parsers nobody asked for costs start-up time on every command."""
     parser = argparse.ArgumentParser(prog="sandbox", description="Run Kubernetes Pods on this machine.")
     parser.add_argument("--root", help="keep images, state and logs under this directory "
                         "(default: /var/lib/sandbox, /run/sandbox, /var/log/pods; env SANDBOX_ROOT)")
@@ -32,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="debug logging and tracebacks")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     for name, module in VERBS.items():
-        importlib.import_module(module).add_parser(verbs)
+        if only is None or name == only:
+            importlib.import_module(module).add_parser(verbs)
     return parser
 
 
@@ -46,10 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     if "--" in argv:
         cut = argv.index("--")
         argv, trailing = argv[:cut], argv[cut + 1 :]
-    args = build_parser().parse_args(argv)
+    args = build_parser(_verb_of(argv)).parse_args(argv)
     args.trailing = trailing
-    level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
-    logging.basicConfig(level=level, format="sandbox: %(message)s")
+    from sandbox import log
+
+    log.configure(log.DEBUG if args.debug else log.INFO if args.verbose else log.WARNING)
     try:
         return int(args.handler(args))
     except SandboxError as e:
@@ -61,3 +65,21 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 1
+
+
+def _verb_of(argv: list[str]) -> str | None:
+    """The verb, when it can be told without the parser (options before it take a value or not)."""
+    takes_value = {"--root", "-n", "--namespace"}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in takes_value:
+            i += 2
+            continue
+        if arg.startswith("-"):
+            if arg in ("-h", "--help"):
+                return None
+            i += 1
+            continue
+        return arg if arg in VERBS else None
+    return None

@@ -7,7 +7,7 @@ looked up by digest. Pure logic: no I/O.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from sandbox.record import record
 
 DEFAULT_REGISTRY = "docker.io"
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -16,7 +16,7 @@ _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 _DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ImageRef:
     registry: str
     repository: str

@@ -9,19 +9,16 @@ The store is keyed by digest, never by name (security-reliability.md 3); names o
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
-import tempfile
-from dataclasses import dataclass
+from sandbox.record import record
 from pathlib import Path
 
 from sandbox.errors import ImageError
 from sandbox.images.reference import parse_image_ref
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ImageConfig:
     entrypoint: tuple[str, ...] = ()
     cmd: tuple[str, ...] = ()
@@ -59,7 +56,7 @@ class ImageConfig:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Image:
     name: str  # canonical reference the user's name resolved to
     digest: str  # "sha256:<hex>"
@@ -116,6 +113,9 @@ class ImageStore:
             raise ImageError(str(e)) from None
         if not source.is_dir():
             raise ImageError(f"{source}: not a directory")
+        import shutil
+        import tempfile
+
         digest = "sha256:" + _tree_digest(source, config)
         blob = self._blob_dir(digest)
         if not (blob / "config.json").exists():
@@ -143,6 +143,8 @@ class ImageStore:
 
 def _tree_digest(source: Path, config: ImageConfig) -> str:
     """A content digest of the tree (names, modes, link targets, file bytes) and its config."""
+    import hashlib
+
     h = hashlib.sha256(json.dumps(config.to_json(), sort_keys=True).encode())
     for dirpath, dirnames, filenames in os.walk(source):
         dirnames.sort()

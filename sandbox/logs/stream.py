@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from sandbox.record import field, record
 from pathlib import Path
 
 from sandbox.logs.cri import LineSplitter, format_record
@@ -17,7 +17,7 @@ from sandbox.logs.cri import LineSplitter, format_record
 READ_CHUNK = 65536
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class Terminal:
     """Where prefixed lines go; stops writing (quietly) once the reader went away (EPIPE)."""
 
@@ -39,7 +39,7 @@ class Terminal:
             pass
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class _Stream:
     name: str  # "stdout" | "stderr"
     fd: int

@@ -11,8 +11,7 @@ without a pod network never imports pyroute2.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from importlib import resources
+from sandbox.record import record
 from pathlib import Path
 
 from sandbox.native import CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, SpawnRequest
@@ -32,11 +31,14 @@ HOSTS_LOCAL = (
 )
 
 
-def pause_binary() -> Path:
-    return Path(str(resources.files("sandbox") / "_bin" / "pause"))
+def pause_binary() -> str:
+    """Built next to the package by setup.py (importlib.resources would cost ~10 ms to import)."""
+    import sandbox
+
+    return os.path.join(os.path.dirname(sandbox.__file__), "_bin", "pause")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SandboxDirs:
     """Files of one pod under its state directory; all removed with it."""
 

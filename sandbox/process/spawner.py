@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import os
 import signal
-from dataclasses import dataclass
-from typing import Callable, Protocol
-
+from sandbox.record import record
 from sandbox import native
 from sandbox.native import SpawnRequest
 
+TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
+if TYPE_CHECKING:
+    from typing import Callable
 
-@dataclass(frozen=True, slots=True)
+
+@record
 class ExitInfo:
     exit_code: int  # the status, or 128 + signal as Kubernetes reports a signal death
     signal: int  # 0 unless killed by a signal
@@ -66,17 +68,19 @@ class ChildProcess:
             self.pidfd = -1
 
 
-class Spawner(Protocol):
+class Spawner:
+    """The interface (a plain base class rather than a typing.Protocol, for start-up time)."""
+
     def spawn(self, req: SpawnRequest, before_start: Callable[[int], None] | None = None) -> ChildProcess:
         """Start `req`; `before_start(pid)` runs while stage 2 still waits (cgroup placement).
 
         Raises ContainerStartError when the child could not be set up or exec'd; nothing of it
         is left running then.
         """
-        ...
+        raise NotImplementedError
 
 
-class DirectSpawner:
+class DirectSpawner(Spawner):
     """Spawns as children of this process. Call from the main thread only: PR_SET_PDEATHSIG fires
     when the spawning *thread* exits, so a helper thread's exit would kill the pod."""
 

@@ -7,13 +7,13 @@ disappears with the namespace, crash or not; only these directories need removin
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from sandbox.record import record
 from pathlib import Path
 
 from sandbox.paths import under
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ContainerLayer:
     path: Path
 

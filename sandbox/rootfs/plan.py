@@ -12,7 +12,7 @@ read-only, plus the kubelet-managed /etc files.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from sandbox.record import record
 
 
 class OpKind(enum.IntEnum):
@@ -37,7 +37,7 @@ POD_SHM_PATH = "/shm"  # where pause's mount namespace holds the pod's /dev/shm 
 SHM_OPTIONS = "mode=1777,size=65536k"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MountOp:
     """One step of a mount plan (bubblewrap's setup ops, as data)."""
 
@@ -62,7 +62,7 @@ class MountOp:
         return f"mount {self.fstype} on {where} ({_flag_names(self.flags)}{', ' + self.data if self.data else ''})"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ContainerFiles:
     """Per-pod files the kubelet and containerd bind into every container."""
 

@@ -9,14 +9,19 @@ validation does not report the same mistake a second time.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import fields as dataclass_fields
+from sandbox.record import fields as dataclass_fields
 from types import MappingProxyType
-from typing import Any
 
 from sandbox.errors import FieldError
 from sandbox.spec.model import Quantity
 from sandbox.spec.quantity import QUANTITY_ERROR, parse_quantity, quantity_from_number
-from sandbox.spec.schema import TYPES, Kind, ObjectType
+from sandbox.spec.schema import TYPES, ObjectType
+
+TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
+if TYPE_CHECKING:
+    from typing import Any
+
+    from sandbox.spec.schema import Kind
 
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1

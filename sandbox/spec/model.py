@@ -16,12 +16,16 @@ store. The class defaults themselves are neutral zero values for building object
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from sandbox.record import field, record
 from types import MappingProxyType
-from typing import Any
+
+TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
+if TYPE_CHECKING:
+    from typing import Any
 
 # A checked but uninterpreted object: camelCase keys, values made read-only (tuples, mappings).
-Opaque = Mapping[str, Any]
+if TYPE_CHECKING:
+    Opaque = Mapping[str, Any]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -31,7 +35,7 @@ def _empty() -> Mapping[str, Any]:
     return _EMPTY
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Quantity:
     """A resource quantity: the text as written (`"100m"`, `"128Mi"`) and its value in thousandths.
 
@@ -50,7 +54,7 @@ class Quantity:
         return self.text
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ObjectMeta:
     name: str | None = None
     generate_name: str | None = None
@@ -69,7 +73,7 @@ class ObjectMeta:
     self_link: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ContainerPort:
     container_port: int = 0
     name: str | None = None
@@ -78,20 +82,20 @@ class ContainerPort:
     protocol: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ObjectFieldSelector:
     field_path: str = ""
     api_version: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ResourceFieldSelector:
     resource: str = ""
     container_name: str | None = None
     divisor: Quantity | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class KeySelector:
     """`configMapKeyRef` / `secretKeyRef`."""
 
@@ -100,7 +104,7 @@ class KeySelector:
     optional: bool | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EnvVarSource:
     field_ref: ObjectFieldSelector | None = None
     resource_field_ref: ResourceFieldSelector | None = None
@@ -109,14 +113,14 @@ class EnvVarSource:
     file_key_ref: Opaque | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EnvVar:
     name: str = ""
     value: str | None = None
     value_from: EnvVarSource | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EnvFromRef:
     """`envFrom[].configMapRef` / `envFrom[].secretRef`."""
 
@@ -124,21 +128,21 @@ class EnvFromRef:
     optional: bool | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EnvFromSource:
     prefix: str | None = None
     config_map_ref: EnvFromRef | None = None
     secret_ref: EnvFromRef | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ResourceRequirements:
     limits: Mapping[str, Quantity] = field(default_factory=_empty)
     requests: Mapping[str, Quantity] = field(default_factory=_empty)
     claims: tuple[Opaque, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class VolumeMount:
     name: str = ""
     mount_path: str = ""
@@ -149,18 +153,18 @@ class VolumeMount:
     mount_propagation: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ExecAction:
     command: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HTTPHeader:
     name: str = ""
     value: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HTTPGetAction:
     port: int | str = 0
     path: str | None = None
@@ -169,24 +173,24 @@ class HTTPGetAction:
     http_headers: tuple[HTTPHeader, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TCPSocketAction:
     port: int | str = 0
     host: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class GRPCAction:
     port: int = 0
     service: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SleepAction:
     seconds: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Probe:
     exec: ExecAction | None = None
     http_get: HTTPGetAction | None = None
@@ -200,7 +204,7 @@ class Probe:
     termination_grace_period_seconds: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LifecycleHandler:
     exec: ExecAction | None = None
     http_get: HTTPGetAction | None = None
@@ -208,20 +212,20 @@ class LifecycleHandler:
     sleep: SleepAction | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Lifecycle:
     post_start: LifecycleHandler | None = None
     pre_stop: LifecycleHandler | None = None
     stop_signal: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Capabilities:
     add: tuple[str, ...] = ()
     drop: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SELinuxOptions:
     user: str | None = None
     role: str | None = None
@@ -229,7 +233,7 @@ class SELinuxOptions:
     level: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SecurityProfile:
     """`seccompProfile` / `appArmorProfile`: a type plus a profile name for `Localhost`."""
 
@@ -237,7 +241,7 @@ class SecurityProfile:
     localhost_profile: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SecurityContext:
     capabilities: Capabilities | None = None
     privileged: bool | None = None
@@ -254,7 +258,7 @@ class SecurityContext:
     cgroup_options: Opaque | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PodSecurityContext:
     se_linux_options: SELinuxOptions | None = None
     windows_options: Opaque | None = None
@@ -271,7 +275,7 @@ class PodSecurityContext:
     se_linux_change_policy: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Container:
     name: str = ""
     image: str | None = None
@@ -300,51 +304,51 @@ class Container:
     tty: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HostAlias:
     ip: str = ""
     hostnames: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PodDNSConfigOption:
     name: str | None = None
     value: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PodDNSConfig:
     nameservers: tuple[str, ...] = ()
     searches: tuple[str, ...] = ()
     options: tuple[PodDNSConfigOption, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LocalObjectReference:
     name: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class KeyToPath:
     key: str = ""
     path: str = ""
     mode: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EmptyDirVolumeSource:
     medium: str | None = None
     size_limit: Quantity | None = None
     mode: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HostPathVolumeSource:
     path: str = ""
     type: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ConfigMapVolumeSource:
     name: str | None = None
     items: tuple[KeyToPath, ...] = ()
@@ -352,7 +356,7 @@ class ConfigMapVolumeSource:
     optional: bool | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SecretVolumeSource:
     secret_name: str | None = None
     items: tuple[KeyToPath, ...] = ()
@@ -360,7 +364,7 @@ class SecretVolumeSource:
     optional: bool | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DownwardAPIVolumeFile:
     path: str = ""
     field_ref: ObjectFieldSelector | None = None
@@ -368,13 +372,13 @@ class DownwardAPIVolumeFile:
     mode: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DownwardAPIVolumeSource:
     items: tuple[DownwardAPIVolumeFile, ...] = ()
     default_mode: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Volume:
     """A pod volume. The typed sources are the ones a node sets up itself; the others (image,
     persistentVolumeClaim, projected, network file systems, ...) are kept checked but opaque in
@@ -389,7 +393,7 @@ class Volume:
     other_sources: Mapping[str, Opaque] = field(default_factory=_empty)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PodSpec:
     containers: tuple[Container, ...] = ()
     init_containers: tuple[Container, ...] = ()
@@ -434,7 +438,7 @@ class PodSpec:
     os: Opaque | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Pod:
     api_version: str = "v1"
     kind: str = "Pod"
@@ -442,7 +446,7 @@ class Pod:
     spec: PodSpec = field(default_factory=PodSpec)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ConfigMap:
     api_version: str = "v1"
     kind: str = "ConfigMap"
@@ -452,7 +456,7 @@ class ConfigMap:
     immutable: bool | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Secret:
     """`data` holds the decoded bytes of both `data` (base64) and `stringData` (merged over it, as
     the API server does on write)."""
@@ -465,7 +469,7 @@ class Secret:
     immutable: bool | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Manifests:
     """Every Pod, ConfigMap and Secret of one file; `skipped` names documents of other kinds."""
 

@@ -17,11 +17,15 @@ Types whose class is None are checked but kept as read-only camelCase mappings.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from sandbox.spec import model as m
 
-Kind = tuple[Any, ...]  # ("str",) | ("list", Kind) | ("map", Kind) | ("obj", "Type")
+TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
+if TYPE_CHECKING:
+    from typing import Any
+
+if TYPE_CHECKING:
+    Kind = tuple[Any, ...]  # ("str",) | ("list", Kind) | ("map", Kind) | ("obj", "Type")
 
 
 class Field:

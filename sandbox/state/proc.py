@@ -7,7 +7,7 @@ both first, as runc checks `init_process_start`.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from sandbox.record import record
 
 
 def start_time(pid: int) -> int | None:
@@ -22,7 +22,7 @@ def start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ProcessRef:
     pid: int
     start_time: int

@@ -7,7 +7,7 @@ the whole back-off sequence is unit-tested without sleeping.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from sandbox.record import record
 
 # Go's time.ParseDuration units, in seconds. "µs" appears in two Unicode spellings (micro sign
 # U+00B5 and Greek mu U+03BC), both accepted by Go.
@@ -87,7 +87,7 @@ def _decimal(value: int, unit: int) -> str:
     return f"{whole}.{frac:0{digits}d}".rstrip("0")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BackoffConfig:
     """Crash-loop back-off parameters (seconds); the defaults are the kubelet's constants.
 

@@ -67,7 +67,7 @@ spec:
   containers:
   - name: app
     image: busybox
-    command: ["sh", "-c", "nohup sleep 1000 >/dev/null 2>&1 & echo started in background"]
+    command: ["sh", "-c", "sleep 1000 & echo started in background"]
 """)
     result = sbx.run("run", str(manifest), timeout=30)
     assert result.returncode == 0, result.stderr
