@@ -30,3 +30,8 @@ G
 echo "127.0.0.1 localhost" > "$tree/etc/hosts"
 "$sandbox" image import "$tree" busybox:latest --cmd sh \
     --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# The Kubernetes documentation's examples name busybox by these references; the local store has
+# no registry to pull from, so the one busybox image answers to all of them.
+for alias in busybox:1.28 busybox:1.36 registry.k8s.io/busybox:latest registry.k8s.io/busybox:1.27.2; do
+    "$sandbox" image tag busybox:latest "$alias"
+done

@@ -90,6 +90,7 @@ class Slot:
     argv: list[str] = field(default_factory=list)
     restart_timer: int | None = None
     started_once: bool = False
+    stop_sent: bool = False  # SIGTERM sent to the current instance
 
     @property
     def name(self) -> str:
@@ -134,6 +135,7 @@ class PodSupervisor:
         self.kill_timer: int | None = None
         self.start_error: ContainerStartError | None = None
         self.failure_message = ""
+        self.failure_reason = ""  # status.reason of a failed pod, e.g. DeadlineExceeded
         self.created_at = wall()
         self.runtime_ref = ProcessRef.of(os.getpid())
         self.conditions: list[st.PodCondition] = []
@@ -203,7 +205,20 @@ class PodSupervisor:
         self.pause_ref = ProcessRef.of(self.pause.pid)
         self.selector.register(self.pause.pidfd, selectors.EVENT_READ, ("pause", None))
         log.info("pod %s/%s: pause is pid %d", self.namespace, self.name, self.pause.pid)
+        deadline = self.pod.spec.active_deadline_seconds
+        if deadline:
+            self.timers.add(self.clock() + deadline, self._deadline_exceeded)
         self._save()
+
+    def _deadline_exceeded(self) -> None:
+        """activeDeadlineSeconds: the kubelet fails the pod and kills its containers (with grace)."""
+        if self.stopping:
+            return
+        log.warning("pod %s/%s: active longer than activeDeadlineSeconds (%ds), stopping it",
+                    self.namespace, self.name, self.pod.spec.active_deadline_seconds)
+        self.failure_reason = "DeadlineExceeded"
+        self.failure_message = "Pod was active on the node longer than the specified deadline"
+        self._begin_stop(deleting=False, force=False)
 
     def _on_pause_exit(self) -> None:
         assert self.pause is not None
@@ -311,9 +326,12 @@ class PodSupervisor:
         term = st.Terminated(info.exit_code, st.terminated_reason(info.exit_code), started, now,
                              container_id=slot.status.container_id)
         slot.status = replace(slot.status, state=term, ready=False)
+        slot.stop_sent = False
         log.info("pod %s/%s: container %s exited with %d", self.namespace, self.name, slot.name, info.exit_code)
         if not self.stopping:
             self._after_exit(slot, term)
+        elif self.kill_timer is not None:
+            self._stop_next()
         self._save()
 
     def _after_exit(self, slot: Slot, term: st.Terminated) -> None:
@@ -391,13 +409,21 @@ class PodSupervisor:
             self._kill_remaining()
             return
         grace = max(float(self.pod.spec.termination_grace_period_seconds or 0), MIN_GRACE_SECONDS)
-        for slot in self._running():
-            log.info("pod %s/%s: stopping container %s (SIGTERM, grace %gs)", self.namespace, self.name,
-                     slot.name, grace)
-            assert slot.process is not None
-            slot.process.send_signal(signal.SIGTERM)
         if self.kill_timer is None:
             self.kill_timer = self.timers.add(self.clock() + grace, self._kill_remaining)
+        self._stop_next()
+
+    def _stop_next(self) -> None:
+        """The kubelet's order: every regular (and plain init) container at once; sidecars only
+        after those have exited, one at a time in reverse declaration order."""
+        running = self._running()
+        first_wave = [s for s in running if not s.sidecar]
+        wave = first_wave or [s for s in reversed(self.slots) if s.sidecar and s.process is not None][:1]
+        for slot in wave:
+            if not slot.stop_sent and slot.process is not None:
+                log.info("pod %s/%s: stopping container %s (SIGTERM)", self.namespace, self.name, slot.name)
+                slot.stop_sent = True
+                slot.process.send_signal(signal.SIGTERM)
 
     def _kill_remaining(self) -> None:
         for slot in self._running():
@@ -478,6 +504,8 @@ class PodSupervisor:
             del status["initContainerStatuses"]
         if self.failure_message and self.phase == st.PodPhase.FAILED:
             status["message"] = self.failure_message
+            if self.failure_reason:
+                status["reason"] = self.failure_reason
         return {
             "version": 1,
             "namespace": self.namespace,

@@ -1,0 +1,168 @@
+"""The pod lifecycle as the kubelet runs it: init containers, deadlines, status strings."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from conftest import Sandbox
+
+pytestmark = pytest.mark.root
+
+
+def test_init_containers_run_in_order_before_apps(sbx: Sandbox) -> None:
+    manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: init-order}
+spec:
+  restartPolicy: Never
+  initContainers:
+  - {name: first, image: busybox, command: ["sh", "-c", "echo first > /dev/shm/order"]}
+  - {name: second, image: busybox, command: ["sh", "-c", "sleep 0.3; echo second >> /dev/shm/order"]}
+  containers:
+  - {name: app, image: busybox, command: ["sh", "-c", "echo app >> /dev/shm/order; cat /dev/shm/order"]}
+""")
+    result = sbx.run("run", str(manifest))
+    assert result.returncode == 0, result.stderr
+    assert [l for l in result.stdout.splitlines() if l.startswith("[app]")] == \
+        ["[app] first", "[app] second", "[app] app"]
+    assert "first: terminated (Completed, exit code 0)" in result.stderr
+
+
+def test_init_status_strings_while_initializing(sbx: Sandbox) -> None:
+    manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: init-wait}
+spec:
+  terminationGracePeriodSeconds: 2
+  initContainers:
+  - {name: quick, image: busybox, command: ["true"]}
+  - {name: waits, image: busybox, command: ["sh", "-c", "until [ -e /dev/shm/go ]; do sleep 0.05; done"]}
+  containers:
+  - {name: app, image: busybox, command: ["sleep", "1000"]}
+""")
+    proc = sbx.start(manifest)
+
+    def initializing() -> dict | None:
+        s = sbx.state("init-wait")
+        return s if s and s["summary"]["status"] == "Init:1/2" else None
+
+    state = sbx.wait_for(initializing, message="Init:1/2")
+    assert state["status"]["phase"] == "Pending"
+    app = state["status"]["containerStatuses"][0]
+    assert app["state"]["waiting"]["reason"] == "PodInitializing"
+    conditions = {c["type"]: c for c in state["status"]["conditions"]}
+    assert conditions["Initialized"]["status"] == "False"
+    assert conditions["Initialized"]["reason"] == "ContainersNotInitialized"
+    assert sbx.run("exec", "init-wait", "-c", "waits", "--", "touch", "/dev/shm/go").returncode == 0
+    state = sbx.wait_running("init-wait")
+    assert state["summary"]["status"] == "Running"
+    assert {c["type"]: c["status"] for c in state["status"]["conditions"]}["Initialized"] == "True"
+    sbx.stop(proc)
+
+
+def test_failing_init_container_with_never_fails_the_pod(sbx: Sandbox) -> None:
+    manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: init-fail}
+spec:
+  restartPolicy: Never
+  initContainers:
+  - {name: broken, image: busybox, command: ["sh", "-c", "exit 4"]}
+  containers:
+  - {name: app, image: busybox, command: ["echo", "never runs"]}
+""")
+    result = sbx.run("run", str(manifest))
+    assert result.returncode == 1
+    assert "never runs" not in result.stdout
+    assert "broken: terminated (Error, exit code 4)" in result.stderr
+    assert "app: waiting (PodInitializing)" in result.stderr
+
+
+def test_failing_init_container_is_retried_under_on_failure(sbx: Sandbox) -> None:
+    manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: init-retry}
+spec:
+  restartPolicy: OnFailure
+  initContainers:
+  - name: flaky
+    image: busybox
+    command: ["sh", "-c", "n=$(cat /dev/shm/n 2>/dev/null || echo 0); echo $((n+1)) > /dev/shm/n; [ $n -ge 1 ]"]
+  containers:
+  - {name: app, image: busybox, command: ["echo", "app ran"]}
+""")
+    result = sbx.run("run", "--backoff-initial", "100ms", str(manifest))
+    assert result.returncode == 0, result.stderr
+    assert "[app] app ran" in result.stdout
+    assert "flaky: terminated (Completed, exit code 0), restarts 1" in result.stderr
+
+
+def test_sidecar_init_container_runs_beside_the_app_and_stops_after_it(sbx: Sandbox) -> None:
+    manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: sidecar}
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 2
+  initContainers:
+  - name: logger
+    image: busybox
+    restartPolicy: Always
+    command: ["sh", "-c", "trap 'echo logger stopping; exit 0' TERM; touch /dev/shm/logger-up; while true; do sleep 0.05; done"]
+  containers:
+  - {name: app, image: busybox, command: ["sh", "-c", "[ -e /dev/shm/logger-up ] && echo sidecar was up"]}
+""")
+    result = sbx.run("run", str(manifest), timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "[app] sidecar was up" in result.stdout
+    assert "[logger] logger stopping" in result.stdout
+    assert "pod default/sidecar: Succeeded" in result.stderr
+
+
+def test_active_deadline_fails_the_pod(sbx: Sandbox) -> None:
+    manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: deadline}
+spec:
+  activeDeadlineSeconds: 1
+  terminationGracePeriodSeconds: 2
+  containers:
+  - {name: app, image: busybox, command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.05; done"]}
+""")
+    started = time.monotonic()
+    proc = sbx.start(manifest)
+    sbx.wait_running("deadline")
+    code, out, err = sbx.finish(proc, timeout=20)
+    assert 1.0 <= time.monotonic() - started < 5
+    assert code == 1 and "pod default/deadline: Failed" in err
+    assert "activeDeadlineSeconds" in err
+
+
+def test_on_delete_sidecars_stop_after_the_app_in_reverse_order(sbx: Sandbox) -> None:
+    trap = "trap 'echo {n} got TERM at $(cat /proc/uptime); sleep 0.3; exit 0' TERM; while true; do sleep 0.05; done"
+    manifest = sbx.manifest(f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: order}}
+spec:
+  terminationGracePeriodSeconds: 10
+  initContainers:
+  - {{name: side-a, image: busybox, restartPolicy: Always, command: ["sh", "-c", "{trap.format(n='side-a')}"]}}
+  - {{name: side-b, image: busybox, restartPolicy: Always, command: ["sh", "-c", "{trap.format(n='side-b')}"]}}
+  containers:
+  - {{name: app, image: busybox, command: ["sh", "-c", "{trap.format(n='app')}"]}}
+""")
+    proc = sbx.start(manifest)
+    sbx.wait_running("order")
+    code, out, err = sbx.stop(proc)
+    order = [line.split("] ")[1].split()[0] for line in out.splitlines() if "got TERM" in line]
+    assert order == ["app", "side-b", "side-a"], out
+    assert "pod default/order: Succeeded" in err
