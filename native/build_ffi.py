@@ -1,4 +1,4 @@
-"""cffi out-of-line API build of `sandbox._native` (spawn.c + mounts.c).
+"""cffi out-of-line API build of `sandbox._native` (spawn.c + mounts.c + netns.c).
 
 The cdef is the part of sbx.h between the CDEF markers, so the header stays the one source of
 truth. pause.c is a separate static program, built by setup.py.
@@ -18,7 +18,7 @@ ffibuilder.set_source(
     "sandbox._native",
     '#include "sbx.h"',
     # setuptools insists on paths relative to setup.py's directory.
-    sources=["native/spawn.c", "native/mounts.c"],
+    sources=["native/spawn.c", "native/mounts.c", "native/netns.c"],
     include_dirs=["native"],
     extra_compile_args=["-std=gnu11", "-D_GNU_SOURCE", "-O2", "-Wall", "-Wextra", "-Werror"],
 )

@@ -84,6 +84,13 @@ int sbx_spawn_start(const struct sbx_spawn_req *req, struct sbx_spawn_res *res);
 /* Release stage 2 and wait until it has called execve (0) or reported a failure (-1, res->err
  * filled; the caller still reaps res->pid). Closes res->chan either way. */
 int sbx_spawn_finish(struct sbx_spawn_res *res);
+
+/* Create a socket (SOCK_CLOEXEC is added to `type`) inside the network namespace of the process
+ * `pidfd` names, without the caller leaving its own: a short CLONE_VM|CLONE_VFORK|CLONE_FILES
+ * helper joins the namespace and creates it in the shared fd table (netns.c). The socket keeps
+ * that namespace, so a later connect() happens inside the pod. Returns the fd, or -1 with *err
+ * filled (stage SBX_STAGE_PARENT). */
+int sbx_socket_in_netns(int pidfd, int domain, int type, int protocol, struct sbx_err *err);
 /* CDEF END */
 
 #endif
