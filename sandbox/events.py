@@ -1,0 +1,199 @@
+"""The kubelet's events for one pod: what `kubectl describe pod` shows under "Events".
+
+Pure: the caller passes the wall-clock time. Identical events (same type, reason, involved
+object and message) are folded into one with `count` + 1 and a new `lastTimestamp`, keeping
+`firstTimestamp`, as client-go's EventCorrelator (`EventLogger.eventObserve`) does before the
+API server stores them. Its other two layers are not reproduced: the spam filter (a token bucket
+per source and object) and the aggregator that merges > 10 similar events with different
+messages into "(combined from similar events): ...". Only the newest `MAX_EVENTS` distinct
+events are kept (the API server expires events after an hour; a local pod has no TTL).
+
+The helper constructors return `(type, reason, message)` notes with the kubelet's own wording
+(`pkg/kubelet/events/event.go` reasons, messages from kuberuntime_container.go, prober/, images/),
+to be passed on as `recorder.record(*events.started("web"), obj=..., now=...)`.
+"""
+
+from __future__ import annotations
+
+from sandbox.record import record
+
+TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
+if TYPE_CHECKING:
+    from typing import Any
+
+    Note = tuple[str, str, str]  # (type, reason, message)
+
+NORMAL = "Normal"
+WARNING = "Warning"
+TYPES = (NORMAL, WARNING)
+MAX_EVENTS = 100
+
+
+@record
+class Event:
+    type: str  # Normal | Warning
+    reason: str  # Created, Started, Killing, Unhealthy, BackOff, ...
+    message: str
+    field_path: str  # involvedObject.fieldPath: "spec.containers{web}", "" for the pod itself
+    count: int
+    first_timestamp: float  # wall-clock epoch seconds
+    last_timestamp: float
+
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.type, self.reason, self.field_path, self.message)
+
+    def to_json(self) -> dict[str, Any]:
+        from sandbox.status import rfc3339
+
+        return {
+            "type": self.type,
+            "reason": self.reason,
+            "message": self.message,
+            "count": self.count,
+            "firstTimestamp": rfc3339(self.first_timestamp),
+            "lastTimestamp": rfc3339(self.last_timestamp),
+            "involvedObject": {"fieldPath": self.field_path},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Event:
+        """Inverse of to_json; raises ValueError on a malformed entry."""
+        try:
+            involved = data.get("involvedObject") or {}
+            return cls(str(data["type"]), str(data["reason"]), str(data.get("message", "")),
+                       str(involved.get("fieldPath", "")), int(data.get("count", 1)),
+                       parse_rfc3339(str(data["firstTimestamp"])), parse_rfc3339(str(data["lastTimestamp"])))
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"malformed event {data!r}: {e}") from None
+
+
+class EventRecorder:
+    """One pod's events, oldest first by last occurrence; at most `limit` distinct ones."""
+
+    def __init__(self, limit: int = MAX_EVENTS) -> None:
+        if limit < 1:
+            raise ValueError(f"event limit must be at least 1, got {limit}")
+        self.limit = limit
+        # Insertion order is last-occurrence order: a repeated event moves to the end, so the
+        # first entry is always the one to drop.
+        self._events: dict[tuple[str, str, str, str], Event] = {}
+
+    def record(self, type: str, reason: str, message: str, obj: str = "", now: float = 0.0) -> Event:
+        """Add one occurrence; `obj` is the field path ("spec.containers{web}") or "" for the pod."""
+        if type not in TYPES:
+            raise ValueError(f"event type must be Normal or Warning, got {type!r}")
+        key = (type, reason, obj, message)
+        seen = self._events.pop(key, None)
+        if seen is None:
+            event = Event(type, reason, message, obj, 1, now, now)
+        else:
+            event = Event(type, reason, message, obj, seen.count + 1, seen.first_timestamp, now)
+        self._events[key] = event
+        while len(self._events) > self.limit:
+            del self._events[next(iter(self._events))]
+        return event
+
+    def events(self) -> list[Event]:
+        return list(self._events.values())
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [e.to_json() for e in self._events.values()]
+
+    @classmethod
+    def from_json(cls, data: list[dict[str, Any]], limit: int = MAX_EVENTS) -> EventRecorder:
+        recorder = cls(limit)
+        for event in sorted((Event.from_json(d) for d in data), key=lambda e: e.last_timestamp):
+            recorder._events.pop(event.key(), None)
+            recorder._events[event.key()] = event
+        while len(recorder._events) > limit:
+            del recorder._events[next(iter(recorder._events))]
+        return recorder
+
+
+def parse_rfc3339(text: str) -> float:
+    """`2026-11-22T16:24:42Z` (what sandbox.status.rfc3339 writes) to epoch seconds."""
+    import calendar
+    import time
+
+    try:
+        return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))
+    except ValueError:
+        raise ValueError(f"bad RFC 3339 time {text!r}: expected YYYY-MM-DDTHH:MM:SSZ") from None
+
+
+def field_path(container: str, init: bool = False) -> str:
+    """involvedObject.fieldPath of a container, as the kubelet's GenerateContainerRef sets it."""
+    return f"spec.initContainers{{{container}}}" if init else f"spec.containers{{{container}}}"
+
+
+# --- The kubelet's messages ------------------------------------------------------------------------
+
+
+def pulled(image: str) -> Note:
+    return (NORMAL, "Pulled", f'Container image "{image}" already present on machine')
+
+
+def never_pull(image: str) -> Note:
+    return (WARNING, "ErrImageNeverPull",
+            f'Container image "{image}" is not present with pull policy of Never')
+
+
+def created(container: str) -> Note:
+    return (NORMAL, "Created", f"Created container: {container}")
+
+
+def started(container: str) -> Note:
+    return (NORMAL, "Started", f"Started container {container}")
+
+
+def killing(container: str) -> Note:
+    return (NORMAL, "Killing", f"Stopping container {container}")
+
+
+def killing_after_probe(container: str, probe: str) -> Note:
+    """`probe` is "liveness" or "startup": the kill that follows its Unhealthy event."""
+    return (NORMAL, "Killing", f"Container {container} failed {probe} probe, will be restarted")
+
+
+def unhealthy(probe: str, output: str) -> Note:
+    """`probe` is "liveness", "readiness" or "startup"; `output` the probe's failure text."""
+    return (WARNING, "Unhealthy", f"{probe.capitalize()} probe failed: {output}")
+
+
+def probe_errored(probe: str, error: str) -> Note:
+    """The probe could not run at all (3 tries within one tick)."""
+    return (WARNING, "Unhealthy", f"{probe.capitalize()} probe errored: {error}")
+
+
+def probe_warning(probe: str, output: str) -> Note:
+    """An HTTP probe redirected to another host: counted as success, reported once per occurrence."""
+    return (WARNING, "ProbeWarning", f"{probe.capitalize()} probe warning: {output}")
+
+
+def back_off(container: str, pod: str, namespace: str, uid: str) -> Note:
+    return (WARNING, "BackOff", f"Back-off restarting failed container {container} in pod {pod}_{namespace}({uid})")
+
+
+def failed_post_start_hook() -> Note:
+    # The kubelet leaves the hook's output out of the event: it may carry secrets.
+    return (WARNING, "FailedPostStartHook", "PostStartHook failed")
+
+
+def failed_pre_stop_hook() -> Note:
+    return (WARNING, "FailedPreStopHook", "PreStopHook failed")
+
+
+def failed(error: str) -> Note:
+    """A container that could not be created or started (CreateContainerError, ...)."""
+    return (WARNING, "Failed", f"Error: {error}")
+
+
+def sandbox_changed() -> Note:
+    return (NORMAL, "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.")
+
+
+def deadline_exceeded() -> Note:
+    return (NORMAL, "DeadlineExceeded", "Pod was active on the node longer than the specified deadline")
