@@ -14,6 +14,7 @@ import time
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     Obj = dict[str, Any]
@@ -68,21 +69,17 @@ def _header(w: _Writer, state: Obj, spec: Obj, meta: Obj, status: Obj, node: str
     w.write(0, f"Namespace:\t{state.get('namespace') or meta.get('namespace', 'default')}\n")
     # The API server's Priority admission sets 0 when no class applies.
     w.write(0, f"Priority:\t{spec.get('priority', 0)}\n")
-    if spec.get("priorityClassName"):
-        w.write(0, f"Priority Class Name:\t{spec['priorityClassName']}\n")
-    if spec.get("runtimeClassName"):
-        w.write(0, f"Runtime Class Name:\t{spec['runtimeClassName']}\n")
-    if spec.get("serviceAccountName"):
-        w.write(0, f"Service Account:\t{spec['serviceAccountName']}\n")
+    _write_if(w, 0, "Priority Class Name", spec.get("priorityClassName"))
+    _write_if(w, 0, "Runtime Class Name", spec.get("runtimeClassName"))
+    _write_if(w, 0, "Service Account", spec.get("serviceAccountName"))
     w.write(0, f"Node:\t{node or NONE}\n")
     if status.get("startTime"):
         w.write(0, f"Start Time:\t{rfc1123z(status['startTime'])}\n")
     _labels(w, "Labels", meta.get("labels") or {})
     _annotations(w, meta.get("annotations") or {})
     w.write(0, f"Status:\t{status.get('phase', '')}\n")
-    for key, title in (("reason", "Reason"), ("message", "Message")):
-        if status.get(key):
-            w.write(0, f"{title}:\t{status[key]}\n")
+    _write_if(w, 0, "Reason", status.get("reason"))
+    _write_if(w, 0, "Message", status.get("message"))
     seccomp = (spec.get("securityContext") or {}).get("seccompProfile")
     if seccomp:
         _seccomp(w, 0, seccomp)
@@ -153,20 +150,15 @@ def _describe_state(w: _Writer, title: str, state: Obj) -> None:
     elif "terminated" in state:
         t = state["terminated"] or {}
         w.write(2, f"{title}:\tTerminated\n")
-        if t.get("reason"):
-            w.write(3, f"Reason:\t{t['reason']}\n")
-        if t.get("message"):
-            w.write(3, f"Message:\t{t['message']}\n")
+        _write_if(w, 3, "Reason", t.get("reason"))
+        _write_if(w, 3, "Message", t.get("message"))
         w.write(3, f"Exit Code:\t{t.get('exitCode', 0)}\n")
-        if t.get("signal"):
-            w.write(3, f"Signal:\t{t['signal']}\n")
+        _write_if(w, 3, "Signal", t.get("signal"))
         w.write(3, f"Started:\t{rfc1123z(t.get('startedAt'))}\n")
         w.write(3, f"Finished:\t{rfc1123z(t.get('finishedAt'))}\n")
     else:
         w.write(2, f"{title}:\tWaiting\n")
-        reason = (state.get("waiting") or {}).get("reason")
-        if reason:
-            w.write(3, f"Reason:\t{reason}\n")
+        _write_if(w, 3, "Reason", (state.get("waiting") or {}).get("reason"))
 
 
 def _resources(w: _Writer, resources: Obj) -> None:
@@ -241,23 +233,24 @@ def _volumes(w: _Writer, volumes: list[Obj]) -> None:
         _volume_source(w, v)
 
 
+# kubectl's print<Kind>VolumeSource for the kinds a local pod can have: the Type line, then fields.
+_VOLUME_KINDS: dict[str, tuple[str, Callable[[Obj], list[tuple[str, object]]]]] = {
+    "hostPath": ("HostPath (bare host directory volume)",
+                 lambda s: [("Path", s.get("path", "")), ("HostPathType", s.get("type") or NONE)]),
+    "emptyDir": ("EmptyDir (a temporary directory that shares a pod's lifetime)",
+                 lambda s: [("Medium", s.get("medium", "")), ("SizeLimit", s.get("sizeLimit") or "<unset>")]),
+    "secret": ("Secret (a volume populated by a Secret)",
+               lambda s: [("SecretName", s.get("secretName", "")), ("Optional", _go_bool(s.get("optional")))]),
+    "configMap": ("ConfigMap (a volume populated by a ConfigMap)",
+                  lambda s: [("Name", s.get("name", "")), ("Optional", _go_bool(s.get("optional")))]),
+}
+
+
 def _volume_source(w: _Writer, v: Obj) -> None:
-    if "hostPath" in v:
-        src = v["hostPath"] or {}
-        w.write(2, "Type:\tHostPath (bare host directory volume)\n"
-                   f"    Path:\t{src.get('path', '')}\n    HostPathType:\t{src.get('type') or NONE}\n")
-    elif "emptyDir" in v:
-        src = v["emptyDir"] or {}
-        w.write(2, "Type:\tEmptyDir (a temporary directory that shares a pod's lifetime)\n"
-                   f"    Medium:\t{src.get('medium', '')}\n    SizeLimit:\t{src.get('sizeLimit') or '<unset>'}\n")
-    elif "secret" in v:
-        src = v["secret"] or {}
-        w.write(2, "Type:\tSecret (a volume populated by a Secret)\n"
-                   f"    SecretName:\t{src.get('secretName', '')}\n    Optional:\t{_go_bool(src.get('optional'))}\n")
-    elif "configMap" in v:
-        src = v["configMap"] or {}
-        w.write(2, "Type:\tConfigMap (a volume populated by a ConfigMap)\n"
-                   f"    Name:\t{src.get('name', '')}\n    Optional:\t{_go_bool(src.get('optional'))}\n")
+    kind = next((k for k in _VOLUME_KINDS if k in v), None)
+    if kind is not None:
+        title, fields = _VOLUME_KINDS[kind]
+        w.write(2, f"Type:\t{title}\n" + "".join(f"    {k}:\t{value}\n" for k, value in fields(v[kind] or {})))
     elif "downwardAPI" in v:
         w.write(2, "Type:\tDownwardAPI (a volume populated by information about the pod)\n    Items:\n")
         for item in (v["downwardAPI"] or {}).get("items") or []:
@@ -448,6 +441,12 @@ def rfc1123z(value: str | None) -> str:
     if not value:
         return GO_ZERO_TIME
     return time.strftime("%a, %d %b %Y %H:%M:%S %z", time.localtime(parse_rfc3339(value)))
+
+
+def _write_if(w: _Writer, level: int, title: str, value: object) -> None:
+    """kubectl leaves out optional fields that are empty (or zero, for a signal)."""
+    if value:
+        w.write(level, f"{title}:\t{value}\n")
 
 
 def _go_bool(value: object) -> str:

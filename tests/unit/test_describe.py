@@ -262,3 +262,46 @@ def test_tabwrite_nested_columns_only_span_lines_that_have_them() -> None:
     assert tabwrite(text) == ("k   v   long-third  end\n"
                               "k2  v2  end\n"
                               "k3  v3\n")
+
+
+def test_volume_kinds() -> None:
+    state = sample_state()
+    state["manifest"]["spec"]["volumes"] = [
+        {"name": "h", "hostPath": {"path": "/var/log"}},
+        {"name": "s", "secret": {"secretName": "tls", "optional": True}},
+        {"name": "c", "configMap": {"name": "cfg"}},
+        {"name": "d", "downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}},
+        {"name": "p", "projected": {"sources": [{"serviceAccountToken": {"expirationSeconds": 3607}},
+                                                {"configMap": {"name": "kube-root-ca.crt"}}, {"downwardAPI": {}}]}},
+        {"name": "x", "nfs": {"server": "n", "path": "/"}},
+    ]
+    text = describe_pod(state, T0, node="n")
+    volumes = text[text.index("Volumes:\n"):text.index("QoS Class")]
+    # Each volume's lines form their own tabwriter block: the "  name:" lines have no tab.
+    assert volumes == (
+        "Volumes:\n"
+        "  h:\n"
+        "    Type:          HostPath (bare host directory volume)\n"
+        "    Path:          /var/log\n"
+        "    HostPathType:  <none>\n"
+        "  s:\n"
+        "    Type:        Secret (a volume populated by a Secret)\n"
+        "    SecretName:  tls\n"
+        "    Optional:    true\n"
+        "  c:\n"
+        "    Type:      ConfigMap (a volume populated by a ConfigMap)\n"
+        "    Name:      cfg\n"
+        "    Optional:  false\n"
+        "  d:\n"
+        "    Type:  DownwardAPI (a volume populated by information about the pod)\n"
+        "    Items:\n"
+        "      metadata.labels -> labels\n"
+        "  p:\n"
+        "    Type:                    Projected (a volume that contains injected data from multiple sources)\n"
+        "    TokenExpirationSeconds:  3607\n"
+        "    ConfigMapName:           kube-root-ca.crt\n"
+        "    Optional:                false\n"
+        "    DownwardAPI:             true\n"
+        "  x:\n"
+        "  <unknown>\n"
+    )
