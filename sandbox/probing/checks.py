@@ -46,7 +46,7 @@ from sandbox.probing.stream import Stream, StreamError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import selectors
-    from typing import Callable, Sequence
+    from collections.abc import Callable, Sequence
 
     from sandbox.probing.stream import SocketFactory
 

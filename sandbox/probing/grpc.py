@@ -95,6 +95,10 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
             return value, pos
 
 
+def _text(value: str | bytes) -> str:
+    return value if isinstance(value, str) else value.decode("latin-1")
+
+
 class GrpcCheck(Check):
     """One gRPC health check of `service` ("" = the whole server) on host:port."""
 
@@ -156,7 +160,7 @@ class GrpcCheck(Check):
         from h2.config import H2Configuration
         from h2.connection import H2Connection
 
-        self._h2 = H2Connection(H2Configuration(client_side=True, header_encoding="utf-8"))
+        self._h2 = H2Connection(H2Configuration(client_side=True, header_encoding=None))
         self._h2.initiate_connection()
         self._stream_id = self._h2.get_next_available_stream_id()
         self._h2.send_headers(self._stream_id, [
@@ -178,7 +182,7 @@ class GrpcCheck(Check):
             return self._rpc_failed("Internal", f"HTTP/2 protocol error: {exc}")
         for event in events:
             if isinstance(event, (h2.events.ResponseReceived, h2.events.TrailersReceived)):
-                self._headers.update(dict(event.headers))
+                self._headers.update((_text(name), _text(value)) for name, value in event.headers)
             elif isinstance(event, h2.events.DataReceived):
                 self._body += event.data
                 self._h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)

@@ -33,7 +33,7 @@ from sandbox.probing.stream import PlainHttpReply, Stream, StreamError, host_por
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Sequence
+    from collections.abc import Sequence
 
     from sandbox.probing.stream import SocketFactory
 

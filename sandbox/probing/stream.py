@@ -20,13 +20,12 @@ from __future__ import annotations
 import errno
 import os
 import socket
-
 from selectors import EVENT_READ, EVENT_WRITE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import ssl
-    from typing import Callable
+    from collections.abc import Callable
 
     SocketFactory = Callable[[int, int], socket.socket]
 

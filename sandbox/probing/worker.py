@@ -34,7 +34,8 @@ Kubelet rules kept here (reference section 8):
 
 from __future__ import annotations
 
-from sandbox.probing.outcome import ERROR, FAILURE, SUCCESS as OUTCOME_SUCCESS, WARNING
+from sandbox.probing.outcome import ERROR, FAILURE, WARNING
+from sandbox.probing.outcome import SUCCESS as OUTCOME_SUCCESS
 from sandbox.record import record
 
 TYPE_CHECKING = False
@@ -107,8 +108,22 @@ class Verdict:
 class ProbeWorker:
     """The prober worker of one probe type for one container instance (see module docstring)."""
 
-    __slots__ = ("kind", "timing", "started_at", "result", "_origin", "_tick", "_tick_began",
-                 "_in_flight", "_retry_at", "_errors", "_last", "_run", "_started", "_holding")
+    __slots__ = (
+        "_errors",
+        "_holding",
+        "_in_flight",
+        "_last",
+        "_origin",
+        "_retry_at",
+        "_run",
+        "_started",
+        "_tick",
+        "_tick_began",
+        "kind",
+        "result",
+        "started_at",
+        "timing",
+    )
 
     def __init__(self, kind: str, timing: ProbeTiming, started_at: float, *, now: float,
                  started: bool = False) -> None:

@@ -7,12 +7,10 @@ import os
 import socket
 import threading
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
-
 from probing_servers import ProbeServer, host_socket, serve
-
 
 
 @pytest.fixture

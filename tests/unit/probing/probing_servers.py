@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Iterator
 
 Route = Callable[["Handler"], None]
 
@@ -16,10 +16,10 @@ def host_socket(family: int, type_: int) -> socket.socket:
 
 
 class Handler(BaseHTTPRequestHandler):
-    server: "ProbeServer"
+    server: ProbeServer
     protocol_version = "HTTP/1.1"
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         self.server.seen.append((self.path, dict(self.headers.items()), self.headers.get_all("X-Multi") or []))
         route = self.server.routes.get(self.path.split("?")[0])
         if route is None:

@@ -8,12 +8,12 @@ import ssl
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
-
 from probing_servers import Handler, ProbeServer, serve
+
 from sandbox.probing.checks import run_check, run_checks
 from sandbox.probing.http import HttpCheck, canonical_header, probe_url, request_headers
 from sandbox.probing.outcome import ERROR, FAILURE, SUCCESS, WARNING, Outcome
@@ -27,8 +27,11 @@ def probe(open_socket: SocketFactory, server: ProbeServer, path: str, **options:
 
 def redirect_chain(server: ProbeServer, length: int) -> None:
     """/hop/0 -> /hop/1 -> ... -> /hop/<length>, which answers 200."""
+    def hop(h: Handler) -> None:
+        h.reply(301, headers={"Location": f"/hop/{int(h.path.rsplit('/', 1)[1]) + 1}"})
+
     for i in range(length):
-        server.routes[f"/hop/{i}"] = lambda h, i=i: h.reply(301, headers={"Location": f"/hop/{i + 1}"})
+        server.routes[f"/hop/{i}"] = hop
     server.routes[f"/hop/{length}"] = lambda h: h.reply(200, b"end of chain")
 
 
@@ -206,7 +209,11 @@ def test_hook_mode_fails_on_transport_errors(open_socket: SocketFactory, closed_
 
 def test_twenty_checks_in_one_loop_run_concurrently(open_socket: SocketFactory, http_server: ProbeServer) -> None:
     """Nothing blocks: 20 probes against a server that answers after 200 ms take ~200 ms, not 4 s."""
-    http_server.routes["/late"] = lambda h: (time.sleep(0.2), h.reply(200, b"late"))  # type: ignore[func-returns-value]
+    def late(h: Handler) -> None:
+        time.sleep(0.2)  # the server's handler thread, not the loop under test
+        h.reply(200, b"late")
+
+    http_server.routes["/late"] = late
     checks = [HttpCheck(open_socket, port=http_server.port, path="/late", timeout=2) for _ in range(20)]
     began = time.monotonic()
     outcomes = run_checks(checks)
@@ -229,7 +236,7 @@ class TlsProbeServer(ProbeServer):
         except (ssl.SSLError, OSError):
             return
         with tls:
-            self.RequestHandlerClass(tls, client_address, self)
+            self.RequestHandlerClass(tls, client_address, self)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")
