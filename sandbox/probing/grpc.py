@@ -95,6 +95,11 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
             return value, pos
 
 
+def rpc_error(code: str, description: str) -> str:
+    """grpc.go's output for a failed RPC, around grpc-go's status error text."""
+    return f"error: health rpc probe failed: rpc error: code = {code} desc = {description}"
+
+
 def _text(value: str | bytes) -> str:
     return value if isinstance(value, str) else value.decode("latin-1")
 
@@ -147,7 +152,8 @@ class GrpcCheck(Check):
 
         limit = format_duration(self.timeout)
         if self._h2 is None:
-            text = f'timeout: failed to connect service "{self._stream.address}" within {limit}: context deadline exceeded'
+            text = (f'timeout: failed to connect service "{self._stream.address}" within {limit}: '
+                    "context deadline exceeded")
         else:
             text = f"timeout: health rpc did not complete within {limit}"
         return self._finish(Outcome(FAILURE, text))
@@ -189,9 +195,11 @@ class GrpcCheck(Check):
             elif isinstance(event, h2.events.StreamEnded) and event.stream_id == self._stream_id:
                 return self._finish(self._answer())
             elif isinstance(event, h2.events.StreamReset) and event.stream_id == self._stream_id:
-                return self._rpc_failed("Internal", f"stream terminated by RST_STREAM with error code: {event.error_code}")
+                return self._rpc_failed("Internal", f"stream terminated by RST_STREAM with error code: "
+                                                    f"{event.error_code}")
             elif isinstance(event, h2.events.ConnectionTerminated):
-                return self._rpc_failed("Unavailable", f"the connection is closing (GOAWAY, error code {event.error_code})")
+                return self._rpc_failed("Unavailable", f"the connection is closing (GOAWAY, error code "
+                                                       f"{event.error_code})")
         self._flush()
         return None
 
@@ -203,13 +211,14 @@ class GrpcCheck(Check):
                                     f"(grpc.health.v1.Health): {message}")
         if code != 0:
             name = GRPC_CODES[code] if code < len(GRPC_CODES) else f"Code({code})"
-            return Outcome(FAILURE, f"error: health rpc probe failed: rpc error: code = {name} desc = {message}")
+            return Outcome(FAILURE, rpc_error(name, message))
         try:
             status = decode_status(bytes(self._body))
         except ValueError as exc:
-            return Outcome(FAILURE, f"error: health rpc probe failed: rpc error: code = Internal desc = {exc}")
+            return Outcome(FAILURE, rpc_error("Internal", str(exc)))
         if status != 1:
-            return Outcome(FAILURE, f'service unhealthy (responded with "{SERVING_STATUS.get(status, status)}")')
+            name = SERVING_STATUS.get(status, str(status))
+            return Outcome(FAILURE, f'service unhealthy (responded with "{name}")')
         return Outcome(SUCCESS, "service is serving")
 
     def _grpc_status(self) -> tuple[int, str]:
@@ -233,10 +242,11 @@ class GrpcCheck(Check):
                 pass  # the read side reports the broken connection
 
     def _connect_failed(self, exc: Exception) -> Outcome:
-        return self._finish(Outcome(FAILURE, f'error: failed to connect service at "{self._stream.address}": {exc}'))
+        text = f'error: failed to connect service at "{self._stream.address}": {exc}'
+        return self._finish(Outcome(FAILURE, text))
 
     def _rpc_failed(self, code: str, text: str) -> Outcome:
-        return self._finish(Outcome(FAILURE, f"error: health rpc probe failed: rpc error: code = {code} desc = {text}"))
+        return self._finish(Outcome(FAILURE, rpc_error(code, text)))
 
     def _finish(self, outcome: Outcome) -> Outcome:
         self.close()

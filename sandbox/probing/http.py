@@ -51,7 +51,8 @@ def canonical_header(name: str) -> str:
     return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
 
 
-def request_headers(http_headers: Sequence[tuple[str, str]], user_agent: str) -> tuple[str, list[tuple[str, str]]]:
+def request_headers(http_headers: Sequence[tuple[str, str]],
+                    user_agent: str) -> tuple[str, list[tuple[str, str]]]:
     """The request's headers as the kubelet builds them (request.go newProbeRequest + Go's
     Request.write): returns (Host override or "", [(name, value)] without Host)."""
     given: dict[str, list[str]] = {}
@@ -147,7 +148,9 @@ class HttpCheck(Check):
         return None
 
     def _request_bytes(self, parts: SplitResult, host: str, referer: str) -> bytes:
-        target = quote(parts.path or "/", safe="/:@!$&'()*+,;=-._~%") + (f"?{parts.query}" if parts.query else "")
+        target = quote(parts.path or "/", safe="/:@!$&'()*+,;=-._~%")
+        if parts.query:
+            target += f"?{parts.query}"
         lines = [f"GET {target} HTTP/1.1", f"Host: {host}"]
         lines += [f"{name}: {value}" for name, value in self._headers]
         if referer:
@@ -178,7 +181,8 @@ class HttpCheck(Check):
                     return self._fail(FAILURE, "stopped after 10 redirects", url=location)
                 relative = not urlsplit(location).netloc
                 host = self._host_override if relative else ""  # Go keeps a custom Host only then
-                referer = self._url if not (self._url.startswith("https:") and target.startswith("http:")) else ""
+                downgrade = self._url.startswith("https:") and target.startswith("http:")
+                referer = "" if downgrade else self._url  # Go sends no Referer from https to http
                 return self._request(target, host, referer)
         return self._finish(Outcome(SUCCESS)) if self.hook else None
 

@@ -229,7 +229,8 @@ class ProbeWorker:
             self._run += 1
         else:
             self._last, self._run = observed, 1
-        threshold = self.timing.failure_threshold if observed == RESULT_FAILURE else self.timing.success_threshold
+        timing = self.timing
+        threshold = timing.failure_threshold if observed == RESULT_FAILURE else timing.success_threshold
         if self._run < threshold:
             return Verdict(self.kind, self.result, False, event_reason=reason, event=event)
         changed = observed != self.result

@@ -20,7 +20,8 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
-        self.server.seen.append((self.path, dict(self.headers.items()), self.headers.get_all("X-Multi") or []))
+        multi = self.headers.get_all("X-Multi") or []
+        self.server.seen.append((self.path, dict(self.headers.items()), multi))
         route = self.server.routes.get(self.path.split("?")[0])
         if route is None:
             self.reply(404, b"not found")

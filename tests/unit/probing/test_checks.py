@@ -15,7 +15,8 @@ from sandbox.probing.checks import Check, SleepCheck, TcpCheck, rewatch, run_che
 from sandbox.probing.outcome import ERROR, FAILURE, SUCCESS, Outcome
 
 
-def test_tcp_connect_is_success_even_if_closed_at_once(open_socket: SocketFactory, silent_listener: int) -> None:
+def test_tcp_connect_is_success_even_if_closed_at_once(
+        open_socket: SocketFactory, silent_listener: int) -> None:
     assert run_check(TcpCheck(open_socket, "127.0.0.1", silent_listener, 1)) == Outcome(SUCCESS)
 
 
@@ -24,7 +25,8 @@ def test_tcp_refused_fails_with_the_go_dial_error(open_socket: SocketFactory, cl
     assert outcome == Outcome(FAILURE, f"dial tcp 127.0.0.1:{closed_port}: connect: connection refused")
 
 
-def test_tcp_timeout_when_the_syn_is_never_answered(open_socket: SocketFactory, full_backlog_port: int) -> None:
+def test_tcp_timeout_when_the_syn_is_never_answered(
+        open_socket: SocketFactory, full_backlog_port: int) -> None:
     began = time.monotonic()
     outcome = run_check(TcpCheck(open_socket, "127.0.0.1", full_backlog_port, 0.3))
     assert outcome == Outcome(FAILURE, f"dial tcp 127.0.0.1:{full_backlog_port}: i/o timeout")
@@ -85,7 +87,8 @@ def test_sleep_check_has_no_fds_and_a_deadline() -> None:
     assert (check.interest(), check.deadline) == ([], 105.0)
 
 
-def test_run_checks_drives_mixed_checks_in_one_loop(open_socket: SocketFactory, silent_listener: int, closed_port: int) -> None:
+def test_run_checks_drives_mixed_checks_in_one_loop(
+        open_socket: SocketFactory, silent_listener: int, closed_port: int) -> None:
     checks: list[Check] = [SleepCheck(0.1), TcpCheck(open_socket, "127.0.0.1", silent_listener, 1),
                            TcpCheck(open_socket, "127.0.0.1", closed_port, 1)]
     assert [o.status for o in run_checks(checks)] == [SUCCESS, SUCCESS, FAILURE]

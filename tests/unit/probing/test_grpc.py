@@ -24,7 +24,8 @@ def grpc_port() -> Iterator[int]:
     """The port of grpc_health_server.py, run in a subprocess so grpcio's threads stay out of pytest."""
     if importlib.util.find_spec("grpc_health") is None:
         pytest.skip("grpcio-health-checking is not installed (test dependency)")
-    server = subprocess.Popen([sys.executable, str(SERVER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen([sys.executable, str(SERVER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
     assert server.stdin is not None and server.stdout is not None
     try:
         yield int(server.stdout.readline())

@@ -68,8 +68,10 @@ def test_an_empty_user_agent_removes_it(open_socket: SocketFactory, http_server:
 
 @pytest.mark.parametrize("given, host, lines", [
     ([], "", [("User-Agent", "ua"), ("Accept", "*/*"), ("Connection", "close")]),
-    ([("accept", "text/plain")], "", [("User-Agent", "ua"), ("Accept", "text/plain"), ("Connection", "close")]),
-    ([("Connection", "Close"), ("HOST", "h")], "h", [("User-Agent", "ua"), ("Accept", "*/*"), ("Connection", "Close")]),
+    ([("accept", "text/plain")], "",
+     [("User-Agent", "ua"), ("Accept", "text/plain"), ("Connection", "close")]),
+    ([("Connection", "Close"), ("HOST", "h")], "h",
+     [("User-Agent", "ua"), ("Accept", "*/*"), ("Connection", "Close")]),
 ])
 def test_request_headers_table(given: list[tuple[str, str]], host: str, lines: list[tuple[str, str]]) -> None:
     assert request_headers(given, "ua") == (host, lines)
@@ -91,18 +93,22 @@ def test_302_on_the_same_host_is_followed(open_socket: SocketFactory, http_serve
 
 def test_a_redirect_to_another_port_of_the_same_host_is_followed(
         open_socket: SocketFactory, http_server: ProbeServer, other_http_server: ProbeServer) -> None:
-    http_server.routes["/"] = lambda h: h.reply(307, headers={"Location": f"http://127.0.0.1:{other_http_server.port}/x"})
+    elsewhere = f"http://127.0.0.1:{other_http_server.port}/x"
+    http_server.routes["/"] = lambda h: h.reply(307, headers={"Location": elsewhere})
     other_http_server.routes["/x"] = lambda h: h.reply(503)
     assert probe(open_socket, http_server, "/") == Outcome(FAILURE, "HTTP probe failed with statuscode: 503")
 
 
-def test_a_redirect_to_another_host_stops_with_a_warning(open_socket: SocketFactory, http_server: ProbeServer) -> None:
+def test_a_redirect_to_another_host_stops_with_a_warning(
+        open_socket: SocketFactory, http_server: ProbeServer) -> None:
     # 127.0.0.2 listens on nothing: following it would fail, so a warning proves it was not followed
     http_server.routes["/"] = lambda h: h.reply(302, b"gone", {"Location": "http://127.0.0.2:1/elsewhere"})
-    assert probe(open_socket, http_server, "/") == Outcome(WARNING, "Probe terminated redirects, Response body: gone")
+    outcome = probe(open_socket, http_server, "/")
+    assert outcome == Outcome(WARNING, "Probe terminated redirects, Response body: gone")
 
 
-def test_a_redirect_loop_fails_after_10_requests(open_socket: SocketFactory, http_server: ProbeServer) -> None:
+def test_a_redirect_loop_fails_after_10_requests(
+        open_socket: SocketFactory, http_server: ProbeServer) -> None:
     http_server.routes["/loop"] = lambda h: h.reply(301, headers={"Location": "/loop"})
     outcome = probe(open_socket, http_server, "/loop")
     assert outcome == Outcome(FAILURE, 'Get "/loop": stopped after 10 redirects')
@@ -110,7 +116,8 @@ def test_a_redirect_loop_fails_after_10_requests(open_socket: SocketFactory, htt
 
 
 @pytest.mark.parametrize("length, status", [(9, SUCCESS), (10, FAILURE)])
-def test_redirect_limit_boundary(open_socket: SocketFactory, http_server: ProbeServer, length: int, status: str) -> None:
+def test_redirect_limit_boundary(
+        open_socket: SocketFactory, http_server: ProbeServer, length: int, status: str) -> None:
     """Go's client makes at most 10 requests: 9 redirects then 200 passes, a 10th redirect fails."""
     redirect_chain(http_server, length)
     assert probe(open_socket, http_server, "/hop/0").status == status
@@ -124,7 +131,8 @@ def test_redirect_limit_boundary(open_socket: SocketFactory, http_server: ProbeS
     (204, SUCCESS, ""),
     (299, SUCCESS, "body"),
 ])
-def test_status_codes(open_socket: SocketFactory, http_server: ProbeServer, code: int, status: str, output: str) -> None:
+def test_status_codes(
+        open_socket: SocketFactory, http_server: ProbeServer, code: int, status: str, output: str) -> None:
     http_server.routes["/s"] = lambda h: h.reply(code, b"" if code == 204 else b"body")
     assert probe(open_socket, http_server, "/s") == Outcome(status, output)
 
@@ -153,7 +161,8 @@ def slow_body(h: Handler) -> None:
     h.server.stall()
 
 
-def test_a_body_that_never_ends_is_a_probe_error(open_socket: SocketFactory, http_server: ProbeServer) -> None:
+def test_a_body_that_never_ends_is_a_probe_error(
+        open_socket: SocketFactory, http_server: ProbeServer) -> None:
     """http.go returns the body read error as err: the prober retries and then discards it."""
     http_server.routes["/slow"] = slow_body
     outcome = probe(open_socket, http_server, "/slow", timeout=0.3)
@@ -207,7 +216,8 @@ def test_hook_mode_fails_on_transport_errors(open_socket: SocketFactory, closed_
     assert run_check(HttpCheck(open_socket, port=closed_port, hook=True)).status == FAILURE
 
 
-def test_twenty_checks_in_one_loop_run_concurrently(open_socket: SocketFactory, http_server: ProbeServer) -> None:
+def test_twenty_checks_in_one_loop_run_concurrently(
+        open_socket: SocketFactory, http_server: ProbeServer) -> None:
     """Nothing blocks: 20 probes against a server that answers after 200 ms take ~200 ms, not 4 s."""
     def late(h: Handler) -> None:
         time.sleep(0.2)  # the server's handler thread, not the loop under test
@@ -230,7 +240,8 @@ class TlsProbeServer(ProbeServer):
         super().__init__()
         self.context = context
 
-    def finish_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
+    def finish_request(  # type: ignore[override]
+            self, request: socket.socket, client_address: object) -> None:
         try:
             tls = self.context.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError):
@@ -246,7 +257,8 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-days", "1", "-subj", "/CN=probe.test", "-keyout", str(key), "-out", str(cert)],
+                    "-nodes", "-days", "1", "-subj", "/CN=probe.test", "-keyout", str(key),
+                    "-out", str(cert)],
                    check=True, capture_output=True)
     return cert, key
 
@@ -266,7 +278,8 @@ def test_https_skips_certificate_verification(open_socket: SocketFactory, https_
 def test_https_redirect_and_failure(open_socket: SocketFactory, https_server: ProbeServer) -> None:
     https_server.routes["/a"] = lambda h: h.reply(302, headers={"Location": "/b"})
     https_server.routes["/b"] = lambda h: h.reply(503)
-    assert probe(open_socket, https_server, "/a", scheme="https").output == "HTTP probe failed with statuscode: 503"
+    outcome = probe(open_socket, https_server, "/a", scheme="https")
+    assert outcome.output == "HTTP probe failed with statuscode: 503"
 
 
 class PlainAnswerServer:

@@ -19,11 +19,13 @@ from sandbox.probing.worker import (
     probe_timing,
 )
 
-OK, BAD, WARN, ERR = Outcome(SUCCESS), Outcome(FAILURE, "boom"), Outcome(WARNING, "moved"), Outcome(ERROR, "no netns")
+OK, BAD = Outcome(SUCCESS), Outcome(FAILURE, "boom")
+WARN, ERR = Outcome(WARNING, "moved"), Outcome(ERROR, "no netns")
 
 
 def worker(kind: str = READINESS, started: bool = True, **timing: float) -> ProbeWorker:
-    return ProbeWorker(kind, ProbeTiming(**timing), started_at=0.0, now=0.0, started=started)  # type: ignore[arg-type]
+    timing_record = ProbeTiming(**timing)  # type: ignore[arg-type]
+    return ProbeWorker(kind, timing_record, started_at=0.0, now=0.0, started=started)
 
 
 def probe_times(w: ProbeWorker, count: int, took: float = 0.5) -> list[float]:
@@ -53,7 +55,8 @@ def test_unknown_probe_type_is_refused() -> None:
     ((5, 3, 2, 2, 7), ProbeTiming(5, 3, 2, 2, 7)),
     ((-1, 0, 0, 0, 0), ProbeTiming(0, 10, 1, 1, 3)),
 ])
-def test_probe_timing_treats_zero_as_the_kubelet_default(given: tuple[int, ...], expected: ProbeTiming) -> None:
+def test_probe_timing_treats_zero_as_the_kubelet_default(
+        given: tuple[int, ...], expected: ProbeTiming) -> None:
     assert probe_timing(*given) == expected
 
 
