@@ -20,6 +20,7 @@ VERBS = {
     "logs": "sandbox.cli.logs",
     "image": "sandbox.cli.image",
     "validate": "sandbox.cli.validate",
+    "describe": "sandbox.cli.describe",
 }
 
 

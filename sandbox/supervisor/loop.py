@@ -19,6 +19,7 @@ from collections.abc import Callable
 from sandbox.record import field, record, replace
 from pathlib import Path
 
+from sandbox import events as ev
 from sandbox import status as st
 from sandbox.errors import ContainerStartError
 from sandbox.images.store import Image
@@ -33,6 +34,11 @@ from sandbox.spec.model import Container, Pod
 from sandbox.state.proc import ProcessRef
 from sandbox.supervisor.backoff import BackoffConfig, CrashLoopBackOff, format_duration
 from sandbox.supervisor.policy import should_restart
+from sandbox.supervisor.checks import CheckRun, CheckRunner
+from sandbox.supervisor.probes import CheckContext, ContainerProbes, checks_for
+from sandbox.supervisor.timers import Timers
+from sandbox.termination import prepare_message_file, read_termination_message
+from sandbox.rootfs.plan import MountOp, OpKind
 from sandbox.log import get_logger
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
@@ -43,34 +49,6 @@ log = get_logger(__name__)
 
 MIN_GRACE_SECONDS = 2.0  # the kubelet never gives a container less (minimumGracePeriodInSeconds)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-class Timers:
-    """A heap of (deadline, callback) on the injected monotonic clock."""
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Callable[[], None]]] = []
-        self._seq = itertools.count()
-        self._cancelled: set[int] = set()
-
-    def add(self, deadline: float, callback: Callable[[], None]) -> int:
-        handle = next(self._seq)
-        heapq.heappush(self._heap, (deadline, handle, callback))
-        return handle
-
-    def cancel(self, handle: int | None) -> None:
-        if handle is not None:
-            self._cancelled.add(handle)
-
-    def next_deadline(self) -> float | None:
-        while self._heap and self._heap[0][1] in self._cancelled:
-            self._cancelled.discard(heapq.heappop(self._heap)[1])
-        return self._heap[0][0] if self._heap else None
-
-    def fire_due(self, now: float) -> None:
-        while (deadline := self.next_deadline()) is not None and deadline <= now:
-            _, handle, callback = heapq.heappop(self._heap)
-            callback()
 
 
 @record(frozen=False)
@@ -90,7 +68,13 @@ class Slot:
     argv: list[str] = field(default_factory=list)
     restart_timer: int | None = None
     started_once: bool = False
-    stop_sent: bool = False  # SIGTERM sent to the current instance
+    stopping: bool = False  # the kubelet is stopping this instance (preStop, SIGTERM, SIGKILL)
+    kill_timer: int | None = None
+    hook: CheckRun | None = None  # postStart or preStop in flight
+    probes: ContainerProbes | None = None
+    message_file: Path | None = None
+    started_at: float = 0.0  # wall clock of the current instance's exec
+    log_path: Path | None = None
 
     @property
     def name(self) -> str:
@@ -126,17 +110,21 @@ class PodSupervisor:
         self.slots += [self._slot(c, images[c.name], init=False) for c in pod.spec.containers]
         self.selector = selectors.DefaultSelector()
         self.timers = Timers()
+        self.runner = CheckRunner(self.selector, self.timers, clock)
+        self.events = ev.EventRecorder()
         self.logs: dict[int, ContainerLog] = {}
         self.pause: ChildProcess | None = None
         self.pause_ref: ProcessRef | None = None
         self.devnull = -1
         self.deleting = False  # stopped from outside: Ctrl-C, SIGTERM, `sandbox delete`
         self.stopping = False  # no container will be started again
-        self.kill_timer: int | None = None
+        self.stop_deadline: float | None = None  # monotonic; the pod's grace period ends here
         self.start_error: ContainerStartError | None = None
         self.failure_message = ""
         self.failure_reason = ""  # status.reason of a failed pod, e.g. DeadlineExceeded
         self.created_at = wall()
+        self._advancing = False
+        self._advance_pending = False
         self.runtime_ref = ProcessRef.of(os.getpid())
         self.conditions: list[st.PodCondition] = []
         self.phase = st.PodPhase.PENDING
@@ -183,7 +171,7 @@ class PodSupervisor:
     def _wait_once(self, wakeup_r: int) -> None:
         deadline = self.timers.next_deadline()
         timeout = None if deadline is None else max(0.0, deadline - self.clock())
-        for key, _ in self.selector.select(timeout):
+        for key, mask in self.selector.select(timeout):
             kind, obj = key.data
             if kind == "signal":
                 self._on_signals(wakeup_r)
@@ -193,6 +181,8 @@ class PodSupervisor:
                 self._on_exit(obj)
             elif kind == "pause":
                 self._on_pause_exit()
+            elif kind == "check":
+                self.runner.on_ready(obj, key.fd, mask)
         self.timers.fire_due(self.clock())
 
     # --- the sandbox -----------------------------------------------------------------------------
@@ -217,6 +207,7 @@ class PodSupervisor:
         log.warning("pod %s/%s: active longer than activeDeadlineSeconds (%ds), stopping it",
                     self.namespace, self.name, self.pod.spec.active_deadline_seconds)
         self.failure_reason = "DeadlineExceeded"
+        self._event(None, ev.deadline_exceeded())
         self.failure_message = "Pod was active on the node longer than the specified deadline"
         self._begin_stop(deleting=False, force=False)
 
@@ -233,20 +224,33 @@ class PodSupervisor:
     # --- starting containers ---------------------------------------------------------------------
 
     def _advance(self) -> None:
-        """Start whatever the pod's sequence allows now: the next init container, or the apps."""
-        if self.stopping:
+        """Start whatever the pod's sequence allows now. Re-entrant calls (a sidecar that starts
+        at once asks for the next step from inside _start) are folded into one more pass."""
+        if self._advancing:
+            self._advance_pending = True
             return
+        self._advancing = True
+        try:
+            self._advance_pending = True
+            while self._advance_pending and not self.stopping:
+                self._advance_pending = False
+                self._advance_once()
+        finally:
+            self._advancing = False
+
+    def _advance_once(self) -> None:
+        """Init containers one at a time: a plain one must exit 0, a sidecar (restartPolicy Always)
+        must be started (postStart done, startup probe passed); then every app container."""
+        initialized = any(s.started_once for s in self.slots if not s.init)
         for slot in self.slots:
-            if not slot.init:
+            if not slot.init or initialized:
                 break
-            if slot.started_once and (slot.sidecar or _succeeded(slot.status)):
-                continue
             if not slot.started_once:
                 self._start(slot)
-                if self.stopping or not slot.sidecar:
-                    return
+                return
+            if (slot.sidecar and slot.status.started) or (not slot.sidecar and _succeeded(slot.status)):
                 continue
-            return  # a plain init container is still running or waiting to restart
+            return  # still running, starting, or waiting to restart
         for slot in self.slots:
             if not slot.init and not slot.started_once and not self.stopping:
                 self._start(slot)
@@ -256,19 +260,11 @@ class PodSupervisor:
         restart_count = slot.status.restart_count + (1 if slot.started_once else 0)
         container_id = os.urandom(32).hex()
         layer = ContainerLayer.create(self.layout.containers, container_id)
-        clog = ContainerLog(slot.name, self.log_dir / slot.name / f"{restart_count}.log", self.terminal)
+        log_path = self.log_dir / slot.name / f"{restart_count}.log"
+        clog = ContainerLog(slot.name, log_path, self.terminal)
+        self._event(slot, ev.pulled(slot.spec.image))
         try:
-            slot.env = launch.container_env(slot.spec, slot.image, self.hostname)
-            slot.argv = launch.resolve_argv(slot.spec, slot.image, slot.env)
-            stdout, stderr = clog.stdio
-            req = launch.container_request(
-                slot.spec, slot.image, layer, self.dirs.files, pause_pidfd=self._pause_pidfd(),
-                share_pid=bool(self.pod.spec.share_process_namespace), argv=slot.argv, env=slot.env,
-                stdout=stdout, stderr=stderr, stdin=self.devnull)
-            # Stage 2 already sits in the container's new mount namespace while it waits: read it
-            # now, before a short-lived main process can exit and take /proc/PID/ns with it.
-            mnt_ns: list[str | None] = []
-            process = self.spawner.spawn(req, before_start=lambda pid: mnt_ns.append(mount_ns_of(pid)))
+            process, mnt_ns = self._spawn(slot, layer, clog)
         except ContainerStartError as e:
             clog.close()
             layer.remove()
@@ -279,13 +275,107 @@ class PodSupervisor:
             self.logs[fd] = clog
             self.selector.register(fd, selectors.EVENT_READ, ("log", None))
         self.selector.register(process.pidfd, selectors.EVENT_READ, ("exit", slot))
-        slot.process, slot.layer, slot.started_once = process, layer, True
+        slot.process, slot.layer, slot.started_once, slot.log_path = process, layer, True, log_path
         slot.ref = ProcessRef.of(process.pid)
-        slot.mnt_ns = mnt_ns[0] if mnt_ns else None
-        slot.status = replace(slot.status, state=st.Running(self.wall()), restart_count=restart_count,
-                              container_id=f"sandbox://{container_id}", ready=True, started=True)
+        slot.mnt_ns = mnt_ns
+        slot.started_at = self.wall()
+        self._event(slot, ev.created(slot.name))
+        self._event(slot, ev.started(slot.name))
+        # The kubelet reports a container Running only once its postStart hook has returned.
+        slot.status = replace(slot.status, state=st.Waiting("ContainerCreating"), restart_count=restart_count,
+                              container_id=f"sandbox://{container_id}", ready=False, started=False)
         log.info("pod %s/%s: started container %s (pid %d)", self.namespace, self.name, slot.name, process.pid)
+        post_start = slot.spec.lifecycle.post_start if slot.spec.lifecycle else None
+        if post_start is None:
+            self._mark_running(slot)
+        else:
+            # Exec hooks have no timeout (handlers.go); an http hook uses the probe default (1 s)
+            # in spirit of the kubelet's client timeout; sleep counts its own seconds.
+            timeout = float("inf") if post_start.exec else 1.0
+            slot.hook = self.runner.start(checks_for(post_start, self._check_context(slot), timeout, hook=True),
+                                          lambda outcome: self._post_start_done(slot, outcome))
         self._save()
+
+    def _spawn(self, slot: Slot, layer: ContainerLayer, clog: ContainerLog) -> tuple[ChildProcess, str | None]:
+        slot.env = launch.container_env(slot.spec, slot.image, self.hostname)
+        slot.argv = launch.resolve_argv(slot.spec, slot.image, slot.env)
+        stdout, stderr = clog.stdio
+        req = launch.container_request(
+            slot.spec, slot.image, layer, self.dirs.files, pause_pidfd=self._pause_pidfd(),
+            share_pid=bool(self.pod.spec.share_process_namespace), argv=slot.argv, env=slot.env,
+            stdout=stdout, stderr=stderr, stdin=self.devnull)
+        # The kubelet's termination-message file, bound at terminationMessagePath (reference 5.6).
+        slot.message_file = prepare_message_file(self.dirs.root, slot.name)
+        target = (slot.spec.termination_message_path or "/dev/termination-log").lstrip("/")
+        req.ops.append(MountOp(OpKind.BIND, target, str(slot.message_file)))
+        # Stage 2 already sits in the container's new mount namespace while it waits: read it
+        # now, before a short-lived main process can exit and take /proc/PID/ns with it.
+        mnt_ns: list[str | None] = []
+        process = self.spawner.spawn(req, before_start=lambda pid: mnt_ns.append(mount_ns_of(pid)))
+        return process, (mnt_ns[0] if mnt_ns else None)
+
+    def _check_context(self, slot: Slot) -> CheckContext:
+        assert slot.process is not None
+        ports = {p.name: p.container_port for p in slot.spec.ports if p.name}
+        return CheckContext(self.spawner, slot.process.pidfd, self._pause_pidfd(), tuple(slot.env),
+                            launch.working_dir(slot.spec, slot.image), ports)
+
+    def _post_start_done(self, slot: Slot, outcome: Any) -> None:
+        slot.hook = None
+        if slot.process is None or slot.stopping:
+            return
+        if outcome.ok:
+            self._mark_running(slot)
+        else:
+            log.warning("pod %s/%s: postStart hook of %s failed: %s", self.namespace, self.name, slot.name,
+                        outcome.output)
+            self._event(slot, ev.failed_post_start_hook())
+            slot.status = replace(slot.status, state=st.Waiting("PostStartHookError", outcome.output[:1024]))
+            self._stop_container(slot, self.clock() + self._grace())
+        self._save()
+
+    def _mark_running(self, slot: Slot) -> None:
+        """postStart returned: Running; started unless a startup probe must pass first; ready
+        unless a readiness probe must pass first (reference 7.2)."""
+        assert slot.process is not None
+        probes = ContainerProbes(slot.spec, self._check_context(slot), self.runner, self.timers,
+                                 lambda verdict: self._on_verdict(slot, verdict),
+                                 started_at=self.clock(), now=self.clock())
+        started = not probes.has_startup
+        slot.status = replace(slot.status, state=st.Running(slot.started_at), started=started,
+                              ready=started and not probes.has_readiness)
+        if probes.workers:
+            slot.probes = probes
+            probes.start()
+        self._save()
+        if slot.sidecar and started:
+            self._advance()  # the next init container may start once a sidecar has started
+
+    def _on_verdict(self, slot: Slot, verdict: Any) -> None:
+        if verdict.event:
+            self._event(slot, (ev.WARNING, verdict.event_reason, verdict.event))
+        if slot.process is None or slot.stopping:
+            return
+        if verdict.started:
+            slot.status = replace(slot.status, started=True,
+                                  ready=not (slot.probes and slot.probes.has_readiness))
+            if slot.probes is not None:
+                slot.probes.mark_started(self.clock())
+            if slot.sidecar:
+                self._advance()
+        elif verdict.kind == "readiness" and verdict.changed:
+            slot.status = replace(slot.status, ready=verdict.result == "Success" and slot.status.started)
+        if verdict.kill:
+            self._event(slot, ev.killing_after_probe(slot.name, verdict.kind))
+            probe = slot.spec.liveness_probe if verdict.kind == "liveness" else slot.spec.startup_probe
+            grace = probe.termination_grace_period_seconds if probe else None
+            self._stop_container(slot, self.clock() + (grace if grace is not None else self._grace()),
+                                 announce=False)
+        self._save()
+
+    def _event(self, slot: Slot | None, note: tuple[str, str, str]) -> None:
+        obj = ev.field_path(slot.name, slot.init) if slot is not None else ""
+        self.events.record(note[0], note[1], note[2], obj, self.wall())
 
     def _pause_pidfd(self) -> int:
         assert self.pause is not None
@@ -295,6 +385,7 @@ class PodSupervisor:
         """A container that cannot be started ends the pod: `sandbox run` reports it and exits 1
         rather than crash-looping in the foreground (decision recorded in the issue's note)."""
         error.container = slot.name
+        self._event(slot, ev.failed(error.describe()))
         now = self.wall()
         if error.reason == "ContainerCannotRun":
             state: st.ContainerStatus | Any = st.Terminated(128, error.reason, now, now, error.describe())
@@ -317,22 +408,36 @@ class PodSupervisor:
         self.selector.unregister(process.pidfd)
         process.close()
         slot.process = None
-        self._reap_leftovers(slot)
-        if slot.layer is not None:
-            slot.layer.remove()
-            slot.layer = None
+        self._end_instance(slot)
         now = self.wall()
-        started = slot.status.state.started_at if isinstance(slot.status.state, st.Running) else now
-        term = st.Terminated(info.exit_code, st.terminated_reason(info.exit_code), started, now,
-                             container_id=slot.status.container_id)
-        slot.status = replace(slot.status, state=term, ready=False)
-        slot.stop_sent = False
+        message = ""
+        if slot.message_file is not None:
+            message = read_termination_message(slot.message_file, slot.spec.termination_message_policy or "File",
+                                               info.exit_code, slot.log_path)
+        term = st.Terminated(info.exit_code, st.terminated_reason(info.exit_code), slot.started_at, now,
+                             message=message, container_id=slot.status.container_id)
+        slot.status = replace(slot.status, state=term, ready=False, started=False)
         log.info("pod %s/%s: container %s exited with %d", self.namespace, self.name, slot.name, info.exit_code)
         if not self.stopping:
             self._after_exit(slot, term)
-        elif self.kill_timer is not None:
+        elif self.stop_deadline is not None:
             self._stop_next()
         self._save()
+
+    def _end_instance(self, slot: Slot) -> None:
+        """Everything that belonged to the instance that just exited."""
+        self._reap_leftovers(slot)
+        self.runner.cancel(slot.hook)
+        slot.hook = None
+        if slot.probes is not None:
+            slot.probes.stop()
+            slot.probes = None
+        self.timers.cancel(slot.kill_timer)
+        slot.kill_timer = None
+        slot.stopping = False
+        if slot.layer is not None:
+            slot.layer.remove()
+            slot.layer = None
 
     def _after_exit(self, slot: Slot, term: st.Terminated) -> None:
         if slot.init and not slot.sidecar and term.exit_code == 0:
@@ -355,6 +460,7 @@ class PodSupervisor:
         message = (f"back-off {format_duration(self.backoff.delay(key))} restarting failed "
                    f"container={slot.name} pod={self.name}_{self.namespace}({self.uid})")
         slot.status = replace(slot.status, state=st.Waiting("CrashLoopBackOff", message))
+        self._event(slot, ev.back_off(slot.name, self.name, self.namespace, self.uid))
         slot.restart_timer = self.timers.add(when, lambda: self._restart_due(slot))
 
     def _restart_due(self, slot: Slot) -> None:
@@ -398,39 +504,83 @@ class PodSupervisor:
                 self._begin_stop(deleting=True, force=already)
 
     def _begin_stop(self, *, deleting: bool, force: bool) -> None:
-        """Stop every running container: SIGTERM now, SIGKILL at the grace deadline (or at once
-        when forced, e.g. a second Ctrl-C)."""
+        """Stop the pod: every container gets preStop and SIGTERM in the kubelet's order, SIGKILL
+        at the grace deadline; forced (a second Ctrl-C, a start error) means SIGKILL now."""
         self.deleting = self.deleting or deleting
         self.stopping = True
         for slot in self.slots:
             self.timers.cancel(slot.restart_timer)
             slot.restart_timer = None
+            if self.deleting and slot.probes is not None:
+                slot.probes.pod_deleting(self.clock())  # liveness/startup can no longer kill
         if force:
             self._kill_remaining()
             return
-        grace = max(float(self.pod.spec.termination_grace_period_seconds or 0), MIN_GRACE_SECONDS)
-        if self.kill_timer is None:
-            self.kill_timer = self.timers.add(self.clock() + grace, self._kill_remaining)
+        if self.stop_deadline is None:
+            self.stop_deadline = self.clock() + self._grace()
         self._stop_next()
+
+    def _grace(self) -> float:
+        return float(self.pod.spec.termination_grace_period_seconds if
+                     self.pod.spec.termination_grace_period_seconds is not None else 30)
 
     def _stop_next(self) -> None:
         """The kubelet's order: every regular (and plain init) container at once; sidecars only
-        after those have exited, one at a time in reverse declaration order."""
+        after those have exited, one at a time in reverse declaration order. The time spent
+        waiting for a turn comes out of the same grace period."""
+        assert self.stop_deadline is not None
         running = self._running()
         first_wave = [s for s in running if not s.sidecar]
         wave = first_wave or [s for s in reversed(self.slots) if s.sidecar and s.process is not None][:1]
         for slot in wave:
-            if not slot.stop_sent and slot.process is not None:
-                log.info("pod %s/%s: stopping container %s (SIGTERM)", self.namespace, self.name, slot.name)
-                slot.stop_sent = True
-                slot.process.send_signal(signal.SIGTERM)
+            self._stop_container(slot, self.stop_deadline)
+
+    def _stop_container(self, slot: Slot, deadline: float, *, announce: bool = True) -> None:
+        """killContainer: preStop (within the grace), then SIGTERM, then SIGKILL at the deadline,
+        never less than 2 s after the SIGTERM (minimumGracePeriodInSeconds)."""
+        if slot.process is None or slot.stopping:
+            return
+        slot.stopping = True
+        if announce:
+            self._event(slot, ev.killing(slot.name))
+        self.runner.cancel(slot.hook)  # a postStart still running is abandoned
+        slot.hook = None
+        pre_stop = slot.spec.lifecycle.pre_stop if slot.spec.lifecycle else None
+        if pre_stop is not None:
+            check = checks_for(pre_stop, self._check_context(slot), max(deadline - self.clock(), 0.0), hook=True)
+            slot.hook = self.runner.start(check, lambda outcome: self._pre_stop_done(slot, outcome, deadline))
+        else:
+            self._terminate(slot, deadline)
+
+    def _pre_stop_done(self, slot: Slot, outcome: Any, deadline: float) -> None:
+        slot.hook = None
+        if not outcome.ok:
+            log.warning("pod %s/%s: preStop hook of %s failed: %s", self.namespace, self.name, slot.name,
+                        outcome.output)
+            self._event(slot, ev.failed_pre_stop_hook())
+        self._terminate(slot, deadline)
+
+    def _terminate(self, slot: Slot, deadline: float) -> None:
+        if slot.process is None:
+            return
+        log.info("pod %s/%s: stopping container %s (SIGTERM)", self.namespace, self.name, slot.name)
+        slot.process.send_signal(signal.SIGTERM)
+        kill_at = max(deadline, self.clock() + MIN_GRACE_SECONDS)
+        slot.kill_timer = self.timers.add(kill_at, lambda: self._kill(slot))
+
+    def _kill(self, slot: Slot) -> None:
+        """SIGKILL the container: its main process, and in a shared PID namespace everything
+        else it started (in its own PID namespace the kernel takes care of that)."""
+        slot.kill_timer = None
+        if slot.process is None:
+            return
+        slot.process.send_signal(signal.SIGKILL)
+        if slot.mnt_ns is not None and self.pod.spec.share_process_namespace:
+            kill_in_mount_ns(slot.mnt_ns, signal.SIGKILL)
 
     def _kill_remaining(self) -> None:
         for slot in self._running():
-            assert slot.process is not None
-            slot.process.send_signal(signal.SIGKILL)
-            if slot.mnt_ns is not None and self.pod.spec.share_process_namespace:
-                kill_in_mount_ns(slot.mnt_ns, signal.SIGKILL)
+            self._kill(slot)
 
     def _running(self) -> list[Slot]:
         return [s for s in self.slots if s.process is not None]
@@ -450,6 +600,10 @@ class PodSupervisor:
 
     def _teardown(self) -> None:
         """Reverse order of creation; every step tolerates what is already gone."""
+        self.runner.cancel_all()
+        for slot in self.slots:
+            if slot.probes is not None:
+                slot.probes.stop()
         for slot in self._running():
             assert slot.process is not None
             slot.process.send_signal(signal.SIGKILL)
@@ -518,6 +672,7 @@ class PodSupervisor:
             "containers": {s.name: self._slot_record(s) for s in self.slots},
             "status": status,
             "summary": self._summary(init, app),
+            "events": self.events.to_json(),
             "finished": self._done(),
         }
 

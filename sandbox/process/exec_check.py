@@ -1,0 +1,100 @@
+"""Exec probes and hooks: a command run inside a running container (all its namespaces, its
+environment and working directory, as `sandbox exec`), driven as a non-blocking `Check`.
+
+The process is our child, watched through its pidfd; its stdout and stderr go to one pipe we
+read (capped), never to the container's log: hook and probe output is for events, not logs.
+Past the deadline it is killed (the kubelet's ExecProbeTimeout behaviour) and reaped.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+
+from sandbox.errors import ContainerStartError
+from sandbox.native import CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, SpawnRequest
+from sandbox.probing.checks import Check
+from sandbox.probing.outcome import ERROR, FAILURE, SUCCESS, Outcome
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from sandbox.process.spawner import ChildProcess, Spawner
+
+OUTPUT_LIMIT = 10 * 1024  # what the kubelet keeps of a probe's output
+ALL_NAMESPACES = CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID | CLONE_NEWNS
+
+
+class ExecCheck(Check):
+    def __init__(self, spawner: Spawner, main_pidfd: int, argv: list[str], env: list[str], cwd: str,
+                 timeout: float) -> None:
+        super().__init__(timeout)
+        self.spawner, self.main_pidfd, self.argv, self.env, self.cwd = spawner, main_pidfd, argv, env, cwd
+        self.process: ChildProcess | None = None
+        self.out_fd = -1
+        self.output = bytearray()
+
+    def _begin(self, now: float) -> Outcome | None:
+        if not self.argv:
+            return Outcome(ERROR, "exec: no command")
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        os.set_blocking(write_fd, True)
+        null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+        req = SpawnRequest(argv=self.argv, env=self.env, join_pidfd=self.main_pidfd, join_ns=ALL_NAMESPACES,
+                           cwd=self.cwd, stdio=(null, write_fd, write_fd), stage_name="probe")
+        try:
+            self.process = self.spawner.spawn(req)
+        except ContainerStartError as e:
+            os.close(read_fd)
+            return Outcome(FAILURE, str(e))
+        finally:
+            os.close(write_fd)
+            os.close(null)
+        self.out_fd = read_fd
+        return None
+
+    def interest(self) -> list[tuple[int, int]]:
+        fds = [(self.out_fd, selectors.EVENT_READ)] if self.out_fd >= 0 else []
+        if self.process is not None and self.process.pidfd >= 0:
+            fds.append((self.process.pidfd, selectors.EVENT_READ))
+        return fds
+
+    def on_ready(self, fd: int, mask: int, now: float) -> Outcome | None:
+        if fd == self.out_fd:
+            self._read()
+        if self.process is None or self.process.poll() is None:
+            return None
+        self._read(drain=True)
+        code = self.process.exit.exit_code if self.process.exit else 255
+        text = self.output.decode(errors="replace")
+        return Outcome(SUCCESS if code == 0 else FAILURE, text if code == 0 or text else f"command exited with {code}")
+
+    def on_timeout(self, now: float) -> Outcome:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+        return Outcome(FAILURE, f"command {self.argv!r} timed out after {self.timeout:g}s")
+
+    def close(self) -> None:
+        if self.out_fd >= 0:
+            os.close(self.out_fd)
+            self.out_fd = -1
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGKILL)
+                self.process.wait()
+            self.process.close()
+
+    def _read(self, drain: bool = False) -> None:
+        while self.out_fd >= 0:
+            try:
+                data = os.read(self.out_fd, 65536)
+            except BlockingIOError:
+                return
+            if not data:
+                os.close(self.out_fd)
+                self.out_fd = -1
+                return
+            self.output += data[: max(0, OUTPUT_LIMIT - len(self.output))]
+            if not drain:
+                return
