@@ -19,7 +19,7 @@ from __future__ import annotations
 from urllib.parse import unquote
 
 from sandbox.probing.checks import KUBE_VERSION, Check, socket_error_outcome
-from sandbox.probing.outcome import FAILURE, SUCCESS, Outcome
+from sandbox.probing.outcome import ERROR, FAILURE, SUCCESS, Outcome
 from sandbox.probing.stream import Stream, StreamError
 
 TYPE_CHECKING = False
@@ -125,9 +125,7 @@ class GrpcCheck(Check):
         except (OSError, ValueError) as exc:
             self.close()
             return socket_error_outcome(self._stream.address, exc)
-        if self._stream.connected:
-            self._start_rpc()
-        return None
+        return self._start_rpc() if self._stream.connected else None
 
     def interest(self) -> list[tuple[int, int]]:
         fd = self._stream.fd
@@ -140,9 +138,9 @@ class GrpcCheck(Check):
             data = self._stream.on_ready(mask)
         except StreamError as exc:
             return self._connect_failed(exc) if exc.dialing else self._rpc_failed("Unavailable", str(exc))
-        if self._h2 is None:
-            self._start_rpc()
-        outcome = self._receive(data) if data else None
+        outcome = self._start_rpc() if self._h2 is None else None
+        if outcome is None and data:
+            outcome = self._receive(data)
         if outcome is None and self._stream.eof:
             outcome = self._rpc_failed("Unavailable", "connection closed before the response was complete")
         return outcome
@@ -161,10 +159,13 @@ class GrpcCheck(Check):
     def close(self) -> None:
         self._stream.close()
 
-    def _start_rpc(self) -> None:
+    def _start_rpc(self) -> Outcome | None:
         """TCP is up: HTTP/2 preface and settings, then the one request, all queued at once."""
-        from h2.config import H2Configuration
-        from h2.connection import H2Connection
+        try:
+            from h2.config import H2Configuration
+            from h2.connection import H2Connection
+        except ImportError:  # a missing dependency must not take the supervisor loop down
+            return self._finish(Outcome(ERROR, "gRPC probes need the h2 package (h2>=4.1): not installed"))
 
         self._h2 = H2Connection(H2Configuration(client_side=True, header_encoding=None))
         self._h2.initiate_connection()
@@ -177,6 +178,7 @@ class GrpcCheck(Check):
         ])
         self._h2.send_data(self._stream_id, encode_request(self.service), end_stream=True)
         self._flush()
+        return None
 
     def _receive(self, data: bytes) -> Outcome | None:
         import h2.events

@@ -13,7 +13,7 @@ import pytest
 
 from sandbox.probing.checks import run_check
 from sandbox.probing.grpc import GrpcCheck, decode_status, encode_request
-from sandbox.probing.outcome import FAILURE, SUCCESS, Outcome
+from sandbox.probing.outcome import ERROR, FAILURE, SUCCESS, Outcome
 
 SocketFactory = Callable[[int, int], socket.socket]
 SERVER = Path(__file__).with_name("grpc_health_server.py")
@@ -22,6 +22,8 @@ SERVER = Path(__file__).with_name("grpc_health_server.py")
 @pytest.fixture(scope="module")
 def grpc_port() -> Iterator[int]:
     """The port of grpc_health_server.py, run in a subprocess so grpcio's threads stay out of pytest."""
+    if importlib.util.find_spec("h2") is None:
+        pytest.fail("h2 is a runtime dependency of gRPC probes (h2>=4.1) and is not installed")
     if importlib.util.find_spec("grpc_health") is None:
         pytest.skip("grpcio-health-checking is not installed (test dependency)")
     server = subprocess.Popen([sys.executable, str(SERVER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -66,6 +68,13 @@ def test_an_http1_server_is_a_failure(open_socket: SocketFactory, http_server: o
     port = http_server.port  # type: ignore[attr-defined]
     outcome = run_check(GrpcCheck(open_socket, port=port, timeout=1))
     assert outcome.status == FAILURE and outcome.output.startswith("error: health rpc probe failed")
+
+
+def test_without_h2_a_grpc_probe_is_an_error_not_a_crash(
+        open_socket: SocketFactory, silent_listener: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "h2.config", None)  # makes `import h2.config` raise ImportError
+    outcome = run_check(GrpcCheck(open_socket, port=silent_listener))
+    assert outcome.status == ERROR and "h2" in outcome.output
 
 
 @pytest.mark.parametrize("service, wire", [
