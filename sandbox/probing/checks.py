@@ -57,7 +57,11 @@ _NEVER = float("inf")
 
 
 class Check:
-    """One probe or hook attempt (see the module docstring for the contract)."""
+    """One probe or hook attempt (see the module docstring for the contract).
+
+    Subclasses implement `_begin`, `_ready` and `_expire`. The public methods wrap them so that
+    a bug in a check becomes an `error` outcome instead of an exception in the supervisor's
+    loop (the kubelet's prober recovers from panics the same way: worker.go HandleCrash)."""
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
@@ -66,22 +70,36 @@ class Check:
     def start(self, now: float) -> Outcome | None:
         """Begin the attempt; returns the Outcome when it is over at once (e.g. refused)."""
         self.deadline = now + self.timeout
-        return self._begin(now)
+        return self._guard(self._begin, now)
 
     def interest(self) -> list[tuple[int, int]]:
         return []
 
     def on_ready(self, fd: int, mask: int, now: float) -> Outcome | None:
-        return None
+        return self._guard(self._ready, fd, mask, now)
 
     def on_timeout(self, now: float) -> Outcome:
-        raise NotImplementedError
+        return self._guard(self._expire, now) or Outcome(ERROR, "no outcome at the deadline")
 
     def close(self) -> None:
         """Release every fd; safe to call any number of times."""
 
     def _begin(self, now: float) -> Outcome | None:
         return None
+
+    def _ready(self, fd: int, mask: int, now: float) -> Outcome | None:
+        return None
+
+    def _expire(self, now: float) -> Outcome:
+        raise NotImplementedError
+
+    def _guard(self, step: Callable[..., Outcome | None], *args: float) -> Outcome | None:
+        try:
+            return step(*args)
+        except Exception as exc:  # noqa: BLE001 (deliberate: the supervisor loop must survive)
+            log.error("%s failed: %s: %s", type(self).__name__, type(exc).__name__, exc)
+            self.close()
+            return Outcome(ERROR, f"internal error in {type(self).__name__}: {type(exc).__name__}: {exc}")
 
 
 class SleepCheck(Check):
@@ -93,7 +111,7 @@ class SleepCheck(Check):
     def _begin(self, now: float) -> Outcome | None:
         return Outcome(SUCCESS) if self.timeout == 0 else None
 
-    def on_timeout(self, now: float) -> Outcome:
+    def _expire(self, now: float) -> Outcome:
         return Outcome(SUCCESS)
 
 
@@ -118,7 +136,7 @@ class TcpCheck(Check):
         fd = self._stream.fd
         return [(fd, self._stream.events())] if fd >= 0 else []
 
-    def on_ready(self, fd: int, mask: int, now: float) -> Outcome | None:
+    def _ready(self, fd: int, mask: int, now: float) -> Outcome | None:
         if fd != self._stream.fd:
             return None
         try:
@@ -127,7 +145,7 @@ class TcpCheck(Check):
             return self._finish(Outcome(FAILURE, str(exc)))
         return self._finish(Outcome(SUCCESS)) if self._stream.connected else None
 
-    def on_timeout(self, now: float) -> Outcome:
+    def _expire(self, now: float) -> Outcome:
         return self._finish(Outcome(FAILURE, f"dial tcp {self._stream.address}: i/o timeout"))
 
     def close(self) -> None:

@@ -131,7 +131,7 @@ class GrpcCheck(Check):
         fd = self._stream.fd
         return [(fd, self._stream.events())] if fd >= 0 else []
 
-    def on_ready(self, fd: int, mask: int, now: float) -> Outcome | None:
+    def _ready(self, fd: int, mask: int, now: float) -> Outcome | None:
         if fd != self._stream.fd:
             return None
         try:
@@ -145,7 +145,7 @@ class GrpcCheck(Check):
             outcome = self._rpc_failed("Unavailable", "connection closed before the response was complete")
         return outcome
 
-    def on_timeout(self, now: float) -> Outcome:
+    def _expire(self, now: float) -> Outcome:
         from sandbox.supervisor.backoff import format_duration
 
         limit = format_duration(self.timeout)

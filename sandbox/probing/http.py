@@ -102,7 +102,7 @@ class HttpCheck(Check):
             return []
         return [(self._stream.fd, self._stream.events())]
 
-    def on_ready(self, fd: int, mask: int, now: float) -> Outcome | None:
+    def _ready(self, fd: int, mask: int, now: float) -> Outcome | None:
         if self._stream is None or fd != self._stream.fd:
             return None
         try:
@@ -118,7 +118,7 @@ class HttpCheck(Check):
             return self._fail(ERROR if self._response.head_done else FAILURE, str(exc))
         return self._advance()
 
-    def on_timeout(self, now: float) -> Outcome:
+    def _expire(self, now: float) -> Outcome:
         if self._response.head_done and not self.hook:
             return self._fail(ERROR, _READING_BODY)
         return self._fail(FAILURE, _AWAITING_HEADERS)
@@ -175,16 +175,25 @@ class HttpCheck(Check):
         """The head of a response is in: follow a same-host redirect, stop, or keep reading."""
         location = response.headers.get("location", "")
         if response.status in REDIRECT_CODES and location:
-            target = urljoin(self._url, location)
-            if (urlsplit(target).hostname or "") == self._first_hostname:
-                if self._requests >= MAX_REQUESTS:
-                    return self._fail(FAILURE, "stopped after 10 redirects", url=location)
-                relative = not urlsplit(location).netloc
-                host = self._host_override if relative else ""  # Go keeps a custom Host only then
-                downgrade = self._url.startswith("https:") and target.startswith("http:")
-                referer = "" if downgrade else self._url  # Go sends no Referer from https to http
-                return self._request(target, host, referer)
+            try:
+                target = urljoin(self._url, location)
+                parts = urlsplit(target)
+                parts.port  # noqa: B018 (raises ValueError on a bad port, as Go's url.Parse fails)
+            except ValueError as exc:
+                return self._fail(FAILURE, f'failed to parse Location header "{location}": {exc}')
+            if (parts.hostname or "") == self._first_hostname:  # RedirectChecker compares hostnames
+                return self._follow(location, target)
         return self._finish(Outcome(SUCCESS)) if self.hook else None
+
+    def _follow(self, location: str, target: str) -> Outcome | None:
+        """Request the redirect's target on a new connection, as Go's client does."""
+        if self._requests >= MAX_REQUESTS:
+            return self._fail(FAILURE, "stopped after 10 redirects", url=location)
+        relative = not urlsplit(location).netloc
+        host = self._host_override if relative else ""  # Go keeps a custom Host only then
+        downgrade = self._url.startswith("https:") and target.startswith("http:")
+        referer = "" if downgrade else self._url  # Go sends no Referer from https to http
+        return self._request(target, host, referer)
 
     def _final_outcome(self, response: _Response) -> Outcome:
         body = response.body_text()

@@ -342,3 +342,21 @@ def test_https_hook_answered_in_plain_http_is_retried_over_http(
     [request] = plain_answer_server.requests
     assert request.startswith(b"GET /hook HTTP/1.1") and b"X-Kept: 1" in request
     assert b"Authorization" not in request
+
+
+def test_a_bad_location_is_a_failure(open_socket: SocketFactory, http_server: ProbeServer) -> None:
+    http_server.routes["/"] = lambda h: h.reply(302, headers={"Location": "http://127.0.0.1:port/"})
+    outcome = probe(open_socket, http_server, "/")
+    assert outcome.status == FAILURE
+    assert 'failed to parse Location header "http://127.0.0.1:port/"' in outcome.output
+
+
+def test_a_bug_in_a_check_becomes_an_error_outcome(
+        open_socket: SocketFactory, http_server: ProbeServer) -> None:
+    class Broken(HttpCheck):
+        def _ready(self, fd: int, mask: int, now: float) -> Outcome | None:
+            raise RuntimeError("oops")
+
+    http_server.routes["/"] = lambda h: h.reply(200)
+    outcome = run_check(Broken(open_socket, port=http_server.port))
+    assert outcome == Outcome(ERROR, "internal error in Broken: RuntimeError: oops")
