@@ -16,6 +16,9 @@ Rules for the loop:
 - Keep a timer at `check.deadline`; when it passes, call `on_timeout(now)`. A `SleepCheck` has
   no fds at all and finishes there, with success.
 - Once an Outcome is returned (from any of the three), call `unwatch()` and `close()`.
+- The callbacks never raise: a bug inside a check comes back as an `error` Outcome.
+- `start()` (and `on_ready()`, for each HTTP redirect) calls the socket factory, so the factory
+  must return promptly (the native helper's setns + socket + SCM_RIGHTS round trip is fine).
 
 A selector loop driving several checks (what `run_checks` below does):
 
