@@ -66,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 1
+    except Exception as e:  # noqa: BLE001 - a bug: one line, the traceback only with --debug
+        if args.debug:
+            raise
+        print(f"internal error: {type(e).__name__}: {e} (run with --debug for the traceback)", file=sys.stderr)
+        return 1
 
 
 def _verb_of(argv: list[str]) -> str | None:

@@ -37,7 +37,7 @@ class CheckRunner:
         run = CheckRun(check, done)
         self.running.add(run)
         self._settle(run, check.start(self.clock()))
-        if not run.finished:
+        if not run.finished and check.deadline != float("inf"):  # exec hooks have no timeout
             run.timer = self.timers.add(check.deadline, lambda: self._timeout(run))
         return run
 

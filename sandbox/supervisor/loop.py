@@ -27,7 +27,7 @@ from sandbox.logs.stream import ContainerLog, Terminal
 from sandbox.paths import RootLayout
 from sandbox.pod.sandbox import SandboxDirs, start_pause, write_pod_files
 from sandbox.process import launch
-from sandbox.process.leftovers import command_of, kill_in_mount_ns, mount_ns_of, processes_in_mount_ns
+from sandbox.process.leftovers import command_of, kill_in_mount_ns, processes_in_mount_ns
 from sandbox.process.spawner import ChildProcess, Spawner
 from sandbox.rootfs.layers import ContainerLayer
 from sandbox.spec.model import Container, Pod
@@ -63,7 +63,8 @@ class Slot:
     process: ChildProcess | None = None
     ref: ProcessRef | None = None
     layer: ContainerLayer | None = None
-    mnt_ns: str | None = None
+    mnt_ns: str | None = None  # "mnt:[inode]" of the current instance's mount namespace
+    mnt_ns_fd: int = -1  # held open so that inode is not reused while we still compare with it
     env: list[str] = field(default_factory=list)
     argv: list[str] = field(default_factory=list)
     restart_timer: int | None = None
@@ -93,6 +94,7 @@ class PodSupervisor:
         *,
         backoff: BackoffConfig,
         terminal: Terminal | None,
+        probe_scale: float = 1.0,
         save_state: Callable[[dict[str, Any]], None],
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -104,6 +106,7 @@ class PodSupervisor:
         self.dirs = SandboxDirs(state_dir)
         self.log_dir = layout.pod_log_dir(self.namespace, self.name, uid)
         self.backoff = CrashLoopBackOff(backoff)
+        self.probe_scale = probe_scale
         self.terminal, self.save_state, self.clock, self.wall = terminal, save_state, clock, wall
         self.restart_policy = pod.spec.restart_policy or "Always"
         self.slots = [self._slot(c, images[c.name], init=True) for c in pod.spec.init_containers]
@@ -308,11 +311,24 @@ class PodSupervisor:
         slot.message_file = prepare_message_file(self.dirs.root, slot.name)
         target = (slot.spec.termination_message_path or "/dev/termination-log").lstrip("/")
         req.ops.append(MountOp(OpKind.BIND, target, str(slot.message_file)))
-        # Stage 2 already sits in the container's new mount namespace while it waits: read it
-        # now, before a short-lived main process can exit and take /proc/PID/ns with it.
-        mnt_ns: list[str | None] = []
-        process = self.spawner.spawn(req, before_start=lambda pid: mnt_ns.append(mount_ns_of(pid)))
-        return process, (mnt_ns[0] if mnt_ns else None)
+        # Stage 2 already sits in the container's new mount namespace while it waits: pin it now,
+        # before a short-lived main process can exit and take /proc/PID/ns with it. The open fd
+        # also keeps the namespace (and its inode number) alive: a freed namespace's inode is
+        # reused by the next one, which would make another container look like this one's.
+        def pin(pid: int) -> None:
+            slot.mnt_ns_fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+
+        try:
+            process = self.spawner.spawn(req, before_start=pin)
+        except ContainerStartError:
+            self._unpin(slot)
+            raise
+        return process, os.readlink(f"/proc/self/fd/{slot.mnt_ns_fd}") if slot.mnt_ns_fd >= 0 else None
+
+    def _unpin(self, slot: Slot) -> None:
+        if slot.mnt_ns_fd >= 0:
+            os.close(slot.mnt_ns_fd)
+            slot.mnt_ns_fd = -1
 
     def _check_context(self, slot: Slot) -> CheckContext:
         assert slot.process is not None
@@ -340,7 +356,7 @@ class PodSupervisor:
         assert slot.process is not None
         probes = ContainerProbes(slot.spec, self._check_context(slot), self.runner, self.timers,
                                  lambda verdict: self._on_verdict(slot, verdict),
-                                 started_at=self.clock(), now=self.clock())
+                                 started_at=self.clock(), now=self.clock(), scale=self.probe_scale)
         started = not probes.has_startup
         slot.status = replace(slot.status, state=st.Running(slot.started_at), started=started,
                               ready=started and not probes.has_readiness)
@@ -427,6 +443,7 @@ class PodSupervisor:
     def _end_instance(self, slot: Slot) -> None:
         """Everything that belonged to the instance that just exited."""
         self._reap_leftovers(slot)
+        self._unpin(slot)
         self.runner.cancel(slot.hook)
         slot.hook = None
         if slot.probes is not None:
@@ -604,6 +621,7 @@ class PodSupervisor:
         for slot in self.slots:
             if slot.probes is not None:
                 slot.probes.stop()
+            self._unpin(slot)
         for slot in self._running():
             assert slot.process is not None
             slot.process.send_signal(signal.SIGKILL)

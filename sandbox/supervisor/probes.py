@@ -12,7 +12,7 @@ from __future__ import annotations
 from sandbox.probing.checks import Check, SleepCheck
 from sandbox.probing.outcome import ERROR, Outcome
 from sandbox.probing.worker import LIVENESS, READINESS, STARTUP, ProbeWorker, probe_timing
-from sandbox.record import record
+from sandbox.record import record, replace
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -121,14 +121,15 @@ class ContainerProbes:
     """The startup, liveness and readiness workers of one container instance."""
 
     def __init__(self, container: Container, ctx: CheckContext, runner: CheckRunner, timers: Timers,
-                 on_verdict: Callable[[Verdict], None], *, started_at: float, now: float) -> None:
+                 on_verdict: Callable[[Verdict], None], *, started_at: float, now: float,
+                 scale: float = 1.0) -> None:
         self.container, self.ctx, self.runner, self.timers = container, ctx, runner, timers
         self.on_verdict = on_verdict
         specs = {STARTUP: container.startup_probe, LIVENESS: container.liveness_probe,
                  READINESS: container.readiness_probe}
         self.probes = {kind: probe for kind, probe in specs.items() if probe is not None}
         started = STARTUP not in self.probes
-        self.workers = {kind: ProbeWorker(kind, _timing(p), started_at, now=now, started=started)
+        self.workers = {kind: ProbeWorker(kind, _timing(p, scale), started_at, now=now, started=started)
                         for kind, p in self.probes.items()}
         self.timer: dict[str, int | None] = {}
         self.runs: dict[str, CheckRun | None] = {}
@@ -191,6 +192,12 @@ class ContainerProbes:
         self._schedule(kind)
 
 
-def _timing(probe: Probe) -> Any:
-    return probe_timing(probe.initial_delay_seconds, probe.period_seconds, probe.timeout_seconds,
-                        probe.success_threshold, probe.failure_threshold)
+def _timing(probe: Probe, scale: float) -> Any:
+    """`scale` (`sandbox run --probe-scale`, for tests and demos) compresses time only: delays,
+    periods and timeouts; thresholds stay as written."""
+    timing = probe_timing(probe.initial_delay_seconds, probe.period_seconds, probe.timeout_seconds,
+                          probe.success_threshold, probe.failure_threshold)
+    if scale == 1.0:
+        return timing
+    return replace(timing, initial_delay=timing.initial_delay * scale, period=timing.period * scale,
+                   timeout=timing.timeout * scale)

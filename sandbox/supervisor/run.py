@@ -67,7 +67,7 @@ def _with_namespace(pod: Pod, namespace: str | None) -> Pod:
     return replace(pod, metadata=replace(pod.metadata, namespace=namespace))
 
 
-def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False) -> dict[str, Any]:
+def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False, probe_scale: float = 1.0) -> dict[str, Any]:
     """Run the pod to its end; returns its final Pod status (phase, containerStatuses, ...)."""
     from sandbox.logs.stream import Terminal
     from sandbox.pod.cleanup import clean_stale
@@ -93,7 +93,7 @@ def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False) -> dict
 
         supervisor = PodSupervisor(
             prepared.pod, uid, prepared.images, layout, pod_dir.path, DirectSpawner(),
-            backoff=backoff, terminal=None if quiet else Terminal(), save_state=save)
+            backoff=backoff, terminal=None if quiet else Terminal(), save_state=save, probe_scale=probe_scale)
         supervisor.run()
     finally:
         _remove_pod_dir(pod_dir)

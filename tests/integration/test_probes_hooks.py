@@ -1,0 +1,288 @@
+"""Probes and hooks, modelled on the Kubernetes documentation tasks (configure liveness, readiness
+and startup probes; attach handlers to lifecycle events; termination messages), with periods
+shortened only through `sandbox run --probe-scale`. The statuses checked are those a user reads
+with kubectl: restartCount, lastState, ready, conditions, events."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from conftest import Sandbox
+
+pytestmark = pytest.mark.root
+
+TRAP = "trap 'exit 0' TERM"
+
+
+def events(state: dict[str, Any], reason: str) -> list[dict[str, Any]]:
+    return [e for e in state.get("events", []) if e["reason"] == reason]
+
+
+def container(state: dict[str, Any], index: int = 0) -> dict[str, Any]:
+    return state["status"]["containerStatuses"][index]
+
+
+def test_exec_liveness_restarts_the_container(sbx: Sandbox) -> None:
+    """tasks/configure-pod-container: liveness-exec, with 5 s delay/period scaled by 0.2."""
+    manifest = sbx.manifest(f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: liveness-exec}}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: liveness
+    image: registry.k8s.io/busybox:1.27.2
+    args: ["/bin/sh", "-c", "{TRAP}; touch /tmp/healthy; sleep 3; rm -f /tmp/healthy; while true; do sleep 0.1; done"]
+    livenessProbe:
+      exec: {{command: [cat, /tmp/healthy]}}
+      initialDelaySeconds: 5
+      periodSeconds: 5
+""")
+    proc = sbx.start(manifest, "--probe-scale", "0.2", "--backoff-initial", "100ms")
+    state = sbx.wait_for(lambda: (s := sbx.state("liveness-exec")) and container(s)["restartCount"] >= 1 and s,
+                         timeout=20, message="a restart after the liveness probe failed")
+    cs = container(state)
+    assert cs["lastState"]["terminated"]["exitCode"] == 0  # it handled SIGTERM
+    unhealthy = events(state, "Unhealthy")
+    assert unhealthy and unhealthy[0]["message"].startswith("Liveness probe failed: cat: can't open '/tmp/healthy'")
+    assert unhealthy[0]["count"] >= 3  # failureThreshold 3, aggregated into one event
+    killing = events(state, "Killing")
+    assert killing[0]["message"] == "Container liveness failed liveness probe, will be restarted"
+    sbx.stop(proc)
+
+
+def test_http_liveness_failure_status(sbx: Sandbox) -> None:
+    manifest = sbx.manifest(f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: liveness-http}}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: web
+    image: busybox
+    command: ["sh", "-c", "{TRAP}; mkdir -p /www; echo ok > /www/healthz; (sleep 2; rm /www/healthz) & httpd -f -p 8080 -h /www & wait"]
+    ports: [{{name: http, containerPort: 8080}}]
+    livenessProbe:
+      httpGet: {{path: /healthz, port: http}}
+      periodSeconds: 1
+      failureThreshold: 2
+""")
+    proc = sbx.start(manifest, "--backoff-initial", "100ms")
+    state = sbx.wait_for(lambda: (s := sbx.state("liveness-http")) and events(s, "Killing") and s,
+                         timeout=20, message="the liveness kill")
+    assert events(state, "Unhealthy")[0]["message"] == "Liveness probe failed: HTTP probe failed with statuscode: 404"
+    sbx.stop(proc)
+
+
+def test_tcp_readiness_gates_ready_and_conditions(sbx: Sandbox) -> None:
+    manifest = sbx.manifest(f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: tcp-ready}}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: server
+    image: busybox
+    command: ["sh", "-c", "{TRAP}; until [ -e /tmp/go ]; do sleep 0.05; done; httpd -f -p 8080 & wait"]
+    readinessProbe:
+      tcpSocket: {{port: 8080}}
+      periodSeconds: 1
+    livenessProbe:
+      tcpSocket: {{port: 8080}}
+      initialDelaySeconds: 60
+""")
+    proc = sbx.start(manifest)
+    state = sbx.wait_running("tcp-ready")
+    time.sleep(1.5)
+    state = sbx.state("tcp-ready")
+    assert state is not None
+    assert container(state)["ready"] is False and container(state)["started"] is True
+    conditions = {c["type"]: c for c in state["status"]["conditions"]}
+    assert conditions["Ready"]["status"] == "False" and conditions["ContainersReady"]["reason"] == "ContainersNotReady"
+    assert state["summary"]["ready"] == "0/1"
+    assert sbx.run("exec", "tcp-ready", "--", "touch", "/tmp/go").returncode == 0
+    state = sbx.wait_for(lambda: (s := sbx.state("tcp-ready")) and container(s)["ready"] and s, timeout=10,
+                         message="ready")
+    conditions = {c["type"]: c for c in state["status"]["conditions"]}
+    assert conditions["Ready"]["status"] == "True"
+    assert state["summary"]["ready"] == "1/1"
+    sbx.stop(proc)
+
+
+def test_startup_probe_protects_a_slow_start(sbx: Sandbox) -> None:
+    manifest = sbx.manifest(f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: slow-start}}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: app
+    image: busybox
+    command: ["sh", "-c", "{TRAP}; sleep 2; touch /tmp/started; while true; do sleep 0.1; done"]
+    startupProbe:
+      exec: {{command: [test, -e, /tmp/started]}}
+      periodSeconds: 1
+      failureThreshold: 10
+    livenessProbe:
+      exec: {{command: [test, -e, /tmp/started]}}
+      periodSeconds: 1
+      failureThreshold: 1
+""")
+    proc = sbx.start(manifest)
+    state = sbx.wait_running("slow-start")
+    assert container(state)["started"] is False
+    state = sbx.wait_for(lambda: (s := sbx.state("slow-start")) and container(s)["started"] and s, timeout=15,
+                         message="started")
+    time.sleep(1.5)  # the liveness probe now runs and passes
+    state = sbx.state("slow-start")
+    assert state is not None
+    assert container(state)["restartCount"] == 0 and container(state)["ready"] is True
+    assert not events(state, "Killing")
+    sbx.stop(proc)
+
+
+def test_failing_startup_probe_kills_and_restarts(sbx: Sandbox) -> None:
+    manifest = sbx.manifest(f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: never-starts}}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: app
+    image: busybox
+    command: ["sh", "-c", "{TRAP}; while true; do sleep 0.1; done"]
+    startupProbe:
+      exec: {{command: [test, -e, /tmp/never]}}
+      periodSeconds: 1
+      failureThreshold: 2
+""")
+    proc = sbx.start(manifest, "--backoff-initial", "100ms")
+    state = sbx.wait_for(lambda: (s := sbx.state("never-starts")) and container(s)["restartCount"] >= 1 and s,
+                         timeout=15, message="restart after startup failure")
+    assert events(state, "Killing")[0]["message"] == "Container app failed startup probe, will be restarted"
+    sbx.stop(proc)
+
+
+def test_post_start_hook_runs_before_running(sbx: Sandbox) -> None:
+    """tasks/configure-pod-container/attach-handler-lifecycle-event (with busybox instead of nginx)."""
+    manifest = sbx.manifest(f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: lifecycle-demo}}
+spec:
+  terminationGracePeriodSeconds: 5
+  containers:
+  - name: lifecycle-demo-container
+    image: busybox
+    command: ["sh", "-c", "{TRAP}; while true; do sleep 0.1; done"]
+    lifecycle:
+      postStart:
+        exec: {{command: ["/bin/sh", "-c", "sleep 1; mkdir -p /usr/share; echo Hello from the postStart handler > /usr/share/message"]}}
+      preStop:
+        exec: {{command: ["/bin/sh", "-c", "sleep 1.5; echo stopping > /dev/shm/prestop-ran"]}}
+""")
+    proc = sbx.start(manifest)
+    state = sbx.wait_for(lambda: sbx.state("lifecycle-demo"), message="state")
+    assert "waiting" in container(state)["state"]  # not Running while postStart runs
+    state = sbx.wait_running("lifecycle-demo")
+    out = sbx.run("exec", "lifecycle-demo", "--", "cat", "/usr/share/message").stdout
+    assert out == "Hello from the postStart handler\n"
+    started = time.monotonic()
+    code, out, err = sbx.stop(proc)
+    assert time.monotonic() - started >= 1.5  # preStop ran before SIGTERM
+    assert "Hello from the postStart handler" not in out and "stopping" not in out  # hooks never log
+    assert "lifecycle-demo-container: terminated (Completed, exit code 0)" in err
+
+
+def test_failing_post_start_hook_kills_the_container(sbx: Sandbox) -> None:
+    manifest = sbx.manifest(f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: bad-hook}}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: app
+    image: busybox
+    command: ["sh", "-c", "{TRAP}; while true; do sleep 0.1; done"]
+    lifecycle:
+      postStart:
+        exec: {{command: ["sh", "-c", "exit 3"]}}
+""")
+    proc = sbx.start(manifest, "--backoff-initial", "100ms")
+    state = sbx.wait_for(lambda: (s := sbx.state("bad-hook")) and container(s)["restartCount"] >= 1 and s,
+                         timeout=15, message="restart after the hook failed")
+    hook = events(state, "FailedPostStartHook")
+    assert hook and hook[0]["message"] == "PostStartHook failed" and hook[0]["type"] == "Warning"
+    sbx.stop(proc)
+
+
+def test_termination_message_from_file_and_from_logs(sbx: Sandbox) -> None:
+    manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: termination-demo}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: from-file
+    image: busybox
+    command: ["/bin/sh", "-c", "echo Sleep expired > /dev/termination-log"]
+  - name: custom-path
+    image: busybox
+    terminationMessagePath: /tmp/my-log
+    command: ["/bin/sh", "-c", "echo custom > /tmp/my-log; exit 2"]
+  - name: from-logs
+    image: busybox
+    terminationMessagePolicy: FallbackToLogsOnError
+    command: ["/bin/sh", "-c", "echo first; echo last words; exit 1"]
+  - name: keeps-the-pod-up
+    image: busybox
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"]
+""")
+    proc = sbx.start(manifest)
+
+    def messages() -> dict[str, str] | None:
+        s = sbx.state("termination-demo")
+        if not s:
+            return None
+        found = {c["name"]: c["state"].get("terminated", {}).get("message")
+                 for c in s["status"]["containerStatuses"][:3]}
+        return found if all(v is not None for v in found.values()) else None
+
+    found = sbx.wait_for(messages, timeout=15, message="three terminations")
+    assert found == {"from-file": "Sleep expired\n", "custom-path": "custom\n", "from-logs": "first\nlast words\n"}
+    sbx.stop(proc)
+
+
+def test_describe_shows_probes_conditions_and_events(sbx: Sandbox) -> None:
+    manifest = sbx.manifest(f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: described, labels: {{app: demo}}}}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: app
+    image: busybox
+    command: ["sh", "-c", "{TRAP}; while true; do sleep 0.1; done"]
+    readinessProbe:
+      exec: {{command: ["true"]}}
+      periodSeconds: 1
+""")
+    proc = sbx.start(manifest)
+    sbx.wait_for(lambda: (s := sbx.state("described")) and container(s)["ready"], timeout=10, message="ready")
+    out = sbx.run("describe", "pod", "described").stdout
+    for expected in ("Name:", "described", "Labels:", "app=demo", "Status:", "Running", "Containers:",
+                     "Readiness:", "exec [true] delay=0s timeout=1s period=1s #success=1 #failure=3",
+                     "Conditions:", "Ready", "Events:", "Started", "Started container app"):
+        assert expected in out, (expected, out)
+    sbx.stop(proc)
