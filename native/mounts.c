@@ -1,10 +1,10 @@
 /* mounts.c: the container's mount plan, executed in stage 2 inside its new mount namespace.
  *
  * Python builds the plan as data (a list of sbx_mount_op, as bubblewrap's setup ops); this file
- * runs it in one loop. Every target is resolved inside the new root with openat2(RESOLVE_IN_ROOT |
- * RESOLVE_NO_SYMLINKS) and mounted through /proc/self/fd/N, never through a path string that could
- * be re-resolved later: a symlink planted in an image at /proc or /dev must not redirect a mount
- * onto the host (runc CVE-2019-19921, CVE-2023-27561, CVE-2021-30465).
+ * runs it in one loop. Every target is resolved inside the new root with openat2(RESOLVE_IN_ROOT),
+ * its last component never a symlink, and mounted through /proc/self/fd/N, never through a path
+ * string that could be re-resolved later: a symlink planted in an image at /proc or /dev must not
+ * redirect a mount onto the host (runc CVE-2019-19921, CVE-2023-27561, CVE-2021-30465).
  *
  * Runs after fork: no malloc, no stdio.
  */
@@ -30,13 +30,51 @@
 
 #define FD_PATH_SIZE 32
 
+/* Resolve `path` as if `rootfd` were "/": symlinks in the image are followed but can never lead
+ * out of it (RESOLVE_IN_ROOT), magic links (/proc/self/...) are refused, and the last component
+ * itself must not be a symlink (O_NOFOLLOW): a mount lands on what the path names, not on what a
+ * planted link points to. */
 static int resolve_in_root(int rootfd, const char *path, int flags)
 {
         struct open_how how = {
                 .flags = (unsigned long long)(flags | O_PATH | O_CLOEXEC | O_NOFOLLOW),
-                .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+                .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
         };
         return (int)syscall(SYS_openat2, rootfd, path, &how, sizeof how);
+}
+
+/* mkdir -p of `dir` inside the root, one component at a time, each parent resolved in the root
+ * (mountPaths of volumes need not exist in the image; the kubelet creates them). */
+static int mkdir_all_in_root(int rootfd, const char *dir, struct sbx_err *e)
+{
+        char path[PATH_MAX];
+        if (sbx_copy(path, sizeof path, dir) < 0)
+                return sbx_fail(e, SBX_STAGE_SETUP, ENAMETOOLONG, "mkdir", dir);
+        for (char *p = path;; p++) {
+                if (*p != '/' && *p != '\0')
+                        continue;
+                char saved = *p;
+                *p = '\0';
+                char *slash = strrchr(path, '/');
+                const char *name = slash ? slash + 1 : path;
+                if (*name) {
+                        if (slash)
+                                *slash = '\0';
+                        int parent = resolve_in_root(rootfd, slash && *path ? path : ".", O_DIRECTORY);
+                        if (slash)
+                                *slash = '/';
+                        if (parent < 0)
+                                return sbx_fail(e, SBX_STAGE_SETUP, errno, "open parent directory", path);
+                        int rc = mkdirat(parent, name, 0755);
+                        int err = errno;
+                        close(parent);
+                        if (rc < 0 && err != EEXIST)
+                                return sbx_fail(e, SBX_STAGE_SETUP, err, "mkdir", path);
+                }
+                *p = saved;
+                if (saved == '\0')
+                        return 0;
+        }
 }
 
 static void fd_path(char buf[FD_PATH_SIZE], int fd)
@@ -67,7 +105,13 @@ static int open_parent(int rootfd, const char *target, char *name, size_t name_s
                 return sbx_fail(e, SBX_STAGE_SETUP, EINVAL, "resolve", target);
         if (slash)
                 *slash = '\0';
-        int fd = resolve_in_root(rootfd, slash && *parent ? parent : ".", O_DIRECTORY);
+        const char *where = slash && *parent ? parent : ".";
+        int fd = resolve_in_root(rootfd, where, O_DIRECTORY);
+        if (fd < 0 && errno == ENOENT) {
+                if (mkdir_all_in_root(rootfd, where, e) < 0)
+                        return -1;
+                fd = resolve_in_root(rootfd, where, O_DIRECTORY);
+        }
         if (fd < 0)
                 return sbx_fail(e, SBX_STAGE_SETUP, errno, "open parent directory", target);
         return fd;

@@ -18,6 +18,25 @@ cp "$busybox" "$tree/bin/busybox"
 for applet in $("$busybox" --list); do
     [ "$applet" = busybox ] || ln -s busybox "$tree/bin/$applet"
 done
+# Debian's busybox-static leaves out two applets the Docker Hub busybox has and the Kubernetes
+# documentation's examples use: printenv and nohup. Small scripts stand in for them.
+[ -e "$tree/bin/printenv" ] || cat > "$tree/bin/printenv" <<'S'
+#!/bin/sh
+# printenv [NAME...]: the environment, or the values of the named variables (exit 1 if unset).
+[ $# -eq 0 ] && exec env
+status=0
+for name in "$@"; do
+    if env | grep -q "^$name="; then eval "printf '%s\\n' \"\$$name\""; else status=1; fi
+done
+exit $status
+S
+[ -e "$tree/bin/nohup" ] || cat > "$tree/bin/nohup" <<'S'
+#!/bin/sh
+# nohup CMD...: run CMD immune to hangups.
+trap '' HUP
+exec "$@"
+S
+chmod 0755 "$tree/bin/printenv" "$tree/bin/nohup"
 cat > "$tree/etc/passwd" <<'P'
 root:x:0:0:root:/root:/bin/sh
 nobody:x:65534:65534:nobody:/home:/bin/false

@@ -28,7 +28,7 @@ def add_parser(verbs: Any) -> None:
 def handle(args: argparse.Namespace) -> int:
     from sandbox.cli.common import layout, pod_dir
     from sandbox.errors import StateError
-    from sandbox.pod.cleanup import clean_stale
+    from sandbox.pod.cleanup import clean_stale, remove_pod_dir
     from sandbox.state.proc import ProcessRef
     from sandbox.state.store import PodLock
 
@@ -42,9 +42,7 @@ def handle(args: argparse.Namespace) -> int:
             try:
                 clean_stale(target, layout(args).containers)
             finally:
-                from sandbox.supervisor.run import _remove_pod_dir
-
-                _remove_pod_dir(target)
+                remove_pod_dir(target)
                 lock.release()
         print(f'pod "{args.name}" deleted')
         return 0

@@ -43,13 +43,18 @@ def kill_recorded(state: dict[str, Any]) -> None:
             os.close(fd)
 
 
-def remove_pod_dir(pod_dir: PodDir, containers_root: Path | None = None, state: dict[str, Any] | None = None) -> None:
-    """Remove the recorded layers (only below `containers_root`) and the pod's state directory."""
-    for record in ((state or {}).get("containers") or {}).values():
-        layer = record.get("layer") if isinstance(record, dict) else None
-        if layer and containers_root is not None and Path(layer).parent == containers_root:
-            shutil.rmtree(layer, ignore_errors=True)
-    shutil.rmtree(pod_dir.path, ignore_errors=True)
+def remove_pod_dir(pod_dir: PodDir) -> None:
+    """Remove the pod's state directory; the lock file goes last, while the caller still holds
+    it, so a reader sees either the whole state or no pod at all."""
+    for child in sorted(pod_dir.path.iterdir(), key=lambda p: p.name == "lock"):
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+    try:
+        pod_dir.path.rmdir()
+    except OSError:
+        pass
 
 
 def clean_stale(pod_dir: PodDir, containers_root: Path) -> None:
@@ -68,3 +73,6 @@ def clean_stale(pod_dir: PodDir, containers_root: Path) -> None:
         layer = record.get("layer") if isinstance(record, dict) else None
         if layer and Path(layer).parent == containers_root:
             shutil.rmtree(layer, ignore_errors=True)
+    volumes_dir = state.get("volumesDir")
+    if isinstance(volumes_dir, str) and Path(volumes_dir).parent == containers_root.parent / "pods":
+        shutil.rmtree(volumes_dir, ignore_errors=True)

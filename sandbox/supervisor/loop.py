@@ -25,6 +25,7 @@ from sandbox.errors import ContainerStartError
 from sandbox.images.store import Image
 from sandbox.logs.stream import ContainerLog, Terminal
 from sandbox.paths import RootLayout
+from sandbox.pod import volumes
 from sandbox.pod.sandbox import SandboxDirs, start_pause, write_pod_files
 from sandbox.process import launch
 from sandbox.process.leftovers import command_of, kill_in_mount_ns, processes_in_mount_ns
@@ -107,6 +108,8 @@ class PodSupervisor:
         self.log_dir = layout.pod_log_dir(self.namespace, self.name, uid)
         self.backoff = CrashLoopBackOff(backoff)
         self.probe_scale = probe_scale
+        self.volumes_root = volumes.volumes_root(layout.lib, uid)
+        self.volume_paths: dict[str, Path] = {}
         self.terminal, self.save_state, self.clock, self.wall = terminal, save_state, clock, wall
         self.restart_policy = pod.spec.restart_policy or "Always"
         self.slots = [self._slot(c, images[c.name], init=True) for c in pod.spec.init_containers]
@@ -194,6 +197,7 @@ class PodSupervisor:
         self.devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         write_pod_files(self.dirs, self.hostname)
         self._save()  # intent first: a crash from here on leaves a record to clean up after
+        self.volume_paths = volumes.create_volumes(self.pod, self.volumes_root)
         self.pause = start_pause(self.spawner, self.dirs, self.hostname)
         self.pause_ref = ProcessRef.of(self.pause.pid)
         self.selector.register(self.pause.pidfd, selectors.EVENT_READ, ("pause", None))
@@ -307,6 +311,7 @@ class PodSupervisor:
             slot.spec, slot.image, layer, self.dirs.files, pause_pidfd=self._pause_pidfd(),
             share_pid=bool(self.pod.spec.share_process_namespace), argv=slot.argv, env=slot.env,
             stdout=stdout, stderr=stderr, stdin=self.devnull)
+        req.ops.extend(volumes.mount_ops(slot.spec, self.volume_paths))
         # The kubelet's termination-message file, bound at terminationMessagePath (reference 5.6).
         slot.message_file = prepare_message_file(self.dirs.root, slot.name)
         target = (slot.spec.termination_message_path or "/dev/termination-log").lstrip("/")
@@ -639,6 +644,7 @@ class PodSupervisor:
             self.pause.send_signal(signal.SIGKILL)
             self.pause.wait()
             self.pause.close()
+        volumes.remove_volumes(self.volumes_root)
         if self.devnull >= 0:
             os.close(self.devnull)
             self.devnull = -1
@@ -685,6 +691,7 @@ class PodSupervisor:
             "uid": self.uid,
             "createdAt": self.created_at,
             "logDir": str(self.log_dir),
+            "volumesDir": str(self.volumes_root),
             "runtime": self.runtime_ref.to_json() if self.runtime_ref else None,
             "pause": self.pause_ref.to_json() if self.pause_ref and self.pause and self.pause.exit is None else None,
             "containers": {s.name: self._slot_record(s) for s in self.slots},

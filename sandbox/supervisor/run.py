@@ -36,7 +36,10 @@ def prepare(path: str, layout: RootLayout, namespace: str | None) -> PreparedPod
     from sandbox.process import launch
     from sandbox.spec.load import load_pod_file, pod_to_dict
 
+    from sandbox.pod.volumes import check_supported
+
     pod = _with_namespace(load_pod_file(path), namespace)
+    check_supported(pod)
     store = ImageStore(layout.images)
     images: dict[str, Image] = {}
     problems: list[str] = []
@@ -70,7 +73,7 @@ def _with_namespace(pod: Pod, namespace: str | None) -> Pod:
 def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False, probe_scale: float = 1.0) -> dict[str, Any]:
     """Run the pod to its end; returns its final Pod status (phase, containerStatuses, ...)."""
     from sandbox.logs.stream import Terminal
-    from sandbox.pod.cleanup import clean_stale
+    from sandbox.pod.cleanup import clean_stale, remove_pod_dir
     from sandbox.process.spawner import DirectSpawner
     from sandbox.state.store import PodDir, PodLock
     from sandbox.supervisor.loop import PodSupervisor
@@ -96,26 +99,11 @@ def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False, probe_s
             backoff=backoff, terminal=None if quiet else Terminal(), save_state=save, probe_scale=probe_scale)
         supervisor.run()
     finally:
-        _remove_pod_dir(pod_dir)
+        remove_pod_dir(pod_dir)
         lock.release()
     if supervisor.start_error is not None:
         raise supervisor.start_error
     return dict(supervisor.snapshot()["status"])
-
-
-def _remove_pod_dir(pod_dir: Any) -> None:
-    import shutil
-
-    # The lock file goes last, while we still hold it: a reader then sees no state or no pod.
-    for child in sorted(pod_dir.path.iterdir(), key=lambda p: p.name == "lock"):
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child, ignore_errors=True)
-        else:
-            child.unlink(missing_ok=True)
-    try:
-        pod_dir.path.rmdir()
-    except OSError:
-        pass
 
 
 def random_uuid() -> str:

@@ -145,6 +145,12 @@ class Sandbox:
         proc.send_signal(sig)
         return self.finish(proc, timeout)
 
+    def stop_now(self, proc: subprocess.Popen[bytes]) -> tuple[int, str, str]:
+        """Ctrl-C twice: the second one kills at once (for pods whose PID 1 ignores SIGTERM)."""
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+        return self.stop(proc, signal.SIGINT)
+
 
 @pytest.fixture
 def sbx(image_store: Path, tmp_path: Path) -> Iterator[Sandbox]:

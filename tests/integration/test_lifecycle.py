@@ -166,3 +166,46 @@ spec:
     order = [line.split("] ")[1].split()[0] for line in out.splitlines() if "got TERM" in line]
     assert order == ["app", "side-b", "side-a"], out
     assert "pod default/order: Succeeded" in err
+
+
+def test_empty_dir_is_shared_between_containers_and_removed_with_the_pod(sbx: Sandbox) -> None:
+    manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: shared-vol}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: writer
+    image: busybox
+    command: ["sh", "-c", "echo data > /cache/file; stat -c %a /cache"]
+    volumeMounts: [{name: cache, mountPath: /cache}]
+  - name: reader
+    image: busybox
+    command: ["sh", "-c", "until [ -s /data/file ]; do sleep 0.05; done; cat /data/file; touch /data/x 2>&1 || echo read-only"]
+    volumeMounts: [{name: cache, mountPath: /data, readOnly: true}]
+  volumes:
+  - name: cache
+    emptyDir: {}
+""")
+    result = sbx.run("run", str(manifest), timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "[writer] 777" in result.stdout
+    assert "[reader] data" in result.stdout and "[reader] read-only" in result.stdout
+    assert not (sbx.root / "lib" / "pods").exists() or not any((sbx.root / "lib" / "pods").iterdir())
+
+
+def test_unsupported_volume_types_are_refused_before_anything_starts(sbx: Sandbox) -> None:
+    manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: cm-vol}
+spec:
+  containers:
+  - {name: a, image: busybox, volumeMounts: [{name: cfg, mountPath: /cfg}]}
+  volumes:
+  - {name: cfg, configMap: {name: settings}}
+""")
+    result = sbx.run("run", str(manifest))
+    assert result.returncode == 2
+    assert "spec.volumes[0]: Unsupported value: volume type configMap" in result.stderr

@@ -117,3 +117,30 @@ spec:
     for node in ("null", "zero", "full", "random", "urandom", "tty"):
         assert f"/dev/{node}" in mounts
     assert not any("shared:" in line for line in mounts.values()), "container mounts must not propagate"
+
+
+def test_a_symlink_in_the_image_cannot_redirect_a_mount(sbx: Sandbox, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An image whose /proc is a symlink to a host path is refused ("must be mounted on ordinary
+    directory", runc mounts.bats), and nothing is mounted on the host."""
+    import shutil
+    import subprocess
+
+    store = sbx.root / "lib" / "images"
+    digest = __import__("json").loads((store / "refs.json").read_text())["docker.io/library/busybox:latest"]
+    tree = tmp_path / "evil"
+    shutil.copytree(store / "blobs" / "sha256" / digest.split(":")[1] / "rootfs", tree, symlinks=True)
+    (tree / "proc").rmdir()
+    (tree / "proc").symlink_to("/tmp")
+    subprocess.run(sbx.cmd("image", "import", str(tree), "evil:1", "--cmd", "true"), check=True, capture_output=True)
+    manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: evil}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: c, image: "evil:1"}
+""")
+    result = sbx.run("run", str(manifest))
+    assert result.returncode == 1
+    assert "must be mounted on ordinary directory or file 'proc'" in result.stderr

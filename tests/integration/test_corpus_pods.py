@@ -1,0 +1,94 @@
+"""Busybox Pods from the Kubernetes documentation (../shared/corpus/k8s-examples), run unmodified,
+each checked for the behaviour its documentation page describes. Periods are shortened only with
+`sandbox run --probe-scale`. Pods needing features of later issues (ConfigMaps, Secrets, the
+downward API, hostPath, ...) are not here."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, Sandbox
+
+pytestmark = pytest.mark.root
+
+CORPUS = REPO.parent / "shared" / "corpus" / "k8s-examples"
+
+
+def corpus(name: str) -> Path:
+    path = CORPUS / name
+    if not path.exists():
+        pytest.skip(f"corpus not found at {CORPUS} (shared/ beside the repo)")
+    return path
+
+
+def log_text(sbx: Sandbox, pod: str, container: str) -> str:
+    from sandbox.logs.cri import iter_log_lines
+
+    files = sorted(sbx.root.glob(f"log/pods/default_{pod}_*/{container}/*.log"))
+    return "".join(line.decode() for path in files for _, line in iter_log_lines(path))
+
+
+def test_counter_pod_logs_every_second(sbx: Sandbox) -> None:
+    """debug/counter-pod.yaml: `kubectl logs counter` shows one numbered line per second."""
+    proc = sbx.start(corpus("debug__counter-pod.yaml"))
+    sbx.wait_for(lambda: "2: " in log_text(sbx, "counter", "count"), timeout=10, message="three lines")
+    assert sbx.run("logs", "counter").stdout.startswith("0: ")
+    sbx.stop_now(proc)
+
+
+def test_dependent_environment_variables(sbx: Sandbox) -> None:
+    """inject/dependent-envars.yaml: earlier variables expand, later ones stay literal, $$ escapes."""
+    proc = sbx.start(corpus("pods__inject__dependent-envars.yaml"))
+    sbx.wait_for(lambda: "ESCAPED_REFERENCE" in log_text(sbx, "dependent-envars-demo", "dependent-envars-demo"),
+                 timeout=10, message="the printout")
+    text = log_text(sbx, "dependent-envars-demo", "dependent-envars-demo")
+    assert "https://172.17.0.1:80" in text  # SERVICE_ADDRESS
+    assert "$(PROTOCOL)://172.17.0.1:80" in text  # ESCAPED_REFERENCE
+    env = sbx.run("exec", "dependent-envars-demo", "--", "printenv", "UNCHANGED_REFERENCE").stdout
+    assert env == "$(PROTOCOL)://172.17.0.1:80\n"  # PROTOCOL was declared after it
+    sbx.stop_now(proc)
+
+
+def test_exec_liveness_example(sbx: Sandbox) -> None:
+    """probe/exec-liveness.yaml: healthy for 30 s, then three failed probes and a restart. Probe
+    times scaled by 0.2 (its own `sleep 30` is not: the kill comes about 33 s in)."""
+    proc = sbx.start(corpus("pods__probe__exec-liveness.yaml"), "--probe-scale", "0.2")
+    sbx.wait_running("liveness-exec")
+    time.sleep(3)
+    state = sbx.state("liveness-exec")
+    assert state and not [e for e in state["events"] if e["reason"] == "Unhealthy"]  # healthy at first
+
+    def killed() -> dict | None:
+        s = sbx.state("liveness-exec")
+        return s if s and any(e["reason"] == "Killing" for e in s["events"]) else None
+
+    state = sbx.wait_for(killed, timeout=60, message="the liveness kill")
+    unhealthy = [e for e in state["events"] if e["reason"] == "Unhealthy"]
+    assert "Liveness probe failed: cat: can't open '/tmp/healthy': No such file or directory" in unhealthy[0]["message"]
+    sbx.stop_now(proc)
+
+
+def test_adapter_sidecar_reads_the_shared_volume(sbx: Sandbox) -> None:
+    """multi-container/adapter.yaml: the sidecar adapter re-emits the app's raw log lines."""
+    proc = sbx.start(corpus("pods__multi-container__adapter.yaml"))
+    pod = sbx.wait_for(lambda: next((p.name.split("_")[1] for p in sbx.root.glob("run/pods/default_*")), None),
+                       message="the pod")
+    sbx.wait_for(lambda: "adapted: " in log_text(sbx, pod, "adapter"), timeout=15, message="adapted lines")
+    assert "raw event" in log_text(sbx, pod, "adapter")
+    sbx.stop_now(proc)
+
+
+def test_startup_coordination_sidecar_gates_the_app(sbx: Sandbox) -> None:
+    """multi-container/startup-coordination.yaml: the app starts only after the sidecar's
+    startupProbe sees the config it wrote, so the app's first line is the greeting."""
+    proc = sbx.start(corpus("pods__multi-container__startup-coordination.yaml"), "--probe-scale", "0.2")
+    pod = sbx.wait_for(lambda: next((p.name.split("_")[1] for p in sbx.root.glob("run/pods/default_*")), None),
+                       message="the pod")
+    state = sbx.wait_for(lambda: (s := sbx.state(pod)) and s["status"]["phase"] == "Running" and s,
+                         timeout=20, message="Running")
+    app = state["status"]["containerStatuses"][0]["name"]
+    sbx.wait_for(lambda: "greeting=hello" in log_text(sbx, pod, app), timeout=10, message="the greeting")
+    sbx.stop_now(proc)
