@@ -286,3 +286,41 @@ spec:
                      "Conditions:", "Ready", "Events:", "Started", "Started container app"):
         assert expected in out, (expected, out)
     sbx.stop(proc)
+
+
+def test_http_and_sleep_hooks(sbx: Sandbox) -> None:
+    """An httpGet postStart counts any HTTP status as success (here a 404); a sleep preStop delays
+    the SIGTERM by its seconds. The server is a sidecar whose startupProbe makes sure it listens
+    before the app (and its hook) starts."""
+    manifest = sbx.manifest(f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: http-hook}}
+spec:
+  terminationGracePeriodSeconds: 5
+  initContainers:
+  - name: web
+    image: busybox
+    restartPolicy: Always
+    command: ["sh", "-c", "{TRAP}; httpd -f -v -p 8080 -h /etc & wait"]
+    startupProbe:
+      tcpSocket: {{port: 8080}}
+      periodSeconds: 1
+  containers:
+  - name: app
+    image: busybox
+    command: ["sh", "-c", "{TRAP}; while true; do sleep 0.1; done"]
+    lifecycle:
+      postStart:
+        httpGet: {{path: /no-such-page, port: 8080}}
+      preStop:
+        sleep: {{seconds: 1}}
+""")
+    proc = sbx.start(manifest)
+    state = sbx.wait_running("http-hook")
+    assert not events(state, "FailedPostStartHook")
+    started = time.monotonic()
+    code, out, err = sbx.stop(proc)
+    assert 1.0 <= time.monotonic() - started < 4
+    assert "[web]" in err and "/no-such-page" in err  # httpd -v logs the hook's request on stderr
+    assert "app: terminated (Completed, exit code 0)" in err
