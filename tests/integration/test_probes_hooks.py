@@ -322,5 +322,5 @@ spec:
     started = time.monotonic()
     code, out, err = sbx.stop(proc)
     assert 1.0 <= time.monotonic() - started < 4
-    assert "[web]" in err and "/no-such-page" in err  # httpd -v logs the hook's request on stderr
+    assert "[web] [::ffff:127.0.0.1]" in err and "response:404" in err  # httpd -v logs the hook on stderr
     assert "app: terminated (Completed, exit code 0)" in err
