@@ -38,7 +38,7 @@ bench: install
 	$(PY) bench/pod_cycle.py
 
 lint: $(STAMPS)/venv
-	$(PY) -m pip install -q ruff mypy
+	$(PY) -m pip install -q "ruff>=0.6" "mypy>=1.10"
 	$(VENV)/bin/ruff check sandbox tests
 	$(VENV)/bin/mypy sandbox
 

@@ -18,7 +18,7 @@ class FieldError:
 
     A plain slotted class: this module imports nothing, not even sandbox.record."""
 
-    __slots__ = ("path", "detail")
+    __slots__ = ("detail", "path")
 
     def __init__(self, path: str, detail: str) -> None:
         self.path = path  # "spec.containers[1].ports[0].containerPort"

@@ -8,10 +8,10 @@ or call back into Python.
 from __future__ import annotations
 
 import os
-from sandbox.record import field, record
 
 from sandbox._native import ffi, lib
 from sandbox.errors import ContainerStartError
+from sandbox.record import field, record
 from sandbox.rootfs.plan import MountOp
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
@@ -55,15 +55,15 @@ class _Keep:
     def __init__(self) -> None:
         self.items: list[Any] = []
 
-    def str(self, value: str | None) -> Any:
+    def cstr(self, value: str | None) -> Any:
         if value is None:
             return ffi.NULL
         item = ffi.new("char[]", os.fsencode(value))
         self.items.append(item)
         return item
 
-    def strv(self, values: list[str]) -> Any:
-        strings = [self.str(v) for v in values]
+    def cstrv(self, values: list[str]) -> Any:
+        strings = [self.cstr(v) for v in values]
         array = ffi.new("char *[]", [*strings, ffi.NULL])
         self.items.append(array)
         return array
@@ -73,28 +73,28 @@ def _build(req: SpawnRequest, keep: _Keep) -> Any:
     c = ffi.new("struct sbx_spawn_req *")
     keep.items.append(c)
     c.join_pidfd, c.join_ns, c.new_ns = req.join_pidfd, req.join_ns, req.new_ns
-    c.hostname = keep.str(req.hostname)
+    c.hostname = keep.cstr(req.hostname)
     c.loopback_up = int(req.loopback_up)
     ops = ffi.new("struct sbx_mount_op[]", max(len(req.ops), 1))
     keep.items.append(ops)
     for i, op in enumerate(req.ops):
         ops[i].kind = int(op.kind)
-        ops[i].source = keep.str(op.source or None)
-        ops[i].target = keep.str(op.target)
-        ops[i].fstype = keep.str(op.fstype or None)
+        ops[i].source = keep.cstr(op.source or None)
+        ops[i].target = keep.cstr(op.target)
+        ops[i].fstype = keep.cstr(op.fstype or None)
         ops[i].flags = op.flags
-        ops[i].data = keep.str(op.data or None)
+        ops[i].data = keep.cstr(op.data or None)
     c.ops, c.n_ops = ops, len(req.ops)
     c.pivot, c.readonly_root, c.exec_fd = int(req.pivot), int(req.readonly_root), req.exec_fd
-    c.argv, c.envp = keep.strv(req.argv), keep.strv(req.env)
-    c.cwd = keep.str(req.cwd)
+    c.argv, c.envp = keep.cstrv(req.argv), keep.cstrv(req.env)
+    c.cwd = keep.cstr(req.cwd)
     c.stdio = list(req.stdio)
     c.set_oom_score_adj = int(req.oom_score_adj is not None)
     c.oom_score_adj = req.oom_score_adj or 0
     c.uid, c.gid, c.no_new_privs = req.uid, req.gid, int(req.no_new_privs)
     c.new_session, c.pdeathsig = int(req.new_session), req.pdeathsig
-    c.pod_mount = keep.str(req.pod_mount)
-    c.stage_name = keep.str(req.stage_name)
+    c.pod_mount = keep.cstr(req.pod_mount)
+    c.stage_name = keep.cstr(req.stage_name)
     return c
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from sandbox._native import ffi, lib  # type: ignore[import-untyped]  # cffi ships no stubs
+from sandbox._native import ffi, lib  # cffi ships no stubs
 from sandbox.errors import SandboxError
 
 TYPE_CHECKING = False  # typing and socket cost start-up time; annotations need them only for checkers

@@ -12,8 +12,9 @@ validateID is).
 from __future__ import annotations
 
 import os
-from sandbox.record import record
 from pathlib import Path
+
+from sandbox.record import record
 
 ROOT_ENV = "SANDBOX_ROOT"
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import: checkers see it, the runtime does not
 if TYPE_CHECKING:
-    from typing import Any, Callable, TypeVar, dataclass_transform
+    from collections.abc import Callable
+    from typing import Any, TypeVar, dataclass_transform
 
     T = TypeVar("T")
 else:
@@ -32,7 +33,7 @@ class FrozenInstanceError(AttributeError):
 
 
 class Field:
-    __slots__ = ("name", "default", "default_factory")
+    __slots__ = ("default", "default_factory", "name")
 
     def __init__(self, default: Any = _MISSING, default_factory: Any = _MISSING) -> None:
         self.name = ""
@@ -92,7 +93,7 @@ def _build(cls: type[T], frozen: bool) -> type[T]:
     inherited = {f.name for base in cls.__mro__[1:] for f in getattr(base, _FIELDS, ())}
     namespace = {k: v for k, v in cls.__dict__.items()
                  if k not in ("__dict__", "__weakref__") and not isinstance(v, Field)
-                 and not (k in {f.name for f in all_fields})}
+                 and k not in {f.name for f in all_fields}}
     namespace["__slots__"] = tuple(f.name for f in all_fields if f.name not in inherited)
     namespace[_FIELDS] = tuple(all_fields)
     namespace["__init__"] = _init
@@ -106,7 +107,8 @@ def _build(cls: type[T], frozen: bool) -> type[T]:
     else:
         namespace["__hash__"] = None
     namespace["__record_frozen__"] = frozen
-    built: type[T] = type(cls)(cls.__name__, cls.__bases__, namespace)
+    metaclass: Any = type(cls)
+    built: type[T] = metaclass(cls.__name__, cls.__bases__, namespace)
     return built
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from sandbox.log import get_logger
 
 VERBS = {
     "run": "sandbox.cli.run",
@@ -66,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 1
-    except Exception as e:  # noqa: BLE001 - a bug: one line, the traceback only with --debug
+    except Exception as e:
         if args.debug:
             raise
         print(f"internal error: {type(e).__name__}: {e} (run with --debug for the traceback)", file=sys.stderr)

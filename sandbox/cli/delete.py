@@ -36,7 +36,7 @@ def handle(args: argparse.Namespace) -> int:
     state = target.read()
     runtime = ProcessRef.from_json(state.get("runtime"))
     pidfd = runtime.open_pidfd() if runtime and target.owner_alive() else None
-    if pidfd is None:
+    if pidfd is None or runtime is None:
         lock = PodLock(target)
         if lock.acquire():
             try:

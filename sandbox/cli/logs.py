@@ -12,8 +12,8 @@ import sys
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
-    from typing import Any
     from pathlib import Path
+    from typing import Any
 
 
 

@@ -7,6 +7,7 @@ looked up by digest. Pure logic: no I/O.
 from __future__ import annotations
 
 import re
+
 from sandbox.record import record
 
 DEFAULT_REGISTRY = "docker.io"

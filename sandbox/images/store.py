@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-from sandbox.record import record
 from pathlib import Path
 
 from sandbox.errors import ImageError
 from sandbox.images.reference import parse_image_ref
+from sandbox.record import record
 
 
 @record

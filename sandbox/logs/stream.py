@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import time
-from sandbox.record import field, record
 from pathlib import Path
 
 from sandbox.logs.cri import LineSplitter, format_record
+from sandbox.record import field, record
 
 READ_CHUNK = 65536
 

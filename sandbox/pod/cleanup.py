@@ -12,9 +12,9 @@ import shutil
 import signal
 from pathlib import Path
 
+from sandbox.log import get_logger
 from sandbox.state.proc import ProcessRef
 from sandbox.state.store import PodDir
-from sandbox.log import get_logger
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:

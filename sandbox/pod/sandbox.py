@@ -11,11 +11,11 @@ without a pod network never imports pyroute2.
 from __future__ import annotations
 
 import os
-from sandbox.record import record
 from pathlib import Path
 
 from sandbox.native import CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, SpawnRequest
 from sandbox.process.spawner import ChildProcess, Spawner
+from sandbox.record import record
 from sandbox.rootfs.plan import ContainerFiles, pause_plan
 
 PAUSE_UID = 65535

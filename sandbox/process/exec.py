@@ -8,7 +8,6 @@ process is our child, keeps our terminal (no new session) so Ctrl-C reaches it, 
 
 from __future__ import annotations
 
-import os
 import signal
 
 from sandbox.native import CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, SpawnRequest

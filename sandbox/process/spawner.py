@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import signal
-from sandbox.record import record
+
 from sandbox import native
 from sandbox.native import SpawnRequest
+from sandbox.record import record
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
-    from typing import Callable
+    from collections.abc import Callable
 
 
 @record
@@ -57,7 +58,9 @@ class ChildProcess:
     def wait(self) -> ExitInfo:
         while self.exit is None:
             try:
-                self.exit = ExitInfo.from_waitid(os.waitid(os.P_PIDFD, self.pidfd, os.WEXITED))
+                result = os.waitid(os.P_PIDFD, self.pidfd, os.WEXITED)
+                if result is not None:
+                    self.exit = ExitInfo.from_waitid(result)
             except ChildProcessError:
                 self.exit = ExitInfo(255, 0)
         return self.exit

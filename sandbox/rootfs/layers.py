@@ -7,10 +7,10 @@ disappears with the namespace, crash or not; only these directories need removin
 from __future__ import annotations
 
 import shutil
-from sandbox.record import record
 from pathlib import Path
 
 from sandbox.paths import under
+from sandbox.record import record
 
 
 @record

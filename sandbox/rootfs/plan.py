@@ -12,6 +12,7 @@ read-only, plus the kubelet-managed /etc files.
 from __future__ import annotations
 
 import enum
+
 from sandbox.record import record
 
 

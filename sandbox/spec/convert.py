@@ -9,10 +9,10 @@ validation does not report the same mistake a second time.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from sandbox.record import fields as dataclass_fields
 from types import MappingProxyType
 
 from sandbox.errors import FieldError
+from sandbox.record import fields as dataclass_fields
 from sandbox.spec.model import Quantity
 from sandbox.spec.quantity import QUANTITY_ERROR, parse_quantity, quantity_from_number
 from sandbox.spec.schema import TYPES, ObjectType

@@ -8,7 +8,6 @@ alone rather than defaulted.
 
 from __future__ import annotations
 
-
 from sandbox.spec.quantity import parse_quantity
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers

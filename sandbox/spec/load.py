@@ -16,7 +16,7 @@ import base64
 import binascii
 from collections.abc import Iterator
 
-import yaml  # type: ignore[import-untyped]  # no stubs in the venv; only this module uses yaml
+import yaml  # no stubs in the venv; only this module uses yaml
 
 from sandbox.errors import FieldError, SpecError
 from sandbox.spec import defaults

@@ -16,8 +16,9 @@ store. The class defaults themselves are neutral zero values for building object
 from __future__ import annotations
 
 from collections.abc import Mapping
-from sandbox.record import field, record
 from types import MappingProxyType
+
+from sandbox.record import field, record
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:

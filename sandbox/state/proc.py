@@ -7,6 +7,7 @@ both first, as runc checks `init_process_start`.
 from __future__ import annotations
 
 import os
+
 from sandbox.record import record
 
 

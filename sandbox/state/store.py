@@ -12,10 +12,10 @@ import errno
 import fcntl
 import json
 import os
-from sandbox.record import record
 from pathlib import Path
 
 from sandbox.errors import NotFoundError, StateError
+from sandbox.record import record
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:

@@ -7,6 +7,7 @@ the whole back-off sequence is unit-tested without sleeping.
 from __future__ import annotations
 
 import re
+
 from sandbox.record import record
 
 # Go's time.ParseDuration units, in seconds. "µs" appears in two Unicode spellings (micro sign

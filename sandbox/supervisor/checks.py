@@ -9,7 +9,7 @@ from sandbox.probing.checks import rewatch, unwatch
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import selectors
-    from typing import Callable
+    from collections.abc import Callable
 
     from sandbox.probing.checks import Check
     from sandbox.probing.outcome import Outcome
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 class CheckRun:
     """One running check and what to call with its Outcome."""
 
-    __slots__ = ("check", "done", "fds", "timer", "finished")
+    __slots__ = ("check", "done", "fds", "finished", "timer")
 
     def __init__(self, check: Check, done: Callable[[Outcome], None]) -> None:
         self.check, self.done = check, done

@@ -9,20 +9,18 @@ period, pause last, then tear-down.
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import os
 import selectors
 import signal
 import time
 from collections.abc import Callable
-from sandbox.record import field, record, replace
 from pathlib import Path
 
 from sandbox import events as ev
 from sandbox import status as st
 from sandbox.errors import ContainerStartError
 from sandbox.images.store import Image
+from sandbox.log import get_logger
 from sandbox.logs.stream import ContainerLog, Terminal
 from sandbox.paths import RootLayout
 from sandbox.pod import volumes
@@ -30,17 +28,17 @@ from sandbox.pod.sandbox import SandboxDirs, start_pause, write_pod_files
 from sandbox.process import launch
 from sandbox.process.leftovers import command_of, kill_in_mount_ns, processes_in_mount_ns
 from sandbox.process.spawner import ChildProcess, Spawner
+from sandbox.record import field, record, replace
 from sandbox.rootfs.layers import ContainerLayer
+from sandbox.rootfs.plan import MountOp, OpKind
 from sandbox.spec.model import Container, Pod
 from sandbox.state.proc import ProcessRef
 from sandbox.supervisor.backoff import BackoffConfig, CrashLoopBackOff, format_duration
-from sandbox.supervisor.policy import should_restart
 from sandbox.supervisor.checks import CheckRun, CheckRunner
+from sandbox.supervisor.policy import should_restart
 from sandbox.supervisor.probes import CheckContext, ContainerProbes, checks_for
 from sandbox.supervisor.timers import Timers
 from sandbox.termination import prepare_message_file, read_termination_message
-from sandbox.rootfs.plan import MountOp, OpKind
-from sandbox.log import get_logger
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
@@ -138,7 +136,7 @@ class PodSupervisor:
     def _slot(self, spec: Container, image: Image, *, init: bool) -> Slot:
         sidecar = init and spec.restart_policy == "Always"
         reason = "PodInitializing" if (self._has_plain_init() and not init) else "ContainerCreating"
-        status = st.ContainerStatus(name=spec.name, image=spec.image, state=st.Waiting(reason), sidecar=sidecar)
+        status = st.ContainerStatus(name=spec.name, image=spec.image or "", state=st.Waiting(reason), sidecar=sidecar)
         return Slot(spec, image, init, sidecar, status)
 
     def _has_plain_init(self) -> bool:
@@ -269,7 +267,7 @@ class PodSupervisor:
         layer = ContainerLayer.create(self.layout.containers, container_id)
         log_path = self.log_dir / slot.name / f"{restart_count}.log"
         clog = ContainerLog(slot.name, log_path, self.terminal)
-        self._event(slot, ev.pulled(slot.spec.image))
+        self._event(slot, ev.pulled(slot.image.name))
         try:
             process, mnt_ns = self._spawn(slot, layer, clog)
         except ContainerStartError as e:

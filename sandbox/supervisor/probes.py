@@ -17,7 +17,8 @@ from sandbox.record import record, replace
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
-    from typing import Any, Callable
+    from collections.abc import Callable
+    from typing import Any
 
     from sandbox.probing.worker import Verdict
     from sandbox.process.spawner import Spawner

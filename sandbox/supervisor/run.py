@@ -3,11 +3,10 @@ take the pod's lock, supervise, and remove every trace but the logs afterwards."
 
 from __future__ import annotations
 
-from sandbox.record import record, replace
-
-from sandbox.errors import ContainerStartError, FieldError, ImageError, SpecError, StateError
+from sandbox.errors import FieldError, ImageError, SpecError, StateError
 from sandbox.images.store import Image, ImageStore
 from sandbox.paths import RootLayout
+from sandbox.record import record, replace
 from sandbox.spec.model import Pod
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
@@ -33,10 +32,9 @@ class PreparedPod:
 
 def prepare(path: str, layout: RootLayout, namespace: str | None) -> PreparedPod:
     """Parse, validate, resolve images and argv: every input error before any side effect."""
+    from sandbox.pod.volumes import check_supported
     from sandbox.process import launch
     from sandbox.spec.load import load_pod_file, pod_to_dict
-
-    from sandbox.pod.volumes import check_supported
 
     pod = _with_namespace(load_pod_file(path), namespace)
     check_supported(pod)
@@ -47,7 +45,7 @@ def prepare(path: str, layout: RootLayout, namespace: str | None) -> PreparedPod
     for field, containers in groups:
         for i, c in enumerate(containers):
             try:
-                images[c.name] = image = store.lookup(c.image)
+                images[c.name] = image = store.lookup(c.image or "")
             except ImageError as e:
                 problems.append(f"spec.{field}[{i}].image: {e}")
                 continue

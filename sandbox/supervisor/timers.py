@@ -8,7 +8,7 @@ import itertools
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable
+    from collections.abc import Callable
 
 
 class Timers:

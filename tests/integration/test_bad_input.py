@@ -4,7 +4,6 @@ left behind (the autouse leak check asserts the last part)."""
 from __future__ import annotations
 
 import pytest
-
 from conftest import Sandbox
 
 pytestmark = pytest.mark.root

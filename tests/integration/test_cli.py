@@ -6,7 +6,6 @@ import json
 import re
 
 import pytest
-
 from conftest import Sandbox
 
 pytestmark = pytest.mark.root
@@ -79,7 +78,7 @@ def test_exec_enters_the_container_and_returns_the_exit_code(web: Sandbox) -> No
     assert result.returncode == 7
     assert result.stdout.splitlines() == ["hello", "/srv/data", "web"]
     ps = web.run("exec", "web", "--", "ps", "-o", "pid,args").stdout
-    assert re.search(r"^\s*1 sleep 1000$", ps, re.M), ps  # its own PID namespace, main is PID 1
+    assert re.search(r"^\s*1 sleep 1000$", ps, re.MULTILINE), ps  # its own PID namespace, main is PID 1
     missing = web.run("exec", "web", "--", "no-such-command")
     assert missing.returncode == 127 and "no-such-command" in missing.stderr
     bad = web.run("exec", "web", "-c", "nope", "--", "true")

@@ -5,7 +5,6 @@ period within 100 ms (issue: lifecycle). Every container serves HTTP with busybo
 from __future__ import annotations
 
 import pytest
-
 from conftest import Sandbox
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]

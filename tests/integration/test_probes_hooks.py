@@ -9,7 +9,6 @@ import time
 from typing import Any
 
 import pytest
-
 from conftest import Sandbox
 
 pytestmark = pytest.mark.root

@@ -8,7 +8,6 @@ import signal
 import time
 
 import pytest
-
 from conftest import Sandbox
 
 pytestmark = pytest.mark.root

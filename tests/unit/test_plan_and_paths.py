@@ -8,8 +8,17 @@ import pytest
 
 from sandbox.images.reference import parse_image_ref
 from sandbox.paths import RootLayout, under
-from sandbox.rootfs.plan import (MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, ContainerFiles, OpKind,
-                                 container_plan, overlay_options, pause_plan)
+from sandbox.rootfs.plan import (
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_RDONLY,
+    ContainerFiles,
+    OpKind,
+    container_plan,
+    overlay_options,
+    pause_plan,
+)
 
 FILES = ContainerFiles("/run/p/etc-hosts", "/run/p/hostname", "/run/p/resolv.conf")
 

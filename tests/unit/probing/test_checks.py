@@ -9,10 +9,10 @@ from collections.abc import Callable
 
 import pytest
 
-SocketFactory = Callable[[int, int], socket.socket]
-
 from sandbox.probing.checks import Check, SleepCheck, TcpCheck, rewatch, run_check, run_checks, unwatch
 from sandbox.probing.outcome import ERROR, FAILURE, SUCCESS, Outcome
+
+SocketFactory = Callable[[int, int], socket.socket]
 
 
 def test_tcp_connect_is_success_even_if_closed_at_once(
