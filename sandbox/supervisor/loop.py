@@ -609,7 +609,9 @@ class PodSupervisor:
         return self.stopping and not self._running()
 
     def _on_log(self, fd: int) -> None:
-        clog = self.logs[fd]
+        clog = self.logs.get(fd)
+        if clog is None:  # closed earlier in the same batch of events
+            return
         if not clog.on_readable(fd):
             self.selector.unregister(fd)
             del self.logs[fd]

@@ -41,8 +41,8 @@ def test_counter_pod_logs_every_second(sbx: Sandbox) -> None:
 def test_dependent_environment_variables(sbx: Sandbox) -> None:
     """inject/dependent-envars.yaml: earlier variables expand, later ones stay literal, $$ escapes."""
     proc = sbx.start(corpus("pods__inject__dependent-envars.yaml"))
-    sbx.wait_for(lambda: "ESCAPED_REFERENCE" in log_text(sbx, "dependent-envars-demo", "dependent-envars-demo"),
-                 timeout=10, message="the printout")
+    sbx.wait_for(lambda: "ESCAPED_REFERENCE\n$(PROTOCOL)" in log_text(sbx, "dependent-envars-demo", "dependent-envars-demo"),
+                 timeout=10, message="the whole printout")
     text = log_text(sbx, "dependent-envars-demo", "dependent-envars-demo")
     assert "https://172.17.0.1:80" in text  # SERVICE_ADDRESS
     assert "$(PROTOCOL)://172.17.0.1:80" in text  # ESCAPED_REFERENCE
