@@ -33,6 +33,7 @@ from sandbox.rootfs.layers import ContainerLayer
 from sandbox.rootfs.plan import MountOp, OpKind
 from sandbox.spec.model import Container, Pod
 from sandbox.state.proc import ProcessRef
+from sandbox.supervisor import snapshot
 from sandbox.supervisor.backoff import BackoffConfig, CrashLoopBackOff, format_duration
 from sandbox.supervisor.checks import CheckRun, CheckRunner
 from sandbox.supervisor.policy import should_restart
@@ -658,32 +659,17 @@ class PodSupervisor:
 
     def _save(self) -> None:
         init, app = self.statuses()
-        phase = st.pod_phase(self.restart_policy, init, app, terminal=self.deleting)
-        if self.phase in st.PodPhase.TERMINAL:
-            phase = self.phase  # a terminal phase never changes back
-        elif self._done() and (phase not in st.PodPhase.TERMINAL or self.failure_message):
-            phase = st.PodPhase.FAILED  # a start error, a failed init container, a dead sandbox
-        self.phase = phase
+        self.phase = snapshot.next_phase(self.phase, self.restart_policy, init, app, deleting=self.deleting,
+                                         done=self._done(), failed=bool(self.failure_message))
         sandbox_ready = self.pause is not None and self.pause.exit is None
-        self.conditions = st.pod_conditions(phase, init, app, sandbox_ready=sandbox_ready,
+        self.conditions = st.pod_conditions(self.phase, init, app, sandbox_ready=sandbox_ready,
                                             previous=self.conditions, now=self.wall())
         self.save_state(self.snapshot())
 
     def snapshot(self) -> dict[str, Any]:
+        """The state file: what `get`, `describe`, `exec`, `logs` and `delete` read, and what a
+        later clean-up needs (processes by pid and start time, layers, volumes)."""
         init, app = self.statuses()
-        status: dict[str, Any] = {
-            "phase": self.phase,
-            "conditions": [st.condition_json(c) for c in self.conditions],
-            "startTime": st.rfc3339(self.created_at),
-            "initContainerStatuses": [st.container_status_json(c) for c in init],
-            "containerStatuses": [st.container_status_json(c) for c in app],
-        }
-        if not init:
-            del status["initContainerStatuses"]
-        if self.failure_message and self.phase == st.PodPhase.FAILED:
-            status["message"] = self.failure_message
-            if self.failure_reason:
-                status["reason"] = self.failure_reason
         return {
             "version": 1,
             "namespace": self.namespace,
@@ -695,21 +681,13 @@ class PodSupervisor:
             "runtime": self.runtime_ref.to_json() if self.runtime_ref else None,
             "pause": self.pause_ref.to_json() if self.pause_ref and self.pause and self.pause.exit is None else None,
             "containers": {s.name: self._slot_record(s) for s in self.slots},
-            "status": status,
-            "summary": self._summary(init, app),
+            "status": snapshot.status_json(self.phase, self.conditions, self.created_at, init, app,
+                                           self.failure_message, self.failure_reason),
+            "summary": snapshot.summary(self.phase, self.conditions, init, app,
+                                        deleting=self.deleting and not self._done()),
             "events": self.events.to_json(),
             "finished": self._done(),
         }
-
-    def _summary(self, init: list[st.ContainerStatus], app: list[st.ContainerStatus]) -> dict[str, Any]:
-        """The `sandbox get pods` columns, computed where the statuses live."""
-        true = {c.type for c in self.conditions if c.status == "True"}
-        text = st.status_string(self.phase, init, app, initialized="Initialized" in true,
-                                ready="Ready" in true, deleting=self.deleting and not self._done())
-        ready = sum(1 for c in app if c.ready) + sum(1 for c in init if c.sidecar and c.ready)
-        total = len(app) + sum(1 for c in init if c.sidecar)
-        restarts = sum(c.restart_count for c in [*init, *app])
-        return {"ready": f"{ready}/{total}", "status": text, "restarts": restarts}
 
     def _slot_record(self, slot: Slot) -> dict[str, Any]:
         running = slot.process is not None and slot.ref is not None
