@@ -18,6 +18,9 @@ int sbx_run_mount_plan(const struct sbx_spawn_req *req, int pod_mount_fd, struct
 /* pivot_root into `rootfd` and detach the old root. */
 int sbx_pivot(int rootfd, int readonly, struct sbx_err *e);
 
+/* Keep only the capabilities in `keep` (bit n = capability n) in every set; clear the rest. */
+int sbx_apply_caps(unsigned long long keep, struct sbx_err *e);
+
 /* mkdir -p inside the current root, then chdir. */
 int sbx_enter_cwd(const char *cwd, struct sbx_err *e);
 

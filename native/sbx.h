@@ -62,6 +62,8 @@ struct sbx_spawn_req {
         int uid; /* -1 keeps root */
         int gid;
         int no_new_privs;
+        int set_caps; /* keep only `caps` (bit n = capability n) in all capability sets */
+        unsigned long long caps;
         int new_session; /* setsid(): detach from the runtime's terminal and process group */
         int pdeathsig; /* signal when the spawning runtime thread dies; 0: none */
         const char *pod_mount; /* path in join_pidfd's mount namespace to clone for

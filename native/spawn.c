@@ -325,6 +325,8 @@ static __attribute__((noreturn)) void run_stage2(const struct sbx_spawn_req *req
         if (setup_stdio(req, &e) < 0)
                 child_fail(chan, &e);
         mark_fds_cloexec();
+        if (req->set_caps && sbx_apply_caps(req->caps, &e) < 0)
+                child_fail(chan, &e);
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);

@@ -43,6 +43,7 @@ class SpawnRequest:
     uid: int = -1
     gid: int = -1
     no_new_privs: bool = False
+    caps: int | None = None  # keep only these capabilities (bit n = capability n); None: unchanged
     new_session: bool = True
     pdeathsig: int = 9  # SIGKILL: nothing outlives a crashed runtime
     pod_mount: str | None = None
@@ -92,6 +93,7 @@ def _build(req: SpawnRequest, keep: _Keep) -> Any:
     c.set_oom_score_adj = int(req.oom_score_adj is not None)
     c.oom_score_adj = req.oom_score_adj or 0
     c.uid, c.gid, c.no_new_privs = req.uid, req.gid, int(req.no_new_privs)
+    c.set_caps, c.caps = int(req.caps is not None), req.caps or 0
     c.new_session, c.pdeathsig = int(req.new_session), req.pdeathsig
     c.pod_mount = keep.cstr(req.pod_mount)
     c.stage_name = keep.cstr(req.stage_name)

@@ -11,16 +11,18 @@ from __future__ import annotations
 import signal
 
 from sandbox.native import CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, SpawnRequest
+from sandbox.process import capabilities
 from sandbox.process.spawner import DirectSpawner
 
 ALL_NAMESPACES = CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID | CLONE_NEWNS
 
 
-def exec_in_container(main_pidfd: int, argv: list[str], env: list[str], cwd: str) -> int:
+def exec_in_container(main_pidfd: int, argv: list[str], env: list[str], cwd: str,
+                      caps: int = capabilities.DEFAULT_MASK) -> int:
     """Run argv in the container whose main process `main_pidfd` names; returns its exit code
     (128 + signal for a signal death, as a shell reports it)."""
     req = SpawnRequest(argv=argv, env=env, join_pidfd=main_pidfd, join_ns=ALL_NAMESPACES, cwd=cwd,
-                       new_session=False, stage_name="exec")
+                       new_session=False, stage_name="exec", caps=caps)
     process = DirectSpawner().spawn(req)
     # Like system(3): while the command runs, terminal signals are its business, not ours.
     old = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGQUIT)}

@@ -16,6 +16,7 @@ from sandbox.errors import ContainerStartError
 from sandbox.native import CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, SpawnRequest
 from sandbox.probing.checks import Check
 from sandbox.probing.outcome import ERROR, FAILURE, SUCCESS, Outcome
+from sandbox.process import capabilities
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -41,7 +42,8 @@ class ExecCheck(Check):
         os.set_blocking(write_fd, True)
         null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
         req = SpawnRequest(argv=self.argv, env=self.env, join_pidfd=self.main_pidfd, join_ns=ALL_NAMESPACES,
-                           cwd=self.cwd, stdio=(null, write_fd, write_fd), stage_name="probe")
+                           cwd=self.cwd, stdio=(null, write_fd, write_fd), stage_name="probe",
+                           caps=capabilities.DEFAULT_MASK)
         try:
             self.process = self.spawner.spawn(req)
         except ContainerStartError as e:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from sandbox.images.store import Image
 from sandbox.native import CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, SpawnRequest
+from sandbox.process import capabilities
 from sandbox.rootfs.layers import ContainerLayer
 from sandbox.rootfs.plan import POD_SHM_PATH, ContainerFiles, container_plan
 from sandbox.spec.expand import container_argv, container_environment
@@ -76,4 +77,5 @@ def container_request(
         cwd=working_dir(container, image),
         stdio=(stdin, stdout, stderr),
         pod_mount=POD_SHM_PATH,
+        caps=capabilities.DEFAULT_MASK,
     )

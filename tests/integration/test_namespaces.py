@@ -143,3 +143,18 @@ spec:
     result = sbx.run("run", str(manifest))
     assert result.returncode == 1
     assert "must be mounted on ordinary directory or file 'proc'" in result.stderr
+
+
+def test_containers_get_the_default_capability_set(sbx: Sandbox) -> None:
+    """A root container keeps containerd's 14 default capabilities, no more (CapEff a80425fb), in
+    its main process and in `sandbox exec`; it cannot mount."""
+    proc = sbx.start(sbx.manifest(TWO_SLEEPERS.format(name="caps", share="false")))
+    sbx.wait_running("caps", containers=2)
+    with open(f"/proc/{sbx.pid_of('caps', 'a')}/status") as f:
+        status = dict(line.split(":\t", 1) for line in f.read().splitlines() if ":\t" in line)
+    for field in ("CapPrm", "CapEff", "CapBnd"):
+        assert status[field].strip() == "00000000a80425fb", (field, status[field])
+    assert status["CapInh"].strip() == status["CapAmb"].strip() == "0000000000000000"
+    inside = sbx.run("exec", "caps", "--", "sh", "-c", "grep CapEff /proc/self/status; mount -t tmpfs x /mnt")
+    assert "00000000a80425fb" in inside.stdout and inside.returncode != 0
+    sbx.stop(proc)

@@ -43,3 +43,12 @@ def test_native_constants_match_the_plan() -> None:
     assert {k.name: int(k) for k in OpKind} == {
         "ROOT": lib.SBX_OP_ROOT, "MOUNT": lib.SBX_OP_MOUNT, "BIND": lib.SBX_OP_BIND,
         "SYMLINK": lib.SBX_OP_SYMLINK, "MKDIR": lib.SBX_OP_MKDIR, "POD_MOUNT": lib.SBX_OP_POD_MOUNT}
+
+
+def test_default_capability_mask_is_containerds() -> None:
+    from sandbox.process import capabilities
+
+    assert capabilities.mask(capabilities.DEFAULT) == capabilities.DEFAULT_MASK == 0xA80425FB
+    assert capabilities.mask(["CAP_SYS_ADMIN"]) == 1 << 21
+    with pytest.raises(ValueError):
+        capabilities.mask(["NOPE"])

@@ -1,0 +1,42 @@
+/* caps.c: the container's capability sets, applied by stage 2 right before execve.
+ *
+ * A root container keeps only the runtime default set (containerd defaultUnixCaps, Docker's list:
+ * CapEff 00000000a80425fb), never the runtime's full set: everything else is dropped from the
+ * bounding set (so no later execve can regain it), and permitted/effective/inheritable are set to
+ * the kept mask; ambient is cleared, as the CRI does. A non-root uid has already lost its
+ * permitted and effective sets at setresuid.
+ *
+ * Runs after fork: no malloc, no stdio.
+ */
+#include <errno.h>
+#include <linux/capability.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+int sbx_apply_caps(unsigned long long keep, struct sbx_err *e)
+{
+        /* Drop from the bounding set every capability the kernel knows that we do not keep; the
+         * kernel answers EINVAL past its last one (cap_last_cap). */
+        for (int cap = 0; cap < 64; cap++) {
+                if (keep & (1ULL << cap))
+                        continue;
+                if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
+                        if (errno == EINVAL)
+                                break;
+                        return sbx_fail(e, SBX_STAGE_SETUP, errno, "drop capability from bounding set", "");
+                }
+        }
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+                return sbx_fail(e, SBX_STAGE_SETUP, errno, "clear ambient capabilities", "");
+        struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+        struct __user_cap_data_struct data[2] = {
+                { .effective = (__u32)keep, .permitted = (__u32)keep, .inheritable = 0 },
+                { .effective = (__u32)(keep >> 32), .permitted = (__u32)(keep >> 32), .inheritable = 0 },
+        };
+        if (syscall(SYS_capset, &header, data) < 0)
+                return sbx_fail(e, SBX_STAGE_SETUP, errno, "capset", "");
+        return 0;
+}
