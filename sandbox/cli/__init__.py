@@ -20,6 +20,7 @@ VERBS = {
     "image": "sandbox.cli.image",
     "validate": "sandbox.cli.validate",
     "describe": "sandbox.cli.describe",
+    "gc": "sandbox.cli.gc",
 }
 
 

@@ -97,3 +97,21 @@ def test_second_run_of_the_same_pod_is_refused_while_running(sbx: Sandbox) -> No
     assert again.returncode == 1
     assert 'pod "twice" is already running in namespace "default"' in again.stderr
     sbx.stop(proc)
+
+
+def test_gc_cleans_up_after_a_killed_runtime_but_not_a_live_pod(sbx: Sandbox) -> None:
+    dead = sbx.start(sbx.manifest(MIXED % ("dead", 2), "dead.yaml"))
+    sbx.wait_running("dead", containers=2)
+    alive = sbx.start(sbx.manifest(MIXED % ("alive", 2), "alive.yaml"))
+    sbx.wait_running("alive", containers=2)
+    dead.send_signal(signal.SIGKILL)
+    dead.wait(timeout=10)
+    layers_before = set(os.listdir(sbx.root / "lib" / "containers"))
+    result = sbx.run("gc")
+    assert result.returncode == 0, result.stderr
+    assert "removed pod default/dead" in result.stdout
+    assert sbx.state("dead") is None and sbx.state("alive") is not None
+    layers_after = set(os.listdir(sbx.root / "lib" / "containers"))
+    assert len(layers_after) == 2 and layers_after < layers_before  # alive's two layers stay
+    assert sbx.run("exec", "alive", "--", "true").returncode == 0
+    sbx.stop(alive)

@@ -1,0 +1,61 @@
+"""`sandbox gc`: finish the tear-down of every pod whose runtime is gone (killed, crashed, a
+reboot), and remove writable layers and volume directories that no live pod records."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import time
+
+UNRECORDED_GRACE_SECONDS = 60.0
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def add_parser(verbs: Any) -> None:
+    p = verbs.add_parser("gc", help="clean up after pods whose runtime is gone")
+    p.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from sandbox.cli.common import layout
+    from sandbox.pod.cleanup import clean_stale, remove_pod_dir
+    from sandbox.state.store import PodLock, list_pod_dirs
+
+    root = layout(args)
+    live_layers: set[str] = set()
+    live_volumes: set[str] = set()
+    for pod_dir in list_pod_dirs(root.pods):
+        lock = PodLock(pod_dir)
+        if not lock.acquire():  # its runtime is alive: keep what it records
+            state = _read(pod_dir)
+            live_layers |= {os.path.basename(str(c.get("layer"))) for c in (state.get("containers") or {}).values()
+                            if isinstance(c, dict) and c.get("layer")}
+            live_volumes.add(os.path.basename(str(state.get("volumesDir", ""))))
+            continue
+        try:
+            clean_stale(pod_dir, root.containers)
+            print(f"removed pod {pod_dir.path.name.replace('_', '/', 1)}")
+        finally:
+            remove_pod_dir(pod_dir)
+            lock.release()
+    # A live runtime creates a layer a moment before its state records it: only sweep what no
+    # state records and is older than that moment can be.
+    settled = time.time() - UNRECORDED_GRACE_SECONDS
+    for base, live in ((root.containers, live_layers), (root.lib / "pods", live_volumes)):
+        for name in sorted(os.listdir(base)) if base.is_dir() else []:
+            if name not in live and (base / name).stat().st_mtime < settled:
+                shutil.rmtree(base / name, ignore_errors=True)
+                print(f"removed {base / name}")
+    return 0
+
+
+def _read(pod_dir: Any) -> dict[str, Any]:
+    try:
+        state: dict[str, Any] = pod_dir.read()
+    except Exception:  # noqa: BLE001 - a pod still writing its first state
+        return {}
+    return state
