@@ -496,8 +496,8 @@ class PodSupervisor:
         """The foreground rule: a main process that backgrounded its work and exited leaves it
         running (shared PID namespace) or has it killed by the kernel (own PID namespace). Either
         way the container has exited; the kubelet kills what remains and applies restartPolicy."""
-        if slot.mnt_ns is None:
-            return
+        if slot.mnt_ns is None or not self.pod.spec.share_process_namespace:
+            return  # its own PID namespace died with its PID 1: nothing can be left to find
         left = processes_in_mount_ns(slot.mnt_ns)
         if not left:
             return
