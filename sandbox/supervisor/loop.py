@@ -68,7 +68,8 @@ class Slot:
     env: list[str] = field(default_factory=list)
     argv: list[str] = field(default_factory=list)
     restart_timer: int | None = None
-    started_once: bool = False
+    started_once: bool = False  # ever started (restartCount counts from the second start)
+    attempt: int = -1  # the sandbox attempt it last started in
     stopping: bool = False  # the kubelet is stopping this instance (preStop, SIGTERM, SIGKILL)
     kill_timer: int | None = None
     hook: CheckRun | None = None  # postStart or preStop in flight
@@ -128,6 +129,8 @@ class PodSupervisor:
         self.failure_message = ""
         self.failure_reason = ""  # status.reason of a failed pod, e.g. DeadlineExceeded
         self.created_at = wall()
+        self.attempt = 0  # the sandbox attempt; a dead pause makes a new one
+        self.recreating = False
         self._advancing = False
         self._advance_pending = False
         self.runtime_ref = ProcessRef.of(os.getpid())
@@ -197,14 +200,17 @@ class PodSupervisor:
         write_pod_files(self.dirs, self.hostname)
         self._save()  # intent first: a crash from here on leaves a record to clean up after
         self.volume_paths = volumes.create_volumes(self.pod, self.volumes_root)
-        self.pause = start_pause(self.spawner, self.dirs, self.hostname)
-        self.pause_ref = ProcessRef.of(self.pause.pid)
-        self.selector.register(self.pause.pidfd, selectors.EVENT_READ, ("pause", None))
-        log.info("pod %s/%s: pause is pid %d", self.namespace, self.name, self.pause.pid)
+        self._start_pause()
         deadline = self.pod.spec.active_deadline_seconds
         if deadline:
             self.timers.add(self.clock() + deadline, self._deadline_exceeded)
         self._save()
+
+    def _start_pause(self) -> None:
+        self.pause = start_pause(self.spawner, self.dirs, self.hostname)
+        self.pause_ref = ProcessRef.of(self.pause.pid)
+        self.selector.register(self.pause.pidfd, selectors.EVENT_READ, ("pause", None))
+        log.info("pod %s/%s: pause is pid %d", self.namespace, self.name, self.pause.pid)
 
     def _deadline_exceeded(self) -> None:
         """activeDeadlineSeconds: the kubelet fails the pod and kills its containers (with grace)."""
@@ -218,14 +224,42 @@ class PodSupervisor:
         self._begin_stop(deleting=False, force=False)
 
     def _on_pause_exit(self) -> None:
+        """A dead sandbox (pause killed, its namespaces gone): as the kubelet's computePodActions,
+        kill every container, then make a new sandbox (attempt + 1) and run the pod again, init
+        containers included, except under restartPolicy Never once containers have run."""
         assert self.pause is not None
         self.selector.unregister(self.pause.pidfd)
-        info = self.pause.poll()
-        if not self.stopping:
-            log.warning("pod %s/%s: the pod sandbox (pause, pid %d) exited unexpectedly (%s); stopping the pod",
-                        self.namespace, self.name, self.pause.pid, info)
-            self.failure_message = "the pod sandbox exited unexpectedly"
-            self._begin_stop(deleting=True, force=True)
+        self.pause.poll()
+        if self.stopping or self.recreating:
+            return
+        log.warning("pod %s/%s: the pod sandbox (pause, pid %d) died; killing the containers and "
+                    "re-creating it", self.namespace, self.name, self.pause.pid)
+        self._event(None, ev.sandbox_changed())
+        self.recreating = True
+        for slot in self.slots:
+            self.timers.cancel(slot.restart_timer)
+            slot.restart_timer = None
+        self._kill_remaining()
+        self._save()
+        if not self._running():
+            self._recreate_sandbox()
+
+    def _recreate_sandbox(self) -> None:
+        self.recreating = False
+        assert self.pause is not None
+        self.pause.close()
+        if self.restart_policy == "Never" and any(s.started_once for s in self.slots):
+            self.failure_message = "the pod sandbox died and restartPolicy is Never"
+            self._begin_stop(deleting=False, force=True)
+            return
+        self.attempt += 1
+        for slot in self.slots:
+            # OnFailure: a container that already succeeded is not run again.
+            if not slot.init and self.restart_policy == "OnFailure" and _succeeded(slot.status):
+                slot.attempt = self.attempt
+        self._start_pause()
+        self._advance()
+        self._save()
 
     # --- starting containers ---------------------------------------------------------------------
 
@@ -247,18 +281,18 @@ class PodSupervisor:
     def _advance_once(self) -> None:
         """Init containers one at a time: a plain one must exit 0, a sidecar (restartPolicy Always)
         must be started (postStart done, startup probe passed); then every app container."""
-        initialized = any(s.started_once for s in self.slots if not s.init)
+        initialized = any(s.attempt == self.attempt for s in self.slots if not s.init)
         for slot in self.slots:
             if not slot.init or initialized:
                 break
-            if not slot.started_once:
+            if slot.attempt != self.attempt:
                 self._start(slot)
                 return
             if (slot.sidecar and slot.status.started) or (not slot.sidecar and _succeeded(slot.status)):
                 continue
             return  # still running, starting, or waiting to restart
         for slot in self.slots:
-            if not slot.init and not slot.started_once and not self.stopping:
+            if not slot.init and slot.attempt != self.attempt and not self.stopping:
                 self._start(slot)
 
     def _start(self, slot: Slot) -> None:
@@ -282,6 +316,7 @@ class PodSupervisor:
             self.selector.register(fd, selectors.EVENT_READ, ("log", None))
         self.selector.register(process.pidfd, selectors.EVENT_READ, ("exit", slot))
         slot.process, slot.layer, slot.started_once, slot.log_path = process, layer, True, log_path
+        slot.attempt = self.attempt
         slot.ref = ProcessRef.of(process.pid)
         slot.mnt_ns = mnt_ns
         slot.started_at = self.wall()
@@ -412,7 +447,7 @@ class PodSupervisor:
         else:
             state = st.Waiting(error.reason, error.describe())
         slot.status = replace(slot.status, state=state, restart_count=restart_count, ready=False)
-        slot.started_once = True
+        slot.started_once, slot.attempt = True, self.attempt
         self.start_error = error
         self.failure_message = error.describe()
         self._begin_stop(deleting=False, force=True)
@@ -438,7 +473,11 @@ class PodSupervisor:
                              message=message, container_id=slot.status.container_id)
         slot.status = replace(slot.status, state=term, ready=False, started=False)
         log.info("pod %s/%s: container %s exited with %d", self.namespace, self.name, slot.name, info.exit_code)
-        if not self.stopping:
+        if self.recreating:
+            slot.status = replace(slot.status, last_state=term)
+            if not self._running():
+                self._recreate_sandbox()
+        elif not self.stopping:
             self._after_exit(slot, term)
         elif self.stop_deadline is not None:
             self._stop_next()

@@ -208,3 +208,64 @@ spec:
     result = sbx.run("run", str(manifest))
     assert result.returncode == 2
     assert "spec.volumes[0]: Unsupported value: volume type configMap" in result.stderr
+
+
+def test_a_dead_sandbox_is_recreated_and_init_containers_rerun(sbx: Sandbox) -> None:
+    """computePodActions "Kill pod and recreate everything if the pod sandbox is dead": new pause,
+    init containers again, app containers restarted (restartCount + 1), event SandboxChanged."""
+    import os
+    import signal
+
+    manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: phoenix}
+spec:
+  terminationGracePeriodSeconds: 2
+  initContainers:
+  - {name: setup, image: busybox, command: ["sh", "-c", "echo run >> /state/init-runs"],
+     volumeMounts: [{name: state, mountPath: /state}]}
+  containers:
+  - {name: app, image: busybox, command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"]}
+  volumes:
+  - {name: state, emptyDir: {}}
+""")
+    proc = sbx.start(manifest)
+    state = sbx.wait_running("phoenix")
+    old_pause = state["pause"]["pid"]
+    os.kill(old_pause, signal.SIGKILL)
+
+    def recreated() -> dict | None:
+        s = sbx.state("phoenix")
+        if not s or not s.get("pause") or s["pause"]["pid"] == old_pause:
+            return None
+        app = s["status"]["containerStatuses"][0]
+        return s if app["restartCount"] == 1 and "running" in app["state"] else None
+
+    state = sbx.wait_for(recreated, timeout=20, message="a new sandbox")
+    assert [e for e in state["events"] if e["reason"] == "SandboxChanged"]
+    runs = sbx.run("exec", "phoenix", "--", "true")
+    assert runs.returncode == 0
+    volume = next((sbx.root / "lib" / "pods").iterdir()) / "volumes" / "empty-dir" / "state" / "init-runs"
+    assert volume.read_text() == "run\nrun\n"
+    sbx.stop(proc)
+
+
+def test_a_dead_sandbox_under_never_ends_the_pod(sbx: Sandbox) -> None:
+    import os
+    import signal
+
+    manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: mortal}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: app, image: busybox, command: ["sleep", "1000"]}
+""")
+    proc = sbx.start(manifest)
+    state = sbx.wait_running("mortal")
+    os.kill(state["pause"]["pid"], signal.SIGKILL)
+    code, _, err = sbx.finish(proc, timeout=20)
+    assert code == 1 and "pod default/mortal: Failed" in err
