@@ -15,28 +15,49 @@ from sandbox.logs.cri import LineSplitter, format_record
 from sandbox.record import field, record
 
 READ_CHUNK = 65536
+PIPE_BUF = 4096  # a pipe write of at most this many bytes is atomic: all or nothing
 
 
 @record(frozen=False)
 class Terminal:
-    """Where prefixed lines go; stops writing (quietly) once the reader went away (EPIPE)."""
+    """Where prefixed lines go. The supervisor must never block on it: a terminal (or pipe) that
+    is not being read would otherwise stall every probe and restart of the pod. So a chunk is
+    written only when the fd is writable right now, at most PIPE_BUF bytes at a time (a pipe then
+    takes it whole); what cannot be written is dropped, counted, and reported once the reader is
+    back. The CRI log file always gets everything. After EPIPE it stops writing."""
 
     stdout_fd: int = 1
     stderr_fd: int = 2
     broken: bool = False
+    dropped: int = 0  # lines not shown since the last successful write
 
     def write(self, stream: str, data: bytes) -> None:
         if self.broken:
             return
         fd = self.stdout_fd if stream == "stdout" else self.stderr_fd
+        if self.dropped and self._put(fd, f"[sandbox: {self.dropped} line(s) of output not shown: the "
+                                          "terminal was not reading; they are in the logs]\n".encode()):
+            self.dropped = 0
+        if not self._put(fd, data):
+            self.dropped += data.count(b"\n") or 1
+
+    def _put(self, fd: int, data: bytes) -> bool:
+        """Write all of `data` without blocking, or as much as fits in whole lines; False if some
+        was dropped."""
+        import select
+
         try:
             while data:
-                data = data[os.write(fd, data) :]
+                if not select.select([], [fd], [], 0)[1]:
+                    return False
+                cut = data.rfind(b"\n", 0, PIPE_BUF) + 1 or min(len(data), PIPE_BUF)
+                data = data[os.write(fd, data[:cut]) :]
         except BrokenPipeError:
             self.broken = True
+            return False
         except BlockingIOError:
-            # A terminal in non-blocking mode that is full: drop rather than stall the pod.
-            pass
+            return False
+        return True
 
 
 @record(frozen=False)

@@ -120,3 +120,34 @@ spec:
     result = sbx.run("logs", "short")
     assert result.returncode == 0 and result.stdout == "it ran\n"
     assert sbx.run("get", "pod", "short").returncode == 1
+
+
+def test_a_terminal_that_does_not_read_never_stalls_the_pod(sbx: Sandbox) -> None:
+    """The runtime's stdout is a pipe nobody reads: the pod still runs (its readiness probe keeps
+    ticking), everything is in the CRI log, and the terminal is told what it missed."""
+    import subprocess
+
+    manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: chatty}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: talker
+    image: busybox
+    command: ["sh", "-c", "trap 'exit 0' TERM; i=0; while [ $i -lt 20000 ]; do echo line $i is some text to fill the pipe; i=$((i+1)); done; echo done > /tmp/done; while true; do sleep 0.1; done"]
+    readinessProbe:
+      exec: {command: [test, -e, /tmp/done]}
+      periodSeconds: 1
+""")
+    proc = subprocess.Popen(sbx.cmd("run", str(manifest)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    sbx.procs.append(proc)
+    state = sbx.wait_for(lambda: (s := sbx.state("chatty")) and s["status"]["containerStatuses"][0]["ready"] and s,
+                         timeout=30, message="ready while the terminal is full")
+    log = sbx.run("logs", "chatty").stdout.splitlines()
+    assert len(log) == 20000 and log[-1].startswith("line 19999")
+    _, out, _ = sbx.stop(proc)
+    shown = [line for line in out.splitlines() if line.startswith("[talker] line")]
+    assert 0 < len(shown) < 20000 and all(line.endswith("fill the pipe") for line in shown)  # whole lines
