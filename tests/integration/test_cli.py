@@ -144,7 +144,7 @@ spec:
     proc = subprocess.Popen(sbx.cmd("run", str(manifest)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     sbx.procs.append(proc)
-    state = sbx.wait_for(lambda: (s := sbx.state("chatty")) and s["status"]["containerStatuses"][0]["ready"] and s,
+    sbx.wait_for(lambda: (s := sbx.state("chatty")) and s["status"]["containerStatuses"][0]["ready"] and s,
                          timeout=30, message="ready while the terminal is full")
     log = sbx.run("logs", "chatty").stdout.splitlines()
     assert len(log) == 20000 and log[-1].startswith("line 19999")
