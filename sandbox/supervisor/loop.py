@@ -26,20 +26,16 @@ from sandbox.paths import RootLayout
 from sandbox.pod import volumes
 from sandbox.pod.sandbox import SandboxDirs, start_pause, write_pod_files
 from sandbox.process import launch
-from sandbox.process.leftovers import command_of, kill_in_mount_ns, processes_in_mount_ns
 from sandbox.process.spawner import ChildProcess, Spawner
-from sandbox.record import field, record, replace
-from sandbox.rootfs.layers import ContainerLayer
-from sandbox.rootfs.plan import MountOp, OpKind
+from sandbox.record import replace
 from sandbox.spec.model import Container, Pod
 from sandbox.state.proc import ProcessRef
 from sandbox.supervisor import snapshot
 from sandbox.supervisor.backoff import BackoffConfig, CrashLoopBackOff, format_duration
-from sandbox.supervisor.checks import CheckRun, CheckRunner
+from sandbox.supervisor.checks import CheckRunner
+from sandbox.supervisor.container import ContainerLifecycle, PodContext, Slot, succeeded
 from sandbox.supervisor.policy import should_restart
-from sandbox.supervisor.probes import CheckContext, ContainerProbes, checks_for
 from sandbox.supervisor.timers import Timers
-from sandbox.termination import prepare_message_file, read_termination_message
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
@@ -47,40 +43,7 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-MIN_GRACE_SECONDS = 2.0  # the kubelet never gives a container less (minimumGracePeriodInSeconds)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-@record(frozen=False)
-class Slot:
-    """Everything the supervisor knows about one container of the pod."""
-
-    spec: Container
-    image: Image
-    init: bool  # an init container (plain, or a sidecar when `sidecar`)
-    sidecar: bool
-    status: st.ContainerStatus
-    process: ChildProcess | None = None
-    ref: ProcessRef | None = None
-    layer: ContainerLayer | None = None
-    mnt_ns: str | None = None  # "mnt:[inode]" of the current instance's mount namespace
-    mnt_ns_fd: int = -1  # held open so that inode is not reused while we still compare with it
-    env: list[str] = field(default_factory=list)
-    argv: list[str] = field(default_factory=list)
-    restart_timer: int | None = None
-    started_once: bool = False  # ever started (restartCount counts from the second start)
-    attempt: int = -1  # the sandbox attempt it last started in
-    stopping: bool = False  # the kubelet is stopping this instance (preStop, SIGTERM, SIGKILL)
-    kill_timer: int | None = None
-    hook: CheckRun | None = None  # postStart or preStop in flight
-    probes: ContainerProbes | None = None
-    message_file: Path | None = None
-    started_at: float = 0.0  # wall clock of the current instance's exec
-    log_path: Path | None = None
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
 
 
 class PodSupervisor:
@@ -109,7 +72,6 @@ class PodSupervisor:
         self.backoff = CrashLoopBackOff(backoff)
         self.probe_scale = probe_scale
         self.volumes_root = volumes.volumes_root(layout.lib, uid)
-        self.volume_paths: dict[str, Path] = {}
         self.terminal, self.save_state, self.clock, self.wall = terminal, save_state, clock, wall
         self.restart_policy = pod.spec.restart_policy or "Always"
         self.slots = [self._slot(c, images[c.name], init=True) for c in pod.spec.init_containers]
@@ -121,7 +83,6 @@ class PodSupervisor:
         self.logs: dict[int, ContainerLog] = {}
         self.pause: ChildProcess | None = None
         self.pause_ref: ProcessRef | None = None
-        self.devnull = -1
         self.deleting = False  # stopped from outside: Ctrl-C, SIGTERM, `sandbox delete`
         self.stopping = False  # no container will be started again
         self.stop_deadline: float | None = None  # monotonic; the pod's grace period ends here
@@ -129,13 +90,21 @@ class PodSupervisor:
         self.failure_message = ""
         self.failure_reason = ""  # status.reason of a failed pod, e.g. DeadlineExceeded
         self.created_at = wall()
-        self.attempt = 0  # the sandbox attempt; a dead pause makes a new one
-        self.recreating = False
+        self.recreating = False  # the sandbox died: waiting for the containers to die too
         self._advancing = False
         self._advance_pending = False
         self.runtime_ref = ProcessRef.of(os.getpid())
         self.conditions: list[st.PodCondition] = []
         self.phase = st.PodPhase.PENDING
+        self.ctx = PodContext(pod, self.namespace, self.name, self.hostname, layout, self.dirs, self.log_dir,
+                              terminal, spawner, self.selector, self.timers, self.runner, self.events, clock,
+                              wall, self.logs, probe_scale)
+        self.lifecycle = ContainerLifecycle(self.ctx, changed=self._save, started=self._container_started,
+                                            start_failed=self._start_failed)
+
+    def _container_started(self, slot: Slot) -> None:
+        if slot.sidecar:
+            self._advance()  # the next init container may start once a sidecar has started
 
     def _slot(self, spec: Container, image: Image, *, init: bool) -> Slot:
         sidecar = init and spec.restart_policy == "Always"
@@ -196,10 +165,10 @@ class PodSupervisor:
     # --- the sandbox -----------------------------------------------------------------------------
 
     def _start_sandbox(self) -> None:
-        self.devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        self.ctx.devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         write_pod_files(self.dirs, self.hostname)
         self._save()  # intent first: a crash from here on leaves a record to clean up after
-        self.volume_paths = volumes.create_volumes(self.pod, self.volumes_root)
+        self.ctx.volume_paths = volumes.create_volumes(self.pod, self.volumes_root)
         self._start_pause()
         deadline = self.pod.spec.active_deadline_seconds
         if deadline:
@@ -209,6 +178,7 @@ class PodSupervisor:
     def _start_pause(self) -> None:
         self.pause = start_pause(self.spawner, self.dirs, self.hostname)
         self.pause_ref = ProcessRef.of(self.pause.pid)
+        self.ctx.pause_pidfd = self.pause.pidfd
         self.selector.register(self.pause.pidfd, selectors.EVENT_READ, ("pause", None))
         log.info("pod %s/%s: pause is pid %d", self.namespace, self.name, self.pause.pid)
 
@@ -219,7 +189,7 @@ class PodSupervisor:
         log.warning("pod %s/%s: active longer than activeDeadlineSeconds (%ds), stopping it",
                     self.namespace, self.name, self.pod.spec.active_deadline_seconds)
         self.failure_reason = "DeadlineExceeded"
-        self._event(None, ev.deadline_exceeded())
+        self.ctx.event(None, ev.deadline_exceeded())
         self.failure_message = "Pod was active on the node longer than the specified deadline"
         self._begin_stop(deleting=False, force=False)
 
@@ -234,7 +204,7 @@ class PodSupervisor:
             return
         log.warning("pod %s/%s: the pod sandbox (pause, pid %d) died; killing the containers and "
                     "re-creating it", self.namespace, self.name, self.pause.pid)
-        self._event(None, ev.sandbox_changed())
+        self.ctx.event(None, ev.sandbox_changed())
         self.recreating = True
         for slot in self.slots:
             self.timers.cancel(slot.restart_timer)
@@ -252,11 +222,11 @@ class PodSupervisor:
             self.failure_message = "the pod sandbox died and restartPolicy is Never"
             self._begin_stop(deleting=False, force=True)
             return
-        self.attempt += 1
+        self.ctx.attempt += 1
         for slot in self.slots:
             # OnFailure: a container that already succeeded is not run again.
-            if not slot.init and self.restart_policy == "OnFailure" and _succeeded(slot.status):
-                slot.attempt = self.attempt
+            if not slot.init and self.restart_policy == "OnFailure" and succeeded(slot.status):
+                slot.attempt = self.ctx.attempt
         self._start_pause()
         self._advance()
         self._save()
@@ -281,173 +251,32 @@ class PodSupervisor:
     def _advance_once(self) -> None:
         """Init containers one at a time: a plain one must exit 0, a sidecar (restartPolicy Always)
         must be started (postStart done, startup probe passed); then every app container."""
-        initialized = any(s.attempt == self.attempt for s in self.slots if not s.init)
+        initialized = any(s.attempt == self.ctx.attempt for s in self.slots if not s.init)
         for slot in self.slots:
             if not slot.init or initialized:
                 break
-            if slot.attempt != self.attempt:
-                self._start(slot)
+            if slot.attempt != self.ctx.attempt:
+                self.lifecycle.start(slot)
                 return
-            if (slot.sidecar and slot.status.started) or (not slot.sidecar and _succeeded(slot.status)):
+            if (slot.sidecar and slot.status.started) or (not slot.sidecar and succeeded(slot.status)):
                 continue
             return  # still running, starting, or waiting to restart
         for slot in self.slots:
-            if not slot.init and slot.attempt != self.attempt and not self.stopping:
-                self._start(slot)
-
-    def _start(self, slot: Slot) -> None:
-        slot.restart_timer = None
-        restart_count = slot.status.restart_count + (1 if slot.started_once else 0)
-        container_id = os.urandom(32).hex()
-        layer = ContainerLayer.create(self.layout.containers, container_id)
-        log_path = self.log_dir / slot.name / f"{restart_count}.log"
-        clog = ContainerLog(slot.name, log_path, self.terminal)
-        self._event(slot, ev.pulled(slot.image.name))
-        try:
-            process, mnt_ns = self._spawn(slot, layer, clog)
-        except ContainerStartError as e:
-            clog.close()
-            layer.remove()
-            self._start_failed(slot, e, restart_count)
-            return
-        clog.close_child_ends()
-        for fd in clog.read_fds():
-            self.logs[fd] = clog
-            self.selector.register(fd, selectors.EVENT_READ, ("log", None))
-        self.selector.register(process.pidfd, selectors.EVENT_READ, ("exit", slot))
-        slot.process, slot.layer, slot.started_once, slot.log_path = process, layer, True, log_path
-        slot.attempt = self.attempt
-        slot.ref = ProcessRef.of(process.pid)
-        slot.mnt_ns = mnt_ns
-        slot.started_at = self.wall()
-        self._event(slot, ev.created(slot.name))
-        self._event(slot, ev.started(slot.name))
-        # The kubelet reports a container Running only once its postStart hook has returned.
-        slot.status = replace(slot.status, state=st.Waiting("ContainerCreating"), restart_count=restart_count,
-                              container_id=f"sandbox://{container_id}", ready=False, started=False)
-        log.info("pod %s/%s: started container %s (pid %d)", self.namespace, self.name, slot.name, process.pid)
-        post_start = slot.spec.lifecycle.post_start if slot.spec.lifecycle else None
-        if post_start is None:
-            self._mark_running(slot)
-        else:
-            # Exec hooks have no timeout (handlers.go); an http hook uses the probe default (1 s)
-            # in spirit of the kubelet's client timeout; sleep counts its own seconds.
-            timeout = float("inf") if post_start.exec else 1.0
-            slot.hook = self.runner.start(checks_for(post_start, self._check_context(slot), timeout, hook=True),
-                                          lambda outcome: self._post_start_done(slot, outcome))
-        self._save()
-
-    def _spawn(self, slot: Slot, layer: ContainerLayer, clog: ContainerLog) -> tuple[ChildProcess, str | None]:
-        slot.env = launch.container_env(slot.spec, slot.image, self.hostname)
-        slot.argv = launch.resolve_argv(slot.spec, slot.image, slot.env)
-        stdout, stderr = clog.stdio
-        req = launch.container_request(
-            slot.spec, slot.image, layer, self.dirs.files, pause_pidfd=self._pause_pidfd(),
-            share_pid=bool(self.pod.spec.share_process_namespace), argv=slot.argv, env=slot.env,
-            stdout=stdout, stderr=stderr, stdin=self.devnull)
-        req.ops.extend(volumes.mount_ops(slot.spec, self.volume_paths))
-        # The kubelet's termination-message file, bound at terminationMessagePath (reference 5.6).
-        slot.message_file = prepare_message_file(self.dirs.root, slot.name)
-        target = (slot.spec.termination_message_path or "/dev/termination-log").lstrip("/")
-        req.ops.append(MountOp(OpKind.BIND, target, str(slot.message_file)))
-        # Stage 2 already sits in the container's new mount namespace while it waits: pin it now,
-        # before a short-lived main process can exit and take /proc/PID/ns with it. The open fd
-        # also keeps the namespace (and its inode number) alive: a freed namespace's inode is
-        # reused by the next one, which would make another container look like this one's.
-        def pin(pid: int) -> None:
-            slot.mnt_ns_fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
-
-        try:
-            process = self.spawner.spawn(req, before_start=pin)
-        except ContainerStartError:
-            self._unpin(slot)
-            raise
-        return process, os.readlink(f"/proc/self/fd/{slot.mnt_ns_fd}") if slot.mnt_ns_fd >= 0 else None
-
-    def _unpin(self, slot: Slot) -> None:
-        if slot.mnt_ns_fd >= 0:
-            os.close(slot.mnt_ns_fd)
-            slot.mnt_ns_fd = -1
-
-    def _check_context(self, slot: Slot) -> CheckContext:
-        assert slot.process is not None
-        ports = {p.name: p.container_port for p in slot.spec.ports if p.name}
-        return CheckContext(self.spawner, slot.process.pidfd, self._pause_pidfd(), tuple(slot.env),
-                            launch.working_dir(slot.spec, slot.image), ports)
-
-    def _post_start_done(self, slot: Slot, outcome: Any) -> None:
-        slot.hook = None
-        if slot.process is None or slot.stopping:
-            return
-        if outcome.ok:
-            self._mark_running(slot)
-        else:
-            log.warning("pod %s/%s: postStart hook of %s failed: %s", self.namespace, self.name, slot.name,
-                        outcome.output)
-            self._event(slot, ev.failed_post_start_hook())
-            slot.status = replace(slot.status, state=st.Waiting("PostStartHookError", outcome.output[:1024]))
-            self._stop_container(slot, self.clock() + self._grace())
-        self._save()
-
-    def _mark_running(self, slot: Slot) -> None:
-        """postStart returned: Running; started unless a startup probe must pass first; ready
-        unless a readiness probe must pass first (reference 7.2)."""
-        assert slot.process is not None
-        probes = ContainerProbes(slot.spec, self._check_context(slot), self.runner, self.timers,
-                                 lambda verdict: self._on_verdict(slot, verdict),
-                                 started_at=self.clock(), now=self.clock(), scale=self.probe_scale)
-        started = not probes.has_startup
-        slot.status = replace(slot.status, state=st.Running(slot.started_at), started=started,
-                              ready=started and not probes.has_readiness)
-        if probes.workers:
-            slot.probes = probes
-            probes.start()
-        self._save()
-        if slot.sidecar and started:
-            self._advance()  # the next init container may start once a sidecar has started
-
-    def _on_verdict(self, slot: Slot, verdict: Any) -> None:
-        if verdict.event:
-            self._event(slot, (ev.WARNING, verdict.event_reason, verdict.event))
-        if slot.process is None or slot.stopping:
-            return
-        if verdict.started:
-            slot.status = replace(slot.status, started=True,
-                                  ready=not (slot.probes and slot.probes.has_readiness))
-            if slot.probes is not None:
-                slot.probes.mark_started(self.clock())
-            if slot.sidecar:
-                self._advance()
-        elif verdict.kind == "readiness" and verdict.changed:
-            slot.status = replace(slot.status, ready=verdict.result == "Success" and slot.status.started)
-        if verdict.kill:
-            self._event(slot, ev.killing_after_probe(slot.name, verdict.kind))
-            probe = slot.spec.liveness_probe if verdict.kind == "liveness" else slot.spec.startup_probe
-            grace = probe.termination_grace_period_seconds if probe else None
-            self._stop_container(slot, self.clock() + (grace if grace is not None else self._grace()),
-                                 announce=False)
-        self._save()
-
-    def _event(self, slot: Slot | None, note: tuple[str, str, str]) -> None:
-        obj = ev.field_path(slot.name, slot.init) if slot is not None else ""
-        self.events.record(note[0], note[1], note[2], obj, self.wall())
-
-    def _pause_pidfd(self) -> int:
-        assert self.pause is not None
-        return self.pause.pidfd
+            if not slot.init and slot.attempt != self.ctx.attempt and not self.stopping:
+                self.lifecycle.start(slot)
 
     def _start_failed(self, slot: Slot, error: ContainerStartError, restart_count: int) -> None:
         """A container that cannot be started ends the pod: `sandbox run` reports it and exits 1
         rather than crash-looping in the foreground (decision recorded in the issue's note)."""
         error.container = slot.name
-        self._event(slot, ev.failed(error.describe()))
+        self.ctx.event(slot, ev.failed(error.describe()))
         now = self.wall()
         if error.reason == "ContainerCannotRun":
             state: st.ContainerStatus | Any = st.Terminated(128, error.reason, now, now, error.describe())
         else:
             state = st.Waiting(error.reason, error.describe())
         slot.status = replace(slot.status, state=state, restart_count=restart_count, ready=False)
-        slot.started_once, slot.attempt = True, self.attempt
+        slot.started_once, slot.attempt = True, self.ctx.attempt
         self.start_error = error
         self.failure_message = error.describe()
         self._begin_stop(deleting=False, force=True)
@@ -455,24 +284,11 @@ class PodSupervisor:
     # --- exits -----------------------------------------------------------------------------------
 
     def _on_exit(self, slot: Slot) -> None:
-        process = slot.process
-        assert process is not None
-        info = process.poll()
+        assert slot.process is not None
+        info = slot.process.poll()
         if info is None:
             return
-        self.selector.unregister(process.pidfd)
-        process.close()
-        slot.process = None
-        self._end_instance(slot)
-        now = self.wall()
-        message = ""
-        if slot.message_file is not None:
-            message = read_termination_message(slot.message_file, slot.spec.termination_message_policy or "File",
-                                               info.exit_code, slot.log_path)
-        term = st.Terminated(info.exit_code, st.terminated_reason(info.exit_code), slot.started_at, now,
-                             message=message, container_id=slot.status.container_id)
-        slot.status = replace(slot.status, state=term, ready=False, started=False)
-        log.info("pod %s/%s: container %s exited with %d", self.namespace, self.name, slot.name, info.exit_code)
+        term = self.lifecycle.finish(slot, info)
         if self.recreating:
             slot.status = replace(slot.status, last_state=term)
             if not self._running():
@@ -482,22 +298,6 @@ class PodSupervisor:
         elif self.stop_deadline is not None:
             self._stop_next()
         self._save()
-
-    def _end_instance(self, slot: Slot) -> None:
-        """Everything that belonged to the instance that just exited."""
-        self._reap_leftovers(slot)
-        self._unpin(slot)
-        self.runner.cancel(slot.hook)
-        slot.hook = None
-        if slot.probes is not None:
-            slot.probes.stop()
-            slot.probes = None
-        self.timers.cancel(slot.kill_timer)
-        slot.kill_timer = None
-        slot.stopping = False
-        if slot.layer is not None:
-            slot.layer.remove()
-            slot.layer = None
 
     def _after_exit(self, slot: Slot, term: st.Terminated) -> None:
         if slot.init and not slot.sidecar and term.exit_code == 0:
@@ -515,40 +315,21 @@ class PodSupervisor:
         delay = when - self.clock()
         slot.status = replace(slot.status, last_state=term)
         if delay <= 0:
-            self._start(slot)
+            self.lifecycle.start(slot)
             return
         message = (f"back-off {format_duration(self.backoff.delay(key))} restarting failed "
                    f"container={slot.name} pod={self.name}_{self.namespace}({self.uid})")
         slot.status = replace(slot.status, state=st.Waiting("CrashLoopBackOff", message))
-        self._event(slot, ev.back_off(slot.name, self.name, self.namespace, self.uid))
+        self.ctx.event(slot, ev.back_off(slot.name, self.name, self.namespace, self.uid))
         slot.restart_timer = self.timers.add(when, lambda: self._restart_due(slot))
 
     def _restart_due(self, slot: Slot) -> None:
         slot.restart_timer = None
         if not self.stopping:
-            self._start(slot)
+            self.lifecycle.start(slot)
 
     def _apps_finished(self) -> bool:
         return all(s.process is None and s.restart_timer is None for s in self.slots if not s.init)
-
-    def _reap_leftovers(self, slot: Slot) -> None:
-        """The foreground rule: a main process that backgrounded its work and exited leaves it
-        running (shared PID namespace) or has it killed by the kernel (own PID namespace). Either
-        way the container has exited; the kubelet kills what remains and applies restartPolicy."""
-        if slot.mnt_ns is None or not self.pod.spec.share_process_namespace:
-            return  # its own PID namespace died with its PID 1: nothing can be left to find
-        left = processes_in_mount_ns(slot.mnt_ns)
-        if not left:
-            return
-        example = f"pid {left[0]}: {command_of(left[0])[:60]}"
-        log.warning(
-            "pod %s/%s: container %s's main process exited but left %d process(es) running (%s). A "
-            "container lives exactly as long as its main process: one that backgrounds its work "
-            "(`nohup app &`, a daemon mode) makes the container exit, so restartPolicy %s %s. Keep "
-            "the main process in the foreground (e.g. `exec app`). Killing the leftovers.",
-            self.namespace, self.name, slot.name, len(left), example, self.restart_policy,
-            "restarts it" if self.restart_policy != "Never" else "ends it")
-        kill_in_mount_ns(slot.mnt_ns, signal.SIGKILL)
 
     # --- stopping --------------------------------------------------------------------------------
 
@@ -577,12 +358,8 @@ class PodSupervisor:
             self._kill_remaining()
             return
         if self.stop_deadline is None:
-            self.stop_deadline = self.clock() + self._grace()
+            self.stop_deadline = self.clock() + self.ctx.grace()
         self._stop_next()
-
-    def _grace(self) -> float:
-        return float(self.pod.spec.termination_grace_period_seconds if
-                     self.pod.spec.termination_grace_period_seconds is not None else 30)
 
     def _stop_next(self) -> None:
         """The kubelet's order: every regular (and plain init) container at once; sidecars only
@@ -593,54 +370,11 @@ class PodSupervisor:
         first_wave = [s for s in running if not s.sidecar]
         wave = first_wave or [s for s in reversed(self.slots) if s.sidecar and s.process is not None][:1]
         for slot in wave:
-            self._stop_container(slot, self.stop_deadline)
-
-    def _stop_container(self, slot: Slot, deadline: float, *, announce: bool = True) -> None:
-        """killContainer: preStop (within the grace), then SIGTERM, then SIGKILL at the deadline,
-        never less than 2 s after the SIGTERM (minimumGracePeriodInSeconds)."""
-        if slot.process is None or slot.stopping:
-            return
-        slot.stopping = True
-        if announce:
-            self._event(slot, ev.killing(slot.name))
-        self.runner.cancel(slot.hook)  # a postStart still running is abandoned
-        slot.hook = None
-        pre_stop = slot.spec.lifecycle.pre_stop if slot.spec.lifecycle else None
-        if pre_stop is not None:
-            check = checks_for(pre_stop, self._check_context(slot), max(deadline - self.clock(), 0.0), hook=True)
-            slot.hook = self.runner.start(check, lambda outcome: self._pre_stop_done(slot, outcome, deadline))
-        else:
-            self._terminate(slot, deadline)
-
-    def _pre_stop_done(self, slot: Slot, outcome: Any, deadline: float) -> None:
-        slot.hook = None
-        if not outcome.ok:
-            log.warning("pod %s/%s: preStop hook of %s failed: %s", self.namespace, self.name, slot.name,
-                        outcome.output)
-            self._event(slot, ev.failed_pre_stop_hook())
-        self._terminate(slot, deadline)
-
-    def _terminate(self, slot: Slot, deadline: float) -> None:
-        if slot.process is None:
-            return
-        log.info("pod %s/%s: stopping container %s (SIGTERM)", self.namespace, self.name, slot.name)
-        slot.process.send_signal(signal.SIGTERM)
-        kill_at = max(deadline, self.clock() + MIN_GRACE_SECONDS)
-        slot.kill_timer = self.timers.add(kill_at, lambda: self._kill(slot))
-
-    def _kill(self, slot: Slot) -> None:
-        """SIGKILL the container: its main process, and in a shared PID namespace everything
-        else it started (in its own PID namespace the kernel takes care of that)."""
-        slot.kill_timer = None
-        if slot.process is None:
-            return
-        slot.process.send_signal(signal.SIGKILL)
-        if slot.mnt_ns is not None and self.pod.spec.share_process_namespace:
-            kill_in_mount_ns(slot.mnt_ns, signal.SIGKILL)
+            self.lifecycle.stop(slot, self.stop_deadline)
 
     def _kill_remaining(self) -> None:
         for slot in self._running():
-            self._kill(slot)
+            self.lifecycle.kill(slot)
 
     def _running(self) -> list[Slot]:
         return [s for s in self.slots if s.process is not None]
@@ -666,7 +400,7 @@ class PodSupervisor:
         for slot in self.slots:
             if slot.probes is not None:
                 slot.probes.stop()
-            self._unpin(slot)
+            self.lifecycle.unpin(slot)
         for slot in self._running():
             assert slot.process is not None
             slot.process.send_signal(signal.SIGKILL)
@@ -685,9 +419,9 @@ class PodSupervisor:
             self.pause.wait()
             self.pause.close()
         volumes.remove_volumes(self.volumes_root)
-        if self.devnull >= 0:
-            os.close(self.devnull)
-            self.devnull = -1
+        if self.ctx.devnull >= 0:
+            os.close(self.ctx.devnull)
+            self.ctx.devnull = -1
         self.selector.close()
         self._save()
 
@@ -738,6 +472,3 @@ class PodSupervisor:
             "layer": str(slot.layer.path) if slot.layer else None,
         }
 
-
-def _succeeded(cs: st.ContainerStatus) -> bool:
-    return isinstance(cs.state, st.Terminated) and cs.state.exit_code == 0

@@ -1,0 +1,359 @@
+"""One container of the pod through the kubelet's steps, instance after instance:
+start (writable layer, log, spawn, postStart), running (probes), stop (preStop, SIGTERM, SIGKILL
+at the deadline) and exit (termination message, leftovers, clean-up).
+
+The pod-level decisions (order of starts, restartPolicy and back-off, the pod's stop order, the
+sandbox) stay with the supervisor in loop.py; this module reports back through two callbacks.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+
+from sandbox import events as ev
+from sandbox import status as st
+from sandbox.errors import ContainerStartError
+from sandbox.log import get_logger
+from sandbox.logs.stream import ContainerLog
+from sandbox.pod import volumes
+from sandbox.process import launch
+from sandbox.process.leftovers import command_of, kill_in_mount_ns, processes_in_mount_ns
+from sandbox.record import field, record, replace
+from sandbox.rootfs.layers import ContainerLayer
+from sandbox.rootfs.plan import MountOp, OpKind
+from sandbox.state.proc import ProcessRef
+from sandbox.supervisor.probes import CheckContext, ContainerProbes, checks_for
+from sandbox.termination import prepare_message_file, read_termination_message
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+    from typing import Any
+
+    from sandbox.images.store import Image
+    from sandbox.logs.stream import Terminal
+    from sandbox.paths import RootLayout
+    from sandbox.pod.sandbox import SandboxDirs
+    from sandbox.process.spawner import ChildProcess, ExitInfo, Spawner
+    from sandbox.spec.model import Container, Pod
+    from sandbox.supervisor.checks import CheckRun, CheckRunner
+    from sandbox.supervisor.timers import Timers
+
+log = get_logger(__name__)
+
+MIN_GRACE_SECONDS = 2.0  # the kubelet never gives a container less (minimumGracePeriodInSeconds)
+
+
+@record(frozen=False)
+class Slot:
+    """Everything the supervisor knows about one container of the pod."""
+
+    spec: Container
+    image: Image
+    init: bool  # an init container (plain, or a sidecar when `sidecar`)
+    sidecar: bool
+    status: st.ContainerStatus
+    process: ChildProcess | None = None
+    ref: ProcessRef | None = None
+    layer: ContainerLayer | None = None
+    mnt_ns: str | None = None  # "mnt:[inode]" of the current instance's mount namespace
+    mnt_ns_fd: int = -1  # held open so that inode is not reused while we still compare with it
+    env: list[str] = field(default_factory=list)
+    argv: list[str] = field(default_factory=list)
+    restart_timer: int | None = None
+    started_once: bool = False  # ever started (restartCount counts from the second start)
+    attempt: int = -1  # the sandbox attempt it last started in
+    stopping: bool = False  # the kubelet is stopping this instance (preStop, SIGTERM, SIGKILL)
+    kill_timer: int | None = None
+    hook: CheckRun | None = None  # postStart or preStop in flight
+    probes: ContainerProbes | None = None
+    message_file: Path | None = None
+    started_at: float = 0.0  # wall clock of the current instance's exec
+    log_path: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+def succeeded(cs: st.ContainerStatus) -> bool:
+    return isinstance(cs.state, st.Terminated) and cs.state.exit_code == 0
+
+
+@record(frozen=False)
+class PodContext:
+    """What a container instance needs from its pod: the pod's own facts and the supervisor's
+    shared machinery (one selector, one timer heap, one check runner, one event recorder)."""
+
+    pod: Pod
+    namespace: str
+    name: str
+    hostname: str
+    layout: RootLayout
+    dirs: SandboxDirs
+    log_dir: Path
+    terminal: Terminal | None
+    spawner: Spawner
+    selector: selectors.BaseSelector
+    timers: Timers
+    runner: CheckRunner
+    events: ev.EventRecorder
+    clock: Callable[[], float]
+    wall: Callable[[], float]
+    logs: dict[int, ContainerLog]  # log pipe fd -> the log it feeds, read by the loop
+    probe_scale: float = 1.0
+    devnull: int = -1
+    pause_pidfd: int = -1
+    volume_paths: dict[str, Path] = field(default_factory=dict)
+    attempt: int = 0  # the sandbox attempt containers start in now
+
+    def grace(self) -> float:
+        seconds = self.pod.spec.termination_grace_period_seconds
+        return float(seconds if seconds is not None else 30)
+
+    def event(self, slot: Slot | None, note: tuple[str, str, str]) -> None:
+        obj = ev.field_path(slot.name, slot.init) if slot is not None else ""
+        self.events.record(note[0], note[1], note[2], obj, self.wall())
+
+
+class ContainerLifecycle:
+    def __init__(self, ctx: PodContext, *, changed: Callable[[], None], started: Callable[[Slot], None],
+                 start_failed: Callable[[Slot, ContainerStartError, int], None]) -> None:
+        """`changed`: a status changed (save the state); `started`: a container has started
+        (postStart done, startup probe passed); `start_failed`: it could not be started."""
+        self.ctx = ctx
+        self.changed, self.started, self.start_failed = changed, started, start_failed
+
+    # --- start ---------------------------------------------------------------------------------
+
+    def start(self, slot: Slot) -> None:
+        ctx = self.ctx
+        slot.restart_timer = None
+        restart_count = slot.status.restart_count + (1 if slot.started_once else 0)
+        container_id = os.urandom(32).hex()
+        layer = ContainerLayer.create(ctx.layout.containers, container_id)
+        log_path = ctx.log_dir / slot.name / f"{restart_count}.log"
+        clog = ContainerLog(slot.name, log_path, ctx.terminal)
+        ctx.event(slot, ev.pulled(slot.image.name))
+        try:
+            process, mnt_ns = self._spawn(slot, layer, clog)
+        except ContainerStartError as e:
+            clog.close()
+            layer.remove()
+            self.start_failed(slot, e, restart_count)
+            return
+        clog.close_child_ends()
+        for fd in clog.read_fds():
+            ctx.logs[fd] = clog
+            ctx.selector.register(fd, selectors.EVENT_READ, ("log", None))
+        ctx.selector.register(process.pidfd, selectors.EVENT_READ, ("exit", slot))
+        slot.process, slot.layer, slot.started_once, slot.log_path = process, layer, True, log_path
+        slot.attempt, slot.ref, slot.mnt_ns, slot.started_at = ctx.attempt, ProcessRef.of(process.pid), mnt_ns, ctx.wall()
+        ctx.event(slot, ev.created(slot.name))
+        ctx.event(slot, ev.started(slot.name))
+        # The kubelet reports a container Running only once its postStart hook has returned.
+        slot.status = replace(slot.status, state=st.Waiting("ContainerCreating"), restart_count=restart_count,
+                              container_id=f"sandbox://{container_id}", ready=False, started=False)
+        log.info("pod %s/%s: started container %s (pid %d)", ctx.namespace, ctx.name, slot.name, process.pid)
+        post_start = slot.spec.lifecycle.post_start if slot.spec.lifecycle else None
+        if post_start is None:
+            self._mark_running(slot)
+        else:
+            # Exec hooks have no timeout (handlers.go); an http hook gets the probe default (1 s);
+            # sleep counts its own seconds.
+            timeout = float("inf") if post_start.exec else 1.0
+            slot.hook = ctx.runner.start(checks_for(post_start, self._check_context(slot), timeout, hook=True),
+                                         lambda outcome: self._post_start_done(slot, outcome))
+        self.changed()
+
+    def _spawn(self, slot: Slot, layer: ContainerLayer, clog: ContainerLog) -> tuple[ChildProcess, str | None]:
+        ctx = self.ctx
+        slot.env = launch.container_env(slot.spec, slot.image, ctx.hostname)
+        slot.argv = launch.resolve_argv(slot.spec, slot.image, slot.env)
+        stdout, stderr = clog.stdio
+        req = launch.container_request(
+            slot.spec, slot.image, layer, ctx.dirs.files, pause_pidfd=ctx.pause_pidfd,
+            share_pid=bool(ctx.pod.spec.share_process_namespace), argv=slot.argv, env=slot.env,
+            stdout=stdout, stderr=stderr, stdin=ctx.devnull)
+        req.ops.extend(volumes.mount_ops(slot.spec, ctx.volume_paths))
+        # The kubelet's termination-message file, bound at terminationMessagePath (reference 5.6).
+        slot.message_file = prepare_message_file(ctx.dirs.root, slot.name)
+        target = (slot.spec.termination_message_path or "/dev/termination-log").lstrip("/")
+        req.ops.append(MountOp(OpKind.BIND, target, str(slot.message_file)))
+
+        # Stage 2 already sits in the container's new mount namespace while it waits: pin it now,
+        # before a short-lived main process can exit and take /proc/PID/ns with it. The open fd
+        # also keeps the namespace (and its inode number) alive: a freed namespace's inode is
+        # reused by the next one, which would make another container look like this one's.
+        def pin(pid: int) -> None:
+            slot.mnt_ns_fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+
+        try:
+            process = ctx.spawner.spawn(req, before_start=pin)
+        except ContainerStartError:
+            self.unpin(slot)
+            raise
+        return process, os.readlink(f"/proc/self/fd/{slot.mnt_ns_fd}") if slot.mnt_ns_fd >= 0 else None
+
+    def unpin(self, slot: Slot) -> None:
+        if slot.mnt_ns_fd >= 0:
+            os.close(slot.mnt_ns_fd)
+            slot.mnt_ns_fd = -1
+
+    def _check_context(self, slot: Slot) -> CheckContext:
+        assert slot.process is not None
+        ports = {p.name: p.container_port for p in slot.spec.ports if p.name}
+        return CheckContext(self.ctx.spawner, slot.process.pidfd, self.ctx.pause_pidfd, tuple(slot.env),
+                            launch.working_dir(slot.spec, slot.image), ports)
+
+    def _post_start_done(self, slot: Slot, outcome: Any) -> None:
+        slot.hook = None
+        if slot.process is None or slot.stopping:
+            return
+        if outcome.ok:
+            self._mark_running(slot)
+        else:
+            log.warning("pod %s/%s: postStart hook of %s failed: %s", self.ctx.namespace, self.ctx.name, slot.name,
+                        outcome.output)
+            self.ctx.event(slot, ev.failed_post_start_hook())
+            slot.status = replace(slot.status, state=st.Waiting("PostStartHookError", outcome.output[:1024]))
+            self.stop(slot, self.ctx.clock() + self.ctx.grace())
+        self.changed()
+
+    # --- running -------------------------------------------------------------------------------
+
+    def _mark_running(self, slot: Slot) -> None:
+        """postStart returned: Running; started unless a startup probe must pass first; ready
+        unless a readiness probe must pass first (reference 7.2)."""
+        assert slot.process is not None
+        ctx = self.ctx
+        probes = ContainerProbes(slot.spec, self._check_context(slot), ctx.runner, ctx.timers,
+                                 lambda verdict: self._on_verdict(slot, verdict),
+                                 started_at=ctx.clock(), now=ctx.clock(), scale=ctx.probe_scale)
+        started = not probes.has_startup
+        slot.status = replace(slot.status, state=st.Running(slot.started_at), started=started,
+                              ready=started and not probes.has_readiness)
+        if probes.workers:
+            slot.probes = probes
+            probes.start()
+        self.changed()
+        if started:
+            self.started(slot)
+
+    def _on_verdict(self, slot: Slot, verdict: Any) -> None:
+        if verdict.event:
+            self.ctx.event(slot, (ev.WARNING, verdict.event_reason, verdict.event))
+        if slot.process is None or slot.stopping:
+            return
+        if verdict.started:
+            slot.status = replace(slot.status, started=True, ready=not (slot.probes and slot.probes.has_readiness))
+            if slot.probes is not None:
+                slot.probes.mark_started(self.ctx.clock())
+            self.started(slot)
+        elif verdict.kind == "readiness" and verdict.changed:
+            slot.status = replace(slot.status, ready=verdict.result == "Success" and slot.status.started)
+        if verdict.kill:
+            self.ctx.event(slot, ev.killing_after_probe(slot.name, verdict.kind))
+            probe = slot.spec.liveness_probe if verdict.kind == "liveness" else slot.spec.startup_probe
+            grace = probe.termination_grace_period_seconds if probe else None
+            self.stop(slot, self.ctx.clock() + (grace if grace is not None else self.ctx.grace()), announce=False)
+        self.changed()
+
+    # --- stop ----------------------------------------------------------------------------------
+
+    def stop(self, slot: Slot, deadline: float, *, announce: bool = True) -> None:
+        """killContainer: preStop (within the grace), then SIGTERM, then SIGKILL at the deadline,
+        never less than 2 s after the SIGTERM (minimumGracePeriodInSeconds)."""
+        if slot.process is None or slot.stopping:
+            return
+        slot.stopping = True
+        if announce:
+            self.ctx.event(slot, ev.killing(slot.name))
+        self.ctx.runner.cancel(slot.hook)  # a postStart still running is abandoned
+        slot.hook = None
+        pre_stop = slot.spec.lifecycle.pre_stop if slot.spec.lifecycle else None
+        if pre_stop is None:
+            self._terminate(slot, deadline)
+            return
+        check = checks_for(pre_stop, self._check_context(slot), max(deadline - self.ctx.clock(), 0.0), hook=True)
+        slot.hook = self.ctx.runner.start(check, lambda outcome: self._pre_stop_done(slot, outcome, deadline))
+
+    def _pre_stop_done(self, slot: Slot, outcome: Any, deadline: float) -> None:
+        slot.hook = None
+        if not outcome.ok:
+            log.warning("pod %s/%s: preStop hook of %s failed: %s", self.ctx.namespace, self.ctx.name, slot.name,
+                        outcome.output)
+            self.ctx.event(slot, ev.failed_pre_stop_hook())
+        self._terminate(slot, deadline)
+
+    def _terminate(self, slot: Slot, deadline: float) -> None:
+        if slot.process is None:
+            return
+        log.info("pod %s/%s: stopping container %s (SIGTERM)", self.ctx.namespace, self.ctx.name, slot.name)
+        slot.process.send_signal(signal.SIGTERM)
+        kill_at = max(deadline, self.ctx.clock() + MIN_GRACE_SECONDS)
+        slot.kill_timer = self.ctx.timers.add(kill_at, lambda: self.kill(slot))
+
+    def kill(self, slot: Slot) -> None:
+        """SIGKILL the container: its main process, and in a shared PID namespace everything
+        else it started (in its own PID namespace the kernel takes care of that)."""
+        slot.kill_timer = None
+        if slot.process is None:
+            return
+        slot.process.send_signal(signal.SIGKILL)
+        if slot.mnt_ns is not None and self.ctx.pod.spec.share_process_namespace:
+            kill_in_mount_ns(slot.mnt_ns, signal.SIGKILL)
+
+    # --- exit ----------------------------------------------------------------------------------
+
+    def finish(self, slot: Slot, info: ExitInfo) -> st.Terminated:
+        """The instance exited: release everything it had; returns its terminated state."""
+        assert slot.process is not None
+        ctx = self.ctx
+        ctx.selector.unregister(slot.process.pidfd)
+        slot.process.close()
+        slot.process = None
+        self._reap_leftovers(slot)
+        self.unpin(slot)
+        ctx.runner.cancel(slot.hook)
+        slot.hook = None
+        if slot.probes is not None:
+            slot.probes.stop()
+            slot.probes = None
+        ctx.timers.cancel(slot.kill_timer)
+        slot.kill_timer, slot.stopping = None, False
+        if slot.layer is not None:
+            slot.layer.remove()
+            slot.layer = None
+        message = ""
+        if slot.message_file is not None:
+            message = read_termination_message(slot.message_file, slot.spec.termination_message_policy or "File",
+                                               info.exit_code, slot.log_path)
+        term = st.Terminated(info.exit_code, st.terminated_reason(info.exit_code), slot.started_at, ctx.wall(),
+                             message=message, container_id=slot.status.container_id)
+        slot.status = replace(slot.status, state=term, ready=False, started=False)
+        log.info("pod %s/%s: container %s exited with %d", ctx.namespace, ctx.name, slot.name, info.exit_code)
+        return term
+
+    def _reap_leftovers(self, slot: Slot) -> None:
+        """The foreground rule: a main process that backgrounded its work and exited leaves it
+        running (shared PID namespace) or has it killed by the kernel (own PID namespace). Either
+        way the container has exited; the kubelet kills what remains and applies restartPolicy."""
+        spec = self.ctx.pod.spec
+        if slot.mnt_ns is None or not spec.share_process_namespace:
+            return  # its own PID namespace died with its PID 1: nothing can be left to find
+        left = processes_in_mount_ns(slot.mnt_ns)
+        if not left:
+            return
+        policy = spec.restart_policy or "Always"
+        log.warning(
+            "pod %s/%s: container %s's main process exited but left %d process(es) running (%s). A "
+            "container lives exactly as long as its main process: one that backgrounds its work "
+            "(`nohup app &`, a daemon mode) makes the container exit, so restartPolicy %s %s. Keep "
+            "the main process in the foreground (e.g. `exec app`). Killing the leftovers.",
+            self.ctx.namespace, self.ctx.name, slot.name, len(left), f"pid {left[0]}: {command_of(left[0])[:60]}",
+            policy, "restarts it" if policy != "Never" else "ends it")
+        kill_in_mount_ns(slot.mnt_ns, signal.SIGKILL)
