@@ -25,7 +25,7 @@ from sandbox.rootfs.layers import ContainerLayer
 from sandbox.rootfs.plan import MountOp, OpKind
 from sandbox.state.proc import ProcessRef
 from sandbox.supervisor.probes import CheckContext, ContainerProbes, checks_for
-from sandbox.termination import prepare_message_file, read_termination_message
+from sandbox.termination import limit_for_pod, prepare_message_file, read_termination_message
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -332,6 +332,8 @@ class ContainerLifecycle:
         if slot.message_file is not None:
             message = read_termination_message(slot.message_file, slot.spec.termination_message_policy or "File",
                                                info.exit_code, slot.log_path)
+            spec = ctx.pod.spec
+            message = limit_for_pod(message, len(spec.containers) + len(spec.init_containers))
         term = st.Terminated(info.exit_code, st.terminated_reason(info.exit_code), slot.started_at, ctx.wall(),
                              message=message, container_id=slot.status.container_id)
         slot.status = replace(slot.status, state=term, ready=False, started=False)
