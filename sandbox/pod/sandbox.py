@@ -21,6 +21,7 @@ from sandbox.rootfs.plan import ContainerFiles, pause_plan
 PAUSE_UID = 65535
 PAUSE_OOM_SCORE_ADJ = -998  # containerd defaultSandboxOOMAdj
 HOSTS_HEADER = "# Kubernetes-managed hosts file.\n"
+HOSTS_HEADER_HOST_NETWORK = "# Kubernetes-managed hosts file (host network).\n"
 HOSTS_LOCAL = (
     "127.0.0.1\tlocalhost\n"
     "::1\tlocalhost ip6-localhost ip6-loopback\n"
@@ -57,32 +58,49 @@ class SandboxDirs:
         )
 
 
-def write_pod_files(dirs: SandboxDirs, hostname: str) -> None:
+@record
+class HostNamespaces:
+    """hostNetwork (with its UTS namespace), hostPID, hostIPC: the pod uses the host's."""
+
+    network: bool = False
+    pid: bool = False
+    ipc: bool = False
+
+
+def write_pod_files(dirs: SandboxDirs, hostname: str, host: HostNamespaces) -> None:
     """/etc/hosts as the kubelet writes it, /etc/hostname as containerd does, and the host's
     resolv.conf (dnsPolicy ClusterFirst with no cluster DNS falls back to the host's config)."""
     files = dirs.files
-    Path(files.hosts).write_text(HOSTS_HEADER + HOSTS_LOCAL)
+    if host.network:
+        Path(files.hosts).write_text(HOSTS_HEADER_HOST_NETWORK + _read("/etc/hosts"))
+    else:
+        Path(files.hosts).write_text(HOSTS_HEADER + HOSTS_LOCAL)
     Path(files.hostname).write_text(hostname + "\n")
-    try:
-        resolv = Path("/etc/resolv.conf").read_text()
-    except OSError:
-        resolv = ""
-    Path(files.resolv_conf).write_text(resolv)
+    Path(files.resolv_conf).write_text(_read("/etc/resolv.conf"))
     for path in (files.hosts, files.hostname, files.resolv_conf):
         os.chmod(path, 0o644)
     dirs.pause_root.mkdir(mode=0o755, exist_ok=True)
 
 
-def start_pause(spawner: Spawner, dirs: SandboxDirs, hostname: str) -> ChildProcess:
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def start_pause(spawner: Spawner, dirs: SandboxDirs, hostname: str, host: HostNamespaces) -> ChildProcess:
+    """Pause in new namespaces, except those the pod takes from the host."""
     binary = os.open(pause_binary(), os.O_RDONLY | os.O_CLOEXEC)
     null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
     try:
         req = SpawnRequest(
             argv=["/pause"],
             env=[],
-            new_ns=CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID | CLONE_NEWNS,
-            hostname=hostname,
-            loopback_up=True,
+            new_ns=CLONE_NEWNS | (0 if host.network else CLONE_NEWNET | CLONE_NEWUTS)
+            | (0 if host.ipc else CLONE_NEWIPC) | (0 if host.pid else CLONE_NEWPID),
+            hostname=None if host.network else hostname,
+            loopback_up=not host.network,
             ops=pause_plan(str(dirs.pause_root)),
             pivot=True,
             readonly_root=True,

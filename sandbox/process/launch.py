@@ -18,7 +18,12 @@ HOSTNAME_MAX = 63
 
 def pod_hostname(pod: Pod) -> str:
     """spec.hostname, else metadata.name cut to 63 characters without a trailing '-' or '.'
-    (kubelet GeneratePodHostNameAndDomain / truncatePodHostnameIfNeeded)."""
+    (kubelet GeneratePodHostNameAndDomain / truncatePodHostnameIfNeeded); a hostNetwork pod
+    sees the node's."""
+    if pod.spec.host_network:
+        import os
+
+        return os.uname().nodename
     name = pod.spec.hostname or pod.metadata.name or "pod"
     return name[:HOSTNAME_MAX].rstrip("-.")
 
@@ -55,6 +60,7 @@ def container_request(
     *,
     pause_pidfd: int,
     share_pid: bool,
+    host_ipc: bool = False,
     argv: list[str],
     env: list[str],
     stdout: int,
@@ -62,10 +68,12 @@ def container_request(
     stdin: int,
 ) -> SpawnRequest:
     """Join the pod's net/ipc/uts (and pid when shared); a new mount ns, and a new pid ns with the
-    main process as PID 1 unless shareProcessNamespace (Kubernetes' CONTAINER pid mode)."""
+    main process as PID 1 unless shareProcessNamespace (Kubernetes' CONTAINER pid mode). With
+    hostPID, `share_pid` joins pause's PID namespace, which is then the host's."""
     join = CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | (CLONE_NEWPID if share_pid else 0)
     new = CLONE_NEWNS | (0 if share_pid else CLONE_NEWPID)
-    plan = container_plan(str(layer.merged), str(image.rootfs), str(layer.upper), str(layer.work), files)
+    plan = container_plan(str(layer.merged), str(image.rootfs), str(layer.upper), str(layer.work), files,
+                          pod_shm=not host_ipc)
     return SpawnRequest(
         argv=argv,
         env=env,

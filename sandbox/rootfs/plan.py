@@ -93,8 +93,8 @@ def container_plan(merged: str, lower: str, upper: str, work: str, files: Contai
                        "newinstance,ptmxmode=0666,mode=0620,gid=5"))
     if pod_shm:
         ops.append(MountOp(OpKind.POD_MOUNT, "dev/shm"))
-    else:
-        ops.append(MountOp(OpKind.MOUNT, "dev/shm", "shm", "tmpfs", quiet, SHM_OPTIONS))
+    else:  # hostIPC: the host's /dev/shm, as with the host's IPC namespace
+        ops.append(MountOp(OpKind.BIND, "dev/shm", "/dev/shm"))
     ops.append(MountOp(OpKind.MOUNT, "dev/mqueue", "mqueue", "mqueue", quiet))
     ops += [MountOp(OpKind.SYMLINK, f"dev/{name}", target) for name, target in DEV_LINKS]
     ops.append(MountOp(OpKind.MOUNT, "sys", "sysfs", "sysfs", quiet | MS_RDONLY))

@@ -110,6 +110,11 @@ class PodContext:
     volume_paths: dict[str, Path] = field(default_factory=dict)
     attempt: int = 0  # the sandbox attempt containers start in now
 
+    @property
+    def shared_pid(self) -> bool:
+        """Containers are not PID 1 of a namespace of their own: leftovers outlive a main process."""
+        return bool(self.pod.spec.share_process_namespace or self.pod.spec.host_pid)
+
     def grace(self) -> float:
         seconds = self.pod.spec.termination_grace_period_seconds
         return float(seconds if seconds is not None else 30)
@@ -176,7 +181,8 @@ class ContainerLifecycle:
         stdout, stderr = clog.stdio
         req = launch.container_request(
             slot.spec, slot.image, layer, ctx.dirs.files, pause_pidfd=ctx.pause_pidfd,
-            share_pid=bool(ctx.pod.spec.share_process_namespace), argv=slot.argv, env=slot.env,
+            share_pid=ctx.shared_pid,
+            host_ipc=bool(ctx.pod.spec.host_ipc), argv=slot.argv, env=slot.env,
             stdout=stdout, stderr=stderr, stdin=ctx.devnull)
         req.ops.extend(volumes.mount_ops(slot.spec, ctx.volume_paths))
         # The kubelet's termination-message file, bound at terminationMessagePath (reference 5.6).
@@ -304,7 +310,7 @@ class ContainerLifecycle:
         if slot.process is None:
             return
         slot.process.send_signal(signal.SIGKILL)
-        if slot.mnt_ns is not None and self.ctx.pod.spec.share_process_namespace:
+        if slot.mnt_ns is not None and self.ctx.shared_pid:
             kill_in_mount_ns(slot.mnt_ns, signal.SIGKILL)
 
     # --- exit ----------------------------------------------------------------------------------
@@ -345,7 +351,7 @@ class ContainerLifecycle:
         running (shared PID namespace) or has it killed by the kernel (own PID namespace). Either
         way the container has exited; the kubelet kills what remains and applies restartPolicy."""
         spec = self.ctx.pod.spec
-        if slot.mnt_ns is None or not spec.share_process_namespace:
+        if slot.mnt_ns is None or not self.ctx.shared_pid:
             return  # its own PID namespace died with its PID 1: nothing can be left to find
         left = processes_in_mount_ns(slot.mnt_ns)
         if not left:

@@ -24,7 +24,7 @@ from sandbox.log import get_logger
 from sandbox.logs.stream import ContainerLog, Terminal
 from sandbox.paths import RootLayout
 from sandbox.pod import volumes
-from sandbox.pod.sandbox import SandboxDirs, start_pause, write_pod_files
+from sandbox.pod.sandbox import HostNamespaces, SandboxDirs, start_pause, write_pod_files
 from sandbox.process import launch
 from sandbox.process.spawner import ChildProcess, Spawner
 from sandbox.record import replace
@@ -67,6 +67,8 @@ class PodSupervisor:
         self.namespace = pod.metadata.namespace or "default"
         self.name = pod.metadata.name or ""
         self.hostname = launch.pod_hostname(pod)
+        self.host = HostNamespaces(network=bool(pod.spec.host_network), pid=bool(pod.spec.host_pid),
+                                   ipc=bool(pod.spec.host_ipc))
         self.dirs = SandboxDirs(state_dir)
         self.log_dir = layout.pod_log_dir(self.namespace, self.name, uid)
         self.backoff = CrashLoopBackOff(backoff)
@@ -166,7 +168,7 @@ class PodSupervisor:
 
     def _start_sandbox(self) -> None:
         self.ctx.devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
-        write_pod_files(self.dirs, self.hostname)
+        write_pod_files(self.dirs, self.hostname, self.host)
         self._save()  # intent first: a crash from here on leaves a record to clean up after
         self.ctx.volume_paths = volumes.create_volumes(self.pod, self.volumes_root)
         self._start_pause()
@@ -176,7 +178,7 @@ class PodSupervisor:
         self._save()
 
     def _start_pause(self) -> None:
-        self.pause = start_pause(self.spawner, self.dirs, self.hostname)
+        self.pause = start_pause(self.spawner, self.dirs, self.hostname, self.host)
         self.pause_ref = ProcessRef.of(self.pause.pid)
         self.ctx.pause_pidfd = self.pause.pidfd
         self.selector.register(self.pause.pidfd, selectors.EVENT_READ, ("pause", None))

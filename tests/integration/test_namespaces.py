@@ -158,3 +158,29 @@ def test_containers_get_the_default_capability_set(sbx: Sandbox) -> None:
     inside = sbx.run("exec", "caps", "--", "sh", "-c", "grep CapEff /proc/self/status; mount -t tmpfs x /mnt")
     assert "00000000a80425fb" in inside.stdout and inside.returncode != 0
     sbx.stop(proc)
+
+
+def test_host_network_pid_and_ipc(sbx: Sandbox) -> None:
+    """hostNetwork (with the host's UTS namespace), hostPID and hostIPC put the containers in the
+    host's namespaces; the mount namespace stays the container's own."""
+    manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: on-host}
+spec:
+  hostNetwork: true
+  hostPID: true
+  hostIPC: true
+  terminationGracePeriodSeconds: 2
+  containers:
+  - {name: a, image: busybox, command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"]}
+""")
+    proc = sbx.start(manifest)
+    sbx.wait_running("on-host")
+    a, host = sbx.pid_of("on-host", "a"), os.getpid()
+    for ns in ("net", "uts", "pid", "ipc"):
+        assert ns_inode(a, ns) == ns_inode(host, ns), ns
+    assert ns_inode(a, "mnt") != ns_inode(host, "mnt")
+    out = sbx.run("exec", "on-host", "--", "sh", "-c", "hostname; head -1 /etc/hosts").stdout.splitlines()
+    assert out == [os.uname().nodename, "# Kubernetes-managed hosts file (host network)."]
+    sbx.stop(proc)

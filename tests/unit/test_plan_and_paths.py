@@ -41,10 +41,10 @@ def test_container_plan_order_and_flags() -> None:
     assert all(not op.target.startswith("/") for op in plan[1:])
 
 
-def test_container_plan_without_pod_shm_mounts_its_own() -> None:
+def test_container_plan_for_host_ipc_binds_the_hosts_shm() -> None:
     plan = container_plan("/m", "/l", "/u", "/w", FILES, pod_shm=False)
     shm = next(op for op in plan if op.target == "dev/shm")
-    assert shm.kind == OpKind.MOUNT and shm.fstype == "tmpfs" and "size=65536k" in shm.data
+    assert shm.kind == OpKind.BIND and shm.source == "/dev/shm"
 
 
 def test_pause_plan_is_a_tmpfs_with_the_pod_shm() -> None:
