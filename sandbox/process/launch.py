@@ -28,7 +28,7 @@ def pod_hostname(pod: Pod) -> str:
     return name[:HOSTNAME_MAX].rstrip("-.")
 
 
-def container_env(container: Container, image: Image, hostname: str) -> list[str]:
+def container_env(container: Container, image: Image, hostname: str, pod: Pod | None = None) -> list[str]:
     """containerd's merge: image ENV first, the kubelet's list over it, plus HOSTNAME; a default
     PATH when neither has one. Kubernetes does not promise an order; we keep first-seen order."""
     merged: dict[str, str] = {}
@@ -37,7 +37,10 @@ def container_env(container: Container, image: Image, hostname: str) -> list[str
         merged[name] = value
     merged.setdefault("PATH", DEFAULT_PATH.partition("=")[2])
     merged["HOSTNAME"] = hostname
-    for name, value in container_environment(container):
+    from sandbox.process.downward import env_value
+
+    resolve = (lambda var: env_value(pod, container, var)) if pod is not None else None
+    for name, value in container_environment(container, resolve):
         merged[name] = value
     return [f"{k}={v}" for k, v in merged.items()]
 

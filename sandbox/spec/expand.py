@@ -7,9 +7,9 @@ end, before another character, or a `$(` that is never closed) is copied as writ
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-from sandbox.spec.model import Container
+from sandbox.spec.model import Container, EnvVar
 
 
 def expand(text: str, lookup: Mapping[str, str]) -> str:
@@ -44,7 +44,8 @@ def expand(text: str, lookup: Mapping[str, str]) -> str:
     return "".join(out)
 
 
-def container_environment(container: Container) -> list[tuple[str, str]]:
+def container_environment(container: Container,
+                          resolve: Callable[[EnvVar], str | None] | None = None) -> list[tuple[str, str]]:
     """The container's `env` entries with literal values, each expanded against the entries declared
     before it (and only when non-empty, as the kubelet does).
 
@@ -58,8 +59,13 @@ def container_environment(container: Container) -> list[tuple[str, str]]:
     result: list[tuple[str, str]] = []
     for var in container.env:
         if var.value_from is not None:
-            continue
-        value = expand(var.value, lookup) if var.value else ""
+            # Resolved by the runtime (downward API); a value it cannot give is left out.
+            resolved = resolve(var) if resolve is not None else None
+            if resolved is None:
+                continue
+            value = resolved
+        else:
+            value = expand(var.value, lookup) if var.value else ""
         lookup[var.name] = value
         result.append((var.name, value))
     return result

@@ -176,7 +176,7 @@ class ContainerLifecycle:
 
     def _spawn(self, slot: Slot, layer: ContainerLayer, clog: ContainerLog) -> tuple[ChildProcess, str | None]:
         ctx = self.ctx
-        slot.env = launch.container_env(slot.spec, slot.image, ctx.hostname)
+        slot.env = launch.container_env(slot.spec, slot.image, ctx.hostname, ctx.pod)
         slot.argv = launch.resolve_argv(slot.spec, slot.image, slot.env)
         stdout, stderr = clog.stdio
         req = launch.container_request(

@@ -32,12 +32,13 @@ class PreparedPod:
 
 def prepare(path: str, layout: RootLayout, namespace: str | None) -> PreparedPod:
     """Parse, validate, resolve images and argv: every input error before any side effect."""
-    from sandbox.pod.volumes import check_supported
-    from sandbox.process import launch
+    from sandbox.pod import volumes
+    from sandbox.process import downward, launch
     from sandbox.spec.load import load_pod_file, pod_to_dict
 
     pod = _with_namespace(load_pod_file(path), namespace)
-    check_supported(pod)
+    volumes.check_supported(pod)
+    downward.check_supported(pod)
     store = ImageStore(layout.images)
     images: dict[str, Image] = {}
     problems: list[str] = []
@@ -49,7 +50,7 @@ def prepare(path: str, layout: RootLayout, namespace: str | None) -> PreparedPod
             except ImageError as e:
                 problems.append(f"spec.{field}[{i}].image: {e}")
                 continue
-            env = launch.container_env(c, image, launch.pod_hostname(pod))
+            env = launch.container_env(c, image, launch.pod_hostname(pod), pod)
             if not launch.resolve_argv(c, image, env):
                 problems.append(f"spec.{field}[{i}]: CreateContainerError: no command specified "
                                 f"(no command in the spec and no Entrypoint/Cmd in image {image.name})")

@@ -73,6 +73,7 @@ class Sandbox:
     root: Path
     tmp: Path
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    finished: set[int] = field(default_factory=set)  # pids of runs the test has waited for
 
     def cmd(self, *args: str) -> list[str]:
         return [SANDBOX, "--root", str(self.root), *args]
@@ -119,7 +120,7 @@ class Sandbox:
 
         def ready_or_exited() -> dict[str, Any] | None:
             for proc in self.procs:
-                if proc.poll() is not None:
+                if proc.pid not in self.finished and proc.poll() is not None:
                     _, err = proc.communicate()
                     raise AssertionError(f"sandbox run exited ({proc.returncode}): {err.decode()}")
             return ready()
@@ -139,6 +140,7 @@ class Sandbox:
 
     def finish(self, proc: subprocess.Popen[bytes], timeout: float = 60) -> tuple[int, str, str]:
         out, err = proc.communicate(timeout=timeout)
+        self.finished.add(proc.pid)
         return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
 
     def stop(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGINT, timeout: float = 60) -> tuple[int, str, str]:

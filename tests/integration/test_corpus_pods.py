@@ -5,6 +5,7 @@ downward API, hostPath, ...) are not here."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -90,4 +91,22 @@ def test_startup_coordination_sidecar_gates_the_app(sbx: Sandbox) -> None:
                          timeout=20, message="Running")
     app = state["status"]["containerStatuses"][0]["name"]
     sbx.wait_for(lambda: "greeting=hello" in log_text(sbx, pod, app), timeout=10, message="the greeting")
+    sbx.stop_now(proc)
+
+
+def test_downward_api_environment(sbx: Sandbox) -> None:
+    """inject/dapi-envars-pod.yaml and dapi-envars-container.yaml: pod fields and container
+    resources reach the environment (resources in units of their divisor, CPU rounded up)."""
+    proc = sbx.start(corpus("pods__inject__dapi-envars-pod.yaml"))
+    sbx.wait_running("dapi-envars-fieldref")
+    env = sbx.run("exec", "dapi-envars-fieldref", "--", "env").stdout
+    assert f"MY_NODE_NAME={os.uname().nodename}\n" in env
+    assert "MY_POD_NAME=dapi-envars-fieldref\n" in env and "MY_POD_NAMESPACE=default\n" in env
+    sbx.stop_now(proc)
+    proc = sbx.start(corpus("pods__inject__dapi-envars-container.yaml"))
+    sbx.wait_running("dapi-envars-resourcefieldref")
+    env = sbx.run("exec", "dapi-envars-resourcefieldref", "--", "env").stdout
+    # requests 125m / 32Mi, limits 250m / 64Mi, default divisor 1: whole cores rounded up, bytes
+    assert "MY_CPU_REQUEST=1\n" in env and "MY_CPU_LIMIT=1\n" in env, env
+    assert "MY_MEM_REQUEST=33554432\n" in env and "MY_MEM_LIMIT=67108864\n" in env, env
     sbx.stop_now(proc)

@@ -1,0 +1,98 @@
+"""The downward API for environment variables (`valueFrom.fieldRef` and `resourceFieldRef`), as
+the kubelet resolves them (reference 4.3): pod fields by path, container resources in units of
+the divisor with CPU rounded up, and the node's allocatable capacity when no limit is set.
+Values that come from API objects (ConfigMaps, Secrets) arrive with the configuration issue;
+`check_supported` refuses them by field until then.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from sandbox.errors import FieldError, SpecError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from sandbox.spec.model import Container, EnvVar, Pod, Quantity
+
+_SUBSCRIPT = re.compile(r"^metadata\.(labels|annotations)\['(.+)'\]$")
+
+
+def field_value(pod: Pod, path: str, pod_ip: str = "") -> str:
+    """`fieldRef.fieldPath` (the paths the API server allows for env). No pod network yet:
+    status.podIP is empty (a hostNetwork pod has the node's addresses, not known here either)."""
+    meta = pod.metadata
+    simple = {
+        "metadata.name": meta.name or "", "metadata.namespace": meta.namespace or "default",
+        "metadata.uid": meta.uid or "", "spec.nodeName": os.uname().nodename,
+        "spec.serviceAccountName": pod.spec.service_account_name or "",
+        "status.podIP": pod_ip, "status.podIPs": pod_ip, "status.hostIP": "", "status.hostIPs": "",
+    }
+    if path in simple:
+        return simple[path]
+    match = _SUBSCRIPT.match(path)
+    if match:
+        mapping = meta.labels if match.group(1) == "labels" else meta.annotations
+        return str(mapping.get(match.group(2), ""))
+    return ""
+
+
+def resource_value(container: Container, resource: str, divisor: Quantity | None) -> str:
+    """`resourceFieldRef`: e.g. limits.cpu with divisor 1 gives whole cores rounded up (125m -> 1),
+    with divisor 1m millicores; memory in bytes. Without a limit: the node's capacity."""
+    kind, _, name = resource.partition(".")
+    resources = container.resources
+    limits = resources.limits if resources is not None else {}
+    requests = resources.requests if resources is not None else {}
+    # requests default to limits (reference 2)
+    quantity = limits.get(name) if kind == "limits" else requests.get(name, limits.get(name))
+    milli = quantity.milli if quantity is not None else _node_capacity_milli(name)
+    unit = divisor.milli if divisor is not None and divisor.milli > 0 else 1000
+    return str(-(-milli // unit))
+
+
+def _node_capacity_milli(name: str) -> int:
+    if name == "cpu":
+        return (os.cpu_count() or 1) * 1000
+    if name == "memory":
+        with open("/proc/meminfo") as f:
+            kib = next(int(line.split()[1]) for line in f if line.startswith("MemTotal:"))
+        return kib * 1024 * 1000
+    return 0
+
+
+def env_value(pod: Pod, container: Container, var: EnvVar) -> str | None:
+    """The value of a `valueFrom` entry this runtime can resolve, else None."""
+    source = var.value_from
+    if source is None:
+        return None
+    if source.field_ref is not None:
+        return field_value(pod, source.field_ref.field_path)
+    if source.resource_field_ref is not None:
+        ref = source.resource_field_ref
+        return resource_value(container, ref.resource, ref.divisor)
+    return None
+
+
+def check_supported(pod: Pod) -> None:
+    """Refuse, by field, environment sources that need API objects this runtime does not have yet
+    (an `optional: true` reference to a missing object is simply left out, as the kubelet does)."""
+    errors = []
+    for group, containers in (("initContainers", pod.spec.init_containers), ("containers", pod.spec.containers)):
+        for i, c in enumerate(containers):
+            for j, var in enumerate(c.env):
+                src = var.value_from
+                ref: Any = src and (src.config_map_key_ref or src.secret_key_ref or src.file_key_ref)
+                if ref and not (ref.get("optional") if isinstance(ref, dict) else getattr(ref, "optional", False)):
+                    errors.append(FieldError(f"spec.{group}[{i}].env[{j}].valueFrom",
+                                             "Unsupported value: ConfigMap, Secret and file references are not supported yet"))
+            for j, env_from in enumerate(c.env_from):
+                source = env_from.config_map_ref or env_from.secret_ref
+                if source is not None and not source.optional:
+                    errors.append(FieldError(f"spec.{group}[{i}].envFrom[{j}]",
+                                             "Unsupported value: ConfigMap and Secret sources are not supported yet"))
+    if errors:
+        raise SpecError(errors)

@@ -1,0 +1,77 @@
+"""The downward API for environment variables: pod fields and container resources."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from sandbox.errors import SpecError
+from sandbox.process.downward import check_supported, field_value, resource_value
+from sandbox.spec.load import load_pod_text
+
+POD = """
+apiVersion: v1
+kind: Pod
+metadata:
+  name: p
+  namespace: ns
+  labels: {app: web}
+  annotations: {note: hi}
+spec:
+  serviceAccountName: robot
+  containers:
+  - name: c
+    image: busybox
+    resources:
+      requests: {cpu: 125m}
+      limits: {cpu: 250m, memory: 64Mi}
+"""
+
+
+def test_field_paths() -> None:
+    pod = load_pod_text(POD)
+    assert field_value(pod, "metadata.name") == "p" and field_value(pod, "metadata.namespace") == "ns"
+    assert field_value(pod, "metadata.labels['app']") == "web"
+    assert field_value(pod, "metadata.annotations['note']") == "hi"
+    assert field_value(pod, "spec.nodeName") == os.uname().nodename
+    assert field_value(pod, "spec.serviceAccountName") == "robot"
+    assert field_value(pod, "status.podIP") == ""
+
+
+def test_resources_with_divisors_and_defaults() -> None:
+    from sandbox.spec.model import Quantity
+
+    c = load_pod_text(POD).spec.containers[0]
+    assert resource_value(c, "limits.cpu", None) == "1"  # 250m rounds up to one core
+    assert resource_value(c, "limits.cpu", Quantity("1m", 1)) == "250"
+    assert resource_value(c, "requests.cpu", Quantity("1m", 1)) == "125"
+    assert resource_value(c, "limits.memory", None) == str(64 * 1024 * 1024)
+    assert resource_value(c, "limits.memory", Quantity("1Mi", 1024 * 1024 * 1000)) == "64"
+    assert resource_value(c, "requests.memory", None) == str(64 * 1024 * 1024)  # defaults to the limit
+    assert int(resource_value(c, "requests.ephemeral-storage", None)) == 0
+    no_limits = load_pod_text(POD.replace("limits: {cpu: 250m, memory: 64Mi}", "limits: {}")).spec.containers[0]
+    assert resource_value(no_limits, "limits.cpu", None) == str(os.cpu_count())  # node allocatable
+
+
+def test_config_map_and_secret_references_are_refused_unless_optional() -> None:
+    pod = load_pod_text(POD.replace("    resources:", """    env:
+    - name: A
+      valueFrom: {configMapKeyRef: {name: cm, key: k}}
+    - name: B
+      valueFrom: {secretKeyRef: {name: s, key: k, optional: true}}
+    envFrom:
+    - secretRef: {name: creds}
+    resources:"""))
+    with pytest.raises(SpecError) as caught:
+        check_supported(pod)
+    paths = [e.path for e in caught.value.errors]
+    assert paths == ["spec.containers[0].env[0].valueFrom", "spec.containers[0].envFrom[0]"]
+
+
+def test_a_container_without_resources_gets_node_capacity() -> None:
+    c = load_pod_text(POD.replace("""    resources:
+      requests: {cpu: 125m}
+      limits: {cpu: 250m, memory: 64Mi}
+""", "")).spec.containers[0]
+    assert resource_value(c, "requests.cpu", None) == str(os.cpu_count())
