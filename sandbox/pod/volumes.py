@@ -12,12 +12,15 @@ import shutil
 from pathlib import Path
 
 from sandbox.errors import FieldError, SpecError
+from sandbox.log import get_logger
 from sandbox.paths import under
 from sandbox.rootfs.plan import MS_NODEV, MS_RDONLY, MountOp, OpKind
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from sandbox.spec.model import Container, Pod
+
+log = get_logger(__name__)
 
 EMPTY_DIR_MODE = 0o777
 
@@ -52,6 +55,9 @@ def create_volumes(pod: Pod, root: Path) -> dict[str, Path]:
     for volume in pod.spec.volumes:
         if volume.empty_dir is None:
             continue
+        if volume.empty_dir.medium == "Memory":
+            log.warning("emptyDir %r: medium Memory is served from disk for now (tmpfs volumes come "
+                        "with the volumes issue)", volume.name)
         path = under(root / "volumes" / "empty-dir", volume.name)
         path.mkdir(parents=True, exist_ok=True)
         os.chmod(path, EMPTY_DIR_MODE)  # not subject to the umask, as the kubelet's 0777
