@@ -22,6 +22,7 @@ def add_parser(verbs: Any) -> None:
     p.add_argument("name", help="pod name")
     p.add_argument("-c", "--container", help="container name")
     p.add_argument("-p", "--previous", action="store_true", help="the previous instance of the container")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines until the pod ends")
     p.set_defaults(handler=handle)
 
 
@@ -54,10 +55,46 @@ def handle(args: argparse.Namespace) -> int:
     else:
         path = files[-1][1]
     out = sys.stdout.buffer
+    if args.follow and not args.previous:
+        follow(path, layout(args).pod_state_dir(ns, name), out)
+        return 0
     for _, line in iter_log_lines(path):
         out.write(line if line.endswith(b"\n") else line + b"\n")
     out.flush()
     return 0
+
+
+FOLLOW_INTERVAL = 0.1  # a reader's pace: the runtime itself never polls
+
+
+def follow(path: Path, pod_state: Path, out: Any) -> None:
+    """Print the log and then what is appended to it, until the pod has ended (its state
+    directory is gone) and nothing more is left to read. `P` records are joined per stream."""
+    import time
+
+    from sandbox.logs.cri import parse_record
+
+    offset, partial = 0, {"stdout": b"", "stderr": b""}
+    while True:
+        alive = pod_state.exists()
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+        complete = data[: data.rfind(b"\n") + 1]
+        offset += len(complete)
+        for raw in complete.splitlines():
+            try:
+                _, stream, tag, content = parse_record(raw)
+            except ValueError:
+                continue
+            partial[stream] = partial.get(stream, b"") + content
+            if tag == "F":
+                out.write(partial[stream] + b"\n")
+                partial[stream] = b""
+        out.flush()
+        if not alive and not complete:
+            return
+        time.sleep(FOLLOW_INTERVAL)
 
 
 def _newest_pod_log_dir(logs_root: Path, namespace: str, name: str) -> Path | None:

@@ -151,3 +151,22 @@ spec:
     _, out, _ = sbx.stop(proc)
     shown = [line for line in out.splitlines() if line.startswith("[talker] line")]
     assert 0 < len(shown) < 20000 and all(line.endswith("fill the pipe") for line in shown)  # whole lines
+
+
+def test_logs_follow_until_the_pod_ends(sbx: Sandbox) -> None:
+    import subprocess
+
+    manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: ticker}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: t, image: busybox, command: ["sh", "-c", "for i in 1 2 3 4 5; do echo tick $i; sleep 0.2; done"]}
+""")
+    proc = sbx.start(manifest)
+    sbx.wait_for(lambda: list(sbx.root.glob("log/pods/default_ticker_*/t/0.log")), message="the log file")
+    follower = subprocess.run(sbx.cmd("logs", "-f", "ticker"), capture_output=True, text=True, timeout=20)
+    assert follower.stdout.splitlines() == [f"tick {i}" for i in range(1, 6)]
+    sbx.finish(proc)
