@@ -52,9 +52,6 @@ class RootLayout:
     def pod_log_dir(self, namespace: str, name: str, uid: str) -> Path:
         return under(self.logs, f"{namespace}_{name}_{uid}")
 
-    def container_layer_dir(self, container_id: str) -> Path:
-        return under(self.containers, container_id)
-
 
 def under(base: Path, *parts: str) -> Path:
     """Join `parts` below `base`, refusing anything that would leave it."""
