@@ -80,7 +80,9 @@ def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False, probe_s
     layout = prepared.layout
     pod_dir = PodDir(layout.pod_state_dir(prepared.namespace, prepared.name))
     lock = PodLock(pod_dir)
-    layout.pods.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Live state is root's alone (security-reliability.md 1.13: /run/sandbox 0700, files 0600).
+    for directory in (layout.run, layout.pods):
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not lock.acquire():
         raise StateError(f'pod "{prepared.name}" is already running in namespace "{prepared.namespace}"')
     try:

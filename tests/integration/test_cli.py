@@ -170,3 +170,15 @@ spec:
     follower = subprocess.run(sbx.cmd("logs", "-f", "ticker"), capture_output=True, text=True, timeout=20)
     assert follower.stdout.splitlines() == [f"tick {i}" for i in range(1, 6)]
     sbx.finish(proc)
+
+
+def test_state_is_private_and_logs_are_readable(web: Sandbox) -> None:
+    import stat
+
+    run = web.root / "run"
+    for path in (run, run / "pods", run / "pods" / "default_web"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
+    assert stat.S_IMODE((run / "pods" / "default_web" / "state.json").stat().st_mode) == 0o600
+    log = next(web.root.glob("log/pods/default_web_*/app/0.log"))
+    assert stat.S_IMODE(log.stat().st_mode) == 0o640
+    assert stat.S_IMODE(log.parent.stat().st_mode) == 0o755
