@@ -26,7 +26,7 @@ def add_parser(verbs: Any) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     from sandbox.cli.common import layout
-    from sandbox.errors import UsageError
+    from sandbox.errors import SandboxError, UsageError
     from sandbox.supervisor.backoff import BackoffConfig, parse_duration
 
     try:
@@ -34,9 +34,13 @@ def handle(args: argparse.Namespace) -> int:
                                 cap=parse_duration(args.backoff_max))
     except ValueError as e:
         raise UsageError(f"--backoff-initial/--backoff-max: {e}") from None
+    import os
+
     from sandbox.supervisor.run import prepare, run_pod
 
-    prepared = prepare(args.file, layout(args), args.namespace)
+    prepared = prepare(args.file, layout(args), args.namespace)  # input errors first, even as non-root
+    if os.geteuid() != 0:
+        raise SandboxError("sandbox run needs root: it creates namespaces, mounts and a pod's processes")
     if not 0 < args.probe_scale <= 1000:
         raise UsageError(f"--probe-scale: must be a positive factor, got {args.probe_scale}")
     status = run_pod(prepared, backoff=backoff, quiet=args.quiet, probe_scale=args.probe_scale)

@@ -124,6 +124,7 @@ class ImageStore:
             try:
                 shutil.copytree(source, tmp / "rootfs", symlinks=True)
                 (tmp / "config.json").write_text(json.dumps(config.to_json(), indent=1))
+                os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; an image is readable like a file system
                 shutil.rmtree(blob, ignore_errors=True)
                 os.rename(tmp, blob)
             except OSError as e:
