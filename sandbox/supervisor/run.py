@@ -34,9 +34,9 @@ def prepare(path: str, layout: RootLayout, namespace: str | None) -> PreparedPod
     """Parse, validate, resolve images and argv: every input error before any side effect."""
     from sandbox.pod import volumes
     from sandbox.process import downward, launch
-    from sandbox.spec.load import load_pod_file, pod_to_dict
+    from sandbox.spec.cache import load_pod_cached
 
-    pod = _with_namespace(load_pod_file(path), namespace)
+    pod = _with_namespace(load_pod_cached(path, layout.lib / "cache" / "manifests"), namespace)
     volumes.check_supported(pod)
     downward.check_supported(pod)
     store = ImageStore(layout.images)
@@ -56,7 +56,9 @@ def prepare(path: str, layout: RootLayout, namespace: str | None) -> PreparedPod
                                 f"(no command in the spec and no Entrypoint/Cmd in image {image.name})")
     if problems:
         raise ImageError("\n".join(problems))
-    return PreparedPod(pod, pod_to_dict(pod), images, layout)
+    from sandbox.spec.convert import to_dict
+
+    return PreparedPod(pod, to_dict(pod, "Pod"), images, layout)
 
 
 def _with_namespace(pod: Pod, namespace: str | None) -> Pod:

@@ -1,0 +1,64 @@
+"""The parsed-manifest cache: exact-content hits that skip PyYAML, misses on any change, and the
+to_dict/convert round trip it relies on (over the documentation corpus)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sandbox.errors import SpecError
+from sandbox.spec.cache import load_pod_cached
+from sandbox.spec.convert import Converter, to_dict
+from sandbox.spec.load import load_manifests, load_pod_file
+
+CORPUS = Path(__file__).resolve().parents[3].parent / "shared" / "corpus" / "k8s-examples"
+POD = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: busybox}]\n"
+
+
+def test_round_trip_of_every_corpus_pod() -> None:
+    if not CORPUS.is_dir():
+        pytest.skip(f"corpus not found at {CORPUS}")
+    count = 0
+    for path in sorted(CORPUS.glob("*.yaml")):
+        try:
+            pods = load_manifests(str(path)).pods
+        except SpecError:
+            continue
+        for pod in pods:
+            conv = Converter()
+            assert conv.convert_object(to_dict(pod, "Pod"), "Pod", "") == pod and not conv.errors, path
+            count += 1
+    assert count >= 170
+
+
+def test_hit_equals_a_fresh_load_and_misses_on_change(tmp_path: Path) -> None:
+    manifest, cache = tmp_path / "pod.yaml", tmp_path / "cache"
+    manifest.write_text(POD)
+    first = load_pod_cached(str(manifest), cache)
+    assert len(list(cache.glob("*.json"))) == 1
+    assert load_pod_cached(str(manifest), cache) == first == load_pod_file(str(manifest))
+    manifest.write_text(POD.replace("name: p", "name: q"))
+    assert load_pod_cached(str(manifest), cache).metadata.name == "q"
+    assert len(list(cache.glob("*.json"))) == 2
+
+
+def test_invalid_manifests_are_never_cached(tmp_path: Path) -> None:
+    manifest, cache = tmp_path / "bad.yaml", tmp_path / "cache"
+    manifest.write_text(POD.replace("image: busybox", "image: ''"))
+    for _ in range(2):
+        with pytest.raises(SpecError):
+            load_pod_cached(str(manifest), cache)
+    assert not list(cache.glob("*.json")) if cache.exists() else True
+
+
+def test_a_hit_does_not_import_yaml(tmp_path: Path) -> None:
+    manifest, cache = tmp_path / "pod.yaml", tmp_path / "cache"
+    manifest.write_text(POD)
+    load_pod_cached(str(manifest), cache)
+    code = (f"import sys; from pathlib import Path; from sandbox.spec.cache import load_pod_cached; "
+            f"pod = load_pod_cached({str(manifest)!r}, Path({str(cache)!r})); "
+            f"assert pod.metadata.name == 'p'; assert 'yaml' not in sys.modules, 'yaml imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
