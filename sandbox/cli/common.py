@@ -8,6 +8,10 @@ import re
 from sandbox.errors import NotFoundError, UsageError
 from sandbox.paths import RootLayout
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from sandbox.state.store import PodDir
+
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -35,7 +39,8 @@ def check_label(value: str, what: str) -> str:
     return value
 
 
-def pod_dir(args: argparse.Namespace, name: str):  # type: ignore[no-untyped-def]
+def pod_dir(args: argparse.Namespace, name: str) -> PodDir:
+    """The state directory of a running pod (or NotFoundError naming it as kubectl does)."""
     from sandbox.state.store import PodDir
 
     root = layout(args)
