@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import re
 
 from sandbox.errors import NotFoundError, UsageError
+from sandbox.names import is_dns_label, is_dns_subdomain
 from sandbox.paths import RootLayout
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from sandbox.state.store import PodDir
-
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 def layout(args: argparse.Namespace) -> RootLayout:
@@ -28,13 +25,13 @@ def namespace(args: argparse.Namespace) -> str:
 
 def check_pod_name(name: str) -> str:
     """CLI names become paths: the same DNS-1123 check as the API server's, before any use."""
-    if len(name) > 253 or not _DNS_SUBDOMAIN.match(name):
+    if not is_dns_subdomain(name):
         raise UsageError(f"invalid pod name {name!r}: must be a lowercase RFC 1123 subdomain")
     return name
 
 
 def check_label(value: str, what: str) -> str:
-    if len(value) > 63 or not _DNS_LABEL.match(value):
+    if not is_dns_label(value):
         raise UsageError(f"invalid {what} {value!r}: must be a lowercase RFC 1123 label")
     return value
 

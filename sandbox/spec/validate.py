@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 from sandbox.errors import FieldError
+from sandbox.names import DNS_LABEL_RE, DNS_SUBDOMAIN_RE
 from sandbox.spec.convert import entry, format_value
 from sandbox.spec.model import (
     ConfigMap,
@@ -70,8 +71,8 @@ class Errors(list[FieldError]):
 
 # --- names (apimachinery/pkg/util/validation/validation.go) --------------------------------------
 
-_LABEL_RE = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_SUBDOMAIN_RE = _LABEL_RE + r"(\." + _LABEL_RE + ")*"
+_LABEL_RE = DNS_LABEL_RE
+_SUBDOMAIN_RE = DNS_SUBDOMAIN_RE
 _QNAME_RE = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
 
 

@@ -52,3 +52,13 @@ def test_default_capability_mask_is_containerds() -> None:
     assert capabilities.mask(["CAP_SYS_ADMIN"]) == 1 << 21
     with pytest.raises(ValueError):
         capabilities.mask(["NOPE"])
+
+
+@pytest.mark.parametrize("value,label,subdomain", [
+    ("web", True, True), ("web-1.example", False, True), ("Web", False, False), ("-web", False, False),
+    ("a" * 63, True, True), ("a" * 64, False, True), (".".join(["a" * 63] * 4), False, False),
+])
+def test_dns_names(value: str, label: bool, subdomain: bool) -> None:
+    from sandbox.names import is_dns_label, is_dns_subdomain
+
+    assert (is_dns_label(value), is_dns_subdomain(value)) == (label, subdomain)
