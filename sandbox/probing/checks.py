@@ -118,13 +118,25 @@ class SleepCheck(Check):
         return Outcome(SUCCESS)
 
 
-class TcpCheck(Check):
-    """`tcpSocket`: a TCP connect within the timeout is success, even if the peer then closes at
-    once (`pkg/probe/tcp/tcp.go`); outputs carry Go's dial errors."""
+class StreamCheck(Check):
+    """A check over one non-blocking connection made through the socket factory: waits on that
+    connection's fd for what it needs next, and closes it when done."""
 
     def __init__(self, open_socket: SocketFactory, host: str, port: int, timeout: float) -> None:
         super().__init__(timeout)
         self._stream = Stream(open_socket, host, port)
+
+    def interest(self) -> list[tuple[int, int]]:
+        fd = self._stream.fd
+        return [(fd, self._stream.events())] if fd >= 0 else []
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class TcpCheck(StreamCheck):
+    """`tcpSocket`: a TCP connect within the timeout is success, even if the peer then closes at
+    once (`pkg/probe/tcp/tcp.go`); outputs carry Go's dial errors."""
 
     def _begin(self, now: float) -> Outcome | None:
         try:
@@ -134,10 +146,6 @@ class TcpCheck(Check):
         except (OSError, ValueError) as exc:
             return self._finish(socket_error_outcome(self._stream.address, exc))
         return self._finish(Outcome(SUCCESS)) if self._stream.connected else None
-
-    def interest(self) -> list[tuple[int, int]]:
-        fd = self._stream.fd
-        return [(fd, self._stream.events())] if fd >= 0 else []
 
     def _ready(self, fd: int, mask: int, now: float) -> Outcome | None:
         if fd != self._stream.fd:
@@ -150,9 +158,6 @@ class TcpCheck(Check):
 
     def _expire(self, now: float) -> Outcome:
         return self._finish(Outcome(FAILURE, f"dial tcp {self._stream.address}: i/o timeout"))
-
-    def close(self) -> None:
-        self._stream.close()
 
     def _finish(self, outcome: Outcome) -> Outcome:
         self.close()

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
-from sandbox.probing.checks import KUBE_VERSION, Check, socket_error_outcome
+from sandbox.probing.checks import KUBE_VERSION, StreamCheck, socket_error_outcome
 from sandbox.probing.outcome import ERROR, FAILURE, SUCCESS, Outcome
-from sandbox.probing.stream import Stream, StreamError
+from sandbox.probing.stream import StreamError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -104,14 +104,13 @@ def _text(value: str | bytes) -> str:
     return value if isinstance(value, str) else value.decode("latin-1")
 
 
-class GrpcCheck(Check):
+class GrpcCheck(StreamCheck):
     """One gRPC health check of `service` ("" = the whole server) on host:port."""
 
     def __init__(self, open_socket: SocketFactory, *, port: int, host: str = "127.0.0.1",
                  service: str = "", timeout: float = 1) -> None:
-        super().__init__(timeout)
+        super().__init__(open_socket, host, port, timeout)
         self.service = service
-        self._stream = Stream(open_socket, host, port)
         self._h2: Any = None  # h2.connection.H2Connection once TCP is up
         self._stream_id = 0
         self._headers: dict[str, str] = {}  # response headers, then trailers on top
@@ -126,10 +125,6 @@ class GrpcCheck(Check):
             self.close()
             return socket_error_outcome(self._stream.address, exc)
         return self._start_rpc() if self._stream.connected else None
-
-    def interest(self) -> list[tuple[int, int]]:
-        fd = self._stream.fd
-        return [(fd, self._stream.events())] if fd >= 0 else []
 
     def _ready(self, fd: int, mask: int, now: float) -> Outcome | None:
         if fd != self._stream.fd:
@@ -155,9 +150,6 @@ class GrpcCheck(Check):
         else:
             text = f"timeout: health rpc did not complete within {limit}"
         return self._finish(Outcome(FAILURE, text))
-
-    def close(self) -> None:
-        self._stream.close()
 
     def _start_rpc(self) -> Outcome | None:
         """TCP is up: HTTP/2 preface and settings, then the one request, all queued at once."""
