@@ -28,22 +28,15 @@ def add_parser(verbs: Any) -> None:
 def handle(args: argparse.Namespace) -> int:
     from sandbox.cli.common import layout, pod_dir
     from sandbox.errors import StateError
-    from sandbox.pod.cleanup import clean_stale, remove_pod_dir
+    from sandbox.pod.cleanup import finish_dead_runtime
     from sandbox.state.proc import ProcessRef
-    from sandbox.state.store import PodLock
 
     target = pod_dir(args, args.name)
     state = target.read()
     runtime = ProcessRef.from_json(state.get("runtime"))
     pidfd = runtime.open_pidfd() if runtime and target.owner_alive() else None
     if pidfd is None or runtime is None:
-        lock = PodLock(target)
-        if lock.acquire():
-            try:
-                clean_stale(target, layout(args).containers)
-            finally:
-                remove_pod_dir(target)
-                lock.release()
+        finish_dead_runtime(target, layout(args).containers)
         print(f'pod "{args.name}" deleted')
         return 0
     grace = float(((state.get("manifest") or {}).get("spec") or {}).get("terminationGracePeriodSeconds", 30))

@@ -22,26 +22,20 @@ def add_parser(verbs: Any) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     from sandbox.cli.common import layout
-    from sandbox.pod.cleanup import clean_stale, remove_pod_dir
-    from sandbox.state.store import PodLock, list_pod_dirs
+    from sandbox.pod.cleanup import finish_dead_runtime
+    from sandbox.state.store import list_pod_dirs
 
     root = layout(args)
     live_layers: set[str] = set()
     live_volumes: set[str] = set()
     for pod_dir in list_pod_dirs(root.pods):
-        lock = PodLock(pod_dir)
-        if not lock.acquire():  # its runtime is alive: keep what it records
-            state = _read(pod_dir)
-            live_layers |= {os.path.basename(str(c.get("layer"))) for c in (state.get("containers") or {}).values()
-                            if isinstance(c, dict) and c.get("layer")}
-            live_volumes.add(os.path.basename(str(state.get("volumesDir", ""))))
-            continue
-        try:
-            clean_stale(pod_dir, root.containers)
+        if finish_dead_runtime(pod_dir, root.containers):
             print(f"removed pod {pod_dir.path.name.replace('_', '/', 1)}")
-        finally:
-            remove_pod_dir(pod_dir)
-            lock.release()
+            continue
+        state = _read(pod_dir)  # its runtime is alive: keep what it records
+        live_layers |= {os.path.basename(str(c.get("layer"))) for c in (state.get("containers") or {}).values()
+                        if isinstance(c, dict) and c.get("layer")}
+        live_volumes.add(os.path.basename(str(state.get("volumesDir", ""))))
     # A live runtime creates a layer a moment before its state records it: only sweep what no
     # state records and is older than that moment can be.
     settled = time.time() - UNRECORDED_GRACE_SECONDS

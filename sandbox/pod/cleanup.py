@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sandbox.log import get_logger
 from sandbox.state.proc import ProcessRef
-from sandbox.state.store import PodDir
+from sandbox.state.store import LOCK_FILE, STATE_FILE, PodDir, PodLock
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
@@ -43,32 +43,51 @@ def kill_recorded(state: dict[str, Any]) -> None:
             os.close(fd)
 
 
-def remove_pod_dir(pod_dir: PodDir) -> None:
-    """Remove the pod's state directory; the lock file goes last, while the caller still holds
-    it, so a reader sees either the whole state or no pod at all."""
-    for child in sorted(pod_dir.path.iterdir(), key=lambda p: p.name == "lock"):
+def _empty_pod_dir(pod_dir: PodDir, keep_lock: bool) -> None:
+    # The state file goes first: a reader then sees no pod rather than a half-removed one.
+    for child in sorted(pod_dir.path.iterdir(), key=lambda p: (p.name != STATE_FILE, p.name == LOCK_FILE)):
+        if child.name == LOCK_FILE and keep_lock:
+            continue
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child, ignore_errors=True)
         else:
             child.unlink(missing_ok=True)
+
+
+def remove_pod_dir(pod_dir: PodDir) -> None:
+    """Remove the pod's state directory; the lock file goes last, while the caller still holds
+    it, so a reader sees either the whole state or no pod at all."""
+    _empty_pod_dir(pod_dir, keep_lock=False)
     try:
         pod_dir.path.rmdir()
     except OSError:
         pass
 
 
+def finish_dead_runtime(pod_dir: PodDir, containers_root: Path) -> bool:
+    """If no runtime holds the pod (it was killed, crashed, or the machine rebooted), finish its
+    tear-down and remove the pod's directory; False when a live runtime holds it."""
+    lock = PodLock(pod_dir)
+    if not lock.acquire():
+        return False
+    try:
+        clean_stale(pod_dir, containers_root)
+    finally:
+        remove_pod_dir(pod_dir)
+        lock.release()
+    return True
+
+
 def clean_stale(pod_dir: PodDir, containers_root: Path) -> None:
-    """Tear down what a dead runtime left; the caller holds the pod's lock."""
+    """Tear down what a dead runtime left (its processes, files, layers and volumes), keeping the
+    lock, which the caller holds."""
     try:
         state = pod_dir.read()
     except Exception:  # noqa: BLE001 - unreadable state still gets its directory removed
         state = {}
     log.warning("cleaning up after a runtime that did not finish: %s", pod_dir.path)
     kill_recorded(state)
-    for name in os.listdir(pod_dir.path):
-        if name != "lock":
-            path = pod_dir.path / name
-            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
+    _empty_pod_dir(pod_dir, keep_lock=True)
     for record in (state.get("containers") or {}).values():
         layer = record.get("layer") if isinstance(record, dict) else None
         if layer and Path(layer).parent == containers_root:
