@@ -5,13 +5,16 @@ start-up), a safety pre-scan, defaulting and validation. The same file run again
 demo, a static pod re-read) skips all of that: the cache entry holds the manifest's bytes, checked
 byte for byte, and the Pod as `pod_to_dict` renders it, which converts back to an equal Pod (a unit
 test checks that round trip over the documentation corpus). An entry is valid only for the spec
-code that wrote it (a fingerprint of sandbox/spec). Invalid manifests are never cached.
+code that wrote it: a fingerprint of every input of the parse other than the manifest (the modules
+of sandbox/spec and the sandbox modules they import, the PyYAML package with its libyaml extension,
+the interpreter's version). Invalid manifests are never cached.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import zlib
 
 TYPE_CHECKING = False
@@ -22,17 +25,68 @@ if TYPE_CHECKING:
 
 MAX_ENTRIES = 64
 MAX_BYTES = 10 * 1024 * 1024  # as sandbox.spec.load (kubelet maxConfigLength); bigger goes there
-_SPEC_DIR = os.path.dirname(os.path.abspath(__file__))
+_SANDBOX_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# What sandbox/spec imports from the rest of the package (a unit test walks the imports with ast
+# and fails when this list misses one): each is an input of the parse like spec's own modules.
+PARSE_MODULES = ("errors.py", "names.py", "record.py")
 
 
-def fingerprint() -> str:
-    """Changes whenever a module of sandbox/spec changes."""
-    parts = []
-    for entry in sorted(os.scandir(_SPEC_DIR), key=lambda e: e.name):
-        if entry.name.endswith(".py"):
-            st = entry.stat()
-            parts.append(f"{entry.name}:{st.st_size}:{st.st_mtime_ns}")
+def fingerprint(sandbox_dir: str | None = None, yaml_dir: str | None = None) -> str:
+    """Changes whenever an input of the parse changes: a module of sandbox/spec or one of
+    PARSE_MODULES, a file of the yaml package (libyaml is in its _yaml extension: PyPI's wheels
+    link it in statically; a PyYAML built against a shared system libyaml would also need that
+    library's stat), or the Python version. Files are compared by stat (size, mtime, inode),
+    not read: a hit must stay far cheaper than the ~10 ms import it saves, and must not import
+    yaml. The one exception is yaml/__init__.py (12 KB, holds `__version__`), read whole so a
+    release that changes only the version string still changes the key. The defaults: this
+    sandbox package, and the yaml package `import yaml` would find."""
+    sandbox_dir = sandbox_dir or _SANDBOX_DIR
+    parts = [f"py:{sys.hexversion:x}"]
+    parts += _stat_dir(os.path.join(sandbox_dir, "spec"), "spec/", ".py")
+    parts += _stat_files(sandbox_dir, PARSE_MODULES)
+    yaml_dir = yaml_dir or _yaml_dir()
+    parts += _stat_dir(yaml_dir, "yaml/", (".py", ".so"))
+    try:
+        with open(os.path.join(yaml_dir, "__init__.py"), "rb") as f:
+            parts.append(f"yaml-init:{zlib.crc32(f.read()):08x}")
+    except OSError:
+        parts.append("yaml-init:missing")
     return f"{zlib.crc32(';'.join(parts).encode()):08x}"
+
+
+def _yaml_dir() -> str:
+    """The yaml package's directory as the import system would find it, without importing it
+    (PathFinder honours sys.path and its hooks; importlib.util would cost ~4 ms to import)."""
+    from importlib.machinery import PathFinder
+
+    spec = PathFinder.find_spec("yaml")
+    locations = spec.submodule_search_locations if spec is not None else None
+    return locations[0] if locations else ""
+
+
+def _stat_dir(directory: str, label: str, suffixes: str | tuple[str, ...]) -> list[str]:
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except OSError:
+        return [f"{label}:missing"]
+    parts = []
+    for entry in entries:
+        if entry.name.endswith(suffixes):
+            st = entry.stat()
+            parts.append(f"{label}{entry.name}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}")
+    return parts
+
+
+def _stat_files(directory: str, names: tuple[str, ...]) -> list[str]:
+    parts = []
+    for name in names:
+        try:
+            st = os.stat(os.path.join(directory, name))
+        except OSError:
+            parts.append(f"{name}:missing")
+            continue
+        parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}")
+    return parts
 
 
 def load_pod_cached(path: str, cache_dir: Path) -> Pod:
@@ -45,11 +99,12 @@ def load_pod_cached(path: str, cache_dir: Path) -> Pod:
     if not raw or len(raw) > MAX_BYTES:
         return _load_uncached(path)
     entry_path = cache_dir / f"{zlib.crc32(raw):08x}-{len(raw)}.json"
-    cached = _read_entry(entry_path, raw)
+    key = fingerprint()
+    cached = _read_entry(entry_path, raw, key)
     if cached is not None:
         return cached
     pod = _load_uncached(path)
-    _write_entry(cache_dir, entry_path, raw, pod)
+    _write_entry(cache_dir, entry_path, raw, pod, key)
     return pod
 
 
@@ -59,12 +114,12 @@ def _load_uncached(path: str) -> Pod:
     return load_pod_file(path)
 
 
-def _read_entry(entry_path: Path, raw: bytes) -> Pod | None:
+def _read_entry(entry_path: Path, raw: bytes, key: str) -> Pod | None:
     from sandbox.spec.convert import Converter
 
     try:
         entry = json.loads(entry_path.read_bytes())
-        if entry["fingerprint"] != fingerprint() or entry["text"] != raw.decode("utf-8"):
+        if entry["fingerprint"] != key or entry["text"] != raw.decode("utf-8"):
             return None
         conv = Converter()
         pod: Pod = conv.convert_object(entry["pod"], "Pod", "")
@@ -73,13 +128,13 @@ def _read_entry(entry_path: Path, raw: bytes) -> Pod | None:
     return None if conv.errors else pod
 
 
-def _write_entry(cache_dir: Path, entry_path: Path, raw: bytes, pod: Pod) -> None:
+def _write_entry(cache_dir: Path, entry_path: Path, raw: bytes, pod: Pod, key: str) -> None:
     """Best effort: a cache that cannot be written only costs the next run its speed-up."""
     from sandbox.spec.convert import to_dict
 
     try:
         cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        data = json.dumps({"fingerprint": fingerprint(), "text": raw.decode("utf-8"), "pod": to_dict(pod, "Pod")})
+        data = json.dumps({"fingerprint": key, "text": raw.decode("utf-8"), "pod": to_dict(pod, "Pod")})
         tmp = entry_path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
