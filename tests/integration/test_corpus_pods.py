@@ -10,17 +10,15 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Sandbox
+from conftest import Sandbox
+from corpus import require_corpus
 
 pytestmark = pytest.mark.root
 
-CORPUS = REPO.parent / "shared" / "corpus" / "k8s-examples"
-
 
 def corpus(name: str) -> Path:
-    path = CORPUS / name
-    if not path.exists():
-        pytest.skip(f"corpus not found at {CORPUS} (shared/ beside the repo)")
+    path = require_corpus() / name
+    assert path.exists(), f"{name} is missing from the corpus"
     return path
 
 

@@ -8,21 +8,19 @@ import sys
 from pathlib import Path
 
 import pytest
+from corpus import require_corpus
 
 from sandbox.errors import SpecError
 from sandbox.spec.cache import load_pod_cached
 from sandbox.spec.convert import Converter, to_dict
 from sandbox.spec.load import load_manifests, load_pod_file
 
-CORPUS = Path(__file__).resolve().parents[3].parent / "shared" / "corpus" / "k8s-examples"
 POD = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: busybox}]\n"
 
 
 def test_round_trip_of_every_corpus_pod() -> None:
-    if not CORPUS.is_dir():
-        pytest.skip(f"corpus not found at {CORPUS}")
     count = 0
-    for path in sorted(CORPUS.glob("*.yaml")):
+    for path in sorted(require_corpus().glob("*.yaml")):
         try:
             pods = load_manifests(str(path)).pods
         except SpecError:

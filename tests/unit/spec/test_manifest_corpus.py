@@ -11,12 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from corpus import corpus_params, require_corpus
 
 from sandbox.errors import SpecError
 from sandbox.spec.load import load_manifests, load_pod_file
 
 DATA = Path(__file__).parents[2] / "data" / "manifests"
-CORPUS = Path(__file__).parents[4] / "shared" / "corpus" / "k8s-examples"
 UNPARSEABLE = "pods__inject__envars-file-container.yaml"  # `\'` in a double-quoted string
 
 
@@ -84,20 +84,13 @@ def test_seed_001_points_at_the_ideographic_spaces() -> None:
     assert "U+3000 IDEOGRAPHIC SPACE" in error
 
 
-def _corpus_files() -> list[Path]:
-    if not CORPUS.is_dir():
-        return []
-    return sorted(CORPUS.glob("*.yaml"))
-
-
-@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"corpus not found at {CORPUS} (shared/ beside the repo)")
 def test_corpus_is_complete() -> None:
-    assert len(_corpus_files()) == 171
+    assert len(list(require_corpus().glob("*.yaml"))) == 171
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"corpus not found at {CORPUS} (shared/ beside the repo)")
-@pytest.mark.parametrize("path", _corpus_files(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", corpus_params(), ids=lambda p: p.name)
 def test_corpus_manifest(path: Path) -> None:
+    require_corpus()
     if path.name == UNPARSEABLE:
         with pytest.raises(SpecError) as info:
             load_manifests(str(path))
