@@ -40,10 +40,12 @@ def handle(args: argparse.Namespace) -> int:
     if pidfd is None:
         raise StateError(f'cannot exec in a container that is not running: container "{name}" of pod "{args.name}"')
     from sandbox.errors import ContainerStartError
+    from sandbox.process.capabilities import DEFAULT_MASK
     from sandbox.process.exec import exec_in_container
 
     try:
-        return exec_in_container(pidfd, command, list(record.get("env") or []), str(record.get("cwd") or "/"))
+        return exec_in_container(pidfd, command, list(record.get("env") or []), str(record.get("cwd") or "/"),
+                                 int(record.get("caps", DEFAULT_MASK)))
     except ContainerStartError as e:
         # As a shell reports it: 127 for a command that is not there, 126 for one that cannot run.
         print(f"error: exec in container {name!r}: {e}", file=sys.stderr)

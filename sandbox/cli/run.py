@@ -39,6 +39,9 @@ def handle(args: argparse.Namespace) -> int:
     from sandbox.supervisor.run import prepare, run_pod
 
     prepared = prepare(args.file, layout(args), args.namespace)  # input errors first, even as non-root
+    from sandbox.cli.validate import print_warnings
+
+    print_warnings(args.file, prepared.warnings)
     if os.geteuid() != 0:
         raise SandboxError("sandbox run needs root: it creates namespaces, mounts and a pod's processes")
     if not 0 < args.probe_scale <= 1000:

@@ -2,10 +2,16 @@
 
 The default is containerd's `defaultUnixCaps` (Docker's list, kept at 14 since containerd
 PR #10435 was retracted): a root container reads `CapEff: 00000000a80425fb`
-(security-reliability.md 1.5). securityContext's add/drop (a later issue) edits this set.
+(security-reliability.md 1.5). securityContext's add/drop edit this set as containerd's CRI
+plugin does: `add: [ALL]` grants every capability, `drop: [ALL]` starts from none, then the named
+additions and drops apply, drops last.
 """
 
 from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from sandbox.spec.model import Container
 
 # capabilities(7), the kernel's numbering
 NUMBERS = {
@@ -35,3 +41,20 @@ def mask(names: tuple[str, ...] | list[str]) -> int:
 
 
 DEFAULT_MASK = 0xA80425FB  # == mask(DEFAULT), checked by a unit test
+
+ALL_MASK = mask(tuple(NUMBERS))
+
+
+def for_container(container: Container) -> int:
+    """The capability mask a container's processes keep (its main process, exec, probes, hooks).
+    ValueError names an unknown capability."""
+    sc = container.security_context
+    caps = sc.capabilities if sc is not None else None
+    if caps is None:
+        return DEFAULT_MASK
+    add = [name for name in caps.add if name.upper() != "ALL"]
+    drop = [name for name in caps.drop if name.upper() != "ALL"]
+    bits = ALL_MASK if len(add) < len(caps.add) else DEFAULT_MASK
+    if len(drop) < len(caps.drop):
+        bits = 0
+    return (bits | mask(add)) & ~mask(drop)

@@ -2,7 +2,7 @@
 the kubelet resolves them (reference 4.3): pod fields by path, container resources in units of
 the divisor with CPU rounded up, and the node's allocatable capacity when no limit is set.
 Values that come from API objects (ConfigMaps, Secrets) arrive with the configuration issue;
-`check_supported` refuses them by field until then.
+the field table (sandbox/spec/fields.py) refuses them until then.
 """
 
 from __future__ import annotations
@@ -75,24 +75,3 @@ def env_value(pod: Pod, container: Container, var: EnvVar) -> str | None:
         ref = source.resource_field_ref
         return resource_value(container, ref.resource, ref.divisor)
     return None
-
-
-def check_supported(pod: Pod) -> None:
-    """Refuse, by field, environment sources that need API objects this runtime does not have yet
-    (an `optional: true` reference to a missing object is simply left out, as the kubelet does)."""
-    errors = []
-    for group, containers in (("initContainers", pod.spec.init_containers), ("containers", pod.spec.containers)):
-        for i, c in enumerate(containers):
-            for j, var in enumerate(c.env):
-                src = var.value_from
-                ref: Any = src and (src.config_map_key_ref or src.secret_key_ref or src.file_key_ref)
-                if ref and not (ref.get("optional") if isinstance(ref, dict) else getattr(ref, "optional", False)):
-                    errors.append(FieldError(f"spec.{group}[{i}].env[{j}].valueFrom",
-                                             "Unsupported value: ConfigMap, Secret and file references are not supported yet"))
-            for j, env_from in enumerate(c.env_from):
-                source = env_from.config_map_ref or env_from.secret_ref
-                if source is not None and not source.optional:
-                    errors.append(FieldError(f"spec.{group}[{i}].envFrom[{j}]",
-                                             "Unsupported value: ConfigMap and Secret sources are not supported yet"))
-    if errors:
-        raise SpecError(errors)

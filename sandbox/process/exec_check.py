@@ -28,9 +28,10 @@ ALL_NAMESPACES = CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID | CLO
 
 class ExecCheck(Check):
     def __init__(self, spawner: Spawner, main_pidfd: int, argv: list[str], env: list[str], cwd: str,
-                 timeout: float) -> None:
+                 timeout: float, caps: int = capabilities.DEFAULT_MASK) -> None:
         super().__init__(timeout)
         self.spawner, self.main_pidfd, self.argv, self.env, self.cwd = spawner, main_pidfd, argv, env, cwd
+        self.caps = caps
         self.process: ChildProcess | None = None
         self.out_fd = -1
         self.output = bytearray()
@@ -43,7 +44,7 @@ class ExecCheck(Check):
         null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
         req = SpawnRequest(argv=self.argv, env=self.env, join_pidfd=self.main_pidfd, join_ns=ALL_NAMESPACES,
                            cwd=self.cwd, stdio=(null, write_fd, write_fd), stage_name="probe",
-                           caps=capabilities.DEFAULT_MASK)
+                           caps=self.caps)
         try:
             self.process = self.spawner.spawn(req)
         except ContainerStartError as e:

@@ -88,5 +88,38 @@ def container_request(
         cwd=working_dir(container, image),
         stdio=(stdin, stdout, stderr),
         pod_mount=POD_SHM_PATH,
-        caps=capabilities.DEFAULT_MASK,
+        caps=capabilities.for_container(container),
     )
+
+
+def parse_signal(name: str) -> int:
+    """`SIGTERM`, `TERM`, `15`, `SIGRTMIN+3`, `SIGRTMAX-1` -> the signal number; ValueError otherwise."""
+    import signal
+
+    text = name.strip().upper().removeprefix("SIG")
+    if text.isdigit():
+        number = int(text)
+    elif text.startswith(("RTMIN+", "RTMAX-")) and text[6:].isdigit():
+        number = signal.SIGRTMIN + int(text[6:]) if text.startswith("RTMIN") else signal.SIGRTMAX - int(text[6:])
+    else:
+        try:
+            return int(signal.Signals["SIG" + text])
+        except KeyError:
+            raise ValueError(f"unknown signal {name!r}") from None
+    if not 0 < number <= signal.SIGRTMAX or text in ("KILL", "STOP", "9", "19"):
+        raise ValueError(f"unknown signal {name!r}")
+    return number
+
+
+def stop_signal(container: Container, image: Image) -> int:
+    """What stops the container: `lifecycle.stopSignal`, else the image's StopSignal, else SIGTERM
+    (containerd's order; an image's unreadable StopSignal falls back to SIGTERM)."""
+    import signal
+
+    name = container.lifecycle.stop_signal if container.lifecycle else None
+    if name:
+        return parse_signal(name)
+    try:
+        return parse_signal(image.config.stop_signal) if image.config.stop_signal else int(signal.SIGTERM)
+    except ValueError:
+        return int(signal.SIGTERM)

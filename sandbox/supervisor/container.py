@@ -18,7 +18,7 @@ from sandbox.errors import ContainerStartError
 from sandbox.log import get_logger
 from sandbox.logs.stream import ContainerLog
 from sandbox.pod import volumes
-from sandbox.process import launch
+from sandbox.process import capabilities, launch
 from sandbox.process.leftovers import command_of, kill_in_mount_ns, processes_in_mount_ns
 from sandbox.record import field, record, replace
 from sandbox.rootfs.layers import ContainerLayer
@@ -213,7 +213,7 @@ class ContainerLifecycle:
         assert slot.process is not None
         ports = {p.name: p.container_port for p in slot.spec.ports if p.name}
         return CheckContext(self.ctx.spawner, slot.process.pidfd, self.ctx.pause_pidfd, tuple(slot.env),
-                            launch.working_dir(slot.spec, slot.image), ports)
+                            launch.working_dir(slot.spec, slot.image), ports, capabilities.for_container(slot.spec))
 
     def _post_start_done(self, slot: Slot, outcome: Any) -> None:
         slot.hook = None
@@ -298,8 +298,10 @@ class ContainerLifecycle:
     def _terminate(self, slot: Slot, deadline: float) -> None:
         if slot.process is None:
             return
-        log.info("pod %s/%s: stopping container %s (SIGTERM)", self.ctx.namespace, self.ctx.name, slot.name)
-        slot.process.send_signal(signal.SIGTERM)
+        sig = launch.stop_signal(slot.spec, slot.image)
+        log.info("pod %s/%s: stopping container %s (signal %d: %s)", self.ctx.namespace, self.ctx.name, slot.name,
+                 sig, signal.strsignal(sig))
+        slot.process.send_signal(sig)
         kill_at = max(deadline, self.ctx.clock() + MIN_GRACE_SECONDS)
         slot.kill_timer = self.ctx.timers.add(kill_at, lambda: self.kill(slot))
 

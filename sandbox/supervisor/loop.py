@@ -25,7 +25,7 @@ from sandbox.logs.stream import ContainerLog, Terminal
 from sandbox.paths import RootLayout
 from sandbox.pod import volumes
 from sandbox.pod.sandbox import HostNamespaces, SandboxDirs, start_pause, write_pod_files
-from sandbox.process import launch
+from sandbox.process import capabilities, launch
 from sandbox.process.spawner import ChildProcess, Spawner
 from sandbox.record import replace
 from sandbox.spec.model import Container, Pod
@@ -470,6 +470,7 @@ class PodSupervisor:
             "process": slot.ref.to_json() if running and slot.ref else None,
             "env": slot.env,
             "cwd": launch.working_dir(slot.spec, slot.image),
+            "caps": capabilities.for_container(slot.spec),  # what `sandbox exec` keeps
             "image": slot.image.name,
             "layer": str(slot.layer.path) if slot.layer else None,
         }

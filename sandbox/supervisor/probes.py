@@ -39,6 +39,7 @@ class CheckContext:
     env: tuple[str, ...]  # "NAME=value", the container's environment
     cwd: str
     ports: Any  # Mapping[str, int]: named container ports
+    caps: int  # the capability mask the container's processes keep
 
 
 class ImmediateCheck(Check):
@@ -63,7 +64,7 @@ def checks_for(handler: Any, ctx: CheckContext, timeout: float, *, hook: bool,
         from sandbox.process.exec_check import ExecCheck
 
         argv = command if command is not None else list(handler.exec.command)
-        return ExecCheck(ctx.spawner, ctx.main_pidfd, argv, list(ctx.env), ctx.cwd, timeout)
+        return ExecCheck(ctx.spawner, ctx.main_pidfd, argv, list(ctx.env), ctx.cwd, timeout, ctx.caps)
     if getattr(handler, "sleep", None) is not None:
         return SleepCheck(float(handler.sleep.seconds))
     if getattr(handler, "http_get", None) is not None:

@@ -3,10 +3,10 @@ take the pod's lock, supervise, and remove every trace but the logs afterwards."
 
 from __future__ import annotations
 
-from sandbox.errors import FieldError, ImageError, SpecError, StateError
+from sandbox.errors import ImageError, StateError
 from sandbox.images.store import Image, ImageStore
 from sandbox.paths import RootLayout
-from sandbox.record import record, replace
+from sandbox.record import record
 from sandbox.spec.model import Pod
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
@@ -20,6 +20,7 @@ class PreparedPod:
     manifest: dict[str, Any]
     images: dict[str, Image]
     layout: RootLayout
+    warnings: tuple[str, ...] = ()  # fields the pod sets that are not enforced (spec/fields.py)
 
     @property
     def namespace(self) -> str:
@@ -31,14 +32,13 @@ class PreparedPod:
 
 
 def prepare(path: str, layout: RootLayout, namespace: str | None) -> PreparedPod:
-    """Parse, validate, resolve images and argv: every input error before any side effect."""
-    from sandbox.pod import volumes
-    from sandbox.process import downward, launch
-    from sandbox.spec.cache import load_pod_cached
+    """Accept the manifest as `sandbox validate` does (one shared path), then resolve images and
+    argv: every input error before any side effect."""
+    from sandbox.process import launch
+    from sandbox.spec.accept import accept_pod_file
 
-    pod = _with_namespace(load_pod_cached(path, layout.lib / "cache" / "manifests"), namespace)
-    volumes.check_supported(pod)
-    downward.check_supported(pod)
+    accepted = accept_pod_file(path, layout.lib / "cache" / "manifests", namespace)
+    pod = accepted.pod
     store = ImageStore(layout.images)
     images: dict[str, Image] = {}
     problems: list[str] = []
@@ -55,24 +55,16 @@ def prepare(path: str, layout: RootLayout, namespace: str | None) -> PreparedPod
                 problems.append(f"spec.{field}[{i}]: CreateContainerError: no command specified "
                                 f"(no command in the spec and no Entrypoint/Cmd in image {image.name})")
     if problems:
-        raise ImageError("\n".join(problems))
+        raise ImageError("\n".join(f"{path}: {p}" for p in problems))
     from sandbox.spec.convert import to_dict
 
-    return PreparedPod(pod, to_dict(pod, "Pod"), images, layout)
+    return PreparedPod(pod, to_dict(pod, "Pod"), images, layout, accepted.warnings)
 
 
-def _with_namespace(pod: Pod, namespace: str | None) -> Pod:
-    """-n as kubectl: it fills in a manifest without namespace and must match one that has it."""
-    if namespace is None or pod.metadata.namespace == namespace:
-        return pod
-    if pod.metadata.namespace not in (None, "", "default"):
-        raise SpecError([FieldError("metadata.namespace", f'Invalid value: "{pod.metadata.namespace}": '
-                                    f'does not match the namespace "{namespace}" given with -n')])
-    return replace(pod, metadata=replace(pod.metadata, namespace=namespace))
-
-
-def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False, probe_scale: float = 1.0) -> dict[str, Any]:
-    """Run the pod to its end; returns its final Pod status (phase, containerStatuses, ...)."""
+def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False, probe_scale: float = 1.0,
+            log_policy: Any = None) -> dict[str, Any]:
+    """Run the pod to its end; returns its final Pod status (phase, containerStatuses, ...).
+    `log_policy`: container log rotation (a logs.rotation.RotationPolicy; None: the defaults)."""
     from sandbox.logs.stream import Terminal
     from sandbox.pod.cleanup import clean_stale, remove_pod_dir
     from sandbox.process.spawner import DirectSpawner
@@ -99,7 +91,8 @@ def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False, probe_s
 
         supervisor = PodSupervisor(
             prepared.pod, uid, prepared.images, layout, pod_dir.path, DirectSpawner(),
-            backoff=backoff, terminal=None if quiet else Terminal(), save_state=save, probe_scale=probe_scale)
+            backoff=backoff, terminal=None if quiet else Terminal(), save_state=save, probe_scale=probe_scale,
+            log_policy=log_policy)
         supervisor.run()
     finally:
         remove_pod_dir(pod_dir)

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from sandbox.errors import SpecError
-from sandbox.process.downward import check_supported, field_value, resource_value
+from sandbox.process.downward import field_value, resource_value
 from sandbox.spec.load import load_pod_text
 
 POD = """
@@ -52,21 +52,6 @@ def test_resources_with_divisors_and_defaults() -> None:
     assert int(resource_value(c, "requests.ephemeral-storage", None)) == 0
     no_limits = load_pod_text(POD.replace("limits: {cpu: 250m, memory: 64Mi}", "limits: {}")).spec.containers[0]
     assert resource_value(no_limits, "limits.cpu", None) == str(os.cpu_count())  # node allocatable
-
-
-def test_config_map_and_secret_references_are_refused_unless_optional() -> None:
-    pod = load_pod_text(POD.replace("    resources:", """    env:
-    - name: A
-      valueFrom: {configMapKeyRef: {name: cm, key: k}}
-    - name: B
-      valueFrom: {secretKeyRef: {name: s, key: k, optional: true}}
-    envFrom:
-    - secretRef: {name: creds}
-    resources:"""))
-    with pytest.raises(SpecError) as caught:
-        check_supported(pod)
-    paths = [e.path for e in caught.value.errors]
-    assert paths == ["spec.containers[0].env[0].valueFrom", "spec.containers[0].envFrom[0]"]
 
 
 def test_a_container_without_resources_gets_node_capacity() -> None:

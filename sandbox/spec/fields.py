@@ -1,0 +1,400 @@
+"""What sandbox does with every field of the v1 Pod model (and of ConfigMap and Secret): one table.
+
+Each field a manifest can set is one of
+  honoured  the runtime does what Kubernetes defines for it;
+  refused   the pod is refused with the field's path (exit 2) until a later issue honours it;
+  warned    the pod runs, and one line on stderr says what is not enforced;
+  inert     it has no effect on one node, by nature (scheduler-only fields, API-server bookkeeping).
+Anything a user relies on for protection (securityContext, privileged, host namespaces, ports that
+publish on the host) is refused until honoured, never warned. A few fields are honoured only for
+some values (`privileged: false` is what every container gets; `privileged: true` is refused).
+
+The table is keyed by the type names of `sandbox.spec.schema`; the walk descends only into fields
+that are honoured or warned, so the types below a refused or inert field need no rows. A unit test
+walks the schema from Pod, ConfigMap and Secret and fails on any reachable field without a row, and
+the README's field summary is generated from this table (`python -m sandbox.spec.fields`).
+Later issues move rows from refused to honoured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from sandbox.errors import FieldError
+
+TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
+if TYPE_CHECKING:
+    from typing import Any
+
+    from sandbox.spec.model import Pod
+
+HONOURED, REFUSED, WARNED, INERT = "honoured", "refused", "warned", "inert"
+NOT_YET = "not supported by sandbox yet"
+
+
+class Rule:
+    """One field's support. `ok` (a predicate on the field's value) makes a refused or warned field
+    honoured for the values it accepts; such a field is a leaf: the walk does not descend into it."""
+
+    __slots__ = ("ok", "planned", "reason", "support")
+
+    def __init__(self, support: str, reason: str = "", ok: Callable[[Any], bool] | None = None,
+                 planned: str = "") -> None:
+        self.support = support
+        self.reason = reason
+        self.ok = ok
+        self.planned = planned  # the work that will honour a refused field, if one is planned
+
+    @property
+    def text(self) -> str:
+        return f"{self.reason} (planned: {self.planned})" if self.planned else self.reason
+
+
+H = Rule(HONOURED)
+
+
+def honoured(note: str = "") -> Rule:
+    return Rule(HONOURED, note)
+
+
+def refused(reason: str, ok: Callable[[Any], bool] | None = None, planned: str = "") -> Rule:
+    return Rule(REFUSED, reason, ok, planned)
+
+
+def warned(reason: str, ok: Callable[[Any], bool] | None = None) -> Rule:
+    return Rule(WARNED, reason, ok)
+
+
+def inert(reason: str) -> Rule:
+    return Rule(INERT, reason)
+
+
+def _is(*values: object) -> Callable[[Any], bool]:
+    return lambda value: value in values
+
+
+def _profile_unconfined(profile: Any) -> bool:
+    return getattr(profile, "type", None) == "Unconfined"
+
+
+# Reasons, written once.
+_SCHEDULER = inert("read by the scheduler; one node runs every pod it is given")
+_API_SERVER = inert("set by the API server")
+_NO_API = inert("there is no API server on one node")
+# The planned work that will honour a refused field.
+_BOUNDARY = "the container boundary"
+_NETWORK = "the pod network"
+_VOLUMES = "volumes and configuration"
+_CGROUPS = "resource requests and limits are not enforced until cgroups are supported"
+_WINDOWS = inert("applies to Windows nodes only")
+_SECCOMP = refused("seccomp profiles other than Unconfined", _profile_unconfined, planned=_BOUNDARY)
+_APPARMOR = refused("apparmor", _profile_unconfined)  # reason computed per host: `_reason`
+
+_CONTAINER: dict[str, Rule] = {
+    "name": H, "image": H, "command": H, "args": H, "workingDir": H, "env": H,
+    "ports": honoured("containerPort is informational, as in Kubernetes; named ports serve probes"),
+    "envFrom": refused("ConfigMap and Secret sources", planned=_VOLUMES),
+    "resources": H,  # its limits and requests are warned; the downward API reads them
+    "resizePolicy": inert("applies to in-place resizes through the API server"),
+    "restartPolicy": H,
+    "restartPolicyRules": refused("container restart rules, alpha in Kubernetes, are not implemented"),
+    "volumeMounts": H,
+    "volumeDevices": refused("raw block devices need persistent volumes"),
+    "livenessProbe": H, "readinessProbe": H, "startupProbe": H, "lifecycle": H,
+    "terminationMessagePath": H, "terminationMessagePolicy": H,
+    "imagePullPolicy": warned("images come from the local store: nothing is pulled, the stored image is used",
+                              _is("IfNotPresent", "Never")),
+    "securityContext": H,
+    "stdin": refused("no stdin is attached: it is /dev/null", _is(False)),
+    "stdinOnce": refused("no stdin is attached: it is /dev/null", _is(False)),
+    "tty": refused("no terminal is allocated", _is(False)),
+}
+
+TABLE: dict[str, dict[str, Rule]] = {
+    "Pod": {"apiVersion": H, "kind": H, "metadata": H, "spec": H,
+            "status": inert("status is computed by the runtime; a manifest's status is ignored, as by the API server")},
+    "ConfigMap": {"apiVersion": H, "kind": H, "metadata": H,
+                  "data": honoured("kept for the pods of the same file"),
+                  "binaryData": honoured("kept for the pods of the same file"), "immutable": H},
+    "Secret": {"apiVersion": H, "kind": H, "metadata": H,
+               "data": honoured("kept for the pods of the same file"),
+               "stringData": honoured("merged into data, as the API server does"), "type": H, "immutable": H},
+    "ObjectMeta": {
+        "name": H, "generateName": H, "namespace": H, "labels": H, "annotations": H,
+        "uid": inert("every pod the runtime creates gets a fresh UID, as the API server gives it"),
+        "resourceVersion": _API_SERVER, "generation": _API_SERVER, "creationTimestamp": _API_SERVER,
+        "deletionTimestamp": _API_SERVER, "deletionGracePeriodSeconds": _API_SERVER,
+        "ownerReferences": inert("garbage collection of owned objects needs an API server"),
+        "finalizers": _NO_API, "managedFields": _API_SERVER, "selfLink": _API_SERVER,
+    },
+    "PodSpec": {
+        "volumes": H, "initContainers": H, "containers": H,
+        "ephemeralContainers": refused("ephemeral containers are added to a running pod through the API"),
+        "restartPolicy": H, "terminationGracePeriodSeconds": H, "activeDeadlineSeconds": H,
+        # Without a cluster DNS the other policies give the node's resolv.conf, as the kubelet does.
+        "dnsPolicy": refused("dnsPolicy None", planned=_NETWORK, ok=
+                             _is("ClusterFirst", "ClusterFirstWithHostNet", "Default")),
+        "nodeSelector": _SCHEDULER, "nodeName": _SCHEDULER, "affinity": _SCHEDULER, "schedulerName": _SCHEDULER,
+        "tolerations": _SCHEDULER, "priorityClassName": _SCHEDULER, "priority": _SCHEDULER,
+        "preemptionPolicy": _SCHEDULER, "topologySpreadConstraints": _SCHEDULER, "schedulingGates": _SCHEDULER,
+        "serviceAccountName": inert("there is no API server: no service account token is mounted"),
+        "serviceAccount": inert("there is no API server: no service account token is mounted"),
+        "automountServiceAccountToken": inert("there is no API server: no service account token is mounted"),
+        "hostNetwork": H, "hostPID": H, "hostIPC": H, "shareProcessNamespace": H,
+        "securityContext": H,
+        "imagePullSecrets": inert("images come from the local store: no registry is contacted"),
+        "hostname": H,
+        "hostnameOverride": refused("hostnameOverride", planned=_NETWORK),
+        "subdomain": refused("the pod's FQDN in /etc/hosts", planned=_NETWORK),
+        "setHostnameAsFQDN": refused("the pod's FQDN", _is(False), planned=_NETWORK),
+        "hostAliases": refused("hostAliases", planned=_NETWORK),
+        "dnsConfig": refused("dnsConfig", planned=_NETWORK),
+        "readinessGates": refused("nothing sets custom pod conditions without an API server, so the pod "
+                                  "could never be Ready"),
+        "runtimeClassName": refused("runtime classes select another runtime handler"),
+        "enableServiceLinks": inert("there are no Services on one node: no service environment variables"),
+        "overhead": inert("set from a RuntimeClass by the API server"),
+        "os": refused("sandbox runs Linux pods", lambda os_: os_.get("name") == "linux"),
+        "hostUsers": refused("user namespaces", _is(True), planned=_BOUNDARY),
+        "resourceClaims": refused("dynamic resource allocation needs an API server and drivers"),
+        "resources": H,
+    },
+    "Container": _CONTAINER,
+    "ContainerPort": {
+        "name": H, "containerPort": H, "protocol": H,
+        "hostPort": refused("publishing a port on the host", planned=_NETWORK),
+        "hostIP": refused("publishing a port on the host", planned=_NETWORK),
+    },
+    "EnvVar": {"name": H, "value": H, "valueFrom": H},
+    "EnvVarSource": {
+        "fieldRef": H, "resourceFieldRef": H,
+        "configMapKeyRef": refused("ConfigMap sources", planned=_VOLUMES),
+        "secretKeyRef": refused("Secret sources", planned=_VOLUMES),
+        "fileKeyRef": refused("file sources", planned=_VOLUMES),
+    },
+    "ObjectFieldSelector": {"apiVersion": H, "fieldPath": H},
+    "ResourceFieldSelector": {"containerName": H, "resource": H, "divisor": H},
+    "ResourceRequirements": {
+        "limits": warned(_CGROUPS), "requests": warned(_CGROUPS),
+        "claims": refused("dynamic resource allocation needs an API server and drivers"),
+    },
+    "VolumeMount": {
+        "name": H, "mountPath": H, "readOnly": H,
+        "recursiveReadOnly": refused("recursive read-only mounts", _is("Disabled"), planned=_VOLUMES),
+        "subPath": refused("subPath", planned=_VOLUMES),
+        "subPathExpr": refused("subPathExpr", planned=_VOLUMES),
+        "mountPropagation": refused("mount propagation", _is("None"), planned=_VOLUMES),
+    },
+    "Probe": {key: H for key in ("exec", "httpGet", "tcpSocket", "grpc", "initialDelaySeconds", "timeoutSeconds",
+                                 "periodSeconds", "successThreshold", "failureThreshold",
+                                 "terminationGracePeriodSeconds")},
+    "ExecAction": {"command": H},
+    "HTTPGetAction": {"path": H, "port": H, "host": H, "scheme": H, "httpHeaders": H},
+    "HTTPHeader": {"name": H, "value": H},
+    "TCPSocketAction": {"port": H, "host": H},
+    "GRPCAction": {"port": H, "service": H},
+    "SleepAction": {"seconds": H},
+    "LifecycleHandler": {"exec": H, "httpGet": H, "tcpSocket": H, "sleep": H},
+    "Lifecycle": {"postStart": H, "preStop": H, "stopSignal": H},
+    "SecurityContext": {
+        "capabilities": H,
+        "privileged": refused("privileged containers", _is(False), planned=_BOUNDARY),
+        "seLinuxOptions": refused("SELinux labels", planned=_BOUNDARY),
+        "windowsOptions": H,
+        "runAsUser": refused("running as another user", planned=_BOUNDARY),
+        "runAsGroup": refused("running as another group", planned=_BOUNDARY),
+        "runAsNonRoot": refused("the non-root check", _is(False), planned=_BOUNDARY),
+        "readOnlyRootFilesystem": refused("read-only root filesystems", _is(False), planned=_BOUNDARY),
+        # Without no_new_privs a process may gain privileges through setuid binaries: `true` (the
+        # Kubernetes default) is what every container gets.
+        "allowPrivilegeEscalation": refused("no_new_privs", _is(True), planned=_BOUNDARY),
+        "procMount": refused("masked /proc paths", planned=_BOUNDARY),
+        "seccompProfile": _SECCOMP,
+        "appArmorProfile": _APPARMOR,
+        "cgroupOptions": refused("cgroups are not supported yet"),
+    },
+    "Capabilities": {"add": H, "drop": H},
+    "WindowsSecurityContextOptions": {
+        "gmsaCredentialSpecName": _WINDOWS, "gmsaCredentialSpec": _WINDOWS, "runAsUserName": _WINDOWS,
+        "hostProcess": refused("host process containers run on Windows nodes only", _is(False)),
+    },
+    "PodSecurityContext": {
+        "seLinuxOptions": refused("SELinux labels", planned=_BOUNDARY),
+        "windowsOptions": H,
+        "runAsUser": refused("running as another user", planned=_BOUNDARY),
+        "runAsGroup": refused("running as another group", planned=_BOUNDARY),
+        "runAsNonRoot": refused("the non-root check", _is(False), planned=_BOUNDARY),
+        "supplementalGroups": refused("supplemental groups", planned=_BOUNDARY),
+        "supplementalGroupsPolicy": refused("supplemental groups", planned=_BOUNDARY),
+        "fsGroup": refused("fsGroup ownership of volumes", planned=_BOUNDARY),
+        "fsGroupChangePolicy": refused("fsGroup ownership of volumes", planned=_BOUNDARY),
+        "sysctls": refused("sysctls", planned=_BOUNDARY),
+        "seccompProfile": _SECCOMP,
+        "appArmorProfile": _APPARMOR,
+        "seLinuxChangePolicy": refused("SELinux labels", planned=_BOUNDARY),
+    },
+    "Volume": {
+        "name": H, "emptyDir": H,
+        **{key: refused("this volume type", planned=_VOLUMES) for key in ("hostPath", "secret", "configMap", "downwardAPI",
+                                                                "projected")},
+        "persistentVolumeClaim": refused("persistent volume claims need an API server and a storage provisioner"),
+        "image": refused("image volumes come with images from registries"),
+        "ephemeral": refused("generic ephemeral volumes need an API server and a storage provisioner"),
+        "csi": refused("CSI volumes need a CSI driver"),
+        **{key: refused("in-tree volume plugins need their storage systems") for key in (
+            "gcePersistentDisk", "awsElasticBlockStore", "gitRepo", "nfs", "iscsi", "glusterfs", "rbd",
+            "flexVolume", "cinder", "cephfs", "flocker", "fc", "azureFile", "vsphereVolume", "quobyte", "azureDisk",
+            "photonPersistentDisk", "portworxVolume", "scaleIO", "storageos")},
+    },
+    "EmptyDirVolumeSource": {
+        "medium": warned("medium Memory is served from disk until tmpfs volumes are supported", _is("")),
+        "sizeLimit": warned("sizeLimit is not enforced until ephemeral storage is accounted"),
+        "mode": refused("an emptyDir mode other than 0777", planned=_VOLUMES),
+    },
+}
+
+
+def _apparmor_enabled() -> bool:
+    try:
+        with open("/sys/module/apparmor/parameters/enabled") as f:
+            return f.read().strip() == "Y"
+    except OSError:
+        return False
+
+
+def _reason(rule: Rule) -> str:
+    if rule is _APPARMOR:
+        # The kubelet's admission reason on such a host; with AppArmor on, ours.
+        if not _apparmor_enabled():
+            return "Cannot enforce AppArmor: AppArmor is not enabled on the host"
+        return f"{NOT_YET}: AppArmor profiles (planned: {_BOUNDARY})"
+    return f"{NOT_YET}: {rule.text}"
+
+
+def _present(value: object) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, tuple | Mapping):
+        return len(value) > 0
+    return True
+
+
+class Findings:
+    """What a walk found: refusals (FieldErrors) and warnings (`path: text` lines)."""
+
+    __slots__ = ("errors", "warnings")
+
+    def __init__(self) -> None:
+        self.errors: list[FieldError] = []
+        self.warnings: list[str] = []
+
+
+def check_pod(pod: Pod, prefix: str = "") -> Findings:
+    """Every refused field set in `pod`, and a warning per warned one."""
+    from sandbox.spec.schema import TYPES
+
+    found = Findings()
+    _walk(TYPES, "Pod", pod, prefix, found)
+    _annotations(pod, prefix, found)
+    return found
+
+
+_NO_GROUP: Mapping[str, Any] = {}
+
+
+def _walk(types: Any, type_name: str, obj: Any, path: str, found: Findings) -> None:
+    table = TABLE[type_name]
+    object_type = types[type_name]
+    for key, f in object_type.fields.items():
+        if object_type.cls is None:
+            value = obj.get(key) if isinstance(obj, Mapping) else None
+        elif f.group is not None:  # a map attribute collecting several keys (`_status` is dropped)
+            value = getattr(obj, f.group, _NO_GROUP).get(key)
+        else:
+            value = getattr(obj, f.attr)
+        if not _present(value):
+            continue
+        where = f"{path}.{key}" if path else key
+        rule = table[key]
+        if rule.support == INERT:
+            continue
+        if rule.support in (REFUSED, WARNED):
+            if rule.ok is not None and rule.ok(value):
+                continue
+            if rule.support == REFUSED:
+                found.errors.append(FieldError(where, f"Forbidden: {_reason(rule)}"))
+                continue
+            found.warnings.append(f"{where}: not enforced: {rule.reason}")
+            if rule.ok is not None:
+                continue
+        kind = f.kind
+        if kind[0] == "obj":
+            _walk(types, kind[1], value, where, found)
+        elif kind[0] == "list" and kind[1][0] == "obj":
+            for i, item in enumerate(value):
+                _walk(types, kind[1][1], item, f"{where}[{i}]", found)
+
+
+# The annotations that asked for AppArmor and seccomp before the fields existed; the kubelet still
+# reads the AppArmor ones. Anything but unconfined asks for a protection sandbox does not give.
+_APPARMOR_PREFIX = "container.apparmor.security.beta.kubernetes.io/"
+_SECCOMP_KEYS = ("seccomp.security.alpha.kubernetes.io/pod", "container.seccomp.security.alpha.kubernetes.io/")
+
+
+def _annotations(pod: Pod, prefix: str, found: Findings) -> None:
+    for key, value in pod.metadata.annotations.items():
+        where = f"{prefix}metadata.annotations[{key}]"
+        if key.startswith(_APPARMOR_PREFIX) and value != "unconfined":
+            found.errors.append(FieldError(where, f"Forbidden: {_reason(_APPARMOR)}"))
+        elif key.startswith(_SECCOMP_KEYS) and value != "unconfined":
+            found.errors.append(FieldError(where, f"Forbidden: {_reason(_SECCOMP)}"))
+
+
+def reachable_types(start: tuple[str, ...] = ("Pod", "ConfigMap", "Secret")) -> dict[str, set[str]]:
+    """Type name -> its field keys, for every type the walk can enter from `start`."""
+    from sandbox.spec.schema import TYPES
+
+    seen: dict[str, set[str]] = {}
+    todo = list(start)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen[name] = set(TYPES[name].fields)
+        for key, f in TYPES[name].fields.items():
+            rule = TABLE.get(name, {}).get(key)
+            descends = rule is not None and rule.ok is None and rule.support in (HONOURED, WARNED)
+            kind = f.kind[1] if f.kind[0] == "list" else f.kind
+            if descends and kind[0] == "obj":
+                todo.append(kind[1])
+    return seen
+
+
+def markdown() -> str:
+    """The README's field summary: every field that is not simply honoured, grouped by reason."""
+    groups: dict[str, dict[str, list[str]]] = {REFUSED: {}, WARNED: {}, INERT: {}}
+    for type_name in sorted(reachable_types()):
+        for key, rule in TABLE[type_name].items():
+            if rule.support == HONOURED:
+                continue
+            if rule.planned:
+                reason = f"planned: {rule.planned}"
+            elif rule is _APPARMOR:
+                reason = "the kubelet's reason on a host without AppArmor; planned: the container boundary"
+            else:
+                reason = rule.reason
+            groups[rule.support].setdefault(reason, []).append(f"`{type_name}.{key}`")
+    titles = {REFUSED: "Refused with the field's path (exit 2), except for the values every container gets "
+                       "(`privileged: false`, `seccompProfile: Unconfined`, ...)",
+              WARNED: "Warned: the pod runs, and one line on stderr says what is not enforced",
+              INERT: "Inert on one node"}
+    lines = []
+    for support, by_reason in groups.items():
+        lines.append(f"{titles[support]}:")
+        lines += [f"- {', '.join(keys)} ({reason})" for reason, keys in sorted(by_reason.items())]
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")
