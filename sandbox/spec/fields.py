@@ -282,11 +282,12 @@ def _present(value: object) -> bool:
 class Findings:
     """What a walk found: refusals (FieldErrors) and warnings (`path: text` lines)."""
 
-    __slots__ = ("errors", "warnings")
+    __slots__ = ("errors", "last_warned", "warnings")
 
     def __init__(self) -> None:
         self.errors: list[FieldError] = []
         self.warnings: list[str] = []
+        self.last_warned = ""  # the path of the last warning
 
 
 def check_pod(pod: Pod, prefix: str = "") -> Findings:
@@ -324,7 +325,15 @@ def _walk(types: Any, type_name: str, obj: Any, path: str, found: Findings) -> N
             if rule.support == REFUSED:
                 found.errors.append(FieldError(where, f"Forbidden: {_reason(rule)}"))
                 continue
-            found.warnings.append(f"{where}: not enforced: {rule.reason}")
+            # Siblings warned for one reason (limits and the requests defaulted from them) make one
+            # line about their parent.
+            line = f"{path}: not enforced: {rule.reason}"
+            if found.warnings and found.warnings[-1] in (line, f"{found.last_warned}: not enforced: {rule.reason}") \
+                    and found.last_warned.startswith(path + "."):
+                found.warnings[-1] = line
+            else:
+                found.warnings.append(f"{where}: not enforced: {rule.reason}")
+            found.last_warned = where
             if rule.ok is not None:
                 continue
         kind = f.kind

@@ -157,10 +157,17 @@ def test_scheduler_fields_are_inert() -> None:
 def test_resources_are_warned_not_refused() -> None:
     found = fields.check_pod(pod_with(container="resources: {limits: {memory: 64Mi}, requests: {cpu: 100m}}"))
     assert found.errors == []
-    assert found.warnings == [
-        "spec.containers[0].resources.limits: not enforced: " + fields.TABLE["ResourceRequirements"]["limits"].reason,
-        "spec.containers[0].resources.requests: not enforced: " + fields.TABLE["ResourceRequirements"]["requests"].reason,
-    ]
+    assert found.warnings == ["spec.containers[0].resources: not enforced: "
+                              + fields.TABLE["ResourceRequirements"]["limits"].reason]
+    only_requests = fields.check_pod(pod_with(container="resources: {requests: {cpu: 100m}}"))
+    assert only_requests.warnings == ["spec.containers[0].resources.requests: not enforced: "
+                                      + fields.TABLE["ResourceRequirements"]["requests"].reason]
+
+
+def test_image_pull_policy_always_is_warned() -> None:
+    found = fields.check_pod(pod_with(container="imagePullPolicy: Always"))
+    assert found.warnings == ["spec.containers[0].imagePullPolicy: not enforced: "
+                              + fields.TABLE["Container"]["imagePullPolicy"].reason]
 
 
 def test_apparmor_field_and_annotation_are_refused_with_the_kubelets_reason() -> None:
