@@ -1,7 +1,8 @@
-"""`sandbox logs NAME [-c CONTAINER] [-p]`: print a container's log, as `kubectl logs` does.
+"""`sandbox logs NAME [-c CONTAINER] [-p] [-f]`: print a container's log, as `kubectl logs` does.
 
 Logs outlive the pod (they stay under /var/log/pods), so this works after the pod has ended too:
-the newest log directory of that namespace and name is read.
+the newest log directory of that namespace and name is read. A container's log is its newest
+instance's files, rotated ones first; `-p` reads the instance before it.
 """
 
 from __future__ import annotations
@@ -27,11 +28,9 @@ def add_parser(verbs: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    import re
-
     from sandbox.cli.common import check_pod_name, layout, namespace
     from sandbox.errors import NotFoundError, UsageError
-    from sandbox.logs.cri import iter_log_lines
+    from sandbox.logs.reader import container_instances, follow, read_instance
 
     name, ns = check_pod_name(args.name), namespace(args)
     pod_log = _newest_pod_log_dir(layout(args).logs, ns, name)
@@ -46,55 +45,30 @@ def handle(args: argparse.Namespace) -> int:
         container = containers[0]
     if container not in containers:
         raise NotFoundError(f'container "{container}" in pod "{name}" has no logs')
-    files = sorted((int(m.group(1)), p) for p in (pod_log / container).iterdir()
-                   if (m := re.fullmatch(r"(\d+)\.log", p.name)))
+    # The runtime keeps the current instance of a container and the one before it (issue 7).
+    directory = pod_log / container
+    found = container_instances(directory)
+    if not found:
+        raise NotFoundError(f'container "{container}" in pod "{name}" has no logs')
+    instance = found[-1]
     if args.previous:
-        if len(files) < 2:
+        instance -= 1
+        if instance not in found:
             raise NotFoundError(f'previous terminated container "{container}" in pod "{name}" not found')
-        path = files[-2][1]
-    else:
-        path = files[-1][1]
     out = sys.stdout.buffer
     if args.follow and not args.previous:
-        follow(path, layout(args).pod_state_dir(ns, name), out)
+        pod_state = layout(args).pod_state_dir(ns, name)
+
+        def write(line: bytes) -> None:
+            out.write(line)
+            out.flush()
+
+        follow(directory, instance, pod_state.exists, write)
         return 0
-    for _, line in iter_log_lines(path):
+    for _, line in read_instance(directory, instance):
         out.write(line if line.endswith(b"\n") else line + b"\n")
     out.flush()
     return 0
-
-
-FOLLOW_INTERVAL = 0.1  # a reader's pace: the runtime itself never polls
-
-
-def follow(path: Path, pod_state: Path, out: Any) -> None:
-    """Print the log and then what is appended to it, until the pod has ended (its state
-    directory is gone) and nothing more is left to read. `P` records are joined per stream."""
-    import time
-
-    from sandbox.logs.cri import parse_record
-
-    offset, partial = 0, {"stdout": b"", "stderr": b""}
-    while True:
-        alive = pod_state.exists()
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read()
-        complete = data[: data.rfind(b"\n") + 1]
-        offset += len(complete)
-        for raw in complete.splitlines():
-            try:
-                _, stream, tag, content = parse_record(raw)
-            except ValueError:
-                continue
-            partial[stream] = partial.get(stream, b"") + content
-            if tag == "F":
-                out.write(partial[stream] + b"\n")
-                partial[stream] = b""
-        out.flush()
-        if not alive and not complete:
-            return
-        time.sleep(FOLLOW_INTERVAL)
 
 
 def _newest_pod_log_dir(logs_root: Path, namespace: str, name: str) -> Path | None:

@@ -4,14 +4,14 @@ One record per line: `<timestamp> <stream> <tag> <content>\\n`, single spaces. T
 RFC3339Nano in the runtime's local zone; the stream is `stdout` or `stderr`; the tag is `F` for a
 full line or `P` for a partial one (an over-long line's chunks, or output that ended without a
 newline). Readers join `P` records until an `F`. A container's instance `n` writes `<n>.log`, n being
-its restart count.
+its restart count (and rotates it, see rotation.py).
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from os import PathLike
 
 STREAMS = ("stdout", "stderr")
@@ -35,6 +35,14 @@ def rfc3339_nano(ts_ns: int) -> str:
     sign = "-" if offset < 0 else "+"
     hours, minutes = divmod(abs(offset) // 60, 60)
     return f"{text}{sign}{hours:02d}:{minutes:02d}"
+
+
+def record_prefix(stream: str, ts_ns: int) -> bytes:
+    """`<timestamp> <stream> `: the start of every record of `stream` written at `ts_ns` (a writer
+    formats the time once per batch of records, not once per line)."""
+    if stream not in STREAMS:
+        raise ValueError(f"unknown log stream {stream!r}: expected stdout or stderr")
+    return f"{rfc3339_nano(ts_ns)} {stream} ".encode("ascii")
 
 
 def format_record(stream: str, tag: str, content: bytes, ts_ns: int) -> bytes:
@@ -127,19 +135,44 @@ def iter_log_lines(path: str | PathLike[str]) -> Iterator[tuple[str, bytes]]:
     busy) is yielded without one. Unparseable records, such as a last line cut short while
     being written, are skipped, as the kubelet does.
     """
-    pending: dict[str, list[bytes]] = {}
     with open(path, "rb") as f:
-        for raw in f:
-            try:
-                _, stream, tag, content = parse_record(raw)
-            except ValueError:
-                continue
-            if tag == PARTIAL:
-                pending.setdefault(stream, []).append(content)
-            else:
-                yield stream, b"".join(pending.pop(stream, [])) + content + b"\n"
-    for stream, chunks in pending.items():
-        yield stream, b"".join(chunks)
+        yield from join_records(f)
+
+
+def join_records(records: Iterable[bytes]) -> Iterator[tuple[str, bytes]]:
+    """`iter_log_lines` over any sequence of raw records, e.g. several files read one after the
+    other: a line whose `P` records end in one file and whose `F` starts the next is joined."""
+    joiner = RecordJoiner()
+    for raw in records:
+        line = joiner.feed(raw)
+        if line is not None:
+            yield line
+    yield from joiner.finish()
+
+
+class RecordJoiner:
+    """Joins `P` records per stream until their `F`, one record at a time (for a reader that
+    follows a growing log); unparseable records are skipped."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, list[bytes]] = {}
+
+    def feed(self, raw: bytes) -> tuple[str, bytes] | None:
+        """The `(stream, line)` that `raw` completes (ending with `\\n`), or None."""
+        try:
+            _, stream, tag, content = parse_record(raw)
+        except ValueError:
+            return None
+        if tag == PARTIAL:
+            self.pending.setdefault(stream, []).append(content)
+            return None
+        return stream, b"".join(self.pending.pop(stream, [])) + content + b"\n"
+
+    def finish(self) -> list[tuple[str, bytes]]:
+        """At the end: each stream's unfinished line, without a newline."""
+        out = [(stream, b"".join(chunks)) for stream, chunks in self.pending.items()]
+        self.pending = {}
+        return out
 
 
 def log_file_name(restart_count: int) -> str:

@@ -2,7 +2,9 @@
 container's name, to the terminal of `sandbox run`.
 
 The pipes are non-blocking and read from the supervisor's selector loop; a flood meets pipe
-back-pressure (the container blocks in write), never an unbounded buffer here.
+back-pressure (the container blocks in write), never an unbounded buffer here. The log file is
+rotated by size between whole records, and a new instance's start removes the files of the
+instances before the previous one (rotation.py has the rules).
 """
 
 from __future__ import annotations
@@ -11,8 +13,16 @@ import os
 import time
 from pathlib import Path
 
-from sandbox.logs.cri import LineSplitter, format_record
+from sandbox.log import get_logger
+from sandbox.logs.cri import FULL, LineSplitter, record_prefix
+from sandbox.logs.rotation import RotationPolicy, excess_rotated, rotated_files, rotated_name, stale_files
 from sandbox.record import field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+log = get_logger(__name__)
 
 READ_CHUNK = 65536
 PIPE_BUF = 4096  # a pipe write of at most this many bytes is atomic: all or nothing
@@ -67,17 +77,113 @@ class _Stream:
     splitter: LineSplitter = field(default_factory=LineSplitter)
 
 
+class LogFile:
+    """The current CRI file of one container instance, rotated by size between whole records: a
+    batch of records that would take the file past `policy.max_size` is cut before the record
+    that would cross it, the file is renamed to `<n>.log.<YYYYMMDD-hhmmss>`, the oldest rotated
+    files beyond `policy.max_files` are removed, and a new `<n>.log` takes the rest. A file holds
+    more than `max_size` only when a single record does (at most 16 KiB of content)."""
+
+    FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
+
+    def __init__(self, path: Path, policy: RotationPolicy | None = None, wall: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self.policy = policy if policy is not None else RotationPolicy()
+        self.wall = wall
+        path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        self.fd = os.open(path, self.FLAGS, 0o640)
+        self.size = os.fstat(self.fd).st_size  # appending to a file a previous run left
+        self.rotations = 0
+        self.broken_rotation = False  # rotation failed once: keep writing, say it once
+
+    def write(self, records: list[bytes]) -> None:
+        """Append whole records (each ending with a newline), rotating between them as needed."""
+        limit = self.policy.max_size
+        total = sum(map(len, records))
+        if limit <= 0 or self.size + total <= limit or self.broken_rotation:
+            self._write(b"".join(records), total)
+            return
+        batch: list[bytes] = []
+        batch_size = 0
+        for rec in records:
+            if self.size + batch_size + len(rec) > limit and self.size + batch_size > 0:
+                if batch:
+                    self._write(b"".join(batch), batch_size)
+                    batch, batch_size = [], 0
+                self.rotate()
+            batch.append(rec)
+            batch_size += len(rec)
+        if batch:
+            self._write(b"".join(batch), batch_size)
+
+    def _write(self, data: bytes, size: int) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
+        self.size += size
+
+    def rotate(self) -> None:
+        """Rename the current file to its rotated name and open a new one (the kubelet's order:
+        leftovers and excess rotated files first, so that the limit holds at every moment)."""
+        if self.broken_rotation:
+            return
+        directory, current = self.path.parent, self.path.name
+        try:
+            rotated, unused = rotated_files(current, os.listdir(directory))
+            excess = excess_rotated(rotated, self.policy.max_files)
+            for name in unused + excess:
+                try:
+                    os.unlink(directory / name)
+                except FileNotFoundError:
+                    pass
+            kept = [n for n in rotated if n not in excess]
+            os.rename(self.path, directory / rotated_name(current, kept, self.wall()))
+            fd = os.open(self.path, self.FLAGS, 0o640)
+        except OSError as e:
+            self.broken_rotation = True
+            log.warning("cannot rotate container log %s (%s): it grows without rotation from now on", self.path, e)
+            return
+        os.close(self.fd)
+        self.fd, self.size = fd, 0
+        self.rotations += 1
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def prune_instances(directory: Path, starting: int) -> list[str]:
+    """As instance `starting` of a container starts: remove the log files of every instance but it
+    and the previous one (the kubelet keeps one dead container per container). Returns the names
+    removed."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    removed = []
+    for name in stale_files(names, starting):
+        try:
+            os.unlink(directory / name)
+            removed.append(name)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+_TAGS = {FULL: b"F ", "P": b"P "}
+
+
 class ContainerLog:
     """The output of one container instance (one restartCount): two pipes, one CRI file."""
 
-    def __init__(self, container: str, path: Path, terminal: Terminal | None) -> None:
+    def __init__(self, container: str, path: Path, terminal: Terminal | None,
+                 policy: RotationPolicy | None = None) -> None:
         self.container = container
         self.path = path
         self.terminal = terminal
         self.prefix = f"[{container}] ".encode()
-        path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
-        self.file_fd = os.open(path, flags, 0o640)
+        self.file = LogFile(path, policy)
         self.streams: dict[int, _Stream] = {}
         self.child_fds: list[int] = []
         for name in ("stdout", "stderr"):
@@ -118,8 +224,8 @@ class ContainerLog:
     def _emit(self, stream: str, records: list[tuple[str, bytes]]) -> None:
         if not records:
             return
-        now = time.time_ns()
-        os.write(self.file_fd, b"".join(format_record(stream, tag, content, now) for tag, content in records))
+        head = record_prefix(stream, time.time_ns())
+        self.file.write([head + _TAGS[tag] + content + b"\n" for tag, content in records])
         if self.terminal is not None:
             self.terminal.write(stream, b"".join(self.prefix + content + b"\n" for _, content in records))
 
@@ -138,11 +244,8 @@ class ContainerLog:
             os.close(fd)
         self.streams.clear()
         self.close_child_ends()
-        if self.file_fd >= 0:
-            os.close(self.file_fd)
-            self.file_fd = -1
+        self.file.close()
 
     @property
     def finished(self) -> bool:
         return not self.streams
-
