@@ -20,6 +20,12 @@ def add_parser(verbs: Any) -> None:
     p.add_argument("--probe-scale", type=float, default=1.0, metavar="FACTOR",
                    help="multiply every probe's initialDelaySeconds, periodSeconds and timeoutSeconds "
                         "(e.g. 0.1: ten times faster; for tests and demos)")
+    p.add_argument("--container-log-max-size", metavar="QUANTITY",
+                   help="rotate a container's log file before it grows past this size (a quantity, "
+                        "default 10Mi as the kubelet's containerLogMaxSize; negative: never rotate)")
+    p.add_argument("--container-log-max-files", metavar="N",
+                   help="log files kept per container instance, the current one included (at least 2, "
+                        "default 5 as the kubelet's containerLogMaxFiles)")
     p.add_argument("-q", "--quiet", action="store_true", help="do not stream container output")
     p.set_defaults(handler=handle)
 
@@ -34,6 +40,7 @@ def handle(args: argparse.Namespace) -> int:
                                 cap=parse_duration(args.backoff_max))
     except ValueError as e:
         raise UsageError(f"--backoff-initial/--backoff-max: {e}") from None
+    log_policy = _log_policy(args)
     import os
 
     from sandbox.supervisor.run import prepare, run_pod
@@ -46,12 +53,34 @@ def handle(args: argparse.Namespace) -> int:
         raise SandboxError("sandbox run needs root: it creates namespaces, mounts and a pod's processes")
     if not 0 < args.probe_scale <= 1000:
         raise UsageError(f"--probe-scale: must be a positive factor, got {args.probe_scale}")
-    status = run_pod(prepared, backoff=backoff, quiet=args.quiet, probe_scale=args.probe_scale)
+    status = run_pod(prepared, backoff=backoff, quiet=args.quiet, probe_scale=args.probe_scale,
+                     log_policy=log_policy)
     phase = status.get("phase")
     print(f"pod {prepared.namespace}/{prepared.name}: {phase}", file=sys.stderr)
     for cs in [*status.get("initContainerStatuses", []), *status.get("containerStatuses", [])]:
         print(f"  {cs['name']}: {describe_state(cs)}, restarts {cs.get('restartCount', 0)}", file=sys.stderr)
     return 0 if phase == "Succeeded" else 1
+
+
+def _log_policy(args: argparse.Namespace) -> Any:
+    """The log rotation options, checked (None: both defaults, nothing to parse)."""
+    if args.container_log_max_size is None and args.container_log_max_files is None:
+        return None
+    from sandbox.errors import UsageError
+    from sandbox.logs import rotation
+
+    size, files = rotation.DEFAULT_MAX_SIZE, rotation.DEFAULT_MAX_FILES
+    try:
+        if args.container_log_max_size is not None:
+            size = rotation.parse_max_size(args.container_log_max_size)
+    except ValueError as e:
+        raise UsageError(f"--container-log-max-size: {e}") from None
+    try:
+        if args.container_log_max_files is not None:
+            files = rotation.parse_max_files(args.container_log_max_files)
+    except ValueError as e:
+        raise UsageError(f"--container-log-max-files: {e}") from None
+    return rotation.RotationPolicy(size, files)
 
 
 def describe_state(cs: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ from sandbox import events as ev
 from sandbox import status as st
 from sandbox.errors import ContainerStartError
 from sandbox.log import get_logger
-from sandbox.logs.stream import ContainerLog
+from sandbox.logs.stream import ContainerLog, prune_instances
 from sandbox.pod import volumes
 from sandbox.process import capabilities, launch
 from sandbox.process.leftovers import command_of, kill_in_mount_ns, processes_in_mount_ns
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from sandbox.images.store import Image
+    from sandbox.logs.rotation import RotationPolicy
     from sandbox.logs.stream import Terminal
     from sandbox.paths import RootLayout
     from sandbox.pod.sandbox import SandboxDirs
@@ -109,6 +110,7 @@ class PodContext:
     pause_pidfd: int = -1
     volume_paths: dict[str, Path] = field(default_factory=dict)
     attempt: int = 0  # the sandbox attempt containers start in now
+    log_policy: RotationPolicy | None = None  # log rotation; None: the kubelet's defaults
 
     @property
     def shared_pid(self) -> bool:
@@ -140,8 +142,10 @@ class ContainerLifecycle:
         restart_count = slot.status.restart_count + (1 if slot.started_once else 0)
         container_id = os.urandom(32).hex()
         layer = ContainerLayer.create(ctx.layout.containers, container_id)
+        # The kubelet keeps one dead instance per container: the new one's start removes the rest.
+        prune_instances(ctx.log_dir / slot.name, restart_count)
         log_path = ctx.log_dir / slot.name / f"{restart_count}.log"
-        clog = ContainerLog(slot.name, log_path, ctx.terminal)
+        clog = ContainerLog(slot.name, log_path, ctx.terminal, ctx.log_policy)
         ctx.event(slot, ev.pulled(slot.image.name))
         try:
             process, mnt_ns = self._spawn(slot, layer, clog)

@@ -41,6 +41,8 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only 
 if TYPE_CHECKING:
     from typing import Any
 
+    from sandbox.logs.rotation import RotationPolicy
+
 log = get_logger(__name__)
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -59,6 +61,7 @@ class PodSupervisor:
         backoff: BackoffConfig,
         terminal: Terminal | None,
         probe_scale: float = 1.0,
+        log_policy: RotationPolicy | None = None,
         save_state: Callable[[dict[str, Any]], None],
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -100,7 +103,7 @@ class PodSupervisor:
         self.phase = st.PodPhase.PENDING
         self.ctx = PodContext(pod, self.namespace, self.name, self.hostname, layout, self.dirs, self.log_dir,
                               terminal, spawner, self.selector, self.timers, self.runner, self.events, clock,
-                              wall, self.logs, probe_scale)
+                              wall, self.logs, probe_scale, log_policy=log_policy)
         self.lifecycle = ContainerLifecycle(self.ctx, changed=self._save, started=self._container_started,
                                             start_failed=self._start_failed)
 
