@@ -42,9 +42,11 @@ def _module_file(module: str) -> Path | None:
 
 
 def test_the_key_names_every_sandbox_module_the_parse_imports() -> None:
-    """The transitive closure of sandbox imports from sandbox/spec, outside spec itself, is exactly
-    PARSE_MODULES: a new import of, say, sandbox.quantities from spec fails here until it is added."""
-    todo = [p for p in (SANDBOX_DIR / "spec").glob("*.py")]
+    """The transitive closure of sandbox imports from the parse (cache.py, and load.py its miss
+    path), outside spec itself, is exactly PARSE_MODULES: a new import of, say, sandbox.quantities
+    from the parse fails here until it is added. (What runs after the cache, like spec/accept.py,
+    is not an input of the cached result.)"""
+    todo = [SANDBOX_DIR / "spec" / "cache.py", SANDBOX_DIR / "spec" / "load.py"]
     seen: set[Path] = set()
     while todo:
         path = todo.pop()
