@@ -102,8 +102,10 @@ _CONTAINER: dict[str, Rule] = {
     "volumeDevices": refused("raw block devices need persistent volumes"),
     "livenessProbe": H, "readinessProbe": H, "startupProbe": H, "lifecycle": H,
     "terminationMessagePath": H, "terminationMessagePolicy": H,
-    "imagePullPolicy": warned("images come from the local store: nothing is pulled, the stored image is used",
-                              _is("IfNotPresent", "Never")),
+    # Always asks the image source for the reference's current image at every start; the local
+    # store is the only source until registries come, so the stored image is that image. (Warning
+    # here would print on every pod: the API server defaults Always for `:latest`.)
+    "imagePullPolicy": honoured("the local image store is the only image source"),
     "securityContext": H,
     "stdin": refused("no stdin is attached: it is /dev/null", _is(False)),
     "stdinOnce": refused("no stdin is attached: it is /dev/null", _is(False)),

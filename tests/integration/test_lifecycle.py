@@ -207,7 +207,7 @@ spec:
 """)
     result = sbx.run("run", str(manifest))
     assert result.returncode == 2
-    assert "spec.volumes[0]: Unsupported value: volume type configMap" in result.stderr
+    assert "spec.volumes[0].configMap: Forbidden: not supported by sandbox yet" in result.stderr
 
 
 def test_a_dead_sandbox_is_recreated_and_init_containers_rerun(sbx: Sandbox) -> None:

@@ -164,12 +164,6 @@ def test_resources_are_warned_not_refused() -> None:
                                       + fields.TABLE["ResourceRequirements"]["requests"].reason]
 
 
-def test_image_pull_policy_always_is_warned() -> None:
-    found = fields.check_pod(pod_with(container="imagePullPolicy: Always"))
-    assert found.warnings == ["spec.containers[0].imagePullPolicy: not enforced: "
-                              + fields.TABLE["Container"]["imagePullPolicy"].reason]
-
-
 def test_apparmor_field_and_annotation_are_refused_with_the_kubelets_reason() -> None:
     reason = fields._reason(fields._APPARMOR)
     if not fields._apparmor_enabled():  # this machine: the kubelet's admission message
