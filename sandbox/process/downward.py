@@ -10,11 +10,8 @@ from __future__ import annotations
 import os
 import re
 
-from sandbox.errors import FieldError, SpecError
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
 
     from sandbox.spec.model import Container, EnvVar, Pod, Quantity
 

@@ -284,12 +284,21 @@ def _present(value: object) -> bool:
 class Findings:
     """What a walk found: refusals (FieldErrors) and warnings (`path: text` lines)."""
 
-    __slots__ = ("errors", "last_warned", "warnings")
+    __slots__ = ("errors", "last", "warnings")
 
     def __init__(self) -> None:
         self.errors: list[FieldError] = []
         self.warnings: list[str] = []
-        self.last_warned = ""  # the path of the last warning
+        self.last = ("", "")  # (parent path, reason) of the last warning
+
+    def warn(self, parent: str, where: str, reason: str) -> None:
+        """One line per warned field; siblings warned for one reason (limits, and the requests the
+        API server defaulted from them) become one line about their parent."""
+        if self.warnings and self.last == (parent, reason):
+            self.warnings[-1] = f"{parent}: not enforced: {reason}"
+        else:
+            self.warnings.append(f"{where}: not enforced: {reason}")
+        self.last = (parent, reason)
 
 
 def check_pod(pod: Pod, prefix: str = "") -> Findings:
@@ -327,21 +336,13 @@ def _walk(types: Any, type_name: str, obj: Any, path: str, found: Findings) -> N
             if rule.support == REFUSED:
                 found.errors.append(FieldError(where, f"Forbidden: {_reason(rule)}"))
                 continue
-            # Siblings warned for one reason (limits and the requests defaulted from them) make one
-            # line about their parent.
-            line = f"{path}: not enforced: {rule.reason}"
-            if found.warnings and found.warnings[-1] in (line, f"{found.last_warned}: not enforced: {rule.reason}") \
-                    and found.last_warned.startswith(path + "."):
-                found.warnings[-1] = line
-            else:
-                found.warnings.append(f"{where}: not enforced: {rule.reason}")
-            found.last_warned = where
+            found.warn(path, where, rule.reason)
             if rule.ok is not None:
                 continue
         kind = f.kind
         if kind[0] == "obj":
             _walk(types, kind[1], value, where, found)
-        elif kind[0] == "list" and kind[1][0] == "obj":
+        elif kind[0] == "list" and kind[1][0] == "obj" and value is not None:
             for i, item in enumerate(value):
                 _walk(types, kind[1][1], item, f"{where}[{i}]", found)
 

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
-from sandbox.errors import SpecError
 from sandbox.process.downward import field_value, resource_value
 from sandbox.spec.load import load_pod_text
 
