@@ -2,6 +2,7 @@
 # its work is already done.
 #   make demo   install everything, then run examples/web-and-sidecar.yaml in the foreground
 #   make test   install everything, then the unit tier and the root (integration) tier
+#   make lock   refresh requirements/*.txt (then `make test` against it before committing it)
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -13,9 +14,16 @@ APT_PACKAGES := busybox-static libcap-dev musl-tools gcc libc6-dev make python3-
                 iproute2 procps util-linux
 BENCH_APT_PACKAGES := runc hyperfine
 STAMPS := .stamps
+# Every Python package of the venv, pinned with hashes (README.md, "Locked Python packages")
+LOCK := requirements/lock.txt
+BUILD_LOCK := requirements/build.txt
+PIP := $(PY) -m pip --disable-pip-version-check
+PIP_TOOLS := pip-tools==7.6.2
+LOCK_VENV := $(or $(TMPDIR),/tmp)/sandbox-lock-venv
+LOCK_ARGS ?= --upgrade
 NATIVE := $(wildcard native/*.c native/*.h native/*.py)
 
-.PHONY: install demo test unit integration bench lint clean
+.PHONY: install demo test unit integration bench lint lock clean
 
 install: $(STAMPS)/apt $(STAMPS)/venv $(STAMPS)/busybox
 	@$(PY) -m compileall -q sandbox >/dev/null
@@ -38,7 +46,6 @@ bench: install
 	$(PY) bench/pod_cycle.py
 
 lint: $(STAMPS)/venv
-	$(PY) -m pip install -q "ruff>=0.6" "mypy>=1.10"
 	$(VENV)/bin/ruff check sandbox tests
 	$(VENV)/bin/mypy sandbox
 
@@ -46,15 +53,36 @@ $(STAMPS)/apt: rootfs/apt-ensure.sh
 	@bash rootfs/apt-ensure.sh $(APT_PACKAGES)
 	@mkdir -p $(STAMPS) && touch $@
 
-$(STAMPS)/venv: $(STAMPS)/apt pyproject.toml setup.py $(NATIVE)
+$(STAMPS)/venv: $(STAMPS)/apt pyproject.toml setup.py $(NATIVE) $(LOCK) $(BUILD_LOCK)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@# Only locked files, each checked against its hash. The installer and build tools come first,
+	@# so python-prctl (an sdist) and the project build with them, not in an isolated environment
+	@# filled with whatever setuptools the index has that day.
+	$(PIP) install -q --require-hashes -r $(BUILD_LOCK)
+	$(PIP) install -q --require-hashes --no-build-isolation -r $(LOCK)
 	@# compat mode: a plain .pth path entry; the default editable finder costs ~10 ms per start-up
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]' --config-settings editable_mode=compat
+	$(PIP) install -q --no-deps --no-build-isolation -e . --config-settings editable_mode=compat
+	$(PY) requirements/check.py --sync
 	@mkdir -p $(STAMPS) && touch $@
 
 $(STAMPS)/busybox: $(STAMPS)/venv rootfs/build-busybox.sh
 	rootfs/build-busybox.sh $(SANDBOX)
 	@mkdir -p $(STAMPS) && touch $@
+
+# Resolve pyproject.toml's dependencies and its test and lint extras, the project's build
+# requirements and pip anew in a throwaway venv (LOCK_ARGS= keeps the current pins where they
+# still fit). The venv's stamp depends on the lock, so the next `make test` installs the new set
+# and runs against it; commit requirements/ only when that passes.
+lock:
+	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install -q --disable-pip-version-check $(PIP_TOOLS)
+	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile -q $(LOCK_ARGS) --generate-hashes \
+	    --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links --extra test --extra lint \
+	    --build-deps-for editable -o $(LOCK) pyproject.toml
+	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile -q $(LOCK_ARGS) --generate-hashes \
+	    --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links -o $(BUILD_LOCK) requirements/build.in
+	rm -rf $(LOCK_VENV)
+	@echo "requirements/ refreshed: run make test against it, and commit it only if that passes"
 
 clean:
 	rm -rf $(VENV) $(STAMPS) build sandbox/_bin sandbox/_native*.so sandbox/_native.c *.egg-info
