@@ -5,6 +5,9 @@ Layout:
     blobs/sha256/<hex>/config.json   OCI image config subset: Entrypoint, Cmd, Env, WorkingDir, ...
     refs.json                        canonical name -> "sha256:<hex>"
 The store is keyed by digest, never by name (security-reliability.md 3); names only point at it.
+No part of a name ever becomes a path: a name is a key of refs.json, and the only path built from
+input is `blobs/sha256/<hex>`, from a digest checked to be 64 lowercase hex digits. Names are parsed
+with the one reference grammar (`reference.py`); one that is not in it is refused, never cleaned up.
 """
 
 from __future__ import annotations
@@ -74,9 +77,9 @@ class ImageStore:
 
     def _blob_dir(self, digest: str) -> Path:
         algo, _, hexpart = digest.partition(":")
-        if algo != "sha256" or len(hexpart) != 64 or not all(c in "0123456789abcdef" for c in hexpart):
-            raise ImageError(f"bad digest {digest!r}")
-        return self.root / "blobs" / "sha256" / hexpart
+        if not is_stored_digest(digest):
+            raise ImageError(f"bad digest {digest!r}: the store holds sha256 digests only")
+        return self.root / "blobs" / algo / hexpart
 
     def refs(self) -> dict[str, str]:
         try:
@@ -94,7 +97,7 @@ class ImageStore:
         except ValueError as e:
             raise ImageError(str(e)) from None
         digest = ref.digest or self.refs().get(ref.name, "")
-        if not digest:
+        if not digest or (ref.digest and not is_stored_digest(ref.digest)):
             raise ImageError(f"image {reference!r} ({ref.name}) is not in the local store {self.root}")
         blob = self._blob_dir(digest)
         try:
@@ -134,12 +137,26 @@ class ImageStore:
         return self.lookup(ref.name)
 
     def tag(self, digest: str, name: str) -> None:
+        """Point the canonical `name` (as `ImageRef.name` writes it, without a digest) at `digest`."""
+        self._blob_dir(digest)
+        try:
+            ref = parse_image_ref(name)
+        except ValueError as e:
+            raise ImageError(str(e)) from None
+        if ref.digest or ref.name != name:
+            raise ImageError(f"image name {name!r} is not canonical (expected {ref.name!r}, no digest)")
         refs = self.refs()
         refs[name] = digest
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.refs_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(refs, indent=1, sort_keys=True))
         os.replace(tmp, self.refs_file)
+
+
+def is_stored_digest(digest: str) -> bool:
+    """A digest the store can hold: `sha256:` and 64 lowercase hex digits."""
+    algo, _, hexpart = digest.partition(":")
+    return algo == "sha256" and len(hexpart) == 64 and all(c in "0123456789abcdef" for c in hexpart)
 
 
 def _tree_digest(source: Path, config: ImageConfig) -> str:

@@ -28,7 +28,7 @@ MAX_BYTES = 10 * 1024 * 1024  # as sandbox.spec.load (kubelet maxConfigLength); 
 _SANDBOX_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # What sandbox/spec imports from the rest of the package (a unit test walks the imports with ast
 # and fails when this list misses one): each is an input of the parse like spec's own modules.
-PARSE_MODULES = ("errors.py", "names.py", "record.py")
+PARSE_MODULES = ("errors.py", "names.py", "record.py", "images/reference.py")
 
 
 def fingerprint(sandbox_dir: str | None = None, yaml_dir: str | None = None) -> str:
@@ -90,28 +90,27 @@ def _stat_files(directory: str, names: tuple[str, ...]) -> list[str]:
 
 
 def load_pod_cached(path: str, cache_dir: Path) -> Pod:
-    """`load_pod_file(path)`, answered from the cache when this exact content was loaded before."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_BYTES + 1)
-    except OSError:
-        raw = b""
+    """`load_pod_file(path)` (`-`: standard input), answered from the cache when this exact content
+    was loaded before. The input is read once, by the one reader (sandbox.spec.source)."""
+    from sandbox.spec.source import read_manifest, source_name
+
+    raw = read_manifest(path)
     if not raw or len(raw) > MAX_BYTES:
-        return _load_uncached(path)
+        return _load_uncached(raw, source_name(path))
     entry_path = cache_dir / f"{zlib.crc32(raw):08x}-{len(raw)}.json"
     key = fingerprint()
     cached = _read_entry(entry_path, raw, key)
     if cached is not None:
         return cached
-    pod = _load_uncached(path)
+    pod = _load_uncached(raw, source_name(path))
     _write_entry(cache_dir, entry_path, raw, pod, key)
     return pod
 
 
-def _load_uncached(path: str) -> Pod:
-    from sandbox.spec.load import load_pod_file
+def _load_uncached(raw: bytes, source: str) -> Pod:
+    from sandbox.spec.load import load_pod_text
 
-    return load_pod_file(path)
+    return load_pod_text(raw, source)
 
 
 def _read_entry(entry_path: Path, raw: bytes, key: str) -> Pod | None:

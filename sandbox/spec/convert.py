@@ -4,6 +4,10 @@ The walker reports what the API server's strict decoder reports (unknown fields,
 fields the OpenAPI schema requires, bad quantities), every problem with its field path, and keeps
 going: a field that fails is left out of the object, and its path is remembered in `bad_paths` so
 validation does not report the same mistake a second time.
+
+Two rules go beyond the API server, for what a node hands to C and the kernel: a string (value or
+map key, in any field) that contains a NUL character is refused (C would cut it there), and so is a
+number that JSON cannot carry (`.inf`, `.nan`: kubectl's YAML-to-JSON step fails on them too).
 """
 
 from __future__ import annotations
@@ -23,8 +27,13 @@ if TYPE_CHECKING:
 
     from sandbox.spec.schema import Kind
 
+_NUL = "\0"
+_NUL_DETAIL = "must not contain a NUL character (C strings end there)"
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
+_INT64_LIMIT = float(1 << 63)
+_INT64_DETAIL = "must fit in a 64-bit signed integer"
+_NON_FINITE = "must be a finite number (JSON has no infinity or NaN)"
 _TYPE_NAMES = {
     "str": "string", "int": "integer", "bool": "boolean", "intstr": "integer or string",
     "qty": "quantity (string or number)", "list": "array", "map": "object", "obj": "object",
@@ -38,6 +47,10 @@ def format_value(value: object) -> str:
         return "true" if value else "false"
     if value is None:
         return "null"
+    if isinstance(value, float) and value - value != 0.0:
+        return ".nan" if value != value else ".inf" if value > 0 else "-.inf"  # as YAML writes them
+    if isinstance(value, int) and value.bit_length() > 256:
+        return f"<a {value.bit_length()}-bit integer>"  # repr would be long, or refused past 4300 digits
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, str):
@@ -121,6 +134,9 @@ class Converter:
             if not isinstance(key, str):
                 self.fail(child(path, str(key)), f"Invalid value: {format_value(key)}: field names must be strings")
                 continue
+            if _NUL in key:
+                self.fail(child(path, key), f"Invalid value: {format_value(key)}: {_NUL_DETAIL}")
+                continue
             f = otype.fields.get(key)
             if f is None:
                 self.fail(child(path, key), f"unknown field {format_value(key)}")
@@ -151,6 +167,10 @@ class Converter:
 
     def value(self, value: object, kind: Kind, path: str) -> Any:
         tag = kind[0]
+        if type(value) is str and _NUL in value:
+            return self.fail(path, f"Invalid value: {format_value(value)}: {_NUL_DETAIL}")
+        if type(value) is float and value - value != 0.0:  # inf or nan
+            return self.fail(path, f"Invalid value: {format_value(value)}: {_NON_FINITE}")
         if tag == "str":
             return value if isinstance(value, str) else self.wrong_type(path, value, kind)
         if tag == "int":
@@ -171,11 +191,15 @@ class Converter:
 
     def _int(self, value: object, path: str, kind: Kind) -> Any:
         if isinstance(value, float) and value.is_integer():
-            value = int(value)  # YAML 80.0 reaches the API server as JSON 80
+            # YAML 80.0 reaches the API server as JSON 80; 1.0e+300 does not fit (checked as a
+            # float: its integer would have 301 digits).
+            if not _INT64_MIN <= value < _INT64_LIMIT:
+                return self.fail(path, f"Invalid value: {format_value(value)}: {_INT64_DETAIL}")
+            value = int(value)
         if type(value) is not int:
             return self.wrong_type(path, value, kind)
         if not _INT64_MIN <= value <= _INT64_MAX:
-            return self.fail(path, f"Invalid value: {value}: must fit in a 64-bit signed integer")
+            return self.fail(path, f"Invalid value: {value}: {_INT64_DETAIL}")
         return value
 
     def _list(self, value: object, kind: Kind, path: str) -> Any:
@@ -198,6 +222,9 @@ class Converter:
             name = _map_key(key)
             if name is None:
                 self.fail(f"{path}[{format_value(key)}]", "Invalid value: map keys must be strings")
+                continue
+            if _NUL in name:
+                self.fail(entry(path, name), f"Invalid value: {format_value(name)}: {_NUL_DETAIL}")
                 continue
             converted = self.value(item, kind[1], entry(path, name))
             if converted is not _MISSING:
@@ -223,6 +250,8 @@ class Converter:
                 name = _map_key(key)
                 if name is None:
                     return self.fail(path, f"Invalid value: {format_value(key)}: map keys must be strings")
+                if _NUL in name:
+                    return self.fail(entry(path, name), f"Invalid value: {format_value(name)}: {_NUL_DETAIL}")
                 converted = self.convert_any(item, entry(path, name))
                 if converted is _MISSING:
                     return _MISSING
@@ -231,6 +260,10 @@ class Converter:
         if isinstance(value, list):
             items = [self.convert_any(item, f"{path}[{i}]") for i, item in enumerate(value)]
             return _MISSING if _MISSING in items else tuple(items)
+        if type(value) is str and _NUL in value:
+            return self.fail(path, f"Invalid value: {format_value(value)}: {_NUL_DETAIL}")
+        if type(value) is float and value - value != 0.0:
+            return self.fail(path, f"Invalid value: {format_value(value)}: {_NON_FINITE}")
         if value is None or isinstance(value, (str, bool, int, float)):
             return value
         return self.fail(path, f"Invalid value: {format_value(value)}: not a JSON value ({type(value).__name__})")

@@ -1,13 +1,22 @@
-"""Read Pod manifests (YAML or JSON, one or many documents) into the model, as the API server would.
+r"""Read Pod manifests (YAML or JSON, one or many documents) into the model, as the API server would.
 
 The pipeline for each document: bounded parse -> defaults -> conversion -> validation. Every problem
 ends in one `SpecError` carrying all FieldErrors; no other exception leaves this module.
 
+Input is read by `sandbox.spec.source` (regular files and `-` for standard input, nothing else).
 Hostile input (security-reliability §3) is refused before PyYAML builds any object: the input is capped
 at 10 MiB (the kubelet's `maxConfigLength`), then libyaml's event stream is scanned for nesting depth,
 alias use (a billion-laughs file is small but expands without bound in any later walk), recursive
-aliases and duplicate mapping keys (PyYAML keeps the last one silently; `kubectl --validate=strict`
-rejects them). Only then does `CSafeLoader` construct the documents.
+aliases, duplicate mapping keys (PyYAML keeps the last one silently; `kubectl --validate=strict`
+rejects them) and tags beyond YAML's core scalars, maps and sequences. Only then does `CSafeLoader`
+construct the documents, with integer, float and boolean constructors that turn a bad or out-of-range
+literal into an error at its line (an integer beyond 64 bits is no Kubernetes number; a 5,000-digit one
+would otherwise hit Python's int-to-string limit).
+
+Where libyaml and kubectl's reader (sigs.k8s.io/yaml over go-yaml) disagree on a real file, the file is
+read as kubectl reads it, narrowly: go-yaml accepts `\'` in a double-quoted scalar as `'` (libyaml
+refuses it), so a double-quoted scalar libyaml refuses for exactly that escape has it rewritten to
+`\x27` and the input is read again (`_Source`). Everything else stays as strict as libyaml.
 """
 
 from __future__ import annotations
@@ -22,13 +31,13 @@ from sandbox.errors import FieldError, SpecError
 from sandbox.spec import defaults
 from sandbox.spec.convert import Converter, child, entry, format_value, to_dict
 from sandbox.spec.model import ConfigMap, Manifests, ObjectMeta, Pod, Secret
+from sandbox.spec.source import MAX_BYTES, STDIN, read_manifest, source_name
 from sandbox.spec.validate import validate_config_map, validate_pod, validate_secret
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
     from typing import Any, ClassVar
 
-MAX_BYTES = 10 * 1024 * 1024
 MAX_DEPTH = 64  # a Pod needs < 30 levels; libyaml's recursive C code crashes far deeper
 MAX_ALIASES = 100
 MAX_ALIAS_NODES = 10_000  # nodes that aliases may add to a document in total, counted expanded
@@ -36,9 +45,28 @@ MAX_ALIAS_NODES = 10_000  # nodes that aliases may add to a document in total, c
 # early keeps the time to an answer well under a second for any input that passes the size cap.
 MAX_NODES = 500_000
 MAX_DOCUMENTS = 1_000
+# Re-reads after rewriting a `\'` escape: each costs a parse up to the scalar at fault, so the total
+# is bounded by characters re-read as well as by count.
+MAX_ESCAPE_FIXES = 1_000
+MAX_ESCAPE_REREAD = 4 * MAX_BYTES
+SUPPORTED_KINDS = ("Pod", "ConfigMap", "Secret", "List")
+_KINDS_HINT = f"supported kinds: {', '.join(SUPPORTED_KINDS)}"
 
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _VALUE = "tag:yaml.org,2002:value"
+_CORE = "tag:yaml.org,2002:"
+# Explicit tags a manifest may carry: the core schema's scalars, maps and sequences. `!!binary`,
+# `!!set`, `!!omap`, `!!timestamp` and every application tag (`!!python/...`, `!foo`) are refused.
+_SCALAR_TAGS = frozenset(_CORE + t for t in ("str", "int", "float", "bool", "null"))
+_MAP_TAGS = frozenset((_CORE + "map",))
+_SEQ_TAGS = frozenset((_CORE + "seq",))
+_INT64_MIN = -(1 << 63)
+_UINT64_MAX = (1 << 64) - 1
+_INT_RANGE = "integer out of range: numbers must fit in 64 bits"
+
+
+class _ValueProblem(yaml.MarkedYAMLError):  # type: ignore[misc]
+    """A scalar the constructors refuse (bad or out-of-range literal), at its mark."""
 
 
 class _Loader(yaml.CSafeLoader):  # type: ignore[misc]
@@ -53,10 +81,51 @@ class _Loader(yaml.CSafeLoader):  # type: ignore[misc]
         for first, resolvers in yaml.CSafeLoader.yaml_implicit_resolvers.items()
     }
 
+    def construct_yaml_int(self, node: Any) -> int:
+        # Bounded before int(): a literal of more significant characters than any 64-bit number
+        # needs (64 binary digits, 20 decimal, a dozen sexagesimal groups) is refused unread, so
+        # neither Python's 4,300-digit limit nor the sexagesimal loop's big-number maths is reached.
+        digits = str(node.value).replace("_", "").lstrip("+-")
+        if digits[:2] in ("0b", "0x"):
+            digits = digits[2:]
+        if len(digits.lstrip("0")) > 64:
+            raise _refused(node, _INT_RANGE)
+        try:
+            value = int(super().construct_yaml_int(node))
+        except (ValueError, TypeError):
+            raise _refused(node, "not a valid integer") from None
+        if not _INT64_MIN <= value <= _UINT64_MAX:
+            raise _refused(node, _INT_RANGE)
+        return value
+
+    def construct_yaml_float(self, node: Any) -> float:
+        try:
+            return float(super().construct_yaml_float(node))
+        except (ValueError, TypeError, OverflowError):
+            raise _refused(node, "not a valid number") from None
+
+    def construct_yaml_bool(self, node: Any) -> bool:
+        try:
+            return bool(super().construct_yaml_bool(node))
+        except (KeyError, AttributeError):
+            raise _refused(node, "not a valid boolean") from None
+
+
+_Loader.add_constructor(_CORE + "int", _Loader.construct_yaml_int)
+_Loader.add_constructor(_CORE + "float", _Loader.construct_yaml_float)
+_Loader.add_constructor(_CORE + "bool", _Loader.construct_yaml_bool)
+
+
+def _refused(node: Any, problem: str) -> _ValueProblem:
+    text = str(node.value)
+    shown = text if len(text) <= 40 else text[:37] + "..."
+    return _ValueProblem(problem=f"{shown}: {problem}", problem_mark=node.start_mark)
+
 
 def load_pod_file(path: str) -> Pod:
-    """The one Pod in the file at `path`; SpecError (naming the file) on any problem."""
-    return _only_pod(load_manifests(path), path)
+    """The one Pod in the file at `path` (`-`: standard input); SpecError (naming the file) on any
+    problem."""
+    return _only_pod(load_manifests(path), source_name(path))
 
 
 def load_pod_text(text: str | bytes, source: str = "") -> Pod:
@@ -65,8 +134,9 @@ def load_pod_text(text: str | bytes, source: str = "") -> Pod:
 
 
 def load_manifests(path: str) -> Manifests:
-    """Every Pod, ConfigMap and Secret in the file at `path` (multi-document and `kind: List`)."""
-    return load_manifests_text(_read(path), path)
+    """Every Pod, ConfigMap and Secret in the file at `path` (`-`: standard input; multi-document and
+    `kind: List`). Only a regular file or `-` is read (`sandbox.spec.source.read_manifest`)."""
+    return load_manifests_text(read_manifest(path), source_name(path))
 
 
 def load_manifests_text(text: str | bytes, source: str = "") -> Manifests:
@@ -91,20 +161,13 @@ def _only_pod(manifests: Manifests, source: str) -> Pod:
     if len(manifests.pods) == 1:
         return manifests.pods[0]
     if not manifests.pods:
-        others = f" (found: {', '.join(manifests.skipped)})" if manifests.skipped else ""
+        found = [f"ConfigMap/{o.metadata.name}" for o in manifests.config_maps]
+        found += [f"Secret/{o.metadata.name}" for o in manifests.secrets]
+        others = f" (found: {', '.join(found)})" if found else ""
         detail = f"Required value: no Pod document{others}"
     else:
         detail = f"Invalid value: {len(manifests.pods)} Pod documents: expected exactly one"
     raise SpecError([FieldError("kind", detail)], source)
-
-
-def _read(path: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise SpecError([FieldError("<file>", f"cannot read: {exc.strerror or exc}")], path) from None
-    return data
 
 
 # --- parsing -----------------------------------------------------------------------------------------
@@ -124,21 +187,77 @@ def _decode(text: str | bytes, errors: list[FieldError]) -> str | None:
     return decoded
 
 
-def _mark(mark: Any) -> str:
-    return f"line {mark.line + 1}, column {mark.column + 1}"
+class _Source:
+    """The text handed to libyaml, with the `\\'` escapes rewritten so far, and the way back from
+    libyaml's marks to lines and columns of the input as written."""
+
+    def __init__(self, text: str) -> None:
+        self.original = text
+        self.text = text
+        self.fixes: list[int] = []  # index in `text` of each rewritten escape (`\\x27`, 2 longer)
+        self.rescans = 0
+        self.reread = 0
+
+    def mark(self, mark: Any) -> str:
+        line_start = mark.index - mark.column
+        shift = 2 * sum(1 for f in self.fixes if line_start <= f < mark.index)
+        return f"line {mark.line + 1}, column {mark.column - shift + 1}"
+
+    def original_index(self, index: int) -> int:
+        return index - 2 * sum(1 for f in self.fixes if f < index)
+
+    def fix_quote_escape(self, exc: yaml.YAMLError) -> bool:
+        """Rewrite the double-quoted scalar libyaml refused for a `\\'` escape, as go-yaml reads it
+        (`\\'` is `'`). False when the error is anything else, or the re-read budget is spent."""
+        problem, start = getattr(exc, "problem_mark", None), getattr(exc, "context_mark", None)
+        if not isinstance(exc, yaml.scanner.ScannerError) or problem is None or start is None:
+            return False
+        text, at, begin = self.text, problem.index, start.index
+        if not (begin < at and text[at:at + 2] == "\\'" and text[begin:begin + 1] == '"'):
+            return False
+        self.rescans += 1
+        self.reread += at
+        if self.rescans > MAX_ESCAPE_FIXES or self.reread > MAX_ESCAPE_REREAD:
+            return False
+        out: list[str] = []
+        length = 0  # characters written after the opening quote
+        i = begin + 1
+        while i < len(text):
+            ch = text[i]
+            if ch == "\\" and i + 1 < len(text):
+                pair = text[i:i + 2]
+                if pair == "\\'":
+                    self.fixes.append(begin + 1 + length)
+                    pair = "\\x27"
+                out.append(pair)
+                length += len(pair)
+                i += 2
+                continue
+            out.append(ch)
+            length += 1
+            i += 1
+            if ch == '"':
+                break
+        self.text = text[:begin + 1] + "".join(out) + text[i:]
+        return True
 
 
-def _syntax_error(exc: yaml.YAMLError, text: str) -> FieldError:
+def _syntax_error(exc: yaml.YAMLError, src: _Source) -> FieldError:
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
-        where = _mark(mark) if mark is not None else "<input>"
-        problem = exc.problem or "invalid YAML"
+        where = src.mark(mark) if mark is not None else "<input>"
+        problem = " ".join(str(exc.problem or "invalid YAML").split())
+        if isinstance(exc, _ValueProblem):
+            return FieldError(where, f"Invalid value: {problem}")
+        if "maximum nesting depth" in problem:  # libyaml's own limit (1000), met before ours
+            return FieldError(where, f"Invalid value: nested more than {MAX_DEPTH} levels deep")
         context = f" {exc.context}" if exc.context else ""
-        hint = _space_hint(text, mark.line) if mark is not None else ""
+        hint = _space_hint(src.text, mark.line) if mark is not None else ""
         return FieldError(where, f"Invalid value: YAML syntax error: {problem}{context}{hint}")
     if isinstance(exc, yaml.reader.ReaderError):
-        before = text[: exc.position]
-        where = f"line {before.count(chr(10)) + 1}, column {exc.position - before.rfind(chr(10))}"
+        position = src.original_index(exc.position)
+        before = src.original[:position]
+        where = f"line {before.count(chr(10)) + 1}, column {position - before.rfind(chr(10))}"
         return FieldError(where, f"Invalid value: unacceptable character #x{exc.character:04x}: {exc.reason}")
     return FieldError("<input>", "Invalid value: YAML syntax error: " + " ".join(str(exc).split()))
 
@@ -185,13 +304,15 @@ class _Frame:
         return f"{self.parent.path}[{self.slot}]"
 
 
-def _prescan(text: str, errors: list[FieldError]) -> bool:
-    """Refuse deep nesting, alias abuse and duplicate keys, from libyaml's event stream."""
+def _prescan(src: _Source, errors: list[FieldError]) -> bool:
+    """Refuse deep nesting, alias abuse, duplicate keys and unsupported tags, from libyaml's event
+    stream."""
+    _mark = src.mark
     stack: list[_Frame] = []
     anchors: dict[str, int] = {}
     aliases = alias_nodes = nodes = 0
     documents = 0
-    for event in yaml.parse(text, Loader=_Loader):
+    for event in yaml.parse(src.text, Loader=_Loader):
         kind = type(event)
         if kind is yaml.DocumentStartEvent:
             documents += 1
@@ -223,6 +344,15 @@ def _prescan(text: str, errors: list[FieldError]) -> bool:
                     return False
                 parent.keys.add(event.value)
             parent.key = event.value if kind is yaml.ScalarEvent else "?"
+        if kind is not yaml.AliasEvent and event.tag is not None and event.tag not in (
+                _SCALAR_TAGS if kind is yaml.ScalarEvent else _MAP_TAGS if kind is yaml.MappingStartEvent
+                else _SEQ_TAGS):
+            tag = "!!" + event.tag[len(_CORE):] if event.tag.startswith(_CORE) else event.tag
+            errors.append(FieldError(_shorten(_node_path(parent, documents)),
+                                     f"Invalid value: YAML tag {format_value(tag)} is not supported: only "
+                                     f"strings, numbers, booleans, null, maps and sequences "
+                                     f"({_mark(event.start_mark)})"))
+            return False
         if kind is yaml.AliasEvent:
             aliases += 1
             size = anchors.get(event.anchor)
@@ -287,12 +417,21 @@ def _join(path: str, key: str) -> str:
 
 
 def _documents(text: str, errors: list[FieldError]) -> list[Any]:
-    try:
-        if not _prescan(text, errors):
+    src = _Source(text)
+    while True:
+        try:
+            if not _prescan(src, errors):
+                return []
+            break
+        except yaml.YAMLError as exc:
+            if src.fix_quote_escape(exc):
+                continue
+            errors.append(_syntax_error(exc, src))
             return []
-        return [doc for doc in yaml.load_all(text, Loader=_Loader) if doc is not None]
+    try:
+        return [doc for doc in yaml.load_all(src.text, Loader=_Loader) if doc is not None]
     except yaml.YAMLError as exc:
-        errors.append(_syntax_error(exc, text))
+        errors.append(_syntax_error(exc, src))
         return []
 
 
@@ -305,7 +444,6 @@ class _Collector:
         self.pods: list[Pod] = []
         self.config_maps: list[ConfigMap] = []
         self.secrets: list[Secret] = []
-        self.skipped: list[str] = []
 
     def add(self, doc: object, where: str) -> None:
         """One decoded document (or List item); `where` prefixes its error paths."""
@@ -329,8 +467,10 @@ class _Collector:
         elif kind == "Secret":
             self._secret(doc, where)
         else:
-            name = doc.get("metadata", {}).get("name") if isinstance(doc.get("metadata"), dict) else None
-            self.skipped.append(f"{kind}/{name}" if name else str(kind))
+            # kubectl would send any kind to the API server; a node runs Pods, and reads only the
+            # ConfigMaps and Secrets they use. Anything else would be silently ignored: refuse it.
+            self.errors.append(FieldError(f"{where}kind", f"Invalid value: {format_value(kind)}: sandbox runs "
+                                                          f"Pods; {_KINDS_HINT}"))
 
     def _list(self, doc: dict[str, Any], where: str) -> None:
         items = doc.get("items")
@@ -426,9 +566,12 @@ def _load(text: str | bytes, errors: list[FieldError]) -> Manifests:
     collector = _Collector(errors)
     for n, doc in enumerate(docs, 1):
         collector.add(doc, f"<document {n}> " if len(docs) > 1 else "")
-    return Manifests(tuple(collector.pods), tuple(collector.config_maps), tuple(collector.secrets),
-                     tuple(collector.skipped))
+    manifests = Manifests(tuple(collector.pods), tuple(collector.config_maps), tuple(collector.secrets))
+    if not errors and not (manifests.pods or manifests.config_maps or manifests.secrets):
+        what = "no document (it is empty, or only comments and ---)" if not docs else "only empty Lists"
+        errors.append(FieldError("kind", f"Required value: the input holds {what}; {_KINDS_HINT}"))
+    return manifests
 
 
-__all__ = ["MAX_BYTES", "load_manifests", "load_manifests_text", "load_pod_file", "load_pod_text",
-           "pod_to_dict"]
+__all__ = ["MAX_BYTES", "STDIN", "SUPPORTED_KINDS", "load_manifests", "load_manifests_text", "load_pod_file",
+           "load_pod_text", "pod_to_dict", "read_manifest", "source_name"]

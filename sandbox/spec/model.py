@@ -472,9 +472,8 @@ class Secret:
 
 @record
 class Manifests:
-    """Every Pod, ConfigMap and Secret of one file; `skipped` names documents of other kinds."""
+    """Every Pod, ConfigMap and Secret of one file (a document of any other kind is an error)."""
 
     pods: tuple[Pod, ...] = ()
     config_maps: tuple[ConfigMap, ...] = ()
     secrets: tuple[Secret, ...] = ()
-    skipped: tuple[str, ...] = ()

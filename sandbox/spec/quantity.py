@@ -21,6 +21,7 @@ _BINARY = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
 _DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
 # Beyond this the API server saturates; refusing keeps the integer maths bounded for hostile input.
 _MAX_EXPONENT = 30
+_MAX_DIGITS = 64  # far past any real quantity; keeps int() below Python's 4,300-digit limit
 
 
 def parse_quantity(text: str) -> Quantity | None:
@@ -29,6 +30,8 @@ def parse_quantity(text: str) -> Quantity | None:
     if m is None:
         return None
     sign, number, suffix = m.groups()
+    if len(number) > _MAX_DIGITS:
+        return None
     whole, _, frac = number.partition(".")
     mantissa = int(whole + frac or "0")
     scale = -len(frac)  # value = mantissa * 10**scale * multiplier

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 from sandbox.errors import FieldError
+from sandbox.images.reference import reference_problem
 from sandbox.names import DNS_LABEL_RE, DNS_SUBDOMAIN_RE
 from sandbox.spec.convert import entry, format_value
 from sandbox.spec.model import (
@@ -395,6 +396,12 @@ def _container(errs: Errors, c: Container, path: str, spec: PodSpec, volumes: se
         errs.required(f"{path}.image")
     elif c.image.strip() != c.image:
         errs.invalid(f"{path}.image", c.image, "must not have leading or trailing whitespace")
+    else:
+        # The API server stops at whitespace; the kubelet then refuses the pod (InvalidImageName)
+        # with the same grammar. Refused here, with the field, before anything starts.
+        problem = reference_problem(c.image)
+        if problem is not None:
+            errs.invalid(f"{path}.image", c.image, problem)
     errs.enum(f"{path}.imagePullPolicy", c.image_pull_policy, PULL_POLICIES)
     errs.enum(f"{path}.terminationMessagePolicy", c.termination_message_policy, MESSAGE_POLICIES)
     if not c.termination_message_path:

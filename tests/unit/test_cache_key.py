@@ -15,7 +15,7 @@ import pytest
 
 import sandbox
 from sandbox.spec import cache
-from sandbox.spec.load import load_pod_file
+from sandbox.spec.load import load_pod_text
 
 SANDBOX_DIR = Path(sandbox.__file__).resolve().parent
 POD = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: busybox}]\n"
@@ -65,6 +65,7 @@ def sandbox_copy(tmp_path: Path) -> Path:
     shutil.copytree(SANDBOX_DIR / "spec", root / "spec", copy_function=shutil.copy2,
                     ignore=shutil.ignore_patterns("__pycache__"))
     for name in cache.PARSE_MODULES:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(SANDBOX_DIR / name, root / name)
     return root
 
@@ -134,9 +135,9 @@ def test_a_changed_names_py_makes_a_cached_manifest_miss(tmp_path: Path, sandbox
     monkeypatch.setattr(cache, "_yaml_dir", lambda: str(yaml_copy))
     parses: list[str] = []
 
-    def counting_load(path: str) -> object:
-        parses.append(path)
-        return load_pod_file(path)
+    def counting_load(raw: bytes, source: str) -> object:
+        parses.append(source)
+        return load_pod_text(raw, source)
 
     monkeypatch.setattr(cache, "_load_uncached", counting_load)
     manifest, cache_dir = tmp_path / "pod.yaml", tmp_path / "cache"

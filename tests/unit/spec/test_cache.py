@@ -29,7 +29,7 @@ def test_round_trip_of_every_corpus_pod() -> None:
             conv = Converter()
             assert conv.convert_object(to_dict(pod, "Pod"), "Pod", "") == pod and not conv.errors, path
             count += 1
-    assert count >= 170
+    assert count >= 168  # every Pod but those of the files refused on purpose (test_manifest_corpus.REFUSED)
 
 
 def test_hit_equals_a_fresh_load_and_misses_on_change(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.errors import SpecError
-from sandbox.spec.load import load_manifests, load_manifests_text, load_pod_file
+from sandbox.spec.load import load_manifests, load_manifests_text, load_pod_file, load_pod_text
 from sandbox.spec.quantity import parse_quantity, quantity_from_number
 
 
@@ -54,10 +54,6 @@ kind: Pod
 metadata: {name: web}
 spec:
   containers: [{name: app, image: busybox}]
----
-apiVersion: resource.k8s.io/v1
-kind: ResourceClaim
-metadata: {name: claim}
 """
 
 
@@ -70,8 +66,37 @@ def test_multi_document_file(tmp_path: Path) -> None:
     assert dict(cm.data) == {"key.name": "value"} and dict(cm.binary_data) == {"blob": b"hello"}
     (secret,) = m.secrets
     assert dict(secret.data) == {"password": b"s3cr3t", "user": b"admin"} and secret.type == "Opaque"
-    assert m.skipped == ("ResourceClaim/claim",)
     assert load_pod_file(str(path)).metadata.name == "web"
+
+
+def test_other_kinds_are_refused_not_skipped() -> None:
+    """A file that also holds a ResourceClaim (or a Deployment...) is refused, the kind named: running
+    its Pod with the rest ignored would not be what the file describes."""
+    claim = "---\napiVersion: resource.k8s.io/v1\nkind: ResourceClaim\nmetadata: {name: claim}\n"
+    with pytest.raises(SpecError) as info:
+        load_manifests_text(MULTI + claim, "all.yaml")
+    assert [str(e) for e in info.value.errors] == [
+        '<document 4> kind: Invalid value: "ResourceClaim": sandbox runs Pods; supported kinds: Pod, ConfigMap, '
+        "Secret, List"]
+    with pytest.raises(SpecError) as info:
+        load_manifests_text("apiVersion: v1\nkind: List\nitems:\n- {apiVersion: apps/v1, kind: Deployment}\n")
+    assert str(info.value.errors[0]).startswith('items[0].kind: Invalid value: "Deployment": sandbox runs Pods')
+
+
+@pytest.mark.parametrize("text", ["", "---\n", "---\n---\n...\n", "# only a comment\n", "\n\n  \n",
+                                  "apiVersion: v1\nkind: List\nitems: []\n"])
+def test_input_without_objects_is_refused(text: str) -> None:
+    with pytest.raises(SpecError) as info:
+        load_manifests_text(text)
+    (error,) = info.value.errors
+    assert str(error).startswith("kind: Required value: the input holds ")
+    assert str(error).endswith("supported kinds: Pod, ConfigMap, Secret, List")
+
+
+def test_config_maps_alone_are_no_pod() -> None:
+    with pytest.raises(SpecError) as info:
+        load_pod_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n")
+    assert str(info.value.errors[0]) == "kind: Required value: no Pod document (found: ConfigMap/c)"
 
 
 def test_errors_in_several_documents_are_all_reported() -> None:
