@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
 
     log.configure(log.DEBUG if args.debug else log.INFO if args.verbose else log.WARNING)
     try:
+        from sandbox.cli.common import check_arguments
+
+        check_arguments(args)
         return int(args.handler(args))
     except SandboxError as e:
         if args.debug:

@@ -36,6 +36,31 @@ def check_label(value: str, what: str) -> str:
     return value
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Every argument that names a pod, namespace or container becomes (part of) a path: each is
+    checked once, for every verb, before the verb runs (`/`, `..`, NUL and the rest are refused)."""
+    if getattr(args, "namespace", None) is not None:
+        check_label(args.namespace, "namespace")
+    if getattr(args, "name", None) is not None:
+        check_pod_name(args.name)
+    if getattr(args, "container", None) is not None:
+        check_label(args.container, "container name")
+
+
+def image_name(reference: str, what: str, *, digest: bool = True) -> str:
+    """The canonical name of an image reference given on the command line (UsageError when it is
+    not in the reference grammar, or, with digest=False, names a digest)."""
+    from sandbox.images.reference import parse_image_ref
+
+    try:
+        ref = parse_image_ref(reference)
+    except ValueError as e:
+        raise UsageError(f"{what}: {e}") from None
+    if ref.digest and not digest:
+        raise UsageError(f"{what} {reference!r}: a name to give an image takes a tag, not a digest")
+    return ref.name
+
+
 def pod_dir(args: argparse.Namespace, name: str) -> PodDir:
     """The state directory of a running pod (or NotFoundError naming it as kubectl does)."""
     from sandbox.state.store import PodDir

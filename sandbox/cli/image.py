@@ -1,4 +1,6 @@
-"""`sandbox image import DIR NAME` and `sandbox image ls`: the local image store."""
+"""`sandbox image import DIR NAME`, `sandbox image tag SOURCE TARGET` and `sandbox image ls`: the local
+image store. Every reference is parsed with the one grammar (images/reference.py) before the store is
+touched: one outside it is a usage error (exit 2), never a path."""
 
 from __future__ import annotations
 
@@ -32,9 +34,10 @@ def handle_import(args: argparse.Namespace) -> int:
     import shlex
     from pathlib import Path
 
-    from sandbox.cli.common import layout
+    from sandbox.cli.common import image_name, layout
     from sandbox.images.store import ImageConfig, ImageStore
 
+    image_name(args.reference, "image name", digest=False)
     config = ImageConfig(entrypoint=tuple(shlex.split(args.entrypoint)), cmd=tuple(shlex.split(args.cmd)),
                          env=tuple(args.env), working_dir=args.workdir)
     image = ImageStore(layout(args).images).import_directory(Path(args.directory), args.reference, config)
@@ -43,13 +46,14 @@ def handle_import(args: argparse.Namespace) -> int:
 
 
 def handle_tag(args: argparse.Namespace) -> int:
-    from sandbox.cli.common import layout
-    from sandbox.images.reference import parse_image_ref
+    from sandbox.cli.common import image_name, layout
     from sandbox.images.store import ImageStore
 
+    image_name(args.source, "source image")
+    target = image_name(args.target, "target image name", digest=False)
     store = ImageStore(layout(args).images)
     image = store.lookup(args.source)
-    store.tag(image.digest, parse_image_ref(args.target).name)
+    store.tag(image.digest, target)
     return 0
 
 
