@@ -72,20 +72,22 @@ def test_always_restarts_even_after_success_and_keeps_last_state(sbx: Sandbox) -
     assert cs["lastState"]["terminated"]["exitCode"] == 0
     assert cs["lastState"]["terminated"]["reason"] == "Completed"
     code, out, err = sbx.stop(proc)
-    logs = sorted(p.name for p in (sbx.root / "log" / "pods").glob("default_always_*/main/*.log"))
-    assert {"0.log", "1.log", "2.log"} <= set(logs)
+    logs = sorted(int(p.stem) for p in (sbx.root / "log" / "pods").glob("default_always_*/main/*.log"))
+    assert len(logs) == 2 and logs[1] == logs[0] + 1 and logs[1] >= 2  # current and previous kept (issue 7)
 
 
-def _start_times(root: Path, name: str) -> list[float]:
-    """Each start writes `<restartCount>.log`; its first CRI record's time is when it ran."""
+def _collect_start_times(root: Path, name: str, into: dict[int, float]) -> None:
+    """Each start writes `<restartCount>.log`; its first CRI record's time is when it ran. Only the
+    current and the previous instance's logs are kept (issue 7): collect them while the pod runs."""
     from sandbox.logs.cri import parse_record
 
-    files = sorted(root.glob(f"log/pods/default_{name}_*/main/*.log"), key=lambda p: int(p.stem))
-    times = []
-    for path in files:
-        ts = parse_record(path.read_bytes().splitlines()[0])[0]
-        times.append(_parse_ts(ts))
-    return times
+    for path in root.glob(f"log/pods/default_{name}_*/main/*.log"):
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            continue
+        if int(path.stem) not in into and b"\n" in data:
+            into[int(path.stem)] = _parse_ts(parse_record(data.split(b"\n", 1)[0])[0])
 
 
 def _parse_ts(ts: str) -> float:
@@ -102,14 +104,19 @@ def test_crash_loop_backoff_timing_scaled(sbx: Sandbox) -> None:
     proc = sbx.start(sbx.manifest(pod("backoff", "Always", "echo start; exit 1")),
                      "--backoff-initial", "300ms", "--backoff-max", "1200ms")
 
+    starts: dict[int, float] = {}
+
     def six_starts() -> dict | None:
+        _collect_start_times(sbx.root, "backoff", starts)
         s = sbx.state("backoff")
         return s if s and s["status"]["containerStatuses"][0]["restartCount"] >= 5 else None
 
     state = sbx.wait_for(six_starts, timeout=20, message="five restarts")
     waiting = state["status"]["containerStatuses"][0]["state"]
     sbx.stop(proc)
-    times = _start_times(sbx.root, "backoff")
+    _collect_start_times(sbx.root, "backoff", starts)
+    assert sorted(starts)[:6] == list(range(6)), sorted(starts)
+    times = [starts[n] for n in sorted(starts)]
     gaps = [b - a for a, b in zip(times, times[1:])][:5]
     expected = [0, initial, 2 * initial, min(4 * initial, cap), cap]
     for gap, want in zip(gaps, expected):
