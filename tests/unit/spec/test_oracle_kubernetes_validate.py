@@ -43,8 +43,8 @@ def _pods() -> list[tuple[str, dict[str, Any]]]:
     for path in files:
         try:
             docs = list(yaml.load_all(path.read_text(), Loader=_Loader))
-        except yaml.YAMLError:
-            continue  # syntax errors are not the oracle's business
+        except (yaml.YAMLError, ValueError):
+            continue  # syntax errors and literals PyYAML cannot build (5,000 digits) are not the oracle's business
         for i, doc in enumerate(docs):
             if isinstance(doc, dict) and doc.get("kind") == "Pod" and doc.get("apiVersion") == "v1":
                 out.append((f"{path.parent.name}/{path.name}#{i}", doc))
