@@ -12,10 +12,11 @@ PACKAGE = Path(__file__).resolve().parents[2] / "sandbox"
 PURE = ["sandbox/status.py", "sandbox/supervisor/policy.py", "sandbox/supervisor/backoff.py",
         "sandbox/rootfs/plan.py", "sandbox/logs/cri.py", "sandbox/spec/expand.py", "sandbox/record.py",
         "sandbox/images/reference.py", "sandbox/events.py", "sandbox/supervisor/snapshot.py",
-        "sandbox/probing/worker.py", "sandbox/probing/outcome.py", "sandbox/process/capabilities.py"]
+        "sandbox/probing/worker.py", "sandbox/probing/outcome.py", "sandbox/process/capabilities.py",
+        "sandbox/logs/rotation.py"]
 MECHANISM = ["sandbox/native.py", "sandbox/images/store.py", "sandbox/rootfs/layers.py", "sandbox/state",
-             "sandbox/logs/stream.py", "sandbox/process/spawner.py", "sandbox/process/leftovers.py",
-             "sandbox/netns.py", "sandbox/probing"]
+             "sandbox/logs/stream.py", "sandbox/logs/reader.py", "sandbox/process/spawner.py",
+             "sandbox/process/leftovers.py", "sandbox/netns.py", "sandbox/probing"]
 THIRD_PARTY = {"yaml", "cffi", "pyroute2", "prctl", "psutil"}
 
 
