@@ -114,6 +114,8 @@ class ImageStore:
             ref = parse_image_ref(reference)
         except ValueError as e:
             raise ImageError(str(e)) from None
+        if ref.digest:
+            raise ImageError(f"image name {reference!r}: a name to give an image takes a tag, not a digest")
         if not source.is_dir():
             raise ImageError(f"{source}: not a directory")
         import shutil
