@@ -178,8 +178,24 @@ def back_off(container: str, pod: str, namespace: str, uid: str) -> Note:
 
 
 def failed_post_start_hook() -> Note:
-    # The kubelet leaves the hook's output out of the event: it may carry secrets.
+    """Since Kubernetes 1.26 the kubelet leaves the handler's message out of the event (it may
+    carry secrets: kubernetes#119541); the message goes to the container's waiting state instead
+    (PostStartHookError, `lifecycle_hook_failed`)."""
     return (WARNING, "FailedPostStartHook", "PostStartHook failed")
+
+
+def lifecycle_hook_failed(handler: Any, container: str, pod: str, error: str) -> str:
+    """The handler runner's message for a failed hook (pkg/kubelet/lifecycle/handlers.go Run),
+    which the kubelet shows as the container's `PostStartHookError` waiting message. `pod` is
+    "<name>_<namespace>(<uid>)" (format.Pod); `error` the check's own failure text."""
+    where = f'for Container "{container}" in Pod "{pod}" failed - error: {error}'
+    if getattr(handler, "exec", None) is not None:
+        return f"Exec lifecycle hook ([{' '.join(handler.exec.command)}]) {where}"
+    if getattr(handler, "http_get", None) is not None:
+        return f"HTTP lifecycle hook ({handler.http_get.path or ''}) {where}"
+    if getattr(handler, "sleep", None) is not None:
+        return f"Sleep lifecycle hook ({handler.sleep.seconds}) {where}"
+    return f"Cannot run handler: {error}"
 
 
 def failed_pre_stop_hook() -> Note:

@@ -15,6 +15,10 @@ from collections.abc import Sequence
 
 from sandbox.record import record, replace
 
+TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
+if TYPE_CHECKING:
+    from typing import Any
+
 
 class PodPhase:
     """`status.phase` values. `Unknown` is deprecated and never set by a modern kubelet."""
@@ -76,6 +80,22 @@ class PodCondition:
     reason: str = ""
     message: str = ""
     last_transition_time: float = 0.0
+
+
+def default_waiting_reason(has_init_containers: bool) -> str:
+    """Why a container that has not run yet waits: the kubelet's defaultWaitingState
+    (convertToAPIContainerStatuses), PodInitializing for every container, init or app, of a pod
+    that has init containers (sidecars count), ContainerCreating otherwise."""
+    return "PodInitializing" if has_init_containers else "ContainerCreating"
+
+
+def init_container_ready(cs: ContainerStatus, *, probe_ready: bool) -> bool:
+    """`ready` of an init container (prober manager UpdatePodStatus): a plain one is ready exactly
+    when it exited 0, never while it runs; a sidecar as an app container, once started and running,
+    when it has no readiness probe or its probe last succeeded (`probe_ready`)."""
+    if not cs.sidecar:
+        return isinstance(cs.state, Terminated) and cs.state.exit_code == 0
+    return cs.started and isinstance(cs.state, Running) and probe_ready
 
 
 def terminated_reason(exit_code: int, oom: bool = False) -> str:
@@ -354,6 +374,45 @@ def status_string(
     if deleting and phase not in PodPhase.TERMINAL:
         return "Terminating"
     return text
+
+
+# --- QoS class (pkg/apis/core/v1/helper/qos ComputePodQOS) -------------------------------------
+
+
+def qos_class(spec: dict[str, Any]) -> str:
+    """`status.qosClass` from a (defaulted) pod spec: cpu and memory requests and limits summed over
+    app and init containers, zero quantities ignored. Guaranteed when every container limits both
+    and the summed requests equal the summed limits; BestEffort when nothing is set; else Burstable.
+    Requests default to limits before this (the API server's defaulting, sandbox/spec/defaults)."""
+    requests: dict[str, int] = {}
+    limits: dict[str, int] = {}
+    guaranteed = True
+    for c in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
+        resources = c.get("resources") or {}
+        found = set()
+        for kind, totals in (("requests", requests), ("limits", limits)):
+            for name, text in (resources.get(kind) or {}).items():
+                if name not in ("cpu", "memory"):
+                    continue
+                milli = _milli(text)
+                if milli > 0:
+                    totals[name] = totals.get(name, 0) + milli
+                    if kind == "limits":
+                        found.add(name)
+        if found != {"cpu", "memory"}:
+            guaranteed = False
+    if not requests and not limits:
+        return "BestEffort"
+    if guaranteed and requests == limits:
+        return "Guaranteed"
+    return "Burstable"
+
+
+def _milli(text: object) -> int:
+    from sandbox.spec.quantity import parse_quantity  # only pods that set resources pay for it
+
+    q = parse_quantity(str(text))
+    return q.milli if q is not None else 0
 
 
 # --- Kubernetes API JSON --------------------------------------------------------------------------

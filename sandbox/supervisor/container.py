@@ -163,8 +163,10 @@ class ContainerLifecycle:
         slot.attempt, slot.ref, slot.mnt_ns, slot.started_at = ctx.attempt, ProcessRef.of(process.pid), mnt_ns, ctx.wall()
         ctx.event(slot, ev.created(slot.name))
         ctx.event(slot, ev.started(slot.name))
-        # The kubelet reports a container Running only once its postStart hook has returned.
-        slot.status = replace(slot.status, state=st.Waiting("ContainerCreating"), restart_count=restart_count,
+        # The kubelet reports a container Running only once its postStart hook has returned; until
+        # then it shows the default waiting state (PodInitializing in a pod with init containers).
+        waiting = st.Waiting(st.default_waiting_reason(bool(ctx.pod.spec.init_containers)))
+        slot.status = replace(slot.status, state=waiting, restart_count=restart_count,
                               container_id=f"sandbox://{container_id}", ready=False, started=False)
         log.info("pod %s/%s: started container %s (pid %d)", ctx.namespace, ctx.name, slot.name, process.pid)
         post_start = slot.spec.lifecycle.post_start if slot.spec.lifecycle else None
@@ -229,7 +231,10 @@ class ContainerLifecycle:
             log.warning("pod %s/%s: postStart hook of %s failed: %s", self.ctx.namespace, self.ctx.name, slot.name,
                         outcome.output)
             self.ctx.event(slot, ev.failed_post_start_hook())
-            slot.status = replace(slot.status, state=st.Waiting("PostStartHookError", outcome.output[:1024]))
+            pod = f"{self.ctx.name}_{self.ctx.namespace}({self.ctx.pod.metadata.uid or ''})"
+            message = ev.lifecycle_hook_failed(slot.spec.lifecycle.post_start if slot.spec.lifecycle else None,
+                                               slot.name, pod, outcome.output[:1024])
+            slot.status = replace(slot.status, state=st.Waiting("PostStartHookError", message))
             self.stop(slot, self.ctx.clock() + self.ctx.grace())
         self.changed()
 
@@ -246,6 +251,9 @@ class ContainerLifecycle:
         started = not probes.has_startup
         slot.status = replace(slot.status, state=st.Running(slot.started_at), started=started,
                               ready=started and not probes.has_readiness)
+        if slot.init:  # a plain init container is not ready while it runs
+            slot.status = replace(slot.status, ready=st.init_container_ready(
+                slot.status, probe_ready=not probes.has_readiness))
         if probes.workers:
             slot.probes = probes
             probes.start()
@@ -349,6 +357,8 @@ class ContainerLifecycle:
         term = st.Terminated(info.exit_code, st.terminated_reason(info.exit_code), slot.started_at, ctx.wall(),
                              message=message, container_id=slot.status.container_id)
         slot.status = replace(slot.status, state=term, ready=False, started=False)
+        if slot.init:  # a plain init container is ready once it exited 0
+            slot.status = replace(slot.status, ready=st.init_container_ready(slot.status, probe_ready=False))
         log.info("pod %s/%s: container %s exited with %d", ctx.namespace, ctx.name, slot.name, info.exit_code)
         return term
 

@@ -62,6 +62,7 @@ class PodSupervisor:
         terminal: Terminal | None,
         probe_scale: float = 1.0,
         log_policy: RotationPolicy | None = None,
+        qos_class: str = "",
         save_state: Callable[[dict[str, Any]], None],
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -79,6 +80,7 @@ class PodSupervisor:
         self.volumes_root = volumes.volumes_root(layout.lib, uid)
         self.terminal, self.save_state, self.clock, self.wall = terminal, save_state, clock, wall
         self.restart_policy = pod.spec.restart_policy or "Always"
+        self.qos_class = qos_class  # status.qosClass, fixed for the pod's life
         self.slots = [self._slot(c, images[c.name], init=True) for c in pod.spec.init_containers]
         self.slots += [self._slot(c, images[c.name], init=False) for c in pod.spec.containers]
         self.selector = selectors.DefaultSelector()
@@ -113,12 +115,9 @@ class PodSupervisor:
 
     def _slot(self, spec: Container, image: Image, *, init: bool) -> Slot:
         sidecar = init and spec.restart_policy == "Always"
-        reason = "PodInitializing" if (self._has_plain_init() and not init) else "ContainerCreating"
+        reason = st.default_waiting_reason(bool(self.pod.spec.init_containers))
         status = st.ContainerStatus(name=spec.name, image=spec.image or "", state=st.Waiting(reason), sidecar=sidecar)
         return Slot(spec, image, init, sidecar, status)
-
-    def _has_plain_init(self) -> bool:
-        return any(c.restart_policy != "Always" for c in self.pod.spec.init_containers)
 
     # --- running -------------------------------------------------------------------------------
 
@@ -460,7 +459,7 @@ class PodSupervisor:
             "pause": self.pause_ref.to_json() if self.pause_ref and self.pause and self.pause.exit is None else None,
             "containers": {s.name: self._slot_record(s) for s in self.slots},
             "status": snapshot.status_json(self.phase, self.conditions, self.created_at, init, app,
-                                           self.failure_message, self.failure_reason),
+                                           self.failure_message, self.failure_reason, self.qos_class),
             "summary": snapshot.summary(self.phase, self.conditions, init, app,
                                         deleting=self.deleting and not self._done()),
             "events": self.events.to_json(),

@@ -27,8 +27,8 @@ def next_phase(previous: str, restart_policy: str, init: Sequence[st.ContainerSt
 
 def status_json(phase: str, conditions: Sequence[st.PodCondition], created_at: float,
                 init: Sequence[st.ContainerStatus], app: Sequence[st.ContainerStatus],
-                failure_message: str = "", failure_reason: str = "") -> dict[str, Any]:
-    """`status` of the Pod object (`sandbox get pod -o json`)."""
+                failure_message: str = "", failure_reason: str = "", qos_class: str = "") -> dict[str, Any]:
+    """`status` of the Pod object (`sandbox get pod -o json`), in the API's field order."""
     status: dict[str, Any] = {
         "phase": phase,
         "conditions": [st.condition_json(c) for c in conditions],
@@ -37,6 +37,8 @@ def status_json(phase: str, conditions: Sequence[st.PodCondition], created_at: f
     if init:
         status["initContainerStatuses"] = [st.container_status_json(c) for c in init]
     status["containerStatuses"] = [st.container_status_json(c) for c in app]
+    if qos_class:
+        status["qosClass"] = qos_class
     if failure_message and phase == st.PodPhase.FAILED:
         status["message"] = failure_message
         if failure_reason:

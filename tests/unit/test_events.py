@@ -153,3 +153,23 @@ def test_field_paths() -> None:
 ])
 def test_kubelet_messages(note: tuple[str, str, str], want: tuple[str, str, str]) -> None:
     assert note == want
+
+
+def test_post_start_hook_event_keeps_the_handlers_message_out() -> None:
+    # Kubernetes >= 1.26 (kubernetes#119541): the message may carry secrets.
+    assert events.failed_post_start_hook() == ("Warning", "FailedPostStartHook", "PostStartHook failed")
+
+
+def test_lifecycle_hook_failed_has_the_handler_runners_wording() -> None:
+    from sandbox.spec.model import ExecAction, HTTPGetAction, LifecycleHandler, SleepAction
+
+    pod = "web_default(0b6c5e0a-0000-4000-8000-000000000000)"
+    exec_hook = LifecycleHandler(exec=ExecAction(("sh", "-c", "exit 3")))
+    assert events.lifecycle_hook_failed(exec_hook, "app", pod, "command exited with 3") == (
+        'Exec lifecycle hook ([sh -c exit 3]) for Container "app" in Pod '
+        '"web_default(0b6c5e0a-0000-4000-8000-000000000000)" failed - error: command exited with 3')
+    http_hook = LifecycleHandler(http_get=HTTPGetAction(port=80, path="/start"))
+    assert events.lifecycle_hook_failed(http_hook, "app", pod, "connection refused").startswith(
+        'HTTP lifecycle hook (/start) for Container "app" in Pod "web_default(')
+    sleep_hook = LifecycleHandler(sleep=SleepAction(5))
+    assert events.lifecycle_hook_failed(sleep_hook, "app", pod, "x").startswith("Sleep lifecycle hook (5) for")

@@ -43,3 +43,8 @@ def test_status_json_and_summary() -> None:
     sidecar = st.ContainerStatus("s", "busybox", st.Running(1.0), ready=True, started=True, sidecar=True)
     assert summary("Running", [ready], [sidecar], [RUNNING], deleting=False) == \
         {"ready": "2/2", "status": "Running", "restarts": 0}
+
+
+def test_status_json_carries_the_qos_class_after_the_container_statuses() -> None:
+    status = status_json("Running", [], 0.0, [], [RUNNING], qos_class="Burstable")
+    assert list(status)[-1] == "qosClass" and status["qosClass"] == "Burstable"

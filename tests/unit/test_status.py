@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from sandbox.status import (
@@ -12,8 +14,11 @@ from sandbox.status import (
     Waiting,
     condition_json,
     container_status_json,
+    default_waiting_reason,
+    init_container_ready,
     pod_conditions,
     pod_phase,
+    qos_class,
     rfc3339,
     status_string,
     terminated_reason,
@@ -548,3 +553,49 @@ def test_condition_json() -> None:
         "reason": "ContainersNotReady",
         "message": "containers with unready status: [a]",
     }
+
+
+# --- init containers' ready, default waiting reason, QoS (issue 7) ----------------------------------
+
+
+def test_default_waiting_reason_is_pod_initializing_in_a_pod_with_init_containers() -> None:
+    # defaultWaitingState: every container of such a pod, init ones included.
+    assert default_waiting_reason(True) == "PodInitializing"
+    assert default_waiting_reason(False) == "ContainerCreating"
+
+
+@pytest.mark.parametrize("cs, probe_ready, want", [
+    (run("i", ready=False), True, False),             # a plain init container running: not ready
+    (done("i", 0), True, True),                       # exited 0: ready
+    (done("i", 1), True, False),                      # failed: not ready
+    (wait("i", "PodInitializing"), True, False),
+    (run("s", sidecar=True), True, True),             # a started sidecar without readiness probe
+    (run("s", sidecar=True), False, False),           # its readiness probe has not succeeded
+    (run("s", started=False, sidecar=True), True, False),  # startup probe still running
+    (done("s", 0, sidecar=True), True, False),        # a sidecar that exited is not ready
+])
+def test_init_container_ready(cs: ContainerStatus, probe_ready: bool, want: bool) -> None:
+    assert init_container_ready(cs, probe_ready=probe_ready) is want
+
+
+def _containers(*resources: dict[str, Any], init: dict[str, Any] | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"containers": [{"name": f"c{i}", "resources": r} for i, r in enumerate(resources)]}
+    if init is not None:
+        spec["initContainers"] = [{"name": "i", "resources": init}]
+    return spec
+
+
+GUARANTEED = {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1", "memory": "1Gi"}}
+
+
+@pytest.mark.parametrize("spec, want", [
+    ({"containers": [{"name": "c"}]}, "BestEffort"),
+    (_containers(GUARANTEED), "Guaranteed"),
+    (_containers(GUARANTEED, init=GUARANTEED), "Guaranteed"),
+    (_containers(GUARANTEED, init={}), "Burstable"),  # init containers count as well
+    (_containers({"limits": {"cpu": "2", "memory": "1Gi"}, "requests": {"cpu": "1", "memory": "1Gi"}}), "Burstable"),
+    (_containers({"requests": {"memory": "0"}}, {"limits": {"ephemeral-storage": "1Gi"}}), "BestEffort"),
+    (_containers({"requests": {"cpu": "100m"}}), "Burstable"),
+])
+def test_qos_class(spec: dict[str, Any], want: str) -> None:
+    assert qos_class(spec) == want
