@@ -21,12 +21,15 @@ if TYPE_CHECKING:
 
 
 class PodPhase:
-    """`status.phase` values. `Unknown` is deprecated and never set by a modern kubelet."""
+    """`status.phase` values. A kubelet never sets `Unknown` (the API's phase for a pod whose state
+    cannot be obtained, typically because its node is lost); readers show it for a pod whose
+    runtime is gone."""
 
     PENDING = "Pending"
     RUNNING = "Running"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
+    UNKNOWN = "Unknown"
     TERMINAL = (SUCCEEDED, FAILED)
 
 
@@ -413,6 +416,16 @@ def _milli(text: object) -> int:
 
     q = parse_quantity(str(text))
     return q.milli if q is not None else 0
+
+
+# --- a pod whose runtime is gone -----------------------------------------------------------------
+
+# The reason a reader gives a pod whose runtime died without ending it (killed, crashed, a reboot):
+# the runtime's counterpart of the node lifecycle controller's `NodeLost`, which is what the API
+# server shows on a pod whose node stopped reporting (status.reason, with phase Unknown).
+RUNTIME_LOST = "RuntimeLost"
+# The kubelet's terminated reason for a container it can no longer find (exit code 137).
+CONTAINER_STATUS_UNKNOWN = "ContainerStatusUnknown"
 
 
 # --- Kubernetes API JSON --------------------------------------------------------------------------

@@ -1,7 +1,11 @@
-"""`sandbox delete NAME`: stop a pod run elsewhere, gracefully, and wait until it is gone.
+"""`sandbox delete NAME`: delete a pod, as `kubectl delete pod` does: a running pod is stopped
+gracefully first, then its record (state and logs) is removed.
 
-The pod's runtime gets SIGTERM (the same path as Ctrl-C: SIGTERM to every container, SIGKILL after
-the grace period, tear-down). If that runtime is gone, delete finishes the tear-down itself.
+A running pod's runtime gets SIGTERM (the same path as Ctrl-C: preStop and SIGTERM to every
+container, SIGKILL after the grace period, tear-down) and delete waits until it has ended. A pod
+that has ended, or whose runtime is gone (whose tear-down delete finishes), has only its record
+left: delete removes it, and the pod's log directory with it, as the kubelet removes a deleted
+pod's logs.
 """
 
 from __future__ import annotations
@@ -14,31 +18,45 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only 
 if TYPE_CHECKING:
     from typing import Any
 
+    from sandbox.state.store import PodDir
+
 EXTRA_WAIT_SECONDS = 15.0  # beyond the grace period: pause, tear-down, a slow machine
 
 
 def add_parser(verbs: Any) -> None:
-    p = verbs.add_parser("delete", help="stop a running pod gracefully")
+    p = verbs.add_parser("delete", help="delete a pod: stop it gracefully if it runs, remove its record and logs")
     p.add_argument("kind", nargs="?", choices=["pod", "pods", "po"], help=argparse.SUPPRESS)
     p.add_argument("name", help="pod name")
-    p.add_argument("--timeout", type=float, help="seconds to wait for the pod to go (default: grace + 15)")
+    p.add_argument("--timeout", type=float, help="seconds to wait for the pod to stop (default: grace + 15)")
     p.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     from sandbox.cli.common import layout, pod_dir
     from sandbox.errors import StateError
-    from sandbox.pod.cleanup import finish_dead_runtime
-    from sandbox.state.proc import ProcessRef
+    from sandbox.pod.cleanup import delete_record
+    from sandbox.state.view import LIVE, read_pod
 
     target = pod_dir(args, args.name)
-    state = target.read()
+    state, kind = read_pod(target)
+    if kind == LIVE:
+        _stop(args, target, state)
+    root = layout(args)
+    if not delete_record(target, root.containers, root.logs, uid=state.get("uid")):
+        raise StateError(f'pod "{args.name}" was not deleted: a new run of it holds it now')
+    print(f'pod "{args.name}" deleted')
+    return 0
+
+
+def _stop(args: argparse.Namespace, target: PodDir, state: dict[str, Any]) -> None:
+    """SIGTERM to the pod's runtime, then wait until it has exited (it has ended the pod then)."""
+    from sandbox.errors import StateError
+    from sandbox.state.proc import ProcessRef
+
     runtime = ProcessRef.from_json(state.get("runtime"))
-    pidfd = runtime.open_pidfd() if runtime and target.owner_alive() else None
+    pidfd = runtime.open_pidfd() if runtime is not None else None
     if pidfd is None or runtime is None:
-        finish_dead_runtime(target, layout(args).containers)
-        print(f'pod "{args.name}" deleted')
-        return 0
+        return  # it exited a moment ago
     grace = float(((state.get("manifest") or {}).get("spec") or {}).get("terminationGracePeriodSeconds", 30))
     timeout = args.timeout if args.timeout is not None else max(grace, 2.0) + EXTRA_WAIT_SECONDS
     try:
@@ -47,9 +65,6 @@ def handle(args: argparse.Namespace) -> int:
             raise StateError(f'pod "{args.name}" did not stop within {timeout:g}s (runtime pid {runtime.pid})')
     finally:
         os.close(pidfd)
-    # The runtime removes the pod's directory before it exits, so the pod is gone now.
-    print(f'pod "{args.name}" deleted')
-    return 0
 
 
 def _wait_for_exit(pidfd: int, timeout: float) -> bool:

@@ -35,8 +35,9 @@ def add_parser(verbs: Any) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     from sandbox.cli.common import pod_dir
+    from sandbox.state.view import read_pod
 
-    state = pod_dir(args, args.name).read()
+    state, _ = read_pod(pod_dir(args, args.name))
     sys.stdout.write(describe_pod(state, time.time()))
     return 0
 

@@ -1,5 +1,7 @@
 """`sandbox gc`: finish the tear-down of every pod whose runtime is gone (killed, crashed, a
-reboot), and remove writable layers and volume directories that no live pod records."""
+reboot) and remove its record and logs, and remove writable layers and volume directories that no
+live pod records. Pods that ended keep their records (until `sandbox delete`): an ended pod holds
+nothing but its state file and its logs."""
 
 from __future__ import annotations
 
@@ -24,15 +26,18 @@ def handle(args: argparse.Namespace) -> int:
     from sandbox.cli.common import layout
     from sandbox.pod.cleanup import finish_dead_runtime
     from sandbox.state.store import list_pod_dirs
+    from sandbox.state.view import is_ended
 
     root = layout(args)
     live_layers: set[str] = set()
     live_volumes: set[str] = set()
     for pod_dir in list_pod_dirs(root.pods):
-        if finish_dead_runtime(pod_dir, root.containers):
+        if finish_dead_runtime(pod_dir, root.containers, root.logs):
             print(f"removed pod {pod_dir.path.name.replace('_', '/', 1)}")
             continue
-        state = _read(pod_dir)  # its runtime is alive: keep what it records
+        state = _read(pod_dir)  # its runtime is alive (keep what it records), or it ended
+        if is_ended(state):
+            continue
         live_layers |= {os.path.basename(str(c.get("layer"))) for c in (state.get("containers") or {}).values()
                         if isinstance(c, dict) and c.get("layer")}
         live_volumes.add(os.path.basename(str(state.get("volumesDir", ""))))

@@ -1,4 +1,5 @@
-"""`sandbox get pods` and `sandbox get pod NAME [-o json|yaml]`, read from the live state files."""
+"""`sandbox get pods` and `sandbox get pod NAME [-o json]`, read from the pods' records: running
+pods, pods that ended (until deleted), and pods whose runtime is gone (state/view.py)."""
 
 from __future__ import annotations
 
@@ -36,9 +37,10 @@ def pod_object(state: dict[str, Any]) -> dict[str, Any]:
 def handle(args: argparse.Namespace) -> int:
     from sandbox.cli.common import layout, namespace, pod_dir
     from sandbox.state.store import list_pod_dirs
+    from sandbox.state.view import read_pod
 
     if args.name:
-        state = pod_dir(args, args.name).read()
+        state, _ = read_pod(pod_dir(args, args.name))
         if args.output == "json":
             json.dump(pod_object(state), sys.stdout, indent=2)
             sys.stdout.write("\n")
@@ -49,8 +51,8 @@ def handle(args: argparse.Namespace) -> int:
         states = []
         for d in list_pod_dirs(layout(args).pods):
             try:
-                state = d.read()
-            except Exception:  # noqa: BLE001 - a pod starting or ending right now
+                state, _ = read_pod(d)
+            except Exception:  # noqa: BLE001 - a pod starting or being removed right now
                 continue
             if ns is None or state.get("namespace") == ns:
                 states.append(state)

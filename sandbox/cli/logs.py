@@ -63,7 +63,10 @@ def handle(args: argparse.Namespace) -> int:
             out.write(line)
             out.flush()
 
-        follow(directory, instance, pod_state.exists, write)
+        from sandbox.state.store import PodDir
+
+        # Until the runtime lets go of the pod (its record stays after it ended).
+        follow(directory, instance, PodDir(pod_state).owner_alive, write)
         return 0
     for _, line in read_instance(directory, instance):
         out.write(line if line.endswith(b"\n") else line + b"\n")

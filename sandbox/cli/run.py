@@ -27,6 +27,7 @@ def add_parser(verbs: Any) -> None:
                    help="log files kept per container instance, the current one included (at least 2, "
                         "default 5 as the kubelet's containerLogMaxFiles)")
     p.add_argument("-q", "--quiet", action="store_true", help="do not stream container output")
+    p.add_argument("--rm", action="store_true", help="delete the pod (its record and logs) when it ends")
     p.set_defaults(handler=handle)
 
 
@@ -54,7 +55,7 @@ def handle(args: argparse.Namespace) -> int:
     if not 0 < args.probe_scale <= 1000:
         raise UsageError(f"--probe-scale: must be a positive factor, got {args.probe_scale}")
     status = run_pod(prepared, backoff=backoff, quiet=args.quiet, probe_scale=args.probe_scale,
-                     log_policy=log_policy)
+                     log_policy=log_policy, remove=args.rm)
     phase = status.get("phase")
     print(f"pod {prepared.namespace}/{prepared.name}: {phase}", file=sys.stderr)
     for cs in [*status.get("initContainerStatuses", []), *status.get("containerStatuses", [])]:

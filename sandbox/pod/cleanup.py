@@ -1,8 +1,16 @@
-"""Finish the tear-down of a pod whose runtime is gone (killed, crashed, machine reboot).
+"""The end of a pod's record: the runtime's last write, and removing a record (and what it holds).
 
-Everything a runtime creates is recorded in its state file before it is created, so this needs
-nothing else: kill the recorded processes (pid + start time, never by name), remove the recorded
-writable layers, then the pod's state directory. Every step tolerates what is already gone.
+A runtime that ends its pod tears everything down itself and leaves only its record: the state
+file, marked `"ended": true` as its last write (`end_record`), and the pod's logs, both kept until
+the pod is deleted (`sandbox delete`, `sandbox run --rm`, or a new `sandbox run` of the same name,
+which replaces it), as the kubelet keeps a terminated pod's status and logs until the pod object is
+deleted.
+
+A runtime that is killed (or crashes, or the machine reboots) leaves a record that never says
+ended. Everything a runtime creates is recorded in its state file before it is created, so
+finishing its tear-down needs nothing else: kill the recorded processes (pid + start time, never by
+name), remove the recorded writable layers and volumes, then the record. Every step tolerates what
+is already gone. Every removal here runs under the pod's lock.
 """
 
 from __future__ import annotations
@@ -43,10 +51,10 @@ def kill_recorded(state: dict[str, Any]) -> None:
             os.close(fd)
 
 
-def _empty_pod_dir(pod_dir: PodDir, keep_lock: bool) -> None:
+def _empty_pod_dir(pod_dir: PodDir, keep: tuple[str, ...]) -> None:
     # The state file goes first: a reader then sees no pod rather than a half-removed one.
     for child in sorted(pod_dir.path.iterdir(), key=lambda p: (p.name != STATE_FILE, p.name == LOCK_FILE)):
-        if child.name == LOCK_FILE and keep_lock:
+        if child.name in keep:
             continue
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child, ignore_errors=True)
@@ -57,37 +65,113 @@ def _empty_pod_dir(pod_dir: PodDir, keep_lock: bool) -> None:
 def remove_pod_dir(pod_dir: PodDir) -> None:
     """Remove the pod's state directory; the lock file goes last, while the caller still holds
     it, so a reader sees either the whole state or no pod at all."""
-    _empty_pod_dir(pod_dir, keep_lock=False)
+    _empty_pod_dir(pod_dir, keep=())
     try:
         pod_dir.path.rmdir()
     except OSError:
         pass
 
 
-def finish_dead_runtime(pod_dir: PodDir, containers_root: Path) -> bool:
-    """If no runtime holds the pod (it was killed, crashed, or the machine rebooted), finish its
-    tear-down and remove the pod's directory; False when a live runtime holds it."""
-    lock = PodLock(pod_dir)
-    if not lock.acquire():
-        return False
-    try:
-        clean_stale(pod_dir, containers_root)
-    finally:
-        remove_pod_dir(pod_dir)
-        lock.release()
-    return True
+def end_record(pod_dir: PodDir, state: dict[str, Any]) -> None:
+    """The runtime's last step, after its tear-down and while it still holds the lock: drop the
+    pod's files (hosts, termination-message files, pause's root) and write the record that says
+    the pod ended. Readers tell an ended pod from one whose runtime is gone by this mark."""
+    from sandbox.state.view import ENDED_KEY
+
+    _empty_pod_dir(pod_dir, keep=(STATE_FILE, LOCK_FILE))
+    pod_dir.write({**state, ENDED_KEY: True})
 
 
-def clean_stale(pod_dir: PodDir, containers_root: Path) -> None:
-    """Tear down what a dead runtime left (its processes, files, layers and volumes), keeping the
-    lock, which the caller holds."""
+def remove_logs(state: dict[str, Any], logs_root: Path) -> None:
+    """The pod's log directory goes with its record, as the kubelet removes a deleted pod's logs.
+    Only the directory this pod's name and UID make under `logs_root` is ever removed."""
+    recorded = state.get("logDir")
+    ns, name, uid = state.get("namespace"), state.get("name"), state.get("uid")
+    if not (isinstance(recorded, str) and ns and name and uid):
+        return
+    path = Path(recorded)
+    if path.parent != logs_root or path.name != f"{ns}_{name}_{uid}" or path.is_symlink():
+        log.warning("not removing logs at %s: not the log directory of pod %s/%s", path, ns, name)
+        return
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def clear_record(pod_dir: PodDir, containers_root: Path, logs_root: Path | None) -> dict[str, Any]:
+    """Remove a pod's record, keeping the lock file (the caller holds the lock): finish the
+    tear-down first when its runtime is gone, and remove its logs (unless `logs_root` is None).
+    Returns the state it removed ({} when it was unreadable)."""
+    from sandbox.state.view import is_ended
+
     try:
         state = pod_dir.read()
     except Exception:  # noqa: BLE001 - unreadable state still gets its directory removed
         state = {}
+    if is_ended(state):
+        _empty_pod_dir(pod_dir, keep=(LOCK_FILE,))
+    else:
+        clean_stale(pod_dir, containers_root, state)
+    if logs_root is not None:
+        remove_logs(state, logs_root)
+    return state
+
+
+def finish_dead_runtime(pod_dir: PodDir, containers_root: Path, logs_root: Path | None) -> bool:
+    """If the pod's runtime is gone (killed, crashed, a reboot) without ending it, finish its
+    tear-down and remove its record and logs. False, touching nothing, when a live runtime holds
+    the pod or the pod ended normally (an ended record stays until it is deleted)."""
+    from sandbox.state.view import is_ended
+
+    lock = PodLock(pod_dir)
+    if not lock.acquire():
+        return False
+    try:
+        try:
+            if is_ended(pod_dir.read()):
+                return False
+        except Exception:  # noqa: BLE001 - unreadable state: nothing to keep
+            pass
+        clear_record(pod_dir, containers_root, logs_root)
+        remove_pod_dir(pod_dir)
+    finally:
+        lock.release()
+    return True
+
+
+def delete_record(pod_dir: PodDir, containers_root: Path, logs_root: Path, uid: str | None = None) -> bool:
+    """`sandbox delete` of a pod no runtime holds (ended, or its runtime gone): remove the record
+    and the pod's logs, finishing a dead runtime's tear-down first. With `uid`, only that very pod:
+    False, touching nothing, when a runtime holds the pod or a newer pod has taken the name."""
+    lock = PodLock(pod_dir)
+    if not lock.acquire():
+        return False
+    try:
+        if not pod_dir.state_file.exists():  # removed meanwhile (`run --rm`, another delete)
+            remove_pod_dir(pod_dir)
+            return True
+        if uid is not None:
+            try:
+                if pod_dir.read().get("uid") != uid:
+                    return False
+            except Exception:  # noqa: BLE001 - unreadable or gone: nothing of that pod to keep
+                pass
+        clear_record(pod_dir, containers_root, logs_root)
+        remove_pod_dir(pod_dir)
+    finally:
+        lock.release()
+    return True
+
+
+def clean_stale(pod_dir: PodDir, containers_root: Path, state: dict[str, Any] | None = None) -> None:
+    """Tear down what a dead runtime left (its processes, files, layers and volumes), keeping the
+    lock, which the caller holds."""
+    if state is None:
+        try:
+            state = pod_dir.read()
+        except Exception:  # noqa: BLE001 - unreadable state still gets its directory removed
+            state = {}
     log.warning("cleaning up after a runtime that did not finish: %s", pod_dir.path)
     kill_recorded(state)
-    _empty_pod_dir(pod_dir, keep_lock=True)
+    _empty_pod_dir(pod_dir, keep=(LOCK_FILE,))
     for record in (state.get("containers") or {}).values():
         layer = record.get("layer") if isinstance(record, dict) else None
         if layer and Path(layer).parent == containers_root:

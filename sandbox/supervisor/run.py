@@ -1,5 +1,6 @@
 """`sandbox run` end to end: check everything that can be checked before anything is created,
-take the pod's lock, supervise, and remove every trace but the logs afterwards."""
+take the pod's lock, supervise, and leave only the pod's record (its state, marked ended, and its
+logs) afterwards."""
 
 from __future__ import annotations
 
@@ -62,13 +63,19 @@ def prepare(path: str, layout: RootLayout, namespace: str | None) -> PreparedPod
 
 
 def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False, probe_scale: float = 1.0,
-            log_policy: Any = None) -> dict[str, Any]:
+            log_policy: Any = None, remove: bool = False) -> dict[str, Any]:
     """Run the pod to its end; returns its final Pod status (phase, containerStatuses, ...).
-    `log_policy`: container log rotation (a logs.rotation.RotationPolicy; None: the defaults)."""
+    `log_policy`: container log rotation (a logs.rotation.RotationPolicy; None: the defaults).
+
+    Every kernel object of the pod is released when it ends; its record (state marked ended, and
+    its logs) stays for `get`, `describe` and `logs` until `sandbox delete` or the next run of the
+    same name, which replaces it. `remove` (`sandbox run --rm`) removes both at exit."""
     from sandbox.logs.stream import Terminal
-    from sandbox.pod.cleanup import clean_stale, remove_pod_dir
+    from sandbox.pod.cleanup import clear_record, end_record, remove_logs, remove_pod_dir
     from sandbox.process.spawner import DirectSpawner
+    from sandbox.record import replace
     from sandbox.state.store import PodDir, PodLock
+    from sandbox.status import qos_class
     from sandbox.supervisor.loop import PodSupervisor
 
     layout = prepared.layout
@@ -79,23 +86,36 @@ def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False, probe_s
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not lock.acquire():
         raise StateError(f'pod "{prepared.name}" is already running in namespace "{prepared.namespace}"')
+    ended = False
     try:
         if pod_dir.state_file.exists():
-            clean_stale(pod_dir, layout.containers)
-        uid = prepared.pod.metadata.uid or random_uuid()
-        manifest = prepared.manifest
+            # The pod this one replaces: an ended record, or one whose runtime is gone (whose
+            # tear-down this finishes). Its logs go with it, as with `sandbox delete`.
+            clear_record(pod_dir, layout.containers, layout.logs)
+        # A fresh UID for every pod, as the API server gives one whatever the client sent: the
+        # log directory, volumes, downward API and state all key on it.
+        uid = random_uuid()
+        pod = replace(prepared.pod, metadata=replace(prepared.pod.metadata, uid=uid))
+        manifest = dict(prepared.manifest)
+        manifest["metadata"] = {**(manifest.get("metadata") or {}), "uid": uid}
 
         def save(snapshot: dict[str, Any]) -> None:
             snapshot["manifest"] = manifest
             pod_dir.write(snapshot)
 
         supervisor = PodSupervisor(
-            prepared.pod, uid, prepared.images, layout, pod_dir.path, DirectSpawner(),
+            pod, uid, prepared.images, layout, pod_dir.path, DirectSpawner(),
             backoff=backoff, terminal=None if quiet else Terminal(), save_state=save, probe_scale=probe_scale,
-            log_policy=log_policy)
+            log_policy=log_policy, qos_class=qos_class(manifest.get("spec") or {}))
         supervisor.run()
+        ended = True
     finally:
-        remove_pod_dir(pod_dir)
+        if ended and not remove:
+            end_record(pod_dir, {**supervisor.snapshot(), "manifest": manifest})
+        else:
+            if ended:
+                remove_logs(supervisor.snapshot(), layout.logs)
+            remove_pod_dir(pod_dir)
         lock.release()
     if supervisor.start_error is not None:
         raise supervisor.start_error

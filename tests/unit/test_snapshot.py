@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from sandbox import status as st
-from sandbox.supervisor.snapshot import next_phase, status_json, summary
+from sandbox.record import replace
+from sandbox.supervisor.snapshot import next_phase, runtime_lost, status_json, summary
 
 RUNNING = st.ContainerStatus("a", "busybox", st.Running(1.0), ready=True, started=True)
 DONE_OK = st.ContainerStatus("a", "busybox", st.Terminated(0, "Completed", 1.0, 2.0))
@@ -48,3 +49,72 @@ def test_status_json_and_summary() -> None:
 def test_status_json_carries_the_qos_class_after_the_container_statuses() -> None:
     status = status_json("Running", [], 0.0, [], [RUNNING], qos_class="Burstable")
     assert list(status)[-1] == "qosClass" and status["qosClass"] == "Burstable"
+
+
+# --- a pod whose runtime is gone (issue 7) -----------------------------------------------------------
+
+T = 1795364682.0
+
+
+def live_state() -> dict:
+    """What a runtime wrote while its two containers ran, ready (then it was SIGKILLed)."""
+    ready = st.PodCondition("Ready", "True", last_transition_time=T)
+    conditions = [st.PodCondition("PodReadyToStartContainers", "True", last_transition_time=T),
+                  st.PodCondition("Initialized", "True", last_transition_time=T), ready,
+                  replace(ready, type="ContainersReady"), st.PodCondition("PodScheduled", "True", last_transition_time=T)]
+    web = replace(RUNNING, name="web", container_id="sandbox://1")
+    side = replace(RUNNING, name="side", container_id="sandbox://2")
+    never = st.ContainerStatus("late", "busybox", st.Waiting("ContainerCreating"))
+    return {
+        "name": "p", "namespace": "default", "uid": "u", "runtime": {"pid": 4242, "startTime": 1},
+        "containers": {"web": {"process": {"pid": 1, "startTime": 1}}, "side": {"process": {"pid": 2, "startTime": 1}},
+                       "late": {"process": None}},
+        "status": status_json("Running", conditions, T, [], [web, side, never], qos_class="BestEffort"),
+        "summary": {"ready": "2/3", "status": "Running", "restarts": 1},
+    }
+
+
+def test_a_lost_runtime_shows_phase_unknown_with_reason_and_how_to_clean_up() -> None:
+    state = live_state()
+    before = repr(state)
+    shown = runtime_lost(state, T + 60)
+    assert repr(state) == before  # pure
+    status = shown["status"]
+    assert status["phase"] == "Unknown" and status["reason"] == "RuntimeLost"
+    assert "pid 4242" in status["message"] and "no longer running" in status["message"]
+    assert "sandbox gc" in status["message"] and "sandbox run" in status["message"]
+    assert shown["summary"] == {"ready": "0/3", "status": "Unknown", "restarts": 1}
+    assert status["qosClass"] == "BestEffort"
+
+
+def test_a_lost_runtime_makes_ready_false_with_the_lost_containers_named() -> None:
+    conditions = {c["type"]: c for c in runtime_lost(live_state(), T + 60)["status"]["conditions"]}
+    for kind in ("Ready", "ContainersReady"):
+        assert conditions[kind]["status"] == "False"
+        assert conditions[kind]["reason"] == "RuntimeLost"
+        assert conditions[kind]["message"] == "containers with unknown status: [web side]"
+        assert conditions[kind]["lastTransitionTime"] == st.rfc3339(T + 60)
+    assert conditions["PodReadyToStartContainers"]["status"] == "False"  # the sandbox is gone
+    assert "reason" not in conditions["PodReadyToStartContainers"]
+    assert conditions["Initialized"]["status"] == "True"
+    assert conditions["Initialized"]["lastTransitionTime"] == st.rfc3339(T)
+
+
+def test_containers_of_a_lost_runtime_are_terminated_with_status_unknown() -> None:
+    statuses = {c["name"]: c for c in runtime_lost(live_state(), T + 60)["status"]["containerStatuses"]}
+    web = statuses["web"]
+    assert web["ready"] is False and web["started"] is False
+    assert web["state"] == {"terminated": {
+        "exitCode": 137, "reason": "ContainerStatusUnknown",
+        "message": "The container could not be located: the runtime that ran it is gone",
+        "startedAt": st.rfc3339(1.0), "finishedAt": None, "containerID": "sandbox://1"}}
+    assert statuses["late"]["state"] == {"waiting": {"reason": "ContainerCreating"}}  # never had a process
+
+
+def test_a_lost_runtime_keeps_conditions_that_were_already_false() -> None:
+    state = live_state()
+    for c in state["status"]["conditions"]:
+        if c["type"] == "Ready":
+            c.update(status="False", reason="ContainersNotReady", message="containers with unready status: [web]")
+    ready = next(c for c in runtime_lost(state, T + 60)["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["lastTransitionTime"] == st.rfc3339(T) and ready["reason"] == "RuntimeLost"
