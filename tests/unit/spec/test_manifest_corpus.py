@@ -48,6 +48,20 @@ def _errors(path: Path) -> list[str]:
     return [str(e) for e in info.value.errors]
 
 
+_SYNTAX = "Invalid value: YAML syntax error"
+
+
+def _behaviour(error: str) -> str:
+    """An error with libyaml's own words left out: a syntax error is compared by its place, our
+    wording and our hints (`(U+3000 ... is not white space in YAML)`), never by the library's text,
+    which changes between releases."""
+    head, found, rest = error.partition(_SYNTAX)
+    if not found:
+        return error
+    hint = rest.find(" (U+")
+    return head + _SYNTAX + (rest[hint:] if hint >= 0 else "")
+
+
 @pytest.mark.parametrize("path", _cases("valid"), ids=lambda p: p.stem)
 def test_valid_manifest(path: Path) -> None:
     pod = load_pod_file(str(path))
@@ -58,7 +72,7 @@ def test_valid_manifest(path: Path) -> None:
 def test_invalid_manifest(path: Path) -> None:
     expected = _expected(path)
     assert expected, f"{path.name} names no expected error"
-    assert _errors(path) == expected
+    assert [_behaviour(e) for e in _errors(path)] == [_behaviour(e) for e in expected]
 
 
 def test_case_counts() -> None:
@@ -69,7 +83,7 @@ def test_case_counts() -> None:
 def test_seed_pod_template(path: Path) -> None:
     """Every mistake of the seed notes' templates is reported, each on its own line."""
     errors = _errors(path)
-    assert errors == _expected(path)
+    assert [_behaviour(e) for e in errors] == [_behaviour(e) for e in _expected(path)]
     assert all("\n" not in e for e in errors)
 
 
