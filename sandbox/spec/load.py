@@ -45,10 +45,12 @@ MAX_ALIAS_NODES = 10_000  # nodes that aliases may add to a document in total, c
 # early keeps the time to an answer well under a second for any input that passes the size cap.
 MAX_NODES = 500_000
 MAX_DOCUMENTS = 1_000
-# Re-reads after rewriting a `\'` escape: each costs a parse up to the scalar at fault, so the total
-# is bounded by characters re-read as well as by count.
-MAX_ESCAPE_FIXES = 1_000
-MAX_ESCAPE_REREAD = 4 * MAX_BYTES
+# Re-reads after rewriting a `\'` escape: each costs a pre-scan up to the scalar at fault (some 2 MB/s
+# of dense YAML) and an encoding of the whole text (PyYAML hands libyaml the input whole, ~1 GB/s).
+# The total is bounded by count and by that work, in characters: about a second at worst. Real files
+# have a few such strings; past the bounds the escape is reported as libyaml reports it.
+MAX_ESCAPE_FIXES = 100
+MAX_ESCAPE_REREAD = 2 * 1024 * 1024
 SUPPORTED_KINDS = ("Pod", "ConfigMap", "Secret", "List")
 _KINDS_HINT = f"supported kinds: {', '.join(SUPPORTED_KINDS)}"
 
@@ -216,7 +218,7 @@ class _Source:
         if not (begin < at and text[at:at + 2] == "\\'" and text[begin:begin + 1] == '"'):
             return False
         self.rescans += 1
-        self.reread += at
+        self.reread += at + len(text) // 16
         if self.rescans > MAX_ESCAPE_FIXES or self.reread > MAX_ESCAPE_REREAD:
             return False
         out: list[str] = []
