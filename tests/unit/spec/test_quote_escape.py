@@ -69,3 +69,16 @@ def test_positions_after_a_rewritten_escape_are_those_of_the_input(value: str) -
 
     assert where(value) == where(value.replace("\\'", '\\"'))
     assert where(value)[0].startswith("line 6, column ")
+
+
+@pytest.mark.parametrize("text", ['- "\\\'"\n' * 1_400_000, ("- a\n" * 2_500 + '- "\\\'"\n') * 100])
+def test_rewrites_are_bounded(text: str) -> None:
+    """Each rewrite costs a re-read; past a bounded amount of that work the escape is reported where
+    it is, as libyaml reports it, within about a second for any input under the size cap."""
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(SpecError) as info:
+        load_manifests_text(text)
+    assert time.perf_counter() - start < 3.0
+    assert str(info.value.errors[0]).startswith("line ")
