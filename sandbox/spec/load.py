@@ -121,6 +121,8 @@ _Loader.add_constructor(_CORE + "bool", _Loader.construct_yaml_bool)
 def _refused(node: Any, problem: str) -> _ValueProblem:
     text = str(node.value)
     shown = text if len(text) <= 40 else text[:37] + "..."
+    if not shown.isprintable():
+        shown = format_value(shown)
     return _ValueProblem(problem=f"{shown}: {problem}", problem_mark=node.start_mark)
 
 
