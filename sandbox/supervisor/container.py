@@ -65,6 +65,7 @@ class Slot:
     env: list[str] = field(default_factory=list)
     argv: list[str] = field(default_factory=list)
     restart_timer: int | None = None
+    previous_termination: st.Terminated | None = None  # lastState before the current one
     started_once: bool = False  # ever started (restartCount counts from the second start)
     attempt: int = -1  # the sandbox attempt it last started in
     stopping: bool = False  # the kubelet is stopping this instance (preStop, SIGTERM, SIGKILL)

@@ -317,6 +317,7 @@ class PodSupervisor:
         key = f"{self.uid}/{slot.name}"
         when = self.backoff.restart_at(key, self.clock())
         delay = when - self.clock()
+        slot.previous_termination = slot.status.last_state
         slot.status = replace(slot.status, last_state=term)
         if delay <= 0:
             self.lifecycle.start(slot)
@@ -354,6 +355,11 @@ class PodSupervisor:
         self.deleting = self.deleting or deleting
         self.stopping = True
         for slot in self.slots:
+            if slot.restart_timer is not None and slot.status.last_state is not None:
+                # It will not be restarted: as the kubelet shows a container it no longer restarts,
+                # its state is its last termination again, not CrashLoopBackOff.
+                slot.status = replace(slot.status, state=slot.status.last_state,
+                                      last_state=slot.previous_termination)
             self.timers.cancel(slot.restart_timer)
             slot.restart_timer = None
             if self.deleting and slot.probes is not None:

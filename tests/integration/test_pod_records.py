@@ -277,3 +277,33 @@ def test_failed_post_start_hook_event_and_waiting_message(sbx: Sandbox) -> None:
     events = [e for e in (sbx.state("hook") or {})["events"] if e["reason"] == "FailedPostStartHook"]
     assert [(e["type"], e["message"]) for e in events] == [("Warning", "PostStartHook failed")]
     assert "FailedPostStartHook" in sbx.run("describe", "pod", "hook").stdout
+
+
+CRASHING = """
+apiVersion: v1
+kind: Pod
+metadata: {name: crashing}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - {name: c, image: busybox, command: ["sh", "-c", "echo run; exit 1"]}
+"""
+
+
+def test_a_pod_stopped_in_back_off_ends_with_its_last_termination(sbx: Sandbox) -> None:
+    proc = sbx.start(sbx.manifest(CRASHING), "-q", "--backoff-initial", "30s")
+
+    def backing_off() -> bool:
+        s = sbx.state("crashing")
+        cs = s["status"]["containerStatuses"][0] if s else {}
+        return bool(cs) and cs["restartCount"] == 1 and "waiting" in cs["state"]
+
+    sbx.wait_for(backing_off, message="CrashLoopBackOff after the second run")
+    assert table_row(sbx, "crashing")[2] == "CrashLoopBackOff"
+    sbx.stop(proc)
+    # Not restarted any more: the kubelet shows the last termination, the one before as lastState.
+    cs = pod_json(sbx, "crashing")["status"]["containerStatuses"][0]
+    assert cs["state"]["terminated"]["exitCode"] == 1 and cs["lastState"]["terminated"]["exitCode"] == 1
+    assert cs["restartCount"] == 1
+    assert table_row(sbx, "crashing")[1:4] == ["0/1", "Error", "1"]
+    assert pod_json(sbx, "crashing")["status"]["phase"] == "Failed"
