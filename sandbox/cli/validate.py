@@ -21,9 +21,12 @@ def add_parser(verbs: Any) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     from sandbox.cli.common import layout
-    from sandbox.errors import SpecError
+    from sandbox.errors import SpecError, UsageError
     from sandbox.spec.accept import accept_pod_file
+    from sandbox.spec.source import STDIN, source_name
 
+    if args.files.count(STDIN) > 1:
+        raise UsageError("standard input (-) can be read only once")
     cache = layout(args).lib / "cache" / "manifests"
     status = 0
     for path in args.files:
@@ -32,13 +35,15 @@ def handle(args: argparse.Namespace) -> int:
         except SpecError as e:
             status = 2
             for error in e.errors:
-                print(f"{path}: {error}", file=sys.stderr)
+                print(f"{source_name(path)}: {error}", file=sys.stderr)
             continue
         print_warnings(path, accepted.warnings)
-        print(f"{path}: valid")
+        print(f"{source_name(path)}: valid")
     return status
 
 
 def print_warnings(path: str, warnings: tuple[str, ...]) -> None:
+    from sandbox.spec.source import source_name
+
     for warning in warnings:
-        print(f"{path}: warning: {warning}", file=sys.stderr)
+        print(f"{source_name(path)}: warning: {warning}", file=sys.stderr)
