@@ -12,7 +12,6 @@ import os
 import shutil
 from pathlib import Path
 
-from sandbox.errors import FieldError, SpecError
 from sandbox.log import get_logger
 from sandbox.paths import under
 from sandbox.rootfs.plan import MS_NODEV, MS_RDONLY, MountOp, OpKind
