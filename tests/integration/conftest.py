@@ -148,10 +148,23 @@ class Sandbox:
         return self.finish(proc, timeout)
 
     def stop_now(self, proc: subprocess.Popen[bytes]) -> tuple[int, str, str]:
-        """Ctrl-C twice: the second one kills at once (for pods whose PID 1 ignores SIGTERM)."""
+        """Ctrl-C twice: the second one kills at once (for pods whose PID 1 ignores SIGTERM). Two
+        SIGINTs sent before the kernel has delivered the first are one pending signal (one Ctrl-C
+        to the runtime), so the second waits until the first is no longer pending."""
         proc.send_signal(signal.SIGINT)
-        time.sleep(0.2)
+        self.wait_for(lambda: not signal_pending(proc.pid, signal.SIGINT), timeout=10,
+                      message="the first SIGINT delivered")
         return self.stop(proc, signal.SIGINT)
+
+
+def signal_pending(pid: int, signo: int) -> bool:
+    """Whether `signo` waits to be delivered to the process (thread or process-wide queue)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+    except OSError:
+        return False  # gone: nothing is pending
+    return any(int(fields[key], 16) & (1 << (signo - 1)) for key in ("SigPnd", "ShdPnd"))
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ downward API, hostPath, ...) are not here."""
 from __future__ import annotations
 
 import os
-import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -55,9 +55,6 @@ def test_exec_liveness_example(sbx: Sandbox) -> None:
     times scaled by 0.2 (its own `sleep 30` is not: the kill comes about 33 s in)."""
     proc = sbx.start(corpus("pods__probe__exec-liveness.yaml"), "--probe-scale", "0.2")
     sbx.wait_running("liveness-exec")
-    time.sleep(3)
-    state = sbx.state("liveness-exec")
-    assert state and not [e for e in state["events"] if e["reason"] == "Unhealthy"]  # healthy at first
 
     def killed() -> dict | None:
         s = sbx.state("liveness-exec")
@@ -66,6 +63,11 @@ def test_exec_liveness_example(sbx: Sandbox) -> None:
     state = sbx.wait_for(killed, timeout=60, message="the liveness kill")
     unhealthy = [e for e in state["events"] if e["reason"] == "Unhealthy"]
     assert "Liveness probe failed: cat: can't open '/tmp/healthy': No such file or directory" in unhealthy[0]["message"]
+    # healthy at first: the probe (every second from 1 s on) failed only once /tmp/healthy was gone
+    started = next(e for e in state["events"] if e["reason"] == "Started")
+    healthy_for = (datetime.fromisoformat(unhealthy[0]["firstTimestamp"])
+                   - datetime.fromisoformat(started["firstTimestamp"])).total_seconds()
+    assert healthy_for >= 28, healthy_for  # `sleep 30` before the rm; whole-second timestamps, slack
     sbx.stop_now(proc)
 
 

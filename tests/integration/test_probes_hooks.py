@@ -97,10 +97,14 @@ spec:
       initialDelaySeconds: 60
 """)
     proc = sbx.start(manifest)
-    state = sbx.wait_running("tcp-ready")
-    time.sleep(1.5)
-    state = sbx.state("tcp-ready")
-    assert state is not None
+    sbx.wait_running("tcp-ready")
+
+    def readiness_failed() -> dict[str, Any] | None:
+        s = sbx.state("tcp-ready")
+        failed = s and any(e["message"].startswith("Readiness probe failed") for e in events(s, "Unhealthy"))
+        return s if failed else None
+
+    state = sbx.wait_for(readiness_failed, timeout=10, message="a failed readiness probe")
     assert container(state)["ready"] is False and container(state)["started"] is True
     conditions = {c["type"]: c for c in state["status"]["conditions"]}
     assert conditions["Ready"]["status"] == "False" and conditions["ContainersReady"]["reason"] == "ContainersNotReady"
@@ -130,7 +134,7 @@ spec:
       periodSeconds: 1
       failureThreshold: 10
     livenessProbe:
-      exec: {{command: [test, -e, /tmp/started]}}
+      exec: {{command: [sh, -c, "test -e /tmp/started && touch /tmp/alive"]}}
       periodSeconds: 1
       failureThreshold: 1
 """)
@@ -139,7 +143,8 @@ spec:
     assert container(state)["started"] is False
     state = sbx.wait_for(lambda: (s := sbx.state("slow-start")) and container(s)["started"] and s, timeout=15,
                          message="started")
-    time.sleep(1.5)  # the liveness probe now runs and passes
+    sbx.wait_for(lambda: sbx.run("exec", "slow-start", "--", "test", "-e", "/tmp/alive").returncode == 0,
+                 timeout=10, message="a liveness probe that ran and passed")
     state = sbx.state("slow-start")
     assert state is not None
     assert container(state)["restartCount"] == 0 and container(state)["ready"] is True

@@ -55,7 +55,10 @@ def test_second_ctrl_c_kills_at_once(sbx: Sandbox) -> None:
     sbx.wait_running("impatient", containers=2)
     started = time.monotonic()
     proc.send_signal(signal.SIGINT)
-    time.sleep(0.3)
+    # the second Ctrl-C only after the first was handled (two pending SIGINTs are one): the graceful
+    # stop has begun once `polite` has exited on its SIGTERM and the Killing events are recorded
+    sbx.wait_for(lambda: (s := sbx.state("impatient")) and any(e["reason"] == "Killing" for e in s["events"]),
+                 message="the graceful stop under way")
     code, _, err = sbx.stop(proc, signal.SIGINT)
     assert time.monotonic() - started < 3
     assert "stubborn: terminated (Error, exit code 137)" in err
