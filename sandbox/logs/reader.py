@@ -139,22 +139,30 @@ def follow(directory: str | os.PathLike[str], instance: int, alive: Callable[[],
 def _successor(directory: str | os.PathLike[str], instance: int, current: BinaryIO | None) -> BinaryIO | None:
     """The file that comes after `current` in the instance's order, opened; None while `current`
     is the newest. A `current` whose name is gone was removed as the oldest rotated file: every
-    file left is newer."""
-    names = _names(directory, instance)
-    start = 0
-    if current is not None:
-        ours = os.fstat(current.fileno())
-        for i, name in enumerate(names):
+    file left is newer. Names are looked up, stat'ed and opened while the writer may rotate: the
+    answer counts only if the listing was the same afterwards (a rotation always adds a name)."""
+    ours = os.fstat(current.fileno()) if current is not None else None
+    for _ in range(SNAPSHOT_ATTEMPTS):
+        names = _names(directory, instance)
+        start = 0
+        if ours is not None:
+            for i, name in enumerate(names):
+                try:
+                    st = os.stat(os.path.join(directory, name))
+                except FileNotFoundError:
+                    continue
+                if (st.st_dev, st.st_ino) == (ours.st_dev, ours.st_ino):
+                    start = i + 1
+                    break
+        opened = None
+        for name in names[start:]:
             try:
-                st = os.stat(os.path.join(directory, name))
+                opened = _open(directory, name)
+                break
             except FileNotFoundError:
                 continue
-            if (st.st_dev, st.st_ino) == (ours.st_dev, ours.st_ino):
-                start = i + 1
-                break
-    for name in names[start:]:
-        try:
-            return _open(directory, name)
-        except FileNotFoundError:
-            continue
-    return None
+        if _names(directory, instance) == names:
+            return opened
+        if opened is not None:
+            opened.close()
+    return None  # rotating faster than we can look: the next poll tries again

@@ -378,6 +378,36 @@ def test_follow_reads_across_rotations_and_removals(tmp_path: Path) -> None:
     assert set(range(total - 50, total)) <= set(numbers) and len(numbers) < total
 
 
+def test_the_next_file_is_found_even_when_a_rotation_comes_while_looking(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The follower holds `0.log`; two rotations happen between its listing and its stat: the
+    name it listed is a new file now. The file after its own is the first of the two rotated."""
+    from sandbox.logs.reader import _successor
+
+    writer = LogFile(tmp_path / "0.log", RotationPolicy(100, 10), wall=Clock())
+    rec = records(0, 3)
+    writer.write(rec[:1])
+    current = open(tmp_path / "0.log", "rb")  # noqa: SIM115
+    assert current.read() == rec[0]
+    real_stat = os.stat
+    rotated: list[bool] = []
+
+    def stat(path: str, *args: object, **kwargs: object) -> os.stat_result:
+        if not rotated:
+            rotated.append(True)
+            writer.write(rec[1:])  # each record alone past 100 bytes with the one before: 2 rotations
+        return real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "stat", stat)
+    successor = _successor(tmp_path, 0, current)
+    monkeypatch.undo()
+    assert rotated and successor is not None
+    assert successor.read() == rec[1]
+    successor.close()
+    current.close()
+    writer.close()
+
+
 def test_follow_of_a_finished_log_prints_it_and_returns(tmp_path: Path) -> None:
     rec = lambda tag, text: format_record("stdout", tag, text.encode(), 0)  # noqa: E731
     (tmp_path / "1.log.20261122-162442").write_bytes(rec("F", "a"))
@@ -385,3 +415,24 @@ def test_follow_of_a_finished_log_prints_it_and_returns(tmp_path: Path) -> None:
     out: list[bytes] = []
     follow(tmp_path, 1, lambda: False, out.append, sleep=lambda _: pytest.fail("must not wait"))
     assert out == [b"a\n", b"b\n", b"c\n"]
+
+
+# --- which instance `logs --previous` reads --------------------------------------------------------
+
+
+@pytest.mark.parametrize("found, status, expected", [
+    ([3, 4], None, 3),  # the pod has ended: the instance before the newest
+    ([0], None, None),  # never restarted
+    ([3, 4], {"state": {"running": {}}, "lastState": {"terminated": {"exitCode": 1}}}, 3),
+    # CrashLoopBackOff: lastState.terminated is the instance that just exited, the newest
+    ([3, 4], {"state": {"waiting": {"reason": "CrashLoopBackOff"}}, "lastState": {"terminated": {"exitCode": 1}}}, 4),
+    ([0], {"state": {"waiting": {"reason": "CrashLoopBackOff"}}, "lastState": {"terminated": {"exitCode": 1}}}, 0),
+    ([0], {"state": {"waiting": {"reason": "ContainerCreating"}}, "lastState": {}}, None),
+    ([0], {"state": {"terminated": {"exitCode": 0}}, "lastState": {}}, None),
+    ([5, 7], None, None),  # a gap: no file of the instance before
+])
+def test_previous_instance_is_the_kubelets_last_terminated(found: list[int], status: dict[str, object] | None,
+                                                           expected: int | None) -> None:
+    from sandbox.cli.logs import previous_instance
+
+    assert previous_instance(found, status) == expected
