@@ -2,7 +2,7 @@
 
 Logs outlive the pod (they stay under /var/log/pods), so this works after the pod has ended too:
 the newest log directory of that namespace and name is read. A container's log is its newest
-instance's files, rotated ones first; `-p` reads the instance before it.
+instance's files, rotated ones first; `-p` reads the previous instance (`lastState.terminated`).
 """
 
 from __future__ import annotations
@@ -50,11 +50,13 @@ def handle(args: argparse.Namespace) -> int:
     found = container_instances(directory)
     if not found:
         raise NotFoundError(f'container "{container}" in pod "{name}" has no logs')
-    instance = found[-1]
     if args.previous:
-        instance -= 1
-        if instance not in found:
+        status = _live_status(layout(args).pod_state_dir(ns, name), container)
+        instance = previous_instance(found, status)
+        if instance is None:
             raise NotFoundError(f'previous terminated container "{container}" in pod "{name}" not found')
+    else:
+        instance = found[-1]
     out = sys.stdout.buffer
     if args.follow and not args.previous:
         pod_state = layout(args).pod_state_dir(ns, name)
@@ -72,6 +74,34 @@ def handle(args: argparse.Namespace) -> int:
         out.write(line if line.endswith(b"\n") else line + b"\n")
     out.flush()
     return 0
+
+
+def previous_instance(found: list[int], status: dict[str, Any] | None) -> int | None:
+    """The instance `--previous` reads: the kubelet's `lastState.terminated` container. While the
+    container waits to be restarted (CrashLoopBackOff) that is the newest instance, the one that
+    just exited; otherwise (running, or the pod has ended) the one before the newest. None: there
+    is none (the container never restarted)."""
+    if status is not None and "waiting" in (status.get("state") or {}):
+        if not (status.get("lastState") or {}).get("terminated"):
+            return None
+        return found[-1]
+    wanted = found[-1] - 1
+    return wanted if wanted in found else None
+
+
+def _live_status(pod_state: Path, container: str) -> dict[str, Any] | None:
+    """The container's status while its pod runs; None once the pod has ended."""
+    from sandbox.errors import SandboxError
+    from sandbox.state.store import PodDir
+
+    try:
+        status = PodDir(pod_state).read().get("status") or {}
+    except SandboxError:
+        return None
+    for cs in [*status.get("initContainerStatuses", []), *status.get("containerStatuses", [])]:
+        if cs.get("name") == container:
+            return dict(cs)
+    return None
 
 
 def _newest_pod_log_dir(logs_root: Path, namespace: str, name: str) -> Path | None:

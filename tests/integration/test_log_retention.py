@@ -113,6 +113,26 @@ def test_crash_loop_keeps_the_current_and_previous_instance(sbx: Sandbox) -> Non
     assert len(suffix_of_instance(previous.stdout, last - 1)) >= 30
 
 
+def test_previous_in_back_off_is_the_instance_that_just_exited(sbx: Sandbox) -> None:
+    """As the kubelet reads `lastState.terminated`: while the container waits in CrashLoopBackOff,
+    `logs` and `logs -p` both show the instance that just exited; once the pod has ended, `-p` is
+    the one before the last."""
+    proc = sbx.start(sbx.manifest(CRASHER), "-q", "--backoff-initial", "30s")
+
+    def backing_off() -> bool:
+        s = sbx.state("crasher")
+        cs = s["status"]["containerStatuses"][0] if s else {}
+        return bool(cs) and cs["restartCount"] == 1 and "waiting" in cs["state"]
+
+    sbx.wait_for(backing_off, message="CrashLoopBackOff after the second run")
+    run1 = "".join(f"run 1 line {i}\n" for i in range(1, 61))
+    assert sbx.run("logs", "crasher").stdout == run1
+    assert sbx.run("logs", "-p", "crasher").stdout == run1
+    sbx.stop(proc)
+    assert sbx.run("logs", "crasher").stdout == run1
+    assert sbx.run("logs", "-p", "crasher").stdout == run1.replace("run 1", "run 0")
+
+
 def test_previous_without_a_previous_instance_is_a_clear_error(sbx: Sandbox) -> None:
     manifest = sbx.manifest("""
 apiVersion: v1
