@@ -131,10 +131,14 @@ class PodSupervisor:
             while not self._done():
                 self._wait_once(wakeup_r)
         finally:
-            self._restore_signals(previous)
-            os.close(wakeup_r)
-            os.close(wakeup_w)
-            self._teardown()
+            # Tear down while our handlers are still in place: a Ctrl-C now (the user's second or
+            # third) only writes a byte to the wakeup pipe instead of interrupting the tear-down.
+            try:
+                self._teardown()
+            finally:
+                self._restore_signals(previous)
+                os.close(wakeup_r)
+                os.close(wakeup_w)
         return self.phase
 
     def _install_signals(self, wakeup_r: int, wakeup_w: int) -> dict[int, Any]:

@@ -4,6 +4,8 @@ logs) afterwards."""
 
 from __future__ import annotations
 
+import signal
+
 from sandbox.errors import ImageError, StateError
 from sandbox.images.store import Image, ImageStore
 from sandbox.paths import RootLayout
@@ -107,6 +109,11 @@ def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False, probe_s
             pod, uid, prepared.images, layout, pod_dir.path, DirectSpawner(),
             backoff=backoff, terminal=None if quiet else Terminal(), save_state=save, probe_scale=probe_scale,
             log_policy=log_policy, qos_class=qos_class(manifest.get("spec") or {}))
+        # Once the pod runs, SIGINT and SIGTERM belong to the supervisor (stop, then force); after
+        # its loop they must not cut short the final record and summary: the supervisor restores
+        # this ignoring disposition, not Python's KeyboardInterrupt.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
         supervisor.run()
         ended = True
     finally:

@@ -64,6 +64,19 @@ def test_second_ctrl_c_kills_at_once(sbx: Sandbox) -> None:
     assert "stubborn: terminated (Error, exit code 137)" in err
 
 
+def test_ctrl_c_held_down_never_interrupts_the_tear_down(sbx: Sandbox) -> None:
+    """A key held down sends SIGINT every few milliseconds: the pod still ends through its own
+    tear-down and prints its summary (the handlers stay in place until the tear-down is done)."""
+    proc = sbx.start(sbx.manifest(MIXED % ("held", 30)))
+    sbx.wait_running("held", containers=2)
+    while proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.002)
+    code, _, err = sbx.finish(proc)
+    assert code == 1, err  # a pod stopped by the user: Failed, as the kubelet shows killed containers
+    assert "pod default/held:" in err and "Traceback" not in err
+
+
 def test_delete_from_another_process(sbx: Sandbox) -> None:
     proc = sbx.start(sbx.manifest(MIXED % ("deleted", 2)))
     sbx.wait_running("deleted", containers=2)
