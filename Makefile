@@ -9,9 +9,10 @@ PY := $(VENV)/bin/python
 SANDBOX := $(VENV)/bin/sandbox
 PYTHON ?= python3
 # busybox-static: the test image; libcap-dev: python-prctl's build; musl-tools: the tiny static
-# pause; iproute2, procps, util-linux: what the tests read the kernel's state with.
-APT_PACKAGES := busybox-static libcap-dev musl-tools gcc libc6-dev make python3-venv python3-dev \
-                iproute2 procps util-linux
+# pause and the tests' syscall probe; libseccomp2: the seccomp filters (dlopen'ed, no headers);
+# iproute2, procps, util-linux: what the tests read the kernel's state with.
+APT_PACKAGES := busybox-static libcap-dev musl-tools libseccomp2 gcc libc6-dev make python3-venv \
+                python3-dev iproute2 procps util-linux
 BENCH_APT_PACKAGES := runc hyperfine
 STAMPS := .stamps
 # Every Python package of the venv, pinned with hashes (README.md, "Locked Python packages")
@@ -34,6 +35,7 @@ demo: install
 test: install
 	$(PY) -m pytest tests/unit -q -x
 	$(PY) -m pytest tests/integration -q
+	$(PY) -m pytest tests/security -q
 
 unit: $(STAMPS)/venv
 	$(PY) -m pytest tests/unit -q
@@ -65,7 +67,7 @@ $(STAMPS)/venv: $(STAMPS)/apt pyproject.toml setup.py $(NATIVE) $(LOCK) $(BUILD_
 	$(PY) requirements/check.py --sync
 	@mkdir -p $(STAMPS) && touch $@
 
-$(STAMPS)/busybox: $(STAMPS)/venv rootfs/build-busybox.sh
+$(STAMPS)/busybox: $(STAMPS)/venv rootfs/build-busybox.sh rootfs/probe.c
 	rootfs/build-busybox.sh $(SANDBOX)
 	@mkdir -p $(STAMPS) && touch $@
 

@@ -18,7 +18,10 @@ int sbx_run_mount_plan(const struct sbx_spawn_req *req, int pod_mount_fd, struct
 /* pivot_root into `rootfd` and detach the old root. */
 int sbx_pivot(int rootfd, int readonly, struct sbx_err *e);
 
-/* Keep only the capabilities in `keep` (bit n = capability n) in every set; clear the rest. */
+/* Drop every capability not in `keep` (bit n = capability n) from the bounding set. */
+int sbx_drop_bounding(unsigned long long keep, struct sbx_err *e);
+
+/* Permitted and effective become `keep`; inheritable and ambient are cleared. */
 int sbx_apply_caps(unsigned long long keep, struct sbx_err *e);
 
 /* mkdir -p inside the current root, then chdir. */

@@ -1,10 +1,18 @@
 /* mounts.c: the container's mount plan, executed in stage 2 inside its new mount namespace.
  *
  * Python builds the plan as data (a list of sbx_mount_op, as bubblewrap's setup ops); this file
- * runs it in one loop. Every target is resolved inside the new root with openat2(RESOLVE_IN_ROOT),
- * its last component never a symlink, and mounted through /proc/self/fd/N, never through a path
- * string that could be re-resolved later: a symlink planted in an image at /proc or /dev must not
- * redirect a mount onto the host (runc CVE-2019-19921, CVE-2023-27561, CVE-2021-30465).
+ * runs it in one loop. Every target is resolved inside the new root with openat2(RESOLVE_IN_ROOT)
+ * (security-reliability.md 1.11): its parent path follows the image's symlinks but never out of
+ * the root (so `/var/run -> /run` works), the last component is opened O_PATH|O_NOFOLLOW and must
+ * be what the mount needs (a real directory, or a regular file for a file bind). A symlink, FIFO,
+ * socket or device at a target is refused with its path: an existing target is never opened for
+ * reading or writing (a FIFO at /etc/hosts would block), a missing file target is created with
+ * O_CREAT|O_EXCL. Mounts land on the resolved fd (/proc/self/fd/N or move_mount), never on a path
+ * string re-resolved later (runc CVE-2019-19921, CVE-2023-27561, CVE-2021-30465).
+ *
+ * Binds are detached trees (open_tree OPEN_TREE_CLONE) given their flags with mount_setattr before
+ * they are attached, so a read-only bind keeps nosuid/nodev/noexec (mount_setattr only sets the
+ * bits asked for) and there is no remount through a path.
  *
  * Runs after fork: no malloc, no stdio.
  */
@@ -12,44 +20,63 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
-#include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "internal.h"
 
-#ifndef MOVE_MOUNT_F_EMPTY_PATH
-#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
-#endif
-#ifndef MOVE_MOUNT_T_EMPTY_PATH
-#define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
-#endif
-
 #define FD_PATH_SIZE 32
+#define SHOWN_PATH 200 /* sizeof sbx_err.path */
+
+/* Fail naming the target as the container sees it ("/etc/hosts", not "etc/hosts"). */
+static int fail_at(struct sbx_err *e, int err, const char *op, const char *target)
+{
+        char shown[SHOWN_PATH];
+        shown[0] = '/';
+        sbx_copy(shown + 1, sizeof shown - 1, target[0] == '/' ? target + 1 : target);
+        return sbx_fail(e, SBX_STAGE_SETUP, err, op, shown);
+}
 
 /* Resolve `path` as if `rootfd` were "/": symlinks in the image are followed but can never lead
- * out of it (RESOLVE_IN_ROOT), magic links (/proc/self/...) are refused, and the last component
- * itself must not be a symlink (O_NOFOLLOW): a mount lands on what the path names, not on what a
- * planted link points to. */
+ * out of it (RESOLVE_IN_ROOT), magic links (/proc/self/...) are refused. `flags` may add
+ * O_NOFOLLOW (the last component itself is then opened, even a symlink) or O_DIRECTORY. */
 static int resolve_in_root(int rootfd, const char *path, int flags)
 {
         struct open_how how = {
-                .flags = (unsigned long long)(flags | O_PATH | O_CLOEXEC | O_NOFOLLOW),
+                .flags = (unsigned long long)(flags | O_PATH | O_CLOEXEC),
                 .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
         };
         return (int)syscall(SYS_openat2, rootfd, path, &how, sizeof how);
 }
 
-/* mkdir -p of `dir` inside the root, one component at a time, each parent resolved in the root
- * (mountPaths of volumes need not exist in the image; the kubelet creates them). */
+static int append(char *dst, size_t size, size_t *len, const char *src)
+{
+        size_t n = strlen(src);
+        if (*len + n >= size)
+                return -1;
+        memcpy(dst + *len, src, n + 1);
+        *len += n;
+        return 0;
+}
+
+/* mkdir -p of `dir` inside the root: each missing component is made with mkdirat on its parent,
+ * itself resolved in the root (mountPaths of volumes need not exist in the image; the kubelet
+ * creates them). A dangling symlink on the way is followed as the kernel would inside the root:
+ * its target (absolute ones from the root) is created instead, at most 40 links deep (runc's
+ * MkdirAllInRoot), so an image's `/mnt -> /host/dir` creates <root>/host/dir, never a host path. */
 static int mkdir_all_in_root(int rootfd, const char *dir, struct sbx_err *e)
 {
         char path[PATH_MAX];
         if (sbx_copy(path, sizeof path, dir) < 0)
-                return sbx_fail(e, SBX_STAGE_SETUP, ENAMETOOLONG, "mkdir", dir);
+                return fail_at(e, ENAMETOOLONG, "mkdir", dir);
+        int hops = 0;
+restart:
         for (char *p = path;; p++) {
                 if (*p != '/' && *p != '\0')
                         continue;
@@ -57,19 +84,48 @@ static int mkdir_all_in_root(int rootfd, const char *dir, struct sbx_err *e)
                 *p = '\0';
                 char *slash = strrchr(path, '/');
                 const char *name = slash ? slash + 1 : path;
-                if (*name) {
-                        if (slash)
-                                *slash = '\0';
-                        int parent = resolve_in_root(rootfd, slash && *path ? path : ".", O_DIRECTORY);
-                        if (slash)
-                                *slash = '/';
-                        if (parent < 0)
-                                return sbx_fail(e, SBX_STAGE_SETUP, errno, "open parent directory", path);
-                        int rc = mkdirat(parent, name, 0755);
-                        int err = errno;
-                        close(parent);
-                        if (rc < 0 && err != EEXIST)
-                                return sbx_fail(e, SBX_STAGE_SETUP, err, "mkdir", path);
+                if (*name && strcmp(name, ".") != 0 && strcmp(name, "..") != 0) {
+                        int have = resolve_in_root(rootfd, path, O_DIRECTORY);
+                        if (have >= 0) {
+                                close(have);
+                        } else {
+                                if (slash)
+                                        *slash = '\0';
+                                int parent = resolve_in_root(rootfd, slash && *path ? path : ".", O_DIRECTORY);
+                                if (slash)
+                                        *slash = '/';
+                                if (parent < 0)
+                                        return fail_at(e, errno, "open parent directory", path);
+                                int rc = mkdirat(parent, name, 0755);
+                                int err = errno;
+                                char link[PATH_MAX];
+                                ssize_t n = rc < 0 && err == EEXIST ? readlinkat(parent, name, link, sizeof link - 1) : -1;
+                                close(parent);
+                                if (n > 0) {
+                                        if (++hops > 40)
+                                                return fail_at(e, ELOOP, "mkdir", path);
+                                        link[n] = '\0';
+                                        /* path := <dir of this component>/<link> + the rest */
+                                        char next[PATH_MAX];
+                                        size_t len = 0;
+                                        next[0] = '\0';
+                                        if (link[0] != '/' && slash) {
+                                                *slash = '\0';
+                                                int bad = append(next, sizeof next, &len, path);
+                                                *slash = '/';
+                                                if (bad < 0 || append(next, sizeof next, &len, "/") < 0)
+                                                        return fail_at(e, ENAMETOOLONG, "mkdir", dir);
+                                        }
+                                        if (append(next, sizeof next, &len, link) < 0 ||
+                                            (saved && (append(next, sizeof next, &len, "/") < 0 ||
+                                                       append(next, sizeof next, &len, p + 1) < 0)))
+                                                return fail_at(e, ENAMETOOLONG, "mkdir", dir);
+                                        memcpy(path, next, len + 1);
+                                        goto restart;
+                                }
+                                if (rc < 0)  /* EEXIST here: a non-directory */
+                                        return fail_at(e, err == EEXIST ? ENOTDIR : err, "mkdir", path);
+                        }
                 }
                 *p = saved;
                 if (saved == '\0')
@@ -93,16 +149,17 @@ static void fd_path(char buf[FD_PATH_SIZE], int fd)
         buf[14 + n] = '\0';
 }
 
-/* Split "a/b/c" into a resolved parent fd ("a/b") and the last component ("c"). */
+/* Split "a/b/c" into a resolved parent fd ("a/b", symlinks followed inside the root, created when
+ * missing) and the last component ("c"). */
 static int open_parent(int rootfd, const char *target, char *name, size_t name_size, struct sbx_err *e)
 {
         char parent[PATH_MAX];
         if (sbx_copy(parent, sizeof parent, target) < 0)
-                return sbx_fail(e, SBX_STAGE_SETUP, ENAMETOOLONG, "resolve", target);
+                return fail_at(e, ENAMETOOLONG, "resolve", target);
         char *slash = strrchr(parent, '/');
         const char *base = slash ? slash + 1 : parent;
-        if (sbx_copy(name, name_size, base) < 0 || !*name)
-                return sbx_fail(e, SBX_STAGE_SETUP, EINVAL, "resolve", target);
+        if (sbx_copy(name, name_size, base) < 0 || !*name || !strcmp(name, ".") || !strcmp(name, ".."))
+                return fail_at(e, EINVAL, "resolve", target);
         if (slash)
                 *slash = '\0';
         const char *where = slash && *parent ? parent : ".";
@@ -113,40 +170,61 @@ static int open_parent(int rootfd, const char *target, char *name, size_t name_s
                 fd = resolve_in_root(rootfd, where, O_DIRECTORY);
         }
         if (fd < 0)
-                return sbx_fail(e, SBX_STAGE_SETUP, errno, "open parent directory", target);
+                return fail_at(e, errno, "open parent directory", target);
         return fd;
 }
 
-/* Resolve `target` in the new root, creating it (a directory, or an empty file for file binds)
- * when missing. Returns an O_PATH fd of a real directory/file, never of a symlink. */
+/* Refuse what a mount must not land on. `st` is of an O_PATH|O_NOFOLLOW fd. */
+static int check_kind(const struct stat *st, int want_dir, const char *target, struct sbx_err *e)
+{
+        if (want_dir && !S_ISDIR(st->st_mode))
+                return fail_at(e, ENOTDIR, "must be mounted on ordinary directory", target);
+        if (!want_dir && !S_ISREG(st->st_mode))
+                return fail_at(e, S_ISDIR(st->st_mode) ? EISDIR : EINVAL,
+                               "must be mounted on ordinary file", target);
+        return 0;
+}
+
+/* Resolve `target` in the new root, creating it (a directory, or an empty file with O_EXCL) when
+ * missing. Returns an O_PATH fd of a real directory or regular file; anything else is refused
+ * without ever being opened for I/O. */
 static int open_target(int rootfd, const char *target, int want_dir, struct sbx_err *e)
 {
         char name[NAME_MAX + 1];
         int parent = open_parent(rootfd, target, name, sizeof name, e);
         if (parent < 0)
                 return -1;
-        if (want_dir) {
-                if (mkdirat(parent, name, 0755) < 0 && errno != EEXIST) {
-                        sbx_fail(e, SBX_STAGE_SETUP, errno, "mkdir", target);
+        int fd = openat(parent, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT) {
+                int rc;
+                if (want_dir) {
+                        rc = mkdirat(parent, name, 0755);
+                } else {
+                        rc = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+                        if (rc >= 0)
+                                close(rc);
+                }
+                if (rc < 0 && errno != EEXIST) {
+                        fail_at(e, errno, want_dir ? "mkdir mountpoint" : "create mountpoint", target);
                         close(parent);
                         return -1;
                 }
-        } else {
-                int f = openat(parent, name, O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
-                if (f < 0 && errno != EISDIR) {
-                        sbx_fail(e, SBX_STAGE_SETUP, errno, "create mountpoint", target);
-                        close(parent);
-                        return -1;
-                }
-                if (f >= 0)
-                        close(f);
+                fd = openat(parent, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
         }
-        int fd = openat(parent, name, O_PATH | O_NOFOLLOW | O_CLOEXEC | (want_dir ? O_DIRECTORY : 0));
         int saved = errno;
         close(parent);
         if (fd < 0)
-                return sbx_fail(e, SBX_STAGE_SETUP, saved == ELOOP ? ENOTDIR : saved,
-                                "must be mounted on ordinary directory or file", target);
+                return fail_at(e, saved, "open mountpoint", target);
+        struct stat st;
+        if (fstat(fd, &st) < 0) {
+                fail_at(e, errno, "stat mountpoint", target);
+                close(fd);
+                return -1;
+        }
+        if (check_kind(&st, want_dir, target, e) < 0) {
+                close(fd);
+                return -1;
+        }
         return fd;
 }
 
@@ -161,36 +239,127 @@ static int do_mount(int rootfd, const struct sbx_mount_op *op, struct sbx_err *e
         int saved = errno;
         close(fd);
         if (rc < 0)
-                return sbx_fail(e, SBX_STAGE_SETUP, saved, "mount", op->target);
+                return fail_at(e, saved, "mount", op->target);
+        return 0;
+}
+
+/* MS_RDONLY/NOSUID/NODEV/NOEXEC share their bits with MOUNT_ATTR_*. */
+#define ATTR_BITS (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+/* Attach the detached tree `tree` on the O_PATH fd `fd`, first setting `flags` (MS_RDONLY...) on
+ * every mount of it; the bits not asked for stay as they were. */
+static int attach_tree(int tree, int fd, unsigned long flags, const char *target, struct sbx_err *e)
+{
+        if (flags & ATTR_BITS) {
+                struct mount_attr attr = { .attr_set = flags & ATTR_BITS };
+                if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0)
+                        return fail_at(e, errno, "set bind mount flags", target);
+        }
+        if (syscall(SYS_move_mount, tree, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+                return fail_at(e, errno, "attach bind mount", target);
         return 0;
 }
 
 static int do_bind(int rootfd, const struct sbx_mount_op *op, struct sbx_err *e)
 {
+        /* The source is a host path named by the runtime (a node under /dev, a pod file, a volume):
+         * clone its mount tree, then give the clone its flags before anyone can see it. */
+        int tree = (int)syscall(SYS_open_tree, AT_FDCWD, op->source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+        if (tree < 0)
+                return sbx_fail(e, SBX_STAGE_SETUP, errno, "open bind source", op->source);
         struct stat st;
-        if (stat(op->source, &st) < 0)
+        if (fstat(tree, &st) < 0) {
+                close(tree);
                 return sbx_fail(e, SBX_STAGE_SETUP, errno, "stat bind source", op->source);
+        }
         int fd = open_target(rootfd, op->target, S_ISDIR(st.st_mode), e);
-        if (fd < 0)
+        if (fd < 0) {
+                close(tree);
                 return -1;
+        }
+        int rc = attach_tree(tree, fd, op->flags, op->target, e);
+        close(fd);
+        close(tree);
+        return rc;
+}
+
+/* A /dev/null checked to be the real one (a char device 1:3), opened once per plan: masks bind it
+ * from this fd, so nothing the container controls (its own /dev, a racing symlink) can turn a mask
+ * into a writable bind of something else (runc CVE-2025-31133). */
+static int verified_null(int *null_fd, struct sbx_err *e)
+{
+        if (*null_fd >= 0)
+                return *null_fd;
+        int fd = open("/dev/null", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return sbx_fail(e, SBX_STAGE_SETUP, errno, "open", "/dev/null");
+        struct stat st;
+        if (fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode) || major(st.st_rdev) != 1 || minor(st.st_rdev) != 3) {
+                close(fd);
+                return sbx_fail(e, SBX_STAGE_SETUP, EINVAL, "not the null device", "/dev/null");
+        }
+        *null_fd = fd;
+        return fd;
+}
+
+/* A masked path (containerd's maskedPaths): a file gets the verified /dev/null bound over it
+ * (read-only, unlike runc's: it reads empty, writes still go to the null device, but touch or chmod
+ * fail with EROFS instead of changing the host's /dev/null inode), a directory an empty read-only
+ * tmpfs. A path the kernel or image does not have is skipped. */
+static int do_mask(int rootfd, int *null_fd, const struct sbx_mount_op *op, struct sbx_err *e)
+{
+        int fd = resolve_in_root(rootfd, op->target, O_NOFOLLOW);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : fail_at(e, errno, "open masked path", op->target);
+        struct stat st;
+        int rc = fstat(fd, &st);
         char at[FD_PATH_SIZE];
         fd_path(at, fd);
-        int rc = mount(op->source, at, NULL, MS_BIND | MS_REC, NULL);
-        if (rc == 0 && (op->flags & ~(unsigned long)(MS_BIND | MS_REC))) {
-                /* Bind mounts ignore MS_RDONLY and friends until remounted (mount(2)). The fd still
-                 * names the mountpoint below, so re-resolve the new mount through the root. */
-                close(fd);
-                fd = resolve_in_root(rootfd, op->target, 0);
-                if (fd < 0)
-                        return sbx_fail(e, SBX_STAGE_SETUP, errno, "reopen bind mount", op->target);
-                fd_path(at, fd);
-                rc = mount(NULL, at, NULL, MS_BIND | MS_REMOUNT | op->flags, NULL);
+        if (rc < 0) {
+                rc = fail_at(e, errno, "stat masked path", op->target);
+        } else if (S_ISDIR(st.st_mode)) {
+                if (mount("tmpfs", at, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,mode=755") < 0)
+                        rc = fail_at(e, errno, "mask directory", op->target);
+        } else if (S_ISLNK(st.st_mode)) {
+                rc = fail_at(e, ELOOP, "masked path is a symlink", op->target);
+        } else {
+                int null = verified_null(null_fd, e);
+                int tree = null < 0 ? -1 : (int)syscall(SYS_open_tree, null, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+                if (null < 0)
+                        rc = -1;
+                else if (tree < 0)
+                        rc = fail_at(e, errno, "clone /dev/null", op->target);
+                else  /* read-only: the host's node's attributes cannot be changed through it */
+                        rc = attach_tree(tree, fd, MS_RDONLY | MS_NOSUID | MS_NOEXEC, op->target, e);
+                if (tree >= 0)
+                        close(tree);
         }
-        int saved = errno;
         close(fd);
-        if (rc < 0)
-                return sbx_fail(e, SBX_STAGE_SETUP, saved, "bind mount", op->target);
-        return 0;
+        return rc < 0 ? -1 : 0;
+}
+
+/* A read-only path (containerd's readonlyPaths): bound on itself, recursively, and made read-only;
+ * the nosuid/nodev/noexec it had are kept (mount_setattr sets only RDONLY). Missing: skipped. */
+static int do_readonly(int rootfd, const struct sbx_mount_op *op, struct sbx_err *e)
+{
+        int fd = resolve_in_root(rootfd, op->target, O_NOFOLLOW);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : fail_at(e, errno, "open read-only path", op->target);
+        struct stat st;
+        int rc = 0;
+        if (fstat(fd, &st) < 0)
+                rc = fail_at(e, errno, "stat read-only path", op->target);
+        else if (S_ISLNK(st.st_mode))
+                rc = fail_at(e, ELOOP, "read-only path is a symlink", op->target);
+        int tree = rc < 0 ? -1 : (int)syscall(SYS_open_tree, fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+        if (rc == 0 && tree < 0)
+                rc = fail_at(e, errno, "clone read-only path", op->target);
+        if (tree >= 0) {
+                rc = attach_tree(tree, fd, MS_RDONLY | op->flags, op->target, e);
+                close(tree);
+        }
+        close(fd);
+        return rc < 0 ? -1 : 0;
 }
 
 static int do_symlink(int rootfd, const struct sbx_mount_op *op, struct sbx_err *e)
@@ -203,7 +372,7 @@ static int do_symlink(int rootfd, const struct sbx_mount_op *op, struct sbx_err 
         int saved = errno;
         close(parent);
         if (rc < 0 && saved != EEXIST)
-                return sbx_fail(e, SBX_STAGE_SETUP, saved, "symlink", op->target);
+                return fail_at(e, saved, "symlink", op->target);
         return 0;
 }
 
@@ -217,14 +386,14 @@ static int do_mkdir(int rootfd, const struct sbx_mount_op *op, struct sbx_err *e
         int saved = errno;
         close(parent);
         if (rc < 0 && saved != EEXIST)
-                return sbx_fail(e, SBX_STAGE_SETUP, saved, "mkdir", op->target);
+                return fail_at(e, saved, "mkdir", op->target);
         return 0;
 }
 
 static int do_attach(int rootfd, int tree, const struct sbx_mount_op *op, struct sbx_err *e)
 {
         if (tree < 0)
-                return sbx_fail(e, SBX_STAGE_SETUP, EBADF, "no pod mount to attach at", op->target);
+                return fail_at(e, EBADF, "no pod mount to attach at", op->target);
         int fd = open_target(rootfd, op->target, 1, e);
         if (fd < 0)
                 return -1;
@@ -232,7 +401,7 @@ static int do_attach(int rootfd, int tree, const struct sbx_mount_op *op, struct
         int saved = errno;
         close(fd);
         if (rc < 0)
-                return sbx_fail(e, SBX_STAGE_SETUP, saved, "attach pod mount", op->target);
+                return fail_at(e, saved, "attach pod mount", op->target);
         return 0;
 }
 
@@ -252,13 +421,15 @@ int sbx_run_mount_plan(const struct sbx_spawn_req *req, int pod_mount_fd, struct
         if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
                 return sbx_fail(e, SBX_STAGE_SETUP, errno, "make mounts private", "/");
         int rootfd = -1;
-        for (int i = 0; i < req->n_ops; i++) {
+        int null_fd = -1;
+        int rc = 0;
+        for (int i = 0; i < req->n_ops && rc == 0; i++) {
                 const struct sbx_mount_op *op = &req->ops[i];
-                int rc;
                 if (op->kind == SBX_OP_ROOT) {
                         if (rootfd >= 0)
                                 close(rootfd);
-                        rc = rootfd = mount_root(op, e);
+                        rootfd = mount_root(op, e);
+                        rc = rootfd < 0 ? -1 : 0;
                 } else if (rootfd < 0) {
                         rc = sbx_fail(e, SBX_STAGE_SETUP, EINVAL, "mount plan has no root before", op->target);
                 } else if (op->kind == SBX_OP_MOUNT) {
@@ -271,14 +442,20 @@ int sbx_run_mount_plan(const struct sbx_spawn_req *req, int pod_mount_fd, struct
                         rc = do_attach(rootfd, pod_mount_fd, op, e);
                 } else if (op->kind == SBX_OP_MKDIR) {
                         rc = do_mkdir(rootfd, op, e);
+                } else if (op->kind == SBX_OP_MASK) {
+                        rc = do_mask(rootfd, &null_fd, op, e);
+                } else if (op->kind == SBX_OP_READONLY) {
+                        rc = do_readonly(rootfd, op, e);
                 } else {
                         rc = sbx_fail(e, SBX_STAGE_SETUP, EINVAL, "unknown mount op", op->target);
                 }
-                if (rc < 0) {
-                        if (rootfd >= 0)
-                                close(rootfd);
-                        return -1;
-                }
+        }
+        if (null_fd >= 0)
+                close(null_fd);
+        if (rc < 0) {
+                if (rootfd >= 0)
+                        close(rootfd);
+                return -1;
         }
         if (rootfd < 0)
                 return sbx_fail(e, SBX_STAGE_SETUP, EINVAL, "mount plan has no root", "");
@@ -297,8 +474,13 @@ int sbx_pivot(int rootfd, int readonly, struct sbx_err *e)
                 return sbx_fail(e, SBX_STAGE_SETUP, errno, "detach old root", "");
         if (chdir("/") < 0)
                 return sbx_fail(e, SBX_STAGE_SETUP, errno, "chdir", "/");
-        if (readonly && mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0)
-                return sbx_fail(e, SBX_STAGE_SETUP, errno, "remount root read-only", "/");
+        if (readonly) {
+                /* Only RDONLY is set: the root keeps its nosuid/nodev (a plain MS_REMOUNT|MS_BIND
+                 * |MS_RDONLY would clear them). */
+                struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
+                if (syscall(SYS_mount_setattr, AT_FDCWD, "/", 0, &attr, sizeof attr) < 0)
+                        return sbx_fail(e, SBX_STAGE_SETUP, errno, "remount root read-only", "/");
+        }
         return 0;
 }
 
@@ -322,5 +504,28 @@ int sbx_enter_cwd(const char *cwd, struct sbx_err *e)
                 return sbx_fail(e, SBX_STAGE_SETUP, errno, "create workingDir", path);
         if (chdir(path) < 0)
                 return sbx_fail(e, SBX_STAGE_SETUP, errno, "chdir workingDir", path);
+        return 0;
+}
+
+int sbx_mount_tmpfs(const char *target, unsigned long flags, const char *data, struct sbx_err *e)
+{
+        /* The runtime's own mounts in the host's namespace (a pod's bounded files directory). */
+        int fd = open(target, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return sbx_fail(e, SBX_STAGE_PARENT, errno, "open mountpoint", target);
+        char at[FD_PATH_SIZE];
+        fd_path(at, fd);
+        int rc = mount("tmpfs", at, "tmpfs", flags, data);
+        int saved = errno;
+        close(fd);
+        if (rc < 0)
+                return sbx_fail(e, SBX_STAGE_PARENT, saved, "mount tmpfs", target);
+        return 0;
+}
+
+int sbx_umount(const char *target, struct sbx_err *e)
+{
+        if (umount2(target, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
+                return sbx_fail(e, SBX_STAGE_PARENT, errno, "unmount", target);
         return 0;
 }

@@ -23,6 +23,10 @@ enum sbx_op_kind {
         SBX_OP_SYMLINK = 4, /* create symlink `target` -> `source` inside the new root */
         SBX_OP_MKDIR = 5, /* create directory `target` inside the new root (mode in `flags`) */
         SBX_OP_POD_MOUNT = 6, /* attach the pod's shared mount (req->pod_mount) at `target` */
+        SBX_OP_MASK = 7, /* mask `target` (skipped if missing): a verified /dev/null over a file,
+                            an empty read-only tmpfs over a directory */
+        SBX_OP_READONLY = 8, /* bind `target` on itself (skipped if missing), read-only, keeping
+                                its nosuid/nodev/noexec */
 };
 
 /* One failure, sent as one fixed-size record over the spawn channel (< PIPE_BUF: atomic). */
@@ -38,16 +42,19 @@ struct sbx_mount_op {
         const char *source;
         const char *target;
         const char *fstype;
-        unsigned long flags; /* MS_* for mounts (MS_RDONLY on a bind remounts it), mode for MKDIR */
+        unsigned long flags; /* MS_* for mounts; a BIND's RDONLY/NOSUID/NODEV/NOEXEC are set on
+                               its clone before it is attached; mode for MKDIR */
         const char *data;
 };
 
 struct sbx_spawn_req {
         int join_pidfd; /* pidfd whose namespaces to join, or -1 */
         int join_ns; /* CLONE_NEW* set to setns() through join_pidfd */
-        int new_ns; /* CLONE_NEW* set to unshare() */
+        int new_ns; /* CLONE_NEW* set to unshare(); CLONE_NEWCGROUP by stage 2, after "go" */
         const char *hostname; /* sethostname() after a new UTS namespace; NULL leaves it */
         int loopback_up; /* bring `lo` up in a new network namespace */
+        const char *const *sysctls; /* NULL-terminated pairs (path under /proc/sys, value), written
+                                       by stage 1 after unshare(); NULL: none */
         const struct sbx_mount_op *ops;
         int n_ops;
         int pivot; /* pivot_root into the SBX_OP_ROOT target and detach the old root */
@@ -60,10 +67,14 @@ struct sbx_spawn_req {
         int set_oom_score_adj;
         int oom_score_adj;
         int uid; /* -1 keeps root */
-        int gid;
+        int gid; /* -1 keeps root's; otherwise the supplementary groups become `groups` */
+        const unsigned int *groups;
+        int n_groups;
         int no_new_privs;
         int set_caps; /* keep only `caps` (bit n = capability n) in all capability sets */
         unsigned long long caps;
+        const void *seccomp_filter; /* struct sock_filter[seccomp_len], loaded last; NULL: none */
+        int seccomp_len;
         int new_session; /* setsid(): detach from the runtime's terminal and process group */
         int pdeathsig; /* signal when the spawning runtime thread dies; 0: none */
         const char *pod_mount; /* path in join_pidfd's mount namespace to clone for
@@ -74,8 +85,13 @@ struct sbx_spawn_req {
 struct sbx_spawn_res {
         int pid; /* stage 2: the container's main process, a direct child of the caller */
         int chan; /* the parent's end of the spawn channel, closed by sbx_spawn_finish() */
+        int released; /* "go" was sent to stage 2 (sbx_spawn_finish() may be called again) */
         struct sbx_err err;
 };
+
+/* How long the runtime waits for a spawn stage before it kills it (stage 1 always; stage 2 by
+ * default, the caller passes its own timeout to sbx_spawn_finish()). */
+enum { SBX_SPAWN_TIMEOUT_MS = 10000 };
 
 /* Fork stage 1, which joins/creates namespaces and clones stage 2 as the caller's own child.
  * Returns 0 with res->pid set (stage 2 then waits for sbx_spawn_finish() before any set-up, so
@@ -83,9 +99,11 @@ struct sbx_spawn_res {
  * and nothing left running. */
 int sbx_spawn_start(const struct sbx_spawn_req *req, struct sbx_spawn_res *res);
 
-/* Release stage 2 and wait until it has called execve (0) or reported a failure (-1, res->err
- * filled; the caller still reaps res->pid). Closes res->chan either way. */
-int sbx_spawn_finish(struct sbx_spawn_res *res);
+/* Release stage 2 and wait up to `timeout_ms` until it has called execve (0) or reported a
+ * failure (-1, res->err filled; the caller still reaps res->pid). Past the deadline stage 2 is
+ * killed (SIGKILL) and the error is ETIMEDOUT. A signal ends the wait early with EINTR (stage
+ * SBX_STAGE_PARENT) and res->chan still open: call again to wait on. Otherwise closes res->chan. */
+int sbx_spawn_finish(struct sbx_spawn_res *res, int timeout_ms);
 
 /* Create a socket (SOCK_CLOEXEC is added to `type`) inside the network namespace of the process
  * `pidfd` names, without the caller leaving its own: a short CLONE_VM|CLONE_VFORK|CLONE_FILES
@@ -93,6 +111,11 @@ int sbx_spawn_finish(struct sbx_spawn_res *res);
  * that namespace, so a later connect() happens inside the pod. Returns the fd, or -1 with *err
  * filled (stage SBX_STAGE_PARENT). */
 int sbx_socket_in_netns(int pidfd, int domain, int type, int protocol, struct sbx_err *err);
+
+/* The runtime's own tmpfs in its mount namespace at the directory `target` (opened O_NOFOLLOW),
+ * and its unmount (MNT_DETACH, not following a symlink). 0, or -1 with *err filled (mounts.c). */
+int sbx_mount_tmpfs(const char *target, unsigned long flags, const char *data, struct sbx_err *err);
+int sbx_umount(const char *target, struct sbx_err *err);
 /* CDEF END */
 
 #endif

@@ -16,17 +16,23 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <limits.h>
+#include <linux/filter.h>
+#include <linux/magic.h>
+#include <linux/openat2.h>
+#include <linux/seccomp.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -151,6 +157,39 @@ static int clone_pod_mount(const struct sbx_spawn_req *req, struct sbx_err *e)
         return fd;
 }
 
+/* The pod's sysctls, written after unshare(): /proc/sys/net and the IPC entries show the writer's
+ * own namespaces. Through a checked procfs fd and openat2 that neither follows symlinks nor leaves
+ * /proc/sys (security-reliability.md 1.9: a procfs write never goes where a symlink points). */
+static int write_sysctls(const char *const *pairs, struct sbx_err *e)
+{
+        int dir = open("/proc/sys", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dir < 0)
+                return sbx_fail(e, SBX_STAGE_NAMESPACES, errno, "open", "/proc/sys");
+        struct statfs fs;
+        if (fstatfs(dir, &fs) < 0 || fs.f_type != PROC_SUPER_MAGIC) {
+                close(dir);
+                return sbx_fail(e, SBX_STAGE_NAMESPACES, EXDEV, "/proc/sys is not procfs", "/proc/sys");
+        }
+        struct open_how how = {
+                .flags = O_WRONLY | O_CLOEXEC | O_NOFOLLOW,
+                .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+        };
+        for (; pairs[0] && pairs[1]; pairs += 2) {
+                int fd = (int)syscall(SYS_openat2, dir, pairs[0], &how, sizeof how);
+                ssize_t rc = fd < 0 ? -1 : write(fd, pairs[1], strlen(pairs[1]));
+                int saved = errno;
+                if (fd >= 0)
+                        close(fd);
+                if (rc < 0) {
+                        close(dir);
+                        return sbx_fail(e, SBX_STAGE_NAMESPACES, saved, fd < 0 ? "open sysctl" : "write sysctl",
+                                        pairs[0]);
+                }
+        }
+        close(dir);
+        return 0;
+}
+
 static int enter_namespaces(const struct sbx_spawn_req *req, int *pod_mount_fd, struct sbx_err *e)
 {
         if (req->join_pidfd >= 0 && req->join_ns && setns(req->join_pidfd, req->join_ns) < 0)
@@ -160,11 +199,14 @@ static int enter_namespaces(const struct sbx_spawn_req *req, int *pod_mount_fd, 
                 if (*pod_mount_fd < 0)
                         return -1;
         }
-        if (req->new_ns && unshare(req->new_ns) < 0)
+        int new_ns = req->new_ns & ~CLONE_NEWCGROUP; /* stage 2 unshares the cgroup namespace */
+        if (new_ns && unshare(new_ns) < 0)
                 return sbx_fail(e, SBX_STAGE_NAMESPACES, errno, "unshare namespaces", "");
         if (req->hostname && sethostname(req->hostname, strlen(req->hostname)) < 0)
                 return sbx_fail(e, SBX_STAGE_NAMESPACES, errno, "sethostname", req->hostname);
         if (req->loopback_up && bring_up_loopback(e) < 0)
+                return -1;
+        if (req->sysctls && write_sysctls(req->sysctls, e) < 0)
                 return -1;
         return 0;
 }
@@ -193,19 +235,42 @@ static int write_oom_score_adj(int value, struct sbx_err *e)
         return rc < 0 ? sbx_fail(e, SBX_STAGE_SETUP, saved, "write", "/proc/self/oom_score_adj") : 0;
 }
 
-static int drop_credentials(const struct sbx_spawn_req *req, struct sbx_err *e)
+/* runc's order (finalizeNamespace): bounding set, PR_SET_KEEPCAPS, groups/gid/uid, then the kept
+ * capabilities, so a non-root user gets what it was given (leaving uid 0 would otherwise clear
+ * permitted, and capset would fail with EPERM). Its permitted and effective sets are still emptied
+ * by execve (no ambient set, as containerd). The ids change by raw syscalls: glibc's setresuid()
+ * signals every thread it believes exists (setxid broadcast), and after a raw clone that list is
+ * the runtime's, so it can wait forever. */
+static int change_credentials(const struct sbx_spawn_req *req, struct sbx_err *e)
 {
+        int keep = req->set_caps && req->uid > 0;
+        if (req->set_caps && sbx_drop_bounding(req->caps, e) < 0)
+                return -1;
+        if (keep && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+                return sbx_fail(e, SBX_STAGE_SETUP, errno, "set keepcaps", "");
         if (req->gid >= 0) {
-                if (setgroups(0, NULL) < 0)
+                if (syscall(SYS_setgroups, (size_t)req->n_groups, req->groups) < 0)
                         return sbx_fail(e, SBX_STAGE_SETUP, errno, "setgroups", "");
-                if (setresgid((gid_t)req->gid, (gid_t)req->gid, (gid_t)req->gid) < 0)
+                if (syscall(SYS_setresgid, req->gid, req->gid, req->gid) < 0)
                         return sbx_fail(e, SBX_STAGE_SETUP, errno, "setresgid", "");
         }
-        /* Leaving uid 0 clears the permitted and effective capability sets (capabilities(7)). */
-        if (req->uid >= 0 && setresuid((uid_t)req->uid, (uid_t)req->uid, (uid_t)req->uid) < 0)
+        if (req->uid >= 0 && syscall(SYS_setresuid, req->uid, req->uid, req->uid) < 0)
                 return sbx_fail(e, SBX_STAGE_SETUP, errno, "setresuid", "");
-        if (req->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-                return sbx_fail(e, SBX_STAGE_SETUP, errno, "set no_new_privs", "");
+        if (keep && prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
+                return sbx_fail(e, SBX_STAGE_SETUP, errno, "clear keepcaps", "");
+        if (req->set_caps && sbx_apply_caps(req->caps, e) < 0)
+                return -1;
+        return 0;
+}
+
+static int load_seccomp(const struct sbx_spawn_req *req, struct sbx_err *e)
+{
+        struct sock_fprog prog = {
+                .len = (unsigned short)req->seccomp_len,
+                .filter = (struct sock_filter *)req->seccomp_filter,
+        };
+        if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+                return sbx_fail(e, SBX_STAGE_SETUP, errno, "load seccomp filter", "");
         return 0;
 }
 
@@ -222,6 +287,10 @@ static int setup_stdio(const struct sbx_spawn_req *req, struct sbx_err *e)
                         return sbx_fail(e, SBX_STAGE_SETUP, errno, "set up stdio", "");
                 }
         }
+        /* exec -t: the terminal given as stdin (the container's own pty) becomes the new session's
+         * controlling terminal, so its line discipline sends Ctrl-C and SIGWINCH to the command. */
+        if (req->new_session && req->stdio[0] >= 0 && isatty(0) && ioctl(0, TIOCSCTTY, 0) < 0)
+                return sbx_fail(e, SBX_STAGE_SETUP, errno, "set controlling terminal", "");
         return 0;
 }
 
@@ -295,10 +364,19 @@ static __attribute__((noreturn)) void run_stage2(const struct sbx_spawn_req *req
         struct sbx_err e;
         memset(&e, 0, sizeof e);
         set_stage_name(req->stage_name, "stage2");
+        /* Inherited from stage 1, set again to be plain: non-dumpable until execve (runc,
+         * CVE-2016-9962), so nothing in the container can ptrace this stage or open its /proc. */
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         if (req->pdeathsig)
                 prctl(PR_SET_PDEATHSIG, req->pdeathsig, 0, 0, 0);
         if (wait_for_go(chan, &e) < 0)
                 child_fail(chan, &e);
+        /* After the runtime's parent-side steps (cgroup placement), so the namespace's root is
+         * the container's own cgroup (runc unshares it last in nsexec for the same reason). */
+        if ((req->new_ns & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0) {
+                sbx_fail(&e, SBX_STAGE_SETUP, errno, "unshare cgroup namespace", "");
+                child_fail(chan, &e);
+        }
         if (req->new_session && setsid() < 0) {
                 sbx_fail(&e, SBX_STAGE_SETUP, errno, "setsid", "");
                 child_fail(chan, &e);
@@ -315,17 +393,31 @@ static __attribute__((noreturn)) void run_stage2(const struct sbx_spawn_req *req
                         child_fail(chan, &e);
                 close(rootfd);
         }
-        if (drop_credentials(req, &e) < 0)
+        /* The working directory is created as root (runc's createCwd), entered again below as
+         * the container's user so its permissions apply. */
+        if ((req->cwd || req->pivot) && sbx_enter_cwd(req->cwd, &e) < 0)
+                child_fail(chan, &e);
+        /* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while still root,
+         * as runc does (the profile allows the few set-up calls that follow). */
+        if (req->seccomp_filter && !req->no_new_privs && load_seccomp(req, &e) < 0)
+                child_fail(chan, &e);
+        if (change_credentials(req, &e) < 0)
                 child_fail(chan, &e);
         /* Changing credentials cleared the parent-death signal (prctl(2)): set it again. */
         if (req->pdeathsig)
                 prctl(PR_SET_PDEATHSIG, req->pdeathsig, 0, 0, 0);
-        if ((req->cwd || req->pivot) && sbx_enter_cwd(req->cwd, &e) < 0)
+        if (req->cwd && req->uid > 0 && chdir(req->cwd) < 0) {
+                sbx_fail(&e, SBX_STAGE_SETUP, errno, "chdir workingDir", req->cwd);
                 child_fail(chan, &e);
+        }
         if (setup_stdio(req, &e) < 0)
                 child_fail(chan, &e);
         mark_fds_cloexec();
-        if (req->set_caps && sbx_apply_caps(req->caps, &e) < 0)
+        if (req->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+                sbx_fail(&e, SBX_STAGE_SETUP, errno, "set no_new_privs", "");
+                child_fail(chan, &e);
+        }
+        if (req->seccomp_filter && req->no_new_privs && load_seccomp(req, &e) < 0)
                 child_fail(chan, &e);
         sigset_t none;
         sigemptyset(&none);
@@ -346,6 +438,9 @@ static __attribute__((noreturn)) void run_stage1(const struct sbx_spawn_req *req
         reset_signal_handlers();
         set_stage_name(req->stage_name, "stage1");
         prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        /* Non-dumpable while it holds the runtime's memory image and joins the pod (CVE-2016-9962):
+         * a process of the pod can neither ptrace it nor open /proc/<pid>/mem, exe or fds. */
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         int pod_mount_fd = -1;
         if (enter_namespaces(req, &pod_mount_fd, &e) < 0)
                 child_fail(chan, &e);
@@ -363,17 +458,49 @@ static __attribute__((noreturn)) void run_stage1(const struct sbx_spawn_req *req
         _exit(0);
 }
 
-static int recv_msg(int chan, struct sbx_msg *m)
+/* Wait at most `timeout_ms` for one message (or end-of-file) on the channel. Returns 1 with *m
+ * filled, 0 at end-of-file, -1 on a short or failed read, RECV_TIMEOUT when nothing came in time,
+ * RECV_INTERRUPTED when a signal arrived: the caller returns to Python, whose handler may raise
+ * (Ctrl-C must be able to stop a stuck spawn), rather than waiting on regardless. */
+enum { RECV_TIMEOUT = -2, RECV_INTERRUPTED = -3 };
+
+static int recv_msg(int chan, struct sbx_msg *m, int timeout_ms)
 {
-        ssize_t rc;
-        do
-                rc = recv(chan, m, sizeof *m, 0);
-        while (rc < 0 && errno == EINTR);
+        struct pollfd p = { .fd = chan, .events = POLLIN };
+        int ready = poll(&p, 1, timeout_ms);
+        if (ready < 0)
+                return errno == EINTR ? RECV_INTERRUPTED : -1;
+        if (ready == 0)
+                return RECV_TIMEOUT;
+        ssize_t rc = recv(chan, m, sizeof *m, MSG_DONTWAIT);
+        if (rc < 0 && (errno == EINTR || errno == EAGAIN))
+                return RECV_INTERRUPTED;
         if (rc == 0)
                 return 0;
         if (rc != (ssize_t)sizeof *m)
                 return -1;
         return 1;
+}
+
+static long long monotonic_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Stage 1 makes no call that blocks for long, but a wedged one must not freeze the runtime either:
+ * the same deadline as stage 2's, waited out across signals (stage 1 is our direct child and dies
+ * with SIGKILL below, so nothing is left to interrupt). */
+static int recv_stage1(int chan, struct sbx_msg *m)
+{
+        long long deadline = monotonic_ms() + SBX_SPAWN_TIMEOUT_MS;
+        for (;;) {
+                long long left = deadline - monotonic_ms();
+                int got = recv_msg(chan, m, left > 0 ? (int)left : 0);
+                if (got != RECV_INTERRUPTED)
+                        return got;
+        }
 }
 
 int sbx_spawn_start(const struct sbx_spawn_req *req, struct sbx_spawn_res *res)
@@ -402,7 +529,9 @@ int sbx_spawn_start(const struct sbx_spawn_req *req, struct sbx_spawn_res *res)
                 return sbx_fail(&res->err, SBX_STAGE_PARENT, saved, "fork", "");
         }
         struct sbx_msg m;
-        int got = recv_msg(sv[0], &m);
+        int got = recv_stage1(sv[0], &m);
+        if (got == RECV_TIMEOUT)
+                kill((pid_t)stage1, SIGKILL);
         while (waitpid((pid_t)stage1, NULL, 0) < 0 && errno == EINTR)
                 ;
         if (got == 1 && m.type == MSG_PID) {
@@ -416,20 +545,27 @@ int sbx_spawn_start(const struct sbx_spawn_req *req, struct sbx_spawn_res *res)
                 errno = m.err.err;
                 return -1;
         }
+        if (got == RECV_TIMEOUT)
+                return sbx_fail(&res->err, SBX_STAGE_NAMESPACES, ETIMEDOUT, "spawn deadline (stage 1)", "");
         return sbx_fail(&res->err, SBX_STAGE_NAMESPACES, EPIPE, "stage 1 died", "");
 }
 
-int sbx_spawn_finish(struct sbx_spawn_res *res)
+int sbx_spawn_finish(struct sbx_spawn_res *res, int timeout_ms)
 {
         int chan = res->chan;
-        res->chan = -1;
         if (chan < 0)
                 return sbx_fail(&res->err, SBX_STAGE_PARENT, EBADF, "spawn channel", "");
-        char go = 'G';
-        /* A failed send means stage 2 is already gone; its record (if any) is still readable. */
-        send(chan, &go, 1, MSG_NOSIGNAL);
+        if (!res->released) {
+                char go = 'G';
+                /* A failed send means stage 2 is already gone; its record (if any) is still readable. */
+                send(chan, &go, 1, MSG_NOSIGNAL);
+                res->released = 1;
+        }
         struct sbx_msg m;
-        int got = recv_msg(chan, &m);
+        int got = recv_msg(chan, &m, timeout_ms);
+        if (got == RECV_INTERRUPTED) /* the channel stays open: call again to go on waiting */
+                return sbx_fail(&res->err, SBX_STAGE_PARENT, EINTR, "wait for stage 2", "");
+        res->chan = -1;
         close(chan);
         if (got == 0)
                 return 0;
@@ -437,6 +573,12 @@ int sbx_spawn_finish(struct sbx_spawn_res *res)
                 res->err = m.err;
                 errno = m.err.err;
                 return -1;
+        }
+        if (got == RECV_TIMEOUT) {
+                /* Stuck (a blocking open, a hung filesystem): kill it so the pod goes on; the caller
+                 * reaps it, as after any failure. */
+                kill(res->pid, SIGKILL);
+                return sbx_fail(&res->err, SBX_STAGE_SETUP, ETIMEDOUT, "spawn deadline (stage 2)", "");
         }
         return sbx_fail(&res->err, SBX_STAGE_SETUP, EPIPE, "read spawn channel", "");
 }

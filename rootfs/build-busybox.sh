@@ -47,6 +47,11 @@ tty:x:5:
 nogroup:x:65534:
 G
 echo "127.0.0.1 localhost" > "$tree/etc/hosts"
+# The tests' syscall probe (rootfs/probe.c), static like busybox, and a setuid-root copy of it
+# for the no_new_privs check.
+musl-gcc -static -Os -Wall -Wextra -Werror -o "$tree/usr/bin/sbx-probe" "$(dirname "$0")/probe.c"
+cp "$tree/usr/bin/sbx-probe" "$tree/usr/bin/sbx-probe-suid"
+chmod 4755 "$tree/usr/bin/sbx-probe-suid"
 "$sandbox" image import "$tree" busybox:latest --cmd sh \
     --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 # The Kubernetes documentation's examples name busybox by these references; the local store has

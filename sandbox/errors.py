@@ -91,6 +91,19 @@ class ContainerStartError(SandboxError):
         return f"{who}{self.reason}: {self.op}{where}: {os.strerror(self.errno)} ({code})"
 
 
+class ContainerConfigError(ContainerStartError):
+    """The container's configuration cannot be built from the spec and its image (the kubelet's
+    CreateContainerConfigError: the runAsNonRoot check; containerd's CreateContainerError: an
+    image user that is not in the image's /etc/passwd). The message is the whole description."""
+
+    def __init__(self, message: str, reason: str = "CreateContainerConfigError", container: str = "") -> None:
+        self.message = message
+        super().__init__(reason, message, 22, "", container)  # EINVAL
+
+    def describe(self) -> str:
+        return self.message
+
+
 class StateError(SandboxError):
     """Runtime state under the state directory is missing, locked or unreadable."""
 

@@ -7,48 +7,28 @@ or call back into Python.
 
 from __future__ import annotations
 
+import errno
 import os
+import time
 
 from sandbox._native import ffi, lib
 from sandbox.errors import ContainerStartError
-from sandbox.record import field, record
-from sandbox.rootfs.plan import MountOp
+from sandbox.process.request import CLONE_NEWCGROUP as CLONE_NEWCGROUP  # re-exported, as the rest
+from sandbox.process.request import CLONE_NEWIPC as CLONE_NEWIPC
+from sandbox.process.request import CLONE_NEWNET as CLONE_NEWNET
+from sandbox.process.request import CLONE_NEWNS as CLONE_NEWNS
+from sandbox.process.request import CLONE_NEWPID as CLONE_NEWPID
+from sandbox.process.request import CLONE_NEWUTS as CLONE_NEWUTS
+from sandbox.process.request import SpawnRequest as SpawnRequest
+from sandbox.record import record
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
-CLONE_NEWNS = 0x00020000
-CLONE_NEWUTS = 0x04000000
-CLONE_NEWIPC = 0x08000000
-CLONE_NEWPID = 0x20000000
-CLONE_NEWNET = 0x40000000
-
-@record(frozen=False)
-class SpawnRequest:
-    argv: list[str]
-    env: list[str]  # "NAME=value"
-    join_pidfd: int = -1
-    join_ns: int = 0
-    new_ns: int = 0
-    hostname: str | None = None
-    loopback_up: bool = False
-    ops: list[MountOp] = field(default_factory=list)
-    pivot: bool = False
-    readonly_root: bool = False
-    exec_fd: int = -1
-    cwd: str | None = None
-    stdio: tuple[int, int, int] = (-1, -1, -1)
-    oom_score_adj: int | None = None
-    uid: int = -1
-    gid: int = -1
-    no_new_privs: bool = False
-    caps: int | None = None  # keep only these capabilities (bit n = capability n); None: unchanged
-    new_session: bool = True
-    pdeathsig: int = 9  # SIGKILL: nothing outlives a crashed runtime
-    pod_mount: str | None = None
-    stage_name: str = "sbx"
-
+SPAWN_TIMEOUT = lib.SBX_SPAWN_TIMEOUT_MS / 1000  # seconds stage 2 gets to set up and exec
+_DEADLINE_OP = b"spawn deadline (stage 2)"  # sbx_spawn_finish()'s op when it killed stage 2
 
 class _Keep:
     """Holds every cdata object referenced by the request until the call returns."""
@@ -56,15 +36,20 @@ class _Keep:
     def __init__(self) -> None:
         self.items: list[Any] = []
 
-    def cstr(self, value: str | None) -> Any:
+    def cstr(self, value: str | None, what: str) -> Any:
+        """A C string; a NUL inside would silently cut it there, so it is refused, with `what`."""
         if value is None:
             return ffi.NULL
-        item = ffi.new("char[]", os.fsencode(value))
+        data = os.fsencode(value)
+        if b"\0" in data:
+            raise ContainerStartError("CreateContainerError", f"{what} contains a NUL byte", errno.EINVAL,
+                                      value.replace("\0", "\\0")[:100])
+        item = ffi.new("char[]", data)
         self.items.append(item)
         return item
 
-    def cstrv(self, values: list[str]) -> Any:
-        strings = [self.cstr(v) for v in values]
+    def cstrv(self, values: Sequence[str], what: str) -> Any:
+        strings = [self.cstr(v, f"{what}[{i}]") for i, v in enumerate(values)]
         array = ffi.new("char *[]", [*strings, ffi.NULL])
         self.items.append(array)
         return array
@@ -74,29 +59,40 @@ def _build(req: SpawnRequest, keep: _Keep) -> Any:
     c = ffi.new("struct sbx_spawn_req *")
     keep.items.append(c)
     c.join_pidfd, c.join_ns, c.new_ns = req.join_pidfd, req.join_ns, req.new_ns
-    c.hostname = keep.cstr(req.hostname)
+    c.hostname = keep.cstr(req.hostname, "hostname")
     c.loopback_up = int(req.loopback_up)
+    c.sysctls = keep.cstrv([text for pair in req.sysctls for text in pair], "sysctls")
     ops = ffi.new("struct sbx_mount_op[]", max(len(req.ops), 1))
     keep.items.append(ops)
     for i, op in enumerate(req.ops):
+        what = f"mount {op.target}"
         ops[i].kind = int(op.kind)
-        ops[i].source = keep.cstr(op.source or None)
-        ops[i].target = keep.cstr(op.target)
-        ops[i].fstype = keep.cstr(op.fstype or None)
+        ops[i].source = keep.cstr(op.source or None, what)
+        ops[i].target = keep.cstr(op.target, what)
+        ops[i].fstype = keep.cstr(op.fstype or None, what)
         ops[i].flags = op.flags
-        ops[i].data = keep.cstr(op.data or None)
+        ops[i].data = keep.cstr(op.data or None, what)
     c.ops, c.n_ops = ops, len(req.ops)
     c.pivot, c.readonly_root, c.exec_fd = int(req.pivot), int(req.readonly_root), req.exec_fd
-    c.argv, c.envp = keep.cstrv(req.argv), keep.cstrv(req.env)
-    c.cwd = keep.cstr(req.cwd)
+    c.argv, c.envp = keep.cstrv(req.argv, "command"), keep.cstrv(req.env, "env")
+    c.cwd = keep.cstr(req.cwd, "workingDir")
     c.stdio = list(req.stdio)
     c.set_oom_score_adj = int(req.oom_score_adj is not None)
     c.oom_score_adj = req.oom_score_adj or 0
     c.uid, c.gid, c.no_new_privs = req.uid, req.gid, int(req.no_new_privs)
+    groups = ffi.new("unsigned int[]", list(req.groups) or [0])
+    keep.items.append(groups)
+    c.groups, c.n_groups = groups, len(req.groups)
     c.set_caps, c.caps = int(req.caps is not None), req.caps or 0
+    if req.seccomp_bpf is not None:
+        if not req.seccomp_bpf or len(req.seccomp_bpf) % 8:
+            raise ValueError(f"seccomp filter of {len(req.seccomp_bpf)} bytes is not a struct sock_filter array")
+        bpf = ffi.from_buffer(req.seccomp_bpf)
+        keep.items.append(bpf)
+        c.seccomp_filter, c.seccomp_len = bpf, len(req.seccomp_bpf) // 8
     c.new_session, c.pdeathsig = int(req.new_session), req.pdeathsig
-    c.pod_mount = keep.cstr(req.pod_mount)
-    c.stage_name = keep.cstr(req.stage_name)
+    c.pod_mount = keep.cstr(req.pod_mount, "pod mount")
+    c.stage_name = keep.cstr(req.stage_name, "stage name")
     return c
 
 
@@ -116,14 +112,30 @@ class Started:
     _res: Any
     _keep: _Keep
 
-    def finish(self) -> None:
-        """Let stage 2 set up and exec; raises ContainerStartError if it could not.
+    def finish(self, timeout: float = SPAWN_TIMEOUT) -> None:
+        """Let stage 2 set up and exec; raises ContainerStartError if it could not, or if it has
+        not exec'd within `timeout` seconds (then it is killed).
 
-        On failure the caller still owns (and must reap) `pid`, which exits with status 127.
+        On failure the caller still owns (and must reap) `pid`, which exits with status 127 (or is
+        killed). A signal interrupts the wait: its Python handler runs (Ctrl-C raises
+        KeyboardInterrupt here), then the wait goes on until the same deadline.
         """
-        rc = lib.sbx_spawn_finish(self._res)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                left_ms = max(0, int((deadline - time.monotonic()) * 1000))
+                rc = lib.sbx_spawn_finish(self._res, left_ms)
+                if rc == 0 or self._res.chan < 0:
+                    break
+        except BaseException:  # a signal handler raised between two waits
+            os.close(self._res.chan)
+            self._res.chan = -1
+            raise
         self._keep.items.clear()
         if rc < 0:
+            if ffi.string(self._res.err.op) == _DEADLINE_OP:
+                raise ContainerStartError("CreateContainerError", f"timed out after {timeout:g}s waiting for "
+                                          "the container's set-up (stage 2)", errno.ETIMEDOUT, "")
             raise _error(self._res.err)
 
 
@@ -146,3 +158,27 @@ def spawn(req: SpawnRequest) -> int:
         os.waitpid(started.pid, 0)
         raise
     return started.pid
+
+
+def socket_in_netns(pidfd: int, family: int, type_: int) -> int:
+    """A socket fd created in the network namespace of the process `pidfd` names (netns.c); raises
+    OSError(errno, op) when it could not be."""
+    err = ffi.new("struct sbx_err *")
+    fd = lib.sbx_socket_in_netns(pidfd, family, type_, 0, err)
+    if fd < 0:
+        raise OSError(int(err.err), ffi.string(err.op).decode(errors="replace"))
+    return int(fd)
+
+
+def mount_tmpfs(target: str, flags: int, data: str) -> None:
+    """A tmpfs of the runtime's own at the directory `target` (not followed if a symlink)."""
+    err = ffi.new("struct sbx_err *")
+    if lib.sbx_mount_tmpfs(os.fsencode(target), flags, os.fsencode(data), err) < 0:
+        raise OSError(int(err.err), f"{ffi.string(err.op).decode()}: {os.strerror(int(err.err))}", target)
+
+
+def umount(target: str) -> None:
+    """Detach the mount at `target` (MNT_DETACH); OSError (EINVAL: not a mount point) otherwise."""
+    err = ffi.new("struct sbx_err *")
+    if lib.sbx_umount(os.fsencode(target), err) < 0:
+        raise OSError(int(err.err), f"{ffi.string(err.op).decode()}: {os.strerror(int(err.err))}", target)

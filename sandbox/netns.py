@@ -3,15 +3,15 @@
 The pod has only `lo`, so an HTTP, TCP or gRPC probe of `127.0.0.1:port` must originate inside
 its network namespace. The runtime never calls setns on itself (STYLE 2.3): the native helper
 creates the socket in the namespace of the process a pidfd names (pause), and the socket keeps
-that namespace for its whole life, so `connect()` on it later reaches the pod. Besides
-`sandbox.native`, this is the only importer of `sandbox._native`.
+that namespace for its whole life, so `connect()` on it later reaches the pod. The compiled core
+is reached through `sandbox.native`, its only importer.
 """
 
 from __future__ import annotations
 
 import os
 
-from sandbox._native import ffi, lib  # cffi ships no stubs
+from sandbox import native
 from sandbox.errors import SandboxError
 
 TYPE_CHECKING = False  # typing and socket cost start-up time; annotations need them only for checkers
@@ -43,10 +43,10 @@ def socket_in_netns(pidfd: int, family: int, type: int) -> socket.socket:
 
     if pidfd < 0:
         raise ValueError(f"pidfd must be an open file descriptor, got {pidfd}")
-    err = ffi.new("struct sbx_err *")
-    fd = lib.sbx_socket_in_netns(pidfd, family, type, 0, err)
-    if fd < 0:
-        raise NetnsSocketError(ffi.string(err.op).decode(errors="replace"), int(err.err), pidfd)
+    try:
+        fd = native.socket_in_netns(pidfd, family, type)
+    except OSError as e:
+        raise NetnsSocketError(e.strerror or "", e.errno or 0, pidfd) from None
     try:
         sock = socket.socket(fileno=fd)
     except OSError:

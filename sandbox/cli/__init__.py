@@ -20,6 +20,7 @@ VERBS = {
     "image": "sandbox.cli.image",
     "validate": "sandbox.cli.validate",
     "describe": "sandbox.cli.describe",
+    "inspect": "sandbox.cli.inspect",
     "gc": "sandbox.cli.gc",
 }
 

@@ -1,4 +1,8 @@
-"""`sandbox exec NAME [-c CONTAINER] -- CMD...`: returns CMD's exit code."""
+"""`sandbox exec NAME [-c CONTAINER] [-i] [-t] -- CMD...`: returns CMD's exit code.
+
+As kubectl exec: no stdin unless `-i`, a terminal only with `-t`; stdout and stderr stay apart
+without a terminal. The command never gets our own file descriptors (process/exec.py relays).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,9 @@ def add_parser(verbs: Any) -> None:
     p = verbs.add_parser("exec", help="run a command in a running container")
     p.add_argument("name", help="pod name")
     p.add_argument("-c", "--container", help="container name (default: the pod's first container)")
-    p.epilog = "usage: sandbox exec POD [-c CONTAINER] -- CMD [ARG...]"
+    p.add_argument("-i", "--stdin", action="store_true", help="pass our stdin to the command")
+    p.add_argument("-t", "--tty", action="store_true", help="give the command a terminal (with -i: ours, raw)")
+    p.epilog = "usage: sandbox exec POD [-c CONTAINER] [-i] [-t] -- CMD [ARG...]"
     p.set_defaults(handler=handle)
 
 
@@ -37,15 +43,21 @@ def handle(args: argparse.Namespace) -> int:
                          f"choose one of: [{' '.join(containers)}]")
     ref = ProcessRef.from_json(record.get("process"))
     pidfd = ref.open_pidfd() if ref else None
-    if pidfd is None:
+    if ref is None or pidfd is None:
         raise StateError(f'cannot exec in a container that is not running: container "{name}" of pod "{args.name}"')
     from sandbox.errors import ContainerStartError
-    from sandbox.process.capabilities import DEFAULT_MASK
     from sandbox.process.exec import exec_in_container
+    from sandbox.process.request import Identity
 
+    tty = args.tty
+    if tty and args.stdin and not os.isatty(0):
+        # kubectl's words and behaviour: go on without a terminal.
+        print("Unable to use a TTY - input is not a terminal or the right kind of file", file=sys.stderr)
+        tty = False
     try:
         return exec_in_container(pidfd, command, list(record.get("env") or []), str(record.get("cwd") or "/"),
-                                 int(record.get("caps", DEFAULT_MASK)))
+                                 Identity.from_json(record.get("identity")), stdin=args.stdin, tty=tty,
+                                 main_pid=ref.pid)
     except ContainerStartError as e:
         # As a shell reports it: 127 for a command that is not there, 126 for one that cannot run.
         print(f"error: exec in container {name!r}: {e}", file=sys.stderr)

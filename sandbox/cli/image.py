@@ -21,6 +21,7 @@ def add_parser(verbs: Any) -> None:
     imp.add_argument("--cmd", default="", help="image CMD (a shell-quoted list)")
     imp.add_argument("--env", action="append", default=[], help="NAME=value (repeatable)")
     imp.add_argument("--workdir", default="", help="image WorkingDir")
+    imp.add_argument("--user", default="", help="image User (uid, name, uid:gid or name:group)")
     imp.set_defaults(handler=handle_import)
     tag = sub.add_parser("tag", help="give a stored image another name")
     tag.add_argument("source")
@@ -39,7 +40,7 @@ def handle_import(args: argparse.Namespace) -> int:
 
     image_name(args.reference, "image name", digest=False)
     config = ImageConfig(entrypoint=tuple(shlex.split(args.entrypoint)), cmd=tuple(shlex.split(args.cmd)),
-                         env=tuple(args.env), working_dir=args.workdir)
+                         env=tuple(args.env), working_dir=args.workdir, user=args.user)
     image = ImageStore(layout(args).images).import_directory(Path(args.directory), args.reference, config)
     print(f"{image.name} {image.digest}")
     return 0

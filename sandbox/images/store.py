@@ -28,6 +28,7 @@ class ImageConfig:
     env: tuple[str, ...] = ()  # "NAME=value"
     working_dir: str = ""
     stop_signal: str = ""
+    user: str = ""  # OCI config User: "", "uid", "name", "uid:gid", "name:group"
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> ImageConfig:
@@ -45,18 +46,20 @@ class ImageConfig:
             env=strings("Env"),
             working_dir=str(cfg.get("WorkingDir") or ""),
             stop_signal=str(cfg.get("StopSignal") or ""),
+            user=str(cfg.get("User") or ""),
         )
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "config": {
-                "Entrypoint": list(self.entrypoint) or None,
-                "Cmd": list(self.cmd) or None,
-                "Env": list(self.env),
-                "WorkingDir": self.working_dir,
-                "StopSignal": self.stop_signal or None,
-            }
+        config: dict[str, object] = {
+            "Entrypoint": list(self.entrypoint) or None,
+            "Cmd": list(self.cmd) or None,
+            "Env": list(self.env),
+            "WorkingDir": self.working_dir,
+            "StopSignal": self.stop_signal or None,
         }
+        if self.user:  # only when set: the digests of images without a User stay as they were
+            config["User"] = self.user
+        return {"config": config}
 
 
 @record

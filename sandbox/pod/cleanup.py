@@ -178,4 +178,6 @@ def clean_stale(pod_dir: PodDir, containers_root: Path, state: dict[str, Any] | 
             shutil.rmtree(layer, ignore_errors=True)
     volumes_dir = state.get("volumesDir")
     if isinstance(volumes_dir, str) and Path(volumes_dir).parent == containers_root.parent / "pods":
-        shutil.rmtree(volumes_dir, ignore_errors=True)
+        from sandbox.pod.volumes import remove_volumes
+
+        remove_volumes(Path(volumes_dir))  # unmounts the pod files' tmpfs first

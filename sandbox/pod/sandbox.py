@@ -6,6 +6,14 @@ user; security-reliability.md 1.10). Its mount namespace also holds the pod's /d
 each container attaches, so IPC through /dev/shm works across the pod without any mount in the
 host's namespace. The network namespace gets only `lo`, brought up by the native child: a pod
 without a pod network never imports pyroute2.
+
+The files a container can write (/etc/hosts, /etc/hostname, the termination-message files; and
+/etc/resolv.conf, bound read-only) live under the pod's directory on disk, `<lib>/pods/<uid>/files`
+(the kubelet's /var/lib/kubelet/pods/<uid>/etc-hosts and containers/<name>/<id>), on a small
+tmpfs of the pod's own mounted there: `size=` bounds what all its containers can write together
+(a container filling /etc/hosts fills 1 MiB, not the host's /run or /var/lib), with no loop device
+to set up or leak. It is mounted after the pod's record names the directory and unmounted with
+the pod's volumes (sandbox/pod/volumes.py), also when a dead runtime's pod is cleaned up.
 """
 
 from __future__ import annotations
@@ -13,7 +21,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sandbox.native import CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, SpawnRequest
+from sandbox.process.request import (
+    CLONE_NEWIPC,
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    CLONE_NEWPID,
+    CLONE_NEWUTS,
+    SpawnRequest,
+)
 from sandbox.process.spawner import ChildProcess, Spawner
 from sandbox.record import record
 from sandbox.rootfs.plan import ContainerFiles, pause_plan
@@ -39,11 +54,16 @@ def pause_binary() -> str:
     return os.path.join(os.path.dirname(sandbox.__file__), "_bin", "pause")
 
 
+POD_FILES_SIZE = "1m"  # the bound on everything the pod's containers can write to their pod files
+
+
 @record
 class SandboxDirs:
-    """Files of one pod under its state directory; all removed with it."""
+    """Files of one pod: `root` is its state directory (pause's root mountpoint), `files_root`
+    the bounded tmpfs under the pod's directory on disk (pod_files_root); both removed with it."""
 
     root: Path
+    files_root: Path
 
     @property
     def pause_root(self) -> Path:
@@ -52,10 +72,25 @@ class SandboxDirs:
     @property
     def files(self) -> ContainerFiles:
         return ContainerFiles(
-            hosts=str(self.root / "etc-hosts"),
-            hostname=str(self.root / "hostname"),
-            resolv_conf=str(self.root / "resolv.conf"),
+            hosts=str(self.files_root / "etc-hosts"),
+            hostname=str(self.files_root / "hostname"),
+            resolv_conf=str(self.files_root / "resolv.conf"),
         )
+
+
+def pod_files_root(pod_root: Path) -> Path:
+    """`<lib>/pods/<uid>/files`, given `<lib>/pods/<uid>` (volumes.volumes_root)."""
+    return pod_root / "files"
+
+
+def mount_pod_files(files_root: Path) -> None:
+    """The pod files' own tmpfs (nosuid,nodev,noexec, `size=` bounded); idempotent."""
+    from sandbox.native import mount_tmpfs
+    from sandbox.rootfs.plan import MS_NODEV, MS_NOEXEC, MS_NOSUID
+
+    files_root.mkdir(mode=0o755, parents=True, exist_ok=True)
+    if not os.path.ismount(files_root):
+        mount_tmpfs(str(files_root), MS_NOSUID | MS_NODEV | MS_NOEXEC, f"mode=755,size={POD_FILES_SIZE}")
 
 
 @record
@@ -69,7 +104,9 @@ class HostNamespaces:
 
 def write_pod_files(dirs: SandboxDirs, hostname: str, host: HostNamespaces) -> None:
     """/etc/hosts as the kubelet writes it, /etc/hostname as containerd does, and the host's
-    resolv.conf (dnsPolicy ClusterFirst with no cluster DNS falls back to the host's config)."""
+    resolv.conf (dnsPolicy ClusterFirst with no cluster DNS falls back to the host's config).
+    Call it once the pod's record names `dirs.files_root` (its tmpfs is mounted here)."""
+    mount_pod_files(dirs.files_root)
     files = dirs.files
     if host.network:
         Path(files.hosts).write_text(HOSTS_HEADER_HOST_NETWORK + _read("/etc/hosts"))
@@ -89,8 +126,10 @@ def _read(path: str) -> str:
         return ""
 
 
-def start_pause(spawner: Spawner, dirs: SandboxDirs, hostname: str, host: HostNamespaces) -> ChildProcess:
-    """Pause in new namespaces, except those the pod takes from the host."""
+def start_pause(spawner: Spawner, dirs: SandboxDirs, hostname: str, host: HostNamespaces,
+                sysctls: tuple[tuple[str, str], ...] = ()) -> ChildProcess:
+    """Pause in new namespaces, except those the pod takes from the host. `sysctls` (path under
+    /proc/sys, value) are written in the new namespaces before pause starts."""
     binary = os.open(pause_binary(), os.O_RDONLY | os.O_CLOEXEC)
     null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
     try:
@@ -101,6 +140,7 @@ def start_pause(spawner: Spawner, dirs: SandboxDirs, hostname: str, host: HostNa
             | (0 if host.ipc else CLONE_NEWIPC) | (0 if host.pid else CLONE_NEWPID),
             hostname=None if host.network else hostname,
             loopback_up=not host.network,
+            sysctls=sysctls,
             ops=pause_plan(str(dirs.pause_root)),
             pivot=True,
             readonly_root=True,

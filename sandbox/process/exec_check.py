@@ -2,7 +2,9 @@
 environment and working directory, as `sandbox exec`), driven as a non-blocking `Check`.
 
 The process is our child, watched through its pidfd; its stdout and stderr go to one pipe we
-read (capped), never to the container's log: hook and probe output is for events, not logs.
+read (capped), never to the container's log: hook and probe output is for events, not logs. It
+gets no host file descriptor: stdin is an empty pipe, and stage 2 marks every fd >= 3
+close-on-exec right before execve.
 Past the deadline it is killed (the kubelet's ExecProbeTimeout behaviour) and reaped.
 """
 
@@ -13,25 +15,23 @@ import selectors
 import signal
 
 from sandbox.errors import ContainerStartError
-from sandbox.native import CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, SpawnRequest
 from sandbox.probing.checks import Check
 from sandbox.probing.outcome import ERROR, FAILURE, SUCCESS, Outcome
-from sandbox.process import capabilities
+from sandbox.process.request import ALL_NAMESPACES, Identity, SpawnRequest
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from sandbox.process.spawner import ChildProcess, Spawner
 
 OUTPUT_LIMIT = 10 * 1024  # what the kubelet keeps of a probe's output
-ALL_NAMESPACES = CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID | CLONE_NEWNS
 
 
 class ExecCheck(Check):
     def __init__(self, spawner: Spawner, main_pidfd: int, argv: list[str], env: list[str], cwd: str,
-                 timeout: float, caps: int = capabilities.DEFAULT_MASK) -> None:
+                 timeout: float, identity: Identity | None = None) -> None:
         super().__init__(timeout)
         self.spawner, self.main_pidfd, self.argv, self.env, self.cwd = spawner, main_pidfd, argv, env, cwd
-        self.caps = caps
+        self.identity = identity or Identity()  # who the container's processes run as
         self.process: ChildProcess | None = None
         self.out_fd = -1
         self.output = bytearray()
@@ -41,10 +41,12 @@ class ExecCheck(Check):
             return Outcome(ERROR, "exec: no command")
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         os.set_blocking(write_fd, True)
-        null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+        # stdin: an empty pipe (end-of-file at once, as /dev/null) rather than a host file.
+        null, no_input = os.pipe2(os.O_CLOEXEC)
+        os.close(no_input)
         req = SpawnRequest(argv=self.argv, env=self.env, join_pidfd=self.main_pidfd, join_ns=ALL_NAMESPACES,
                            cwd=self.cwd, stdio=(null, write_fd, write_fd), stage_name="probe",
-                           caps=self.caps)
+                           **self.identity.request_fields())
         try:
             self.process = self.spawner.spawn(req)
         except ContainerStartError as e:

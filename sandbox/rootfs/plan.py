@@ -6,7 +6,12 @@ learners); native/mounts.c executes it in one loop. The op kinds and flags match
 
 Mount table as containerd's CRI spec has it (security-reliability.md 1.3): /proc, a /dev tmpfs with
 the standard device nodes bound one by one, /dev/pts, the pod's /dev/shm, /dev/mqueue, /sys
-read-only, plus the kubelet-managed /etc files.
+read-only, plus the kubelet-managed /etc files. Then containerd's masked and read-only paths (1.8),
+unless the container is privileged or asks for `procMount: Unmasked`.
+
+Every mount a container can write is nosuid,nodev (1.4): the overlay root, the /dev tmpfs (its
+device nodes are separate bind mounts of the host's nodes, so they still open), /dev/shm, volumes
+and the pod files. A node the container makes with its CAP_MKNOD then opens with EACCES.
 """
 
 from __future__ import annotations
@@ -14,6 +19,10 @@ from __future__ import annotations
 import enum
 
 from sandbox.record import record
+
+TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 class OpKind(enum.IntEnum):
@@ -23,6 +32,8 @@ class OpKind(enum.IntEnum):
     SYMLINK = 4  # create a symlink inside the new root
     MKDIR = 5  # create a directory inside the new root (flags = mode)
     POD_MOUNT = 6  # attach the pod's shared mount (pause's /shm tmpfs)
+    MASK = 7  # /dev/null over a file, an empty read-only tmpfs over a directory; skipped if missing
+    READONLY = 8  # bind on itself read-only, keeping nosuid/nodev/noexec; skipped if missing
 
 
 MS_RDONLY = 0x1
@@ -36,6 +47,13 @@ DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "
              ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"))
 POD_SHM_PATH = "/shm"  # where pause's mount namespace holds the pod's /dev/shm tmpfs
 SHM_OPTIONS = "mode=1777,size=65536k"
+
+# Kubernetes pkg/securitycontext defaultMaskedPaths / readonlyPaths (= containerd's and Docker's
+# defaults, without Docker's newer /proc/interrupts), inside the new root.
+MASKED_PATHS = ("proc/asound", "proc/acpi", "proc/kcore", "proc/keys", "proc/latency_stats",
+                "proc/timer_list", "proc/timer_stats", "proc/sched_debug", "proc/scsi",
+                "sys/firmware", "sys/devices/virtual/powercap")
+READONLY_PATHS = ("proc/bus", "proc/fs", "proc/irq", "proc/sys", "proc/sysrq-trigger")
 
 
 @record
@@ -60,6 +78,10 @@ class MountOp:
             return f"mkdir {where} (mode {self.flags:o})"
         if self.kind == OpKind.POD_MOUNT:
             return f"attach the pod's shared {POD_SHM_PATH} on {where}"
+        if self.kind == OpKind.MASK:
+            return f"mask {where}"
+        if self.kind == OpKind.READONLY:
+            return f"read-only {where}"
         return f"mount {self.fstype} on {where} ({_flag_names(self.flags)}{', ' + self.data if self.data else ''})"
 
 
@@ -80,13 +102,20 @@ def overlay_options(lower: str, upper: str, work: str) -> str:
 
 
 def container_plan(merged: str, lower: str, upper: str, work: str, files: ContainerFiles,
-                   *, pod_shm: bool = True) -> list[MountOp]:
-    """The image read-only below, a fresh writable layer above, then the special filesystems."""
+                   *, pod_shm: bool = True, masked: bool = True, sys_writable: bool = False,
+                   extra: Sequence[MountOp] = ()) -> list[MountOp]:
+    """The image read-only below, a fresh writable layer above, then the special filesystems.
+
+    `masked=False` drops the masked and read-only paths (`privileged`, `procMount: Unmasked`);
+    `sys_writable=True` mounts /sys read-write (`privileged`). A read-only root is not part of the
+    plan: SpawnRequest.readonly_root (its remount keeps nosuid,nodev). `extra` (volumes, the
+    termination-message file) goes last with the pod's /etc files, all ordered by the depth of
+    their target as containerd sorts mounts, so a volume at /etc is under /etc/hosts, not over it."""
     quiet = MS_NOSUID | MS_NODEV | MS_NOEXEC
     ops = [
-        MountOp(OpKind.ROOT, merged, "overlay", "overlay", 0, overlay_options(lower, upper, work)),
+        MountOp(OpKind.ROOT, merged, "overlay", "overlay", MS_NOSUID | MS_NODEV, overlay_options(lower, upper, work)),
         MountOp(OpKind.MOUNT, "proc", "proc", "proc", quiet),
-        MountOp(OpKind.MOUNT, "dev", "tmpfs", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k"),
+        MountOp(OpKind.MOUNT, "dev", "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV | MS_STRICTATIME, "mode=755,size=65536k"),
     ]
     ops += [MountOp(OpKind.BIND, f"dev/{node}", f"/dev/{node}") for node in DEVICE_NODES]
     ops.append(MountOp(OpKind.MOUNT, "dev/pts", "devpts", "devpts", MS_NOSUID | MS_NOEXEC,
@@ -94,16 +123,25 @@ def container_plan(merged: str, lower: str, upper: str, work: str, files: Contai
     if pod_shm:
         ops.append(MountOp(OpKind.POD_MOUNT, "dev/shm"))
     else:  # hostIPC: the host's /dev/shm, as with the host's IPC namespace
-        ops.append(MountOp(OpKind.BIND, "dev/shm", "/dev/shm"))
+        ops.append(MountOp(OpKind.BIND, "dev/shm", "/dev/shm", flags=MS_NOSUID | MS_NODEV))
     ops.append(MountOp(OpKind.MOUNT, "dev/mqueue", "mqueue", "mqueue", quiet))
     ops += [MountOp(OpKind.SYMLINK, f"dev/{name}", target) for name, target in DEV_LINKS]
-    ops.append(MountOp(OpKind.MOUNT, "sys", "sysfs", "sysfs", quiet | MS_RDONLY))
-    ops += [
-        MountOp(OpKind.BIND, "etc/hosts", files.hosts),
-        MountOp(OpKind.BIND, "etc/hostname", files.hostname),
+    ops.append(MountOp(OpKind.MOUNT, "sys", "sysfs", "sysfs", quiet | (0 if sys_writable else MS_RDONLY)))
+    if masked:
+        ops += [MountOp(OpKind.MASK, path) for path in MASKED_PATHS]
+        ops += [MountOp(OpKind.READONLY, path) for path in READONLY_PATHS]
+    late = [
+        MountOp(OpKind.BIND, "etc/hosts", files.hosts, flags=MS_NOSUID | MS_NODEV),
+        MountOp(OpKind.BIND, "etc/hostname", files.hostname, flags=MS_NOSUID | MS_NODEV),
         MountOp(OpKind.BIND, "etc/resolv.conf", files.resolv_conf, flags=MS_RDONLY | MS_NOSUID | MS_NODEV),
+        *extra,
     ]
-    return ops
+    return ops + sorted(late, key=_depth)  # stable: equal depths keep their order
+
+
+def _depth(op: MountOp) -> int:
+    """Path components of the target (containerd's sortMounts key)."""
+    return len([part for part in op.target.split("/") if part and part != "."])
 
 
 def pause_plan(root_dir: str) -> list[MountOp]:

@@ -87,8 +87,13 @@ _NETWORK = "the pod network"
 _VOLUMES = "volumes and configuration"
 _CGROUPS = "resource requests and limits are not enforced until cgroups are supported"
 _WINDOWS = inert("applies to Windows nodes only")
-_SECCOMP = refused("seccomp profiles other than Unconfined", _profile_unconfined, planned=_BOUNDARY)
+# RuntimeDefault is what a container naming no profile gets (stricter than the kubelet's
+# Unconfined); Localhost profiles are read from <lib>/seccomp (sandbox/security/seccomp.py).
+_SECCOMP = honoured("RuntimeDefault for every container that names no profile; Localhost from <lib>/seccomp")
+_SECCOMP_ANNOTATION = refused("seccomp profiles named by the deprecated annotations (set "
+                              "securityContext.seccompProfile instead)", _profile_unconfined)
 _APPARMOR = refused("apparmor", _profile_unconfined)  # reason computed per host: `_reason`
+_SELINUX = refused("SELinux labels: sandbox applies no SELinux contexts")
 
 _CONTAINER: dict[str, Rule] = {
     "name": H, "image": H, "command": H, "args": H, "workingDir": H, "env": H,
@@ -200,40 +205,40 @@ TABLE: dict[str, dict[str, Rule]] = {
     "Lifecycle": {"postStart": H, "preStop": H, "stopSignal": H},
     "SecurityContext": {
         "capabilities": H,
-        "privileged": refused("privileged containers", _is(False), planned=_BOUNDARY),
-        "seLinuxOptions": refused("SELinux labels", planned=_BOUNDARY),
+        "privileged": H,
+        "seLinuxOptions": _SELINUX,
         "windowsOptions": H,
-        "runAsUser": refused("running as another user", planned=_BOUNDARY),
-        "runAsGroup": refused("running as another group", planned=_BOUNDARY),
-        "runAsNonRoot": refused("the non-root check", _is(False), planned=_BOUNDARY),
-        "readOnlyRootFilesystem": refused("read-only root filesystems", _is(False), planned=_BOUNDARY),
+        "runAsUser": H, "runAsGroup": H, "runAsNonRoot": H, "readOnlyRootFilesystem": H,
         # Without no_new_privs a process may gain privileges through setuid binaries: `true` (the
         # Kubernetes default) is what every container gets.
-        "allowPrivilegeEscalation": refused("no_new_privs", _is(True), planned=_BOUNDARY),
-        "procMount": refused("masked /proc paths", planned=_BOUNDARY),
+        # no_new_privs is on unless `true` (or privileged): containerd's default, stricter than the kubelet's
+        "allowPrivilegeEscalation": H,
+        # Default is the masked and read-only /proc every container gets; Kubernetes allows
+        # Unmasked only in a user namespace (hostUsers: false), which sandbox does not make yet.
+        "procMount": refused("procMount Unmasked needs a user namespace (hostUsers: false)", _is("Default")),
         "seccompProfile": _SECCOMP,
         "appArmorProfile": _APPARMOR,
         "cgroupOptions": refused("cgroups are not supported yet"),
     },
     "Capabilities": {"add": H, "drop": H},
+    "SecurityProfile": {"type": H, "localhostProfile": H},  # seccompProfile's (appArmorProfile is a leaf)
+    "Sysctl": {"name": H, "value": H},
     "WindowsSecurityContextOptions": {
         "gmsaCredentialSpecName": _WINDOWS, "gmsaCredentialSpec": _WINDOWS, "runAsUserName": _WINDOWS,
         "hostProcess": refused("host process containers run on Windows nodes only", _is(False)),
     },
     "PodSecurityContext": {
-        "seLinuxOptions": refused("SELinux labels", planned=_BOUNDARY),
+        "seLinuxOptions": _SELINUX,
         "windowsOptions": H,
-        "runAsUser": refused("running as another user", planned=_BOUNDARY),
-        "runAsGroup": refused("running as another group", planned=_BOUNDARY),
-        "runAsNonRoot": refused("the non-root check", _is(False), planned=_BOUNDARY),
-        "supplementalGroups": refused("supplemental groups", planned=_BOUNDARY),
-        "supplementalGroupsPolicy": refused("supplemental groups", planned=_BOUNDARY),
-        "fsGroup": refused("fsGroup ownership of volumes", planned=_BOUNDARY),
-        "fsGroupChangePolicy": refused("fsGroup ownership of volumes", planned=_BOUNDARY),
-        "sysctls": refused("sysctls", planned=_BOUNDARY),
+        "runAsUser": H, "runAsGroup": H, "runAsNonRoot": H, "supplementalGroups": H,
+        "supplementalGroupsPolicy": H,
+        "fsGroup": H,  # a supplementary group of every process, and the group of every emptyDir
+        "fsGroupChangePolicy": H,  # both policies give a fresh emptyDir the same ownership
+        # namespaced sysctls of a namespace the pod owns (spec/sysctls.py); others are invalid
+        "sysctls": honoured("namespaced sysctls of the pod's own network and IPC namespaces"),
         "seccompProfile": _SECCOMP,
         "appArmorProfile": _APPARMOR,
-        "seLinuxChangePolicy": refused("SELinux labels", planned=_BOUNDARY),
+        "seLinuxChangePolicy": _SELINUX,
     },
     "Volume": {
         "name": H, "emptyDir": H,
@@ -359,7 +364,7 @@ def _annotations(pod: Pod, prefix: str, found: Findings) -> None:
         if key.startswith(_APPARMOR_PREFIX) and value != "unconfined":
             found.errors.append(FieldError(where, f"Forbidden: {_reason(_APPARMOR)}"))
         elif key.startswith(_SECCOMP_KEYS) and value != "unconfined":
-            found.errors.append(FieldError(where, f"Forbidden: {_reason(_SECCOMP)}"))
+            found.errors.append(FieldError(where, f"Forbidden: {_reason(_SECCOMP_ANNOTATION)}"))
 
 
 def reachable_types(start: tuple[str, ...] = ("Pod", "ConfigMap", "Secret")) -> dict[str, set[str]]:

@@ -321,6 +321,10 @@ def validate_pod_spec(errs: Errors, spec: PodSpec, path: str) -> None:
     _labels(errs, f"{path}.nodeSelector", spec.node_selector)
     if spec.security_context is not None:
         _pod_security(errs, spec.security_context, f"{path}.securityContext")
+        if spec.security_context.sysctls:
+            from sandbox.spec import sysctls
+
+            errs += sysctls.check(spec, f"{path}.securityContext")
     for i, alias in enumerate(spec.host_aliases):
         if not _is_ip(alias.ip):
             errs.invalid(f"{path}.hostAliases[{i}].ip", alias.ip, "must be valid IP address")
@@ -409,7 +413,7 @@ def _container(errs: Errors, c: Container, path: str, spec: PodSpec, volumes: se
     _ports(errs, c.ports, f"{path}.ports", spec.host_network)
     _env(errs, c.env, f"{path}.env")
     _env_from(errs, c.env_from, f"{path}.envFrom")
-    _mounts(errs, c.volume_mounts, f"{path}.volumeMounts", volumes, c.security_context)
+    _mounts(errs, c.volume_mounts, f"{path}.volumeMounts", volumes, c.security_context, c.termination_message_path)
     if c.resources is not None:
         _resources(errs, c.resources, f"{path}.resources")
     if c.security_context is not None:
@@ -549,8 +553,32 @@ def _env_from(errs: Errors, sources: tuple[EnvFromSource, ...], path: str) -> No
                 dns_subdomain(errs, f"{spath}.{key}.name", ref.name)
 
 
+# The runtime's own filesystems (security-reliability.md 1.9: runc's checkProcMount) and the files it
+# binds into every container: a volume there would hide or replace them.
+RUNTIME_FILESYSTEMS = ("/proc", "/sys", "/dev")
+RUNTIME_FILES = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/dev/shm")
+
+
+def _runtime_mount_problem(mount_path: str, termination_path: str) -> str | None:
+    """Why a volume cannot be mounted at `mount_path` (relative ones get a "/", as the kubelet
+    does), or None."""
+    import posixpath
+
+    def absolute(path: str) -> str:  # "//x" stays "//x" to normpath (POSIX): one leading "/" here
+        return "/" + posixpath.normpath("/" + path).lstrip("/")
+
+    target = absolute(mount_path)
+    for top in RUNTIME_FILESYSTEMS:
+        if target == top or target.startswith(top + "/"):
+            return f"must not be {top} or under it: the container runtime mounts its own {top} there"
+    if target in RUNTIME_FILES or (termination_path and target == absolute(termination_path)):
+        return "must not be a file the container runtime mounts (the pod's /etc files, /dev/shm, " \
+               "the termination message path)"
+    return None
+
+
 def _mounts(errs: Errors, mounts: tuple[VolumeMount, ...], path: str, volumes: set[str],
-            security: SecurityContext | None) -> None:
+            security: SecurityContext | None, termination_path: str = "") -> None:
     paths: set[str] = set()
     for i, mount in enumerate(mounts):
         mpath = f"{path}[{i}]"
@@ -562,6 +590,8 @@ def _mounts(errs: Errors, mounts: tuple[VolumeMount, ...], path: str, volumes: s
             errs.required(f"{mpath}.mountPath")
         elif mount.mount_path in paths:
             errs.invalid(f"{mpath}.mountPath", mount.mount_path, "must be unique")
+        elif (problem := _runtime_mount_problem(mount.mount_path, termination_path)) is not None:
+            errs.invalid(f"{mpath}.mountPath", mount.mount_path, problem)
         paths.add(mount.mount_path)
         if mount.sub_path:
             relative_path(errs, f"{mpath}.subPath", mount.sub_path)
@@ -687,6 +717,13 @@ def _profile(errs: Errors, profile: SecurityProfile | None, path: str) -> None:
                      "can only be set when profile type is \"Localhost\"")
 
 
+def _seccomp_profile(errs: Errors, profile: SecurityProfile | None, path: str) -> None:
+    """A seccomp Localhost profile is a path below the kubelet's seccomp directory."""
+    _profile(errs, profile, path)
+    if profile is not None and profile.type == "Localhost" and profile.localhost_profile:
+        relative_path(errs, f"{path}.localhostProfile", profile.localhost_profile)
+
+
 def _ids(errs: Errors, path: str, pairs: tuple[tuple[str, int | None], ...]) -> None:
     for key, value in pairs:
         in_range(errs, f"{path}.{key}", value, 0, _INT32_MAX)
@@ -695,10 +732,16 @@ def _ids(errs: Errors, path: str, pairs: tuple[tuple[str, int | None], ...]) -> 
 def _container_security(errs: Errors, sc: SecurityContext, path: str) -> None:
     _ids(errs, path, (("runAsUser", sc.run_as_user), ("runAsGroup", sc.run_as_group)))
     errs.enum(f"{path}.procMount", sc.proc_mount, PROC_MOUNTS)
-    _profile(errs, sc.seccomp_profile, f"{path}.seccompProfile")
+    _seccomp_profile(errs, sc.seccomp_profile, f"{path}.seccompProfile")
     _profile(errs, sc.app_armor_profile, f"{path}.appArmorProfile")
-    if sc.privileged and sc.allow_privilege_escalation is False:
-        errs.invalid(path, "", "cannot set `allowPrivilegeEscalation` to false and `privileged` to true")
+    if sc.allow_privilege_escalation is False:
+        # The API server's rule, to the letter: only the spelling `CAP_SYS_ADMIN` is refused
+        # (ValidateSecurityContext compares the string), so `SYS_ADMIN` passes it as it does there.
+        if sc.privileged:
+            errs.invalid(path, "", "cannot set `allowPrivilegeEscalation` to false and `privileged` to true")
+        if sc.capabilities is not None and "CAP_SYS_ADMIN" in sc.capabilities.add:
+            errs.invalid(path, "", "cannot set `allowPrivilegeEscalation` to false and `capabilities.Add` "
+                         "CAP_SYS_ADMIN")
 
 
 def _pod_security(errs: Errors, sc: PodSecurityContext, path: str) -> None:
@@ -707,7 +750,7 @@ def _pod_security(errs: Errors, sc: PodSecurityContext, path: str) -> None:
         in_range(errs, f"{path}.supplementalGroups[{i}]", group, 0, _INT32_MAX)
     errs.enum(f"{path}.supplementalGroupsPolicy", sc.supplemental_groups_policy, ("Merge", "Strict"))
     errs.enum(f"{path}.fsGroupChangePolicy", sc.fs_group_change_policy, ("OnRootMismatch", "Always"))
-    _profile(errs, sc.seccomp_profile, f"{path}.seccompProfile")
+    _seccomp_profile(errs, sc.seccomp_profile, f"{path}.seccompProfile")
     _profile(errs, sc.app_armor_profile, f"{path}.appArmorProfile")
 
 

@@ -18,8 +18,9 @@ from sandbox.errors import ContainerStartError
 from sandbox.log import get_logger
 from sandbox.logs.stream import ContainerLog, prune_instances
 from sandbox.pod import volumes
-from sandbox.process import capabilities, launch
+from sandbox.process import confinement, launch
 from sandbox.process.leftovers import command_of, kill_in_mount_ns, processes_in_mount_ns
+from sandbox.process.request import Identity
 from sandbox.record import field, record, replace
 from sandbox.rootfs.layers import ContainerLayer
 from sandbox.rootfs.plan import MountOp, OpKind
@@ -75,6 +76,7 @@ class Slot:
     message_file: Path | None = None
     started_at: float = 0.0  # wall clock of the current instance's exec
     log_path: Path | None = None
+    identity: Identity = field(default_factory=Identity)  # the current instance's
 
     @property
     def name(self) -> str:
@@ -186,16 +188,19 @@ class ContainerLifecycle:
         slot.env = launch.container_env(slot.spec, slot.image, ctx.hostname, ctx.pod)
         slot.argv = launch.resolve_argv(slot.spec, slot.image, slot.env)
         stdout, stderr = clog.stdio
-        req = launch.container_request(
-            slot.spec, slot.image, layer, ctx.dirs.files, pause_pidfd=ctx.pause_pidfd,
-            share_pid=ctx.shared_pid,
-            host_ipc=bool(ctx.pod.spec.host_ipc), argv=slot.argv, env=slot.env,
-            stdout=stdout, stderr=stderr, stdin=ctx.devnull)
-        req.ops.extend(volumes.mount_ops(slot.spec, ctx.volume_paths))
+        ident = launch.identity(ctx.pod, slot.spec, slot.image)
+        # exec, probes and hooks load the same compiled filter: the identity names its file
+        slot.identity = replace(ident, seccomp=confinement.seccomp_filter(ctx.pod, slot.spec, ident.caps,
+                                                                           ctx.layout.lib))
         # The kubelet's termination-message file, bound at terminationMessagePath (reference 5.6).
-        slot.message_file = prepare_message_file(ctx.dirs.root, slot.name)
+        slot.message_file = prepare_message_file(ctx.dirs.files_root, slot.name)
         target = (slot.spec.termination_message_path or "/dev/termination-log").lstrip("/")
-        req.ops.append(MountOp(OpKind.BIND, target, str(slot.message_file)))
+        extra_ops = [*volumes.mount_ops(slot.spec, ctx.volume_paths),
+                     MountOp(OpKind.BIND, target, str(slot.message_file))]
+        req = launch.container_request(
+            ctx.pod, slot.spec, slot.image, layer, ctx.dirs.files, slot.identity, pause_pidfd=ctx.pause_pidfd,
+            share_pid=ctx.shared_pid, argv=slot.argv, env=slot.env,
+            stdout=stdout, stderr=stderr, stdin=ctx.devnull, extra_ops=extra_ops)
 
         # Stage 2 already sits in the container's new mount namespace while it waits: pin it now,
         # before a short-lived main process can exit and take /proc/PID/ns with it. The open fd
@@ -220,7 +225,7 @@ class ContainerLifecycle:
         assert slot.process is not None
         ports = {p.name: p.container_port for p in slot.spec.ports if p.name}
         return CheckContext(self.ctx.spawner, slot.process.pidfd, self.ctx.pause_pidfd, tuple(slot.env),
-                            launch.working_dir(slot.spec, slot.image), ports, capabilities.for_container(slot.spec))
+                            launch.working_dir(slot.spec, slot.image), ports, slot.identity)
 
     def _post_start_done(self, slot: Slot, outcome: Any) -> None:
         slot.hook = None

@@ -24,8 +24,8 @@ from sandbox.log import get_logger
 from sandbox.logs.stream import ContainerLog, Terminal
 from sandbox.paths import RootLayout
 from sandbox.pod import volumes
-from sandbox.pod.sandbox import HostNamespaces, SandboxDirs, start_pause, write_pod_files
-from sandbox.process import capabilities, launch
+from sandbox.pod.sandbox import HostNamespaces, SandboxDirs, pod_files_root, start_pause, write_pod_files
+from sandbox.process import launch
 from sandbox.process.spawner import ChildProcess, Spawner
 from sandbox.record import replace
 from sandbox.spec.model import Container, Pod
@@ -73,7 +73,7 @@ class PodSupervisor:
         self.hostname = launch.pod_hostname(pod)
         self.host = HostNamespaces(network=bool(pod.spec.host_network), pid=bool(pod.spec.host_pid),
                                    ipc=bool(pod.spec.host_ipc))
-        self.dirs = SandboxDirs(state_dir)
+        self.dirs = SandboxDirs(state_dir, pod_files_root(volumes.volumes_root(layout.lib, uid)))
         self.log_dir = layout.pod_log_dir(self.namespace, self.name, uid)
         self.backoff = CrashLoopBackOff(backoff)
         self.probe_scale = probe_scale
@@ -174,8 +174,8 @@ class PodSupervisor:
 
     def _start_sandbox(self) -> None:
         self.ctx.devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
-        write_pod_files(self.dirs, self.hostname, self.host)
         self._save()  # intent first: a crash from here on leaves a record to clean up after
+        write_pod_files(self.dirs, self.hostname, self.host)  # mounts under volumesDir
         self.ctx.volume_paths = volumes.create_volumes(self.pod, self.volumes_root)
         self._start_pause()
         deadline = self.pod.spec.active_deadline_seconds
@@ -184,7 +184,7 @@ class PodSupervisor:
         self._save()
 
     def _start_pause(self) -> None:
-        self.pause = start_pause(self.spawner, self.dirs, self.hostname, self.host)
+        self.pause = start_pause(self.spawner, self.dirs, self.hostname, self.host, launch.pod_sysctls(self.pod))
         self.pause_ref = ProcessRef.of(self.pause.pid)
         self.ctx.pause_pidfd = self.pause.pidfd
         self.selector.register(self.pause.pidfd, selectors.EVENT_READ, ("pause", None))
@@ -482,7 +482,8 @@ class PodSupervisor:
             "process": slot.ref.to_json() if running and slot.ref else None,
             "env": slot.env,
             "cwd": launch.working_dir(slot.spec, slot.image),
-            "caps": capabilities.for_container(slot.spec),  # what `sandbox exec` keeps
+            "caps": slot.identity.caps,
+            "identity": slot.identity.to_json(),  # what `sandbox exec` runs as
             "image": slot.image.name,
             "layer": str(slot.layer.path) if slot.layer else None,
         }

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from sandbox.probing.worker import Verdict
+    from sandbox.process.request import Identity
     from sandbox.process.spawner import Spawner
     from sandbox.spec.model import Container, Probe
     from sandbox.supervisor.checks import CheckRun, CheckRunner
@@ -39,7 +40,7 @@ class CheckContext:
     env: tuple[str, ...]  # "NAME=value", the container's environment
     cwd: str
     ports: Any  # Mapping[str, int]: named container ports
-    caps: int  # the capability mask the container's processes keep
+    identity: Identity  # who the container's processes run as (user, groups, capabilities...)
 
 
 class ImmediateCheck(Check):
@@ -64,7 +65,7 @@ def checks_for(handler: Any, ctx: CheckContext, timeout: float, *, hook: bool,
         from sandbox.process.exec_check import ExecCheck
 
         argv = command if command is not None else list(handler.exec.command)
-        return ExecCheck(ctx.spawner, ctx.main_pidfd, argv, list(ctx.env), ctx.cwd, timeout, ctx.caps)
+        return ExecCheck(ctx.spawner, ctx.main_pidfd, argv, list(ctx.env), ctx.cwd, timeout, ctx.identity)
     if getattr(handler, "sleep", None) is not None:
         return SleepCheck(float(handler.sleep.seconds))
     if getattr(handler, "http_get", None) is not None:

@@ -30,14 +30,13 @@ def cap_eff(text: str) -> int:
     return int(line.split()[1], 16)
 
 
-def test_run_as_user_is_refused_before_anything_starts(sbx: Sandbox) -> None:
-    path = pod(sbx, "uid", "[id]", "    securityContext: {runAsUser: 1000, runAsNonRoot: true}\n")
+def test_a_refused_field_stops_everything_before_anything_starts(sbx: Sandbox) -> None:
+    path = pod(sbx, "selinux", "[id]", "    securityContext: {seLinuxOptions: {type: spc_t}}\n")
     for verb in ("validate", "run"):
         result = sbx.run(verb, path)
         assert result.returncode == 2, result
-        assert f"{path}: spec.containers[0].securityContext.runAsUser: Forbidden: not supported by sandbox yet" \
-            in result.stderr
-        assert "securityContext.runAsNonRoot" in result.stderr
+        assert f"{path}: spec.containers[0].securityContext.seLinuxOptions: Forbidden: not supported by sandbox " \
+            "yet: SELinux labels" in result.stderr
     assert not (sbx.root / "run" / "pods").exists() or not list((sbx.root / "run" / "pods").iterdir())
     assert not list(sbx.root.glob("log/pods/*")), "a refused pod wrote logs"
 

@@ -142,7 +142,7 @@ spec:
 """)
     result = sbx.run("run", str(manifest))
     assert result.returncode == 1
-    assert "must be mounted on ordinary directory or file 'proc'" in result.stderr
+    assert "must be mounted on ordinary directory '/proc'" in result.stderr
 
 
 def test_containers_get_the_default_capability_set(sbx: Sandbox) -> None:

@@ -94,12 +94,7 @@ def test_a_plain_pod_has_nothing_to_say() -> None:
 
 
 @pytest.mark.parametrize(("container", "path"), [
-    ("securityContext: {runAsUser: 1000, runAsNonRoot: true}", "securityContext.runAsUser"),
-    ("securityContext: {privileged: true}", "securityContext.privileged"),
-    ("securityContext: {readOnlyRootFilesystem: true}", "securityContext.readOnlyRootFilesystem"),
-    ("securityContext: {allowPrivilegeEscalation: false}", "securityContext.allowPrivilegeEscalation"),
-    ("securityContext: {seccompProfile: {type: RuntimeDefault}}", "securityContext.seccompProfile"),
-    ("securityContext: {procMount: Default}", "securityContext.procMount"),
+    ("securityContext: {procMount: Unmasked}", "securityContext.procMount"),
     ("ports: [{containerPort: 80, hostPort: 8080}]", "ports[0].hostPort"),
     ("stdin: true", "stdin"),
     ("tty: true", "tty"),
@@ -116,16 +111,22 @@ def test_container_fields_are_refused_with_their_path(container: str, path: str)
     assert any(e.startswith(f"spec.containers[0].{path}: Forbidden: ") for e in errors), errors
 
 
-def test_both_fields_of_run_as_user_and_non_root_are_named() -> None:
-    errors = refusals(container="securityContext: {runAsUser: 1000, runAsNonRoot: true}")
-    assert [e.split(":")[0] for e in errors] == ["spec.containers[0].securityContext.runAsUser",
-                                                 "spec.containers[0].securityContext.runAsNonRoot"]
-    assert all("not supported by sandbox yet" in e for e in errors)
+def test_selinux_options_are_refused_at_both_levels_with_the_reason() -> None:
+    errors = refusals("securityContext: {seLinuxOptions: {level: 's0:c1'}}",
+                      container="securityContext: {seLinuxOptions: {type: spc_t}}")
+    assert sorted(e.split(":")[0] for e in errors) == ["spec.containers[0].securityContext.seLinuxOptions",
+                                                       "spec.securityContext.seLinuxOptions"]
+    assert all("SELinux labels: sandbox applies no SELinux contexts" in e for e in errors)
 
 
 @pytest.mark.parametrize("container", [
     "securityContext: {privileged: false, runAsNonRoot: false, readOnlyRootFilesystem: false}",
+    "securityContext: {runAsUser: 1000, runAsGroup: 3000, runAsNonRoot: true, readOnlyRootFilesystem: true}",
+    "securityContext: {privileged: true, allowPrivilegeEscalation: true}",
+    "securityContext: {allowPrivilegeEscalation: false}",
     "securityContext: {allowPrivilegeEscalation: true, seccompProfile: {type: Unconfined}}",
+    "securityContext: {seccompProfile: {type: RuntimeDefault}}",
+    "securityContext: {seccompProfile: {type: Localhost, localhostProfile: profiles/audit.json}}",
     "securityContext: {capabilities: {add: [NET_ADMIN], drop: [ALL]}}",
     "ports: [{containerPort: 80, name: http}]",
     "stdin: false\ntty: false",
@@ -134,9 +135,14 @@ def test_values_every_container_gets_are_honoured(container: str) -> None:
     assert refusals(container=container) == []
 
 
+def test_pod_security_context_credentials_and_sysctls_are_honoured() -> None:
+    spec = ("securityContext: {runAsUser: 1000, runAsGroup: 3000, runAsNonRoot: true, supplementalGroups: [4000], "
+            "supplementalGroupsPolicy: Strict, fsGroup: 2000, fsGroupChangePolicy: OnRootMismatch, "
+            "sysctls: [{name: net.core.somaxconn, value: '1024'}]}")
+    assert refusals(spec) == []
+
+
 @pytest.mark.parametrize(("spec", "path"), [
-    ("securityContext: {runAsUser: 1000}", "spec.securityContext.runAsUser"),
-    ("securityContext: {sysctls: [{name: net.core.somaxconn, value: '1024'}]}", "spec.securityContext.sysctls"),
     ("hostAliases: [{ip: 10.0.0.1, hostnames: [a]}]", "spec.hostAliases"),
     ("dnsPolicy: None\ndnsConfig: {nameservers: [1.1.1.1]}", "spec.dnsPolicy"),
     ("volumes: [{name: h, hostPath: {path: /etc}}]", "spec.volumes[0].hostPath"),

@@ -13,10 +13,10 @@ PURE = ["sandbox/status.py", "sandbox/supervisor/policy.py", "sandbox/supervisor
         "sandbox/rootfs/plan.py", "sandbox/logs/cri.py", "sandbox/spec/expand.py", "sandbox/record.py",
         "sandbox/images/reference.py", "sandbox/events.py", "sandbox/supervisor/snapshot.py",
         "sandbox/probing/worker.py", "sandbox/probing/outcome.py", "sandbox/process/capabilities.py",
-        "sandbox/logs/rotation.py"]
+        "sandbox/logs/rotation.py", "sandbox/process/request.py", "sandbox/spec/sysctls.py"]
 MECHANISM = ["sandbox/native.py", "sandbox/images/store.py", "sandbox/rootfs/layers.py", "sandbox/state",
              "sandbox/logs/stream.py", "sandbox/logs/reader.py", "sandbox/process/spawner.py",
-             "sandbox/process/leftovers.py", "sandbox/netns.py", "sandbox/probing"]
+             "sandbox/process/leftovers.py", "sandbox/netns.py", "sandbox/probing", "sandbox/security"]
 THIRD_PARTY = {"yaml", "cffi", "pyroute2", "prctl", "psutil"}
 
 
@@ -66,3 +66,15 @@ def test_yaml_only_in_the_loader() -> None:
     users = {p.relative_to(PACKAGE.parent).as_posix() for p in PACKAGE.rglob("*.py")
              if any(n.split(".")[0] == "yaml" for n in imports_of(p))}
     assert users <= {"sandbox/spec/load.py"}, users
+
+
+def test_only_native_imports_the_compiled_core() -> None:
+    users = {p.relative_to(PACKAGE.parent).as_posix() for p in PACKAGE.rglob("*.py")
+             if any(n == "sandbox._native" or n.startswith("sandbox._native.") for n in imports_of(p))}
+    assert users <= {"sandbox/native.py"}, users
+
+
+def test_cffi_only_in_the_native_layer_and_the_libseccomp_binding() -> None:
+    users = {p.relative_to(PACKAGE.parent).as_posix() for p in PACKAGE.rglob("*.py")
+             if any(n.split(".")[0] == "cffi" for n in imports_of(p))}
+    assert users <= {"sandbox/native.py", "sandbox/security/_libseccomp.py"}, users
