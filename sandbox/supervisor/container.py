@@ -360,6 +360,13 @@ class ContainerLifecycle:
                                                info.exit_code, slot.log_path)
             spec = ctx.pod.spec
             message = limit_for_pod(message, len(spec.containers) + len(spec.init_containers))
+            # Read once into the status: removing the file keeps a long crash loop from filling the
+            # pod's bounded files tmpfs with one file per instance.
+            try:
+                slot.message_file.unlink()
+            except OSError as e:
+                log.warning("pod %s/%s: cannot remove %s: %s", ctx.namespace, ctx.name, slot.message_file, e)
+            slot.message_file = None
         term = st.Terminated(info.exit_code, st.terminated_reason(info.exit_code), slot.started_at, ctx.wall(),
                              message=message, container_id=slot.status.container_id)
         slot.status = replace(slot.status, state=term, ready=False, started=False)

@@ -143,3 +143,25 @@ def test_crash_loop_shows_waiting_reason_and_message(sbx: Sandbox) -> None:
     started = time.monotonic()
     sbx.stop(proc)
     assert time.monotonic() - started < 3  # a pending restart is cancelled, not waited for
+
+
+def test_a_crash_loop_keeps_one_termination_message_file(sbx: Sandbox) -> None:
+    """Each instance's termination-message file is read into its status when it exits and then
+    removed: the pod's bounded files tmpfs never fills up, however long the loop runs, and every
+    instance still reports its own message."""
+    script = f"{COUNTER}; echo \"message $n\" > /dev/termination-log; exit 3"
+    proc = sbx.start(sbx.manifest(pod("messages", "Always", script)),
+                     "--backoff-initial", "10ms", "--backoff-max", "20ms")
+
+    def many_restarts() -> dict | None:
+        s = sbx.state("messages")
+        cs = s and s["status"]["containerStatuses"][0]
+        return s if cs and cs["restartCount"] >= 20 else None
+
+    state = sbx.wait_for(many_restarts, timeout=30, message="twenty restarts")
+    (directory,) = (sbx.root / "lib" / "pods").glob("*/files/containers/main")
+    files = list(directory.iterdir())
+    assert len(files) <= 1, files  # the running instance's, if one runs right now
+    last = state["status"]["containerStatuses"][0]["lastState"]["terminated"]
+    assert last["exitCode"] == 3 and last["message"].startswith("message ")
+    sbx.stop(proc)
