@@ -36,6 +36,7 @@ test: install
 	$(PY) -m pytest tests/unit -q -x
 	$(PY) -m pytest tests/integration -q
 	$(PY) -m pytest tests/security -q
+	$(PY) -m pytest tests/cgroups -q
 
 unit: $(STAMPS)/venv
 	$(PY) -m pytest tests/unit -q

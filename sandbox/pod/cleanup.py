@@ -7,21 +7,18 @@ which replaces it), as the kubelet keeps a terminated pod's status and logs unti
 deleted.
 
 A runtime that is killed (or crashes, or the machine reboots) leaves a record that never says
-ended. Everything a runtime creates is recorded in its state file before it is created, so
-finishing its tear-down needs nothing else: kill the recorded processes (pid + start time, never by
-name), remove the recorded writable layers and volumes, then the record. Every step tolerates what
-is already gone. Every removal here runs under the pod's lock.
+ended. Everything a runtime creates is recorded in its tear-down registry (pod/teardown.py, a
+journal in its state directory) before it is created, so finishing its tear-down needs nothing
+else: undo what the journal records, newest first, then remove the record. Every step tolerates
+what is already gone. Every removal here runs under the pod's lock.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 from pathlib import Path
 
 from sandbox.log import get_logger
-from sandbox.state.proc import ProcessRef
 from sandbox.state.store import LOCK_FILE, STATE_FILE, PodDir, PodLock
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
@@ -29,26 +26,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 log = get_logger(__name__)
-
-
-def recorded_processes(state: dict[str, Any]) -> list[ProcessRef]:
-    refs = [ProcessRef.from_json(c.get("process")) for c in (state.get("containers") or {}).values()
-            if isinstance(c, dict)]
-    refs.append(ProcessRef.from_json(state.get("pause")))
-    return [r for r in refs if r is not None]
-
-
-def kill_recorded(state: dict[str, Any]) -> None:
-    for ref in recorded_processes(state):
-        fd = ref.open_pidfd()
-        if fd is None:
-            continue
-        try:
-            signal.pidfd_send_signal(fd, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        finally:
-            os.close(fd)
 
 
 def _empty_pod_dir(pod_dir: PodDir, keep: tuple[str, ...]) -> None:
@@ -109,7 +86,7 @@ def clear_record(pod_dir: PodDir, containers_root: Path, logs_root: Path | None)
     if is_ended(state):
         _empty_pod_dir(pod_dir, keep=(LOCK_FILE,))
     else:
-        clean_stale(pod_dir, containers_root, state)
+        clean_stale(pod_dir, containers_root)
     if logs_root is not None:
         remove_logs(state, logs_root)
     return state
@@ -161,23 +138,12 @@ def delete_record(pod_dir: PodDir, containers_root: Path, logs_root: Path, uid: 
     return True
 
 
-def clean_stale(pod_dir: PodDir, containers_root: Path, state: dict[str, Any] | None = None) -> None:
-    """Tear down what a dead runtime left (its processes, files, layers and volumes), keeping the
-    lock, which the caller holds."""
-    if state is None:
-        try:
-            state = pod_dir.read()
-        except Exception:  # noqa: BLE001 - unreadable state still gets its directory removed
-            state = {}
-    log.warning("cleaning up after a runtime that did not finish: %s", pod_dir.path)
-    kill_recorded(state)
-    _empty_pod_dir(pod_dir, keep=(LOCK_FILE,))
-    for record in (state.get("containers") or {}).values():
-        layer = record.get("layer") if isinstance(record, dict) else None
-        if layer and Path(layer).parent == containers_root:
-            shutil.rmtree(layer, ignore_errors=True)
-    volumes_dir = state.get("volumesDir")
-    if isinstance(volumes_dir, str) and Path(volumes_dir).parent == containers_root.parent / "pods":
-        from sandbox.pod.volumes import remove_volumes
+def clean_stale(pod_dir: PodDir, containers_root: Path) -> None:
+    """Tear down what a dead runtime left, through the one tear-down (pod/teardown.py) over the
+    objects its registry recorded (processes, mounts, layers, volumes, in reverse), then empty
+    its state directory, keeping the lock, which the caller holds."""
+    from sandbox.pod import teardown
 
-        remove_volumes(Path(volumes_dir))  # unmounts the pod files' tmpfs first
+    log.warning("cleaning up after a runtime that did not finish: %s", pod_dir.path)
+    teardown.undo_all(teardown.Journal(pod_dir.path), teardown.pod_bases(containers_root.parent, pod_dir.path))
+    _empty_pod_dir(pod_dir, keep=(LOCK_FILE,))

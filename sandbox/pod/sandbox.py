@@ -13,7 +13,8 @@ The files a container can write (/etc/hosts, /etc/hostname, the termination-mess
 tmpfs of the pod's own mounted there: `size=` bounds what all its containers can write together
 (a container filling /etc/hosts fills 1 MiB, not the host's /run or /var/lib), with no loop device
 to set up or leak. It is mounted after the pod's record names the directory and unmounted with
-the pod's volumes (sandbox/pod/volumes.py), also when a dead runtime's pod is cleaned up.
+the pod's volumes by its tear-down registry (sandbox/pod/teardown.py), also when a dead
+runtime's pod is cleaned up.
 """
 
 from __future__ import annotations

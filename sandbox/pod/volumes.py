@@ -1,9 +1,10 @@
 """Pod volumes a node makes itself. For now: emptyDir on disk, one directory per volume under
 `<lib>/pods/<uid>/volumes/empty-dir/<name>` (the kubelet's
 /var/lib/kubelet/pods/<uid>/volumes/kubernetes.io~empty-dir/<name>), mode 0777, shared by every
-container of the pod that mounts it, removed with the pod. Binds are nosuid,nodev (a device node a
+container of the pod that mounts it, removed with the pod (by its tear-down registry,
+sandbox/pod/teardown.py). Binds are nosuid,nodev (a device node a
 container makes there cannot be opened). The same `<lib>/pods/<uid>` holds the pod files' bounded
-tmpfs (`files/`, sandbox/pod/sandbox.py), unmounted here before the directory is removed.
+tmpfs (`files/`, sandbox/pod/sandbox.py), unmounted before the directory is removed.
 Other volume types come with the volumes issue; the field table (sandbox/spec/fields.py) refuses
 a pod that uses one, and warns that `medium: Memory` is served from disk.
 """
@@ -11,19 +12,15 @@ a pod that uses one, and warns that `medium: Memory` is served from disk.
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 from pathlib import Path
 
-from sandbox.log import get_logger
 from sandbox.paths import under
 from sandbox.rootfs.plan import MS_NODEV, MS_NOSUID, MS_RDONLY, MountOp, OpKind
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from sandbox.spec.model import Container, Pod
-
-log = get_logger(__name__)
 
 EMPTY_DIR_MODE = 0o777
 
@@ -64,17 +61,3 @@ def mount_ops(container: Container, volumes: dict[str, Path]) -> list[MountOp]:
         flags = MS_NOSUID | MS_NODEV | (MS_RDONLY if mount.read_only else 0)
         ops.append(MountOp(OpKind.BIND, mount.mount_path.strip("/"), str(source), flags=flags))
     return ops
-
-
-def remove_volumes(root: Path) -> None:
-    """Remove the pod's directory: its volumes and its pod files, whose tmpfs is unmounted first
-    (sandbox/pod/sandbox.py); what is already gone is skipped."""
-    files = root / "files"
-    if os.path.ismount(files):
-        from sandbox.native import umount
-
-        try:
-            umount(str(files))
-        except OSError as e:
-            log.warning("could not unmount the pod files at %s: %s", files, e)
-    shutil.rmtree(root, ignore_errors=True)

@@ -17,7 +17,7 @@ from sandbox import status as st
 from sandbox.errors import ContainerStartError
 from sandbox.log import get_logger
 from sandbox.logs.stream import ContainerLog, prune_instances
-from sandbox.pod import volumes
+from sandbox.pod import teardown, volumes
 from sandbox.process import confinement, launch
 from sandbox.process.leftovers import command_of, kill_in_mount_ns, processes_in_mount_ns
 from sandbox.process.request import Identity
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from sandbox.logs.stream import Terminal
     from sandbox.paths import RootLayout
     from sandbox.pod.sandbox import SandboxDirs
+    from sandbox.pod.teardown import Journal, TornDown
     from sandbox.process.spawner import ChildProcess, ExitInfo, Spawner
     from sandbox.spec.model import Container, Pod
     from sandbox.supervisor.checks import CheckRun, CheckRunner
@@ -114,6 +115,12 @@ class PodContext:
     volume_paths: dict[str, Path] = field(default_factory=dict)
     attempt: int = 0  # the sandbox attempt containers start in now
     log_policy: RotationPolicy | None = None  # log rotation; None: the kubelet's defaults
+    journal: Journal | None = None  # the pod's tear-down registry (sandbox/pod/teardown.py)
+
+    def record(self, obj: TornDown) -> None:
+        """Record what the pod is about to create, for the one tear-down (pod/teardown.py)."""
+        if self.journal is not None:
+            self.journal.add(obj)
 
     @property
     def shared_pid(self) -> bool:
@@ -144,6 +151,7 @@ class ContainerLifecycle:
         slot.restart_timer = None
         restart_count = slot.status.restart_count + (1 if slot.started_once else 0)
         container_id = os.urandom(32).hex()
+        ctx.record(teardown.Directory(ctx.layout.containers / container_id, ctx.layout.containers))
         layer = ContainerLayer.create(ctx.layout.containers, container_id)
         # The kubelet keeps one dead instance per container: the new one's start removes the rest.
         prune_instances(ctx.log_dir / slot.name, restart_count)
@@ -164,6 +172,8 @@ class ContainerLifecycle:
         ctx.selector.register(process.pidfd, selectors.EVENT_READ, ("exit", slot))
         slot.process, slot.layer, slot.started_once, slot.log_path = process, layer, True, log_path
         slot.attempt, slot.ref, slot.mnt_ns, slot.started_at = ctx.attempt, ProcessRef.of(process.pid), mnt_ns, ctx.wall()
+        if slot.ref is not None:
+            ctx.record(teardown.Process(slot.ref.pid, slot.ref.start_time))
         ctx.event(slot, ev.created(slot.name))
         ctx.event(slot, ev.started(slot.name))
         # The kubelet reports a container Running only once its postStart hook has returned; until

@@ -23,7 +23,7 @@ from sandbox.images.store import Image
 from sandbox.log import get_logger
 from sandbox.logs.stream import ContainerLog, Terminal
 from sandbox.paths import RootLayout
-from sandbox.pod import volumes
+from sandbox.pod import teardown, volumes
 from sandbox.pod.sandbox import HostNamespaces, SandboxDirs, pod_files_root, start_pause, write_pod_files
 from sandbox.process import launch
 from sandbox.process.spawner import ChildProcess, Spawner
@@ -106,6 +106,8 @@ class PodSupervisor:
         self.ctx = PodContext(pod, self.namespace, self.name, self.hostname, layout, self.dirs, self.log_dir,
                               terminal, spawner, self.selector, self.timers, self.runner, self.events, clock,
                               wall, self.logs, probe_scale, log_policy=log_policy)
+        self.journal = teardown.Journal(state_dir)
+        self.ctx.journal = self.journal
         self.lifecycle = ContainerLifecycle(self.ctx, changed=self._save, started=self._container_started,
                                             start_failed=self._start_failed)
 
@@ -175,6 +177,10 @@ class PodSupervisor:
     def _start_sandbox(self) -> None:
         self.ctx.devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         self._save()  # intent first: a crash from here on leaves a record to clean up after
+        # The tear-down registry, before each object exists: a crash leaves all of them recorded.
+        self.ctx.record(teardown.Directory(self.volumes_root, self.volumes_root.parent))
+        self.ctx.record(teardown.Mount(self.dirs.files_root))
+        self.ctx.record(teardown.Directory(self.dirs.pause_root, self.dirs.root))
         write_pod_files(self.dirs, self.hostname, self.host)  # mounts under volumesDir
         self.ctx.volume_paths = volumes.create_volumes(self.pod, self.volumes_root)
         self._start_pause()
@@ -186,6 +192,8 @@ class PodSupervisor:
     def _start_pause(self) -> None:
         self.pause = start_pause(self.spawner, self.dirs, self.hostname, self.host, launch.pod_sysctls(self.pod))
         self.pause_ref = ProcessRef.of(self.pause.pid)
+        if self.pause_ref is not None:
+            self.ctx.record(teardown.Process(self.pause_ref.pid, self.pause_ref.start_time))
         self.ctx.pause_pidfd = self.pause.pidfd
         self.selector.register(self.pause.pidfd, selectors.EVENT_READ, ("pause", None))
         log.info("pod %s/%s: pause is pid %d", self.namespace, self.name, self.pause.pid)
@@ -409,15 +417,19 @@ class PodSupervisor:
     # --- state and tear-down ---------------------------------------------------------------------
 
     def _teardown(self) -> None:
-        """Reverse order of creation; every step tolerates what is already gone."""
+        """The pod's kernel objects go through the one tear-down (pod/teardown.py: reverse order of
+        creation, tolerant of what is already gone); then the supervisor reaps its children and
+        releases its own fds."""
         self.runner.cancel_all()
         for slot in self.slots:
             if slot.probes is not None:
                 slot.probes.stop()
             self.lifecycle.unpin(slot)
+        self.journal.close()
+        teardown.undo_all(self.journal, teardown.pod_bases(self.layout.lib, self.dirs.root))
         for slot in self._running():
             assert slot.process is not None
-            slot.process.send_signal(signal.SIGKILL)
+            slot.process.send_signal(signal.SIGKILL)  # one the registry never saw (it died at once)
             slot.process.wait()
             slot.process.close()
             slot.process = None
@@ -425,14 +437,11 @@ class PodSupervisor:
             clog.close()
         self.logs.clear()
         for slot in self.slots:
-            if slot.layer is not None:
-                slot.layer.remove()
-                slot.layer = None
+            slot.layer = None
         if self.pause is not None:
             self.pause.send_signal(signal.SIGKILL)
             self.pause.wait()
             self.pause.close()
-        volumes.remove_volumes(self.volumes_root)
         if self.ctx.devnull >= 0:
             os.close(self.ctx.devnull)
             self.ctx.devnull = -1

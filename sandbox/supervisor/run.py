@@ -74,6 +74,7 @@ def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False, probe_s
     same name, which replaces it. `remove` (`sandbox run --rm`) removes both at exit."""
     from sandbox.logs.stream import Terminal
     from sandbox.pod.cleanup import clear_record, end_record, remove_logs, remove_pod_dir
+    from sandbox.pod.teardown import Journal, pod_bases, undo_all
     from sandbox.process.spawner import DirectSpawner
     from sandbox.record import replace
     from sandbox.state.store import PodDir, PodLock
@@ -122,6 +123,8 @@ def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False, probe_s
         else:
             if ended:
                 remove_logs(supervisor.snapshot(), layout.logs)
+            else:  # the supervisor's own tear-down may not have run (or finished): the one routine
+                undo_all(Journal(pod_dir.path), pod_bases(layout.lib, pod_dir.path))
             remove_pod_dir(pod_dir)
         lock.release()
     if supervisor.start_error is not None:

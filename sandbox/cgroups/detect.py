@@ -1,0 +1,141 @@
+"""Which cgroup layout the host has: pure v2, pure v1, or hybrid (v1 controllers plus a cgroup2
+hierarchy, usually `<root>/unified`, holding no or few controllers), read from mountinfo.
+
+crun refuses hybrid hosts; we use the v1 controllers for limits and the cgroup2 hierarchy for what
+it offers (membership, `cgroup.kill`, and any controller bound there, such as hugetlb).
+Pure: the root, the mountinfo file and the systemd marker are arguments, so unit tests point them
+at a temporary directory.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from sandbox.cgroups.fs import CgroupError
+
+DEFAULT_ROOT = Path("/sys/fs/cgroup")
+Mode = Literal["v1", "v2", "hybrid"]
+
+# The v1 controllers a pod cgroup joins when they are mounted (named hierarchies such as
+# name=systemd belong to their manager and are left alone).
+V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "hugetlb")
+
+
+@dataclass(frozen=True)
+class Layout:
+    mode: Mode
+    root: Path
+    # v1: controller -> the directory of its hierarchy (co-mounted controllers share one)
+    v1: dict[str, Path] = field(default_factory=dict)
+    named: dict[str, Path] = field(default_factory=dict)  # "systemd" -> /sys/fs/cgroup/systemd
+    unified: Path | None = None  # the cgroup2 hierarchy (the root itself on pure v2)
+    unified_controllers: frozenset[str] = frozenset()
+    systemd: bool = False  # systemd runs as the init system (a systemd driver could be used)
+
+    def hierarchies(self) -> list[Path]:
+        """The distinct v1 hierarchy directories a pod cgroup is created in, sorted."""
+        return sorted(set(self.v1.values()))
+
+    def describe(self) -> str:
+        parts = [f"cgroup {self.mode} at {self.root}"]
+        if self.v1:
+            parts.append("v1: " + ",".join(sorted(self.v1)))
+        if self.unified is not None:
+            ctl = ",".join(sorted(self.unified_controllers)) or "no controllers"
+            parts.append(f"cgroup2 {self.unified} ({ctl})")
+        parts.append("systemd running" if self.systemd else "no systemd")
+        return "; ".join(parts)
+
+
+def _unescape(field_: str) -> str:
+    """mountinfo escapes space, tab, newline and backslash as \\ooo."""
+    if "\\" not in field_:
+        return field_
+    out, i = [], 0
+    while i < len(field_):
+        if field_[i] == "\\" and i + 3 < len(field_) and field_[i + 1 : i + 4].isdigit():
+            out.append(chr(int(field_[i + 1 : i + 4], 8)))
+            i += 4
+        else:
+            out.append(field_[i])
+            i += 1
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class CgroupMount:
+    mount_point: Path
+    fstype: str  # "cgroup" or "cgroup2"
+    options: frozenset[str]  # super options: controllers and name= for v1
+
+
+def parse_mountinfo(text: str) -> list[CgroupMount]:
+    """The cgroup and cgroup2 mounts of a mountinfo text, in mount order."""
+    mounts = []
+    for line in text.splitlines():
+        left, sep, right = line.partition(" - ")
+        if not sep:
+            continue
+        fields = left.split()
+        tail = right.split()
+        if len(fields) < 5 or len(tail) < 3 or tail[0] not in ("cgroup", "cgroup2"):
+            continue
+        mounts.append(CgroupMount(Path(_unescape(fields[4])), tail[0], frozenset(tail[2].split(","))))
+    return mounts
+
+
+def _controllers(path: Path) -> frozenset[str]:
+    try:
+        return frozenset((path / "cgroup.controllers").read_text().split())
+    except OSError:
+        return frozenset()
+
+
+def detect(
+    root: Path = DEFAULT_ROOT,
+    mountinfo: Path | str = "/proc/self/mountinfo",
+    systemd_marker: Path = Path("/run/systemd/system"),
+) -> Layout:
+    """The layout under `root`. Mounts elsewhere (bind mounts into containers) are ignored; a later
+    mount on the same point shadows an earlier one, as the kernel does."""
+    try:
+        text = Path(mountinfo).read_text()
+    except OSError as e:
+        raise CgroupError("read", mountinfo, e) from e
+    # systemd's own test (sd_booted): the directory exists only when systemd is PID 1
+    systemd = os.path.isdir(systemd_marker)
+    root = Path(os.path.normpath(root))
+    at_point: dict[Path, CgroupMount] = {}
+    for m in parse_mountinfo(text):
+        if m.mount_point == root or m.mount_point.parent == root:
+            at_point[m.mount_point] = m
+    top = at_point.get(root)
+    if top is not None and top.fstype == "cgroup2":
+        return Layout("v2", root, unified=root, unified_controllers=_controllers(root), systemd=systemd)
+    v1: dict[str, Path] = {}
+    named: dict[str, Path] = {}
+    unified: Path | None = None
+    for point, m in sorted(at_point.items()):
+        if point == root:
+            continue
+        if m.fstype == "cgroup2":
+            unified = point
+            continue
+        for opt in m.options:
+            if opt.startswith("name="):
+                named[opt[5:]] = point
+            elif opt in V1_CONTROLLERS:
+                v1[opt] = point
+    if not v1 and unified is None:
+        raise CgroupError("detect", root, "no cgroup v1 or v2 hierarchy mounted there")
+    if not v1:
+        # only a cgroup2 hierarchy below the root: use it as a v2 host would
+        assert unified is not None
+        return Layout("v2", root, named=named, unified=unified, unified_controllers=_controllers(unified),
+                      systemd=systemd)
+    mode: Mode = "hybrid" if unified is not None else "v1"
+    ctl = _controllers(unified) if unified is not None else frozenset()
+    return Layout(mode, root, v1=v1, named=named, unified=unified, unified_controllers=ctl, systemd=systemd)

@@ -1,0 +1,91 @@
+"""The interface every cgroup driver offers, and the handles it returns.
+
+Two cgroupfs drivers exist (v1.py, which also serves hybrid hosts, and v2.py); a systemd driver
+(a slice per pod, scopes through D-Bus) can be added behind the same Protocol later.
+Layout: `<hierarchy>/<parent>/<pod-uid>/<child>` with one child per container plus `pause`;
+`parent` is "sandbox" for the runtime, a unique name in tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from sandbox.cgroups.detect import Layout
+from sandbox.cgroups.resources import CgroupLimits
+
+PARENT = "sandbox"
+PAUSE = "pause"
+UNIFIED = "unified"  # the key of the cgroup2 directory in Cgroup.paths
+
+
+@dataclass(frozen=True)
+class Cgroup:
+    """One cgroup in every hierarchy it lives in: key (v1 controller name, or UNIFIED) -> directory.
+    Co-mounted v1 controllers share a directory."""
+
+    name: str
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    def dirs(self) -> list[Path]:
+        return sorted(set(self.paths.values()))
+
+    def unified(self) -> Path | None:
+        return self.paths.get(UNIFIED)
+
+
+@dataclass(frozen=True)
+class Stats:
+    memory_usage: int | None = None  # bytes, now
+    memory_peak: int | None = None  # bytes, high-water mark (v1 max_usage_in_bytes, v2 memory.peak)
+    memory_limit: int | None = None  # None: unlimited
+    oom_kills: int = 0  # processes the OOM killer took in this cgroup
+    limit_hits: int = 0  # times usage reached the limit (v1 memory.failcnt, v2 memory.events max)
+    cpu_usage_ns: int | None = None
+    pids: int | None = None
+
+
+class CgroupDriver(Protocol):
+    layout: Layout
+    parent: str
+
+    def create_pod(self, pod_uid: str) -> Cgroup:
+        """`<parent>/<pod_uid>` everywhere; the parent is created when missing and kept."""
+        ...
+
+    def create_container(self, pod: Cgroup, name: str) -> Cgroup:
+        """A child of the pod cgroup; an existing one is an error (never adopt a leftover)."""
+        ...
+
+    def apply(self, cgroup: Cgroup, limits: CgroupLimits) -> None: ...
+
+    def add_process(self, cgroup: Cgroup, pid: int) -> None:
+        """Move `pid` into the cgroup in every hierarchy."""
+        ...
+
+    def procs(self, cgroup: Cgroup) -> list[int]:
+        """Every pid in the cgroup and its descendants."""
+        ...
+
+    def kill(self, cgroup: Cgroup, timeout: float = 2.0) -> None:
+        """SIGKILL every process of the cgroup and its descendants, with no escape by fork, and wait
+        until the cgroup is empty."""
+        ...
+
+    def remove(self, cgroup: Cgroup, timeout: float = 1.0) -> None:
+        """Remove the cgroup and its children, leaf-first, retrying while they empty."""
+        ...
+
+    def stats(self, cgroup: Cgroup) -> Stats: ...
+
+
+def driver_for(layout: Layout, parent: str = PARENT) -> CgroupDriver:
+    """The cgroupfs driver for the layout (v1 and hybrid: v1.V1Driver; v2: v2.V2Driver)."""
+    if layout.mode == "v2":
+        from sandbox.cgroups.v2 import V2Driver
+
+        return V2Driver(layout, parent)
+    from sandbox.cgroups.v1 import V1Driver
+
+    return V1Driver(layout, parent)

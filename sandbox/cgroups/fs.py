@@ -1,0 +1,132 @@
+"""The only place cgroup paths are built and cgroup files are read or written.
+
+Every path goes through `under()`, which refuses a component that could leave the cgroup root
+(`..`, `/`, NUL, empty) and checks the joined path still lies under the root. Errors carry the path.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from pathlib import Path
+
+from sandbox.errors import SandboxError
+
+
+class CgroupError(SandboxError):
+    """A cgroup operation failed; names the operation and the path."""
+
+    def __init__(self, op: str, path: Path | str, err: OSError | str) -> None:
+        self.op = op
+        self.path = str(path)
+        self.errno = err.errno if isinstance(err, OSError) else None
+        detail = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        super().__init__(f"cgroup {op} {self.path}: {detail}")
+
+
+def check_name(part: str) -> str:
+    """One path component of a cgroup or a cgroup file name."""
+    if not part or part in (".", "..") or "/" in part or "\0" in part or "\n" in part:
+        raise CgroupError("path", part or "''", "not a single path component")
+    return part
+
+
+def under(root: Path, *parts: str) -> Path:
+    """`root/parts...`, refusing anything that would not stay under `root`. Every part is one
+    checked component (no `/`, `.`, `..`), so the join cannot climb; the prefix test says so again."""
+    base = os.fspath(root)
+    path = os.path.join(base, *(check_name(p) for p in parts))
+    if parts and not path.startswith(base.rstrip("/") + "/"):
+        raise CgroupError("path", path, f"outside {root}")
+    return Path(path)
+
+
+def write(cgroup: Path, name: str, value: str) -> None:
+    """Write one value to a cgroup file in one write(2), as the kernel expects."""
+    path = cgroup / check_name(name)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, value.encode())
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise CgroupError(f"write {value!r} to", path, e) from e
+
+
+def read(cgroup: Path, name: str) -> str:
+    path = cgroup / check_name(name)
+    try:
+        with open(path, encoding="ascii") as f:
+            return f.read().strip()
+    except OSError as e:
+        raise CgroupError("read", path, e) from e
+
+
+def read_keyed(cgroup: Path, name: str) -> dict[str, int]:
+    """A flat-keyed file (`memory.events`, `cpu.stat`, `memory.oom_control`): `key value` lines."""
+    out: dict[str, int] = {}
+    for line in read(cgroup, name).splitlines():
+        key, _, value = line.partition(" ")
+        try:
+            out[key] = int(value)
+        except ValueError:
+            continue
+    return out
+
+
+def read_pids(cgroup: Path) -> list[int]:
+    text = read(cgroup, "cgroup.procs")
+    return [int(p) for p in text.split()]
+
+
+def make(path: Path) -> bool:
+    """mkdir one cgroup; True when this call created it (the caller owns it then)."""
+    try:
+        os.mkdir(path, 0o755)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as e:
+        raise CgroupError("mkdir", path, e) from e
+
+
+def rmdir_tree(top: Path, deadline: float) -> None:
+    """Remove `top` and its child cgroups leaf-first. A cgroup whose last process is still exiting
+    answers EBUSY for a moment: retry until `deadline` (time.monotonic()). Missing is fine."""
+    _rmdir_tree(os.fspath(top), deadline)
+
+
+def _rmdir_tree(top: str, deadline: float) -> None:
+    # rmdir first: a leaf (the common case) goes in one call; EBUSY means children or processes
+    delay = 0.0005
+    listed = False
+    while True:
+        try:
+            os.rmdir(top)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno not in (errno.EBUSY, errno.ENOTEMPTY):
+                raise CgroupError("rmdir", top, e) from e
+            if not listed:
+                listed = True
+                for child in _children(top):
+                    _rmdir_tree(child, deadline)
+                continue
+            if time.monotonic() >= deadline:
+                raise CgroupError("rmdir", top, e) from e
+            time.sleep(delay)
+            delay = min(delay * 2, 0.02)
+
+
+def _children(top: str) -> list[str]:
+    try:
+        # d_type from readdir: no stat per entry; a cgroup directory holds only files and cgroups
+        return [e.path for e in os.scandir(top) if e.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        raise CgroupError("list", top, e) from e

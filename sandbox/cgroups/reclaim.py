@@ -1,0 +1,43 @@
+"""The tear-down registry's cgroup undo (`sandbox.pod.teardown.set_cgroup_remover`): given one
+recorded cgroup directory of any hierarchy, kill what still runs in it and below, then remove it
+leaf-first. Works from the path alone (after a runtime crash, `gc` has nothing else):
+`cgroup.kill` where the directory has it (v2, and the cgroup2 side of a hybrid host), freeze-kill
+in a v1 freezer hierarchy, a SIGKILL loop elsewhere. Not installed yet: the wiring session does."""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from pathlib import Path
+
+from sandbox.cgroups import fs, v1, v2
+from sandbox.cgroups.detect import DEFAULT_ROOT
+from sandbox.cgroups.fs import CgroupError
+
+
+def kill_and_remove(path: Path, root: Path = DEFAULT_ROOT, timeout: float = 2.0) -> bool:
+    """True if it removed something, False if `path` was already gone; OSError if it could not
+    (the registry's contract). Refuses a path that is not at least two levels under `root`
+    (a hierarchy's root or our parent directory are never removed through this)."""
+    real = os.path.normpath(path)
+    base = os.path.normpath(root)
+    rel = os.path.relpath(real, base)
+    if rel.startswith("..") or rel.count("/") < 2:
+        raise OSError(errno.EPERM, f"not a pod cgroup under {root}", str(path))
+    if os.path.islink(real) or not os.path.isdir(real):
+        return False
+    top = Path(real)
+    deadline = time.monotonic() + timeout
+    try:
+        if (top / "cgroup.kill").exists():
+            v2.kill_tree(top, deadline)
+        elif (top / "freezer.state").exists():
+            v1.freeze_kill(top, deadline)
+            v1.kill_until_empty(top, deadline)
+        else:
+            v1.kill_until_empty(top, deadline)
+        fs.rmdir_tree(top, deadline)
+    except CgroupError as e:
+        raise OSError(e.errno or errno.EIO, str(e), str(path)) from e
+    return True

@@ -1,0 +1,213 @@
+"""cgroup v1 cgroupfs driver, also for hybrid hosts.
+
+v1: the pod cgroup is created in every controller hierarchy the host mounts (named hierarchies such
+as name=systemd are left to their manager); killing freezes the freezer cgroup, SIGKILLs every pid
+in it, thaws. Hybrid: the same, plus the cgroup2 hierarchy (`unified`) gets the same tree, so
+`cgroup.kill` and `cgroup.events` work there and any controller bound to it (hugetlb on this VM)
+can be used.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from sandbox.cgroups import fs, v2
+from sandbox.cgroups.detect import Layout
+from sandbox.cgroups.driver import PARENT, UNIFIED, Cgroup, Stats
+from sandbox.cgroups.fs import CgroupError
+from sandbox.cgroups.resources import CgroupLimits
+
+_FREEZE_WAIT = 1.0
+
+
+def _cpuset_init(path: Path) -> None:
+    """A new v1 cpuset cgroup starts with empty cpus and mems, and no task can join it: copy the
+    parent's (runc's ensureParent)."""
+    for name in ("cpuset.cpus", "cpuset.mems"):
+        if not fs.read(path, name):
+            fs.write(path, name, fs.read(path.parent, name))
+
+
+def freeze_kill(freezer: Path, deadline: float) -> None:
+    """Freeze the freezer cgroup (so nothing forks meanwhile), SIGKILL every pid below it, thaw.
+    Waits while the kernel reports FREEZING (a task in an uninterruptible sleep delays it); if it
+    never settles, kill anyway: SIGKILL still lands once thawed."""
+    fs.write(freezer, "freezer.state", "FROZEN")
+    until = min(deadline, time.monotonic() + _FREEZE_WAIT)
+    delay = 0.0002
+    while fs.read(freezer, "freezer.state") != "FROZEN" and time.monotonic() < until:
+        time.sleep(delay)
+        delay = min(delay * 2, 0.01)
+    try:
+        for pid in v2.tree_procs(freezer):
+            _sigkill(pid)
+    finally:
+        fs.write(freezer, "freezer.state", "THAWED")
+
+
+def kill_until_empty(top: Path, deadline: float) -> None:
+    """Without a freezer: SIGKILL what is listed, again until nothing is (forks between passes)."""
+    delay = 0.0002
+    while pids := v2.tree_procs(top):
+        for pid in pids:
+            _sigkill(pid)
+        if time.monotonic() >= deadline:
+            raise CgroupError("kill", top, f"processes left: {pids}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.01)
+
+
+def _sigkill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+class V1Driver:
+    def __init__(self, layout: Layout, parent: str = PARENT, controllers: Iterable[str] | None = None) -> None:
+        """`controllers`: the v1 controllers to use (default: every one mounted, as runc and the
+        kubelet's cgroupfs driver do; each hierarchy costs ~0.3 ms per pod cycle here)."""
+        self.layout = layout
+        self.parent = fs.check_name(parent)
+        wanted = set(layout.v1) if controllers is None else set(controllers)
+        self.v1 = {c: p for c, p in layout.v1.items() if c in wanted}
+        # the cgroup2 hierarchy of a hybrid host, and what it delegates below its root
+        self.unified = layout.unified if layout.mode == "hybrid" else None
+        self.unified_controllers = v2.enabled_at_root(self.unified) if self.unified else frozenset()
+        self._keys = sorted(self.v1)
+        self._parent_ready = False
+
+    def _paths(self, *parts: str) -> dict[str, Path]:
+        paths = {c: fs.under(self.v1[c], *parts) for c in self._keys}
+        if self.unified is not None:
+            paths[UNIFIED] = fs.under(self.unified, *parts)
+        return paths
+
+    def _make_all(self, paths: dict[str, Path], fresh: bool, inner: bool) -> None:
+        """mkdir in each hierarchy once; `fresh`: the cgroup must not exist anywhere; `inner`: it
+        will have children (on the cgroup2 side, delegate the controllers the host delegates)."""
+        done: set[Path] = set()
+        for key, path in paths.items():
+            if path in done:
+                continue
+            done.add(path)
+            if not fs.make(path) and fresh:
+                raise CgroupError("create", path, "exists already")
+            if key == "cpuset" and not fresh:
+                # the parent: fill it from the root and let the kernel copy it into every cgroup
+                # created below (cgroup.clone_children is inherited), saving reads and writes per pod
+                _cpuset_init(path)
+                fs.write(path, "cgroup.clone_children", "1")
+            if key == UNIFIED and inner:
+                v2.enable(path, self.unified_controllers & frozenset(v2.WANTED))
+
+    def create_pod(self, pod_uid: str) -> Cgroup:
+        if not self._parent_ready:  # once per driver: the parent is shared by pods and kept
+            self._make_all(self._paths(self.parent), fresh=False, inner=True)
+            self._parent_ready = True
+        paths = self._paths(self.parent, pod_uid)
+        try:
+            self._make_all(paths, fresh=True, inner=True)
+        except CgroupError:
+            self.remove(Cgroup(pod_uid, paths), timeout=0.1)
+            raise
+        return Cgroup(pod_uid, paths)
+
+    def create_container(self, pod: Cgroup, name: str) -> Cgroup:
+        paths = self._paths(self.parent, pod.name, name)
+        self._make_all(paths, fresh=True, inner=False)
+        return Cgroup(name, paths)
+
+    def apply(self, cgroup: Cgroup, limits: CgroupLimits) -> None:
+        for controller, name, value in limits.items_v1():
+            if controller == "hugetlb" and controller not in self.v1:
+                # hybrid with hugetlb on the cgroup2 side: v2 file names there
+                unified = cgroup.unified()
+                if unified is None or "hugetlb" not in self.unified_controllers:
+                    raise CgroupError(f"set {name}", cgroup.name, "no hugetlb controller")
+                fs.write(unified, name.replace(".limit_in_bytes", ".max"), value)
+                continue
+            path = cgroup.paths.get(controller)
+            if path is None:
+                raise CgroupError(f"set {name}", cgroup.name, f"the {controller} controller is not mounted")
+            if name == "memory.memsw.limit_in_bytes" and not (path / name).exists():
+                continue  # swap accounting off (swapaccount=0): the memory limit is all there is
+            if name == "memory.limit_in_bytes":
+                self._write_memory(path, value, limits.memsw_limit)
+            else:
+                fs.write(path, name, value)
+
+    @staticmethod
+    def _write_memory(path: Path, value: str, memsw: int | None) -> None:
+        """memory <= memsw always: lowering memsw first would fail, raising memory first too
+        (runc's setMemoryAndSwap order)."""
+        try:
+            fs.write(path, "memory.limit_in_bytes", value)
+        except CgroupError as e:
+            if e.errno != errno.EINVAL or memsw is None:
+                raise
+            fs.write(path, "memory.memsw.limit_in_bytes", str(memsw))
+            fs.write(path, "memory.limit_in_bytes", value)
+
+    def add_process(self, cgroup: Cgroup, pid: int) -> None:
+        for path in cgroup.dirs():
+            fs.write(path, "cgroup.procs", str(pid))
+
+    def _tracker(self, cgroup: Cgroup) -> Path:
+        """The hierarchy whose cgroup.procs answers "who is in there": freezer, else any."""
+        for key in ("freezer", "pids", "memory", *self._keys):
+            if key in cgroup.paths:
+                return cgroup.paths[key]
+        raise CgroupError("procs", cgroup.name, "no v1 hierarchy")
+
+    def procs(self, cgroup: Cgroup) -> list[int]:
+        return sorted(set(v2.tree_procs(self._tracker(cgroup))))
+
+    def kill(self, cgroup: Cgroup, timeout: float = 2.0) -> None:
+        deadline = time.monotonic() + timeout
+        unified = cgroup.unified()
+        if unified is not None and (unified / "cgroup.kill").exists():
+            v2.kill_tree(unified, deadline)  # atomic, forks included; then catch v1-only members
+        freezer = cgroup.paths.get("freezer")
+        if freezer is not None and freezer.is_dir():
+            freeze_kill(freezer, deadline)
+        else:  # no freezer: kill until none is left (a fork may slip through one pass)
+            kill_until_empty(self._tracker(cgroup), deadline)
+        v2.wait_empty(self._tracker(cgroup), deadline, lambda top: bool(v2.tree_procs(top)))
+
+    def remove(self, cgroup: Cgroup, timeout: float = 1.0) -> None:
+        deadline = time.monotonic() + timeout
+        errors: list[CgroupError] = []
+        for path in cgroup.dirs():
+            try:
+                fs.rmdir_tree(path, deadline)
+            except CgroupError as e:
+                errors.append(e)
+        if errors:
+            raise errors[0]
+
+    def stats(self, cgroup: Cgroup) -> Stats:
+        mem = cgroup.paths.get("memory")
+        usage = peak = limit = None
+        oom_kills = limit_hits = 0
+        if mem is not None:
+            usage = int(fs.read(mem, "memory.usage_in_bytes"))
+            peak = int(fs.read(mem, "memory.max_usage_in_bytes"))
+            raw = int(fs.read(mem, "memory.limit_in_bytes"))
+            limit = None if raw >= 0x7FFFFFFFFFFFF000 else raw  # PAGE_COUNTER_MAX * page size
+            oom_kills = fs.read_keyed(mem, "memory.oom_control").get("oom_kill", 0)
+            limit_hits = int(fs.read(mem, "memory.failcnt"))
+        cpu = None
+        acct = cgroup.paths.get("cpuacct")
+        if acct is not None:
+            cpu = int(fs.read(acct, "cpuacct.usage"))
+        pids = None
+        if "pids" in cgroup.paths:
+            pids = int(fs.read(cgroup.paths["pids"], "pids.current"))
+        return Stats(usage, peak, limit, oom_kills, limit_hits, cpu, pids)

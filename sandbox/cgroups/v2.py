@@ -1,0 +1,175 @@
+"""cgroup v2 (unified) cgroupfs driver: one tree, controllers enabled down it via
+cgroup.subtree_control, `cgroup.kill` to kill, `cgroup.events` to see it empty.
+
+The functions at the top also serve the cgroup2 hierarchy of a hybrid host (v1.py)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sandbox.cgroups import fs
+from sandbox.cgroups.detect import Layout
+from sandbox.cgroups.driver import PARENT, UNIFIED, Cgroup, Stats
+from sandbox.cgroups.fs import CgroupError
+from sandbox.cgroups.resources import CgroupLimits
+
+# what a pod may use, when the host has it enabled at the hierarchy's root
+WANTED = ("cpu", "cpuset", "memory", "pids", "hugetlb", "io")
+
+
+def enabled_at_root(root: Path) -> frozenset[str]:
+    """The controllers the host delegates below its root. We never write the root's own
+    subtree_control: that is the host's (systemd's) decision, not ours."""
+    try:
+        return frozenset(fs.read(root, "cgroup.subtree_control").split())
+    except CgroupError:
+        return frozenset()
+
+
+def enable(cgroup: Path, controllers: frozenset[str]) -> None:
+    if not controllers:
+        return
+    have = set(fs.read(cgroup, "cgroup.subtree_control").split())
+    missing = sorted(controllers - have)
+    if missing:
+        fs.write(cgroup, "cgroup.subtree_control", " ".join("+" + c for c in missing))
+
+
+def subtree(top: Path) -> list[Path]:
+    return [Path(d) for d, _, _ in os.walk(top)]
+
+
+def tree_procs(top: Path) -> list[int]:
+    pids: list[int] = []
+    for d in subtree(top):
+        try:
+            pids.extend(fs.read_pids(d))
+        except CgroupError as e:
+            if e.errno != 2:  # ENOENT: a child removed meanwhile
+                raise
+    return pids
+
+
+def populated(top: Path) -> bool:
+    return fs.read_keyed(top, "cgroup.events").get("populated", 0) != 0
+
+
+def kill_tree(top: Path, deadline: float) -> None:
+    """`cgroup.kill` (5.14+): the kernel kills the subtree, forks included. Without it: freeze,
+    SIGKILL each pid, thaw. Then wait for `populated 0`."""
+    if not top.is_dir():
+        return
+    if (top / "cgroup.kill").exists():
+        fs.write(top, "cgroup.kill", "1")
+    else:
+        fs.write(top, "cgroup.freeze", "1")
+        try:
+            for pid in tree_procs(top):
+                _sigkill(pid)
+        finally:
+            fs.write(top, "cgroup.freeze", "0")
+    wait_empty(top, deadline, populated)
+
+
+def _sigkill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def wait_empty(top: Path, deadline: float, busy: Callable[[Path], bool]) -> None:
+    delay = 0.0002
+    while busy(top):
+        if time.monotonic() >= deadline:
+            raise CgroupError("kill", top, f"processes left: {tree_procs(top)}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.01)
+
+
+def unified_stats(path: Path) -> Stats:
+    def opt(name: str) -> int | None:
+        try:
+            value = fs.read(path, name)
+        except CgroupError:
+            return None
+        return None if value == "max" else int(value)
+
+    events = _keyed_or_empty(path, "memory.events")
+    cpu = _keyed_or_empty(path, "cpu.stat")
+    usage_usec = cpu.get("usage_usec")
+    return Stats(
+        memory_usage=opt("memory.current"),
+        memory_peak=opt("memory.peak"),
+        memory_limit=opt("memory.max"),
+        oom_kills=events.get("oom_kill", 0),
+        limit_hits=events.get("max", 0),
+        cpu_usage_ns=usage_usec * 1000 if usage_usec is not None else None,
+        pids=opt("pids.current"),
+    )
+
+
+def _keyed_or_empty(path: Path, name: str) -> dict[str, int]:
+    try:
+        return fs.read_keyed(path, name)
+    except CgroupError:
+        return {}
+
+
+class V2Driver:
+    """cgroupfs on a pure v2 host (also usable on any cgroup2 hierarchy given as the layout)."""
+
+    def __init__(self, layout: Layout, parent: str = PARENT) -> None:
+        if layout.unified is None:
+            raise CgroupError("detect", layout.root, "no cgroup2 hierarchy")
+        self.layout = layout
+        self.parent = fs.check_name(parent)
+        self.root = layout.unified
+        self.controllers = enabled_at_root(self.root) & frozenset(WANTED)
+        self._parent_ready = False
+
+    def create_pod(self, pod_uid: str) -> Cgroup:
+        if not self._parent_ready:
+            parent = fs.under(self.root, self.parent)
+            fs.make(parent)
+            enable(parent, self.controllers)
+            self._parent_ready = True
+        pod = fs.under(self.root, self.parent, pod_uid)
+        if not fs.make(pod):
+            raise CgroupError("create", pod, "exists already")
+        enable(pod, self.controllers)
+        return Cgroup(pod_uid, {UNIFIED: pod})
+
+    def create_container(self, pod: Cgroup, name: str) -> Cgroup:
+        path = fs.under(self.root, self.parent, pod.name, name)
+        if not fs.make(path):
+            raise CgroupError("create", path, "exists already")
+        return Cgroup(name, {UNIFIED: path})
+
+    def apply(self, cgroup: Cgroup, limits: CgroupLimits) -> None:
+        path = cgroup.paths[UNIFIED]
+        for controller, name, value in limits.items_v2():
+            if controller not in self.controllers:
+                raise CgroupError(f"set {name}", path, f"the {controller} controller is not delegated here")
+            if name == "memory.swap.max" and not (path / name).exists():
+                continue  # no swap accounting on this kernel: nothing can swap beyond memory.max
+            fs.write(path, name, value)
+
+    def add_process(self, cgroup: Cgroup, pid: int) -> None:
+        fs.write(cgroup.paths[UNIFIED], "cgroup.procs", str(pid))
+
+    def procs(self, cgroup: Cgroup) -> list[int]:
+        return tree_procs(cgroup.paths[UNIFIED])
+
+    def kill(self, cgroup: Cgroup, timeout: float = 2.0) -> None:
+        kill_tree(cgroup.paths[UNIFIED], time.monotonic() + timeout)
+
+    def remove(self, cgroup: Cgroup, timeout: float = 1.0) -> None:
+        fs.rmdir_tree(cgroup.paths[UNIFIED], time.monotonic() + timeout)
+
+    def stats(self, cgroup: Cgroup) -> Stats:
+        return unified_stats(cgroup.paths[UNIFIED])
