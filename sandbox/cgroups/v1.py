@@ -10,8 +10,6 @@ can be used.
 from __future__ import annotations
 
 import errno
-import os
-import signal
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -45,7 +43,7 @@ def freeze_kill(freezer: Path, deadline: float) -> None:
         delay = min(delay * 2, 0.01)
     try:
         for pid in v2.tree_procs(freezer):
-            _sigkill(pid)
+            v2.sigkill(pid)
     finally:
         fs.write(freezer, "freezer.state", "THAWED")
 
@@ -55,18 +53,11 @@ def kill_until_empty(top: Path, deadline: float) -> None:
     delay = 0.0002
     while pids := v2.tree_procs(top):
         for pid in pids:
-            _sigkill(pid)
+            v2.sigkill(pid)
         if time.monotonic() >= deadline:
             raise CgroupError("kill", top, f"processes left: {pids}")
         time.sleep(delay)
         delay = min(delay * 2, 0.01)
-
-
-def _sigkill(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 class V1Driver:

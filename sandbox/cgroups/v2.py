@@ -5,6 +5,7 @@ The functions at the top also serve the cgroup2 hierarchy of a hybrid host (v1.p
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import time
@@ -49,7 +50,7 @@ def tree_procs(top: Path) -> list[int]:
         try:
             pids.extend(fs.read_pids(d))
         except CgroupError as e:
-            if e.errno != 2:  # ENOENT: a child removed meanwhile
+            if e.errno != errno.ENOENT:  # a child removed meanwhile
                 raise
     return pids
 
@@ -69,13 +70,13 @@ def kill_tree(top: Path, deadline: float) -> None:
         fs.write(top, "cgroup.freeze", "1")
         try:
             for pid in tree_procs(top):
-                _sigkill(pid)
+                sigkill(pid)
         finally:
             fs.write(top, "cgroup.freeze", "0")
     wait_empty(top, deadline, populated)
 
 
-def _sigkill(pid: int) -> None:
+def sigkill(pid: int) -> None:
     try:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:

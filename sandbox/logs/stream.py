@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from sandbox.log import get_logger
-from sandbox.logs.cri import FULL, LineSplitter, record_prefix
+from sandbox.logs.cri import FULL, PARTIAL, LineSplitter, record_prefix
 from sandbox.logs.rotation import RotationPolicy, excess_rotated, rotated_files, rotated_name, stale_files
 from sandbox.record import field, record
 
@@ -171,7 +171,7 @@ def prune_instances(directory: Path, starting: int) -> list[str]:
     return removed
 
 
-_TAGS = {FULL: b"F ", "P": b"P "}
+_TAGS = {FULL: b"F ", PARTIAL: b"P "}
 
 
 class ContainerLog:

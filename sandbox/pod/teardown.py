@@ -142,24 +142,20 @@ def _remove_entry(parent: int, name: str) -> bool:
 
 def remove_cgroup_tree(path: Path) -> bool:
     """The default cgroup undo: rmdir every cgroup below `path` leaf first, then `path` (a cgroup
-    directory is removed with rmdir, its control files go with it; a populated one is EBUSY).
+    directory is removed with rmdir, its control files go with it; a populated one is EBUSY), by
+    the cgroups module's own `fs.rmdir_tree`, given no time to wait.
     The cgroups module replaces it (`set_cgroup_remover`) to kill through the cgroup first."""
     if path.is_symlink() or not path.is_dir():
         return False
-    for top, dirs, _files in os.walk(path, topdown=False, followlinks=False):
-        for name in dirs:
-            child = os.path.join(top, name)
-            if not os.path.islink(child):
-                _rmdir(child)
-    _rmdir(str(path))
-    return True
+    import time
 
+    from sandbox.cgroups import fs  # only at tear-down: not on `sandbox run`'s start-up path
 
-def _rmdir(path: str) -> None:
     try:
-        os.rmdir(path)
-    except FileNotFoundError:
-        pass
+        fs.rmdir_tree(path, time.monotonic())
+    except fs.CgroupError as e:
+        raise OSError(e.errno or errno.EIO, str(e), str(path)) from e
+    return True
 
 
 _cgroup_remover: Callable[[Path], bool] = remove_cgroup_tree

@@ -12,7 +12,6 @@ import re
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-
     from sandbox.spec.model import Container, EnvVar, Pod, Quantity
 
 _SUBSCRIPT = re.compile(r"^metadata\.(labels|annotations)\['(.+)'\]$")

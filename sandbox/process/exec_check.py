@@ -39,6 +39,7 @@ class ExecCheck(Check):
     def _begin(self, now: float) -> Outcome | None:
         if not self.argv:
             return Outcome(ERROR, "exec: no command")
+        identity = self.identity.request_fields()  # reads the seccomp filter: before any fd is open
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         os.set_blocking(write_fd, True)
         # stdin: an empty pipe (end-of-file at once, as /dev/null) rather than a host file.
@@ -46,7 +47,7 @@ class ExecCheck(Check):
         os.close(no_input)
         req = SpawnRequest(argv=self.argv, env=self.env, join_pidfd=self.main_pidfd, join_ns=ALL_NAMESPACES,
                            cwd=self.cwd, stdio=(null, write_fd, write_fd), stage_name="probe",
-                           **self.identity.request_fields())
+                           **identity)
         try:
             self.process = self.spawner.spawn(req)
         except ContainerStartError as e:

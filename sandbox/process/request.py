@@ -7,6 +7,7 @@ sandbox/native.py only encodes them for C.
 
 from __future__ import annotations
 
+from sandbox.process.capabilities import DEFAULT_MASK as DEFAULT_CAPS  # containerd's 14
 from sandbox.record import record
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
@@ -25,7 +26,6 @@ CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 # what `sandbox exec`, exec probes and hooks join (runc's exec joins the cgroup namespace too)
 ALL_NAMESPACES = CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWCGROUP
-DEFAULT_CAPS = 0xA80425FB  # capabilities.DEFAULT_MASK (containerd's 14), checked by a unit test
 
 
 @record

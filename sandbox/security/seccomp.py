@@ -45,7 +45,6 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 # Go's names for the architectures (Docker's `includes.arches`) by uname's machine.
 _GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "s390x": "s390x", "ppc64le": "ppc64le",
            "riscv64": "riscv64", "i686": "x86"}
-_CAP_NUMBERS: dict[str, int] = {}
 
 
 class ProfileError(ContainerStartError):
@@ -218,12 +217,9 @@ def action_value(name: object, errno_ret: object, where: str) -> int:
 
 
 def _capability(name: str) -> int:
-    if not _CAP_NUMBERS:
-        from sandbox.process.capabilities import NUMBERS
+    from sandbox.process.capabilities import NUMBERS
 
-        _CAP_NUMBERS.update(NUMBERS)
-    number = _CAP_NUMBERS.get(name.upper().removeprefix("CAP_"))
-    return -1 if number is None else number
+    return NUMBERS.get(name.upper().removeprefix("CAP_"), -1)
 
 
 def _kernel_at_least(version: str) -> bool:

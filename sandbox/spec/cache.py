@@ -17,6 +17,8 @@ import os
 import sys
 import zlib
 
+from sandbox.spec.source import MAX_BYTES, read_manifest, source_name  # bigger input goes to load's error
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
@@ -24,7 +26,6 @@ if TYPE_CHECKING:
     from sandbox.spec.model import Pod
 
 MAX_ENTRIES = 64
-MAX_BYTES = 10 * 1024 * 1024  # as sandbox.spec.load (kubelet maxConfigLength); bigger goes there
 _SANDBOX_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # What sandbox/spec imports from the rest of the package (a unit test walks the imports with ast
 # and fails when this list misses one): each is an input of the parse like spec's own modules.
@@ -92,8 +93,6 @@ def _stat_files(directory: str, names: tuple[str, ...]) -> list[str]:
 def load_pod_cached(path: str, cache_dir: Path) -> Pod:
     """`load_pod_file(path)` (`-`: standard input), answered from the cache when this exact content
     was loaded before. The input is read once, by the one reader (sandbox.spec.source)."""
-    from sandbox.spec.source import read_manifest, source_name
-
     raw = read_manifest(path)
     if not raw or len(raw) > MAX_BYTES:
         return _load_uncached(raw, source_name(path))

@@ -209,8 +209,6 @@ TABLE: dict[str, dict[str, Rule]] = {
         "seLinuxOptions": _SELINUX,
         "windowsOptions": H,
         "runAsUser": H, "runAsGroup": H, "runAsNonRoot": H, "readOnlyRootFilesystem": H,
-        # Without no_new_privs a process may gain privileges through setuid binaries: `true` (the
-        # Kubernetes default) is what every container gets.
         # no_new_privs is on unless `true` (or privileged): containerd's default, stricter than the kubelet's
         "allowPrivilegeEscalation": H,
         # Default is the masked and read-only /proc every container gets; Kubernetes allows

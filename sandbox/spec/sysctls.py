@@ -15,13 +15,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from sandbox.spec.model import PodSpec
 
-# kubelet pkg/kubelet/sysctl/safe_sysctls.go (namespaced, and isolated from the node's resources)
-SAFE = frozenset((
-    "kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start",
-    "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports",
-    "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
-    "net.ipv4.tcp_keepalive_probes", "net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem",
-))
 # kubelet pkg/kubelet/sysctl/namespace.go: the namespace each group of sysctls belongs to
 _IPC_EXACT = ("kernel.sem",)
 _IPC_PREFIXES = ("kernel.shm", "kernel.msg", "fs.mqueue.")

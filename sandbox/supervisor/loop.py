@@ -73,11 +73,11 @@ class PodSupervisor:
         self.hostname = launch.pod_hostname(pod)
         self.host = HostNamespaces(network=bool(pod.spec.host_network), pid=bool(pod.spec.host_pid),
                                    ipc=bool(pod.spec.host_ipc))
-        self.dirs = SandboxDirs(state_dir, pod_files_root(volumes.volumes_root(layout.lib, uid)))
+        self.volumes_root = volumes.volumes_root(layout.lib, uid)
+        self.dirs = SandboxDirs(state_dir, pod_files_root(self.volumes_root))
         self.log_dir = layout.pod_log_dir(self.namespace, self.name, uid)
         self.backoff = CrashLoopBackOff(backoff)
         self.probe_scale = probe_scale
-        self.volumes_root = volumes.volumes_root(layout.lib, uid)
         self.terminal, self.save_state, self.clock, self.wall = terminal, save_state, clock, wall
         self.restart_policy = pod.spec.restart_policy or "Always"
         self.qos_class = qos_class  # status.qosClass, fixed for the pod's life

@@ -26,7 +26,6 @@ class Timers:
         self._heap: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
         self._live: set[int] = set()  # handles in the heap that are neither cancelled nor fired
-        self._dead = 0  # cancelled entries still in the heap
 
     def __len__(self) -> int:
         """Timers that will still fire."""
@@ -48,14 +47,12 @@ class Timers:
         if handle is None or handle not in self._live:
             return
         self._live.discard(handle)
-        self._dead += 1
         self._compact_if_mostly_dead()
 
     def next_deadline(self) -> float | None:
         heap = self._heap
         while heap and heap[0][1] not in self._live:
             heapq.heappop(heap)
-            self._dead -= 1
         return heap[0][0] if heap else None
 
     def fire_due(self, now: float) -> None:
@@ -68,7 +65,7 @@ class Timers:
     def _compact_if_mostly_dead(self) -> None:
         """Rebuild from the live entries once the dead ones are more than half. Each rebuild
         costs O(n) and needs n/2 cancels since the last one: amortised O(1) per cancel."""
-        if self._dead > len(self._heap) // 2 and len(self._heap) >= COMPACT_MIN:
+        held = len(self._heap)  # every entry in the heap is live or cancelled: fired ones are popped
+        if held - len(self._live) > held // 2 and held >= COMPACT_MIN:
             self._heap = [e for e in self._heap if e[1] in self._live]
             heapq.heapify(self._heap)
-            self._dead = 0

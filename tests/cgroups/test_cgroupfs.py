@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import leftovers
 
-from sandbox.cgroups import PAUSE, detect, driver_for
+from sandbox.cgroups import PAUSE, Cgroup, CgroupDriver, detect, driver_for
 from sandbox.cgroups.detect import Layout
 from sandbox.cgroups.fs import CgroupError
 from sandbox.cgroups.resources import ContainerResources, container_limits, pod_limits
@@ -44,6 +44,26 @@ def _cgroup_of(pid: int) -> dict[str, str]:
 
 def _sleep() -> subprocess.Popen[bytes]:
     return subprocess.Popen(["sleep", "60"])
+
+
+def _forking_shell() -> subprocess.Popen[bytes]:
+    """A shell that forks two background sleeps once released: they are in its cgroup from their
+    first instruction."""
+    return subprocess.Popen(["sh", "-c", "read go; sleep 60 & sleep 60 & wait"], stdin=subprocess.PIPE)
+
+
+def _start_in(drv: CgroupDriver, cgroup: Cgroup, proc: subprocess.Popen[bytes]) -> None:
+    """Move a `_forking_shell` into `cgroup`, then let it fork."""
+    drv.add_process(cgroup, proc.pid)
+    assert proc.stdin is not None
+    proc.stdin.write(b"go\n")
+    proc.stdin.flush()
+
+
+def _wait_for_procs(drv: CgroupDriver, cgroup: Cgroup, count: int) -> None:
+    deadline = time.monotonic() + 5
+    while len(drv.procs(cgroup)) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def test_v1_pod_cycle_with_limits_a_process_and_a_kill(layout: Layout, parent: str) -> None:
@@ -89,18 +109,11 @@ def test_v1_kill_takes_every_process_of_the_tree(layout: Layout, parent: str) ->
     drv = driver_for(layout, parent)
     pod = drv.create_pod("uid-2")
     a, b = drv.create_container(pod, "a"), drv.create_container(pod, "b")
-    # a shell that forks two background sleeps: they are in the cgroup from their first instruction
-    procs = [subprocess.Popen(["sh", "-c", "read go; sleep 60 & sleep 60 & wait"], stdin=subprocess.PIPE)
-             for _ in (a, b)]
+    procs = [_forking_shell() for _ in (a, b)]
     try:
         for cg, p in zip((a, b), procs):
-            drv.add_process(cg, p.pid)
-            assert p.stdin is not None
-            p.stdin.write(b"go\n")
-            p.stdin.flush()
-        deadline = time.monotonic() + 5
-        while len(drv.procs(pod)) < 6 and time.monotonic() < deadline:
-            time.sleep(0.01)
+            _start_in(drv, cg, p)
+        _wait_for_procs(drv, pod, 6)
         assert len(drv.procs(pod)) == 6
         drv.kill(pod)
         assert drv.procs(pod) == []
@@ -160,15 +173,10 @@ def test_v2_driver_on_the_unified_hierarchy(layout: Layout, parent: str) -> None
     drv.create_container(pod, PAUSE)
     with pytest.raises(CgroupError, match="not delegated"):
         drv.apply(app, container_limits(ContainerResources(memory_limit=64 * MI)))
-    proc = subprocess.Popen(["sh", "-c", "read go; sleep 60 & sleep 60 & wait"], stdin=subprocess.PIPE)
+    proc = _forking_shell()
     try:
-        drv.add_process(app, proc.pid)
-        assert proc.stdin is not None
-        proc.stdin.write(b"go\n")
-        proc.stdin.flush()
-        deadline = time.monotonic() + 5
-        while len(drv.procs(pod)) < 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        _start_in(drv, app, proc)
+        _wait_for_procs(drv, pod, 3)
         assert len(drv.procs(pod)) == 3
         assert (app.paths["unified"] / "cgroup.events").read_text().startswith("populated 1")
         stats = drv.stats(app)
@@ -215,15 +223,10 @@ def test_the_teardown_hook_kills_and_removes_from_the_path_alone(layout: Layout,
     drv = driver_for(layout, parent)
     pod = drv.create_pod("uid-5")
     app = drv.create_container(pod, "app")
-    proc = subprocess.Popen(["sh", "-c", "read go; sleep 60 & sleep 60 & wait"], stdin=subprocess.PIPE)
+    proc = _forking_shell()
     try:
-        drv.add_process(app, proc.pid)
-        assert proc.stdin is not None
-        proc.stdin.write(b"go\n")
-        proc.stdin.flush()
-        deadline = time.monotonic() + 5
-        while len(drv.procs(pod)) < 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        _start_in(drv, app, proc)
+        _wait_for_procs(drv, pod, 3)
         # the memory hierarchy first (no freezer, no cgroup.kill there): the SIGKILL loop
         order = sorted(pod.dirs(), key=lambda p: p != pod.paths["memory"])
         assert [kill_and_remove(p) for p in order] == [True] * len(order)
