@@ -18,7 +18,7 @@ ffibuilder.set_source(
     "sandbox._native",
     '#include "sbx.h"',
     # setuptools insists on paths relative to setup.py's directory.
-    sources=["native/spawn.c", "native/mounts.c", "native/caps.c", "native/netns.c"],
+    sources=["native/spawn.c", "native/mounts.c", "native/caps.c", "native/netns.c", "native/devices.c"],
     include_dirs=["native"],
     extra_compile_args=["-std=gnu11", "-D_GNU_SOURCE", "-O2", "-Wall", "-Wextra", "-Werror"],
 )

@@ -116,6 +116,23 @@ int sbx_socket_in_netns(int pidfd, int domain, int type, int protocol, struct sb
  * and its unmount (MNT_DETACH, not following a symlink). 0, or -1 with *err filled (mounts.c). */
 int sbx_mount_tmpfs(const char *target, unsigned long flags, const char *data, struct sbx_err *err);
 int sbx_umount(const char *target, struct sbx_err *err);
+
+/* One device rule, as runc's devices.Rule / a devices.allow line (devices.c). */
+struct sbx_device_rule {
+        char type; /* 'a' (any), 'b' or 'c' */
+        int major; /* -1: any */
+        int minor; /* -1: any */
+        char access[4]; /* NUL-terminated subset of "rwm", not empty */
+        int allow; /* 1: allow, 0: deny */
+};
+
+enum { SBX_DEVICE_RULES_MAX = 128 };
+
+/* Load a BPF_PROG_TYPE_CGROUP_DEVICE program built from `rules` (the last matching rule decides,
+ * no match denies) and attach it to the cgroup2 directory `cgroup_fd` (BPF_CGROUP_DEVICE,
+ * BPF_F_ALLOW_MULTI). The kernel keeps it attached until the cgroup is removed. 0, or -1 with
+ * *err filled (stage SBX_STAGE_PARENT). */
+int sbx_device_filter_attach(int cgroup_fd, const struct sbx_device_rule *rules, int n, struct sbx_err *err);
 /* CDEF END */
 
 #endif

@@ -213,3 +213,38 @@ def sandbox_changed() -> Note:
 
 def deadline_exceeded() -> Note:
     return (NORMAL, "DeadlineExceeded", "Pod was active on the node longer than the specified deadline")
+
+
+def evicted(message: str) -> Note:
+    """The eviction manager's event on the pod (eviction_manager.go evictPod): reason Evicted,
+    the same message the pod's status.message carries."""
+    return (WARNING, "Evicted", message)
+
+
+def background_process_killed(container: str, commands: list[str], policy: str, exit_code: int | None) -> Note:
+    """The foreground rule (our own reason; the kubelet has none): the main process exited while
+    processes it had started were still running, and they were killed with it. `commands` names
+    them (no pids, so a crash loop folds into one event with a count); `exit_code` is the main
+    process's, when known, to say whether restartPolicy OnFailure restarts the container."""
+    shown = ", ".join(commands[:3]) + (f" and {len(commands) - 3} more" if len(commands) > 3 else "")
+    return (WARNING, "BackgroundProcessKilled",
+            f"Container {container}'s main process exited while {len(commands)} process(es) it started were "
+            f"still running ({shown}); they were killed with it. A container lives exactly as long as its main "
+            f"process, so restartPolicy {policy} {restart_consequence(policy, exit_code)}. Keep the main process "
+            "in the foreground (e.g. `exec app`).")
+
+
+def restart_consequence(policy: str, exit_code: int | None) -> str:
+    """What restartPolicy does with a container whose main process exited with `exit_code`."""
+    if policy == "Never":
+        return "leaves it terminated"
+    if policy == "OnFailure":
+        if exit_code is None:
+            return "restarts it if it exited non-zero"
+        return "restarts it" if exit_code != 0 else "leaves it terminated (exit code 0)"
+    return "restarts it"
+
+
+def pid_limit_capped(limit: int | None) -> Note:
+    """The kubelet's warning when spec.resources.limits.pids asks for more than the node allows."""
+    return (WARNING, "PIDLimitCapped", f"the pod's pids limit is capped at the node's podPidsLimit ({limit})")

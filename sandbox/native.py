@@ -182,3 +182,18 @@ def umount(target: str) -> None:
     err = ffi.new("struct sbx_err *")
     if lib.sbx_umount(os.fsencode(target), err) < 0:
         raise OSError(int(err.err), f"{ffi.string(err.op).decode()}: {os.strerror(int(err.err))}", target)
+
+
+def device_filter_attach(cgroup_fd: int, rules: Sequence[tuple[str, int, int, str, bool]]) -> None:
+    """Attach an eBPF device program built from `rules` (type, major, minor, access, allow; -1 =
+    any) to the cgroup2 directory `cgroup_fd` (devices.c: the last matching rule decides, no match
+    denies). OSError(errno, op) when it could not be loaded or attached."""
+    if len(rules) > lib.SBX_DEVICE_RULES_MAX:
+        raise OSError(errno.E2BIG, f"{len(rules)} device rules, at most {lib.SBX_DEVICE_RULES_MAX}")
+    c = ffi.new("struct sbx_device_rule[]", max(len(rules), 1))
+    for i, (type_, major, minor, access, allow) in enumerate(rules):
+        c[i].type, c[i].major, c[i].minor = type_.encode(), major, minor
+        c[i].access, c[i].allow = access.encode(), int(allow)
+    err = ffi.new("struct sbx_err *")
+    if lib.sbx_device_filter_attach(cgroup_fd, c, len(rules), err) < 0:
+        raise OSError(int(err.err), f"{ffi.string(err.op).decode()}: {os.strerror(int(err.err))}")

@@ -383,39 +383,56 @@ def status_string(
 
 
 def qos_class(spec: dict[str, Any]) -> str:
-    """`status.qosClass` from a (defaulted) pod spec: cpu and memory requests and limits summed over
-    app and init containers, zero quantities ignored. Guaranteed when every container limits both
-    and the summed requests equal the summed limits; BestEffort when nothing is set; else Burstable.
-    Requests default to limits before this (the API server's defaulting, sandbox/spec/defaults)."""
-    requests: dict[str, int] = {}
-    limits: dict[str, int] = {}
-    guaranteed = True
-    for c in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
-        resources = c.get("resources") or {}
-        found = set()
-        for kind, totals in (("requests", requests), ("limits", limits)):
-            for name, text in (resources.get(kind) or {}).items():
-                if name not in ("cpu", "memory"):
-                    continue
-                milli = _milli(text)
-                if milli > 0:
-                    totals[name] = totals.get(name, 0) + milli
-                    if kind == "limits":
-                        found.add(name)
-        if found != {"cpu", "memory"}:
-            guaranteed = False
-    if not requests and not limits:
-        return "BestEffort"
-    if guaranteed and requests == limits:
-        return "Guaranteed"
-    return "Burstable"
+    """`status.qosClass` from a (defaulted) pod spec in its API form (what the runtime records and
+    `describe` reads back). The rule is the one in sandbox/cgroups/resources.py (`qos_class`, with
+    pod-level `spec.resources` deciding alone when it names cpu, memory or hugepages, defaulted as
+    the API server does); this only reads the quantities out of the dict."""
+    from sandbox.cgroups.resources import default_pod_level
+    from sandbox.cgroups.resources import qos_class as compute_qos
+
+    app = [_requirements(c.get("resources"), False) for c in _dicts(spec.get("containers"))]
+    init = [_requirements(c.get("resources"), c.get("restartPolicy") == "Always")
+            for c in _dicts(spec.get("initContainers"))]
+    pod_level = spec.get("resources")
+    names = [n for key in ("requests", "limits") for n in _dict(pod_level, key)]
+    if any(n in ("cpu", "memory") or n.startswith("hugepages-") for n in names):
+        return compute_qos([*app, *init], default_pod_level(_requirements(pod_level, False), app, init))
+    return compute_qos([*app, *init])
 
 
-def _milli(text: object) -> int:
+def _requirements(resources: object, sidecar: bool) -> Any:
+    """A ResourceRequirements dict as cgroups.resources.ContainerResources (cpu and memory: the
+    only resources the QoS class reads)."""
+    from sandbox.cgroups.resources import ContainerResources
+
+    requests, limits = _dict(resources, "requests"), _dict(resources, "limits")
+    return ContainerResources(
+        cpu_request_milli=_milli(requests.get("cpu")), cpu_limit_milli=_milli(limits.get("cpu")),
+        memory_request=_value(requests.get("memory")), memory_limit=_value(limits.get("memory")),
+        restartable_init=sidecar)
+
+
+def _dict(obj: object, key: str) -> dict[str, Any]:
+    value = obj.get(key) if isinstance(obj, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def _dicts(items: object) -> list[dict[str, Any]]:
+    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+
+
+def _milli(text: object) -> int | None:
+    if text is None:
+        return None
     from sandbox.spec.quantity import parse_quantity  # only pods that set resources pay for it
 
     q = parse_quantity(str(text))
-    return q.milli if q is not None else 0
+    return q.milli if q is not None else None
+
+
+def _value(text: object) -> int | None:
+    milli = _milli(text)
+    return -(-milli // 1000) if milli is not None else None  # whole bytes, rounded up (Quantity.Value)
 
 
 # --- a pod whose runtime is gone -----------------------------------------------------------------

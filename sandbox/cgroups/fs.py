@@ -55,6 +55,13 @@ def write(cgroup: Path, name: str, value: str) -> None:
         raise CgroupError(f"write {value!r} to", path, e) from e
 
 
+def join(cgroups: tuple[str, ...] | list[str], pid: int) -> None:
+    """Move `pid` into each cgroup directory (one per hierarchy). A cgroup that is gone raises: a
+    process is never started outside the cgroup it was meant for."""
+    for path in cgroups:
+        write(Path(path), "cgroup.procs", str(pid))
+
+
 def read(cgroup: Path, name: str) -> str:
     path = cgroup / check_name(name)
     try:

@@ -1,8 +1,8 @@
-"""The tear-down registry's cgroup undo (`sandbox.pod.teardown.set_cgroup_remover`): given one
+"""The tear-down registry's cgroup undo (`sandbox.pod.teardown.Cgroup`): given one
 recorded cgroup directory of any hierarchy, kill what still runs in it and below, then remove it
 leaf-first. Works from the path alone (after a runtime crash, `gc` has nothing else):
 `cgroup.kill` where the directory has it (v2, and the cgroup2 side of a hybrid host), freeze-kill
-in a v1 freezer hierarchy, a SIGKILL loop elsewhere. Not installed yet: the wiring session does."""
+in a v1 freezer hierarchy, a SIGKILL loop elsewhere."""
 
 from __future__ import annotations
 
@@ -18,15 +18,17 @@ from sandbox.cgroups.fs import CgroupError
 
 def kill_and_remove(path: Path, root: Path = DEFAULT_ROOT, timeout: float = 2.0) -> bool:
     """True if it removed something, False if `path` was already gone; OSError if it could not
-    (the registry's contract). Refuses a path that is not at least two levels under `root`
-    (a hierarchy's root or our parent directory are never removed through this)."""
+    (the registry's contract). Refuses a path that is not under `root` or not at least two levels
+    below its hierarchy's root (`<parent>/<pod>`): a hierarchy's root or our parent directory are
+    never removed through this. The hierarchy's root is where the path's filesystem is mounted:
+    `root` itself on a v2 host, `root/<controller>` on v1."""
     real = os.path.normpath(path)
-    base = os.path.normpath(root)
-    rel = os.path.relpath(real, base)
-    if rel.startswith("..") or rel.count("/") < 2:
-        raise OSError(errno.EPERM, f"not a pod cgroup under {root}", str(path))
     if os.path.islink(real) or not os.path.isdir(real):
         return False
+    base = os.path.normpath(root)
+    rel = os.path.relpath(real, base)
+    if rel.startswith("..") or rel == "." or _depth_in_hierarchy(real, base) < 2:
+        raise OSError(errno.EPERM, f"not a pod cgroup under {root}", str(path))
     top = Path(real)
     deadline = time.monotonic() + timeout
     try:
@@ -41,3 +43,17 @@ def kill_and_remove(path: Path, root: Path = DEFAULT_ROOT, timeout: float = 2.0)
     except CgroupError as e:
         raise OSError(e.errno or errno.EIO, str(e), str(path)) from e
     return True
+
+
+def _depth_in_hierarchy(path: str, root: str) -> int:
+    """Directories between `path` and the mount its filesystem starts at (each cgroup hierarchy is
+    a mount of its own), counted no higher than `root`."""
+    dev = os.stat(path).st_dev
+    depth = 0
+    while path != root:
+        parent = os.path.dirname(path)
+        if os.stat(parent).st_dev != dev:
+            break
+        depth += 1
+        path = parent
+    return depth

@@ -1,18 +1,26 @@
 """Pure translation of Kubernetes requests/limits into cgroup values, with the kubelet's and runc's
 rules. Quantities arrive already parsed (millicores, bytes): this layer never imports spec.
 
-Sources (read 2026-11): kubelet pkg/kubelet/cm/helpers_linux.go (MilliCPUToShares, MilliCPUToQuota),
-kuberuntime_container_linux.go (shares from the limit when no request; swap), pkg/kubelet/qos/policy.go
-(oom_score_adj), pkg/apis/core/v1/helper/qos (QoS class), opencontainers/cgroups
-ConvertCPUSharesToCgroupV2Value (shares -> weight).
+Sources (read 2026-11): kubelet pkg/kubelet/cm/helpers_linux.go (MilliCPUToShares, MilliCPUToQuota,
+ResourceConfigForPod), kuberuntime_container_linux.go (shares from the limit when no request; a
+container without a limit gets the pod-level one: getCPULimit/getMemoryLimit; swap),
+pkg/kubelet/qos/policy.go (oom_score_adj, remainingPodMemReqPerContainer), pkg/apis/core/v1/helper/qos
+(ComputePodQOS as of 1.37: resourceQOS per set of requirements), KEP-2837 (pod-level resources),
+opencontainers/cgroups ConvertCPUSharesToCgroupV2Value (shares -> weight).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Literal
+
+from sandbox.record import field, record
+
+TYPE_CHECKING = False  # typing and dataclasses cost ~10 ms to import: `sandbox run` converts limits
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from typing import Literal
+
+    QOSClass = Literal["Guaranteed", "Burstable", "BestEffort"]
 
 MIN_SHARES = 2
 MAX_SHARES = 262144  # the kernel's MAX_SHARES, 1 << 18
@@ -24,9 +32,6 @@ MIN_QUOTA_PERIOD = 1000  # µs: the kernel refuses a smaller quota
 GUARANTEED_OOM_SCORE_ADJ = -997
 BEST_EFFORT_OOM_SCORE_ADJ = 1000
 POD_INFRA_OOM_SCORE_ADJ = -998  # pause (dockershim's PodInfraOOMAdj; containerd's sandbox value)
-
-QOSClass = Literal["Guaranteed", "Burstable", "BestEffort"]
-
 
 def milli_cpu_to_shares(milli_cpu: int) -> int:
     """MilliCPUToShares: 0 (no request) -> the minimum 2; clamped to [2, 262144]."""
@@ -66,7 +71,7 @@ def shares_to_weight_linear(shares: int) -> int:
     return 1 + (shares - 2) * 9999 // 262142
 
 
-@dataclass(frozen=True)
+@record
 class ContainerResources:
     """A container's requests and limits, parsed. None: not given. Requests were already defaulted
     from limits by the API defaults (a limit without a request sets the request)."""
@@ -79,7 +84,7 @@ class ContainerResources:
     restartable_init: bool = False  # a sidecar (initContainers[].restartPolicy: Always)
 
 
-@dataclass(frozen=True)
+@record
 class CgroupLimits:
     """What to write into one cgroup. None: leave the kernel's default (unlimited)."""
 
@@ -143,16 +148,20 @@ def hugepage_file_size(page_size: str) -> str:
         raise ValueError(f"unsupported huge page size {page_size!r}") from None
 
 
-def container_limits(res: ContainerResources, *, swap: bool = False) -> CgroupLimits:
+def container_limits(res: ContainerResources, *, swap: bool = False,
+                     pod_level: ContainerResources | None = None) -> CgroupLimits:
     """One container's cgroup values, as kuberuntime builds LinuxContainerResources and runc writes
     them. With the kubelet's default swap behaviour (NoSwap) a container may not swap: v1 gets
-    memsw = memory limit (when limited), v2 memory.swap.max 0."""
-    req = res.cpu_request_milli or 0
-    lim = res.cpu_limit_milli or 0
-    # kuberuntime: shares from the request, or from the limit when only a limit is set
-    shares = milli_cpu_to_shares(lim if req == 0 and lim != 0 else req)
+    memsw = memory limit (when limited), v2 memory.swap.max 0. `pod_level`: the pod's
+    `spec.resources`; a container without a cpu or memory limit gets the pod's (getCPULimit,
+    getMemoryLimit: runtimes such as the JVM size themselves from their own cgroup)."""
+    lim = res.cpu_limit_milli or (pod_level.cpu_limit_milli if pod_level is not None else None) or 0
+    # kuberuntime: shares from the request; from the (possibly pod-level) limit only when the
+    # container has no cpu request at all (an explicit 0 gives the minimum)
+    req = res.cpu_request_milli
+    shares = milli_cpu_to_shares(lim if req is None else req)
     quota = milli_cpu_to_quota(lim) if lim else None
-    mem = res.memory_limit if res.memory_limit else None
+    mem = res.memory_limit or (pod_level.memory_limit if pod_level is not None else None) or None
     return CgroupLimits(
         cpu_shares=shares,
         cpu_weight=shares_to_weight(shares),
@@ -166,10 +175,11 @@ def container_limits(res: ContainerResources, *, swap: bool = False) -> CgroupLi
     )
 
 
-def _effective(app: Sequence[ContainerResources], init: Sequence[ContainerResources],
-               get: Callable[[ContainerResources], int | None]) -> int:
-    """The pod's effective value (resourcehelper.PodRequests/PodLimits with sidecars): the sum over
-    app containers and sidecars, or the largest init container plus the sidecars started before it."""
+def effective(app: Sequence[ContainerResources], init: Sequence[ContainerResources],
+              get: Callable[[ContainerResources], int | None]) -> int:
+    """The pod's effective value (resourcehelper.PodRequests/PodLimits with sidecars, without the
+    pod-level override): the sum over app containers and sidecars, or the largest init container
+    plus the sidecars started before it."""
     total = sum(get(c) or 0 for c in app)
     sidecars = 0
     init_max = 0
@@ -182,66 +192,119 @@ def _effective(app: Sequence[ContainerResources], init: Sequence[ContainerResour
     return max(total + sidecars, init_max)
 
 
-def pod_limits(app: Sequence[ContainerResources], init: Sequence[ContainerResources] = (),
-               *, pids_max: int | None = None) -> CgroupLimits:
-    """The pod cgroup's values (kubelet cm ResourceConfigForPod): shares from the summed requests;
-    a quota and a memory limit only when every container sets that limit; pids.max from the
-    runtime's podPidsLimit."""
+def default_pod_level(pod_level: ContainerResources, app: Sequence[ContainerResources],
+                      init: Sequence[ContainerResources] = ()) -> ContainerResources:
+    """The API server's defaults for `spec.resources` (pkg/apis/core/v1/defaults.go): a cpu or
+    memory limit left out while every container sets one is their effective sum
+    (PodLevelResourcesFixUpdateDefaulting, beta and on since 1.36); then a cpu or memory request
+    left out is the pod-level limit (defaultPodRequests takes only hugepages from the containers;
+    hugepages requests always equal their limits)."""
     everyone = [*app, *init]
-    cpu_req = _effective(app, init, lambda c: c.cpu_request_milli)
-    shares = milli_cpu_to_shares(cpu_req)
-    quota = None
-    if everyone and all(c.cpu_limit_milli for c in everyone):
-        quota = milli_cpu_to_quota(_effective(app, init, lambda c: c.cpu_limit_milli))
-    mem = None
-    if everyone and all(c.memory_limit for c in everyone):
-        mem = _effective(app, init, lambda c: c.memory_limit)
+
+    def limit(own: int | None, get: Callable[[ContainerResources], int | None]) -> int | None:
+        if own or not everyone or not all(get(c) for c in everyone):
+            return own
+        return effective(app, init, get)
+
+    cpu_limit = limit(pod_level.cpu_limit_milli, lambda c: c.cpu_limit_milli)
+    memory_limit = limit(pod_level.memory_limit, lambda c: c.memory_limit)
+    return ContainerResources(
+        cpu_request_milli=pod_level.cpu_request_milli if pod_level.cpu_request_milli is not None else cpu_limit,
+        cpu_limit_milli=cpu_limit,
+        memory_request=pod_level.memory_request if pod_level.memory_request is not None else memory_limit,
+        memory_limit=memory_limit,
+        hugepages_limit=pod_level.hugepages_limit)
+
+
+def pod_limits(app: Sequence[ContainerResources], init: Sequence[ContainerResources] = (),
+               *, pids_max: int | None = None, pod_level: ContainerResources | None = None,
+               qos: QOSClass | None = None) -> CgroupLimits:
+    """The pod cgroup's values (kubelet cm ResourceConfigForPod): shares from the pod's effective
+    cpu request; a quota and a memory limit only when every container sets that limit or the pod
+    level does; a BestEffort pod gets the minimum shares and no limit; pids.max from the runtime's
+    podPidsLimit. Pod-level values (`spec.resources`, defaulted: default_pod_level) replace the
+    containers' effective ones resource by resource (PodRequests/PodLimits' pod-level override)."""
+    everyone = [*app, *init]
+    plv = pod_level if pod_level is not None else ContainerResources()
+    if qos is None:
+        qos = qos_class(everyone, pod_level)
+
+    def pod_value(own: int | None, get: Callable[[ContainerResources], int | None]) -> int:
+        return own if own else effective(app, init, get)
+
+    def declared(own: int | None, get: Callable[[ContainerResources], int | None]) -> bool:
+        return bool(own) or (bool(everyone) and all(get(c) for c in everyone))
+
+    shares = MIN_SHARES
+    quota = mem = None
+    if qos != "BestEffort":
+        shares = milli_cpu_to_shares(pod_value(plv.cpu_request_milli, lambda c: c.cpu_request_milli))
+        if declared(plv.cpu_limit_milli, lambda c: c.cpu_limit_milli):
+            quota = milli_cpu_to_quota(pod_value(plv.cpu_limit_milli, lambda c: c.cpu_limit_milli))
+        if declared(plv.memory_limit, lambda c: c.memory_limit):
+            mem = pod_value(plv.memory_limit, lambda c: c.memory_limit)
     huge: dict[str, int] = {}
-    sizes = {k for c in everyone for k in c.hugepages_limit}
-    for size in sorted(sizes):
-        huge[hugepage_file_size(size)] = _effective(app, init, lambda c, s=size: c.hugepages_limit.get(s))  # type: ignore[misc]
+    for size in sorted({k for c in [*everyone, plv] for k in c.hugepages_limit}):
+        huge[hugepage_file_size(size)] = pod_value(
+            plv.hugepages_limit.get(size), lambda c, s=size: c.hugepages_limit.get(s))  # type: ignore[misc]
     return CgroupLimits(cpu_shares=shares, cpu_weight=shares_to_weight(shares), cpu_quota=quota,
                         memory_limit=mem, pids_max=pids_max, hugetlb=huge)
 
 
-def qos_class(containers: Sequence[ContainerResources]) -> QOSClass:
-    """GetPodQOS over every container, init ones included. Only cpu and memory count, and only
-    values above zero; requests and limits are summed over the containers. Guaranteed: every
-    container limits both, and the summed requests equal the summed limits. Requests arrive
-    defaulted (a limit without a request has set the request)."""
-    requests: dict[str, int] = {}
-    limits: dict[str, int] = {}
-    guaranteed = True
+def qos_class(containers: Sequence[ContainerResources], pod_level: ContainerResources | None = None) -> QOSClass:
+    """ComputePodQOS over every container, init ones included, or over the pod-level resources
+    alone when the pod sets them (KEP-2837; `pod_level` only when spec.resources names cpu, memory
+    or hugepages, as IsPodLevelResourcesSet decides since PodLevelResourcesFixKubeletQOSClass).
+    Only cpu and memory count. Per set of requirements: a request that differs from its limit is
+    Burstable, both unset (or zero) BestEffort, both equal Guaranteed; mixed classes make the pod
+    Burstable. Requests arrive defaulted (a limit without a request has set the request)."""
+    if pod_level is not None:
+        return _requirements_qos(pod_level)
+    pod: QOSClass | None = None
     for c in containers:
-        for name, value in (("cpu", c.cpu_request_milli), ("memory", c.memory_request)):
-            if value:
-                requests[name] = requests.get(name, 0) + value
-        found = set()
-        for name, value in (("cpu", c.cpu_limit_milli), ("memory", c.memory_limit)):
-            if value:
-                limits[name] = limits.get(name, 0) + value
-                found.add(name)
-        if found != {"cpu", "memory"}:
-            guaranteed = False
-    if not requests and not limits:
+        qos = _requirements_qos(c)
+        if qos == "Burstable" or (pod is not None and pod != qos):
+            return "Burstable"
+        pod = qos
+    return pod or "BestEffort"
+
+
+def _requirements_qos(res: ContainerResources) -> QOSClass:
+    """resourceQOS: one container's (or the pod level's) class."""
+    pairs = ((res.cpu_request_milli or 0, res.cpu_limit_milli or 0), (res.memory_request or 0, res.memory_limit or 0))
+    if any(request != limit for request, limit in pairs):
+        return "Burstable"
+    unset = [request == 0 for request, _ in pairs]
+    if all(unset):
         return "BestEffort"
-    if guaranteed and all(limits.get(k) == v for k, v in requests.items()) and len(requests) == len(limits):
-        return "Guaranteed"
-    return "Burstable"
+    return "Burstable" if any(unset) else "Guaranteed"
+
+
+def remaining_pod_memory_request(pod_level: ContainerResources | None, app: Sequence[ContainerResources],
+                                 init: Sequence[ContainerResources] = ()) -> int:
+    """remainingPodMemReqPerContainer: the pod-level memory request no container requested,
+    shared equally by every container (app and init) for the oom_score_adj formula."""
+    if pod_level is None or not pod_level.memory_request or not (app or init):
+        return 0
+    remaining = pod_level.memory_request - effective(app, init, lambda c: c.memory_request)
+    share = abs(remaining) // (len(app) + len(init))
+    return share if remaining >= 0 else -share  # Go's integer division truncates toward zero
 
 
 def oom_score_adj(qos: QOSClass, res: ContainerResources, memory_capacity: int,
-                  min_app_memory_request: int | None = None) -> int:
+                  min_app_memory_request: int | None = None, *, remaining_pod_request: int = 0) -> int:
     """GetContainerOOMScoreAdjust. Burstable: 1000 - 1000*request/capacity (integer division),
     within [3, 999] (1000 + -997 is the floor; the docs' table says 2, the code returns 3).
-    A sidecar gets no more than the app container with the smallest memory request."""
+    A sidecar gets no more than the app container with the smallest memory request. With a
+    pod-level memory request every container's request counts `remaining_pod_request` more
+    (remaining_pod_memory_request). The KubeletOOMScoreAdjTieBreak nudge (alpha) is not applied."""
     if qos == "Guaranteed":
         return GUARANTEED_OOM_SCORE_ADJ
     if qos == "BestEffort":
         return BEST_EFFORT_OOM_SCORE_ADJ
-    adj = 1000 - (1000 * (res.memory_request or 0)) // memory_capacity
+    adj = 1000 - (1000 * ((res.memory_request or 0) + remaining_pod_request)) // memory_capacity
     if res.restartable_init and min_app_memory_request is not None:
-        adj = min(adj, 1000 - (1000 * min_app_memory_request) // memory_capacity)
+        adj = min(adj, 1000 - (1000 * (min_app_memory_request + remaining_pod_request)) // memory_capacity)
     if adj < 1000 + GUARANTEED_OOM_SCORE_ADJ:
         return 1000 + GUARANTEED_OOM_SCORE_ADJ
     if adj == BEST_EFFORT_OOM_SCORE_ADJ:

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import errno
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from sandbox.cgroups import fs, v2
 from sandbox.cgroups.detect import Layout
 from sandbox.cgroups.driver import PARENT, UNIFIED, Cgroup, Stats
 from sandbox.cgroups.fs import CgroupError
-from sandbox.cgroups.resources import CgroupLimits
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from sandbox.cgroups.devices import DeviceRule
+    from sandbox.cgroups.resources import CgroupLimits
 
 _FREEZE_WAIT = 1.0
 
@@ -98,11 +102,22 @@ class V1Driver:
             if key == UNIFIED and inner:
                 v2.enable(path, self.unified_controllers & frozenset(v2.WANTED))
 
+    def can_limit(self, controller: str) -> bool:
+        """A v1 hierarchy of the controller, or (hybrid) the cgroup2 side delegating it."""
+        return controller in self.v1 or controller in self.unified_controllers
+
+    def v1_hierarchies(self) -> dict[str, Path]:
+        """controller -> hierarchy directory, for the controllers this driver uses."""
+        return dict(self.v1)
+
+    def plan_pod(self, pod_uid: str) -> Cgroup:
+        return Cgroup(pod_uid, self._paths(self.parent, pod_uid))
+
     def create_pod(self, pod_uid: str) -> Cgroup:
         if not self._parent_ready:  # once per driver: the parent is shared by pods and kept
             self._make_all(self._paths(self.parent), fresh=False, inner=True)
             self._parent_ready = True
-        paths = self._paths(self.parent, pod_uid)
+        paths = self.plan_pod(pod_uid).paths
         try:
             self._make_all(paths, fresh=True, inner=True)
         except CgroupError:
@@ -145,6 +160,16 @@ class V1Driver:
                 raise
             fs.write(path, "memory.memsw.limit_in_bytes", str(memsw))
             fs.write(path, "memory.limit_in_bytes", value)
+
+    def restrict_devices(self, cgroup: Cgroup, rules: Sequence[DeviceRule]) -> None:
+        """The v1 devices controller's allow-list (on a hybrid host it alone decides: a device
+        program on the cgroup2 side would be a second copy of the same list)."""
+        from sandbox.cgroups import devices
+
+        path = cgroup.paths.get("devices")
+        if path is None:
+            raise CgroupError("restrict devices", cgroup.name, "the devices controller is not mounted")
+        devices.apply_v1(path, rules)
 
     def add_process(self, cgroup: Cgroup, pid: int) -> None:
         for path in cgroup.dirs():

@@ -9,14 +9,18 @@ import errno
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sandbox.cgroups import fs
 from sandbox.cgroups.detect import Layout
 from sandbox.cgroups.driver import PARENT, UNIFIED, Cgroup, Stats
 from sandbox.cgroups.fs import CgroupError
-from sandbox.cgroups.resources import CgroupLimits
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from sandbox.cgroups.devices import DeviceRule
+    from sandbox.cgroups.resources import CgroupLimits
 
 # what a pod may use, when the host has it enabled at the hierarchy's root
 WANTED = ("cpu", "cpuset", "memory", "pids", "hugetlb", "io")
@@ -133,13 +137,22 @@ class V2Driver:
         self.controllers = enabled_at_root(self.root) & frozenset(WANTED)
         self._parent_ready = False
 
+    def can_limit(self, controller: str) -> bool:
+        return controller in self.controllers
+
+    def v1_hierarchies(self) -> dict[str, Path]:
+        return {}
+
+    def plan_pod(self, pod_uid: str) -> Cgroup:
+        return Cgroup(pod_uid, {UNIFIED: fs.under(self.root, self.parent, pod_uid)})
+
     def create_pod(self, pod_uid: str) -> Cgroup:
         if not self._parent_ready:
             parent = fs.under(self.root, self.parent)
             fs.make(parent)
             enable(parent, self.controllers)
             self._parent_ready = True
-        pod = fs.under(self.root, self.parent, pod_uid)
+        pod = self.plan_pod(pod_uid).paths[UNIFIED]
         if not fs.make(pod):
             raise CgroupError("create", pod, "exists already")
         enable(pod, self.controllers)
@@ -159,6 +172,12 @@ class V2Driver:
             if name == "memory.swap.max" and not (path / name).exists():
                 continue  # no swap accounting on this kernel: nothing can swap beyond memory.max
             fs.write(path, name, value)
+
+    def restrict_devices(self, cgroup: Cgroup, rules: Sequence[DeviceRule]) -> None:
+        """cgroup v2 has no devices controller: an eBPF device program attached to the cgroup."""
+        from sandbox.cgroups import devices
+
+        devices.attach_v2(cgroup.paths[UNIFIED], rules)
 
     def add_process(self, cgroup: Cgroup, pid: int) -> None:
         fs.write(cgroup.paths[UNIFIED], "cgroup.procs", str(pid))

@@ -21,6 +21,7 @@ VERBS = {
     "validate": "sandbox.cli.validate",
     "describe": "sandbox.cli.describe",
     "inspect": "sandbox.cli.inspect",
+    "top": "sandbox.cli.top",
     "gc": "sandbox.cli.gc",
 }
 

@@ -58,6 +58,7 @@ def describe_pod(state: Obj, now: float, node: str | None = None) -> str:
     _conditions(w, status.get("conditions") or [])
     _volumes(w, spec.get("volumes") or [])
     w.write(0, f"QoS Class:\t{status.get('qosClass') or qos_class(spec)}\n")
+    _cgroup(w, state.get("cgroup"))
     _labels(w, "Node-Selectors", spec.get("nodeSelector") or {})
     _tolerations(w, spec.get("tolerations") or [])
     _events(w, state.get("events") or [], now)
@@ -110,6 +111,7 @@ def _containers(w: _Writer, label: str, containers: list[Obj], statuses: list[Ob
                 _describe_state(w, "Last State", cs["lastState"])
             w.write(2, f"Ready:\t{'True' if cs.get('ready') else 'False'}\n")
             w.write(2, f"Restart Count:\t{cs.get('restartCount', 0)}\n")
+            _oom_kills(w, (state.get("containers") or {}).get(c.get("name")))
         _resources(w, c.get("resources") or {})
         for key, title in (("livenessProbe", "Liveness"), ("readinessProbe", "Readiness"), ("startupProbe", "Startup")):
             if c.get(key):
@@ -162,6 +164,27 @@ def _describe_state(w: _Writer, title: str, state: Obj) -> None:
     else:
         w.write(2, f"{title}:\tWaiting\n")
         _write_if(w, 3, "Reason", (state.get("waiting") or {}).get("reason"))
+
+
+def _oom_kills(w: _Writer, record: object) -> None:
+    """Not in kubectl: the OOM kills the runtime counted from the cgroup's events over the pod's
+    life (a restarted container's earlier instances too), shown only when there were any."""
+    kills = record.get("oomKills") if isinstance(record, dict) else None
+    if type(kills) is int and kills > 0:
+        w.write(2, f"OOM Kills:\t{kills}\n")
+
+
+def _cgroup(w: _Writer, record: object) -> None:
+    """Not in kubectl (the node's business there): the pod cgroup, one directory per line (keys
+    sharing a directory, co-mounted v1 controllers, on one), after the layout and driver."""
+    if not isinstance(record, dict) or not isinstance(record.get("paths"), dict) or not record["paths"]:
+        return
+    by_dir: dict[str, list[str]] = {}
+    for key, path in record["paths"].items():
+        by_dir.setdefault(str(path), []).append(str(key))
+    w.write(0, f"Cgroup:\t{record.get('mode') or '?'}, {record.get('driver') or '?'} driver\n")
+    for path, keys in sorted(by_dir.items(), key=lambda item: sorted(item[1])):
+        w.write(0, f"\t{path} ({','.join(sorted(keys))})\n")
 
 
 def _resources(w: _Writer, resources: Obj) -> None:

@@ -57,7 +57,7 @@ def handle(args: argparse.Namespace) -> int:
     try:
         return exec_in_container(pidfd, command, list(record.get("env") or []), str(record.get("cwd") or "/"),
                                  Identity.from_json(record.get("identity")), stdin=args.stdin, tty=tty,
-                                 main_pid=ref.pid)
+                                 main_pid=ref.pid, cgroups=_cgroup_dirs(record.get("cgroup")))
     except ContainerStartError as e:
         # As a shell reports it: 127 for a command that is not there, 126 for one that cannot run.
         print(f"error: exec in container {name!r}: {e}", file=sys.stderr)
@@ -76,3 +76,10 @@ def _default_container(state: dict[str, Any]) -> str:
         return str(default)
     containers = (manifest.get("spec") or {}).get("containers") or [{}]
     return str(containers[0].get("name", ""))
+
+
+def _cgroup_dirs(paths: object) -> tuple[str, ...]:
+    """The container's cgroup directories from its record (absent in a record from before cgroups)."""
+    if not isinstance(paths, dict):
+        return ()
+    return tuple(sorted({str(p) for p in paths.values() if isinstance(p, str) and p.startswith("/sys/fs/cgroup/")}))

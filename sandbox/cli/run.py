@@ -20,12 +20,23 @@ def add_parser(verbs: Any) -> None:
     p.add_argument("--probe-scale", type=float, default=1.0, metavar="FACTOR",
                    help="multiply every probe's initialDelaySeconds, periodSeconds and timeoutSeconds "
                         "(e.g. 0.1: ten times faster; for tests and demos)")
+    p.add_argument("--eviction-interval", default="10s", metavar="DURATION",
+                   help="how often a pod with an ephemeral-storage limit or emptyDir sizeLimit is measured "
+                        "for eviction (default 10s, the kubelet's evictionMonitoringPeriod)")
     p.add_argument("--container-log-max-size", metavar="QUANTITY",
                    help="rotate a container's log file before it grows past this size (a quantity, "
                         "default 10Mi as the kubelet's containerLogMaxSize; negative: never rotate)")
     p.add_argument("--container-log-max-files", metavar="N",
                    help="log files kept per container instance, the current one included (at least 2, "
                         "default 5 as the kubelet's containerLogMaxFiles)")
+    p.add_argument("--cgroup-driver", default="auto", metavar="DRIVER",
+                   help="auto (default), cgroupfs or systemd: how pod cgroups are managed")
+    p.add_argument("--cgroup-parent", default="", metavar="NAME",
+                   help="the cgroup every pod's cgroup is created under, in each hierarchy "
+                        "(default: $SANDBOX_CGROUP_PARENT, else sandbox)")
+    p.add_argument("--pod-pids-limit", type=int, default=None, metavar="N",
+                   help="at most N processes in a pod (the kubelet's podPidsLimit; default 4096, "
+                        "-1: unlimited)")
     p.add_argument("-q", "--quiet", action="store_true", help="do not stream container output")
     p.add_argument("--rm", action="store_true", help="delete the pod (its record and logs) when it ends")
     p.set_defaults(handler=handle)
@@ -41,7 +52,14 @@ def handle(args: argparse.Namespace) -> int:
                                 cap=parse_duration(args.backoff_max))
     except ValueError as e:
         raise UsageError(f"--backoff-initial/--backoff-max: {e}") from None
+    try:
+        eviction_interval = parse_duration(args.eviction_interval)
+    except ValueError as e:
+        raise UsageError(f"--eviction-interval: {e}") from None
+    if eviction_interval <= 0:
+        raise UsageError(f"--eviction-interval: must be positive, got {args.eviction_interval!r}")
     log_policy = _log_policy(args)
+    cgroup_config = _cgroup_config(args)
     import os
 
     from sandbox.supervisor.run import prepare, run_pod
@@ -54,13 +72,35 @@ def handle(args: argparse.Namespace) -> int:
         raise SandboxError("sandbox run needs root: it creates namespaces, mounts and a pod's processes")
     if not 0 < args.probe_scale <= 1000:
         raise UsageError(f"--probe-scale: must be a positive factor, got {args.probe_scale}")
+    from sandbox.pod.cgroups import plan
+
+    cgroups = plan(prepared.pod, cgroup_config)  # every limit checked against the host first
     status = run_pod(prepared, backoff=backoff, quiet=args.quiet, probe_scale=args.probe_scale,
-                     log_policy=log_policy, remove=args.rm)
+                     eviction_interval=eviction_interval,
+                     log_policy=log_policy, remove=args.rm, cgroups=cgroups)
     phase = status.get("phase")
     print(f"pod {prepared.namespace}/{prepared.name}: {phase}", file=sys.stderr)
     for cs in [*status.get("initContainerStatuses", []), *status.get("containerStatuses", [])]:
         print(f"  {cs['name']}: {describe_state(cs)}, restarts {cs.get('restartCount', 0)}", file=sys.stderr)
     return 0 if phase == "Succeeded" else 1
+
+
+def _cgroup_config(args: argparse.Namespace) -> Any:
+    from sandbox.cgroups.fs import check_name
+    from sandbox.errors import SandboxError, UsageError
+    from sandbox.pod.cgroups import DEFAULT_POD_PIDS_LIMIT, DRIVERS, CgroupConfig
+
+    if args.cgroup_driver not in DRIVERS:
+        raise UsageError(f"--cgroup-driver: must be one of {', '.join(DRIVERS)}, got {args.cgroup_driver!r}")
+    limit = DEFAULT_POD_PIDS_LIMIT if args.pod_pids_limit is None else args.pod_pids_limit
+    if limit == 0 or limit < -1:
+        raise UsageError(f"--pod-pids-limit: must be a positive number or -1 (unlimited), got {limit}")
+    config = CgroupConfig(args.cgroup_driver, args.cgroup_parent, None if limit == -1 else limit)
+    try:
+        check_name(config.parent_name())
+    except SandboxError:
+        raise UsageError(f"--cgroup-parent: must be one path component, got {config.parent_name()!r}") from None
+    return config
 
 
 def _log_policy(args: argparse.Namespace) -> Any:

@@ -128,9 +128,10 @@ def _read(path: str) -> str:
 
 
 def start_pause(spawner: Spawner, dirs: SandboxDirs, hostname: str, host: HostNamespaces,
-                sysctls: tuple[tuple[str, str], ...] = ()) -> ChildProcess:
+                sysctls: tuple[tuple[str, str], ...] = (), cgroups: tuple[str, ...] = ()) -> ChildProcess:
     """Pause in new namespaces, except those the pod takes from the host. `sysctls` (path under
-    /proc/sys, value) are written in the new namespaces before pause starts."""
+    /proc/sys, value) are written in the new namespaces before pause starts; `cgroups`: its cgroup
+    directories, joined before it runs."""
     binary = os.open(pause_binary(), os.O_RDONLY | os.O_CLOEXEC)
     null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
     try:
@@ -151,6 +152,7 @@ def start_pause(spawner: Spawner, dirs: SandboxDirs, hostname: str, host: HostNa
             gid=PAUSE_UID,
             no_new_privs=True,
             stdio=(null, null, null),
+            cgroups=cgroups,
         )
         return spawner.spawn(req)
     finally:

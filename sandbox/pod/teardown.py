@@ -13,8 +13,8 @@ pod records).
 
 `undo_all` walks the journal backwards: kill processes (pid + start time, never by name) and
 wait for them, detach mounts, remove directories (never through a symlink, never outside their
-recorded base, whose own allowance the caller can restrict), remove cgroups through the hook the
-cgroups module provides. It is idempotent (a second run finds everything gone and does nothing)
+recorded base, whose own allowance the caller can restrict), kill through and remove cgroups
+(sandbox/cgroups/reclaim.py). It is idempotent (a second run finds everything gone and does nothing)
 and returns what it could not undo. The normal end, `sandbox delete`, `sandbox gc`, a re-run over
 a stale record and every error path call it.
 """
@@ -140,38 +140,21 @@ def _remove_entry(parent: int, name: str) -> bool:
     return True
 
 
-def remove_cgroup_tree(path: Path) -> bool:
-    """The default cgroup undo: rmdir every cgroup below `path` leaf first, then `path` (a cgroup
-    directory is removed with rmdir, its control files go with it; a populated one is EBUSY), by
-    the cgroups module's own `fs.rmdir_tree`, given no time to wait.
-    The cgroups module replaces it (`set_cgroup_remover`) to kill through the cgroup first."""
-    if path.is_symlink() or not path.is_dir():
-        return False
-    import time
+def kill_and_remove_cgroup(path: Path) -> bool:
+    """A recorded cgroup directory: kill what still runs in it and below (`cgroup.kill`, freeze and
+    kill on v1), then rmdir it leaf first (sandbox/cgroups/reclaim.py). Works from the path alone,
+    as `gc` needs after a runtime crash."""
+    from sandbox.cgroups.reclaim import kill_and_remove  # only at tear-down: not on the start-up path
 
-    from sandbox.cgroups import fs  # only at tear-down: not on `sandbox run`'s start-up path
-
-    try:
-        fs.rmdir_tree(path, time.monotonic())
-    except fs.CgroupError as e:
-        raise OSError(e.errno or errno.EIO, str(e), str(path)) from e
-    return True
+    return kill_and_remove(path)
 
 
-_cgroup_remover: Callable[[Path], bool] = remove_cgroup_tree
-
-
-def set_cgroup_remover(remover: Callable[[Path], bool]) -> None:
-    """The cgroups module's hook: `remover(path)` removes the pod's cgroup at `path` and what is
-    below it (killing what still runs there first); True if it removed something, False if it
-    was already gone; OSError if it could not."""
-    global _cgroup_remover
-    _cgroup_remover = remover
+_cgroup_remover: Callable[[Path], bool] = kill_and_remove_cgroup  # tests replace it
 
 
 @record
 class Cgroup:
-    """A cgroup directory (any hierarchy), undone through the cgroups module's remover."""
+    """A cgroup directory (any hierarchy): the pod cgroup, whose undo takes its children along."""
 
     path: Path
 

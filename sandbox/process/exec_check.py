@@ -28,10 +28,11 @@ OUTPUT_LIMIT = 10 * 1024  # what the kubelet keeps of a probe's output
 
 class ExecCheck(Check):
     def __init__(self, spawner: Spawner, main_pidfd: int, argv: list[str], env: list[str], cwd: str,
-                 timeout: float, identity: Identity | None = None) -> None:
+                 timeout: float, identity: Identity | None = None, cgroups: tuple[str, ...] = ()) -> None:
         super().__init__(timeout)
         self.spawner, self.main_pidfd, self.argv, self.env, self.cwd = spawner, main_pidfd, argv, env, cwd
         self.identity = identity or Identity()  # who the container's processes run as
+        self.cgroups = cgroups  # the container's: a probe counts against its limits, as runc exec's
         self.process: ChildProcess | None = None
         self.out_fd = -1
         self.output = bytearray()
@@ -47,7 +48,7 @@ class ExecCheck(Check):
         os.close(no_input)
         req = SpawnRequest(argv=self.argv, env=self.env, join_pidfd=self.main_pidfd, join_ns=ALL_NAMESPACES,
                            cwd=self.cwd, stdio=(null, write_fd, write_fd), stage_name="probe",
-                           **identity)
+                           cgroups=self.cgroups, **identity)
         try:
             self.process = self.spawner.spawn(req)
         except ContainerStartError as e:

@@ -125,6 +125,23 @@ def path_state(pid: int, table: list[dict[str, Any]], path: str, proc: str = "/p
             "by": f"{mount['fstype']} on {mount['target']} ({mount['options']})"}
 
 
+def cgroups(pid: int, proc: str = "/proc") -> list[dict[str, str]]:
+    """/proc/PID/cgroup (cgroups(7)): one entry per hierarchy, `hierarchy-ID:controllers:path`;
+    the path is relative to the hierarchy's root as the reader's cgroup namespace shows it (ours:
+    the host's). The cgroup2 hierarchy has ID 0 and no controllers. Empty when the file is absent."""
+    try:
+        with open(f"{proc}/{pid}/cgroup") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return []
+    table = []
+    for line in lines:
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        table.append({"hierarchy": hierarchy, "controllers": controllers, "path": path})
+    return table
+
+
 def inspect_process(pid: int, names: dict[int, str], proc: str = "/proc") -> dict[str, Any]:
     """Everything above for one process; raises OSError (ProcessLookupError) if it is gone."""
     try:
@@ -155,6 +172,7 @@ def inspect_process(pid: int, names: dict[int, str], proc: str = "/proc") -> dic
         "maskedPaths": [path_state(pid, table, "/" + p, proc) for p in MASKED_PATHS],
         "readonlyPaths": [path_state(pid, table, "/" + p, proc) for p in READONLY_PATHS],
         "mounts": table,
+        "cgroups": cgroups(pid, proc),
     }
 
 

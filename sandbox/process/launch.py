@@ -223,6 +223,7 @@ def container_request(
     stderr: int,
     stdin: int,
     extra_ops: Sequence[MountOp] = (),
+    cgroup_ops: Sequence[MountOp] = (),
     seccomp_bpf: bytes | None = None,
 ) -> SpawnRequest:
     """Join the pod's net/ipc/uts (and pid when shared); a new mount ns, and a new pid ns with the
@@ -232,12 +233,13 @@ def container_request(
     A cgroup namespace of its own for every container but a privileged one (containerd gives one
     on cgroup v2; we give it on v1 and hybrid hosts too, as runc does when asked: the kernel
     virtualises every hierarchy, and the host's cgroup paths stay hidden). `extra_ops` (volumes,
-    the termination-message file) are mounted with the pod's /etc files, by target depth."""
+    the termination-message file) are mounted with the pod's /etc files, by target depth;
+    `cgroup_ops` (plan.cgroup_mounts) right after /sys."""
     join = CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | (CLONE_NEWPID if share_pid else 0)
     new = CLONE_NEWNS | (0 if share_pid else CLONE_NEWPID) | (0 if ident.privileged else CLONE_NEWCGROUP)
     plan = container_plan(str(layer.merged), str(image.rootfs), str(layer.upper), str(layer.work), files,
                           pod_shm=not pod.spec.host_ipc, masked=not ident.privileged, sys_writable=ident.privileged,
-                          extra=extra_ops)
+                          extra=extra_ops, cgroup=cgroup_ops)
     sc = container.security_context
     return SpawnRequest(
         argv=tuple(argv),

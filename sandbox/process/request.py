@@ -58,6 +58,9 @@ class SpawnRequest:
     pdeathsig: int = 9  # SIGKILL: nothing outlives a crashed runtime
     pod_mount: str | None = None
     stage_name: str = "sbx"
+    # cgroup directories (one per hierarchy) the process is moved into while stage 2 still waits,
+    # before any of the container's code runs: the spawner writes their cgroup.procs
+    cgroups: tuple[str, ...] = ()
 
 
 @record

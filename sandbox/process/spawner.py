@@ -75,7 +75,8 @@ class Spawner:
     """The interface (a plain base class rather than a typing.Protocol, for start-up time)."""
 
     def spawn(self, req: SpawnRequest, before_start: Callable[[int], None] | None = None) -> ChildProcess:
-        """Start `req`; `before_start(pid)` runs while stage 2 still waits (cgroup placement).
+        """Start `req`: stage 2 is moved into `req.cgroups`, then `before_start(pid)` runs, both
+        while it still waits for "go".
 
         Raises ContainerStartError when the child could not be set up or exec'd; nothing of it
         is left running then.
@@ -90,6 +91,8 @@ class DirectSpawner(Spawner):
     def spawn(self, req: SpawnRequest, before_start: Callable[[int], None] | None = None) -> ChildProcess:
         started = native.spawn_start(req)
         try:
+            if req.cgroups:
+                _join_cgroups(req.cgroups, started.pid)
             if before_start is not None:
                 before_start(started.pid)
             started.finish()
@@ -101,3 +104,13 @@ class DirectSpawner(Spawner):
             os.waitpid(started.pid, 0)
             raise
         return ChildProcess(started.pid)
+
+
+def _join_cgroups(cgroups: tuple[str, ...], pid: int) -> None:
+    from sandbox.cgroups.fs import CgroupError, join
+    from sandbox.errors import ContainerStartError
+
+    try:
+        join(cgroups, pid)
+    except CgroupError as e:
+        raise ContainerStartError("CreateContainerError", e.op, e.errno or 0, e.path) from e

@@ -40,6 +40,8 @@ MS_RDONLY = 0x1
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
 MS_NOEXEC = 0x8
+MS_REMOUNT = 0x20
+MS_BIND = 0x1000
 MS_STRICTATIME = 1 << 24
 
 DEVICE_NODES = ("null", "zero", "full", "random", "urandom", "tty")
@@ -101,9 +103,32 @@ def overlay_options(lower: str, upper: str, work: str) -> str:
     return f"lowerdir={lower},upperdir={upper},workdir={work}"
 
 
+def cgroup_mounts(hierarchies: Sequence[tuple[str, str, str]], *, writable: bool = False) -> list[MountOp]:
+    """/sys/fs/cgroup as containerd's default spec asks for it (a `cgroup` mount, read-only unless
+    privileged) and runc lays it out: on a v2 host (one `("", "cgroup2", "")` entry) the cgroup2
+    filesystem itself; on v1 and hybrid hosts a tmpfs with one directory per hierarchy (`(name,
+    fstype, controllers)`, e.g. `("memory", "cgroup", "memory")`, `("unified", "cgroup2", "")`),
+    each a mount of that hierarchy, then the tmpfs remounted read-only. Mounted after the
+    cgroup namespace is unshared, each shows the container's own cgroup as its root: programs that
+    size themselves from their limits (a JVM, Go's GOMAXPROCS) find them there."""
+    quiet = MS_NOSUID | MS_NODEV | MS_NOEXEC
+    ro = 0 if writable else MS_RDONLY
+    if len(hierarchies) == 1 and hierarchies[0][0] == "":
+        _, fstype, data = hierarchies[0]
+        return [MountOp(OpKind.MOUNT, "sys/fs/cgroup", "cgroup", fstype, quiet | ro, data)]
+    ops = [MountOp(OpKind.MOUNT, "sys/fs/cgroup", "tmpfs", "tmpfs", quiet, "mode=755,size=64k")]
+    for name, fstype, data in hierarchies:
+        target = f"sys/fs/cgroup/{name}"
+        ops.append(MountOp(OpKind.MKDIR, target, flags=0o755))
+        ops.append(MountOp(OpKind.MOUNT, target, "cgroup", fstype, quiet | ro, data))
+    if not writable:  # the tmpfs alone: its hierarchies are read-only mounts already
+        ops.append(MountOp(OpKind.MOUNT, "sys/fs/cgroup", flags=MS_REMOUNT | MS_BIND | MS_RDONLY | quiet))
+    return ops
+
+
 def container_plan(merged: str, lower: str, upper: str, work: str, files: ContainerFiles,
                    *, pod_shm: bool = True, masked: bool = True, sys_writable: bool = False,
-                   extra: Sequence[MountOp] = ()) -> list[MountOp]:
+                   extra: Sequence[MountOp] = (), cgroup: Sequence[MountOp] = ()) -> list[MountOp]:
     """The image read-only below, a fresh writable layer above, then the special filesystems.
 
     `masked=False` drops the masked and read-only paths (`privileged`, `procMount: Unmasked`);
@@ -127,6 +152,7 @@ def container_plan(merged: str, lower: str, upper: str, work: str, files: Contai
     ops.append(MountOp(OpKind.MOUNT, "dev/mqueue", "mqueue", "mqueue", quiet))
     ops += [MountOp(OpKind.SYMLINK, f"dev/{name}", target) for name, target in DEV_LINKS]
     ops.append(MountOp(OpKind.MOUNT, "sys", "sysfs", "sysfs", quiet | (0 if sys_writable else MS_RDONLY)))
+    ops += cgroup  # cgroup_mounts(): /sys/fs/cgroup
     if masked:
         ops += [MountOp(OpKind.MASK, path) for path in MASKED_PATHS]
         ops += [MountOp(OpKind.READONLY, path) for path in READONLY_PATHS]

@@ -34,16 +34,19 @@ NOT_YET = "not supported by sandbox yet"
 
 class Rule:
     """One field's support. `ok` (a predicate on the field's value) makes a refused or warned field
-    honoured for the values it accepts; such a field is a leaf: the walk does not descend into it."""
+    honoured for the values it accepts; such a field is a leaf: the walk does not descend into it.
+    `each` (a predicate on the keys of a map field) refuses the keys it rejects one by one, each
+    with its own path (`limits[example.com/gpu]`)."""
 
-    __slots__ = ("ok", "planned", "reason", "support")
+    __slots__ = ("each", "ok", "planned", "reason", "support")
 
     def __init__(self, support: str, reason: str = "", ok: Callable[[Any], bool] | None = None,
-                 planned: str = "") -> None:
+                 planned: str = "", each: Callable[[str], bool] | None = None) -> None:
         self.support = support
         self.reason = reason
         self.ok = ok
         self.planned = planned  # the work that will honour a refused field, if one is planned
+        self.each = each
 
     @property
     def text(self) -> str:
@@ -59,6 +62,11 @@ def honoured(note: str = "") -> Rule:
 
 def refused(reason: str, ok: Callable[[Any], bool] | None = None, planned: str = "") -> Rule:
     return Rule(REFUSED, reason, ok, planned)
+
+
+def refused_keys(reason: str, each: Callable[[str], bool]) -> Rule:
+    """A map field honoured for the keys `each` accepts; every other key is refused at `path[key]`."""
+    return Rule(REFUSED, reason, lambda mapping: all(each(key) for key in mapping), each=each)
 
 
 def warned(reason: str, ok: Callable[[Any], bool] | None = None) -> Rule:
@@ -85,7 +93,6 @@ _NO_API = inert("there is no API server on one node")
 _BOUNDARY = "the container boundary"
 _NETWORK = "the pod network"
 _VOLUMES = "volumes and configuration"
-_CGROUPS = "resource requests and limits are not enforced until cgroups are supported"
 _WINDOWS = inert("applies to Windows nodes only")
 # RuntimeDefault is what a container naming no profile gets (stricter than the kubelet's
 # Unconfined); Localhost profiles are read from <lib>/seccomp (sandbox/security/seccomp.py).
@@ -94,13 +101,32 @@ _SECCOMP_ANNOTATION = refused("seccomp profiles named by the deprecated annotati
                               "securityContext.seccompProfile instead)", _profile_unconfined)
 _APPARMOR = refused("apparmor", _profile_unconfined)  # reason computed per host: `_reason`
 _SELINUX = refused("SELinux labels: sandbox applies no SELinux contexts")
+# Requests and limits sandbox enforces: cpu and memory (pod and container cgroups), huge pages
+# (hugetlb), ephemeral-storage (the eviction checks). Any other name that passes validation is an
+# extended resource (`vendor.example/gpu`): only a device plugin advertises and allocates one, and
+# a kubelet without it rejects the pod at admission (OutOf<name>, the node's capacity being 0), so
+# running it without the device would be a lie. `pids` is valid at pod level only (PerPodPIDLimit):
+# the pod cgroup's pids.max. Other unqualified names are invalid.
+ENFORCED_RESOURCES = ("cpu", "memory", "ephemeral-storage", "pids")
+_HUGEPAGES_PREFIX = "hugepages-"
+
+
+def enforced_resource(name: str) -> bool:
+    return name in ENFORCED_RESOURCES or name.startswith(_HUGEPAGES_PREFIX)
+
+
+_EXTENDED_RESOURCES = refused_keys("extended resources need a device plugin to advertise and allocate them; "
+                                   "without one the kubelet rejects the pod as OutOf<resource>", enforced_resource)
 
 _CONTAINER: dict[str, Rule] = {
     "name": H, "image": H, "command": H, "args": H, "workingDir": H, "env": H,
     "ports": honoured("containerPort is informational, as in Kubernetes; named ports serve probes"),
     "envFrom": refused("ConfigMap and Secret sources", planned=_VOLUMES),
-    "resources": H,  # its limits and requests are warned; the downward API reads them
-    "resizePolicy": inert("applies to in-place resizes through the API server"),
+    "resources": H,  # cgroups (sandbox/process/resources.py), eviction, the downward API
+    # In-place resize goes through the API server's `resize` subresource; nothing on one node
+    # changes a running pod's resources, so the policy never applies.
+    "resizePolicy": inert("in-place resize needs the API server's resize subresource; a running pod's "
+                          "resources never change"),
     "restartPolicy": H,
     "restartPolicyRules": refused("container restart rules, alpha in Kubernetes, are not implemented"),
     "volumeMounts": H,
@@ -164,7 +190,7 @@ TABLE: dict[str, dict[str, Rule]] = {
         "os": refused("sandbox runs Linux pods", lambda os_: os_.get("name") == "linux"),
         "hostUsers": refused("user namespaces", _is(True), planned=_BOUNDARY),
         "resourceClaims": refused("dynamic resource allocation needs an API server and drivers"),
-        "resources": H,
+        "resources": H,  # pod-level requests and limits (KEP-2837): the pod cgroup and the QoS class
     },
     "Container": _CONTAINER,
     "ContainerPort": {
@@ -182,7 +208,7 @@ TABLE: dict[str, dict[str, Rule]] = {
     "ObjectFieldSelector": {"apiVersion": H, "fieldPath": H},
     "ResourceFieldSelector": {"containerName": H, "resource": H, "divisor": H},
     "ResourceRequirements": {
-        "limits": warned(_CGROUPS), "requests": warned(_CGROUPS),
+        "limits": _EXTENDED_RESOURCES, "requests": _EXTENDED_RESOURCES,
         "claims": refused("dynamic resource allocation needs an API server and drivers"),
     },
     "VolumeMount": {
@@ -253,7 +279,7 @@ TABLE: dict[str, dict[str, Rule]] = {
     },
     "EmptyDirVolumeSource": {
         "medium": warned("medium Memory is served from disk until tmpfs volumes are supported", _is("")),
-        "sizeLimit": warned("sizeLimit is not enforced until ephemeral storage is accounted"),
+        "sizeLimit": honoured("over the limit the pod is evicted, as the kubelet's eviction manager does"),
         "mode": refused("an emptyDir mode other than 0777", planned=_VOLUMES),
     },
 }
@@ -337,7 +363,13 @@ def _walk(types: Any, type_name: str, obj: Any, path: str, found: Findings) -> N
             if rule.ok is not None and rule.ok(value):
                 continue
             if rule.support == REFUSED:
-                found.errors.append(FieldError(where, f"Forbidden: {_reason(rule)}"))
+                if rule.each is not None and isinstance(value, Mapping):
+                    from sandbox.spec.convert import entry
+
+                    found.errors += [FieldError(entry(where, key), f"Forbidden: {_reason(rule)}")
+                                     for key in value if not rule.each(key)]
+                else:
+                    found.errors.append(FieldError(where, f"Forbidden: {_reason(rule)}"))
                 continue
             found.warn(path, where, rule.reason)
             if rule.ok is not None:

@@ -333,8 +333,7 @@ def validate_pod_spec(errs: Errors, spec: PodSpec, path: str) -> None:
     for i, ref in enumerate(spec.image_pull_secrets):
         if ref.name:
             dns_subdomain(errs, f"{path}.imagePullSecrets[{i}].name", ref.name)
-    if spec.resources is not None:
-        _resources(errs, spec.resources, f"{path}.resources")
+    _pod_resources(errs, spec, f"{path}.resources")
 
 
 def _volumes(errs: Errors, volumes: tuple[Volume, ...], path: str) -> set[str]:
@@ -608,25 +607,173 @@ def _mounts(errs: Errors, mounts: tuple[VolumeMount, ...], path: str, volumes: s
             errs.forbidden(f"{mpath}.recursiveReadOnly", "may only be specified when readOnly is true")
 
 
-def _resources(errs: Errors, resources: ResourceRequirements, path: str) -> None:
+# --- resources (ValidateResourceRequirements, validatePodResources) -------------------------------
+
+# helper.standardResources: the unqualified names validateResourceName accepts (quota names too).
+_STANDARD_RESOURCES = frozenset((
+    "cpu", "memory", "ephemeral-storage", "requests.cpu", "requests.memory", "requests.ephemeral-storage",
+    "limits.cpu", "limits.memory", "limits.ephemeral-storage", "pods", "resourcequotas", "services",
+    "replicationcontrollers", "secrets", "configmaps", "persistentvolumeclaims", "storage",
+    "requests.storage", "services.nodeports", "services.loadbalancers"))
+_CONTAINER_RESOURCES = ("cpu", "memory", "ephemeral-storage")  # and hugepages-<size>
+# IsSupportedPodLevelResource, as the API lists them; `pids` with PerPodPIDLimit (alpha in 1.37:
+# spec.resources.limits.pids), which the Kubernetes documentation's examples use
+_POD_LEVEL_RESOURCES = ("cpu", "hugepages-", "memory", "pids")
+_QOS_RESOURCES = ("cpu", "memory")
+
+
+def _resources(errs: Errors, resources: ResourceRequirements, path: str, *, pod_level: bool = False) -> None:
+    """ValidateResourceRequirements: names (container or pod-level ones), non-negative quantities,
+    whole numbers of extended resources, huge pages in whole pages and only next to cpu or memory,
+    requests within limits, and equal to them where overcommit is not allowed (huge pages, extended
+    resources)."""
+    compute = huge = False
     for key, values in (("limits", resources.limits), ("requests", resources.requests)):
         for name, quantity in values.items():
-            _resource_name(errs, entry(f"{path}.{key}", name), name)
-            _quantity_non_negative(errs, entry(f"{path}.{key}", name), quantity)
+            where = entry(f"{path}.{key}", name)
+            _resource_name(errs, where, name, pod_level)
+            _quantity_non_negative(errs, where, quantity)
+            if _extended_resource(name) and quantity.milli % 1000:
+                errs.invalid(where, quantity.text, "must be an integer")
+            if name.startswith("hugepages-"):
+                huge = True
+                _hugepage_value(errs, where, name, quantity)
+            compute = compute or name in _QOS_RESOURCES
     for name, request in resources.requests.items():
         limit = resources.limits.get(name)
-        if limit is not None and request.milli > limit.milli:
+        if limit is None:
+            if not _overcommit_allowed(name):
+                errs.required(f"{path}.limits", "Limit must be set for non overcommitable resources")
+        elif request.milli != limit.milli and not _overcommit_allowed(name):
+            errs.invalid(f"{path}.requests", request.text, f"must be equal to {name} limit of {limit.text}")
+        elif request.milli > limit.milli:
             errs.invalid(f"{path}.requests", request.text,
                          f"must be less than or equal to {name} limit of {limit.text}")
+    if huge and not compute:
+        errs.forbidden(path, "HugePages require cpu or memory")
 
 
-def _resource_name(errs: Errors, path: str, name: str) -> None:
-    if name in ("cpu", "memory", "ephemeral-storage", "pids") or _HUGEPAGES.fullmatch(name):
-        return
-    if "/" not in name:
+def _resource_name(errs: Errors, path: str, name: str, pod_level: bool) -> None:
+    """validateContainerResourceName / validatePodResourceName (after validateResourceName)."""
+    before = len(errs)
+    qualified_name(errs, path, name)
+    unqualified = "/" not in name
+    standard = name in _STANDARD_RESOURCES or name.startswith(("hugepages-", "requests.hugepages-"))
+    # validateResourceName stops at a malformed name; the container rule below still applies
+    if len(errs) == before and unqualified and not standard and not (pod_level and name == "pids"):
         errs.invalid(path, name, "must be a standard resource type or fully qualified")
-    else:
-        qualified_name(errs, path, name)
+        if pod_level:
+            return
+    if pod_level:
+        if name not in (*_QOS_RESOURCES, "pids") and not name.startswith("hugepages-"):
+            errs.unsupported(path, name, _POD_LEVEL_RESOURCES)
+    elif unqualified:
+        if name not in _CONTAINER_RESOURCES and not name.startswith("hugepages-"):
+            errs.invalid(path, name, "must be a standard resource for containers")
+    elif not _native_resource(name) and not _extended_resource(name):
+        errs.invalid(path, name, "doesn't follow extended resource name standard")
+
+
+def _native_resource(name: str) -> bool:
+    return "/" not in name or "kubernetes.io/" in name
+
+
+def _extended_resource(name: str) -> bool:
+    """IsExtendedResourceName: a fully qualified name outside kubernetes.io that quota can track
+    as `requests.<name>`."""
+    if _native_resource(name) or name.startswith("requests."):
+        return False
+    probe = Errors()
+    qualified_name(probe, "", "requests." + name)
+    return not probe
+
+
+def _overcommit_allowed(name: str) -> bool:
+    return _native_resource(name) and not name.startswith("hugepages-")
+
+
+def _hugepage_value(errs: Errors, path: str, name: str, quantity: Quantity) -> None:
+    """IsHugePageResourceValueDivisible: a whole number of pages of the name's size."""
+    from sandbox.spec.quantity import parse_quantity
+
+    page = parse_quantity(name.removeprefix("hugepages-"))
+    if page is None or page.milli <= 0 or page.milli % 1000 or quantity.value % page.value:
+        errs.invalid(path, quantity.text, f"{quantity.text} is not positive integer multiple of {name}")
+
+
+def _pod_resources(errs: Errors, spec: PodSpec, path: str) -> None:
+    """validatePodResources: pod-level requests and limits (KEP-2837), then their consistency with
+    the containers' (validatePodResourceConsistency)."""
+    resources = spec.resources
+    if resources is None:
+        return
+    if spec.os is not None and spec.os.get("name") == "windows":
+        errs.forbidden(path, "may not be set for a windows pod")
+        return
+    _resources(errs, resources, path, pod_level=True)
+    # checked against the defaulted requests: a cpu or memory request left out is the pod-level
+    # limit (defaultPodRequests), so containers asking for more than that limit are refused too
+    requests = {**{n: q for n, q in resources.limits.items() if n in _QOS_RESOURCES}, **resources.requests}
+    for name, request in requests.items():
+        total, written = _aggregate(spec, name, "requests")
+        if written is not None and total > request.milli:
+            errs.invalid(entry(f"{path}.requests", name), request.text,
+                         f"must be greater than or equal to aggregate container requests of {_canonical(total, written)}")
+    for name, limit in resources.limits.items():
+        total, written = _aggregate(spec, name, "limits")
+        if name.startswith("hugepages-") and written is not None and total > limit.milli:
+            errs.invalid(entry(f"{path}.limits", name), limit.text,
+                         f"must be greater than or equal to aggregate container limits of {_canonical(total, written)}")
+    for i, c in enumerate(spec.containers):
+        for name, own in (c.resources.limits if c.resources is not None else {}).items():
+            pod_limit = resources.limits.get(name)
+            if pod_limit is not None and own.milli > pod_limit.milli:
+                # the API server builds this path from the pod-level one: spec.resources.containers[0][cpu].limits
+                errs.invalid(f"{entry(f'{path}.containers[{i}]', name)}.limits", own.text,
+                             f"must be less than or equal to pod limits of {pod_limit.text}")
+
+
+def _aggregate(spec: PodSpec, name: str, kind: str) -> tuple[int, Quantity | None]:
+    """The containers' effective request or limit of `name` in thousandths (PodRequests/PodLimits
+    without the pod level: app containers and sidecars summed, or the largest init container with
+    the sidecars before it), and the first quantity written for it (its format prints the sum)."""
+    written = [q for c in (*spec.containers, *spec.init_containers) if (q := _requirement(c, kind, name)) is not None]
+
+    def milli(c: Container) -> int:
+        q = _requirement(c, kind, name)
+        return q.milli if q is not None else 0
+
+    # the formula of cgroups.resources.effective, on the spec (the parse imports no mechanism)
+    total = sum(milli(c) for c in spec.containers)
+    sidecars = init_max = 0
+    for c in spec.init_containers:
+        if c.restart_policy == "Always":
+            sidecars += milli(c)
+            init_max = max(init_max, sidecars)
+        else:
+            init_max = max(init_max, milli(c) + sidecars)
+    return max(total + sidecars, init_max), (written[0] if written else None)
+
+
+def _requirement(c: Container, kind: str, name: str) -> Quantity | None:
+    values: Mapping[str, Quantity] = getattr(c.resources, kind) if c.resources is not None else {}
+    return values.get(name)
+
+
+def _canonical(milli: int, like: Quantity) -> str:
+    """A sum as Quantity.String() prints it in the format of the quantity it started from: binary
+    suffixes for a value written with one (1.5Gi -> 1536Mi), else decimal ones (1500m, 4, 2M)."""
+    if like.text.endswith(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei")) and milli % 1000 == 0 and milli >= 1024 * 1000:
+        value, unit = milli // 1000, 0
+        while value % 1024 == 0 and unit < 6:
+            value, unit = value // 1024, unit + 1
+        return f"{value}{('', 'Ki', 'Mi', 'Gi', 'Ti', 'Pi', 'Ei')[unit]}"
+    if milli % 1000:
+        return f"{milli}m"
+    value, unit = milli // 1000, 0
+    while value and value % 1000 == 0 and unit < 6:
+        value, unit = value // 1000, unit + 1
+    return f"{value}{('', 'k', 'M', 'G', 'T', 'P', 'E')[unit]}"
 
 
 def _quantity_non_negative(errs: Errors, path: str, quantity: Quantity) -> None:

@@ -34,12 +34,18 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
+    from sandbox.cgroups.devices import DeviceRule
+    from sandbox.cgroups.driver import Cgroup
+    from sandbox.cgroups.resources import CgroupLimits
     from sandbox.images.store import Image
     from sandbox.logs.rotation import RotationPolicy
     from sandbox.logs.stream import Terminal
     from sandbox.paths import RootLayout
+    from sandbox.pod.cgroups import PodCgroups
     from sandbox.pod.sandbox import SandboxDirs
     from sandbox.pod.teardown import Journal, TornDown
+    from sandbox.process.exitwatch import ExitWatch
+    from sandbox.process.resources import PodResources
     from sandbox.process.spawner import ChildProcess, ExitInfo, Spawner
     from sandbox.spec.model import Container, Pod
     from sandbox.supervisor.checks import CheckRun, CheckRunner
@@ -78,10 +84,23 @@ class Slot:
     started_at: float = 0.0  # wall clock of the current instance's exec
     log_path: Path | None = None
     identity: Identity = field(default_factory=Identity)  # the current instance's
+    cgroup: Cgroup | None = None  # the current instance's cgroup (removed when it ends)
+    oom_kills: int = 0  # processes the OOM killer took, over every instance
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+
+def default_devices() -> tuple[DeviceRule, ...]:
+    """runc's default allow-list for a container that is not privileged."""
+    from sandbox.cgroups.devices import DEFAULT_RULES
+
+    return tuple(DEFAULT_RULES)
+
+
+def cgroup_dirs(cgroup: Cgroup | None) -> tuple[str, ...]:
+    return tuple(str(p) for p in cgroup.dirs()) if cgroup is not None else ()
 
 
 def succeeded(cs: st.ContainerStatus) -> bool:
@@ -116,11 +135,29 @@ class PodContext:
     attempt: int = 0  # the sandbox attempt containers start in now
     log_policy: RotationPolicy | None = None  # log rotation; None: the kubelet's defaults
     journal: Journal | None = None  # the pod's tear-down registry (sandbox/pod/teardown.py)
+    cgroups: PodCgroups | None = None  # the pod's cgroup tree (None: a unit test's pod)
+    resources: PodResources | None = None  # every container's cgroup values and oom_score_adj
+    exit_watch: ExitWatch | None = None  # taskstats listener for the foreground rule (own PID namespaces)
 
     def record(self, obj: TornDown) -> None:
         """Record what the pod is about to create, for the one tear-down (pod/teardown.py)."""
         if self.journal is not None:
             self.journal.add(obj)
+
+    def cgroup_mounts(self, writable: bool) -> list[MountOp]:
+        """A container's /sys/fs/cgroup (read-write for a privileged one, as containerd mounts it)."""
+        if self.cgroups is None:
+            return []
+        from sandbox.rootfs.plan import cgroup_mounts
+
+        return cgroup_mounts(self.cgroups.mount_hierarchies(), writable=writable)
+
+    def limits_for(self, container: str) -> CgroupLimits | None:
+        return self.resources.containers.get(container) if self.resources is not None else None
+
+    def oom_score_adj(self, container: str) -> int | None:
+        """The kubelet's value for the container's QoS (best effort: lowering needs CAP_SYS_RESOURCE)."""
+        return self.resources.oom_score_adj.get(container) if self.resources is not None else None
 
     @property
     def shared_pid(self) -> bool:
@@ -159,7 +196,7 @@ class ContainerLifecycle:
         clog = ContainerLog(slot.name, log_path, ctx.terminal, ctx.log_policy)
         ctx.event(slot, ev.pulled(slot.image.name))
         try:
-            process, mnt_ns = self._spawn(slot, layer, clog)
+            process, mnt_ns = self._spawn(slot, layer, clog, container_id)
         except ContainerStartError as e:
             clog.close()
             layer.remove()
@@ -193,7 +230,8 @@ class ContainerLifecycle:
                                          lambda outcome: self._post_start_done(slot, outcome))
         self.changed()
 
-    def _spawn(self, slot: Slot, layer: ContainerLayer, clog: ContainerLog) -> tuple[ChildProcess, str | None]:
+    def _spawn(self, slot: Slot, layer: ContainerLayer, clog: ContainerLog,
+               container_id: str) -> tuple[ChildProcess, str | None]:
         ctx = self.ctx
         slot.env = launch.container_env(slot.spec, slot.image, ctx.hostname, ctx.pod)
         slot.argv = launch.resolve_argv(slot.spec, slot.image, slot.env)
@@ -210,7 +248,8 @@ class ContainerLifecycle:
         req = launch.container_request(
             ctx.pod, slot.spec, slot.image, layer, ctx.dirs.files, slot.identity, pause_pidfd=ctx.pause_pidfd,
             share_pid=ctx.shared_pid, argv=slot.argv, env=slot.env,
-            stdout=stdout, stderr=stderr, stdin=ctx.devnull, extra_ops=extra_ops)
+            stdout=stdout, stderr=stderr, stdin=ctx.devnull, extra_ops=extra_ops,
+            cgroup_ops=ctx.cgroup_mounts(slot.identity.privileged))
 
         # Stage 2 already sits in the container's new mount namespace while it waits: pin it now,
         # before a short-lived main process can exit and take /proc/PID/ns with it. The open fd
@@ -219,12 +258,39 @@ class ContainerLifecycle:
         def pin(pid: int) -> None:
             slot.mnt_ns_fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
 
+        slot.cgroup = self._create_cgroup(slot, container_id)
+        req = replace(req, cgroups=cgroup_dirs(slot.cgroup), oom_score_adj=ctx.oom_score_adj(slot.name))
         try:
             process = ctx.spawner.spawn(req, before_start=pin)
-        except ContainerStartError:
+        except BaseException:
             self.unpin(slot)
+            self._release_cgroup(slot)
             raise
         return process, os.readlink(f"/proc/self/fd/{slot.mnt_ns_fd}") if slot.mnt_ns_fd >= 0 else None
+
+    def _create_cgroup(self, slot: Slot, container_id: str) -> Cgroup | None:
+        """The instance's cgroup, its limits and device allow-list set before anything runs in it;
+        a failure is the kubelet's CreateContainerError (the container is not started)."""
+        cgroups = self.ctx.cgroups
+        if cgroups is None:
+            return None
+        from sandbox.cgroups.fs import CgroupError
+
+        try:
+            return cgroups.child(container_id, self.ctx.limits_for(slot.name),
+                                 devices=None if slot.identity.privileged else default_devices())
+        except CgroupError as e:
+            raise ContainerStartError("CreateContainerError", e.op, e.errno or 0, e.path, slot.name) from e
+
+    def _release_cgroup(self, slot: Slot) -> bool:
+        """Remove the instance's cgroup; True if the OOM killer took a process of it."""
+        if slot.cgroup is None or self.ctx.cgroups is None:
+            return False
+        stats = self.ctx.cgroups.release(slot.cgroup)
+        slot.cgroup = None
+        kills = stats.oom_kills if stats is not None else 0
+        slot.oom_kills += kills
+        return kills > 0
 
     def unpin(self, slot: Slot) -> None:
         if slot.mnt_ns_fd >= 0:
@@ -235,7 +301,8 @@ class ContainerLifecycle:
         assert slot.process is not None
         ports = {p.name: p.container_port for p in slot.spec.ports if p.name}
         return CheckContext(self.ctx.spawner, slot.process.pidfd, self.ctx.pause_pidfd, tuple(slot.env),
-                            launch.working_dir(slot.spec, slot.image), ports, slot.identity)
+                            launch.working_dir(slot.spec, slot.image), ports, slot.identity,
+                            cgroup_dirs(slot.cgroup))
 
     def _post_start_done(self, slot: Slot, outcome: Any) -> None:
         slot.hook = None
@@ -353,6 +420,8 @@ class ContainerLifecycle:
         slot.process.close()
         slot.process = None
         self._reap_leftovers(slot)
+        # containerd's rule: a non-zero exit of an instance the OOM killer hit is OOMKilled
+        oom = self._release_cgroup(slot) and info.exit_code != 0
         self.unpin(slot)
         ctx.runner.cancel(slot.hook)
         slot.hook = None
@@ -377,7 +446,7 @@ class ContainerLifecycle:
             except OSError as e:
                 log.warning("pod %s/%s: cannot remove %s: %s", ctx.namespace, ctx.name, slot.message_file, e)
             slot.message_file = None
-        term = st.Terminated(info.exit_code, st.terminated_reason(info.exit_code), slot.started_at, ctx.wall(),
+        term = st.Terminated(info.exit_code, st.terminated_reason(info.exit_code, oom), slot.started_at, ctx.wall(),
                              message=message, container_id=slot.status.container_id)
         slot.status = replace(slot.status, state=term, ready=False, started=False)
         if slot.init:  # a plain init container is ready once it exited 0
@@ -389,18 +458,43 @@ class ContainerLifecycle:
         """The foreground rule: a main process that backgrounded its work and exited leaves it
         running (shared PID namespace) or has it killed by the kernel (own PID namespace). Either
         way the container has exited; the kubelet kills what remains and applies restartPolicy."""
-        spec = self.ctx.pod.spec
-        if slot.mnt_ns is None or not self.ctx.shared_pid:
-            return  # its own PID namespace died with its PID 1: nothing can be left to find
+        if not self.ctx.shared_pid:
+            self._report_killed(slot)
+            return
+        if slot.mnt_ns is None:
+            return
         left = processes_in_mount_ns(slot.mnt_ns)
         if not left:
             return
-        policy = spec.restart_policy or "Always"
+        self._warn_foreground(slot, [(pid, command_of(pid)[:60]) for pid in left], None,
+                              "Killing the leftovers.")
+        kill_in_mount_ns(slot.mnt_ns, signal.SIGKILL)
+
+    def _report_killed(self, slot: Slot) -> None:
+        """Own PID namespace: the kernel killed whatever the main process left, as part of its
+        exit; the pod's taskstats listener (process/exitwatch.py) saw each one die after it began
+        to exit. Every record is queued before the exit is reported, so one drain sees them all."""
+        watch, ref = self.ctx.exit_watch, slot.ref
+        if watch is None or ref is None:
+            return
+        watch.drain()
+        status, left = watch.exit_status(ref.pid), watch.outlived(ref.pid)
+        watch.forget(ref.pid)
+        # Only a main process that exited of its own accord broke the rule: one that the kubelet
+        # stopped or a signal killed took its children along as any container's would be.
+        if not left or slot.stopping or status is None or not os.WIFEXITED(status):
+            return
+        self._warn_foreground(slot, left, os.WEXITSTATUS(status),
+                              "The kernel killed them with it (a PID namespace ends with its PID 1).")
+
+    def _warn_foreground(self, slot: Slot, left: list[tuple[int, str]], exit_code: int | None, after: str) -> None:
+        policy = self.ctx.pod.spec.restart_policy or "Always"
         log.warning(
             "pod %s/%s: container %s's main process exited but left %d process(es) running (%s). A "
             "container lives exactly as long as its main process: one that backgrounds its work "
             "(`nohup app &`, a daemon mode) makes the container exit, so restartPolicy %s %s. Keep "
-            "the main process in the foreground (e.g. `exec app`). Killing the leftovers.",
-            self.ctx.namespace, self.ctx.name, slot.name, len(left), f"pid {left[0]}: {command_of(left[0])[:60]}",
-            policy, "restarts it" if policy != "Never" else "ends it")
-        kill_in_mount_ns(slot.mnt_ns, signal.SIGKILL)
+            "the main process in the foreground (e.g. `exec app`). %s",
+            self.ctx.namespace, self.ctx.name, slot.name, len(left), f"pid {left[0][0]}: {left[0][1]}",
+            policy, ev.restart_consequence(policy, exit_code), after)
+        self.ctx.event(slot, ev.background_process_killed(slot.name, [command for _, command in left], policy,
+                                                          exit_code))

@@ -24,16 +24,17 @@ from sandbox.log import get_logger
 from sandbox.logs.stream import ContainerLog, Terminal
 from sandbox.paths import RootLayout
 from sandbox.pod import teardown, volumes
+from sandbox.pod.cgroups import PAUSE_CGROUP, paths_json
 from sandbox.pod.sandbox import HostNamespaces, SandboxDirs, pod_files_root, start_pause, write_pod_files
 from sandbox.process import launch
 from sandbox.process.spawner import ChildProcess, Spawner
 from sandbox.record import replace
 from sandbox.spec.model import Container, Pod
 from sandbox.state.proc import ProcessRef
-from sandbox.supervisor import snapshot
+from sandbox.supervisor import eviction, snapshot
 from sandbox.supervisor.backoff import BackoffConfig, CrashLoopBackOff, format_duration
 from sandbox.supervisor.checks import CheckRunner
-from sandbox.supervisor.container import ContainerLifecycle, PodContext, Slot, succeeded
+from sandbox.supervisor.container import ContainerLifecycle, PodContext, Slot, cgroup_dirs, succeeded
 from sandbox.supervisor.policy import should_restart
 from sandbox.supervisor.timers import Timers
 
@@ -41,7 +42,9 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only 
 if TYPE_CHECKING:
     from typing import Any
 
+    from sandbox.cgroups.driver import Cgroup
     from sandbox.logs.rotation import RotationPolicy
+    from sandbox.pod.cgroups import CgroupPlan
 
 log = get_logger(__name__)
 
@@ -61,8 +64,10 @@ class PodSupervisor:
         backoff: BackoffConfig,
         terminal: Terminal | None,
         probe_scale: float = 1.0,
+        eviction_interval: float = 10.0,
         log_policy: RotationPolicy | None = None,
         qos_class: str = "",
+        cgroups: CgroupPlan | None = None,
         save_state: Callable[[dict[str, Any]], None],
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -78,9 +83,11 @@ class PodSupervisor:
         self.log_dir = layout.pod_log_dir(self.namespace, self.name, uid)
         self.backoff = CrashLoopBackOff(backoff)
         self.probe_scale = probe_scale
+        self.eviction_interval = eviction_interval  # the eviction manager's monitoring period
         self.terminal, self.save_state, self.clock, self.wall = terminal, save_state, clock, wall
         self.restart_policy = pod.spec.restart_policy or "Always"
         self.qos_class = qos_class  # status.qosClass, fixed for the pod's life
+        self.cgroup_plan = cgroups  # None: no cgroups (a unit test's supervisor)
         self.slots = [self._slot(c, images[c.name], init=True) for c in pod.spec.init_containers]
         self.slots += [self._slot(c, images[c.name], init=False) for c in pod.spec.containers]
         self.selector = selectors.DefaultSelector()
@@ -89,6 +96,7 @@ class PodSupervisor:
         self.events = ev.EventRecorder()
         self.logs: dict[int, ContainerLog] = {}
         self.pause: ChildProcess | None = None
+        self.pause_cgroup: Cgroup | None = None
         self.pause_ref: ProcessRef | None = None
         self.deleting = False  # stopped from outside: Ctrl-C, SIGTERM, `sandbox delete`
         self.stopping = False  # no container will be started again
@@ -128,7 +136,9 @@ class PodSupervisor:
         wakeup_r, wakeup_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         previous = self._install_signals(wakeup_r, wakeup_w)
         try:
+            self._watch_exits()
             self._start_sandbox()
+            self._watch_storage()
             self._advance()
             while not self._done():
                 self._wait_once(wakeup_r)
@@ -141,7 +151,20 @@ class PodSupervisor:
                 self._restore_signals(previous)
                 os.close(wakeup_r)
                 os.close(wakeup_w)
+                if self.ctx.exit_watch is not None:
+                    self.ctx.exit_watch.close()
         return self.phase
+
+    def _watch_exits(self) -> None:
+        """With a PID namespace per container the kernel kills what a main process left behind as
+        part of its exit: only a taskstats listener learns of them (process/exitwatch.py)."""
+        if self.ctx.shared_pid:
+            return  # the leftovers outlive the main process and are found directly
+        from sandbox.process.exitwatch import ExitWatch
+
+        self.ctx.exit_watch = ExitWatch.open()
+        if self.ctx.exit_watch is not None:
+            self.selector.register(self.ctx.exit_watch.fileno(), selectors.EVENT_READ, ("exitwatch", None))
 
     def _install_signals(self, wakeup_r: int, wakeup_w: int) -> dict[int, Any]:
         """Signals arrive as bytes on a pipe (signal.set_wakeup_fd) and are handled in the loop."""
@@ -168,6 +191,9 @@ class PodSupervisor:
                 self._on_exit(obj)
             elif kind == "pause":
                 self._on_pause_exit()
+            elif kind == "exitwatch":
+                assert self.ctx.exit_watch is not None
+                self.ctx.exit_watch.drain()
             elif kind == "check":
                 self.runner.on_ready(obj, key.fd, mask)
         self.timers.fire_due(self.clock())
@@ -183,14 +209,30 @@ class PodSupervisor:
         self.ctx.record(teardown.Directory(self.dirs.pause_root, self.dirs.root))
         write_pod_files(self.dirs, self.hostname, self.host)  # mounts under volumesDir
         self.ctx.volume_paths = volumes.create_volumes(self.pod, self.volumes_root)
+        self._create_cgroups()
         self._start_pause()
         deadline = self.pod.spec.active_deadline_seconds
         if deadline:
             self.timers.add(self.clock() + deadline, self._deadline_exceeded)
         self._save()
 
+    def _create_cgroups(self) -> None:
+        """The pod cgroup with its limits (pods.max included), before any process of the pod."""
+        plan = self.cgroup_plan
+        if plan is None:
+            return
+        from sandbox.pod.cgroups import PodCgroups
+
+        cgroups = PodCgroups(plan.driver, self.uid, self.ctx.record)
+        cgroups.create(plan.resources.pod)
+        self.ctx.cgroups, self.ctx.resources = cgroups, plan.resources
+        if plan.resources.pids_capped:
+            self.ctx.event(None, ev.pid_limit_capped(plan.resources.pod.pids_max))
+        self.pause_cgroup = cgroups.child(PAUSE_CGROUP)
+
     def _start_pause(self) -> None:
-        self.pause = start_pause(self.spawner, self.dirs, self.hostname, self.host, launch.pod_sysctls(self.pod))
+        self.pause = start_pause(self.spawner, self.dirs, self.hostname, self.host, launch.pod_sysctls(self.pod),
+                                 cgroup_dirs(self.pause_cgroup))
         self.pause_ref = ProcessRef.of(self.pause.pid)
         if self.pause_ref is not None:
             self.ctx.record(teardown.Process(self.pause_ref.pid, self.pause_ref.start_time))
@@ -208,6 +250,39 @@ class PodSupervisor:
         self.ctx.event(None, ev.deadline_exceeded())
         self.failure_message = "Pod was active on the node longer than the specified deadline"
         self._begin_stop(deleting=False, force=False)
+
+    def _watch_storage(self) -> None:
+        """The eviction manager's local storage checks (supervisor/eviction.py), once per
+        `eviction_interval`; a pod without an ephemeral-storage limit or emptyDir sizeLimit gets
+        no timer and is never measured."""
+        limits = eviction.storage_limits(self.pod)
+        if not limits.any:
+            return
+
+        def check() -> None:
+            if self.stopping:
+                return
+            if not self.recreating:  # its containers are being killed with their sandbox
+                usage = eviction.measure(self.slots, self.log_dir, self.ctx.volume_paths, limits,
+                                         Path(self.dirs.files.hosts))
+                found = eviction.verdict(usage, limits)
+                if found is not None:
+                    self._evict(found)
+                    return
+            self.timers.add(self.clock() + self.eviction_interval, check)
+
+        self.timers.add(self.clock() + self.eviction_interval, check)
+
+    def _evict(self, found: eviction.Eviction) -> None:
+        """evictPod: a Warning event on the pod, the pod Failed with status.reason Evicted, and every
+        container stopped with the eviction's 1 s grace (preStop within it, SIGKILL no sooner than
+        killContainer's 2 s minimum) and never restarted, whatever the restartPolicy."""
+        log.warning("pod %s/%s: evicted: %s", self.namespace, self.name, found.message.strip())
+        self.ctx.event(None, ev.evicted(found.message))
+        self.failure_reason, self.failure_message = found.reason, found.message
+        self.stop_deadline = self.clock() + eviction.GRACE_SECONDS
+        self._begin_stop(deleting=False, force=False)
+        self._save()
 
     def _on_pause_exit(self) -> None:
         """A dead sandbox (pause killed, its namespaces gone): as the kubelet's computePodActions,
@@ -477,6 +552,8 @@ class PodSupervisor:
             "runtime": self.runtime_ref.to_json() if self.runtime_ref else None,
             "pause": self.pause_ref.to_json() if self.pause_ref and self.pause and self.pause.exit is None else None,
             "containers": {s.name: self._slot_record(s) for s in self.slots},
+            "cgroup": self.ctx.cgroups.to_json() if self.ctx.cgroups is not None else None,
+            "pauseCgroup": paths_json(self.pause_cgroup),
             "status": snapshot.status_json(self.phase, self.conditions, self.created_at, init, app,
                                            self.failure_message, self.failure_reason, self.qos_class),
             "summary": snapshot.summary(self.phase, self.conditions, init, app,
@@ -495,5 +572,7 @@ class PodSupervisor:
             "identity": slot.identity.to_json(),  # what `sandbox exec` runs as
             "image": slot.image.name,
             "layer": str(slot.layer.path) if slot.layer else None,
+            "cgroup": paths_json(slot.cgroup),
+            "oomKills": slot.oom_kills,
         }
 

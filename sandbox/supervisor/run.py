@@ -65,14 +65,17 @@ def prepare(path: str, layout: RootLayout, namespace: str | None) -> PreparedPod
 
 
 def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False, probe_scale: float = 1.0,
-            log_policy: Any = None, remove: bool = False) -> dict[str, Any]:
+            eviction_interval: float = 10.0,
+            log_policy: Any = None, remove: bool = False, cgroups: Any = None) -> dict[str, Any]:
     """Run the pod to its end; returns its final Pod status (phase, containerStatuses, ...).
     `log_policy`: container log rotation (a logs.rotation.RotationPolicy; None: the defaults).
 
     Every kernel object of the pod is released when it ends; its record (state marked ended, and
     its logs) stays for `get`, `describe` and `logs` until `sandbox delete` or the next run of the
-    same name, which replaces it. `remove` (`sandbox run --rm`) removes both at exit."""
+    same name, which replaces it. `remove` (`sandbox run --rm`) removes both at exit. `cgroups`: the
+    pod's checked cgroup plan (pod/cgroups.plan; None: planned here with the default options)."""
     from sandbox.logs.stream import Terminal
+    from sandbox.pod.cgroups import CgroupConfig, plan
     from sandbox.pod.cleanup import clear_record, end_record, remove_logs, remove_pod_dir
     from sandbox.pod.teardown import Journal, pod_bases, undo_all
     from sandbox.process.spawner import DirectSpawner
@@ -109,7 +112,9 @@ def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False, probe_s
         supervisor = PodSupervisor(
             pod, uid, prepared.images, layout, pod_dir.path, DirectSpawner(),
             backoff=backoff, terminal=None if quiet else Terminal(), save_state=save, probe_scale=probe_scale,
-            log_policy=log_policy, qos_class=qos_class(manifest.get("spec") or {}))
+            eviction_interval=eviction_interval,
+            log_policy=log_policy, qos_class=qos_class(manifest.get("spec") or {}),
+            cgroups=cgroups if cgroups is not None else plan(prepared.pod, CgroupConfig()))
         # Once the pod runs, SIGINT and SIGTERM belong to the supervisor (stop, then force); after
         # its loop they must not cut short the final record and summary: the supervisor restores
         # this ignoring disposition, not Python's KeyboardInterrupt.

@@ -4,23 +4,25 @@ not delegated below the root, and we never write the root's subtree_control)."""
 
 from __future__ import annotations
 
+import glob
 import os
 import statistics
 import subprocess
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from conftest import leftovers
 
-from sandbox.cgroups import PAUSE, Cgroup, CgroupDriver, detect, driver_for
-from sandbox.cgroups.detect import Layout
+from sandbox.cgroups import fs
+from sandbox.cgroups.detect import DEFAULT_ROOT, Layout, detect
+from sandbox.cgroups.driver import PAUSE, Cgroup, CgroupDriver, driver_for
 from sandbox.cgroups.fs import CgroupError
 from sandbox.cgroups.resources import ContainerResources, container_limits, pod_limits
 from sandbox.cgroups.v1 import V1Driver
 from sandbox.cgroups.v2 import V2Driver
+from sandbox.record import replace
 
 pytestmark = pytest.mark.root
 MI = 1 << 20
@@ -238,3 +240,22 @@ def test_the_teardown_hook_kills_and_removes_from_the_path_alone(layout: Layout,
     assert leftovers(f"{parent}/*") == []
     with pytest.raises(OSError, match="not a pod cgroup"):
         kill_and_remove(Path("/sys/fs/cgroup/memory") / parent)
+
+
+def test_reclaim_refuses_a_hierarchy_root_and_the_shared_parent_on_real_mounts(parent: str) -> None:
+    """Each v1 controller is a mount of its own: `<root>/memory/<parent>` is two levels below
+    /sys/fs/cgroup but only one below its hierarchy, and is never removed by the tear-down."""
+    from sandbox.cgroups.reclaim import kill_and_remove
+
+    for top in sorted(glob.glob(f"{DEFAULT_ROOT}/*/")):
+        if not os.path.ismount(top) or top.rstrip("/").endswith("/systemd"):
+            continue  # name=systemd belongs to its manager
+        shared = Path(top, parent)
+        fs.make(shared)
+        with pytest.raises(OSError, match="not a pod cgroup"):
+            kill_and_remove(shared)
+        with pytest.raises(OSError, match="not a pod cgroup"):
+            kill_and_remove(Path(top))
+        pod = shared / "pod"
+        fs.make(pod)
+        assert kill_and_remove(pod) is True and not pod.exists() and shared.is_dir()

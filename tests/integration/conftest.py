@@ -4,6 +4,7 @@ autouse check that every test leaves the machine as it found it."""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -74,6 +75,7 @@ class Sandbox:
     tmp: Path
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     finished: set[int] = field(default_factory=set)  # pids of runs the test has waited for
+    cgroup_parent: str = ""  # every pod cgroup of the test is created below it
 
     def cmd(self, *args: str) -> list[str]:
         return [SANDBOX, "--root", str(self.root), *args]
@@ -176,6 +178,12 @@ def sbx(image_store: Path, tmp_path: Path) -> Iterator[Sandbox]:
     before = _host_snapshot()
     pids_before = {int(p) for p in os.listdir("/proc") if p.isdigit()}
     box = Sandbox(root, tmp_path)
+    # A cgroup parent of the test's own (inherited by every `sandbox` it runs): what is left below
+    # it after the test is this test's leak, whatever other runs do meanwhile.
+    parent = CGROUP_PARENT_PREFIX + uuid.uuid4().hex[:10]
+    saved_parent = os.environ.get(CGROUP_PARENT_ENV)
+    os.environ[CGROUP_PARENT_ENV] = parent
+    box.cgroup_parent = parent
     try:
         yield box
     finally:
@@ -199,11 +207,44 @@ def sbx(image_store: Path, tmp_path: Path) -> Iterator[Sandbox]:
         # An ended pod's record (a state file marked ended) stays by design until it is deleted.
         pods_left = sorted(p for p in os.listdir(pods) if not _ended_record(pods / p)) if pods.exists() else []
         layers_left = sorted(os.listdir(root / "lib" / "containers")) if (root / "lib" / "containers").exists() else []
+        cgroups_left = cgroup_children(parent)
+        remove_cgroup_parent(parent)
+        if saved_parent is None:
+            os.environ.pop(CGROUP_PARENT_ENV, None)
+        else:
+            os.environ[CGROUP_PARENT_ENV] = saved_parent
         shutil.rmtree(root, ignore_errors=True)
         assert not leaked, f"processes left behind: {leaked}"
         assert after == before, "host mounts or network namespaces changed"
         assert not pods_left, f"pod state left behind: {pods_left}"
         assert not layers_left, f"container layers left behind: {layers_left}"
+        assert not cgroups_left, f"cgroups left behind: {cgroups_left}"
+
+
+CGROUP_PARENT_ENV = "SANDBOX_CGROUP_PARENT"
+CGROUP_PARENT_PREFIX = "sandbox-test-"
+
+
+def cgroup_children(parent: str) -> list[str]:
+    """Pod cgroups below a test's parent in any hierarchy (the parent itself is kept by design)."""
+    return sorted(p for p in glob.glob(f"/sys/fs/cgroup/*/{parent}/*") if os.path.isdir(p))
+
+
+def remove_cgroup_parent(parent: str) -> None:
+    """Kill what is left and remove the test's parent cgroup in every hierarchy, leaf first."""
+    from sandbox.cgroups import fs
+    from sandbox.cgroups.reclaim import kill_and_remove
+
+    for pod in cgroup_children(parent):
+        try:
+            kill_and_remove(Path(pod))
+        except OSError:
+            pass
+    for top in glob.glob(f"/sys/fs/cgroup/*/{parent}"):
+        try:
+            fs.rmdir_tree(Path(top), time.monotonic() + 2.0)
+        except fs.CgroupError:
+            pass
 
 
 def _ended_record(pod_dir: Path) -> bool:

@@ -42,12 +42,13 @@ def test_a_refused_field_stops_everything_before_anything_starts(sbx: Sandbox) -
 
 
 def test_warned_fields_print_one_line_and_the_pod_runs(sbx: Sandbox) -> None:
-    path = pod(sbx, "warned", "[\"true\"]", "    resources: {limits: {memory: 64Mi}}\n")
+    path = pod(sbx, "warned", "[\"true\"]", "    volumeMounts: [{name: m, mountPath: /m}]\n"
+               "  volumes: [{name: m, emptyDir: {medium: Memory}}]\n")
     result = sbx.run("run", path)
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if "warning:" in line]
-    assert warnings == [f"{path}: warning: spec.containers[0].resources: not enforced: resource requests "
-                        "and limits are not enforced until cgroups are supported"]
+    assert warnings == [f"{path}: warning: spec.volumes[0].emptyDir.medium: not enforced: medium Memory is "
+                        "served from disk until tmpfs volumes are supported"]
     assert sbx.run("validate", path).stderr.splitlines() == warnings
 
 

@@ -13,11 +13,13 @@ from sandbox.cgroups.fs import CgroupError
 from sandbox.cgroups.resources import (
     ContainerResources,
     container_limits,
+    default_pod_level,
     milli_cpu_to_quota,
     milli_cpu_to_shares,
     oom_score_adj,
     pod_limits,
     qos_class,
+    remaining_pod_memory_request,
     shares_to_weight,
     shares_to_weight_linear,
 )
@@ -225,13 +227,55 @@ def test_pod_limits_sum_app_containers_and_take_the_largest_init() -> None:
     assert pod_limits(app, [side]).memory_limit == 160 * MI
 
 
+def test_pod_level_resources_replace_the_containers_for_qos_and_the_pod_cgroup() -> None:
+    app = [B, E]
+    # requests and limits equal at the pod level: Guaranteed whatever the containers say
+    both = ContainerResources(cpu_request_milli=1000, cpu_limit_milli=1000, memory_request=GI, memory_limit=GI)
+    assert qos_class(app, both) == "Guaranteed"
+    assert qos_class([G], ContainerResources(cpu_request_milli=500)) == "Burstable"  # no pod-level limit
+    lim = pod_limits(app, pod_level=both)
+    assert (lim.cpu_shares, lim.cpu_quota, lim.memory_limit) == (1024, 100000, GI)
+    # a container without a limit is capped by the pod's; shares from that limit when it has no request
+    c = container_limits(E, pod_level=both)
+    assert (c.cpu_quota, c.memory_limit, c.cpu_shares) == (100000, GI, 1024)
+    assert container_limits(ContainerResources(cpu_request_milli=0), pod_level=both).cpu_shares == 2
+
+
+def test_default_pod_level_takes_limits_from_containers_and_requests_from_limits() -> None:
+    limited = ContainerResources(cpu_request_milli=200, cpu_limit_milli=300, memory_request=MI, memory_limit=2 * MI)
+    got = default_pod_level(ContainerResources(memory_limit=GI), [limited, limited])
+    assert (got.cpu_limit_milli, got.cpu_request_milli, got.memory_limit, got.memory_request) == (600, 600, GI, GI)
+    unlimited = default_pod_level(ContainerResources(cpu_request_milli=100), [limited, E])
+    assert (unlimited.cpu_limit_milli, unlimited.cpu_request_milli, unlimited.memory_request) == (None, 100, None)
+
+
+def test_oom_score_adj_shares_the_unrequested_pod_memory() -> None:
+    # KEP-2837's example: a 180 request over three containers with 50, 100 and nothing, capacity 1000
+    app = [ContainerResources(memory_request=50), ContainerResources(memory_request=100), E]
+    remaining = remaining_pod_memory_request(ContainerResources(memory_request=180), app)
+    assert remaining == 10
+    assert [oom_score_adj("Burstable", c, 1000, remaining_pod_request=remaining) for c in app] == [940, 890, 990]
+    assert remaining_pod_memory_request(None, app) == 0
+
+
 def test_the_teardown_hook_refuses_paths_that_are_not_pod_cgroups(tmp_path: Path) -> None:
     from sandbox.cgroups.reclaim import kill_and_remove
 
-    for bad in (tmp_path, tmp_path / "memory", tmp_path / "memory" / "sandbox", tmp_path / ".." / "x" / "y" / "z"):
+    # one filesystem, as a v2 host's /sys/fs/cgroup: <parent>/<pod> is the least that is removed
+    # (v1's per-controller mounts are checked on the real hierarchies, tests/cgroups)
+    root = tmp_path / "root"
+    outside = tmp_path / "x" / "y" / "z"
+    for d in (root / "sandbox", outside):
+        d.mkdir(parents=True)
+    for bad in (root, root / "sandbox", root / ".." / "x" / "y" / "z"):
         with pytest.raises(OSError, match="not a pod cgroup"):
-            kill_and_remove(bad, root=tmp_path)
-    assert kill_and_remove(tmp_path / "memory" / "sandbox" / "gone", root=tmp_path) is False
+            kill_and_remove(bad, root=root)
+    assert outside.is_dir() and (root / "sandbox").is_dir()
+    (root / "sandbox" / "pod").mkdir()
+    assert kill_and_remove(root / "sandbox" / "pod", root=root) is True
+    # what is not there is already undone, wherever the record said it was
+    assert kill_and_remove(root / "sandbox" / "gone", root=root) is False
+    assert kill_and_remove(tmp_path / "nowhere", root=root) is False
 
 
 def test_remove_is_leaf_first_and_tolerates_missing(tmp_path: Path) -> None:

@@ -305,3 +305,38 @@ def test_volume_kinds() -> None:
         "  x:\n"
         "  <unknown>\n"
     )
+
+
+def test_oom_kills_line_after_restart_count_only_when_there_were_any() -> None:
+    state = sample_state()
+    state["containers"]["web"]["oomKills"] = 2
+    text = describe_pod(state, T0 + 30, node="node-1")
+    assert "    Restart Count:  0\n    OOM Kills:      2\n    Liveness:" in text
+    for record in ({"oomKills": 0}, {}, {"oomKills": "3"}, None):
+        state["containers"]["web"] = record
+        assert "OOM Kills" not in describe_pod(state, T0 + 30, node="node-1")
+    del state["containers"]
+    assert "OOM Kills" not in describe_pod(state, T0 + 30, node="node-1")
+
+
+def test_pod_cgroup_lines_after_qos_one_per_directory() -> None:
+    state = sample_state()
+    state["cgroup"] = {"mode": "hybrid", "driver": "cgroupfs", "paths": {
+        "memory": "/sys/fs/cgroup/memory/sandbox/u-1", "cpu": "/sys/fs/cgroup/cpu,cpuacct/sandbox/u-1",
+        "cpuacct": "/sys/fs/cgroup/cpu,cpuacct/sandbox/u-1", "unified": "/sys/fs/cgroup/unified/sandbox/u-1"}}
+    text = describe_pod(state, T0 + 30, node="node-1")
+    assert ("QoS Class:       BestEffort\n"
+            "Cgroup:          hybrid, cgroupfs driver\n"
+            "                 /sys/fs/cgroup/cpu,cpuacct/sandbox/u-1 (cpu,cpuacct)\n"
+            "                 /sys/fs/cgroup/memory/sandbox/u-1 (memory)\n"
+            "                 /sys/fs/cgroup/unified/sandbox/u-1 (unified)\n"
+            "Node-Selectors:  <none>\n") in text
+
+
+def test_no_cgroup_lines_for_a_record_without_one() -> None:
+    records: list[object] = [None, {}, {"mode": "v1"}, {"paths": {}}, {"paths": "x"}, "garbage"]
+    for record in records:
+        state = sample_state()
+        if record is not None:
+            state["cgroup"] = record
+        assert describe_pod(state, T0 + 30, node="node-1") == EXPECTED

@@ -160,14 +160,13 @@ def test_scheduler_fields_are_inert() -> None:
     assert (found.errors, found.warnings) == ([], [])
 
 
-def test_resources_are_warned_not_refused() -> None:
+def test_enforced_resources_are_honoured_and_extended_ones_refused_by_name() -> None:
     found = fields.check_pod(pod_with(container="resources: {limits: {memory: 64Mi}, requests: {cpu: 100m}}"))
-    assert found.errors == []
-    assert found.warnings == ["spec.containers[0].resources: not enforced: "
-                              + fields.TABLE["ResourceRequirements"]["limits"].reason]
-    only_requests = fields.check_pod(pod_with(container="resources: {requests: {cpu: 100m}}"))
-    assert only_requests.warnings == ["spec.containers[0].resources.requests: not enforced: "
-                                      + fields.TABLE["ResourceRequirements"]["requests"].reason]
+    assert (found.errors, found.warnings) == ([], [])
+    errors = refusals(container="resources: {limits: {cpu: 100m, vendor.example/fpga: 1}}")
+    assert [e.split(": Forbidden: ")[0] for e in errors] == [
+        "spec.containers[0].resources.limits[vendor.example/fpga]", "spec.containers[0].resources.requests[vendor.example/fpga]"]
+    assert all("device plugin" in e for e in errors)
 
 
 def test_apparmor_field_and_annotation_are_refused_with_the_kubelets_reason() -> None:

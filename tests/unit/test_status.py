@@ -596,6 +596,9 @@ GUARANTEED = {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1", 
     (_containers({"limits": {"cpu": "2", "memory": "1Gi"}, "requests": {"cpu": "1", "memory": "1Gi"}}), "Burstable"),
     (_containers({"requests": {"memory": "0"}}, {"limits": {"ephemeral-storage": "1Gi"}}), "BestEffort"),
     (_containers({"requests": {"cpu": "100m"}}), "Burstable"),
+    # pod-level resources decide alone (KEP-2837); their requests default to their limits
+    ({"resources": {"limits": {"cpu": "1", "memory": "1Gi"}}, "containers": [{"name": "c"}]}, "Guaranteed"),
+    ({**_containers(GUARANTEED, {}), "resources": {"requests": {"memory": "1Gi"}}}, "Burstable"),
 ])
 def test_qos_class(spec: dict[str, Any], want: str) -> None:
     assert qos_class(spec) == want

@@ -172,8 +172,12 @@ def test_a_directory_under_a_base_the_caller_does_not_allow_is_left(tmp_path: Pa
     assert len(failures) == 1 and (base / "d").is_dir()
 
 
-def test_the_default_cgroup_remover_removes_leaves_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pod = tmp_path / "pod"
+def test_a_recorded_cgroup_is_removed_leaves_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The registry's cgroup undo (reclaim.kill_and_remove) on a tree of plain directories shaped
+    like a v2 host's `<root>/<parent>/<pod>`: children before parents, the parent kept."""
+    from sandbox.cgroups import reclaim
+
+    pod = tmp_path / "sandbox" / "pod"
     for leaf in ("pause", "c1/inner", "c2"):
         (pod / leaf).mkdir(parents=True)
     order: list[str] = []
@@ -181,25 +185,19 @@ def test_the_default_cgroup_remover_removes_leaves_first(tmp_path: Path, monkeyp
 
     def rmdir(path: str) -> None:
         real_rmdir(path)  # fails (ENOTEMPTY) if a parent came before its children
-        order.append(os.path.relpath(path, tmp_path))
+        order.append(os.path.relpath(path, pod.parent))
 
     monkeypatch.setattr(os, "rmdir", rmdir)
+    monkeypatch.setattr(teardown, "_cgroup_remover", lambda path: reclaim.kill_and_remove(path, root=tmp_path))
     journal = Journal(tmp_path)
     journal.add(Cgroup(pod))
     assert undo_all(journal) == []
-    assert not pod.exists()
+    assert not pod.exists() and pod.parent.is_dir()
     assert order.index("pod/c1/inner") < order.index("pod/c1") < order.index("pod")
     assert order[-1] == "pod"
-    assert teardown.remove_cgroup_tree(pod) is False  # already gone
-
-
-def test_the_cgroups_module_hook_replaces_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(teardown, "_cgroup_remover", teardown.remove_cgroup_tree)
-    seen: list[Path] = []
-    teardown.set_cgroup_remover(lambda path: seen.append(path) or True)
-    journal = Journal(tmp_path)
-    journal.add(Cgroup(tmp_path / "pod"))
-    assert undo_all(journal) == [] and seen == [tmp_path / "pod"]
+    assert reclaim.kill_and_remove(pod, root=tmp_path) is False  # already gone
+    with pytest.raises(OSError):  # the parent cgroup every pod shares is never removed this way
+        reclaim.kill_and_remove(pod.parent, root=tmp_path)
 
 
 def test_a_failed_undo_is_reported_and_the_rest_still_undone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,107 @@
+"""sandbox.cgroups.devices without root: the default list (runc's AllowedDevices after containerd's
+deny-all), the v1 lines, rule validation and the v1 emulation the eBPF program is built from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sandbox.cgroups import fs
+from sandbox.cgroups.devices import DEFAULT_RULES, DeviceRule, apply_v1, attach_v2, reduce, v1_lines
+
+
+def allow(type_: str, major: int, minor: int, access: str = "rwm") -> DeviceRule:
+    return DeviceRule(type_, major, minor, access, True)
+
+
+def deny(type_: str, major: int, minor: int, access: str = "rwm") -> DeviceRule:
+    return DeviceRule(type_, major, minor, access, False)
+
+
+def test_default_rules_as_v1_lines() -> None:
+    assert v1_lines(DEFAULT_RULES) == [
+        ("devices.deny", "a *:* rwm"),
+        ("devices.allow", "c *:* m"),
+        ("devices.allow", "b *:* m"),
+        ("devices.allow", "c 1:3 rwm"),
+        ("devices.allow", "c 1:8 rwm"),
+        ("devices.allow", "c 1:7 rwm"),
+        ("devices.allow", "c 5:0 rwm"),
+        ("devices.allow", "c 1:5 rwm"),
+        ("devices.allow", "c 1:9 rwm"),
+        ("devices.allow", "c 136:* rwm"),
+        ("devices.allow", "c 5:2 rwm"),
+        ("devices.allow", "c 10:200 rwm"),
+    ]
+
+
+def test_privileged_has_no_rules_and_writes_nothing(tmp_path: Path) -> None:
+    assert v1_lines(()) == []
+    apply_v1(tmp_path, ())  # no file is opened: the directory has none
+    attach_v2(tmp_path / "missing", ())  # nothing to attach, so the cgroup is never opened
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_apply_v1_writes_each_line_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    written: list[tuple[Path, str, str]] = []
+    monkeypatch.setattr(fs, "write", lambda cgroup, name, value: written.append((cgroup, name, value)))
+    apply_v1(tmp_path, DEFAULT_RULES)
+    assert written == [(tmp_path, name, line) for name, line in v1_lines(DEFAULT_RULES)]
+
+
+def test_reduce_default_rules_to_allow_exceptions() -> None:
+    default_allow, exceptions = reduce(DEFAULT_RULES)
+    assert default_allow is False
+    assert [r.line for r in exceptions] == [
+        "b *:* m", "c *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
+        "c 5:0 rwm", "c 5:2 rwm", "c 10:200 rwm", "c 136:* rwm",
+    ]
+    assert all(r.allow for r in exceptions)
+
+
+def test_reduce_without_rules_allows_everything() -> None:
+    assert reduce(()) == (True, ())
+    assert reduce([deny("a", -1, -1), allow("a", -1, -1)]) == (True, ())
+
+
+def test_reduce_merges_and_removes_access() -> None:
+    rules = [deny("a", -1, -1), allow("c", 1, 3, "r"), allow("c", 1, 3, "w"), deny("c", 1, 3, "r"),
+             allow("c", 4, 1), deny("c", 4, 1)]
+    assert reduce(rules) == (False, (allow("c", 1, 3, "w"),))
+
+
+def test_reduce_blacklist_keeps_deny_exceptions() -> None:
+    rules = [allow("a", -1, -1), deny("b", 8, -1), deny("c", 1, 1, "rw")]
+    assert reduce(rules) == (True, (deny("c", 1, 1, "rw"), deny("b", 8, -1)))
+
+
+def test_reduce_refuses_a_hole_in_a_wildcard() -> None:
+    with pytest.raises(ValueError, match=r"c 136:3 r would punch a hole in the wildcard rule c 136:\* rwm"):
+        reduce([deny("a", -1, -1), allow("c", 136, -1), deny("c", 136, 3, "r")])
+    # no overlap in access: fine
+    assert reduce([deny("a", -1, -1), allow("c", -1, -1, "m"), deny("c", 1, 3, "r")]) == (
+        False, (allow("c", -1, -1, "m"),))
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("x", 1, 3, "rwm", True), "type must be a, b or c"),
+    (("a", 1, -1, "rwm", True), "'a' device rule takes no major:minor"),
+    (("c", -2, 3, "rwm", True), "major must be -1 or 0..4095"),
+    (("c", 4096, 3, "rwm", True), "major must be -1 or 0..4095"),
+    (("c", True, 3, "rwm", True), "major must be"),
+    (("c", 1, 1 << 20, "rwm", True), "minor must be -1 or 0..1048575"),
+    (("c", 1, "3", "rwm", True), "minor must be"),
+    (("c", 1, 3, "", True), "subset of 'rwm'"),
+    (("c", 1, 3, "rwx", True), "subset of 'rwm'"),
+    (("c", 1, 3, "rr", True), "subset of 'rwm'"),
+])
+def test_rule_validation(args: tuple[str, int, int, str, bool], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        DeviceRule(*args)
+
+
+def test_rule_line_and_equality() -> None:
+    assert DeviceRule("b", 254, 0, "mr", False).line == "b 254:0 mr"
+    assert allow("c", 1, 3) == DeviceRule("c", 1, 3, "rwm", True)
+    assert hash(allow("c", 1, 3)) == hash(allow("c", 1, 3))
