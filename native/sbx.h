@@ -80,6 +80,7 @@ struct sbx_spawn_req {
         const char *pod_mount; /* path in join_pidfd's mount namespace to clone for
                                   SBX_OP_POD_MOUNT (the pod's /dev/shm); NULL: none */
         const char *stage_name; /* PR_SET_NAME prefix, e.g. "sbx" -> "sbx:stage1" */
+        int cgroup_fd; /* a cgroup2 directory stage 2 is born in (clone3 CLONE_INTO_CGROUP), or -1 */
 };
 
 struct sbx_spawn_res {

@@ -25,6 +25,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
@@ -431,6 +432,30 @@ static __attribute__((noreturn)) void run_stage2(const struct sbx_spawn_req *req
         child_fail(chan, &e);
 }
 
+/* clone3's arguments up to `cgroup` (Linux 5.7), spelled out here: <linux/sched.h> and glibc's
+ * <sched.h> both define the CLONE_* flags. */
+struct sbx_clone_args {
+        uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
+                set_tid_size, cgroup;
+};
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+/* Stage 2 as the runtime's child; with a cgroup2 directory fd, born inside that cgroup
+ * (clone3 CLONE_INTO_CGROUP): no migration afterwards, and none of the RCU grace period a
+ * cgroup.procs write waits for. */
+static long clone_stage2(int cgroup_fd)
+{
+        if (cgroup_fd < 0)
+                return syscall(SYS_clone, CLONE_PARENT, 0, 0, 0, 0);
+        struct sbx_clone_args args;
+        memset(&args, 0, sizeof args);
+        args.flags = CLONE_PARENT | CLONE_INTO_CGROUP;
+        args.cgroup = (uint64_t)cgroup_fd;
+        return syscall(SYS_clone3, &args, sizeof args);
+}
+
 static __attribute__((noreturn)) void run_stage1(const struct sbx_spawn_req *req, int chan)
 {
         struct sbx_err e;
@@ -446,7 +471,7 @@ static __attribute__((noreturn)) void run_stage1(const struct sbx_spawn_req *req
                 child_fail(chan, &e);
         /* CLONE_PARENT: stage 2 is the runtime's child, not ours, so the runtime can wait for it
          * and hold its pidfd; its exit signal is ours (SIGCHLD). */
-        long pid = syscall(SYS_clone, CLONE_PARENT, 0, 0, 0, 0);
+        long pid = clone_stage2(req->cgroup_fd);
         if (pid == 0)
                 run_stage2(req, chan, pod_mount_fd);
         if (pid < 0) {

@@ -93,6 +93,7 @@ def _build(req: SpawnRequest, keep: _Keep) -> Any:
     c.new_session, c.pdeathsig = int(req.new_session), req.pdeathsig
     c.pod_mount = keep.cstr(req.pod_mount, "pod mount")
     c.stage_name = keep.cstr(req.stage_name, "stage name")
+    c.cgroup_fd = req.cgroup_fd
     return c
 
 

@@ -13,6 +13,11 @@ from pathlib import Path
 
 from sandbox.errors import SandboxError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
 
 class CgroupError(SandboxError):
     """A cgroup operation failed; names the operation and the path."""
@@ -53,6 +58,17 @@ def write(cgroup: Path, name: str, value: str) -> None:
             os.close(fd)
     except OSError as e:
         raise CgroupError(f"write {value!r} to", path, e) from e
+
+
+def membership(paths: Mapping[str, object] | None) -> dict[str, Any]:
+    """The SpawnRequest fields that start a process in the cgroup whose directories are `paths`
+    (hierarchy key -> directory, "unified" for cgroup2, as Cgroup.paths and the pod record hold
+    them): the cgroup2 one joined at birth (CLONE_INTO_CGROUP), the v1 ones by cgroup.procs."""
+    if not paths:
+        return {}
+    v1 = sorted({str(p) for key, p in paths.items() if key != "unified" and isinstance(p, (str, Path))})
+    unified = paths.get("unified")
+    return {"cgroups": tuple(v1), "cgroup2": str(unified) if isinstance(unified, (str, Path)) else None}
 
 
 def join(cgroups: tuple[str, ...] | list[str], pid: int) -> None:

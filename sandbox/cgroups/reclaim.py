@@ -34,6 +34,8 @@ def kill_and_remove(path: Path, root: Path = DEFAULT_ROOT, timeout: float = 2.0)
     try:
         if (top / "cgroup.kill").exists():
             v2.kill_tree(top, deadline)
+        elif not v2.tree_procs(top):
+            pass  # empty: the usual case, its processes were killed and reaped first
         elif (top / "freezer.state").exists():
             v1.freeze_kill(top, deadline)
             v1.kill_until_empty(top, deadline)

@@ -186,6 +186,8 @@ class V1Driver:
         return sorted(set(v2.tree_procs(self._tracker(cgroup))))
 
     def kill(self, cgroup: Cgroup, timeout: float = 2.0) -> None:
+        if not v2.tree_procs(self._tracker(cgroup)):
+            return  # empty (the usual case at an instance's end): nothing in it can fork
         deadline = time.monotonic() + timeout
         unified = cgroup.unified()
         if unified is not None and (unified / "cgroup.kill").exists():

@@ -66,8 +66,8 @@ def populated(top: Path) -> bool:
 def kill_tree(top: Path, deadline: float) -> None:
     """`cgroup.kill` (5.14+): the kernel kills the subtree, forks included. Without it: freeze,
     SIGKILL each pid, thaw. Then wait for `populated 0`."""
-    if not top.is_dir():
-        return
+    if not top.is_dir() or not populated(top):
+        return  # gone, or empty: nothing in it can fork
     if (top / "cgroup.kill").exists():
         fs.write(top, "cgroup.kill", "1")
     else:

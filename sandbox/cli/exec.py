@@ -57,7 +57,7 @@ def handle(args: argparse.Namespace) -> int:
     try:
         return exec_in_container(pidfd, command, list(record.get("env") or []), str(record.get("cwd") or "/"),
                                  Identity.from_json(record.get("identity")), stdin=args.stdin, tty=tty,
-                                 main_pid=ref.pid, cgroups=_cgroup_dirs(record.get("cgroup")))
+                                 main_pid=ref.pid, cgroup=_membership(record.get("cgroup")))
     except ContainerStartError as e:
         # As a shell reports it: 127 for a command that is not there, 126 for one that cannot run.
         print(f"error: exec in container {name!r}: {e}", file=sys.stderr)
@@ -78,8 +78,11 @@ def _default_container(state: dict[str, Any]) -> str:
     return str(containers[0].get("name", ""))
 
 
-def _cgroup_dirs(paths: object) -> tuple[str, ...]:
-    """The container's cgroup directories from its record (absent in a record from before cgroups)."""
+def _membership(paths: object) -> dict[str, object]:
+    """Where the container's cgroups are, from its record (absent in a record from before cgroups):
+    absolute paths only."""
+    from sandbox.cgroups.fs import membership
+
     if not isinstance(paths, dict):
-        return ()
-    return tuple(sorted({str(p) for p in paths.values() if isinstance(p, str) and p.startswith("/sys/fs/cgroup/")}))
+        return {}
+    return membership({k: p for k, p in paths.items() if isinstance(p, str) and p.startswith("/")})

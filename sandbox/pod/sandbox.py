@@ -34,6 +34,10 @@ from sandbox.process.spawner import ChildProcess, Spawner
 from sandbox.record import record
 from sandbox.rootfs.plan import ContainerFiles, pause_plan
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 PAUSE_UID = 65535
 PAUSE_OOM_SCORE_ADJ = -998  # containerd defaultSandboxOOMAdj
 HOSTS_HEADER = "# Kubernetes-managed hosts file.\n"
@@ -128,10 +132,10 @@ def _read(path: str) -> str:
 
 
 def start_pause(spawner: Spawner, dirs: SandboxDirs, hostname: str, host: HostNamespaces,
-                sysctls: tuple[tuple[str, str], ...] = (), cgroups: tuple[str, ...] = ()) -> ChildProcess:
+                sysctls: tuple[tuple[str, str], ...] = (), cgroup: dict[str, Any] | None = None) -> ChildProcess:
     """Pause in new namespaces, except those the pod takes from the host. `sysctls` (path under
-    /proc/sys, value) are written in the new namespaces before pause starts; `cgroups`: its cgroup
-    directories, joined before it runs."""
+    /proc/sys, value) are written in the new namespaces before pause starts; `cgroup`: the
+    SpawnRequest fields that start it in its cgroup (cgroups.fs.membership)."""
     binary = os.open(pause_binary(), os.O_RDONLY | os.O_CLOEXEC)
     null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
     try:
@@ -152,7 +156,7 @@ def start_pause(spawner: Spawner, dirs: SandboxDirs, hostname: str, host: HostNa
             gid=PAUSE_UID,
             no_new_privs=True,
             stdio=(null, null, null),
-            cgroups=cgroups,
+            **(cgroup or {}),
         )
         return spawner.spawn(req)
     finally:

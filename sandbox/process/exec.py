@@ -31,14 +31,14 @@ CHUNK = 65536
 
 def exec_in_container(main_pidfd: int, argv: list[str], env: list[str], cwd: str,
                       identity: Identity | None = None, *, stdin: bool = False,
-                      tty: bool = False, main_pid: int = -1, cgroups: tuple[str, ...] = ()) -> int:
+                      tty: bool = False, main_pid: int = -1, cgroup: dict[str, Any] | None = None) -> int:
     """Run argv in the container whose main process `main_pidfd` (pid `main_pid`) names, relaying
     our stdio; returns its exit code (128 + signal for a signal death, as a shell reports it).
-    `cgroups`: the container's cgroup directories, which the process joins as runc exec's does."""
+    `cgroup`: the SpawnRequest fields that start it in the container's cgroup, as runc exec's."""
     stdio: _PipeStdio | _TtyStdio = _TtyStdio(main_pid, main_pidfd, stdin) if tty else _PipeStdio(stdin)
     try:
         req = SpawnRequest(argv=argv, env=env, join_pidfd=main_pidfd, join_ns=ALL_NAMESPACES, cwd=cwd,
-                           stdio=stdio.child_fds, new_session=True, stage_name="exec", cgroups=cgroups,
+                           stdio=stdio.child_fds, new_session=True, stage_name="exec", **(cgroup or {}),
                            **(identity or Identity()).request_fields())
         try:
             process = DirectSpawner().spawn(req)

@@ -21,6 +21,8 @@ from sandbox.process.request import ALL_NAMESPACES, Identity, SpawnRequest
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from sandbox.process.spawner import ChildProcess, Spawner
 
 OUTPUT_LIMIT = 10 * 1024  # what the kubelet keeps of a probe's output
@@ -28,11 +30,11 @@ OUTPUT_LIMIT = 10 * 1024  # what the kubelet keeps of a probe's output
 
 class ExecCheck(Check):
     def __init__(self, spawner: Spawner, main_pidfd: int, argv: list[str], env: list[str], cwd: str,
-                 timeout: float, identity: Identity | None = None, cgroups: tuple[str, ...] = ()) -> None:
+                 timeout: float, identity: Identity | None = None, cgroup: dict[str, Any] | None = None) -> None:
         super().__init__(timeout)
         self.spawner, self.main_pidfd, self.argv, self.env, self.cwd = spawner, main_pidfd, argv, env, cwd
         self.identity = identity or Identity()  # who the container's processes run as
-        self.cgroups = cgroups  # the container's: a probe counts against its limits, as runc exec's
+        self.cgroup = cgroup or {}  # the container's: a probe counts against its limits, as runc exec's
         self.process: ChildProcess | None = None
         self.out_fd = -1
         self.output = bytearray()
@@ -48,7 +50,7 @@ class ExecCheck(Check):
         os.close(no_input)
         req = SpawnRequest(argv=self.argv, env=self.env, join_pidfd=self.main_pidfd, join_ns=ALL_NAMESPACES,
                            cwd=self.cwd, stdio=(null, write_fd, write_fd), stage_name="probe",
-                           cgroups=self.cgroups, **identity)
+                           **self.cgroup, **identity)
         try:
             self.process = self.spawner.spawn(req)
         except ContainerStartError as e:

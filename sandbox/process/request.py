@@ -58,9 +58,12 @@ class SpawnRequest:
     pdeathsig: int = 9  # SIGKILL: nothing outlives a crashed runtime
     pod_mount: str | None = None
     stage_name: str = "sbx"
-    # cgroup directories (one per hierarchy) the process is moved into while stage 2 still waits,
-    # before any of the container's code runs: the spawner writes their cgroup.procs
+    # cgroup directories (one per v1 hierarchy) the process is moved into while stage 2 still
+    # waits, before any of the container's code runs: the spawner writes their cgroup.procs
     cgroups: tuple[str, ...] = ()
+    # the cgroup2 directory stage 2 is born in (clone3 CLONE_INTO_CGROUP); the spawner opens it
+    cgroup2: str | None = None
+    cgroup_fd: int = -1  # set by the spawner from `cgroup2`, not by callers
 
 
 @record

@@ -89,7 +89,7 @@ class DirectSpawner(Spawner):
     when the spawning *thread* exits, so a helper thread's exit would kill the pod."""
 
     def spawn(self, req: SpawnRequest, before_start: Callable[[int], None] | None = None) -> ChildProcess:
-        started = native.spawn_start(req)
+        started = _start_in_cgroup(req) if req.cgroup2 else native.spawn_start(req)
         try:
             if req.cgroups:
                 _join_cgroups(req.cgroups, started.pid)
@@ -114,3 +114,19 @@ def _join_cgroups(cgroups: tuple[str, ...], pid: int) -> None:
         join(cgroups, pid)
     except CgroupError as e:
         raise ContainerStartError("CreateContainerError", e.op, e.errno or 0, e.path) from e
+
+
+def _start_in_cgroup(req: SpawnRequest) -> native.Started:
+    """Stage 2 born in the cgroup2 directory `req.cgroup2` (clone3 CLONE_INTO_CGROUP)."""
+    from sandbox.errors import ContainerStartError
+    from sandbox.record import replace
+
+    assert req.cgroup2 is not None
+    try:
+        fd = os.open(req.cgroup2, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise ContainerStartError("CreateContainerError", "open cgroup", e.errno or 0, req.cgroup2) from e
+    try:
+        return native.spawn_start(replace(req, cgroup_fd=fd))
+    finally:
+        os.close(fd)

@@ -99,8 +99,11 @@ def default_devices() -> tuple[DeviceRule, ...]:
     return tuple(DEFAULT_RULES)
 
 
-def cgroup_dirs(cgroup: Cgroup | None) -> tuple[str, ...]:
-    return tuple(str(p) for p in cgroup.dirs()) if cgroup is not None else ()
+def membership(cgroup: Cgroup | None) -> dict[str, Any]:
+    """The SpawnRequest fields that start a process inside `cgroup` (none: outside any of ours)."""
+    from sandbox.cgroups.fs import membership as fields
+
+    return fields(cgroup.paths if cgroup is not None else None)
 
 
 def succeeded(cs: st.ContainerStatus) -> bool:
@@ -259,7 +262,7 @@ class ContainerLifecycle:
             slot.mnt_ns_fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
 
         slot.cgroup = self._create_cgroup(slot, container_id)
-        req = replace(req, cgroups=cgroup_dirs(slot.cgroup), oom_score_adj=ctx.oom_score_adj(slot.name))
+        req = replace(req, **membership(slot.cgroup), oom_score_adj=ctx.oom_score_adj(slot.name))
         try:
             process = ctx.spawner.spawn(req, before_start=pin)
         except BaseException:
@@ -302,7 +305,7 @@ class ContainerLifecycle:
         ports = {p.name: p.container_port for p in slot.spec.ports if p.name}
         return CheckContext(self.ctx.spawner, slot.process.pidfd, self.ctx.pause_pidfd, tuple(slot.env),
                             launch.working_dir(slot.spec, slot.image), ports, slot.identity,
-                            cgroup_dirs(slot.cgroup))
+                            membership(slot.cgroup))
 
     def _post_start_done(self, slot: Slot, outcome: Any) -> None:
         slot.hook = None

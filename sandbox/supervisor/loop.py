@@ -34,7 +34,7 @@ from sandbox.state.proc import ProcessRef
 from sandbox.supervisor import eviction, snapshot
 from sandbox.supervisor.backoff import BackoffConfig, CrashLoopBackOff, format_duration
 from sandbox.supervisor.checks import CheckRunner
-from sandbox.supervisor.container import ContainerLifecycle, PodContext, Slot, cgroup_dirs, succeeded
+from sandbox.supervisor.container import ContainerLifecycle, PodContext, Slot, membership, succeeded
 from sandbox.supervisor.policy import should_restart
 from sandbox.supervisor.timers import Timers
 
@@ -232,7 +232,7 @@ class PodSupervisor:
 
     def _start_pause(self) -> None:
         self.pause = start_pause(self.spawner, self.dirs, self.hostname, self.host, launch.pod_sysctls(self.pod),
-                                 cgroup_dirs(self.pause_cgroup))
+                                 membership(self.pause_cgroup))
         self.pause_ref = ProcessRef.of(self.pause.pid)
         if self.pause_ref is not None:
             self.ctx.record(teardown.Process(self.pause_ref.pid, self.pause_ref.start_time))

@@ -41,7 +41,7 @@ class CheckContext:
     cwd: str
     ports: Any  # Mapping[str, int]: named container ports
     identity: Identity  # who the container's processes run as (user, groups, capabilities...)
-    cgroups: tuple[str, ...] = ()  # the container's cgroup directories: exec checks run in them
+    cgroup: Any = None  # dict: the SpawnRequest fields that start exec checks in the container's cgroup
 
 
 class ImmediateCheck(Check):
@@ -67,7 +67,7 @@ def checks_for(handler: Any, ctx: CheckContext, timeout: float, *, hook: bool,
 
         argv = command if command is not None else list(handler.exec.command)
         return ExecCheck(ctx.spawner, ctx.main_pidfd, argv, list(ctx.env), ctx.cwd, timeout, ctx.identity,
-                         ctx.cgroups)
+                         ctx.cgroup)
     if getattr(handler, "sleep", None) is not None:
         return SleepCheck(float(handler.sleep.seconds))
     if getattr(handler, "http_get", None) is not None:

@@ -287,3 +287,15 @@ def test_remove_is_leaf_first_and_tolerates_missing(tmp_path: Path) -> None:
     fs.rmdir_tree(pod, time.monotonic() + 1)
     assert not pod.exists() and (tmp_path / "sandbox").exists()
     fs.rmdir_tree(pod, time.monotonic() + 1)  # already gone
+
+
+def test_membership_joins_cgroup2_at_birth_and_v1_hierarchies_by_write() -> None:
+    from sandbox.cgroups.fs import membership
+
+    assert membership(None) == {} and membership({}) == {}
+    hybrid = {"memory": "/sys/fs/cgroup/memory/p/c", "cpu": "/sys/fs/cgroup/cpu/p/c",
+              "cpuacct": "/sys/fs/cgroup/cpu/p/c", "unified": "/sys/fs/cgroup/unified/p/c"}
+    assert membership(hybrid) == {"cgroups": ("/sys/fs/cgroup/cpu/p/c", "/sys/fs/cgroup/memory/p/c"),
+                                  "cgroup2": "/sys/fs/cgroup/unified/p/c"}
+    assert membership({"unified": Path("/sys/fs/cgroup/p/c")}) == {"cgroups": (), "cgroup2": "/sys/fs/cgroup/p/c"}
+    assert membership({"memory": "/m/p/c"}) == {"cgroups": ("/m/p/c",), "cgroup2": None}
