@@ -407,3 +407,38 @@ def test_a_whole_pod_on_the_v2_driver_over_this_hosts_cgroup2_hierarchy(
     assert "0::/\n" in inside.stdout and " - cgroup2 " in inside.stdout and " ro," in inside.stdout, inside.stdout
     sbx.stop(proc)
     assert pod_dirs(sbx.cgroup_parent) == []
+
+
+def test_pod_level_resources_limit_the_pod_cgroup_and_bound_containers_without_their_own(sbx: Sandbox) -> None:
+    manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: podlevel}
+spec:
+  terminationGracePeriodSeconds: 1
+  resources:
+    limits: {cpu: 500m, memory: 128Mi}
+  containers:
+  - name: bounded
+    image: busybox
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait"]
+  - name: own
+    image: busybox
+    resources:
+      limits: {cpu: 100m, memory: 32Mi}
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait"]
+""")
+    proc = sbx.start(manifest, "-q")
+    state = sbx.wait_running("podlevel", containers=2)
+    assert state["status"]["qosClass"] == "Guaranteed"  # pod-level requests default to its limits
+    pod = state["cgroup"]["paths"]
+    mib = 1024 * 1024
+    assert int(Path(pod["memory"], "memory.limit_in_bytes").read_text()) == 128 * mib
+    assert Path(pod["cpu"], "cpu.cfs_quota_us").read_text().strip() == "50000"
+    bounded = state["containers"]["bounded"]["cgroup"]
+    own = state["containers"]["own"]["cgroup"]
+    assert int(Path(bounded["memory"], "memory.limit_in_bytes").read_text()) == 128 * mib  # the pod's
+    assert int(Path(own["memory"], "memory.limit_in_bytes").read_text()) == 32 * mib
+    assert Path(own["cpu"], "cpu.cfs_quota_us").read_text().strip() == "10000"
+    sbx.stop(proc)
+    assert pod_dirs(sbx.cgroup_parent) == []
