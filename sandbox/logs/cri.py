@@ -47,14 +47,11 @@ def record_prefix(stream: str, ts_ns: int) -> bytes:
 
 def format_record(stream: str, tag: str, content: bytes, ts_ns: int) -> bytes:
     """One CRI log line for `content` (which must not contain a newline) written at `ts_ns`."""
-    if stream not in STREAMS:
-        raise ValueError(f"unknown log stream {stream!r}: expected stdout or stderr")
     if tag not in (FULL, PARTIAL):
         raise ValueError(f"unknown log tag {tag!r}: expected F or P")
     if b"\n" in content:
         raise ValueError("log record content must not contain a newline")
-    header = f"{rfc3339_nano(ts_ns)} {stream} {tag} ".encode("ascii")
-    return header + content + b"\n"
+    return record_prefix(stream, ts_ns) + tag.encode("ascii") + b" " + content + b"\n"
 
 
 class LineSplitter:

@@ -73,16 +73,16 @@ def remove_logs(state: dict[str, Any], logs_root: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def clear_record(pod_dir: PodDir, containers_root: Path, logs_root: Path | None) -> dict[str, Any]:
+def clear_record(pod_dir: PodDir, containers_root: Path, logs_root: Path | None,
+                 state: dict[str, Any] | None = None) -> dict[str, Any]:
     """Remove a pod's record, keeping the lock file (the caller holds the lock): finish the
     tear-down first when its runtime is gone, and remove its logs (unless `logs_root` is None).
-    Returns the state it removed ({} when it was unreadable)."""
+    `state`: the record as the caller already read it. Returns the state it removed ({} when it
+    was unreadable)."""
     from sandbox.state.view import is_ended
 
-    try:
-        state = pod_dir.read()
-    except Exception:  # noqa: BLE001 - unreadable state still gets its directory removed
-        state = {}
+    if state is None:
+        state = read_or_empty(pod_dir)
     if is_ended(state):
         _empty_pod_dir(pod_dir, keep=(LOCK_FILE,))
     else:
@@ -102,12 +102,10 @@ def finish_dead_runtime(pod_dir: PodDir, containers_root: Path, logs_root: Path 
     if not lock.acquire():
         return False
     try:
-        try:
-            if is_ended(pod_dir.read()):
-                return False
-        except Exception:  # noqa: BLE001 - unreadable state: nothing to keep
-            pass
-        clear_record(pod_dir, containers_root, logs_root)
+        state = read_or_empty(pod_dir)
+        if is_ended(state):
+            return False
+        clear_record(pod_dir, containers_root, logs_root, state)
         remove_pod_dir(pod_dir)
     finally:
         lock.release()
@@ -125,17 +123,22 @@ def delete_record(pod_dir: PodDir, containers_root: Path, logs_root: Path, uid: 
         if not pod_dir.state_file.exists():  # removed meanwhile (`run --rm`, another delete)
             remove_pod_dir(pod_dir)
             return True
-        if uid is not None:
-            try:
-                if pod_dir.read().get("uid") != uid:
-                    return False
-            except Exception:  # noqa: BLE001 - unreadable or gone: nothing of that pod to keep
-                pass
-        clear_record(pod_dir, containers_root, logs_root)
+        state = read_or_empty(pod_dir)
+        if uid is not None and state and state.get("uid") != uid:
+            return False
+        clear_record(pod_dir, containers_root, logs_root, state)
         remove_pod_dir(pod_dir)
     finally:
         lock.release()
     return True
+
+
+def read_or_empty(pod_dir: PodDir) -> dict[str, Any]:
+    """The pod's record, or {} when it is unreadable or gone (its directory is still cleaned)."""
+    try:
+        return pod_dir.read()
+    except Exception:  # noqa: BLE001 - any unreadable record: nothing of it to keep
+        return {}
 
 
 def clean_stale(pod_dir: PodDir, containers_root: Path) -> None:
