@@ -120,6 +120,16 @@ class Converter:
         self.bad_paths.add(path)
         return _MISSING
 
+    def unrepresentable(self, value: object, path: str) -> bool:
+        """A string with a NUL, or a float JSON cannot carry: reported at `path`; True if so."""
+        if type(value) is str and _NUL in value:
+            self.fail(path, f"Invalid value: {format_value(value)}: {_NUL_DETAIL}")
+            return True
+        if type(value) is float and value - value != 0.0:  # inf or nan
+            self.fail(path, f"Invalid value: {format_value(value)}: {_NON_FINITE}")
+            return True
+        return False
+
     def wrong_type(self, path: str, value: object, kind: Kind) -> object:
         expected = _TYPE_NAMES.get(kind[0], kind[0])
         return self.fail(path, f"Invalid value: {format_value(value)}: must be of type {expected}, "
@@ -167,10 +177,8 @@ class Converter:
 
     def value(self, value: object, kind: Kind, path: str) -> Any:
         tag = kind[0]
-        if type(value) is str and _NUL in value:
-            return self.fail(path, f"Invalid value: {format_value(value)}: {_NUL_DETAIL}")
-        if type(value) is float and value - value != 0.0:  # inf or nan
-            return self.fail(path, f"Invalid value: {format_value(value)}: {_NON_FINITE}")
+        if self.unrepresentable(value, path):
+            return _MISSING
         if tag == "str":
             return value if isinstance(value, str) else self.wrong_type(path, value, kind)
         if tag == "int":
@@ -260,10 +268,8 @@ class Converter:
         if isinstance(value, list):
             items = [self.convert_any(item, f"{path}[{i}]") for i, item in enumerate(value)]
             return _MISSING if _MISSING in items else tuple(items)
-        if type(value) is str and _NUL in value:
-            return self.fail(path, f"Invalid value: {format_value(value)}: {_NUL_DETAIL}")
-        if type(value) is float and value - value != 0.0:
-            return self.fail(path, f"Invalid value: {format_value(value)}: {_NON_FINITE}")
+        if self.unrepresentable(value, path):
+            return _MISSING
         if value is None or isinstance(value, (str, bool, int, float)):
             return value
         return self.fail(path, f"Invalid value: {format_value(value)}: not a JSON value ({type(value).__name__})")
