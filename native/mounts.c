@@ -245,13 +245,18 @@ static int do_mount(int rootfd, const struct sbx_mount_op *op, struct sbx_err *e
 
 /* MS_RDONLY/NOSUID/NODEV/NOEXEC share their bits with MOUNT_ATTR_*. */
 #define ATTR_BITS (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+/* A bind's propagation (mountPropagation): mount_setattr's `propagation` takes one of these. */
+#define PROPAGATION_BITS (MS_PRIVATE | MS_SLAVE | MS_SHARED)
 
-/* Attach the detached tree `tree` on the O_PATH fd `fd`, first setting `flags` (MS_RDONLY...) on
- * every mount of it; the bits not asked for stay as they were. */
+/* Attach the detached tree `tree` on the O_PATH fd `fd`, first setting `flags` (MS_RDONLY...) and
+ * its propagation (MS_SLAVE...) on every mount of it; the bits not asked for stay as they were. */
 static int attach_tree(int tree, int fd, unsigned long flags, const char *target, struct sbx_err *e)
 {
-        if (flags & ATTR_BITS) {
-                struct mount_attr attr = { .attr_set = flags & ATTR_BITS };
+        if (flags & (ATTR_BITS | PROPAGATION_BITS)) {
+                struct mount_attr attr = {
+                        .attr_set = flags & ATTR_BITS,
+                        .propagation = flags & PROPAGATION_BITS,
+                };
                 if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0)
                         return fail_at(e, errno, "set bind mount flags", target);
         }
@@ -260,13 +265,126 @@ static int attach_tree(int tree, int fd, unsigned long flags, const char *target
         return 0;
 }
 
-static int do_bind(int rootfd, const struct sbx_mount_op *op, struct sbx_err *e)
+/* Resolve `path` beneath the directory `dirfd`: symlinks are followed only while they stay below
+ * it (an absolute one, or `..` above it, fails with EXDEV), magic links are refused. */
+static int resolve_beneath(int dirfd, const char *path, int flags)
 {
-        /* The source is a host path named by the runtime (a node under /dev, a pod file, a volume):
-         * clone its mount tree, then give the clone its flags before anyone can see it. */
-        int tree = (int)syscall(SYS_open_tree, AT_FDCWD, op->source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+        struct open_how how = {
+                .flags = (unsigned long long)(flags | O_PATH | O_CLOEXEC),
+                .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+        };
+        return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}
+
+/* mkdirat the last component `name` of `prefix` (a prefix of the writable `prefix` buffer) in its
+ * parent resolved beneath `vol`, unless it exists; chmod `mode` on what it made. */
+static int make_one_beneath(int vol, char *prefix, char *name, mode_t mode, struct sbx_err *e)
+{
+        int have = resolve_beneath(vol, prefix, O_DIRECTORY);
+        if (have >= 0) {
+                close(have);
+                return 0;
+        }
+        if (errno != ENOENT)
+                return sbx_fail(e, SBX_STAGE_SETUP, errno, "open subPath", prefix);
+        int parent;
+        if (name == prefix) {
+                parent = resolve_beneath(vol, ".", O_DIRECTORY);
+        } else {
+                char *slash = name - 1;
+                *slash = '\0';
+                parent = resolve_beneath(vol, prefix, O_DIRECTORY);
+                *slash = '/';
+        }
+        if (parent < 0)
+                return sbx_fail(e, SBX_STAGE_SETUP, errno, "open subPath parent", prefix);
+        int rc = mkdirat(parent, name, mode);
+        int err = errno;
+        if (rc == 0) {  /* ours: give it the mode the umask took away */
+                int made = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                rc = made < 0 ? -1 : fchmod(made, mode);
+                err = errno;
+                if (made >= 0)
+                        close(made);
+        } else if (err == EEXIST) {
+                rc = 0;  /* made meanwhile: resolved again by the caller */
+        }
+        close(parent);
+        return rc < 0 ? sbx_fail(e, SBX_STAGE_SETUP, err, "create subPath", prefix) : 0;
+}
+
+/* mkdir -p of `sub` beneath the volume `vol`, each missing directory made with `mode` (chmod'ed:
+ * the umask does not apply), as the kubelet's SafeMakeDir creates a missing subPath with the
+ * volume's own mode. Every parent is resolved beneath `vol` again, so a symlink swapped in
+ * meanwhile can move the new directory within the volume, never out of it. */
+static int mkdir_beneath(int vol, const char *sub, mode_t mode, struct sbx_err *e)
+{
+        char path[PATH_MAX];
+        if (sbx_copy(path, sizeof path, sub) < 0)
+                return sbx_fail(e, SBX_STAGE_SETUP, ENAMETOOLONG, "create subPath", sub);
+        /* Each prefix "a", "a/b", ... in turn: `name` is its last component, `end` the slash after. */
+        for (char *name = path, *end;; name = end + 1) {
+                end = strchr(name, '/');
+                if (end)
+                        *end = '\0';
+                if (*name && strcmp(name, ".") != 0 && make_one_beneath(vol, path, name, mode, e) < 0)
+                        return -1;
+                if (!end)
+                        return 0;
+                *end = '/';
+        }
+}
+
+/* The O_PATH fd of `op->data` beneath the host directory `op->source` (a volume's subPath),
+ * created as a directory when missing (the kubelet does). The caller binds this fd, so nothing
+ * the container does to the volume afterwards (a symlink swapped in a loop: CVE-2017-1002101)
+ * changes what gets mounted. */
+static int open_sub_path(const struct sbx_mount_op *op, struct sbx_err *e)
+{
+        int vol = open(op->source, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (vol < 0)
+                return sbx_fail(e, SBX_STAGE_SETUP, errno, "open volume", op->source);
+        struct stat st;
+        int fd = fstat(vol, &st) < 0 ? -1 : resolve_beneath(vol, op->data, 0);
+        if (fd < 0 && errno == ENOENT) {
+                if (mkdir_beneath(vol, op->data, st.st_mode & 07777, e) < 0) {
+                        close(vol);
+                        return -1;
+                }
+                fd = resolve_beneath(vol, op->data, 0);
+        }
+        int saved = errno;
+        close(vol);
+        if (fd < 0)
+                return sbx_fail(e, SBX_STAGE_SETUP, saved, "open subPath", op->data);
+        return fd;
+}
+
+/* Clone the mount tree at the bind's source: a host path named by the runtime (a node under /dev,
+ * a pod file, a volume), or for SBX_OP_BIND_BENEATH the fd of the sub path opened beneath it. */
+static int clone_source(const struct sbx_mount_op *op, struct sbx_err *e)
+{
+        if (op->kind != SBX_OP_BIND_BENEATH) {
+                int tree = (int)syscall(SYS_open_tree, AT_FDCWD, op->source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+                return tree < 0 ? sbx_fail(e, SBX_STAGE_SETUP, errno, "open bind source", op->source) : tree;
+        }
+        int fd = open_sub_path(op, e);
+        if (fd < 0)
+                return -1;
+        int tree = (int)syscall(SYS_open_tree, fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+        int saved = errno;
+        close(fd);
+        return tree < 0 ? sbx_fail(e, SBX_STAGE_SETUP, saved, "clone subPath", op->data) : tree;
+}
+
+/* Bind `tree` (a clone of the source, owned here; -1: clone it now) at the target, giving the
+ * clone its flags and propagation before anyone can see it. */
+static int do_bind(int rootfd, int tree, const struct sbx_mount_op *op, unsigned long flags, struct sbx_err *e)
+{
         if (tree < 0)
-                return sbx_fail(e, SBX_STAGE_SETUP, errno, "open bind source", op->source);
+                tree = clone_source(op, e);
+        if (tree < 0)
+                return -1;
         struct stat st;
         if (fstat(tree, &st) < 0) {
                 close(tree);
@@ -277,10 +395,76 @@ static int do_bind(int rootfd, const struct sbx_mount_op *op, struct sbx_err *e)
                 close(tree);
                 return -1;
         }
-        int rc = attach_tree(tree, fd, op->flags, op->target, e);
+        int rc = attach_tree(tree, fd, flags, op->target, e);
         close(fd);
         close(tree);
         return rc;
+}
+
+static int is_bind(const struct sbx_mount_op *op)
+{
+        return op->kind == SBX_OP_BIND || op->kind == SBX_OP_BIND_BENEATH;
+}
+
+enum { SHARED_BINDS_MAX = 16 };
+
+/* Bidirectional binds cloned before the copy of the host's mounts stops being their peer. */
+struct shared_binds {
+        int n;
+        int op[SHARED_BINDS_MAX]; /* index in the plan */
+        int tree[SHARED_BINDS_MAX]; /* its clone; -1 once handed to do_bind */
+};
+
+/* Make the copy of the host's mounts private, or, when a bind asks for propagation, a slave of
+ * the host's (runc's rslave root): a clone of a slave stays a slave of the same master, so a mount
+ * the host makes below a HostToContainer source appears in the container. A Bidirectional
+ * (MS_SHARED) source is cloned first, while it is still a peer of the host's mount, so mounts made
+ * on either side reach the other. */
+static int prepare_propagation(const struct sbx_spawn_req *req, struct shared_binds *shared, int *slave,
+                               struct sbx_err *e)
+{
+        shared->n = 0;
+        *slave = 0;
+        for (int i = 0; i < req->n_ops; i++) {
+                const struct sbx_mount_op *op = &req->ops[i];
+                if (!is_bind(op) || !(op->flags & (MS_SLAVE | MS_SHARED)))
+                        continue;
+                *slave = 1;
+                if (!(op->flags & MS_SHARED))
+                        continue;
+                if (shared->n == SHARED_BINDS_MAX)
+                        return fail_at(e, E2BIG, "too many Bidirectional mounts", op->target);
+                int tree = clone_source(op, e);
+                if (tree < 0)
+                        return -1;
+                shared->op[shared->n] = i;
+                shared->tree[shared->n++] = tree;
+        }
+        unsigned long how = *slave ? MS_SLAVE : MS_PRIVATE;
+        if (mount(NULL, "/", NULL, MS_REC | how, NULL) < 0)
+                return sbx_fail(e, SBX_STAGE_SETUP, errno, "make mounts private", "/");
+        return 0;
+}
+
+/* Op i's pre-made clone, handed over to the caller; -1: none. */
+static int take_shared(struct shared_binds *shared, int i)
+{
+        for (int k = 0; k < shared->n; k++) {
+                if (shared->op[k] == i) {
+                        int tree = shared->tree[k];
+                        shared->tree[k] = -1;
+                        return tree;
+                }
+        }
+        return -1;
+}
+
+static void close_shared(struct shared_binds *shared)
+{
+        for (int k = 0; k < shared->n; k++)
+                if (shared->tree[k] >= 0)
+                        close(shared->tree[k]);
+        shared->n = 0;
 }
 
 /* A /dev/null checked to be the real one (a char device 1:3), opened once per plan: masks bind it
@@ -417,9 +601,14 @@ static int mount_root(const struct sbx_mount_op *op, struct sbx_err *e)
 
 int sbx_run_mount_plan(const struct sbx_spawn_req *req, int pod_mount_fd, struct sbx_err *e)
 {
-        /* A copy of the host's mount table must not propagate anything back to it. */
-        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-                return sbx_fail(e, SBX_STAGE_SETUP, errno, "make mounts private", "/");
+        /* A copy of the host's mount table must not propagate anything back to it (a Bidirectional
+         * bind, privileged only, is the one exception). */
+        struct shared_binds shared;
+        int slave = 0;
+        if (prepare_propagation(req, &shared, &slave, e) < 0) {
+                close_shared(&shared);
+                return -1;
+        }
         int rootfd = -1;
         int null_fd = -1;
         int rc = 0;
@@ -434,8 +623,12 @@ int sbx_run_mount_plan(const struct sbx_spawn_req *req, int pod_mount_fd, struct
                         rc = sbx_fail(e, SBX_STAGE_SETUP, EINVAL, "mount plan has no root before", op->target);
                 } else if (op->kind == SBX_OP_MOUNT) {
                         rc = do_mount(rootfd, op, e);
-                } else if (op->kind == SBX_OP_BIND) {
-                        rc = do_bind(rootfd, op, e);
+                } else if (is_bind(op)) {
+                        /* In a slave copy, a bind that asked for nothing is made private. */
+                        unsigned long flags = op->flags;
+                        if (slave && !(flags & PROPAGATION_BITS))
+                                flags |= MS_PRIVATE;
+                        rc = do_bind(rootfd, take_shared(&shared, i), op, flags, e);
                 } else if (op->kind == SBX_OP_SYMLINK) {
                         rc = do_symlink(rootfd, op, e);
                 } else if (op->kind == SBX_OP_POD_MOUNT) {
@@ -452,6 +645,7 @@ int sbx_run_mount_plan(const struct sbx_spawn_req *req, int pod_mount_fd, struct
         }
         if (null_fd >= 0)
                 close(null_fd);
+        close_shared(&shared);
         if (rc < 0) {
                 if (rootfd >= 0)
                         close(rootfd);

@@ -27,6 +27,10 @@ enum sbx_op_kind {
                             an empty read-only tmpfs over a directory */
         SBX_OP_READONLY = 8, /* bind `target` on itself (skipped if missing), read-only, keeping
                                 its nosuid/nodev/noexec */
+        SBX_OP_BIND_BENEATH = 9, /* bind the path `data` resolved beneath the host directory
+                                    `source` (never out of it; a missing one is created as a
+                                    directory with the mode of `source`) at `target`: the opened
+                                    fd is bound, not a path resolved again (a volume's subPath) */
 };
 
 /* One failure, sent as one fixed-size record over the spawn channel (< PIPE_BUF: atomic). */
@@ -43,7 +47,8 @@ struct sbx_mount_op {
         const char *target;
         const char *fstype;
         unsigned long flags; /* MS_* for mounts; a BIND's RDONLY/NOSUID/NODEV/NOEXEC are set on
-                               its clone before it is attached; mode for MKDIR */
+                               its clone before it is attached, and MS_SLAVE or MS_SHARED its
+                               propagation (MS_PRIVATE otherwise); mode for MKDIR */
         const char *data;
 };
 

@@ -207,6 +207,11 @@ def failed(error: str) -> Note:
     return (WARNING, "Failed", f"Error: {error}")
 
 
+def invalid_env_names(message: str) -> Note:
+    """envFrom keys skipped as environment variable names (kubelet makeEnvironmentVariables)."""
+    return (WARNING, "InvalidEnvironmentVariableNames", message)
+
+
 def sandbox_changed() -> Note:
     return (NORMAL, "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.")
 

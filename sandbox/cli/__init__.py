@@ -23,6 +23,8 @@ VERBS = {
     "inspect": "sandbox.cli.inspect",
     "top": "sandbox.cli.top",
     "gc": "sandbox.cli.gc",
+    "apply": "sandbox.cli.apply",
+    "create": "sandbox.cli.create",
 }
 
 

@@ -14,6 +14,8 @@ import argparse
 import os
 import signal
 
+from sandbox.cli.get import CONFIG_KINDS  # one list of the names kubectl accepts for each kind
+
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
     from typing import Any
@@ -25,13 +27,15 @@ EXTRA_WAIT_SECONDS = 15.0  # beyond the grace period: pause, tear-down, a slow m
 
 def add_parser(verbs: Any) -> None:
     p = verbs.add_parser("delete", help="delete a pod: stop it gracefully if it runs, remove its record and logs")
-    p.add_argument("kind", nargs="?", choices=["pod", "pods", "po"], help=argparse.SUPPRESS)
-    p.add_argument("name", help="pod name")
+    p.add_argument("kind", nargs="?", choices=["pod", "pods", "po", *CONFIG_KINDS], help=argparse.SUPPRESS)
+    p.add_argument("name", help="pod name (or: configmap|secret NAME)")
     p.add_argument("--timeout", type=float, help="seconds to wait for the pod to stop (default: grace + 15)")
     p.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
+    if args.kind in CONFIG_KINDS:
+        return delete_config(args, CONFIG_KINDS[args.kind])
     from sandbox.cli.common import layout, pod_dir
     from sandbox.errors import StateError
     from sandbox.pod.cleanup import delete_record
@@ -73,3 +77,18 @@ def _wait_for_exit(pidfd: int, timeout: float) -> bool:
     poller = select.poll()
     poller.register(pidfd, select.POLLIN)
     return bool(poller.poll(timeout * 1000))
+
+
+def delete_config(args: argparse.Namespace, kind: str) -> int:
+    """`delete configmap|secret NAME`: pods that read it keep what they read (env is fixed at a
+    container's start); a container still waiting for it keeps waiting."""
+    from sandbox.cli.common import layout, namespace
+    from sandbox.config.store import ConfigStore
+    from sandbox.errors import NotFoundError
+
+    ns = namespace(args)
+    if not ConfigStore(layout(args).lib / "config").delete(kind, ns, args.name):
+        plural = "configmaps" if kind == "ConfigMap" else "secrets"
+        raise NotFoundError(f'{plural} "{args.name}" not found in namespace "{ns}"')
+    print(f'{kind.lower()} "{args.name}" deleted')
+    return 0

@@ -37,6 +37,8 @@ def add_parser(verbs: Any) -> None:
     p.add_argument("--pod-pids-limit", type=int, default=None, metavar="N",
                    help="at most N processes in a pod (the kubelet's podPidsLimit; default 4096, "
                         "-1: unlimited)")
+    p.add_argument("--no-host-path", action="store_true",
+                   help="refuse any pod with a hostPath volume (it exposes the host's files)")
     p.add_argument("-q", "--quiet", action="store_true", help="do not stream container output")
     p.add_argument("--rm", action="store_true", help="delete the pod (its record and logs) when it ends")
     p.set_defaults(handler=handle)
@@ -77,7 +79,8 @@ def handle(args: argparse.Namespace) -> int:
     cgroups = plan(prepared.pod, cgroup_config)  # every limit checked against the host first
     status = run_pod(prepared, backoff=backoff, quiet=args.quiet, probe_scale=args.probe_scale,
                      eviction_interval=eviction_interval,
-                     log_policy=log_policy, remove=args.rm, cgroups=cgroups)
+                     log_policy=log_policy, remove=args.rm, cgroups=cgroups,
+                     allow_host_path=not args.no_host_path)
     phase = status.get("phase")
     print(f"pod {prepared.namespace}/{prepared.name}: {phase}", file=sys.stderr)
     for cs in [*status.get("initContainerStatuses", []), *status.get("containerStatuses", [])]:

@@ -2,7 +2,8 @@
 the kubelet resolves them (reference 4.3): pod fields by path, container resources in units of
 the divisor with CPU rounded up, and the node's allocatable capacity when no limit is set.
 Values that come from API objects (ConfigMaps, Secrets) arrive with the configuration issue;
-the field table (sandbox/spec/fields.py) refuses them until then.
+the field table (sandbox/spec/fields.py) refuses them until then. downwardAPI volume files
+(sandbox/pod/projection.py) use the same values, with labels and annotations as whole maps.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import re
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from sandbox.spec.model import Container, EnvVar, Pod, Quantity
 
 _SUBSCRIPT = re.compile(r"^metadata\.(labels|annotations)\['(.+)'\]$")
@@ -34,6 +37,44 @@ def field_value(pod: Pod, path: str, pod_ip: str = "") -> str:
         mapping = meta.labels if match.group(1) == "labels" else meta.annotations
         return str(mapping.get(match.group(2), ""))
     return ""
+
+
+def volume_field_value(pod: Pod, path: str) -> str:
+    """A downwardAPI volume file's `fieldRef`: whole maps in the kubelet's `key="value"` format."""
+    if path == "metadata.labels":
+        return format_map(pod.metadata.labels)
+    if path == "metadata.annotations":
+        return format_map(pod.metadata.annotations)
+    return field_value(pod, path)
+
+
+def format_map(mapping: Mapping[str, str]) -> str:
+    """fieldpath.FormatMap: one `key="value"` line per key, sorted, values quoted as Go's %q
+    does, no newline after the last line."""
+    return "\n".join(f"{key}={_go_quote(mapping[key])}" for key in sorted(mapping))
+
+
+def _go_quote(text: str) -> str:
+    """strconv.Quote: backslash escapes for quotes, backslashes and control characters;
+    printable Unicode stays as it is."""
+    out = ['"']
+    for ch in text:
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif ch.isprintable() or ch == " ":
+            out.append(ch)
+        elif ord(ch) < 0x80:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) < 0x10000:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    out.append('"')
+    return "".join(out)
+
+
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n",
+            "\r": "\\r", "\t": "\\t", "\v": "\\v"}
 
 
 def resource_value(container: Container, resource: str, divisor: Quantity | None) -> str:

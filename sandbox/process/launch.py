@@ -11,6 +11,9 @@ exec probes and hooks run with the same identity (it is kept in the pod's state)
 
 from __future__ import annotations
 
+from sandbox.config.sources import CONFIG_MAP, SECRET
+from sandbox.config.sources import env_from as config_env_from
+from sandbox.config.sources import env_value as config_value
 from sandbox.errors import ContainerConfigError
 from sandbox.process import capabilities
 from sandbox.process.request import (
@@ -31,10 +34,11 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any
 
+    from sandbox.config.sources import Sources
     from sandbox.images.store import Image
     from sandbox.rootfs.layers import ContainerLayer
     from sandbox.rootfs.plan import ContainerFiles
-    from sandbox.spec.model import Container, Pod
+    from sandbox.spec.model import Container, EnvVar, Pod
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HOSTNAME_MAX = 63
@@ -180,21 +184,66 @@ def pod_hostname(pod: Pod) -> str:
     return name[:HOSTNAME_MAX].rstrip("-.")
 
 
-def container_env(container: Container, image: Image, hostname: str, pod: Pod | None = None) -> list[str]:
+def container_env(container: Container, image: Image, hostname: str, pod: Pod | None = None,
+                  sources: Sources | None = None, skipped: list[str] | None = None,
+                  kubelet_env: dict[str, str] | None = None) -> list[str]:
     """containerd's merge: image ENV first, the kubelet's list over it, plus HOSTNAME; a default
-    PATH when neither has one. Kubernetes does not promise an order; we keep first-seen order."""
+    PATH when neither has one. Kubernetes does not promise an order; we keep first-seen order.
+
+    `sources`: where ConfigMaps and Secrets come from (None: entries that read them are left out,
+    as for the up-front argv check); a missing one that is not optional raises MissingSourceError
+    (config/sources.py). `skipped` collects the kubelet's InvalidEnvironmentVariableNames messages;
+    `kubelet_env` receives the kubelet's own list (env and envFrom, without the image's ENV and
+    HOSTNAME), from which a subPathExpr is expanded."""
     merged: dict[str, str] = {}
     for entry in image.config.env:
         name, _, value = entry.partition("=")
         merged[name] = value
     merged.setdefault("PATH", DEFAULT_PATH.partition("=")[2])
     merged["HOSTNAME"] = hostname
+    if pod is None:
+        return [f"{k}={v}" for k, v in {**merged, **dict(container_environment(container))}.items()]
+    namespace = pod.metadata.namespace or "default"
+
+    def resolve(var: EnvVar) -> str | None:
+        return _env_value(pod, namespace, container, var, sources)
+
+    pairs = _env_from(container, namespace, sources, skipped) if sources is not None else []
+    for name, value in container_environment(container, resolve, pairs):
+        merged[name] = value
+        if kubelet_env is not None:
+            kubelet_env[name] = value
+    return [f"{k}={v}" for k, v in merged.items()]
+
+
+def _env_value(pod: Pod, namespace: str, container: Container, var: EnvVar, sources: Sources | None) -> str | None:
     from sandbox.process.downward import env_value
 
-    resolve = (lambda var: env_value(pod, container, var)) if pod is not None else None
-    for name, value in container_environment(container, resolve):
-        merged[name] = value
-    return [f"{k}={v}" for k, v in merged.items()]
+    source = var.value_from
+    refs = ((CONFIG_MAP, source.config_map_key_ref), (SECRET, source.secret_key_ref)) if source else ()
+    for kind, ref in refs:
+        if ref is not None:
+            if sources is None:
+                return None
+            return config_value(sources, namespace, kind, ref.name or "", ref.key, bool(ref.optional))
+    return env_value(pod, container, var)
+
+
+def _env_from(container: Container, namespace: str, sources: Sources,
+              skipped: list[str] | None) -> list[tuple[str, str]]:
+    pairs: list[tuple[str, str]] = []
+    for source in container.env_from:
+        kind, ref = (CONFIG_MAP, source.config_map_ref) if source.config_map_ref else (SECRET, source.secret_ref)
+        if ref is None:
+            continue
+        found, invalid = config_env_from(sources, namespace, kind, ref.name or "", bool(ref.optional),
+                                         source.prefix or "")
+        pairs += found
+        if invalid and skipped is not None:
+            what = "configMap" if kind == CONFIG_MAP else "secret"
+            skipped.append(f"Keys [{', '.join(invalid)}] from the EnvFrom {what} {namespace}/{ref.name} were "
+                           "skipped since they are considered invalid environment variable names.")
+    return pairs
 
 
 def resolve_argv(container: Container, image: Image, env: list[str]) -> list[str]:

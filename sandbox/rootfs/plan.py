@@ -34,6 +34,7 @@ class OpKind(enum.IntEnum):
     POD_MOUNT = 6  # attach the pod's shared mount (pause's /shm tmpfs)
     MASK = 7  # /dev/null over a file, an empty read-only tmpfs over a directory; skipped if missing
     READONLY = 8  # bind on itself read-only, keeping nosuid/nodev/noexec; skipped if missing
+    BIND_BENEATH = 9  # bind `data` opened beneath the host directory `source` (a subPath); made if missing
 
 
 MS_RDONLY = 0x1
@@ -42,6 +43,10 @@ MS_NODEV = 0x4
 MS_NOEXEC = 0x8
 MS_REMOUNT = 0x20
 MS_BIND = 0x1000
+# A BIND's propagation (mountPropagation): none set is private.
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
 MS_STRICTATIME = 1 << 24
 
 DEVICE_NODES = ("null", "zero", "full", "random", "urandom", "tty")
@@ -73,7 +78,9 @@ class MountOp:
         """One line for traces and errors: `mount proc on /proc (proc, nosuid,nodev,noexec)`."""
         where = self.target if self.kind == OpKind.ROOT else "/" + self.target
         if self.kind == OpKind.BIND:
-            return f"bind {self.source} on {where}{' (ro)' if self.flags & MS_RDONLY else ''}"
+            return f"bind {self.source} on {where}{_bind_notes(self.flags)}"
+        if self.kind == OpKind.BIND_BENEATH:
+            return f"bind {self.data} beneath {self.source} on {where}{_bind_notes(self.flags)}"
         if self.kind == OpKind.SYMLINK:
             return f"symlink {where} -> {self.source}"
         if self.kind == OpKind.MKDIR:
@@ -177,6 +184,11 @@ def pause_plan(root_dir: str) -> list[MountOp]:
         MountOp(OpKind.ROOT, root_dir, "tmpfs", "tmpfs", quiet, "mode=755,size=16k"),
         MountOp(OpKind.MOUNT, POD_SHM_PATH.lstrip("/"), "shm", "tmpfs", quiet, SHM_OPTIONS),
     ]
+
+
+def _bind_notes(flags: int) -> str:
+    notes = [n for bit, n in ((MS_RDONLY, "ro"), (MS_SLAVE, "rslave"), (MS_SHARED, "rshared")) if flags & bit]
+    return f" ({','.join(notes)})" if notes else ""
 
 
 def _flag_names(flags: int) -> str:

@@ -16,24 +16,29 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from sandbox.spec.model import Pod
+    from sandbox.spec.model import ConfigMap, Pod, Secret
 
 
 @record
 class AcceptedPod:
     pod: Pod
     warnings: tuple[str, ...]  # `field.path: not enforced: why`, one per warned field set
+    # The file's ConfigMaps and Secrets (validated), for the pod's env and volumes to read first;
+    # those without a namespace take the pod's, as `-n` gives kubectl's objects one.
+    config: tuple[ConfigMap | Secret, ...] = ()
 
 
 def accept_pod_file(path: str, cache_dir: Path, namespace: str | None = None) -> AcceptedPod:
     """The Pod in the file at `path` (`-`: standard input) as `sandbox run` would run it, or a
     SpecError naming the file and every field at fault."""
-    from sandbox.spec.cache import load_pod_cached
+    from sandbox.spec.cache import load_pod_and_config_cached
 
-    return accept_pod(load_pod_cached(path, cache_dir), path, namespace)
+    pod, config = load_pod_and_config_cached(path, cache_dir)
+    return accept_pod(pod, path, namespace, config)
 
 
-def accept_pod(pod: Pod, source: str = "", namespace: str | None = None) -> AcceptedPod:
+def accept_pod(pod: Pod, source: str = "", namespace: str | None = None,
+               config: tuple[ConfigMap | Secret, ...] = ()) -> AcceptedPod:
     from sandbox.spec.fields import check_pod
 
     pod = _with_namespace(pod, namespace, source)
@@ -41,7 +46,10 @@ def accept_pod(pod: Pod, source: str = "", namespace: str | None = None) -> Acce
     errors = found.errors + _container_checks(pod)
     if errors:
         raise SpecError(errors, source)
-    return AcceptedPod(_with_generated_name(pod), tuple(found.warnings))
+    pod_namespace = pod.metadata.namespace or "default"
+    config = tuple(obj if obj.metadata.namespace else replace(obj, metadata=replace(obj.metadata, namespace=pod_namespace))
+                   for obj in config)
+    return AcceptedPod(_with_generated_name(pod), tuple(found.warnings), config)
 
 
 def _with_namespace(pod: Pod, namespace: str | None, source: str) -> Pod:

@@ -3,8 +3,8 @@
 Loading a manifest means importing PyYAML (~10-15 ms, the largest single cost of `sandbox run`'s
 start-up), a safety pre-scan, defaulting and validation. The same file run again (a CI loop, a
 demo, a static pod re-read) skips all of that: the cache entry holds the manifest's bytes, checked
-byte for byte, and the Pod as `pod_to_dict` renders it, which converts back to an equal Pod (a unit
-test checks that round trip over the documentation corpus). An entry is valid only for the spec
+byte for byte, the Pod as `pod_to_dict` renders it, which converts back to an equal Pod (a unit
+test checks that round trip over the documentation corpus), and the file's ConfigMaps and Secrets. An entry is valid only for the spec
 code that wrote it: a fingerprint of every input of the parse other than the manifest (the modules
 of sandbox/spec and the sandbox modules they import, the PyYAML package with its libyaml extension,
 the interpreter's version). Invalid manifests are never cached.
@@ -22,8 +22,12 @@ from sandbox.spec.source import MAX_BYTES, read_manifest, source_name  # bigger 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
-    from sandbox.spec.model import Pod
+    from sandbox.spec.convert import Converter
+    from sandbox.spec.model import ConfigMap, Pod, Secret
+
+    Config = tuple[ConfigMap | Secret, ...]
 
 MAX_ENTRIES = 64
 _SANDBOX_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -93,6 +97,12 @@ def _stat_files(directory: str, names: tuple[str, ...]) -> list[str]:
 def load_pod_cached(path: str, cache_dir: Path) -> Pod:
     """`load_pod_file(path)` (`-`: standard input), answered from the cache when this exact content
     was loaded before. The input is read once, by the one reader (sandbox.spec.source)."""
+    return load_pod_and_config_cached(path, cache_dir)[0]
+
+
+def load_pod_and_config_cached(path: str, cache_dir: Path) -> tuple[Pod, Config]:
+    """The file's one Pod and the ConfigMaps and Secrets beside it (same-file objects a pod may
+    read), from the cache when possible: an entry holds all three, each already validated."""
     raw = read_manifest(path)
     if not raw or len(raw) > MAX_BYTES:
         return _load_uncached(raw, source_name(path))
@@ -101,18 +111,21 @@ def load_pod_cached(path: str, cache_dir: Path) -> Pod:
     cached = _read_entry(entry_path, raw, key)
     if cached is not None:
         return cached
-    pod = _load_uncached(raw, source_name(path))
-    _write_entry(cache_dir, entry_path, raw, pod, key)
-    return pod
+    loaded = _load_uncached(raw, source_name(path))
+    _write_entry(cache_dir, entry_path, raw, loaded, key)
+    return loaded
 
 
-def _load_uncached(raw: bytes, source: str) -> Pod:
-    from sandbox.spec.load import load_pod_text
+def _load_uncached(raw: bytes, source: str) -> tuple[Pod, Config]:
+    from sandbox.spec.load import load_manifests_text, load_pod_text
 
-    return load_pod_text(raw, source)
+    manifests = load_manifests_text(raw, source)
+    if len(manifests.pods) != 1:
+        load_pod_text(raw, source)  # raises the loader's own error: no Pod, or more than one
+    return manifests.pods[0], (*manifests.config_maps, *manifests.secrets)
 
 
-def _read_entry(entry_path: Path, raw: bytes, key: str) -> Pod | None:
+def _read_entry(entry_path: Path, raw: bytes, key: str) -> tuple[Pod, Config] | None:
     from sandbox.spec.convert import Converter
 
     try:
@@ -121,18 +134,22 @@ def _read_entry(entry_path: Path, raw: bytes, key: str) -> Pod | None:
             return None
         conv = Converter()
         pod: Pod = conv.convert_object(entry["pod"], "Pod", "")
+        config = tuple(_config_from_json(conv, item) for item in entry["config"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return None if conv.errors else pod
+    return None if conv.errors else (pod, config)
 
 
-def _write_entry(cache_dir: Path, entry_path: Path, raw: bytes, pod: Pod, key: str) -> None:
-    """Best effort: a cache that cannot be written only costs the next run its speed-up."""
+def _write_entry(cache_dir: Path, entry_path: Path, raw: bytes, loaded: tuple[Pod, Config], key: str) -> None:
+    """Best effort: a cache that cannot be written only costs the next run its speed-up. Secret
+    values are in the entry as they are in its `text`: the directory is 0700, the file 0600."""
     from sandbox.spec.convert import to_dict
 
+    pod, config = loaded
     try:
         cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        data = json.dumps({"fingerprint": key, "text": raw.decode("utf-8"), "pod": to_dict(pod, "Pod")})
+        data = json.dumps({"fingerprint": key, "text": raw.decode("utf-8"), "pod": to_dict(pod, "Pod"),
+                           "config": [_config_to_json(obj) for obj in config]})
         tmp = entry_path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
@@ -143,6 +160,43 @@ def _write_entry(cache_dir: Path, entry_path: Path, raw: bytes, pod: Pod, key: s
         _evict(cache_dir)
     except (OSError, UnicodeDecodeError):
         return
+
+
+def _config_to_json(obj: ConfigMap | Secret) -> dict[str, Any]:
+    """A ConfigMap or Secret as validated (a Secret's data decoded and stringData merged: its
+    values are stored base64 again, binaryData likewise)."""
+    import base64
+
+    from sandbox.spec.convert import to_dict
+    from sandbox.spec.model import ConfigMap
+
+    out: dict[str, Any] = {"kind": obj.kind, "metadata": to_dict(obj.metadata, "ObjectMeta"),
+                           "immutable": obj.immutable}
+    if isinstance(obj, ConfigMap):
+        out["data"] = dict(obj.data)
+        out["binaryData"] = {k: base64.b64encode(v).decode() for k, v in obj.binary_data.items()}
+    else:
+        out["data"] = {k: base64.b64encode(v).decode() for k, v in obj.data.items()}
+        out["type"] = obj.type
+    return out
+
+
+def _config_from_json(conv: Converter, item: dict[str, Any]) -> ConfigMap | Secret:
+    import base64
+    from types import MappingProxyType
+
+    from sandbox.spec.model import ConfigMap, Secret
+
+    meta = conv.convert_object(item["metadata"], "ObjectMeta", "")
+    immutable = item["immutable"]
+    if item["kind"] == "ConfigMap":
+        binary = {str(k): base64.b64decode(v, validate=True) for k, v in item["binaryData"].items()}
+        return ConfigMap(metadata=meta, data=MappingProxyType({str(k): str(v) for k, v in item["data"].items()}),
+                         binary_data=MappingProxyType(binary), immutable=immutable)
+    if item["kind"] != "Secret":
+        raise ValueError(f"kind {item['kind']!r}")
+    data = {str(k): base64.b64decode(v, validate=True) for k, v in item["data"].items()}
+    return Secret(metadata=meta, data=MappingProxyType(data), type=str(item["type"]), immutable=immutable)
 
 
 def _evict(cache_dir: Path) -> None:

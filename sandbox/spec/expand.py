@@ -44,22 +44,24 @@ def expand(text: str, lookup: Mapping[str, str]) -> str:
     return "".join(out)
 
 
-def container_environment(container: Container,
-                          resolve: Callable[[EnvVar], str | None] | None = None) -> list[tuple[str, str]]:
-    """The container's `env` entries with literal values, each expanded against the entries declared
-    before it (and only when non-empty, as the kubelet does).
+def container_environment(container: Container, resolve: Callable[[EnvVar], str | None] | None = None,
+                          env_from: Sequence[tuple[str, str]] = ()) -> list[tuple[str, str]]:
+    """The container's `envFrom` pairs (resolved by the runtime, which has the objects they name),
+    then its `env` entries, each literal value expanded against everything before it (and only when
+    non-empty), as the kubelet's makeEnvironmentVariables does: envFrom first, so `env` overrides it
+    and `$(KEY)` may name a key an envFrom source brought in. Values from sources are never expanded.
 
-    Entries that take their value from `valueFrom` (ConfigMap, Secret, downward API) and `envFrom`
-    sources are resolved by the runtime, which has the objects they name; they are skipped here, so an
-    entry that refers to one stays literally `$(NAME)`. Order is the manifest's; a later entry of the
-    same name replaces the earlier value in `lookup`, and both are returned (the kubelet's map keeps the
-    last, which callers get by building a dict).
+    `valueFrom` entries (ConfigMap, Secret, downward API) are resolved by `resolve`; one it cannot
+    give (None, or no `resolve`) is left out, so an entry that refers to it stays literally
+    `$(NAME)`. Order is the sources' then the manifest's; a later entry of the same name replaces the
+    earlier value in `lookup`, and both are returned (the kubelet's map keeps the last, which callers
+    get by building a dict).
     """
-    lookup: dict[str, str] = {}
-    result: list[tuple[str, str]] = []
+    lookup: dict[str, str] = dict(env_from)
+    result: list[tuple[str, str]] = list(env_from)
     for var in container.env:
         if var.value_from is not None:
-            # Resolved by the runtime (downward API); a value it cannot give is left out.
+            # Resolved by the runtime (downward API, ConfigMaps, Secrets); a value it cannot give is left out.
             resolved = resolve(var) if resolve is not None else None
             if resolved is None:
                 continue

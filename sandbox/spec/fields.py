@@ -121,7 +121,7 @@ _EXTENDED_RESOURCES = refused_keys("extended resources need a device plugin to a
 _CONTAINER: dict[str, Rule] = {
     "name": H, "image": H, "command": H, "args": H, "workingDir": H, "env": H,
     "ports": honoured("containerPort is informational, as in Kubernetes; named ports serve probes"),
-    "envFrom": refused("ConfigMap and Secret sources", planned=_VOLUMES),
+    "envFrom": honoured("from the manifest file's ConfigMaps and Secrets, then the node's store (sandbox apply)"),
     "resources": H,  # cgroups (sandbox/process/resources.py), eviction, the downward API
     # In-place resize goes through the API server's `resize` subresource; nothing on one node
     # changes a running pod's resources, so the policy never applies.
@@ -201,10 +201,13 @@ TABLE: dict[str, dict[str, Rule]] = {
     "EnvVar": {"name": H, "value": H, "valueFrom": H},
     "EnvVarSource": {
         "fieldRef": H, "resourceFieldRef": H,
-        "configMapKeyRef": refused("ConfigMap sources", planned=_VOLUMES),
-        "secretKeyRef": refused("Secret sources", planned=_VOLUMES),
+        "configMapKeyRef": honoured("from the manifest file's ConfigMaps, then the node's store (sandbox apply)"),
+        "secretKeyRef": honoured("from the manifest file's Secrets, then the node's store (sandbox apply)"),
         "fileKeyRef": refused("file sources", planned=_VOLUMES),
     },
+    "EnvFromSource": {"prefix": H, "configMapRef": H, "secretRef": H},
+    "EnvFromRef": {"name": H, "optional": H},
+    "KeySelector": {"name": H, "key": H, "optional": H},
     "ObjectFieldSelector": {"apiVersion": H, "fieldPath": H},
     "ResourceFieldSelector": {"containerName": H, "resource": H, "divisor": H},
     "ResourceRequirements": {
@@ -213,10 +216,13 @@ TABLE: dict[str, dict[str, Rule]] = {
     },
     "VolumeMount": {
         "name": H, "mountPath": H, "readOnly": H,
-        "recursiveReadOnly": refused("recursive read-only mounts", _is("Disabled"), planned=_VOLUMES),
-        "subPath": refused("subPath", planned=_VOLUMES),
-        "subPathExpr": refused("subPathExpr", planned=_VOLUMES),
-        "mountPropagation": refused("mount propagation", _is("None"), planned=_VOLUMES),
+        # Every readOnly bind is read-only recursively (mount_setattr AT_RECURSIVE), so Enabled
+        # and IfPossible hold, and Disabled gets more than Kubernetes promises.
+        "recursiveReadOnly": honoured("every readOnly bind is read-only recursively, Disabled included"),
+        # opened beneath the volume and bound by fd (native/mounts.c SBX_OP_BIND_BENEATH)
+        "subPath": H, "subPathExpr": H,
+        # rslave / rshared binds; the host mount must be shared (or slave), as containerd checks
+        "mountPropagation": H,
     },
     "Probe": {key: H for key in ("exec", "httpGet", "tcpSocket", "grpc", "initialDelaySeconds", "timeoutSeconds",
                                  "periodSeconds", "successThreshold", "failureThreshold",
@@ -266,8 +272,11 @@ TABLE: dict[str, dict[str, Rule]] = {
     },
     "Volume": {
         "name": H, "emptyDir": H,
-        **{key: refused("this volume type", planned=_VOLUMES) for key in ("hostPath", "secret", "configMap", "downwardAPI",
-                                                                "projected")},
+        # the kubelet's type checks (sandbox/pod/volumes.py); `sandbox run --no-host-path` refuses it
+        "hostPath": H,
+        # Written by sandbox/pod/projection.py with the kubelet's ..data swap, refreshed every
+        # resync; mounted read-only, as the kubelet does.
+        "configMap": H, "secret": honoured("on a tmpfs of its own"), "downwardAPI": H, "projected": H,
         "persistentVolumeClaim": refused("persistent volume claims need an API server and a storage provisioner"),
         "image": refused("image volumes come with images from registries"),
         "ephemeral": refused("generic ephemeral volumes need an API server and a storage provisioner"),
@@ -277,11 +286,30 @@ TABLE: dict[str, dict[str, Rule]] = {
             "flexVolume", "cinder", "cephfs", "flocker", "fc", "azureFile", "vsphereVolume", "quobyte", "azureDisk",
             "photonPersistentDisk", "portworxVolume", "scaleIO", "storageos")},
     },
+    "HostPathVolumeSource": {"path": H, "type": H},
     "EmptyDirVolumeSource": {
-        "medium": warned("medium Memory is served from disk until tmpfs volumes are supported", _is("")),
+        # "" (disk) and Memory (a tmpfs sized by sizeLimit or the pod's memory limit, charged to
+        # the writer's memory cgroup) are honoured
+        "medium": refused("hugepages-backed emptyDir media: sandbox mounts no hugetlbfs for pods", _is("", "Memory")),
         "sizeLimit": honoured("over the limit the pod is evicted, as the kubelet's eviction manager does"),
         "mode": refused("an emptyDir mode other than 0777", planned=_VOLUMES),
     },
+    # configMap, secret, downwardAPI and projected volumes (sandbox/pod/projection.py)
+    "ConfigMapVolumeSource": {"name": H, "items": H, "defaultMode": H, "optional": H},
+    "SecretVolumeSource": {"secretName": H, "items": H, "defaultMode": H, "optional": H},
+    "KeyToPath": {"key": H, "path": H, "mode": H},
+    "DownwardAPIVolumeSource": {"items": H, "defaultMode": H},
+    "DownwardAPIVolumeFile": {"path": H, "fieldRef": H, "resourceFieldRef": H, "mode": H},
+    "ProjectedVolumeSource": {"sources": H, "defaultMode": H},
+    "VolumeProjection": {
+        "configMap": H, "secret": H, "downwardAPI": H,
+        "serviceAccountToken": refused("there is no API server to issue service account tokens"),
+        "clusterTrustBundle": refused("there is no API server holding ClusterTrustBundles"),
+        "podCertificate": refused("there is no API server to sign pod certificates"),
+    },
+    "ConfigMapProjection": {"name": H, "items": H, "optional": H},
+    "SecretProjection": {"name": H, "items": H, "optional": H},
+    "DownwardAPIProjection": {"items": H},
 }
 
 

@@ -19,6 +19,7 @@ from sandbox.spec.model import (
     ConfigMap,
     Container,
     ContainerPort,
+    DownwardAPIVolumeFile,
     EnvFromSource,
     EnvVar,
     HTTPGetAction,
@@ -38,6 +39,10 @@ from sandbox.spec.model import (
     Volume,
     VolumeMount,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Errors(list[FieldError]):
@@ -274,6 +279,9 @@ ENV_FIELD_PATHS = (
     "metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName", "spec.serviceAccountName",
     "status.hostIP", "status.hostIPs", "status.podIP", "status.podIPs",
 )
+# A downwardAPI volume file's fieldRef (validDownwardAPIFieldPathExpressions): no node facts.
+VOLUME_FIELD_PATHS = ("metadata.name", "metadata.namespace", "metadata.uid", "metadata.labels",
+                      "metadata.annotations")
 RESOURCE_FIELDS = ("limits.cpu", "limits.ephemeral-storage", "limits.memory", "requests.cpu",
                    "requests.ephemeral-storage", "requests.memory")
 _INT32_MAX = 2147483647
@@ -363,6 +371,8 @@ def _volume_source(errs: Errors, volume: Volume, path: str) -> None:
         hp = f"{path}.hostPath"
         if not volume.host_path.path:
             errs.required(f"{hp}.path")
+        elif ".." in volume.host_path.path.split("/"):  # validatePathNoBacksteps
+            errs.invalid(f"{hp}.path", volume.host_path.path, "must not contain '..'")
         errs.enum(f"{hp}.type", volume.host_path.type, HOST_PATH_TYPES)
     if volume.empty_dir is not None and volume.empty_dir.size_limit is not None:
         _quantity_non_negative(errs, f"{path}.emptyDir.sizeLimit", volume.empty_dir.size_limit)
@@ -373,21 +383,97 @@ def _volume_source(errs: Errors, volume: Volume, path: str) -> None:
         for j, item in enumerate(source.items):
             ipath = f"{path}.{key}.items[{j}]"
             config_key(errs, f"{ipath}.key", item.key)
-            relative_path(errs, f"{ipath}.path", item.path)
+            item_path(errs, f"{ipath}.path", item.path)
             _file_mode(errs, f"{ipath}.mode", item.mode)
     if volume.downward_api is not None:
         _file_mode(errs, f"{path}.downwardAPI.defaultMode", volume.downward_api.default_mode)
-        for j, file in enumerate(volume.downward_api.items):
-            fpath = f"{path}.downwardAPI.items[{j}]"
-            relative_path(errs, f"{fpath}.path", file.path)
-            _file_mode(errs, f"{fpath}.mode", file.mode)
-            if (file.field_ref is None) == (file.resource_field_ref is None):
-                errs.invalid(fpath, "", "must specify exactly one of `fieldRef` or `resourceFieldRef`")
+        _downward_files(errs, f"{path}.downwardAPI.items", volume.downward_api.items)
+    if "projected" in volume.other_sources:
+        _projected(errs, volume.other_sources["projected"], f"{path}.projected")
 
 
 def _file_mode(errs: Errors, path: str, mode: int | None) -> None:
     if mode is not None and not 0 <= mode <= 0o777:
         errs.invalid(path, mode, "must be a number between 0 and 0777 (octal), both inclusive")
+
+
+def item_path(errs: Errors, path: str, value: str) -> None:
+    """A file a volume projects (`ValidateLocalNonReservedPath`): relative, no `..` element, and
+    not starting with `..`, the names of the kubelet's own `..data` and timestamped directories."""
+    relative_path(errs, path, value)
+    if value.startswith("..") and not value.startswith("../"):  # "../x" is reported once, above
+        errs.invalid(path, value, "must not start with '..'")
+
+
+def _downward_files(errs: Errors, path: str, files: tuple[DownwardAPIVolumeFile, ...],
+                    seen: set[str] | None = None) -> None:
+    """downwardAPI volume files: pod metadata (whole label and annotation maps allowed, no node
+    facts) or a named container's resources."""
+    for j, file in enumerate(files):
+        fpath = f"{path}[{j}]"
+        if not file.path:
+            errs.required(f"{fpath}.path")
+        item_path(errs, f"{fpath}.path", file.path)
+        _projected_path(errs, f"{fpath}.path", file.path, seen)
+        _file_mode(errs, f"{fpath}.mode", file.mode)
+        if (file.field_ref is None) == (file.resource_field_ref is None):
+            errs.invalid(fpath, "", "must specify exactly one of `fieldRef` or `resourceFieldRef`")
+        if file.field_ref is not None:
+            ref = file.field_ref
+            if ref.field_path in VOLUME_FIELD_PATHS:
+                if ref.api_version is not None and ref.api_version != "v1":
+                    errs.unsupported(f"{fpath}.fieldRef.apiVersion", ref.api_version, ("v1",))
+            elif ref.field_path in ENV_FIELD_PATHS:
+                errs.unsupported(f"{fpath}.fieldRef.fieldPath", ref.field_path, VOLUME_FIELD_PATHS)
+            else:
+                _field_ref_path(errs, f"{fpath}.fieldRef", ref.field_path, ref.api_version)
+        if file.resource_field_ref is not None:
+            rref = file.resource_field_ref
+            if not rref.container_name:  # a volume is the pod's: it must say which container
+                errs.required(f"{fpath}.resourceFieldRef.containerName")
+            if rref.resource not in RESOURCE_FIELDS and not rref.resource.startswith(
+                    ("limits.hugepages-", "requests.hugepages-")):
+                errs.unsupported(f"{fpath}.resourceFieldRef.resource", rref.resource, RESOURCE_FIELDS)
+
+
+def _projected_path(errs: Errors, path: str, value: str, seen: set[str] | None) -> None:
+    """Two sources of one projected volume may not write the same file."""
+    if seen is None or not value:
+        return
+    if value in seen:
+        errs.invalid(path, value, "conflicting duplicate paths")
+    seen.add(value)
+
+
+def _projected(errs: Errors, projected: Mapping[str, Any], path: str) -> None:
+    """A projected volume: each source names exactly one type; configMap and secret sources a
+    name; every file path unique across the sources. serviceAccountToken and the other
+    API-server sources are refused by the field table."""
+    default_mode = projected.get("defaultMode")
+    _file_mode(errs, f"{path}.defaultMode", default_mode if isinstance(default_mode, int) else None)
+    seen: set[str] = set()
+    for i, source in enumerate(projected.get("sources") or ()):
+        spath = f"{path}.sources[{i}]"
+        kinds = [key for key, value in source.items() if value is not None]
+        if len(kinds) > 1:
+            for key in kinds[1:]:
+                errs.forbidden(f"{spath}.{key}", "may not specify more than 1 volume type per source")
+        elif not kinds:
+            errs.required(spath, "must specify one source")
+        for key in ("configMap", "secret"):
+            ref = source.get(key)
+            if ref is None:
+                continue
+            if not ref.get("name"):
+                errs.required(f"{spath}.{key}.name")
+            for j, item in enumerate(ref.get("items") or ()):
+                ipath = f"{spath}.{key}.items[{j}]"
+                config_key(errs, f"{ipath}.key", item.key)
+                item_path(errs, f"{ipath}.path", item.path)
+                _projected_path(errs, f"{ipath}.path", item.path, seen)
+                _file_mode(errs, f"{ipath}.mode", item.mode)
+        if source.get("downwardAPI") is not None:
+            _downward_files(errs, f"{spath}.downwardAPI.items", source["downwardAPI"].get("items") or (), seen)
 
 
 def _container(errs: Errors, c: Container, path: str, spec: PodSpec, volumes: set[str], init: bool) -> None:
@@ -603,8 +689,12 @@ def _mounts(errs: Errors, mounts: tuple[VolumeMount, ...], path: str, volumes: s
             errs.forbidden(f"{mpath}.mountPropagation", "Bidirectional mount propagation is available only to "
                                                         "privileged containers")
         errs.enum(f"{mpath}.recursiveReadOnly", mount.recursive_read_only, RECURSIVE_READ_ONLY)
-        if mount.recursive_read_only not in (None, "Disabled") and not mount.read_only:
-            errs.forbidden(f"{mpath}.recursiveReadOnly", "may only be specified when readOnly is true")
+        if mount.recursive_read_only not in (None, "Disabled"):
+            if not mount.read_only:
+                errs.forbidden(f"{mpath}.recursiveReadOnly", "may only be specified when readOnly is true")
+            if mount.mount_propagation not in (None, "None"):
+                errs.forbidden(f"{mpath}.recursiveReadOnly",
+                               "may only be specified when mountPropagation is None or not specified")
 
 
 # --- resources (ValidateResourceRequirements, validatePodResources) -------------------------------

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from sandbox.cgroups.devices import DeviceRule
     from sandbox.cgroups.driver import Cgroup
     from sandbox.cgroups.resources import CgroupLimits
+    from sandbox.config.sources import Sources
     from sandbox.images.store import Image
     from sandbox.logs.rotation import RotationPolicy
     from sandbox.logs.stream import Terminal
@@ -141,6 +142,8 @@ class PodContext:
     cgroups: PodCgroups | None = None  # the pod's cgroup tree (None: a unit test's pod)
     resources: PodResources | None = None  # every container's cgroup values and oom_score_adj
     exit_watch: ExitWatch | None = None  # taskstats listener for the foreground rule (own PID namespaces)
+    read_only_volumes: set[str] = field(default_factory=set)  # mounted read-only whatever the mount says
+    sources: Sources | None = None  # ConfigMaps and Secrets for env (None: a unit test's pod, refs left out)
 
     def record(self, obj: TornDown) -> None:
         """Record what the pod is about to create, for the one tear-down (pod/teardown.py)."""
@@ -236,7 +239,12 @@ class ContainerLifecycle:
     def _spawn(self, slot: Slot, layer: ContainerLayer, clog: ContainerLog,
                container_id: str) -> tuple[ChildProcess, str | None]:
         ctx = self.ctx
-        slot.env = launch.container_env(slot.spec, slot.image, ctx.hostname, ctx.pod)
+        skipped: list[str] = []  # envFrom keys that are no env names: the kubelet's event on the pod
+        kubelet_env: dict[str, str] = {}  # what a subPathExpr is expanded from
+        slot.env = launch.container_env(slot.spec, slot.image, ctx.hostname, ctx.pod, ctx.sources, skipped,
+                                        kubelet_env)
+        for message in skipped:
+            ctx.event(None, ev.invalid_env_names(message))
         slot.argv = launch.resolve_argv(slot.spec, slot.image, slot.env)
         stdout, stderr = clog.stdio
         ident = launch.identity(ctx.pod, slot.spec, slot.image)
@@ -246,7 +254,7 @@ class ContainerLifecycle:
         # The kubelet's termination-message file, bound at terminationMessagePath (reference 5.6).
         slot.message_file = prepare_message_file(ctx.dirs.files_root, slot.name)
         target = (slot.spec.termination_message_path or "/dev/termination-log").lstrip("/")
-        extra_ops = [*volumes.mount_ops(slot.spec, ctx.volume_paths),
+        extra_ops = [*volumes.mount_ops(slot.spec, ctx.volume_paths, kubelet_env, read_only=ctx.read_only_volumes),
                      MountOp(OpKind.BIND, target, str(slot.message_file))]
         req = launch.container_request(
             ctx.pod, slot.spec, slot.image, layer, ctx.dirs.files, slot.identity, pause_pidfd=ctx.pause_pidfd,

@@ -203,7 +203,9 @@ def measure(slots: Iterable[Slot], log_dir: Path, volume_paths: Mapping[str, Pat
         if slot.process is None or slot.layer is None:
             continue
         containers[slot.name] = disk_usage(slot.layer.upper) + disk_usage(log_dir / slot.name)
-    empty_dirs = {name: disk_usage(path) for name, path in volume_paths.items()}
+    # only the emptyDirs the checks read (never a hostPath, which may be the host's `/`)
+    wanted = set(limits.empty_dirs) | set(limits.pod_volumes)
+    empty_dirs = {name: disk_usage(path) for name, path in volume_paths.items() if name in wanted}
     pod = sum(containers.values()) + sum(empty_dirs.get(name, 0) for name in limits.pod_volumes)
     if etc_hosts is not None:
         pod += disk_usage(etc_hosts)

@@ -18,12 +18,13 @@ from pathlib import Path
 
 from sandbox import events as ev
 from sandbox import status as st
+from sandbox.config.sources import MissingSourceError
 from sandbox.errors import ContainerStartError
 from sandbox.images.store import Image
 from sandbox.log import get_logger
 from sandbox.logs.stream import ContainerLog, Terminal
 from sandbox.paths import RootLayout
-from sandbox.pod import teardown, volumes
+from sandbox.pod import projection, teardown, volumes
 from sandbox.pod.cgroups import PAUSE_CGROUP, paths_json
 from sandbox.pod.sandbox import HostNamespaces, SandboxDirs, pod_files_root, start_pause, write_pod_files
 from sandbox.process import launch
@@ -43,8 +44,10 @@ if TYPE_CHECKING:
     from typing import Any
 
     from sandbox.cgroups.driver import Cgroup
+    from sandbox.config.sources import Sources
     from sandbox.logs.rotation import RotationPolicy
     from sandbox.pod.cgroups import CgroupPlan
+    from sandbox.pod.projection import ProjectedVolumes
 
 log = get_logger(__name__)
 
@@ -68,6 +71,8 @@ class PodSupervisor:
         log_policy: RotationPolicy | None = None,
         qos_class: str = "",
         cgroups: CgroupPlan | None = None,
+        allow_host_path: bool = True,
+        sources: Sources | None = None,
         save_state: Callable[[dict[str, Any]], None],
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -88,6 +93,8 @@ class PodSupervisor:
         self.restart_policy = pod.spec.restart_policy or "Always"
         self.qos_class = qos_class  # status.qosClass, fixed for the pod's life
         self.cgroup_plan = cgroups  # None: no cgroups (a unit test's supervisor)
+        self.allow_host_path = allow_host_path  # False: `sandbox run --no-host-path`
+        self.projections: ProjectedVolumes | None = None  # configMap/secret/downwardAPI/projected volumes
         self.slots = [self._slot(c, images[c.name], init=True) for c in pod.spec.init_containers]
         self.slots += [self._slot(c, images[c.name], init=False) for c in pod.spec.containers]
         self.selector = selectors.DefaultSelector()
@@ -116,6 +123,7 @@ class PodSupervisor:
                               wall, self.logs, probe_scale, log_policy=log_policy)
         self.journal = teardown.Journal(state_dir)
         self.ctx.journal = self.journal
+        self.ctx.sources = sources  # ConfigMaps and Secrets env reads (config/sources.py)
         self.lifecycle = ContainerLifecycle(self.ctx, changed=self._save, started=self._container_started,
                                             start_failed=self._start_failed)
 
@@ -138,6 +146,7 @@ class PodSupervisor:
         try:
             self._watch_exits()
             self._start_sandbox()
+            self.timers.add(self.clock(), self._resync_projections)
             self._watch_storage()
             self._advance()
             while not self._done():
@@ -208,7 +217,16 @@ class PodSupervisor:
         self.ctx.record(teardown.Mount(self.dirs.files_root))
         self.ctx.record(teardown.Directory(self.dirs.pause_root, self.dirs.root))
         write_pod_files(self.dirs, self.hostname, self.host)  # mounts under volumesDir
-        self.ctx.volume_paths = volumes.create_volumes(self.pod, self.volumes_root)
+        # A Memory emptyDir's tmpfs is recorded through ctx.record before it is mounted.
+        memory_limit = self.cgroup_plan.resources.pod.memory_limit if self.cgroup_plan is not None else None
+        self.ctx.volume_paths = volumes.create_volumes(self.pod, self.volumes_root, record=self.ctx.record,
+                                                       memory_limit=memory_limit,
+                                                       allow_host_path=self.allow_host_path)
+        self.projections = projection.create_projected_volumes(self.pod, self.volumes_root, self.ctx.sources,
+                                                               self.ctx.record)
+        if self.projections is not None:
+            self.ctx.volume_paths.update(self.projections.ready)
+            self.ctx.read_only_volumes = projection.read_only_volumes(self.pod)
         self._create_cgroups()
         self._start_pause()
         deadline = self.pod.spec.active_deadline_seconds
@@ -250,6 +268,29 @@ class PodSupervisor:
         self.ctx.event(None, ev.deadline_exceeded())
         self.failure_message = "Pod was active on the node longer than the specified deadline"
         self._begin_stop(deleting=False, force=False)
+
+    def _resync_projections(self) -> None:
+        """The kubelet's periodic volume sync for configMap, secret, downwardAPI and projected
+        volumes (pod/projection.py): a changed object reaches the running pod through the ..data
+        swap; a volume that could not be made (missing object or key) is retried, with a
+        FailedMount event each time, and the pod's containers start once none is missing."""
+        from sandbox.pod.projection import RESYNC_PERIOD, failed_mount
+
+        projections = getattr(self, "projections", None)  # set in _start_sandbox, if any volume
+        if projections is None or self.stopping:
+            return
+        was_waiting = bool(projections.waiting)
+        result = projections.sync(self.pod)
+        self.ctx.volume_paths.update(result.ready)
+        for message in result.failed.values():
+            self.ctx.event(None, failed_mount(message))
+        if result.updated:
+            log.info("pod %s/%s: volumes updated: %s", self.namespace, self.name, ", ".join(result.updated))
+        if was_waiting and not projections.waiting:
+            self._advance()
+        elif result.failed:
+            self._save()  # the events, for describe
+        self.timers.add(self.clock() + getattr(self, "volume_resync", RESYNC_PERIOD), self._resync_projections)
 
     def _watch_storage(self) -> None:
         """The eviction manager's local storage checks (supervisor/eviction.py), once per
@@ -342,6 +383,8 @@ class PodSupervisor:
     def _advance_once(self) -> None:
         """Init containers one at a time: a plain one must exit 0, a sidecar (restartPolicy Always)
         must be started (postStart done, startup probe passed); then every app container."""
+        if self.projections is not None and self.projections.waiting:
+            return  # the kubelet starts no container before every volume of the pod is mounted
         initialized = any(s.attempt == self.ctx.attempt for s in self.slots if not s.init)
         for slot in self.slots:
             if not slot.init or initialized:
@@ -358,9 +401,13 @@ class PodSupervisor:
 
     def _start_failed(self, slot: Slot, error: ContainerStartError, restart_count: int) -> None:
         """A container that cannot be started ends the pod: `sandbox run` reports it and exits 1
-        rather than crash-looping in the foreground (decision recorded in the issue's note)."""
+        rather than crash-looping in the foreground (decision recorded in the issue's note). Except
+        a ConfigMap, Secret or key its env needs: that one waits for the object (`sandbox apply`)."""
         error.container = slot.name
         self.ctx.event(slot, ev.failed(error.describe()))
+        if isinstance(error, MissingSourceError):
+            self._wait_for_config(slot, error, restart_count)
+            return
         now = self.wall()
         if error.reason == "ContainerCannotRun":
             state: st.ContainerStatus | Any = st.Terminated(128, error.reason, now, now, error.describe())
@@ -371,6 +418,18 @@ class PodSupervisor:
         self.start_error = error
         self.failure_message = error.describe()
         self._begin_stop(deleting=False, force=True)
+
+    def _wait_for_config(self, slot: Slot, error: MissingSourceError, restart_count: int) -> None:
+        """The kubelet's pod worker re-syncs a pod whose sync failed after its back-off period (10 s,
+        our initial crash-loop back-off): the container stays Waiting in CreateContainerConfigError,
+        with no restart counted, and starts on the first try that finds the object."""
+        slot.status = replace(slot.status, state=st.Waiting(error.reason, error.describe()),
+                              restart_count=restart_count, ready=False)
+        slot.attempt = self.ctx.attempt  # tried in this sandbox attempt: _advance leaves it to the timer
+        if not self.stopping:
+            slot.restart_timer = self.timers.add(self.clock() + self.backoff.config.initial,
+                                                 lambda: self._restart_due(slot))
+        self._save()
 
     # --- exits -----------------------------------------------------------------------------------
 

@@ -16,6 +16,8 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only 
 if TYPE_CHECKING:
     from typing import Any
 
+    from sandbox.config.sources import ConfigObject
+
 
 @record
 class PreparedPod:
@@ -24,6 +26,7 @@ class PreparedPod:
     images: dict[str, Image]
     layout: RootLayout
     warnings: tuple[str, ...] = ()  # fields the pod sets that are not enforced (spec/fields.py)
+    config: tuple[ConfigObject, ...] = ()  # the manifest file's own ConfigMaps and Secrets
 
     @property
     def namespace(self) -> str:
@@ -59,21 +62,28 @@ def prepare(path: str, layout: RootLayout, namespace: str | None) -> PreparedPod
                                 f"(no command in the spec and no Entrypoint/Cmd in image {image.name})")
     if problems:
         raise ImageError("\n".join(f"{path}: {p}" for p in problems))
+    from sandbox.config.store import from_spec
     from sandbox.spec.convert import to_dict
 
-    return PreparedPod(pod, to_dict(pod, "Pod"), images, layout, accepted.warnings)
+    config = tuple(from_spec(obj) for obj in accepted.config)
+    return PreparedPod(pod, to_dict(pod, "Pod"), images, layout, accepted.warnings, config)
 
 
 def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False, probe_scale: float = 1.0,
             eviction_interval: float = 10.0,
-            log_policy: Any = None, remove: bool = False, cgroups: Any = None) -> dict[str, Any]:
+            log_policy: Any = None, remove: bool = False, cgroups: Any = None,
+            allow_host_path: bool = True) -> dict[str, Any]:
     """Run the pod to its end; returns its final Pod status (phase, containerStatuses, ...).
     `log_policy`: container log rotation (a logs.rotation.RotationPolicy; None: the defaults).
 
     Every kernel object of the pod is released when it ends; its record (state marked ended, and
     its logs) stays for `get`, `describe` and `logs` until `sandbox delete` or the next run of the
     same name, which replaces it. `remove` (`sandbox run --rm`) removes both at exit. `cgroups`: the
-    pod's checked cgroup plan (pod/cgroups.plan; None: planned here with the default options)."""
+    pod's checked cgroup plan (pod/cgroups.plan; None: planned here with the default options).
+    `allow_host_path=False` (`--no-host-path`) refuses a pod with a hostPath volume before anything
+    is created (SpecError naming each volume's field)."""
+    from sandbox.config.sources import Sources
+    from sandbox.config.store import ConfigStore
     from sandbox.logs.stream import Terminal
     from sandbox.pod.cgroups import CgroupConfig, plan
     from sandbox.pod.cleanup import clear_record, end_record, remove_logs, remove_pod_dir
@@ -84,6 +94,8 @@ def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False, probe_s
     from sandbox.status import qos_class
     from sandbox.supervisor.loop import PodSupervisor
 
+    if not allow_host_path:
+        refuse_host_paths(prepared.pod)
     layout = prepared.layout
     pod_dir = PodDir(layout.pod_state_dir(prepared.namespace, prepared.name))
     lock = PodLock(pod_dir)
@@ -114,7 +126,9 @@ def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False, probe_s
             backoff=backoff, terminal=None if quiet else Terminal(), save_state=save, probe_scale=probe_scale,
             eviction_interval=eviction_interval,
             log_policy=log_policy, qos_class=qos_class(manifest.get("spec") or {}),
-            cgroups=cgroups if cgroups is not None else plan(prepared.pod, CgroupConfig()))
+            cgroups=cgroups if cgroups is not None else plan(prepared.pod, CgroupConfig()),
+            allow_host_path=allow_host_path,
+            sources=Sources(prepared.config, ConfigStore(layout.lib / "config")))
         # Once the pod runs, SIGINT and SIGTERM belong to the supervisor (stop, then force); after
         # its loop they must not cut short the final record and summary: the supervisor restores
         # this ignoring disposition, not Python's KeyboardInterrupt.
@@ -135,6 +149,17 @@ def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False, probe_s
     if supervisor.start_error is not None:
         raise supervisor.start_error
     return dict(supervisor.snapshot()["status"])
+
+
+def refuse_host_paths(pod: Any) -> None:
+    """`sandbox run --no-host-path`: a pod with a hostPath volume is refused, each one by its field."""
+    from sandbox.errors import FieldError, SpecError
+
+    errors = [FieldError(f"spec.volumes[{i}].hostPath", "Forbidden: hostPath volumes are not allowed on this node "
+                                                          "(--no-host-path)")
+              for i, volume in enumerate(pod.spec.volumes) if volume.host_path is not None]
+    if errors:
+        raise SpecError(errors)
 
 
 def random_uuid() -> str:

@@ -41,17 +41,6 @@ def test_a_refused_field_stops_everything_before_anything_starts(sbx: Sandbox) -
     assert not list(sbx.root.glob("log/pods/*")), "a refused pod wrote logs"
 
 
-def test_warned_fields_print_one_line_and_the_pod_runs(sbx: Sandbox) -> None:
-    path = pod(sbx, "warned", "[\"true\"]", "    volumeMounts: [{name: m, mountPath: /m}]\n"
-               "  volumes: [{name: m, emptyDir: {medium: Memory}}]\n")
-    result = sbx.run("run", path)
-    assert result.returncode == 0, result.stderr
-    warnings = [line for line in result.stderr.splitlines() if "warning:" in line]
-    assert warnings == [f"{path}: warning: spec.volumes[0].emptyDir.medium: not enforced: medium Memory is "
-                        "served from disk until tmpfs volumes are supported"]
-    assert sbx.run("validate", path).stderr.splitlines() == warnings
-
-
 @pytest.mark.parametrize(("caps", "expected"), [
     ("", 0xA80425FB),  # containerd's default 14
     ("{drop: [ALL]}", 0),

@@ -198,16 +198,16 @@ def test_unsupported_volume_types_are_refused_before_anything_starts(sbx: Sandbo
     manifest = sbx.manifest("""
 apiVersion: v1
 kind: Pod
-metadata: {name: cm-vol}
+metadata: {name: nfs-vol}
 spec:
   containers:
-  - {name: a, image: busybox, volumeMounts: [{name: cfg, mountPath: /cfg}]}
+  - {name: a, image: busybox, volumeMounts: [{name: share, mountPath: /share}]}
   volumes:
-  - {name: cfg, configMap: {name: settings}}
+  - {name: share, nfs: {server: nfs.example, path: /exports}}
 """)
     result = sbx.run("run", str(manifest))
     assert result.returncode == 2
-    assert "spec.volumes[0].configMap: Forbidden: not supported by sandbox yet" in result.stderr
+    assert "spec.volumes[0].nfs: Forbidden: " in result.stderr
 
 
 def test_a_dead_sandbox_is_recreated_and_init_containers_rerun(sbx: Sandbox) -> None:

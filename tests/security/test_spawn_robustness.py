@@ -47,6 +47,18 @@ def _wait_in_poll(pid: int) -> None:
     raise AssertionError("the spawn never started waiting")
 
 
+def _signal_state(pid: int) -> str:
+    """What a stuck child shows: where it sleeps and its signal masks (for the failure message)."""
+    try:
+        with open(f"/proc/{pid}/wchan") as f:
+            wchan = f.read()
+        with open(f"/proc/{pid}/status") as f:
+            masks = [line.strip() for line in f if line.startswith(("SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt"))]
+    except OSError as e:
+        return f"gone ({e})"
+    return f"wchan {wchan}; " + "; ".join(masks)
+
+
 def test_default_deadline_is_ten_seconds() -> None:
     assert SPAWN_TIMEOUT == 10
 
@@ -97,14 +109,20 @@ def test_ctrl_c_stops_a_stuck_spawn() -> None:
             print("interrupted", flush=True)
             sys.exit(130)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    # Python leaves SIGINT ignored in a child that inherits it ignored (a shell's `cmd &` does
+    # that): start the child as a terminal would, with the default disposition.
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert proc.stdout is not None
         stage2 = int(proc.stdout.readline())
         _wait_in_poll(proc.pid)  # the deadline is 60 s away
         begin = time.monotonic()
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=10)
+        try:
+            out, _ = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"no reaction to SIGINT: {_signal_state(proc.pid)}") from None
         assert time.monotonic() - begin < 5
     finally:
         if proc.poll() is None:

@@ -137,7 +137,7 @@ def test_a_changed_names_py_makes_a_cached_manifest_miss(tmp_path: Path, sandbox
 
     def counting_load(raw: bytes, source: str) -> object:
         parses.append(source)
-        return load_pod_text(raw, source)
+        return load_pod_text(raw, source), ()
 
     monkeypatch.setattr(cache, "_load_uncached", counting_load)
     manifest, cache_dir = tmp_path / "pod.yaml", tmp_path / "cache"

@@ -100,10 +100,7 @@ def test_a_plain_pod_has_nothing_to_say() -> None:
     ("tty: true", "tty"),
     ("restartPolicy: Never\nrestartPolicyRules: [{action: Restart, exitCodes: {operator: In, values: [42]}}]",
      "restartPolicyRules"),
-    ("env: [{name: A, valueFrom: {configMapKeyRef: {name: cm, key: k, optional: true}}}]",
-     "env[0].valueFrom.configMapKeyRef"),
-    ("envFrom: [{secretRef: {name: creds}}]", "envFrom"),
-    ("volumeMounts: [{name: v, mountPath: /v, subPath: x}]", "volumeMounts[0].subPath"),
+    ("volumeDevices: [{name: v, devicePath: /dev/xvda}]", "volumeDevices"),
 ])
 def test_container_fields_are_refused_with_their_path(container: str, path: str) -> None:
     extra = "volumes: [{name: v, emptyDir: {}}]" if "volumeMounts" in container else ""
@@ -145,7 +142,7 @@ def test_pod_security_context_credentials_and_sysctls_are_honoured() -> None:
 @pytest.mark.parametrize(("spec", "path"), [
     ("hostAliases: [{ip: 10.0.0.1, hostnames: [a]}]", "spec.hostAliases"),
     ("dnsPolicy: None\ndnsConfig: {nameservers: [1.1.1.1]}", "spec.dnsPolicy"),
-    ("volumes: [{name: h, hostPath: {path: /etc}}]", "spec.volumes[0].hostPath"),
+    ("volumes: [{name: n, nfs: {server: nfs.example, path: /x}}]", "spec.volumes[0].nfs"),
     ("runtimeClassName: gvisor", "spec.runtimeClassName"),
     ("hostUsers: false", "spec.hostUsers"),
 ])
@@ -236,3 +233,12 @@ def test_validate_and_run_agree_on_every_manifest(tmp_path: Path) -> None:
             assert code == 2
             assert err.replace(" warning: ", "") and set(detail.splitlines()) <= set(err.splitlines()), path
     assert disagree == []
+
+
+def test_a_warned_field_gives_one_line_with_its_path_and_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No field is merely warned today (issue 9 and 10 moved the last ones to honoured); the
+    mechanism stays for fields that protect nothing, checked here on a stand-in row."""
+    monkeypatch.setitem(fields.TABLE["Container"], "workingDir", fields.warned("a stand-in reason"))
+    found = fields.check_pod(pod_with(container="workingDir: /w"))
+    assert found.errors == []
+    assert found.warnings == ["spec.containers[0].workingDir: not enforced: a stand-in reason"]
