@@ -370,3 +370,32 @@ def test_memory_empty_dir_pages_count_against_the_writers_memory_limit(sbx: Sand
     code, out, err = run_to_end(sbx, OOM_POD)
     assert code == 1 and "WROTE" not in out, (out, err)
     assert "writer: terminated (OOMKilled, exit code 137)" in err, err
+
+
+def test_sub_path_expr_expands_the_containers_env_including_the_downward_api(sbx: Sandbox) -> None:
+    """subPathExpr: $(VAR) from the container's env as the kubelet computes it (here the pod's
+    name through the downward API), one directory per pod in a shared volume."""
+    code, out, err = run_to_end(sbx, """
+apiVersion: v1
+kind: Pod
+metadata: {name: expr}
+spec:
+  restartPolicy: Never
+  initContainers:
+  - name: seed
+    image: busybox
+    command: ["sh", "-c", "mkdir -p /v/logs/expr && echo seeded > /v/logs/expr/marker"]
+    volumeMounts: [{name: v, mountPath: /v}]
+  containers:
+  - name: app
+    image: busybox
+    env:
+    - name: POD_NAME
+      valueFrom: {fieldRef: {fieldPath: metadata.name}}
+    command: ["sh", "-c", "cat /logs/marker"]
+    volumeMounts: [{name: v, mountPath: /logs, subPathExpr: "logs/$(POD_NAME)"}]
+  volumes:
+  - {name: v, emptyDir: {}}
+""")
+    assert code == 0, err
+    assert "seeded" in out, out
