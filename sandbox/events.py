@@ -253,3 +253,16 @@ def restart_consequence(policy: str, exit_code: int | None) -> str:
 def pid_limit_capped(limit: int | None) -> Note:
     """The kubelet's warning when spec.resources.limits.pids asks for more than the node allows."""
     return (WARNING, "PIDLimitCapped", f"the pod's pids limit is capped at the node's podPidsLimit ({limit})")
+
+
+def missing_cluster_dns(pod_ref: str) -> Note:
+    """dns.go GetPodDNS, on every ClusterFirst pod when the kubelet has no clusterDNS; `pod_ref`
+    is format.Pod's "<name>_<namespace>(<uid>)"."""
+    return (WARNING, "MissingClusterDNS",
+            f'pod: "{pod_ref}". kubelet does not have ClusterDNS IP configured and cannot create Pod using '
+            '"ClusterFirst" policy. Falling back to "Default" policy.')
+
+
+def dns_config_forming(message: str) -> Note:
+    """dns.go formDNSConfigFitsLimits: nameservers or search paths dropped to fit the limits."""
+    return (WARNING, "DNSConfigForming", message)

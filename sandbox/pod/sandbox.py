@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from sandbox.log import get_logger
 from sandbox.process.request import (
     CLONE_NEWIPC,
     CLONE_NEWNET,
@@ -36,20 +37,16 @@ from sandbox.rootfs.plan import ContainerFiles, pause_plan
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
+
+    from sandbox.events import Note
+    from sandbox.spec.model import Pod
+
+log = get_logger(__name__)
 
 PAUSE_UID = 65535
 PAUSE_OOM_SCORE_ADJ = -998  # containerd defaultSandboxOOMAdj
-HOSTS_HEADER = "# Kubernetes-managed hosts file.\n"
-HOSTS_HEADER_HOST_NETWORK = "# Kubernetes-managed hosts file (host network).\n"
-HOSTS_LOCAL = (
-    "127.0.0.1\tlocalhost\n"
-    "::1\tlocalhost ip6-localhost ip6-loopback\n"
-    "fe00::0\tip6-localnet\n"
-    "fe00::0\tip6-mcastprefix\n"
-    "fe00::1\tip6-allnodes\n"
-    "fe00::2\tip6-allrouters\n"
-)
 
 
 def pause_binary() -> str:
@@ -107,21 +104,34 @@ class HostNamespaces:
     ipc: bool = False
 
 
-def write_pod_files(dirs: SandboxDirs, hostname: str, host: HostNamespaces) -> None:
-    """/etc/hosts as the kubelet writes it, /etc/hostname as containerd does, and the host's
-    resolv.conf (dnsPolicy ClusterFirst with no cluster DNS falls back to the host's config).
+def write_pod_files(dirs: SandboxDirs, pod: Pod, uid: str, hostname: str, host: HostNamespaces,
+                    pod_ips: Sequence[str] = ()) -> list[Note]:
+    """/etc/hosts and /etc/resolv.conf as the kubelet and containerd write them (dnsfiles), and
+    /etc/hostname (`hostname`: the UTS name, launch.pod_hostname) as containerd does. `pod_ips`:
+    the pod network's addresses, each a hosts line. Returns the kubelet's events (MissingClusterDNS,
+    DNSConfigForming) for the caller to record; the fallback to the node's resolv.conf is logged.
     Call it once the pod's record names `dirs.files_root` (its tmpfs is mounted here)."""
+    from sandbox.pod import dnsfiles
+
     mount_pod_files(dirs.files_root)
     files = dirs.files
+    aliases = pod.spec.host_aliases
     if host.network:
-        Path(files.hosts).write_text(HOSTS_HEADER_HOST_NETWORK + _read("/etc/hosts"))
+        hosts = dnsfiles.host_network_hosts_file(_read("/etc/hosts"), aliases)
     else:
-        Path(files.hosts).write_text(HOSTS_HEADER + HOSTS_LOCAL)
+        hosts = dnsfiles.hosts_file(dnsfiles.pod_names(pod), pod_ips, aliases)
+    node_resolv = _read("/etc/resolv.conf")
+    pod_ref = f"{pod.metadata.name}_{pod.metadata.namespace or 'default'}({uid})"
+    dns, notes = dnsfiles.pod_dns(pod, dnsfiles.parse_resolv_conf(node_resolv), pod_ref)
+    for _, reason, message in notes:
+        log.info("pod %s: %s: %s", pod_ref, reason, message)
+    Path(files.hosts).write_text(hosts)
     Path(files.hostname).write_text(hostname + "\n")
-    Path(files.resolv_conf).write_text(_read("/etc/resolv.conf"))
+    Path(files.resolv_conf).write_text(dnsfiles.resolv_conf(dns, node_resolv))
     for path in (files.hosts, files.hostname, files.resolv_conf):
         os.chmod(path, 0o644)
     dirs.pause_root.mkdir(mode=0o755, exist_ok=True)
+    return notes
 
 
 def _read(path: str) -> str:

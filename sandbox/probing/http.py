@@ -19,6 +19,9 @@ handlers.go`, Go's net/http client as the kubelet configures it):
 - hook mode: any status is success, only transport errors fail; it finishes once the response
   head has arrived; an HTTPS hook answered in plain HTTP is retried over HTTP (handlers.go).
 
+The HTTP/1.1 framing (request line and headers out; status line, headers, content-length,
+chunked or close-delimited bodies in) is h11's, one client `Connection` per TCP connection.
+
 Host names are not resolved (that would block): `host` must be an IP address. A redirect to
 another host is never followed, in hook mode either (Go's default client would follow it).
 """
@@ -35,6 +38,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    import h11
+
     from sandbox.probing.stream import SocketFactory
 
 MAX_BODY = 10 * 1024  # http.go maxRespBodyLength
@@ -42,6 +47,7 @@ MAX_HEAD = 1 << 20  # response status line + headers
 MAX_REQUESTS = 10  # Go's default redirect policy: "stop after 10 consecutive requests"
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})  # Go's redirectBehavior for GET
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_QUERY_SAFE = "".join(map(chr, range(0x21, 0x7F)))  # printable ASCII: kept as written
 _AWAITING_HEADERS = "context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
 _READING_BODY = "context deadline exceeded (Client.Timeout or context cancellation while reading body)"
 
@@ -92,7 +98,7 @@ class HttpCheck(Check):
         self._first_hostname = host.lower()
         self._requests = 0
         self._stream: Stream | None = None
-        self._response = _Response()
+        self._response = _Exchange()
 
     def _begin(self, now: float) -> Outcome | None:
         return self._request(self._url, self._host_override, referer="")
@@ -131,11 +137,16 @@ class HttpCheck(Check):
         """Open a connection for `url` and queue the GET; an Outcome if that fails at once."""
         self.close()
         self._url, self._requests = url, self._requests + 1
-        self._response = _Response()
+        self._response = _Exchange()
         parts = urlsplit(url)
         if parts.scheme not in _DEFAULT_PORTS:
             return self._fail(FAILURE, f'unsupported protocol scheme "{parts.scheme}"')
         port = parts.port or _DEFAULT_PORTS[parts.scheme]
+        try:  # Go's transport checks the headers before it dials
+            request = self._response.request(_request_target(parts), self._request_headers(
+                host_header or parts.netloc, referer))
+        except _BadRequest as exc:
+            return self._fail(FAILURE, str(exc))
         self._stream = Stream(self._open_socket, parts.hostname or "", port, tls=parts.scheme == "https")
         try:
             self._stream.open()
@@ -144,18 +155,11 @@ class HttpCheck(Check):
         except (OSError, ValueError) as exc:
             self.close()
             return socket_error_outcome(self._stream.address, exc)
-        self._stream.send(self._request_bytes(parts, host_header or parts.netloc, referer))
+        self._stream.send(request)
         return None
 
-    def _request_bytes(self, parts: SplitResult, host: str, referer: str) -> bytes:
-        target = quote(parts.path or "/", safe="/:@!$&'()*+,;=-._~%")
-        if parts.query:
-            target += f"?{parts.query}"
-        lines = [f"GET {target} HTTP/1.1", f"Host: {host}"]
-        lines += [f"{name}: {value}" for name, value in self._headers]
-        if referer:
-            lines.append(f"Referer: {referer}")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+    def _request_headers(self, host: str, referer: str) -> list[tuple[str, str]]:
+        return [("Host", host), *self._headers, *([("Referer", referer)] if referer else [])]
 
     def _advance(self) -> Outcome | None:
         """Act on what the response parser has: the head (redirect, hook) or the whole body."""
@@ -171,7 +175,7 @@ class HttpCheck(Check):
             return self._finish(self._final_outcome(response))
         return None
 
-    def _on_head(self, response: _Response) -> Outcome | None:
+    def _on_head(self, response: _Exchange) -> Outcome | None:
         """The head of a response is in: follow a same-host redirect, stop, or keep reading."""
         location = response.headers.get("location", "")
         if response.status in REDIRECT_CODES and location:
@@ -195,7 +199,7 @@ class HttpCheck(Check):
         referer = "" if downgrade else self._url  # Go sends no Referer from https to http
         return self._request(target, host, referer)
 
-    def _final_outcome(self, response: _Response) -> Outcome:
+    def _final_outcome(self, response: _Exchange) -> Outcome:
         body = response.body_text()
         if 200 <= response.status < 300:
             return Outcome(SUCCESS, body)
@@ -223,112 +227,159 @@ class _Malformed(Exception):
     """The response is not HTTP/1.x as Go's reader accepts it."""
 
 
-class _Response:
-    """An incremental HTTP/1.x response reader: head, then the body up to MAX_BODY."""
+class _BadRequest(Exception):
+    """A header the request cannot carry (Go refuses it before dialing: client.Do's error)."""
+
+
+class _Exchange:
+    """One GET and its response through an h11 client connection (one per TCP connection:
+    keep-alives are off): the request's bytes, then the response fed in as it arrives, up to the
+    head (redirects, hooks) and the body up to MAX_BODY."""
 
     def __init__(self) -> None:
+        import h11  # lazily: only pods with an httpGet check pay for it
+
+        self._h11 = h11
+        self._conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
         self.status = 0
         self.headers: dict[str, str] = {}  # lower-case name -> first value
         self.head_done = False
         self.head_handled = False  # HttpCheck has acted on the head (redirect, hook success)
         self.done = False
-        self._raw = bytearray()  # head bytes, then (chunked) body bytes as received
+        self._head = bytearray()  # what came before the head was parsed: for Go-like error texts
         self._body = bytearray()
-        self._framing = "eof"  # "none" | "length" | "chunked" | "eof"
-        self._length = 0
+        self._eof = False
+
+    def request(self, target: str, headers: Sequence[tuple[str, str]]) -> bytes:
+        """The request's bytes; `headers` starts with Host. Raises _BadRequest."""
+        h11 = self._h11
+        # Go's Header.write trims the values; it sends them as the UTF-8 bytes they are
+        fields = [(name.encode(), value.strip(" \t").encode()) for name, value in headers]
+        try:
+            return (self._conn.send(h11.Request(method="GET", target=target.encode(), headers=fields))
+                    or b"") + (self._conn.send(h11.EndOfMessage()) or b"")
+        except (h11.LocalProtocolError, UnicodeEncodeError):
+            raise _BadRequest(self._invalid_field(headers)) from None
 
     def feed(self, data: bytes) -> None:
         if self.done or not data:
             return
-        self._raw += data
-        while not self.head_done and self._parse_head():
-            pass
-        if self.head_done and not self.done:
-            self._read_body()
+        if not self.head_done:
+            self._head += data
+        self._conn.receive_data(data)
+        self._next_events()
 
     def feed_eof(self) -> None:
         if self.done:
             return
-        if not self.head_done:
-            raise _Malformed("EOF" if not self._raw else "unexpected EOF")
-        if self._framing != "eof":
-            raise _Malformed("unexpected EOF")
-        self.done = True
+        self._eof = True
+        self._conn.receive_data(b"")
+        self._next_events()
+        if not self.done:
+            raise _Malformed(self._eof_text())
 
     def body_text(self) -> str:
         return bytes(self._body[:MAX_BODY]).decode("utf-8", "replace")
 
-    def _parse_head(self) -> bool:
-        """Parse one head if complete; True when an interim (1xx) head was skipped."""
-        end = self._raw.find(b"\r\n\r\n")
-        if end < 0:
-            if len(self._raw) > MAX_HEAD:
-                raise _Malformed(f"server response headers exceeded {MAX_HEAD} bytes; aborted")
-            return False
-        head, self._raw = bytes(self._raw[:end]).decode("latin-1"), self._raw[end + 4:]
-        status_line, *header_lines = head.split("\r\n")
-        self.status = _status_code(status_line)
-        self.headers = {}
-        for line in header_lines:
+    def _next_events(self) -> None:
+        h11 = self._h11
+        while not self.done:
+            try:
+                event = self._conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                if self._switching_protocols():
+                    return
+                raise _Malformed(self._error_text(exc)) from None
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                return
+            if isinstance(event, h11.Response):
+                self._on_head(event)
+            elif isinstance(event, h11.InformationalResponse):  # skipped, as Go does
+                del self._head[:self._head.index(b"\r\n\r\n") + 4]
+            elif isinstance(event, h11.Data):
+                self._body += event.data
+                self.done = len(self._body) >= MAX_BODY  # ReadAtMost stops at the cap: no error
+            elif isinstance(event, h11.EndOfMessage):
+                self.done = True
+            elif isinstance(event, h11.ConnectionClosed):  # closed before a response began
+                raise _Malformed(self._eof_text())
+
+    def _on_head(self, event: h11.Response) -> None:
+        if not event.http_version.startswith(b"1."):
+            raise _Malformed(f'malformed HTTP response "{self._head_lines()[0]}"')
+        self.status = event.status_code
+        for name, value in event.headers:
+            self.headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+        self.head_done = True
+        self._head.clear()
+
+    def _error_text(self, exc: Exception) -> str:
+        """Go's text for what h11 refused (Go's net/http reader and textproto)."""
+        if self._eof:
+            return self._eof_text()
+        if self.head_done:  # only chunk framing can be malformed in a body
+            return "invalid byte in chunk length"
+        if getattr(exc, "error_status_hint", 0) == 431:
+            return f"server response headers exceeded {MAX_HEAD} bytes; aborted"
+        status_line, *lines = self._head_lines()
+        if not _is_status_line(status_line):
+            return f'malformed HTTP response "{status_line}"'
+        for line in lines:
             name, sep, value = line.partition(":")
             if not sep:
-                raise _Malformed(f"malformed MIME header line: {line}")
-            self.headers.setdefault(name.strip().lower(), value.strip())
-        if 100 <= self.status < 200 and self.status != 101:  # Go skips interim responses
-            return True
-        self.head_done = True
-        self._choose_framing()
-        return False
+                return f"malformed MIME header line: {line}"
+            if name.strip().lower() == "content-length" and not value.strip().isdigit():
+                return f"bad Content-Length {value.strip()!r}"
+        return str(exc)
 
-    def _choose_framing(self) -> None:
-        if self.status in (204, 304) or 100 <= self.status < 200:
-            self._framing, self.done = "none", True
-        elif "chunked" in self.headers.get("transfer-encoding", "").lower():
-            self._framing = "chunked"
-        elif "content-length" in self.headers:
-            try:
-                self._length = int(self.headers["content-length"])
-            except ValueError:
-                raise _Malformed(f"bad Content-Length {self.headers['content-length']!r}") from None
-            self._framing = "length"
+    def _eof_text(self) -> str:
+        return "unexpected EOF" if self._head or self.head_done else "EOF"
 
-    def _read_body(self) -> None:
-        if self._framing == "chunked":
-            self._body, complete = _dechunk(self._raw)
-        else:
-            self._body += self._raw
-            self._raw.clear()
-            complete = self._framing == "length" and len(self._body) >= self._length
-        if complete or len(self._body) >= MAX_BODY:  # ReadAtMost stops at the cap: not an error
-            self.done = True
+    def _switching_protocols(self) -> bool:
+        """A 101 to a request that asked for no upgrade: h11 refuses it, Go's transport takes it
+        as the final response (no body), so the probe fails with its status and a hook passes."""
+        if self.head_done or b"\r\n\r\n" not in self._head:
+            return False
+        status_line = self._head_lines()[0]
+        if not _is_status_line(status_line) or status_line.partition(" ")[2][:3] != "101":
+            return False
+        self.status, self.head_done, self.done = 101, True, True
+        return True
+
+    def _head_lines(self) -> list[str]:
+        head = bytes(self._head).split(b"\r\n\r\n", 1)[0].decode("latin-1")
+        return head.split("\r\n")
+
+    def _invalid_field(self, headers: Sequence[tuple[str, str]]) -> str:
+        """Go's error for the first header h11 refused (transport.go checks names, then values)."""
+        for name, value in headers:
+            if not self._acceptable(name, "v"):
+                return f'net/http: invalid header field name "{name}"'
+            if not self._acceptable(name, value.strip(" \t")):
+                return "http: invalid Host header" if name == "Host" else \
+                    f'net/http: invalid header field value for "{name}"'
+        return "net/http: invalid request"
+
+    def _acceptable(self, name: str, value: str) -> bool:
+        h11 = self._h11
+        fields = [(name.encode(), value.encode())]
+        try:
+            h11.Request(method="GET", target="/", headers=fields if name == "Host" else [("Host", "h"), *fields])
+        except (h11.LocalProtocolError, UnicodeEncodeError):
+            return False
+        return True
 
 
-def _status_code(line: str) -> int:
+def _request_target(parts: SplitResult) -> str:
+    """Go's RequestURI: the escaped path, then the raw query (only what a request line cannot
+    carry, spaces, control and non-ASCII bytes, is percent-encoded there)."""
+    target = quote(parts.path or "/", safe="/:@!$&'()*+,;=-._~%")
+    if parts.query:
+        target += "?" + quote(parts.query, safe=_QUERY_SAFE)
+    return target
+
+
+def _is_status_line(line: str) -> bool:
     version, _, rest = line.partition(" ")
     code = rest[:3]
-    if not version.startswith("HTTP/1.") or not code.isdigit() or len(code) != 3:
-        raise _Malformed(f'malformed HTTP response "{line}"')
-    return int(code)
-
-
-def _dechunk(raw: bytearray) -> tuple[bytearray, bool]:
-    """Decode a chunked body received so far: (data, complete). Re-parsed on every call, which
-    is fine for at most MAX_BODY bytes of data."""
-    body, pos = bytearray(), 0
-    while len(body) < MAX_BODY:
-        line_end = raw.find(b"\r\n", pos)
-        if line_end < 0:
-            return body, False
-        size_text = bytes(raw[pos:line_end]).split(b";")[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise _Malformed(f"invalid chunk length {size_text!r}") from None
-        if size == 0:
-            return body, True  # trailers are not needed: we close the connection
-        start = line_end + 2
-        body += raw[start:start + size]
-        if len(raw) < start + size + 2:
-            return body, False
-        pos = start + size + 2
-    return body, True
+    return version.startswith("HTTP/1.") and code.isdigit() and len(code) == 3

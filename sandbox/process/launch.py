@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from sandbox.spec.model import Container, EnvVar, Pod
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-HOSTNAME_MAX = 63
 # containerd's CRI sets these in every pod that has its own network namespace
 # (EnableUnprivilegedPorts, EnableUnprivilegedICMP); the pod's own sysctls come after them.
 DEFAULT_SYSCTLS = (("net.ipv4.ip_unprivileged_port_start", "0"), ("net.ipv4.ping_group_range", "0 2147483647"))
@@ -173,15 +172,18 @@ def pod_sysctls(pod: Pod) -> tuple[tuple[str, str], ...]:
 
 
 def pod_hostname(pod: Pod) -> str:
-    """spec.hostname, else metadata.name cut to 63 characters without a trailing '-' or '.'
-    (kubelet GeneratePodHostNameAndDomain / truncatePodHostnameIfNeeded); a hostNetwork pod
-    sees the node's."""
-    if pod.spec.host_network:
-        import os
+    """The pod's UTS hostname (also /etc/hostname and $HOSTNAME): spec.hostname, else metadata.name,
+    cut to 63 characters; the FQDN under setHostnameAsFQDN; spec.hostnameOverride over both
+    (dnsfiles.pod_names, after the kubelet's GeneratePodHostNameAndDomain and
+    GetNodenameForKernel; raises dnsfiles.HostnameError for an FQDN over 64 characters). A
+    hostNetwork pod sees the node's."""
+    import os
 
+    if pod.spec.host_network:
         return os.uname().nodename
-    name = pod.spec.hostname or pod.metadata.name or "pod"
-    return name[:HOSTNAME_MAX].rstrip("-.")
+    from sandbox.pod.dnsfiles import pod_names
+
+    return pod_names(pod).kernel
 
 
 def container_env(container: Container, image: Image, hostname: str, pod: Pod | None = None,

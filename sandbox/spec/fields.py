@@ -164,9 +164,10 @@ TABLE: dict[str, dict[str, Rule]] = {
         "volumes": H, "initContainers": H, "containers": H,
         "ephemeralContainers": refused("ephemeral containers are added to a running pod through the API"),
         "restartPolicy": H, "terminationGracePeriodSeconds": H, "activeDeadlineSeconds": H,
-        # Without a cluster DNS the other policies give the node's resolv.conf, as the kubelet does.
-        "dnsPolicy": refused("dnsPolicy None", planned=_NETWORK, ok=
-                             _is("ClusterFirst", "ClusterFirstWithHostNet", "Default")),
+        # No cluster DNS on one node: ClusterFirst falls back to the node's resolv.conf with the
+        # kubelet's MissingClusterDNS event (sandbox/pod/dnsfiles.py; cluster domain cluster.local).
+        "dnsPolicy": honoured("ClusterFirst and ClusterFirstWithHostNet fall back to Default (the node's "
+                              "resolv.conf) with a MissingClusterDNS event: there is no cluster DNS"),
         "nodeSelector": _SCHEDULER, "nodeName": _SCHEDULER, "affinity": _SCHEDULER, "schedulerName": _SCHEDULER,
         "tolerations": _SCHEDULER, "priorityClassName": _SCHEDULER, "priority": _SCHEDULER,
         "preemptionPolicy": _SCHEDULER, "topologySpreadConstraints": _SCHEDULER, "schedulingGates": _SCHEDULER,
@@ -177,11 +178,11 @@ TABLE: dict[str, dict[str, Rule]] = {
         "securityContext": H,
         "imagePullSecrets": inert("images come from the local store: no registry is contacted"),
         "hostname": H,
-        "hostnameOverride": refused("hostnameOverride", planned=_NETWORK),
-        "subdomain": refused("the pod's FQDN in /etc/hosts", planned=_NETWORK),
-        "setHostnameAsFQDN": refused("the pod's FQDN", _is(False), planned=_NETWORK),
-        "hostAliases": refused("hostAliases", planned=_NETWORK),
-        "dnsConfig": refused("dnsConfig", planned=_NETWORK),
+        "hostnameOverride": H,  # beta, on by default since 1.35 (HostnameOverride)
+        "subdomain": honoured("the FQDN <hostname>.<subdomain>.<namespace>.svc.cluster.local in /etc/hosts"),
+        "setHostnameAsFQDN": H,
+        "hostAliases": H,
+        "dnsConfig": H,
         "readinessGates": refused("nothing sets custom pod conditions without an API server, so the pod "
                                   "could never be Ready"),
         "runtimeClassName": refused("runtime classes select another runtime handler"),
@@ -193,6 +194,9 @@ TABLE: dict[str, dict[str, Rule]] = {
         "resources": H,  # pod-level requests and limits (KEP-2837): the pod cgroup and the QoS class
     },
     "Container": _CONTAINER,
+    "PodDNSConfig": {"nameservers": H, "searches": H, "options": H},
+    "PodDNSConfigOption": {"name": H, "value": H},
+    "HostAlias": {"ip": H, "hostnames": H},
     "ContainerPort": {
         "name": H, "containerPort": H, "protocol": H,
         "hostPort": refused("publishing a port on the host", planned=_NETWORK),

@@ -318,6 +318,7 @@ def validate_pod_spec(errs: Errors, spec: PodSpec, path: str) -> None:
     errs.enum(f"{path}.restartPolicy", spec.restart_policy, RESTART_POLICIES)
     errs.enum(f"{path}.dnsPolicy", spec.dns_policy, DNS_POLICIES)
     _dns(errs, spec, path)
+    _hostname_override(errs, spec, path)
     non_negative(errs, f"{path}.terminationGracePeriodSeconds", spec.termination_grace_period_seconds)
     in_range(errs, f"{path}.activeDeadlineSeconds", spec.active_deadline_seconds, 1, _INT32_MAX)
     for key, value in (("hostname", spec.hostname), ("subdomain", spec.subdomain)):
@@ -556,7 +557,7 @@ def _ports(errs: Errors, ports: tuple[ContainerPort, ...], path: str, host_netwo
         else:
             errs.enum(f"{ppath}.protocol", port.protocol, PROTOCOLS)
         if port.host_ip is not None and port.host_ip and not _is_ip(port.host_ip):
-            errs.invalid(f"{ppath}.hostIP", port.host_ip, "must be a valid IP address")
+            errs.invalid(f"{ppath}.hostIP", port.host_ip, "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")
 
 
 def _host_ports(errs: Errors, ports: tuple[ContainerPort, ...], path: str, seen: set[str]) -> None:
@@ -992,24 +993,49 @@ def _pod_security(errs: Errors, sc: PodSecurityContext, path: str) -> None:
 
 
 def _dns(errs: Errors, spec: PodSpec, path: str) -> None:
+    """validatePodDNSConfig (the ExpandedDNSConfig limits: 32 search paths, 2048 characters)."""
     config: PodDNSConfig | None = spec.dns_config
-    if spec.dns_policy == "None" and (config is None or not config.nameservers):
-        errs.required(f"{path}.dnsConfig", "must provide `dnsConfig` when `dnsPolicy` is None")
+    cpath = f"{path}.dnsConfig"
+    if spec.dns_policy == "None":
+        if config is None:
+            errs.required(cpath, "must provide `dnsConfig` when `dnsPolicy` is None")
+            return
+        if not config.nameservers:
+            errs.required(f"{cpath}.nameservers", "must provide at least one DNS nameserver when `dnsPolicy` is None")
+            return
     if config is None:
         return
-    cpath = f"{path}.dnsConfig"
     if len(config.nameservers) > 3:
         errs.invalid(f"{cpath}.nameservers", list(config.nameservers), "must not have more than 3 nameservers")
     for i, server in enumerate(config.nameservers):
         if not _is_ip(server):
-            errs.invalid(f"{cpath}.nameservers[{i}]", server, "must be valid IP address")
+            errs.invalid(f"{cpath}.nameservers[{i}]", server, "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")
     if len(config.searches) > 32:
         errs.invalid(f"{cpath}.searches", list(config.searches), "must not have more than 32 search paths")
+    if len(" ".join(config.searches)) > 2048:
+        errs.invalid(f"{cpath}.searches", list(config.searches),
+                     "must not have more than 2048 characters (including spaces) in the search list")
     for i, search in enumerate(config.searches):
-        dns_subdomain(errs, f"{cpath}.searches[{i}]", search.rstrip("."))
+        dns_subdomain(errs, f"{cpath}.searches[{i}]", search.removesuffix("."))  # a trailing dot is fine
     for i, option in enumerate(config.options):
         if not option.name:
-            errs.required(f"{cpath}.options[{i}].name")
+            errs.required(f"{cpath}.options[{i}]", "must not be empty")
+
+
+def _hostname_override(errs: Errors, spec: PodSpec, path: str) -> None:
+    """hostnameOverride (HostnameOverride, beta in 1.35): a DNS subdomain of at most 64 characters
+    (the kernel's nodename), never with setHostnameAsFQDN or hostNetwork (per the field's API doc)."""
+    value = spec.hostname_override
+    if value is None:
+        return
+    opath = f"{path}.hostnameOverride"
+    if len(value) > 64:
+        errs.invalid(opath, value, "must be no more than 64 characters")
+    dns_subdomain(errs, opath, value)
+    if spec.set_hostname_as_fqdn:
+        errs.invalid(opath, value, "cannot be set when setHostnameAsFQDN is true")
+    if spec.host_network:
+        errs.invalid(opath, value, "cannot be set when hostNetwork is true")
 
 
 def _is_ip(text: str) -> bool:

@@ -216,7 +216,9 @@ class PodSupervisor:
         self.ctx.record(teardown.Directory(self.volumes_root, self.volumes_root.parent))
         self.ctx.record(teardown.Mount(self.dirs.files_root))
         self.ctx.record(teardown.Directory(self.dirs.pause_root, self.dirs.root))
-        write_pod_files(self.dirs, self.hostname, self.host)  # mounts under volumesDir
+        # Mounts under volumesDir; the notes are the kubelet's DNS events (MissingClusterDNS, ...).
+        for note in write_pod_files(self.dirs, self.pod, self.uid, self.hostname, self.host):
+            self.ctx.event(None, note)
         # A Memory emptyDir's tmpfs is recorded through ctx.record before it is mounted.
         memory_limit = self.cgroup_plan.resources.pod.memory_limit if self.cgroup_plan is not None else None
         self.ctx.volume_paths = volumes.create_volumes(self.pod, self.volumes_root, record=self.ctx.record,

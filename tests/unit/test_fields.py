@@ -140,8 +140,6 @@ def test_pod_security_context_credentials_and_sysctls_are_honoured() -> None:
 
 
 @pytest.mark.parametrize(("spec", "path"), [
-    ("hostAliases: [{ip: 10.0.0.1, hostnames: [a]}]", "spec.hostAliases"),
-    ("dnsPolicy: None\ndnsConfig: {nameservers: [1.1.1.1]}", "spec.dnsPolicy"),
     ("volumes: [{name: n, nfs: {server: nfs.example, path: /x}}]", "spec.volumes[0].nfs"),
     ("runtimeClassName: gvisor", "spec.runtimeClassName"),
     ("hostUsers: false", "spec.hostUsers"),
