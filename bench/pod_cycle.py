@@ -30,6 +30,7 @@ mounts under it are unmounted and the directory is removed. Results: a markdown 
 and bench/results/pod_cycle.json.
 
     .venv/bin/python bench/pod_cycle.py [--runs N] [--quick] [--timer auto|hyperfine|stdlib]
+        [--cgroup-root DIR] [--run-arg ARG ...]
 """
 
 from __future__ import annotations
@@ -133,6 +134,7 @@ class Workspace:
     cycle_bundle: Path
     long_bundle: Path
     env: dict[str, str]  # environment of every command run (Python byte-code cache settings)
+    run_args: list[str] = field(default_factory=list)  # extra arguments of every `sandbox run`
     runc_ids: list[str] = field(default_factory=list)  # every id ever created, for clean-up
     watched_pids: dict[str, int] = field(default_factory=dict)  # processes that must be gone after
 
@@ -276,10 +278,16 @@ def make_bundle(bundle: Path, rootfs: Path, args: list[str]) -> None:
     config_path.write_text(json.dumps(config, indent=2))
 
 
-def prepare(sandbox: Path, stack: ExitStack, pycache: bool) -> Workspace:
+def prepare(sandbox: Path, stack: ExitStack, pycache: bool, cgroup_root: Path | None = None) -> Workspace:
     base = Path(tempfile.mkdtemp(prefix="pod-cycle-"))
     stack.callback(remove_workspace, base)
     env = child_env(base, pycache)
+    # pod cgroups below a parent of the benchmark's own, checked empty and removed at the end;
+    # `--cgroup-root` points sandbox at another hierarchy root (e.g. a cgroup2 mount: the v2 driver)
+    env["SANDBOX_CGROUP_PARENT"] = CGROUP_PARENT
+    if cgroup_root is not None:
+        env["SANDBOX_CGROUP_ROOT"] = str(cgroup_root)
+    stack.callback(remove_cgroup_parent)
     sandbox_root = base / "sandbox"
     runc_root = base / "runc"
     runc_root.mkdir()
@@ -354,7 +362,7 @@ def long_pod(sandbox: Path, ws: Workspace) -> Iterator[dict[str, Any]]:
     """Run the sleeper pod in the background for the duration; yield its state."""
     with open(ws.base / "sleeper.log", "wb") as log:
         runtime = subprocess.Popen([str(sandbox), "--root", str(ws.sandbox_root), "run", "-q",
-                                    str(ws.long_manifest)], env=ws.env, stdin=subprocess.DEVNULL, stdout=log,
+                                    *ws.run_args, str(ws.long_manifest)], env=ws.env, stdin=subprocess.DEVNULL, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
     ws.watched_pids["sandbox run (sleeper)"] = runtime.pid
     try:
@@ -442,6 +450,22 @@ def remove_workspace(base: Path) -> None:
     shutil.rmtree(base, ignore_errors=True)
 
 
+CGROUP_PARENT = f"sandbox-bench-{os.getpid()}"
+
+
+def pod_cgroups() -> list[str]:
+    return sorted(str(p) for p in Path("/sys/fs/cgroup").glob(f"**/{CGROUP_PARENT}/*") if p.is_dir())
+
+
+def remove_cgroup_parent() -> None:
+    """The benchmark's parent cgroup in every hierarchy (empty once its pods ended)."""
+    for parent in sorted(Path("/sys/fs/cgroup").glob(f"**/{CGROUP_PARENT}"), reverse=True):
+        try:
+            parent.rmdir()
+        except OSError:
+            pass
+
+
 def leftovers(ws: Workspace) -> dict[str, object]:
     """What is still there after clean-up: processes we started, mounts, runc state, cgroups."""
     alive = {name: pid for name, pid in ws.watched_pids.items() if Path(f"/proc/{pid}").exists()
@@ -449,7 +473,7 @@ def leftovers(ws: Workspace) -> dict[str, object]:
     cgroups = [str(p) for cid in ws.runc_ids for p in Path("/sys/fs/cgroup").glob(f"*/{cid}")]
     cgroups += [str(p) for cid in ws.runc_ids for p in Path("/sys/fs/cgroup").glob(cid)]
     return {"processes": alive, "mounts": mounts_under(ws.base), "runc_cgroups": cgroups,
-            "workspace_exists": ws.base.exists()}
+            "pod_cgroups": pod_cgroups(), "workspace_exists": ws.base.exists()}
 
 
 def is_zombie(pid: int) -> bool:
@@ -486,7 +510,7 @@ class ImportProfile:
 def import_profile(python: Path, sandbox: Path, ws: Workspace, top: int = 12) -> ImportProfile:
     """`python -X importtime sandbox run` (the last of three, caches warm)."""
     argv = [str(python), "-X", "importtime", str(sandbox), "--root", str(ws.sandbox_root), "run", "-q",
-            str(ws.cycle_manifest)]
+            *ws.run_args, str(ws.cycle_manifest)]
     for _ in range(3):
         stderr = subprocess.run(argv, env=ws.env, capture_output=True, text=True, check=True).stderr
     modules: list[tuple[str, int, int]] = []  # (name indented by depth, self us, cumulative us)
@@ -523,7 +547,7 @@ def cycle_rows(timer: Timer, sandbox: Path, ws: Workspace) -> list[Row]:
     ws.runc_ids.append(runc_id)
     return [
         timer.measure("cycle", "sandbox run", [str(sandbox), "--root", str(ws.sandbox_root), "run", "-q",
-                                               str(ws.cycle_manifest)]),
+                                               *ws.run_args, str(ws.cycle_manifest)]),
         timer.measure("cycle", "unshare+chroot", ["unshare", "--fork", "--pid", "--net", "--ipc", "--uts",
                                                   "--mount", "--mount-proc", "chroot", str(ws.rootfs),
                                                   "/bin/true"]),
@@ -630,6 +654,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="run Python as the environment says (by default byte-code is cached in the workspace "
                         "even under PYTHONDONTWRITEBYTECODE, as for an installed sandbox)")
     p.add_argument("--json", type=Path, default=RESULTS, help=f"where to write results (default {RESULTS})")
+    p.add_argument("--cgroup-root", type=Path,
+                   help="where sandbox finds the cgroup hierarchies (SANDBOX_CGROUP_ROOT), e.g. "
+                        "/sys/fs/cgroup/unified on a hybrid host to time the v2 driver")
+    p.add_argument("--run-arg", action="append", default=[], metavar="ARG",
+                   help="an extra argument for every `sandbox run` (repeatable), e.g. --run-arg=--pod-pids-limit=-1")
     return p.parse_args(argv)
 
 
@@ -651,7 +680,8 @@ def main(argv: list[str] | None = None) -> int:
     kind = args.timer if args.timer != "auto" else ("hyperfine" if shutil.which("hyperfine") else "stdlib")
     sandbox = args.sandbox.absolute()
     with ExitStack() as stack:
-        ws = prepare(sandbox, stack, pycache=not args.keep_env)
+        ws = prepare(sandbox, stack, pycache=not args.keep_env, cgroup_root=args.cgroup_root)
+        ws.run_args = list(args.run_arg)
         timer = Timer(kind, runs, warmup, rss_runs=3, env=ws.env, scratch=ws.base)
         print(f"timing with {kind}: {runs} runs, {warmup} warm-up; peak RSS by {timer.rss_method}",
               file=sys.stderr, flush=True)
