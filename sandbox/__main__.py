@@ -1,3 +1,3 @@
-from sandbox.cli import main
+from sandbox.cli import run
 
-raise SystemExit(main())
+run()

@@ -80,6 +80,30 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def run() -> None:
+    """The `sandbox` command: `main()`, then out without the interpreter's own tear-down.
+
+    Finalising some 200 modules and their objects costs 15-35 ms after the work is done (measured
+    on `sandbox run` of a one-container pod), a third of a pod cycle. Nothing of ours relies on it:
+    files are written with `os.write` or closed by `with`/`write_text`, children are reaped, and
+    what is buffered (stdout, stderr, logging's handlers) is flushed here first."""
+    import os
+
+    code = main()
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):  # a reader that went away, or stdout closed
+        code = code or 1
+    logging = sys.modules.get("logging")
+    if logging is not None:
+        logging.shutdown()
+    try:
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):
+        pass
+    os._exit(code)
+
+
 def _verb_of(argv: list[str]) -> str | None:
     """The verb, when it can be told without the parser (options before it take a value or not)."""
     takes_value = {"--root", "-n", "--namespace"}
