@@ -76,12 +76,17 @@ class Sandbox:
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     finished: set[int] = field(default_factory=set)  # pids of runs the test has waited for
     cgroup_parent: str = ""  # every pod cgroup of the test is created below it
+    killed: bool = False  # a `run` timed out: subprocess killed that runtime (its pod needs a clean-up)
 
     def cmd(self, *args: str) -> list[str]:
         return [SANDBOX, "--root", str(self.root), *args]
 
     def run(self, *args: str, timeout: float = 60, check: bool = False) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.cmd(*args), capture_output=True, text=True, timeout=timeout, check=check)
+        try:
+            return subprocess.run(self.cmd(*args), capture_output=True, text=True, timeout=timeout, check=check)
+        except subprocess.TimeoutExpired:
+            self.killed = True  # SIGKILLed by subprocess.run: its pod is left for a `delete`, as a user's
+            raise
 
     def manifest(self, text: str, name: str = "pod.yaml") -> Path:
         path = self.tmp / name
@@ -187,7 +192,7 @@ def sbx(image_store: Path, tmp_path: Path) -> Iterator[Sandbox]:
     try:
         yield box
     finally:
-        killed = False
+        killed = box.killed
         for proc in box.procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
@@ -208,17 +213,42 @@ def sbx(image_store: Path, tmp_path: Path) -> Iterator[Sandbox]:
         pods_left = sorted(p for p in os.listdir(pods) if not _ended_record(pods / p)) if pods.exists() else []
         layers_left = sorted(os.listdir(root / "lib" / "containers")) if (root / "lib" / "containers").exists() else []
         cgroups_left = cgroup_children(parent)
+        if after != before or pods_left:  # a leak, found above: still leave the host as it was
+            for entry in os.listdir(pods) if pods.exists() else []:
+                ns, _, name = entry.partition("_")
+                subprocess.run(box.cmd("-n", ns, "delete", name), capture_output=True, timeout=60)
+            unmount_under(root)
+        mounts_left = mounts_under(root)
         remove_cgroup_parent(parent)
         if saved_parent is None:
             os.environ.pop(CGROUP_PARENT_ENV, None)
         else:
             os.environ[CGROUP_PARENT_ENV] = saved_parent
         shutil.rmtree(root, ignore_errors=True)
+        assert not mounts_left, f"mounts under the test's root even after delete and unmount: {mounts_left}"
         assert not leaked, f"processes left behind: {leaked}"
         assert after == before, "host mounts or network namespaces changed"
         assert not pods_left, f"pod state left behind: {pods_left}"
         assert not layers_left, f"container layers left behind: {layers_left}"
         assert not cgroups_left, f"cgroups left behind: {cgroups_left}"
+
+
+def mounts_under(root: Path) -> list[str]:
+    prefix = str(root) + "/"
+    with open("/proc/self/mountinfo") as f:
+        return sorted({line.split()[4] for line in f if line.split()[4].startswith(prefix)}, reverse=True)
+
+
+def unmount_under(root: Path) -> None:
+    """Last resort after a leak: detach every mount below the test's root (deepest first), so
+    removing the root never strands a mount in pytest's garbage directories."""
+    from sandbox.native import umount
+
+    for point in mounts_under(root):
+        try:
+            umount(point)
+        except OSError:
+            pass
 
 
 CGROUP_PARENT_ENV = "SANDBOX_CGROUP_PARENT"

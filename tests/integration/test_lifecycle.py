@@ -269,3 +269,30 @@ spec:
     os.kill(state["pause"]["pid"], signal.SIGKILL)
     code, _, err = sbx.finish(proc, timeout=20)
     assert code == 1 and "pod default/mortal: Failed" in err
+
+
+def test_a_runtime_killed_mid_pod_leaves_its_mounts_to_delete(sbx: Sandbox) -> None:
+    """A `sandbox run` killed while its pod waits (here for a ConfigMap that never comes, as a
+    timed-out `sbx.run` kills it) leaves the pod files' tmpfs for `delete` (or `gc`) to finish:
+    after it, nothing is mounted under the runtime's root."""
+    import subprocess
+
+    from conftest import mounts_under
+
+    manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: waits}
+spec:
+  containers:
+  - {name: a, image: busybox, command: [sleep, "60"], volumeMounts: [{name: cfg, mountPath: /cfg}]}
+  volumes:
+  - {name: cfg, configMap: {name: never-made}}
+""")
+    with pytest.raises(subprocess.TimeoutExpired):
+        sbx.run("run", str(manifest), timeout=3)
+    assert mounts_under(sbx.root), "the killed runtime's pod files tmpfs should still be mounted"
+    result = sbx.run("delete", "waits")
+    assert result.returncode == 0, result.stderr
+    assert mounts_under(sbx.root) == []
+    sbx.killed = False  # finished here: the fixture finds nothing left to delete
