@@ -95,9 +95,9 @@ def _node_capacity_milli(name: str) -> int:
     if name == "cpu":
         return (os.cpu_count() or 1) * 1000
     if name == "memory":
-        with open("/proc/meminfo") as f:
-            kib = next(int(line.split()[1]) for line in f if line.startswith("MemTotal:"))
-        return kib * 1024 * 1000
+        from sandbox.process.resources import memory_capacity
+
+        return memory_capacity() * 1000
     return 0
 
 

@@ -14,7 +14,7 @@ Rules (kubelet and API server 1.37, read 2026-11):
 - init containers and sidecars (`restartPolicy: Always`) count by resourcehelper's formula;
 - huge pages: every page size the host has and the pod or container does not ask for is limited
   to 0 (kubelet cgroup_manager_linux toResources, kuberuntime GetHugepageLimitsFromResources);
-- ephemeral-storage is not a cgroup resource: its limits are returned for the eviction checks;
+- ephemeral-storage is not a cgroup resource: the eviction checks read it (supervisor/eviction.py);
 - `spec.resources.limits.pids` (PerPodPIDLimit, alpha in 1.37) lowers the pod's pids.max below the
   runtime's podPidsLimit, never raises it (the kubelet then warns PIDLimitCapped).
 The kubelet refuses pods with pod-level resources (or a pod pids limit) on cgroup v1 nodes (KEP-2837):
@@ -26,7 +26,6 @@ from __future__ import annotations
 from sandbox.cgroups.resources import (
     ContainerResources,
     default_pod_level,
-    effective,
     oom_score_adj,
     pod_limits,
     qos_class,
@@ -43,7 +42,6 @@ if TYPE_CHECKING:
     from sandbox.spec.model import Container, Pod, PodSpec, Quantity
 
 HUGEPAGES_PREFIX = "hugepages-"
-EPHEMERAL_STORAGE = "ephemeral-storage"
 POD_LEVEL_RESOURCES = ("cpu", "memory")  # and hugepages-<size> (IsSupportedPodLevelResource)
 MEMINFO = "/proc/meminfo"
 HUGEPAGES_DIR = "/sys/kernel/mm/hugepages"
@@ -59,8 +57,6 @@ class PodResources:
     pod: CgroupLimits  # the pod cgroup
     containers: Mapping[str, CgroupLimits]  # every container by name: app, init and sidecars
     oom_score_adj: Mapping[str, int]  # every container by name (pause gets POD_INFRA_OOM_SCORE_ADJ)
-    ephemeral_limits: Mapping[str, int]  # app containers with a non-zero ephemeral-storage limit, bytes
-    pod_ephemeral_limit: int | None  # PodLimits over every container; None: no container sets one
     pod_level: bool  # spec.resources names cpu, memory, hugepages or pids: the kubelet admits it on cgroup v2 only
     pids_capped: bool = False  # spec.resources.limits.pids above podPidsLimit: the kubelet's PIDLimitCapped warning
 
@@ -91,15 +87,8 @@ def pod_resources(pod: Pod, *, pids_max: int | None, memory_capacity: int, swap:
     if pod_pids is not None and not capped:
         pids_max = pod_pids  # PerPodPIDLimit: the smaller of the pod's and the node's limit
     cgroup = pod_limits(app, init, pids_max=pids_max, pod_level=pod_level, qos=qos)
-    # ephemeral-storage by container record (id: records equal in value are distinct containers)
-    storage = {id(res): _bytes(_limit(c, EPHEMERAL_STORAGE))
-               for c, res in zip([*spec.containers, *spec.init_containers], [*app, *init], strict=True)}
     return PodResources(
         qos=qos, pod=_all_page_sizes(cgroup, hugepage_sizes), containers=containers, oom_score_adj=scores,
-        ephemeral_limits={c.name: storage[id(res)] or 0 for c, res in zip(spec.containers, app, strict=True)
-                          if storage[id(res)]},
-        # PodLimits: the eviction manager checks the pod's total once any container sets a limit
-        pod_ephemeral_limit=effective(app, init, lambda res: storage[id(res)]) if any(storage.values()) else None,
         pod_level=pod_level is not None or pod_pids is not None, pids_capped=capped)
 
 
@@ -198,10 +187,6 @@ def _pod_pids(spec: PodSpec) -> int | None:
     """`spec.resources.limits.pids` (PerPodPIDLimit, 1.37; cgroup v2 only in the kubelet)."""
     limit = spec.resources.limits.get("pids") if spec.resources is not None else None
     return limit.value if limit is not None else None
-
-
-def _limit(c: Container, name: str) -> Quantity | None:
-    return c.resources.limits.get(name) if c.resources is not None else None
 
 
 def _milli(q: Quantity | None) -> int | None:

@@ -97,7 +97,7 @@ def default_devices() -> tuple[DeviceRule, ...]:
     """runc's default allow-list for a container that is not privileged."""
     from sandbox.cgroups.devices import DEFAULT_RULES
 
-    return tuple(DEFAULT_RULES)
+    return DEFAULT_RULES
 
 
 def membership(cgroup: Cgroup | None) -> dict[str, Any]:

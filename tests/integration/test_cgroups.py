@@ -8,6 +8,7 @@ from __future__ import annotations
 import glob
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -46,6 +47,12 @@ def pod_dirs(parent: str) -> list[str]:
     return cgroup_children(parent)
 
 
+def stop_leaving_no_cgroup(sbx: Sandbox, proc: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C the pod: its whole cgroup tree is gone once `sandbox run` has returned."""
+    sbx.stop(proc)
+    assert pod_dirs(sbx.cgroup_parent) == []
+
+
 def test_every_process_of_the_pod_runs_in_its_own_cgroup_below_the_pod_cgroup(sbx: Sandbox) -> None:
     proc = sbx.start(sbx.manifest(SLEEPER % {"name": "tree"}), "-q")
     state = sbx.wait_running("tree", containers=2)
@@ -67,8 +74,7 @@ def test_every_process_of_the_pod_runs_in_its_own_cgroup_below_the_pod_cgroup(sb
     assert all(line.endswith(":/") for line in result.stdout.splitlines() if "name=" not in line), result.stdout
     # the pod's pids.max is the default podPidsLimit
     assert Path(f"/sys/fs/cgroup/pids{pod}/pids.max").read_text().strip() == "4096"
-    sbx.stop(proc)
-    assert pod_dirs(sbx.cgroup_parent) == []
+    stop_leaving_no_cgroup(sbx, proc)
 
 
 def test_exec_and_exec_probes_run_in_the_containers_cgroup(sbx: Sandbox) -> None:
@@ -98,8 +104,7 @@ spec:
     probe = sbx.wait_for(lambda: sbx.run("exec", "probed", "-c", "app", "--", "cat", "/tmp/probe-cgroup").stdout,
                          message="the probe's record")
     assert "memory:/" in probe  # the probe ran inside the container's cgroup namespace root
-    sbx.stop(proc)
-    assert pod_dirs(sbx.cgroup_parent) == []
+    stop_leaving_no_cgroup(sbx, proc)
 
 
 def _pids_in(cgroup_dir: str) -> list[str]:
@@ -137,8 +142,7 @@ spec:
     assert refused > 0
     # the host still forks
     assert os.system("true") == 0
-    sbx.stop(proc)
-    assert pod_dirs(sbx.cgroup_parent) == []
+    stop_leaving_no_cgroup(sbx, proc)
 
 
 def test_a_killed_runtime_leaves_cgroups_that_gc_removes(sbx: Sandbox) -> None:
@@ -307,8 +311,7 @@ spec:
     assert "OOMKilled" in described and "OOM Kills:" in described
     logs = sbx.run("logs", "hog", "--previous").stdout
     assert str(32 * 1024 * 1024) in logs and "survived" not in logs  # the limit, seen from inside
-    sbx.stop(proc)
-    assert pod_dirs(sbx.cgroup_parent) == []
+    stop_leaving_no_cgroup(sbx, proc)
 
 
 def _cpu_seconds(cgroup: str) -> float:
@@ -345,8 +348,7 @@ spec:
     free_share = (b1 - b0) / (t1 - t0)
     assert 0.10 < limited_share <= 0.28, limited_share  # CFS enforces per 100 ms period
     assert free_share > 0.5, free_share  # the same loop unlimited: the limit is what holds it
-    sbx.stop(proc)
-    assert pod_dirs(sbx.cgroup_parent) == []
+    stop_leaving_no_cgroup(sbx, proc)
 
 
 @pytest.mark.parametrize(("name", "resources", "qos"), [
@@ -405,8 +407,7 @@ def test_a_whole_pod_on_the_v2_driver_over_this_hosts_cgroup2_hierarchy(
     inside = sbx.run("exec", "v2", "-c", "app", "--", "sh", "-c", "grep ^0:: /proc/self/cgroup; "
                      "grep ' /sys/fs/cgroup ' /proc/self/mountinfo")
     assert "0::/\n" in inside.stdout and " - cgroup2 " in inside.stdout and " ro," in inside.stdout, inside.stdout
-    sbx.stop(proc)
-    assert pod_dirs(sbx.cgroup_parent) == []
+    stop_leaving_no_cgroup(sbx, proc)
 
 
 def test_pod_level_resources_limit_the_pod_cgroup_and_bound_containers_without_their_own(sbx: Sandbox) -> None:
@@ -440,5 +441,4 @@ spec:
     assert int(Path(bounded["memory"], "memory.limit_in_bytes").read_text()) == 128 * mib  # the pod's
     assert int(Path(own["memory"], "memory.limit_in_bytes").read_text()) == 32 * mib
     assert Path(own["cpu"], "cpu.cfs_quota_us").read_text().strip() == "10000"
-    sbx.stop(proc)
-    assert pod_dirs(sbx.cgroup_parent) == []
+    stop_leaving_no_cgroup(sbx, proc)

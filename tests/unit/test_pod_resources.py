@@ -130,11 +130,15 @@ def test_hugepages_limit_every_other_host_size_to_zero() -> None:
 
 
 def test_ephemeral_storage_limits_for_the_eviction_checks() -> None:
-    r = resources(pod(ctr("a", "{limits: {ephemeral-storage: 1Gi}}") + ctr("b"),
-                      init=ctr("i", "{limits: {ephemeral-storage: 2Gi}}")))
-    assert r.ephemeral_limits == {"a": GI}
-    assert r.pod_ephemeral_limit == 2 * GI  # the init container's is the larger
-    assert resources(pod(ctr("a"))).pod_ephemeral_limit is None
+    """ephemeral-storage is the eviction manager's (supervisor/eviction.py reads it from the spec)."""
+    from sandbox.supervisor import eviction
+
+    spec = pod(ctr("a", "{limits: {ephemeral-storage: 1Gi}}") + ctr("b"),
+               init=ctr("i", "{limits: {ephemeral-storage: 2Gi}}"))
+    limits = eviction.storage_limits(load_pod_text(spec))
+    assert {name: limit.milli // 1000 for name, limit in limits.containers.items()} == {"a": GI}
+    assert limits.pod is not None and limits.pod.milli // 1000 == 2 * GI  # the init container's is the larger
+    assert eviction.storage_limits(load_pod_text(pod(ctr("a")))).pod is None
 
 
 def test_host_readers(tmp_path: Path) -> None:
