@@ -42,6 +42,10 @@ class Cgroup:
     def unified(self) -> Path | None:
         return self.paths.get(UNIFIED)
 
+    def paths_json(self) -> dict[str, str]:
+        """key -> directory as text, as the pod record holds it (sandbox/cgroups/view.py reads that)."""
+        return {key: str(path) for key, path in self.paths.items()}
+
 
 @record
 class Stats:

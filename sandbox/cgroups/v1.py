@@ -211,21 +211,6 @@ class V1Driver:
             raise errors[0]
 
     def stats(self, cgroup: Cgroup) -> Stats:
-        mem = cgroup.paths.get("memory")
-        usage = peak = limit = None
-        oom_kills = limit_hits = 0
-        if mem is not None:
-            usage = int(fs.read(mem, "memory.usage_in_bytes"))
-            peak = int(fs.read(mem, "memory.max_usage_in_bytes"))
-            raw = int(fs.read(mem, "memory.limit_in_bytes"))
-            limit = None if raw >= 0x7FFFFFFFFFFFF000 else raw  # PAGE_COUNTER_MAX * page size
-            oom_kills = fs.read_keyed(mem, "memory.oom_control").get("oom_kill", 0)
-            limit_hits = int(fs.read(mem, "memory.failcnt"))
-        cpu = None
-        acct = cgroup.paths.get("cpuacct")
-        if acct is not None:
-            cpu = int(fs.read(acct, "cpuacct.usage"))
-        pids = None
-        if "pids" in cgroup.paths:
-            pids = int(fs.read(cgroup.paths["pids"], "pids.current"))
-        return Stats(usage, peak, limit, oom_kills, limit_hits, cpu, pids)
+        from sandbox.cgroups import view  # the one reader of usage files (also `sandbox top`'s)
+
+        return view.stats(cgroup.paths_json())

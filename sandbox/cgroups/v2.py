@@ -96,35 +96,6 @@ def wait_empty(top: Path, deadline: float, busy: Callable[[Path], bool]) -> None
         delay = min(delay * 2, 0.01)
 
 
-def unified_stats(path: Path) -> Stats:
-    def opt(name: str) -> int | None:
-        try:
-            value = fs.read(path, name)
-        except CgroupError:
-            return None
-        return None if value == "max" else int(value)
-
-    events = _keyed_or_empty(path, "memory.events")
-    cpu = _keyed_or_empty(path, "cpu.stat")
-    usage_usec = cpu.get("usage_usec")
-    return Stats(
-        memory_usage=opt("memory.current"),
-        memory_peak=opt("memory.peak"),
-        memory_limit=opt("memory.max"),
-        oom_kills=events.get("oom_kill", 0),
-        limit_hits=events.get("max", 0),
-        cpu_usage_ns=usage_usec * 1000 if usage_usec is not None else None,
-        pids=opt("pids.current"),
-    )
-
-
-def _keyed_or_empty(path: Path, name: str) -> dict[str, int]:
-    try:
-        return fs.read_keyed(path, name)
-    except CgroupError:
-        return {}
-
-
 class V2Driver:
     """cgroupfs on a pure v2 host (also usable on any cgroup2 hierarchy given as the layout)."""
 
@@ -192,4 +163,6 @@ class V2Driver:
         fs.rmdir_tree(cgroup.paths[UNIFIED], time.monotonic() + timeout)
 
     def stats(self, cgroup: Cgroup) -> Stats:
-        return unified_stats(cgroup.paths[UNIFIED])
+        from sandbox.cgroups import view  # the one reader of usage files (also `sandbox top`'s)
+
+        return view.stats(cgroup.paths_json())

@@ -228,4 +228,4 @@ class PodCgroups:
 
 
 def paths_json(cgroup: Cgroup | None) -> dict[str, str]:
-    return {key: str(path) for key, path in cgroup.paths.items()} if cgroup is not None else {}
+    return cgroup.paths_json() if cgroup is not None else {}
