@@ -10,9 +10,11 @@ SANDBOX := $(VENV)/bin/sandbox
 PYTHON ?= python3
 # busybox-static: the test image; libcap-dev: python-prctl's build; musl-tools: the tiny static
 # pause and the tests' syscall probe; libseccomp2: the seccomp filters (dlopen'ed, no headers);
-# iproute2, procps, util-linux: what the tests read the kernel's state with.
+# iproute2, procps, util-linux: what the tests read the kernel's state with; libnftables1 and
+# nftables: hostPort rules (dlopen'ed) and the tests' view of them; containernetworking-plugins:
+# the CNI plugins `--network cni` is tested with.
 APT_PACKAGES := busybox-static libcap-dev musl-tools libseccomp2 gcc libc6-dev make python3-venv \
-                python3-dev iproute2 procps util-linux
+                python3-dev iproute2 procps util-linux libnftables1 nftables containernetworking-plugins
 BENCH_APT_PACKAGES := runc hyperfine
 STAMPS := .stamps
 # Every Python package of the venv, pinned with hashes (README.md, "Locked Python packages")
@@ -68,7 +70,7 @@ $(STAMPS)/venv: $(STAMPS)/apt pyproject.toml setup.py $(NATIVE) $(LOCK) $(BUILD_
 	$(PY) requirements/check.py --sync
 	@mkdir -p $(STAMPS) && touch $@
 
-$(STAMPS)/busybox: $(STAMPS)/venv rootfs/build-busybox.sh rootfs/probe.c
+$(STAMPS)/busybox: $(STAMPS)/venv rootfs/build-busybox.sh $(wildcard rootfs/*.c)
 	rootfs/build-busybox.sh $(SANDBOX)
 	@mkdir -p $(STAMPS) && touch $@
 

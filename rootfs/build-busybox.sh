@@ -52,6 +52,11 @@ echo "127.0.0.1 localhost" > "$tree/etc/hosts"
 musl-gcc -static -Os -Wall -Wextra -Werror -o "$tree/usr/bin/sbx-probe" "$(dirname "$0")/probe.c"
 cp "$tree/usr/bin/sbx-probe" "$tree/usr/bin/sbx-probe-suid"
 chmod 4755 "$tree/usr/bin/sbx-probe-suid"
+# UDP echo server and client for the network tests (rootfs/udp.c): busybox's nc has no -u here.
+musl-gcc -static -Os -Wall -Wextra -Werror -o "$tree/usr/bin/sbx-udp" "$(dirname "$0")/udp.c"
+# The TCP throughput tool of bench/net_throughput.py (rootfs/netbench.c), static so the host runs
+# the same binary for its loopback figure.
+musl-gcc -static -O2 -Wall -Wextra -Werror -o "$tree/usr/bin/netbench" "$(dirname "$0")/netbench.c"
 "$sandbox" image import "$tree" busybox:latest --cmd sh \
     --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 # The Kubernetes documentation's examples name busybox by these references; the local store has

@@ -39,6 +39,23 @@ def add_parser(verbs: Any) -> None:
                         "-1: unlimited)")
     p.add_argument("--no-host-path", action="store_true",
                    help="refuse any pod with a hostPath volume (it exposes the host's files)")
+    p.add_argument("--network", default="bridge", metavar="MODE",
+                   help="the pod network: bridge (default: a host bridge, one address per pod), cni (the "
+                        "first network configuration in --cni-conf-dir, run by its plugins) or none (only lo)")
+    p.add_argument("--bridge", default="", metavar="NAME",
+                   help="the bridge of the built-in network (default: $SANDBOX_BRIDGE, else sandbox0)")
+    p.add_argument("--pod-cidr", default="", metavar="CIDR",
+                   help="the bridge network's IPv4 subnet (default: $SANDBOX_POD_CIDR, else 10.89.0.0/16)")
+    p.add_argument("--masquerade", action="store_true",
+                   help="NAT the pods' outbound traffic to the host's addresses (off: pods reach only "
+                        "the host and each other)")
+    p.add_argument("--keep-bridge", action="store_true",
+                   help="leave the bridge in place when the last pod on it ends")
+    p.add_argument("--cni-conf-dir", default="/etc/cni/net.d", metavar="DIR",
+                   help="where --network cni finds its network configuration (default /etc/cni/net.d)")
+    p.add_argument("--cni-bin-dir", default="/opt/cni/bin:/usr/lib/cni", metavar="DIRS",
+                   help="where --network cni finds its plugins, colon-separated "
+                        "(default /opt/cni/bin:/usr/lib/cni)")
     p.add_argument("-q", "--quiet", action="store_true", help="do not stream container output")
     p.add_argument("--rm", action="store_true", help="delete the pod (its record and logs) when it ends")
     p.set_defaults(handler=handle)
@@ -62,6 +79,7 @@ def handle(args: argparse.Namespace) -> int:
         raise UsageError(f"--eviction-interval: must be positive, got {args.eviction_interval!r}")
     log_policy = _log_policy(args)
     cgroup_config = _cgroup_config(args)
+    network = _network_options(args)
     import os
 
     from sandbox.supervisor.run import prepare, run_pod
@@ -77,10 +95,13 @@ def handle(args: argparse.Namespace) -> int:
     from sandbox.pod.cgroups import plan
 
     cgroups = plan(prepared.pod, cgroup_config)  # every limit checked against the host first
+    from sandbox.pod.network import refuse_unpublishable_ports
+
+    refuse_unpublishable_ports(prepared.pod, network)
     status = run_pod(prepared, backoff=backoff, quiet=args.quiet, probe_scale=args.probe_scale,
                      eviction_interval=eviction_interval,
                      log_policy=log_policy, remove=args.rm, cgroups=cgroups,
-                     allow_host_path=not args.no_host_path)
+                     allow_host_path=not args.no_host_path, network=network)
     phase = status.get("phase")
     print(f"pod {prepared.namespace}/{prepared.name}: {phase}", file=sys.stderr)
     for cs in [*status.get("initContainerStatuses", []), *status.get("containerStatuses", [])]:
@@ -104,6 +125,41 @@ def _cgroup_config(args: argparse.Namespace) -> Any:
     except SandboxError:
         raise UsageError(f"--cgroup-parent: must be one path component, got {config.parent_name()!r}") from None
     return config
+
+
+def _network_options(args: argparse.Namespace) -> Any:
+    """--network and its settings, checked before anything is created."""
+    import os
+
+    from sandbox.errors import SandboxError, UsageError
+    from sandbox.pod.network import MODES, NetworkOptions
+
+    if args.network not in MODES:
+        raise UsageError(f"--network: must be one of {', '.join(MODES)}, got {args.network!r}")
+    if args.network == "cni":
+        from pathlib import Path
+
+        from sandbox.network.cni import CniConfig
+
+        dirs = tuple(Path(d) for d in args.cni_bin_dir.split(":") if d)
+        return NetworkOptions("cni", cni=CniConfig(Path(args.cni_conf_dir), dirs))
+    from sandbox.network.bridge import DEFAULT_BRIDGE, DEFAULT_SUBNET, BridgeConfig, check_bridge_name
+
+    name = args.bridge or os.environ.get("SANDBOX_BRIDGE") or DEFAULT_BRIDGE
+    cidr = args.pod_cidr or os.environ.get("SANDBOX_POD_CIDR") or DEFAULT_SUBNET
+    try:
+        check_bridge_name(name)
+    except SandboxError as e:
+        raise UsageError(f"--bridge: {e}") from None
+    import ipaddress
+
+    try:
+        subnet = ipaddress.ip_network(cidr)
+    except ValueError as e:
+        raise UsageError(f"--pod-cidr: {e}") from None
+    if subnet.version != 4 or subnet.prefixlen > 30:
+        raise UsageError(f"--pod-cidr: must be an IPv4 subnet of at least 4 addresses (/30), got {cidr!r}")
+    return NetworkOptions(args.network, BridgeConfig(name, str(subnet), args.masquerade, args.keep_bridge))
 
 
 def _log_policy(args: argparse.Namespace) -> Any:

@@ -134,6 +134,19 @@ def write_pod_files(dirs: SandboxDirs, pod: Pod, uid: str, hostname: str, host: 
     return notes
 
 
+def rewrite_hosts_file(dirs: SandboxDirs, pod: Pod, pod_ips: Sequence[str]) -> None:
+    """/etc/hosts again once the pod's IPs are known after pause started (CNI's ADD), in place:
+    its inode stays the one containers bind."""
+    from sandbox.pod import dnsfiles
+
+    text = dnsfiles.hosts_file(dnsfiles.pod_names(pod), pod_ips, pod.spec.host_aliases)
+    fd = os.open(dirs.files.hosts, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
 def _read(path: str) -> str:
     try:
         return Path(path).read_text()

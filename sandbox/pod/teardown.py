@@ -162,8 +162,26 @@ class Cgroup:
         return _cgroup_remover(self.path)
 
 
+@record
+class Network:
+    """A network object of the pod (sandbox/pod/network.py): `what` is lease, hostports, veth or
+    cni, `spec` the JSON text of what its undo needs."""
+
+    what: str
+    spec: str
+
+    def undo(self) -> bool:
+        from sandbox.errors import SandboxError
+        from sandbox.pod.network import undo  # only at tear-down
+
+        try:
+            return undo(self.what, json.loads(self.spec))
+        except (SandboxError, KeyError, TypeError, ValueError) as e:
+            raise OSError(errno.EINVAL, f"network {self.what}: {e}") from None
+
+
 if TYPE_CHECKING:
-    TornDown = Process | Mount | Directory | Cgroup
+    TornDown = Process | Mount | Directory | Cgroup | Network
 
 
 def to_json(obj: TornDown) -> dict[str, object]:
@@ -171,6 +189,8 @@ def to_json(obj: TornDown) -> dict[str, object]:
         return {"kind": "process", "pid": obj.pid, "startTime": obj.start_time}
     if isinstance(obj, Directory):
         return {"kind": "directory", "path": str(obj.path), "base": str(obj.base)}
+    if isinstance(obj, Network):
+        return {"kind": "network", "what": obj.what, "spec": json.loads(obj.spec)}
     kind = "mount" if isinstance(obj, Mount) else "cgroup"
     return {"kind": kind, "path": str(obj.path)}
 
@@ -182,6 +202,9 @@ def from_json(data: object) -> TornDown | None:
     if kind == "process":
         pid, started = data.get("pid"), data.get("startTime")
         return Process(pid, started) if isinstance(pid, int) and isinstance(started, int) else None
+    if kind == "network":
+        what, spec = data.get("what"), data.get("spec")
+        return Network(what, json.dumps(spec, sort_keys=True)) if isinstance(what, str) and isinstance(spec, dict) else None
     if not isinstance(path, str) or not os.path.isabs(path):
         return None
     if kind == "directory":

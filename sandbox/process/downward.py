@@ -11,24 +11,40 @@ from __future__ import annotations
 import os
 import re
 
+from sandbox.record import record
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from sandbox.spec.model import Container, EnvVar, Pod, Quantity
 
+
+
+@record
+class Addresses:
+    """The pod's and the node's addresses (status.podIPs, status.hostIPs), IPv4 first."""
+
+    pod_ips: tuple[str, ...] = ()
+    host_ips: tuple[str, ...] = ()
+
+
 _SUBSCRIPT = re.compile(r"^metadata\.(labels|annotations)\['(.+)'\]$")
 
 
-def field_value(pod: Pod, path: str, pod_ip: str = "") -> str:
-    """`fieldRef.fieldPath` (the paths the API server allows for env). No pod network yet:
-    status.podIP is empty (a hostNetwork pod has the node's addresses, not known here either)."""
+def field_value(pod: Pod, path: str, addresses: Addresses | None = None) -> str:
+    """`fieldRef.fieldPath` (the paths the API server allows for env). The address fields come
+    from the pod's network (empty with `--network none`); the plural ones are comma-separated,
+    as the kubelet writes them."""
     meta = pod.metadata
+    pod_ips = addresses.pod_ips if addresses is not None else ()
+    host_ips = addresses.host_ips if addresses is not None else ()
     simple = {
         "metadata.name": meta.name or "", "metadata.namespace": meta.namespace or "default",
         "metadata.uid": meta.uid or "", "spec.nodeName": os.uname().nodename,
         "spec.serviceAccountName": pod.spec.service_account_name or "",
-        "status.podIP": pod_ip, "status.podIPs": pod_ip, "status.hostIP": "", "status.hostIPs": "",
+        "status.podIP": pod_ips[0] if pod_ips else "", "status.podIPs": ",".join(pod_ips),
+        "status.hostIP": host_ips[0] if host_ips else "", "status.hostIPs": ",".join(host_ips),
     }
     if path in simple:
         return simple[path]
@@ -101,13 +117,13 @@ def _node_capacity_milli(name: str) -> int:
     return 0
 
 
-def env_value(pod: Pod, container: Container, var: EnvVar) -> str | None:
+def env_value(pod: Pod, container: Container, var: EnvVar, addresses: Addresses | None = None) -> str | None:
     """The value of a `valueFrom` entry this runtime can resolve, else None."""
     source = var.value_from
     if source is None:
         return None
     if source.field_ref is not None:
-        return field_value(pod, source.field_ref.field_path)
+        return field_value(pod, source.field_ref.field_path, addresses)
     if source.resource_field_ref is not None:
         ref = source.resource_field_ref
         return resource_value(container, ref.resource, ref.divisor)

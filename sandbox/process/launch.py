@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from sandbox.config.sources import Sources
     from sandbox.images.store import Image
+    from sandbox.process.downward import Addresses
     from sandbox.rootfs.layers import ContainerLayer
     from sandbox.rootfs.plan import ContainerFiles
     from sandbox.spec.model import Container, EnvVar, Pod
@@ -188,7 +189,7 @@ def pod_hostname(pod: Pod) -> str:
 
 def container_env(container: Container, image: Image, hostname: str, pod: Pod | None = None,
                   sources: Sources | None = None, skipped: list[str] | None = None,
-                  kubelet_env: dict[str, str] | None = None) -> list[str]:
+                  kubelet_env: dict[str, str] | None = None, addresses: Addresses | None = None) -> list[str]:
     """containerd's merge: image ENV first, the kubelet's list over it, plus HOSTNAME; a default
     PATH when neither has one. Kubernetes does not promise an order; we keep first-seen order.
 
@@ -208,7 +209,7 @@ def container_env(container: Container, image: Image, hostname: str, pod: Pod | 
     namespace = pod.metadata.namespace or "default"
 
     def resolve(var: EnvVar) -> str | None:
-        return _env_value(pod, namespace, container, var, sources)
+        return _env_value(pod, namespace, container, var, sources, addresses)
 
     pairs = _env_from(container, namespace, sources, skipped) if sources is not None else []
     for name, value in container_environment(container, resolve, pairs):
@@ -218,7 +219,8 @@ def container_env(container: Container, image: Image, hostname: str, pod: Pod | 
     return [f"{k}={v}" for k, v in merged.items()]
 
 
-def _env_value(pod: Pod, namespace: str, container: Container, var: EnvVar, sources: Sources | None) -> str | None:
+def _env_value(pod: Pod, namespace: str, container: Container, var: EnvVar, sources: Sources | None,
+               addresses: Addresses | None) -> str | None:
     from sandbox.process.downward import env_value
 
     source = var.value_from
@@ -228,7 +230,7 @@ def _env_value(pod: Pod, namespace: str, container: Container, var: EnvVar, sour
             if sources is None:
                 return None
             return config_value(sources, namespace, kind, ref.name or "", ref.key, bool(ref.optional))
-    return env_value(pod, container, var)
+    return env_value(pod, container, var, addresses)
 
 
 def _env_from(container: Container, namespace: str, sources: Sources,

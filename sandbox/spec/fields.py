@@ -91,7 +91,6 @@ _API_SERVER = inert("set by the API server")
 _NO_API = inert("there is no API server on one node")
 # The planned work that will honour a refused field.
 _BOUNDARY = "the container boundary"
-_NETWORK = "the pod network"
 _VOLUMES = "volumes and configuration"
 _WINDOWS = inert("applies to Windows nodes only")
 # RuntimeDefault is what a container naming no profile gets (stricter than the kubelet's
@@ -199,8 +198,9 @@ TABLE: dict[str, dict[str, Rule]] = {
     "HostAlias": {"ip": H, "hostnames": H},
     "ContainerPort": {
         "name": H, "containerPort": H, "protocol": H,
-        "hostPort": refused("publishing a port on the host", planned=_NETWORK),
-        "hostIP": refused("publishing a port on the host", planned=_NETWORK),
+        "hostPort": honoured("DNAT through nftables from the host's addresses and 127.0.0.1 to the pod IP "
+                             "(CNI: the configuration's portmap plugin); refused with --network none"),
+        "hostIP": honoured("the host address the hostPort is published on"),
     },
     "EnvVar": {"name": H, "value": H, "valueFrom": H},
     "EnvVarSource": {

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from sandbox.pod.cgroups import PodCgroups
     from sandbox.pod.sandbox import SandboxDirs
     from sandbox.pod.teardown import Journal, TornDown
+    from sandbox.process.downward import Addresses
     from sandbox.process.exitwatch import ExitWatch
     from sandbox.process.resources import PodResources
     from sandbox.process.spawner import ChildProcess, ExitInfo, Spawner
@@ -111,6 +112,12 @@ def succeeded(cs: st.ContainerStatus) -> bool:
     return isinstance(cs.state, st.Terminated) and cs.state.exit_code == 0
 
 
+def pod_ip(addresses: Addresses | None) -> str:
+    """The pod's first IP, the kubelet's default target of httpGet and tcpSocket handlers; ""
+    without a pod network (they target 127.0.0.1 inside the pod's namespace then)."""
+    return addresses.pod_ips[0] if addresses is not None and addresses.pod_ips else ""
+
+
 @record(frozen=False)
 class PodContext:
     """What a container instance needs from its pod: the pod's own facts and the supervisor's
@@ -144,6 +151,7 @@ class PodContext:
     exit_watch: ExitWatch | None = None  # taskstats listener for the foreground rule (own PID namespaces)
     read_only_volumes: set[str] = field(default_factory=set)  # mounted read-only whatever the mount says
     sources: Sources | None = None  # ConfigMaps and Secrets for env (None: a unit test's pod, refs left out)
+    addresses: Addresses | None = None  # the pod's and node's IPs (downward API, probe targets)
 
     def record(self, obj: TornDown) -> None:
         """Record what the pod is about to create, for the one tear-down (pod/teardown.py)."""
@@ -242,7 +250,7 @@ class ContainerLifecycle:
         skipped: list[str] = []  # envFrom keys that are no env names: the kubelet's event on the pod
         kubelet_env: dict[str, str] = {}  # what a subPathExpr is expanded from
         slot.env = launch.container_env(slot.spec, slot.image, ctx.hostname, ctx.pod, ctx.sources, skipped,
-                                        kubelet_env)
+                                        kubelet_env, ctx.addresses)
         for message in skipped:
             ctx.event(None, ev.invalid_env_names(message))
         slot.argv = launch.resolve_argv(slot.spec, slot.image, slot.env)
@@ -313,7 +321,7 @@ class ContainerLifecycle:
         ports = {p.name: p.container_port for p in slot.spec.ports if p.name}
         return CheckContext(self.ctx.spawner, slot.process.pidfd, self.ctx.pause_pidfd, tuple(slot.env),
                             launch.working_dir(slot.spec, slot.image), ports, slot.identity,
-                            membership(slot.cgroup))
+                            membership(slot.cgroup), pod_ip(self.ctx.addresses))
 
     def _post_start_done(self, slot: Slot, outcome: Any) -> None:
         slot.hook = None

@@ -26,7 +26,14 @@ from sandbox.logs.stream import ContainerLog, Terminal
 from sandbox.paths import RootLayout
 from sandbox.pod import projection, teardown, volumes
 from sandbox.pod.cgroups import PAUSE_CGROUP, paths_json
-from sandbox.pod.sandbox import HostNamespaces, SandboxDirs, pod_files_root, start_pause, write_pod_files
+from sandbox.pod.sandbox import (
+    HostNamespaces,
+    SandboxDirs,
+    pod_files_root,
+    rewrite_hosts_file,
+    start_pause,
+    write_pod_files,
+)
 from sandbox.process import launch
 from sandbox.process.spawner import ChildProcess, Spawner
 from sandbox.record import replace
@@ -47,6 +54,7 @@ if TYPE_CHECKING:
     from sandbox.config.sources import Sources
     from sandbox.logs.rotation import RotationPolicy
     from sandbox.pod.cgroups import CgroupPlan
+    from sandbox.pod.network import NetworkOptions, PodNetwork
     from sandbox.pod.projection import ProjectedVolumes
 
 log = get_logger(__name__)
@@ -73,6 +81,7 @@ class PodSupervisor:
         cgroups: CgroupPlan | None = None,
         allow_host_path: bool = True,
         sources: Sources | None = None,
+        network: NetworkOptions | None = None,
         save_state: Callable[[dict[str, Any]], None],
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -124,6 +133,11 @@ class PodSupervisor:
         self.journal = teardown.Journal(state_dir)
         self.ctx.journal = self.journal
         self.ctx.sources = sources  # ConfigMaps and Secrets env reads (config/sources.py)
+        self.network: PodNetwork | None = None
+        if network is not None:
+            from sandbox.pod.network import PodNetwork
+
+            self.network = PodNetwork(network, pod, uid, self.ctx.record, state_dir)
         self.lifecycle = ContainerLifecycle(self.ctx, changed=self._save, started=self._container_started,
                                             start_failed=self._start_failed)
 
@@ -216,8 +230,12 @@ class PodSupervisor:
         self.ctx.record(teardown.Directory(self.volumes_root, self.volumes_root.parent))
         self.ctx.record(teardown.Mount(self.dirs.files_root))
         self.ctx.record(teardown.Directory(self.dirs.pause_root, self.dirs.root))
+        if self.network is not None:  # the lease and hostPorts: a taken port fails the pod here
+            self.network.before_pause()
+            self.ctx.addresses = self.network.addresses
         # Mounts under volumesDir; the notes are the kubelet's DNS events (MissingClusterDNS, ...).
-        for note in write_pod_files(self.dirs, self.pod, self.uid, self.hostname, self.host):
+        pod_ips = self.ctx.addresses.pod_ips if self.ctx.addresses is not None else ()
+        for note in write_pod_files(self.dirs, self.pod, self.uid, self.hostname, self.host, pod_ips):
             self.ctx.event(None, note)
         # A Memory emptyDir's tmpfs is recorded through ctx.record before it is mounted.
         memory_limit = self.cgroup_plan.resources.pod.memory_limit if self.cgroup_plan is not None else None
@@ -259,6 +277,13 @@ class PodSupervisor:
         self.ctx.pause_pidfd = self.pause.pidfd
         self.selector.register(self.pause.pidfd, selectors.EVENT_READ, ("pause", None))
         log.info("pod %s/%s: pause is pid %d", self.namespace, self.name, self.pause.pid)
+        network = self.network
+        if network is not None:  # the veth (or CNI's ADD) into pause's network namespace
+            before = self.ctx.addresses
+            network.after_pause(self.pause.pid, self.pause.pidfd)
+            self.ctx.addresses = network.addresses
+            if network.addresses != before and not self.host.network:
+                rewrite_hosts_file(self.dirs, self.pod, network.addresses.pod_ips)
 
     def _deadline_exceeded(self) -> None:
         """activeDeadlineSeconds: the kubelet fails the pod and kills its containers (with grace)."""
@@ -616,7 +641,8 @@ class PodSupervisor:
             "cgroup": self.ctx.cgroups.to_json() if self.ctx.cgroups is not None else None,
             "pauseCgroup": paths_json(self.pause_cgroup),
             "status": snapshot.status_json(self.phase, self.conditions, self.created_at, init, app,
-                                           self.failure_message, self.failure_reason, self.qos_class),
+                                           self.failure_message, self.failure_reason, self.qos_class,
+                                           self.ctx.addresses),
             "summary": snapshot.summary(self.phase, self.conditions, init, app,
                                         deleting=self.deleting and not self._done()),
             "events": self.events.to_json(),

@@ -2,7 +2,8 @@
 
 `checks_for()` turns a probe or lifecycle handler of the spec into a non-blocking `Check`:
 exec inside the container, httpGet / tcpSocket / grpc through sockets made inside the pod's network
-namespace (the pod has no IP of its own yet, so the default host is 127.0.0.1 there), sleep as a
+namespace (the default host is the pod's IP, as the kubelet's; 127.0.0.1 there for a pod without a
+pod network), sleep as a
 timer. `ContainerProbes` keeps one kubelet prober worker per probe type and runs its checks on the
 supervisor's timers, reporting every verdict back.
 """
@@ -42,6 +43,7 @@ class CheckContext:
     ports: Any  # Mapping[str, int]: named container ports
     identity: Identity  # who the container's processes run as (user, groups, capabilities...)
     cgroup: Any = None  # dict: the SpawnRequest fields that start exec checks in the container's cgroup
+    pod_ip: str = ""  # the default host of httpGet/tcpSocket handlers ("": 127.0.0.1, no pod network)
 
 
 class ImmediateCheck(Check):
@@ -78,11 +80,12 @@ def checks_for(handler: Any, ctx: CheckContext, timeout: float, *, hook: bool,
             return ImmediateCheck(port)
         from sandbox.probing.checks import TcpCheck
 
-        return TcpCheck(_socket_factory(ctx), handler.tcp_socket.host or DEFAULT_HOST, port, timeout)
+        return TcpCheck(_socket_factory(ctx), handler.tcp_socket.host or ctx.pod_ip or DEFAULT_HOST, port, timeout)
     if getattr(handler, "grpc", None) is not None:
         from sandbox.probing.grpc import GrpcCheck
 
-        return GrpcCheck(_socket_factory(ctx), port=int(handler.grpc.port), service=handler.grpc.service or "",
+        return GrpcCheck(_socket_factory(ctx), port=int(handler.grpc.port), host=ctx.pod_ip or DEFAULT_HOST,
+                         service=handler.grpc.service or "",
                          timeout=timeout)
     return ImmediateCheck(Outcome(ERROR, "no handler"))
 
@@ -94,7 +97,7 @@ def _http_check(action: Any, ctx: CheckContext, timeout: float, hook: bool) -> C
     if isinstance(port, Outcome):
         return ImmediateCheck(port)
     headers = [(h.name, h.value) for h in action.http_headers]
-    return HttpCheck(_socket_factory(ctx), port=port, host=action.host or DEFAULT_HOST,
+    return HttpCheck(_socket_factory(ctx), port=port, host=action.host or ctx.pod_ip or DEFAULT_HOST,
                      scheme=(action.scheme or "HTTP").lower(), path=action.path or "/", headers=headers,
                      timeout=timeout, hook=hook)
 

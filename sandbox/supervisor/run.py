@@ -72,7 +72,7 @@ def prepare(path: str, layout: RootLayout, namespace: str | None) -> PreparedPod
 def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False, probe_scale: float = 1.0,
             eviction_interval: float = 10.0,
             log_policy: Any = None, remove: bool = False, cgroups: Any = None,
-            allow_host_path: bool = True) -> dict[str, Any]:
+            allow_host_path: bool = True, network: Any = None) -> dict[str, Any]:
     """Run the pod to its end; returns its final Pod status (phase, containerStatuses, ...).
     `log_policy`: container log rotation (a logs.rotation.RotationPolicy; None: the defaults).
 
@@ -81,12 +81,14 @@ def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False, probe_s
     same name, which replaces it. `remove` (`sandbox run --rm`) removes both at exit. `cgroups`: the
     pod's checked cgroup plan (pod/cgroups.plan; None: planned here with the default options).
     `allow_host_path=False` (`--no-host-path`) refuses a pod with a hostPath volume before anything
-    is created (SpecError naming each volume's field)."""
+    is created (SpecError naming each volume's field). `network`: a pod.network.NetworkOptions
+    (None: the default, the built-in bridge)."""
     from sandbox.config.sources import Sources
     from sandbox.config.store import ConfigStore
     from sandbox.logs.stream import Terminal
     from sandbox.pod.cgroups import CgroupConfig, plan
     from sandbox.pod.cleanup import clear_record, end_record, remove_logs, remove_pod_dir
+    from sandbox.pod.network import NetworkOptions
     from sandbox.pod.teardown import Journal, pod_bases, undo_all
     from sandbox.process.spawner import DirectSpawner
     from sandbox.record import replace
@@ -128,7 +130,8 @@ def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False, probe_s
             log_policy=log_policy, qos_class=qos_class(manifest.get("spec") or {}),
             cgroups=cgroups if cgroups is not None else plan(prepared.pod, CgroupConfig()),
             allow_host_path=allow_host_path,
-            sources=Sources(prepared.config, ConfigStore(layout.lib / "config")))
+            sources=Sources(prepared.config, ConfigStore(layout.lib / "config")),
+            network=network if network is not None else NetworkOptions())
         # Once the pod runs, SIGINT and SIGTERM belong to the supervisor (stop, then force); after
         # its loop they must not cut short the final record and summary: the supervisor restores
         # this ignoring disposition, not Python's KeyboardInterrupt.

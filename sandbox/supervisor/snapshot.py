@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any
 
+    from sandbox.process.downward import Addresses
 
 def next_phase(previous: str, restart_policy: str, init: Sequence[st.ContainerStatus],
                app: Sequence[st.ContainerStatus], *, deleting: bool, done: bool, failed: bool) -> str:
@@ -27,13 +28,20 @@ def next_phase(previous: str, restart_policy: str, init: Sequence[st.ContainerSt
 
 def status_json(phase: str, conditions: Sequence[st.PodCondition], created_at: float,
                 init: Sequence[st.ContainerStatus], app: Sequence[st.ContainerStatus],
-                failure_message: str = "", failure_reason: str = "", qos_class: str = "") -> dict[str, Any]:
+                failure_message: str = "", failure_reason: str = "", qos_class: str = "",
+                addresses: Addresses | None = None) -> dict[str, Any]:
     """`status` of the Pod object (`sandbox get pod -o json`), in the API's field order."""
     status: dict[str, Any] = {
         "phase": phase,
         "conditions": [st.condition_json(c) for c in conditions],
-        "startTime": st.rfc3339(created_at),
     }
+    if addresses is not None and addresses.host_ips:
+        status["hostIP"] = addresses.host_ips[0]
+        status["hostIPs"] = [{"ip": ip} for ip in addresses.host_ips]
+    if addresses is not None and addresses.pod_ips:
+        status["podIP"] = addresses.pod_ips[0]
+        status["podIPs"] = [{"ip": ip} for ip in addresses.pod_ips]
+    status["startTime"] = st.rfc3339(created_at)
     if init:
         status["initContainerStatuses"] = [st.container_status_json(c) for c in init]
     status["containerStatuses"] = [st.container_status_json(c) for c in app]

@@ -47,7 +47,19 @@ def _host_snapshot() -> dict[str, Any]:
     with open("/proc/self/mountinfo") as f:
         mounts = sorted(line.split()[4] for line in f)
     netns = sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else []
-    return {"mounts": mounts, "netns": netns}
+    return {"mounts": mounts, "netns": netns, **network_snapshot()}
+
+
+NETWORKS_DIR = Path("/run/sandbox/networks")
+
+
+def network_snapshot() -> dict[str, Any]:
+    """What a pod network leaves on the host, read from outside: links (bridges, veth host ends),
+    IPAM directories and leases, nftables tables."""
+    leases = sorted(str(p.relative_to(NETWORKS_DIR)) for p in NETWORKS_DIR.rglob("*")) if NETWORKS_DIR.is_dir() else []
+    nft = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True)
+    return {"links": sorted(os.listdir("/sys/class/net")), "ipam": leases,
+            "nft": sorted(nft.stdout.split("\n")) if nft.returncode == 0 else nft.stderr}
 
 
 def _pod_processes(since_pids: set[int]) -> list[str]:
@@ -227,7 +239,7 @@ def sbx(image_store: Path, tmp_path: Path) -> Iterator[Sandbox]:
         shutil.rmtree(root, ignore_errors=True)
         assert not mounts_left, f"mounts under the test's root even after delete and unmount: {mounts_left}"
         assert not leaked, f"processes left behind: {leaked}"
-        assert after == before, "host mounts or network namespaces changed"
+        assert after == before, "host mounts, network namespaces, links, IPAM records or nft tables changed"
         assert not pods_left, f"pod state left behind: {pods_left}"
         assert not layers_left, f"container layers left behind: {layers_left}"
         assert not cgroups_left, f"cgroups left behind: {cgroups_left}"

@@ -80,8 +80,12 @@ hostAliases:
 - {ip: 10.1.2.3, hostnames: [foo.local, bar.local]}
 """, namespace="team")
     fqdn = "web.sub.team.svc.cluster.local"
+    started = sbx.state("web", "team")
+    assert started is not None
+    ip = started["status"]["podIP"]  # the pod network's address: its FQDN and hostname
     assert inside(sbx, "web", "cat /etc/hosts", "team") == (
-        LOCALHOST + "\n# Entries added by HostAliases.\n10.1.2.3\tfoo.local\n10.1.2.3\tbar.local\n")
+        LOCALHOST + f"{ip}\t{fqdn}\tweb\n"
+        + "\n# Entries added by HostAliases.\n10.1.2.3\tfoo.local\n10.1.2.3\tbar.local\n")
     assert inside(sbx, "web", "hostname; cat /etc/hostname; echo $HOSTNAME", "team").split() == [fqdn] * 3
     # No cluster DNS: the node's config, and the kubelet's warning on the pod.
     assert inside(sbx, "web", "cat /etc/resolv.conf", "team").splitlines() == node_resolv_lines()
@@ -153,7 +157,10 @@ hostAliases:
 def test_hostname_override_is_the_hostname(sbx: Sandbox) -> None:
     proc = start(sbx, "over", "hostname: web\nsubdomain: sub\nhostnameOverride: www.example.com")
     assert inside(sbx, "over", "hostname; cat /etc/hostname").split() == ["www.example.com"] * 2
-    assert inside(sbx, "over", "cat /etc/hosts") == LOCALHOST
+    state = sbx.state("over")
+    assert state is not None
+    # hostnameOverride replaces the hostname and the subdomain's FQDN in the pod IP's line
+    assert inside(sbx, "over", "cat /etc/hosts") == LOCALHOST + f"{state['status']['podIP']}\twww.example.com\n"
     sbx.stop(proc)
 
 

@@ -59,8 +59,16 @@ def test_hostname_and_loopback(sbx: Sandbox) -> None:
     assert sbx.run("exec", "host-name", "--", "hostname").stdout.strip() == "host-name"
     ip = sbx.run("exec", "host-name", "--", "ip", "-o", "link", "show", "lo").stdout
     assert "UP" in ip and "LOOPBACK" in ip
-    links = sbx.run("exec", "host-name", "--", "ip", "-o", "link").stdout.strip().splitlines()
-    assert len(links) == 1, links  # only lo: no pod network without one being asked for
+    links = sbx.run("exec", "host-name", "--", "ls", "/sys/class/net").stdout.split()
+    assert links == ["eth0", "lo"], links  # lo and the pod network's end of its veth, nothing of the host's
+    sbx.stop(proc)
+
+
+def test_network_none_gives_only_loopback(sbx: Sandbox) -> None:
+    proc = sbx.start(sbx.manifest(TWO_SLEEPERS.format(name="no-net", share="false")), "--network", "none")
+    sbx.wait_running("no-net", containers=2)
+    links = sbx.run("exec", "no-net", "--", "ip", "-o", "link").stdout.strip().splitlines()
+    assert len(links) == 1 and "LOOPBACK" in links[0] and "UP" in links[0], links
     sbx.stop(proc)
 
 

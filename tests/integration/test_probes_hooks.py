@@ -326,5 +326,6 @@ spec:
     started = time.monotonic()
     code, out, err = sbx.stop(proc)
     assert 1.0 <= time.monotonic() - started < 4
-    assert "[web] [::ffff:127.0.0.1]" in err and "response:404" in err  # httpd -v logs the hook on stderr
+    # httpd -v logs the hook on stderr: it came to the pod IP, as the kubelet's (no `host` given)
+    assert f"[web] [::ffff:{state['status']['podIP']}]" in err and "response:404" in err
     assert "app: terminated (Completed, exit code 0)" in err

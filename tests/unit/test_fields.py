@@ -81,7 +81,7 @@ def test_protections_are_never_merely_warned() -> None:
     for name in ("SecurityContext", "PodSecurityContext"):
         for key, rule in fields.TABLE[name].items():
             assert rule.support != fields.WARNED, f"{name}.{key}"
-    assert fields.TABLE["ContainerPort"]["hostPort"].support == fields.REFUSED
+    assert fields.TABLE["ContainerPort"]["hostPort"].support == fields.HONOURED  # never merely warned
     assert fields.TABLE["PodSpec"]["hostNetwork"].support == fields.HONOURED
 
 
@@ -95,7 +95,6 @@ def test_a_plain_pod_has_nothing_to_say() -> None:
 
 @pytest.mark.parametrize(("container", "path"), [
     ("securityContext: {procMount: Unmasked}", "securityContext.procMount"),
-    ("ports: [{containerPort: 80, hostPort: 8080}]", "ports[0].hostPort"),
     ("stdin: true", "stdin"),
     ("tty: true", "tty"),
     ("restartPolicy: Never\nrestartPolicyRules: [{action: Restart, exitCodes: {operator: In, values: [42]}}]",

@@ -1,0 +1,201 @@
+"""The built-in pod network: a host bridge (`sandbox0`) holding the subnet's first address, one veth
+pair per pod whose peer is `eth0` in pause's network namespace, an address leased from the
+subnet (ipam.py) and a default route via the bridge, as CNI's bridge + host-local plugins set a pod
+up (isGateway, no hairpin).
+
+Life cycle: the first lease creates the network's directory and the bridge, under the network's
+lock; the release of the last lease removes both (and the hostPort table, if a pod made one),
+unless the bridge was configured to stay. The veth needs no lock: the pod's lease keeps the bridge
+alive, and the pair dies with pause's namespace (the host end is still deleted explicitly, for a
+pause that is somehow still alive at tear-down).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from sandbox.errors import SandboxError
+from sandbox.network.ipam import NETWORKS_DIR, Ipam, network_dir
+from sandbox.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+DEFAULT_BRIDGE = "sandbox0"
+DEFAULT_SUBNET = "10.89.0.0/16"
+POD_IFNAME = "eth0"
+NFT_MARKER = "nft"  # in the network's directory: a pod made the hostPort/masquerade table
+
+
+class NetworkSetupError(SandboxError):
+    """The pod's network could not be set up (the message names the step and the kernel's error)."""
+
+
+@record
+class BridgeConfig:
+    bridge: str = DEFAULT_BRIDGE
+    subnet: str = DEFAULT_SUBNET
+    masquerade: bool = False  # outbound NAT for the subnet (off: tests never leave the machine)
+    keep_bridge: bool = False  # leave the bridge (and its directory) when the last pod goes
+    base: Path = NETWORKS_DIR
+
+    @property
+    def directory(self) -> Path:
+        return network_dir(self.bridge, self.base)
+
+    @property
+    def nft_table(self) -> str:
+        return f"sandbox_{self.bridge}"
+
+    def ipam(self) -> Ipam:
+        return Ipam(self.directory, self.subnet)
+
+
+@record
+class Lease:
+    """A pod's address on the bridge."""
+
+    address: str
+    prefixlen: int
+    gateway: str
+
+
+def check_bridge_name(name: str) -> None:
+    """A Linux interface name (IFNAMSIZ 16 with the NUL) that is also a safe path component."""
+    if not 0 < len(name) <= 15 or "/" in name or name in (".", "..") or any(c.isspace() or c == ":" for c in name):
+        raise SandboxError(f"bridge name must be 1-15 characters without '/', ':' or spaces, got {name!r}")
+
+
+def veth_name(uid: str) -> str:
+    """The host end of a pod's veth pair: 15 characters derived from the pod's uid."""
+    return "sbv" + uid.replace("-", "")[:12]
+
+
+def lease(config: BridgeConfig, owner: str, then: Callable[[Lease], None] | None = None) -> Lease:
+    """Lease an address for `owner` and make sure the bridge exists with the gateway address, under
+    the network's lock (a concurrent release of the last lease cannot remove it under us); `then`
+    runs under the same lock (the pod's hostPorts, whose conflicts the lock serialises). On any
+    error the lease is dropped again and the error raised."""
+    ipam = config.ipam()
+    with ipam.locked():
+        address = ipam.allocate(owner)
+        result = Lease(address, ipam.subnet.prefixlen, ipam.gateway)
+        try:
+            try:
+                _ensure_bridge(config.bridge, ipam.gateway, ipam.subnet.prefixlen)
+            except OSError as e:
+                raise NetworkSetupError(f"bridge {config.bridge}: {e.strerror}") from None
+            if then is not None:
+                then(result)
+        except BaseException:
+            ipam.release(owner)
+            if not ipam.leases() and not config.keep_bridge:
+                _remove_network(config, ipam)
+            raise
+    return result
+
+
+def _ensure_bridge(name: str, gateway: str, prefixlen: int) -> None:
+    from sandbox.network.rtnl import Rtnl
+
+    with Rtnl() as rtnl:
+        index = rtnl.link_index(name)
+        if index is None:
+            rtnl.add_bridge(name)
+            index = rtnl.link_index(name)
+            if index is None:
+                raise OSError(19, "bridge vanished after creation")
+        try:
+            rtnl.add_address(index, gateway, prefixlen)
+        except OSError as e:
+            if e.errno != 17:  # EEXIST: it has it already
+                raise
+        rtnl.set_up(index)
+
+
+def attach(config: BridgeConfig, uid: str, pod_lease: Lease, pause_pid: int, pause_pidfd: int) -> None:
+    """The pod's veth: host end on the bridge, `eth0` in pause's network namespace with the leased
+    address, up, and a default route via the gateway."""
+    from sandbox.netns import socket_in_netns
+    from sandbox.network.rtnl import Rtnl
+
+    try:
+        nsfd = os.open(f"/proc/{pause_pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise NetworkSetupError(f"pause's network namespace: {e.strerror}") from None
+    try:
+        import signal
+
+        signal.pidfd_send_signal(pause_pidfd, 0)  # the namespace opened is pause's: it still lives
+        delete_veth(veth_name(uid))  # a re-created sandbox: the old pair may not be freed yet
+        with Rtnl() as host:
+            master = host.link_index(config.bridge)
+            if master is None:
+                raise NetworkSetupError(f"bridge {config.bridge} is gone")
+            host.add_veth(veth_name(uid), POD_IFNAME, nsfd, master)
+        with Rtnl(socket_in_netns(pause_pidfd, socket.AF_NETLINK, socket.SOCK_RAW).detach()) as pod:
+            index = pod.link_index(POD_IFNAME)
+            if index is None:
+                raise NetworkSetupError(f"{POD_IFNAME} did not appear in the pod's namespace")
+            pod.add_address(index, pod_lease.address, pod_lease.prefixlen)
+            pod.set_up(index)
+            pod.add_default_route(pod_lease.gateway)
+    except OSError as e:
+        raise NetworkSetupError(f"pod network on {config.bridge}: {e.strerror or e}") from None
+    finally:
+        os.close(nsfd)
+
+
+def delete_veth(name: str) -> bool:
+    """The host end of a pod's pair (its peer goes with it); False if it was gone already."""
+    try:
+        socket.if_nametoindex(name)
+    except OSError:
+        return False  # no netlink socket for the usual case: the pair died with pause's namespace
+    from sandbox.network.rtnl import Rtnl
+
+    with Rtnl() as rtnl:
+        return rtnl.delete_link(name)
+
+
+def release(config: BridgeConfig, owner: str) -> bool:
+    """Drop `owner`'s lease; the last one takes the bridge, the hostPort table and the network's
+    directory along (unless config.keep_bridge). False if there was nothing to release."""
+    ipam = config.ipam()
+    if not ipam.dir.is_dir():
+        return False
+    with ipam.locked():
+        released = ipam.release(owner)
+        if not config.keep_bridge and not ipam.leases():
+            _remove_network(config, ipam)
+    return bool(released)
+
+
+def _remove_network(config: BridgeConfig, ipam: Ipam) -> None:
+    """The last lease went: the hostPort table (if a pod made one), the bridge, the directory."""
+    if (ipam.dir / NFT_MARKER).exists():
+        from sandbox.network.hostports import HostPorts
+
+        HostPorts(config.nft_table, config.bridge, config.subnet).remove_table()
+        os.unlink(ipam.dir / NFT_MARKER)
+    from sandbox.network.rtnl import Rtnl
+
+    with Rtnl() as rtnl:
+        rtnl.delete_link(config.bridge)
+    ipam.remove_if_empty()
+
+
+def host_ip(fallback: str) -> str:
+    """The node's address as status.hostIP: the source the kernel picks for the default route (a
+    UDP connect sends nothing), else `fallback`."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    try:
+        s.connect(("192.0.2.1", 9))  # TEST-NET-1: only a route lookup
+        return str(s.getsockname()[0])
+    except OSError:
+        return fallback
+    finally:
+        s.close()

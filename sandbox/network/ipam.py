@@ -1,0 +1,171 @@
+"""Pod addresses from a subnet, as CNI's host-local plugin hands them out: one file per leased
+address in the network's directory (its content: the owner), a `last_reserved_ip` cursor so a
+released address is not handed out again at once (a peer's ARP cache may still hold it), and one
+lock (flock) that every `sandbox run` of the host takes around allocation, release and whatever
+must change with them (the bridge is created with the first lease and removed with the last).
+
+The directory lives under /run (tmpfs): a lease means a live veth, and a reboot ends both. It is
+removed, lock file included, when its last lease goes; a process that was waiting for the lock
+then holds a lock on a deleted file, so `locked()` re-checks after flock that the path still names
+the file it locked and starts over otherwise (the usual lock-file-deletion protocol).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import ipaddress
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+from sandbox.errors import SandboxError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+NETWORKS_DIR = Path("/run/sandbox/networks")
+LOCK_FILE = "lock"
+CURSOR_FILE = "last_reserved_ip"
+SUBNET_FILE = "subnet"
+
+
+class IpamError(SandboxError):
+    """No address could be leased (subnet exhausted, a different subnet already in use...)."""
+
+
+def network_dir(bridge: str, base: Path = NETWORKS_DIR) -> Path:
+    return base / bridge
+
+
+class Ipam:
+    """The leases of one network (`directory`) in `subnet`; the first host address is the
+    gateway (the bridge's own address) and is never leased."""
+
+    def __init__(self, directory: Path, subnet: str) -> None:
+        self.dir = directory
+        self.subnet = ipaddress.ip_network(subnet)
+        hosts = self.subnet.num_addresses - (2 if self.subnet.version == 4 else 1)
+        if hosts < 2:
+            raise IpamError(f"subnet {subnet}: too small for a gateway and a pod")
+        self.gateway = str(self.subnet.network_address + 1)
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the network's lock (created with its directory when missing)."""
+        while True:
+            self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            try:
+                fd = os.open(self.dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            except FileNotFoundError:
+                continue  # the directory went with its last lease between mkdir and open
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    same = os.stat(self.dir / LOCK_FILE).st_ino == os.fstat(fd).st_ino
+                except FileNotFoundError:
+                    same = False
+                if same:
+                    yield
+                    return
+            finally:
+                os.close(fd)
+
+    def check_subnet(self) -> None:
+        """The directory's subnet is ours (written with the first lease); call under the lock."""
+        try:
+            recorded = (self.dir / SUBNET_FILE).read_text().strip()
+        except FileNotFoundError:
+            _write(self.dir / SUBNET_FILE, f"{self.subnet}\n")
+            return
+        if recorded != str(self.subnet):
+            raise IpamError(f"network {self.dir.name} already uses subnet {recorded} (its pods still run); "
+                            f"asked for {self.subnet}")
+
+    def leases(self) -> dict[str, str]:
+        """address -> owner, for every lease; call under the lock."""
+        found = {}
+        for entry in os.scandir(self.dir):
+            if _is_address(entry.name):
+                try:
+                    found[entry.name] = Path(entry.path).read_text().split("\n", 1)[0]
+                except FileNotFoundError:
+                    pass
+        return found
+
+    def allocate(self, owner: str) -> str:
+        """Lease the next free address after the cursor to `owner`; call under the lock. An owner
+        that already holds one gets it back (a re-run after a crash)."""
+        self.check_subnet()
+        for address, holder in self.leases().items():
+            if holder == owner:
+                return address
+        first = int(self.subnet.network_address) + 2  # +1 is the gateway
+        last = int(self.subnet.broadcast_address) - (1 if self.subnet.version == 4 else 0)
+        try:
+            start = int(ipaddress.ip_address((self.dir / CURSOR_FILE).read_text().strip())) + 1
+        except (FileNotFoundError, ValueError):
+            start = first
+        if not first <= start <= last:
+            start = first
+        span = last - first + 1
+        for step in range(span):
+            candidate = str(ipaddress.ip_address(first + (start - first + step) % span))
+            try:
+                fd = os.open(self.dir / candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            except FileExistsError:
+                continue
+            try:
+                os.write(fd, f"{owner}\n".encode())
+            finally:
+                os.close(fd)
+            _write(self.dir / CURSOR_FILE, candidate)
+            return candidate
+        raise IpamError(f"subnet {self.subnet}: every address is leased ({span} pods)")
+
+    def release(self, owner: str) -> list[str]:
+        """Drop `owner`'s leases; returns their addresses. Call under the lock."""
+        released = []
+        for address, holder in self.leases().items():
+            if holder == owner:
+                try:
+                    os.unlink(self.dir / address)
+                except FileNotFoundError:
+                    continue
+                released.append(address)
+        return released
+
+    def remove_if_empty(self) -> bool:
+        """Remove the directory (lock included) if no lease is left; call under the lock. True if
+        removed: the caller then removes what lives as long as the network (the bridge)."""
+        if self.leases():
+            return False
+        for name in (SUBNET_FILE, CURSOR_FILE, LOCK_FILE):
+            try:
+                os.unlink(self.dir / name)
+            except FileNotFoundError:
+                pass
+        try:
+            os.rmdir(self.dir)
+        except OSError as e:
+            if e.errno not in (errno.ENOENT, errno.ENOTEMPTY):
+                raise
+            return e.errno == errno.ENOENT
+        return True
+
+
+def _is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _write(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)

@@ -1,0 +1,273 @@
+"""The built-in pod network (issue 11): a pod IP on the `sandbox0` bridge, pods reaching each other
+and the host reaching them by IP (TCP and UDP), the address in status, the downward API and
+/etc/hosts, `--network none`, hostNetwork, 50 concurrent pods with 50 addresses, and a killed
+runtime's lease. Everything is checked from outside: /proc/<pause>/ns/net through nsenter, the
+links under /sys/class/net, the lease files; the fixture asserts that no link, lease directory or
+nft table is left after each test."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import NETWORKS_DIR, Sandbox
+
+pytestmark = pytest.mark.root
+
+SUBNET = ipaddress.ip_network("10.89.0.0/16")
+BRIDGE = "sandbox0"
+
+SERVER = """
+apiVersion: v1
+kind: Pod
+metadata: {name: %(name)s}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: busybox
+    command: ["sh", "-c", "mkdir -p /tmp/www && echo hello from %(name)s > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www"]
+  - name: udp
+    image: busybox
+    command: ["sbx-udp", "serve", "9000"]
+"""
+
+
+def start_server(sbx: Sandbox, name: str = "server", *extra: str) -> str:
+    """A pod serving HTTP on 8080 and UDP echo on 9000; returns its pod IP from its record."""
+    sbx.start(sbx.manifest(SERVER % {"name": name}, f"{name}.yaml"), *extra)
+    state = sbx.wait_running(name, containers=2)
+    return str(state["status"]["podIP"])
+
+
+def netns_addresses(pid: int) -> dict[str, list[str]]:
+    """Interface -> IPv4 addresses inside the network namespace of `pid`, read with iproute2."""
+    out = subprocess.run(["nsenter", f"--net=/proc/{pid}/ns/net", "ip", "-j", "addr"], capture_output=True,
+                         text=True, check=True).stdout
+    return {link["ifname"]: [a["local"] for a in link.get("addr_info", []) if a["family"] == "inet"]
+            for link in json.loads(out)}
+
+
+def test_a_pod_gets_an_address_on_the_bridge_as_eth0_in_its_namespace(sbx: Sandbox) -> None:
+    ip = start_server(sbx)
+    assert ipaddress.ip_address(ip) in SUBNET and ip != "10.89.0.1"
+    state = sbx.state("server")
+    assert state is not None
+    status = state["status"]
+    assert status["podIPs"] == [{"ip": ip}]
+    assert status["hostIP"] and status["hostIPs"] == [{"ip": status["hostIP"]}]
+    inside = netns_addresses(sbx.pause_pid("server"))
+    assert inside == {"lo": ["127.0.0.1"], "eth0": [ip]}
+    routes = subprocess.run(["nsenter", f"--net=/proc/{sbx.pause_pid('server')}/ns/net", "ip", "-j", "route"],
+                            capture_output=True, text=True, check=True).stdout
+    assert {"dst": "default", "gateway": "10.89.0.1"}.items() <= json.loads(routes)[0].items()
+    # the host end: on the bridge, which holds the gateway address
+    veths = [n for n in os.listdir("/sys/class/net") if os.path.exists(f"/sys/class/net/{n}/brport")
+             and os.path.realpath(f"/sys/class/net/{n}/master").endswith("/" + BRIDGE)]
+    assert len(veths) == 1 and veths[0].startswith("sbv")
+    assert "10.89.0.1" in netns_addresses(os.getpid())[BRIDGE]
+    # the lease, on disk, names the pod
+    lease = (NETWORKS_DIR / BRIDGE / ip).read_text()
+    assert lease.split()[0] == state["uid"] and lease.split()[1] == "default/server"
+    # the files the container sees
+    hosts = sbx.run("exec", "server", "-c", "web", "--", "cat", "/etc/hosts", check=True).stdout
+    assert f"{ip}\tserver\n" in hosts
+    sbx.stop(sbx.procs[0])
+    assert not os.path.exists(f"/sys/class/net/{veths[0]}")
+    assert not os.path.exists(f"/sys/class/net/{BRIDGE}"), "the last pod takes the bridge along"
+    assert not (NETWORKS_DIR / BRIDGE).exists()
+
+
+def test_two_pods_and_the_host_reach_a_pod_by_its_ip_over_tcp_and_udp(sbx: Sandbox) -> None:
+    server = start_server(sbx)
+    client = sbx.manifest(f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: client}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: busybox
+    command: ["sh", "-c", "wget -qO- http://{server}:8080/ && sbx-udp send {server} 9000 ping-over-udp"]
+""", "client.yaml")
+    result = sbx.run("run", str(client), timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "hello from server" in result.stdout
+    assert "ping-over-udp" in result.stdout
+    # from the host, by pod IP
+    with urllib.request.urlopen(f"http://{server}:8080/", timeout=5) as response:
+        assert response.read() == b"hello from server\n"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.settimeout(5)
+        udp.sendto(b"from-host", (server, 9000))
+        assert udp.recvfrom(100)[0] == b"from-host"
+    sbx.stop(sbx.procs[0])
+
+
+def test_the_downward_api_sees_the_pod_and_host_ips(sbx: Sandbox) -> None:
+    manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: downward}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: busybox
+    command: ["sh", "-c", "echo pod=$POD_IP pods=$POD_IPS host=$HOST_IP"]
+    env:
+    - {name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+    - {name: POD_IPS, valueFrom: {fieldRef: {fieldPath: status.podIPs}}}
+    - {name: HOST_IP, valueFrom: {fieldRef: {fieldPath: status.hostIP}}}
+""")
+    result = sbx.run("run", str(manifest), timeout=60)
+    assert result.returncode == 0, result.stderr
+    status = sbx.run("get", "pod", "downward", "-o", "json", check=True).stdout
+    pod = json.loads(status)["status"]
+    expected = f"pod={pod['podIP']} pods={pod['podIP']} host={pod['hostIP']}"
+    assert expected in result.stdout
+    assert ipaddress.ip_address(pod["podIP"]) in SUBNET
+
+
+def test_network_none_leaves_the_pod_only_lo(sbx: Sandbox) -> None:
+    manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: isolated}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: busybox
+    command: ["sh", "-c", "ls /sys/class/net; echo ip=[$POD_IP]"]
+    env:
+    - {name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+""")
+    links_before = sorted(os.listdir("/sys/class/net"))
+    result = sbx.run("run", "--network", "none", str(manifest), timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "[c] lo\n" in result.stdout and "eth0" not in result.stdout
+    assert "ip=[]" in result.stdout
+    assert sorted(os.listdir("/sys/class/net")) == links_before
+    state = sbx.state("isolated")
+    assert state is not None and "podIP" not in state["status"]
+
+
+def test_a_host_network_pod_sees_the_hosts_interfaces_and_has_its_ip(sbx: Sandbox) -> None:
+    manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: hostnet}
+spec:
+  hostNetwork: true
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: busybox
+    command: ["ls", "/sys/class/net"]
+""")
+    result = sbx.run("run", str(manifest), timeout=60)
+    assert result.returncode == 0, result.stderr
+    seen = {line.removeprefix("[c] ") for line in result.stdout.splitlines()}
+    assert set(os.listdir("/sys/class/net")) <= seen
+    state = sbx.state("hostnet")
+    assert state is not None
+    assert state["status"]["podIP"] == state["status"]["hostIP"]
+    assert not (NETWORKS_DIR / BRIDGE).exists()
+
+
+def test_fifty_concurrent_pods_get_fifty_distinct_addresses(sbx: Sandbox) -> None:
+    count = 50
+    manifest = """
+apiVersion: v1
+kind: Pod
+metadata: {name: p%d}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: busybox
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait"]
+"""
+    procs = [sbx.start(sbx.manifest(manifest % i, f"p{i}.yaml"), "-q") for i in range(count)]
+    ips: dict[str, str] = {}
+    for i in range(count):
+        state = sbx.wait_running(f"p{i}", timeout=120)
+        ips[f"p{i}"] = state["status"]["podIP"]
+    assert len(set(ips.values())) == count, ips
+    assert all(ipaddress.ip_address(ip) in SUBNET for ip in ips.values())
+    leases = {p.name for p in (NETWORKS_DIR / BRIDGE).iterdir() if p.name[0].isdigit() and "." in p.name
+              and p.name != "last_reserved_ip"}
+    assert leases == set(ips.values())
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        code, _, err = sbx.finish(proc, timeout=120)
+        assert code == 0, err
+    assert not (NETWORKS_DIR / BRIDGE).exists()
+
+
+def test_a_killed_runtimes_lease_is_kept_until_its_pod_is_deleted(sbx: Sandbox) -> None:
+    first = start_server(sbx, "first")
+    proc = sbx.procs[0]
+    os.killpg(proc.pid, signal.SIGKILL)  # the runtime and nothing else: pause dies by PDEATHSIG
+    proc.wait()
+    sbx.finished.add(proc.pid)
+    assert (NETWORKS_DIR / BRIDGE / first).exists(), "a lease outlives its runtime: its record owns it"
+    second = start_server(sbx, "second")
+    assert second != first
+    deleted = sbx.run("delete", "first", timeout=60)
+    assert deleted.returncode == 0, deleted.stderr
+    assert not (NETWORKS_DIR / BRIDGE / first).exists()
+    assert os.path.exists(f"/sys/class/net/{BRIDGE}"), "the second pod still uses the bridge"
+    sbx.stop(sbx.procs[1])
+    assert not os.path.exists(f"/sys/class/net/{BRIDGE}")
+
+
+def bridge_address() -> Any:
+    return netns_addresses(os.getpid()).get(BRIDGE)
+
+
+def test_pod_cidr_and_bridge_options(sbx: Sandbox) -> None:
+    ip = start_server(sbx, "custom", "--bridge", "sbtest1", "--pod-cidr", "10.123.4.0/24")
+    assert ipaddress.ip_address(ip) in ipaddress.ip_network("10.123.4.0/24")
+    assert netns_addresses(os.getpid())["sbtest1"] == ["10.123.4.1"]
+    with urllib.request.urlopen(f"http://{ip}:8080/", timeout=5) as response:
+        assert response.read() == b"hello from custom\n"
+    sbx.stop(sbx.procs[0])
+    assert not Path("/sys/class/net/sbtest1").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--network", "flannel"], "--network: must be one of bridge, cni, none"),
+    (["--pod-cidr", "10.0.0.0/31"], "--pod-cidr: must be an IPv4 subnet"),
+    (["--pod-cidr", "fd00::/64"], "--pod-cidr: must be an IPv4 subnet"),
+    (["--bridge", "a-name-far-too-long"], "--bridge: bridge name must be 1-15 characters"),
+])
+def test_bad_network_options_are_refused_before_anything_starts(sbx: Sandbox, args: list[str], message: str) -> None:
+    manifest = sbx.manifest(SERVER % {"name": "x"})
+    result = sbx.run("run", *args, str(manifest), timeout=30)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert sbx.state("x") is None
+
+
+def test_a_subnet_change_while_pods_use_the_bridge_is_refused(sbx: Sandbox) -> None:
+    start_server(sbx, "first")
+    manifest = sbx.manifest(SERVER % {"name": "second"}, "second.yaml")
+    result = sbx.run("run", "--pod-cidr", "10.90.0.0/16", str(manifest), timeout=60)
+    assert result.returncode != 0
+    assert "already uses subnet 10.89.0.0/16" in result.stderr
+    assert "Traceback" not in result.stderr
+    sbx.stop(sbx.procs[0])
