@@ -136,6 +136,7 @@ def attach(config: BridgeConfig, uid: str, pod_lease: Lease, pause_pid: int, pau
             if master is None:
                 raise NetworkSetupError(f"bridge {config.bridge} is gone")
             host.add_veth(veth_name(uid), POD_IFNAME, nsfd, master)
+        _hairpin(veth_name(uid))
         with Rtnl(socket_in_netns(pause_pidfd, socket.AF_NETLINK, socket.SOCK_RAW).detach()) as pod:
             index = pod.link_index(POD_IFNAME)
             if index is None:
@@ -147,6 +148,16 @@ def attach(config: BridgeConfig, uid: str, pod_lease: Lease, pause_pid: int, pau
         raise NetworkSetupError(f"pod network on {config.bridge}: {e.strerror or e}") from None
     finally:
         os.close(nsfd)
+
+
+def _hairpin(port: str) -> None:
+    """Hairpin mode on the pod's bridge port: a pod reaching its own hostPort through the host
+    address gets the DNATed packet back out of the port it came in by (CNI bridge's hairpinMode)."""
+    fd = os.open(f"/sys/class/net/{port}/brport/hairpin_mode", os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, b"1")
+    finally:
+        os.close(fd)
 
 
 def delete_veth(name: str) -> bool:

@@ -99,6 +99,7 @@ class PodNetwork:
         self.options, self.pod, self.uid, self.record, self.state_dir = options, pod, uid, record, state_dir
         self.addresses = Addresses()
         self.lease: Any = None
+        self.cni_network: Any = None  # network.cni.CniNetwork, loaded before pause starts
         self.host_network = bool(pod.spec.host_network)
 
     @property
@@ -108,6 +109,11 @@ class PodNetwork:
     def owner(self) -> str:
         meta = self.pod.metadata
         return f"{self.uid} {meta.namespace or 'default'}/{meta.name}"
+
+    def port_owner(self) -> str:
+        """The owner of the pod's hostPort elements, as another pod's conflict message names it."""
+        meta = self.pod.metadata
+        return f"{meta.namespace or 'default'}/{meta.name} (uid {self.uid})"
 
     def before_pause(self) -> None:
         """hostNetwork: the node's address; bridge: the lease (and the bridge), the hostPorts."""
@@ -123,6 +129,8 @@ class PodNetwork:
             from sandbox.network.hostports import PortMapping, check_free
 
             check_free([PortMapping(p.protocol, p.host_ip, p.host_port, p.container_port, "") for p in ports])
+        if mode == "cni":
+            self._cni_load(bool(ports))
         if mode != "bridge":
             return
         from sandbox.network import bridge
@@ -140,6 +148,7 @@ class PodNetwork:
                 from sandbox.network.hostports import HostPorts
 
                 HostPorts(config.nft_table, config.bridge, config.subnet).set_masquerade()
+                _enable_forwarding()
 
         self.lease = bridge.lease(config, self.owner(), claim_ports)
         node = host_ip(self.lease.gateway)
@@ -149,9 +158,9 @@ class PodNetwork:
         from sandbox.network.hostports import HostPorts, PortMapping
 
         self.record(network_record("hostports", table=config.nft_table, bridge=config.bridge,
-                                   subnet=config.subnet, owner=self.owner()))
+                                   subnet=config.subnet, owner=self.port_owner()))
         mappings = [PortMapping(p.protocol, p.host_ip, p.host_port, p.container_port, pod_ip) for p in ports]
-        HostPorts(config.nft_table, config.bridge, config.subnet).reserve(self.owner(), mappings)
+        HostPorts(config.nft_table, config.bridge, config.subnet).reserve(self.port_owner(), mappings)
 
     def after_pause(self, pause_pid: int, pause_pidfd: int) -> None:
         """The veth into pause's namespace, or CNI's ADD with pause's namespace."""
@@ -164,11 +173,22 @@ class PodNetwork:
         elif self.mode == "cni":
             self._cni_add(pause_pid)
 
+    def _cni_load(self, has_host_ports: bool) -> None:
+        """The configuration, loaded (and its plugins found) before pause starts; hostPorts need a
+        plugin that takes portMappings (portmap), or they would be silently unpublished."""
+        from sandbox.network import cni
+
+        self.cni_network = cni.load_network(self.options.cni)
+        if has_host_ports and not any((plugin.get("capabilities") or {}).get("portMappings")
+                                      for plugin in self.cni_network.plugins):
+            raise cni.CniError(f"CNI configuration {self.cni_network.source}: the pod has hostPorts and no plugin "
+                               "takes portMappings (add portmap with capabilities.portMappings)")
+
     def _cni_add(self, pause_pid: int) -> None:
         from sandbox.network import cni
         from sandbox.network.bridge import host_ip
 
-        network = cni.load_network(self.options.cni)
+        network = self.cni_network
         meta = self.pod.metadata
         mappings = tuple({"hostPort": p.host_port, "containerPort": p.container_port,
                           "protocol": p.protocol.lower(), "hostIP": p.host_ip} for p in host_ports(self.pod))
@@ -180,6 +200,19 @@ class PodNetwork:
         self.record(network_record("cni", cache=network.to_cache(attachment, result)))
         node = host_ip("127.0.0.1")
         self.addresses = Addresses(tuple(result.ips), (node,))
+
+
+def _enable_forwarding() -> None:
+    """Outbound traffic is routed from the bridge to the host's uplink: IPv4 forwarding on, as
+    CNI's bridge plugin (ipMasq) and Docker turn it on. It stays on after the pods (other users of
+    the host may rely on it by then); `--masquerade` is the only thing that sets it."""
+    import os
+
+    fd = os.open("/proc/sys/net/ipv4/ip_forward", os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, b"1")
+    finally:
+        os.close(fd)
 
 
 def _mark_nft(config: BridgeConfig) -> None:

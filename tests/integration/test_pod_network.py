@@ -270,3 +270,126 @@ def test_a_subnet_change_while_pods_use_the_bridge_is_refused(sbx: Sandbox) -> N
     assert "already uses subnet 10.89.0.0/16" in result.stderr
     assert "Traceback" not in result.stderr
     sbx.stop(sbx.procs[0])
+
+
+PUBLISHED = """
+apiVersion: v1
+kind: Pod
+metadata: {name: %(name)s}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: busybox
+    command: ["sh", "-c", "mkdir -p /tmp/www && echo hello from %(name)s > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www"]
+    ports:
+    - {containerPort: 8080, hostPort: %(port)d%(host_ip)s}
+  - name: udp
+    image: busybox
+    command: ["sbx-udp", "serve", "9000"]
+    ports:
+    - {containerPort: 9000, hostPort: %(udp)d, protocol: UDP}
+"""
+
+
+def fetch(host: str, port: int) -> bytes:
+    with urllib.request.urlopen(f"http://{host}:{port}/", timeout=5) as response:
+        return bytes(response.read())
+
+
+def nft_tables() -> str:
+    return subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=True).stdout
+
+
+def test_host_ports_reach_the_pod_from_localhost_the_bridge_and_the_host_address(sbx: Sandbox) -> None:
+    sbx.start(sbx.manifest(PUBLISHED % {"name": "pub", "port": 18080, "host_ip": "", "udp": 19000}))
+    state = sbx.wait_running("pub", containers=2)
+    host_ip = state["status"]["hostIP"]
+    for address in ("127.0.0.1", "10.89.0.1", host_ip):
+        assert fetch(address, 18080) == b"hello from pub\n", address
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.settimeout(5)
+        udp.sendto(b"udp-via-hostport", ("127.0.0.1", 19000))
+        assert udp.recvfrom(100)[0] == b"udp-via-hostport"
+    assert f"table ip sandbox_{BRIDGE}" in nft_tables()
+    # another pod reaches it through the host address (DNAT back onto the bridge)
+    client = sbx.manifest(f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: client}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: busybox
+    command: ["wget", "-qO-", "http://{host_ip}:18080/"]
+""", "client.yaml")
+    result = sbx.run("run", "-q", str(client), timeout=60)
+    assert result.returncode == 0, result.stderr
+    sbx.stop(sbx.procs[0])
+    assert "sandbox_" not in nft_tables(), "the table goes with the bridge's last pod"
+    with pytest.raises(OSError):
+        fetch("127.0.0.1", 18080)
+
+
+def test_a_host_ip_limits_the_port_to_that_address(sbx: Sandbox) -> None:
+    sbx.start(sbx.manifest(PUBLISHED % {"name": "local", "port": 18081, "host_ip": ", hostIP: 127.0.0.1",
+                                        "udp": 19001}))
+    sbx.wait_running("local", containers=2)
+    assert fetch("127.0.0.1", 18081) == b"hello from local\n"
+    with pytest.raises(OSError):
+        fetch("10.89.0.1", 18081)
+    sbx.stop(sbx.procs[0])
+
+
+def test_a_host_port_taken_by_another_pod_fails_the_second_before_it_starts(sbx: Sandbox) -> None:
+    sbx.start(sbx.manifest(PUBLISHED % {"name": "first", "port": 18082, "host_ip": "", "udp": 19002}, "first.yaml"))
+    first = sbx.wait_running("first", containers=2)
+    second = sbx.manifest(PUBLISHED % {"name": "second", "port": 18082, "host_ip": ", hostIP: 127.0.0.1",
+                                       "udp": 19003}, "second.yaml")
+    result = sbx.run("run", str(second), timeout=60)
+    assert result.returncode != 0
+    assert "hostPort 18082/TCP" in result.stderr and f"default/first (uid {first['uid']})" in result.stderr, \
+        result.stderr
+    assert "Traceback" not in result.stderr
+    leases = [p.name for p in (NETWORKS_DIR / BRIDGE).iterdir() if p.name.startswith("10.")]
+    assert leases == [first["status"]["podIP"]], "the refused pod's lease was dropped"
+    assert fetch("127.0.0.1", 18082) == b"hello from first\n"
+    sbx.stop(sbx.procs[0])
+
+
+def test_a_host_port_a_host_process_holds_is_refused(sbx: Sandbox) -> None:
+    with socket.socket() as holder:
+        holder.bind(("0.0.0.0", 18083))
+        holder.listen()
+        manifest = sbx.manifest(PUBLISHED % {"name": "taken", "port": 18083, "host_ip": "", "udp": 19004})
+        result = sbx.run("run", str(manifest), timeout=60)
+    assert result.returncode != 0
+    assert "18083/TCP" in result.stderr and "already in use on the host" in result.stderr, result.stderr
+    assert not (NETWORKS_DIR / BRIDGE).exists()
+
+
+def test_a_host_port_with_network_none_is_refused_by_its_field(sbx: Sandbox) -> None:
+    manifest = sbx.manifest(PUBLISHED % {"name": "nonet", "port": 18084, "host_ip": "", "udp": 19005})
+    result = sbx.run("run", "--network", "none", str(manifest), timeout=60)
+    assert result.returncode == 2
+    assert "spec.containers[0].ports[0].hostPort: Forbidden: the pod has no network" in result.stderr
+    assert sbx.state("nonet") is None
+
+
+def test_masquerade_is_an_option_and_off_by_default(sbx: Sandbox) -> None:
+    forwarding = Path("/proc/sys/net/ipv4/ip_forward")
+    saved = forwarding.read_text()
+    try:
+        start_server(sbx, "plain")
+        assert "sandbox_" not in nft_tables(), "no hostPort, no masquerade: no table at all"
+        start_server(sbx, "masq", "--masquerade")
+        ruleset = subprocess.run(["nft", "list", "table", "ip", f"sandbox_{BRIDGE}"], capture_output=True,
+                                 text=True, check=True).stdout
+        assert f'ip saddr 10.89.0.0/16 oifname != "{BRIDGE}" masquerade' in ruleset
+        assert forwarding.read_text().strip() == "1"
+        for proc in list(sbx.procs):
+            sbx.stop(proc)
+        assert "sandbox_" not in nft_tables()
+    finally:
+        forwarding.write_text(saved)

@@ -74,12 +74,10 @@ def test_only_native_imports_the_compiled_core() -> None:
     assert users <= {"sandbox/native.py"}, users
 
 
-def test_cffi_only_in_the_native_layer_and_the_dlopen_bindings() -> None:
-    """The compiled core, and the two system libraries reached by cffi's ABI mode (libseccomp,
-    libnftables)."""
+def test_cffi_only_in_the_native_layer_and_the_libseccomp_binding() -> None:
     users = {p.relative_to(PACKAGE.parent).as_posix() for p in PACKAGE.rglob("*.py")
              if any(n.split(".")[0] == "cffi" for n in imports_of(p))}
-    assert users <= {"sandbox/native.py", "sandbox/security/_libseccomp.py", "sandbox/network/nft.py"}, users
+    assert users <= {"sandbox/native.py", "sandbox/security/_libseccomp.py"}, users
 
 
 def test_pyroute2_stays_out_of_the_runtime() -> None:

@@ -1,0 +1,130 @@
+"""`sandbox run --network cni`: pods networked by Debian's CNI plugins (bridge + host-local +
+loopback, portmap for hostPort) from a test configuration directory. The pod IP comes from the
+plugins' result; pods and the host reach it; host-local's reservation is released with the pod;
+50 concurrent pods get 50 addresses; a broken configuration fails the pod before it starts.
+The `net` fixture (test_net_cni.py) removes the bridge the bridge plugin never removes and
+portmap's shared chains, and checks the nftables ruleset is as before."""
+
+from __future__ import annotations
+
+import ipaddress
+import signal
+import subprocess
+import urllib.request
+
+import pytest
+from conftest import Sandbox
+from test_net_cni import BIN_DIR, Net
+from test_net_cni import nat_ruleset as _nat_ruleset  # noqa: F401  (fixture "nat_ruleset")
+from test_net_cni import net as _net  # noqa: F401  (fixture "net", registered under its own name)
+
+pytestmark = pytest.mark.root
+
+SERVER = """
+apiVersion: v1
+kind: Pod
+metadata: {name: %(name)s}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: busybox
+    command: ["sh", "-c", "mkdir -p /tmp/www && echo hello from %(name)s > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www"]
+%(ports)s
+"""
+
+
+def cni_args(net: Net) -> list[str]:
+    return ["--network", "cni", "--cni-conf-dir", str(net.conf_dir), "--cni-bin-dir", str(BIN_DIR)]
+
+
+def basic(net: Net) -> None:
+    net.write([net.bridge_plugin(), {"type": "loopback"}])
+
+
+def test_cni_pods_reach_each_other_and_the_host_reaches_them(sbx: Sandbox, net: Net) -> None:
+    basic(net)
+    sbx.start(sbx.manifest(SERVER % {"name": "server", "ports": ""}, "server.yaml"), *cni_args(net))
+    state = sbx.wait_running("server")
+    ip = state["status"]["podIP"]
+    assert ipaddress.ip_address(ip) in ipaddress.ip_network(net.subnet)
+    assert net.reserved() == [ip]
+    with urllib.request.urlopen(f"http://{ip}:8080/", timeout=5) as response:
+        assert response.read() == b"hello from server\n"
+    hosts = sbx.run("exec", "server", "--", "cat", "/etc/hosts", check=True).stdout
+    assert f"{ip}\tserver\n" in hosts  # written again once ADD gave the address
+    client = sbx.manifest(f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: client}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: busybox
+    command: ["wget", "-qO-", "http://{ip}:8080/"]
+""", "client.yaml")
+    result = sbx.run("run", *cni_args(net), str(client), timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "hello from server" in result.stdout
+    sbx.stop(sbx.procs[0])
+    assert net.reserved() == [], "DEL released host-local's address"
+
+
+def test_cni_host_port_through_portmap(sbx: Sandbox, net: Net) -> None:
+    net.write([net.bridge_plugin(), {"type": "portmap", "capabilities": {"portMappings": True}, "snat": True}])
+    ports = "    ports: [{containerPort: 8080, hostPort: 18080}]"
+    sbx.start(sbx.manifest(SERVER % {"name": "published", "ports": ports}), *cni_args(net))
+    sbx.wait_running("published")
+    with urllib.request.urlopen(f"http://{net.gateway}:18080/", timeout=5) as response:
+        assert response.read() == b"hello from published\n"
+    sbx.stop(sbx.procs[0])
+    rules = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout
+    assert "18080" not in rules, "portmap's DEL removed the pod's rules"
+
+
+def test_fifty_concurrent_cni_pods_get_fifty_addresses(sbx: Sandbox, net: Net) -> None:
+    basic(net)
+    manifest = """
+apiVersion: v1
+kind: Pod
+metadata: {name: p%d}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: busybox
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait"]
+"""
+    procs = [sbx.start(sbx.manifest(manifest % i, f"p{i}.yaml"), "-q", *cni_args(net)) for i in range(50)]
+    ips = {sbx.wait_running(f"p{i}", timeout=180)["status"]["podIP"] for i in range(50)}
+    assert len(ips) == 50
+    assert sorted(net.reserved()) == sorted(ips)
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        code, _, err = sbx.finish(proc, timeout=180)
+        assert code == 0, err
+    assert net.reserved() == []
+
+
+def test_a_missing_cni_configuration_fails_the_pod_before_it_starts(sbx: Sandbox, net: Net) -> None:
+    manifest = sbx.manifest(SERVER % {"name": "nocni", "ports": ""})
+    result = sbx.run("run", *cni_args(net), str(manifest), timeout=60)
+    assert result.returncode != 0
+    assert "CNI" in result.stderr or "cni" in result.stderr
+    assert "Traceback" not in result.stderr
+    net.write([{"type": "no-such-plugin"}])
+    result = sbx.run("run", *cni_args(net), str(manifest), timeout=60)
+    assert result.returncode != 0 and "no-such-plugin" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_host_ports_without_portmap_in_the_configuration_are_refused(sbx: Sandbox, net: Net) -> None:
+    basic(net)
+    ports = "    ports: [{containerPort: 8080, hostPort: 18081}]"
+    manifest = sbx.manifest(SERVER % {"name": "unpublished", "ports": ports})
+    result = sbx.run("run", *cni_args(net), str(manifest), timeout=60)
+    assert result.returncode != 0
+    assert "no plugin takes portMappings" in result.stderr, result.stderr
+    assert net.reserved() == []
