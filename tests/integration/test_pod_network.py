@@ -393,3 +393,18 @@ def test_masquerade_is_an_option_and_off_by_default(sbx: Sandbox) -> None:
         assert "sandbox_" not in nft_tables()
     finally:
         forwarding.write_text(saved)
+
+
+def test_gc_releases_a_killed_runtimes_address_ports_and_bridge(sbx: Sandbox) -> None:
+    sbx.start(sbx.manifest(PUBLISHED % {"name": "orphan", "port": 18085, "host_ip": "", "udp": 19006}))
+    ip = sbx.wait_running("orphan", containers=2)["status"]["podIP"]
+    proc = sbx.procs[0]
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    sbx.finished.add(proc.pid)
+    assert (NETWORKS_DIR / BRIDGE / ip).exists() and "sandbox_" in nft_tables()
+    result = sbx.run("gc", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert not (NETWORKS_DIR / BRIDGE).exists()
+    assert not os.path.exists(f"/sys/class/net/{BRIDGE}")
+    assert "sandbox_" not in nft_tables()
