@@ -1,6 +1,6 @@
 """`sandbox gc`: finish the tear-down of every pod whose runtime is gone (killed, crashed, a
-reboot) and remove its record and logs, and remove writable layers and volume directories that no
-live pod records. Pods that ended keep their records (until `sandbox delete`): an ended pod holds
+reboot) and remove its record and logs, remove writable layers and volume directories that no
+live pod records, and remove pod networks (bridge, hostPort table) left without a lease. Pods that ended keep their records (until `sandbox delete`): an ended pod holds
 nothing but its state file and its logs."""
 
 from __future__ import annotations
@@ -49,6 +49,10 @@ def handle(args: argparse.Namespace) -> int:
             if name not in live and (base / name).stat().st_mtime < settled:
                 shutil.rmtree(base / name, ignore_errors=True)
                 print(f"removed {base / name}")
+    from sandbox.network.bridge import remove_unused
+
+    for bridge in remove_unused():  # a network whose last pod's remover did not finish
+        print(f"removed network {bridge}")
     return 0
 
 

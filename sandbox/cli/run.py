@@ -143,7 +143,7 @@ def _network_options(args: argparse.Namespace) -> Any:
 
         dirs = tuple(Path(d) for d in args.cni_bin_dir.split(":") if d)
         return NetworkOptions("cni", cni=CniConfig(Path(args.cni_conf_dir), dirs))
-    from sandbox.network.bridge import DEFAULT_BRIDGE, DEFAULT_SUBNET, BridgeConfig, check_bridge_name
+    from sandbox.network.config import DEFAULT_BRIDGE, DEFAULT_SUBNET, BridgeConfig, check_bridge_name
 
     name = args.bridge or os.environ.get("SANDBOX_BRIDGE") or DEFAULT_BRIDGE
     cidr = args.pod_cidr or os.environ.get("SANDBOX_POD_CIDR") or DEFAULT_SUBNET

@@ -12,46 +12,27 @@ pause that is somehow still alive at tear-down).
 
 from __future__ import annotations
 
+import _socket  # socket.py's enum conversions cost ~1.3 ms at import; raw sockets need none
 import os
-import socket
 from pathlib import Path
 
 from sandbox.errors import SandboxError
-from sandbox.network.ipam import NETWORKS_DIR, Ipam, network_dir
+from sandbox.network.config import NETWORKS_DIR, BridgeConfig, check_bridge_name
 from sandbox.record import record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-DEFAULT_BRIDGE = "sandbox0"
-DEFAULT_SUBNET = "10.89.0.0/16"
+    from sandbox.network.ipam import Ipam
+
 POD_IFNAME = "eth0"
 NFT_MARKER = "nft"  # in the network's directory: a pod made the hostPort/masquerade table
+KEEP_MARKER = "keep"  # in the network's directory: --keep-bridge, the bridge stays without pods
 
 
 class NetworkSetupError(SandboxError):
     """The pod's network could not be set up (the message names the step and the kernel's error)."""
-
-
-@record
-class BridgeConfig:
-    bridge: str = DEFAULT_BRIDGE
-    subnet: str = DEFAULT_SUBNET
-    masquerade: bool = False  # outbound NAT for the subnet (off: tests never leave the machine)
-    keep_bridge: bool = False  # leave the bridge (and its directory) when the last pod goes
-    base: Path = NETWORKS_DIR
-
-    @property
-    def directory(self) -> Path:
-        return network_dir(self.bridge, self.base)
-
-    @property
-    def nft_table(self) -> str:
-        return f"sandbox_{self.bridge}"
-
-    def ipam(self) -> Ipam:
-        return Ipam(self.directory, self.subnet)
 
 
 @record
@@ -61,12 +42,6 @@ class Lease:
     address: str
     prefixlen: int
     gateway: str
-
-
-def check_bridge_name(name: str) -> None:
-    """A Linux interface name (IFNAMSIZ 16 with the NUL) that is also a safe path component."""
-    if not 0 < len(name) <= 15 or "/" in name or name in (".", "..") or any(c.isspace() or c == ":" for c in name):
-        raise SandboxError(f"bridge name must be 1-15 characters without '/', ':' or spaces, got {name!r}")
 
 
 def veth_name(uid: str) -> str:
@@ -83,6 +58,8 @@ def lease(config: BridgeConfig, owner: str, then: Callable[[Lease], None] | None
     with ipam.locked():
         address = ipam.allocate(owner)
         result = Lease(address, ipam.subnet.prefixlen, ipam.gateway)
+        if config.keep_bridge:
+            os.close(os.open(ipam.dir / KEEP_MARKER, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
         try:
             try:
                 _ensure_bridge(config.bridge, ipam.gateway, ipam.subnet.prefixlen)
@@ -119,7 +96,7 @@ def _ensure_bridge(name: str, gateway: str, prefixlen: int) -> None:
 def attach(config: BridgeConfig, uid: str, pod_lease: Lease, pause_pid: int, pause_pidfd: int) -> None:
     """The pod's veth: host end on the bridge, `eth0` in pause's network namespace with the leased
     address, up, and a default route via the gateway."""
-    from sandbox.netns import socket_in_netns
+    from sandbox import native
     from sandbox.network.rtnl import Rtnl
 
     try:
@@ -137,7 +114,7 @@ def attach(config: BridgeConfig, uid: str, pod_lease: Lease, pause_pid: int, pau
                 raise NetworkSetupError(f"bridge {config.bridge} is gone")
             host.add_veth(veth_name(uid), POD_IFNAME, nsfd, master)
         _hairpin(veth_name(uid))
-        with Rtnl(socket_in_netns(pause_pidfd, socket.AF_NETLINK, socket.SOCK_RAW).detach()) as pod:
+        with Rtnl(native.socket_in_netns(pause_pidfd, _socket.AF_NETLINK, _socket.SOCK_RAW)) as pod:
             index = pod.link_index(POD_IFNAME)
             if index is None:
                 raise NetworkSetupError(f"{POD_IFNAME} did not appear in the pod's namespace")
@@ -163,7 +140,7 @@ def _hairpin(port: str) -> None:
 def delete_veth(name: str) -> bool:
     """The host end of a pod's pair (its peer goes with it); False if it was gone already."""
     try:
-        socket.if_nametoindex(name)
+        _socket.if_nametoindex(name)
     except OSError:
         return False  # no netlink socket for the usual case: the pair died with pause's namespace
     from sandbox.network.rtnl import Rtnl
@@ -181,8 +158,58 @@ def release(config: BridgeConfig, owner: str) -> bool:
     with ipam.locked():
         released = ipam.release(owner)
         if not config.keep_bridge and not ipam.leases():
-            _remove_network(config, ipam)
+            _remove_network_detached(config, ipam)
     return bool(released)
+
+
+def _remove_network_detached(config: BridgeConfig, ipam: Ipam) -> None:
+    """Remove the network from a detached process that holds the network's lock (its inherited
+    copy of the lock's open file) until done, so the runtime does not wait for it: unregistering
+    the bridge waits for RCU grace periods, 31-55 ms here, more than everything else of a pod's
+    network together. A runtime starting meanwhile waits for the lock and then finds the network
+    gone (or re-creates it). If the process dies half-way, what is left is a network without
+    leases, which the next release or `sandbox gc` (remove_unused) removes."""
+    if os.fork() != 0:
+        return  # not waited for: reaped by init once the runtime (exiting soon) is gone
+    code = 1
+    try:
+        os.setsid()  # out of the runtime's session: a Ctrl-C for it is not for us
+        import sys
+
+        if "sandbox.network.hostports" in sys.modules:  # its libnftables socket is the parent's
+            sys.modules["sandbox.network.hostports"].drop_context()
+        # Only the network's lock stays open: the runtime's other fds (the pod's own lock, log
+        # pipes, pidfds) must close with the runtime, not with us.
+        os.closerange(3, ipam.lock_fd)
+        os.closerange(ipam.lock_fd + 1, os.sysconf("SC_OPEN_MAX"))
+        null = os.open("/dev/null", os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)  # nobody waits on the runtime's pipes for us
+        os.close(null)
+        _remove_network(config, ipam)
+        code = 0
+    finally:
+        os._exit(code)
+
+
+def remove_unused(base: Path = NETWORKS_DIR) -> list[str]:
+    """`sandbox gc`: remove every network left without leases (its remover died) unless it was
+    made to stay; returns the bridges removed."""
+    removed = []
+    for directory in sorted(base.iterdir()) if base.is_dir() else []:
+        try:
+            subnet = (directory / "subnet").read_text().strip()
+            check_bridge_name(directory.name)
+        except (OSError, SandboxError):
+            continue
+        config = BridgeConfig(directory.name, subnet, base=base)
+        ipam = config.ipam()
+        with ipam.locked():
+            if ipam.leases() or (directory / KEEP_MARKER).exists() or not directory.exists():
+                continue
+            _remove_network(config, ipam)
+        removed.append(directory.name)
+    return removed
 
 
 def _remove_network(config: BridgeConfig, ipam: Ipam) -> None:
@@ -196,13 +223,17 @@ def _remove_network(config: BridgeConfig, ipam: Ipam) -> None:
 
     with Rtnl() as rtnl:
         rtnl.delete_link(config.bridge)
+    try:
+        os.unlink(ipam.dir / KEEP_MARKER)
+    except FileNotFoundError:
+        pass
     ipam.remove_if_empty()
 
 
 def host_ip(fallback: str) -> str:
     """The node's address as status.hostIP: the source the kernel picks for the default route (a
     UDP connect sends nothing), else `fallback`."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
     try:
         s.connect(("192.0.2.1", 9))  # TEST-NET-1: only a route lookup
         return str(s.getsockname()[0])

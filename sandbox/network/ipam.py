@@ -16,16 +16,14 @@ import errno
 import fcntl
 import ipaddress
 import os
-from contextlib import contextmanager
 from pathlib import Path
 
 from sandbox.errors import SandboxError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from types import TracebackType
 
-NETWORKS_DIR = Path("/run/sandbox/networks")
 LOCK_FILE = "lock"
 CURSOR_FILE = "last_reserved_ip"
 SUBNET_FILE = "subnet"
@@ -33,10 +31,6 @@ SUBNET_FILE = "subnet"
 
 class IpamError(SandboxError):
     """No address could be leased (subnet exhausted, a different subnet already in use...)."""
-
-
-def network_dir(bridge: str, base: Path = NETWORKS_DIR) -> Path:
-    return base / bridge
 
 
 class Ipam:
@@ -50,10 +44,14 @@ class Ipam:
         if hosts < 2:
             raise IpamError(f"subnet {subnet}: too small for a gateway and a pod")
         self.gateway = str(self.subnet.network_address + 1)
+        self.lock_fd = -1  # the lock's fd while `locked()` holds it
 
-    @contextmanager
-    def locked(self) -> Iterator[None]:
-        """Hold the network's lock (created with its directory when missing)."""
+    def locked(self) -> Ipam:
+        """`with ipam.locked():` holds the network's lock (created with its directory when
+        missing); a class, not contextlib's decorator, which costs ~0.5 ms to import."""
+        return self
+
+    def __enter__(self) -> Ipam:
         while True:
             self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             try:
@@ -62,15 +60,21 @@ class Ipam:
                 continue  # the directory went with its last lease between mkdir and open
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                try:
-                    same = os.stat(self.dir / LOCK_FILE).st_ino == os.fstat(fd).st_ino
-                except FileNotFoundError:
-                    same = False
-                if same:
-                    yield
-                    return
-            finally:
+                same = os.stat(self.dir / LOCK_FILE).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            except BaseException:
                 os.close(fd)
+                raise
+            if same:
+                self.lock_fd = fd
+                return self
+            os.close(fd)
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        fd, self.lock_fd = self.lock_fd, -1
+        os.close(fd)
 
     def check_subnet(self) -> None:
         """The directory's subnet is ours (written with the first lease); call under the lock."""

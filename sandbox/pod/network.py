@@ -18,7 +18,7 @@ import json
 
 from sandbox.errors import SandboxError
 from sandbox.log import get_logger
-from sandbox.network.bridge import BridgeConfig
+from sandbox.network.config import BridgeConfig
 from sandbox.process.downward import Addresses
 from sandbox.record import field, record
 
@@ -115,6 +115,16 @@ class PodNetwork:
         meta = self.pod.metadata
         return f"{meta.namespace or 'default'}/{meta.name} (uid {self.uid})"
 
+    def record_first(self) -> None:
+        """The veth, recorded before anything else of the pod so that its undo runs last: the
+        pair dies with pause's network namespace, which the kernel frees in a worker one RCU grace
+        period (10-20 ms here) after pause is gone; by the end of the tear-down it usually has,
+        and the undo finds nothing to delete instead of waiting for that grace period itself."""
+        if self.mode == "bridge":
+            from sandbox.network.bridge import veth_name
+
+            self.record(network_record("veth", name=veth_name(self.uid)))
+
     def before_pause(self) -> None:
         """hostNetwork: the node's address; bridge: the lease (and the bridge), the hostPorts."""
         from sandbox.network.bridge import host_ip
@@ -167,8 +177,6 @@ class PodNetwork:
         if self.mode == "bridge":
             from sandbox.network import bridge
 
-            name = bridge.veth_name(self.uid)
-            self.record(network_record("veth", name=name))
             bridge.attach(self.options.bridge, self.uid, self.lease, pause_pid, pause_pidfd)
         elif self.mode == "cni":
             self._cni_add(pause_pid)
@@ -240,7 +248,8 @@ def undo(what: str, spec: dict[str, Any]) -> bool:
 
         return delete_veth(str(spec["name"]))
     if what == "lease":
-        from sandbox.network.bridge import check_bridge_name, release
+        from sandbox.network.bridge import release
+        from sandbox.network.config import check_bridge_name
 
         check_bridge_name(str(spec["bridge"]))
         config = BridgeConfig(str(spec["bridge"]), str(spec["subnet"]), keep_bridge=bool(spec.get("keep")),

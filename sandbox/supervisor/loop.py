@@ -227,6 +227,8 @@ class PodSupervisor:
         self.ctx.devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         self._save()  # intent first: a crash from here on leaves a record to clean up after
         # The tear-down registry, before each object exists: a crash leaves all of them recorded.
+        if self.network is not None:
+            self.network.record_first()
         self.ctx.record(teardown.Directory(self.volumes_root, self.volumes_root.parent))
         self.ctx.record(teardown.Mount(self.dirs.files_root))
         self.ctx.record(teardown.Directory(self.dirs.pause_root, self.dirs.root))

@@ -53,6 +53,27 @@ def _host_snapshot() -> dict[str, Any]:
 NETWORKS_DIR = Path("/run/sandbox/networks")
 
 
+def settled_snapshot(before: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
+    """The host's state once it equals `before`, or after `timeout`: the last pod's bridge is
+    removed by a detached process a few tens of ms after its runtime exits (network/bridge.py)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = _host_snapshot()
+        if now == before or time.monotonic() > deadline:
+            return now
+        time.sleep(0.02)
+
+
+def wait_gone(path: str | Path, timeout: float = 5.0) -> bool:
+    """True once `path` does not exist (a bridge or a network directory being removed)."""
+    deadline = time.monotonic() + timeout
+    while os.path.exists(path):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def network_snapshot() -> dict[str, Any]:
     """What a pod network leaves on the host, read from outside: links (bridges, veth host ends),
     IPAM directories and leases, nftables tables."""
@@ -219,7 +240,7 @@ def sbx(image_store: Path, tmp_path: Path) -> Iterator[Sandbox]:
         while _pod_processes(pids_before) and time.monotonic() < deadline:
             time.sleep(0.05)
         leaked = _pod_processes(pids_before)
-        after = _host_snapshot()
+        after = settled_snapshot(before)
         pods = root / "run" / "pods"
         # An ended pod's record (a state file marked ended) stays by design until it is deleted.
         pods_left = sorted(p for p in os.listdir(pods) if not _ended_record(pods / p)) if pods.exists() else []

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import NETWORKS_DIR, Sandbox
+from conftest import NETWORKS_DIR, Sandbox, wait_gone
 
 pytestmark = pytest.mark.root
 
@@ -82,8 +82,8 @@ def test_a_pod_gets_an_address_on_the_bridge_as_eth0_in_its_namespace(sbx: Sandb
     assert f"{ip}\tserver\n" in hosts
     sbx.stop(sbx.procs[0])
     assert not os.path.exists(f"/sys/class/net/{veths[0]}")
-    assert not os.path.exists(f"/sys/class/net/{BRIDGE}"), "the last pod takes the bridge along"
-    assert not (NETWORKS_DIR / BRIDGE).exists()
+    assert wait_gone(NETWORKS_DIR / BRIDGE), "the last pod takes its network along"
+    assert not os.path.exists(f"/sys/class/net/{BRIDGE}")
 
 
 def test_two_pods_and_the_host_reach_a_pod_by_its_ip_over_tcp_and_udp(sbx: Sandbox) -> None:
@@ -213,7 +213,7 @@ spec:
     for proc in procs:
         code, _, err = sbx.finish(proc, timeout=120)
         assert code == 0, err
-    assert not (NETWORKS_DIR / BRIDGE).exists()
+    assert wait_gone(NETWORKS_DIR / BRIDGE)
 
 
 def test_a_killed_runtimes_lease_is_kept_until_its_pod_is_deleted(sbx: Sandbox) -> None:
@@ -230,7 +230,7 @@ def test_a_killed_runtimes_lease_is_kept_until_its_pod_is_deleted(sbx: Sandbox) 
     assert not (NETWORKS_DIR / BRIDGE / first).exists()
     assert os.path.exists(f"/sys/class/net/{BRIDGE}"), "the second pod still uses the bridge"
     sbx.stop(sbx.procs[1])
-    assert not os.path.exists(f"/sys/class/net/{BRIDGE}")
+    assert wait_gone(f"/sys/class/net/{BRIDGE}")
 
 
 def bridge_address() -> Any:
@@ -244,7 +244,7 @@ def test_pod_cidr_and_bridge_options(sbx: Sandbox) -> None:
     with urllib.request.urlopen(f"http://{ip}:8080/", timeout=5) as response:
         assert response.read() == b"hello from custom\n"
     sbx.stop(sbx.procs[0])
-    assert not Path("/sys/class/net/sbtest1").exists()
+    assert wait_gone("/sys/class/net/sbtest1")
 
 
 @pytest.mark.parametrize("args, message", [
@@ -327,6 +327,7 @@ spec:
     result = sbx.run("run", "-q", str(client), timeout=60)
     assert result.returncode == 0, result.stderr
     sbx.stop(sbx.procs[0])
+    assert wait_gone(NETWORKS_DIR / BRIDGE)
     assert "sandbox_" not in nft_tables(), "the table goes with the bridge's last pod"
     with pytest.raises(OSError):
         fetch("127.0.0.1", 18080)
@@ -390,6 +391,7 @@ def test_masquerade_is_an_option_and_off_by_default(sbx: Sandbox) -> None:
         assert forwarding.read_text().strip() == "1"
         for proc in list(sbx.procs):
             sbx.stop(proc)
+        assert wait_gone(NETWORKS_DIR / BRIDGE)
         assert "sandbox_" not in nft_tables()
     finally:
         forwarding.write_text(saved)
@@ -405,6 +407,50 @@ def test_gc_releases_a_killed_runtimes_address_ports_and_bridge(sbx: Sandbox) ->
     assert (NETWORKS_DIR / BRIDGE / ip).exists() and "sandbox_" in nft_tables()
     result = sbx.run("gc", timeout=60)
     assert result.returncode == 0, result.stderr
-    assert not (NETWORKS_DIR / BRIDGE).exists()
+    assert wait_gone(NETWORKS_DIR / BRIDGE)
     assert not os.path.exists(f"/sys/class/net/{BRIDGE}")
     assert "sandbox_" not in nft_tables()
+
+
+def test_gc_removes_a_network_whose_remover_died(sbx: Sandbox) -> None:
+    """The last pod's network is removed by a detached process; if that dies half-way, the
+    network is left without leases, and `sandbox gc` removes it (a --keep-bridge one stays)."""
+    from sandbox.network.bridge import lease
+    from sandbox.network.config import BridgeConfig
+
+    config = BridgeConfig("sbtest2", "10.124.0.0/24")
+    lease(config, "someone")  # the bridge and the directory, as a pod's start makes them
+    (config.directory / "10.124.0.2").unlink()  # its lease released, the removal never done
+    assert os.path.exists("/sys/class/net/sbtest2")
+    result = sbx.run("gc", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "removed network sbtest2" in result.stdout
+    assert not os.path.exists("/sys/class/net/sbtest2") and not config.directory.exists()
+    kept = BridgeConfig("sbtest2", "10.124.0.0/24", keep_bridge=True)
+    lease(kept, "someone")
+    (kept.directory / "10.124.0.2").unlink()
+    try:
+        assert "sbtest2" not in sbx.run("gc", timeout=60).stdout
+        assert os.path.exists("/sys/class/net/sbtest2")
+    finally:
+        from sandbox.network.bridge import _remove_network
+
+        with kept.ipam().locked():
+            _remove_network(kept, kept.ipam())
+
+
+def test_the_same_pod_runs_again_at_once_after_the_last_pod_left_the_bridge(sbx: Sandbox) -> None:
+    """The bridge's detached remover holds the network's lock and nothing else of the runtime's
+    (it once kept the pod's own lock: the next run of the pod was refused as still running)."""
+    manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: again}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: c, image: busybox, command: ["/bin/true"]}
+""")
+    for _ in range(5):
+        result = sbx.run("run", "-q", str(manifest), timeout=60)
+        assert result.returncode == 0, result.stderr

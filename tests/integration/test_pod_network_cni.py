@@ -14,9 +14,7 @@ import urllib.request
 
 import pytest
 from conftest import Sandbox
-from test_net_cni import BIN_DIR, Net
-from test_net_cni import nat_ruleset as _nat_ruleset  # noqa: F401  (fixture "nat_ruleset")
-from test_net_cni import net as _net  # noqa: F401  (fixture "net", registered under its own name)
+from test_net_cni import BIN_DIR, Net, nat_ruleset, net  # noqa: F401  (fixtures, requested by name)
 
 pytestmark = pytest.mark.root
 

@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""What the pod network adds to the pod cycle: `sandbox run -q` of bench/pod_cycle.py's one-container
+/bin/true pod with `--network none`, with the built-in bridge (lease, bridge made and removed, veth,
+address, route, tear-down), and with the bridge plus one hostPort (nftables table and elements).
+
+The variants run interleaved, their order rotating every round, so the drift of this VM's medians
+(20-30 ms over minutes) falls on all of them alike; the figure that matters is each variant's median
+minus the `none` median (the issue's budget: at most 5 ms for the bridge). Workspace, image,
+cgroup parent and clean-up are bench/pod_cycle.py's.
+
+    .venv/bin/python bench/network_cost.py [--rounds 40] [--gap SECONDS] [--cgroup-root DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import pod_cycle  # noqa: E402  (the workspace, image and clean-up helpers)
+
+RESULTS = pod_cycle.REPO / "bench" / "results" / "network_cost.json"
+HOST_PORT_MANIFEST = """
+apiVersion: v1
+kind: Pod
+metadata: {name: bench-hostport}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: busybox
+    command: ["/bin/true"]
+    ports: [{containerPort: 80, hostPort: 18999}]
+"""
+
+
+def run_timed(argv: list[str], env: dict[str, str], errors: Path) -> float:
+    """One `sandbox run`, wall time in ms (spawn to reap); its stderr kept for a failure's report."""
+    with open(errors, "wb") as err:
+        start = time.perf_counter()
+        code = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=err).returncode
+        elapsed = (time.perf_counter() - start) * 1000
+    if code != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {code}: {errors.read_text()[-2000:]}")
+    return elapsed
+
+
+def remove_kept_bridge(sandbox: Path, ws: pod_cycle.Workspace) -> None:
+    """The `bridge, kept` variant's bridge: one last pod without --keep-bridge takes it along."""
+    run_timed([str(sandbox), "--root", str(ws.sandbox_root), "run", "-q", str(ws.cycle_manifest)], ws.env,
+              ws.base / "stderr")
+    deadline = time.monotonic() + 5
+    while Path("/sys/class/net/sandbox0").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=40)
+    p.add_argument("--sandbox", type=Path, default=pod_cycle.REPO / ".venv" / "bin" / "sandbox")
+    p.add_argument("--cgroup-root", type=Path)
+    p.add_argument("--json", type=Path, default=RESULTS)
+    p.add_argument("--gap", type=float, default=0.0, metavar="SECONDS",
+                   help="untimed pause between runs (0: back to back, where a run may wait for the lock the "
+                        "previous pod's detached bridge removal holds)")
+    args = p.parse_args(argv)
+    if os.geteuid() != 0:
+        sys.exit("network_cost: needs root")
+    pod_cycle.install_stop_handlers()
+    with ExitStack() as stack:
+        ws = pod_cycle.prepare(args.sandbox, stack, pycache=True, cgroup_root=args.cgroup_root)
+        host_port = ws.base / "hostport.yaml"
+        host_port.write_text(HOST_PORT_MANIFEST)
+        base = [str(args.sandbox), "--root", str(ws.sandbox_root), "run", "-q"]
+        variants = {
+            "none": [*base, "--network", "none", str(ws.cycle_manifest)],
+            "bridge": [*base, str(ws.cycle_manifest)],
+            "bridge+hostPort": [*base, str(host_port)],
+            # the steady state while other pods use the bridge: no bridge made or removed per pod
+            "bridge, kept": [*base, "--keep-bridge", str(ws.cycle_manifest)],
+        }
+        names = list(variants)
+        times: dict[str, list[float]] = {name: [] for name in names}
+        for name in names:  # warm-up: byte-code caches, page cache
+            run_timed(variants[name], ws.env, ws.base / "stderr")
+        for round_ in range(args.rounds):
+            order = names[round_ % len(names):] + names[:round_ % len(names)]
+            for name in order:
+                times[name].append(run_timed(variants[name], ws.env, ws.base / "stderr"))
+                time.sleep(args.gap)
+        remove_kept_bridge(args.sandbox, ws)
+        left = pod_cycle.leftovers(ws)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    print("| variant | median ms | p10 | p90 | added vs none |\n|---|---:|---:|---:|---:|")
+    for name in names:
+        values = sorted(times[name])
+        p10, p90 = values[len(values) // 10], values[(len(values) * 9) // 10]
+        print(f"| {name} | {medians[name]:.1f} | {p10:.1f} | {p90:.1f} | {medians[name] - medians['none']:+.1f} |")
+    added = medians["bridge"] - medians["none"]
+    print(f"bridge network adds {added:.1f} ms to the pod cycle median (target <= 5 ms): "
+          f"{'met' if added <= 5 else 'missed'}")
+    result = {"rounds": args.rounds, "gap_s": args.gap, "medians_ms": medians, "added_ms": {n: medians[n] - medians["none"] for n in names},
+              "samples_ms": times, "leftovers": left}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps({"medians_ms": medians, "leftovers": left}))
+    return 0 if not any(left.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

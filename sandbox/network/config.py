@@ -1,0 +1,50 @@
+"""The built-in network's settings, light enough for every `sandbox run` to import: the modules
+that act on them (bridge.py, ipam.py, and the `socket` module they need) load only for pods that
+use the bridge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sandbox.errors import SandboxError
+from sandbox.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from sandbox.network.ipam import Ipam
+
+DEFAULT_BRIDGE = "sandbox0"
+DEFAULT_SUBNET = "10.89.0.0/16"
+NETWORKS_DIR = Path("/run/sandbox/networks")  # tmpfs: a lease means a live veth, a reboot ends both
+
+
+def network_dir(bridge: str, base: Path = NETWORKS_DIR) -> Path:
+    return base / bridge
+
+
+def check_bridge_name(name: str) -> None:
+    """A Linux interface name (IFNAMSIZ 16 with the NUL) that is also a safe path component."""
+    if not 0 < len(name) <= 15 or "/" in name or name in (".", "..") or any(c.isspace() or c == ":" for c in name):
+        raise SandboxError(f"bridge name must be 1-15 characters without '/', ':' or spaces, got {name!r}")
+
+
+@record
+class BridgeConfig:
+    bridge: str = DEFAULT_BRIDGE
+    subnet: str = DEFAULT_SUBNET
+    masquerade: bool = False  # outbound NAT for the subnet (off: tests never leave the machine)
+    keep_bridge: bool = False  # leave the bridge (and its directory) when the last pod goes
+    base: Path = NETWORKS_DIR
+
+    @property
+    def directory(self) -> Path:
+        return network_dir(self.bridge, self.base)
+
+    @property
+    def nft_table(self) -> str:
+        return f"sandbox_{self.bridge}"
+
+    def ipam(self) -> Ipam:
+        from sandbox.network.ipam import Ipam
+
+        return Ipam(self.directory, self.subnet)
