@@ -81,10 +81,11 @@ def _ensure_bridge(name: str, gateway: str, prefixlen: int) -> None:
     with Rtnl() as rtnl:
         index = rtnl.link_index(name)
         if index is None:
-            rtnl.add_bridge(name)
+            rtnl.add_bridge(name, up=False)
             index = rtnl.link_index(name)
             if index is None:
                 raise OSError(19, "bridge vanished after creation")
+            _no_ipv6(name)
         try:
             rtnl.add_address(index, gateway, prefixlen)
         except OSError as e:
@@ -125,6 +126,19 @@ def attach(config: BridgeConfig, uid: str, pod_lease: Lease, pause_pid: int, pau
         raise NetworkSetupError(f"pod network on {config.bridge}: {e.strerror or e}") from None
     finally:
         os.close(nsfd)
+
+
+def _no_ipv6(link: str) -> None:
+    """No IPv6 on the bridge (the network is IPv4 only): a fresh bridge coming up would otherwise
+    start link-local addressing, DAD and MLD reports while the first pod starts (~5 ms measured)."""
+    try:
+        fd = os.open(f"/proc/sys/net/ipv6/conf/{link}/disable_ipv6", os.O_WRONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return  # a kernel without IPv6
+    try:
+        os.write(fd, b"1")
+    finally:
+        os.close(fd)
 
 
 def _hairpin(port: str) -> None:

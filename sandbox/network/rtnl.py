@@ -124,10 +124,11 @@ class Rtnl:
                 return int(_IFINFO.unpack_from(body)[2])
         return None
 
-    def add_bridge(self, name: str) -> None:
-        """A new bridge, up (EEXIST if a link of that name exists)."""
+    def add_bridge(self, name: str, up: bool = True) -> None:
+        """A new bridge (EEXIST if a link of that name exists)."""
         info = nested(IFLA_LINKINFO, attr(IFLA_INFO_KIND, b"bridge"))
-        self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, ifinfo(flags=IFF_UP, change=IFF_UP) + name_attr(name) + info)
+        flags = ifinfo(flags=IFF_UP, change=IFF_UP) if up else ifinfo()
+        self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, flags + name_attr(name) + info)
 
     def add_veth(self, name: str, peer: str, peer_netns_fd: int, master: int, mtu: int = 0) -> None:
         """A veth pair: `name` here, enslaved to the bridge `master` and up; `peer` created
