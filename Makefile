@@ -12,9 +12,12 @@ PYTHON ?= python3
 # pause and the tests' syscall probe; libseccomp2: the seccomp filters (dlopen'ed, no headers);
 # iproute2, procps, util-linux: what the tests read the kernel's state with; libnftables1 and
 # nftables: hostPort rules (dlopen'ed) and the tests' view of them; containernetworking-plugins:
-# the CNI plugins `--network cni` is tested with.
+# the CNI plugins `--network cni` is tested with; zstd: zstd-compressed image layers; attr,
+# docker-registry, skopeo: the image tests (xattrs seen from outside, a registry on loopback,
+# pushes); redis-tools, php-cli, tini, curl: the redis-php test images (rootfs/build-test-images.sh).
 APT_PACKAGES := busybox-static libcap-dev musl-tools libseccomp2 gcc libc6-dev make python3-venv \
-                python3-dev iproute2 procps util-linux libnftables1 nftables containernetworking-plugins
+                python3-dev iproute2 procps util-linux libnftables1 nftables containernetworking-plugins \
+                docker-registry skopeo zstd attr redis-tools php-cli tini curl
 BENCH_APT_PACKAGES := runc hyperfine
 STAMPS := .stamps
 # Every Python package of the venv, pinned with hashes (README.md, "Locked Python packages")

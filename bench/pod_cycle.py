@@ -257,10 +257,9 @@ def build_image(sandbox: Path, sandbox_root: Path, env: dict[str, str]) -> Path:
     env = {**env, "SANDBOX_ROOT": str(sandbox_root)}
     subprocess.run([str(REPO / "rootfs" / "build-busybox.sh"), str(sandbox)], cwd=REPO, env=env,
                    check=True, stdout=subprocess.DEVNULL)
-    images = sandbox_root / "lib" / "images"
-    digest: str = json.loads((images / "refs.json").read_text())[IMAGE_REF]
-    algorithm, hexdigest = digest.split(":", 1)
-    rootfs = images / "blobs" / algorithm / hexdigest / "rootfs"
+    from sandbox.images.store import ImageStore
+
+    rootfs = ImageStore(sandbox_root / "lib" / "images").lookup(IMAGE_REF).rootfs
     if not (rootfs / "bin" / "true").exists():
         raise RuntimeError(f"no /bin/true in the imported image at {rootfs}")
     return rootfs

@@ -1,5 +1,5 @@
-"""`sandbox image import DIR NAME`, `sandbox image tag SOURCE TARGET` and `sandbox image ls`: the local
-image store. Every reference is parsed with the one grammar (images/reference.py) before the store is
+"""`sandbox image ls | pull | inspect | import | tag | rm | prune`: the local image store
+(sandbox/images/store.py), pulls from registries (images/pull.py). Every reference is parsed with the one grammar (images/reference.py) before the store is
 touched: one outside it is a usage error (exit 2), never a path."""
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ if TYPE_CHECKING:
 def add_parser(verbs: Any) -> None:
     p = verbs.add_parser("image", help="manage local images")
     sub = p.add_subparsers(dest="image_verb", required=True)
-    imp = sub.add_parser("import", help="import a root filesystem directory as an image")
+    imp = sub.add_parser("import", help="import an OCI image layout directory, or a root filesystem directory as "
+                                        "a one-layer image")
     imp.add_argument("directory")
-    imp.add_argument("reference", help="e.g. busybox:latest")
+    imp.add_argument("reference", nargs="?", default="",
+                     help="e.g. busybox:latest (an OCI layout's images are named by their ref.name annotations)")
     imp.add_argument("--entrypoint", default="", help="image ENTRYPOINT (a shell-quoted list)")
     imp.add_argument("--cmd", default="", help="image CMD (a shell-quoted list)")
     imp.add_argument("--env", action="append", default=[], help="NAME=value (repeatable)")
@@ -29,6 +31,103 @@ def add_parser(verbs: Any) -> None:
     tag.set_defaults(handler=handle_tag)
     ls = sub.add_parser("ls", help="list images")
     ls.set_defaults(handler=handle_ls)
+    pull = sub.add_parser("pull", help="pull an image from its registry (or a mirror)")
+    pull.add_argument("reference")
+    add_registry_options(pull)
+    pull.set_defaults(handler=handle_pull)
+    inspect = sub.add_parser("inspect", help="an image's manifest digest, layers and config, as JSON")
+    inspect.add_argument("reference")
+    inspect.set_defaults(handler=handle_inspect)
+    rm = sub.add_parser("rm", help="remove image names (their content goes with `prune`)")
+    rm.add_argument("references", nargs="+")
+    rm.set_defaults(handler=handle_rm)
+    prune = sub.add_parser("prune", help="remove blobs and layers no image name reaches")
+    prune.set_defaults(handler=handle_prune)
+
+
+def add_registry_options(p: Any) -> None:
+    p.add_argument("--registry-config", default=None, metavar="DIR",
+                   help="containerd-style hosts directory (<DIR>/<registry>/hosts.toml: mirrors, CAs); default "
+                        "$SANDBOX_REGISTRY_CONFIG, else /etc/sandbox/certs.d")
+    p.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]",
+                   help="allow plain HTTP to this registry (loopback registries need no flag)")
+    p.add_argument("--registry-credentials", default=None, metavar="FILE",
+                   help="a docker config.json with registry credentials (default $DOCKER_CONFIG/config.json, "
+                        "else ~/.docker/config.json)")
+
+
+def pull_options(args: argparse.Namespace) -> Any:
+    from pathlib import Path
+
+    from sandbox.images.pull import PullOptions
+
+    return PullOptions(Path(args.registry_config) if args.registry_config else None,
+                       frozenset(args.insecure_registry),
+                       Path(args.registry_credentials) if args.registry_credentials else None)
+
+
+def handle_pull(args: argparse.Namespace) -> int:
+    import sys
+    import time
+
+    from sandbox.cli.common import image_name, layout
+    from sandbox.images.pull import client, pull
+    from sandbox.images.store import ImageStore
+
+    image_name(args.reference, "image")
+    started = time.monotonic()
+    image = pull(ImageStore(layout(args).images), args.reference, client(pull_options(args)),
+                 progress=progress_printer(sys.stderr))
+    print(f"{image.name or args.reference} {image.digest} ({time.monotonic() - started:.1f}s)")
+    return 0
+
+
+def progress_printer(stream: Any) -> Any:
+    """Per-blob progress: a rewritten line on a terminal, one line per finished blob otherwise."""
+    tty = stream.isatty()
+
+    def report(digest: str, done: int, total: int) -> None:
+        if tty:
+            stream.write(f"\r{digest[7:19]}: {done / 1e6:.1f}/{total / 1e6:.1f} MB")
+            if done >= total:
+                stream.write("\n")
+        elif done >= total:
+            stream.write(f"{digest[7:19]}: {total / 1e6:.1f} MB done\n")
+        stream.flush()
+
+    return report
+
+
+def handle_inspect(args: argparse.Namespace) -> int:
+    import json
+
+    from sandbox.cli.common import layout
+    from sandbox.images.store import ImageStore
+
+    image = ImageStore(layout(args).images).lookup(args.reference)
+    print(json.dumps({"name": image.name, "digest": image.digest, "layers": [str(p) for p in image.layers],
+                      "config": image.config.to_json()["config"]}, indent=2))
+    return 0
+
+
+def handle_rm(args: argparse.Namespace) -> int:
+    from sandbox.cli.common import layout
+    from sandbox.images.store import ImageStore
+
+    store = ImageStore(layout(args).images)
+    for reference in args.references:
+        print(f"untagged {reference} ({store.remove(reference)})")
+    return 0
+
+
+def handle_prune(args: argparse.Namespace) -> int:
+    from sandbox.cli.common import layout
+    from sandbox.images.store import ImageStore
+
+    removed = ImageStore(layout(args).images).prune()
+    for path in removed:
+        print(f"removed {path}")
+    return 0
 
 
 def handle_import(args: argparse.Namespace) -> int:
@@ -38,10 +137,23 @@ def handle_import(args: argparse.Namespace) -> int:
     from sandbox.cli.common import image_name, layout
     from sandbox.images.store import ImageConfig, ImageStore
 
+    source = Path(args.directory)
+    if (source / "oci-layout").is_file():
+        from sandbox.images.pull import import_layout
+
+        if args.reference:
+            image_name(args.reference, "image name", digest=False)
+        for image in import_layout(ImageStore(layout(args).images), source, args.reference):
+            print(f"{image.name} {image.digest}")
+        return 0
+    if not args.reference:
+        from sandbox.errors import UsageError
+
+        raise UsageError("image import: a root filesystem directory needs an image name")
     image_name(args.reference, "image name", digest=False)
     config = ImageConfig(entrypoint=tuple(shlex.split(args.entrypoint)), cmd=tuple(shlex.split(args.cmd)),
                          env=tuple(args.env), working_dir=args.workdir, user=args.user)
-    image = ImageStore(layout(args).images).import_directory(Path(args.directory), args.reference, config)
+    image = ImageStore(layout(args).images).import_directory(source, args.reference, config)
     print(f"{image.name} {image.digest}")
     return 0
 

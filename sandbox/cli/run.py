@@ -56,6 +56,9 @@ def add_parser(verbs: Any) -> None:
     p.add_argument("--cni-bin-dir", default="/opt/cni/bin:/usr/lib/cni", metavar="DIRS",
                    help="where --network cni finds its plugins, colon-separated "
                         "(default /opt/cni/bin:/usr/lib/cni)")
+    from sandbox.cli.image import add_registry_options
+
+    add_registry_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="do not stream container output")
     p.add_argument("--rm", action="store_true", help="delete the pod (its record and logs) when it ends")
     p.set_defaults(handler=handle)
@@ -82,9 +85,11 @@ def handle(args: argparse.Namespace) -> int:
     network = _network_options(args)
     import os
 
+    from sandbox.cli.image import pull_options
     from sandbox.supervisor.run import prepare, run_pod
 
-    prepared = prepare(args.file, layout(args), args.namespace)  # input errors first, even as non-root
+    # input errors first, even as non-root; a missing image is pulled (IfNotPresent, Always)
+    prepared = prepare(args.file, layout(args), args.namespace, pull_options(args))
     from sandbox.cli.validate import print_warnings
 
     print_warnings(args.file, prepared.warnings)

@@ -1,13 +1,20 @@
-"""On-disk image store under `<lib>/images`.
+"""On-disk image store under `<lib>/images`, with OCI image layout semantics.
 
 Layout:
-    blobs/sha256/<hex>/rootfs/       the image's root filesystem (read-only overlay lower layer)
-    blobs/sha256/<hex>/config.json   OCI image config subset: Entrypoint, Cmd, Env, WorkingDir, ...
-    refs.json                        canonical name -> "sha256:<hex>"
+    blobs/sha256/<hex>              content-addressed blobs: manifests, configs, layer archives
+    layers/sha256/<diff-id hex>/    each layer unpacked once (an overlay lowerdir), shared by every
+                                    image that has it; made in `layers/.tmp-*` and renamed into place
+    ingest/                         partial blobs, renamed into blobs/ once their digest checked
+    refs.json                       canonical name -> manifest digest ("sha256:<hex>")
+An image is its manifest: a config blob (ImageConfig, rootfs.diff_ids) and layer blobs; a container
+mounts the image's unpacked layers as overlay lowerdirs, top first. Images of the first store
+format (`blobs/sha256/<hex>/rootfs/` beside a `config.json`) are still read, as one layer.
+
 The store is keyed by digest, never by name (security-reliability.md 3); names only point at it.
-No part of a name ever becomes a path: a name is a key of refs.json, and the only path built from
-input is `blobs/sha256/<hex>`, from a digest checked to be 64 lowercase hex digits. Names are parsed
-with the one reference grammar (`reference.py`); one that is not in it is refused, never cleaned up.
+No part of a name ever becomes a path: a name is a key of refs.json, and the only paths built from
+input are `blobs/sha256/<hex>` and `layers/sha256/<hex>`, from digests checked to be 64 lowercase
+hex digits. Every blob's digest is checked as it is written (and a manifest's layers against its
+config's diff_ids as they are unpacked): a corrupt blob never gets a name.
 """
 
 from __future__ import annotations
@@ -19,6 +26,17 @@ from pathlib import Path
 from sandbox.errors import ImageError
 from sandbox.images.reference import parse_image_ref
 from sandbox.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import Any, BinaryIO
+
+MANIFEST_OCI = "application/vnd.oci.image.manifest.v1+json"
+MANIFEST_DOCKER = "application/vnd.docker.distribution.manifest.v2+json"
+CONFIG_OCI = "application/vnd.oci.image.config.v1+json"
+LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
+MAX_JSON_BLOB = 4 << 20  # manifests and configs: far past any real one, read whole
 
 
 @record
@@ -65,9 +83,19 @@ class ImageConfig:
 @record
 class Image:
     name: str  # canonical reference the user's name resolved to
-    digest: str  # "sha256:<hex>"
-    rootfs: Path
+    digest: str  # "sha256:<hex>": the manifest's (a first-format image: its tree's)
+    layers: tuple[Path, ...]  # unpacked layers, bottom first
     config: ImageConfig
+
+    @property
+    def rootfs(self) -> Path:
+        """The top layer (the whole tree of a one-layer image)."""
+        return self.layers[-1]
+
+    @property
+    def lowerdirs(self) -> str:
+        """overlayfs `lowerdir=`: the top layer first."""
+        return ":".join(str(p) for p in reversed(self.layers))
 
 
 class ImageStore:
@@ -78,11 +106,13 @@ class ImageStore:
     def refs_file(self) -> Path:
         return self.root / "refs.json"
 
-    def _blob_dir(self, digest: str) -> Path:
-        algo, _, hexpart = digest.partition(":")
-        if not is_stored_digest(digest):
-            raise ImageError(f"bad digest {digest!r}: the store holds sha256 digests only")
-        return self.root / "blobs" / algo / hexpart
+    def blob_path(self, digest: str) -> Path:
+        return self.root / "blobs" / "sha256" / _hex(digest)
+
+    def layer_path(self, diff_id: str) -> Path:
+        return self.root / "layers" / "sha256" / _hex(diff_id)
+
+    _blob_dir = blob_path
 
     def refs(self) -> dict[str, str]:
         try:
@@ -102,17 +132,224 @@ class ImageStore:
         digest = ref.digest or self.refs().get(ref.name, "")
         if not digest or (ref.digest and not is_stored_digest(ref.digest)):
             raise ImageError(f"image {reference!r} ({ref.name}) is not in the local store {self.root}")
-        blob = self._blob_dir(digest)
+        blob = self.blob_path(digest)
+        if blob.is_dir():
+            return self._first_format(reference, ref.name, digest, blob)
+        try:
+            manifest = self.read_json(digest)
+        except ImageError as e:
+            raise ImageError(f"image {reference!r}: {e}") from None
+        return self._image(ref.name, digest, manifest)
+
+    def _first_format(self, reference: str, name: str, digest: str, blob: Path) -> Image:
         try:
             config = ImageConfig.from_json(json.loads((blob / "config.json").read_text()))
         except FileNotFoundError:
             raise ImageError(f"image {reference!r}: {digest} is missing from {self.root}") from None
         except (OSError, ValueError) as e:
             raise ImageError(f"image {reference!r}: unreadable config: {e}") from e
-        return Image(ref.name, digest, blob / "rootfs", config)
+        return Image(name, digest, (blob / "rootfs",), config)
+
+    def _image(self, name: str, digest: str, manifest: dict[str, Any]) -> Image:
+        config_desc = manifest.get("config")
+        layer_descs = manifest.get("layers")
+        if not isinstance(config_desc, dict) or not isinstance(layer_descs, list):
+            raise ImageError(f"image {name}: manifest {digest} has no config or layers")
+        config_json = self.read_json(str(config_desc.get("digest", "")))
+        diff_ids = (config_json.get("rootfs") or {}).get("diff_ids") if isinstance(config_json, dict) else None
+        if not isinstance(diff_ids, list) or len(diff_ids) != len(layer_descs):
+            raise ImageError(f"image {name}: its config lists {len(diff_ids or [])} layers, its manifest "
+                             f"{len(layer_descs)}")
+        layers = tuple(self.unpacked(desc, str(diff_id)) for desc, diff_id in zip(layer_descs, diff_ids))
+        if not layers:
+            raise ImageError(f"image {name}: no layers")
+        return Image(name, digest, layers, ImageConfig.from_json(config_json))
+
+    def read_json(self, digest: str) -> Any:
+        """A stored manifest or config, parsed (its digest was checked when it was stored)."""
+        try:
+            with open(self.blob_path(digest), "rb") as f:
+                data = f.read(MAX_JSON_BLOB + 1)
+        except FileNotFoundError:
+            raise ImageError(f"blob {digest} is missing from {self.root}") from None
+        except OSError as e:
+            raise ImageError(f"blob {digest}: {e}") from None
+        if len(data) > MAX_JSON_BLOB:
+            raise ImageError(f"blob {digest}: larger than {MAX_JSON_BLOB} bytes")
+        try:
+            return json.loads(data)
+        except ValueError as e:
+            raise ImageError(f"blob {digest}: not JSON: {e}") from None
+
+    # --- writing ---------------------------------------------------------------------------------
+
+    def ingest(self, chunks: Iterable[bytes], expected: str | None = None) -> str:
+        """Store a blob from `chunks`; returns its digest. With `expected`, a blob whose content has
+        another digest is refused (ImageError) and nothing is kept. Written under ingest/ and
+        renamed into blobs/: a kill mid-write leaves only a partial file in ingest/ (prune)."""
+        import hashlib
+        import tempfile
+
+        if expected is not None:
+            _hex(expected)
+            if self.blob_path(expected).is_file():
+                for _ in chunks:  # already stored: the source is drained, not kept
+                    pass
+                return expected
+        ingest = self.root / "ingest"
+        ingest.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=ingest)
+        h = hashlib.sha256()
+        try:
+            with os.fdopen(fd, "wb") as f:
+                for chunk in chunks:
+                    h.update(chunk)
+                    f.write(chunk)
+            digest = "sha256:" + h.hexdigest()
+            if expected is not None and digest != expected:
+                raise ImageError(f"blob digest mismatch: expected {expected}, got {digest}")
+            target = self.blob_path(digest)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+        return digest
+
+    def fetch_into(self, digest: str, fetch: Callable[[Path], None]) -> None:
+        """Store blob `digest` through `fetch(path)`, which writes the verified blob at `path` (the
+        registry client checks the digest as it streams). One download per blob across processes:
+        a lock per digest, and a blob already stored is not fetched again."""
+        import fcntl
+
+        target = self.blob_path(digest)
+        if target.is_file():
+            return
+        ingest = self.root / "ingest"
+        ingest.mkdir(parents=True, exist_ok=True)
+        lock = os.open(ingest / f"{_hex(digest)}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if target.is_file():
+                return  # another pull fetched it while we waited
+            partial = ingest / _hex(digest)
+            fetch(partial)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(partial, 0o644)
+            os.replace(partial, target)
+        finally:
+            try:
+                os.unlink(ingest / f"{_hex(digest)}.lock")
+            except FileNotFoundError:
+                pass
+            os.close(lock)
+
+    def remove(self, name: str) -> str:
+        """Drop the name `name` (canonical, or as a user writes it); returns the digest it named.
+        The blobs and layers stay until `prune`."""
+        try:
+            canonical = parse_image_ref(name).name
+        except ValueError as e:
+            raise ImageError(str(e)) from None
+        refs = self.refs()
+        digest = refs.pop(canonical, None)
+        if digest is None:
+            raise ImageError(f"image {name!r} ({canonical}) is not in the local store")
+        self._write_refs(refs)
+        return digest
+
+    def prune(self) -> list[Path]:
+        """Remove every blob, unpacked layer and ingest leftover no name reaches (a pull killed
+        half-way, a removed image). Returns what was removed."""
+        import shutil
+
+        keep_blobs: set[str] = set()
+        keep_layers: set[str] = set()
+        for digest in set(self.refs().values()):
+            keep_blobs.add(_hex(digest))
+            path = self.blob_path(digest)
+            if path.is_dir():
+                continue  # a first-format image: one directory
+            try:
+                manifest = self.read_json(digest)
+                config_digest = str(manifest["config"]["digest"])
+                keep_blobs.add(_hex(config_digest))
+                keep_blobs.update(_hex(str(d["digest"])) for d in manifest["layers"])
+                diff_ids = self.read_json(config_digest)["rootfs"]["diff_ids"]
+                keep_layers.update(_hex(str(d)) for d in diff_ids)
+            except (ImageError, KeyError, TypeError):
+                continue
+        removed = []
+        for kind, keep in (("blobs", keep_blobs), ("layers", keep_layers)):
+            directory = self.root / kind / "sha256"
+            for entry in sorted(directory.iterdir()) if directory.is_dir() else []:
+                if entry.name not in keep:
+                    shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+                    removed.append(entry)
+        for leftover in sorted((self.root / "layers").glob(".tmp-*")) + sorted((self.root / "ingest").glob("*")):
+            shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+            removed.append(leftover)
+        return removed
+
+    def put_json(self, obj: object) -> str:
+        return self.ingest([json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()])
+
+    def unpacked(self, desc: dict[str, Any], diff_id: str) -> Path:
+        """The layer `desc` (a manifest's layer descriptor) unpacked, once: the first image that
+        needs it unpacks it from its blob, checking the uncompressed stream against `diff_id`."""
+        target = self.layer_path(diff_id)
+        if target.is_dir():
+            return target
+        digest = str(desc.get("digest", ""))
+        blob = self.blob_path(digest)
+        if not blob.is_file():
+            raise ImageError(f"layer {digest} is missing from {self.root}")
+        import hashlib
+        import shutil
+        import tempfile
+
+        from sandbox.images.extract import open_layer, unpack
+
+        parent = self.root / "layers"
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
+        try:
+            with open_layer(blob, str(desc.get("mediaType", LAYER_TAR))) as stream:
+                hashing = _HashingReader(stream, hashlib.sha256())
+                unpack(hashing, tmp)  # type: ignore[arg-type]  # read() is all unpack uses
+                hashing.drain()
+            got = "sha256:" + hashing.hash.hexdigest()
+            if got != diff_id:
+                raise ImageError(f"layer {digest}: uncompressed content is {got}, its config says {diff_id}")
+            os.chmod(tmp, 0o755)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.rename(tmp, target)
+            except OSError:
+                if not target.is_dir():  # another pull unpacked it meanwhile: keep theirs
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return target
+
+    def add_image(self, name: str, manifest_digest: str) -> Image:
+        """Name a stored manifest (its config and layers stored too), unpacking what is needed;
+        `name` "" (a pull by digest) names nothing."""
+        image = self._image(name, manifest_digest, self.read_json(manifest_digest))
+        if name:
+            self.tag(manifest_digest, name)
+        return Image(name, image.digest, image.layers, image.config)
 
     def import_directory(self, source: Path, reference: str, config: ImageConfig) -> Image:
-        """Copy a root filesystem tree into the store and point `reference` at it."""
+        """A root filesystem tree as a one-layer image: the tree is archived (an uncompressed tar,
+        entries sorted, owners numeric) into a layer blob, and the layer unpacked from it as a
+        pulled one is."""
         try:
             ref = parse_image_ref(reference)
         except ValueError as e:
@@ -121,29 +358,23 @@ class ImageStore:
             raise ImageError(f"image name {reference!r}: a name to give an image takes a tag, not a digest")
         if not source.is_dir():
             raise ImageError(f"{source}: not a directory")
-        import shutil
-        import tempfile
-
-        digest = "sha256:" + _tree_digest(source, config)
-        blob = self._blob_dir(digest)
-        if not (blob / "config.json").exists():
-            blob.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=".import-", dir=blob.parent))
-            try:
-                shutil.copytree(source, tmp / "rootfs", symlinks=True)
-                (tmp / "config.json").write_text(json.dumps(config.to_json(), indent=1))
-                os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; an image is readable like a file system
-                shutil.rmtree(blob, ignore_errors=True)
-                os.rename(tmp, blob)
-            except OSError as e:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise ImageError(f"import {source}: {e}") from e
-        self.tag(digest, ref.name)
-        return self.lookup(ref.name)
+        try:
+            layer = self.ingest(_tar_chunks(source))
+        except OSError as e:
+            raise ImageError(f"import {source}: {e}") from e
+        size = self.blob_path(layer).stat().st_size
+        config_json = {**config.to_json(), "architecture": _goarch(), "os": "linux",
+                       "rootfs": {"type": "layers", "diff_ids": [layer]}}
+        config_digest = self.put_json(config_json)
+        config_desc = {"mediaType": CONFIG_OCI, "digest": config_digest,
+                       "size": self.blob_path(config_digest).stat().st_size}
+        manifest = {"schemaVersion": 2, "mediaType": MANIFEST_OCI, "config": config_desc,
+                    "layers": [{"mediaType": LAYER_TAR, "digest": layer, "size": size}]}
+        return self.add_image(ref.name, self.put_json(manifest))
 
     def tag(self, digest: str, name: str) -> None:
         """Point the canonical `name` (as `ImageRef.name` writes it, without a digest) at `digest`."""
-        self._blob_dir(digest)
+        self.blob_path(digest)
         try:
             ref = parse_image_ref(name)
         except ValueError as e:
@@ -152,33 +383,80 @@ class ImageStore:
             raise ImageError(f"image name {name!r} is not canonical (expected {ref.name!r}, no digest)")
         refs = self.refs()
         refs[name] = digest
+        self._write_refs(refs)
+
+    def _write_refs(self, refs: dict[str, str]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.refs_file.with_suffix(".tmp")
+        tmp = self.refs_file.with_suffix(f".tmp{os.getpid()}")
         tmp.write_text(json.dumps(refs, indent=1, sort_keys=True))
         os.replace(tmp, self.refs_file)
+
+
+class _HashingReader:
+    """A read-only stream that hashes what passes through (the layer's diff_id)."""
+
+    def __init__(self, stream: BinaryIO, hash_: Any) -> None:
+        self.stream, self.hash = stream, hash_
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.hash.update(data)
+        return data
+
+    def drain(self) -> None:
+        """tar stops reading at its end-of-archive blocks; the diff_id covers the padding after."""
+        while self.read(1 << 20):
+            pass
+
+
+def _tar_chunks(source: Path) -> Iterable[bytes]:
+    """An uncompressed tar of `source`, entries sorted, owners numeric, produced in pieces."""
+    import tarfile
+
+    class Sink:
+        def __init__(self) -> None:
+            self.parts: list[bytes] = []
+
+        def write(self, data: bytes) -> int:
+            self.parts.append(bytes(data))
+            return len(data)
+
+        def take(self) -> list[bytes]:
+            parts, self.parts = self.parts, []
+            return parts
+
+    sink = Sink()
+    archive = tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT)  # type: ignore[call-overload]
+    for dirpath, dirnames, filenames in os.walk(source):
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            path = os.path.join(dirpath, name)
+            info = archive.gettarinfo(path, os.path.relpath(path, source))
+            if info is None:
+                continue  # a socket: nothing an image can hold
+            info.uname = info.gname = ""
+            if info.isreg():
+                with open(path, "rb") as f:
+                    archive.addfile(info, f)
+            else:
+                archive.addfile(info)
+            yield from sink.take()
+    archive.close()
+    yield from sink.take()
+
+
+def _goarch() -> str:
+    machine = os.uname().machine
+    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(machine, machine)
+
+
+def _hex(digest: str) -> str:
+    if not is_stored_digest(digest):
+        raise ImageError(f"bad digest {digest!r}: the store holds sha256 digests only")
+    return digest.partition(":")[2]
 
 
 def is_stored_digest(digest: str) -> bool:
     """A digest the store can hold: `sha256:` and 64 lowercase hex digits."""
     algo, _, hexpart = digest.partition(":")
     return algo == "sha256" and len(hexpart) == 64 and all(c in "0123456789abcdef" for c in hexpart)
-
-
-def _tree_digest(source: Path, config: ImageConfig) -> str:
-    """A content digest of the tree (names, modes, link targets, file bytes) and its config."""
-    import hashlib
-
-    h = hashlib.sha256(json.dumps(config.to_json(), sort_keys=True).encode())
-    for dirpath, dirnames, filenames in os.walk(source):
-        dirnames.sort()
-        for name in sorted(dirnames + filenames):
-            path = os.path.join(dirpath, name)
-            st = os.lstat(path)
-            h.update(f"{os.path.relpath(path, source)}\0{st.st_mode:o}\0".encode())
-            if os.path.islink(path):
-                h.update(os.readlink(path).encode())
-            elif os.path.isfile(path):
-                with open(path, "rb") as f:
-                    for chunk in iter(lambda: f.read(1 << 20), b""):
-                        h.update(chunk)
-    return h.hexdigest()

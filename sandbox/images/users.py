@@ -15,6 +15,11 @@ import stat
 
 from sandbox.record import record
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
 MAX_LINKS = 40  # the kernel's MAXSYMLINKS
 MAX_BYTES = 1 << 20
 
@@ -27,9 +32,11 @@ class Entry:
     members: tuple[str, ...] = ()  # group: its member user names
 
 
-def read_in_root(root: str, path: str, limit: int = MAX_BYTES) -> bytes | None:
-    """The bytes of the regular file `path` inside `root`, None when it is missing or not one."""
-    real = _resolve(root, path)
+def read_in_root(root: str | Sequence[Path], path: str, limit: int = MAX_BYTES) -> bytes | None:
+    """The bytes of the regular file `path` inside `root` (a directory, or an image's layers bottom
+    first, read as overlayfs merges them), None when it is missing or not one."""
+    layers = [str(root)] if isinstance(root, str) else [str(p) for p in reversed(root)]
+    real = _resolve(layers, path)
     if real is None:
         return None
     try:
@@ -44,10 +51,16 @@ def read_in_root(root: str, path: str, limit: int = MAX_BYTES) -> bytes | None:
         os.close(fd)
 
 
-def _resolve(root: str, path: str) -> str | None:
+def _resolve(layers: list[str], path: str) -> str | None:
+    """`path` inside the union of `layers` (top first), as its real path in the layer that shows
+    it. A component is taken from the topmost layer that has it; a whiteout (a 0:0 character
+    device) hides it and every lower one; a directory merges with the same directory of lower
+    layers until one of them is opaque (trusted.overlay.opaque=y) or not a directory. Symlinks are
+    followed inside the union, never out of it."""
     done: list[str] = []
     todo = path.split("/")
     links = 0
+    visible = layers  # the layers whose `done` directory is part of the merge
     while todo:
         name = todo.pop(0)
         if name in ("", "."):
@@ -55,12 +68,15 @@ def _resolve(root: str, path: str) -> str | None:
         if name == "..":
             if done:
                 done.pop()
+            merged = _dir_layers(layers, done)
+            if merged is None:
+                return None
+            visible = merged
             continue
-        here = os.path.join(root, *done, name)
-        try:
-            mode = os.lstat(here).st_mode
-        except OSError:
+        found = _lookup(visible, done, name)
+        if found is None:
             return None
+        here, mode, below = found
         if stat.S_ISLNK(mode):
             links += 1
             if links > MAX_LINKS:
@@ -68,10 +84,65 @@ def _resolve(root: str, path: str) -> str | None:
             target = os.readlink(here)
             if target.startswith("/"):
                 done = []
+                visible = layers
             todo = target.split("/") + todo
-        else:
+        elif stat.S_ISDIR(mode):
             done.append(name)
-    return os.path.join(root, *done)
+            visible = below
+        else:
+            if todo and any(t not in ("", ".") for t in todo):
+                return None  # a file in the middle of a path
+            return here
+    return os.path.join(visible[0], *done) if visible else None
+
+
+def _lookup(visible: list[str], done: list[str], name: str) -> tuple[str, int, list[str]] | None:
+    """The entry `name` of the merged directory `done` (`visible`: the roots of the layers that
+    merge it, top first): (real path, mode, the roots of the layers that merge the entry when it
+    is a directory), None when absent or whited out."""
+    for i, layer in enumerate(visible):
+        here = os.path.join(layer, *done, name)
+        try:
+            st = os.lstat(here)
+        except OSError:
+            continue
+        if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+            return None  # a whiteout
+        if not stat.S_ISDIR(st.st_mode):
+            return here, st.st_mode, []
+        roots = [layer]
+        if not _opaque(here):
+            for lower in visible[i + 1:]:
+                candidate = os.path.join(lower, *done, name)
+                try:
+                    lower_mode = os.lstat(candidate).st_mode
+                except OSError:
+                    continue
+                if not stat.S_ISDIR(lower_mode):
+                    break  # a file or a whiteout below ends the merge
+                roots.append(lower)
+                if _opaque(candidate):
+                    break
+        return here, st.st_mode, roots
+    return None
+
+
+def _dir_layers(layers: list[str], done: list[str]) -> list[str] | None:
+    """The layers that merge the directory `done`, walking down from the root."""
+    visible = layers
+    for i in range(len(done)):
+        found = _lookup(visible, done[:i], done[i])
+        if found is None or not stat.S_ISDIR(found[1]):
+            return None
+        visible = found[2]
+    return visible
+
+
+def _opaque(path: str) -> bool:
+    try:
+        return os.getxattr(path, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
+    except OSError:
+        return False
 
 
 def parse(data: bytes | None, passwd: bool) -> list[Entry]:
@@ -92,9 +163,9 @@ def parse(data: bytes | None, passwd: bool) -> list[Entry]:
     return entries
 
 
-def passwd(root: str) -> list[Entry]:
+def passwd(root: str | Sequence[Path]) -> list[Entry]:
     return parse(read_in_root(root, "/etc/passwd"), passwd=True)
 
 
-def groups(root: str) -> list[Entry]:
+def groups(root: str | Sequence[Path]) -> list[Entry]:
     return parse(read_in_root(root, "/etc/group"), passwd=False)

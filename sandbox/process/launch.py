@@ -71,7 +71,7 @@ def identity(pod: Pod, container: Container, image: Image) -> Identity:
     if policy != "Strict":  # Merge, the default: the image's /etc/group memberships of the user
         from sandbox.images import users
 
-        groups += [g.id for g in users.groups(str(image.rootfs)) if name and name in g.members]
+        groups += [g.id for g in users.groups(image.layers) if name and name in g.members]
     if psc is not None:
         groups += list(psc.supplemental_groups)
         if psc.fs_group is not None:
@@ -113,7 +113,7 @@ def _user(pod: Pod, container: Container, image: Image) -> tuple[int, int, str]:
     user_text, _, group_text = image.config.user.partition(":")
     if run_as_user is not None:
         user_text, group_text = str(run_as_user), ""
-    root = str(image.rootfs)
+    root = image.layers
     accounts = users.passwd(root)
     if user_text.isdigit() or not user_text:
         uid = int(user_text or 0)
@@ -290,7 +290,7 @@ def container_request(
     `cgroup_ops` (plan.cgroup_mounts) right after /sys."""
     join = CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | (CLONE_NEWPID if share_pid else 0)
     new = CLONE_NEWNS | (0 if share_pid else CLONE_NEWPID) | (0 if ident.privileged else CLONE_NEWCGROUP)
-    plan = container_plan(str(layer.merged), str(image.rootfs), str(layer.upper), str(layer.work), files,
+    plan = container_plan(str(layer.merged), image.lowerdirs, str(layer.upper), str(layer.work), files,
                           pod_shm=not pod.spec.host_ipc, masked=not ident.privileged, sys_writable=ident.privileged,
                           extra=extra_ops, cgroup=cgroup_ops)
     sc = container.security_context

@@ -103,11 +103,19 @@ class ContainerFiles:
     resolv_conf: str  # host path of the pod's /etc/resolv.conf
 
 
+MOUNT_DATA_MAX = 4095  # mount(2) copies at most one page of options, with its NUL
+
+
 def overlay_options(lower: str, upper: str, work: str) -> str:
-    for path in (lower, upper, work):
-        if any(c in path for c in ",:\n"):
-            raise ValueError(f"overlay layer path {path!r} contains ',' or ':'")
-    return f"lowerdir={lower},upperdir={upper},workdir={work}"
+    """`lower`: one layer, or several joined by ':' (the top one first)."""
+    for path in (*lower.split(":"), upper, work):
+        if not path or any(c in path for c in ",:\n"):
+            raise ValueError(f"overlay layer path {path!r} is empty or contains ',' or ':'")
+    options = f"lowerdir={lower},upperdir={upper},workdir={work}"
+    if len(options) > MOUNT_DATA_MAX:
+        raise ValueError(f"{lower.count(':') + 1} image layers make overlay options of {len(options)} "
+                         f"bytes, more than mount(2) takes ({MOUNT_DATA_MAX})")
+    return options
 
 
 def cgroup_mounts(hierarchies: Sequence[tuple[str, str, str]], *, writable: bool = False) -> list[MountOp]:

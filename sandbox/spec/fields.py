@@ -135,7 +135,8 @@ _CONTAINER: dict[str, Rule] = {
     # Always asks the image source for the reference's current image at every start; the local
     # store is the only source until registries come, so the stored image is that image. (Warning
     # here would print on every pod: the API server defaults Always for `:latest`.)
-    "imagePullPolicy": honoured("the local image store is the only image source"),
+    "imagePullPolicy": honoured("Never: only the store; IfNotPresent and Always pull a missing image (Always "
+                                "does not re-resolve a stored tag yet)"),
     "securityContext": H,
     "stdin": refused("no stdin is attached: it is /dev/null", _is(False)),
     "stdinOnce": refused("no stdin is attached: it is /dev/null", _is(False)),
@@ -175,7 +176,7 @@ TABLE: dict[str, dict[str, Rule]] = {
         "automountServiceAccountToken": inert("there is no API server: no service account token is mounted"),
         "hostNetwork": H, "hostPID": H, "hostIPC": H, "shareProcessNamespace": H,
         "securityContext": H,
-        "imagePullSecrets": inert("images come from the local store: no registry is contacted"),
+        "imagePullSecrets": honoured("dockerconfigjson Secrets from the pod's file or the node's store"),
         "hostname": H,
         "hostnameOverride": H,  # beta, on by default since 1.35 (HostnameOverride)
         "subdomain": honoured("the FQDN <hostname>.<subdomain>.<namespace>.svc.cluster.local in /etc/hosts"),
@@ -196,6 +197,7 @@ TABLE: dict[str, dict[str, Rule]] = {
     "PodDNSConfig": {"nameservers": H, "searches": H, "options": H},
     "PodDNSConfigOption": {"name": H, "value": H},
     "HostAlias": {"ip": H, "hostnames": H},
+    "LocalObjectReference": {"name": H},
     "ContainerPort": {
         "name": H, "containerPort": H, "protocol": H,
         "hostPort": honoured("DNAT through nftables from the host's addresses and 127.0.0.1 to the pod IP "

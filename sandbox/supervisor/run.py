@@ -37,9 +37,10 @@ class PreparedPod:
         return self.pod.metadata.name or ""
 
 
-def prepare(path: str, layout: RootLayout, namespace: str | None) -> PreparedPod:
-    """Accept the manifest as `sandbox validate` does (one shared path), then resolve images and
-    argv: every input error before any side effect."""
+def prepare(path: str, layout: RootLayout, namespace: str | None, pull_options: Any = None) -> PreparedPod:
+    """Accept the manifest as `sandbox validate` does (one shared path), then resolve images
+    (pulling what is missing, unless its imagePullPolicy is Never) and argv: every input error
+    before any side effect on the pod (a pulled image stays in the store, as with the kubelet)."""
     from sandbox.process import launch
     from sandbox.spec.accept import accept_pod_file
 
@@ -48,11 +49,12 @@ def prepare(path: str, layout: RootLayout, namespace: str | None) -> PreparedPod
     store = ImageStore(layout.images)
     images: dict[str, Image] = {}
     problems: list[str] = []
+    puller = _Puller(store, pod, accepted.config, layout, pull_options)
     groups = (("initContainers", pod.spec.init_containers), ("containers", pod.spec.containers))
     for field, containers in groups:
         for i, c in enumerate(containers):
             try:
-                images[c.name] = image = store.lookup(c.image or "")
+                images[c.name] = image = puller.image(c)
             except ImageError as e:
                 problems.append(f"spec.{field}[{i}].image: {e}")
                 continue
@@ -67,6 +69,53 @@ def prepare(path: str, layout: RootLayout, namespace: str | None) -> PreparedPod
 
     config = tuple(from_spec(obj) for obj in accepted.config)
     return PreparedPod(pod, to_dict(pod, "Pod"), images, layout, accepted.warnings, config)
+
+
+class _Puller:
+    """A container's image from the store, pulled first when it is missing: IfNotPresent and
+    Always alike (Always does not re-resolve a stored tag yet: the store is the source while it
+    has the image), Never refuses with the kubelet's ErrImageNeverPull. The registry client is
+    made once, with the pod's imagePullSecrets (same-file Secrets, then the node's store)."""
+
+    def __init__(self, store: ImageStore, pod: Any, config: Any, layout: RootLayout, options: Any) -> None:
+        self.store, self.pod, self.config, self.layout, self.options = store, pod, config, layout, options
+        self.client: Any = None
+
+    def image(self, container: Any) -> Image:
+        reference = container.image or ""
+        try:
+            return self.store.lookup(reference)
+        except ImageError as missing:
+            if container.image_pull_policy == "Never":
+                raise ImageError(f'ErrImageNeverPull: Container image "{reference}" is not present with pull '
+                                 "policy of Never") from None
+            if self.options is False:
+                raise missing from None
+        from sandbox.images.pull import PullOptions, pull
+
+        if self.client is None:
+            from sandbox.images.pull import client
+
+            self.client = client(self.options or PullOptions(), self._secrets())
+        try:
+            return pull(self.store, reference, self.client)
+        except ImageError as e:
+            raise ImageError(f"ErrImagePull: {e}") from None
+
+    def _secrets(self) -> Any:
+        from sandbox.config.sources import SECRET, Sources
+        from sandbox.config.store import ConfigStore, from_spec
+        from sandbox.images.auth import Credentials
+
+        namespace = self.pod.metadata.namespace or "default"
+        sources = Sources(tuple(from_spec(obj) for obj in self.config), ConfigStore(self.layout.lib / "config"))
+        credentials = Credentials()
+        for ref in self.pod.spec.image_pull_secrets:
+            secret = sources.get(SECRET, namespace, ref.name or "")
+            if secret is None:
+                continue  # the kubelet goes on without it (and warns): the pull may still succeed
+            credentials = credentials.then(Credentials.from_pull_secret(secret.data, f"secret/{namespace}/{ref.name}"))
+        return credentials
 
 
 def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False, probe_scale: float = 1.0,

@@ -133,9 +133,10 @@ def test_a_symlink_in_the_image_cannot_redirect_a_mount(sbx: Sandbox, tmp_path) 
     import subprocess
 
     store = sbx.root / "lib" / "images"
-    digest = __import__("json").loads((store / "refs.json").read_text())["docker.io/library/busybox:latest"]
+    from sandbox.images.store import ImageStore
+
     tree = tmp_path / "evil"
-    shutil.copytree(store / "blobs" / "sha256" / digest.split(":")[1] / "rootfs", tree, symlinks=True)
+    shutil.copytree(ImageStore(store).lookup("busybox").rootfs, tree, symlinks=True)
     (tree / "proc").rmdir()
     (tree / "proc").symlink_to("/tmp")
     subprocess.run(sbx.cmd("image", "import", str(tree), "evil:1", "--cmd", "true"), check=True, capture_output=True)

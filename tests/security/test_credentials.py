@@ -94,7 +94,7 @@ def test_non_root_with_an_added_capability_has_none_effective_after_execve(sbx: 
 def test_image_user_names_are_resolved_in_the_image(sbx: Sandbox) -> None:
     tree = sbx.tmp / "userimg"
     src = sbx.root / "lib" / "images"
-    busybox = next(p for p in src.glob("blobs/sha256/*/rootfs") if (p / "bin" / "busybox").exists())
+    busybox = next(p for p in src.glob("layers/sha256/*") if (p / "bin" / "busybox").exists())
     shutil.copytree(busybox, tree, symlinks=True)
     (tree / "etc" / "passwd").write_text("root:x:0:0::/root:/bin/sh\nappuser:x:1500:1600::/home:/bin/sh\n")
     (tree / "etc" / "group").write_text("root:x:0:\napp:x:1600:\nextra:x:1700:appuser,other\n")

@@ -20,8 +20,9 @@ pytestmark = pytest.mark.root
 
 
 def _rootfs(store: Path, reference: str) -> Path:
-    digest = json.loads((store / "refs.json").read_text())[reference]
-    return store / "blobs" / "sha256" / digest.split(":")[1] / "rootfs"
+    from sandbox.images.store import ImageStore
+
+    return ImageStore(store).lookup(reference).rootfs
 
 
 def hostile_image(sbx: Sandbox, name: str, change: Callable[[Path], None], *, in_store: bool = False) -> str:

@@ -31,7 +31,7 @@ def pod(container: str) -> Pod:
 
 def env(container: str, objects: list[ConfigObject] = OBJECTS, skipped: list[str] | None = None) -> dict[str, str]:
     p = pod(container)
-    image = Image("busybox", "sha256:" + "0" * 64, Path("/nonexistent"), ImageConfig(env=("FROM_IMAGE=1",)))
+    image = Image("busybox", "sha256:" + "0" * 64, (Path("/nonexistent"),), ImageConfig(env=("FROM_IMAGE=1",)))
     entries = launch.container_env(p.spec.containers[0], image, "p", p, Sources(objects), skipped)
     return dict(e.partition("=")[::2] for e in entries)
 
@@ -110,6 +110,6 @@ def test_bytes_that_are_not_utf8_reach_the_process_unchanged() -> None:
 def test_without_sources_references_are_left_out() -> None:
     p = pod("env: [{name: A, valueFrom: {configMapKeyRef: {name: cm, key: mode}}}]\n"
             "envFrom: [{configMapRef: {name: cm}}]")
-    image = Image("busybox", "sha256:" + "0" * 64, Path("/nonexistent"), ImageConfig())
+    image = Image("busybox", "sha256:" + "0" * 64, (Path("/nonexistent"),), ImageConfig())
     entries = launch.container_env(p.spec.containers[0], image, "p", p)
     assert not any(e.startswith(("A=", "mode=")) for e in entries)

@@ -48,11 +48,11 @@ def image(tmp_path: Path) -> Image:
     (root / "etc").mkdir(parents=True)
     (root / "etc" / "passwd").write_text(PASSWD)
     (root / "etc" / "group").write_text(GROUP)
-    return Image("busybox", "sha256:" + "0" * 64, root, ImageConfig(cmd=("sh",)))
+    return Image("busybox", "sha256:" + "0" * 64, (root,), ImageConfig(cmd=("sh",)))
 
 
 def with_user(image: Image, user: str) -> Image:
-    return Image(image.name, image.digest, image.rootfs, ImageConfig(cmd=("sh",), user=user))
+    return Image(image.name, image.digest, image.layers, ImageConfig(cmd=("sh",), user=user))
 
 
 def ident(spec: str = "", container: str = "", image: Image | None = None) -> Identity:

@@ -1,0 +1,243 @@
+"""Registry credentials and the pure half of registry authentication. No I/O but reading a file.
+
+Credentials come from two sources, kept in the order the kubelet tries them: the pod's
+`imagePullSecrets` (kubernetes.io/dockerconfigjson payloads) first, then the runtime's own file in
+the `~/.docker/config.json` format. Both are the same JSON: `{"auths": {KEY: ENTRY}}` where ENTRY
+has `auth` (base64 of `user:password`) or `username`/`password`, and KEY is a registry host, a
+host:port, an URL (`https://index.docker.io/v1/`) or, as the kubelet's credential keyring allows,
+a glob over host labels (`*.example.com`). Docker's credential helpers (`credsStore`,
+`credHelpers`) run external programs and are not supported: their entries are skipped.
+
+A registry answers an unauthenticated request with 401 and a `WWW-Authenticate` challenge:
+`Basic realm=...` (send the credentials on every request) or `Bearer realm=URL,service=...,
+scope=...` (get a token from the realm, with the credentials if there are any, anonymously if
+not; Docker's token protocol). `parse_challenges` reads the header (RFC 7235 auth-params), and
+`token_url`/`token_from_response` are the two pure ends of the exchange done by registry.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+import json
+
+from sandbox.errors import ImageError
+from sandbox.record import field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from pathlib import Path
+
+# Every spelling of Docker Hub a config file may use; the API host is registry-1.docker.io.
+DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"})
+
+
+class Credential:
+    """A user and password (or docker login's identity token). A plain class, not a record: the
+    record's generic repr would print the password into a traceback or a debug log."""
+
+    __slots__ = ("identity_token", "password", "username")
+
+    def __init__(self, username: str, password: str, identity_token: str = "") -> None:
+        self.username = username
+        self.password = password
+        self.identity_token = identity_token
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Credential) and (self.username, self.password, self.identity_token) == (
+            other.username, other.password, other.identity_token)
+
+    def __hash__(self) -> int:
+        return hash((self.username, self.password, self.identity_token))
+
+    def __repr__(self) -> str:
+        return f"Credential(username={self.username!r}, password=<hidden>)"
+
+
+@record
+class Challenge:
+    scheme: str  # lower case: "basic" or "bearer"
+    params: dict[str, str] = field(default_factory=dict)  # keys lower case
+
+
+@record
+class Credentials:
+    """Ordered (pattern, credential) pairs; `for_registry` returns every match in order, so a
+    wrong secret does not hide a right one further down (the kubelet tries each in turn)."""
+
+    entries: tuple[tuple[str, Credential], ...] = ()
+
+    @staticmethod
+    def anonymous() -> Credentials:
+        return Credentials()
+
+    @staticmethod
+    def from_docker_config(path: Path) -> Credentials:
+        """The runtime's credentials file; a missing file means no credentials."""
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return Credentials()
+        except OSError as e:
+            raise ImageError(f"read registry credentials {path}: {e.strerror}") from None
+        return Credentials.from_json(data, str(path))
+
+    @staticmethod
+    def from_json(data: bytes, source: str) -> Credentials:
+        """A config.json or a `.dockerconfigjson` Secret value; `source` names it in errors."""
+        try:
+            doc = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ImageError(f"registry credentials {source}: not JSON: {e}") from None
+        if not isinstance(doc, dict):
+            raise ImageError(f"registry credentials {source}: not a JSON object")
+        auths = doc.get("auths", {})
+        if not isinstance(auths, dict):
+            raise ImageError(f"registry credentials {source}: auths is not an object")
+        entries = []
+        for key, entry in auths.items():
+            credential = _entry_credential(entry, f"{source}: auths[{key!r}]")
+            if credential is not None:
+                entries.append((normalize_key(key), credential))
+        return Credentials(tuple(entries))
+
+    @staticmethod
+    def from_pull_secret(data: Mapping[str, bytes], source: str) -> Credentials:
+        """An imagePullSecret's decoded data. The kubelet goes by key, not by type:
+        `.dockerconfigjson` (kubernetes.io/dockerconfigjson), else the legacy `.dockercfg`
+        (kubernetes.io/dockercfg: the `auths` map alone), else nothing."""
+        if data.get(".dockerconfigjson"):
+            return Credentials.from_json(data[".dockerconfigjson"], f"{source}: .dockerconfigjson")
+        if data.get(".dockercfg"):
+            legacy = data[".dockercfg"]
+            return Credentials.from_json(b'{"auths": ' + legacy + b"}", f"{source}: .dockercfg")
+        return Credentials()
+
+    def then(self, other: Credentials) -> Credentials:
+        """These credentials tried first, then `other`'s (pull secrets, then the runtime file)."""
+        return Credentials(self.entries + other.entries)
+
+    def for_registry(self, registry: str) -> list[Credential]:
+        host = normalize_key(registry)
+        return [cred for pattern, cred in self.entries if _key_matches(pattern, host)]
+
+
+def _entry_credential(entry: object, where: str) -> Credential | None:
+    if not isinstance(entry, dict):
+        raise ImageError(f"registry credentials {where}: not an object")
+    username, password = entry.get("username") or "", entry.get("password") or ""
+    encoded = entry.get("auth") or ""
+    if encoded:
+        try:
+            username, sep, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            sep = ""
+        if not sep:
+            raise ImageError(f"registry credentials {where}: auth is not base64 of user:password")
+    token = entry.get("identitytoken") or ""
+    if not all(isinstance(v, str) for v in (username, password, token)):
+        raise ImageError(f"registry credentials {where}: username, password and auth must be strings")
+    if not (username or password or token):
+        return None  # a credential-helper placeholder (`{}`): nothing to send
+    return Credential(username, password, token)
+
+
+def normalize_key(key: str) -> str:
+    """`https://index.docker.io/v1/` -> `docker.io`; `Registry.Example:5000/` -> `registry.example:5000`."""
+    host = key.strip()
+    if "://" in host:
+        host = host.split("://", 1)[1]
+    host = host.split("/", 1)[0].lower()
+    return "docker.io" if host in DOCKER_HUB_ALIASES else host
+
+
+def _key_matches(pattern: str, host: str) -> bool:
+    """The kubelet keyring's rule: same number of labels, each label a glob, ports equal."""
+    if pattern == host:
+        return True
+    if "*" not in pattern and "?" not in pattern and "[" not in pattern:
+        return False
+    p_host, _, p_port = pattern.partition(":")
+    h_host, _, h_port = host.partition(":")
+    p_labels, h_labels = p_host.split("."), h_host.split(".")
+    if p_port != h_port or len(p_labels) != len(h_labels):
+        return False
+    return all(fnmatch.fnmatchcase(h, p) for p, h in zip(p_labels, h_labels, strict=True))
+
+
+def basic_header(credential: Credential) -> str:
+    pair = f"{credential.username}:{credential.password}".encode()
+    return "Basic " + base64.b64encode(pair).decode()
+
+
+def parse_challenges(header: str) -> list[Challenge]:
+    """`WWW-Authenticate` (RFC 7235): `Scheme k=v, k="quoted, \\"x\\"", Scheme2 ...`."""
+    challenges: list[Challenge] = []
+    pos, n = 0, len(header)
+    while pos < n:
+        pos = _skip(header, pos, " \t,")
+        start = pos
+        while pos < n and header[pos] not in " \t,=":
+            pos += 1
+        word = header[start:pos]
+        if not word:
+            break
+        after = _skip(header, pos, " \t")
+        if after < n and header[after] == "=" and challenges:
+            value, pos = _param_value(header, _skip(header, after + 1, " \t"))
+            challenges[-1].params[word.lower()] = value
+        else:
+            challenges.append(Challenge(word.lower(), {}))
+    return challenges
+
+
+def _skip(text: str, pos: int, chars: str) -> int:
+    while pos < len(text) and text[pos] in chars:
+        pos += 1
+    return pos
+
+
+def _param_value(text: str, pos: int) -> tuple[str, int]:
+    if pos < len(text) and text[pos] == '"':
+        out, pos = [], pos + 1
+        while pos < len(text) and text[pos] != '"':
+            if text[pos] == "\\" and pos + 1 < len(text):
+                pos += 1
+            out.append(text[pos])
+            pos += 1
+        return "".join(out), pos + 1
+    start = pos
+    while pos < len(text) and text[pos] not in " \t,":
+        pos += 1
+    return text[start:pos], pos
+
+
+def token_url(challenge: Challenge, scopes: Iterable[str]) -> str:
+    """The GET that Docker's token protocol asks for: realm?service=...&scope=... (one scope
+    parameter per scope; the challenge's own scope is included)."""
+    from urllib.parse import urlencode
+
+    realm = challenge.params.get("realm", "")
+    if not realm.startswith(("https://", "http://")):
+        raise ImageError(f"registry token challenge has no usable realm: {realm!r}")
+    query: list[tuple[str, str]] = []
+    if challenge.params.get("service"):
+        query.append(("service", challenge.params["service"]))
+    wanted = [challenge.params["scope"]] if challenge.params.get("scope") else []
+    wanted += [s for s in scopes if s not in wanted]
+    query += [("scope", s) for s in wanted]
+    sep = "&" if "?" in realm else "?"
+    return realm + (sep + urlencode(query) if query else "")
+
+
+def token_from_response(body: bytes, realm: str) -> str:
+    """`token` (Docker) or `access_token` (OAuth2) from the token endpoint's JSON."""
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        doc = None
+    token = doc.get("token") or doc.get("access_token") if isinstance(doc, dict) else None
+    if not isinstance(token, str) or not token:
+        raise ImageError(f"registry token from {realm}: the answer holds no token")
+    return token

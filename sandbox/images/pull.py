@@ -1,0 +1,155 @@
+"""Pulling an image into the store, and importing an OCI image layout directory: the manifest (for
+this machine's platform), its config and its layers become blobs, each digest checked as it is
+written, the layers are unpacked once, and only then does the name point at the manifest. A kill
+at any moment leaves blobs without a name (for `sandbox image prune`), never a name without its
+blobs.
+
+Where a pull goes: the registry the reference names (Docker Hub for short names), through the
+mirrors a containerd-style hosts directory gives (`--registry-config`, or $SANDBOX_REGISTRY_CONFIG,
+default /etc/sandbox/certs.d), with the credentials of the runtime's config.json ($DOCKER_CONFIG or
+~/.docker) and of the pod's imagePullSecrets; plain HTTP only to loopback or `--insecure-registry`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from sandbox.errors import ImageError
+from sandbox.record import field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sandbox.images.auth import Credentials
+    from sandbox.images.registry import Platform, RegistryClient
+    from sandbox.images.store import Image, ImageStore
+
+DEFAULT_HOSTS_DIR = Path("/etc/sandbox/certs.d")
+HOSTS_DIR_ENV = "SANDBOX_REGISTRY_CONFIG"
+INSECURE_ENV = "SANDBOX_INSECURE_REGISTRIES"  # comma-separated HOST[:PORT]
+REF_NAME = "org.opencontainers.image.ref.name"
+
+
+@record
+class PullOptions:
+    hosts_dir: Path | None = None  # None: $SANDBOX_REGISTRY_CONFIG, else DEFAULT_HOSTS_DIR
+    insecure: frozenset[str] = field(default_factory=frozenset)
+    credentials_file: Path | None = None  # None: $DOCKER_CONFIG/config.json, else ~/.docker/config.json
+
+    def resolved_hosts_dir(self) -> Path:
+        return self.hosts_dir or Path(os.environ.get(HOSTS_DIR_ENV) or DEFAULT_HOSTS_DIR)
+
+    def resolved_insecure(self) -> frozenset[str]:
+        extra = {h.strip() for h in os.environ.get(INSECURE_ENV, "").split(",") if h.strip()}
+        return frozenset(self.insecure | extra)
+
+    def resolved_credentials_file(self) -> Path:
+        if self.credentials_file is not None:
+            return self.credentials_file
+        base = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+        return Path(base) / "config.json"
+
+
+def client(options: PullOptions, extra: Credentials | None = None) -> RegistryClient:
+    """A registry client with the runtime's mirrors and credentials; `extra` (a pod's pull
+    secrets) is tried first."""
+    from sandbox.images.auth import Credentials
+    from sandbox.images.mirrors import Mirrors
+    from sandbox.images.registry import RegistryClient
+
+    credentials = Credentials.from_docker_config(options.resolved_credentials_file())
+    if extra is not None:
+        credentials = extra.then(credentials)
+    hosts = options.resolved_hosts_dir()
+    return RegistryClient(credentials=credentials, mirrors=Mirrors(hosts) if hosts.is_dir() else None,
+                          insecure=set(options.resolved_insecure()))
+
+
+def pull(store: ImageStore, reference: str, registry: RegistryClient, platform: Platform | None = None,
+         progress: Callable[[str, int, int], None] | None = None) -> Image:
+    """Pull `reference` into `store`; returns the stored image. `progress(digest, done, total)`."""
+    from sandbox.images.reference import parse_image_ref
+    from sandbox.images.registry import Platform
+
+    resolved = registry.resolve(reference, platform or Platform())
+    store.ingest([resolved.manifest], expected=resolved.digest)
+    for desc in (resolved.config, *resolved.layers):
+        def fetch(path: Path, digest: str = desc.digest, size: int = desc.size) -> None:
+            report = (lambda done: progress(digest, done, size)) if progress is not None else None
+            registry.fetch_blob(resolved.name, digest, path, size=size, progress=report)
+
+        store.fetch_into(desc.digest, fetch)
+    ref = parse_image_ref(resolved.name)
+    return store.add_image(ref.name if ref.tag else "", resolved.digest)
+
+
+def import_layout(store: ImageStore, layout: Path, name: str = "") -> list[Image]:
+    """The images of an OCI image layout directory (`oci-layout`, `index.json`, `blobs/sha256/`),
+    each named by its `org.opencontainers.image.ref.name` annotation (a full reference, or a tag
+    of `name`) or by `name`; an index entry that is itself an index is followed to this machine's
+    platform. Every blob is copied with its digest checked."""
+    from sandbox.images.reference import parse_image_ref
+    from sandbox.images.registry import INDEXES, Platform, select_platform
+
+    try:
+        if json.loads((layout / "oci-layout").read_text()).get("imageLayoutVersion") != "1.0.0":
+            raise ImageError(f"{layout}: oci-layout is not version 1.0.0")
+        index = json.loads((layout / "index.json").read_text())
+    except (OSError, ValueError, AttributeError) as e:
+        raise ImageError(f"{layout}: not an OCI image layout: {e}") from None
+    entries = index.get("manifests") if isinstance(index, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise ImageError(f"{layout}/index.json: no manifests")
+    images = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise ImageError(f"{layout}/index.json: manifests[{i}] is not an object")
+        annotation = str((entry.get("annotations") or {}).get(REF_NAME, ""))
+        target = _layout_name(annotation, name)
+        if not target:
+            raise ImageError(f"{layout}/index.json: manifests[{i}] has no {REF_NAME} and no name was given")
+        try:
+            canonical = parse_image_ref(target).name
+        except ValueError as e:
+            raise ImageError(f"{layout}/index.json: manifests[{i}]: {e}") from None
+        digest = _copy_blob(store, layout, str(entry.get("digest", "")))
+        document = store.read_json(digest)
+        if entry.get("mediaType") in INDEXES or (isinstance(document, dict) and document.get("mediaType") in INDEXES):
+            chosen = select_platform(document, Platform(), canonical)
+            digest = _copy_blob(store, layout, chosen.digest)
+            document = store.read_json(digest)
+        for desc in [document.get("config"), *(document.get("layers") or [])]:
+            if not isinstance(desc, dict):
+                raise ImageError(f"{layout}: manifest {digest} has a malformed descriptor")
+            _copy_blob(store, layout, str(desc.get("digest", "")))
+        images.append(store.add_image(canonical, digest))
+    return images
+
+
+def _layout_name(annotation: str, name: str) -> str:
+    """A ref.name annotation is a full reference (our builds, `skopeo copy oci:DIR:REF`) or only a
+    tag (the OCI spec's examples): a tag is applied to `name`'s repository."""
+    if not annotation:
+        return name
+    if ("/" in annotation or ":" not in annotation) and not name:
+        return annotation
+    if name and "/" not in annotation and ":" not in annotation and "@" not in annotation:
+        repository = name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
+        return f"{repository}:{annotation}"
+    return annotation
+
+
+def _copy_blob(store: ImageStore, layout: Path, digest: str) -> str:
+    from sandbox.images.store import is_stored_digest
+
+    if not is_stored_digest(digest):
+        raise ImageError(f"{layout}: unsupported digest {digest!r}")
+    source = layout / "blobs" / "sha256" / digest.partition(":")[2]
+    try:
+        with open(source, "rb") as f:
+            return store.ingest(iter(lambda: f.read(1 << 20), b""), expected=digest)
+    except FileNotFoundError:
+        raise ImageError(f"{layout}: blob {digest} is missing") from None

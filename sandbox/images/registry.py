@@ -1,0 +1,658 @@
+"""A client for registries speaking the OCI distribution API (Docker Registry HTTP API v2): resolve
+a reference to one platform's manifest, and stream blobs to disk while checking their digest.
+
+The HTTP client is the standard library's http.client. A pull makes a handful of sequential GETs
+per image (manifest, maybe an index, the config, the layers) that are each a plain request and a
+streamed body: what http.client does well. What a registry needs beyond it is small and lives
+here: the 401 challenge and token exchange (auth.py holds the pure parts), redirects to blob
+storage (Authorization dropped when the host changes), Range requests to resume a dropped
+download. urllib3/requests would add ~25 ms of imports and a dependency for connection pooling
+that sequential pulls barely use; the OCI libraries for Python are either unmaintained or wrap
+a Go binary. Each request opens its own connection (a TLS handshake per blob: a few ms on a
+LAN, one more round trip per layer on the internet).
+
+Transport rules: HTTPS verified against the system CAs (plus `ca_file` and hosts.toml `ca`
+files); plain HTTP only to a loopback address (127.0.0.0/8, ::1, localhost) or a host in
+`insecure`, and then only after HTTPS failed at the TLS layer (as Docker treats insecure
+registries; a certificate that fails verification is an error, never a reason to go plain).
+Mirrors (mirrors.py) are tried first in their order, then the origin.
+
+Manifests: OCI image manifests and indexes, Docker schema 2 manifests and manifest lists; an
+index is followed to the entry for the wanted platform. Docker schema 1 is refused by name. Every
+manifest and blob is checked against its digest (sha256 or sha512) before it is used or kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+
+from sandbox.errors import ImageError
+from sandbox.images.auth import Credentials, basic_header, parse_challenges, token_from_response, token_url
+from sandbox.images.mirrors import Host, origin
+from sandbox.images.reference import DIGEST_HEX_LENGTHS, ImageRef, parse_image_ref
+from sandbox.record import record
+
+log = logging.getLogger(__name__)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import http.client
+    import ssl
+    from collections.abc import Callable, Mapping
+    from pathlib import Path
+    from typing import BinaryIO, TypeVar
+
+    from sandbox.images.auth import Challenge, Credential
+    from sandbox.images.mirrors import Mirrors
+
+    T = TypeVar("T")
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+SCHEMA1 = frozenset({"application/vnd.docker.distribution.manifest.v1+json",
+                     "application/vnd.docker.distribution.manifest.v1+prettyjws"})
+MANIFESTS = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
+INDEXES = frozenset({OCI_INDEX, DOCKER_LIST})
+ACCEPT = ", ".join((OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST))
+MANIFEST_LIMIT = 4 << 20  # containerd's limit: a manifest is metadata, a bigger answer is an attack
+ERROR_BODY_LIMIT = 64 << 10
+CHUNK = 1 << 20
+BLOB_ATTEMPTS = 4  # the first GET and three resumptions after a dropped connection
+REDIRECTS = 5
+# uname -m -> GOARCH and the variant containerd assumes when an index entry has none
+_MACHINES = {"x86_64": ("amd64", ""), "aarch64": ("arm64", "v8"), "armv7l": ("arm", "v7"),
+             "armv6l": ("arm", "v6"), "i686": ("386", ""), "i386": ("386", ""), "ppc64le": ("ppc64le", ""),
+             "s390x": ("s390x", ""), "riscv64": ("riscv64", ""), "loongarch64": ("loong64", "")}
+_DEFAULT_VARIANTS = {"arm64": "v8", "arm": "v7"}
+
+
+def _machine_architecture() -> str:
+    return _MACHINES.get(os.uname().machine, (os.uname().machine, ""))[0]
+
+
+@record
+class Platform:
+    os: str = "linux"
+    architecture: str = _machine_architecture()
+    variant: str = ""  # "" matches the architecture's default variant (arm64: v8, arm: v7) or none
+
+    def __str__(self) -> str:
+        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
+
+
+@record
+class Descriptor:
+    media_type: str
+    digest: str
+    size: int
+    platform: Platform | None = None  # index entries only
+
+
+@record
+class Resolved:
+    name: str  # canonical: docker.io/library/busybox:latest
+    digest: str  # of the platform's manifest
+    manifest: bytes
+    media_type: str
+    config: Descriptor
+    layers: tuple[Descriptor, ...]
+    index_digest: str = ""  # the index (manifest list) the reference pointed at, if any
+
+
+class RegistryError(ImageError):
+    """A pull that failed: the message names the reference and the registry's status or code."""
+
+
+class RegistryClient:
+    def __init__(self, *, credentials: Credentials, mirrors: Mirrors | None = None,
+                 insecure: set[str] | frozenset[str] = frozenset(), ca_file: str | None = None,
+                 timeout: float = 30) -> None:
+        self.credentials = credentials
+        self.mirrors = mirrors
+        self.insecure = frozenset(h.lower() for h in insecure)
+        self.ca_file = ca_file
+        self.timeout = timeout
+        self._plain: set[str] = set()  # hosts seen speaking plain HTTP (allowed ones only)
+        self._auth: dict[tuple[str, str], str] = {}  # (host, repository) -> Authorization value
+        self._contexts: dict[tuple[str, ...], ssl.SSLContext] = {}
+
+    # -- public API --
+
+    def resolve(self, ref: str, platform: Platform) -> Resolved:
+        """The manifest `ref` names for `platform`, following an index; RegistryError otherwise."""
+        image = _parse(ref)
+        need = "pull" if image.digest else "resolve"  # a tag is resolved only by trusted hosts
+        data, content_type = self._manifest(image, image.digest or image.tag, need, image.digest)
+        digest = _digest_of(data, image.digest or "sha256:")
+        media_type, doc = parse_manifest(data, content_type, image.name)
+        index_digest = ""
+        if media_type in INDEXES:
+            index_digest = digest
+            entry = select_platform(doc, platform, image.name)
+            data, content_type = self._manifest(image, entry.digest, "pull", entry.digest)
+            digest = entry.digest
+            media_type, doc = parse_manifest(data, content_type, image.name)
+            if media_type in INDEXES:
+                raise RegistryError(f"pull {image.name}: the index entry for {platform} is itself an index")
+        config, layers = manifest_descriptors(doc, image.name)
+        return Resolved(image.name, digest, data, media_type, config, layers, index_digest)
+
+    def fetch_blob(self, name: str, digest: str, dest: BinaryIO | Path, *, size: int | None,
+                   progress: Callable[[int], None] | None = None) -> None:
+        """Stream blob `digest` of repository `name` into `dest` (a file opened for writing, or a
+        path written through `<path>.partial` and renamed). A wrong digest or size leaves nothing:
+        the path is not created, the file is truncated back. `progress` gets the bytes so far."""
+        image = _parse(name)
+        _check_digest(digest, image.name)
+        if isinstance(dest, os.PathLike):
+            self._fetch_to_path(image, digest, dest, size, progress)
+            return
+        start = dest.tell()
+        try:
+            self._fetch_blob(image, digest, dest, size, progress)
+        except BaseException:
+            _rewind(dest, start)
+            raise
+
+    # -- manifests and blobs --
+
+    def _fetch_to_path(self, image: ImageRef, digest: str, dest: Path, size: int | None,
+                       progress: Callable[[int], None] | None) -> None:
+        partial = dest.with_name(dest.name + ".partial")
+        try:
+            with open(partial, "wb") as out:
+                self._fetch_blob(image, digest, out, size, progress)
+            os.replace(partial, dest)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+
+    def _fetch_blob(self, image: ImageRef, digest: str, out: BinaryIO, size: int | None,
+                    progress: Callable[[int], None] | None) -> None:
+        start = out.tell()
+        self._first_host(image, "pull", lambda host: self._download(host, image, digest, out, start, size, progress),
+                         lambda: _rewind(out, start))
+
+    def _manifest(self, image: ImageRef, reference: str, need: str, pinned: str) -> tuple[bytes, str]:
+        """The manifest bytes and Content-Type from the first host that has them."""
+        return self._first_host(image, need, lambda host: self._manifest_from(host, image, reference, pinned))
+
+    def _first_host(self, image: ImageRef, need: str, attempt: Callable[[Host], T],
+                    undo: Callable[[], None] | None = None) -> T:
+        """`attempt` on each host in turn; the last host's error, naming what failed before it."""
+        failures: list[str] = []
+        hosts = self._hosts(image, need)
+        for host in hosts[:-1]:
+            try:
+                return attempt(host)
+            except RegistryError as e:
+                failures.append(_strip(str(e), image.name, host))
+                if undo is not None:
+                    undo()
+        try:
+            return attempt(hosts[-1])
+        except RegistryError as e:
+            raise RegistryError(_with_tried(str(e), failures)) from None
+
+    def _manifest_from(self, host: Host, image: ImageRef, reference: str, pinned: str) -> tuple[bytes, str]:
+        import http.client
+
+        what = f"pull {image.name}"
+        response = self._get(host, image, f"manifests/{reference}", {"Accept": ACCEPT}, what)
+        try:
+            data = response.read(MANIFEST_LIMIT + 1)
+            if response.length:  # read(n) returns short at an early EOF instead of raising
+                raise http.client.IncompleteRead(data, response.length)
+        except (OSError, http.client.HTTPException) as e:
+            raise RegistryError(f"{what}: connection to {host.netloc} lost during the manifest: {_reason(e)}") from None
+        finally:
+            response.close()
+        if len(data) > MANIFEST_LIMIT:
+            raise RegistryError(f"{what}: manifest larger than {MANIFEST_LIMIT} bytes")
+        if pinned and _digest_of(data, pinned) != pinned:
+            raise RegistryError(f"{what}: digest mismatch: manifest {pinned} from {host.netloc} "
+                                f"hashes to {_digest_of(data, pinned)}")
+        return data, response.getheader("Content-Type", "")
+
+    def _download(self, host: Host, image: ImageRef, digest: str, out: BinaryIO, start: int,
+                  size: int | None, progress: Callable[[int], None] | None) -> None:
+        """One host's copy, resumed with `Range` after a dropped connection where it answers 206
+        (docker-registry and the big blob stores do), else fetched whole again."""
+        algorithm = digest.partition(":")[0]
+        hasher, received = hashlib.new(algorithm), 0
+        what = f"pull {image.name}: blob {digest}"
+        for attempt in range(BLOB_ATTEMPTS):
+            extra = {"Range": f"bytes={received}-"} if received else {}
+            response = self._get(host, image, f"blobs/{digest}", extra, what)
+            try:
+                if received and not _resumes_at(response, received):
+                    hasher, received = hashlib.new(algorithm), 0
+                    _rewind(out, start)
+                received, dropped = _copy(response, out, hasher, received, size, progress, what)
+            finally:
+                response.close()
+            if dropped is None:
+                break
+            if attempt == BLOB_ATTEMPTS - 1:
+                raise RegistryError(f"{what}: connection to {host.netloc} lost after {received} bytes, "
+                                    f"{BLOB_ATTEMPTS} attempts: {_reason(dropped)}")
+            log.info("%s: connection to %s lost after %d bytes, resuming", what, host.netloc, received)
+        if size is not None and received != size:
+            raise RegistryError(f"{what}: got {received} bytes, its descriptor gives {size}")
+        actual = f"{algorithm}:{hasher.hexdigest()}"
+        if actual != digest:
+            raise RegistryError(f"{what}: digest mismatch: the content from {host.netloc} hashes to {actual}")
+
+    def _hosts(self, image: ImageRef, need: str) -> list[Host]:
+        hosts = self.mirrors.hosts_for(image.registry) if self.mirrors else [origin(image.registry)]
+        usable = [h for h in hosts if need in h.capabilities]
+        if not usable:
+            raise RegistryError(f"pull {image.name}: no configured host may {need} it (hosts.toml capabilities)")
+        return usable
+
+    # -- HTTP --
+
+    def _get(self, host: Host, image: ImageRef, tail: str, extra: dict[str, str], what: str) -> http.client.HTTPResponse:
+        """GET `<host>/v2/<repository>/<tail>` with the registry's auth; a 2xx response or RegistryError."""
+        path = request_path(host, image.repository, tail, image.registry)
+        headers = dict(host.headers) | extra
+        key = (host.netloc, image.repository)
+        if key in self._auth:
+            headers["Authorization"] = self._auth[key]
+        response = self._follow(host, path, headers, what)
+        if response.status == 401:
+            challenges = parse_challenges(response.getheader("WWW-Authenticate", ""))
+            _drain(response)
+            response = self._authorized(host, image, path, headers, challenges, what)
+        if response.status >= 300:
+            raise RegistryError(_status_error(what, response, host))
+        return response
+
+    def _authorized(self, host: Host, image: ImageRef, path: str, headers: dict[str, str],
+                    challenges: list[Challenge], what: str) -> http.client.HTTPResponse:
+        """Answer a 401: each matching credential in turn (anonymous for a token when none)."""
+        challenge = next((c for c in challenges if c.scheme == "bearer"), None) or \
+            next((c for c in challenges if c.scheme == "basic"), None)
+        if challenge is None:
+            raise RegistryError(f"{what}: unauthorized (401 from {host.netloc} without a Basic or Bearer challenge)")
+        candidates: list[Credential | None] = [*self.credentials.for_registry(host.netloc)]
+        if not candidates:
+            if challenge.scheme == "basic":
+                raise RegistryError(f"{what}: unauthorized: {host.netloc} needs credentials (401)")
+            candidates = [None]
+        for credential in candidates[:-1]:
+            try:
+                response = self._with_credential(host, image, path, headers, challenge, credential, what)
+            except RegistryError as e:  # a token endpoint refusing this one: the next may do
+                log.info("%s", e)
+                continue
+            if response.status != 401:
+                return response
+            _drain(response)
+        # The last one's 401 is reported by _get with the registry's own message.
+        return self._with_credential(host, image, path, headers, challenge, candidates[-1], what)
+
+    def _with_credential(self, host: Host, image: ImageRef, path: str, headers: dict[str, str],
+                         challenge: Challenge, credential: Credential | None, what: str) -> http.client.HTTPResponse:
+        if credential is None:  # anonymous: only for a token (checked by _authorized)
+            authorization = "Bearer " + self._token(challenge, None, image, what)
+        elif challenge.scheme == "basic":
+            authorization = basic_header(credential)
+        else:
+            authorization = "Bearer " + self._token(challenge, credential, image, what)
+        response = self._follow(host, path, headers | {"Authorization": authorization}, what)
+        if response.status != 401:
+            self._auth[(host.netloc, image.repository)] = authorization
+        return response
+
+    def _token(self, challenge: Challenge, credential: Credential | None, image: ImageRef, what: str) -> str:
+        from urllib.parse import urlencode, urlsplit
+
+        scope = f"repository:{image.repository}:pull"
+        url = token_url(challenge, [scope])
+        parts = urlsplit(url)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        realm = Host(parts.scheme, parts.netloc)
+        headers = {}
+        method, body = "GET", None
+        if credential is not None and credential.identity_token:
+            # OAuth2 refresh-token grant, as `docker login` leaves an identity token for it
+            method, path = "POST", parts.path
+            form = [("grant_type", "refresh_token"), ("refresh_token", credential.identity_token),
+                    ("client_id", "sandbox"), ("service", challenge.params.get("service", "")),
+                    ("scope", scope)]
+            body = urlencode(form).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        elif credential is not None:
+            headers["Authorization"] = basic_header(credential)
+        response = self._follow(realm, path, headers, what, method=method, body=body)
+        try:
+            if response.status >= 300:
+                raise RegistryError(_status_error(f"{what}: token from {parts.netloc}", response, realm))
+            return token_from_response(response.read(MANIFEST_LIMIT), challenge.params.get("realm", ""))
+        finally:
+            response.close()
+
+    def _follow(self, host: Host, path: str, headers: dict[str, str], what: str, *,
+                method: str = "GET", body: bytes | None = None) -> http.client.HTTPResponse:
+        """One request, following redirects (blob stores): Authorization goes only to its host."""
+        from urllib.parse import urljoin, urlsplit
+
+        scheme, netloc = host.scheme, host.netloc
+        for _ in range(REDIRECTS + 1):
+            response = self._request(scheme, netloc, method, path, headers, body, host.ca_files, what)
+            if response.status not in (301, 302, 303, 307, 308):
+                return response
+            location = response.getheader("Location", "")
+            _drain(response)
+            target = urlsplit(urljoin(f"{scheme or 'https'}://{netloc}{path}", location))
+            if target.scheme not in ("http", "https") or not target.netloc:
+                raise RegistryError(f"{what}: {netloc} redirects to an unusable location {location!r}")
+            if target.netloc.lower() != netloc:
+                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+            scheme, netloc = target.scheme, target.netloc.lower()
+            path = target.path + (f"?{target.query}" if target.query else "")
+            if response.status == 303:
+                method, body = "GET", None
+        raise RegistryError(f"{what}: more than {REDIRECTS} redirects")
+
+    def _request(self, scheme: str, netloc: str, method: str, path: str, headers: dict[str, str],
+                 body: bytes | None, ca_files: tuple[str, ...], what: str) -> http.client.HTTPResponse:
+        import http.client
+        import ssl
+
+        may_be_plain = self._plain_allowed(netloc)
+        if scheme == "http" and not may_be_plain:
+            raise RegistryError(f"{what}: plain HTTP to {netloc} refused: only loopback registries and "
+                                f"--insecure-registry hosts may be reached without TLS")
+        use_plain = scheme == "http" or (scheme == "" and netloc in self._plain)
+        try:
+            try:
+                return self._send(use_plain, netloc, method, path, headers, body, ca_files)
+            except ssl.SSLCertVerificationError:
+                raise
+            except ssl.SSLError:
+                # TLS failed below certificate checks: a plain-HTTP registry answering a ClientHello.
+                if scheme != "" or not may_be_plain:
+                    raise
+                self._plain.add(netloc)
+                return self._send(True, netloc, method, path, headers, body, ca_files)
+        except ssl.SSLCertVerificationError as e:
+            raise RegistryError(f"{what}: TLS certificate of {netloc} not trusted: {e.verify_message}") from None
+        except (OSError, http.client.HTTPException) as e:
+            raise RegistryError(f"{what}: cannot reach {netloc}: {_reason(e)}") from None
+
+    def _send(self, plain: bool, netloc: str, method: str, path: str, headers: dict[str, str],
+              body: bytes | None, ca_files: tuple[str, ...]) -> http.client.HTTPResponse:
+        import http.client
+
+        connection: http.client.HTTPConnection
+        if plain:
+            connection = http.client.HTTPConnection(netloc, timeout=self.timeout)
+        else:
+            context = self._context(ca_files)
+            connection = http.client.HTTPSConnection(netloc, timeout=self.timeout, context=context)
+        try:
+            connection.request(method, path, body=body, headers={"User-Agent": "sandbox", **headers})
+            response = connection.getresponse()
+        except BaseException:
+            connection.close()
+            raise
+        # Hand the socket to the response: its file object holds an io reference, so the real
+        # close waits for response.close() (connection.close() would close the response too).
+        if connection.sock is not None:
+            connection.sock.close()
+            connection.sock = None
+        return response
+
+    def _context(self, ca_files: tuple[str, ...]) -> ssl.SSLContext:
+        import ssl
+
+        files = (self.ca_file, *ca_files) if self.ca_file else ca_files
+        context = self._contexts.get(files)
+        if context is None:
+            context = ssl.create_default_context()  # system CAs, hostname checks, TLS 1.2+
+            for path in files:
+                try:
+                    context.load_verify_locations(cafile=path)
+                except (OSError, ssl.SSLError) as e:
+                    raise RegistryError(f"registry CA file {path}: {_reason(e)}") from None
+            self._contexts[files] = context
+        return context
+
+    def _plain_allowed(self, netloc: str) -> bool:
+        return netloc in self.insecure or _host_only(netloc) in self.insecure or is_loopback(netloc)
+
+
+# -- pure helpers (unit-tested) --
+
+
+def is_loopback(netloc: str) -> bool:
+    import ipaddress
+
+    host = _host_only(netloc)
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _host_only(netloc: str) -> str:
+    if netloc.startswith("["):
+        return netloc[1:].partition("]")[0]
+    return netloc.rpartition(":")[0] if netloc.count(":") == 1 else netloc
+
+
+def request_path(host: Host, repository: str, tail: str, registry: str) -> str:
+    """`/v2/<repository>/<tail>`, with `?ns=<registry>` for a mirror as containerd sends it."""
+    path = f"{host.path}/{repository}/{tail}"
+    if not host.is_mirror:
+        return path
+    from urllib.parse import quote
+
+    return f"{path}?ns={quote(registry, safe=':')}"
+
+
+def parse_manifest(data: bytes, content_type: str, name: str) -> tuple[str, dict[str, object]]:
+    """The media type and JSON of a manifest or index; schema 1 and unknown types refused."""
+    declared = content_type.partition(";")[0].strip().lower()
+    if declared in SCHEMA1:
+        raise RegistryError(f"pull {name}: {_SCHEMA1_REFUSAL}")
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise RegistryError(f"pull {name}: the manifest is not JSON") from None
+    if not isinstance(doc, dict):
+        raise RegistryError(f"pull {name}: the manifest is not a JSON object")
+    if doc.get("schemaVersion") == 1:
+        raise RegistryError(f"pull {name}: {_SCHEMA1_REFUSAL}")
+    inner = doc.get("mediaType")
+    if inner is not None and not isinstance(inner, str):
+        raise RegistryError(f"pull {name}: the manifest's mediaType is not a string")
+    # The body's own mediaType wins; OCI made it optional, so fall back on the header, then shape.
+    media_type = inner or (declared if declared in MANIFESTS | INDEXES else "")
+    if not media_type:
+        media_type = OCI_INDEX if "manifests" in doc else OCI_MANIFEST
+    if inner and declared in MANIFESTS | INDEXES and declared != inner:
+        raise RegistryError(f"pull {name}: served as {declared} but the manifest says {inner}")
+    if media_type not in MANIFESTS | INDEXES:
+        raise RegistryError(f"pull {name}: unsupported manifest type {media_type}")
+    if doc.get("schemaVersion") != 2:
+        raise RegistryError(f"pull {name}: manifest schemaVersion {doc.get('schemaVersion')!r}, expected 2")
+    return media_type, doc
+
+
+_SCHEMA1_REFUSAL = ("Docker image manifest schema 1 is not supported (deprecated since 2019; "
+                    "push the image again with a current client)")
+
+
+def select_platform(index: Mapping[str, object], platform: Platform, name: str) -> Descriptor:
+    """The index entry for `platform`: an exact variant first, then the architecture's default."""
+    entries = index.get("manifests")
+    if not isinstance(entries, list):
+        raise RegistryError(f"pull {name}: the index has no manifests list")
+    descriptors = [_descriptor(e, f"manifests[{i}]", name, with_platform=True) for i, e in enumerate(entries)]
+    default = _DEFAULT_VARIANTS.get(platform.architecture, "")
+    wanted = platform.variant or default
+    ranked = []
+    for d in descriptors:
+        p = d.platform
+        if p is None or p.os != platform.os or p.architecture != platform.architecture:
+            continue
+        if d.media_type not in MANIFESTS | INDEXES:
+            continue
+        if p.variant == wanted:
+            ranked.append((0, d))
+        elif not p.variant and (wanted == default or not platform.variant):
+            ranked.append((1, d))
+        elif not platform.variant and not default:
+            ranked.append((2, d))  # amd64 v2/v3 builds when no variant was asked for
+    if not ranked:
+        offered = ", ".join(sorted({str(d.platform) for d in descriptors if d.platform})) or "none"
+        raise RegistryError(f"pull {name}: no manifest for platform {platform} in the index (offered: {offered})")
+    return min(ranked, key=lambda r: r[0])[1]
+
+
+def manifest_descriptors(doc: Mapping[str, object], name: str) -> tuple[Descriptor, tuple[Descriptor, ...]]:
+    config = _descriptor(doc.get("config"), "config", name)
+    layers = doc.get("layers")
+    if not isinstance(layers, list):
+        raise RegistryError(f"pull {name}: the manifest has no layers list")
+    return config, tuple(_descriptor(layer, f"layers[{i}]", name) for i, layer in enumerate(layers))
+
+
+def _descriptor(value: object, where: str, name: str, *, with_platform: bool = False) -> Descriptor:
+    if not isinstance(value, dict):
+        raise RegistryError(f"pull {name}: manifest {where} is not an object")
+    media_type, digest, size = value.get("mediaType"), value.get("digest"), value.get("size")
+    if not isinstance(media_type, str) or not media_type:
+        raise RegistryError(f"pull {name}: manifest {where}.mediaType missing")
+    if not isinstance(digest, str):
+        raise RegistryError(f"pull {name}: manifest {where}.digest missing")
+    _check_digest(digest, name, where)
+    if type(size) is not int or size < 0:
+        raise RegistryError(f"pull {name}: manifest {where}.size must be a non-negative integer")
+    platform = None
+    if with_platform and isinstance(value.get("platform"), dict):
+        p = value["platform"]
+        platform = Platform(str(p.get("os", "")), str(p.get("architecture", "")), str(p.get("variant", "")))
+    return Descriptor(media_type, digest, size, platform)
+
+
+def _check_digest(digest: str, name: str, where: str = "digest") -> None:
+    algorithm, _, hexpart = digest.partition(":")
+    size = DIGEST_HEX_LENGTHS.get(algorithm)
+    if algorithm not in ("sha256", "sha512") or size is None or len(hexpart) != size or \
+            hexpart.strip("0123456789abcdef"):
+        raise RegistryError(f"pull {name}: {where} {digest!r} is not sha256:<64 hex> or sha512:<128 hex>")
+
+
+def _digest_of(data: bytes, like: str) -> str:
+    algorithm = like.partition(":")[0]
+    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+
+
+def _parse(ref: str) -> ImageRef:
+    try:
+        image = parse_image_ref(ref)
+    except ValueError as e:
+        raise RegistryError(f"pull {ref}: {e}") from None
+    if not image.registry:
+        raise RegistryError(f"pull {ref}: no registry host in the reference")
+    return image
+
+
+def _copy(response: http.client.HTTPResponse, out: BinaryIO, hasher: hashlib._Hash, received: int,
+          size: int | None, progress: Callable[[int], None] | None, what: str) -> tuple[int, BaseException | None]:
+    """Body to `out` through `hasher`: (bytes so far, the error if the connection dropped). A
+    write error is not a dropped connection: it is raised, naming the file."""
+    import http.client
+
+    while True:
+        try:
+            chunk = response.read(CHUNK)
+            if not chunk and response.length:  # read(n) returns b"" at an early EOF
+                raise http.client.IncompleteRead(b"", response.length)
+        except (OSError, http.client.HTTPException) as e:
+            return received, e
+        if not chunk:
+            return received, None
+        received += len(chunk)
+        if size is not None and received > size:
+            raise RegistryError(f"{what}: larger than the {size} bytes its descriptor gives")
+        hasher.update(chunk)
+        try:
+            out.write(chunk)
+        except OSError as e:
+            raise ImageError(f"{what}: write {getattr(out, 'name', 'the destination')}: {_reason(e)}") from None
+        if progress is not None:
+            progress(received)
+
+
+def _rewind(out: BinaryIO, start: int) -> None:
+    out.seek(start)
+    out.truncate()
+
+
+def _resumes_at(response: http.client.HTTPResponse, offset: int) -> bool:
+    """True when a Range answer continues at `offset`; a 200 means the whole blob again."""
+    if response.status != 206:
+        return False
+    content_range = response.getheader("Content-Range", "")
+    return content_range.startswith(f"bytes {offset}-")
+
+
+def _status_error(what: str, response: http.client.HTTPResponse, host: Host) -> str:
+    """`<what>: manifest unknown (404)` from the registry's JSON errors, or the HTTP reason."""
+    status = response.status
+    try:
+        body = response.read(ERROR_BODY_LIMIT)
+    except OSError:
+        body = b""
+    finally:
+        response.close()
+    text = ""
+    try:
+        errors = json.loads(body).get("errors")
+        first = errors[0] if isinstance(errors, list) and errors else {}
+        text = str(first.get("message") or first.get("code", "")).strip().lower()
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        pass
+    text = text or (response.reason or "error").lower()
+    if status == 401 and not text.startswith("unauthorized"):
+        text = f"unauthorized: {text}"
+    if status == 403 and not text.startswith("denied"):
+        text = f"denied: {text}"
+    via = f" from mirror {host.netloc}" if host.is_mirror else ""
+    return f"{what}: {text} ({status}{via})"
+
+
+def _drain(response: http.client.HTTPResponse) -> None:
+    try:
+        response.read(ERROR_BODY_LIMIT)
+    except OSError:
+        pass
+    response.close()
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror.lower()
+    return str(error) or type(error).__name__
+
+
+def _strip(message: str, name: str, host: Host) -> str:
+    prefix = f"pull {name}: "
+    text = message[len(prefix):] if message.startswith(prefix) else message
+    return text if host.netloc in text else f"{host.netloc}: {text}"
+
+
+def _with_tried(message: str, failures: list[str]) -> str:
+    return message if not failures else f"{message}; tried first: {'; '.join(failures)}"

@@ -1,0 +1,152 @@
+"""Images from a real registry (Debian's docker-registry on loopback, images pushed with skopeo):
+the seed notes' redis-php pod runs unmodified, its docker.io images pulled through a mirror
+configured as containerd's hosts.toml; `sandbox image pull/ls/inspect/rm/prune`; OCI layout
+import; pull policies Never and a missing tag; two pulls of one image at once."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import REPO, Sandbox
+from registry_fixture import Registry, require_tools, running_registry
+
+pytestmark = pytest.mark.root
+
+IMAGES = {"redis": ("kubeguide/redis-master", "latest"),
+          "php-frontend": ("kubeguide/guestbook-php-frontend", "localredis")}
+
+
+@pytest.fixture(scope="module")
+def layouts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    require_tools()
+    base = tmp_path_factory.mktemp("layouts")
+    built = {}
+    for target in IMAGES:
+        layout = base / target
+        subprocess.run([str(REPO / "rootfs" / "build-test-images.sh"), target, str(layout)], check=True,
+                       capture_output=True, timeout=300)
+        built[target] = layout
+    return built
+
+
+@pytest.fixture(scope="module")
+def registry(layouts: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    with running_registry(tmp_path_factory.mktemp("registry") / "r") as reg:
+        for target, (repository, tag) in IMAGES.items():
+            index = json.loads((layouts[target] / "index.json").read_text())
+            ref_name = index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"]
+            subprocess.run(["skopeo", "--insecure-policy", "copy", "--quiet", "--preserve-digests",
+                            "--dest-tls-verify=false", f"oci:{layouts[target]}:{ref_name}",
+                            f"docker://{reg.netloc}/{repository}:{tag}"], check=True, capture_output=True,
+                           timeout=120)
+        yield reg
+
+
+@pytest.fixture
+def mirror(registry: Registry, sbx: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """docker.io served by the local registry, for every `sandbox` the test runs; the test's own
+    image store (not the session's shared busybox store)."""
+    images = sbx.root / "lib" / "images"
+    images.unlink()
+    images.mkdir()
+    hosts = tmp_path / "certs.d"
+    (hosts / "docker.io").mkdir(parents=True)
+    (hosts / "docker.io" / "hosts.toml").write_text(
+        f'server = "https://registry-1.docker.io"\n[host."http://{registry.netloc}"]\n'
+        'capabilities = ["pull", "resolve"]\n')
+    monkeypatch.setenv("SANDBOX_REGISTRY_CONFIG", str(hosts))
+    return hosts
+
+
+def test_the_seed_redis_php_pod_runs_unmodified(sbx: Sandbox, mirror: Path) -> None:
+    proc = sbx.start(REPO / "examples" / "redis-php.yaml")
+    state = sbx.wait_running("redis-php", containers=2, timeout=120)
+    statuses = {c["name"]: c for c in state["status"]["containerStatuses"]}
+    assert statuses["redis"]["image"] == "kubeguide/redis-master"
+    page = sbx.wait_for(lambda: _page(sbx), timeout=30, message="the front end's page from the redis container")
+    assert "Redis round trip: ok (PONG" in page, page
+    code, _, err = sbx.stop(proc)
+    assert "frontend: terminated" in err and "redis: terminated" in err
+
+
+def _page(sbx: Sandbox) -> str | None:
+    done = sbx.run("exec", "redis-php", "-c", "redis", "--", "curl", "-s", "localhost")
+    return done.stdout if done.returncode == 0 and "Guestbook" in done.stdout else None
+
+
+def test_pull_ls_inspect_rm_prune(sbx: Sandbox, mirror: Path) -> None:
+    pulled = sbx.run("image", "pull", "kubeguide/redis-master", timeout=120)
+    assert pulled.returncode == 0, pulled.stderr
+    assert pulled.stdout.startswith("docker.io/kubeguide/redis-master:latest sha256:")
+    listed = sbx.run("image", "ls", check=True).stdout
+    assert "docker.io/kubeguide/redis-master:latest" in listed
+    inspect = json.loads(sbx.run("image", "inspect", "kubeguide/redis-master", check=True).stdout)
+    assert inspect["config"]["Cmd"][0] == "redis-server"
+    assert all(Path(p, "usr").is_dir() for p in inspect["layers"])
+    again = sbx.run("image", "pull", "kubeguide/redis-master", timeout=120, check=True)
+    assert again.stdout.split()[1] == pulled.stdout.split()[1], "the same digest, nothing fetched twice"
+    assert sbx.run("image", "rm", "kubeguide/redis-master", check=True).returncode == 0
+    pruned = sbx.run("image", "prune", check=True).stdout
+    assert inspect["layers"][0] in pruned
+    assert not Path(inspect["layers"][0]).exists()
+
+
+def test_a_missing_tag_and_the_never_policy_fail_before_the_pod_starts(sbx: Sandbox, mirror: Path) -> None:
+    missing = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: nosuch}
+spec:
+  containers:
+  - {name: c, image: kubeguide/redis-master:no-such-tag}
+""", "missing.yaml")
+    result = sbx.run("run", str(missing), timeout=120)
+    assert result.returncode != 0
+    assert "spec.containers[0].image: ErrImagePull:" in result.stderr and "manifest unknown" in result.stderr
+    never = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: never}
+spec:
+  containers:
+  - {name: c, image: kubeguide/redis-master, imagePullPolicy: Never}
+""", "never.yaml")
+    result = sbx.run("run", str(never), timeout=60)
+    assert result.returncode != 0
+    assert ('ErrImageNeverPull: Container image "kubeguide/redis-master" is not present with pull policy '
+            "of Never") in result.stderr
+    assert sbx.state("nosuch") is None and sbx.state("never") is None
+
+
+def test_an_oci_layout_imports_under_its_annotated_names(sbx: Sandbox, layouts: dict[str, Path],
+                                                         mirror: Path) -> None:
+    result = sbx.run("image", "import", str(layouts["php-frontend"]), check=True)
+    assert result.stdout.startswith("docker.io/kubeguide/guestbook-php-frontend:localredis sha256:")
+    index = json.loads((layouts["php-frontend"] / "index.json").read_text())
+    assert index["manifests"][0]["digest"] in result.stdout
+
+
+def test_two_pulls_of_one_image_at_once_share_the_store(sbx: Sandbox, mirror: Path) -> None:
+    results: list[Any] = []
+
+    def pull() -> None:
+        results.append(sbx.run("image", "pull", "kubeguide/guestbook-php-frontend:localredis", timeout=180))
+
+    threads = [threading.Thread(target=pull) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r.returncode for r in results] == [0, 0], [r.stderr for r in results]
+    assert results[0].stdout.split()[1] == results[1].stdout.split()[1]
+    layers = sbx.root / "lib" / "images" / "layers" / "sha256"
+    assert len([p for p in layers.iterdir()]) == 1  # one layer, unpacked once
+    assert not list((sbx.root / "lib" / "images" / "layers").glob(".tmp-*"))
+    shutil.rmtree(sbx.root / "lib" / "images" / "ingest", ignore_errors=True)
