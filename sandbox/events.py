@@ -136,6 +136,17 @@ def pulled(image: str) -> Note:
     return (NORMAL, "Pulled", f'Container image "{image}" already present on machine')
 
 
+def pulling(image: str) -> Note:
+    return (NORMAL, "Pulling", f'Pulling image "{image}"')
+
+
+def pulled_now(image: str, seconds: float, size: int) -> Note:
+    """The kubelet's message after a pull (its duration twice: it counts waiting for a pull
+    another pod started, which a one-pod runtime never does)."""
+    return (NORMAL, "Pulled", f'Successfully pulled image "{image}" in {seconds:.3g}s ({seconds:.3g}s including '
+                              f"waiting). Image size: {size} bytes.")
+
+
 def never_pull(image: str) -> Note:
     return (WARNING, "ErrImageNeverPull",
             f'Container image "{image}" is not present with pull policy of Never')

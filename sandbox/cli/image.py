@@ -14,8 +14,8 @@ if TYPE_CHECKING:
 def add_parser(verbs: Any) -> None:
     p = verbs.add_parser("image", help="manage local images")
     sub = p.add_subparsers(dest="image_verb", required=True)
-    imp = sub.add_parser("import", help="import an OCI image layout directory, or a root filesystem directory as "
-                                        "a one-layer image")
+    imp = sub.add_parser("import", help="import an OCI image layout directory, a `docker save` archive, or a "
+                                        "root filesystem directory as a one-layer image")
     imp.add_argument("directory")
     imp.add_argument("reference", nargs="?", default="",
                      help="e.g. busybox:latest (an OCI layout's images are named by their ref.name annotations)")
@@ -43,6 +43,22 @@ def add_parser(verbs: Any) -> None:
     rm.set_defaults(handler=handle_rm)
     prune = sub.add_parser("prune", help="remove blobs and layers no image name reaches")
     prune.set_defaults(handler=handle_prune)
+    export = sub.add_parser("export", help="write images to an OCI image layout directory")
+    export.add_argument("directory", help="the layout to create (must not exist)")
+    export.add_argument("references", nargs="+")
+    export.set_defaults(handler=handle_export)
+
+
+def handle_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from sandbox.cli.common import layout
+    from sandbox.images.pull import export_layout
+    from sandbox.images.store import ImageStore
+
+    export_layout(ImageStore(layout(args).images), list(args.references), Path(args.directory))
+    print(f"exported {len(args.references)} image(s) to {args.directory}")
+    return 0
 
 
 def add_registry_options(p: Any) -> None:
@@ -138,6 +154,12 @@ def handle_import(args: argparse.Namespace) -> int:
     from sandbox.images.store import ImageConfig, ImageStore
 
     source = Path(args.directory)
+    if source.is_file():  # a `docker save` archive
+        from sandbox.images.pull import import_docker_archive
+
+        for image in import_docker_archive(ImageStore(layout(args).images), source):
+            print(f"{image.name} {image.digest}")
+        return 0
     if (source / "oci-layout").is_file():
         from sandbox.images.pull import import_layout
 

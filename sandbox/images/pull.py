@@ -153,3 +153,89 @@ def _copy_blob(store: ImageStore, layout: Path, digest: str) -> str:
             return store.ingest(iter(lambda: f.read(1 << 20), b""), expected=digest)
     except FileNotFoundError:
         raise ImageError(f"{layout}: blob {digest} is missing") from None
+
+
+def export_layout(store: ImageStore, references: list[str], layout: Path) -> None:
+    """An OCI image layout directory holding `references` (each manifest, config and layer blob,
+    `index.json` naming them by full reference), for `sandbox image import` on another machine
+    or `skopeo copy oci:DIR:REF`. `layout` must not exist; it is written beside and renamed."""
+    import shutil
+    import tempfile
+
+    if layout.exists():
+        raise ImageError(f"{layout}: already exists")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{layout.name}-", dir=layout.parent))
+    try:
+        (tmp / "blobs" / "sha256").mkdir(parents=True)
+        (tmp / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+        entries = []
+        for reference in references:
+            image = store.lookup(reference)
+            if store.blob_path(image.digest).is_dir():
+                raise ImageError(f"{reference}: an image of the store's first format: import it again to export it")
+            manifest = store.read_json(image.digest)
+            for digest in [image.digest, manifest["config"]["digest"], *(d["digest"] for d in manifest["layers"])]:
+                target = tmp / "blobs" / "sha256" / digest.partition(":")[2]
+                if not target.exists():
+                    shutil.copyfile(store.blob_path(digest), target)
+            entries.append({"mediaType": manifest.get("mediaType", "application/vnd.oci.image.manifest.v1+json"),
+                            "digest": image.digest, "size": store.blob_path(image.digest).stat().st_size,
+                            "annotations": {REF_NAME: image.name}})
+        (tmp / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": entries}, indent=1))
+        os.rename(tmp, layout)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def import_docker_archive(store: ImageStore, archive: Path) -> list[Image]:
+    """A `docker save` archive (manifest.json naming each image's config, layer tars and
+    RepoTags): every member is copied into the store as a blob, the manifest rebuilt in the OCI
+    form, the images named by their RepoTags."""
+    import tarfile
+
+    from sandbox.images.reference import parse_image_ref
+    from sandbox.images.store import CONFIG_OCI, LAYER_TAR, MANIFEST_OCI
+
+    images = []
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            def member_blob(name: str) -> tuple[str, int]:
+                info = tar.getmember(name)
+                if not info.isfile():
+                    raise ImageError(f"{archive}: {name} is not a regular file")
+                stream = tar.extractfile(info)
+                assert stream is not None
+                digest = store.ingest(iter(lambda: stream.read(1 << 20), b""))
+                return digest, info.size
+
+            stream = tar.extractfile("manifest.json")
+            if stream is None:
+                raise ImageError(f"{archive}: no manifest.json")
+            entries = json.loads(stream.read(MAX_MANIFEST))
+            for entry in entries:
+                config_digest, config_size = member_blob(str(entry["Config"]))
+                layers = []
+                for name in entry["Layers"]:
+                    digest, size = member_blob(str(name))
+                    media = LAYER_TAR + ("+gzip" if _gzipped(store.blob_path(digest)) else "")
+                    layers.append({"mediaType": media, "digest": digest, "size": size})
+                manifest = {"schemaVersion": 2, "mediaType": MANIFEST_OCI,
+                            "config": {"mediaType": CONFIG_OCI, "digest": config_digest, "size": config_size},
+                            "layers": layers}
+                manifest_digest = store.put_json(manifest)
+                tags = [parse_image_ref(str(t)).name for t in entry.get("RepoTags") or []]
+                for tag in tags[1:]:
+                    store.tag(manifest_digest, tag)
+                images.append(store.add_image(tags[0] if tags else "", manifest_digest))
+    except (OSError, KeyError, TypeError, ValueError, tarfile.TarError) as e:
+        raise ImageError(f"{archive}: not a docker save archive: {e}") from None
+    return images
+
+
+MAX_MANIFEST = 4 << 20
+
+
+def _gzipped(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == b"\x1f\x8b"

@@ -93,6 +93,18 @@ class Image:
         return self.layers[-1]
 
     @property
+    def image_id(self) -> str:
+        """containerStatuses[].imageID: `repository@digest`, as containerd reports it."""
+        from sandbox.images.reference import parse_image_ref
+
+        try:
+            ref = parse_image_ref(self.name)
+        except ValueError:
+            return self.digest
+        repository = f"{ref.registry}/{ref.repository}" if ref.registry else ref.repository
+        return f"{repository}@{self.digest}"
+
+    @property
     def lowerdirs(self) -> str:
         """overlayfs `lowerdir=`: the top layer first."""
         return ":".join(str(p) for p in reversed(self.layers))

@@ -152,6 +152,7 @@ class PodContext:
     read_only_volumes: set[str] = field(default_factory=set)  # mounted read-only whatever the mount says
     sources: Sources | None = None  # ConfigMaps and Secrets for env (None: a unit test's pod, refs left out)
     addresses: Addresses | None = None  # the pod's and node's IPs (downward API, probe targets)
+    pulls: dict[str, tuple[float, int]] = field(default_factory=dict)  # container -> (seconds, bytes) pulled
 
     def record(self, obj: TornDown) -> None:
         """Record what the pod is about to create, for the one tear-down (pod/teardown.py)."""
@@ -208,7 +209,12 @@ class ContainerLifecycle:
         prune_instances(ctx.log_dir / slot.name, restart_count)
         log_path = ctx.log_dir / slot.name / f"{restart_count}.log"
         clog = ContainerLog(slot.name, log_path, ctx.terminal, ctx.log_policy)
-        ctx.event(slot, ev.pulled(slot.image.name))
+        pulled = ctx.pulls.pop(slot.name, None)
+        if pulled is not None:  # pulled before the pod started: reported with its first start
+            ctx.event(slot, ev.pulling(slot.spec.image or ""))
+            ctx.event(slot, ev.pulled_now(slot.spec.image or "", *pulled))
+        else:
+            ctx.event(slot, ev.pulled(slot.spec.image or slot.image.name))
         try:
             process, mnt_ns = self._spawn(slot, layer, clog, container_id)
         except ContainerStartError as e:

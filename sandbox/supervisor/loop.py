@@ -82,6 +82,7 @@ class PodSupervisor:
         allow_host_path: bool = True,
         sources: Sources | None = None,
         network: NetworkOptions | None = None,
+        pulls: dict[str, tuple[float, int]] | None = None,
         save_state: Callable[[dict[str, Any]], None],
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -133,6 +134,7 @@ class PodSupervisor:
         self.journal = teardown.Journal(state_dir)
         self.ctx.journal = self.journal
         self.ctx.sources = sources  # ConfigMaps and Secrets env reads (config/sources.py)
+        self.ctx.pulls = dict(pulls or {})  # images pulled for this pod: the first start's events say so
         self.network: PodNetwork | None = None
         if network is not None:
             from sandbox.pod.network import PodNetwork
@@ -148,7 +150,8 @@ class PodSupervisor:
     def _slot(self, spec: Container, image: Image, *, init: bool) -> Slot:
         sidecar = init and spec.restart_policy == "Always"
         reason = st.default_waiting_reason(bool(self.pod.spec.init_containers))
-        status = st.ContainerStatus(name=spec.name, image=spec.image or "", state=st.Waiting(reason), sidecar=sidecar)
+        status = st.ContainerStatus(name=spec.name, image=spec.image or "", image_id=image.image_id,
+                                    state=st.Waiting(reason), sidecar=sidecar)
         return Slot(spec, image, init, sidecar, status)
 
     # --- running -------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import signal
 from sandbox.errors import ImageError, StateError
 from sandbox.images.store import Image, ImageStore
 from sandbox.paths import RootLayout
-from sandbox.record import record
+from sandbox.record import field, record
 from sandbox.spec.model import Pod
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
@@ -27,6 +27,7 @@ class PreparedPod:
     layout: RootLayout
     warnings: tuple[str, ...] = ()  # fields the pod sets that are not enforced (spec/fields.py)
     config: tuple[ConfigObject, ...] = ()  # the manifest file's own ConfigMaps and Secrets
+    pulls: dict[str, tuple[float, int]] = field(default_factory=dict)  # container -> (seconds, bytes) pulled
 
     @property
     def namespace(self) -> str:
@@ -51,16 +52,16 @@ def prepare(path: str, layout: RootLayout, namespace: str | None, pull_options: 
     problems: list[str] = []
     puller = _Puller(store, pod, accepted.config, layout, pull_options)
     groups = (("initContainers", pod.spec.init_containers), ("containers", pod.spec.containers))
-    for field, containers in groups:
+    for kind, containers in groups:
         for i, c in enumerate(containers):
             try:
                 images[c.name] = image = puller.image(c)
             except ImageError as e:
-                problems.append(f"spec.{field}[{i}].image: {e}")
+                problems.append(f"spec.{kind}[{i}].image: {e}")
                 continue
             env = launch.container_env(c, image, launch.pod_hostname(pod), pod)
             if not launch.resolve_argv(c, image, env):
-                problems.append(f"spec.{field}[{i}]: CreateContainerError: no command specified "
+                problems.append(f"spec.{kind}[{i}]: CreateContainerError: no command specified "
                                 f"(no command in the spec and no Entrypoint/Cmd in image {image.name})")
     if problems:
         raise ImageError("\n".join(f"{path}: {p}" for p in problems))
@@ -68,7 +69,7 @@ def prepare(path: str, layout: RootLayout, namespace: str | None, pull_options: 
     from sandbox.spec.convert import to_dict
 
     config = tuple(from_spec(obj) for obj in accepted.config)
-    return PreparedPod(pod, to_dict(pod, "Pod"), images, layout, accepted.warnings, config)
+    return PreparedPod(pod, to_dict(pod, "Pod"), images, layout, accepted.warnings, config, puller.pulls)
 
 
 class _Puller:
@@ -80,6 +81,7 @@ class _Puller:
     def __init__(self, store: ImageStore, pod: Any, config: Any, layout: RootLayout, options: Any) -> None:
         self.store, self.pod, self.config, self.layout, self.options = store, pod, config, layout, options
         self.client: Any = None
+        self.pulls: dict[str, tuple[float, int]] = {}  # container name -> (seconds, bytes) of its pull
 
     def image(self, container: Any) -> Image:
         reference = container.image or ""
@@ -97,10 +99,15 @@ class _Puller:
             from sandbox.images.pull import client
 
             self.client = client(self.options or PullOptions(), self._secrets())
+        import time
+
+        started = time.monotonic()
         try:
-            return pull(self.store, reference, self.client)
+            image = pull(self.store, reference, self.client)
         except ImageError as e:
             raise ImageError(f"ErrImagePull: {e}") from None
+        self.pulls[container.name] = (time.monotonic() - started, image_size(self.store, image))
+        return image
 
     def _secrets(self) -> Any:
         from sandbox.config.sources import SECRET, Sources
@@ -116,6 +123,13 @@ class _Puller:
                 continue  # the kubelet goes on without it (and warns): the pull may still succeed
             credentials = credentials.then(Credentials.from_pull_secret(secret.data, f"secret/{namespace}/{ref.name}"))
         return credentials
+
+
+def image_size(store: ImageStore, image: Image) -> int:
+    """What the kubelet's Pulled event reports: the image's blobs (manifest, config, layers)."""
+    manifest = store.read_json(image.digest)
+    digests = [image.digest, manifest["config"]["digest"], *(d["digest"] for d in manifest["layers"])]
+    return sum(store.blob_path(d).stat().st_size for d in digests)
 
 
 def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False, probe_scale: float = 1.0,
@@ -179,7 +193,7 @@ def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False, probe_s
             log_policy=log_policy, qos_class=qos_class(manifest.get("spec") or {}),
             cgroups=cgroups if cgroups is not None else plan(prepared.pod, CgroupConfig()),
             allow_host_path=allow_host_path,
-            sources=Sources(prepared.config, ConfigStore(layout.lib / "config")),
+            sources=Sources(prepared.config, ConfigStore(layout.lib / "config")), pulls=prepared.pulls,
             network=network if network is not None else NetworkOptions())
         # Once the pod runs, SIGINT and SIGTERM belong to the supervisor (stop, then force); after
         # its loop they must not cut short the final record and summary: the supervisor restores

@@ -3,6 +3,8 @@ left behind (the autouse leak check asserts the last part)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from conftest import Sandbox
 
@@ -40,10 +42,22 @@ def test_missing_container_name(sbx: Sandbox) -> None:
     assert "spec.containers[0].name: Required value" in result.stderr
 
 
-def test_image_not_in_store(sbx: Sandbox) -> None:
+def test_image_not_in_store(sbx: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A missing image is pulled; a registry that cannot be reached (here: docker.io sent to a
+    closed loopback port) fails the pod before it starts with the kubelet's ErrImagePull."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    hosts = tmp_path / "certs.d" / "docker.io"
+    hosts.mkdir(parents=True)
+    (hosts / "hosts.toml").write_text(f'server = "http://127.0.0.1:{closed}"\n')
+    monkeypatch.setenv("SANDBOX_REGISTRY_CONFIG", str(tmp_path / "certs.d"))
     result = sbx.run("run", str(sbx.manifest(pod("{name: a, image: 'nosuch:1.0'}"))))
     assert result.returncode == 1
-    assert 'spec.containers[0].image: image \'nosuch:1.0\' (docker.io/library/nosuch:1.0) is not in the local store' in result.stderr
+    assert "spec.containers[0].image: ErrImagePull: pull docker.io/library/nosuch:1.0: " in result.stderr
+    assert f"127.0.0.1:{closed}" in result.stderr and "Traceback" not in result.stderr
     assert not (sbx.root / "run" / "pods" / "default_bad").exists()
 
 

@@ -70,6 +70,11 @@ def test_the_seed_redis_php_pod_runs_unmodified(sbx: Sandbox, mirror: Path) -> N
     state = sbx.wait_running("redis-php", containers=2, timeout=120)
     statuses = {c["name"]: c for c in state["status"]["containerStatuses"]}
     assert statuses["redis"]["image"] == "kubeguide/redis-master"
+    assert statuses["redis"]["imageID"].startswith("docker.io/kubeguide/redis-master@sha256:")
+    reasons = [(e["reason"], e["message"]) for e in state["events"] if e["involvedObject"].get("fieldPath") ==
+               "spec.containers{redis}"]
+    assert reasons[0] == ("Pulling", 'Pulling image "kubeguide/redis-master"')
+    assert reasons[1][0] == "Pulled" and reasons[1][1].startswith('Successfully pulled image "kubeguide/redis-master" in ')
     page = sbx.wait_for(lambda: _page(sbx), timeout=30, message="the front end's page from the redis container")
     assert "Redis round trip: ok (PONG" in page, page
     code, _, err = sbx.stop(proc)
@@ -150,3 +155,28 @@ def test_two_pulls_of_one_image_at_once_share_the_store(sbx: Sandbox, mirror: Pa
     assert len([p for p in layers.iterdir()]) == 1  # one layer, unpacked once
     assert not list((sbx.root / "lib" / "images" / "layers").glob(".tmp-*"))
     shutil.rmtree(sbx.root / "lib" / "images" / "ingest", ignore_errors=True)
+
+
+def test_images_move_between_machines_as_oci_layouts_and_docker_archives(
+        sbx: Sandbox, layouts: dict[str, Path], mirror: Path, tmp_path: Path) -> None:
+    sbx.run("image", "import", str(layouts["redis"]), check=True)
+    exported = tmp_path / "exported"
+    sbx.run("image", "export", str(exported), "kubeguide/redis-master", check=True)
+    index = json.loads((exported / "index.json").read_text())
+    assert index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] == \
+        "docker.io/kubeguide/redis-master:latest"
+    original = json.loads((layouts["redis"] / "index.json").read_text())["manifests"][0]["digest"]
+    assert index["manifests"][0]["digest"] == original, "an export keeps the manifest, byte for byte"
+    # the exported layout is one skopeo reads, and a docker-save archive made from it imports
+    archive = tmp_path / "redis.tar"
+    subprocess.run(["skopeo", "--insecure-policy", "copy", "--quiet",
+                    f"oci:{exported}:docker.io/kubeguide/redis-master:latest",
+                    f"docker-archive:{archive}:example.com/copied/redis:1"], check=True, capture_output=True,
+                   timeout=120)
+    result = sbx.run("image", "import", str(archive), check=True)
+    assert result.stdout.startswith("example.com/copied/redis:1 sha256:")
+    inspect = json.loads(sbx.run("image", "inspect", "example.com/copied/redis:1", check=True).stdout)
+    assert inspect["config"]["Cmd"][0] == "redis-server"
+    assert Path(inspect["layers"][0], "usr", "bin", "redis-server").exists() or \
+        Path(inspect["layers"][0], "usr", "local", "bin", "redis-server").exists() or \
+        any(Path(inspect["layers"][0]).rglob("redis-server"))

@@ -123,6 +123,10 @@ def test_field_paths() -> None:
 
 @pytest.mark.parametrize("note, want", [
     (events.pulled("busybox"), ("Normal", "Pulled", 'Container image "busybox" already present on machine')),
+    (events.pulling("nginx:1.25"), ("Normal", "Pulling", 'Pulling image "nginx:1.25"')),
+    (events.pulled_now("nginx:1.25", 2.5, 70000000),
+     ("Normal", "Pulled", 'Successfully pulled image "nginx:1.25" in 2.5s (2.5s including waiting). '
+                          "Image size: 70000000 bytes.")),
     (events.never_pull("busybox:1"),
      ("Warning", "ErrImageNeverPull", 'Container image "busybox:1" is not present with pull policy of Never')),
     (events.created("web"), ("Normal", "Created", "Created container: web")),
