@@ -99,16 +99,22 @@ def handle_pull(args: argparse.Namespace) -> int:
 
 
 def progress_printer(stream: Any) -> Any:
-    """Per-blob progress: a rewritten line on a terminal, one line per finished blob otherwise."""
+    """Per-layer bytes and rate: a rewritten line on a terminal, one line per finished blob
+    otherwise."""
+    import time
+
     tty = stream.isatty()
+    started: dict[str, float] = {}
 
     def report(digest: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        begin = started.setdefault(digest, now)
+        rate = done / (now - begin) / 1e6 if now > begin else 0.0
+        line = f"{digest[7:19]}: {done / 1e6:.1f}/{total / 1e6:.1f} MB, {rate:.1f} MB/s"
         if tty:
-            stream.write(f"\r{digest[7:19]}: {done / 1e6:.1f}/{total / 1e6:.1f} MB")
-            if done >= total:
-                stream.write("\n")
+            stream.write(f"\r{line}" + ("\n" if done >= total else ""))
         elif done >= total:
-            stream.write(f"{digest[7:19]}: {total / 1e6:.1f} MB done\n")
+            stream.write(f"{line}\n")
         stream.flush()
 
     return report
@@ -196,6 +202,30 @@ def handle_ls(args: argparse.Namespace) -> int:
     from sandbox.cli.common import layout
     from sandbox.images.store import ImageStore
 
-    for name, digest in sorted(ImageStore(layout(args).images).refs().items()):
-        print(f"{name}\t{digest[:19]}")
+    store = ImageStore(layout(args).images)
+    rows = [("IMAGE", "TAG", "IMAGE ID", "SIZE")]
+    for name, digest in sorted(store.refs().items()):
+        repository, _, tag = name.rpartition(":")
+        rows.append((repository, tag, digest.partition(":")[2][:13], _size(store, digest)))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:  # crictl images' columns
+        print("  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths)) + "  " + row[3])
     return 0
+
+
+def _size(store: Any, digest: str) -> str:
+    """The image's blobs, in crictl's units (1000-based, 3 significant digits)."""
+    from sandbox.errors import ImageError
+
+    try:
+        if store.blob_path(digest).is_dir():
+            return "-"  # a first-format image: no blobs to count
+        manifest = store.read_json(digest)
+        size = float(sum(int(d.get("size", 0)) for d in [manifest["config"], *manifest["layers"]]))
+    except (ImageError, KeyError, TypeError, ValueError):
+        return "?"
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000:
+            return f"{size:.3g}{unit}"
+        size /= 1000
+    return f"{size:.3g}TB"

@@ -91,7 +91,8 @@ def test_pull_ls_inspect_rm_prune(sbx: Sandbox, mirror: Path) -> None:
     assert pulled.returncode == 0, pulled.stderr
     assert pulled.stdout.startswith("docker.io/kubeguide/redis-master:latest sha256:")
     listed = sbx.run("image", "ls", check=True).stdout
-    assert "docker.io/kubeguide/redis-master:latest" in listed
+    assert listed.split("\n")[0].split() == ["IMAGE", "TAG", "IMAGE", "ID", "SIZE"]
+    assert any(line.split()[:2] == ["docker.io/kubeguide/redis-master", "latest"] for line in listed.splitlines())
     inspect = json.loads(sbx.run("image", "inspect", "kubeguide/redis-master", check=True).stdout)
     assert inspect["config"]["Cmd"][0] == "redis-server"
     assert all(Path(p, "usr").is_dir() for p in inspect["layers"])

@@ -25,25 +25,37 @@ pytestmark = pytest.mark.root
 SUBNET = ipaddress.ip_network("10.89.0.0/16")
 BRIDGE = "sandbox0"
 
-SERVER = """
+def web_pod(name: str, web_ports: str = "", udp_ports: str = "") -> str:
+    """A pod serving HTTP on 8080 ("hello from NAME") and UDP echo on 9000; `web_ports` and
+    `udp_ports`: each container's `ports:` entries (flow style), if any."""
+    web = f"\n    ports: [{web_ports}]" if web_ports else ""
+    udp = f"\n    ports: [{udp_ports}]" if udp_ports else ""
+    return f"""
 apiVersion: v1
 kind: Pod
-metadata: {name: %(name)s}
+metadata: {{name: {name}}}
 spec:
   terminationGracePeriodSeconds: 1
   containers:
   - name: web
     image: busybox
-    command: ["sh", "-c", "mkdir -p /tmp/www && echo hello from %(name)s > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www"]
+    command: ["sh", "-c", "mkdir -p /tmp/www && echo hello from {name} > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www"]{web}
   - name: udp
     image: busybox
-    command: ["sbx-udp", "serve", "9000"]
+    command: ["sbx-udp", "serve", "9000"]{udp}
 """
+
+
+def published(name: str, port: int, udp: int, host_ip: str = "") -> str:
+    """web_pod with hostPort `port` for HTTP (on `host_ip` if given) and `udp` for the UDP echo."""
+    on = f", hostIP: {host_ip}" if host_ip else ""
+    return web_pod(name, f"{{containerPort: 8080, hostPort: {port}{on}}}",
+                   f"{{containerPort: 9000, hostPort: {udp}, protocol: UDP}}")
 
 
 def start_server(sbx: Sandbox, name: str = "server", *extra: str) -> str:
     """A pod serving HTTP on 8080 and UDP echo on 9000; returns its pod IP from its record."""
-    sbx.start(sbx.manifest(SERVER % {"name": name}, f"{name}.yaml"), *extra)
+    sbx.start(sbx.manifest(web_pod(name), f"{name}.yaml"), *extra)
     state = sbx.wait_running(name, containers=2)
     return str(state["status"]["podIP"])
 
@@ -254,7 +266,7 @@ def test_pod_cidr_and_bridge_options(sbx: Sandbox) -> None:
     (["--bridge", "a-name-far-too-long"], "--bridge: bridge name must be 1-15 characters"),
 ])
 def test_bad_network_options_are_refused_before_anything_starts(sbx: Sandbox, args: list[str], message: str) -> None:
-    manifest = sbx.manifest(SERVER % {"name": "x"})
+    manifest = sbx.manifest(web_pod("x"))
     result = sbx.run("run", *args, str(manifest), timeout=30)
     assert result.returncode != 0
     assert message in result.stderr
@@ -264,32 +276,12 @@ def test_bad_network_options_are_refused_before_anything_starts(sbx: Sandbox, ar
 
 def test_a_subnet_change_while_pods_use_the_bridge_is_refused(sbx: Sandbox) -> None:
     start_server(sbx, "first")
-    manifest = sbx.manifest(SERVER % {"name": "second"}, "second.yaml")
+    manifest = sbx.manifest(web_pod("second"), "second.yaml")
     result = sbx.run("run", "--pod-cidr", "10.90.0.0/16", str(manifest), timeout=60)
     assert result.returncode != 0
     assert "already uses subnet 10.89.0.0/16" in result.stderr
     assert "Traceback" not in result.stderr
     sbx.stop(sbx.procs[0])
-
-
-PUBLISHED = """
-apiVersion: v1
-kind: Pod
-metadata: {name: %(name)s}
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: web
-    image: busybox
-    command: ["sh", "-c", "mkdir -p /tmp/www && echo hello from %(name)s > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www"]
-    ports:
-    - {containerPort: 8080, hostPort: %(port)d%(host_ip)s}
-  - name: udp
-    image: busybox
-    command: ["sbx-udp", "serve", "9000"]
-    ports:
-    - {containerPort: 9000, hostPort: %(udp)d, protocol: UDP}
-"""
 
 
 def fetch(host: str, port: int) -> bytes:
@@ -302,7 +294,7 @@ def nft_tables() -> str:
 
 
 def test_host_ports_reach_the_pod_from_localhost_the_bridge_and_the_host_address(sbx: Sandbox) -> None:
-    sbx.start(sbx.manifest(PUBLISHED % {"name": "pub", "port": 18080, "host_ip": "", "udp": 19000}))
+    sbx.start(sbx.manifest(published("pub", 18080, 19000)))
     state = sbx.wait_running("pub", containers=2)
     host_ip = state["status"]["hostIP"]
     for address in ("127.0.0.1", "10.89.0.1", host_ip):
@@ -334,8 +326,7 @@ spec:
 
 
 def test_a_host_ip_limits_the_port_to_that_address(sbx: Sandbox) -> None:
-    sbx.start(sbx.manifest(PUBLISHED % {"name": "local", "port": 18081, "host_ip": ", hostIP: 127.0.0.1",
-                                        "udp": 19001}))
+    sbx.start(sbx.manifest(published("local", 18081, 19001, "127.0.0.1")))
     sbx.wait_running("local", containers=2)
     assert fetch("127.0.0.1", 18081) == b"hello from local\n"
     with pytest.raises(OSError):
@@ -344,10 +335,9 @@ def test_a_host_ip_limits_the_port_to_that_address(sbx: Sandbox) -> None:
 
 
 def test_a_host_port_taken_by_another_pod_fails_the_second_before_it_starts(sbx: Sandbox) -> None:
-    sbx.start(sbx.manifest(PUBLISHED % {"name": "first", "port": 18082, "host_ip": "", "udp": 19002}, "first.yaml"))
+    sbx.start(sbx.manifest(published("first", 18082, 19002), "first.yaml"))
     first = sbx.wait_running("first", containers=2)
-    second = sbx.manifest(PUBLISHED % {"name": "second", "port": 18082, "host_ip": ", hostIP: 127.0.0.1",
-                                       "udp": 19003}, "second.yaml")
+    second = sbx.manifest(published("second", 18082, 19003, "127.0.0.1"), "second.yaml")
     result = sbx.run("run", str(second), timeout=60)
     assert result.returncode != 0
     assert "hostPort 18082/TCP" in result.stderr and f"default/first (uid {first['uid']})" in result.stderr, \
@@ -363,7 +353,7 @@ def test_a_host_port_a_host_process_holds_is_refused(sbx: Sandbox) -> None:
     with socket.socket() as holder:
         holder.bind(("0.0.0.0", 18083))
         holder.listen()
-        manifest = sbx.manifest(PUBLISHED % {"name": "taken", "port": 18083, "host_ip": "", "udp": 19004})
+        manifest = sbx.manifest(published("taken", 18083, 19004))
         result = sbx.run("run", str(manifest), timeout=60)
     assert result.returncode != 0
     assert "18083/TCP" in result.stderr and "already in use on the host" in result.stderr, result.stderr
@@ -371,7 +361,7 @@ def test_a_host_port_a_host_process_holds_is_refused(sbx: Sandbox) -> None:
 
 
 def test_a_host_port_with_network_none_is_refused_by_its_field(sbx: Sandbox) -> None:
-    manifest = sbx.manifest(PUBLISHED % {"name": "nonet", "port": 18084, "host_ip": "", "udp": 19005})
+    manifest = sbx.manifest(published("nonet", 18084, 19005))
     result = sbx.run("run", "--network", "none", str(manifest), timeout=60)
     assert result.returncode == 2
     assert "spec.containers[0].ports[0].hostPort: Forbidden: the pod has no network" in result.stderr
@@ -398,7 +388,7 @@ def test_masquerade_is_an_option_and_off_by_default(sbx: Sandbox) -> None:
 
 
 def test_gc_releases_a_killed_runtimes_address_ports_and_bridge(sbx: Sandbox) -> None:
-    sbx.start(sbx.manifest(PUBLISHED % {"name": "orphan", "port": 18085, "host_ip": "", "udp": 19006}))
+    sbx.start(sbx.manifest(published("orphan", 18085, 19006)))
     ip = sbx.wait_running("orphan", containers=2)["status"]["podIP"]
     proc = sbx.procs[0]
     os.killpg(proc.pid, signal.SIGKILL)

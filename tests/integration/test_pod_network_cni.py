@@ -15,22 +15,9 @@ import urllib.request
 import pytest
 from conftest import Sandbox
 from test_net_cni import BIN_DIR, Net, nat_ruleset, net  # noqa: F401  (fixtures, requested by name)
+from test_pod_network import web_pod
 
 pytestmark = pytest.mark.root
-
-SERVER = """
-apiVersion: v1
-kind: Pod
-metadata: {name: %(name)s}
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: web
-    image: busybox
-    command: ["sh", "-c", "mkdir -p /tmp/www && echo hello from %(name)s > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www"]
-%(ports)s
-"""
-
 
 def cni_args(net: Net) -> list[str]:
     return ["--network", "cni", "--cni-conf-dir", str(net.conf_dir), "--cni-bin-dir", str(BIN_DIR)]
@@ -42,7 +29,7 @@ def basic(net: Net) -> None:
 
 def test_cni_pods_reach_each_other_and_the_host_reaches_them(sbx: Sandbox, net: Net) -> None:
     basic(net)
-    sbx.start(sbx.manifest(SERVER % {"name": "server", "ports": ""}, "server.yaml"), *cni_args(net))
+    sbx.start(sbx.manifest(web_pod("server"), "server.yaml"), *cni_args(net))
     state = sbx.wait_running("server")
     ip = state["status"]["podIP"]
     assert ipaddress.ip_address(ip) in ipaddress.ip_network(net.subnet)
@@ -71,8 +58,7 @@ spec:
 
 def test_cni_host_port_through_portmap(sbx: Sandbox, net: Net) -> None:
     net.write([net.bridge_plugin(), {"type": "portmap", "capabilities": {"portMappings": True}, "snat": True}])
-    ports = "    ports: [{containerPort: 8080, hostPort: 18080}]"
-    sbx.start(sbx.manifest(SERVER % {"name": "published", "ports": ports}), *cni_args(net))
+    sbx.start(sbx.manifest(web_pod("published", "{containerPort: 8080, hostPort: 18080}")), *cni_args(net))
     sbx.wait_running("published")
     with urllib.request.urlopen(f"http://{net.gateway}:18080/", timeout=5) as response:
         assert response.read() == b"hello from published\n"
@@ -107,7 +93,7 @@ spec:
 
 
 def test_a_missing_cni_configuration_fails_the_pod_before_it_starts(sbx: Sandbox, net: Net) -> None:
-    manifest = sbx.manifest(SERVER % {"name": "nocni", "ports": ""})
+    manifest = sbx.manifest(web_pod("nocni"))
     result = sbx.run("run", *cni_args(net), str(manifest), timeout=60)
     assert result.returncode != 0
     assert "CNI" in result.stderr or "cni" in result.stderr
@@ -120,8 +106,7 @@ def test_a_missing_cni_configuration_fails_the_pod_before_it_starts(sbx: Sandbox
 
 def test_host_ports_without_portmap_in_the_configuration_are_refused(sbx: Sandbox, net: Net) -> None:
     basic(net)
-    ports = "    ports: [{containerPort: 8080, hostPort: 18081}]"
-    manifest = sbx.manifest(SERVER % {"name": "unpublished", "ports": ports})
+    manifest = sbx.manifest(web_pod("unpublished", "{containerPort: 8080, hostPort: 18081}"))
     result = sbx.run("run", *cni_args(net), str(manifest), timeout=60)
     assert result.returncode != 0
     assert "no plugin takes portMappings" in result.stderr, result.stderr
