@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -181,3 +182,80 @@ def test_images_move_between_machines_as_oci_layouts_and_docker_archives(
     assert Path(inspect["layers"][0], "usr", "bin", "redis-server").exists() or \
         Path(inspect["layers"][0], "usr", "local", "bin", "redis-server").exists() or \
         any(Path(inspect["layers"][0]).rglob("redis-server"))
+
+
+class SlowProxy:
+    """A loopback HTTP relay to the registry that sends blob bodies slowly (64 KiB every 20 ms),
+    so a pull can be killed in the middle of a layer."""
+
+    def __init__(self, upstream: str) -> None:
+        import http.server
+        import urllib.error
+        import urllib.request
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+                request = urllib.request.Request(f"http://{upstream}{self.path}", headers=dict(self.headers))
+                try:
+                    response = urllib.request.urlopen(request, timeout=30)
+                except urllib.error.HTTPError as e:
+                    response = e
+                self.send_response(response.status)
+                for key, value in response.headers.items():
+                    if key.lower() not in ("connection", "transfer-encoding"):
+                        self.send_header(key, value)
+                self.end_headers()
+                slow = "/blobs/" in self.path
+                while chunk := response.read(65536):
+                    self.wfile.write(chunk)
+                    if slow:
+                        time.sleep(0.02)
+
+            do_HEAD = do_GET
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.netloc = f"127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_pull_killed_mid_layer_leaves_no_image_and_a_clean_re_pull(
+        sbx: Sandbox, registry: Registry, mirror: Path) -> None:
+    import signal
+
+    proxy = SlowProxy(registry.netloc)
+    try:
+        slow_hosts = sbx.tmp / "slow.d"
+        (slow_hosts / "docker.io").mkdir(parents=True)
+        (slow_hosts / "docker.io" / "hosts.toml").write_text(
+            f'[host."http://{proxy.netloc}"]\ncapabilities = ["pull", "resolve"]\n')
+        pull = subprocess.Popen(sbx.cmd("image", "pull", "--registry-config", str(slow_hosts),
+                                        "kubeguide/guestbook-php-frontend:localredis"),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        images = sbx.root / "lib" / "images"
+        deadline = time.monotonic() + 30
+        while not any((images / "ingest").glob("*.partial")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert any((images / "ingest").glob("*.partial")), "the pull never reached a layer"
+        pull.send_signal(signal.SIGKILL)
+        pull.communicate()
+    finally:
+        proxy.close()
+    listed = sbx.run("image", "ls", check=True).stdout
+    assert "guestbook-php-frontend" not in listed, "a killed pull names nothing"
+    again = sbx.run("image", "pull", "kubeguide/guestbook-php-frontend:localredis", timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert not list((images / "layers").glob(".tmp-*"))
+    pruned = sbx.run("image", "prune", check=True).stdout
+    assert "ingest" in pruned or not list((images / "ingest").iterdir())
+    assert not list((images / "ingest").iterdir())
+    inspect = json.loads(sbx.run("image", "inspect", "kubeguide/guestbook-php-frontend:localredis",
+                                 check=True).stdout)
+    assert all(Path(p).is_dir() for p in inspect["layers"])
