@@ -132,9 +132,10 @@ _CONTAINER: dict[str, Rule] = {
     "volumeDevices": refused("raw block devices need persistent volumes"),
     "livenessProbe": H, "readinessProbe": H, "startupProbe": H, "lifecycle": H,
     "terminationMessagePath": H, "terminationMessagePolicy": H,
-    # Always asks the image source for the reference's current image at every start; the local
-    # store is the only source until registries come, so the stored image is that image. (Warning
-    # here would print on every pod: the API server defaults Always for `:latest`.)
+    # Always asks the registry for the reference's current image at every start (the kubelet); here
+    # a stored image is used as it is and only a missing one is pulled, which keeps the offline
+    # test suite and demo on the local busybox. (Warning here would print on every pod: the API
+    # server defaults Always for `:latest`.)
     "imagePullPolicy": honoured("Never: only the store; IfNotPresent and Always pull a missing image (Always "
                                 "does not re-resolve a stored tag yet)"),
     "securityContext": H,
@@ -284,7 +285,7 @@ TABLE: dict[str, dict[str, Rule]] = {
         # resync; mounted read-only, as the kubelet does.
         "configMap": H, "secret": honoured("on a tmpfs of its own"), "downwardAPI": H, "projected": H,
         "persistentVolumeClaim": refused("persistent volume claims need an API server and a storage provisioner"),
-        "image": refused("image volumes come with images from registries"),
+        "image": refused("image volumes (an image's files mounted read-only) are not built yet"),
         "ephemeral": refused("generic ephemeral volumes need an API server and a storage provisioner"),
         "csi": refused("CSI volumes need a CSI driver"),
         **{key: refused("in-tree volume plugins need their storage systems") for key in (
