@@ -34,6 +34,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Mapping
 
+    from sandbox.images.store import Image
     from sandbox.spec.model import Container, HostPathVolumeSource, Pod, VolumeMount
 
 EMPTY_DIR_MODE = 0o777
@@ -181,7 +182,7 @@ def _make_dirs(path: str, mode: int) -> None:
 
 
 def mount_ops(container: Container, volumes: Mapping[str, Path], env: Mapping[str, str] | None = None,
-              read_only: Collection[str] = ()) -> list[MountOp]:
+              read_only: Collection[str] = (), images: Mapping[str, Image] | None = None) -> list[MountOp]:
     """Bind each volumeMount at its mountPath (the kubelet prefixes "/" to a relative one). `env`:
     the container's environment as the kubelet computes it (its `env` and `envFrom`), from which
     a subPathExpr is expanded. Raises ContainerConfigError (the kubelet's
@@ -189,6 +190,10 @@ def mount_ops(container: Container, volumes: Mapping[str, Path], env: Mapping[st
     volume's host mount cannot give."""
     ops = []
     for mount in container.volume_mounts:
+        image = (images or {}).get(mount.name)
+        if image is not None:
+            ops.append(image_volume_op(mount, image, env or {}, container.name))
+            continue
         source = volumes.get(mount.name)
         if source is None:
             continue
@@ -205,6 +210,23 @@ def mount_ops(container: Container, volumes: Mapping[str, Path], env: Mapping[st
         else:
             ops.append(MountOp(OpKind.BIND, target, str(source), flags=flags))
     return ops
+
+
+def image_volume_op(mount: VolumeMount, image: Image, env: Mapping[str, str], container: str) -> MountOp:
+    """An `image` volume, read-only whatever the mount says: its one layer bound (a subPath
+    beneath it), or its layers as a read-only overlay (no upper layer; overlayfs needs two lower
+    ones then, which a multi-layer image has)."""
+    flags = MS_NOSUID | MS_NODEV | MS_RDONLY
+    target = mount.mount_path.strip("/")
+    sub_path = container_sub_path(mount, env, container)
+    if len(image.layers) == 1:
+        if sub_path:
+            return MountOp(OpKind.BIND_BENEATH, target, str(image.layers[0]), flags=flags, data=sub_path)
+        return MountOp(OpKind.BIND, target, str(image.layers[0]), flags=flags)
+    if sub_path:
+        raise ContainerConfigError(f"subPath {sub_path!r} of an image volume of {len(image.layers)} layers is not "
+                                   "supported", container=container)
+    return MountOp(OpKind.MOUNT, target, "overlay", "overlay", flags, f"lowerdir={image.lowerdirs}")
 
 
 def container_sub_path(mount: VolumeMount, env: Mapping[str, str], container: str = "") -> str:

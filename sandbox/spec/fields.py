@@ -199,6 +199,7 @@ TABLE: dict[str, dict[str, Rule]] = {
     "PodDNSConfigOption": {"name": H, "value": H},
     "HostAlias": {"ip": H, "hostnames": H},
     "LocalObjectReference": {"name": H},
+    "ImageVolumeSource": {"reference": H, "pullPolicy": H},
     "ContainerPort": {
         "name": H, "containerPort": H, "protocol": H,
         "hostPort": honoured("DNAT through nftables from the host's addresses and 127.0.0.1 to the pod IP "
@@ -285,7 +286,8 @@ TABLE: dict[str, dict[str, Rule]] = {
         # resync; mounted read-only, as the kubelet does.
         "configMap": H, "secret": honoured("on a tmpfs of its own"), "downwardAPI": H, "projected": H,
         "persistentVolumeClaim": refused("persistent volume claims need an API server and a storage provisioner"),
-        "image": refused("image volumes (an image's files mounted read-only) are not built yet"),
+        "image": honoured("the image's files, read-only (one layer bound, several as a read-only overlay); "
+                          "pulled with its own pullPolicy"),
         "ephemeral": refused("generic ephemeral volumes need an API server and a storage provisioner"),
         "csi": refused("CSI volumes need a CSI driver"),
         **{key: refused("in-tree volume plugins need their storage systems") for key in (

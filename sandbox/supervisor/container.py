@@ -153,6 +153,7 @@ class PodContext:
     sources: Sources | None = None  # ConfigMaps and Secrets for env (None: a unit test's pod, refs left out)
     addresses: Addresses | None = None  # the pod's and node's IPs (downward API, probe targets)
     pulls: dict[str, tuple[float, int]] = field(default_factory=dict)  # container -> (seconds, bytes) pulled
+    volume_images: dict[str, Image] = field(default_factory=dict)  # `image` volume name -> its image
 
     def record(self, obj: TornDown) -> None:
         """Record what the pod is about to create, for the one tear-down (pod/teardown.py)."""
@@ -268,7 +269,8 @@ class ContainerLifecycle:
         # The kubelet's termination-message file, bound at terminationMessagePath (reference 5.6).
         slot.message_file = prepare_message_file(ctx.dirs.files_root, slot.name)
         target = (slot.spec.termination_message_path or "/dev/termination-log").lstrip("/")
-        extra_ops = [*volumes.mount_ops(slot.spec, ctx.volume_paths, kubelet_env, read_only=ctx.read_only_volumes),
+        extra_ops = [*volumes.mount_ops(slot.spec, ctx.volume_paths, kubelet_env, read_only=ctx.read_only_volumes,
+                                        images=ctx.volume_images),
                      MountOp(OpKind.BIND, target, str(slot.message_file))]
         req = launch.container_request(
             ctx.pod, slot.spec, slot.image, layer, ctx.dirs.files, slot.identity, pause_pidfd=ctx.pause_pidfd,

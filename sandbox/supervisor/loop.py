@@ -83,6 +83,7 @@ class PodSupervisor:
         sources: Sources | None = None,
         network: NetworkOptions | None = None,
         pulls: dict[str, tuple[float, int]] | None = None,
+        volume_images: dict[str, Image] | None = None,
         save_state: Callable[[dict[str, Any]], None],
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -135,6 +136,7 @@ class PodSupervisor:
         self.ctx.journal = self.journal
         self.ctx.sources = sources  # ConfigMaps and Secrets env reads (config/sources.py)
         self.ctx.pulls = dict(pulls or {})  # images pulled for this pod: the first start's events say so
+        self.ctx.volume_images = dict(volume_images or {})  # `image` volumes: mounted read-only
         self.network: PodNetwork | None = None
         if network is not None:
             from sandbox.pod.network import PodNetwork

@@ -28,6 +28,7 @@ class PreparedPod:
     warnings: tuple[str, ...] = ()  # fields the pod sets that are not enforced (spec/fields.py)
     config: tuple[ConfigObject, ...] = ()  # the manifest file's own ConfigMaps and Secrets
     pulls: dict[str, tuple[float, int]] = field(default_factory=dict)  # container -> (seconds, bytes) pulled
+    volume_images: dict[str, Image] = field(default_factory=dict)  # `image` volume name -> its image
 
     @property
     def namespace(self) -> str:
@@ -63,13 +64,25 @@ def prepare(path: str, layout: RootLayout, namespace: str | None, pull_options: 
             if not launch.resolve_argv(c, image, env):
                 problems.append(f"spec.{kind}[{i}]: CreateContainerError: no command specified "
                                 f"(no command in the spec and no Entrypoint/Cmd in image {image.name})")
+    volume_images: dict[str, Image] = {}
+    for i, volume in enumerate(pod.spec.volumes):
+        source = volume.other_sources.get("image")
+        if source is None:
+            continue
+        reference = str(source.get("reference") or "")
+        policy = str(source.get("pullPolicy") or default_pull_policy(reference))
+        try:
+            volume_images[volume.name] = puller.pulled(reference, policy, f"volume {volume.name}")
+        except ImageError as e:
+            problems.append(f"spec.volumes[{i}].image.reference: {e}")
     if problems:
         raise ImageError("\n".join(f"{path}: {p}" for p in problems))
     from sandbox.config.store import from_spec
     from sandbox.spec.convert import to_dict
 
     config = tuple(from_spec(obj) for obj in accepted.config)
-    return PreparedPod(pod, to_dict(pod, "Pod"), images, layout, accepted.warnings, config, puller.pulls)
+    return PreparedPod(pod, to_dict(pod, "Pod"), images, layout, accepted.warnings, config, puller.pulls,
+                       volume_images)
 
 
 class _Puller:
@@ -84,11 +97,15 @@ class _Puller:
         self.pulls: dict[str, tuple[float, int]] = {}  # container name -> (seconds, bytes) of its pull
 
     def image(self, container: Any) -> Image:
-        reference = container.image or ""
+        return self.pulled(container.image or "", container.image_pull_policy, container.name)
+
+    def pulled(self, reference: str, policy: str, key: str) -> Image:
+        """The stored image, pulled first if missing (unless `policy` is Never); `key` names the
+        pull in `pulls` (a container's name)."""
         try:
             return self.store.lookup(reference)
         except ImageError as missing:
-            if container.image_pull_policy == "Never":
+            if policy == "Never":
                 raise ImageError(f'ErrImageNeverPull: Container image "{reference}" is not present with pull '
                                  "policy of Never") from None
             if self.options is False:
@@ -106,7 +123,7 @@ class _Puller:
             image = pull(self.store, reference, self.client)
         except ImageError as e:
             raise ImageError(f"ErrImagePull: {e}") from None
-        self.pulls[container.name] = (time.monotonic() - started, image_size(self.store, image))
+        self.pulls[key] = (time.monotonic() - started, image_size(self.store, image))
         return image
 
     def _secrets(self) -> Any:
@@ -123,6 +140,13 @@ class _Puller:
                 continue  # the kubelet goes on without it (and warns): the pull may still succeed
             credentials = credentials.then(Credentials.from_pull_secret(secret.data, f"secret/{namespace}/{ref.name}"))
         return credentials
+
+
+def default_pull_policy(reference: str) -> str:
+    """The API server's default: Always for `:latest` or no tag (and no digest), else IfNotPresent."""
+    from sandbox.spec.defaults import image_pull_policy
+
+    return image_pull_policy(reference)
 
 
 def image_size(store: ImageStore, image: Image) -> int:
@@ -194,6 +218,7 @@ def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False, probe_s
             cgroups=cgroups if cgroups is not None else plan(prepared.pod, CgroupConfig()),
             allow_host_path=allow_host_path,
             sources=Sources(prepared.config, ConfigStore(layout.lib / "config")), pulls=prepared.pulls,
+            volume_images=prepared.volume_images,
             network=network if network is not None else NetworkOptions())
         # Once the pod runs, SIGINT and SIGTERM belong to the supervisor (stop, then force); after
         # its loop they must not cut short the final record and summary: the supervisor restores

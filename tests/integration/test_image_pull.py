@@ -259,3 +259,93 @@ def test_a_pull_killed_mid_layer_leaves_no_image_and_a_clean_re_pull(
     inspect = json.loads(sbx.run("image", "inspect", "kubeguide/guestbook-php-frontend:localredis",
                                  check=True).stdout)
     assert all(Path(p).is_dir() for p in inspect["layers"])
+
+
+def test_an_image_volume_shows_the_images_files_read_only(sbx: Sandbox, mirror: Path) -> None:
+    manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: imgvol}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: kubeguide/redis-master
+    command: ["sh", "-c", "ls /front/var/www/html; touch /front/x 2>&1 || echo read-only; ls /sub"]
+    volumeMounts:
+    - {name: front, mountPath: /front}
+    - {name: front, mountPath: /sub, subPath: var/www/html}
+  volumes:
+  - name: front
+    image: {reference: "kubeguide/guestbook-php-frontend:localredis", pullPolicy: IfNotPresent}
+""")
+    result = sbx.run("run", str(manifest), timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.count("index.php") == 2, out  # the whole image and a subPath of it
+    assert "Read-only file system" in out and "read-only" in out
+    never = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: imgvol2}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: c, image: kubeguide/redis-master, command: ["true"]}
+  volumes:
+  - name: v
+    image: {reference: "kubeguide/not-pulled:1", pullPolicy: Never}
+""", "never.yaml")
+    result = sbx.run("run", str(never), timeout=60)
+    assert result.returncode != 0
+    assert "spec.volumes[0].image.reference: ErrImageNeverPull" in result.stderr, result.stderr
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_a_layered_image_volume_is_a_read_only_overlay_with_whiteouts(sbx: Sandbox, mirror: Path) -> None:
+    """Two layers made here: the upper one replaces a.txt and whites out b.txt (`.wh.b.txt`)."""
+    from sandbox.images.store import CONFIG_OCI, LAYER_TAR, MANIFEST_OCI, ImageStore
+
+    store = ImageStore(sbx.root / "lib" / "images")
+    lower = _tar({"data/a.txt": b"one\n", "data/b.txt": b"lower\n"})
+    upper = _tar({"data/a.txt": b"two\n", "data/.wh.b.txt": b""})
+    layers = [store.ingest([lower]), store.ingest([upper])]
+    config = store.put_json({"architecture": "amd64", "os": "linux", "config": {},
+                             "rootfs": {"type": "layers", "diff_ids": layers}})
+    manifest = store.put_json({"schemaVersion": 2, "mediaType": MANIFEST_OCI,
+                               "config": {"mediaType": CONFIG_OCI, "digest": config, "size": 1},
+                               "layers": [{"mediaType": LAYER_TAR, "digest": d, "size": 1} for d in layers]})
+    store.add_image("example.com/layered:1", manifest)
+    result = sbx.run("image", "pull", "kubeguide/redis-master", timeout=120)
+    assert result.returncode == 0, result.stderr
+    pod = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: layered}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: kubeguide/redis-master
+    command: ["sh", "-c", "cat /v/data/a.txt; ls /v/data; touch /v/data/c 2>&1 || true"]
+    volumeMounts: [{name: v, mountPath: /v}]
+  volumes:
+  - {name: v, image: {reference: "example.com/layered:1", pullPolicy: Never}}
+""")
+    result = sbx.run("run", str(pod), timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = [line.removeprefix("[c] ") for line in result.stdout.splitlines()]
+    assert lines[:2] == ["two", "a.txt"], lines
+    assert any("Read-only file system" in line for line in lines)

@@ -88,3 +88,20 @@ def test_a_directory_merges_files_from_several_layers(tmp_path: Path) -> None:
 def test_a_plain_directory_is_one_layer(tmp_path: Path) -> None:
     root = layer(tmp_path, "root", {"etc/passwd": "root:x:0:0::/root:/bin/sh\n"})
     assert [e.name for e in passwd(str(root))] == ["root"]
+
+
+def test_an_image_volume_of_several_layers_is_a_read_only_overlay(tmp_path: Path) -> None:
+    from sandbox.images.store import Image, ImageConfig
+    from sandbox.pod.volumes import image_volume_op
+    from sandbox.rootfs.plan import MS_NODEV, MS_NOSUID, MS_RDONLY, OpKind
+    from sandbox.spec.model import VolumeMount
+
+    mount = VolumeMount(name="v", mount_path="/data")
+    one = Image("x", "sha256:" + "1" * 64, (tmp_path / "a",), ImageConfig())
+    op = image_volume_op(mount, one, {}, "c")
+    assert (op.kind, op.target, op.source, op.flags) == (OpKind.BIND, "data", str(tmp_path / "a"),
+                                                         MS_NOSUID | MS_NODEV | MS_RDONLY)
+    two = Image("x", "sha256:" + "1" * 64, (tmp_path / "a", tmp_path / "b"), ImageConfig())
+    op = image_volume_op(mount, two, {}, "c")
+    assert (op.kind, op.fstype, op.data) == (OpKind.MOUNT, "overlay", f"lowerdir={tmp_path / 'b'}:{tmp_path / 'a'}")
+    assert op.flags & MS_RDONLY
