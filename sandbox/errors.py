@@ -104,6 +104,15 @@ class ContainerConfigError(ContainerStartError):
         return self.message
 
 
+class ImagePullFailed(ContainerConfigError):
+    """The container's image could not be pulled (the kubelet's ErrImagePull): the container
+    waits and the pull is retried with a back-off (ImagePullBackOff)."""
+
+    def __init__(self, image: str, message: str, container: str = "") -> None:
+        self.image = image
+        super().__init__(message, "ErrImagePull", container)
+
+
 class StateError(SandboxError):
     """Runtime state under the state directory is missing, locked or unreadable."""
 

@@ -147,6 +147,14 @@ def pulled_now(image: str, seconds: float, size: int) -> Note:
                               f"waiting). Image size: {size} bytes.")
 
 
+def image_pull_failed(image: str, message: str) -> Note:
+    return (WARNING, "Failed", f'Failed to pull image "{image}": {message}')
+
+
+def image_back_off(image: str) -> Note:
+    return (NORMAL, "BackOff", f'Back-off pulling image "{image}"')
+
+
 def never_pull(image: str) -> Note:
     return (WARNING, "ErrImageNeverPull",
             f'Container image "{image}" is not present with pull policy of Never')

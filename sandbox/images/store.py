@@ -87,6 +87,12 @@ class Image:
     layers: tuple[Path, ...]  # unpacked layers, bottom first
     config: ImageConfig
 
+    @classmethod
+    def pending(cls, reference: str) -> Image:
+        """The stand-in for an image whose pull failed before the pod started: no layers (the
+        container waits, ErrImagePull, until a retried pull replaces it)."""
+        return cls(reference, "", (), ImageConfig())
+
     @property
     def rootfs(self) -> Path:
         """The top layer (the whole tree of a one-layer image)."""
@@ -97,6 +103,8 @@ class Image:
         """containerStatuses[].imageID: `repository@digest`, as containerd reports it."""
         from sandbox.images.reference import parse_image_ref
 
+        if not self.layers:
+            return ""  # not pulled yet
         try:
             ref = parse_image_ref(self.name)
         except ValueError:

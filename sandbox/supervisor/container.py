@@ -154,6 +154,8 @@ class PodContext:
     addresses: Addresses | None = None  # the pod's and node's IPs (downward API, probe targets)
     pulls: dict[str, tuple[float, int]] = field(default_factory=dict)  # container -> (seconds, bytes) pulled
     volume_images: dict[str, Image] = field(default_factory=dict)  # `image` volume name -> its image
+    pending_pulls: dict[str, str] = field(default_factory=dict)  # container -> why its image pull failed
+    puller: Any = None  # supervisor/run._Puller: retries those pulls
 
     def record(self, obj: TornDown) -> None:
         """Record what the pod is about to create, for the one tear-down (pod/teardown.py)."""
@@ -203,6 +205,8 @@ class ContainerLifecycle:
         ctx = self.ctx
         slot.restart_timer = None
         restart_count = slot.status.restart_count + (1 if slot.started_once else 0)
+        if slot.name in ctx.pending_pulls and not self._pull(slot, restart_count):
+            return
         container_id = os.urandom(32).hex()
         ctx.record(teardown.Directory(ctx.layout.containers / container_id, ctx.layout.containers))
         layer = ContainerLayer.create(ctx.layout.containers, container_id)
@@ -250,6 +254,32 @@ class ContainerLifecycle:
             slot.hook = ctx.runner.start(checks_for(post_start, self._check_context(slot), timeout, hook=True),
                                          lambda outcome: self._post_start_done(slot, outcome))
         self.changed()
+
+    def _pull(self, slot: Slot, restart_count: int) -> bool:
+        """Try the pull that failed before (ErrImagePull); False (and the slot waiting in
+        back-off) if it fails again. A pull runs in the loop: other containers' probes and logs
+        wait for it (a pull of a reachable registry's image; an unreachable one fails fast)."""
+        from sandbox.errors import ImageError, ImagePullFailed
+
+        reference = slot.spec.image or ""
+        if self.ctx.puller is None:
+            self.start_failed(slot, ImagePullFailed(reference, self.ctx.pending_pulls[slot.name], slot.name),
+                              restart_count)
+            return False
+        try:
+            image = self.ctx.puller.image(slot.spec)
+        except ImagePullFailed as e:
+            self.start_failed(slot, e, restart_count)
+            return False
+        except ImageError as e:
+            self.start_failed(slot, ImagePullFailed(reference, str(e), slot.name), restart_count)
+            return False
+        del self.ctx.pending_pulls[slot.name]
+        if slot.name in self.ctx.puller.pulls:
+            self.ctx.pulls[slot.name] = self.ctx.puller.pulls.pop(slot.name)
+        slot.image = image
+        slot.status = replace(slot.status, image_id=image.image_id)
+        return True
 
     def _spawn(self, slot: Slot, layer: ContainerLayer, clog: ContainerLog,
                container_id: str) -> tuple[ChildProcess, str | None]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from sandbox import events as ev
 from sandbox import status as st
 from sandbox.config.sources import MissingSourceError
-from sandbox.errors import ContainerStartError
+from sandbox.errors import ContainerStartError, ImagePullFailed
 from sandbox.images.store import Image
 from sandbox.log import get_logger
 from sandbox.logs.stream import ContainerLog, Terminal
@@ -84,6 +84,8 @@ class PodSupervisor:
         network: NetworkOptions | None = None,
         pulls: dict[str, tuple[float, int]] | None = None,
         volume_images: dict[str, Image] | None = None,
+        pending_pulls: dict[str, str] | None = None,
+        puller: Any = None,
         save_state: Callable[[dict[str, Any]], None],
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -137,6 +139,9 @@ class PodSupervisor:
         self.ctx.sources = sources  # ConfigMaps and Secrets env reads (config/sources.py)
         self.ctx.pulls = dict(pulls or {})  # images pulled for this pod: the first start's events say so
         self.ctx.volume_images = dict(volume_images or {})  # `image` volumes: mounted read-only
+        self.ctx.pending_pulls = dict(pending_pulls or {})  # containers whose image pull failed: retried
+        self.ctx.puller = puller
+        self.image_backoff: dict[str, float] = {}  # container -> its current image pull back-off
         self.network: PodNetwork | None = None
         if network is not None:
             from sandbox.pod.network import PodNetwork
@@ -438,6 +443,9 @@ class PodSupervisor:
         rather than crash-looping in the foreground (decision recorded in the issue's note). Except
         a ConfigMap, Secret or key its env needs: that one waits for the object (`sandbox apply`)."""
         error.container = slot.name
+        if isinstance(error, ImagePullFailed):
+            self._wait_for_image(slot, error)
+            return
         self.ctx.event(slot, ev.failed(error.describe()))
         if isinstance(error, MissingSourceError):
             self._wait_for_config(slot, error, restart_count)
@@ -452,6 +460,33 @@ class PodSupervisor:
         self.start_error = error
         self.failure_message = error.describe()
         self._begin_stop(deleting=False, force=True)
+
+    def _wait_for_image(self, slot: Slot, error: ImagePullFailed) -> None:
+        """The kubelet's image back-off: the container waits in ErrImagePull, then in
+        ImagePullBackOff until the back-off (the crash-loop one's initial period, doubling to its
+        cap) lets the pull be tried again; the pod stays Pending meanwhile, whatever its
+        restartPolicy."""
+        slot.status = replace(slot.status, state=st.Waiting("ErrImagePull", error.describe()), ready=False)
+        slot.attempt = self.ctx.attempt  # tried in this sandbox attempt: _advance leaves it to the timer
+        self.ctx.event(slot, ev.image_pull_failed(error.image, error.describe()))
+        self.ctx.event(slot, ev.failed("ErrImagePull"))
+        delay = self.image_backoff.get(slot.name, self.backoff.config.initial)
+        self.image_backoff[slot.name] = min(delay * 2, self.backoff.config.cap)
+        if self.stopping:
+            return
+
+        def backing_off() -> None:
+            if slot.restart_timer is None or self.stopping:
+                return
+            slot.status = replace(slot.status, state=st.Waiting(
+                "ImagePullBackOff", f'Back-off pulling image "{error.image}": ErrImagePull: {error.describe()}'))
+            self.ctx.event(slot, ev.image_back_off(error.image))
+            self.ctx.event(slot, ev.failed("ImagePullBackOff"))
+            self._save()
+
+        self.timers.add(self.clock() + min(1.0, delay / 2), backing_off)
+        slot.restart_timer = self.timers.add(self.clock() + delay, lambda: self._restart_due(slot))
+        self._save()
 
     def _wait_for_config(self, slot: Slot, error: MissingSourceError, restart_count: int) -> None:
         """The kubelet's pod worker re-syncs a pod whose sync failed after its back-off period (10 s,

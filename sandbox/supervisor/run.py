@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import signal
 
-from sandbox.errors import ImageError, StateError
+from sandbox.errors import ImageError, ImagePullFailed, StateError
 from sandbox.images.store import Image, ImageStore
 from sandbox.paths import RootLayout
 from sandbox.record import field, record
@@ -29,6 +29,8 @@ class PreparedPod:
     config: tuple[ConfigObject, ...] = ()  # the manifest file's own ConfigMaps and Secrets
     pulls: dict[str, tuple[float, int]] = field(default_factory=dict)  # container -> (seconds, bytes) pulled
     volume_images: dict[str, Image] = field(default_factory=dict)  # `image` volume name -> its image
+    pending: dict[str, str] = field(default_factory=dict)  # container -> why its pull failed (retried)
+    puller: Any = None  # _Puller: retries a failed pull from inside the pod's loop
 
     @property
     def namespace(self) -> str:
@@ -51,12 +53,17 @@ def prepare(path: str, layout: RootLayout, namespace: str | None, pull_options: 
     store = ImageStore(layout.images)
     images: dict[str, Image] = {}
     problems: list[str] = []
+    pending: dict[str, str] = {}
     puller = _Puller(store, pod, accepted.config, layout, pull_options)
     groups = (("initContainers", pod.spec.init_containers), ("containers", pod.spec.containers))
     for kind, containers in groups:
         for i, c in enumerate(containers):
             try:
                 images[c.name] = image = puller.image(c)
+            except ImagePullFailed as e:  # the container waits in ErrImagePull; the pull is retried
+                images[c.name] = Image.pending(c.image or "")
+                pending[c.name] = e.describe()
+                continue
             except ImageError as e:
                 problems.append(f"spec.{kind}[{i}].image: {e}")
                 continue
@@ -82,7 +89,7 @@ def prepare(path: str, layout: RootLayout, namespace: str | None, pull_options: 
 
     config = tuple(from_spec(obj) for obj in accepted.config)
     return PreparedPod(pod, to_dict(pod, "Pod"), images, layout, accepted.warnings, config, puller.pulls,
-                       volume_images)
+                       volume_images, pending, puller)
 
 
 class _Puller:
@@ -97,7 +104,14 @@ class _Puller:
         self.pulls: dict[str, tuple[float, int]] = {}  # container name -> (seconds, bytes) of its pull
 
     def image(self, container: Any) -> Image:
-        return self.pulled(container.image or "", container.image_pull_policy, container.name)
+        """A container's image; ImagePullFailed when a pull was tried and failed."""
+        try:
+            return self.pulled(container.image or "", container.image_pull_policy, container.name)
+        except ImageError as e:
+            if str(e).startswith("ErrImagePull: "):
+                raise ImagePullFailed(container.image or "", str(e).removeprefix("ErrImagePull: "),
+                                      container.name) from None
+            raise
 
     def pulled(self, reference: str, policy: str, key: str) -> Image:
         """The stored image, pulled first if missing (unless `policy` is Never); `key` names the
@@ -219,6 +233,7 @@ def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False, probe_s
             allow_host_path=allow_host_path,
             sources=Sources(prepared.config, ConfigStore(layout.lib / "config")), pulls=prepared.pulls,
             volume_images=prepared.volume_images,
+            pending_pulls=prepared.pending, puller=prepared.puller,
             network=network if network is not None else NetworkOptions())
         # Once the pod runs, SIGINT and SIGTERM belong to the supervisor (stop, then force); after
         # its loop they must not cut short the final record and summary: the supervisor restores

@@ -4,6 +4,7 @@ left behind (the autouse leak check asserts the last part)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Sandbox
@@ -44,7 +45,7 @@ def test_missing_container_name(sbx: Sandbox) -> None:
 
 def test_image_not_in_store(sbx: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A missing image is pulled; a registry that cannot be reached (here: docker.io sent to a
-    closed loopback port) fails the pod before it starts with the kubelet's ErrImagePull."""
+    closed loopback port) leaves the container waiting in ErrImagePull, the pull retried."""
     import socket
 
     with socket.socket() as s:
@@ -54,11 +55,21 @@ def test_image_not_in_store(sbx: Sandbox, tmp_path: Path, monkeypatch: pytest.Mo
     hosts.mkdir(parents=True)
     (hosts / "hosts.toml").write_text(f'server = "http://127.0.0.1:{closed}"\n')
     monkeypatch.setenv("SANDBOX_REGISTRY_CONFIG", str(tmp_path / "certs.d"))
-    result = sbx.run("run", str(sbx.manifest(pod("{name: a, image: 'nosuch:1.0'}"))))
-    assert result.returncode == 1
-    assert "spec.containers[0].image: ErrImagePull: pull docker.io/library/nosuch:1.0: " in result.stderr
-    assert f"127.0.0.1:{closed}" in result.stderr and "Traceback" not in result.stderr
-    assert not (sbx.root / "run" / "pods" / "default_bad").exists()
+    proc = sbx.start(sbx.manifest(pod("{name: a, image: 'nosuch:1.0'}")))
+
+    def waiting() -> Any:
+        state = sbx.state("bad")
+        statuses = (state or {}).get("status", {}).get("containerStatuses", [])
+        return statuses and statuses[0]["state"].get("waiting", {}).get("reason") in ("ErrImagePull",
+                                                                                       "ImagePullBackOff")
+
+    sbx.wait_for(waiting, timeout=30, message="the container waiting for its image")
+    state = sbx.state("bad")
+    assert state is not None and state["status"]["phase"] == "Pending"
+    message = state["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+    assert message.startswith("pull docker.io/library/nosuch:1.0: ") and f"127.0.0.1:{closed}" in message
+    code, _, err = sbx.stop(proc)
+    assert code == 1 and "Traceback" not in err
 
 
 def test_command_not_found(sbx: Sandbox) -> None:

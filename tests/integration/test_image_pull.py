@@ -105,7 +105,7 @@ def test_pull_ls_inspect_rm_prune(sbx: Sandbox, mirror: Path) -> None:
     assert not Path(inspect["layers"][0]).exists()
 
 
-def test_a_missing_tag_and_the_never_policy_fail_before_the_pod_starts(sbx: Sandbox, mirror: Path) -> None:
+def test_a_missing_tag_waits_and_the_never_policy_fails_before_the_pod_starts(sbx: Sandbox, mirror: Path) -> None:
     missing = sbx.manifest("""
 apiVersion: v1
 kind: Pod
@@ -114,9 +114,16 @@ spec:
   containers:
   - {name: c, image: kubeguide/redis-master:no-such-tag}
 """, "missing.yaml")
-    result = sbx.run("run", str(missing), timeout=120)
-    assert result.returncode != 0
-    assert "spec.containers[0].image: ErrImagePull:" in result.stderr and "manifest unknown" in result.stderr
+    proc = sbx.start(missing)
+
+    def waiting() -> Any:
+        state = sbx.state("nosuch")
+        statuses = (state or {}).get("status", {}).get("containerStatuses", [])
+        return statuses and "manifest unknown" in statuses[0]["state"].get("waiting", {}).get("message", "")
+
+    sbx.wait_for(waiting, timeout=30, message="ErrImagePull: manifest unknown")
+    code, _, _ = sbx.stop(proc)
+    assert code == 1
     never = sbx.manifest("""
 apiVersion: v1
 kind: Pod
@@ -129,7 +136,7 @@ spec:
     assert result.returncode != 0
     assert ('ErrImageNeverPull: Container image "kubeguide/redis-master" is not present with pull policy '
             "of Never") in result.stderr
-    assert sbx.state("nosuch") is None and sbx.state("never") is None
+    assert sbx.state("never") is None
 
 
 def test_an_oci_layout_imports_under_its_annotated_names(sbx: Sandbox, layouts: dict[str, Path],
@@ -349,3 +356,44 @@ spec:
     lines = [line.removeprefix("[c] ") for line in result.stdout.splitlines()]
     assert lines[:2] == ["two", "a.txt"], lines
     assert any("Read-only file system" in line for line in lines)
+
+
+def test_a_failed_pull_waits_in_back_off_and_the_pod_starts_once_the_image_exists(
+        sbx: Sandbox, registry: Registry, layouts: dict[str, Path], mirror: Path) -> None:
+    manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: late}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: c, image: "kubeguide/late-redis:1", command: ["sleep", "1000"]}
+""")
+    proc = sbx.start(manifest, "--backoff-initial", "1s", "--backoff-max", "2s")
+
+    def waiting(reason: str) -> Any:
+        state = sbx.state("late")
+        statuses = (state or {}).get("status", {}).get("containerStatuses", [])
+        return state if statuses and statuses[0]["state"].get("waiting", {}).get("reason") == reason else None
+
+    state = sbx.wait_for(lambda: waiting("ErrImagePull") or waiting("ImagePullBackOff"), timeout=30,
+                         message="the container waiting for its image")
+    assert state["status"]["phase"] == "Pending"
+    sbx.wait_for(lambda: waiting("ImagePullBackOff"), timeout=30, message="ImagePullBackOff")
+    state = sbx.state("late")
+    assert state is not None
+    reasons = {e["reason"] for e in state["events"]}
+    assert {"Failed", "BackOff"} <= reasons, reasons
+    failed = next(e for e in state["events"] if e["reason"] == "Failed")
+    assert failed["message"].startswith('Failed to pull image "kubeguide/late-redis:1": ')
+    ref_name = json.loads((layouts["redis"] / "index.json").read_text())["manifests"][0]["annotations"][
+        "org.opencontainers.image.ref.name"]
+    subprocess.run(["skopeo", "--insecure-policy", "copy", "--quiet", "--preserve-digests", "--dest-tls-verify=false",
+                    f"oci:{layouts['redis']}:{ref_name}", f"docker://{registry.netloc}/kubeguide/late-redis:1"],
+                   check=True, capture_output=True, timeout=120)
+    state = sbx.wait_running("late", timeout=30)
+    status = state["status"]["containerStatuses"][0]
+    assert status["imageID"].startswith("docker.io/kubeguide/late-redis@sha256:")
+    assert any(e["reason"] == "Pulled" and e["message"].startswith("Successfully pulled") for e in state["events"])
+    code, _, err = sbx.stop(proc)
+    assert "c: terminated" in err
