@@ -168,6 +168,12 @@ class Sandbox:
         result: dict[str, Any] = self.wait_for(ready_or_exited, timeout, f"pod {name} running")
         return result
 
+    def waiting(self, pod: str, container: int = 0) -> dict[str, Any]:
+        """The `waiting` state (reason, message) of the pod's container number `container`, or {}."""
+        state = self.state(pod) or {}
+        statuses = state.get("status", {}).get("containerStatuses", [])
+        return dict(statuses[container]["state"].get("waiting", {})) if len(statuses) > container else {}
+
     def pid_of(self, pod: str, container: str) -> int:
         state = self.state(pod)
         assert state is not None, f"pod {pod} has no state"

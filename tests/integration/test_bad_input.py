@@ -4,7 +4,6 @@ left behind (the autouse leak check asserts the last part)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from conftest import Sandbox
@@ -56,14 +55,8 @@ def test_image_not_in_store(sbx: Sandbox, tmp_path: Path, monkeypatch: pytest.Mo
     (hosts / "hosts.toml").write_text(f'server = "http://127.0.0.1:{closed}"\n')
     monkeypatch.setenv("SANDBOX_REGISTRY_CONFIG", str(tmp_path / "certs.d"))
     proc = sbx.start(sbx.manifest(pod("{name: a, image: 'nosuch:1.0'}")))
-
-    def waiting() -> Any:
-        state = sbx.state("bad")
-        statuses = (state or {}).get("status", {}).get("containerStatuses", [])
-        return statuses and statuses[0]["state"].get("waiting", {}).get("reason") in ("ErrImagePull",
-                                                                                       "ImagePullBackOff")
-
-    sbx.wait_for(waiting, timeout=30, message="the container waiting for its image")
+    sbx.wait_for(lambda: sbx.waiting("bad").get("reason") in ("ErrImagePull", "ImagePullBackOff"), timeout=30,
+                 message="the container waiting for its image")
     state = sbx.state("bad")
     assert state is not None and state["status"]["phase"] == "Pending"
     message = state["status"]["containerStatuses"][0]["state"]["waiting"]["message"]

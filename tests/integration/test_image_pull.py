@@ -115,13 +115,8 @@ spec:
   - {name: c, image: kubeguide/redis-master:no-such-tag}
 """, "missing.yaml")
     proc = sbx.start(missing)
-
-    def waiting() -> Any:
-        state = sbx.state("nosuch")
-        statuses = (state or {}).get("status", {}).get("containerStatuses", [])
-        return statuses and "manifest unknown" in statuses[0]["state"].get("waiting", {}).get("message", "")
-
-    sbx.wait_for(waiting, timeout=30, message="ErrImagePull: manifest unknown")
+    sbx.wait_for(lambda: "manifest unknown" in sbx.waiting("nosuch").get("message", ""), timeout=30,
+                 message="ErrImagePull: manifest unknown")
     code, _, _ = sbx.stop(proc)
     assert code == 1
     never = sbx.manifest("""
@@ -370,16 +365,11 @@ spec:
   - {name: c, image: "kubeguide/late-redis:1", command: ["sleep", "1000"]}
 """)
     proc = sbx.start(manifest, "--backoff-initial", "1s", "--backoff-max", "2s")
-
-    def waiting(reason: str) -> Any:
-        state = sbx.state("late")
-        statuses = (state or {}).get("status", {}).get("containerStatuses", [])
-        return state if statuses and statuses[0]["state"].get("waiting", {}).get("reason") == reason else None
-
-    state = sbx.wait_for(lambda: waiting("ErrImagePull") or waiting("ImagePullBackOff"), timeout=30,
-                         message="the container waiting for its image")
-    assert state["status"]["phase"] == "Pending"
-    sbx.wait_for(lambda: waiting("ImagePullBackOff"), timeout=30, message="ImagePullBackOff")
+    sbx.wait_for(lambda: sbx.waiting("late").get("reason") in ("ErrImagePull", "ImagePullBackOff"), timeout=30,
+                 message="the container waiting for its image")
+    assert (sbx.state("late") or {})["status"]["phase"] == "Pending"
+    sbx.wait_for(lambda: sbx.waiting("late").get("reason") == "ImagePullBackOff", timeout=30,
+                 message="ImagePullBackOff")
     state = sbx.state("late")
     assert state is not None
     reasons = {e["reason"] for e in state["events"]}

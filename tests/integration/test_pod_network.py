@@ -197,9 +197,7 @@ spec:
     assert not (NETWORKS_DIR / BRIDGE).exists()
 
 
-def test_fifty_concurrent_pods_get_fifty_distinct_addresses(sbx: Sandbox) -> None:
-    count = 50
-    manifest = """
+SLEEPER = """
 apiVersion: v1
 kind: Pod
 metadata: {name: p%d}
@@ -210,21 +208,31 @@ spec:
     image: busybox
     command: ["sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait"]
 """
-    procs = [sbx.start(sbx.manifest(manifest % i, f"p{i}.yaml"), "-q") for i in range(count)]
-    ips: dict[str, str] = {}
-    for i in range(count):
-        state = sbx.wait_running(f"p{i}", timeout=120)
-        ips[f"p{i}"] = state["status"]["podIP"]
-    assert len(set(ips.values())) == count, ips
-    assert all(ipaddress.ip_address(ip) in SUBNET for ip in ips.values())
-    leases = {p.name for p in (NETWORKS_DIR / BRIDGE).iterdir() if p.name[0].isdigit() and "." in p.name
-              and p.name != "last_reserved_ip"}
-    assert leases == set(ips.values())
+
+
+def concurrent_pods(sbx: Sandbox, count: int, *args: str) -> tuple[list[subprocess.Popen[bytes]], list[str]]:
+    """`count` pods started at once (each its own `sandbox run`); their processes and pod IPs."""
+    procs = [sbx.start(sbx.manifest(SLEEPER % i, f"p{i}.yaml"), "-q", *args) for i in range(count)]
+    return procs, [sbx.wait_running(f"p{i}", timeout=180)["status"]["podIP"] for i in range(count)]
+
+
+def stop_all(sbx: Sandbox, procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to every runtime at once; each must end its pod cleanly."""
     for proc in procs:
         proc.send_signal(signal.SIGTERM)
     for proc in procs:
-        code, _, err = sbx.finish(proc, timeout=120)
+        code, _, err = sbx.finish(proc, timeout=180)
         assert code == 0, err
+
+
+def test_fifty_concurrent_pods_get_fifty_distinct_addresses(sbx: Sandbox) -> None:
+    procs, ips = concurrent_pods(sbx, 50)
+    assert len(set(ips)) == 50, ips
+    assert all(ipaddress.ip_address(ip) in SUBNET for ip in ips)
+    leases = {p.name for p in (NETWORKS_DIR / BRIDGE).iterdir() if p.name[0].isdigit() and "." in p.name
+              and p.name != "last_reserved_ip"}
+    assert leases == set(ips)
+    stop_all(sbx, procs)
     assert wait_gone(NETWORKS_DIR / BRIDGE)
 
 

@@ -8,14 +8,13 @@ portmap's shared chains, and checks the nftables ruleset is as before."""
 from __future__ import annotations
 
 import ipaddress
-import signal
 import subprocess
 import urllib.request
 
 import pytest
 from conftest import Sandbox
 from test_net_cni import BIN_DIR, Net, nat_ruleset, net  # noqa: F401  (fixtures, requested by name)
-from test_pod_network import web_pod
+from test_pod_network import concurrent_pods, stop_all, web_pod
 
 pytestmark = pytest.mark.root
 
@@ -69,26 +68,10 @@ def test_cni_host_port_through_portmap(sbx: Sandbox, net: Net) -> None:
 
 def test_fifty_concurrent_cni_pods_get_fifty_addresses(sbx: Sandbox, net: Net) -> None:
     basic(net)
-    manifest = """
-apiVersion: v1
-kind: Pod
-metadata: {name: p%d}
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: c
-    image: busybox
-    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait"]
-"""
-    procs = [sbx.start(sbx.manifest(manifest % i, f"p{i}.yaml"), "-q", *cni_args(net)) for i in range(50)]
-    ips = {sbx.wait_running(f"p{i}", timeout=180)["status"]["podIP"] for i in range(50)}
-    assert len(ips) == 50
+    procs, ips = concurrent_pods(sbx, 50, *cni_args(net))
+    assert len(set(ips)) == 50
     assert sorted(net.reserved()) == sorted(ips)
-    for proc in procs:
-        proc.send_signal(signal.SIGTERM)
-    for proc in procs:
-        code, _, err = sbx.finish(proc, timeout=180)
-        assert code == 0, err
+    stop_all(sbx, procs)
     assert net.reserved() == []
 
 
