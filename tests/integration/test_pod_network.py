@@ -46,6 +46,21 @@ spec:
 """
 
 
+def client_pod(script: str) -> str:
+    """A one-shot pod `client` running `script` with busybox's sh."""
+    return f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: client}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: busybox
+    command: ["sh", "-c", {json.dumps(script)}]
+"""
+
+
 def published(name: str, port: int, udp: int, host_ip: str = "") -> str:
     """web_pod with hostPort `port` for HTTP (on `host_ip` if given) and `udp` for the UDP echo."""
     on = f", hostIP: {host_ip}" if host_ip else ""
@@ -100,17 +115,8 @@ def test_a_pod_gets_an_address_on_the_bridge_as_eth0_in_its_namespace(sbx: Sandb
 
 def test_two_pods_and_the_host_reach_a_pod_by_its_ip_over_tcp_and_udp(sbx: Sandbox) -> None:
     server = start_server(sbx)
-    client = sbx.manifest(f"""
-apiVersion: v1
-kind: Pod
-metadata: {{name: client}}
-spec:
-  restartPolicy: Never
-  containers:
-  - name: c
-    image: busybox
-    command: ["sh", "-c", "wget -qO- http://{server}:8080/ && sbx-udp send {server} 9000 ping-over-udp"]
-""", "client.yaml")
+    client = sbx.manifest(client_pod(f"wget -qO- http://{server}:8080/ && sbx-udp send {server} 9000 ping-over-udp"),
+                          "client.yaml")
     result = sbx.run("run", str(client), timeout=60)
     assert result.returncode == 0, result.stderr
     assert "hello from server" in result.stdout
@@ -313,17 +319,7 @@ def test_host_ports_reach_the_pod_from_localhost_the_bridge_and_the_host_address
         assert udp.recvfrom(100)[0] == b"udp-via-hostport"
     assert f"table ip sandbox_{BRIDGE}" in nft_tables()
     # another pod reaches it through the host address (DNAT back onto the bridge)
-    client = sbx.manifest(f"""
-apiVersion: v1
-kind: Pod
-metadata: {{name: client}}
-spec:
-  restartPolicy: Never
-  containers:
-  - name: c
-    image: busybox
-    command: ["wget", "-qO-", "http://{host_ip}:18080/"]
-""", "client.yaml")
+    client = sbx.manifest(client_pod(f"wget -qO- http://{host_ip}:18080/"), "client.yaml")
     result = sbx.run("run", "-q", str(client), timeout=60)
     assert result.returncode == 0, result.stderr
     sbx.stop(sbx.procs[0])

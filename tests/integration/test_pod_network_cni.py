@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 from conftest import Sandbox
 from test_net_cni import BIN_DIR, Net, nat_ruleset, net  # noqa: F401  (fixtures, requested by name)
-from test_pod_network import concurrent_pods, stop_all, web_pod
+from test_pod_network import client_pod, concurrent_pods, stop_all, web_pod
 
 pytestmark = pytest.mark.root
 
@@ -37,17 +37,7 @@ def test_cni_pods_reach_each_other_and_the_host_reaches_them(sbx: Sandbox, net: 
         assert response.read() == b"hello from server\n"
     hosts = sbx.run("exec", "server", "--", "cat", "/etc/hosts", check=True).stdout
     assert f"{ip}\tserver\n" in hosts  # written again once ADD gave the address
-    client = sbx.manifest(f"""
-apiVersion: v1
-kind: Pod
-metadata: {{name: client}}
-spec:
-  restartPolicy: Never
-  containers:
-  - name: c
-    image: busybox
-    command: ["wget", "-qO-", "http://{ip}:8080/"]
-""", "client.yaml")
+    client = sbx.manifest(client_pod(f"wget -qO- http://{ip}:8080/"), "client.yaml")
     result = sbx.run("run", *cni_args(net), str(client), timeout=60)
     assert result.returncode == 0, result.stderr
     assert "hello from server" in result.stdout
