@@ -77,7 +77,9 @@ def wait_gone(path: str | Path, timeout: float = 5.0) -> bool:
 def network_snapshot() -> dict[str, Any]:
     """What a pod network leaves on the host, read from outside: links (bridges, veth host ends),
     IPAM directories and leases, nftables tables."""
-    leases = sorted(str(p.relative_to(NETWORKS_DIR)) for p in NETWORKS_DIR.rglob("*")) if NETWORKS_DIR.is_dir() else []
+    # os.walk, not rglob: a bridge's detached remover may delete the directory while it is read
+    leases = sorted(os.path.relpath(os.path.join(top, name), NETWORKS_DIR)
+                    for top, dirs, files in os.walk(NETWORKS_DIR) for name in dirs + files)
     nft = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True)
     return {"links": sorted(os.listdir("/sys/class/net")), "ipam": leases,
             "nft": sorted(nft.stdout.split("\n")) if nft.returncode == 0 else nft.stderr}
