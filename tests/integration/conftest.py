@@ -233,39 +233,41 @@ def sbx(image_store: Path, tmp_path: Path) -> Iterator[Sandbox]:
     try:
         yield box
     finally:
-        killed = box.killed
-        for proc in box.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                killed = True
-            proc.communicate(timeout=30)  # reaps it and closes its pipes
-        if killed:  # a failed test's pod: finish its tear-down the way a user would
-            for entry in os.listdir(root / "run" / "pods"):
-                ns, _, name = entry.partition("_")
-                subprocess.run(box.cmd("-n", ns, "delete", name), capture_output=True, timeout=60)
-        # pause and containers die with a killed runtime (PR_SET_PDEATHSIG); give the kernel a moment.
-        deadline = time.monotonic() + 5
-        while _pod_processes(pids_before) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        leaked = _pod_processes(pids_before)
-        after = settled_snapshot(before)
-        pods = root / "run" / "pods"
-        # An ended pod's record (a state file marked ended) stays by design until it is deleted.
-        pods_left = sorted(p for p in os.listdir(pods) if not _ended_record(pods / p)) if pods.exists() else []
-        layers_left = sorted(os.listdir(root / "lib" / "containers")) if (root / "lib" / "containers").exists() else []
-        cgroups_left = cgroup_children(parent)
-        if after != before or pods_left:  # a leak, found above: still leave the host as it was
-            for entry in os.listdir(pods) if pods.exists() else []:
-                ns, _, name = entry.partition("_")
-                subprocess.run(box.cmd("-n", ns, "delete", name), capture_output=True, timeout=60)
-            unmount_under(root)
-        mounts_left = mounts_under(root)
-        remove_cgroup_parent(parent)
-        if saved_parent is None:
-            os.environ.pop(CGROUP_PARENT_ENV, None)
-        else:
-            os.environ[CGROUP_PARENT_ENV] = saved_parent
-        shutil.rmtree(root, ignore_errors=True)
+        try:  # whatever fails while checking, the cgroup parent, the environment and the root go
+            killed = box.killed
+            for proc in box.procs:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGKILL)
+                    killed = True
+                proc.communicate(timeout=30)  # reaps it and closes its pipes
+            if killed:  # a failed test's pod: finish its tear-down the way a user would
+                for entry in os.listdir(root / "run" / "pods"):
+                    ns, _, name = entry.partition("_")
+                    subprocess.run(box.cmd("-n", ns, "delete", name), capture_output=True, timeout=60)
+            # pause and containers die with a killed runtime (PR_SET_PDEATHSIG); give the kernel a moment.
+            deadline = time.monotonic() + 5
+            while _pod_processes(pids_before) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            leaked = _pod_processes(pids_before)
+            after = settled_snapshot(before)
+            pods = root / "run" / "pods"
+            # An ended pod's record (a state file marked ended) stays by design until it is deleted.
+            pods_left = sorted(p for p in os.listdir(pods) if not _ended_record(pods / p)) if pods.exists() else []
+            layers_left = sorted(os.listdir(root / "lib" / "containers")) if (root / "lib" / "containers").exists() else []
+            cgroups_left = cgroup_children(parent)
+            if after != before or pods_left:  # a leak, found above: still leave the host as it was
+                for entry in os.listdir(pods) if pods.exists() else []:
+                    ns, _, name = entry.partition("_")
+                    subprocess.run(box.cmd("-n", ns, "delete", name), capture_output=True, timeout=60)
+                unmount_under(root)
+            mounts_left = mounts_under(root)
+        finally:
+            remove_cgroup_parent(parent)
+            if saved_parent is None:
+                os.environ.pop(CGROUP_PARENT_ENV, None)
+            else:
+                os.environ[CGROUP_PARENT_ENV] = saved_parent
+            shutil.rmtree(root, ignore_errors=True)
         assert not mounts_left, f"mounts under the test's root even after delete and unmount: {mounts_left}"
         assert not leaked, f"processes left behind: {leaked}"
         assert after == before, "host mounts, network namespaces, links, IPAM records or nft tables changed"
