@@ -101,8 +101,6 @@ class Image:
     @property
     def image_id(self) -> str:
         """containerStatuses[].imageID: `repository@digest`, as containerd reports it."""
-        from sandbox.images.reference import parse_image_ref
-
         if not self.layers:
             return ""  # not pulled yet
         try:
@@ -131,8 +129,6 @@ class ImageStore:
 
     def layer_path(self, diff_id: str) -> Path:
         return self.root / "layers" / "sha256" / _hex(diff_id)
-
-    _blob_dir = blob_path
 
     def refs(self) -> dict[str, str]:
         try:

@@ -59,7 +59,7 @@ def lease(config: BridgeConfig, owner: str, then: Callable[[Lease], None] | None
         address = ipam.allocate(owner)
         result = Lease(address, ipam.subnet.prefixlen, ipam.gateway)
         if config.keep_bridge:
-            os.close(os.open(ipam.dir / KEEP_MARKER, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+            mark(config, KEEP_MARKER)
         try:
             try:
                 _ensure_bridge(config.bridge, ipam.gateway, ipam.subnet.prefixlen)
@@ -128,27 +128,33 @@ def attach(config: BridgeConfig, uid: str, pod_lease: Lease, pause_pid: int, pau
         os.close(nsfd)
 
 
+def set_knob(path: str, value: bytes = b"1") -> None:
+    """Write a kernel setting (a /proc/sys or /sys file) with one write(2)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, value)
+    finally:
+        os.close(fd)
+
+
+def mark(config: BridgeConfig, name: str) -> None:
+    """An empty marker file in the network's directory (NFT_MARKER, KEEP_MARKER)."""
+    os.close(os.open(config.directory / name, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+
+
 def _no_ipv6(link: str) -> None:
     """No IPv6 on the bridge (the network is IPv4 only): a fresh bridge coming up would otherwise
     start link-local addressing, DAD and MLD reports while the first pod starts (~5 ms measured)."""
     try:
-        fd = os.open(f"/proc/sys/net/ipv6/conf/{link}/disable_ipv6", os.O_WRONLY | os.O_CLOEXEC)
+        set_knob(f"/proc/sys/net/ipv6/conf/{link}/disable_ipv6")
     except FileNotFoundError:
-        return  # a kernel without IPv6
-    try:
-        os.write(fd, b"1")
-    finally:
-        os.close(fd)
+        pass  # a kernel without IPv6
 
 
 def _hairpin(port: str) -> None:
     """Hairpin mode on the pod's bridge port: a pod reaching its own hostPort through the host
     address gets the DNATed packet back out of the port it came in by (CNI bridge's hairpinMode)."""
-    fd = os.open(f"/sys/class/net/{port}/brport/hairpin_mode", os.O_WRONLY | os.O_CLOEXEC)
-    try:
-        os.write(fd, b"1")
-    finally:
-        os.close(fd)
+    set_knob(f"/sys/class/net/{port}/brport/hairpin_mode")
 
 
 def delete_veth(name: str) -> bool:

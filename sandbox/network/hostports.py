@@ -301,10 +301,10 @@ class HostPorts:
     def _route_localnet(self) -> None:
         """Lets the host's 127.0.0.1 traffic, DNATed to a pod, leave through the bridge (the kernel
         drops loopback sources on other links otherwise). Per link: gone with the bridge."""
-        path = f"/proc/sys/net/ipv4/conf/{self.bridge}/route_localnet"
+        from sandbox.network.bridge import set_knob
+
         try:
-            with open(path, "w") as f:
-                f.write("1")
+            set_knob(f"/proc/sys/net/ipv4/conf/{self.bridge}/route_localnet")
         except OSError as e:
             raise HostPortError(f"hostPorts need bridge {self.bridge}: cannot set route_localnet "
                                 f"({e.strerror})") from None

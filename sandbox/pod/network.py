@@ -150,8 +150,8 @@ class PodNetwork:
                                    keep=config.keep_bridge, owner=self.owner()))
 
         def claim_ports(lease: bridge.Lease) -> None:
-            if config.masquerade or ports:
-                _mark_nft(config)
+            if config.masquerade or ports:  # the network's last release must remove the table
+                bridge.mark(config, bridge.NFT_MARKER)
             if ports:
                 self._reserve(config, lease.address, ports)
             if config.masquerade:
@@ -214,23 +214,9 @@ def _enable_forwarding() -> None:
     """Outbound traffic is routed from the bridge to the host's uplink: IPv4 forwarding on, as
     CNI's bridge plugin (ipMasq) and Docker turn it on. It stays on after the pods (other users of
     the host may rely on it by then); `--masquerade` is the only thing that sets it."""
-    import os
+    from sandbox.network.bridge import set_knob
 
-    fd = os.open("/proc/sys/net/ipv4/ip_forward", os.O_WRONLY | os.O_CLOEXEC)
-    try:
-        os.write(fd, b"1")
-    finally:
-        os.close(fd)
-
-
-def _mark_nft(config: BridgeConfig) -> None:
-    """The network's table will exist: its last release must remove it (under the lock)."""
-    import os
-
-    from sandbox.network.bridge import NFT_MARKER
-
-    fd = os.open(config.directory / NFT_MARKER, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    os.close(fd)
+    set_knob("/proc/sys/net/ipv4/ip_forward")
 
 
 def network_record(what: str, **spec: Any) -> Any:

@@ -71,15 +71,19 @@ def prepare(path: str, layout: RootLayout, namespace: str | None, pull_options: 
             if not launch.resolve_argv(c, image, env):
                 problems.append(f"spec.{kind}[{i}]: CreateContainerError: no command specified "
                                 f"(no command in the spec and no Entrypoint/Cmd in image {image.name})")
+    from sandbox.spec.defaults import image_pull_policy  # the API server's default, for image volumes
+
     volume_images: dict[str, Image] = {}
     for i, volume in enumerate(pod.spec.volumes):
         source = volume.other_sources.get("image")
         if source is None:
             continue
         reference = str(source.get("reference") or "")
-        policy = str(source.get("pullPolicy") or default_pull_policy(reference))
+        policy = str(source.get("pullPolicy") or image_pull_policy(reference))
         try:
             volume_images[volume.name] = puller.pulled(reference, policy, f"volume {volume.name}")
+        except ImagePullFailed as e:
+            problems.append(f"spec.volumes[{i}].image.reference: ErrImagePull: {e.describe()}")
         except ImageError as e:
             problems.append(f"spec.volumes[{i}].image.reference: {e}")
     if problems:
@@ -104,26 +108,18 @@ class _Puller:
         self.pulls: dict[str, tuple[float, int]] = {}  # container name -> (seconds, bytes) of its pull
 
     def image(self, container: Any) -> Image:
-        """A container's image; ImagePullFailed when a pull was tried and failed."""
-        try:
-            return self.pulled(container.image or "", container.image_pull_policy, container.name)
-        except ImageError as e:
-            if str(e).startswith("ErrImagePull: "):
-                raise ImagePullFailed(container.image or "", str(e).removeprefix("ErrImagePull: "),
-                                      container.name) from None
-            raise
+        return self.pulled(container.image or "", container.image_pull_policy, container.name)
 
     def pulled(self, reference: str, policy: str, key: str) -> Image:
-        """The stored image, pulled first if missing (unless `policy` is Never); `key` names the
-        pull in `pulls` (a container's name)."""
+        """The stored image, pulled first if missing: ImageError (ErrImageNeverPull) if `policy` is
+        Never, ImagePullFailed if the pull fails. `key` names the pull in `pulls` (a container's
+        name)."""
         try:
             return self.store.lookup(reference)
-        except ImageError as missing:
+        except ImageError:
             if policy == "Never":
                 raise ImageError(f'ErrImageNeverPull: Container image "{reference}" is not present with pull '
                                  "policy of Never") from None
-            if self.options is False:
-                raise missing from None
         from sandbox.images.pull import PullOptions, pull
 
         if self.client is None:
@@ -136,7 +132,7 @@ class _Puller:
         try:
             image = pull(self.store, reference, self.client)
         except ImageError as e:
-            raise ImageError(f"ErrImagePull: {e}") from None
+            raise ImagePullFailed(reference, str(e), key) from None
         self.pulls[key] = (time.monotonic() - started, image_size(self.store, image))
         return image
 
@@ -154,13 +150,6 @@ class _Puller:
                 continue  # the kubelet goes on without it (and warns): the pull may still succeed
             credentials = credentials.then(Credentials.from_pull_secret(secret.data, f"secret/{namespace}/{ref.name}"))
         return credentials
-
-
-def default_pull_policy(reference: str) -> str:
-    """The API server's default: Always for `:latest` or no tag (and no digest), else IfNotPresent."""
-    from sandbox.spec.defaults import image_pull_policy
-
-    return image_pull_policy(reference)
 
 
 def image_size(store: ImageStore, image: Image) -> int:
