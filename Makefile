@@ -1,6 +1,7 @@
 # Set-up and checks for a fresh Debian machine, as root. Every target is idempotent and quick when
 # its work is already done.
 #   make demo   install everything, then run examples/web-and-sidecar.yaml in the foreground
+#               (busybox:1.36 from the local store: IfNotPresent, no registry needed)
 #   make test   install everything, then the unit tier and the root (integration) tier
 #   make lock   refresh requirements/*.txt (then `make test` against it before committing it)
 SHELL := /bin/bash

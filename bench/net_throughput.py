@@ -64,7 +64,7 @@ def pod_manifest(name: str, containers: list[tuple[str, list[str]]]) -> str:
     lines = ["apiVersion: v1", "kind: Pod", "metadata:", f"  name: {name}", "spec:",
              "  restartPolicy: Never", "  terminationGracePeriodSeconds: 0", "  containers:"]
     for cname, command in containers:
-        lines += [f"  - name: {cname}", "    image: busybox", f"    command: {json.dumps(command)}"]
+        lines += [f"  - name: {cname}", "    image: busybox:1.36", f"    command: {json.dumps(command)}"]
     return "\n".join(lines) + "\n"
 
 

@@ -35,7 +35,7 @@ spec:
   restartPolicy: Never
   containers:
   - name: c
-    image: busybox
+    image: busybox:1.36
     command: ["/bin/true"]
     ports: [{containerPort: 80, hostPort: 18999}]
 """

@@ -24,6 +24,10 @@ forked straight from this Python process would inherit its ~16 MiB high-water ma
 Python byte-code is cached in the workspace (PYTHONPYCACHEPREFIX, PYTHONDONTWRITEBYTECODE dropped),
 so `sandbox` is timed as an installed copy runs; `--keep-env` times it under the caller's settings.
 
+The pods name `busybox:1.36`, a pinned tag, so imagePullPolicy defaults to IfNotPresent and a
+start uses the store's image without asking a registry (with `busybox`, i.e. :latest, the
+default Always would time one manifest request per start too, as the kubelet makes it).
+
 Everything lives in one temporary directory (sandbox root with its own busybox image, runc state,
 bundles); whatever happens, the pod is deleted, runc containers are killed and deleted, stray
 mounts under it are unmounted and the directory is removed. Results: a markdown table on stdout
@@ -75,7 +79,7 @@ spec:
   restartPolicy: Never
   containers:
   - name: main
-    image: busybox
+    image: busybox:1.36
     command: ["/bin/true"]
 """
 
@@ -90,7 +94,7 @@ spec:
   terminationGracePeriodSeconds: 0
   containers:
   - name: {LONG_CONTAINER}
-    image: busybox
+    image: busybox:1.36
     command: ["sleep", "3600"]
 """
 

@@ -619,6 +619,12 @@ int sbx_run_mount_plan(const struct sbx_spawn_req *req, int pod_mount_fd, struct
                                 close(rootfd);
                         rootfd = mount_root(op, e);
                         rc = rootfd < 0 ? -1 : 0;
+                } else if (op->kind == SBX_OP_CHDIR) {
+                        /* overlayfs resolves a relative lowerdir against the mounting task's cwd:
+                         * the image store's short layer links keep deep images within the one
+                         * page mount(2) copies (sbx_pivot moves the cwd to the new root later) */
+                        if (chdir(op->target) < 0)
+                                rc = sbx_fail(e, SBX_STAGE_SETUP, errno, "chdir to layer links", op->target);
                 } else if (rootfd < 0) {
                         rc = sbx_fail(e, SBX_STAGE_SETUP, EINVAL, "mount plan has no root before", op->target);
                 } else if (op->kind == SBX_OP_MOUNT) {

@@ -31,6 +31,8 @@ enum sbx_op_kind {
                                     `source` (never out of it; a missing one is created as a
                                     directory with the mode of `source`) at `target`: the opened
                                     fd is bound, not a path resolved again (a volume's subPath) */
+        SBX_OP_CHDIR = 10, /* chdir to the host directory `target` (allowed before the root): the
+                              overlay mounts after it name their lowerdirs relative to it */
 };
 
 /* One failure, sent as one fixed-size record over the spawn channel (< PIPE_BUF: atomic). */

@@ -141,9 +141,14 @@ def pulling(image: str) -> Note:
 
 
 def pulled_now(image: str, seconds: float, size: int) -> Note:
-    """The kubelet's message after a pull (its duration twice: it counts waiting for a pull
-    another pod started, which a one-pod runtime never does)."""
-    return (NORMAL, "Pulled", f'Successfully pulled image "{image}" in {seconds:.3g}s ({seconds:.3g}s including '
+    """The kubelet's message after a pull, also sent for an Always pull that found the stored
+    digest current (only the manifest travelled): its duration twice, truncated to milliseconds
+    and written as Go's time.Duration (`2.5s`, `12ms`); the second counts waiting for a pull
+    another pod started, which a one-pod runtime never does."""
+    from sandbox.supervisor.backoff import format_duration
+
+    took = format_duration(int(seconds * 1000) / 1000)
+    return (NORMAL, "Pulled", f'Successfully pulled image "{image}" in {took} ({took} including '
                               f"waiting). Image size: {size} bytes.")
 
 

@@ -25,6 +25,7 @@ VERBS = {
     "gc": "sandbox.cli.gc",
     "apply": "sandbox.cli.apply",
     "create": "sandbox.cli.create",
+    "agent": "sandbox.cli.agent",
 }
 
 

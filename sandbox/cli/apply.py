@@ -1,10 +1,11 @@
 """`sandbox apply -f FILE|DIR`: put ConfigMaps and Secrets into the node's store, as `kubectl apply`
-creates or updates them (`configmap/NAME created|configured|unchanged`).
+creates or updates them (`configmap/NAME created|configured|unchanged`), and hand each file's Pod
+to the node agent (started if none runs), as `sandbox run -d` does (`pod/NAME created`, or
+`unchanged` when the agent already runs that very manifest).
 
-Pods are not applied: a pod runs in the foreground of `sandbox run`, which also reads the
-ConfigMaps and Secrets of its own file. A directory is read as kubectl reads one without
---recursive: its `.json`, `.yaml` and `.yml` files, by name. Every file is loaded and validated
-before anything is written, so a bad file changes nothing.
+A directory is read as kubectl reads one without --recursive: its `.json`, `.yaml` and `.yml`
+files, by name. Every file is loaded and validated before anything is written, so a bad file
+changes nothing; ConfigMaps and Secrets are stored before any pod starts, so pods find them.
 """
 
 from __future__ import annotations
@@ -34,8 +35,14 @@ def handle(args: argparse.Namespace) -> int:
     from sandbox.cli.common import layout
     from sandbox.config.store import ConfigStore, ImmutableError
 
-    objects = [obj for name in args.filename for path in manifest_paths(name)
-               for obj in load_objects(path, args.namespace)]
+    objects: list[ConfigObject] = []
+    pod_files: list[str] = []
+    for name in args.filename:
+        for path in manifest_paths(name):
+            found, has_pod = load_objects(path, args.namespace)
+            objects += found
+            if has_pod:
+                pod_files.append(path)
     store = ConfigStore(layout(args).lib / "config")
     failed = 0
     for obj in objects:
@@ -46,7 +53,11 @@ def handle(args: argparse.Namespace) -> int:
             failed += 1
             continue
         print(f"{obj.kind.lower()}/{obj.name} {action}")
-    return 1 if failed else 0
+    if pod_files:
+        from sandbox.cli.agent import run_detached
+
+        failed = max(failed, run_detached(args, pod_files, apply=True))
+    return 1 if failed == 1 else failed
 
 
 def manifest_paths(name: str) -> list[str]:
@@ -61,19 +72,22 @@ def manifest_paths(name: str) -> list[str]:
     return [name]
 
 
-def load_objects(path: str, namespace: str | None) -> list[ConfigObject]:
-    """The file's ConfigMaps and Secrets in the store's form; SpecError for a Pod or anything the
-    API server would refuse (validation is the loader's, shared with `sandbox run`)."""
+def load_objects(path: str, namespace: str | None) -> tuple[list[ConfigObject], bool]:
+    """The file's ConfigMaps and Secrets in the store's form, and whether it holds a Pod (checked
+    as `sandbox run` checks it); SpecError for anything the API server would refuse."""
     from sandbox.config.store import from_spec
     from sandbox.errors import FieldError, SpecError
     from sandbox.spec.load import load_manifests
     from sandbox.spec.source import source_name
 
     manifests = load_manifests(path)
+    if len(manifests.pods) > 1:
+        raise SpecError([FieldError("kind", "Invalid value: one Pod per file (the node agent runs a file's "
+                                            "Pod with the file's ConfigMaps and Secrets)")], source_name(path))
     if manifests.pods:
-        names = ", ".join(f"Pod/{p.metadata.name or p.metadata.generate_name}" for p in manifests.pods)
-        raise SpecError([FieldError("kind", f"Invalid value: {names}: `sandbox apply` stores ConfigMaps and "
-                                            "Secrets; run a Pod with `sandbox run`")], source_name(path))
+        from sandbox.spec.accept import accept_pod
+
+        accept_pod(manifests.pods[0], path, namespace)  # the pod's own checks, before anything is stored
     errors = []
     objects = []
     found: list[ConfigMap | Secret] = [*manifests.config_maps, *manifests.secrets]
@@ -92,4 +106,4 @@ def load_objects(path: str, namespace: str | None) -> list[ConfigObject]:
             objects.append(from_spec(obj, namespace))
     if errors:
         raise SpecError(errors, source_name(path))
-    return objects
+    return objects, bool(manifests.pods)

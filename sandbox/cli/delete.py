@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 
 from sandbox.cli.get import CONFIG_KINDS  # one list of the names kubectl accepts for each kind
 
@@ -20,41 +21,131 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only 
 if TYPE_CHECKING:
     from typing import Any
 
+    from sandbox.spec.model import ConfigMap, Pod, Secret
     from sandbox.state.store import PodDir
 
 EXTRA_WAIT_SECONDS = 15.0  # beyond the grace period: pause, tear-down, a slow machine
 
 
 def add_parser(verbs: Any) -> None:
-    p = verbs.add_parser("delete", help="delete a pod: stop it gracefully if it runs, remove its record and logs")
-    p.add_argument("kind", nargs="?", choices=["pod", "pods", "po", *CONFIG_KINDS], help=argparse.SUPPRESS)
-    p.add_argument("name", help="pod name (or: configmap|secret NAME)")
-    p.add_argument("--timeout", type=float, help="seconds to wait for the pod to stop (default: grace + 15)")
+    p = verbs.add_parser("delete", help="delete pods: stop each gracefully if it runs, remove its record and logs")
+    p.add_argument("words", nargs="*", metavar="NAME",
+                   help="pod names (or: pod NAME..., configmap|secret NAME)")
+    p.add_argument("-f", "--filename", action="append", metavar="FILE|DIR",
+                   help="delete the objects a manifest file (or a directory of them) names (repeatable)")
+    p.add_argument("--all", action="store_true", help="every pod of the namespace")
+    p.add_argument("-A", "--all-namespaces", action="store_true", help="with --all: of every namespace")
+    p.add_argument("--timeout", type=float, help="seconds to wait for a pod to stop (default: grace + 15)")
     p.set_defaults(handler=handle)
 
 
+POD_KINDS = ("pod", "pods", "po")
+
+
 def handle(args: argparse.Namespace) -> int:
-    if args.kind in CONFIG_KINDS:
-        return delete_config(args, CONFIG_KINDS[args.kind])
+    from sandbox.errors import SandboxError, UsageError
+
+    words = list(args.words)
+    kind = words.pop(0) if words and words[0] in (*POD_KINDS, *CONFIG_KINDS) else "pod"
+    targets: list[tuple[str, str, str]] = []  # (kind, namespace or "", name)
+    if args.filename:
+        if words or args.all:
+            raise UsageError("-f: give either names, --all or files")
+        targets = _from_files(args)
+    elif args.all:
+        if words or kind in CONFIG_KINDS:
+            raise UsageError("--all: deletes every pod; give no names")
+        targets = _all_pods(args)
+    elif not words:
+        raise UsageError("delete: give a pod name, -f FILE or --all")
+    else:
+        default_ns = args.namespace or ""
+        targets = [(CONFIG_KINDS[kind] if kind in CONFIG_KINDS else "Pod", default_ns, name) for name in words]
+    failed = 0
+    for what, ns, name in targets:
+        scoped = argparse.Namespace(**{**vars(args), "namespace": ns or args.namespace})
+        try:
+            if what == "Pod":
+                delete_pod(scoped, name)
+            else:
+                delete_config(scoped, what, name)
+        except SandboxError as e:
+            if len(targets) == 1:
+                raise
+            print(f"Error: {e}", file=sys.stderr)
+            failed = 1
+    return failed
+
+
+def delete_pod(args: argparse.Namespace, name: str) -> None:
     from sandbox.cli.common import layout, pod_dir
     from sandbox.errors import StateError
     from sandbox.pod.cleanup import delete_record
     from sandbox.state.view import LIVE, read_pod
 
-    target = pod_dir(args, args.name)
+    target = pod_dir(args, name)
     state, kind = read_pod(target)
+    annotations = ((state.get("manifest") or {}).get("metadata") or {}).get("annotations") or {}
+    if kind == LIVE and state.get("owner") == "agent" and _static(annotations):
+        # A mirror pod's delete (the seed notes): the kubelet brings it straight back; only
+        # removing its manifest deletes a static pod.
+        from sandbox.agent.static import CONFIG_SOURCE, delete_message
+
+        out, err = delete_message(name, annotations.get(CONFIG_SOURCE, "file"))
+        print(out)
+        print(err, file=sys.stderr)
+        return
     if kind == LIVE:
         _stop(args, target, state)
     root = layout(args)
     if not delete_record(target, root.containers, root.logs, uid=state.get("uid")):
-        raise StateError(f'pod "{args.name}" was not deleted: a new run of it holds it now')
-    print(f'pod "{args.name}" deleted')
-    return 0
+        raise StateError(f'pod "{name}" was not deleted: a new run of it holds it now')
+    print(f'pod "{name}" deleted')
+
+
+def _static(annotations: dict[str, Any]) -> bool:
+    from sandbox.agent.static import is_static
+
+    return is_static(annotations)
+
+
+def _all_pods(args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    from sandbox.cli.common import layout, namespace
+    from sandbox.state.store import list_pod_dirs
+
+    wanted = None if args.all_namespaces else namespace(args)
+    found = []
+    for pod in list_pod_dirs(layout(args).pods):
+        ns, _, name = pod.path.name.partition("_")
+        if wanted is None or ns == wanted:
+            found.append(("Pod", ns, name))
+    return found
+
+
+def _from_files(args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    """Every object the files name, in file order, validated first (a bad file deletes nothing)."""
+    from sandbox.cli.apply import manifest_paths
+    from sandbox.spec.load import load_manifests
+
+    found = []
+    for name in args.filename:
+        for path in manifest_paths(name):
+            manifests = load_manifests(path)
+            objects: list[ConfigMap | Secret | Pod] = [*manifests.config_maps, *manifests.secrets, *manifests.pods]
+            for obj in objects:
+                meta = obj.metadata
+                found.append((obj.kind, meta.namespace or "", meta.name or ""))
+    return found
 
 
 def _stop(args: argparse.Namespace, target: PodDir, state: dict[str, Any]) -> None:
-    """SIGTERM to the pod's runtime, then wait until it has exited (it has ended the pod then)."""
+    """SIGTERM to the pod's runtime, then wait until it has exited (it has ended the pod then); a
+    pod of the node agent is stopped by the agent, which answers once the pod has ended."""
     from sandbox.errors import StateError
+
+    if state.get("owner") == "agent":
+        _stop_by_agent(args, state)
+        return
     from sandbox.state.proc import ProcessRef
 
     runtime = ProcessRef.from_json(state.get("runtime"))
@@ -66,9 +157,26 @@ def _stop(args: argparse.Namespace, target: PodDir, state: dict[str, Any]) -> No
     try:
         signal.pidfd_send_signal(pidfd, signal.SIGTERM)
         if not _wait_for_exit(pidfd, timeout):
-            raise StateError(f'pod "{args.name}" did not stop within {timeout:g}s (runtime pid {runtime.pid})')
+            raise StateError(f'pod "{state.get("name")}" did not stop within {timeout:g}s (runtime pid {runtime.pid})')
     finally:
         os.close(pidfd)
+
+
+def _stop_by_agent(args: argparse.Namespace, state: dict[str, Any]) -> None:
+    from sandbox.agent.protocol import AgentError, AgentUnavailable, Client, socket_path
+    from sandbox.cli.common import layout
+
+    try:
+        client = Client.connect(socket_path(layout(args)))
+    except AgentUnavailable:
+        return  # the agent is gone: its pods went with it, the record is finished below
+    try:
+        client.sock.settimeout(args.timeout)
+        client.call("StopPod", namespace=state.get("namespace"), name=state.get("name"))
+    except AgentError:
+        pass  # no longer the agent's pod (it ended a moment ago)
+    finally:
+        client.close()
 
 
 def _wait_for_exit(pidfd: int, timeout: float) -> bool:
@@ -79,7 +187,7 @@ def _wait_for_exit(pidfd: int, timeout: float) -> bool:
     return bool(poller.poll(timeout * 1000))
 
 
-def delete_config(args: argparse.Namespace, kind: str) -> int:
+def delete_config(args: argparse.Namespace, kind: str, name: str) -> int:
     """`delete configmap|secret NAME`: pods that read it keep what they read (env is fixed at a
     container's start); a container still waiting for it keeps waiting."""
     from sandbox.cli.common import layout, namespace
@@ -87,8 +195,8 @@ def delete_config(args: argparse.Namespace, kind: str) -> int:
     from sandbox.errors import NotFoundError
 
     ns = namespace(args)
-    if not ConfigStore(layout(args).lib / "config").delete(kind, ns, args.name):
+    if not ConfigStore(layout(args).lib / "config").delete(kind, ns, name):
         plural = "configmaps" if kind == "ConfigMap" else "secrets"
-        raise NotFoundError(f'{plural} "{args.name}" not found in namespace "{ns}"')
-    print(f'{kind.lower()} "{args.name}" deleted')
+        raise NotFoundError(f'{plural} "{name}" not found in namespace "{ns}"')
+    print(f'{kind.lower()} "{name}" deleted')
     return 0

@@ -11,8 +11,19 @@ if TYPE_CHECKING:
 
 
 def add_parser(verbs: Any) -> None:
-    p = verbs.add_parser("run", help="run a Pod manifest in the foreground")
+    p = verbs.add_parser("run", help="run a Pod manifest in the foreground (-d: hand it to the node agent)")
     p.add_argument("file", help="Pod manifest (YAML or JSON)")
+    p.add_argument("-d", "--detach", action="store_true",
+                   help="hand the pod to the node agent (started if none runs) and return once every "
+                        "container is running or has failed; the node options are then the agent's")
+    add_node_options(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="do not stream container output")
+    p.add_argument("--rm", action="store_true", help="delete the pod (its record and logs) when it ends")
+    p.set_defaults(handler=handle)
+
+
+def add_node_options(p: Any) -> None:
+    """How this node runs pods: `sandbox run`'s options, and the node agent's."""
     p.add_argument("--backoff-initial", default="10s", metavar="DURATION",
                    help="crash-loop back-off after the second exit (default 10s)")
     p.add_argument("--backoff-max", default="300s", metavar="DURATION",
@@ -59,30 +70,17 @@ def add_parser(verbs: Any) -> None:
     from sandbox.cli.image import add_registry_options
 
     add_registry_options(p)
-    p.add_argument("-q", "--quiet", action="store_true", help="do not stream container output")
-    p.add_argument("--rm", action="store_true", help="delete the pod (its record and logs) when it ends")
-    p.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    from sandbox.cli.common import layout
-    from sandbox.errors import SandboxError, UsageError
-    from sandbox.supervisor.backoff import BackoffConfig, parse_duration
+    if args.detach:
+        from sandbox.cli.agent import run_detached
 
-    try:
-        backoff = BackoffConfig(initial=parse_duration(args.backoff_initial),
-                                cap=parse_duration(args.backoff_max))
-    except ValueError as e:
-        raise UsageError(f"--backoff-initial/--backoff-max: {e}") from None
-    try:
-        eviction_interval = parse_duration(args.eviction_interval)
-    except ValueError as e:
-        raise UsageError(f"--eviction-interval: {e}") from None
-    if eviction_interval <= 0:
-        raise UsageError(f"--eviction-interval: must be positive, got {args.eviction_interval!r}")
-    log_policy = _log_policy(args)
-    cgroup_config = _cgroup_config(args)
-    network = _network_options(args)
+        return run_detached(args, [args.file])
+    from sandbox.cli.common import layout
+    from sandbox.errors import SandboxError
+
+    options, cgroup_config = node_options(args)
     import os
 
     from sandbox.cli.image import pull_options
@@ -95,23 +93,46 @@ def handle(args: argparse.Namespace) -> int:
     print_warnings(args.file, prepared.warnings)
     if os.geteuid() != 0:
         raise SandboxError("sandbox run needs root: it creates namespaces, mounts and a pod's processes")
-    if not 0 < args.probe_scale <= 1000:
-        raise UsageError(f"--probe-scale: must be a positive factor, got {args.probe_scale}")
     from sandbox.pod.cgroups import plan
 
     cgroups = plan(prepared.pod, cgroup_config)  # every limit checked against the host first
     from sandbox.pod.network import refuse_unpublishable_ports
 
-    refuse_unpublishable_ports(prepared.pod, network)
-    status = run_pod(prepared, backoff=backoff, quiet=args.quiet, probe_scale=args.probe_scale,
-                     eviction_interval=eviction_interval,
-                     log_policy=log_policy, remove=args.rm, cgroups=cgroups,
-                     allow_host_path=not args.no_host_path, network=network)
+    refuse_unpublishable_ports(prepared.pod, options.network)
+    status = run_pod(prepared, backoff=options.backoff, quiet=args.quiet, probe_scale=options.probe_scale,
+                     eviction_interval=options.eviction_interval,
+                     log_policy=options.log_policy, remove=args.rm, cgroups=cgroups,
+                     allow_host_path=options.allow_host_path, network=options.network)
     phase = status.get("phase")
     print(f"pod {prepared.namespace}/{prepared.name}: {phase}", file=sys.stderr)
     for cs in [*status.get("initContainerStatuses", []), *status.get("containerStatuses", [])]:
         print(f"  {cs['name']}: {describe_state(cs)}, restarts {cs.get('restartCount', 0)}", file=sys.stderr)
     return 0 if phase == "Succeeded" else 1
+
+
+def node_options(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The node options, checked: (supervisor.run.RunOptions without a cgroup plan, CgroupConfig)."""
+    from sandbox.errors import UsageError
+    from sandbox.supervisor.backoff import BackoffConfig, parse_duration
+    from sandbox.supervisor.run import RunOptions
+
+    try:
+        backoff = BackoffConfig(initial=parse_duration(args.backoff_initial),
+                                cap=parse_duration(args.backoff_max))
+    except ValueError as e:
+        raise UsageError(f"--backoff-initial/--backoff-max: {e}") from None
+    try:
+        eviction_interval = parse_duration(args.eviction_interval)
+    except ValueError as e:
+        raise UsageError(f"--eviction-interval: {e}") from None
+    if eviction_interval <= 0:
+        raise UsageError(f"--eviction-interval: must be positive, got {args.eviction_interval!r}")
+    if not 0 < args.probe_scale <= 1000:
+        raise UsageError(f"--probe-scale: must be a positive factor, got {args.probe_scale}")
+    options = RunOptions(backoff=backoff, probe_scale=args.probe_scale, eviction_interval=eviction_interval,
+                         log_policy=_log_policy(args), allow_host_path=not args.no_host_path,
+                         network=_network_options(args))
+    return options, _cgroup_config(args)
 
 
 def _cgroup_config(args: argparse.Namespace) -> Any:

@@ -5,8 +5,12 @@ Credentials come from two sources, kept in the order the kubelet tries them: the
 the `~/.docker/config.json` format. Both are the same JSON: `{"auths": {KEY: ENTRY}}` where ENTRY
 has `auth` (base64 of `user:password`) or `username`/`password`, and KEY is a registry host, a
 host:port, an URL (`https://index.docker.io/v1/`) or, as the kubelet's credential keyring allows,
-a glob over host labels (`*.example.com`). Docker's credential helpers (`credsStore`,
-`credHelpers`) run external programs and are not supported: their entries are skipped.
+a glob over host labels (`*.example.com`). The runtime's file may also name Docker credential
+helpers, as Docker reads them: `credHelpers` ({host: name}) for one registry, `credsStore` (name)
+for every other; a registry served by a helper takes its credential from the helper alone
+(credential_helpers.py runs `docker-credential-<name> get`, only when a registry asks for
+credentials), its `auths` entry being `docker login`'s placeholder. A pull secret's helpers are
+ignored: the kubelet runs no program a Secret names.
 
 A registry answers an unauthenticated request with 401 and a `WWW-Authenticate` challenge:
 `Basic realm=...` (send the credentials on every request) or `Bearer realm=URL,service=...,
@@ -22,6 +26,7 @@ import fnmatch
 import json
 
 from sandbox.errors import ImageError
+from sandbox.images.credential_helpers import HELPER_TIMEOUT
 from sandbox.record import field, record
 
 TYPE_CHECKING = False
@@ -67,21 +72,32 @@ class Credentials:
     wrong secret does not hide a right one further down (the kubelet tries each in turn)."""
 
     entries: tuple[tuple[str, Credential], ...] = ()
+    helpers: tuple[tuple[str, str], ...] = ()  # credHelpers: (registry host, helper name)
+    store: str = ""  # credsStore: the helper of every registry credHelpers does not name
+    helper_timeout: float = HELPER_TIMEOUT  # seconds a helper may take to answer
 
     @staticmethod
     def anonymous() -> Credentials:
         return Credentials()
 
     @staticmethod
-    def from_docker_config(path: Path) -> Credentials:
-        """The runtime's credentials file; a missing file means no credentials."""
+    def from_docker_config(path: Path, helper_timeout: float = HELPER_TIMEOUT) -> Credentials:
+        """The runtime's credentials file, its credential helpers included; a missing file means
+        no credentials."""
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             return Credentials()
         except OSError as e:
             raise ImageError(f"read registry credentials {path}: {e.strerror}") from None
-        return Credentials.from_json(data, str(path))
+        plain = Credentials.from_json(data, str(path))
+        helpers, store = _helpers(json.loads(data), str(path))
+        if not helpers and not store:
+            return plain
+        served = {host for host, _ in helpers}
+        # A registry a helper serves takes nothing from `auths` (with credsStore: none does)
+        entries = () if store else tuple((key, cred) for key, cred in plain.entries if key not in served)
+        return Credentials(entries, helpers, store, helper_timeout)
 
     @staticmethod
     def from_json(data: bytes, source: str) -> Credentials:
@@ -116,11 +132,21 @@ class Credentials:
 
     def then(self, other: Credentials) -> Credentials:
         """These credentials tried first, then `other`'s (pull secrets, then the runtime file)."""
-        return Credentials(self.entries + other.entries)
+        return Credentials(self.entries + other.entries, self.helpers + other.helpers, self.store or other.store,
+                           min(self.helper_timeout, other.helper_timeout))
 
     def for_registry(self, registry: str) -> list[Credential]:
+        """Every credential for `registry`, in order: the matching entries, then what its helper
+        gives (the helper runs now: ImageError if it fails)."""
         host = normalize_key(registry)
-        return [cred for pattern, cred in self.entries if _key_matches(pattern, host)]
+        found = [cred for pattern, cred in self.entries if _key_matches(pattern, host)]
+        helper = next((name for key, name in self.helpers if key == host), self.store)
+        if helper:
+            from sandbox.images import credential_helpers
+
+            credential = credential_helpers.get(helper, host, self.helper_timeout)
+            found += [credential] if credential is not None else []
+        return found
 
 
 def _entry_credential(entry: object, where: str) -> Credential | None:
@@ -141,6 +167,19 @@ def _entry_credential(entry: object, where: str) -> Credential | None:
     if not (username or password or token):
         return None  # a credential-helper placeholder (`{}`): nothing to send
     return Credential(username, password, token)
+
+
+def _helpers(doc: object, source: str) -> tuple[tuple[tuple[str, str], ...], str]:
+    """`credHelpers` and `credsStore` of a config file (already read as JSON by from_json)."""
+    if not isinstance(doc, dict):
+        return (), ""
+    store = doc.get("credsStore", "")
+    by_host = doc.get("credHelpers", {})
+    if not isinstance(store, str) or not isinstance(by_host, dict) or \
+            not all(isinstance(v, str) for v in by_host.values()):
+        raise ImageError(f"registry credentials {source}: credsStore must be a string and credHelpers "
+                         "an object of strings")
+    return tuple((normalize_key(str(k)), v) for k, v in by_host.items() if v), store
 
 
 def normalize_key(key: str) -> str:

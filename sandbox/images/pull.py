@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import json
 import os
+import threading  # loaded already (logging imports it)
 from pathlib import Path
 
 from sandbox.errors import ImageError
-from sandbox.record import field, record
+from sandbox.record import field, record, replace
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ DEFAULT_HOSTS_DIR = Path("/etc/sandbox/certs.d")
 HOSTS_DIR_ENV = "SANDBOX_REGISTRY_CONFIG"
 INSECURE_ENV = "SANDBOX_INSECURE_REGISTRIES"  # comma-separated HOST[:PORT]
 REF_NAME = "org.opencontainers.image.ref.name"
+_NAMING = threading.Lock()  # refs.json writers among one process's pull threads
 
 
 @record
@@ -83,7 +85,15 @@ def pull(store: ImageStore, reference: str, registry: RegistryClient, platform: 
 
         store.fetch_into(desc.digest, fetch)
     ref = parse_image_ref(resolved.name)
-    return store.add_image(ref.name if ref.tag else "", resolved.digest)
+    image = store.add_image("", resolved.digest)  # unpacked, not named yet
+    name = ref.name if ref.tag else ""
+    if name:
+        # refs.json is read, changed and replaced whole: one writer at a time among the pod's pull
+        # threads, and no write at all when an Always pull finds the name already current.
+        with _NAMING:
+            if store.refs().get(name) != resolved.digest:
+                store.tag(resolved.digest, name)
+    return replace(image, name=name)
 
 
 def import_layout(store: ImageStore, layout: Path, name: str = "") -> list[Image]:

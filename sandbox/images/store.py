@@ -4,6 +4,9 @@ Layout:
     blobs/sha256/<hex>              content-addressed blobs: manifests, configs, layer archives
     layers/sha256/<diff-id hex>/    each layer unpacked once (an overlay lowerdir), shared by every
                                     image that has it; made in `layers/.tmp-*` and renamed into place
+    l/<short id>                    a short link to each layer, `../layers/sha256/<hex>` (Docker's
+                                    overlay2 `l/`): overlay's lowerdirs name these, relative to l/,
+                                    so a mount's one page of options holds hundreds of layers
     ingest/                         partial blobs, renamed into blobs/ once their digest checked
     refs.json                       canonical name -> manifest digest ("sha256:<hex>")
 An image is its manifest: a config blob (ImageConfig, rootfs.diff_ids) and layer blobs; a container
@@ -26,6 +29,7 @@ from pathlib import Path
 from sandbox.errors import ImageError
 from sandbox.images.reference import parse_image_ref
 from sandbox.record import record
+from sandbox.rootfs.plan import OVERLAY_MAX_LOWER
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -37,6 +41,7 @@ MANIFEST_DOCKER = "application/vnd.docker.distribution.manifest.v2+json"
 CONFIG_OCI = "application/vnd.oci.image.config.v1+json"
 LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 MAX_JSON_BLOB = 4 << 20  # manifests and configs: far past any real one, read whole
+LINK_NAME_LENGTHS = (6, 12, 26, 52)  # base32 of a sha256: 52 characters
 
 
 @record
@@ -86,6 +91,7 @@ class Image:
     digest: str  # "sha256:<hex>": the manifest's (a first-format image: its tree's)
     layers: tuple[Path, ...]  # unpacked layers, bottom first
     config: ImageConfig
+    links: tuple[Path, ...] = ()  # the layers' short links in l/, bottom first (none: first format)
 
     @classmethod
     def pending(cls, reference: str) -> Image:
@@ -112,8 +118,9 @@ class Image:
 
     @property
     def lowerdirs(self) -> str:
-        """overlayfs `lowerdir=`: the top layer first."""
-        return ":".join(str(p) for p in reversed(self.layers))
+        """overlayfs `lowerdir=`: the top layer first, through the layers' short links (which
+        rootfs.plan.fit_overlays makes relative to their directory)."""
+        return ":".join(str(p) for p in reversed(self.links or self.layers))
 
 
 class ImageStore:
@@ -129,6 +136,41 @@ class ImageStore:
 
     def layer_path(self, diff_id: str) -> Path:
         return self.root / "layers" / "sha256" / _hex(diff_id)
+
+    @property
+    def links_dir(self) -> Path:
+        return self.root / "l"
+
+    def layer_link(self, diff_id: str) -> Path:
+        """The short link to the unpacked layer `diff_id`, made if missing (when the layer is first
+        used; a lost one is made again). Its name is the layer's digest in base32 cut to 6
+        characters (7 bytes of mount options a layer); a name held by another link moves on to a
+        longer cut. A link, once made, is never changed (only `prune` removes it): a name always
+        means the layer it was made for, and a stale one simply stays taken until prune."""
+        import base64
+
+        target = f"../layers/sha256/{_hex(diff_id)}"
+        name = base64.b32encode(bytes.fromhex(_hex(diff_id))).decode().rstrip("=")
+        for length in LINK_NAME_LENGTHS:
+            link = self.links_dir / name[:length]
+            try:
+                if os.readlink(link) == target:
+                    return link
+                continue  # another layer's name
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                raise ImageError(f"layer link {link}: {e.strerror}") from None
+            try:
+                self.links_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+                os.symlink(target, link)  # atomic: exactly one of two racing makers gets the name
+                return link
+            except FileExistsError:
+                if os.readlink(link) == target:
+                    return link
+            except OSError as e:
+                raise ImageError(f"layer link {link}: {e.strerror}") from None
+        raise ImageError(f"layer {diff_id}: every short link name is taken in {self.links_dir}")
 
     def refs(self) -> dict[str, str]:
         try:
@@ -176,10 +218,14 @@ class ImageStore:
         if not isinstance(diff_ids, list) or len(diff_ids) != len(layer_descs):
             raise ImageError(f"image {name}: its config lists {len(diff_ids or [])} layers, its manifest "
                              f"{len(layer_descs)}")
+        if len(diff_ids) > OVERLAY_MAX_LOWER:
+            raise ImageError(f"image {name}: {len(diff_ids)} layers, more than overlayfs stacks "
+                             f"({OVERLAY_MAX_LOWER})")
         layers = tuple(self.unpacked(desc, str(diff_id)) for desc, diff_id in zip(layer_descs, diff_ids))
         if not layers:
             raise ImageError(f"image {name}: no layers")
-        return Image(name, digest, layers, ImageConfig.from_json(config_json))
+        links = tuple(self.layer_link(str(diff_id)) for diff_id in diff_ids)
+        return Image(name, digest, layers, ImageConfig.from_json(config_json), links)
 
     def read_json(self, digest: str) -> Any:
         """A stored manifest or config, parsed (its digest was checked when it was stored)."""
@@ -299,7 +345,7 @@ class ImageStore:
                 keep_layers.update(_hex(str(d)) for d in diff_ids)
             except (ImageError, KeyError, TypeError):
                 continue
-        removed = []
+        removed = self._prune_links(keep_layers)  # first: a kill half-way leaves no dangling link
         for kind, keep in (("blobs", keep_blobs), ("layers", keep_layers)):
             directory = self.root / kind / "sha256"
             for entry in sorted(directory.iterdir()) if directory.is_dir() else []:
@@ -309,6 +355,19 @@ class ImageStore:
         for leftover in sorted((self.root / "layers").glob(".tmp-*")) + sorted((self.root / "ingest").glob("*")):
             shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
             removed.append(leftover)
+        return removed
+
+    def _prune_links(self, keep_layers: set[str]) -> list[Path]:
+        """Remove the short links to layers that go (or are gone)."""
+        removed = []
+        for link in sorted(self.links_dir.iterdir()) if self.links_dir.is_dir() else []:
+            try:
+                target = os.readlink(link)
+            except OSError:
+                continue  # not a link: nothing the store made
+            if target.removeprefix("../layers/sha256/") not in keep_layers:
+                link.unlink(missing_ok=True)
+                removed.append(link)
         return removed
 
     def put_json(self, obj: object) -> str:
@@ -360,7 +419,7 @@ class ImageStore:
         image = self._image(name, manifest_digest, self.read_json(manifest_digest))
         if name:
             self.tag(manifest_digest, name)
-        return Image(name, image.digest, image.layers, image.config)
+        return image
 
     def import_directory(self, source: Path, reference: str, config: ImageConfig) -> Image:
         """A root filesystem tree as a one-layer image: the tree is archived (an uncompressed tar,

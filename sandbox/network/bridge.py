@@ -189,10 +189,16 @@ def _remove_network_detached(config: BridgeConfig, ipam: Ipam) -> None:
     network together. A runtime starting meanwhile waits for the lock and then finds the network
     gone (or re-creates it). If the process dies half-way, what is left is a network without
     leases, which the next release or `sandbox gc` (remove_unused) removes."""
-    if os.fork() != 0:
-        return  # not waited for: reaped by init once the runtime (exiting soon) is gone
+    child = os.fork()
+    if child != 0:
+        # Forked twice so that init, not the runtime, reaps the remover: a long-lived runtime (the
+        # node agent) would otherwise collect a zombie per removed network.
+        os.waitpid(child, 0)
+        return
     code = 1
     try:
+        if os.fork() != 0:
+            os._exit(0)
         os.setsid()  # out of the runtime's session: a Ctrl-C for it is not for us
         import sys
 

@@ -28,7 +28,16 @@ from pathlib import Path
 from sandbox.errors import ContainerConfigError, SandboxError
 from sandbox.paths import under
 from sandbox.pod import teardown
-from sandbox.rootfs.plan import MS_NODEV, MS_NOSUID, MS_RDONLY, MS_SHARED, MS_SLAVE, MountOp, OpKind
+from sandbox.rootfs.plan import (
+    MS_NODEV,
+    MS_NOSUID,
+    MS_RDONLY,
+    MS_SHARED,
+    MS_SLAVE,
+    MountOp,
+    OpKind,
+    overlay_options,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -226,7 +235,12 @@ def image_volume_op(mount: VolumeMount, image: Image, env: Mapping[str, str], co
     if sub_path:
         raise ContainerConfigError(f"subPath {sub_path!r} of an image volume of {len(image.layers)} layers is not "
                                    "supported", container=container)
-    return MountOp(OpKind.MOUNT, target, "overlay", "overlay", flags, f"lowerdir={image.lowerdirs}")
+    try:  # the lowerdirs are the layers' short links: container_plan makes them relative (fit_overlays)
+        options = overlay_options(image.lowerdirs)
+    except ValueError as e:
+        raise ContainerConfigError(f"image volume {mount.name!r} ({image.name}): {e}",
+                                   container=container) from None
+    return MountOp(OpKind.MOUNT, target, "overlay", "overlay", flags, options)
 
 
 def container_sub_path(mount: VolumeMount, env: Mapping[str, str], container: str = "") -> str:

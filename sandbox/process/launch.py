@@ -14,7 +14,7 @@ from __future__ import annotations
 from sandbox.config.sources import CONFIG_MAP, SECRET
 from sandbox.config.sources import env_from as config_env_from
 from sandbox.config.sources import env_value as config_value
-from sandbox.errors import ContainerConfigError
+from sandbox.errors import ContainerConfigError, ContainerStartError
 from sandbox.process import capabilities
 from sandbox.process.request import (
     CLONE_NEWCGROUP,
@@ -290,9 +290,14 @@ def container_request(
     `cgroup_ops` (plan.cgroup_mounts) right after /sys."""
     join = CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | (CLONE_NEWPID if share_pid else 0)
     new = CLONE_NEWNS | (0 if share_pid else CLONE_NEWPID) | (0 if ident.privileged else CLONE_NEWCGROUP)
-    plan = container_plan(str(layer.merged), image.lowerdirs, str(layer.upper), str(layer.work), files,
-                          pod_shm=not pod.spec.host_ipc, masked=not ident.privileged, sys_writable=ident.privileged,
-                          extra=extra_ops, cgroup=cgroup_ops)
+    try:
+        plan = container_plan(str(layer.merged), image.lowerdirs, str(layer.upper), str(layer.work), files,
+                              pod_shm=not pod.spec.host_ipc, masked=not ident.privileged,
+                              sys_writable=ident.privileged, extra=extra_ops, cgroup=cgroup_ops)
+    except ValueError as e:  # an overlay that cannot be mounted (its options over one page, > 500 layers)
+        import errno
+
+        raise ContainerStartError("CreateContainerError", f"plan image {image.name}", errno.E2BIG, str(e)) from None
     sc = container.security_context
     return SpawnRequest(
         argv=tuple(argv),

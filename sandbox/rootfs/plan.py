@@ -35,6 +35,7 @@ class OpKind(enum.IntEnum):
     MASK = 7  # /dev/null over a file, an empty read-only tmpfs over a directory; skipped if missing
     READONLY = 8  # bind on itself read-only, keeping nosuid/nodev/noexec; skipped if missing
     BIND_BENEATH = 9  # bind `data` opened beneath the host directory `source` (a subPath); made if missing
+    CHDIR = 10  # change to the host directory `target`: overlay resolves relative lowerdirs against it
 
 
 MS_RDONLY = 0x1
@@ -76,7 +77,7 @@ class MountOp:
 
     def describe(self) -> str:
         """One line for traces and errors: `mount proc on /proc (proc, nosuid,nodev,noexec)`."""
-        where = self.target if self.kind == OpKind.ROOT else "/" + self.target
+        where = self.target if self.kind in (OpKind.ROOT, OpKind.CHDIR) else "/" + self.target
         if self.kind == OpKind.BIND:
             return f"bind {self.source} on {where}{_bind_notes(self.flags)}"
         if self.kind == OpKind.BIND_BENEATH:
@@ -91,6 +92,8 @@ class MountOp:
             return f"mask {where}"
         if self.kind == OpKind.READONLY:
             return f"read-only {where}"
+        if self.kind == OpKind.CHDIR:
+            return f"chdir {where} (overlay lowerdirs are relative to it)"
         return f"mount {self.fstype} on {where} ({_flag_names(self.flags)}{', ' + self.data if self.data else ''})"
 
 
@@ -104,18 +107,64 @@ class ContainerFiles:
 
 
 MOUNT_DATA_MAX = 4095  # mount(2) copies at most one page of options, with its NUL
+OVERLAY_MAX_LOWER = 500  # overlayfs stacks at most this many lower layers (fs/overlayfs OVL_MAX_STACK)
 
 
-def overlay_options(lower: str, upper: str, work: str) -> str:
-    """`lower`: one layer, or several joined by ':' (the top one first)."""
-    for path in (*lower.split(":"), upper, work):
+def overlay_options(lower: str, upper: str = "", work: str = "") -> str:
+    """`lower`: one layer, or several joined by ':' (the top one first). Without `upper` and
+    `work`, a read-only overlay (an `image` volume: then at least two lower layers, as overlayfs
+    refuses a lone lowerdir). Its size against mount(2)'s page is checked by `fit_overlays`, once
+    the lower paths are made short."""
+    layers = lower.split(":")
+    for path in (*layers, *((upper, work) if upper or work else ())):
         if not path or any(c in path for c in ",:\n"):
             raise ValueError(f"overlay layer path {path!r} is empty or contains ',' or ':'")
-    options = f"lowerdir={lower},upperdir={upper},workdir={work}"
-    if len(options) > MOUNT_DATA_MAX:
-        raise ValueError(f"{lower.count(':') + 1} image layers make overlay options of {len(options)} "
-                         f"bytes, more than mount(2) takes ({MOUNT_DATA_MAX})")
-    return options
+    if len(layers) > OVERLAY_MAX_LOWER:
+        raise ValueError(f"{len(layers)} image layers: overlayfs stacks at most {OVERLAY_MAX_LOWER}")
+    return f"lowerdir={lower},upperdir={upper},workdir={work}" if upper or work else f"lowerdir={lower}"
+
+
+def fit_overlays(ops: Sequence[MountOp]) -> list[MountOp]:
+    """mount(2) takes one page of options: with absolute paths to the image store's layers only
+    about 30 fit. As Docker's overlay2 driver does, the store gives each layer a short link in one
+    directory (images/l/); here every overlay's lowerdirs found in the directory most of them share
+    become bare link names, and a CHDIR op into that directory goes first: the kernel resolves a
+    relative lowerdir against the mounting task's cwd (the pivot moves it afterwards). A link name
+    of 6 characters costs 7 bytes a layer, so overlayfs's own limit (500 layers) comes first unless
+    the container's upper and work paths are very long; the page is checked here (ValueError)."""
+    parents: dict[str, int] = {}
+    for op in ops:
+        for path in _lowers(op):
+            parent = path.rpartition("/")[0]
+            parents[parent] = parents.get(parent, 0) + 1
+    base = max(parents, key=lambda p: parents[p], default="")  # the first one on a tie
+    out = list(ops)
+    if parents.get(base, 0) >= 2 and base.startswith("/"):  # one lower path: it fits as it is
+        out = [MountOp(OpKind.CHDIR, base), *(_relative(op, base) for op in ops)]
+    for op in out:
+        if len(op.data) > MOUNT_DATA_MAX:
+            raise ValueError(f"{len(_lowers(op))} image layers make overlay options of {len(op.data)} "
+                             f"bytes, more than mount(2) takes ({MOUNT_DATA_MAX})")
+    return out
+
+
+def _relative(op: MountOp, base: str) -> MountOp:
+    lowers = _lowers(op)
+    if not lowers:
+        return op
+    relative = ":".join(p.removeprefix(base + "/") if p.rpartition("/")[0] == base else p for p in lowers)
+    data = op.data.replace("lowerdir=" + ":".join(lowers), "lowerdir=" + relative, 1)
+    return MountOp(op.kind, op.target, op.source, op.fstype, op.flags, data)
+
+
+def _lowers(op: MountOp) -> list[str]:
+    """An overlay op's lowerdir paths, top first; [] for any other op."""
+    if op.fstype != "overlay" or op.kind not in (OpKind.ROOT, OpKind.MOUNT):
+        return []
+    for option in op.data.split(","):
+        if option.startswith("lowerdir="):
+            return option.removeprefix("lowerdir=").split(":")
+    return []
 
 
 def cgroup_mounts(hierarchies: Sequence[tuple[str, str, str]], *, writable: bool = False) -> list[MountOp]:
@@ -177,7 +226,7 @@ def container_plan(merged: str, lower: str, upper: str, work: str, files: Contai
         MountOp(OpKind.BIND, "etc/resolv.conf", files.resolv_conf, flags=MS_RDONLY | MS_NOSUID | MS_NODEV),
         *extra,
     ]
-    return ops + sorted(late, key=_depth)  # stable: equal depths keep their order
+    return fit_overlays(ops + sorted(late, key=_depth))  # sorted is stable: equal depths keep their order
 
 
 def _depth(op: MountOp) -> int:

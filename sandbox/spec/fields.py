@@ -132,12 +132,13 @@ _CONTAINER: dict[str, Rule] = {
     "volumeDevices": refused("raw block devices need persistent volumes"),
     "livenessProbe": H, "readinessProbe": H, "startupProbe": H, "lifecycle": H,
     "terminationMessagePath": H, "terminationMessagePolicy": H,
-    # Always asks the registry for the reference's current image at every start (the kubelet); here
-    # a stored image is used as it is and only a missing one is pulled, which keeps the offline
-    # test suite and demo on the local busybox. (Warning here would print on every pod: the API
-    # server defaults Always for `:latest`.)
-    "imagePullPolicy": honoured("Never: only the store; IfNotPresent and Always pull a missing image (Always "
-                                "does not re-resolve a stored tag yet)"),
+    # As the kubelet's image manager, at every container start (supervisor/pulls.py): Always asks
+    # the registry for the tag's current manifest (the stored digest costs that one request; a
+    # moved tag is pulled; an unreachable registry is ErrImagePull even with the image stored),
+    # IfNotPresent pulls a missing image, Never waits in ErrImageNeverPull until it is imported.
+    # The test suite serves busybox from a loopback mirror; the demo and benches pin tags.
+    "imagePullPolicy": honoured("Always resolves the tag at every start, IfNotPresent pulls a missing image, "
+                                "Never waits for an imported one"),
     "securityContext": H,
     "stdin": refused("no stdin is attached: it is /dev/null", _is(False)),
     "stdinOnce": refused("no stdin is attached: it is /dev/null", _is(False)),

@@ -156,6 +156,21 @@ def load_manifests_text(text: str | bytes, source: str = "") -> Manifests:
     return manifests
 
 
+def decode_documents(data: str | bytes, errors: list[FieldError]) -> list[Any]:
+    """The bounded loader's documents of `data` (plain data, no model yet); problems go to
+    `errors`. For readers of other kinds (the agent's KubeletConfiguration, a static pod's file)."""
+    text = _decode(data, errors)
+    return _documents(text, errors) if text is not None else []
+
+
+def pod_of_document(doc: dict[str, Any], where: str, errors: list[FieldError]) -> Pod | None:
+    """One decoded document through the same defaults and validation as a manifest file's Pod;
+    None (with `errors` filled) when it is no valid Pod."""
+    collector = _Collector(errors)
+    collector.add(doc, where)
+    return collector.pods[0] if collector.pods and not errors else None
+
+
 def pod_to_dict(pod: Pod) -> dict[str, Any]:
     """The Pod as a Kubernetes-style camelCase dict (absent and empty optional fields left out)."""
     return to_dict(pod, "Pod")

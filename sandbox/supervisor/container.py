@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 MIN_GRACE_SECONDS = 2.0  # the kubelet never gives a container less (minimumGracePeriodInSeconds)
+PULL_SPOKEN_FOR = 86400.0  # a pull's placeholder restart timer: far past any pull (see _await_pull)
 
 
 @record(frozen=False)
@@ -155,7 +156,7 @@ class PodContext:
     pulls: dict[str, tuple[float, int]] = field(default_factory=dict)  # container -> (seconds, bytes) pulled
     volume_images: dict[str, Image] = field(default_factory=dict)  # `image` volume name -> its image
     pending_pulls: dict[str, str] = field(default_factory=dict)  # container -> why its image pull failed
-    puller: Any = None  # supervisor/run._Puller: retries those pulls
+    puller: Any = None  # supervisor/pulls.Puller: each start's image, pulled in worker threads
 
     def record(self, obj: TornDown) -> None:
         """Record what the pod is about to create, for the one tear-down (pod/teardown.py)."""
@@ -205,7 +206,7 @@ class ContainerLifecycle:
         ctx = self.ctx
         slot.restart_timer = None
         restart_count = slot.status.restart_count + (1 if slot.started_once else 0)
-        if slot.name in ctx.pending_pulls and not self._pull(slot, restart_count):
+        if not self._pull(slot, restart_count):
             return
         container_id = os.urandom(32).hex()
         ctx.record(teardown.Directory(ctx.layout.containers / container_id, ctx.layout.containers))
@@ -215,8 +216,7 @@ class ContainerLifecycle:
         log_path = ctx.log_dir / slot.name / f"{restart_count}.log"
         clog = ContainerLog(slot.name, log_path, ctx.terminal, ctx.log_policy)
         pulled = ctx.pulls.pop(slot.name, None)
-        if pulled is not None:  # pulled before the pod started: reported with its first start
-            ctx.event(slot, ev.pulling(slot.spec.image or ""))
+        if pulled is not None:  # pulled (or, for Always, resolved) for this start: Pulling came first
             ctx.event(slot, ev.pulled_now(slot.spec.image or "", *pulled))
         else:
             ctx.event(slot, ev.pulled(slot.spec.image or slot.image.name))
@@ -256,30 +256,55 @@ class ContainerLifecycle:
         self.changed()
 
     def _pull(self, slot: Slot, restart_count: int) -> bool:
-        """Try the pull that failed before (ErrImagePull); False (and the slot waiting in
-        back-off) if it fails again. A pull runs in the loop: other containers' probes and logs
-        wait for it (a pull of a reachable registry's image; an unreachable one fails fast)."""
-        from sandbox.errors import ImageError, ImagePullFailed
+        """Ensure the image for this start under its imagePullPolicy (supervisor/pulls.py): True to
+        go on now; False while its pull runs in a worker thread (the loop's `_on_pulls` starts the
+        container again when the pull ends) or when there is no image to start with (the slot then
+        waits in ErrImagePull or ErrImageNeverPull, tried again at the loop's back-off)."""
+        from sandbox.errors import ImagePullFailed
 
-        reference = slot.spec.image or ""
-        if self.ctx.puller is None:
-            self.start_failed(slot, ImagePullFailed(reference, self.ctx.pending_pulls[slot.name], slot.name),
-                              restart_count)
+        ctx, puller = self.ctx, self.ctx.puller
+        if puller is None:  # a unit test's pod: its images are given
+            return True
+        puller.queued.discard(slot.name)
+        if puller.pulling(slot.name):  # asked again (a new sandbox) while its pull still runs
+            self._await_pull(slot)
+            return False
+        if puller.behind_a_pull(slot.name):  # its turn comes when that pull ends (loop._on_pulls)
+            puller.queued.add(slot.name)
+            self._await_pull(slot)
             return False
         try:
-            image = self.ctx.puller.image(slot.spec)
+            image = puller.begin(slot.spec)
         except ImagePullFailed as e:
             self.start_failed(slot, e, restart_count)
             return False
-        except ImageError as e:
-            self.start_failed(slot, ImagePullFailed(reference, str(e), slot.name), restart_count)
+        if image is None:  # the kubelet's Pulling event comes as the pull begins
+            ctx.event(slot, ev.pulling(slot.spec.image or ""))
+            self._await_pull(slot)
+            self.changed()
             return False
-        del self.ctx.pending_pulls[slot.name]
-        if slot.name in self.ctx.puller.pulls:
-            self.ctx.pulls[slot.name] = self.ctx.puller.pulls.pop(slot.name)
+        pulled = puller.pulls.pop(slot.name, None)
+        if pulled is not None:
+            ctx.pulls[slot.name] = pulled
         slot.image = image
         slot.status = replace(slot.status, image_id=image.image_id)
         return True
+
+    def _await_pull(self, slot: Slot) -> None:
+        """The slot waits for a pull's worker (its own, or an earlier container's): tried in this
+        sandbox attempt (the loop's _advance leaves it alone), and spoken for by a restart timer
+        that never acts (the pull's end cancels it): the loop counts a slot with a restart timer as
+        one that will still start (restartPolicy Never's "every app container finished", the
+        stop's waiting states)."""
+        ctx, workers = self.ctx, self.ctx.puller.workers
+        if workers is not None:
+            try:
+                ctx.selector.get_key(workers.fileno())
+            except KeyError:  # the pod's first pull
+                ctx.selector.register(workers.fileno(), selectors.EVENT_READ, ("pulls", None))
+        slot.attempt = ctx.attempt
+        if slot.restart_timer is None:
+            slot.restart_timer = ctx.timers.add(ctx.clock() + PULL_SPOKEN_FOR, lambda: None)
 
     def _spawn(self, slot: Slot, layer: ContainerLayer, clog: ContainerLog,
                container_id: str) -> tuple[ChildProcess, str | None]:

@@ -89,6 +89,8 @@ class PodSupervisor:
         save_state: Callable[[dict[str, Any]], None],
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        selector: selectors.BaseSelector | None = None,
+        exit_watch: Any = None,
     ) -> None:
         self.pod, self.uid, self.layout, self.spawner = pod, uid, layout, spawner
         self.namespace = pod.metadata.namespace or "default"
@@ -110,7 +112,11 @@ class PodSupervisor:
         self.projections: ProjectedVolumes | None = None  # configMap/secret/downwardAPI/projected volumes
         self.slots = [self._slot(c, images[c.name], init=True) for c in pod.spec.init_containers]
         self.slots += [self._slot(c, images[c.name], init=False) for c in pod.spec.containers]
-        self.selector = selectors.DefaultSelector()
+        # Its own, or the node agent's one selector for every pod (agent/loop.py: keys tagged by pod).
+        self.selector = selector if selector is not None else selectors.DefaultSelector()
+        # The node agent's one taskstats listener for every pod (keyed by main pid; it drains it):
+        # one per pod would copy every exit on the machine to each pod's socket.
+        self.shared_exit_watch = exit_watch
         self.timers = Timers()
         self.runner = CheckRunner(self.selector, self.timers, clock)
         self.events = ev.EventRecorder()
@@ -168,31 +174,73 @@ class PodSupervisor:
         wakeup_r, wakeup_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         previous = self._install_signals(wakeup_r, wakeup_w)
         try:
-            self._watch_exits()
-            self._start_sandbox()
-            self.timers.add(self.clock(), self._resync_projections)
-            self._watch_storage()
-            self._advance()
-            while not self._done():
+            self.start()
+            while not self.done():
                 self._wait_once(wakeup_r)
         finally:
             # Tear down while our handlers are still in place: a Ctrl-C now (the user's second or
             # third) only writes a byte to the wakeup pipe instead of interrupting the tear-down.
             try:
-                self._teardown()
+                self.finish()
             finally:
                 self._restore_signals(previous)
                 os.close(wakeup_r)
                 os.close(wakeup_w)
-                if self.ctx.exit_watch is not None:
-                    self.ctx.exit_watch.close()
         return self.phase
+
+    # The steps of run(), for a loop that drives many pods (the node agent): start(), then
+    # dispatch() for each of the pod's selector events and fire_timers() at its timers' deadline
+    # until done(), then finish(), which always runs.
+
+    def start(self) -> None:
+        self._watch_exits()
+        self._start_sandbox()
+        self.timers.add(self.clock(), self._resync_projections)
+        self._watch_storage()
+        self._advance()
+
+    def done(self) -> bool:
+        return self._done()
+
+    def stop(self, *, force: bool = False) -> None:
+        """Stop the pod from outside (as Ctrl-C does): a graceful stop, or with `force` SIGKILL now."""
+        self._begin_stop(deleting=True, force=force or self.deleting)
+
+    def finish(self) -> None:
+        try:
+            self._teardown()
+        finally:
+            if self.ctx.exit_watch is not None and self.ctx.exit_watch is not self.shared_exit_watch:
+                self.ctx.exit_watch.close()
+            self.ctx.exit_watch = None
+
+    def fire_timers(self) -> None:
+        self.timers.fire_due(self.clock())
+
+    def dispatch(self, kind: str, obj: Any, fd: int, mask: int) -> None:
+        """One selector event of this pod (the key's data is (kind, obj))."""
+        if kind == "log":
+            self._on_log(fd)
+        elif kind == "exit":
+            self._on_exit(obj)
+        elif kind == "pause":
+            self._on_pause_exit()
+        elif kind == "exitwatch":
+            assert self.ctx.exit_watch is not None
+            self.ctx.exit_watch.drain()
+        elif kind == "check":
+            self.runner.on_ready(obj, fd, mask)
+        elif kind == "pulls":
+            self._on_pulls()
 
     def _watch_exits(self) -> None:
         """With a PID namespace per container the kernel kills what a main process left behind as
         part of its exit: only a taskstats listener learns of them (process/exitwatch.py)."""
         if self.ctx.shared_pid:
             return  # the leftovers outlive the main process and are found directly
+        if self.shared_exit_watch is not None:
+            self.ctx.exit_watch = self.shared_exit_watch
+            return
         from sandbox.process.exitwatch import ExitWatch
 
         self.ctx.exit_watch = ExitWatch.open()
@@ -218,18 +266,9 @@ class PodSupervisor:
             kind, obj = key.data
             if kind == "signal":
                 self._on_signals(wakeup_r)
-            elif kind == "log":
-                self._on_log(key.fd)
-            elif kind == "exit":
-                self._on_exit(obj)
-            elif kind == "pause":
-                self._on_pause_exit()
-            elif kind == "exitwatch":
-                assert self.ctx.exit_watch is not None
-                self.ctx.exit_watch.drain()
-            elif kind == "check":
-                self.runner.on_ready(obj, key.fd, mask)
-        self.timers.fire_due(self.clock())
+            else:
+                self.dispatch(kind, obj, key.fd, mask)
+        self.fire_timers()
 
     # --- the sandbox -----------------------------------------------------------------------------
 
@@ -465,9 +504,18 @@ class PodSupervisor:
         """The kubelet's image back-off: the container waits in ErrImagePull, then in
         ImagePullBackOff until the back-off (the crash-loop one's initial period, doubling to its
         cap) lets the pull be tried again; the pod stays Pending meanwhile, whatever its
-        restartPolicy."""
-        slot.status = replace(slot.status, state=st.Waiting("ErrImagePull", error.describe()), ready=False)
+        restartPolicy. ErrImageNeverPull (Never, no such image) has no pull to back off from: the
+        store is looked at again at the pod worker's re-sync pace (our initial back-off)."""
+        slot.status = replace(slot.status, state=st.Waiting(error.reason, error.describe()), ready=False)
         slot.attempt = self.ctx.attempt  # tried in this sandbox attempt: _advance leaves it to the timer
+        if error.reason == "ErrImageNeverPull":
+            self.ctx.event(slot, ev.never_pull(error.image))
+            self.ctx.event(slot, ev.failed(error.reason))
+            if not self.stopping:
+                slot.restart_timer = self.timers.add(self.clock() + self.backoff.config.initial,
+                                                     lambda: self._restart_due(slot))
+            self._save()
+            return
         self.ctx.event(slot, ev.image_pull_failed(error.image, error.describe()))
         self.ctx.event(slot, ev.failed("ErrImagePull"))
         delay = self.image_backoff.get(slot.name, self.backoff.config.initial)
@@ -487,6 +535,23 @@ class PodSupervisor:
         self.timers.add(self.clock() + min(1.0, delay / 2), backing_off)
         slot.restart_timer = self.timers.add(self.clock() + delay, lambda: self._restart_due(slot))
         self._save()
+
+    def _on_pulls(self) -> None:
+        """Pulls that ended in their worker threads (supervisor/pulls.py): in the pod's order, each
+        of those containers' start goes on (taking the pull's result: its image, or ErrImagePull),
+        then each start that waited for an earlier container's pull (the kubelet starts a pod's
+        containers one after another). While the sandbox is being re-created they wait for the
+        new sandbox's starts."""
+        puller = self.ctx.puller
+        finished = set(puller.collect())
+        for slot in self.slots:
+            if slot.name not in finished and slot.name not in puller.queued:
+                continue
+            puller.queued.discard(slot.name)
+            self.timers.cancel(slot.restart_timer)  # the placeholder of container._await_pull
+            slot.restart_timer = None
+            if not self.stopping and not self.recreating:
+                self.lifecycle.start(slot)
 
     def _wait_for_config(self, slot: Slot, error: MissingSourceError, restart_count: int) -> None:
         """The kubelet's pod worker re-syncs a pod whose sync failed after its back-off period (10 s,

@@ -11,12 +11,15 @@ from sandbox.images.store import Image, ImageStore
 from sandbox.paths import RootLayout
 from sandbox.record import field, record
 from sandbox.spec.model import Pod
+from sandbox.supervisor.pulls import Puller
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from sandbox.config.sources import ConfigObject
+    from sandbox.spec.accept import AcceptedPod
 
 
 @record
@@ -30,7 +33,8 @@ class PreparedPod:
     pulls: dict[str, tuple[float, int]] = field(default_factory=dict)  # container -> (seconds, bytes) pulled
     volume_images: dict[str, Image] = field(default_factory=dict)  # `image` volume name -> its image
     pending: dict[str, str] = field(default_factory=dict)  # container -> why its pull failed (retried)
-    puller: Any = None  # _Puller: retries a failed pull from inside the pod's loop
+    puller: Puller | None = None  # ensures each container's image at each of its starts
+    uid: str = ""  # a static pod's UID (derived from its manifest and source); "": a fresh one
 
     @property
     def namespace(self) -> str:
@@ -42,30 +46,34 @@ class PreparedPod:
 
 
 def prepare(path: str, layout: RootLayout, namespace: str | None, pull_options: Any = None) -> PreparedPod:
-    """Accept the manifest as `sandbox validate` does (one shared path), then resolve images
-    (pulling what is missing, unless its imagePullPolicy is Never) and argv: every input error
-    before any side effect on the pod (a pulled image stays in the store, as with the kubelet)."""
-    from sandbox.process import launch
+    """Accept the manifest as `sandbox validate` does (one shared path), then look the images up
+    and resolve argv: every input error before any side effect on the pod. Containers' images are
+    not pulled here: each start of a container ensures its image under its imagePullPolicy, in a
+    worker of the pod's loop (supervisor/pulls.py); a container whose image is not stored yet
+    starts with a stand-in (no layers) and its argv is checked once it has one. `image` volumes
+    are pulled here, before the pod starts, as the kubelet mounts volumes before any container (a
+    pulled image stays in the store, as with the kubelet)."""
     from sandbox.spec.accept import accept_pod_file
 
     accepted = accept_pod_file(path, layout.lib / "cache" / "manifests", namespace)
+    return prepare_accepted(accepted, path, layout, pull_options)
+
+
+def prepare_accepted(accepted: AcceptedPod, path: str, layout: RootLayout, pull_options: Any = None) -> PreparedPod:
+    """prepare() of a pod already accepted (a static pod's, read by the node agent's sources)."""
+    from sandbox.process import launch
+
     pod = accepted.pod
     store = ImageStore(layout.images)
     images: dict[str, Image] = {}
     problems: list[str] = []
-    pending: dict[str, str] = {}
-    puller = _Puller(store, pod, accepted.config, layout, pull_options)
+    puller = Puller(store, pod, accepted.config, layout, pull_options)
     groups = (("initContainers", pod.spec.init_containers), ("containers", pod.spec.containers))
     for kind, containers in groups:
         for i, c in enumerate(containers):
-            try:
-                images[c.name] = image = puller.image(c)
-            except ImagePullFailed as e:  # the container waits in ErrImagePull; the pull is retried
-                images[c.name] = Image.pending(c.image or "")
-                pending[c.name] = e.describe()
-                continue
-            except ImageError as e:
-                problems.append(f"spec.{kind}[{i}].image: {e}")
+            image = puller.stored(c.image or "")
+            images[c.name] = image if image is not None else Image.pending(c.image or "")
+            if image is None:
                 continue
             env = launch.container_env(c, image, launch.pod_hostname(pod), pod)
             if not launch.resolve_argv(c, image, env):
@@ -92,71 +100,8 @@ def prepare(path: str, layout: RootLayout, namespace: str | None, pull_options: 
     from sandbox.spec.convert import to_dict
 
     config = tuple(from_spec(obj) for obj in accepted.config)
-    return PreparedPod(pod, to_dict(pod, "Pod"), images, layout, accepted.warnings, config, puller.pulls,
-                       volume_images, pending, puller)
-
-
-class _Puller:
-    """A container's image from the store, pulled first when it is missing: IfNotPresent and
-    Always alike (Always does not re-resolve a stored tag yet: the store is the source while it
-    has the image), Never refuses with the kubelet's ErrImageNeverPull. The registry client is
-    made once, with the pod's imagePullSecrets (same-file Secrets, then the node's store)."""
-
-    def __init__(self, store: ImageStore, pod: Any, config: Any, layout: RootLayout, options: Any) -> None:
-        self.store, self.pod, self.config, self.layout, self.options = store, pod, config, layout, options
-        self.client: Any = None
-        self.pulls: dict[str, tuple[float, int]] = {}  # container name -> (seconds, bytes) of its pull
-
-    def image(self, container: Any) -> Image:
-        return self.pulled(container.image or "", container.image_pull_policy, container.name)
-
-    def pulled(self, reference: str, policy: str, key: str) -> Image:
-        """The stored image, pulled first if missing: ImageError (ErrImageNeverPull) if `policy` is
-        Never, ImagePullFailed if the pull fails. `key` names the pull in `pulls` (a container's
-        name)."""
-        try:
-            return self.store.lookup(reference)
-        except ImageError:
-            if policy == "Never":
-                raise ImageError(f'ErrImageNeverPull: Container image "{reference}" is not present with pull '
-                                 "policy of Never") from None
-        from sandbox.images.pull import PullOptions, pull
-
-        if self.client is None:
-            from sandbox.images.pull import client
-
-            self.client = client(self.options or PullOptions(), self._secrets())
-        import time
-
-        started = time.monotonic()
-        try:
-            image = pull(self.store, reference, self.client)
-        except ImageError as e:
-            raise ImagePullFailed(reference, str(e), key) from None
-        self.pulls[key] = (time.monotonic() - started, image_size(self.store, image))
-        return image
-
-    def _secrets(self) -> Any:
-        from sandbox.config.sources import SECRET, Sources
-        from sandbox.config.store import ConfigStore, from_spec
-        from sandbox.images.auth import Credentials
-
-        namespace = self.pod.metadata.namespace or "default"
-        sources = Sources(tuple(from_spec(obj) for obj in self.config), ConfigStore(self.layout.lib / "config"))
-        credentials = Credentials()
-        for ref in self.pod.spec.image_pull_secrets:
-            secret = sources.get(SECRET, namespace, ref.name or "")
-            if secret is None:
-                continue  # the kubelet goes on without it (and warns): the pull may still succeed
-            credentials = credentials.then(Credentials.from_pull_secret(secret.data, f"secret/{namespace}/{ref.name}"))
-        return credentials
-
-
-def image_size(store: ImageStore, image: Image) -> int:
-    """What the kubelet's Pulled event reports: the image's blobs (manifest, config, layers)."""
-    manifest = store.read_json(image.digest)
-    digests = [image.digest, manifest["config"]["digest"], *(d["digest"] for d in manifest["layers"])]
-    return sum(store.blob_path(d).stat().st_size for d in digests)
+    return PreparedPod(pod, to_dict(pod, "Pod"), images, layout, accepted.warnings, config, {},
+                       volume_images, {}, puller)
 
 
 def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False, probe_scale: float = 1.0,
@@ -173,77 +118,136 @@ def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False, probe_s
     `allow_host_path=False` (`--no-host-path`) refuses a pod with a hostPath volume before anything
     is created (SpecError naming each volume's field). `network`: a pod.network.NetworkOptions
     (None: the default, the built-in bridge)."""
-    from sandbox.config.sources import Sources
-    from sandbox.config.store import ConfigStore
     from sandbox.logs.stream import Terminal
-    from sandbox.pod.cgroups import CgroupConfig, plan
-    from sandbox.pod.cleanup import clear_record, end_record, remove_logs, remove_pod_dir
-    from sandbox.pod.network import NetworkOptions
-    from sandbox.pod.teardown import Journal, pod_bases, undo_all
-    from sandbox.process.spawner import DirectSpawner
-    from sandbox.record import replace
-    from sandbox.state.store import PodDir, PodLock
-    from sandbox.status import qos_class
-    from sandbox.supervisor.loop import PodSupervisor
 
-    if not allow_host_path:
-        refuse_host_paths(prepared.pod)
-    layout = prepared.layout
-    pod_dir = PodDir(layout.pod_state_dir(prepared.namespace, prepared.name))
-    lock = PodLock(pod_dir)
-    # Live state is root's alone (security-reliability.md 1.13: /run/sandbox 0700, files 0600).
-    for directory in (layout.run, layout.pods):
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if not lock.acquire():
-        raise StateError(f'pod "{prepared.name}" is already running in namespace "{prepared.namespace}"')
+    run = PodRun(prepared, RunOptions(backoff=backoff, probe_scale=probe_scale, eviction_interval=eviction_interval,
+                                      log_policy=log_policy, cgroups=cgroups, allow_host_path=allow_host_path,
+                                      network=network),
+                 terminal=None if quiet else Terminal(), remove=remove)
+    run.begin()
     ended = False
     try:
-        if pod_dir.state_file.exists():
-            # The pod this one replaces: an ended record, or one whose runtime is gone (whose
-            # tear-down this finishes). Its logs go with it, as with `sandbox delete`.
-            clear_record(pod_dir, layout.containers, layout.logs)
-        # A fresh UID for every pod, as the API server gives one whatever the client sent: the
-        # log directory, volumes, downward API and state all key on it.
-        uid = random_uuid()
-        pod = replace(prepared.pod, metadata=replace(prepared.pod.metadata, uid=uid))
-        manifest = dict(prepared.manifest)
-        manifest["metadata"] = {**(manifest.get("metadata") or {}), "uid": uid}
-
-        def save(snapshot: dict[str, Any]) -> None:
-            snapshot["manifest"] = manifest
-            pod_dir.write(snapshot)
-
-        supervisor = PodSupervisor(
-            pod, uid, prepared.images, layout, pod_dir.path, DirectSpawner(),
-            backoff=backoff, terminal=None if quiet else Terminal(), save_state=save, probe_scale=probe_scale,
-            eviction_interval=eviction_interval,
-            log_policy=log_policy, qos_class=qos_class(manifest.get("spec") or {}),
-            cgroups=cgroups if cgroups is not None else plan(prepared.pod, CgroupConfig()),
-            allow_host_path=allow_host_path,
-            sources=Sources(prepared.config, ConfigStore(layout.lib / "config")), pulls=prepared.pulls,
-            volume_images=prepared.volume_images,
-            pending_pulls=prepared.pending, puller=prepared.puller,
-            network=network if network is not None else NetworkOptions())
         # Once the pod runs, SIGINT and SIGTERM belong to the supervisor (stop, then force); after
         # its loop they must not cut short the final record and summary: the supervisor restores
         # this ignoring disposition, not Python's KeyboardInterrupt.
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)
-        supervisor.run()
+        run.supervisor.run()
         ended = True
     finally:
-        if ended and not remove:
-            end_record(pod_dir, {**supervisor.snapshot(), "manifest": manifest})
-        else:
-            if ended:
-                remove_logs(supervisor.snapshot(), layout.logs)
-            else:  # the supervisor's own tear-down may not have run (or finished): the one routine
-                undo_all(Journal(pod_dir.path), pod_bases(layout.lib, pod_dir.path))
-            remove_pod_dir(pod_dir)
-        lock.release()
-    if supervisor.start_error is not None:
-        raise supervisor.start_error
-    return dict(supervisor.snapshot()["status"])
+        run.end(ended)
+    if run.supervisor.start_error is not None:
+        raise run.supervisor.start_error
+    return dict(run.supervisor.snapshot()["status"])
+
+
+@record
+class RunOptions:
+    """How the node runs a pod (`sandbox run`'s flags, or the node agent's settings)."""
+
+    backoff: Any
+    probe_scale: float = 1.0
+    eviction_interval: float = 10.0
+    log_policy: Any = None  # a logs.rotation.RotationPolicy; None: the defaults
+    cgroups: Any = None  # the pod's checked plan (pod/cgroups.plan); None: planned with the defaults
+    allow_host_path: bool = True
+    network: Any = None  # a pod.network.NetworkOptions; None: the built-in bridge
+
+
+class PodRun:
+    """One run of a pod, from its record to its end: begin() takes the pod's lock, replaces an old
+    record and builds the supervisor; the caller drives it (run(), or the agent's loop); end()
+    writes the final record (or removes it) and releases the lock, whatever happened between."""
+
+    def __init__(self, prepared: PreparedPod, options: RunOptions, *, terminal: Any = None, remove: bool = False,
+                 selector: Any = None, owner: str = "") -> None:
+        self.prepared, self.options, self.terminal, self.remove = prepared, options, terminal, remove
+        self.owner = owner  # "agent": `sandbox delete` asks the node agent to stop the pod
+        self.selector = selector  # the agent's shared selector (None: the supervisor's own)
+        self.exit_watch: Any = None  # the agent's shared taskstats listener (None: the pod's own)
+        self.supervisor: Any = None
+        self.manifest: dict[str, Any] = {}
+
+    def begin(self) -> None:
+        from sandbox.config.sources import Sources
+        from sandbox.config.store import ConfigStore
+        from sandbox.pod.cgroups import CgroupConfig, plan
+        from sandbox.pod.cleanup import clear_record
+        from sandbox.pod.network import NetworkOptions
+        from sandbox.process.spawner import DirectSpawner
+        from sandbox.record import replace
+        from sandbox.state.store import PodDir, PodLock
+        from sandbox.status import qos_class
+        from sandbox.supervisor.loop import PodSupervisor
+
+        prepared, options = self.prepared, self.options
+        if not options.allow_host_path:
+            refuse_host_paths(prepared.pod)
+        layout = prepared.layout
+        self.pod_dir = pod_dir = PodDir(layout.pod_state_dir(prepared.namespace, prepared.name))
+        self.lock = PodLock(pod_dir)
+        # Live state is root's alone (security-reliability.md 1.13: /run/sandbox 0700, files 0600).
+        for directory in (layout.run, layout.pods):
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not self.lock.acquire():
+            raise StateError(f'pod "{prepared.name}" is already running in namespace "{prepared.namespace}"')
+        try:
+            if pod_dir.state_file.exists():
+                # The pod this one replaces: an ended record, or one whose runtime is gone (whose
+                # tear-down this finishes). Its logs go with it, as with `sandbox delete`.
+                clear_record(pod_dir, layout.containers, layout.logs)
+            # A fresh UID for every pod, as the API server gives one whatever the client sent: the
+            # log directory, volumes, downward API and state all key on it.
+            uid = prepared.uid or random_uuid()
+            pod = replace(prepared.pod, metadata=replace(prepared.pod.metadata, uid=uid))
+            manifest = self.manifest = dict(prepared.manifest)
+            manifest["metadata"] = {**(manifest.get("metadata") or {}), "uid": uid}
+
+            def save(snapshot: dict[str, Any]) -> None:
+                snapshot["manifest"] = manifest
+                if self.owner:
+                    snapshot["owner"] = self.owner
+                pod_dir.write(snapshot)
+                if self.on_save is not None:
+                    self.on_save(snapshot)
+
+            self.supervisor = PodSupervisor(
+                pod, uid, prepared.images, layout, pod_dir.path, DirectSpawner(),
+                backoff=options.backoff, terminal=self.terminal, save_state=save, probe_scale=options.probe_scale,
+                eviction_interval=options.eviction_interval,
+                log_policy=options.log_policy, qos_class=qos_class(manifest.get("spec") or {}),
+                cgroups=options.cgroups if options.cgroups is not None else plan(prepared.pod, CgroupConfig()),
+                allow_host_path=options.allow_host_path,
+                sources=Sources(prepared.config, ConfigStore(layout.lib / "config")), pulls=prepared.pulls,
+                volume_images=prepared.volume_images,
+                pending_pulls=prepared.pending, puller=prepared.puller,
+                network=options.network if options.network is not None else NetworkOptions(),
+                selector=self.selector, exit_watch=self.exit_watch)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    on_save: Callable[[dict[str, Any]], None] | None = None  # the agent's hook: each state change
+
+    def end(self, ended: bool) -> None:
+        """`ended`: the supervisor's loop ran to its end (its tear-down done)."""
+        from sandbox.pod.cleanup import end_record, remove_logs, remove_pod_dir
+        from sandbox.pod.teardown import Journal, pod_bases, undo_all
+
+        supervisor, layout = self.supervisor, self.prepared.layout
+        if self.prepared.puller is not None:  # a pull still running finishes into the store, reporting nowhere
+            self.prepared.puller.close(self.selector)
+        try:
+            if ended and not self.remove:
+                end_record(self.pod_dir, {**supervisor.snapshot(), "manifest": self.manifest})
+            else:
+                if ended:
+                    remove_logs(supervisor.snapshot(), layout.logs)
+                else:  # the supervisor's own tear-down may not have run (or finished): the one routine
+                    undo_all(Journal(self.pod_dir.path), pod_bases(layout.lib, self.pod_dir.path))
+                remove_pod_dir(self.pod_dir)
+        finally:
+            self.lock.release()
 
 
 def refuse_host_paths(pod: Any) -> None:

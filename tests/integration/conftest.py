@@ -43,6 +43,38 @@ def image_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base / "lib" / "images"
 
 
+REGISTRY_CONFIG_ENV = "SANDBOX_REGISTRY_CONFIG"
+
+
+@pytest.fixture(scope="session")
+def store_mirror(image_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One loopback docker-registry for the session, serving every image of the session's store
+    (busybox and its aliases) as the registry each name belongs to (docker.io, registry.k8s.io),
+    and SANDBOX_REGISTRY_CONFIG pointing every `sandbox` the tests run at it: `image: busybox`
+    defaults to imagePullPolicy Always, which asks the registry at every start. The registry's
+    process and directories are gone when the session ends, on failure too. Yields a
+    registry_fixture.Mirror (a test may give a hosts directory of its own through monkeypatch)."""
+    if str(Path(__file__).parent) not in sys.path:  # loaded by path in the security tier
+        sys.path.insert(0, str(Path(__file__).parent))
+    from registry_fixture import mirror_store, running_registry
+
+    if shutil.which("docker-registry") is None:
+        pytest.skip("docker-registry is not installed (make deps installs it): busybox pods pull from it")
+    base = tmp_path_factory.mktemp("mirror")
+    saved = os.environ.get(REGISTRY_CONFIG_ENV)
+    try:
+        with running_registry(base / "registry") as registry:
+            mirror = mirror_store(registry, image_store, base / "certs.d")
+            os.environ[REGISTRY_CONFIG_ENV] = str(mirror.hosts)
+            yield mirror
+    finally:
+        if saved is None:
+            os.environ.pop(REGISTRY_CONFIG_ENV, None)
+        else:
+            os.environ[REGISTRY_CONFIG_ENV] = saved
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def _host_snapshot() -> dict[str, Any]:
     with open("/proc/self/mountinfo") as f:
         mounts = sorted(line.split()[4] for line in f)
@@ -216,8 +248,9 @@ def signal_pending(pid: int, signo: int) -> bool:
 
 
 @pytest.fixture
-def sbx(image_store: Path, tmp_path: Path) -> Iterator[Sandbox]:
-    """A private runtime root sharing the session's image store; asserts nothing leaked."""
+def sbx(image_store: Path, store_mirror: Any, tmp_path: Path) -> Iterator[Sandbox]:
+    """A private runtime root sharing the session's image store (and its registry mirror);
+    asserts nothing leaked."""
     root = tmp_path / f"root-{uuid.uuid4().hex[:8]}"
     (root / "lib").mkdir(parents=True)
     (root / "lib" / "images").symlink_to(image_store)

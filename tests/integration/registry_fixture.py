@@ -213,3 +213,95 @@ def write_layout(layout: Path, tag: str, top: Blob, images: list[Image]) -> None
         index = json.loads(index_path.read_text())
     index["manifests"].append(top.descriptor(annotations={"org.opencontainers.image.ref.name": tag}))
     index_path.write_text(json.dumps(index))
+
+
+# -- the session's mirror: the local store's images served as their registries' --
+
+
+def _request(netloc: str, method: str, path: str, body: bytes = b"",
+             headers: dict[str, str] | None = None) -> tuple[int, str]:
+    """One plain-HTTP request to the loopback registry: (status, Location)."""
+    import http.client
+
+    connection = http.client.HTTPConnection(netloc, timeout=30)
+    try:
+        connection.request(method, path, body=body or None, headers=headers or {})
+        response = connection.getresponse()
+        response.read()
+        return response.status, response.getheader("Location", "")
+    finally:
+        connection.close()
+
+
+def push_blob(netloc: str, repository: str, digest: str, data: bytes) -> None:
+    """The distribution API's two-step upload (POST a session, PUT the content with its digest)."""
+    from urllib.parse import quote, urlsplit
+
+    status, _ = _request(netloc, "HEAD", f"/v2/{repository}/blobs/{digest}")
+    if status == 200:
+        return
+    status, location = _request(netloc, "POST", f"/v2/{repository}/blobs/uploads/")
+    assert status == 202, f"upload session for {repository}: {status}"
+    parts = urlsplit(location)
+    query = f"{parts.query}&" if parts.query else ""
+    status, _ = _request(netloc, "PUT", f"{parts.path}?{query}digest={quote(digest)}", data,
+                         {"Content-Type": "application/octet-stream"})
+    assert status == 201, f"upload {digest} to {repository}: {status}"
+
+
+def push_image(netloc: str, repository: str, tag: str, manifest: bytes, blobs: dict[str, bytes]) -> None:
+    """A manifest and the blobs it names (by digest), pushed as `repository:tag`."""
+    document = json.loads(manifest)
+    for descriptor in [document["config"], *document["layers"]]:
+        push_blob(netloc, repository, descriptor["digest"], blobs[descriptor["digest"]])
+    media_type = document.get("mediaType", OCI_MANIFEST)
+    status, _ = _request(netloc, "PUT", f"/v2/{repository}/manifests/{tag}", manifest, {"Content-Type": media_type})
+    assert status == 201, f"manifest {repository}:{tag}: {status}"
+
+
+def store_blobs(store: Path, manifest: bytes) -> dict[str, bytes]:
+    """The config and layer blobs a manifest names, read from a sandbox image store."""
+    document = json.loads(manifest)
+    return {d["digest"]: (store / "blobs" / "sha256" / d["digest"].partition(":")[2]).read_bytes()
+            for d in [document["config"], *document["layers"]]}
+
+
+def push_from_store(netloc: str, store: Path, repository: str, tag: str, digest: str) -> None:
+    """An image of a sandbox image store (blobs/sha256/<hex>), pushed as `repository:tag`."""
+    manifest = (store / "blobs" / "sha256" / digest.partition(":")[2]).read_bytes()
+    push_image(netloc, repository, tag, manifest, store_blobs(store, manifest))
+
+
+def write_hosts(hosts: Path, registries: dict[str, str]) -> Path:
+    """A containerd hosts directory whose only host for each registry is the loopback `netloc`
+    it maps to (no fallback to the real registry: nothing leaves the machine)."""
+    for name, netloc in registries.items():
+        (hosts / name).mkdir(parents=True, exist_ok=True)
+        (hosts / name / "hosts.toml").write_text(f'server = "http://{netloc}"\n')
+    return hosts
+
+
+@dataclass
+class Mirror:
+    hosts: Path  # the SANDBOX_REGISTRY_CONFIG directory
+    netloc: str  # the loopback registry serving the store's images
+    registries: tuple[str, ...]  # the registries it stands for (docker.io, registry.k8s.io)
+
+
+def mirror_store(registry: Registry, store: Path, hosts: Path) -> Mirror:
+    """Every named image of `store` pushed to `registry` under its repository and tag, and a
+    hosts directory at `hosts` making `registry` the only host of each registry those names use."""
+    from sandbox.images.reference import parse_image_ref
+
+    refs: dict[str, str] = json.loads((store / "refs.json").read_text())
+    owners: dict[str, str] = {}  # repository on the loopback registry -> the registry it stands for
+    for name, digest in sorted(refs.items()):
+        ref = parse_image_ref(name)
+        if not ref.tag or not digest.startswith("sha256:"):
+            continue
+        owner = owners.setdefault(ref.repository, ref.registry)
+        assert owner == ref.registry, f"{ref.repository} is named in both {owner} and {ref.registry}"
+        push_from_store(registry.netloc, store, ref.repository, ref.tag, digest)
+    registries = tuple(sorted(set(owners.values())))
+    write_hosts(hosts, {name: registry.netloc for name in registries})
+    return Mirror(hosts, registry.netloc, registries)

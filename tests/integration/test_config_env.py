@@ -150,10 +150,21 @@ def test_missing_objects_wait_in_create_container_config_error_until_applied(sbx
     assert not list(store.rglob("*.json"))
 
 
-def test_apply_refuses_a_pod_and_get_lists_the_store(sbx: Sandbox) -> None:
-    result = sbx.run("apply", "-f", str(sbx.manifest(SAME_FILE)))
-    assert result.returncode == 2
-    assert "use `sandbox run`" in result.stderr or "with `sandbox run`" in result.stderr
+def test_apply_hands_a_pod_to_the_agent_and_get_lists_the_store(sbx: Sandbox) -> None:
+    from tests.integration.test_agent import stop_agent
+
+    path = str(sbx.manifest(SAME_FILE))
+    try:
+        result = sbx.run("apply", "-f", path)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "configmap/settings created\nsecret/creds created\npod/envpod created\n"
+        assert printenv(sbx, "envpod", "MODE") == "fast\n"
+        again = sbx.run("apply", "-f", path)
+        assert again.stdout == ("configmap/settings unchanged\nsecret/creds unchanged\npod/envpod unchanged\n"), \
+            again.stderr
+    finally:
+        stop_agent(sbx, force=True)
+    sbx.run("delete", "envpod", check=True)
     applied = sbx.run("apply", "-f", str(sbx.manifest(LATER_CONFIG, "cm.yaml")), check=True)
     assert applied.stdout == "configmap/app-config created\n"
     again = sbx.run("apply", "-f", str(sbx.manifest(LATER_CONFIG, "cm.yaml")), check=True)

@@ -1,10 +1,14 @@
 """Images from a real registry (Debian's docker-registry on loopback, images pushed with skopeo):
 the seed notes' redis-php pod runs unmodified, its docker.io images pulled through a mirror
 configured as containerd's hosts.toml; `sandbox image pull/ls/inspect/rm/prune`; OCI layout
-import; pull policies Never and a missing tag; two pulls of one image at once."""
+import; a missing tag; two pulls of one image at once. imagePullPolicy as the kubelet applies it:
+Always resolves the tag at every start (a stored digest costs the manifest only, a moved tag runs
+the new image, an unreachable registry is ErrImagePull even with the image stored), Never waits
+for an imported image, and a slow pull runs beside the pod's loop (logs stream, Ctrl-C ends it)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -16,7 +20,15 @@ from typing import Any
 
 import pytest
 from conftest import REPO, Sandbox
-from registry_fixture import Registry, require_tools, running_registry
+from registry_fixture import (
+    Mirror,
+    Registry,
+    push_image,
+    require_tools,
+    running_registry,
+    store_blobs,
+    write_hosts,
+)
 
 pytestmark = pytest.mark.root
 
@@ -105,7 +117,7 @@ def test_pull_ls_inspect_rm_prune(sbx: Sandbox, mirror: Path) -> None:
     assert not Path(inspect["layers"][0]).exists()
 
 
-def test_a_missing_tag_waits_and_the_never_policy_fails_before_the_pod_starts(sbx: Sandbox, mirror: Path) -> None:
+def test_a_missing_tag_waits_in_err_image_pull(sbx: Sandbox, mirror: Path) -> None:
     missing = sbx.manifest("""
 apiVersion: v1
 kind: Pod
@@ -119,19 +131,6 @@ spec:
                  message="ErrImagePull: manifest unknown")
     code, _, _ = sbx.stop(proc)
     assert code == 1
-    never = sbx.manifest("""
-apiVersion: v1
-kind: Pod
-metadata: {name: never}
-spec:
-  containers:
-  - {name: c, image: kubeguide/redis-master, imagePullPolicy: Never}
-""", "never.yaml")
-    result = sbx.run("run", str(never), timeout=60)
-    assert result.returncode != 0
-    assert ('ErrImageNeverPull: Container image "kubeguide/redis-master" is not present with pull policy '
-            "of Never") in result.stderr
-    assert sbx.state("never") is None
 
 
 def test_an_oci_layout_imports_under_its_annotated_names(sbx: Sandbox, layouts: dict[str, Path],
@@ -186,18 +185,28 @@ def test_images_move_between_machines_as_oci_layouts_and_docker_archives(
         any(Path(inspect["layers"][0]).rglob("redis-server"))
 
 
-class SlowProxy:
-    """A loopback HTTP relay to the registry that sends blob bodies slowly (64 KiB every 20 ms),
-    so a pull can be killed in the middle of a layer."""
+class Relay:
+    """A loopback HTTP relay to a registry that records every request's path, can send blob
+    bodies slowly (`chunk` bytes every `pause` seconds) and can play an unreachable registry
+    (`down`: each connection is closed without an answer)."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, *, pause: float = 0.0, chunk: int = 65536) -> None:
         import http.server
         import urllib.error
         import urllib.request
 
+        relay = self
+        self.paths: list[str] = []
+        self.down = False
+
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
-                request = urllib.request.Request(f"http://{upstream}{self.path}", headers=dict(self.headers))
+                if relay.down:
+                    self.close_connection = True
+                    return
+                relay.paths.append(f"{self.command} {self.path}")
+                request = urllib.request.Request(f"http://{upstream}{self.path}", headers=dict(self.headers),
+                                                 method=self.command)
                 try:
                     response = urllib.request.urlopen(request, timeout=30)
                 except urllib.error.HTTPError as e:
@@ -207,11 +216,11 @@ class SlowProxy:
                     if key.lower() not in ("connection", "transfer-encoding"):
                         self.send_header(key, value)
                 self.end_headers()
-                slow = "/blobs/" in self.path
-                while chunk := response.read(65536):
-                    self.wfile.write(chunk)
+                slow = "/blobs/" in self.path and pause > 0
+                while data := response.read(chunk):
+                    self.wfile.write(data)
                     if slow:
-                        time.sleep(0.02)
+                        time.sleep(pause)
 
             do_HEAD = do_GET
 
@@ -219,6 +228,7 @@ class SlowProxy:
                 pass
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
         self.netloc = f"127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -232,7 +242,7 @@ def test_a_pull_killed_mid_layer_leaves_no_image_and_a_clean_re_pull(
         sbx: Sandbox, registry: Registry, mirror: Path) -> None:
     import signal
 
-    proxy = SlowProxy(registry.netloc)
+    proxy = Relay(registry.netloc, pause=0.02)
     try:
         slow_hosts = sbx.tmp / "slow.d"
         (slow_hosts / "docker.io").mkdir(parents=True)
@@ -387,3 +397,231 @@ spec:
     assert any(e["reason"] == "Pulled" and e["message"].startswith("Successfully pulled") for e in state["events"])
     code, _, err = sbx.stop(proc)
     assert "c: terminated" in err
+
+
+# -- imagePullPolicy at each start, against the session's busybox mirror and the tests' registries --
+
+
+def own_store(sbx: Sandbox) -> Path:
+    """The test's own, empty image store instead of the session's shared one."""
+    images = sbx.root / "lib" / "images"
+    images.unlink()
+    images.mkdir()
+    return images
+
+
+def busybox_variant(image_store: Path, env: str) -> tuple[bytes, dict[str, bytes]]:
+    """The session's busybox with `env` added to its config: the same layers under a new config,
+    so a new manifest digest. Returns the manifest and its blobs."""
+    refs = json.loads((image_store / "refs.json").read_text())
+    digest = refs["docker.io/library/busybox:latest"].partition(":")[2]
+    manifest = json.loads((image_store / "blobs" / "sha256" / digest).read_bytes())
+    blobs = store_blobs(image_store, json.dumps(manifest).encode())
+    config = json.loads(blobs.pop(manifest["config"]["digest"]))
+    config["config"]["Env"] = [*(config["config"].get("Env") or []), env]
+    config_bytes = json.dumps(config).encode()
+    blobs[sha256(config_bytes)] = config_bytes
+    manifest["config"] = {**manifest["config"], "digest": sha256(config_bytes), "size": len(config_bytes)}
+    return json.dumps(manifest).encode(), blobs
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def events_of(sbx: Sandbox, pod: str, reason: str) -> list[str]:
+    """The messages of the pod's events with `reason`, each as many times as it was counted."""
+    state = sbx.state(pod) or {}
+    return [e["message"] for e in state.get("events", []) if e["reason"] == reason for _ in range(e["count"])]
+
+
+def container_status(sbx: Sandbox, pod: str, index: int = 0) -> dict[str, Any]:
+    statuses = (sbx.state(pod) or {}).get("status", {}).get("containerStatuses", [])
+    return dict(statuses[index]) if len(statuses) > index else {}
+
+
+def test_always_with_the_stored_digest_fetches_only_the_manifest(
+        sbx: Sandbox, store_mirror: Mirror, monkeypatch: pytest.MonkeyPatch) -> None:
+    relay = Relay(store_mirror.netloc)
+    try:
+        monkeypatch.setenv("SANDBOX_REGISTRY_CONFIG", str(write_hosts(sbx.tmp / "relay.d",
+                                                                      {"docker.io": relay.netloc})))
+        manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: always}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: c, image: busybox, command: ["sh", "-c", "echo started; sleep 0.2"]}
+""")
+        proc = sbx.start(manifest, "--backoff-initial", "1s", "--backoff-max", "1s")
+        sbx.wait_for(lambda: len(events_of(sbx, "always", "Started")) >= 3, timeout=30,
+                     message="three starts of the container")
+        sbx.stop(proc)
+    finally:
+        relay.close()
+    pulling, pulled = events_of(sbx, "always", "Pulling"), events_of(sbx, "always", "Pulled")
+    assert set(pulling) == {'Pulling image "busybox"'} and len(pulling) >= 3, pulling  # one per start
+    assert len(pulled) >= 3 and all(m.startswith('Successfully pulled image "busybox" in ') for m in pulled), pulled
+    assert len([p for p in relay.paths if "/manifests/latest" in p]) >= 3, relay.paths  # one per start
+    assert not [p for p in relay.paths if "/blobs/" in p], relay.paths  # the stored digest: no blob fetched
+
+
+def test_always_runs_the_new_image_once_the_tag_moved(
+        sbx: Sandbox, store_mirror: Mirror, image_store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    own_store(sbx)
+    first, first_blobs = busybox_variant(image_store, "VERSION=1")
+    second, second_blobs = busybox_variant(image_store, "VERSION=2")
+    with running_registry(sbx.tmp / "registry") as registry:
+        monkeypatch.setenv("SANDBOX_REGISTRY_CONFIG", str(write_hosts(sbx.tmp / "hosts.d",
+                                                                      {"example.test": registry.netloc})))
+        push_image(registry.netloc, "moving", "latest", first, first_blobs)
+        manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: moving}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: c, image: example.test/moving, command: ["sh", "-c", "echo version=$VERSION; sleep 0.3"]}
+""")
+        proc = sbx.start(manifest, "--backoff-initial", "1s", "--backoff-max", "1s")
+        sbx.wait_for(lambda: events_of(sbx, "moving", "Started"), timeout=30, message="the first start")
+        assert container_status(sbx, "moving")["imageID"] == f"example.test/moving@{sha256(first)}"
+        push_image(registry.netloc, "moving", "latest", second, second_blobs)
+        sbx.wait_for(lambda: container_status(sbx, "moving").get("imageID") == f"example.test/moving@{sha256(second)}",
+                     timeout=30, message="a start with the moved tag's image")
+        sbx.wait_for(lambda: len(events_of(sbx, "moving", "Started")) >= 3, timeout=30, message="that start")
+        _, out, _ = sbx.stop(proc)
+    assert "version=1" in out and "version=2" in out, out
+    inspect = json.loads(sbx.run("image", "inspect", "example.test/moving", check=True).stdout)
+    assert sha256(second) in json.dumps(inspect), inspect
+
+
+def test_always_with_the_registry_unreachable_waits_though_the_image_is_stored(
+        sbx: Sandbox, store_mirror: Mirror, image_store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    own_store(sbx)
+    image, blobs = busybox_variant(image_store, "APP=1")
+    with running_registry(sbx.tmp / "registry") as registry:
+        relay = Relay(registry.netloc)
+        try:
+            monkeypatch.setenv("SANDBOX_REGISTRY_CONFIG", str(write_hosts(sbx.tmp / "hosts.d",
+                                                                          {"example.test": relay.netloc})))
+            push_image(registry.netloc, "app", "1", image, blobs)
+            pulled = sbx.run("image", "pull", "example.test/app:1", timeout=60)
+            assert pulled.returncode == 0, pulled.stderr
+            relay.down = True
+            manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: offline}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: c, image: "example.test/app:1", imagePullPolicy: Always, command: ["sleep", "1000"]}
+""")
+            proc = sbx.start(manifest, "--backoff-initial", "1s", "--backoff-max", "2s")
+            sbx.wait_for(lambda: sbx.waiting("offline").get("reason") == "ErrImagePull", timeout=30,
+                         message="ErrImagePull with the image in the store")
+            assert (sbx.state("offline") or {})["status"]["phase"] == "Pending"
+            sbx.wait_for(lambda: sbx.waiting("offline").get("reason") == "ImagePullBackOff", timeout=30,
+                         message="ImagePullBackOff")
+            failed = events_of(sbx, "offline", "Failed")
+            assert failed[0].startswith('Failed to pull image "example.test/app:1": '), failed
+            assert "Error: ImagePullBackOff" in failed, failed
+            relay.down = False
+            sbx.wait_running("offline", timeout=30)
+            assert container_status(sbx, "offline")["imageID"] == f"example.test/app@{sha256(image)}"
+            sbx.stop(proc)
+        finally:
+            relay.close()
+
+
+def test_never_waits_for_a_missing_image_until_it_is_imported(
+        sbx: Sandbox, store_mirror: Mirror, image_store: Path) -> None:
+    from sandbox.images.pull import export_layout
+    from sandbox.images.store import ImageStore
+
+    own_store(sbx)
+    manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: never}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: c, image: "busybox:1.36", imagePullPolicy: Never, command: ["sleep", "1000"]}
+""")
+    proc = sbx.start(manifest, "--backoff-initial", "1s", "--backoff-max", "1s")
+    sbx.wait_for(lambda: sbx.waiting("never").get("reason") == "ErrImageNeverPull", timeout=30,
+                 message="ErrImageNeverPull")
+    message = 'Container image "busybox:1.36" is not present with pull policy of Never'
+    assert sbx.waiting("never")["message"] == message
+    state = sbx.state("never") or {}
+    assert state["status"]["phase"] == "Pending"
+    warnings = [e for e in state["events"] if e["reason"] == "ErrImageNeverPull"]
+    assert warnings and warnings[0]["type"] == "Warning" and warnings[0]["message"] == message, state["events"]
+    layout = sbx.tmp / "layout"
+    export_layout(ImageStore(image_store), ["busybox:1.36"], layout)
+    sbx.run("image", "import", str(layout), check=True)
+    sbx.wait_running("never", timeout=30)
+    assert events_of(sbx, "never", "Pulled") == ['Container image "busybox:1.36" already present on machine']
+    code, _, err = sbx.stop(proc)
+    assert "c: terminated" in err
+
+
+def big_image(size: int) -> tuple[bytes, dict[str, bytes]]:
+    """One layer of `size` random (incompressible) bytes: an image whose pull takes a while."""
+    import gzip
+    import os
+
+    raw = _tar({"noise": os.urandom(size)})
+    layer = gzip.compress(raw, compresslevel=1, mtime=0)
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/noise"]},
+                         "rootfs": {"type": "layers", "diff_ids": [sha256(raw)]}}).encode()
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(config),
+                   "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha256(layer),
+                    "size": len(layer)}]}).encode()
+    return manifest, {sha256(config): config, sha256(layer): layer}
+
+
+def test_a_slow_pull_leaves_the_loop_free_and_ctrl_c_ends_the_pod_at_once(
+        sbx: Sandbox, store_mirror: Mirror, monkeypatch: pytest.MonkeyPatch) -> None:
+    image, blobs = big_image(4 << 20)
+    with running_registry(sbx.tmp / "registry") as registry:
+        relay = Relay(registry.netloc, pause=0.05, chunk=8192)  # ~160 KB/s: about half a minute
+        try:
+            push_image(registry.netloc, "big", "1", image, blobs)
+            monkeypatch.setenv("SANDBOX_REGISTRY_CONFIG", str(write_hosts(
+                sbx.tmp / "hosts.d", {"docker.io": store_mirror.netloc, "example.test": relay.netloc})))
+            manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: slow}
+spec:
+  containers:
+  - name: ticker
+    image: busybox
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do echo tick; sleep 0.1; done"]
+  - {name: big, image: "example.test/big:1"}
+""")
+            proc = sbx.start(manifest)
+            sbx.wait_running("slow", timeout=30)
+            sbx.wait_for(lambda: any("/blobs/" in p for p in relay.paths), timeout=30,
+                         message="the slow layer's download")
+            logs = sbx.run("logs", "slow", "-c", "ticker", check=True).stdout.count("tick")
+            sbx.wait_for(lambda: sbx.run("logs", "slow", "-c", "ticker").stdout.count("tick") >= logs + 5,
+                         timeout=10, message="the ticker's output going on during the pull")
+            assert container_status(sbx, "slow", 1)["state"] == {"waiting": {"reason": "ContainerCreating"}}
+            assert events_of(sbx, "slow", "Pulling") == ['Pulling image "busybox"', 'Pulling image "example.test/big:1"']
+            stopped = time.monotonic()
+            code, out, err = sbx.stop(proc, timeout=30)
+            took = time.monotonic() - stopped
+        finally:
+            relay.close()
+    assert took < 2.0, f"Ctrl-C during a pull took {took:.1f}s"
+    assert out.count("tick") >= 5 and "ticker: terminated" in err, err

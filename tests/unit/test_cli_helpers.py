@@ -43,7 +43,8 @@ def test_native_constants_match_the_plan() -> None:
     assert {k.name: int(k) for k in OpKind} == {
         "ROOT": lib.SBX_OP_ROOT, "MOUNT": lib.SBX_OP_MOUNT, "BIND": lib.SBX_OP_BIND,
         "SYMLINK": lib.SBX_OP_SYMLINK, "MKDIR": lib.SBX_OP_MKDIR, "POD_MOUNT": lib.SBX_OP_POD_MOUNT,
-            "MASK": lib.SBX_OP_MASK, "READONLY": lib.SBX_OP_READONLY, "BIND_BENEATH": lib.SBX_OP_BIND_BENEATH}
+            "MASK": lib.SBX_OP_MASK, "READONLY": lib.SBX_OP_READONLY, "BIND_BENEATH": lib.SBX_OP_BIND_BENEATH,
+        "CHDIR": lib.SBX_OP_CHDIR}
 
 
 def test_default_capability_mask_is_containerds() -> None:

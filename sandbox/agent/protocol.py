@@ -1,0 +1,110 @@
+"""The agent's socket protocol (docs/agent-protocol.md): length-prefixed JSON over a root-only
+Unix stream socket.
+
+Each message is a 4-byte big-endian length and that many bytes of one UTF-8 JSON object. A
+request is {"op": NAME, ...}; its answer is {"ok": true, ...} or {"ok": false, "error": TEXT,
+"code": N}, N being the exit code the CLI gives (1 a runtime failure, 2 bad input). A connection
+may carry any number of requests, answered in order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import struct
+
+from sandbox.errors import SandboxError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from sandbox.paths import RootLayout
+
+VERSION = 1
+MAX_MESSAGE = 64 << 20  # a pod manifest is at most a few MiB (spec/limits.py); the rest is slack
+_HEADER = struct.Struct(">I")
+
+
+class AgentUnavailable(SandboxError):
+    """No agent answers on the socket."""
+
+
+class AgentError(SandboxError):
+    """The agent refused or failed a request; `code` is the exit code the CLI gives."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def socket_path(layout: RootLayout) -> str:
+    return str(layout.run / "agent.sock")
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    data = json.dumps(message, separators=(",", ":")).encode()
+    return _HEADER.pack(len(data)) + data
+
+
+class Decoder:
+    """Frames out of a byte stream that arrives in pieces."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[dict[str, Any]]:
+        self.buffer += data
+        messages = []
+        while len(self.buffer) >= _HEADER.size:
+            (size,) = _HEADER.unpack_from(self.buffer)
+            if size > MAX_MESSAGE:
+                raise ValueError(f"message of {size} bytes is over the {MAX_MESSAGE} limit")
+            if len(self.buffer) < _HEADER.size + size:
+                break
+            body = bytes(self.buffer[_HEADER.size : _HEADER.size + size])
+            del self.buffer[: _HEADER.size + size]
+            message = json.loads(body)
+            if not isinstance(message, dict):
+                raise ValueError("a message must be a JSON object")
+            messages.append(message)
+        return messages
+
+
+class Client:
+    """One connection to the agent (blocking)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.decoder = Decoder()
+        self.pending: list[dict[str, Any]] = []
+
+    @classmethod
+    def connect(cls, path: str) -> Client:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            sock.connect(path)
+        except OSError as e:
+            sock.close()
+            raise AgentUnavailable(f"no node agent answers on {path}: {os.strerror(e.errno or 0)}") from None
+        return cls(sock)
+
+    def call(self, op: str, **params: Any) -> dict[str, Any]:
+        """Send one request and wait for its answer; AgentError if it is a refusal."""
+        self.sock.sendall(encode({"op": op, **params}))
+        answer = self.receive()
+        if not answer.get("ok"):
+            raise AgentError(str(answer.get("error") or "the agent failed the request"), int(answer.get("code", 1)))
+        return answer
+
+    def receive(self) -> dict[str, Any]:
+        while not self.pending:
+            data = self.sock.recv(1 << 16)
+            if not data:
+                raise AgentUnavailable("the node agent closed the connection")
+            self.pending += self.decoder.feed(data)
+        return self.pending.pop(0)
+
+    def close(self) -> None:
+        self.sock.close()

@@ -1,0 +1,208 @@
+"""`sandbox agent`: the node agent in the foreground; and the client side of `run -d`/`apply`.
+
+The agent owns every pod handed to it (`sandbox run -d`, `sandbox apply -f` with pods) and runs
+them under the node options it was started with, as a kubelet runs every pod under its flags.
+`run -d` starts an agent when none answers, with the node options given to that `run -d`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from sandbox.agent.protocol import Client
+
+START_TIMEOUT = 15.0  # seconds an agent started on demand gets to listen
+
+
+def add_parser(verbs: Any) -> None:
+    from sandbox.cli.run import add_node_options
+
+    p = verbs.add_parser("agent", help="run the node agent in the foreground: it owns the pods handed to it "
+                                       "with `run -d` and `apply -f`")
+    add_node_options(p)
+    p.add_argument("--config", metavar="FILE",
+                   help="a KubeletConfiguration file (staticPodPath, staticPodURL, staticPodURLHeader, "
+                        "fileCheckFrequency, httpCheckFrequency, podPidsLimit, containerLogMaxSize, "
+                        "containerLogMaxFiles); flags given win over it")
+    p.add_argument("--pod-manifest-path", metavar="PATH",
+                   help="run a static pod for each manifest in this directory (or this one file), "
+                        "following changes as the kubelet does")
+    p.add_argument("--manifest-url", metavar="URL", help="run the static pods this URL serves (a Pod or a PodList)")
+    p.add_argument("--manifest-url-header", action="append", metavar="'NAME:VALUE'",
+                   help="a header for --manifest-url requests (repeatable; 'a:x,b:y' gives several)")
+    p.add_argument("--file-check-frequency", metavar="DURATION", help="re-list of the manifest path (default 20s)")
+    p.add_argument("--http-check-frequency", metavar="DURATION", help="poll of the manifest URL (default 20s)")
+    p.add_argument("--hostname-override", metavar="NAME",
+                   help="the node name static pods are suffixed with (default: the hostname, lowercased)")
+    p.add_argument("--ready-fd", type=int, default=-1, help=argparse.SUPPRESS)
+    p.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from sandbox.agent.server import Agent, NodeOptions
+    from sandbox.cli.common import layout
+    from sandbox.cli.image import pull_options
+    from sandbox.cli.run import node_options
+    from sandbox.errors import SandboxError
+    from sandbox.log import get_logger
+
+    if os.geteuid() != 0:
+        raise SandboxError("sandbox agent needs root: it creates namespaces, mounts and pods' processes")
+    log = get_logger("sandbox.agent")
+    argv = tuple(_node_argv(args))  # as given: a `run -d` compares its own flags with these
+    config = _agent_config(args)
+    for warning in config.warnings:
+        log.warning("%s", warning)
+    static = None
+    if config.static_pod_path or config.manifest_url:
+        from sandbox.agent.kubeletconfig import node_name
+        from sandbox.agent.static import StaticPods
+
+        static = StaticPods(config, node_name(config.hostname_override), lambda text: log.warning("%s", text))
+    options, cgroup_config = node_options(args)
+    agent = Agent(layout(args), NodeOptions(options, cgroup_config, pull_options(args), argv),
+                  static=static)
+    agent.listen()
+    return agent.serve(args.ready_fd)
+
+
+def _agent_config(args: argparse.Namespace) -> Any:
+    """The KubeletConfiguration (file and flags); its pod-wide settings become the node options
+    where no flag gave them."""
+    from sandbox.agent.kubeletconfig import AgentFlags, agent_config
+
+    def text(value: Any) -> str | None:
+        return None if value is None else str(value)
+
+    config = agent_config(AgentFlags(
+        config=args.config, pod_manifest_path=args.pod_manifest_path, manifest_url=args.manifest_url,
+        manifest_url_header=tuple(args.manifest_url_header) if args.manifest_url_header else None,
+        file_check_frequency=args.file_check_frequency, http_check_frequency=args.http_check_frequency,
+        pod_pids_limit=text(args.pod_pids_limit), container_log_max_size=args.container_log_max_size,
+        container_log_max_files=args.container_log_max_files, hostname_override=args.hostname_override))
+    if args.pod_pids_limit is None:
+        args.pod_pids_limit = -1 if config.pod_pids_limit is None else config.pod_pids_limit
+    if args.container_log_max_size is None:
+        args.container_log_max_size = str(config.container_log_max_size)
+    if args.container_log_max_files is None:
+        args.container_log_max_files = str(config.container_log_max_files)
+    return config
+
+
+def run_detached(args: argparse.Namespace, files: list[str], *, apply: bool = False) -> int:
+    """Hand each manifest to the agent and print the pods' names once every container of each is
+    running or has failed (1 then: the failure is printed)."""
+    from sandbox.agent.protocol import AgentError
+
+    client = connect_or_start(args)
+    failed = 0
+    try:
+        for path in files:
+            try:
+                answer = client.call("RunPod", path=os.path.abspath(path), namespace=args.namespace, apply=apply)
+            except AgentError as e:
+                print(f"error: {path}: {e}", file=sys.stderr)
+                failed = max(failed, e.code)
+                continue
+            print(f"pod/{answer['name']} {'unchanged' if answer.get('unchanged') else 'created'}")
+            for c in answer.get("containers") or []:
+                if c["state"] == "running" or (c["state"] == "terminated" and c.get("exitCode") == 0):
+                    continue
+                detail = c.get("reason") or c["state"]
+                if c.get("exitCode") is not None:
+                    detail += f", exit code {c['exitCode']}"
+                print(f"pod/{answer['name']}: container {c['name']}: {c['state']} ({detail})", file=sys.stderr)
+                failed = max(failed, 1)
+    finally:
+        client.close()
+    return failed
+
+
+def connect_or_start(args: argparse.Namespace) -> Client:
+    """The running agent (refusing node options it was not started with), or a new one."""
+    from sandbox.agent.protocol import AgentUnavailable, Client, socket_path
+    from sandbox.cli.common import layout
+
+    path = socket_path(layout(args))
+    try:
+        client = Client.connect(path)
+    except AgentUnavailable:
+        _start_agent(args)
+        return Client.connect(path)
+    given = _node_argv(args)
+    if given:
+        answer = client.call("Version")
+        if given != answer.get("nodeOptions"):
+            client.close()
+            from sandbox.errors import UsageError
+
+            raise UsageError(f"{' '.join(given)}: the node agent (pid {answer.get('pid')}) runs every pod with its "
+                             f"own node options ({' '.join(answer.get('nodeOptions') or []) or 'the defaults'}); "
+                             "omit them, or stop the agent and start it with them")
+    return client
+
+
+def _node_argv(args: argparse.Namespace) -> list[str]:
+    from sandbox.cli.run import add_node_options
+
+    probe = argparse.ArgumentParser(add_help=False)
+    add_node_options(probe)
+    argv: list[str] = []
+    for action in probe._actions:
+        if action.dest == "help" or not action.option_strings:
+            continue
+        value = getattr(args, action.dest, action.default)
+        if value == action.default:
+            continue
+        flag = action.option_strings[-1]
+        if action.nargs == 0:  # store_true
+            argv.append(flag)
+        elif isinstance(value, list):
+            for item in value:
+                argv += [flag, str(item)]
+        else:
+            argv += [flag, str(value)]
+    return argv
+
+
+def _start_agent(args: argparse.Namespace) -> None:
+    """An agent in its own session, its output in <log>/sandbox-agent.log; returns once it listens."""
+    import select
+    import subprocess
+
+    from sandbox.cli.common import layout
+    from sandbox.errors import SandboxError
+
+    root = layout(args)
+    log_path = root.logs.parent / "sandbox-agent.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "sandbox"]
+    if args.root:
+        argv += ["--root", args.root]
+    if args.verbose:
+        argv.append("-v")
+    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+    argv += ["agent", *_node_argv(args), "--ready-fd", str(ready_w)]
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd,
+                                 pass_fds=(ready_w,), start_new_session=True, close_fds=True)
+    finally:
+        os.close(log_fd)
+        os.close(ready_w)
+    try:
+        ready, _, _ = select.select([ready_r], [], [], START_TIMEOUT)
+        line = os.read(ready_r, 64) if ready else b""
+    finally:
+        os.close(ready_r)
+    if not line.strip():
+        child.poll()
+        raise SandboxError(f"the node agent did not start (see {log_path})")
+    # It stays running in its own session; a Popen object never waits for it.
+    child.returncode = 0

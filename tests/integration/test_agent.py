@@ -1,0 +1,213 @@
+"""The node agent: `run -d` hands pods to it (starting one on demand), `delete` stops them through
+it, a fault in one pod does not touch the others, and a stopped agent leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import Sandbox
+
+pytestmark = pytest.mark.root
+
+
+def sleeper(name: str, command: str = "echo started $HOSTNAME; exec sleep 600", policy: str = "Always") -> str:
+    # `exec sleep`: SIGTERM ends it at once (a shell as PID 1 would ignore it for the grace period)
+    return f"""apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  restartPolicy: {policy}
+  terminationGracePeriodSeconds: 5
+  containers:
+  - name: main
+    image: busybox:1.36
+    command: ["sh", "-c", "{command}"]
+"""
+
+
+def agent_pid(sbx: Sandbox) -> int | None:
+    from sandbox.agent.protocol import AgentUnavailable, Client
+
+    try:
+        client = Client.connect(str(sbx.root / "run" / "agent.sock"))
+    except AgentUnavailable:
+        return None
+    try:
+        return int(client.call("Version")["pid"])
+    finally:
+        client.close()
+
+
+def stop_agent(sbx: Sandbox, timeout: float = 60, *, force: bool = False) -> None:
+    """SIGTERM (every pod stopped gracefully; with `force` a second SIGTERM kills them at once),
+    then wait for the agent to be gone."""
+    import select
+
+    from tests.integration.conftest import signal_pending
+
+    pid = agent_pid(sbx)
+    if pid is None:
+        return
+    pidfd = os.pidfd_open(pid)
+    try:
+        signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+        if force:
+            sbx.wait_for(lambda: not signal_pending(pid, signal.SIGTERM), timeout=10,
+                         message="the first SIGTERM delivered")
+            time.sleep(0.1)  # handled by the loop (stopping), not only delivered
+            signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+        if not select.select([pidfd], [], [], timeout)[0]:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            raise AssertionError(f"the agent did not stop within {timeout}s of SIGTERM")
+    finally:
+        os.close(pidfd)
+
+
+@pytest.fixture
+def agent_sbx(sbx: Sandbox) -> Iterator[Sandbox]:
+    try:
+        yield sbx
+    finally:
+        stop_agent(sbx, force=True)
+
+
+def test_run_detached_starts_an_agent_and_returns_when_running(agent_sbx: Sandbox) -> None:
+    sbx = agent_sbx
+    path = sbx.manifest(sleeper("one"))
+    started = time.monotonic()
+    done = sbx.run("run", "-d", "--network", "none", str(path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "pod/one created"
+    assert time.monotonic() - started < 15
+    state = sbx.state("one")
+    assert state is not None and state["owner"] == "agent"
+    assert "running" in state["status"]["containerStatuses"][0]["state"]
+    pid = agent_pid(sbx)
+    assert pid is not None
+    # the container is the agent's child, not the CLI's (which has exited)
+    container = sbx.pid_of("one", "main")
+    assert Path(f"/proc/{container}/status").read_text().count(f"PPid:\t{pid}\n") == 1
+    assert (sbx.root / "run" / "agent.sock").stat().st_mode & 0o777 == 0o600
+    sbx.wait_for(lambda: "started one" in sbx.run("logs", "one").stdout, message="the container's log line")
+    listed = sbx.run("get", "pods")
+    assert "one" in listed.stdout and "Running" in listed.stdout
+
+
+def test_second_pod_goes_to_the_running_agent_and_delete_stops_it(agent_sbx: Sandbox) -> None:
+    sbx = agent_sbx
+    assert sbx.run("run", "-d", "--network", "none", str(sbx.manifest(sleeper("a"), "a.yaml"))).returncode == 0
+    pid = agent_pid(sbx)
+    done = sbx.run("run", "-d", str(sbx.manifest(sleeper("b"), "b.yaml")))
+    assert done.returncode == 0, done.stderr
+    assert agent_pid(sbx) == pid  # the same agent took it
+    container = sbx.pid_of("b", "main")
+    deleted = sbx.run("delete", "pod", "b", timeout=30)
+    assert deleted.returncode == 0, deleted.stderr
+    assert deleted.stdout.strip() == 'pod "b" deleted'
+    assert not Path(f"/proc/{container}").exists()
+    assert sbx.state("b") is None
+    assert "a" in sbx.run("get", "pods").stdout  # the other pod runs on
+
+
+def test_node_options_with_a_running_agent_are_refused(agent_sbx: Sandbox) -> None:
+    sbx = agent_sbx
+    assert sbx.run("run", "-d", "--network", "none", str(sbx.manifest(sleeper("a"), "a.yaml"))).returncode == 0
+    same = sbx.run("run", "-d", "--network", "none", str(sbx.manifest(sleeper("c"), "c.yaml")))
+    assert same.returncode == 0, same.stderr  # the agent's own options: accepted
+    refused = sbx.run("run", "-d", "--backoff-initial", "1s", str(sbx.manifest(sleeper("b"), "b.yaml")))
+    assert refused.returncode == 2
+    assert "--backoff-initial" in refused.stderr and "node agent" in refused.stderr
+    assert sbx.state("b") is None
+
+
+def test_bad_manifest_is_refused_by_field_and_the_agent_carries_on(agent_sbx: Sandbox) -> None:
+    sbx = agent_sbx
+    assert sbx.run("run", "-d", "--network", "none", str(sbx.manifest(sleeper("a"), "a.yaml"))).returncode == 0
+    bad = sbx.manifest(sleeper("bad").replace("image: busybox:1.36", "image: busybox:1.36\n    ports: "
+                                              "[{containerPort: 70000}]"), "bad.yaml")
+    refused = sbx.run("run", "-d", str(bad))
+    assert refused.returncode == 2, refused.stderr
+    assert "spec.containers[0].ports[0].containerPort" in refused.stderr
+    assert sbx.state("bad") is None
+    again = sbx.run("run", "-d", str(sbx.manifest(sleeper("c"), "c.yaml")))
+    assert again.returncode == 0, again.stderr
+
+
+def test_a_failed_container_is_reported_and_exit_is_one(agent_sbx: Sandbox) -> None:
+    sbx = agent_sbx
+    path = sbx.manifest(sleeper("fails", policy="Never").replace('["sh", "-c", "echo started $HOSTNAME; exec sleep 600"]',
+                                                                 '["/no/such/program"]'))
+    done = sbx.run("run", "-d", "--network", "none", str(path))
+    assert done.returncode == 1
+    assert done.stdout.strip() == "pod/fails created"
+    assert "container main: terminated" in done.stderr and "exit code 128" in done.stderr
+
+
+def test_agent_stop_ends_every_pod_and_leaves_nothing(agent_sbx: Sandbox) -> None:
+    sbx = agent_sbx
+    for name in ("x", "y"):
+        assert sbx.run("run", "-d", "--network", "none", str(sbx.manifest(sleeper(name), f"{name}.yaml"))).returncode == 0
+    containers = [sbx.pid_of(name, "main") for name in ("x", "y")]
+    stop_agent(sbx)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in containers)
+    run_dir = sbx.root / "run"
+    assert not (run_dir / "agent.sock").exists() and not (run_dir / "agent.lock").exists()
+    for name in ("x", "y"):
+        state = sbx.state(name)
+        assert state is not None and state.get("ended") is True
+
+
+def test_a_second_agent_is_refused(agent_sbx: Sandbox) -> None:
+    sbx = agent_sbx
+    assert sbx.run("run", "-d", "--network", "none", str(sbx.manifest(sleeper("a"), "a.yaml"))).returncode == 0
+    second = subprocess.run(sbx.cmd("agent"), capture_output=True, text=True, timeout=30)
+    assert second.returncode == 1
+    assert "already runs" in second.stderr
+
+
+def test_agent_tells_systemd_it_is_ready_and_keeps_the_watchdog_fed(agent_sbx: Sandbox) -> None:
+    import socket
+
+    sbx = agent_sbx
+    address = str(sbx.tmp / "notify.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(address)
+    listener.settimeout(10)
+    env = dict(os.environ, NOTIFY_SOCKET=address, WATCHDOG_USEC="200000")
+    agent = subprocess.Popen(sbx.cmd("agent", "--network", "none"), env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+    try:
+        first = listener.recv(4096).decode()
+        assert "READY=1" in first.split("\n")
+        assert (sbx.root / "run" / "agent.sock").exists()  # ready means listening
+        pings = [listener.recv(4096).decode() for _ in range(3)]
+        assert all(p == "WATCHDOG=1" for p in pings)
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.communicate(timeout=30)
+        listener.close()
+    assert agent.returncode == 0
+
+
+def test_a_killed_agent_leaves_what_the_next_agent_finishes(agent_sbx: Sandbox) -> None:
+    """Until pods outlive the agent (the per-pod shim), a SIGKILLed agent takes its pods along
+    (PR_SET_PDEATHSIG); the next agent finishes their tear-down from the journals at its start."""
+    sbx = agent_sbx
+    assert sbx.run("run", "-d", "--network", "none", str(sbx.manifest(sleeper("k"), "k.yaml"))).returncode == 0
+    container = sbx.pid_of("k", "main")
+    pid = agent_pid(sbx)
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    sbx.wait_for(lambda: not Path(f"/proc/{container}").exists(), message="the pod's processes gone")
+    assert sbx.state("k") is not None  # its record, not marked ended: half-done
+    again = sbx.run("run", "-d", "--network", "none", str(sbx.manifest(sleeper("l"), "l.yaml")))
+    assert again.returncode == 0, again.stderr
+    assert sbx.state("k") is None
+    assert "finished the tear-down of pod default/k" in (sbx.root / "log" / "sandbox-agent.log").read_text()

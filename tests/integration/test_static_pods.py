@@ -1,0 +1,156 @@
+"""Static pods run by the node agent, as the kubelet runs them: from a manifest directory (add, edit,
+dotfile, broken file, delete of the mirror, remove) and from a manifest URL polled with headers."""
+
+from __future__ import annotations
+
+import http.server
+import subprocess
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration.conftest import Sandbox
+from tests.integration.test_agent import stop_agent
+
+pytestmark = pytest.mark.root
+
+NODE = "testnode"
+
+
+def static_pod(name: str, word: str) -> str:
+    return f"""apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: main
+    image: busybox:1.36
+    command: ["sh", "-c", "echo {word}; exec sleep 600"]
+"""
+
+
+def start_agent(sbx: Sandbox, *extra: str) -> subprocess.Popen[bytes]:
+    log = open(sbx.tmp / "agent.log", "ab")
+    agent = subprocess.Popen(sbx.cmd("agent", "--network", "none", "--hostname-override", NODE, *extra),
+                             stdout=log, stderr=log, start_new_session=True)
+    log.close()
+    sbx.procs.append(agent)  # waited for (or killed) by the fixture
+    sbx.wait_for(lambda: (sbx.root / "run" / "agent.sock").exists(), message="the agent listening")
+    return agent
+
+
+@pytest.fixture
+def agent_box(sbx: Sandbox) -> Iterator[Sandbox]:
+    try:
+        yield sbx
+    finally:
+        stop_agent(sbx, force=True)
+
+
+def uid_of(sbx: Sandbox, name: str) -> str | None:
+    state = sbx.state(name)
+    if not state or state.get("ended"):
+        return None
+    running = [c for c in state["status"].get("containerStatuses", []) if "running" in c.get("state", {})]
+    return str(state["uid"]) if running else None
+
+
+def test_manifest_directory(agent_box: Sandbox) -> None:
+    sbx = agent_box
+    manifests = sbx.tmp / "manifests"
+    manifests.mkdir()
+    (manifests / "web.yaml").write_text(static_pod("web", "one"))
+    (manifests / ".hidden.yaml").write_text(static_pod("hidden", "no"))
+    start_agent(sbx, "--pod-manifest-path", str(manifests), "--file-check-frequency", "1s")
+    name = f"web-{NODE}"
+    first = sbx.wait_for(lambda: uid_of(sbx, name), message="the static pod running")
+    state = sbx.state(name)
+    assert state is not None
+    annotations = state["manifest"]["metadata"]["annotations"]
+    assert annotations["kubernetes.io/config.source"] == "file"
+    assert sbx.state(f"hidden-{NODE}") is None
+    sbx.wait_for(lambda: "one" in sbx.run("logs", name).stdout, message="the first pod's output")
+
+    # a broken manifest is reported and the other pod runs on
+    (manifests / "broken.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: broken\n")
+    sbx.wait_for(lambda: "broken.yaml" in (sbx.tmp / "agent.log").read_text(), message="the broken file reported")
+    assert uid_of(sbx, name) == first
+
+    # delete of the mirror: the pod comes back (it never went: the kubelet leaves its containers)
+    deleted = sbx.run("delete", "pod", name)
+    assert deleted.returncode == 0 and deleted.stdout == f'pod "{name}" deleted\n'
+    assert "static pod" in deleted.stderr
+    assert uid_of(sbx, name) == first
+
+    # an edit replaces the pod (a new UID) with the new content
+    (manifests / "web.yaml").write_text(static_pod("web", "two"))
+    second = sbx.wait_for(lambda: (u := uid_of(sbx, name)) and u != first and u, timeout=30,
+                          message="the edited pod running")
+    sbx.wait_for(lambda: "two" in sbx.run("logs", name).stdout, message="the second pod's output")
+    assert second != first
+
+    # removing the file removes the pod, record and logs
+    (manifests / "web.yaml").unlink()
+    sbx.wait_for(lambda: sbx.state(name) is None, timeout=30, message="the pod removed with its file")
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    body = b""
+    hits = 0
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: _Server
+
+    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        self.server.hits += 1
+        if self.headers.get("X-Token") != "s3cret":
+            self.send_response(403)
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.server.body)))
+        self.end_headers()
+        self.wfile.write(self.server.body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def serve(port: int, body: bytes) -> _Server:
+    server = _Server(("127.0.0.1", port), _Handler)
+    server.body = body
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_manifest_url_with_header_survives_the_server_going_away(agent_box: Sandbox) -> None:
+    sbx = agent_box
+    server = serve(0, static_pod("fromurl", "served").encode())
+    port = server.server_address[1]
+    try:
+        start_agent(sbx, "--manifest-url", f"http://127.0.0.1:{port}/pod.yaml",
+                    "--manifest-url-header", "X-Token:s3cret", "--http-check-frequency", "1s")
+        name = f"fromurl-{NODE}"
+        uid = sbx.wait_for(lambda: uid_of(sbx, name), message="the URL's pod running")
+        assert sbx.state(name)["manifest"]["metadata"]["annotations"]["kubernetes.io/config.source"] == "http"
+    finally:
+        server.shutdown()
+        server.server_close()
+    hits = server.hits
+    # the server is down: the pod keeps running and the failure is reported
+    sbx.wait_for(lambda: "127.0.0.1" in (sbx.tmp / "agent.log").read_text(), timeout=30,
+                 message="the unreachable URL reported")
+    assert uid_of(sbx, name) == uid
+    # back, with garbage: nothing changes either
+    server = serve(port, b"{not yaml: [")
+    try:
+        sbx.wait_for(lambda: server.hits > 0, timeout=30, message="the URL polled again")
+        sbx.wait_for(lambda: server.hits > 1, timeout=30, message="the URL polled twice")
+        assert uid_of(sbx, name) == uid
+        assert hits >= 1
+    finally:
+        server.shutdown()
+        server.server_close()
