@@ -139,6 +139,20 @@ class Started:
                                           "the container's set-up (stage 2)", errno.ETIMEDOUT, "")
             raise _error(self._res.err)
 
+    def discard(self) -> None:
+        """Close the spawn channel without releasing stage 2 (it reads EOF and exits 127)."""
+        if self._res.chan >= 0:
+            os.close(self._res.chan)
+            self._res.chan = -1
+
+
+def started_from_channel(pid: int, chan: int) -> Started:
+    """A stage 2 that another process started (the shim), its spawn channel `chan` received over a
+    socket: `finish()` releases it exactly as after `spawn_start`. The Started owns `chan`."""
+    res = ffi.new("struct sbx_spawn_res *")
+    res.pid, res.chan = pid, chan
+    return Started(pid, res, _Keep())
+
 
 def spawn_start(req: SpawnRequest) -> Started:
     """Fork and clone up to the point where stage 2 waits; raises ContainerStartError."""

@@ -143,6 +143,7 @@ class Agent:
         self.stopping = False
         self.listener: socket.socket | None = None
         self.exit_watch: Any = None
+        self.worker: threading.Thread | None = None
         self.lock_fd = -1
 
     # --- start and stop --------------------------------------------------------------------------
@@ -398,9 +399,22 @@ class Agent:
         if not isinstance(path, str) or not path:
             conn.fail("RunPod: path must be a manifest file's path", 2)
             return
-        worker = threading.Thread(target=self._prepare, args=(conn, request), daemon=True,
-                                  name=f"prepare {os.path.basename(path)}")
-        worker.start()
+        self._submit(partial(self._prepare, conn, request))
+
+    def _submit(self, work: Callable[[], None]) -> None:
+        """To the one preparing thread (started with the first pod): one thread rather than one per
+        request keeps glibc from making a malloc arena per thread (megabytes of the agent's PSS)."""
+        if self.worker is None:
+            import queue
+
+            self.work_queue: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+            self.worker = threading.Thread(target=self._work, daemon=True, name="prepare")
+            self.worker.start()
+        self.work_queue.put(work)
+
+    def _work(self) -> None:
+        while True:
+            self.work_queue.get()()
 
     def _prepare(self, conn: Conn, request: dict[str, Any]) -> None:
         from sandbox.supervisor.run import prepare
@@ -528,8 +542,7 @@ class Agent:
     def _start_static(self, sp: StaticPod) -> None:
         key = (sp.namespace, sp.name)
         self.static_pods[key] = sp
-        worker = threading.Thread(target=self._prepare_static, args=(sp,), daemon=True, name=f"prepare {sp.name}")
-        worker.start()
+        self._submit(partial(self._prepare_static, sp))
 
     def _prepare_static(self, sp: StaticPod) -> None:
         from sandbox.record import replace

@@ -155,7 +155,6 @@ class PodContext:
     addresses: Addresses | None = None  # the pod's and node's IPs (downward API, probe targets)
     pulls: dict[str, tuple[float, int]] = field(default_factory=dict)  # container -> (seconds, bytes) pulled
     volume_images: dict[str, Image] = field(default_factory=dict)  # `image` volume name -> its image
-    pending_pulls: dict[str, str] = field(default_factory=dict)  # container -> why its image pull failed
     puller: Any = None  # supervisor/pulls.Puller: each start's image, pulled in worker threads
 
     def record(self, obj: TornDown) -> None:

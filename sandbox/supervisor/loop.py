@@ -82,9 +82,7 @@ class PodSupervisor:
         allow_host_path: bool = True,
         sources: Sources | None = None,
         network: NetworkOptions | None = None,
-        pulls: dict[str, tuple[float, int]] | None = None,
         volume_images: dict[str, Image] | None = None,
-        pending_pulls: dict[str, str] | None = None,
         puller: Any = None,
         save_state: Callable[[dict[str, Any]], None],
         clock: Callable[[], float] = time.monotonic,
@@ -143,9 +141,7 @@ class PodSupervisor:
         self.journal = teardown.Journal(state_dir)
         self.ctx.journal = self.journal
         self.ctx.sources = sources  # ConfigMaps and Secrets env reads (config/sources.py)
-        self.ctx.pulls = dict(pulls or {})  # images pulled for this pod: the first start's events say so
         self.ctx.volume_images = dict(volume_images or {})  # `image` volumes: mounted read-only
-        self.ctx.pending_pulls = dict(pending_pulls or {})  # containers whose image pull failed: retried
         self.ctx.puller = puller
         self.image_backoff: dict[str, float] = {}  # container -> its current image pull back-off
         self.network: PodNetwork | None = None

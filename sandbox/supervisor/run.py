@@ -30,9 +30,7 @@ class PreparedPod:
     layout: RootLayout
     warnings: tuple[str, ...] = ()  # fields the pod sets that are not enforced (spec/fields.py)
     config: tuple[ConfigObject, ...] = ()  # the manifest file's own ConfigMaps and Secrets
-    pulls: dict[str, tuple[float, int]] = field(default_factory=dict)  # container -> (seconds, bytes) pulled
     volume_images: dict[str, Image] = field(default_factory=dict)  # `image` volume name -> its image
-    pending: dict[str, str] = field(default_factory=dict)  # container -> why its pull failed (retried)
     puller: Puller | None = None  # ensures each container's image at each of its starts
     uid: str = ""  # a static pod's UID (derived from its manifest and source); "": a fresh one
 
@@ -100,8 +98,7 @@ def prepare_accepted(accepted: AcceptedPod, path: str, layout: RootLayout, pull_
     from sandbox.spec.convert import to_dict
 
     config = tuple(from_spec(obj) for obj in accepted.config)
-    return PreparedPod(pod, to_dict(pod, "Pod"), images, layout, accepted.warnings, config, {},
-                       volume_images, {}, puller)
+    return PreparedPod(pod, to_dict(pod, "Pod"), images, layout, accepted.warnings, config, volume_images, puller)
 
 
 def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False, probe_scale: float = 1.0,
@@ -218,9 +215,8 @@ class PodRun:
                 log_policy=options.log_policy, qos_class=qos_class(manifest.get("spec") or {}),
                 cgroups=options.cgroups if options.cgroups is not None else plan(prepared.pod, CgroupConfig()),
                 allow_host_path=options.allow_host_path,
-                sources=Sources(prepared.config, ConfigStore(layout.lib / "config")), pulls=prepared.pulls,
-                volume_images=prepared.volume_images,
-                pending_pulls=prepared.pending, puller=prepared.puller,
+                sources=Sources(prepared.config, ConfigStore(layout.lib / "config")),
+                volume_images=prepared.volume_images, puller=prepared.puller,
                 network=options.network if options.network is not None else NetworkOptions(),
                 selector=self.selector, exit_watch=self.exit_watch)
         except BaseException:
