@@ -833,24 +833,14 @@ def main(argv: list[str] | None = None) -> int:
     check = leftovers(bench)
     found = verdicts(results, args.pods)
     print(markdown(results, podman_skipped, found))
-    clean = not any(check.values())
-    print(f"\nclean-up check: {'ok' if clean else check}")
     report = {"environment": environment(args), "series": [s.summary() for s in results.series],
               "batches": [{"batch": label, "pods": n, "wall_ms": round(ms, 1)} for label, n, ms in results.batches],
               "memory": [m.summary() for m in results.memory], "agent_idle_kib": results.agent_idle,
               "agent_after_delete_kib": results.agent_after_delete, "agent_libraries": results.agent_libraries,
               "podman": results.podman or podman_skipped, "notes": results.notes, "targets": TARGETS,
-              "verdicts": found,
-              "leftovers": check}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.json}", file=sys.stderr)
-    return 0 if clean else 1
+              "verdicts": found}
+    return pod_cycle.finish(check, report, args.json)
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt as stop:
-        print(f"agent bench: interrupted ({stop or 'Ctrl-C'}); cleaned up", file=sys.stderr)
-        sys.exit(130)
+    pod_cycle.run_main(main, "agent bench")

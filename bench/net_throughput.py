@@ -343,24 +343,16 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"pod-to-pod: skipped: {skipped}", file=sys.stderr, flush=True)
             results = measure(bench, args.rounds, server_ip)
     check = leftovers(bench)
-    clean = not any(check.values())
     rows = summarise(results)
     found = verdicts(rows, skipped)
     print(table(rows))
     print()
     print("\n".join(f"- {v}" for v in found))
-    print(f"clean-up check: {'ok' if clean else check}")
     report = {"environment": environment(args), "server_pod_ip": server_ip, "rows": rows,
-              "bits_per_second": results, "target": TARGET, "verdicts": found, "leftovers": check}
+              "bits_per_second": results, "target": TARGET, "verdicts": found}
     print(json.dumps(report, separators=(",", ":")))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
-    return 0 if clean else 1
+    return pod_cycle.finish(check, report, args.json)
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt as interrupted:
-        print(f"net_throughput: interrupted ({interrupted or 'Ctrl-C'}); cleaned up", file=sys.stderr)
-        sys.exit(130)
+    pod_cycle.run_main(main, "net_throughput")

@@ -320,6 +320,27 @@ def install_stop_handlers() -> None:
             signal.signal(sig, handler)
 
 
+def finish(check: dict[str, Any], report: dict[str, Any], path: Path) -> int:
+    """Every bench's end: say whether anything was left behind, write the JSON report; 0 only
+    when the machine is as it was."""
+    clean = not any(check.values())
+    print(f"\nclean-up check: {'ok' if clean else check}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**report, "leftovers": check}, indent=2) + "\n")
+    print(f"wrote {path}", file=sys.stderr)
+    return 0 if clean else 1
+
+
+def run_main(main: Callable[[], int], name: str) -> None:
+    """`if __name__ == "__main__"` of every bench: a Ctrl-C or SIGTERM (turned into
+    KeyboardInterrupt by install_stop_handlers) ends it with 130 after its clean-up ran."""
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt as stop:
+        print(f"{name}: interrupted ({stop or 'Ctrl-C'}); cleaned up", file=sys.stderr)
+        sys.exit(130)
+
+
 def uninterruptible(cleanup: Callable[P, None]) -> Callable[P, None]:
     """Hold stop signals while `cleanup` runs, then deliver the first one."""
     @functools.wraps(cleanup)
@@ -697,21 +718,12 @@ def main(argv: list[str] | None = None) -> int:
     add_ratios(rows)
     verdicts = target_verdicts(rows, memory)
     print(markdown(rows, memory, profile, verdicts))
-    clean = not any(check.values())
-    print(f"\nclean-up check: {'ok' if clean else check}")
     report = {"environment": {**environment(timer), "bytecode_cache": not args.keep_env},
               "rows": [row.summary() for row in rows], "memory_kib": asdict(memory),
               "import_profile": asdict(profile) if profile else None, "targets": TARGETS,
-              "verdicts": verdicts, "leftovers": check}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.json}", file=sys.stderr)
-    return 0 if clean else 1
+              "verdicts": verdicts}
+    return finish(check, report, args.json)
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt as stop:
-        print(f"pod_cycle: interrupted ({stop or 'Ctrl-C'}); cleaned up", file=sys.stderr)
-        sys.exit(130)
+    run_main(main, "pod_cycle")

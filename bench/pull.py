@@ -129,9 +129,9 @@ def build_layout(layout: Path, busybox_store: Path, layers: int, mib: int) -> tu
         "config": {"Cmd": ["sh"]}, "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode(), MEDIA_CONFIG)
     manifest = blob(layout, json.dumps({"schemaVersion": 2, "mediaType": MEDIA_MANIFEST, "config": config,
                                         "layers": descriptors}).encode(), MEDIA_MANIFEST)
-    index = {"schemaVersion": 2, "manifests": [
+    layout_index = {"schemaVersion": 2, "manifests": [
         {**manifest, "annotations": {"org.opencontainers.image.ref.name": TAG}}]}
-    (layout / "index.json").write_text(json.dumps(index))
+    (layout / "index.json").write_text(json.dumps(layout_index))
     (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
     return sum(int(str(d["size"])) for d in [manifest, config, *descriptors]), [str(d["digest"]) for d in descriptors]
 
@@ -276,25 +276,15 @@ def main(argv: list[str] | None = None) -> int:
              "workspace_exists": base.exists()}
     add_ratios(rows)
     print(markdown(rows, image_bytes, args.layers))
-    clean = not any(check.values())
-    print(f"\nclean-up check: {'ok' if clean else check}")
     report = {"environment": {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                               "kernel": os.uname().release, "cpus": os.cpu_count(),
                               "skopeo": subprocess.run(["skopeo", "--version"], capture_output=True,
                                                        text=True).stdout.strip(),
                               "image_layers": args.layers + 1, "image_bytes": image_bytes,
                               "runs": args.runs},
-              "rows": [row.summary() for row in rows], "targets": TARGETS, "verdicts": verdicts(rows),
-              "leftovers": check}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.json}", file=sys.stderr)
-    return 0 if clean else 1
+              "rows": [row.summary() for row in rows], "targets": TARGETS, "verdicts": verdicts(rows)}
+    return pod_cycle.finish(check, report, args.json)
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt as stop:
-        print(f"pull: interrupted ({stop or 'Ctrl-C'}); cleaned up", file=sys.stderr)
-        sys.exit(130)
+    pod_cycle.run_main(main, "pull")
