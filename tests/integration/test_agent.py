@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -211,3 +212,25 @@ def test_a_killed_agent_leaves_what_the_next_agent_finishes(agent_sbx: Sandbox) 
     assert again.returncode == 0, again.stderr
     assert sbx.state("k") is None
     assert "finished the tear-down of pod default/k" in (sbx.root / "log" / "sandbox-agent.log").read_text()
+
+
+def test_the_shared_exit_watch_reports_each_pods_killed_background_process(agent_sbx: Sandbox) -> None:
+    """One taskstats listener serves every agent pod (keyed by main pid): the seed notes' `nohup &`
+    mistake is reported for the pod that made it, in two pods at once, and not for a third."""
+    sbx = agent_sbx
+    mistake = "nohup sleep 1000 > /dev/null 2>&1 & echo started"
+    for name in ("n1", "n2"):
+        path = sbx.manifest(sleeper(name, command=mistake), f"{name}.yaml")
+        assert sbx.run("run", "-d", "--network", "none", "--backoff-initial", "50ms", "--backoff-max", "100ms",
+                       str(path)).returncode == 0
+    clean = sbx.run("run", "-d", "--network", "none", "--backoff-initial", "50ms", "--backoff-max", "100ms",
+                    str(sbx.manifest(sleeper("quiet"), "quiet.yaml")))
+    assert clean.returncode == 0, clean.stderr
+
+    def reported(name: str) -> list[dict[str, Any]]:
+        return [e for e in (sbx.state(name) or {}).get("events", []) if e["reason"] == "BackgroundProcessKilled"]
+
+    for name in ("n1", "n2"):
+        event = sbx.wait_for(lambda n=name: reported(n), message=f"{name}'s BackgroundProcessKilled")[0]
+        assert event["involvedObject"]["fieldPath"] == "spec.containers{main}"
+    assert not reported("quiet")
