@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 
+from sandbox import inotify
 from sandbox.agent.staticpod import WATCH_RETRY, Reporter, StaticPod, file_pod
 from sandbox.errors import SpecError
 
@@ -34,68 +35,36 @@ if TYPE_CHECKING:
 
 # --- inotify --------------------------------------------------------------------------------------
 
-_IN_MODIFY, _IN_ATTRIB, _IN_MOVED_FROM, _IN_MOVED_TO = 0x2, 0x4, 0x40, 0x80
-_IN_CREATE, _IN_DELETE, _IN_DELETE_SELF, _IN_MOVE_SELF = 0x100, 0x200, 0x400, 0x800
-_IN_Q_OVERFLOW, _IN_IGNORED = 0x4000, 0x8000
 # fsnotify's Add mask, which the kubelet's watch uses.
-_WATCH_MASK = (_IN_MODIFY | _IN_ATTRIB | _IN_MOVED_FROM | _IN_MOVED_TO | _IN_CREATE | _IN_DELETE
-               | _IN_DELETE_SELF | _IN_MOVE_SELF)
-_WATCH_GONE = _IN_DELETE_SELF | _IN_MOVE_SELF | _IN_IGNORED | _IN_Q_OVERFLOW
-_IN_NONBLOCK, _IN_CLOEXEC = os.O_NONBLOCK, os.O_CLOEXEC
+_WATCH_MASK = (inotify.IN_MODIFY | inotify.IN_ATTRIB | inotify.IN_MOVED_FROM | inotify.IN_MOVED_TO
+               | inotify.IN_CREATE | inotify.IN_DELETE | inotify.IN_DELETE_SELF | inotify.IN_MOVE_SELF)
+_WATCH_GONE = inotify.IN_DELETE_SELF | inotify.IN_MOVE_SELF | inotify.IN_IGNORED | inotify.IN_Q_OVERFLOW
 
 
 class _Inotify:
-    """One inotify instance through libc (no dependency), with at most one watch at a time."""
+    """One inotify instance (sandbox/inotify.py) with at most one watch at a time."""
 
     def __init__(self) -> None:
-        import ctypes
-
-        self._libc = ctypes.CDLL(None, use_errno=True)
-        fd = self._libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
-        if fd < 0:
-            raise _errno_error("inotify_init1", "")
-        self.fd: int = fd
+        self._inotify = inotify.Inotify()
+        self.fd = self._inotify.fd
         self.wd = -1
 
     def watch(self, path: str) -> None:
         self.unwatch()
-        wd = self._libc.inotify_add_watch(self.fd, os.fsencode(path), _WATCH_MASK)
-        if wd < 0:
-            raise _errno_error("inotify_add_watch", path)
-        self.wd = wd
+        self.wd = self._inotify.add_watch(path, _WATCH_MASK)
 
     def unwatch(self) -> None:
         if self.wd >= 0:
-            self._libc.inotify_rm_watch(self.fd, self.wd)  # fails harmlessly if the kernel dropped it
+            self._inotify.rm_watch(self.wd)
             self.wd = -1
 
     def read(self) -> list[tuple[int, str]]:
-        """The pending events as (mask, name): name is "" for the watched path itself."""
-        import struct
-
-        events: list[tuple[int, str]] = []
-        while True:
-            try:
-                data = os.read(self.fd, 65536)
-            except BlockingIOError:
-                return events
-            offset = 0
-            while offset + 16 <= len(data):
-                wd, mask, _cookie, length = struct.unpack_from("iIII", data, offset)
-                name = data[offset + 16:offset + 16 + length].rstrip(b"\0")
-                offset += 16 + length
-                if wd == self.wd or mask & _IN_Q_OVERFLOW:
-                    events.append((mask, os.fsdecode(name)))
+        """The pending events of the watch as (mask, name): name is "" for the watched path itself."""
+        return [(mask, name) for wd, mask, name in self._inotify.read()
+                if wd == self.wd or mask & inotify.IN_Q_OVERFLOW]
 
     def close(self) -> None:
-        os.close(self.fd)
-
-
-def _errno_error(op: str, path: str) -> OSError:
-    import ctypes
-
-    code = ctypes.get_errno()
-    return OSError(code, f"{op}: {os.strerror(code)}", path or None)
+        self._inotify.close()
 
 
 # --- the manifest path ----------------------------------------------------------------------------

@@ -25,6 +25,9 @@ VERBS = {
     "gc": "sandbox.cli.gc",
     "apply": "sandbox.cli.apply",
     "create": "sandbox.cli.create",
+    "events": "sandbox.cli.events",
+    "wait": "sandbox.cli.wait",
+    "completion": "sandbox.cli.completion",
     "agent": "sandbox.cli.agent",
 }
 

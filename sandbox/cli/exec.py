@@ -67,15 +67,19 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _default_container(state: dict[str, Any]) -> str:
-    """kubectl's default: the first app container (annotation kubectl.kubernetes.io/default-container
-    wins when present)."""
+    """kubectl's default: the annotation kubectl.kubernetes.io/default-container's, else the first
+    app container, with kubectl's notice when there was a choice (KEP-2189)."""
+    from sandbox.cli.logs import announce_default
+
     manifest = state.get("manifest") or {}
     annotations = (manifest.get("metadata") or {}).get("annotations") or {}
     default = annotations.get("kubectl.kubernetes.io/default-container")
     if default:
         return str(default)
-    containers = (manifest.get("spec") or {}).get("containers") or [{}]
-    return str(containers[0].get("name", ""))
+    spec = manifest.get("spec") or {}
+    app = [str(c.get("name", "")) for c in spec.get("containers") or [{}]]
+    announce_default(app[0], app, [str(c.get("name")) for c in spec.get("initContainers") or []])
+    return app[0]
 
 
 def _membership(paths: object) -> dict[str, object]:

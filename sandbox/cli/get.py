@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -26,6 +27,9 @@ def add_parser(verbs: Any) -> None:
     p.add_argument("name", nargs="?", help="one pod, ConfigMap or Secret")
     p.add_argument("-o", "--output", choices=["json", "yaml", "wide", "name"], help="output format")
     p.add_argument("-A", "--all-namespaces", action="store_true")
+    p.add_argument("-w", "--watch", action="store_true",
+                   help="after listing, print each change of a pod (until Ctrl-C)")
+    p.add_argument("--watch-only", action="store_true", help="print only the changes, not the listing")
     p.set_defaults(handler=handle)
 
 
@@ -43,71 +47,224 @@ def pod_object(state: dict[str, Any]) -> dict[str, Any]:
 
 def handle(args: argparse.Namespace) -> int:
     if args.kind in CONFIG_KINDS:
-        return handle_config(args, CONFIG_KINDS[args.kind])
-    if args.output == "yaml":
-        from sandbox.errors import UsageError
+        if args.watch or args.watch_only:
+            from sandbox.errors import UsageError
 
-        raise UsageError("-o yaml: shown for configmaps and secrets; use -o json for pods")
-    from sandbox.cli.common import layout, namespace, pod_dir
-    from sandbox.state.store import list_pod_dirs
+            raise UsageError("--watch: shown for pods only")
+        return handle_config(args, CONFIG_KINDS[args.kind])
+    from sandbox.cli.common import namespace, pod_dir
     from sandbox.state.view import read_pod
 
+    ns = None if args.all_namespaces else namespace(args)
     if args.name:
-        state, _ = read_pod(pod_dir(args, args.name))
-        if args.output == "json":
-            json.dump(pod_object(state), sys.stdout, indent=2)
-            sys.stdout.write("\n")
-            return 0
+        state, _ = read_pod(pod_dir(args, args.name))  # NotFoundError as kubectl's, watched or not
         states = [state]
-    else:
-        ns = None if args.all_namespaces else namespace(args)
-        states = []
-        for d in list_pod_dirs(layout(args).pods):
-            try:
-                state, _ = read_pod(d)
-            except Exception:  # noqa: BLE001 - a pod starting or being removed right now
-                continue
-            if ns is None or state.get("namespace") == ns:
-                states.append(state)
-        if not states:
-            print(f"No resources found in {ns or 'any'} namespace.", file=sys.stderr)
-            return 0
-    if args.output == "json":
-        json.dump({"apiVersion": "v1", "kind": "List", "items": [pod_object(s) for s in states]},
-                  sys.stdout, indent=2)
-        sys.stdout.write("\n")
+    if args.watch or args.watch_only:
+        return watch_pods(args, ns)
+    if not args.name:
+        states = list(read_pods(args, ns).values())
+    if not states and args.output not in ("json", "yaml"):
+        print(f"No resources found in {ns} namespace." if ns else "No resources found", file=sys.stderr)
         return 0
-    print_table(states, all_namespaces=args.all_namespaces)
+    write_objects(states, args.output, single=bool(args.name), all_namespaces=args.all_namespaces)
     return 0
 
 
-def print_table(states: list[dict[str, Any]], *, all_namespaces: bool) -> None:
-    rows = [["NAMESPACE"] if all_namespaces else []]
-    rows[0] += ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
-    now = time.time()
-    for s in states:
-        summary = s.get("summary") or {}
-        row = [str(s.get("namespace"))] if all_namespaces else []
-        row += [str(s.get("name")), str(summary.get("ready", "0/0")), str(summary.get("status", "Unknown")),
-                str(summary.get("restarts", 0)), age(now - float(s.get("createdAt") or now))]
-        rows.append(row)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print("   ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+def read_pods(args: argparse.Namespace, ns: str | None, name: str | None = None,
+              only: set[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Each pod's record as readers show it (state/view.py), by its directory name
+    (`<namespace>_<name>`, sorted: kubectl lists by name); `ns` None is every namespace; `only`
+    limits the read to those directories (what a watch was told changed)."""
+    from sandbox.cli.common import layout
+    from sandbox.state.store import PodDir
+    from sandbox.state.view import read_pod
+
+    pods = layout(args).pods
+    try:
+        entries = sorted(os.listdir(pods)) if only is None else sorted(only)
+    except FileNotFoundError:
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        if entry.startswith(".") or (ns is not None and not entry.startswith(f"{ns}_")):
+            continue
+        try:
+            state, _ = read_pod(PodDir(pods / entry))
+        except Exception:  # noqa: BLE001 - a pod starting or being removed right now
+            continue
+        if (ns is None or state.get("namespace") == ns) and (name is None or state.get("name") == name):
+            out[entry] = state
+    return out
+
+
+def write_objects(states: list[dict[str, Any]], output: str | None, *, single: bool,
+                  all_namespaces: bool = False) -> None:
+    """One listing in kubectl's output formats: a table (wide), names, or a Pod / List object."""
+    if output in ("json", "yaml"):
+        items = [pod_object(s) for s in states]
+        doc = items[0] if single else {"apiVersion": "v1", "items": items, "kind": "List",
+                                       "metadata": {"resourceVersion": ""}}
+        sys.stdout.write(json.dumps(doc, indent=4) + "\n" if output == "json" else to_yaml(doc))
+    elif output == "name":
+        for s in states:
+            print(f"pod/{s.get('name')}")
+    else:
+        wide = output == "wide"
+        rows = [pod_header(wide=wide, all_namespaces=all_namespaces)]
+        now, node = time.time(), os.uname().nodename
+        rows += [pod_row(s, now=now, node=node, wide=wide, all_namespaces=all_namespaces) for s in states]
+        print("\n".join(tab_lines(rows)))
+
+
+def pod_header(*, wide: bool, all_namespaces: bool) -> list[str]:
+    """kubectl's pod columns (-o wide adds the node's)."""
+    header = (["NAMESPACE"] if all_namespaces else []) + ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    return header + (["IP", "NODE", "NOMINATED NODE", "READINESS GATES"] if wide else [])
+
+
+def pod_row(state: dict[str, Any], *, now: float, node: str, wide: bool = False,
+            all_namespaces: bool = False) -> list[str]:
+    summary = state.get("summary") or {}
+    status = state.get("status") or {}
+    row = [str(state.get("namespace"))] if all_namespaces else []
+    row += [str(state.get("name")), str(summary.get("ready", "0/0")), str(summary.get("status", "Unknown")),
+            restarts_cell(int(summary.get("restarts") or 0), status, now),
+            age(now - float(state.get("createdAt") or now))]
+    if wide:
+        gates = ((state.get("manifest") or {}).get("spec") or {}).get("readinessGates") or []
+        true = {c.get("type") for c in status.get("conditions") or [] if c.get("status") == "True"}
+        gate_cell = f"{sum(1 for g in gates if g.get('conditionType') in true)}/{len(gates)}" if gates else NONE
+        row += [str(status.get("podIP") or NONE), node, NONE, gate_cell]
+    return row
+
+
+NONE = "<none>"
+
+
+def restarts_cell(restarts: int, status: dict[str, Any], now: float) -> str:
+    """`3 (2m ago)`: the count and, when known, how long ago the newest restart's instance ended
+    (the newest lastState.terminated.finishedAt), as kubectl's pod printer shows them."""
+    from sandbox.events import parse_rfc3339
+
+    newest = 0.0
+    for cs in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
+        finished = ((cs.get("lastState") or {}).get("terminated") or {}).get("finishedAt")
+        if finished:
+            try:
+                newest = max(newest, parse_rfc3339(str(finished)))
+            except ValueError:
+                continue
+    if restarts and newest:
+        return f"{restarts} ({age(now - newest)} ago)"
+    return str(restarts)
+
+
+def tab_lines(rows: list[list[str]]) -> list[str]:
+    """Rows as kubectl's tabwriter aligns them (printers.GetNewTabWriter: minimum cell width 6,
+    padding 3); the last column is not padded."""
+    if not rows:
+        return []
+    widths = [max(max(len(r[i]) for r in rows) + 3, 6) for i in range(len(rows[0]) - 1)]
+    return ["".join(cell.ljust(w) for cell, w in zip(r, widths)) + r[-1] for r in rows]
 
 
 def age(seconds: float) -> str:
-    """kubectl's short durations: 45s, 3m20s, 5h, 2d."""
-    s = int(max(seconds, 0))
-    if s < 120:
-        return f"{s}s"
-    if s < 600:
-        return f"{s // 60}m{s % 60}s" if s % 60 else f"{s // 60}m"
-    if s < 3 * 3600:
-        return f"{s // 60}m"
-    if s < 48 * 3600:
-        return f"{s // 3600}h"
-    return f"{s // 86400}d"
+    """kubectl's AGE: apimachinery's HumanDuration (45s, 3m20s, 5h, 2d)."""
+    from sandbox.cli.duration import human
+
+    return human(seconds)
+
+
+# --- watching ------------------------------------------------------------------------------------
+
+
+def watch_pods(args: argparse.Namespace, ns: str | None) -> int:
+    """`get -w`: the listing (unless --watch-only), then one line (or object) per change of a pod,
+    as kubectl prints a watch's events: each line aligned on its own (kubectl flushes its
+    tabwriter per event), the header once before the first line. A pod whose record is deleted
+    is printed once more, as it was last seen. Ctrl-C ends it with exit code 0."""
+    from sandbox.cli.common import layout
+    from sandbox.cli.watch import PodWatch
+
+    printer = _WatchPrinter(args.output, all_namespaces=args.all_namespaces)
+    try:
+        with PodWatch(layout(args).pods) as watch:
+            # The watch is armed before the first read: no change after that read is missed.
+            states = read_pods(args, ns, args.name)
+            if not args.watch_only:
+                printer.listing(list(states.values()))
+            shown = {key: printer.key(s) for key, s in states.items()}
+            while True:
+                changed = watch.wait()
+                current = read_pods(args, ns, args.name, only=changed)
+                for key in sorted(set(shown) | set(current) if changed is None else changed):
+                    state = current.get(key)
+                    if state is None:
+                        if key in states:  # deleted: kubectl prints the object once more
+                            printer.one(states.pop(key))
+                            shown.pop(key, None)
+                        continue
+                    states[key] = state
+                    if printer.key(state) != shown.get(key):
+                        shown[key] = printer.key(state)
+                        printer.one(state)
+    except KeyboardInterrupt:
+        return 0
+
+
+class _WatchPrinter:
+    def __init__(self, output: str | None, *, all_namespaces: bool) -> None:
+        self.output = output
+        self.all_namespaces = all_namespaces
+        self.wide = output == "wide"
+        self.header_shown = False
+        self.count = 0
+        self.node = os.uname().nodename
+
+    def key(self, state: dict[str, Any]) -> str:
+        """What counts as a change: the row's cells but the clock's (AGE and the restarts' "(2m
+        ago)"), or the status when whole objects are printed."""
+        if self.output in ("json", "yaml"):
+            return json.dumps([state.get("status"), state.get("summary")], sort_keys=True)
+        cells = self.row(state, 0.0)
+        first = 1 if self.all_namespaces else 0
+        restarts, age_at = first + 3, first + 4
+        cells[restarts] = cells[restarts].split(" ", 1)[0]
+        del cells[age_at]
+        return "\t".join(cells)
+
+    def row(self, state: dict[str, Any], now: float) -> list[str]:
+        return pod_row(state, now=now, node=self.node, wide=self.wide, all_namespaces=self.all_namespaces)
+
+    def listing(self, states: list[dict[str, Any]]) -> None:
+        if not states:
+            return
+        if self.output in ("json", "yaml", "name"):
+            for s in states:
+                self.one(s)
+            return
+        now = time.time()
+        rows = [pod_header(wide=self.wide, all_namespaces=self.all_namespaces)] + [self.row(s, now) for s in states]
+        self.header_shown = True
+        self._write("\n".join(tab_lines(rows)) + "\n")
+
+    def one(self, state: dict[str, Any]) -> None:
+        self.count += 1
+        if self.output == "json":
+            self._write(json.dumps(pod_object(state), indent=4) + "\n")
+        elif self.output == "yaml":
+            self._write(("---\n" if self.count > 1 else "") + to_yaml(pod_object(state)))
+        elif self.output == "name":
+            self._write(f"pod/{state.get('name')}\n")
+        else:
+            rows = [] if self.header_shown else [pod_header(wide=self.wide, all_namespaces=self.all_namespaces)]
+            self.header_shown = True
+            rows.append(self.row(state, time.time()))
+            self._write("\n".join(tab_lines(rows)) + "\n")
+
+    def _write(self, text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
 
 
 # --- ConfigMaps and Secrets ------------------------------------------------------------------------

@@ -1,8 +1,12 @@
-"""`sandbox logs NAME [-c CONTAINER] [-p] [-f]`: print a container's log, as `kubectl logs` does.
+"""`sandbox logs NAME [-c CONTAINER | --all-containers] [-p] [-f] [--tail N] [--since D |
+--since-time T] [--timestamps] [--prefix]`: print container logs, as `kubectl logs` does.
 
 Logs outlive the pod (they stay under /var/log/pods), so this works after the pod has ended too:
 the newest log directory of that namespace and name is read. A container's log is its newest
 instance's files, rotated ones first; `-p` reads the previous instance (`lastState.terminated`).
+The options are the kubelet's (kuberuntime/logs): `--tail` is taken before `--since` (the last N
+lines, then those at or after the time), times are the records' own, and `--timestamps` prints
+them as RFC3339NanoFixed.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ import sys
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
     from typing import Any
 
+    from sandbox.logs.reader import LogLine
 
 
 def add_parser(verbs: Any) -> None:
@@ -24,56 +30,197 @@ def add_parser(verbs: Any) -> None:
     p.add_argument("-c", "--container", help="container name")
     p.add_argument("-p", "--previous", action="store_true", help="the previous instance of the container")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines until the pod ends")
+    p.add_argument("--tail", type=int, default=-1, help="only the last N lines (-1: all)")
+    p.add_argument("--since", help="only lines newer than this duration (5s, 2m, 3h)")
+    p.add_argument("--since-time", help="only lines at or after this RFC 3339 time")
+    p.add_argument("--timestamps", action="store_true", help="begin each line with its time (RFC 3339)")
+    p.add_argument("--all-containers", action="store_true", help="every container of the pod, init ones first")
+    p.add_argument("--prefix", action="store_true", help="begin each line with [pod/NAME/CONTAINER]")
     p.set_defaults(handler=handle)
+
+
+class Options:
+    """What each line goes through: the time filter, the tail, the prefixes."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        import time
+
+        from sandbox.cli.duration import parse_duration, parse_rfc3339
+        from sandbox.errors import UsageError
+
+        if args.since and args.since_time:
+            raise UsageError("at most one of `sinceTime` or `sinceSeconds` may be specified")
+        if args.tail < -1:
+            raise UsageError("--tail must be greater than or equal to -1")
+        self.since: float | None = None
+        if args.since:
+            seconds = parse_duration(args.since, "--since")
+            if seconds < 0:
+                raise UsageError("--since must be greater than 0")
+            # kubectl sends whole seconds (rounded up) and the kubelet counts back from its clock.
+            self.since = time.time() - float(-(-seconds // 1))
+        elif args.since_time:
+            self.since = parse_rfc3339(args.since_time, "--since-time")
+        self.tail = args.tail
+        self.timestamps = args.timestamps
+        self.prefix = args.prefix
+
+    def keep(self, line: LogLine) -> bool:
+        if self.since is None:
+            return True
+        from sandbox.cli.duration import parse_rfc3339
+
+        return parse_rfc3339(line.timestamp, "log record") >= self.since
+
+    def render(self, line: LogLine, pod: str, container: str) -> bytes:
+        from sandbox.logs.reader import fixed_nano
+
+        content = line.content if line.content.endswith(b"\n") else line.content + b"\n"
+        if self.timestamps:
+            content = fixed_nano(line.timestamp).encode() + b" " + content
+        if self.prefix:
+            content = f"[pod/{pod}/{container}] ".encode() + content
+        return content
 
 
 def handle(args: argparse.Namespace) -> int:
     from sandbox.cli.common import check_pod_name, layout, namespace
     from sandbox.errors import NotFoundError, UsageError
-    from sandbox.logs.reader import container_instances, follow, read_instance
 
     name, ns = check_pod_name(args.name), namespace(args)
+    if args.all_containers and args.container:
+        raise UsageError(f"--all-containers=true should not be specified with container name {args.container}")
+    options = Options(args)
     pod_log = _newest_pod_log_dir(layout(args).logs, ns, name)
     if pod_log is None:
         raise NotFoundError(f'pods "{name}" not found in namespace "{ns}" (no logs)')
-    containers = sorted(p.name for p in pod_log.iterdir() if p.is_dir())
-    container = args.container
-    if container is None:
-        if len(containers) != 1:
-            raise UsageError(f"a container name must be specified for pod {name}, choose one of: "
-                             f"[{' '.join(containers)}]")
-        container = containers[0]
-    if container not in containers:
-        raise NotFoundError(f'container "{container}" in pod "{name}" has no logs')
-    # The runtime keeps the current instance of a container and the one before it (issue 7).
-    directory = pod_log / container
-    found = container_instances(directory)
-    if not found:
-        raise NotFoundError(f'container "{container}" in pod "{name}" has no logs')
-    if args.previous:
-        status = _live_status(layout(args).pod_state_dir(ns, name), container)
-        instance = previous_instance(found, status)
-        if instance is None:
-            raise NotFoundError(f'previous terminated container "{container}" in pod "{name}" not found')
+    state = _pod_state(layout(args).pod_state_dir(ns, name))
+    logged = sorted(p.name for p in pod_log.iterdir() if p.is_dir())
+    if args.all_containers:
+        chosen = [c for c in _spec_order(state) if c in logged] + [c for c in logged if c not in _spec_order(state)]
+    elif args.container:
+        if state is not None and args.container not in _spec_order(state):
+            raise UsageError(f"container {args.container} is not valid for pod {name}")
+        chosen = [args.container]
     else:
-        instance = found[-1]
-    out = sys.stdout.buffer
+        chosen = [default_container(state, logged, name)]
+    work = [(c, _instance(pod_log, c, state, name, previous=args.previous)) for c in chosen]
     if args.follow and not args.previous:
-        pod_state = layout(args).pod_state_dir(ns, name)
+        _follow_all(layout(args).pod_state_dir(ns, name), pod_log, work, name, options)
+        return 0
+    out = sys.stdout.buffer
+    for container, instance in work:
+        for line in _snapshot(pod_log / container, instance, options):
+            out.write(options.render(line, name, container))
+        out.flush()
+    return 0
 
-        def write(line: bytes) -> None:
-            out.write(line)
+
+def default_container(state: dict[str, Any] | None, logged: list[str], pod: str) -> str:
+    """The container `logs` reads without -c, as kubectl since 1.21 (KEP-2189): the
+    kubectl.kubernetes.io/default-container annotation's, else the first app container, with
+    kubectl's notice on stderr when there was a choice. Without a record (the pod was deleted,
+    its logs stay) the log directories stand in for the spec."""
+    from sandbox.errors import UsageError
+
+    manifest = (state or {}).get("manifest") or {}
+    annotations = (manifest.get("metadata") or {}).get("annotations") or {}
+    wanted = annotations.get("kubectl.kubernetes.io/default-container")
+    spec = manifest.get("spec") or {}
+    app = [str(c.get("name")) for c in spec.get("containers") or []] if state else logged
+    init = [str(c.get("name")) for c in spec.get("initContainers") or []]
+    if wanted and wanted in app + init:
+        return str(wanted)
+    if not app:
+        raise UsageError(f"pod {pod} has no container logs")
+    announce_default(app[0], app, init)
+    return app[0]
+
+
+def announce_default(chosen: str, app: list[str], init: list[str]) -> None:
+    """kubectl's `Defaulted container "X" out of: a, b, i (init)` when the pod has several."""
+    if len(app) + len(init) > 1:
+        names = ", ".join([*app, *(f"{name} (init)" for name in init)])
+        print(f'Defaulted container "{chosen}" out of: {names}', file=sys.stderr)
+
+
+def _spec_order(state: dict[str, Any] | None) -> list[str]:
+    """kubectl --all-containers' order: init containers, then the app containers."""
+    spec = ((state or {}).get("manifest") or {}).get("spec") or {}
+    return [str(c.get("name")) for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]]
+
+
+def _instance(pod_log: Path, container: str, state: dict[str, Any] | None, pod: str, *, previous: bool) -> int:
+    """The instance (restart count) to read: the newest, or with -p the previous one."""
+    from sandbox.errors import NotFoundError
+    from sandbox.logs.reader import container_instances
+
+    # The runtime keeps the current instance of a container and the one before it (issue 7).
+    found = container_instances(pod_log / container)
+    if not found:
+        raise NotFoundError(f'container "{container}" in pod "{pod}" has no logs')
+    if not previous:
+        return found[-1]
+    instance = previous_instance(found, _container_status(state, container))
+    if instance is None:
+        raise NotFoundError(f'previous terminated container "{container}" in pod "{pod}" not found')
+    return instance
+
+
+def _snapshot(directory: Path, instance: int, options: Options) -> list[LogLine]:
+    from sandbox.logs.reader import read_lines
+
+    lines = list(read_lines(directory, instance))
+    if options.tail >= 0:
+        lines = lines[len(lines) - options.tail:] if options.tail else []
+    return [line for line in lines if options.keep(line)]
+
+
+def _follow_all(pod_state: Path, pod_log: Path, work: list[tuple[str, int]], pod: str, options: Options) -> None:
+    """-f: every chosen container followed at once (one thread each, as kubectl's parallel
+    requests), whole lines written one at a time, until the runtime lets go of the pod."""
+    import threading
+
+    from sandbox.state.store import PodDir
+
+    lock = threading.Lock()
+    out = sys.stdout.buffer
+    alive = PodDir(pod_state).owner_alive
+
+    def write(data: bytes) -> None:
+        with lock:
+            out.write(data)
             out.flush()
 
-        from sandbox.state.store import PodDir
+    if len(work) == 1:
+        _follow_one(pod_log, work[0], pod, options, alive, write)
+        return
+    threads = [threading.Thread(target=_follow_one, args=(pod_log, item, pod, options, alive, write), daemon=True)
+               for item in work]
+    for t in threads:
+        t.start()
+    for t in threads:
+        while t.is_alive():
+            t.join(0.5)  # a bounded join: Ctrl-C reaches the main thread meanwhile
 
-        # Until the runtime lets go of the pod (its record stays after it ended).
-        follow(directory, instance, PodDir(pod_state).owner_alive, write)
-        return 0
-    for _, line in read_instance(directory, instance):
-        out.write(line if line.endswith(b"\n") else line + b"\n")
-    out.flush()
-    return 0
+
+def _follow_one(pod_log: Path, item: tuple[str, int], pod: str, options: Options, alive: Callable[[], bool],
+                write: Callable[[bytes], None]) -> None:
+    from sandbox.logs.reader import follow_lines, read_lines
+
+    container, instance = item
+    directory = pod_log / container
+    # --tail counts back from the lines there are now; later ones are all new.
+    skip = max(0, sum(1 for _ in read_lines(directory, instance)) - options.tail) if options.tail >= 0 else 0
+
+    def emit(line: LogLine) -> None:
+        nonlocal skip
+        if skip:
+            skip -= 1
+        elif options.keep(line):
+            write(options.render(line, pod, container))
+
+    follow_lines(directory, instance, alive, emit)
 
 
 def previous_instance(found: list[int], status: dict[str, Any] | None) -> int | None:
@@ -89,15 +236,22 @@ def previous_instance(found: list[int], status: dict[str, Any] | None) -> int | 
     return wanted if wanted in found else None
 
 
-def _live_status(pod_state: Path, container: str) -> dict[str, Any] | None:
-    """The container's status while its pod runs; None once the pod has ended."""
+def _pod_state(pod_state: Path) -> dict[str, Any] | None:
+    """The pod's record while it exists (running or ended); None once deleted."""
     from sandbox.errors import SandboxError
     from sandbox.state.store import PodDir
 
     try:
-        status = PodDir(pod_state).read().get("status") or {}
+        return PodDir(pod_state).read()
     except SandboxError:
         return None
+
+
+def _container_status(state: dict[str, Any] | None, container: str) -> dict[str, Any] | None:
+    """The container's status while the pod's record exists; None once it was deleted."""
+    if state is None:
+        return None
+    status = state.get("status") or {}
     for cs in [*status.get("initContainerStatuses", []), *status.get("containerStatuses", [])]:
         if cs.get("name") == container:
             return dict(cs)

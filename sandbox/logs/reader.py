@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import os
 
-from sandbox.logs.cri import RecordJoiner, join_records
+from sandbox.logs.cri import PARTIAL, join_records, parse_record
 from sandbox.logs.rotation import COMPRESS_SUFFIX, instance_files, instances
+from sandbox.record import record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -91,26 +92,83 @@ def read_instance(directory: str | os.PathLike[str], instance: int) -> Iterator[
     yield from join_records(_records(open_instance(directory, instance)))
 
 
+@record
+class LogLine:
+    """One line as `kubectl logs` prints it, with what its options need."""
+
+    timestamp: str  # the time of its first record, as the runtime wrote it (RFC 3339, local zone)
+    stream: str  # stdout | stderr
+    content: bytes  # ends with a newline, unless the output ended (so far) without one
+
+
+class TimedJoiner:
+    """Joins `P` records per stream until their `F` (as cri.RecordJoiner does), keeping the time of
+    each line's first record: the kubelet's `--timestamps` and `--since` look at record times."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, tuple[str, list[bytes]]] = {}
+
+    def feed(self, raw: bytes) -> LogLine | None:
+        try:
+            ts, stream, tag, content = parse_record(raw)
+        except ValueError:  # a record cut short or garbage: skipped, as the kubelet does
+            return None
+        first, chunks = self.pending.pop(stream, (ts, []))
+        chunks.append(content)
+        if tag == PARTIAL:
+            self.pending[stream] = (first, chunks)
+            return None
+        return LogLine(first, stream, b"".join(chunks) + b"\n")
+
+    def finish(self) -> list[LogLine]:
+        """At the end: each stream's unfinished line, without a newline."""
+        out = [LogLine(ts, stream, b"".join(chunks)) for stream, (ts, chunks) in self.pending.items()]
+        self.pending = {}
+        return out
+
+
+def read_lines(directory: str | os.PathLike[str], instance: int) -> Iterator[LogLine]:
+    """The instance's lines with their times, oldest first (a consistent snapshot)."""
+    joiner = TimedJoiner()
+    for raw in _records(open_instance(directory, instance)):
+        line = joiner.feed(raw)
+        if line is not None:
+            yield line
+    yield from joiner.finish()
+
+
 def follow(directory: str | os.PathLike[str], instance: int, alive: Callable[[], bool],
            write: Callable[[bytes], None], *, interval: float = FOLLOW_INTERVAL,
            sleep: Callable[[float], None] | None = None) -> None:
     """Write the instance's lines, then those appended to it, across rotations, until `alive()`
     says the writer is gone and everything has been read."""
+
+    def emit(line: LogLine) -> None:
+        write(line.content if line.content.endswith(b"\n") else line.content + b"\n")
+
+    follow_lines(directory, instance, alive, emit, interval=interval, sleep=sleep)
+
+
+def follow_lines(directory: str | os.PathLike[str], instance: int, alive: Callable[[], bool],
+                 emit: Callable[[LogLine], None], *, interval: float = FOLLOW_INTERVAL,
+                 sleep: Callable[[float], None] | None = None) -> None:
+    """`follow` with each line's time and stream: `emit` gets the lines there are, then those
+    appended, until `alive()` is false and all is read (a last unfinished line without newline)."""
     if sleep is None:
         import time
 
         sleep = time.sleep
-    joiner = RecordJoiner()
+    joiner = TimedJoiner()
 
-    def emit(raw_records: Iterable[bytes]) -> None:
+    def feed(raw_records: Iterable[bytes]) -> None:
         for raw in raw_records:
             line = joiner.feed(raw)
             if line is not None:
-                write(line[1])
+                emit(line)
 
     files = open_instance(directory, instance)
     for f in files[:-1]:
-        emit(_records([f]))
+        feed(_records([f]))
     current: BinaryIO | None = files[-1] if files else None
     tail = b""  # a record being written: kept until its newline arrives
     while True:
@@ -118,12 +176,12 @@ def follow(directory: str | os.PathLike[str], instance: int, alive: Callable[[],
         data = current.read() if current is not None else b""
         if data:
             records, tail = _split(tail + data)
-            emit(records)
+            feed(records)
             continue
         successor = _successor(directory, instance, current)
         if successor is not None:
             if current is not None:  # written up to the rename: read what came since the last read
-                emit(_split(tail + current.read())[0])
+                feed(_split(tail + current.read())[0])
                 current.close()
             current, tail = successor, b""
             continue
@@ -132,8 +190,16 @@ def follow(directory: str | os.PathLike[str], instance: int, alive: Callable[[],
         sleep(interval)
     if current is not None:
         current.close()
-    for _, line in joiner.finish():
-        write(line + b"\n")
+    for line in joiner.finish():
+        emit(line)
+
+
+def fixed_nano(timestamp: str) -> str:
+    """A record's time as `--timestamps` prints it: the kubelet's RFC3339NanoFixed (nine fraction
+    digits, the zone as written), from the runtime's RFC3339Nano (trailing zeros trimmed)."""
+    cut = next((i for i in range(19, len(timestamp)) if timestamp[i] in "Z+-"), len(timestamp))
+    fraction = timestamp[20:cut] if cut > 19 and timestamp[19:20] == "." else ""
+    return f"{timestamp[:19]}.{fraction.ljust(9, '0')}{timestamp[cut:]}"
 
 
 def _successor(directory: str | os.PathLike[str], instance: int, current: BinaryIO | None) -> BinaryIO | None:

@@ -56,6 +56,8 @@ def _supervise(process: ChildProcess, stdio: _PipeStdio | _TtyStdio) -> int:
     old = {sig: signal.signal(sig, forward) for sig in FORWARDED}
     if isinstance(stdio, _TtyStdio):
         old[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, lambda _s, _f: stdio.copy_size())
+        # A resize while the command was being spawned had no handler yet: copy the size again.
+        stdio.copy_size()
     try:
         stdio.begin()
         _relay(process, stdio)
@@ -160,7 +162,9 @@ class _TtyStdio:
             import tty
 
             self.saved = termios.tcgetattr(0)
-            tty.setraw(0)
+            # TCSANOW, not setraw's default TCSAFLUSH: what the user typed before the command
+            # started is kept and goes to it (kubectl's term.MakeRaw flushes nothing either).
+            tty.setraw(0, termios.TCSANOW)
 
     def end(self) -> None:
         if self.saved is not None:

@@ -274,7 +274,8 @@ def sbx(image_store: Path, store_mirror: Any, tmp_path: Path) -> Iterator[Sandbo
                     killed = True
                 proc.communicate(timeout=30)  # reaps it and closes its pipes
             if killed:  # a failed test's pod: finish its tear-down the way a user would
-                for entry in os.listdir(root / "run" / "pods"):
+                pods_dir = root / "run" / "pods"
+                for entry in os.listdir(pods_dir) if pods_dir.is_dir() else []:
                     ns, _, name = entry.partition("_")
                     subprocess.run(box.cmd("-n", ns, "delete", name), capture_output=True, timeout=60)
             # pause and containers die with a killed runtime (PR_SET_PDEATHSIG); give the kernel a moment.

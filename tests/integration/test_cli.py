@@ -102,8 +102,9 @@ def test_logs_cri_files_and_logs_verb(web: Sandbox) -> None:
     assert any(r.endswith("stderr F to-stderr") for r in records)
     result = web.run("logs", "web", "-c", "app")
     assert sorted(result.stdout.splitlines()) == ["hello from args", "hello world, $(GREETING) stays", "to-stderr"]
-    need_name = web.run("logs", "web")
-    assert need_name.returncode == 2 and "choose one of: [app helper]" in need_name.stderr
+    defaulted = web.run("logs", "web")  # kubectl >= 1.21: the first container, and a notice
+    assert defaulted.returncode == 0 and defaulted.stdout == result.stdout
+    assert defaulted.stderr == 'Defaulted container "app" out of: app, helper\n'
 
 
 def test_logs_stay_after_the_pod_ends(sbx: Sandbox) -> None:
