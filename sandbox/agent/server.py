@@ -468,9 +468,36 @@ class Agent:
         pod = self._begin(prepared, run_options, conn, request)
         if pod is None:
             return
-        self._guarded(pod, pod.run.supervisor.start)
+        try:
+            pod.run.supervisor.start()
+        except Exception as e:  # noqa: BLE001 - as a foreground run: the pod is undone, the client told
+            self._start_failed(pod, e)
+            return
         if pod.run.supervisor.done() and not pod.ended:
             self._end(pod)
+
+    def _start_failed(self, pod: AgentPod, error: Exception) -> None:
+        """The pod could not be started (a hostPort taken, a volume that cannot be made...): as
+        `sandbox run` does, everything it made is undone and its record removed; the client gets
+        the error (a bad input's code 2, else 1)."""
+        from sandbox.errors import SandboxError
+
+        log.warning("pod %s/%s: could not start: %s", *pod.key, error)
+        waiters, pod.started_waiters = pod.started_waiters, []  # the tear-down's saves answer nobody
+        pod.ended = True
+        try:
+            pod.run.supervisor.stop(force=True)
+            pod.run.supervisor.finish()
+        except Exception as e:  # noqa: BLE001 - the journal's undo in end(False) finishes the job
+            log.error("pod %s/%s: tear-down: %s: %s", *pod.key, type(e).__name__, e)
+        try:
+            pod.run.end(False)
+        finally:
+            pod.selector.close()
+            del self.pods[pod.key]
+        message = str(error) if isinstance(error, SandboxError) else f"{type(error).__name__}: {error}"
+        for conn in waiters:
+            conn.fail(message, getattr(error, "exit_code", 1))
 
     def _begin(self, prepared: PreparedPod, run_options: RunOptions, conn: Conn,
                request: dict[str, Any]) -> AgentPod | None:
@@ -652,7 +679,8 @@ def pod_summary(snapshot: dict[str, Any]) -> dict[str, Any]:
         containers.append({"name": cs.get("name"), "state": kind, "reason": detail.get("reason", ""),
                            "message": detail.get("message", ""), "exitCode": detail.get("exitCode")})
     return {"namespace": snapshot.get("namespace"), "name": snapshot.get("name"), "uid": snapshot.get("uid"),
-            "phase": status.get("phase"), "containers": containers}
+            "phase": status.get("phase"), "reason": status.get("reason", ""), "message": status.get("message", ""),
+            "containers": containers}
 
 
 class SystemdNotifier:

@@ -111,6 +111,10 @@ def run_detached(args: argparse.Namespace, files: list[str], *, apply: bool = Fa
                 failed = max(failed, e.code)
                 continue
             print(f"pod/{answer['name']} {'unchanged' if answer.get('unchanged') else 'created'}")
+            if answer.get("phase") == "Failed":
+                why = ": ".join(part for part in (answer.get("reason"), answer.get("message")) if part)
+                print(f"pod/{answer['name']}: Failed{': ' + why if why else ''}", file=sys.stderr)
+                failed = max(failed, 1)
             for c in answer.get("containers") or []:
                 if c["state"] == "running" or (c["state"] == "terminated" and c.get("exitCode") == 0):
                     continue

@@ -305,3 +305,14 @@ def mirror_store(registry: Registry, store: Path, hosts: Path) -> Mirror:
     registries = tuple(sorted(set(owners.values())))
     write_hosts(hosts, {name: registry.netloc for name in registries})
     return Mirror(hosts, registry.netloc, registries)
+
+
+def tar_of(files: dict[str, bytes]) -> bytes:
+    """An uncompressed layer tar of regular files (mode 0644), as the image tests build them."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()

@@ -234,3 +234,19 @@ def test_the_shared_exit_watch_reports_each_pods_killed_background_process(agent
         event = sbx.wait_for(lambda n=name: reported(n), message=f"{name}'s BackgroundProcessKilled")[0]
         assert event["involvedObject"]["fieldPath"] == "spec.containers{main}"
     assert not reported("quiet")
+
+
+def test_a_pod_that_cannot_start_is_undone_and_reported(agent_sbx: Sandbox) -> None:
+    """As `sandbox run`: a hostPath that fails its type check fails the pod before any container
+    runs; `run -d` says why (exit 1) and nothing of the pod stays, its record included."""
+    sbx = agent_sbx
+    missing = sbx.tmp / "no-such-dir"
+    text = sleeper("novol").replace("    command:", "    volumeMounts: [{name: data, mountPath: /data}]\n    command:")
+    text += f"  volumes:\n  - name: data\n    hostPath: {{path: {missing}, type: Directory}}\n"
+    done = sbx.run("run", "-d", "--network", "none", str(sbx.manifest(text, "novol.yaml")))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "pod/novol created" not in done.stdout and str(missing) in done.stderr, done.stderr
+    assert 'MountVolume.SetUp failed for volume "data"' in done.stderr
+    assert sbx.state("novol") is None
+    again = sbx.run("run", "-d", "--network", "none", str(sbx.manifest(sleeper("fine"), "fine.yaml")))
+    assert again.returncode == 0, again.stderr  # the agent carries on

@@ -5,15 +5,14 @@ first-format image still runs."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
-import tarfile
 from pathlib import Path
 
 import pytest
 from conftest import Sandbox
+from registry_fixture import tar_of
 
 from sandbox.images.store import CONFIG_OCI, LAYER_TAR, MANIFEST_OCI, ImageStore
 
@@ -23,14 +22,6 @@ DEPTH = 120
 DEEP = "example.com/deep:1"
 
 
-def _tar(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 @pytest.fixture
@@ -57,8 +48,8 @@ def add_deep_image(store: ImageStore) -> list[str]:
         files = {f"data/layer{i:03d}": f"{i}\n".encode()}
         if i == DEPTH // 2:
             files["data/middle.txt"] = b"middle\n"
-        layers.append(store.ingest([_tar(files)]))
-    layers.append(store.ingest([_tar({"data/.wh.middle.txt": b"", "data/top.txt": b"top\n"})]))
+        layers.append(store.ingest([tar_of(files)]))
+    layers.append(store.ingest([tar_of({"data/.wh.middle.txt": b"", "data/top.txt": b"top\n"})]))
     config = store.put_json({"architecture": "amd64", "os": "linux", "config": {},
                              "rootfs": {"type": "layers", "diff_ids": layers}})
     manifest = store.put_json({"schemaVersion": 2, "mediaType": MANIFEST_OCI,

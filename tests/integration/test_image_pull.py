@@ -27,6 +27,7 @@ from registry_fixture import (
     require_tools,
     running_registry,
     store_blobs,
+    tar_of,
     write_hosts,
 )
 
@@ -313,17 +314,6 @@ spec:
     assert "spec.volumes[0].image.reference: ErrImageNeverPull" in result.stderr, result.stderr
 
 
-def _tar(files: dict[str, bytes]) -> bytes:
-    import io
-    import tarfile
-
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 def test_a_layered_image_volume_is_a_read_only_overlay_with_whiteouts(sbx: Sandbox, mirror: Path) -> None:
@@ -331,8 +321,8 @@ def test_a_layered_image_volume_is_a_read_only_overlay_with_whiteouts(sbx: Sandb
     from sandbox.images.store import CONFIG_OCI, LAYER_TAR, MANIFEST_OCI, ImageStore
 
     store = ImageStore(sbx.root / "lib" / "images")
-    lower = _tar({"data/a.txt": b"one\n", "data/b.txt": b"lower\n"})
-    upper = _tar({"data/a.txt": b"two\n", "data/.wh.b.txt": b""})
+    lower = tar_of({"data/a.txt": b"one\n", "data/b.txt": b"lower\n"})
+    upper = tar_of({"data/a.txt": b"two\n", "data/.wh.b.txt": b""})
     layers = [store.ingest([lower]), store.ingest([upper])]
     config = store.put_json({"architecture": "amd64", "os": "linux", "config": {},
                              "rootfs": {"type": "layers", "diff_ids": layers}})
@@ -576,7 +566,7 @@ def big_image(size: int) -> tuple[bytes, dict[str, bytes]]:
     import gzip
     import os
 
-    raw = _tar({"noise": os.urandom(size)})
+    raw = tar_of({"noise": os.urandom(size)})
     layer = gzip.compress(raw, compresslevel=1, mtime=0)
     config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/noise"]},
                          "rootfs": {"type": "layers", "diff_ids": [sha256(raw)]}}).encode()
