@@ -160,9 +160,13 @@ def image_back_off(image: str) -> Note:
     return (NORMAL, "BackOff", f'Back-off pulling image "{image}"')
 
 
+def never_pull_message(image: str) -> str:
+    """The kubelet's ErrImageNeverPull text (event, waiting message, refusal of an `image` volume)."""
+    return f'Container image "{image}" is not present with pull policy of Never'
+
+
 def never_pull(image: str) -> Note:
-    return (WARNING, "ErrImageNeverPull",
-            f'Container image "{image}" is not present with pull policy of Never')
+    return (WARNING, "ErrImageNeverPull", never_pull_message(image))
 
 
 def created(container: str) -> Note:

@@ -444,14 +444,11 @@ class Agent:
             pass  # the pipe is full: the loop wakes anyway
 
     def _start_prepared(self, conn: Conn, request: dict[str, Any], result: Any) -> None:
-        from sandbox.errors import SandboxError, SpecError
 
         if isinstance(result, BaseException):
             if "static" in request:
                 log.warning("static pod: %s", result)
-            code = 2 if isinstance(result, SpecError) or getattr(result, "exit_code", 1) == 2 else 1
-            message = str(result) if isinstance(result, SandboxError) else f"{type(result).__name__}: {result}"
-            conn.fail(message, code)
+            conn.fail(*failure(result))
             return
         prepared, run_options = result
         key = (prepared.namespace, prepared.name)
@@ -480,24 +477,11 @@ class Agent:
         """The pod could not be started (a hostPort taken, a volume that cannot be made...): as
         `sandbox run` does, everything it made is undone and its record removed; the client gets
         the error (a bad input's code 2, else 1)."""
-        from sandbox.errors import SandboxError
-
         log.warning("pod %s/%s: could not start: %s", *pod.key, error)
         waiters, pod.started_waiters = pod.started_waiters, []  # the tear-down's saves answer nobody
-        pod.ended = True
-        try:
-            pod.run.supervisor.stop(force=True)
-            pod.run.supervisor.finish()
-        except Exception as e:  # noqa: BLE001 - the journal's undo in end(False) finishes the job
-            log.error("pod %s/%s: tear-down: %s: %s", *pod.key, type(e).__name__, e)
-        try:
-            pod.run.end(False)
-        finally:
-            pod.selector.close()
-            del self.pods[pod.key]
-        message = str(error) if isinstance(error, SandboxError) else f"{type(error).__name__}: {error}"
+        self._end(pod, force=True, keep_record=False)
         for conn in waiters:
-            conn.fail(message, getattr(error, "exit_code", 1))
+            conn.fail(*failure(error))
 
     def _begin(self, prepared: PreparedPod, run_options: RunOptions, conn: Conn,
                request: dict[str, Any]) -> AgentPod | None:
@@ -590,14 +574,14 @@ class Agent:
         pod.stopped_waiters.append(conn)
         self._guarded(pod, lambda: pod.run.supervisor.stop(force=bool(request.get("force"))))
 
-    def _end(self, pod: AgentPod, *, force: bool = False) -> None:
-        """The pod's loop is over (or the agent gives up on it): tear down, write the final record,
-        answer whoever waits."""
+    def _end(self, pod: AgentPod, *, force: bool = False, keep_record: bool = True) -> None:
+        """The pod's loop is over (or the agent gives up on it): tear down, write the final record
+        (or, `keep_record` False, remove it as a pod that never started), answer whoever waits."""
         if pod.ended:
             return
         pod.ended = True
         supervisor = pod.run.supervisor
-        ended = True
+        ended = keep_record
         try:
             if force and not supervisor.done():
                 supervisor.stop(force=True)
@@ -624,6 +608,14 @@ class Agent:
         waiting = self.static_waiting.pop(pod.key, None)
         if waiting is not None and not self.stopping:
             self._start_static(waiting)
+
+
+def failure(error: BaseException) -> tuple[str, int]:
+    """A refused or failed request's answer: the error's text and the CLI's exit code for it."""
+    from sandbox.errors import SandboxError
+
+    message = str(error) if isinstance(error, SandboxError) else f"{type(error).__name__}: {error}"
+    return message, int(getattr(error, "exit_code", 1))
 
 
 class _NoClient:

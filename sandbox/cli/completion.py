@@ -17,7 +17,6 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only 
 if TYPE_CHECKING:
     from typing import Any
 
-POD_KINDS = ("pod", "pods", "po")
 
 
 def add_parser(verbs: Any) -> None:

@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 
-from sandbox.cli.get import CONFIG_KINDS  # one list of the names kubectl accepts for each kind
+from sandbox.cli.get import CONFIG_KINDS, POD_KINDS  # one list of the names kubectl accepts for each kind
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
@@ -39,7 +39,6 @@ def add_parser(verbs: Any) -> None:
     p.set_defaults(handler=handle)
 
 
-POD_KINDS = ("pod", "pods", "po")
 
 
 def handle(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ import argparse
 import sys
 import time
 
-from sandbox.cli.get import CONFIG_KINDS  # one list of the names kubectl accepts for each kind
+from sandbox.cli.get import CONFIG_KINDS, POD_KINDS  # one list of the names kubectl accepts for each kind
 from sandbox.status import qos_class  # one function for `describe` and the status the runtime writes
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
@@ -29,7 +29,7 @@ MAX_ANNOTATION_LEN = 140
 
 def add_parser(verbs: Any) -> None:
     p = verbs.add_parser("describe", help="show a pod in detail, with its events")
-    p.add_argument("kind", choices=["pod", "pods", "po", *CONFIG_KINDS], help="what to describe")
+    p.add_argument("kind", choices=[*POD_KINDS, *CONFIG_KINDS], help="what to describe")
     p.add_argument("name", help="pod (ConfigMap, Secret) name")
     p.set_defaults(handler=handle)
 

@@ -13,13 +13,14 @@ import json
 import sys
 import time
 
+from sandbox.cli.get import POD_KINDS, tab_lines
+
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
     from typing import Any
 
     Obj = dict[str, Any]
 
-POD_KINDS = ("pod", "pods", "po")
 
 
 def add_parser(verbs: Any) -> None:
@@ -150,12 +151,6 @@ def row(event: Obj, now: float, *, all_namespaces: bool) -> list[str]:
     cells = [str(involved.get("namespace") or "")] if all_namespaces else []
     return cells + [seen, str(event.get("type")), str(event.get("reason")),
                     f"{involved.get('kind')}/{involved.get('name')}", str(event.get("message") or "").strip()]
-
-
-def tab_lines(rows: list[list[str]]) -> list[str]:
-    from sandbox.cli.get import tab_lines as lines
-
-    return lines(rows)
 
 
 def write_list(items: list[Obj], output: str) -> None:

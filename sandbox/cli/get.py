@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from sandbox.config.sources import ConfigObject
 
 # The names kubectl accepts for each kind (get, delete and describe take the same).
+POD_KINDS = ("pod", "pods", "po")  # the names kubectl accepts for pods
 CONFIG_KINDS = {"configmaps": "ConfigMap", "configmap": "ConfigMap", "cm": "ConfigMap",
                 "secrets": "Secret", "secret": "Secret"}
 

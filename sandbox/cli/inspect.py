@@ -8,6 +8,8 @@ import argparse
 import json
 import sys
 
+from sandbox.cli.get import POD_KINDS
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -16,7 +18,7 @@ if TYPE_CHECKING:
 def add_parser(verbs: Any) -> None:
     p = verbs.add_parser("inspect", help="show a running pod's processes, namespaces, capabilities, "
                          "seccomp, mounts and cgroups")
-    p.add_argument("kind", choices=["pod", "pods", "po"], help="what to inspect")
+    p.add_argument("kind", choices=POD_KINDS, help="what to inspect")
     p.add_argument("name", help="pod name")
     p.add_argument("-c", "--container", help="only this container (and pause)")
     p.add_argument("-o", "--output", choices=["json"], help="print JSON")

@@ -96,10 +96,11 @@ def handle(args: argparse.Namespace) -> int:
         raise NotFoundError(f'pods "{name}" not found in namespace "{ns}" (no logs)')
     state = _pod_state(layout(args).pod_state_dir(ns, name))
     logged = sorted(p.name for p in pod_log.iterdir() if p.is_dir())
+    order = _spec_order(state)
     if args.all_containers:
-        chosen = [c for c in _spec_order(state) if c in logged] + [c for c in logged if c not in _spec_order(state)]
+        chosen = [c for c in order if c in logged] + [c for c in logged if c not in order]
     elif args.container:
-        if state is not None and args.container not in _spec_order(state):
+        if state is not None and args.container not in order:
             raise UsageError(f"container {args.container} is not valid for pod {name}")
         chosen = [args.container]
     else:

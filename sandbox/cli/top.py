@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from sandbox.cli.get import POD_KINDS
 from sandbox.record import record
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
@@ -53,7 +54,7 @@ class PodUsage:
 
 def add_parser(verbs: Any) -> None:
     p = verbs.add_parser("top", help="show CPU and memory of running pods (from their cgroups)")
-    p.add_argument("kind", choices=["pod", "pods", "po"], help="what to show")
+    p.add_argument("kind", choices=POD_KINDS, help="what to show")
     p.add_argument("name", nargs="?", help="one pod")
     p.add_argument("--containers", action="store_true", help="one line per container")
     p.add_argument("-A", "--all-namespaces", action="store_true")

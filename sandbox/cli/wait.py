@@ -17,6 +17,8 @@ import argparse
 import re
 import time
 
+from sandbox.cli.get import POD_KINDS
+
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
     from typing import Any
@@ -24,7 +26,6 @@ if TYPE_CHECKING:
     from sandbox.paths import RootLayout
 
 WEEK = 7 * 24 * 3600.0
-POD_KINDS = ("pod", "pods", "po")
 
 
 def add_parser(verbs: Any) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 
-from sandbox.record import record
+from sandbox.record import record, replace
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
@@ -154,7 +154,7 @@ def _relative(op: MountOp, base: str) -> MountOp:
         return op
     relative = ":".join(p.removeprefix(base + "/") if p.rpartition("/")[0] == base else p for p in lowers)
     data = op.data.replace("lowerdir=" + ":".join(lowers), "lowerdir=" + relative, 1)
-    return MountOp(op.kind, op.target, op.source, op.fstype, op.flags, data)
+    return replace(op, data=data)
 
 
 def _lowers(op: MountOp) -> list[str]:

@@ -153,7 +153,6 @@ class PodContext:
     read_only_volumes: set[str] = field(default_factory=set)  # mounted read-only whatever the mount says
     sources: Sources | None = None  # ConfigMaps and Secrets for env (None: a unit test's pod, refs left out)
     addresses: Addresses | None = None  # the pod's and node's IPs (downward API, probe targets)
-    pulls: dict[str, tuple[float, int]] = field(default_factory=dict)  # container -> (seconds, bytes) pulled
     volume_images: dict[str, Image] = field(default_factory=dict)  # `image` volume name -> its image
     puller: Any = None  # supervisor/pulls.Puller: each start's image, pulled in worker threads
 
@@ -214,7 +213,7 @@ class ContainerLifecycle:
         prune_instances(ctx.log_dir / slot.name, restart_count)
         log_path = ctx.log_dir / slot.name / f"{restart_count}.log"
         clog = ContainerLog(slot.name, log_path, ctx.terminal, ctx.log_policy)
-        pulled = ctx.pulls.pop(slot.name, None)
+        pulled = ctx.puller.pulls.pop(slot.name, None) if ctx.puller is not None else None
         if pulled is not None:  # pulled (or, for Always, resolved) for this start: Pulling came first
             ctx.event(slot, ev.pulled_now(slot.spec.image or "", *pulled))
         else:
@@ -282,9 +281,6 @@ class ContainerLifecycle:
             self._await_pull(slot)
             self.changed()
             return False
-        pulled = puller.pulls.pop(slot.name, None)
-        if pulled is not None:
-            ctx.pulls[slot.name] = pulled
         slot.image = image
         slot.status = replace(slot.status, image_id=image.image_id)
         return True

@@ -110,7 +110,7 @@ class PodSupervisor:
         self.projections: ProjectedVolumes | None = None  # configMap/secret/downwardAPI/projected volumes
         self.slots = [self._slot(c, images[c.name], init=True) for c in pod.spec.init_containers]
         self.slots += [self._slot(c, images[c.name], init=False) for c in pod.spec.containers]
-        # Its own, or the node agent's one selector for every pod (agent/loop.py: keys tagged by pod).
+        # Its own, or the node agent's one selector for every pod (agent/server.py: keys tagged by pod).
         self.selector = selector if selector is not None else selectors.DefaultSelector()
         # The node agent's one taskstats listener for every pod (keyed by main pid; it drains it):
         # one per pod would copy every exit on the machine to each pod's socket.
@@ -194,9 +194,6 @@ class PodSupervisor:
         self.timers.add(self.clock(), self._resync_projections)
         self._watch_storage()
         self._advance()
-
-    def done(self) -> bool:
-        return self._done()
 
     def stop(self, *, force: bool = False) -> None:
         """Stop the pod from outside (as Ctrl-C does): a graceful stop, or with `force` SIGKILL now."""
@@ -665,7 +662,7 @@ class PodSupervisor:
     def _running(self) -> list[Slot]:
         return [s for s in self.slots if s.process is not None]
 
-    def _done(self) -> bool:
+    def done(self) -> bool:
         return self.stopping and not self._running()
 
     def _on_log(self, fd: int) -> None:
@@ -720,7 +717,7 @@ class PodSupervisor:
     def _save(self) -> None:
         init, app = self.statuses()
         self.phase = snapshot.next_phase(self.phase, self.restart_policy, init, app, deleting=self.deleting,
-                                         done=self._done(), failed=bool(self.failure_message))
+                                         done=self.done(), failed=bool(self.failure_message))
         sandbox_ready = self.pause is not None and self.pause.exit is None
         self.conditions = st.pod_conditions(self.phase, init, app, sandbox_ready=sandbox_ready,
                                             previous=self.conditions, now=self.wall())
@@ -747,9 +744,9 @@ class PodSupervisor:
                                            self.failure_message, self.failure_reason, self.qos_class,
                                            self.ctx.addresses),
             "summary": snapshot.summary(self.phase, self.conditions, init, app,
-                                        deleting=self.deleting and not self._done()),
+                                        deleting=self.deleting and not self.done()),
             "events": self.events.to_json(),
-            "finished": self._done(),
+            "finished": self.done(),
         }
 
     def _slot_record(self, slot: Slot) -> dict[str, Any]:

@@ -42,7 +42,9 @@ class NeverPull(ImagePullFailed):
     imported meanwhile starts it."""
 
     def __init__(self, image: str, container: str = "") -> None:
-        super().__init__(image, f'Container image "{image}" is not present with pull policy of Never', container)
+        from sandbox.events import never_pull_message
+
+        super().__init__(image, never_pull_message(image), container)
         self.reason = "ErrImageNeverPull"
 
 
@@ -140,12 +142,12 @@ class Puller:
             if image is not None:
                 return image
             if policy == "Never":
-                raise ImageError(f'ErrImageNeverPull: Container image "{reference}" is not present with pull '
-                                 "policy of Never")
+                from sandbox.events import never_pull_message
+
+                raise ImageError(f"ErrImageNeverPull: {never_pull_message(reference)}")
         result = self.pull(reference, key)
         if result.image is None:
             raise ImagePullFailed(reference, result.error, key)
-        self.pulls[key] = (result.seconds, result.size)
         return result.image
 
     def pull(self, reference: str, key: str) -> PullResult:

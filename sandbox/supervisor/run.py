@@ -162,6 +162,7 @@ class PodRun:
         self.owner = owner  # "agent": `sandbox delete` asks the node agent to stop the pod
         self.selector = selector  # the agent's shared selector (None: the supervisor's own)
         self.exit_watch: Any = None  # the agent's shared taskstats listener (None: the pod's own)
+        self.on_save: Callable[[dict[str, Any]], None] | None = None  # the agent's hook: each state change
         self.supervisor: Any = None
         self.manifest: dict[str, Any] = {}
 
@@ -222,8 +223,6 @@ class PodRun:
         except BaseException:
             self.lock.release()
             raise
-
-    on_save: Callable[[dict[str, Any]], None] | None = None  # the agent's hook: each state change
 
     def end(self, ended: bool) -> None:
         """`ended`: the supervisor's loop ran to its end (its tear-down done)."""
