@@ -438,6 +438,7 @@ class Results:
     agent_libraries: list[str] = field(default_factory=list)  # shared objects the agent mapped, at the end
     podman: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what the runs showed besides the figures
+    readoption: dict[str, Any] = field(default_factory=dict)  # SIGKILL of the agent, a new one re-adopts
 
 
 def settle_snapshot(bench: Bench, agent: int, pods: int, when: str, results: Results) -> None:
@@ -459,6 +460,7 @@ def network_none_phase(bench: Bench, args: argparse.Namespace, results: Results)
         wall = start_batch(bench, "seq", args.pods, 1,
                            lambda n: settle_snapshot(bench, agent, n, "sequential", results) if n in marks else None)
         results.batches.append(("run -d, sequential", args.pods, wall))
+        agent = readopt(bench, agent, ["--network", "none"], args.pods, results)
         results.batches.append((f"sandbox delete, {DELETERS} callers", args.pods, delete_pods(bench, pod_names(bench))))
         time.sleep(1.0)
         results.agent_after_delete = {**smaps_kib(agent),
@@ -473,6 +475,37 @@ def network_none_phase(bench: Bench, args: argparse.Namespace, results: Results)
         delete_pods(bench, pod_names(bench))
     finally:
         stop_agent(bench, agent)
+
+
+def readopt(bench: Bench, agent: int, node_args: list[str], pods: int, results: Results) -> int:
+    """SIGKILL the agent with `pods` running (they run on under their shims), start a new one and
+    time it until it answers ListPods naming every pod Running (re-adoption happens before it
+    listens); the containers must be the same processes."""
+    before = workload_pids(bench.root)
+    pidfd = bench.agents.pop(agent)
+    try:
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        select.select([pidfd], [], [], 10)
+    finally:
+        os.close(pidfd)
+    try:
+        os.waitpid(agent, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    started = time.perf_counter()
+    new = start_agent(bench, node_args)
+    client = agent_client().connect(bench.socket)
+    try:
+        listed = client.call("ListPods")["pods"]
+    finally:
+        client.close()
+    elapsed = (time.perf_counter() - started) * 1000
+    running = sum(1 for p in listed if p["phase"] == "Running")
+    same = workload_pids(bench.root) == before
+    results.readoption = {"pods": pods, "ms": round(elapsed, 1), "running": running, "same_processes": same}
+    print(f"  re-adoption of {pods} pods after SIGKILL of the agent: {elapsed:.0f} ms ({running} Running, "
+          f"containers {'unchanged' if same else 'CHANGED'})", file=sys.stderr, flush=True)
+    return new
 
 
 def bridge_phase(bench: Bench, args: argparse.Namespace, results: Results) -> None:
@@ -704,6 +737,11 @@ def markdown(results: Results, podman_skipped: str | None, found: list[str]) -> 
         lines.append(f"| podman conmon + catatonit | | | | {podman_skipped} | | | |")
     lines.append("")
     lines += agent_lines(results)
+    if results.readoption:
+        r = results.readoption
+        lines.append(f"Re-adoption after SIGKILL of the agent with {r['pods']} pods: {r['ms']:.0f} ms from the new "
+                     f"agent's start to its ListPods answer ({r['running']} Running; the containers' processes "
+                     f"{'unchanged' if r['same_processes'] else 'CHANGED'}).")
     lines += [f"Note: {n}" for n in results.notes]
     lines.append("")
     lines += [f"- {v}" for v in found]
@@ -838,6 +876,7 @@ def main(argv: list[str] | None = None) -> int:
               "memory": [m.summary() for m in results.memory], "agent_idle_kib": results.agent_idle,
               "agent_after_delete_kib": results.agent_after_delete, "agent_libraries": results.agent_libraries,
               "podman": results.podman or podman_skipped, "notes": results.notes, "targets": TARGETS,
+              "readoption": results.readoption,
               "verdicts": found}
     return pod_cycle.finish(check, report, args.json)
 

@@ -862,16 +862,20 @@ static struct sockaddr_un addr = { .sun_family = AF_UNIX };
 
 static int listen_at(const char *dir)
 {
-        if ((size_t)snprintf(addr.sun_path, sizeof addr.sun_path, "%s/shim.sock", dir) >= sizeof addr.sun_path) {
-                fprintf(stderr, "shim: %s/shim.sock: path too long\n", dir);
+        /* The socket is named through a directory fd held for the shim's life: a pod's directory
+         * can be longer than sun_path's 108 bytes (a deep --root, a long pod name). */
+        int dir_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (dir_fd < 0) {
+                fprintf(stderr, "shim: %s: %s\n", dir, strerror(errno));
                 return -1;
         }
+        snprintf(addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/shim.sock", dir_fd);
         int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return -1;
         /* A socket file left by a dead shim is replaced; a live shim's is not (it answers). */
         if (connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0) {
-                fprintf(stderr, "shim: %s: another shim is listening\n", addr.sun_path);
+                fprintf(stderr, "shim: %s/shim.sock: another shim is listening\n", dir);
                 close(fd);
                 return -1;
         }
@@ -882,7 +886,7 @@ static int listen_at(const char *dir)
         int rc = bind(fd, (struct sockaddr *)&addr, sizeof addr);
         umask(old);
         if (rc < 0 || chmod(addr.sun_path, 0600) < 0 || listen(fd, 64) < 0) {
-                fprintf(stderr, "shim: %s: %s\n", addr.sun_path, strerror(errno));
+                fprintf(stderr, "shim: %s/shim.sock: %s\n", dir, strerror(errno));
                 close(fd);
                 return -1;
         }

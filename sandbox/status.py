@@ -504,3 +504,51 @@ def condition_json(c: PodCondition) -> dict[str, object]:
     }
     out.update(_drop_empty({"reason": c.reason, "message": c.message}))
     return out
+
+
+# --- back from JSON (a re-adopted pod's record) ------------------------------------------------------
+
+
+def _time_from_json(text: object) -> float:
+    from sandbox.events import parse_rfc3339
+
+    return parse_rfc3339(text) if isinstance(text, str) and text else 0.0
+
+
+def _state_from_json(data: object) -> State | None:
+    if not isinstance(data, dict) or not data:
+        return None
+    if "waiting" in data:
+        body = data["waiting"] or {}
+        return Waiting(str(body.get("reason", "")), str(body.get("message", "")))
+    if "running" in data:
+        return Running(_time_from_json((data["running"] or {}).get("startedAt")))
+    if "terminated" in data:
+        body = data["terminated"] or {}
+        return Terminated(int(body.get("exitCode", 0)), str(body.get("reason", "")),
+                          _time_from_json(body.get("startedAt")), _time_from_json(body.get("finishedAt")),
+                          str(body.get("message", "")), int(body.get("signal", 0)), str(body.get("containerID", "")))
+    return None
+
+
+def container_status_from_json(data: dict[str, Any], *, sidecar: bool = False) -> ContainerStatus:
+    """Inverse of container_status_json (times to the second, as the API keeps them); ValueError
+    on a malformed entry."""
+    try:
+        last = _state_from_json(data.get("lastState"))
+        return ContainerStatus(
+            name=str(data["name"]), image=str(data.get("image", "")), state=_state_from_json(data.get("state")),
+            last_state=last if isinstance(last, Terminated) else None,
+            restart_count=int(data.get("restartCount", 0)), ready=bool(data.get("ready")),
+            started=bool(data.get("started")), container_id=str(data.get("containerID", "")),
+            image_id=str(data.get("imageID", "")), sidecar=sidecar)
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"malformed container status {data!r}: {e}") from None
+
+
+def condition_from_json(data: dict[str, Any]) -> PodCondition:
+    try:
+        return PodCondition(str(data["type"]), str(data["status"]), str(data.get("reason", "")),
+                            str(data.get("message", "")), _time_from_json(data.get("lastTransitionTime")))
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"malformed condition {data!r}: {e}") from None

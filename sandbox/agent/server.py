@@ -186,19 +186,61 @@ class Agent:
         self.selector.register(listener, selectors.EVENT_READ, (None, ("listen", None)))
 
     def _finish_crashed(self) -> None:
-        """What a crashed agent (or any killed runtime) left half-done: its pods died with it (their
-        processes have PR_SET_PDEATHSIG), their records do not say ended; finish each one's
-        tear-down from its journal and remove the record, as `sandbox gc` does."""
+        """What a dead agent (or any killed runtime) left: a pod of the agent whose shim still
+        answers runs on and is re-adopted (supervisor/adopt.py); any other pod whose record does
+        not say ended died with its runtime: its tear-down is finished from its journal and its
+        record removed, as `sandbox gc` does."""
         from sandbox.pod.cleanup import finish_dead_runtime
         from sandbox.state.store import list_pod_dirs
 
+        started = time.monotonic()
         for pod_dir in list_pod_dirs(self.layout.pods):
             try:
-                if finish_dead_runtime(pod_dir, self.layout.containers, self.layout.logs):
+                if self._adopt(pod_dir):
+                    continue
+                if finish_dead_runtime(pod_dir, self.layout.containers, self.layout.logs, keep_adoptable=False):
                     log.warning("agent: finished the tear-down of pod %s (its runtime was gone)",
                                 pod_dir.path.name.replace("_", "/", 1))
             except Exception as e:  # noqa: BLE001 - one bad record must not keep the node down
                 log.error("agent: pod %s: %s: %s", pod_dir.path.name, type(e).__name__, e)
+        if self.pods:
+            log.info("agent: re-adopted %d pods in %.1f ms", len(self.pods), (time.monotonic() - started) * 1000)
+
+    def _adopt(self, pod_dir: Any) -> bool:
+        """Re-adopt the pod at `pod_dir` if a dead agent ran it and its shim answers: True then
+        (or if it could not be taken over and was torn down instead)."""
+        from sandbox.pod.cgroups import plan
+        from sandbox.pod.cleanup import adoptable_shim
+        from sandbox.record import replace
+        from sandbox.supervisor.adopt import adopt
+        from sandbox.supervisor.run import PodRun, prepare_record
+
+        found = adoptable_shim(pod_dir)
+        if found is None:
+            return False
+        state, shim = found
+        selector = OwnedSelector(self.selector)
+        pod: AgentPod | None = None
+        try:
+            prepared = prepare_record(state, self.layout, self.options.pull_options)
+            options = replace(self.options.run, cgroups=plan(prepared.pod, self.options.cgroup_config))
+            run = PodRun(prepared, options, selector=selector, owner="agent")
+            run.exit_watch = self._exit_watch()
+            pod = AgentPod(run, selector)
+            selector.owner = pod
+            run.on_save = partial(self._on_save, pod)
+            run.begin(adopting=state)
+            self.pods[pod.key] = pod
+            adopt(run.supervisor, state, shim)
+        except Exception as e:  # noqa: BLE001 - a pod that cannot be taken over is stopped, not the agent
+            log.error("agent: pod %s could not be re-adopted (%s: %s); tearing it down",
+                      pod_dir.path.name.replace("_", "/", 1), type(e).__name__, e)
+            shim.close()
+            if pod is not None and pod.key in self.pods:
+                self._end(pod, force=True)
+            return False  # finish_dead_runtime takes what is left
+        log.warning("agent: re-adopted pod %s/%s (its previous agent was gone)", *pod.key)
+        return True
 
     def serve(self, ready_fd: int = -1) -> int:
         """Run until a stop signal has ended every pod; 0 then."""
@@ -531,6 +573,7 @@ class Agent:
         if changes is None:
             return
         wanted = {(sp.namespace, sp.name): sp for sp in changes.desired.values()}
+        self._drop_adopted_static(wanted)
         for key, running in list(self.static_pods.items()):
             if wanted.get(key) is None or wanted[key].uid != running.uid:
                 pod = self.pods.get(key)
@@ -542,6 +585,10 @@ class Agent:
         for key, sp in wanted.items():
             if key in self.static_pods:
                 continue
+            adopted = self.pods.get(key)
+            if adopted is not None and adopted.run.prepared.uid == sp.uid:  # re-adopted after a restart
+                self.static_pods[key] = sp
+                continue
             if key in self.pods or key in self.static_waiting:
                 self.static_waiting[key] = sp  # started once the pod holding the name has ended
                 continue
@@ -549,6 +596,20 @@ class Agent:
         for key in list(self.static_waiting):
             if key not in wanted:
                 del self.static_waiting[key]
+
+    def _drop_adopted_static(self, wanted: dict[tuple[str, str], StaticPod]) -> None:
+        """A re-adopted static pod whose manifest went (or changed) while no agent ran: as a
+        removed manifest's pod, it is deleted (a changed one is then started anew)."""
+        from sandbox.agent.staticpod import is_static
+
+        for key, pod in list(self.pods.items()):
+            if key in self.static_pods or pod.ended or pod.run.remove:
+                continue
+            annotations = pod.run.prepared.pod.metadata.annotations or {}
+            if is_static(annotations) and (key not in wanted or wanted[key].uid != pod.run.prepared.uid):
+                log.info("static pod %s/%s: its manifest changed while no agent ran: removing it", *key)
+                pod.run.remove = True
+                self._guarded(pod, pod.run.supervisor.stop)
 
     def _start_static(self, sp: StaticPod) -> None:
         key = (sp.namespace, sp.name)

@@ -127,17 +127,8 @@ class LogFile:
         leftovers and excess rotated files first, so that the limit holds at every moment)."""
         if self.broken_rotation:
             return
-        directory, current = self.path.parent, self.path.name
         try:
-            rotated, unused = rotated_files(current, os.listdir(directory))
-            excess = excess_rotated(rotated, self.policy.max_files)
-            for name in unused + excess:
-                try:
-                    os.unlink(directory / name)
-                except FileNotFoundError:
-                    pass
-            kept = [n for n in rotated if n not in excess]
-            os.rename(self.path, directory / rotated_name(current, kept, self.wall()))
+            rotate_file(self.path, self.policy, self.wall())
             fd = os.open(self.path, self.FLAGS, 0o640)
         except OSError as e:
             self.broken_rotation = True
@@ -151,6 +142,22 @@ class LogFile:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+def rotate_file(path: Path, policy: RotationPolicy, now: float) -> None:
+    """Rename `path` to its rotated name (the kubelet's order: leftovers and excess rotated files
+    removed first, so the limit holds at every moment); the writer then opens `path` anew (its
+    own LogFile, or the pod's shim through ReopenContainerLog). OSError if it cannot."""
+    directory, current = path.parent, path.name
+    rotated, unused = rotated_files(current, os.listdir(directory))
+    excess = excess_rotated(rotated, policy.max_files)
+    for name in unused + excess:
+        try:
+            os.unlink(directory / name)
+        except FileNotFoundError:
+            pass
+    kept = [n for n in rotated if n not in excess]
+    os.rename(path, directory / rotated_name(current, kept, now))
 
 
 def prune_instances(directory: Path, starting: int) -> list[str]:

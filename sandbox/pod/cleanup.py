@@ -92,12 +92,20 @@ def clear_record(pod_dir: PodDir, containers_root: Path, logs_root: Path | None,
     return state
 
 
-def finish_dead_runtime(pod_dir: PodDir, containers_root: Path, logs_root: Path | None) -> bool:
+def finish_dead_runtime(pod_dir: PodDir, containers_root: Path, logs_root: Path | None, *,
+                        keep_adoptable: bool = True) -> bool:
     """If the pod's runtime is gone (killed, crashed, a reboot) without ending it, finish its
     tear-down and remove its record and logs. False, touching nothing, when a live runtime holds
-    the pod or the pod ended normally (an ended record stays until it is deleted)."""
+    the pod or the pod ended normally (an ended record stays until it is deleted), or, with
+    `keep_adoptable`, when it is a node agent's pod whose shim still runs it (the next agent
+    re-adopts it)."""
     from sandbox.state.view import is_ended
 
+    if keep_adoptable:
+        found = adoptable_shim(pod_dir)
+        if found is not None:
+            found[1].close()
+            return False
     lock = PodLock(pod_dir)
     if not lock.acquire():
         return False
@@ -150,3 +158,27 @@ def clean_stale(pod_dir: PodDir, containers_root: Path) -> None:
     log.warning("cleaning up after a runtime that did not finish: %s", pod_dir.path)
     teardown.undo_all(teardown.Journal(pod_dir.path), teardown.pod_bases(containers_root.parent, pod_dir.path))
     _empty_pod_dir(pod_dir, keep=(LOCK_FILE,))
+
+
+def adoptable_shim(pod_dir: PodDir) -> tuple[dict[str, Any], Any] | None:
+    """(record, connected Shim) of a node agent's pod whose agent is gone (its lock free) and
+    whose shim still answers: the pod runs on and a starting agent re-adopts it; `gc` and
+    `delete` leave it alone. None otherwise (touching nothing)."""
+    from sandbox.process.shim import Shim, ShimError
+    from sandbox.state.view import is_ended
+
+    if not pod_dir.state_file.exists():
+        return None
+    lock = PodLock(pod_dir)
+    if not lock.acquire():  # a live runtime holds it
+        return None
+    try:
+        state = read_or_empty(pod_dir)
+        if state.get("owner") != "agent" or is_ended(state):
+            return None
+        try:
+            return state, Shim.connect(str(pod_dir.path / "shim"))
+        except ShimError:
+            return None
+    finally:
+        lock.release()

@@ -29,6 +29,7 @@ import signal
 import stat
 from pathlib import Path
 
+from sandbox import trace
 from sandbox.log import get_logger
 from sandbox.record import record
 from sandbox.state.proc import ProcessRef
@@ -163,6 +164,22 @@ class Cgroup:
 
 
 @record
+class Shim:
+    """The pod's per-pod parent (native/shim.c), recorded first so it is undone last, once every
+    process it parents is dead: asked to exit (its held exits ACKed, so it drains and closes the
+    logs), SIGKILLed if it does not within a few seconds. Only while pid and start time match."""
+
+    pid: int
+    start_time: int
+    directory: Path
+
+    def undo(self) -> bool:
+        from sandbox.process.shim import stop_shim  # only at tear-down
+
+        return stop_shim(ProcessRef(self.pid, self.start_time), str(self.directory))
+
+
+@record
 class Network:
     """A network object of the pod (sandbox/pod/network.py): `what` is lease, hostports, veth or
     cni, `spec` the JSON text of what its undo needs."""
@@ -181,7 +198,7 @@ class Network:
 
 
 if TYPE_CHECKING:
-    TornDown = Process | Mount | Directory | Cgroup | Network
+    TornDown = Process | Mount | Directory | Cgroup | Network | Shim
 
 
 def to_json(obj: TornDown) -> dict[str, object]:
@@ -191,6 +208,8 @@ def to_json(obj: TornDown) -> dict[str, object]:
         return {"kind": "directory", "path": str(obj.path), "base": str(obj.base)}
     if isinstance(obj, Network):
         return {"kind": "network", "what": obj.what, "spec": json.loads(obj.spec)}
+    if isinstance(obj, Shim):
+        return {"kind": "shim", "pid": obj.pid, "startTime": obj.start_time, "path": str(obj.directory)}
     kind = "mount" if isinstance(obj, Mount) else "cgroup"
     return {"kind": kind, "path": str(obj.path)}
 
@@ -212,6 +231,9 @@ def from_json(data: object) -> TornDown | None:
         return Directory(Path(path), Path(base)) if isinstance(base, str) and os.path.isabs(base) else None
     if kind == "mount":
         return Mount(Path(path))
+    if kind == "shim":
+        pid, started = data.get("pid"), data.get("startTime")
+        return Shim(pid, started, Path(path)) if isinstance(pid, int) and isinstance(started, int) else None
     if kind == "cgroup":
         return Cgroup(Path(path))
     return None
@@ -276,6 +298,9 @@ def undo_all(journal: Journal, allowed_bases: Iterable[Path] | None = None) -> l
         try:
             if obj.undo():
                 log.debug("undid %s", obj)
+                if trace.active is not None:
+                    line, values = trace.undo_line(to_json(obj))
+                    trace.active.emit("teardown", "undo", line, **values)
         except OSError as e:
             failures.append(f"could not undo {obj}: {e}")
     for failure in failures:

@@ -135,21 +135,25 @@ def _be(value: int, size: int) -> int:
 BPF_LD_H_ABS, BPF_LD_W_ABS, BPF_JEQ_K, BPF_RET_K = 0x28, 0x20, 0x15, 0x06
 
 
-def filter_program(family: int, runtime_pid: int) -> list[tuple[int, int, int, int]]:
-    """Keep a record only if the task was SIGKILLed or is a child of the runtime; keep every
-    message that is not a record laid out as expected (acks, another layout): Python decides.
-    Instructions are (code, jt, jf, k); a jump skips that many instructions."""
+def filter_program(family: int, parents: int | Iterable[int]) -> list[tuple[int, int, int, int]]:
+    """Keep a record only if the task was SIGKILLed or is a child of one of `parents` (the
+    runtime, or the node agent's pod shims); keep every message that is not a record laid out as
+    expected (acks, another layout): Python decides. Instructions are (code, jt, jf, k); a jump
+    skips that many instructions."""
+    pids = [parents] if isinstance(parents, int) else sorted(parents)
+    n = len(pids)
+    accept = 10 + n  # the index of the last instruction
     return [
         (BPF_LD_H_ABS, 0, 0, 4),  # nlmsg_type
-        (BPF_JEQ_K, 0, 9, _be(family, 2)),  # not a taskstats message -> accept
+        (BPF_JEQ_K, 0, accept - 2, _be(family, 2)),  # not a taskstats message -> accept
         (BPF_LD_H_ABS, 0, 0, MSG_AGGR_TYPE),
-        (BPF_JEQ_K, 0, 7, _be(TASKSTATS_TYPE_AGGR_PID, 2)),  # -> accept
+        (BPF_JEQ_K, 0, accept - 4, _be(TASKSTATS_TYPE_AGGR_PID, 2)),  # -> accept
         (BPF_LD_H_ABS, 0, 0, MSG_STATS_TYPE),
-        (BPF_JEQ_K, 0, 5, _be(TASKSTATS_TYPE_STATS, 2)),  # padded or another layout -> accept
+        (BPF_JEQ_K, 0, accept - 6, _be(TASKSTATS_TYPE_STATS, 2)),  # padded or another layout -> accept
         (BPF_LD_W_ABS, 0, 0, MSG_STATS + TS_EXITCODE),
-        (BPF_JEQ_K, 3, 0, _be(SIGKILL_STATUS, 4)),  # killed -> accept
+        (BPF_JEQ_K, accept - 8, 0, _be(SIGKILL_STATUS, 4)),  # killed -> accept
         (BPF_LD_W_ABS, 0, 0, MSG_STATS + TS_PPID),
-        (BPF_JEQ_K, 1, 0, _be(runtime_pid, 4)),  # a child of the runtime -> accept
+        *((BPF_JEQ_K, n - j, 0, _be(pid, 4)) for j, pid in enumerate(pids)),  # a parent's child -> accept
         (BPF_RET_K, 0, 0, 0),  # drop
         (BPF_RET_K, 0, 0, 0xFFFFFFFF),  # accept, whole message
     ]
@@ -208,6 +212,7 @@ class ExitWatch:
 
     def __init__(self, sock: Any, family: int, runtime_pid: int, cpus: bytes) -> None:
         self._sock, self._family, self._runtime_pid, self._cpus = sock, family, runtime_pid, cpus
+        self._parents = {runtime_pid}  # whose children are main processes (the runtime, pod shims)
         self._seq = 0  # arrival number of the next record
         self._markers: dict[int, tuple[int, int]] = {}  # child of the runtime -> (arrival, status)
         self._watched: set[int] = set()
@@ -268,6 +273,21 @@ class ExitWatch:
     def fileno(self) -> int:
         return int(self._sock.fileno())
 
+    def add_parent(self, pid: int) -> None:
+        """Main processes may also be children of `pid` (a pod's shim, whose stage 2 clones them
+        with CLONE_PARENT): the kernel filter is replaced to pass their records too."""
+        if pid not in self._parents:
+            self._parents.add(pid)
+            _attach_filter(self._sock, filter_program(self._family, self._parents))
+
+    def remove_parent(self, pid: int) -> None:
+        if pid in self._parents and pid != self._runtime_pid:
+            self._parents.discard(pid)
+            try:
+                _attach_filter(self._sock, filter_program(self._family, self._parents))
+            except OSError as e:  # a wider filter only wakes us more often
+                log.debug("foreground rule: cannot narrow the filter: %s", e)
+
     def watch(self, main_pid: int) -> None:
         """Keep `main_pid`'s exit until `forget`, however many other children exit meanwhile
         (optional: the last MARKERS_KEPT exits of the runtime's children are kept anyway)."""
@@ -297,7 +317,7 @@ class ExitWatch:
 
     def _take(self, data: bytes) -> None:
         for rec in parse_exits(data, self._family):
-            if rec.ppid == self._runtime_pid:
+            if rec.ppid in self._parents:
                 # A main process is the runtime's direct child (CLONE_PARENT); the record whose
                 # pid is the main pid is its thread-group leader's, the one with the status.
                 self._markers[rec.pid] = (self._seq, rec.status)

@@ -16,6 +16,7 @@ import signal
 import socket
 
 from sandbox.errors import SandboxError
+from sandbox.log import get_logger
 from sandbox.process import shimproto as proto
 from sandbox.process.spawner import ChildProcess, ExitInfo, Spawner
 
@@ -25,10 +26,15 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from sandbox.native import SpawnRequest
+    from sandbox.state.proc import ProcessRef
 
     Event = proto.ChildInfo | proto.Output | proto.Dropped
 
+log = get_logger(__name__)
+
 SOCKET_NAME = "shim.sock"
+SHUTDOWN_WAIT_SECONDS = 5.0  # a shim whose children are dead exits at once; a stuck one is killed
+KILLED_WAIT_SECONDS = 10.0  # SIGKILL cannot be caught: only an uninterruptible sleep delays it
 REPLY_TIMEOUT = 30.0  # seconds; a SPAWN waits for stage 1, which has its own 10 s deadline
 _CMSG_SPACE = socket.CMSG_SPACE(4 * proto.MAX_FDS)
 
@@ -71,8 +77,13 @@ class Shim:
     def connect(cls, directory: str) -> Shim:
         path = os.path.join(directory, SOCKET_NAME)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        dir_fd = -1
         try:
-            sock.connect(path)
+            if len(path.encode()) >= 108:  # sun_path: reach a deep directory through an fd of it
+                dir_fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+                sock.connect(f"/proc/self/fd/{dir_fd}/{SOCKET_NAME}")
+            else:
+                sock.connect(path)
             return cls(sock, directory)
         except OSError as e:
             sock.close()
@@ -80,6 +91,9 @@ class Shim:
         except BaseException:
             sock.close()
             raise
+        finally:
+            if dir_fd >= 0:
+                os.close(dir_fd)
 
     def fileno(self) -> int:
         """For the caller's selector: readable when an event (or a reply) is waiting."""
@@ -261,14 +275,22 @@ class ShimChild(ChildProcess):
         if self.exit is None:
             info = self.shim.exits.get(self.pid)
             if info is None and (self.pidfd < 0 or _readable(self.pidfd, 0)):
-                info = self.shim.wait_exit(self.pid)
+                return self.wait()
             if info is not None:
                 self.set_exit(info)
         return self.exit
 
     def wait(self) -> ExitInfo:
         if self.exit is None:
-            self.set_exit(self.shim.wait_exit(self.pid))
+            try:
+                self.set_exit(self.shim.wait_exit(self.pid))
+            except ShimError as e:
+                # The shim died (killed from outside): its children die with it, by their
+                # parent-death signal, and nobody holds their status any more.
+                log.warning("%s; pid %d is reported killed (137)", e, self.pid)
+                if self.pidfd >= 0:
+                    _readable(self.pidfd, KILLED_WAIT_SECONDS)
+                self.exit = ExitInfo(128 + signal.SIGKILL, signal.SIGKILL)
         assert self.exit is not None
         return self.exit
 
@@ -328,6 +350,15 @@ class ShimSpawner(Spawner):
         finally:
             os.close(fd)
 
+    def release(self, child: ChildProcess) -> None:
+        """The exit of `child` is recorded in the caller's state: the shim may forget it (a
+        restarted agent must not see it again). Nothing to do when the shim is gone."""
+        if isinstance(child, ShimChild) and child.shim is self.shim:
+            try:
+                self.shim.ack(child.pid)
+            except (ShimError, OSError) as e:
+                log.debug("shim: ack of pid %d: %s", child.pid, e)
+
     def _reap(self, child: ShimChild) -> None:
         """After a failed start: kill it, wait for the shim's EXIT, ACK it."""
         child.send_signal(signal.SIGKILL)
@@ -336,6 +367,41 @@ class ShimSpawner(Spawner):
             self.shim.ack(child.pid)
         finally:
             child.close()
+
+
+def stop_shim(ref: ProcessRef, directory: str) -> bool:
+    """The tear-down of a pod's shim (pod/teardown.py's Shim record), once the pod's processes
+    are dead: every exit it holds is ACKed (nobody will read them now), SHUTDOWN lets it drain the
+    pipes into the logs and exit; SIGKILL if it does not within SHUTDOWN_WAIT_SECONDS or does not
+    answer. False if it was gone already."""
+    pidfd = ref.open_pidfd()
+    if pidfd is None:
+        return False
+    try:
+        try:
+            shim = Shim.connect(directory)
+        except ShimError:
+            shim = None
+        if shim is not None:
+            try:
+                for child in shim.list():
+                    if child.exit is not None:
+                        shim.ack(child.pid)
+                    child.close()
+                shim.shutdown()
+            except (ShimError, OSError) as e:
+                log.warning("shim %d: %s; killing it", ref.pid, e)
+            finally:
+                shim.close()
+        if shim is None or not _readable(pidfd, SHUTDOWN_WAIT_SECONDS):
+            try:
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            except ProcessLookupError:
+                return True
+            _readable(pidfd, KILLED_WAIT_SECONDS)
+        return True
+    finally:
+        os.close(pidfd)
 
 
 def _launch(binary: str, directory: str) -> int:

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from sandbox.process.downward import Addresses
     from sandbox.process.exitwatch import ExitWatch
     from sandbox.process.resources import PodResources
+    from sandbox.process.shim import ShimSpawner
     from sandbox.process.spawner import ChildProcess, ExitInfo, Spawner
     from sandbox.spec.model import Container, Pod
     from sandbox.supervisor.checks import CheckRun, CheckRunner
@@ -155,6 +156,9 @@ class PodContext:
     addresses: Addresses | None = None  # the pod's and node's IPs (downward API, probe targets)
     volume_images: dict[str, Image] = field(default_factory=dict)  # `image` volume name -> its image
     puller: Any = None  # supervisor/pulls.Puller: each start's image, pulled in worker threads
+    # The pod's per-pod parent (process/shim.py): pause and every container are its children and
+    # it writes their logs; None: they are ours (`sandbox run`), their output read by our loop.
+    shim: ShimSpawner | None = None
 
     def record(self, obj: TornDown) -> None:
         """Record what the pod is about to create, for the one tear-down (pod/teardown.py)."""
@@ -212,23 +216,29 @@ class ContainerLifecycle:
         # The kubelet keeps one dead instance per container: the new one's start removes the rest.
         prune_instances(ctx.log_dir / slot.name, restart_count)
         log_path = ctx.log_dir / slot.name / f"{restart_count}.log"
-        clog = ContainerLog(slot.name, log_path, ctx.terminal, ctx.log_policy)
+        clog: ContainerLog | None = None
+        if ctx.shim is None:
+            clog = ContainerLog(slot.name, log_path, ctx.terminal, ctx.log_policy)
+        else:  # the shim opens the file itself (it must not find its directory missing)
+            log_path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
         pulled = ctx.puller.pulls.pop(slot.name, None) if ctx.puller is not None else None
         if pulled is not None:  # pulled (or, for Always, resolved) for this start: Pulling came first
             ctx.event(slot, ev.pulled_now(slot.spec.image or "", *pulled))
         else:
             ctx.event(slot, ev.pulled(slot.spec.image or slot.image.name))
         try:
-            process, mnt_ns = self._spawn(slot, layer, clog, container_id)
+            process, mnt_ns = self._spawn(slot, layer, clog, container_id, log_path)
         except ContainerStartError as e:
-            clog.close()
+            if clog is not None:
+                clog.close()
             layer.remove()
             self.start_failed(slot, e, restart_count)
             return
-        clog.close_child_ends()
-        for fd in clog.read_fds():
-            ctx.logs[fd] = clog
-            ctx.selector.register(fd, selectors.EVENT_READ, ("log", None))
+        if clog is not None:
+            clog.close_child_ends()
+            for fd in clog.read_fds():
+                ctx.logs[fd] = clog
+                ctx.selector.register(fd, selectors.EVENT_READ, ("log", None))
         ctx.selector.register(process.pidfd, selectors.EVENT_READ, ("exit", slot))
         slot.process, slot.layer, slot.started_once, slot.log_path = process, layer, True, log_path
         slot.attempt, slot.ref, slot.mnt_ns, slot.started_at = ctx.attempt, ProcessRef.of(process.pid), mnt_ns, ctx.wall()
@@ -301,8 +311,8 @@ class ContainerLifecycle:
         if slot.restart_timer is None:
             slot.restart_timer = ctx.timers.add(ctx.clock() + PULL_SPOKEN_FOR, lambda: None)
 
-    def _spawn(self, slot: Slot, layer: ContainerLayer, clog: ContainerLog,
-               container_id: str) -> tuple[ChildProcess, str | None]:
+    def _spawn(self, slot: Slot, layer: ContainerLayer, clog: ContainerLog | None, container_id: str,
+               log_path: Path) -> tuple[ChildProcess, str | None]:
         ctx = self.ctx
         skipped: list[str] = []  # envFrom keys that are no env names: the kubelet's event on the pod
         kubelet_env: dict[str, str] = {}  # what a subPathExpr is expanded from
@@ -311,7 +321,7 @@ class ContainerLifecycle:
         for message in skipped:
             ctx.event(None, ev.invalid_env_names(message))
         slot.argv = launch.resolve_argv(slot.spec, slot.image, slot.env)
-        stdout, stderr = clog.stdio
+        stdout, stderr = clog.stdio if clog is not None else (ctx.devnull, ctx.devnull)  # the shim's pipes replace them
         ident = launch.identity(ctx.pod, slot.spec, slot.image)
         # exec, probes and hooks load the same compiled filter: the identity names its file
         slot.identity = replace(ident, seccomp=confinement.seccomp_filter(ctx.pod, slot.spec, ident.caps,
@@ -338,7 +348,11 @@ class ContainerLifecycle:
         slot.cgroup = self._create_cgroup(slot, container_id)
         req = replace(req, **membership(slot.cgroup), oom_score_adj=ctx.oom_score_adj(slot.name))
         try:
-            process = ctx.spawner.spawn(req, before_start=pin)
+            if ctx.shim is not None:
+                process: ChildProcess = ctx.shim.spawn(req, before_start=pin, child_id=container_id,
+                                                       log_path=str(log_path))
+            else:
+                process = ctx.spawner.spawn(req, before_start=pin)
         except BaseException:
             self.unpin(slot)
             self._release_cgroup(slot)
@@ -493,7 +507,8 @@ class ContainerLifecycle:
         """The instance exited: release everything it had; returns its terminated state."""
         assert slot.process is not None
         ctx = self.ctx
-        ctx.selector.unregister(slot.process.pidfd)
+        if slot.process.pidfd >= 0:  # a re-adopted instance that exited while no agent ran has none
+            ctx.selector.unregister(slot.process.pidfd)
         slot.process.close()
         slot.process = None
         self._reap_leftovers(slot)

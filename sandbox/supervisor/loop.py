@@ -60,6 +60,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+LOG_ROTATION_PERIOD = 10.0  # seconds: the kubelet's container log monitor period
 
 
 class PodSupervisor:
@@ -89,6 +90,7 @@ class PodSupervisor:
         wall: Callable[[], float] = time.time,
         selector: selectors.BaseSelector | None = None,
         exit_watch: Any = None,
+        shim_dir: Path | None = None,
     ) -> None:
         self.pod, self.uid, self.layout, self.spawner = pod, uid, layout, spawner
         self.namespace = pod.metadata.namespace or "default"
@@ -115,6 +117,9 @@ class PodSupervisor:
         # The node agent's one taskstats listener for every pod (keyed by main pid; it drains it):
         # one per pod would copy every exit on the machine to each pod's socket.
         self.shared_exit_watch = exit_watch
+        # The node agent's pods: pause and the containers are children of a per-pod shim in this
+        # directory (process/shim.py), so they outlive the agent; None: our own children.
+        self.shim_dir = shim_dir
         self.timers = Timers()
         self.runner = CheckRunner(self.selector, self.timers, clock)
         self.events = ev.EventRecorder()
@@ -203,6 +208,8 @@ class PodSupervisor:
         try:
             self._teardown()
         finally:
+            if self.ctx.exit_watch is not None and self.ctx.shim is not None:
+                self.ctx.exit_watch.remove_parent(self.ctx.shim.shim.pid)
             if self.ctx.exit_watch is not None and self.ctx.exit_watch is not self.shared_exit_watch:
                 self.ctx.exit_watch.close()
             self.ctx.exit_watch = None
@@ -268,6 +275,8 @@ class PodSupervisor:
     def _start_sandbox(self) -> None:
         self.ctx.devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         self._save()  # intent first: a crash from here on leaves a record to clean up after
+        if self.shim_dir is not None:
+            self._start_shim(self.shim_dir)
         # The tear-down registry, before each object exists: a crash leaves all of them recorded.
         if self.network is not None:
             self.network.record_first()
@@ -298,6 +307,53 @@ class PodSupervisor:
             self.timers.add(self.clock() + deadline, self._deadline_exceeded)
         self._save()
 
+    def _start_shim(self, directory: Path) -> None:
+        """The pod's parent, first of everything (so undone last, once its children are dead)."""
+        from sandbox.process.shim import Shim, ShimSpawner
+
+        self.ctx.record(teardown.Directory(directory, self.dirs.root))
+        directory.mkdir(mode=0o700, exist_ok=True)
+        shim = Shim.start(str(directory))
+        ref = ProcessRef.of(shim.pid)
+        if ref is not None:
+            self.ctx.record(teardown.Shim(ref.pid, ref.start_time, directory))
+        self.ctx.shim = ShimSpawner(shim)
+        self._watch_shim_children()
+        self._rotate_logs_later()
+
+    def _watch_shim_children(self) -> None:
+        """The main processes are the shim's children: the taskstats listener must pass them."""
+        if self.ctx.exit_watch is not None and self.ctx.shim is not None:
+            self.ctx.exit_watch.add_parent(self.ctx.shim.shim.pid)
+
+    def _rotate_logs_later(self) -> None:
+        """The shim writes the logs; rotating them is ours (the kubelet's container log manager:
+        a size check every 10 s, rename, then ReopenContainerLog)."""
+        policy = self.ctx.log_policy
+        if policy is None:
+            from sandbox.logs.rotation import RotationPolicy
+
+            policy = self.ctx.log_policy = RotationPolicy()
+        if policy.rotates:
+            self.timers.add(self.clock() + LOG_ROTATION_PERIOD, self._rotate_logs)
+
+    def _rotate_logs(self) -> None:
+        from sandbox.logs.stream import rotate_file
+
+        shim, policy = self.ctx.shim, self.ctx.log_policy
+        if shim is None or policy is None or self.stopping:
+            return
+        for slot in self._running():
+            path = slot.log_path
+            try:
+                if path is None or os.stat(path).st_size <= policy.max_size:
+                    continue
+                rotate_file(path, policy, self.wall())
+                shim.shim.reopen(slot.status.container_id.removeprefix("sandbox://"))
+            except OSError as e:
+                log.warning("pod %s/%s: cannot rotate the log of %s: %s", self.namespace, self.name, slot.name, e)
+        self._rotate_logs_later()
+
     def _create_cgroups(self) -> None:
         """The pod cgroup with its limits (pods.max included), before any process of the pod."""
         plan = self.cgroup_plan
@@ -313,7 +369,7 @@ class PodSupervisor:
         self.pause_cgroup = cgroups.child(PAUSE_CGROUP)
 
     def _start_pause(self) -> None:
-        self.pause = start_pause(self.spawner, self.dirs, self.hostname, self.host, launch.pod_sysctls(self.pod),
+        self.pause = start_pause(self.ctx.shim or self.spawner, self.dirs, self.hostname, self.host, launch.pod_sysctls(self.pod),
                                  membership(self.pause_cgroup))
         self.pause_ref = ProcessRef.of(self.pause.pid)
         if self.pause_ref is not None:
@@ -401,8 +457,11 @@ class PodSupervisor:
         kill every container, then make a new sandbox (attempt + 1) and run the pod again, init
         containers included, except under restartPolicy Never once containers have run."""
         assert self.pause is not None
-        self.selector.unregister(self.pause.pidfd)
+        if self.pause.pidfd >= 0:  # a re-adopted pause that died while no agent ran has none
+            self.selector.unregister(self.pause.pidfd)
         self.pause.poll()
+        if self.ctx.shim is not None:
+            self.ctx.shim.release(self.pause)
         if self.stopping or self.recreating:
             return
         log.warning("pod %s/%s: the pod sandbox (pause, pid %d) died; killing the containers and "
@@ -561,8 +620,9 @@ class PodSupervisor:
     # --- exits -----------------------------------------------------------------------------------
 
     def _on_exit(self, slot: Slot) -> None:
-        assert slot.process is not None
-        info = slot.process.poll()
+        process = slot.process
+        assert process is not None
+        info = process.poll()
         if info is None:
             return
         term = self.lifecycle.finish(slot, info)
@@ -575,6 +635,8 @@ class PodSupervisor:
         elif self.stop_deadline is not None:
             self._stop_next()
         self._save()
+        if self.ctx.shim is not None:  # recorded: the shim may forget it
+            self.ctx.shim.release(process)
 
     def _after_exit(self, slot: Slot, term: st.Terminated) -> None:
         if slot.init and not slot.sidecar and term.exit_code == 0:
@@ -706,6 +768,8 @@ class PodSupervisor:
         if self.ctx.devnull >= 0:
             os.close(self.ctx.devnull)
             self.ctx.devnull = -1
+        if self.ctx.shim is not None:  # the shim itself was stopped by its tear-down record
+            self.ctx.shim.shim.close()
         self.selector.close()
         self._save()
 
@@ -747,6 +811,12 @@ class PodSupervisor:
                                         deleting=self.deleting and not self.done()),
             "events": self.events.to_json(),
             "finished": self.done(),
+            # What a node agent needs to re-adopt the pod after a crash (supervisor/adopt.py).
+            "attempt": self.ctx.attempt,
+            "volumePaths": {name: str(path) for name, path in self.ctx.volume_paths.items()},
+            "readOnlyVolumes": sorted(self.ctx.read_only_volumes),
+            "addresses": ({"podIPs": list(self.ctx.addresses.pod_ips), "hostIPs": list(self.ctx.addresses.host_ips)}
+                          if self.ctx.addresses is not None else None),
         }
 
     def _slot_record(self, slot: Slot) -> dict[str, Any]:
@@ -761,5 +831,6 @@ class PodSupervisor:
             "layer": str(slot.layer.path) if slot.layer else None,
             "cgroup": paths_json(slot.cgroup),
             "oomKills": slot.oom_kills,
+            "messageFile": str(slot.message_file) if slot.message_file else None,
         }
 

@@ -101,6 +101,32 @@ def prepare_accepted(accepted: AcceptedPod, path: str, layout: RootLayout, pull_
     return PreparedPod(pod, to_dict(pod, "Pod"), images, layout, accepted.warnings, config, volume_images, puller)
 
 
+def prepare_record(state: dict[str, Any], layout: RootLayout, pull_options: Any = None) -> PreparedPod:
+    """The PreparedPod of a pod a node agent re-adopts: its manifest from the record (already
+    accepted once, with its UID), its images from the store as they are now."""
+    from sandbox.errors import FieldError, SpecError
+    from sandbox.spec.load import pod_of_document
+
+    manifest = state.get("manifest")
+    if not isinstance(manifest, dict):
+        manifest = {}
+    errors: list[FieldError] = []
+    pod = pod_of_document(manifest, "record", errors) if manifest else None
+    if pod is None:
+        raise SpecError(errors or [FieldError("manifest", "Required: the record holds no manifest")])
+    puller = Puller(ImageStore(layout.images), pod, (), layout, pull_options)
+    images = {c.name: puller.stored(c.image or "") or Image.pending(c.image or "")
+              for c in (*pod.spec.init_containers, *pod.spec.containers)}
+    volume_images: dict[str, Image] = {}
+    for volume in pod.spec.volumes:
+        source = volume.other_sources.get("image")
+        image = puller.stored(str(source.get("reference") or "")) if source is not None else None
+        if image is not None:
+            volume_images[volume.name] = image
+    return PreparedPod(pod, dict(manifest), images, layout, volume_images=volume_images, puller=puller,
+                       uid=str(state.get("uid") or ""))
+
+
 def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False, probe_scale: float = 1.0,
             eviction_interval: float = 10.0,
             log_policy: Any = None, remove: bool = False, cgroups: Any = None,
@@ -166,7 +192,10 @@ class PodRun:
         self.supervisor: Any = None
         self.manifest: dict[str, Any] = {}
 
-    def begin(self) -> None:
+    def begin(self, adopting: dict[str, Any] | None = None) -> None:
+        """`adopting`: the record of a pod a dead agent ran, whose shim still answers: its lock is
+        taken and its supervisor built, nothing of the record is cleared (supervisor/adopt.py
+        takes over from it)."""
         from sandbox.config.sources import Sources
         from sandbox.config.store import ConfigStore
         from sandbox.pod.cgroups import CgroupConfig, plan
@@ -190,7 +219,7 @@ class PodRun:
         if not self.lock.acquire():
             raise StateError(f'pod "{prepared.name}" is already running in namespace "{prepared.namespace}"')
         try:
-            if pod_dir.state_file.exists():
+            if pod_dir.state_file.exists() and adopting is None:
                 # The pod this one replaces: an ended record, or one whose runtime is gone (whose
                 # tear-down this finishes). Its logs go with it, as with `sandbox delete`.
                 clear_record(pod_dir, layout.containers, layout.logs)
@@ -219,7 +248,8 @@ class PodRun:
                 sources=Sources(prepared.config, ConfigStore(layout.lib / "config")),
                 volume_images=prepared.volume_images, puller=prepared.puller,
                 network=options.network if options.network is not None else NetworkOptions(),
-                selector=self.selector, exit_watch=self.exit_watch)
+                selector=self.selector, exit_watch=self.exit_watch,
+                shim_dir=pod_dir.path / "shim" if self.owner == "agent" else None)
         except BaseException:
             self.lock.release()
             raise

@@ -77,6 +77,23 @@ def agent_sbx(sbx: Sandbox) -> Iterator[Sandbox]:
         yield sbx
     finally:
         stop_agent(sbx, force=True)
+        tear_down_orphans(sbx)
+
+
+def tear_down_orphans(sbx: Sandbox) -> None:
+    """Pods a test's killed agent left running under their shims (none if a new agent adopted
+    and stopped them): torn down as a failed re-adoption would."""
+    from sandbox.pod.cleanup import finish_dead_runtime
+    from sandbox.state.store import list_pod_dirs
+
+    pods = sbx.root / "run" / "pods"
+    for pod_dir in list_pod_dirs(pods) if pods.is_dir() else []:
+        finish_dead_runtime(pod_dir, sbx.root / "lib" / "containers", sbx.root / "log" / "pods", keep_adoptable=False)
+
+
+def ppid_of(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("PPid:\t", 1)[1].split("\n", 1)[0])
 
 
 def test_run_detached_starts_an_agent_and_returns_when_running(agent_sbx: Sandbox) -> None:
@@ -92,9 +109,13 @@ def test_run_detached_starts_an_agent_and_returns_when_running(agent_sbx: Sandbo
     assert "running" in state["status"]["containerStatuses"][0]["state"]
     pid = agent_pid(sbx)
     assert pid is not None
-    # the container is the agent's child, not the CLI's (which has exited)
+    # the container is the child of the pod's shim (neither the CLI's, which has exited, nor
+    # the agent's: it must outlive both), and the shim no child of the agent
     container = sbx.pid_of("one", "main")
-    assert Path(f"/proc/{container}/status").read_text().count(f"PPid:\t{pid}\n") == 1
+    shim = ppid_of(container)
+    assert Path(f"/proc/{shim}/comm").read_text().strip() == "sbx-shim"
+    assert ppid_of(shim) != pid
+    assert ppid_of(state["pause"]["pid"]) == shim
     assert (sbx.root / "run" / "agent.sock").stat().st_mode & 0o777 == 0o600
     sbx.wait_for(lambda: "started one" in sbx.run("logs", "one").stdout, message="the container's log line")
     listed = sbx.run("get", "pods")
@@ -197,21 +218,106 @@ def test_agent_tells_systemd_it_is_ready_and_keeps_the_watchdog_fed(agent_sbx: S
     assert agent.returncode == 0
 
 
-def test_a_killed_agent_leaves_what_the_next_agent_finishes(agent_sbx: Sandbox) -> None:
-    """Until pods outlive the agent (the per-pod shim), a SIGKILLed agent takes its pods along
-    (PR_SET_PDEATHSIG); the next agent finishes their tear-down from the journals at its start."""
-    sbx = agent_sbx
-    assert sbx.run("run", "-d", "--network", "none", str(sbx.manifest(sleeper("k"), "k.yaml"))).returncode == 0
-    container = sbx.pid_of("k", "main")
+def container_status(sbx: Sandbox, pod: str, container: str) -> dict[str, Any]:
+    state = sbx.state(pod) or {}
+    statuses = (state.get("status") or {}).get("containerStatuses") or []
+    return next((cs for cs in statuses if cs["name"] == container), {})
+
+
+def kill_agent(sbx: Sandbox) -> None:
     pid = agent_pid(sbx)
     assert pid is not None
-    os.kill(pid, signal.SIGKILL)
-    sbx.wait_for(lambda: not Path(f"/proc/{container}").exists(), message="the pod's processes gone")
-    assert sbx.state("k") is not None  # its record, not marked ended: half-done
-    again = sbx.run("run", "-d", "--network", "none", str(sbx.manifest(sleeper("l"), "l.yaml")))
-    assert again.returncode == 0, again.stderr
-    assert sbx.state("k") is None
-    assert "finished the tear-down of pod default/k" in (sbx.root / "log" / "sandbox-agent.log").read_text()
+    pidfd = os.pidfd_open(pid)
+    try:
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        import select
+
+        assert select.select([pidfd], [], [], 10)[0]
+    finally:
+        os.close(pidfd)
+
+
+def logged_numbers(sbx: Sandbox, pod: str, container: str) -> list[int]:
+    out = sbx.run("logs", pod, "-c", container).stdout
+    return [int(line.split()[1]) for line in out.splitlines() if line.startswith("line ")]
+
+
+def test_a_killed_agent_leaves_its_pods_running_and_the_next_agent_adopts_them(agent_sbx: Sandbox) -> None:
+    """SIGKILL the agent while a container exits and another writes lines: the pod runs on under
+    its shim; the next agent re-adopts it, reports the exit with its code, applies restartPolicy
+    and the log holds every line, those written while no agent ran included."""
+    sbx = agent_sbx
+    manifest = """apiVersion: v1
+kind: Pod
+metadata: {name: k}
+spec:
+  terminationGracePeriodSeconds: 5
+  containers:
+  - name: main
+    image: busybox:1.36
+    command: ["sh", "-c", "i=0; while true; do i=$((i+1)); echo line $i; sleep 0.05; done"]
+  - name: quitter
+    image: busybox:1.36
+    command: ["sh", "-c", "echo up; sleep 1.5; echo bye; exit 3"]
+"""
+    assert sbx.run("run", "-d", "--network", "none", str(sbx.manifest(manifest, "k.yaml"))).returncode == 0
+    main, quitter = sbx.pid_of("k", "main"), sbx.pid_of("k", "quitter")
+    kill_agent(sbx)
+    # No agent now: the quitter exits (its status held by the shim) and main keeps writing.
+    sbx.wait_for(lambda: not Path(f"/proc/{quitter}").exists(), message="the quitter's exit during the gap")
+    gap_lines = logged_numbers(sbx, "k", "main")
+    time.sleep(0.5)
+    during_gap = logged_numbers(sbx, "k", "main")
+    assert len(during_gap) > len(gap_lines)  # the shim writes the log while no agent runs
+    assert Path(f"/proc/{main}").exists()
+    assert container_status(sbx, "k", "quitter")["restartCount"] == 0  # nobody has seen the exit yet
+    # `sandbox gc` while no agent runs leaves a pod whose shim answers alone
+    gc = sbx.run("gc")
+    assert gc.returncode == 0 and "removed pod default/k" not in gc.stdout
+    assert Path(f"/proc/{main}").exists()
+    # the next agent (started on demand by another pod) re-adopts it
+    assert sbx.run("run", "-d", "--network", "none", str(sbx.manifest(sleeper("other"), "o.yaml"))).returncode == 0
+
+    def restarted() -> dict[str, Any] | None:
+        cs = container_status(sbx, "k", "quitter")
+        return cs if cs.get("restartCount", 0) >= 1 else None
+
+    cs = sbx.wait_for(restarted, message="the quitter's exit reported and the container restarted")
+    first_exit = cs["lastState"]["terminated"] if cs["restartCount"] == 1 else None
+    if first_exit is not None:
+        assert first_exit["exitCode"] == 3 and first_exit["reason"] == "Error"
+    events = [e for e in (sbx.state("k") or {}).get("events", []) if e["reason"] == "Started"]
+    assert any(e["count"] >= 2 for e in events) or len(events) >= 2
+    assert container_status(sbx, "k", "main")["restartCount"] == 0
+    assert sbx.pid_of("k", "main") == main  # the same process, adopted, not restarted
+    numbers = logged_numbers(sbx, "k", "main")
+    assert numbers == list(range(1, len(numbers) + 1))  # no line lost
+    assert "re-adopted pod default/k" in (sbx.root / "log" / "sandbox-agent.log").read_text()
+    # the adopted pod is stopped through the new agent like any other
+    done = sbx.run("delete", "pod", "k")
+    assert done.returncode == 0, done.stderr
+    assert not Path(f"/proc/{main}").exists()
+
+
+def test_an_agent_restart_re_adopts_twenty_pods(agent_sbx: Sandbox) -> None:
+    sbx = agent_sbx
+    names = [f"p{i}" for i in range(20)]
+    for name in names:
+        done = sbx.run("run", "-d", "--network", "none", str(sbx.manifest(sleeper(name), f"{name}.yaml")))
+        assert done.returncode == 0, done.stderr
+    pids = {name: sbx.pid_of(name, "main") for name in names}
+    kill_agent(sbx)
+    assert sbx.run("run", "-d", "--network", "none", str(sbx.manifest(sleeper("extra"), "x.yaml"))).returncode == 0
+    from sandbox.agent.protocol import Client
+
+    client = Client.connect(str(sbx.root / "run" / "agent.sock"))
+    try:
+        listed = {p["name"]: p["phase"] for p in client.call("ListPods")["pods"]}
+    finally:
+        client.close()
+    assert all(listed.get(name) == "Running" for name in names), listed
+    assert {name: sbx.pid_of(name, "main") for name in names} == pids
+    assert all(Path(f"/proc/{pid}").exists() for pid in pids.values())
 
 
 def test_the_shared_exit_watch_reports_each_pods_killed_background_process(agent_sbx: Sandbox) -> None:

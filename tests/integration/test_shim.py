@@ -416,3 +416,28 @@ def test_the_shim_keeps_no_fd_it_inherited(pod: Pod) -> None:
         os.close(read_end)
         if write_end >= 0:
             os.close(write_end)
+
+
+def test_a_directory_longer_than_a_socket_address(pod: Pod, null: int) -> None:
+    """sun_path holds 107 bytes; a pod's directory under a deep --root can be longer: the shim
+    binds and the client connects through an fd of the directory."""
+    deep = pod.dir / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    assert len(str(deep / "shim.sock")) > 108
+    pod.dir, base = deep, pod.dir
+    try:
+        shim = pod.start()
+        again = pod.connect()
+        assert again.pid == shim.pid
+        child = ShimSpawner(shim).spawn(busybox_request(pod.root("c"), "exit 4", null), child_id="c")
+        assert child.wait().exit_code == 4
+        assert (deep / "shim.sock").exists()
+        shim_fd = os.pidfd_open(shim.pid)
+        try:
+            shim.shutdown()
+            _wait_pidfd(shim_fd)
+        finally:
+            os.close(shim_fd)
+        assert not (deep / "shim.sock").exists()  # removed at exit through the same fd
+    finally:
+        pod.dir = base

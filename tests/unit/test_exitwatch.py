@@ -251,3 +251,15 @@ def test_a_crash_loop_folds_into_one_event() -> None:
     for _ in range(3):
         recorder.record(*events.background_process_killed("app", ["sleep"], "Always", 0), obj="c", now=1.0)
     assert len(recorder) == 1 and recorder.events()[0].count == 3
+
+
+@pytest.mark.parametrize("parents", [[RUNTIME, 4001], [RUNTIME, 4001, 4002, 4003]])
+def test_the_filter_keeps_the_children_of_every_pod_shim(parents: list[int]) -> None:
+    """The node agent's pods: their main processes are children of the pods' shims."""
+    program = filter_program(FAMILY, parents)
+    for parent in parents:
+        assert run_bpf(program, record_msg(101, parent, EXITED_3)) != 0
+    assert run_bpf(program, record_msg(101, 100, EXITED_0)) == 0
+    assert run_bpf(program, record_msg(101, 100, KILLED)) != 0
+    assert run_bpf(program, ack(2)) != 0
+    assert all(0 <= jt < len(program) and 0 <= jf < len(program) for _, jt, jf, _ in program)
