@@ -164,9 +164,6 @@ def adoptable_shim(pod_dir: PodDir) -> tuple[dict[str, Any], Any] | None:
     """(record, connected Shim) of a node agent's pod whose agent is gone (its lock free) and
     whose shim still answers: the pod runs on and a starting agent re-adopts it; `gc` and
     `delete` leave it alone. None otherwise (touching nothing)."""
-    from sandbox.process.shim import Shim, ShimError
-    from sandbox.state.view import is_ended
-
     if not pod_dir.state_file.exists():
         return None
     lock = PodLock(pod_dir)
@@ -174,11 +171,21 @@ def adoptable_shim(pod_dir: PodDir) -> tuple[dict[str, Any], Any] | None:
         return None
     try:
         state = read_or_empty(pod_dir)
-        if state.get("owner") != "agent" or is_ended(state):
-            return None
-        try:
-            return state, Shim.connect(str(pod_dir.path / "shim"))
-        except ShimError:
-            return None
+        shim = running_shim(pod_dir, state)
+        return (state, shim) if shim is not None else None
     finally:
         lock.release()
+
+
+def running_shim(pod_dir: PodDir, state: dict[str, Any]) -> Any:
+    """A connected Shim if `state` is a node agent's pod, not ended, whose shim answers; else
+    None. The caller holds the pod's lock."""
+    from sandbox.process.shim import Shim, ShimError
+    from sandbox.state.view import is_ended
+
+    if state.get("owner") != "agent" or is_ended(state):
+        return None
+    try:
+        return Shim.connect(str(pod_dir.path / "shim"))
+    except ShimError:
+        return None

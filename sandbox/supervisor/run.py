@@ -220,6 +220,7 @@ class PodRun:
             raise StateError(f'pod "{prepared.name}" is already running in namespace "{prepared.namespace}"')
         try:
             if pod_dir.state_file.exists() and adopting is None:
+                refuse_adoptable(pod_dir, prepared.name)
                 # The pod this one replaces: an ended record, or one whose runtime is gone (whose
                 # tear-down this finishes). Its logs go with it, as with `sandbox delete`.
                 clear_record(pod_dir, layout.containers, layout.logs)
@@ -273,6 +274,18 @@ class PodRun:
                 remove_pod_dir(self.pod_dir)
         finally:
             self.lock.release()
+
+
+def refuse_adoptable(pod_dir: Any, name: str) -> None:
+    """A node agent's pod that runs on under its shim while no agent runs is not replaced by a
+    new run of the same name (that would kill it): the next agent re-adopts it."""
+    from sandbox.pod.cleanup import read_or_empty, running_shim
+
+    shim = running_shim(pod_dir, read_or_empty(pod_dir))
+    if shim is not None:
+        shim.close()
+        raise StateError(f'pod "{name}" is still running under its shim (its node agent is gone): '
+                         f"start `sandbox agent` to re-adopt it, or `sandbox delete pod {name}`")
 
 
 def refuse_host_paths(pod: Any) -> None:

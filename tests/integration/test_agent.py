@@ -260,7 +260,8 @@ spec:
     image: busybox:1.36
     command: ["sh", "-c", "echo up; sleep 1.5; echo bye; exit 3"]
 """
-    assert sbx.run("run", "-d", "--network", "none", str(sbx.manifest(manifest, "k.yaml"))).returncode == 0
+    path = sbx.manifest(manifest, "k.yaml")
+    assert sbx.run("run", "-d", "--network", "none", str(path)).returncode == 0
     main, quitter = sbx.pid_of("k", "main"), sbx.pid_of("k", "quitter")
     kill_agent(sbx)
     # No agent now: the quitter exits (its status held by the shim) and main keeps writing.
@@ -274,6 +275,9 @@ spec:
     # `sandbox gc` while no agent runs leaves a pod whose shim answers alone
     gc = sbx.run("gc")
     assert gc.returncode == 0 and "removed pod default/k" not in gc.stdout
+    # nor does a foreground run of the same name replace it
+    refused = sbx.run("run", "--network", "none", str(path))
+    assert refused.returncode == 1 and "still running under its shim" in refused.stderr, refused.stderr
     assert Path(f"/proc/{main}").exists()
     # the next agent (started on demand by another pod) re-adopts it
     assert sbx.run("run", "-d", "--network", "none", str(sbx.manifest(sleeper("other"), "o.yaml"))).returncode == 0
