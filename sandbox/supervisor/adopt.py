@@ -44,8 +44,9 @@ class AdoptError(SandboxError):
 
 def adopt(sup: PodSupervisor, state: dict[str, Any], shim: Shim) -> None:
     """Take over the pod `state` records, whose pause and containers are `shim`'s children."""
+    from sandbox.process import launch
     from sandbox.process.downward import Addresses
-    from sandbox.process.shim import ShimSpawner
+    from sandbox.runtime.service import PodSandboxConfig
 
     ctx = sup.ctx
     children = shim.list()
@@ -59,15 +60,17 @@ def adopt(sup: PodSupervisor, state: dict[str, Any], shim: Shim) -> None:
     if sup.phase == st.PodPhase.FAILED:
         sup.failure_message = str(status.get("message") or "")
         sup.failure_reason = str(status.get("reason") or "")
-    ctx.devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+    config = PodSandboxConfig(sup.pod, sup.uid, sup.hostname, sup.host, launch.pod_sysctls(sup.pod), sup.dirs,
+                              sup.journal, sup.cgroup_plan, sup.network, sup.shim_dir, sup.terminal, ctx.log_policy)
+    sandbox = sup.sandbox = ctx.sandbox = sup.runtime.adopt_pod_sandbox(config, shim)
     ctx.attempt = int(state.get("attempt") or 0)
     ctx.volume_paths = {str(k): Path(v) for k, v in (state.get("volumePaths") or {}).items()}
     ctx.read_only_volumes = set(state.get("readOnlyVolumes") or ())
     addresses = state.get("addresses")
     if isinstance(addresses, dict):
-        ctx.addresses = Addresses(tuple(addresses.get("podIPs") or ()), tuple(addresses.get("hostIPs") or ()))
+        ctx.addresses = sandbox.addresses = Addresses(tuple(addresses.get("podIPs") or ()),
+                                                      tuple(addresses.get("hostIPs") or ()))
     _adopt_cgroups(sup, state)
-    ctx.shim = ShimSpawner(shim)
     sup._watch_exits()
     sup._watch_shim_children()
 
@@ -75,7 +78,7 @@ def adopt(sup: PodSupervisor, state: dict[str, Any], shim: Shim) -> None:
     pause = by_pid.pop(pause_ref.pid, None) if pause_ref is not None else None
     if pause is None or pause_ref is None:
         raise AdoptError("its pause process is not held by its shim")
-    sup.pause, sup.pause_ref, ctx.pause_pidfd = pause, pause_ref, pause.pidfd
+    sandbox.pause, sandbox.pause_ref = pause, pause_ref
     if pause.pidfd >= 0:
         sup.selector.register(pause.pidfd, selectors.EVENT_READ, ("pause", None))
 
@@ -119,7 +122,7 @@ def adopt(sup: PodSupervisor, state: dict[str, Any], shim: Shim) -> None:
                     stray.pid, stray.id)
         stray.send_signal(9)
         stray.wait()
-        ctx.shim.release(stray)
+        sup.runtime.acknowledge_exit(sandbox, stray)
         stray.close()
 
     for slot in running:
@@ -152,19 +155,25 @@ def _adopt_instance(sup: PodSupervisor, slot: Slot, child: ShimChild, record: di
     from sandbox.cgroups.driver import Cgroup
     from sandbox.process.request import Identity
     from sandbox.rootfs.layers import ContainerLayer
+    from sandbox.runtime.service import ContainerConfig, RuntimeContainer
 
     ctx = sup.ctx
+    assert ctx.sandbox is not None
     slot.process = child
     slot.ref = ProcessRef.from_json(record.get("process")) or ProcessRef.of(child.pid)
     slot.env = [str(e) for e in record.get("env") or []]
     slot.identity = Identity.from_json(record.get("identity"))
-    layer = record.get("layer")
-    slot.layer = ContainerLayer(Path(layer)) if layer else None
-    paths = record.get("cgroup") or {}
-    slot.cgroup = Cgroup(container_id, {k: Path(v) for k, v in paths.items()}) if paths else None
     message_file = record.get("messageFile")
     slot.message_file = Path(message_file) if message_file else None
     slot.log_path = ctx.log_dir / slot.name / f"{slot.status.restart_count}.log"
+    layer = record.get("layer")
+    paths = record.get("cgroup") or {}
+    config = ContainerConfig(slot.spec, slot.image, [], slot.env, [], slot.identity, slot.log_path,
+                             share_pid=ctx.shared_pid)
+    slot.runtime = RuntimeContainer(container_id, ctx.sandbox, config,
+                                    layer=ContainerLayer(Path(layer)) if layer else None,
+                                    cgroup=Cgroup(container_id, {k: Path(v) for k, v in paths.items()}) if paths else None,
+                                    process=child)
     state = slot.status.state
     slot.started_at = state.started_at if isinstance(state, st.Running) else sup.wall()
     if child.exit is None:
@@ -181,14 +190,14 @@ def _adopt_cgroups(sup: PodSupervisor, state: dict[str, Any]) -> None:
     from sandbox.cgroups.driver import Cgroup
     from sandbox.pod.cgroups import PAUSE_CGROUP, PodCgroups
 
-    plan = sup.cgroup_plan
-    if plan is None or not state.get("cgroup"):
+    plan, sandbox = sup.cgroup_plan, sup.sandbox
+    if plan is None or sandbox is None or not state.get("cgroup"):
         return
     cgroups = PodCgroups(plan.driver, sup.uid, sup.ctx.record)
     cgroups.pod = plan.driver.plan_pod(sup.uid)
-    sup.ctx.cgroups, sup.ctx.resources = cgroups, plan.resources
+    sandbox.cgroups, sandbox.resources = cgroups, plan.resources
     paths = state.get("pauseCgroup") or {}
-    sup.pause_cgroup = Cgroup(PAUSE_CGROUP, {k: Path(v) for k, v in paths.items()}) if paths else None
+    sandbox.pause_cgroup = Cgroup(PAUSE_CGROUP, {k: Path(v) for k, v in paths.items()}) if paths else None
 
 
 def _start_time(status: dict[str, Any]) -> float:

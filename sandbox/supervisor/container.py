@@ -16,13 +16,12 @@ from sandbox import events as ev
 from sandbox import status as st
 from sandbox.errors import ContainerStartError
 from sandbox.log import get_logger
-from sandbox.logs.stream import ContainerLog, prune_instances
-from sandbox.pod import teardown, volumes
+from sandbox.logs.stream import prune_instances
+from sandbox.pod import volumes
 from sandbox.process import confinement, launch
 from sandbox.process.leftovers import command_of, kill_in_mount_ns, processes_in_mount_ns
 from sandbox.process.request import Identity
 from sandbox.record import field, record, replace
-from sandbox.rootfs.layers import ContainerLayer
 from sandbox.rootfs.plan import MountOp, OpKind
 from sandbox.state.proc import ProcessRef
 from sandbox.supervisor.probes import CheckContext, ContainerProbes, checks_for
@@ -34,22 +33,18 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
-    from sandbox.cgroups.devices import DeviceRule
     from sandbox.cgroups.driver import Cgroup
-    from sandbox.cgroups.resources import CgroupLimits
     from sandbox.config.sources import Sources
     from sandbox.images.store import Image
     from sandbox.logs.rotation import RotationPolicy
     from sandbox.logs.stream import Terminal
     from sandbox.paths import RootLayout
-    from sandbox.pod.cgroups import PodCgroups
     from sandbox.pod.sandbox import SandboxDirs
     from sandbox.pod.teardown import Journal, TornDown
     from sandbox.process.downward import Addresses
     from sandbox.process.exitwatch import ExitWatch
-    from sandbox.process.resources import PodResources
-    from sandbox.process.shim import ShimSpawner
-    from sandbox.process.spawner import ChildProcess, ExitInfo, Spawner
+    from sandbox.process.spawner import ChildProcess, ExitInfo
+    from sandbox.runtime.service import PodSandbox, RuntimeContainer, RuntimeService
     from sandbox.spec.model import Container, Pod
     from sandbox.supervisor.checks import CheckRun, CheckRunner
     from sandbox.supervisor.timers import Timers
@@ -71,7 +66,7 @@ class Slot:
     status: st.ContainerStatus
     process: ChildProcess | None = None
     ref: ProcessRef | None = None
-    layer: ContainerLayer | None = None
+    runtime: RuntimeContainer | None = None  # the runtime's record of the current instance
     mnt_ns: str | None = None  # "mnt:[inode]" of the current instance's mount namespace
     mnt_ns_fd: int = -1  # held open so that inode is not reused while we still compare with it
     env: list[str] = field(default_factory=list)
@@ -88,19 +83,11 @@ class Slot:
     started_at: float = 0.0  # wall clock of the current instance's exec
     log_path: Path | None = None
     identity: Identity = field(default_factory=Identity)  # the current instance's
-    cgroup: Cgroup | None = None  # the current instance's cgroup (removed when it ends)
     oom_kills: int = 0  # processes the OOM killer took, over every instance
 
     @property
     def name(self) -> str:
         return self.spec.name
-
-
-def default_devices() -> tuple[DeviceRule, ...]:
-    """runc's default allow-list for a container that is not privileged."""
-    from sandbox.cgroups.devices import DEFAULT_RULES
-
-    return DEFAULT_RULES
 
 
 def membership(cgroup: Cgroup | None) -> dict[str, Any]:
@@ -133,52 +120,35 @@ class PodContext:
     dirs: SandboxDirs
     log_dir: Path
     terminal: Terminal | None
-    spawner: Spawner
+    runtime: RuntimeService  # the runtime role (sandbox/runtime/): every kernel object goes through it
     selector: selectors.BaseSelector
     timers: Timers
     runner: CheckRunner
     events: ev.EventRecorder
     clock: Callable[[], float]
     wall: Callable[[], float]
-    logs: dict[int, ContainerLog]  # log pipe fd -> the log it feeds, read by the loop
     probe_scale: float = 1.0
-    devnull: int = -1
-    pause_pidfd: int = -1
+    sandbox: PodSandbox | None = None  # the runtime's pod sandbox, once RunPodSandbox made it
     volume_paths: dict[str, Path] = field(default_factory=dict)
     attempt: int = 0  # the sandbox attempt containers start in now
     log_policy: RotationPolicy | None = None  # log rotation; None: the kubelet's defaults
     journal: Journal | None = None  # the pod's tear-down registry (sandbox/pod/teardown.py)
-    cgroups: PodCgroups | None = None  # the pod's cgroup tree (None: a unit test's pod)
-    resources: PodResources | None = None  # every container's cgroup values and oom_score_adj
     exit_watch: ExitWatch | None = None  # taskstats listener for the foreground rule (own PID namespaces)
     read_only_volumes: set[str] = field(default_factory=set)  # mounted read-only whatever the mount says
     sources: Sources | None = None  # ConfigMaps and Secrets for env (None: a unit test's pod, refs left out)
     addresses: Addresses | None = None  # the pod's and node's IPs (downward API, probe targets)
     volume_images: dict[str, Image] = field(default_factory=dict)  # `image` volume name -> its image
     puller: Any = None  # supervisor/pulls.Puller: each start's image, pulled in worker threads
-    # The pod's per-pod parent (process/shim.py): pause and every container are its children and
-    # it writes their logs; None: they are ours (`sandbox run`), their output read by our loop.
-    shim: ShimSpawner | None = None
 
     def record(self, obj: TornDown) -> None:
         """Record what the pod is about to create, for the one tear-down (pod/teardown.py)."""
         if self.journal is not None:
             self.journal.add(obj)
 
-    def cgroup_mounts(self, writable: bool) -> list[MountOp]:
-        """A container's /sys/fs/cgroup (read-write for a privileged one, as containerd mounts it)."""
-        if self.cgroups is None:
-            return []
-        from sandbox.rootfs.plan import cgroup_mounts
-
-        return cgroup_mounts(self.cgroups.mount_hierarchies(), writable=writable)
-
-    def limits_for(self, container: str) -> CgroupLimits | None:
-        return self.resources.containers.get(container) if self.resources is not None else None
-
-    def oom_score_adj(self, container: str) -> int | None:
-        """The kubelet's value for the container's QoS (best effort: lowering needs CAP_SYS_RESOURCE)."""
-        return self.resources.oom_score_adj.get(container) if self.resources is not None else None
+    @property
+    def pause_pidfd(self) -> int:
+        pause = self.sandbox.pause if self.sandbox is not None else None
+        return pause.pidfd if pause is not None else -1
 
     @property
     def shared_pid(self) -> bool:
@@ -210,40 +180,23 @@ class ContainerLifecycle:
         restart_count = slot.status.restart_count + (1 if slot.started_once else 0)
         if not self._pull(slot, restart_count):
             return
-        container_id = os.urandom(32).hex()
-        ctx.record(teardown.Directory(ctx.layout.containers / container_id, ctx.layout.containers))
-        layer = ContainerLayer.create(ctx.layout.containers, container_id)
         # The kubelet keeps one dead instance per container: the new one's start removes the rest.
         prune_instances(ctx.log_dir / slot.name, restart_count)
         log_path = ctx.log_dir / slot.name / f"{restart_count}.log"
-        clog: ContainerLog | None = None
-        if ctx.shim is None:
-            clog = ContainerLog(slot.name, log_path, ctx.terminal, ctx.log_policy)
-        else:  # the shim opens the file itself (it must not find its directory missing)
-            log_path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
         pulled = ctx.puller.pulls.pop(slot.name, None) if ctx.puller is not None else None
         if pulled is not None:  # pulled (or, for Always, resolved) for this start: Pulling came first
             ctx.event(slot, ev.pulled_now(slot.spec.image or "", *pulled))
         else:
             ctx.event(slot, ev.pulled(slot.spec.image or slot.image.name))
         try:
-            process, mnt_ns = self._spawn(slot, layer, clog, container_id, log_path)
+            container, process, mnt_ns = self._create_and_start(slot, log_path)
         except ContainerStartError as e:
-            if clog is not None:
-                clog.close()
-            layer.remove()
             self.start_failed(slot, e, restart_count)
             return
-        if clog is not None:
-            clog.close_child_ends()
-            for fd in clog.read_fds():
-                ctx.logs[fd] = clog
-                ctx.selector.register(fd, selectors.EVENT_READ, ("log", None))
+        container_id = container.id
         ctx.selector.register(process.pidfd, selectors.EVENT_READ, ("exit", slot))
-        slot.process, slot.layer, slot.started_once, slot.log_path = process, layer, True, log_path
+        slot.process, slot.runtime, slot.started_once, slot.log_path = process, container, True, log_path
         slot.attempt, slot.ref, slot.mnt_ns, slot.started_at = ctx.attempt, ProcessRef.of(process.pid), mnt_ns, ctx.wall()
-        if slot.ref is not None:
-            ctx.record(teardown.Process(slot.ref.pid, slot.ref.start_time))
         ctx.event(slot, ev.created(slot.name))
         ctx.event(slot, ev.started(slot.name))
         # The kubelet reports a container Running only once its postStart hook has returned; until
@@ -311,9 +264,13 @@ class ContainerLifecycle:
         if slot.restart_timer is None:
             slot.restart_timer = ctx.timers.add(ctx.clock() + PULL_SPOKEN_FOR, lambda: None)
 
-    def _spawn(self, slot: Slot, layer: ContainerLayer, clog: ContainerLog | None, container_id: str,
-               log_path: Path) -> tuple[ChildProcess, str | None]:
+    def _create_and_start(self, slot: Slot, log_path: Path) -> tuple[RuntimeContainer, ChildProcess, str | None]:
+        """The kubelet's ContainerConfig (env, command, identity, the volume and termination-message
+        mounts), then the runtime's CreateContainer and StartContainer."""
+        from sandbox.runtime.service import ContainerConfig
+
         ctx = self.ctx
+        assert ctx.sandbox is not None
         skipped: list[str] = []  # envFrom keys that are no env names: the kubelet's event on the pod
         kubelet_env: dict[str, str] = {}  # what a subPathExpr is expanded from
         slot.env = launch.container_env(slot.spec, slot.image, ctx.hostname, ctx.pod, ctx.sources, skipped,
@@ -321,7 +278,6 @@ class ContainerLifecycle:
         for message in skipped:
             ctx.event(None, ev.invalid_env_names(message))
         slot.argv = launch.resolve_argv(slot.spec, slot.image, slot.env)
-        stdout, stderr = clog.stdio if clog is not None else (ctx.devnull, ctx.devnull)  # the shim's pipes replace them
         ident = launch.identity(ctx.pod, slot.spec, slot.image)
         # exec, probes and hooks load the same compiled filter: the identity names its file
         slot.identity = replace(ident, seccomp=confinement.seccomp_filter(ctx.pod, slot.spec, ident.caps,
@@ -329,14 +285,12 @@ class ContainerLifecycle:
         # The kubelet's termination-message file, bound at terminationMessagePath (reference 5.6).
         slot.message_file = prepare_message_file(ctx.dirs.files_root, slot.name)
         target = (slot.spec.termination_message_path or "/dev/termination-log").lstrip("/")
-        extra_ops = [*volumes.mount_ops(slot.spec, ctx.volume_paths, kubelet_env, read_only=ctx.read_only_volumes,
-                                        images=ctx.volume_images),
-                     MountOp(OpKind.BIND, target, str(slot.message_file))]
-        req = launch.container_request(
-            ctx.pod, slot.spec, slot.image, layer, ctx.dirs.files, slot.identity, pause_pidfd=ctx.pause_pidfd,
-            share_pid=ctx.shared_pid, argv=slot.argv, env=slot.env,
-            stdout=stdout, stderr=stderr, stdin=ctx.devnull, extra_ops=extra_ops,
-            cgroup_ops=ctx.cgroup_mounts(slot.identity.privileged))
+        mounts = [*volumes.mount_ops(slot.spec, ctx.volume_paths, kubelet_env, read_only=ctx.read_only_volumes,
+                                     images=ctx.volume_images),
+                  MountOp(OpKind.BIND, target, str(slot.message_file))]
+        config = ContainerConfig(slot.spec, slot.image, slot.argv, slot.env, mounts, slot.identity, log_path,
+                                 share_pid=ctx.shared_pid)
+        container = ctx.runtime.create_container(ctx.sandbox, config)
 
         # Stage 2 already sits in the container's new mount namespace while it waits: pin it now,
         # before a short-lived main process can exit and take /proc/PID/ns with it. The open fd
@@ -345,43 +299,12 @@ class ContainerLifecycle:
         def pin(pid: int) -> None:
             slot.mnt_ns_fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
 
-        slot.cgroup = self._create_cgroup(slot, container_id)
-        req = replace(req, **membership(slot.cgroup), oom_score_adj=ctx.oom_score_adj(slot.name))
         try:
-            if ctx.shim is not None:
-                process: ChildProcess = ctx.shim.spawn(req, before_start=pin, child_id=container_id,
-                                                       log_path=str(log_path))
-            else:
-                process = ctx.spawner.spawn(req, before_start=pin)
+            process = ctx.runtime.start_container(container, before_start=pin)
         except BaseException:
             self.unpin(slot)
-            self._release_cgroup(slot)
             raise
-        return process, os.readlink(f"/proc/self/fd/{slot.mnt_ns_fd}") if slot.mnt_ns_fd >= 0 else None
-
-    def _create_cgroup(self, slot: Slot, container_id: str) -> Cgroup | None:
-        """The instance's cgroup, its limits and device allow-list set before anything runs in it;
-        a failure is the kubelet's CreateContainerError (the container is not started)."""
-        cgroups = self.ctx.cgroups
-        if cgroups is None:
-            return None
-        from sandbox.cgroups.fs import CgroupError
-
-        try:
-            return cgroups.child(container_id, self.ctx.limits_for(slot.name),
-                                 devices=None if slot.identity.privileged else default_devices())
-        except CgroupError as e:
-            raise ContainerStartError("CreateContainerError", e.op, e.errno or 0, e.path, slot.name) from e
-
-    def _release_cgroup(self, slot: Slot) -> bool:
-        """Remove the instance's cgroup; True if the OOM killer took a process of it."""
-        if slot.cgroup is None or self.ctx.cgroups is None:
-            return False
-        stats = self.ctx.cgroups.release(slot.cgroup)
-        slot.cgroup = None
-        kills = stats.oom_kills if stats is not None else 0
-        slot.oom_kills += kills
-        return kills > 0
+        return container, process, os.readlink(f"/proc/self/fd/{slot.mnt_ns_fd}") if slot.mnt_ns_fd >= 0 else None
 
     def unpin(self, slot: Slot) -> None:
         if slot.mnt_ns_fd >= 0:
@@ -391,9 +314,9 @@ class ContainerLifecycle:
     def _check_context(self, slot: Slot) -> CheckContext:
         assert slot.process is not None
         ports = {p.name: p.container_port for p in slot.spec.ports if p.name}
-        return CheckContext(self.ctx.spawner, slot.process.pidfd, self.ctx.pause_pidfd, tuple(slot.env),
+        return CheckContext(self.ctx.runtime.exec_spawner, slot.process.pidfd, self.ctx.pause_pidfd, tuple(slot.env),
                             launch.working_dir(slot.spec, slot.image), ports, slot.identity,
-                            membership(slot.cgroup), pod_ip(self.ctx.addresses))
+                            membership(slot.runtime.cgroup if slot.runtime else None), pod_ip(self.ctx.addresses))
 
     def _post_start_done(self, slot: Slot, outcome: Any) -> None:
         slot.hook = None
@@ -487,7 +410,8 @@ class ContainerLifecycle:
         sig = launch.stop_signal(slot.spec, slot.image)
         log.info("pod %s/%s: stopping container %s (signal %d: %s)", self.ctx.namespace, self.ctx.name, slot.name,
                  sig, signal.strsignal(sig))
-        slot.process.send_signal(sig)
+        if slot.runtime is not None:
+            self.ctx.runtime.stop_container(slot.runtime, sig)
         kill_at = max(deadline, self.ctx.clock() + MIN_GRACE_SECONDS)
         slot.kill_timer = self.ctx.timers.add(kill_at, lambda: self.kill(slot))
 
@@ -495,9 +419,9 @@ class ContainerLifecycle:
         """SIGKILL the container: its main process, and in a shared PID namespace everything
         else it started (in its own PID namespace the kernel takes care of that)."""
         slot.kill_timer = None
-        if slot.process is None:
+        if slot.process is None or slot.runtime is None:
             return
-        slot.process.send_signal(signal.SIGKILL)
+        self.ctx.runtime.stop_container(slot.runtime, signal.SIGKILL)
         if slot.mnt_ns is not None and self.ctx.shared_pid:
             kill_in_mount_ns(slot.mnt_ns, signal.SIGKILL)
 
@@ -512,8 +436,11 @@ class ContainerLifecycle:
         slot.process.close()
         slot.process = None
         self._reap_leftovers(slot)
-        # containerd's rule: a non-zero exit of an instance the OOM killer hit is OOMKilled
-        oom = self._release_cgroup(slot) and info.exit_code != 0
+        # RemoveContainer: its cgroup (and counters) and its layer. containerd's rule: a non-zero
+        # exit of an instance the OOM killer hit is OOMKilled.
+        kills = ctx.runtime.remove_container(slot.runtime) if slot.runtime is not None else 0
+        slot.oom_kills += kills
+        oom = kills > 0 and info.exit_code != 0
         self.unpin(slot)
         ctx.runner.cancel(slot.hook)
         slot.hook = None
@@ -522,9 +449,6 @@ class ContainerLifecycle:
             slot.probes = None
         ctx.timers.cancel(slot.kill_timer)
         slot.kill_timer, slot.stopping = None, False
-        if slot.layer is not None:
-            slot.layer.remove()
-            slot.layer = None
         message = ""
         if slot.message_file is not None:
             message = read_termination_message(slot.message_file, slot.spec.termination_message_policy or "File",

@@ -200,9 +200,10 @@ def measure(slots: Iterable[Slot], log_dir: Path, volume_paths: Mapping[str, Pat
     (removeTerminatedContainers)."""
     containers = {}
     for slot in slots:
-        if slot.process is None or slot.layer is None:
+        layer = slot.runtime.layer if slot.runtime is not None else None
+        if slot.process is None or layer is None:
             continue
-        containers[slot.name] = disk_usage(slot.layer.upper) + disk_usage(log_dir / slot.name)
+        containers[slot.name] = disk_usage(layer.upper) + disk_usage(log_dir / slot.name)
     # only the emptyDirs the checks read (never a hostPath, which may be the host's `/`)
     wanted = set(limits.empty_dirs) | set(limits.pod_volumes)
     empty_dirs = {name: disk_usage(path) for name, path in volume_paths.items() if name in wanted}

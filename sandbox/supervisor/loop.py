@@ -22,27 +22,27 @@ from sandbox.config.sources import MissingSourceError
 from sandbox.errors import ContainerStartError, ImagePullFailed
 from sandbox.images.store import Image
 from sandbox.log import get_logger
-from sandbox.logs.stream import ContainerLog, Terminal
+from sandbox.logs.stream import Terminal
 from sandbox.paths import RootLayout
 from sandbox.pod import projection, teardown, volumes
-from sandbox.pod.cgroups import PAUSE_CGROUP, paths_json
+from sandbox.pod.cgroups import paths_json
 from sandbox.pod.sandbox import (
     HostNamespaces,
     SandboxDirs,
     pod_files_root,
     rewrite_hosts_file,
-    start_pause,
     write_pod_files,
 )
 from sandbox.process import launch
 from sandbox.process.spawner import ChildProcess, Spawner
 from sandbox.record import replace
+from sandbox.runtime.service import RuntimeService
 from sandbox.spec.model import Container, Pod
 from sandbox.state.proc import ProcessRef
 from sandbox.supervisor import eviction, snapshot
 from sandbox.supervisor.backoff import BackoffConfig, CrashLoopBackOff, format_duration
 from sandbox.supervisor.checks import CheckRunner
-from sandbox.supervisor.container import ContainerLifecycle, PodContext, Slot, membership, succeeded
+from sandbox.supervisor.container import ContainerLifecycle, PodContext, Slot, succeeded
 from sandbox.supervisor.policy import should_restart
 from sandbox.supervisor.timers import Timers
 
@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from sandbox.pod.cgroups import CgroupPlan
     from sandbox.pod.network import NetworkOptions, PodNetwork
     from sandbox.pod.projection import ProjectedVolumes
+    from sandbox.runtime.service import PodSandbox
 
 log = get_logger(__name__)
 
@@ -123,10 +124,9 @@ class PodSupervisor:
         self.timers = Timers()
         self.runner = CheckRunner(self.selector, self.timers, clock)
         self.events = ev.EventRecorder()
-        self.logs: dict[int, ContainerLog] = {}
-        self.pause: ChildProcess | None = None
-        self.pause_cgroup: Cgroup | None = None
-        self.pause_ref: ProcessRef | None = None
+        # The runtime role (sandbox/runtime/): the pod sandbox, container instances, their logs.
+        self.runtime = RuntimeService(layout, spawner, self.selector)
+        self.sandbox: PodSandbox | None = None
         self.deleting = False  # stopped from outside: Ctrl-C, SIGTERM, `sandbox delete`
         self.stopping = False  # no container will be started again
         self.stop_deadline: float | None = None  # monotonic; the pod's grace period ends here
@@ -141,8 +141,8 @@ class PodSupervisor:
         self.conditions: list[st.PodCondition] = []
         self.phase = st.PodPhase.PENDING
         self.ctx = PodContext(pod, self.namespace, self.name, self.hostname, layout, self.dirs, self.log_dir,
-                              terminal, spawner, self.selector, self.timers, self.runner, self.events, clock,
-                              wall, self.logs, probe_scale, log_policy=log_policy)
+                              terminal, self.runtime, self.selector, self.timers, self.runner, self.events, clock,
+                              wall, probe_scale, log_policy=log_policy)
         self.journal = teardown.Journal(state_dir)
         self.ctx.journal = self.journal
         self.ctx.sources = sources  # ConfigMaps and Secrets env reads (config/sources.py)
@@ -156,6 +156,18 @@ class PodSupervisor:
             self.network = PodNetwork(network, pod, uid, self.ctx.record, state_dir)
         self.lifecycle = ContainerLifecycle(self.ctx, changed=self._save, started=self._container_started,
                                             start_failed=self._start_failed)
+
+    @property
+    def pause(self) -> ChildProcess | None:
+        return self.sandbox.pause if self.sandbox is not None else None
+
+    @property
+    def pause_ref(self) -> ProcessRef | None:
+        return self.sandbox.pause_ref if self.sandbox is not None else None
+
+    @property
+    def pause_cgroup(self) -> Cgroup | None:
+        return self.sandbox.pause_cgroup if self.sandbox is not None else None
 
     def _container_started(self, slot: Slot) -> None:
         if slot.sidecar:
@@ -208,8 +220,9 @@ class PodSupervisor:
         try:
             self._teardown()
         finally:
-            if self.ctx.exit_watch is not None and self.ctx.shim is not None:
-                self.ctx.exit_watch.remove_parent(self.ctx.shim.shim.pid)
+            shim = self.sandbox.shim if self.sandbox is not None else None
+            if self.ctx.exit_watch is not None and shim is not None:
+                self.ctx.exit_watch.remove_parent(shim.shim.pid)
             if self.ctx.exit_watch is not None and self.ctx.exit_watch is not self.shared_exit_watch:
                 self.ctx.exit_watch.close()
             self.ctx.exit_watch = None
@@ -220,7 +233,7 @@ class PodSupervisor:
     def dispatch(self, kind: str, obj: Any, fd: int, mask: int) -> None:
         """One selector event of this pod (the key's data is (kind, obj))."""
         if kind == "log":
-            self._on_log(fd)
+            self.runtime.on_log(fd)
         elif kind == "exit":
             self._on_exit(obj)
         elif kind == "pause":
@@ -273,24 +286,17 @@ class PodSupervisor:
     # --- the sandbox -----------------------------------------------------------------------------
 
     def _start_sandbox(self) -> None:
-        self.ctx.devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         self._save()  # intent first: a crash from here on leaves a record to clean up after
-        if self.shim_dir is not None:
-            self._start_shim(self.shim_dir)
         # The tear-down registry, before each object exists: a crash leaves all of them recorded.
         if self.network is not None:
             self.network.record_first()
         self.ctx.record(teardown.Directory(self.volumes_root, self.volumes_root.parent))
         self.ctx.record(teardown.Mount(self.dirs.files_root))
-        self.ctx.record(teardown.Directory(self.dirs.pause_root, self.dirs.root))
-        if self.network is not None:  # the lease and hostPorts: a taken port fails the pod here
-            self.network.before_pause()
-            self.ctx.addresses = self.network.addresses
-        # Mounts under volumesDir; the notes are the kubelet's DNS events (MissingClusterDNS, ...).
-        pod_ips = self.ctx.addresses.pod_ips if self.ctx.addresses is not None else ()
-        for note in write_pod_files(self.dirs, self.pod, self.uid, self.hostname, self.host, pod_ips):
+        # The kubelet's part first: the pod's files (hosts, hostname, resolv.conf; the notes are
+        # its DNS events: MissingClusterDNS, ...) and volumes, mounted under volumesDir. A Memory
+        # emptyDir's tmpfs is recorded through ctx.record before it is mounted.
+        for note in write_pod_files(self.dirs, self.pod, self.uid, self.hostname, self.host, ()):
             self.ctx.event(None, note)
-        # A Memory emptyDir's tmpfs is recorded through ctx.record before it is mounted.
         memory_limit = self.cgroup_plan.resources.pod.memory_limit if self.cgroup_plan is not None else None
         self.ctx.volume_paths = volumes.create_volumes(self.pod, self.volumes_root, record=self.ctx.record,
                                                        memory_limit=memory_limit,
@@ -300,35 +306,50 @@ class PodSupervisor:
         if self.projections is not None:
             self.ctx.volume_paths.update(self.projections.ready)
             self.ctx.read_only_volumes = projection.read_only_volumes(self.pod)
-        self._create_cgroups()
-        self._start_pause()
+        # Then the runtime's RunPodSandbox: the shim, the pod cgroup, pause, the network.
+        from sandbox.runtime.service import PodSandboxConfig
+
+        config = PodSandboxConfig(self.pod, self.uid, self.hostname, self.host, launch.pod_sysctls(self.pod),
+                                  self.dirs, self.journal, self.cgroup_plan, self.network, self.shim_dir,
+                                  self.terminal, self.ctx.log_policy)
+        try:
+            self.runtime.run_pod_sandbox(config)
+        finally:  # a sandbox that failed half-way is torn down by the end of the loop
+            self.sandbox = self.ctx.sandbox = self.runtime.sandboxes.get(self.uid)
+        if self.cgroup_plan is not None and self.cgroup_plan.resources.pids_capped:
+            self.ctx.event(None, ev.pid_limit_capped(self.cgroup_plan.resources.pod.pids_max))
+        self._sandbox_started()
+        self._watch_shim_children()
+        self._rotate_logs_later()
         deadline = self.pod.spec.active_deadline_seconds
         if deadline:
             self.timers.add(self.clock() + deadline, self._deadline_exceeded)
         self._save()
 
-    def _start_shim(self, directory: Path) -> None:
-        """The pod's parent, first of everything (so undone last, once its children are dead)."""
-        from sandbox.process.shim import Shim, ShimSpawner
-
-        self.ctx.record(teardown.Directory(directory, self.dirs.root))
-        directory.mkdir(mode=0o700, exist_ok=True)
-        shim = Shim.start(str(directory))
-        ref = ProcessRef.of(shim.pid)
-        if ref is not None:
-            self.ctx.record(teardown.Shim(ref.pid, ref.start_time, directory))
-        self.ctx.shim = ShimSpawner(shim)
-        self._watch_shim_children()
-        self._rotate_logs_later()
+    def _sandbox_started(self) -> None:
+        """Pause runs (first, or again in a re-created sandbox): watch it, and put the pod's IPs
+        in its hosts file and downward API."""
+        assert self.sandbox is not None and self.sandbox.pause is not None
+        pause = self.sandbox.pause
+        self.selector.register(pause.pidfd, selectors.EVENT_READ, ("pause", None))
+        log.info("pod %s/%s: pause is pid %d", self.namespace, self.name, pause.pid)
+        addresses = self.sandbox.addresses
+        if addresses is not None and addresses != self.ctx.addresses:
+            self.ctx.addresses = addresses
+            if addresses.pod_ips and not self.host.network:
+                rewrite_hosts_file(self.dirs, self.pod, addresses.pod_ips)
 
     def _watch_shim_children(self) -> None:
         """The main processes are the shim's children: the taskstats listener must pass them."""
-        if self.ctx.exit_watch is not None and self.ctx.shim is not None:
-            self.ctx.exit_watch.add_parent(self.ctx.shim.shim.pid)
+        shim = self.sandbox.shim if self.sandbox is not None else None
+        if self.ctx.exit_watch is not None and shim is not None:
+            self.ctx.exit_watch.add_parent(shim.shim.pid)
 
     def _rotate_logs_later(self) -> None:
-        """The shim writes the logs; rotating them is ours (the kubelet's container log manager:
+        """A shim writes the logs; rotating them is ours (the kubelet's container log manager:
         a size check every 10 s, rename, then ReopenContainerLog)."""
+        if self.sandbox is None or self.sandbox.shim is None:
+            return
         policy = self.ctx.log_policy
         if policy is None:
             from sandbox.logs.rotation import RotationPolicy
@@ -340,50 +361,19 @@ class PodSupervisor:
     def _rotate_logs(self) -> None:
         from sandbox.logs.stream import rotate_file
 
-        shim, policy = self.ctx.shim, self.ctx.log_policy
-        if shim is None or policy is None or self.stopping:
+        policy = self.ctx.log_policy
+        if policy is None or self.stopping:
             return
         for slot in self._running():
             path = slot.log_path
             try:
-                if path is None or os.stat(path).st_size <= policy.max_size:
+                if path is None or slot.runtime is None or os.stat(path).st_size <= policy.max_size:
                     continue
                 rotate_file(path, policy, self.wall())
-                shim.shim.reopen(slot.status.container_id.removeprefix("sandbox://"))
+                self.runtime.reopen_container_log(slot.runtime)
             except OSError as e:
                 log.warning("pod %s/%s: cannot rotate the log of %s: %s", self.namespace, self.name, slot.name, e)
         self._rotate_logs_later()
-
-    def _create_cgroups(self) -> None:
-        """The pod cgroup with its limits (pods.max included), before any process of the pod."""
-        plan = self.cgroup_plan
-        if plan is None:
-            return
-        from sandbox.pod.cgroups import PodCgroups
-
-        cgroups = PodCgroups(plan.driver, self.uid, self.ctx.record)
-        cgroups.create(plan.resources.pod)
-        self.ctx.cgroups, self.ctx.resources = cgroups, plan.resources
-        if plan.resources.pids_capped:
-            self.ctx.event(None, ev.pid_limit_capped(plan.resources.pod.pids_max))
-        self.pause_cgroup = cgroups.child(PAUSE_CGROUP)
-
-    def _start_pause(self) -> None:
-        self.pause = start_pause(self.ctx.shim or self.spawner, self.dirs, self.hostname, self.host, launch.pod_sysctls(self.pod),
-                                 membership(self.pause_cgroup))
-        self.pause_ref = ProcessRef.of(self.pause.pid)
-        if self.pause_ref is not None:
-            self.ctx.record(teardown.Process(self.pause_ref.pid, self.pause_ref.start_time))
-        self.ctx.pause_pidfd = self.pause.pidfd
-        self.selector.register(self.pause.pidfd, selectors.EVENT_READ, ("pause", None))
-        log.info("pod %s/%s: pause is pid %d", self.namespace, self.name, self.pause.pid)
-        network = self.network
-        if network is not None:  # the veth (or CNI's ADD) into pause's network namespace
-            before = self.ctx.addresses
-            network.after_pause(self.pause.pid, self.pause.pidfd)
-            self.ctx.addresses = network.addresses
-            if network.addresses != before and not self.host.network:
-                rewrite_hosts_file(self.dirs, self.pod, network.addresses.pod_ips)
 
     def _deadline_exceeded(self) -> None:
         """activeDeadlineSeconds: the kubelet fails the pod and kills its containers (with grace)."""
@@ -456,12 +446,11 @@ class PodSupervisor:
         """A dead sandbox (pause killed, its namespaces gone): as the kubelet's computePodActions,
         kill every container, then make a new sandbox (attempt + 1) and run the pod again, init
         containers included, except under restartPolicy Never once containers have run."""
-        assert self.pause is not None
+        assert self.sandbox is not None and self.pause is not None
         if self.pause.pidfd >= 0:  # a re-adopted pause that died while no agent ran has none
             self.selector.unregister(self.pause.pidfd)
         self.pause.poll()
-        if self.ctx.shim is not None:
-            self.ctx.shim.release(self.pause)
+        self.runtime.acknowledge_exit(self.sandbox, self.pause)
         if self.stopping or self.recreating:
             return
         log.warning("pod %s/%s: the pod sandbox (pause, pid %d) died; killing the containers and "
@@ -489,7 +478,9 @@ class PodSupervisor:
             # OnFailure: a container that already succeeded is not run again.
             if not slot.init and self.restart_policy == "OnFailure" and succeeded(slot.status):
                 slot.attempt = self.ctx.attempt
-        self._start_pause()
+        assert self.sandbox is not None
+        self.runtime.start_pause(self.sandbox)
+        self._sandbox_started()
         self._advance()
         self._save()
 
@@ -635,8 +626,8 @@ class PodSupervisor:
         elif self.stop_deadline is not None:
             self._stop_next()
         self._save()
-        if self.ctx.shim is not None:  # recorded: the shim may forget it
-            self.ctx.shim.release(process)
+        if self.sandbox is not None:  # recorded: a shim may forget it
+            self.runtime.acknowledge_exit(self.sandbox, process)
 
     def _after_exit(self, slot: Slot, term: st.Terminated) -> None:
         if slot.init and not slot.sidecar and term.exit_code == 0:
@@ -727,49 +718,22 @@ class PodSupervisor:
     def done(self) -> bool:
         return self.stopping and not self._running()
 
-    def _on_log(self, fd: int) -> None:
-        clog = self.logs.get(fd)
-        if clog is None:  # closed earlier in the same batch of events
-            return
-        if not clog.on_readable(fd):
-            self.selector.unregister(fd)
-            del self.logs[fd]
-            if clog.finished:
-                clog.close()
-
     # --- state and tear-down ---------------------------------------------------------------------
 
     def _teardown(self) -> None:
-        """The pod's kernel objects go through the one tear-down (pod/teardown.py: reverse order of
-        creation, tolerant of what is already gone); then the supervisor reaps its children and
-        releases its own fds."""
+        """The runtime's RemovePodSandbox: the pod's kernel objects through the one tear-down
+        (pod/teardown.py: reverse order of creation, tolerant of what is already gone), then
+        the processes reaped and every fd released."""
         self.runner.cancel_all()
         for slot in self.slots:
             if slot.probes is not None:
                 slot.probes.stop()
             self.lifecycle.unpin(slot)
-        self.journal.close()
-        teardown.undo_all(self.journal, teardown.pod_bases(self.layout.lib, self.dirs.root))
-        for slot in self._running():
-            assert slot.process is not None
-            slot.process.send_signal(signal.SIGKILL)  # one the registry never saw (it died at once)
-            slot.process.wait()
-            slot.process.close()
-            slot.process = None
-        for clog in set(self.logs.values()):
-            clog.close()
-        self.logs.clear()
+        containers = [slot.runtime for slot in self._running() if slot.runtime is not None]
+        self.runtime.remove_pod_sandbox(self.sandbox, self.journal, self.layout.lib, containers)
         for slot in self.slots:
-            slot.layer = None
-        if self.pause is not None:
-            self.pause.send_signal(signal.SIGKILL)
-            self.pause.wait()
-            self.pause.close()
-        if self.ctx.devnull >= 0:
-            os.close(self.ctx.devnull)
-            self.ctx.devnull = -1
-        if self.ctx.shim is not None:  # the shim itself was stopped by its tear-down record
-            self.ctx.shim.shim.close()
+            slot.process = None
+            slot.runtime = None
         self.selector.close()
         self._save()
 
@@ -802,7 +766,7 @@ class PodSupervisor:
             "runtime": self.runtime_ref.to_json() if self.runtime_ref else None,
             "pause": self.pause_ref.to_json() if self.pause_ref and self.pause and self.pause.exit is None else None,
             "containers": {s.name: self._slot_record(s) for s in self.slots},
-            "cgroup": self.ctx.cgroups.to_json() if self.ctx.cgroups is not None else None,
+            "cgroup": self.sandbox.cgroups.to_json() if self.sandbox and self.sandbox.cgroups else None,
             "pauseCgroup": paths_json(self.pause_cgroup),
             "status": snapshot.status_json(self.phase, self.conditions, self.created_at, init, app,
                                            self.failure_message, self.failure_reason, self.qos_class,
@@ -828,8 +792,8 @@ class PodSupervisor:
             "caps": slot.identity.caps,
             "identity": slot.identity.to_json(),  # what `sandbox exec` runs as
             "image": slot.image.name,
-            "layer": str(slot.layer.path) if slot.layer else None,
-            "cgroup": paths_json(slot.cgroup),
+            "layer": str(slot.runtime.layer.path) if slot.runtime and slot.runtime.layer else None,
+            "cgroup": paths_json(slot.runtime.cgroup if slot.runtime else None),
             "oomKills": slot.oom_kills,
             "messageFile": str(slot.message_file) if slot.message_file else None,
         }

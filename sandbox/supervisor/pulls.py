@@ -115,12 +115,16 @@ class PullWorkers:
 
 
 class Puller:
-    """The pod's images: looked up, pulled in the foreground for `image` volumes (before the pod
-    starts), pulled in workers for containers. The registry client is made once, on first use,
-    with the pod's imagePullSecrets (same-file Secrets, then the node's store)."""
+    """The pod's images (the kubelet's image manager): looked up, pulled in the foreground for
+    `image` volumes (before the pod starts), pulled in workers for containers, all through the
+    runtime's ImageService (sandbox/runtime/images.py). The registry client is made once, on
+    first use, with the pod's imagePullSecrets (same-file Secrets, then the node's store)."""
 
     def __init__(self, store: ImageStore, pod: Any, config: Any, layout: RootLayout, options: Any) -> None:
-        self.store, self.pod, self.config, self.layout, self.options = store, pod, config, layout, options
+        from sandbox.runtime.images import ImageService
+
+        self.images = ImageService(store)
+        self.pod, self.config, self.layout, self.options = pod, config, layout, options
         self.client: RegistryClient | None = None
         self.pulls: dict[str, tuple[float, int]] = {}  # key -> (seconds, bytes) of a pull not yet reported
         self.workers: PullWorkers | None = None
@@ -129,10 +133,7 @@ class Puller:
         self.queued: set[str] = set()  # containers whose start waits for an earlier one's pull
 
     def stored(self, reference: str) -> Image | None:
-        try:
-            return self.store.lookup(reference)
-        except ImageError:
-            return None
+        return self.images.image_status(reference)
 
     def pulled(self, reference: str, policy: str, key: str) -> Image:
         """The image under `policy`, pulled here and now if the policy asks (an `image` volume):
@@ -154,12 +155,10 @@ class Puller:
         """One pull (or, for a stored digest, one manifest resolution); never raises ImageError."""
         import time
 
-        from sandbox.images.pull import pull
-
         started = time.monotonic()
         try:
-            image = pull(self.store, reference, self._client())
-            size = image_size(self.store, image)
+            image = self.images.pull_image(reference, self._client())
+            size = self.images.image_size(image)
         except ImageError as e:
             return PullResult(key, None, str(e))
         return PullResult(key, image, "", time.monotonic() - started, size)
@@ -247,10 +246,3 @@ class Puller:
                 continue  # the kubelet goes on without it (and warns): the pull may still succeed
             credentials = credentials.then(Credentials.from_pull_secret(secret.data, f"secret/{namespace}/{ref.name}"))
         return credentials
-
-
-def image_size(store: ImageStore, image: Image) -> int:
-    """What the kubelet's Pulled event reports: the image's blobs (manifest, config, layers)."""
-    manifest = store.read_json(image.digest)
-    digests = [image.digest, manifest["config"]["digest"], *(d["digest"] for d in manifest["layers"])]
-    return sum(store.blob_path(d).stat().st_size for d in digests)

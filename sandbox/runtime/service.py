@@ -1,0 +1,395 @@
+"""RuntimeService: pod sandboxes and containers, as a CRI runtime provides them to the kubelet.
+
+RunPodSandbox makes the pod's shared parts: the per-pod shim when pods must outlive their
+supervisor, the pod cgroup with its limits, pause in new namespaces, the pod network.
+CreateContainer makes an instance's writable layer, its cgroup (limits, device allow-list) and
+its log, and builds the spawn request from the container's config (argv, env, mounts, identity:
+the kubelet's ContainerConfig); StartContainer spawns it (stage 2 is placed in its cgroup and the
+caller's `before_start` runs while it waits for "go", runc's create/start split). StopContainer
+sends a signal, RemoveContainer releases the layer and the cgroup (returning the OOM kills seen),
+ReopenContainerLog asks the shim to reopen a rotated file. StopPodSandbox and RemovePodSandbox
+replay the pod's tear-down journal (pod/teardown.py), shared with the kubelet role's volumes:
+one journal per pod, so a crash anywhere leaves one complete record.
+
+Every object is recorded in the pod's journal before it exists (a process right after); the
+methods leave nothing behind when they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+
+from sandbox.errors import ContainerStartError
+from sandbox.log import get_logger
+from sandbox.pod import teardown
+from sandbox.record import field, record, replace
+from sandbox.state.proc import ProcessRef
+
+TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+    from typing import Any
+
+    from sandbox.cgroups.driver import Cgroup
+    from sandbox.images.store import Image
+    from sandbox.logs.rotation import RotationPolicy
+    from sandbox.logs.stream import ContainerLog, Terminal
+    from sandbox.paths import RootLayout
+    from sandbox.pod.cgroups import CgroupPlan, PodCgroups
+    from sandbox.pod.network import PodNetwork
+    from sandbox.pod.sandbox import HostNamespaces, SandboxDirs
+    from sandbox.process.downward import Addresses
+    from sandbox.process.request import Identity
+    from sandbox.process.resources import PodResources
+    from sandbox.process.shim import ShimSpawner
+    from sandbox.process.spawner import ChildProcess, Spawner
+    from sandbox.rootfs.layers import ContainerLayer
+    from sandbox.rootfs.plan import MountOp
+    from sandbox.spec.model import Container, Pod
+
+log = get_logger(__name__)
+
+
+@record(frozen=False)
+class PodSandboxConfig:
+    """What RunPodSandbox needs (the CRI's PodSandboxConfig: metadata, hostname, namespaces,
+    sysctls, the cgroup parent and resources, port mappings through the network)."""
+
+    pod: Pod
+    uid: str
+    hostname: str
+    host: HostNamespaces  # namespaces taken from the host (hostNetwork, hostPID, hostIPC)
+    sysctls: tuple[tuple[str, str], ...]
+    dirs: SandboxDirs
+    journal: teardown.Journal
+    cgroup_plan: CgroupPlan | None = None  # None: no cgroups (a unit test's pod)
+    network: PodNetwork | None = None  # None: the host's network or none at all
+    shim_dir: Path | None = None  # pods outlive their supervisor through a shim there; None: our children
+    terminal: Terminal | None = None  # where container output is also shown (`sandbox run`)
+    log_policy: RotationPolicy | None = None
+
+
+@record(frozen=False)
+class PodSandbox:
+    """The runtime's state of one sandbox; its ID is the pod UID."""
+
+    id: str
+    config: PodSandboxConfig
+    spawner: Spawner  # pause and the containers are spawned through it (the shim's, or ours)
+    shim: ShimSpawner | None = None
+    cgroups: PodCgroups | None = None
+    resources: PodResources | None = None  # every container's cgroup values and oom_score_adj
+    pause: ChildProcess | None = None
+    pause_ref: ProcessRef | None = None
+    pause_cgroup: Cgroup | None = None
+    addresses: Addresses | None = None  # the pod's IPs (PodSandboxStatus.network)
+    devnull: int = -1
+
+    def record(self, obj: teardown.TornDown) -> None:
+        self.config.journal.add(obj)
+
+    @property
+    def ready(self) -> bool:
+        """SANDBOX_READY: its pause runs."""
+        return self.pause is not None and self.pause.exit is None
+
+
+@record(frozen=False)
+class ContainerConfig:
+    """What CreateContainer needs (the CRI's ContainerConfig): the resolved command and env,
+    the mounts the kubelet made (volumes, the termination-message file), the identity and
+    confinement the security context asked for, the log path."""
+
+    spec: Container
+    image: Image
+    argv: list[str]
+    env: list[str]
+    mounts: list[MountOp]
+    identity: Identity
+    log_path: Path
+    share_pid: bool = False  # the pod shares one PID namespace (pause's)
+
+
+@record(frozen=False)
+class RuntimeContainer:
+    """The runtime's record of one container instance; its ID is 64 hex digits."""
+
+    id: str
+    sandbox: PodSandbox
+    config: ContainerConfig
+    layer: ContainerLayer | None = None
+    cgroup: Cgroup | None = None
+    log: ContainerLog | None = None  # our own log pipes (no shim)
+    request: Any = None  # the built SpawnRequest, until StartContainer
+    process: ChildProcess | None = None
+    oom_kills: int = 0  # set by RemoveContainer
+    log_fds: list[int] = field(default_factory=list)
+
+
+class RuntimeService:
+    """One pod loop's runtime: spawns on the loop's thread (PR_SET_PDEATHSIG follows the
+    spawning thread), registers log pipes in the loop's selector (`on_log` reads them)."""
+
+    def __init__(self, layout: RootLayout, spawner: Spawner, selector: selectors.BaseSelector) -> None:
+        self.layout, self.spawner, self.selector = layout, spawner, selector
+        self.logs: dict[int, ContainerLog] = {}  # log pipe fd -> the log it feeds
+        self.sandboxes: dict[str, PodSandbox] = {}  # by ID, from RunPodSandbox to RemovePodSandbox
+
+    # --- pod sandboxes -----------------------------------------------------------------------
+
+    def run_pod_sandbox(self, config: PodSandboxConfig) -> PodSandbox:
+        """The shim (if any), the pod cgroup, pause, the network; the caller tears down with
+        remove_pod_sandbox whatever happens (everything made is in the journal)."""
+        sandbox = self.sandboxes[config.uid] = PodSandbox(config.uid, config, self.spawner)
+        sandbox.devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        if config.shim_dir is not None:
+            self._start_shim(sandbox, config.shim_dir)
+        sandbox.record(teardown.Directory(config.dirs.pause_root, config.dirs.root))
+        if config.network is not None:  # the lease and hostPorts: a taken port fails the pod here
+            config.network.before_pause()
+            sandbox.addresses = config.network.addresses
+        self._create_cgroups(sandbox)
+        self.start_pause(sandbox)
+        return sandbox
+
+    def _start_shim(self, sandbox: PodSandbox, directory: Path) -> None:
+        """The pod's parent, first of everything (so undone last, once its children are dead)."""
+        from sandbox.process.shim import Shim, ShimSpawner
+
+        sandbox.record(teardown.Directory(directory, sandbox.config.dirs.root))
+        directory.mkdir(mode=0o700, exist_ok=True)
+        shim = Shim.start(str(directory))
+        ref = ProcessRef.of(shim.pid)
+        if ref is not None:
+            sandbox.record(teardown.Shim(ref.pid, ref.start_time, directory))
+        sandbox.shim = ShimSpawner(shim)
+        sandbox.spawner = sandbox.shim
+
+    def adopt_pod_sandbox(self, config: PodSandboxConfig, shim: Any) -> PodSandbox:
+        """A sandbox a previous supervisor made, whose shim still runs it (supervisor/adopt.py)."""
+        from sandbox.process.shim import ShimSpawner
+
+        sandbox = self.sandboxes[config.uid] = PodSandbox(config.uid, config, self.spawner)
+        sandbox.devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        sandbox.shim = ShimSpawner(shim)
+        sandbox.spawner = sandbox.shim
+        return sandbox
+
+    def _create_cgroups(self, sandbox: PodSandbox) -> None:
+        """The pod cgroup with its limits (pods.max included), before any process of the pod."""
+        plan = sandbox.config.cgroup_plan
+        if plan is None:
+            return
+        from sandbox.pod.cgroups import PAUSE_CGROUP, PodCgroups
+
+        cgroups = PodCgroups(plan.driver, sandbox.id, sandbox.record)
+        cgroups.create(plan.resources.pod)
+        sandbox.cgroups, sandbox.resources = cgroups, plan.resources
+        sandbox.pause_cgroup = cgroups.child(PAUSE_CGROUP)
+
+    def start_pause(self, sandbox: PodSandbox) -> ChildProcess:
+        """Pause in new namespaces (again, for a sandbox re-created after its pause died: the
+        kubelet's new sandbox attempt, keeping the pod's cgroup and lease), then the network into
+        its namespace."""
+        from sandbox.pod.sandbox import start_pause
+        from sandbox.supervisor.container import membership
+
+        config = sandbox.config
+        sandbox.pause = start_pause(sandbox.spawner, config.dirs, config.hostname, config.host, config.sysctls,
+                                    membership(sandbox.pause_cgroup))
+        sandbox.pause_ref = ProcessRef.of(sandbox.pause.pid)
+        if sandbox.pause_ref is not None:
+            sandbox.record(teardown.Process(sandbox.pause_ref.pid, sandbox.pause_ref.start_time))
+        network = config.network
+        if network is not None:  # the veth (or CNI's ADD) into pause's network namespace
+            network.after_pause(sandbox.pause.pid, sandbox.pause.pidfd)
+            sandbox.addresses = network.addresses
+        return sandbox.pause
+
+    def pod_sandbox_status(self, sandbox: PodSandbox) -> dict[str, Any]:
+        addresses = sandbox.addresses
+        return {"id": sandbox.id, "state": "SANDBOX_READY" if sandbox.ready else "SANDBOX_NOTREADY",
+                "network": {"ips": list(addresses.pod_ips) if addresses is not None else []},
+                "pid": sandbox.pause.pid if sandbox.pause is not None else 0}
+
+    def stop_pod_sandbox(self, sandbox: PodSandbox, containers: list[RuntimeContainer]) -> None:
+        """SIGKILL what still runs of the pod, then pause, and wait for each (CRI: every container
+        of a stopped sandbox is stopped)."""
+        running = [c.process for c in containers if c.process is not None]
+        for process in running:
+            process.send_signal(signal.SIGKILL)
+        for process in running:
+            process.wait()
+        if sandbox.pause is not None:
+            sandbox.pause.send_signal(signal.SIGKILL)
+            sandbox.pause.wait()
+
+    def remove_pod_sandbox(self, sandbox: PodSandbox | None, journal: teardown.Journal, lib_root: Path,
+                           containers: list[RuntimeContainer]) -> None:
+        """Everything the pod's journal records, undone newest first (the shim last); then the
+        processes reaped, the logs drained and every fd released."""
+        journal.close()
+        teardown.undo_all(journal, teardown.pod_bases(lib_root, journal.path.parent))
+        for container in containers:
+            if container.process is not None:
+                container.process.send_signal(signal.SIGKILL)  # one the journal never saw (it died at once)
+                container.process.wait()
+                container.process.close()
+                container.process = None
+            container.layer = None
+        for clog in set(self.logs.values()):
+            clog.close()
+        self.logs.clear()
+        if sandbox is None:
+            return
+        self.sandboxes.pop(sandbox.id, None)
+        if sandbox.pause is not None:
+            sandbox.pause.send_signal(signal.SIGKILL)
+            sandbox.pause.wait()
+            sandbox.pause.close()
+        if sandbox.devnull >= 0:
+            os.close(sandbox.devnull)
+            sandbox.devnull = -1
+        if sandbox.shim is not None:  # the shim itself was stopped by its journal record
+            sandbox.shim.shim.close()
+
+    def acknowledge_exit(self, sandbox: PodSandbox, process: ChildProcess) -> None:
+        """The caller recorded `process`'s exit: a shim may forget it (a restarted supervisor
+        must not see it again)."""
+        if sandbox.shim is not None:
+            sandbox.shim.release(process)
+
+    # --- containers ----------------------------------------------------------------------------
+
+    def create_container(self, sandbox: PodSandbox, config: ContainerConfig) -> RuntimeContainer:
+        """The instance's layer, cgroup and log, and its spawn request; ContainerStartError
+        (CreateContainerError) with nothing left when one cannot be made."""
+        from sandbox.process import launch
+        from sandbox.rootfs.layers import ContainerLayer
+
+        container_id = os.urandom(32).hex()
+        sandbox.record(teardown.Directory(self.layout.containers / container_id, self.layout.containers))
+        container = RuntimeContainer(container_id, sandbox, config)
+        container.layer = ContainerLayer.create(self.layout.containers, container_id)
+        try:
+            if sandbox.shim is None:
+                from sandbox.logs.stream import ContainerLog
+
+                container.log = ContainerLog(config.spec.name, config.log_path, sandbox.config.terminal,
+                                             sandbox.config.log_policy)
+                stdout, stderr = container.log.stdio
+            else:  # the shim opens the file itself (it must not find its directory missing)
+                config.log_path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+                stdout = stderr = sandbox.devnull  # the shim's pipes replace them
+            container.cgroup = self._create_cgroup(sandbox, config, container_id)
+            req = launch.container_request(
+                sandbox.config.pod, config.spec, config.image, container.layer, sandbox.config.dirs.files,
+                config.identity, pause_pidfd=sandbox.pause.pidfd if sandbox.pause is not None else -1,
+                share_pid=config.share_pid, argv=config.argv, env=config.env, stdout=stdout, stderr=stderr,
+                stdin=sandbox.devnull, extra_ops=config.mounts,
+                cgroup_ops=self._cgroup_mounts(sandbox, config.identity.privileged))
+            from sandbox.supervisor.container import membership
+
+            oom_score_adj = sandbox.resources.oom_score_adj.get(config.spec.name) if sandbox.resources else None
+            container.request = replace(req, **membership(container.cgroup), oom_score_adj=oom_score_adj)
+        except BaseException:
+            self.remove_container(container)
+            raise
+        return container
+
+    def _create_cgroup(self, sandbox: PodSandbox, config: ContainerConfig, container_id: str) -> Cgroup | None:
+        """Its limits and device allow-list set before anything runs in it; a failure is the
+        kubelet's CreateContainerError (the container is not started)."""
+        if sandbox.cgroups is None:
+            return None
+        from sandbox.cgroups.devices import DEFAULT_RULES  # runc's default allow-list
+        from sandbox.cgroups.fs import CgroupError
+
+        limits = sandbox.resources.containers.get(config.spec.name) if sandbox.resources is not None else None
+        try:
+            return sandbox.cgroups.child(container_id, limits,
+                                         devices=None if config.identity.privileged else DEFAULT_RULES)
+        except CgroupError as e:
+            raise ContainerStartError("CreateContainerError", e.op, e.errno or 0, e.path, config.spec.name) from e
+
+    def _cgroup_mounts(self, sandbox: PodSandbox, writable: bool) -> list[MountOp]:
+        """A container's /sys/fs/cgroup (read-write for a privileged one, as containerd mounts it)."""
+        if sandbox.cgroups is None:
+            return []
+        from sandbox.rootfs.plan import cgroup_mounts
+
+        return cgroup_mounts(sandbox.cgroups.mount_hierarchies(), writable=writable)
+
+    def start_container(self, container: RuntimeContainer,
+                        before_start: Callable[[int], None] | None = None) -> ChildProcess:
+        """Spawn the instance; on failure it is removed (RemoveContainer) and the error raised."""
+        sandbox = container.sandbox
+        try:
+            if sandbox.shim is not None:
+                process: ChildProcess = sandbox.shim.spawn(container.request, before_start=before_start,
+                                                           child_id=container.id,
+                                                           log_path=str(container.config.log_path))
+            else:
+                process = sandbox.spawner.spawn(container.request, before_start=before_start)
+        except BaseException:
+            self.remove_container(container)
+            raise
+        container.process, container.request = process, None
+        ref = ProcessRef.of(process.pid)
+        if ref is not None:
+            sandbox.record(teardown.Process(ref.pid, ref.start_time))
+        if container.log is not None:
+            container.log.close_child_ends()
+            for fd in container.log.read_fds():
+                self.logs[fd] = container.log
+                self.selector.register(fd, selectors.EVENT_READ, ("log", None))
+        return process
+
+    def stop_container(self, container: RuntimeContainer, sig: int = signal.SIGKILL) -> None:
+        """Signal the instance's main process (the caller's timer escalates to SIGKILL)."""
+        if container.process is not None:
+            container.process.send_signal(sig)
+
+    def remove_container(self, container: RuntimeContainer) -> int:
+        """Release an instance that has exited (or never started): its cgroup (what still runs
+        there is killed; its OOM kill count is returned and kept), its layer, a log that never
+        got a reader. Its pidfd is the caller's to close."""
+        sandbox = container.sandbox
+        kills = 0
+        if container.cgroup is not None and sandbox.cgroups is not None:
+            stats = sandbox.cgroups.release(container.cgroup)
+            kills = stats.oom_kills if stats is not None else 0
+        container.cgroup = None
+        container.oom_kills = kills
+        if container.layer is not None:
+            container.layer.remove()
+            container.layer = None
+        if container.log is not None and container.process is None:  # never started: nobody reads it
+            container.log.close()
+            container.log = None
+        return kills
+
+    def reopen_container_log(self, container: RuntimeContainer) -> None:
+        """ReopenContainerLog: the caller renamed the file; the writer opens the path anew."""
+        sandbox = container.sandbox
+        if sandbox.shim is not None:
+            sandbox.shim.shim.reopen(container.id)
+
+    def on_log(self, fd: int) -> None:
+        """A container's log pipe is readable (our own pipes: no shim)."""
+        clog = self.logs.get(fd)
+        if clog is None:  # closed earlier in the same batch of events
+            return
+        if not clog.on_readable(fd):
+            self.selector.unregister(fd)
+            del self.logs[fd]
+            if clog.finished:
+                clog.close()
+
+    @property
+    def exec_spawner(self) -> Spawner:
+        """Probes, hooks and exec: the runtime's own children (they need not outlive it)."""
+        return self.spawner
