@@ -324,6 +324,25 @@ def test_an_agent_restart_re_adopts_twenty_pods(agent_sbx: Sandbox) -> None:
     assert all(Path(f"/proc/{pid}").exists() for pid in pids.values())
 
 
+def test_a_killed_shim_ends_its_pod_and_no_other(agent_sbx: Sandbox) -> None:
+    """The shim holds the pod's processes: SIGKILL it and they die with it (PDEATHSIG). The agent
+    sees pause and the containers gone, reports them killed (137), cannot re-create the sandbox
+    without a shim and ends the pod, tearing everything down; the other pod runs on."""
+    sbx = agent_sbx
+    for name in ("victim", "bystander"):
+        assert sbx.run("run", "-d", "--network", "none", str(sbx.manifest(sleeper(name), f"{name}.yaml"))).returncode == 0
+    main, other = sbx.pid_of("victim", "main"), sbx.pid_of("bystander", "main")
+    shim = ppid_of(main)
+    os.kill(shim, signal.SIGKILL)
+    sbx.wait_for(lambda: (sbx.state("victim") or {}).get("finished"), message="the victim pod ended")
+    cs = container_status(sbx, "victim", "main")
+    terminated = cs["state"].get("terminated") or cs["lastState"].get("terminated")
+    assert terminated["exitCode"] == 137
+    sbx.wait_for(lambda: not Path(f"/proc/{main}").exists(), message="the container reaped (by init)")
+    assert Path(f"/proc/{other}").exists() and agent_pid(sbx) is not None
+    assert container_status(sbx, "bystander", "main")["restartCount"] == 0
+
+
 def test_the_shared_exit_watch_reports_each_pods_killed_background_process(agent_sbx: Sandbox) -> None:
     """One taskstats listener serves every agent pod (keyed by main pid): the seed notes' `nohup &`
     mistake is reported for the pod that made it, in two pods at once, and not for a third."""
