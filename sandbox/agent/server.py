@@ -232,6 +232,7 @@ class Agent:
             run.begin(adopting=state)
             self.pods[pod.key] = pod
             adopt(run.supervisor, state, shim)
+            run.supervisor.flush()
         except Exception as e:  # noqa: BLE001 - a pod that cannot be taken over is stopped, not the agent
             log.error("agent: pod %s could not be re-adopted (%s: %s); tearing it down",
                       pod_dir.path.name.replace("_", "/", 1), type(e).__name__, e)
@@ -330,6 +331,8 @@ class Agent:
                 self._guarded(pod, pod.run.supervisor.fire_timers)
             if not pod.ended and pod.run.supervisor.done():
                 self._end(pod)
+            elif not pod.ended:
+                self._guarded(pod, pod.run.supervisor.flush)
 
     def _guarded(self, pod: AgentPod, step: Callable[[], None]) -> None:
         """A fault in one pod's step stops that pod (forced), never the agent."""
@@ -509,6 +512,7 @@ class Agent:
             return
         try:
             pod.run.supervisor.start()
+            pod.run.supervisor.flush()
         except Exception as e:  # noqa: BLE001 - as a foreground run: the pod is undone, the client told
             self._start_failed(pod, e)
             return

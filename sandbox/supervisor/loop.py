@@ -137,6 +137,7 @@ class PodSupervisor:
         self.recreating = False  # the sandbox died: waiting for the containers to die too
         self._advancing = False
         self._advance_pending = False
+        self._unsaved = False  # the status changed since the state file was last written
         self.runtime_ref = ProcessRef.of(os.getpid())
         self.conditions: list[st.PodCondition] = []
         self.phase = st.PodPhase.PENDING
@@ -188,8 +189,10 @@ class PodSupervisor:
         previous = self._install_signals(wakeup_r, wakeup_w)
         try:
             self.start()
+            self.flush()
             while not self.done():
                 self._wait_once(wakeup_r)
+                self.flush()
         finally:
             # Tear down while our handlers are still in place: a Ctrl-C now (the user's second or
             # third) only writes a byte to the wakeup pipe instead of interrupting the tear-down.
@@ -203,7 +206,7 @@ class PodSupervisor:
 
     # The steps of run(), for a loop that drives many pods (the node agent): start(), then
     # dispatch() for each of the pod's selector events and fire_timers() at its timers' deadline
-    # until done(), then finish(), which always runs.
+    # until done(), flush() after each turn, then finish(), which always runs.
 
     def start(self) -> None:
         self._watch_exits()
@@ -219,6 +222,7 @@ class PodSupervisor:
     def finish(self) -> None:
         try:
             self._teardown()
+            self.flush()
         finally:
             shim = self.sandbox.shim if self.sandbox is not None else None
             if self.ctx.exit_watch is not None and shim is not None:
@@ -287,6 +291,7 @@ class PodSupervisor:
 
     def _start_sandbox(self) -> None:
         self._save()  # intent first: a crash from here on leaves a record to clean up after
+        self.flush()
         # The tear-down registry, before each object exists: a crash leaves all of them recorded.
         if self.network is not None:
             self.network.record_first()
@@ -626,7 +631,8 @@ class PodSupervisor:
         elif self.stop_deadline is not None:
             self._stop_next()
         self._save()
-        if self.sandbox is not None:  # recorded: a shim may forget it
+        if self.sandbox is not None:  # recorded (written now): a shim may forget it
+            self.flush()
             self.runtime.acknowledge_exit(self.sandbox, process)
 
     def _after_exit(self, slot: Slot, term: st.Terminated) -> None:
@@ -743,13 +749,22 @@ class PodSupervisor:
         return init, app
 
     def _save(self) -> None:
+        """A status changed: the phase and conditions follow now; the state file is written by
+        the next `flush`, once per turn of the loop (a container's start changes the status
+        three or four times in one turn; each write costs about 1 ms)."""
         init, app = self.statuses()
         self.phase = snapshot.next_phase(self.phase, self.restart_policy, init, app, deleting=self.deleting,
                                          done=self.done(), failed=bool(self.failure_message))
         sandbox_ready = self.pause is not None and self.pause.exit is None
         self.conditions = st.pod_conditions(self.phase, init, app, sandbox_ready=sandbox_ready,
                                             previous=self.conditions, now=self.wall())
-        self.save_state(self.snapshot())
+        self._unsaved = True
+
+    def flush(self) -> None:
+        """Write the state file if the status changed since the last write."""
+        if self._unsaved:
+            self._unsaved = False
+            self.save_state(self.snapshot())
 
     def snapshot(self) -> dict[str, Any]:
         """The state file: what `get`, `describe`, `exec`, `logs` and `delete` read, and what a

@@ -241,6 +241,8 @@ def test_get_watch_prints_each_change_then_ends_on_ctrl_c(root: Root) -> None:
     assert proc.until(2)[1].split()[:4] == ["web", "0/1", "ContainerCreating", "0"]
     root.write(pod_state("web", status="ContainerCreating", ready="0/1", ended=False))  # no visible change
     root.write(pod_state("web", status="Running", ready="1/1", ended=False))
+    # A state read after two writes sees only the second (a loaded machine): one change at a time.
+    proc.until(3)
     root.write(pod_state("web", status="CrashLoopBackOff", ready="0/1", restarts=1, ended=False))
     got = proc.until(4)
     code, err = proc.interrupt()

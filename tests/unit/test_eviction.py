@@ -221,10 +221,20 @@ def test_du_walks_a_tree_deeper_than_the_recursion_limit(tmp_path: Path) -> None
 
 
 @record(frozen=False)
+class FakeContainer:
+    layer: ContainerLayer | None = None
+
+
+@record(frozen=False)
 class FakeSlot:
     name: str
     layer: ContainerLayer | None = None
     process: object | None = None  # any non-None value: running
+
+    @property
+    def runtime(self) -> FakeContainer | None:
+        """The runtime's record of the instance (sandbox/runtime/service.RuntimeContainer)."""
+        return FakeContainer(self.layer) if self.layer is not None else None
 
 
 def test_measure_adds_layers_logs_and_disk_empty_dirs(tmp_path: Path) -> None:
