@@ -22,7 +22,15 @@ blobs in all by default. It is pushed with skopeo to Debian's docker-registry on
 as the tests start it: tests/integration/registry_fixture.py), which both clients pull from over
 plain HTTP. The runs are interleaved, the order of the two commands alternating each round, so a
 drift of the machine (page cache, CPU frequency) touches both alike; the stores are removed between
-runs, outside the timing.
+runs, outside the timing. `--baseline OLD` adds a row for another `sandbox` (an older tree) in the
+same rounds: before/after figures that one machine's drift cannot skew.
+
+Removing the stores has a cost the next run pays on a journal-less ext4 (this VM's root): for
+60-360 s the kernel will not reuse a freed inode, and every inode it allocates first steps over
+each such inode of its block group (~0.4 ms a file once a few thousand are freed there). The store
+marks its layers/ directory for the Orlov allocator (sandbox/images/topdir.py), which places each
+layer in a group of its own choosing; `tar -x` into one tree pays the full cost, so on such a
+filesystem the `skopeo copy + tar -x` row grows over the rounds (see the per-round lines).
 
 Everything lives in one temporary directory, removed at the end, also on Ctrl-C or SIGTERM (with
 stray mounts unmounted and the pods' cgroup parent removed); the registry is stopped. Results: a
@@ -62,6 +70,7 @@ RESULTS = REPO / "bench" / "results" / "pull.json"
 REPOSITORY = "bench/layers"
 TAG = "1"
 POD = "bench-start"
+BASELINE = "sandbox image pull (baseline)"
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
 MEDIA_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
@@ -159,8 +168,8 @@ def interleaved(rows: list[Row], runs: int, before: dict[str, list[str]], env: d
               file=sys.stderr, flush=True)
 
 
-def pull_rows(sandbox: Path, base: Path, reference: str,
-              layer_digests: list[str]) -> tuple[list[Row], dict[str, list[str]]]:
+def pull_rows(sandbox: Path, base: Path, reference: str, layer_digests: list[str],
+              baseline: Path | None = None) -> tuple[list[Row], dict[str, list[str]]]:
     cold_root, oci_dir, tree = base / "cold-sandbox", base / "cold-oci", base / "cold-tree"
 
     def skopeo(target: Path) -> list[str]:
@@ -178,7 +187,12 @@ def pull_rows(sandbox: Path, base: Path, reference: str,
     tar_row = Row("pull", "skopeo copy + tar -x", ["sh", "-c", untar])
     emptied = {sandbox_row.label: ["rm", "-rf", str(cold_root)], skopeo_row.label: ["rm", "-rf", str(oci_dir)],
                tar_row.label: ["rm", "-rf", str(oci_dir), str(tree)]}
-    return [sandbox_row, skopeo_row, tar_row], emptied
+    rows = [sandbox_row, skopeo_row, tar_row]
+    if baseline is not None:  # before/after figures from the same rounds
+        old_root = base / "cold-baseline"
+        rows.append(Row("pull", BASELINE, [str(baseline), "--root", str(old_root), "image", "pull", reference]))
+        emptied[BASELINE] = ["rm", "-rf", str(old_root)]
+    return rows, emptied
 
 
 def start_rows(sandbox: Path, root: Path, base: Path, reference: str) -> list[Row]:
@@ -230,6 +244,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    "~8.5 MB gzipped, ~45 MB of blobs with 5 layers)")
     p.add_argument("--sandbox", type=Path, default=REPO / ".venv" / "bin" / "sandbox")
     p.add_argument("--json", type=Path, default=RESULTS, help=f"where to write results (default {RESULTS})")
+    p.add_argument("--baseline", type=Path, help="another `sandbox` executable (an older tree, e.g. a script "
+                   "running it with its own PYTHONPATH) timed as a fourth pull row in the same rounds")
     return p.parse_args(argv)
 
 
@@ -263,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         registry.push(base / "layout", TAG, REPOSITORY)
         subprocess.run([str(sandbox), "--root", str(cached), "image", "pull", reference], env=env,
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        pulls, emptied = pull_rows(sandbox, base, reference, layer_digests)
+        pulls, emptied = pull_rows(sandbox, base, reference, layer_digests, args.baseline)
         starts = start_rows(sandbox, cached, base, reference)
         print(f"timing {args.runs} interleaved rounds (stdlib timer)", file=sys.stderr, flush=True)
         for row in (*pulls, *starts):  # one untimed warm-up each: byte-code, page cache

@@ -23,7 +23,8 @@ huge, the archive may be cut short. The rules:
   reads one whole into memory. A missing end-of-archive block is an error: TarFile.next() takes
   it, or a bad header after the first member, for a normal end.
 - Metadata order per entry: owner, xattrs (a chown drops security.capability), mode (a chown
-  clears setuid/setgid), times. Directories get their mode and times at the end, deepest first,
+  clears setuid/setgid), times. The chown is left out where the new inode has the owner already
+  (our ids, under a directory of our group). Directories get their mode and times at the end, deepest first,
   once their children no longer change them.
 
 An error leaves `dest` half written: the caller removes it.
@@ -47,6 +48,10 @@ if TYPE_CHECKING:
     from typing import Any, BinaryIO, Self
 
 CHUNK = 1 << 20
+# compressed bytes handed to inflate at a time: its output is capped at what the reader asks
+# (tarfile: 64 KiB), and input left over is copied into a new unconsumed_tail on every call, so
+# a 1 MiB input would be copied ~30 times over
+INFLATE_INPUT = 32 << 10
 MAX_NAME = 4096  # PATH_MAX, counting bytes
 MAX_COMPONENT = 255  # NAME_MAX
 MAX_LINK_TARGET = 4095  # symlink(2) fails with ENAMETOOLONG beyond PATH_MAX - 1
@@ -99,9 +104,7 @@ def open_layer(path: Path, media_type: str) -> BinaryIO:
     stream: Any
     try:
         if compression == "gzip":
-            import gzip
-
-            stream = gzip.open(path, "rb")
+            stream = _Gunzip(open(path, "rb"))  # noqa: SIM115  # closed with it
         elif compression == "zstd":
             stream = _zstd(path)
         else:
@@ -110,6 +113,61 @@ def open_layer(path: Path, media_type: str) -> BinaryIO:
         raise LayerError(f"layer {path}: cannot open: {e.strerror}") from None
     binary: BinaryIO = stream  # GzipFile is a binary stream that typeshed does not call BinaryIO
     return binary
+
+
+class _Gunzip(io.RawIOBase):
+    """gzip by one zlib stream object per member, fed small reads of the blob. zlib checks each
+    member's CRC-32 and length itself (window bits 16 + 15), where GzipFile runs a second pass of
+    zlib.crc32 over every byte; inflate runs with the GIL released (layers unpack on threads), and
+    its output goes to the reader as it is, without a BufferedReader's copy. As gzip(1) and
+    GzipFile: members follow one another, zero bytes between or after them are padding; a stream
+    cut before a member's end is an error."""
+
+    def __init__(self, blob: BinaryIO) -> None:
+        import zlib
+
+        super().__init__()
+        self.blob = blob
+        self.zlib = zlib
+        self.inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self.head = b""  # input read past a member's end: the next member's first bytes
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return self.readall()
+        while size:
+            if self.inflate.eof and not self._next_member():
+                return b""
+            data, self.head = self.head or self.inflate.unconsumed_tail or self.blob.read(INFLATE_INPUT), b""
+            if not data:
+                raise EOFError("the gzip stream ends inside a member")
+            out: bytes = self.inflate.decompress(data, size)
+            if out:
+                return out
+        return b""
+
+    def readinto(self, buf: Any) -> int:
+        out = self.read(len(buf))
+        buf[:len(out)] = out
+        return len(out)
+
+    def _next_member(self) -> bool:
+        """After a member's end: True with a fresh stream object if another member follows."""
+        data = self.inflate.unused_data
+        while not (data := data.lstrip(b"\0")):
+            data = self.blob.read(INFLATE_INPUT)
+            if not data:
+                return False
+        self.inflate = self.zlib.decompressobj(16 + self.zlib.MAX_WBITS)
+        self.head = data
+        return True
+
+    def close(self) -> None:
+        self.blob.close()
+        super().close()
 
 
 def _zstd(path: Path) -> BinaryIO:
@@ -281,7 +339,10 @@ class _Writer:
         self.files = 0
         self.bytes = 0
         self.op = ""
-        self.cached: tuple[tuple[str, ...], int] | None = None  # entries come grouped by directory
+        # entries come grouped by directory: its parts, fd and group (a directory is never
+        # chowned while it is the cached parent: its own entry is written under its parent)
+        self.cached: tuple[tuple[str, ...], int, int] | None = None
+        self.ours = (os.geteuid(), os.getegid())
         self.directories: dict[tuple[str, ...], tarfile.TarInfo] = {}
 
     def close(self) -> None:
@@ -313,7 +374,11 @@ class _Writer:
             return self.cached[1]
         fd = self.open_dir(parts, name, create=True)
         self.close()
-        self.cached = (parts, fd)
+        try:
+            self.cached = (parts, fd, os.fstat(fd).st_gid)
+        except BaseException:
+            os.close(fd)
+            raise
         return fd
 
     def open_dir(self, parts: tuple[str, ...], name: str, create: bool) -> int:
@@ -376,11 +441,15 @@ class _Writer:
             os.close(fd)
 
     def entry(self, parent: int, parts: tuple[str, ...], info: tarfile.TarInfo, tar: tarfile.TarFile) -> None:
-        name, base = info.name, parts[-1]
         if info.islnk():
             self.hard_link(parent, parts, info)
             return
-        existing = _lstat(parent, base)
+        self.files += 1
+        try:  # most names are new: created at once, the name looked at only when it is taken
+            self.make(parent, parts, info, tar, create=True, opaque=False)
+            return
+        except FileExistsError:
+            existing = _lstat(parent, parts[-1])
         merge = existing is not None and info.isdir() and stat.S_ISDIR(existing.st_mode)
         opaque = False
         if existing is not None and not merge:
@@ -388,17 +457,24 @@ class _Writer:
             # layers' directory and keeps this one, which overlayfs spells as opaque
             opaque = info.isdir() and _is_whiteout(existing)
             self.remove(parent, parts, existing)
-        self.files += 1
+        self.make(parent, parts, info, tar, create=not merge, opaque=opaque)
+
+    def make(self, parent: int, parts: tuple[str, ...], info: tarfile.TarInfo, tar: tarfile.TarFile, *,
+             create: bool, opaque: bool) -> None:
+        """The entry made at a free name (a directory also merged into an existing one); each
+        kind's first call (mkdir, open O_EXCL, symlink, mknod) raises FileExistsError on a taken
+        name before anything is written or read."""
+        base = parts[-1]
         if info.isdir():
-            self.directory(parent, parts, info, create=not merge, opaque=opaque)
+            self.directory(parent, parts, info, create=create, opaque=opaque)
         elif info.isreg():
             self.regular(parent, base, info, tar)
         elif info.issym():
             self.op = "symlink"
             os.symlink(info.linkname, base, dir_fd=parent)
-            self.attributes(None, parent, base, info, name)
+            self.attributes(None, parent, base, info, info.name)
         else:
-            self.node(parent, base, info, name)
+            self.node(parent, base, info, info.name)
 
     def remove(self, parent: int, parts: tuple[str, ...], existing: os.stat_result) -> None:
         self.op = "replace"
@@ -419,7 +495,7 @@ class _Writer:
             os.mkdir(parts[-1], 0o700, dir_fd=parent)  # its mode comes last (finish)
         fd = os.open(parts[-1], _DIR_FLAGS, dir_fd=parent)
         try:
-            self.owner_and_xattrs(fd, parent, parts[-1], info, info.name)
+            self.owner_and_xattrs(fd, parent, parts[-1], info, info.name, made=create)
             if opaque:
                 os.setxattr(fd, OPAQUE_XATTR, b"y")
         finally:
@@ -431,7 +507,7 @@ class _Writer:
         fd = os.open(base, _FILE_FLAGS, 0o600, dir_fd=parent)
         try:
             self.op = "write"
-            source = tar.extractfile(info)
+            source = _content(info, tar)
             remaining = info.size
             while remaining and source is not None:
                 chunk = source.read(min(CHUNK, remaining))
@@ -482,18 +558,29 @@ class _Writer:
         finally:
             os.close(source_dir)
 
-    def owner_and_xattrs(self, fd: int | None, parent: int, base: str, info: tarfile.TarInfo, name: str) -> None:
-        self.op = f"chown to {info.uid}:{info.gid}"
-        if fd is not None:
-            os.fchown(fd, info.uid, info.gid)
-        else:
-            os.chown(base, info.uid, info.gid, dir_fd=parent, follow_symlinks=False)
+    def owner_and_xattrs(self, fd: int | None, parent: int, base: str, info: tarfile.TarInfo, name: str,
+                         made: bool = True) -> None:
+        if not (made and self.owned(parent, info)):
+            self.op = f"chown to {info.uid}:{info.gid}"
+            if fd is not None:
+                os.fchown(fd, info.uid, info.gid)
+            else:
+                os.chown(base, info.uid, info.gid, dir_fd=parent, follow_symlinks=False)
         for attr, value in _xattrs(info, name):
             self.op = f"set xattr {attr}"
             if fd is not None:
                 os.setxattr(fd, attr, value)
             else:  # a symlink or node: its verified parent's fd, the last component not followed
                 os.setxattr(f"/proc/self/fd/{parent}/{base}", attr, value, follow_symlinks=False)
+
+    def owned(self, parent: int, info: tarfile.TarInfo) -> bool:
+        """Whether an inode just made beneath `parent` has the owner `info` gives already (most
+        layers' files are root's, and so is an unpack): the kernel gave it our fsuid and either our
+        fsgid or, under a setgid parent or a grpid mount, the parent's group, so a parent of our
+        group settles the group either way. A chown to the same ids would cost a syscall a file."""
+        cached = self.cached
+        return (info.uid, info.gid) == self.ours and cached is not None and cached[1] == parent and \
+            cached[2] == self.ours[1]
 
     def attributes(self, fd: int | None, parent: int, base: str, info: tarfile.TarInfo, name: str) -> None:
         self.owner_and_xattrs(fd, parent, base, info, name)
@@ -525,6 +612,19 @@ class _Writer:
                     os.close(fd)
             except (OSError, OverflowError, ValueError) as e:
                 raise _refused(info.name, f"{self.op}: {getattr(e, 'strerror', None) or e}") from None
+
+
+def _content(info: tarfile.TarInfo, tar: tarfile.TarFile) -> Any:
+    """Where a regular entry's bytes are read. A plain file's data follows its header in the
+    stream, where the reader stands now: read there directly, without extractfile's buffered
+    reader over a file-in-file (two more copies of every byte). A sparse file's holes need
+    extractfile's map."""
+    stream: Any = tar.fileobj
+    if info.issparse():
+        return tar.extractfile(info)
+    if stream.tell() != info.offset_data:
+        raise LayerError(f'layer entry "{_show(info.name)}": its data is not where its header ends')
+    return stream
 
 
 def _check_kind(info: tarfile.TarInfo, allow_devices: bool) -> None:

@@ -78,14 +78,21 @@ def pull(store: ImageStore, reference: str, registry: RegistryClient, platform: 
 
     resolved = registry.resolve(reference, platform or Platform())
     store.ingest([resolved.manifest], expected=resolved.digest)
-    for desc in (resolved.config, *resolved.layers):
-        def fetch(path: Path, digest: str = desc.digest, size: int = desc.size) -> None:
-            report = (lambda done: progress(digest, done, size)) if progress is not None else None
-            registry.fetch_blob(resolved.name, digest, path, size=size, progress=report)
+    report = _serialized(progress) if progress is not None else None
+    sizes = {desc.digest: desc.size for desc in (resolved.config, *resolved.layers)}
 
-        store.fetch_into(desc.digest, fetch)
+    def fetch(digest: str) -> None:
+        size = sizes[digest]
+        done = (lambda n: report(digest, n, size)) if report is not None else None
+        store.fetch_into(digest, lambda path: registry.fetch_blob(resolved.name, digest, path, size=size,
+                                                                  progress=done))
+
+    fetch(resolved.config.digest)
+    _, layers = store.layer_plan(resolved.name, resolved.digest, json.loads(resolved.manifest))
+    # each layer fetched then unpacked on its own thread: downloads overlap unpacking
+    store.unpack_layers(layers, fetch=lambda desc: fetch(str(desc["digest"])))
     ref = parse_image_ref(resolved.name)
-    image = store.add_image("", resolved.digest)  # unpacked, not named yet
+    image = store.add_image("", resolved.digest)  # unpacked already: named below
     name = ref.name if ref.tag else ""
     if name:
         # refs.json is read, changed and replaced whole: one writer at a time among the pod's pull
@@ -94,6 +101,17 @@ def pull(store: ImageStore, reference: str, registry: RegistryClient, platform: 
             if store.refs().get(name) != resolved.digest:
                 store.tag(resolved.digest, name)
     return replace(image, name=name)
+
+
+def _serialized(progress: Callable[[str, int, int], None]) -> Callable[[str, int, int], None]:
+    """`progress` called by one layer thread at a time (it writes lines to a terminal)."""
+    lock = threading.Lock()
+
+    def report(digest: str, done: int, total: int) -> None:
+        with lock:
+            progress(digest, done, total)
+
+    return report
 
 
 def import_layout(store: ImageStore, layout: Path, name: str = "") -> list[Image]:

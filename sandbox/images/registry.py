@@ -118,6 +118,7 @@ class RegistryClient:
         self.ca_file = ca_file
         self.timeout = timeout
         self._plain: set[str] = set()  # hosts seen speaking plain HTTP (allowed ones only)
+        self._tls: set[str] = set()  # hosts that may speak plain HTTP, seen answering TLS
         self._auth: dict[tuple[str, str], str] = {}  # (host, repository) -> Authorization value
         self._contexts: dict[tuple[str, ...], ssl.SSLContext] = {}
 
@@ -372,6 +373,9 @@ class RegistryClient:
                                 f"--insecure-registry hosts may be reached without TLS")
         use_plain = scheme == "http" or (scheme == "" and netloc in self._plain)
         try:
+            if not use_plain and scheme == "" and may_be_plain and netloc not in self._tls:
+                use_plain = self._speaks_plain(netloc)
+                (self._plain if use_plain else self._tls).add(netloc)
             try:
                 return self._send(use_plain, netloc, method, path, headers, body, ca_files)
             except ssl.SSLCertVerificationError:
@@ -386,6 +390,26 @@ class RegistryClient:
             raise RegistryError(f"{what}: TLS certificate of {netloc} not trusted: {e.verify_message}") from None
         except (OSError, http.client.HTTPException) as e:
             raise RegistryError(f"{what}: cannot reach {netloc}: {_reason(e)}") from None
+
+    def _speaks_plain(self, netloc: str) -> bool:
+        """Whether a host allowed plain HTTP answers a TLS ClientHello as a plain HTTP server does
+        (a TLS alert or garbage, below certificate checks). The probe's context trusts no CA, so its
+        handshake cannot complete and no request ever travels on it; the system CAs (20-30 ms to
+        load) wait for a host that proved to speak TLS, which the caller then reaches verified."""
+        import http.client
+        import ssl
+
+        probe = http.client.HTTPSConnection(netloc, timeout=self.timeout,
+                                            context=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+        try:
+            probe.connect()
+        except ssl.SSLCertVerificationError:
+            return False
+        except ssl.SSLError:
+            return True
+        finally:
+            probe.close()
+        return False  # not reached: without a CA no certificate verifies
 
     def _send(self, plain: bool, netloc: str, method: str, path: str, headers: dict[str, str],
               body: bytes | None, ca_files: tuple[str, ...]) -> http.client.HTTPResponse:

@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pytest
 from registry_fixture import (
+    OCI_CONFIG,
+    OCI_LAYER,
+    Blob,
     Image,
     Registry,
     free_port,
@@ -23,6 +26,7 @@ from registry_fixture import (
     make_index,
     require_tools,
     running_registry,
+    tar_of,
     write_layout,
 )
 
@@ -388,3 +392,61 @@ def test_bearer_wrong_secret_then_right_one() -> None:
     with serve(handle) as netloc:
         both = creds(netloc, "bob", "wrong").then(creds(netloc, "bob", "right"))
         assert RegistryClient(credentials=both).resolve(f"{netloc}/team/app:1", AMD64).digest == image.manifest.digest
+
+
+# -- a whole pull: layers fetched and unpacked on threads (issue 12's pull speed) --
+
+def layered_image(count: int) -> tuple[Blob, dict[str, bytes]]:
+    """A manifest of `count` gzip layers (one 200 kB file each) and its blobs by digest."""
+    import gzip
+    import hashlib
+    import os
+
+    layers, diff_ids = [], []
+    for i in range(count):
+        tar = tar_of({f"layer{i}/data": os.urandom(200_000)})
+        diff_ids.append("sha256:" + hashlib.sha256(tar).hexdigest())
+        layers.append(Blob(OCI_LAYER, gzip.compress(tar, mtime=0)))
+    config = Blob(OCI_CONFIG, json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                                          "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode())
+    manifest = Blob(OCI_MANIFEST, json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                                              "config": config.descriptor(),
+                                              "layers": [b.descriptor() for b in layers]}).encode())
+    return manifest, {b.digest: b.data for b in [config, *layers]}
+
+
+@contextmanager
+def layered_server(manifest: Blob, blobs: dict[str, bytes], liar: str = "") -> Iterator[str]:
+    """Serves `manifest` as test/layers:1 and its blobs; the blob `liar` with one bit flipped."""
+    def handle(request: BaseHTTPRequestHandler) -> None:
+        if request.path.endswith("/manifests/1"):
+            reply(request, 200, manifest.data, {"Content-Type": OCI_MANIFEST})
+            return
+        digest = request.path.rpartition("/")[2]
+        data = blobs[digest]
+        reply(request, 200, bytes([data[0] ^ 1]) + data[1:] if digest == liar else data)
+
+    with serve(handle) as netloc:
+        yield netloc
+
+
+def test_a_corrupt_layer_fails_the_pull_while_the_others_unpack_and_nothing_is_named(tmp_path: Path) -> None:
+    from sandbox.images.pull import pull
+    from sandbox.images.store import ImageStore
+
+    manifest, blobs = layered_image(5)
+    liar = json.loads(manifest.data)["layers"][3]["digest"]
+    store = ImageStore(tmp_path / "images")
+    with layered_server(manifest, blobs, liar) as netloc:
+        with pytest.raises(RegistryError, match=rf"blob {liar}: digest mismatch"):
+            pull(store, f"{netloc}/test/layers:1", RegistryClient(credentials=ANONYMOUS), AMD64)
+    assert store.refs() == {}, "a failed pull names nothing"
+    assert not store.blob_path(liar).exists()
+    layers = tmp_path / "images" / "layers"
+    assert not list(layers.glob(".tmp-*")), "a layer's partial directory outlived the pull"
+    assert not list((tmp_path / "images" / "ingest").glob("*.partial"))
+    with layered_server(manifest, blobs) as netloc:  # the same store, an honest registry: a clean pull
+        image = pull(store, f"{netloc}/test/layers:1", RegistryClient(credentials=ANONYMOUS), AMD64)
+    assert [sorted(p.name for p in layer.iterdir()) for layer in image.layers] == [[f"layer{i}"] for i in range(5)]
+    assert all((layer / f"layer{i}" / "data").stat().st_size == 200_000 for i, layer in enumerate(image.layers))
+    assert store.refs() == {image.name: manifest.digest}
