@@ -297,6 +297,8 @@ spec:
     numbers = logged_numbers(sbx, "k", "main")
     assert numbers == list(range(1, len(numbers) + 1))  # no line lost
     assert "re-adopted pod default/k" in (sbx.root / "log" / "sandbox-agent.log").read_text()
+    execd = sbx.run("exec", "k", "-c", "main", "--", "echo", "inside")  # exec into an adopted container
+    assert execd.returncode == 0 and execd.stdout == "inside\n", execd.stderr
     # the adopted pod is stopped through the new agent like any other
     done = sbx.run("delete", "pod", "k")
     assert done.returncode == 0, done.stderr
