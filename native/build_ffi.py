@@ -12,8 +12,12 @@ HERE = Path(__file__).resolve().parent
 HEADER = (HERE / "sbx.h").read_text()
 CDEF = HEADER.split("/* CDEF BEGIN */", 1)[1].split("/* CDEF END */", 1)[0]
 
+# The runtime's receiver of the stages' trace records (sandbox/native.py defines it; its address
+# goes in struct sbx_spawn_res.on_trace only while tracing).
+TRACE_CALLBACK = 'extern "Python" void sbx_py_trace(void *, const struct sbx_trace *);'
+
 ffibuilder = FFI()
-ffibuilder.cdef(CDEF)
+ffibuilder.cdef(CDEF + TRACE_CALLBACK)
 ffibuilder.set_source(
     "sandbox._native",
     '#include "sbx.h"',

@@ -22,6 +22,7 @@ int sbx_drop_bounding(unsigned long long keep, struct sbx_err *e)
 {
         /* Every capability the kernel knows that we do not keep; the kernel answers EINVAL past
          * its last one (cap_last_cap). */
+        int dropped = 0;
         for (int cap = 0; cap < 64; cap++) {
                 if (keep & (1ULL << cap))
                         continue;
@@ -30,7 +31,9 @@ int sbx_drop_bounding(unsigned long long keep, struct sbx_err *e)
                                 break;
                         return sbx_fail(e, SBX_STAGE_SETUP, errno, "drop capability from bounding set", "");
                 }
+                dropped++;
         }
+        sbx_report(SBX_STAGE_SETUP, SBX_TRACE_BOUNDING, dropped, 0, NULL);
         return 0;
 }
 
@@ -45,5 +48,6 @@ int sbx_apply_caps(unsigned long long keep, struct sbx_err *e)
         };
         if (syscall(SYS_capset, &header, data) < 0)
                 return sbx_fail(e, SBX_STAGE_SETUP, errno, "capset", "");
+        sbx_report(SBX_STAGE_SETUP, SBX_TRACE_CAPSET, (long long)keep, 0, NULL);
         return 0;
 }

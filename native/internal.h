@@ -9,6 +9,10 @@
 /* Fill *e and return -1. Async-signal-safe: no allocation, no stdio. */
 int sbx_fail(struct sbx_err *e, int stage, int err, const char *op, const char *path);
 
+/* Send one trace record over the spawn channel when this stage traces (req->trace); else nothing.
+ * Async-signal-safe. */
+void sbx_report(int stage, int step, long long a, long long b, const char *text);
+
 /* Bounded string copy that always terminates; returns -1 when `src` did not fit. */
 int sbx_copy(char *dst, size_t size, const char *src);
 

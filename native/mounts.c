@@ -490,11 +490,13 @@ static int verified_null(int *null_fd, struct sbx_err *e)
  * (read-only, unlike runc's: it reads empty, writes still go to the null device, but touch or chmod
  * fail with EROFS instead of changing the host's /dev/null inode), a directory an empty read-only
  * tmpfs. A path the kernel or image does not have is skipped. */
+enum { SKIPPED = 1 }; /* do_mask and do_readonly: the path is not in the root (nothing to do) */
+
 static int do_mask(int rootfd, int *null_fd, const struct sbx_mount_op *op, struct sbx_err *e)
 {
         int fd = resolve_in_root(rootfd, op->target, O_NOFOLLOW);
         if (fd < 0)
-                return errno == ENOENT ? 0 : fail_at(e, errno, "open masked path", op->target);
+                return errno == ENOENT ? SKIPPED : fail_at(e, errno, "open masked path", op->target);
         struct stat st;
         int rc = fstat(fd, &st);
         char at[FD_PATH_SIZE];
@@ -528,7 +530,7 @@ static int do_readonly(int rootfd, const struct sbx_mount_op *op, struct sbx_err
 {
         int fd = resolve_in_root(rootfd, op->target, O_NOFOLLOW);
         if (fd < 0)
-                return errno == ENOENT ? 0 : fail_at(e, errno, "open read-only path", op->target);
+                return errno == ENOENT ? SKIPPED : fail_at(e, errno, "open read-only path", op->target);
         struct stat st;
         int rc = 0;
         if (fstat(fd, &st) < 0)
@@ -648,6 +650,9 @@ int sbx_run_mount_plan(const struct sbx_spawn_req *req, int pod_mount_fd, struct
                 } else {
                         rc = sbx_fail(e, SBX_STAGE_SETUP, EINVAL, "unknown mount op", op->target);
                 }
+                if (rc >= 0)
+                        sbx_report(SBX_STAGE_SETUP, SBX_TRACE_MOUNT, i, rc == SKIPPED, op->target);
+                rc = rc < 0 ? -1 : 0;
         }
         if (null_fd >= 0)
                 close(null_fd);
@@ -681,6 +686,7 @@ int sbx_pivot(int rootfd, int readonly, struct sbx_err *e)
                 if (syscall(SYS_mount_setattr, AT_FDCWD, "/", 0, &attr, sizeof attr) < 0)
                         return sbx_fail(e, SBX_STAGE_SETUP, errno, "remount root read-only", "/");
         }
+        sbx_report(SBX_STAGE_SETUP, SBX_TRACE_PIVOT, readonly, 0, NULL);
         return 0;
 }
 

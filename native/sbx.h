@@ -43,6 +43,38 @@ struct sbx_err {
         char path[200]; /* the path (or name) the operation was applied to */
 };
 
+/* One step a spawn stage took, sent over the spawn channel as it happens, only when the request's
+ * `trace` is set (`sandbox run --trace`); the runtime formats it with the request it built, so
+ * a record carries only what the request does not know: results (pids, inodes, counts). */
+enum sbx_trace_step {
+        SBX_TRACE_SETNS = 1, /* a: one CLONE_NEW* joined through join_pidfd, b: its inode */
+        SBX_TRACE_UNSHARE = 2, /* a: the CLONE_NEW* set unshared */
+        SBX_TRACE_NS = 3, /* a: one CLONE_NEW* of the unshare before, b: the new namespace's inode */
+        SBX_TRACE_HOSTNAME = 4, /* text: the name set */
+        SBX_TRACE_LOOPBACK = 5, /* `lo` is up */
+        SBX_TRACE_SYSCTL = 6, /* a: index of the pair in req->sysctls */
+        SBX_TRACE_CLONE = 7, /* a: clone flags, b: stage 2's pid as the runtime sees it */
+        SBX_TRACE_SETSID = 8, /* a: the new session's id */
+        SBX_TRACE_OOM_SCORE = 9, /* a: the value, b: 0 written, else the errno it failed with */
+        SBX_TRACE_MOUNT = 10, /* a: index in req->ops, b: 1 when skipped (a path the root lacks) */
+        SBX_TRACE_PIVOT = 11, /* pivot_root done and the old root detached; a: the root is read-only */
+        SBX_TRACE_CWD = 12, /* text: the working directory entered */
+        SBX_TRACE_BOUNDING = 13, /* a: capabilities dropped from the bounding set */
+        SBX_TRACE_IDS = 14, /* a: uid, b: gid (-1: unchanged) */
+        SBX_TRACE_CAPSET = 15, /* a: the kept mask (permitted = effective) */
+        SBX_TRACE_NNP = 16, /* no_new_privs set */
+        SBX_TRACE_SECCOMP = 17, /* a: the filter's BPF instructions */
+        SBX_TRACE_EXEC = 18, /* text: the path about to be executed; a: 1 for execveat(exec_fd) */
+};
+
+struct sbx_trace {
+        int stage;
+        int step; /* enum sbx_trace_step */
+        long long a;
+        long long b;
+        char text[200];
+};
+
 struct sbx_mount_op {
         int kind;
         const char *source;
@@ -88,6 +120,7 @@ struct sbx_spawn_req {
                                   SBX_OP_POD_MOUNT (the pod's /dev/shm); NULL: none */
         const char *stage_name; /* PR_SET_NAME prefix, e.g. "sbx" -> "sbx:stage1" */
         int cgroup_fd; /* a cgroup2 directory stage 2 is born in (clone3 CLONE_INTO_CGROUP), or -1 */
+        int trace; /* the stages send a struct sbx_trace per step (res->on_trace receives them) */
 };
 
 struct sbx_spawn_res {
@@ -95,6 +128,10 @@ struct sbx_spawn_res {
         int chan; /* the parent's end of the spawn channel, closed by sbx_spawn_finish() */
         int released; /* "go" was sent to stage 2 (sbx_spawn_finish() may be called again) */
         struct sbx_err err;
+        /* Called in the runtime for each trace record as it is read (NULL: records are dropped);
+         * set by the caller before sbx_spawn_start() or sbx_spawn_finish(), which keep it. */
+        void (*on_trace)(void *ctx, const struct sbx_trace *t);
+        void *trace_ctx;
 };
 
 /* How long the runtime waits for a spawn stage before it kills it (stage 1 always; stage 2 by

@@ -30,6 +30,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -46,12 +47,15 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
-enum { MSG_PID = 1, MSG_ERR = 2 };
+enum { MSG_PID = 1, MSG_ERR = 2, MSG_TRACE = 3 };
 
 struct sbx_msg {
         int type;
         int pid;
-        struct sbx_err err;
+        union {
+                struct sbx_err err;
+                struct sbx_trace trace;
+        };
 };
 
 static const char DEFAULT_PATH[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -84,6 +88,61 @@ static void send_msg(int chan, const struct sbx_msg *m)
         do
                 rc = send(chan, m, sizeof *m, MSG_NOSIGNAL);
         while (rc < 0 && errno == EINTR);
+}
+
+/* The spawn channel while this stage traces, else -1. Set only in the stages (each its own copy
+ * of memory: clone without CLONE_VM), so the runtime's stays -1. */
+static int trace_chan = -1;
+
+void sbx_report(int stage, int step, long long a, long long b, const char *text)
+{
+        if (trace_chan < 0)
+                return;
+        struct sbx_msg m;
+        memset(&m, 0, sizeof m);
+        m.type = MSG_TRACE;
+        m.trace.stage = stage;
+        m.trace.step = step;
+        m.trace.a = a;
+        m.trace.b = b;
+        sbx_copy(m.trace.text, sizeof m.trace.text, text ? text : "");
+        send_msg(trace_chan, &m);
+}
+
+/* Stage 1's /proc/<pid>/ns while it traces, opened before any setns: once it has joined a
+ * container's mount namespace, "/proc/self" there names no process of its PID namespace. */
+static int ns_dir = -1;
+
+/* The inode of this process's namespace of kind `flag` (CLONE_NEW*), as /proc/PID/ns/<kind> shows it;
+ * a PID namespace is the one its children get (unshare and setns only change that). */
+static long long ns_inode(int flag)
+{
+        const char *name = flag == CLONE_NEWNS    ? "mnt"
+                           : flag == CLONE_NEWUTS ? "uts"
+                           : flag == CLONE_NEWIPC ? "ipc"
+                           : flag == CLONE_NEWNET ? "net"
+                           : flag == CLONE_NEWPID ? "pid_for_children"
+                                                  : "cgroup";
+        char path[48] = "/proc/self/ns/";
+        sbx_copy(path + 14, sizeof path - 14, name);
+        struct stat st;
+        int rc = ns_dir >= 0 ? fstatat(ns_dir, name, &st, 0) : stat(path, &st);
+        return rc < 0 ? 0 : (long long)st.st_ino;
+}
+
+static const int NS_FLAGS[] = { CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWPID, CLONE_NEWCGROUP };
+
+/* One record per namespace in `flags`, with its inode: what setns or unshare just gave us. A new
+ * PID namespace has no inode before its first process: the runtime reads it once stage 2 exists. */
+static void report_namespaces(int step, int flags)
+{
+        if (trace_chan < 0)
+                return;
+        if (step == SBX_TRACE_NS)
+                flags &= ~CLONE_NEWPID;
+        for (size_t i = 0; i < sizeof NS_FLAGS / sizeof NS_FLAGS[0]; i++)
+                if (flags & NS_FLAGS[i])
+                        sbx_report(SBX_STAGE_NAMESPACES, step, NS_FLAGS[i], ns_inode(NS_FLAGS[i]), NULL);
 }
 
 static __attribute__((noreturn)) void child_fail(int chan, const struct sbx_err *e)
@@ -175,6 +234,7 @@ static int write_sysctls(const char *const *pairs, struct sbx_err *e)
                 .flags = O_WRONLY | O_CLOEXEC | O_NOFOLLOW,
                 .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
         };
+        long long index = 0;
         for (; pairs[0] && pairs[1]; pairs += 2) {
                 int fd = (int)syscall(SYS_openat2, dir, pairs[0], &how, sizeof how);
                 ssize_t rc = fd < 0 ? -1 : write(fd, pairs[1], strlen(pairs[1]));
@@ -186,6 +246,7 @@ static int write_sysctls(const char *const *pairs, struct sbx_err *e)
                         return sbx_fail(e, SBX_STAGE_NAMESPACES, saved, fd < 0 ? "open sysctl" : "write sysctl",
                                         pairs[0]);
                 }
+                sbx_report(SBX_STAGE_NAMESPACES, SBX_TRACE_SYSCTL, index++, 0, pairs[0]);
         }
         close(dir);
         return 0;
@@ -193,20 +254,33 @@ static int write_sysctls(const char *const *pairs, struct sbx_err *e)
 
 static int enter_namespaces(const struct sbx_spawn_req *req, int *pod_mount_fd, struct sbx_err *e)
 {
-        if (req->join_pidfd >= 0 && req->join_ns && setns(req->join_pidfd, req->join_ns) < 0)
-                return sbx_fail(e, SBX_STAGE_NAMESPACES, errno, "setns into pod namespaces", "");
+        if (req->join_pidfd >= 0 && req->join_ns) {
+                if (setns(req->join_pidfd, req->join_ns) < 0)
+                        return sbx_fail(e, SBX_STAGE_NAMESPACES, errno, "setns into pod namespaces", "");
+                report_namespaces(SBX_TRACE_SETNS, req->join_ns);
+        }
         if (req->join_pidfd >= 0 && req->pod_mount) {
                 *pod_mount_fd = clone_pod_mount(req, e);
                 if (*pod_mount_fd < 0)
                         return -1;
         }
         int new_ns = req->new_ns & ~CLONE_NEWCGROUP; /* stage 2 unshares the cgroup namespace */
-        if (new_ns && unshare(new_ns) < 0)
-                return sbx_fail(e, SBX_STAGE_NAMESPACES, errno, "unshare namespaces", "");
-        if (req->hostname && sethostname(req->hostname, strlen(req->hostname)) < 0)
-                return sbx_fail(e, SBX_STAGE_NAMESPACES, errno, "sethostname", req->hostname);
-        if (req->loopback_up && bring_up_loopback(e) < 0)
-                return -1;
+        if (new_ns) {
+                if (unshare(new_ns) < 0)
+                        return sbx_fail(e, SBX_STAGE_NAMESPACES, errno, "unshare namespaces", "");
+                sbx_report(SBX_STAGE_NAMESPACES, SBX_TRACE_UNSHARE, new_ns, 0, NULL);
+                report_namespaces(SBX_TRACE_NS, new_ns);
+        }
+        if (req->hostname) {
+                if (sethostname(req->hostname, strlen(req->hostname)) < 0)
+                        return sbx_fail(e, SBX_STAGE_NAMESPACES, errno, "sethostname", req->hostname);
+                sbx_report(SBX_STAGE_NAMESPACES, SBX_TRACE_HOSTNAME, 0, 0, req->hostname);
+        }
+        if (req->loopback_up) {
+                if (bring_up_loopback(e) < 0)
+                        return -1;
+                sbx_report(SBX_STAGE_NAMESPACES, SBX_TRACE_LOOPBACK, 0, 0, "lo");
+        }
         if (req->sysctls && write_sysctls(req->sysctls, e) < 0)
                 return -1;
         return 0;
@@ -233,6 +307,7 @@ static int write_oom_score_adj(int value, struct sbx_err *e)
         ssize_t rc = write(fd, buf, (size_t)n);
         int saved = errno;
         close(fd);
+        sbx_report(SBX_STAGE_SETUP, SBX_TRACE_OOM_SCORE, value, rc < 0 ? saved : 0, NULL);
         return rc < 0 ? sbx_fail(e, SBX_STAGE_SETUP, saved, "write", "/proc/self/oom_score_adj") : 0;
 }
 
@@ -257,6 +332,8 @@ static int change_credentials(const struct sbx_spawn_req *req, struct sbx_err *e
         }
         if (req->uid >= 0 && syscall(SYS_setresuid, req->uid, req->uid, req->uid) < 0)
                 return sbx_fail(e, SBX_STAGE_SETUP, errno, "setresuid", "");
+        if (req->uid >= 0 || req->gid >= 0)
+                sbx_report(SBX_STAGE_SETUP, SBX_TRACE_IDS, req->uid, req->gid, NULL);
         if (keep && prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
                 return sbx_fail(e, SBX_STAGE_SETUP, errno, "clear keepcaps", "");
         if (req->set_caps && sbx_apply_caps(req->caps, e) < 0)
@@ -270,6 +347,8 @@ static int load_seccomp(const struct sbx_spawn_req *req, struct sbx_err *e)
                 .len = (unsigned short)req->seccomp_len,
                 .filter = (struct sock_filter *)req->seccomp_filter,
         };
+        /* Reported first: once loaded, the filter may deny what reporting needs (sendto). */
+        sbx_report(SBX_STAGE_SETUP, SBX_TRACE_SECCOMP, req->seccomp_len, 0, NULL);
         if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
                 return sbx_fail(e, SBX_STAGE_SETUP, errno, "load seccomp filter", "");
         return 0;
@@ -323,6 +402,7 @@ static int exec_command(const struct sbx_spawn_req *req, struct sbx_err *e)
         if (!file || !*file)
                 return sbx_fail(e, SBX_STAGE_EXEC, ENOENT, "execve", "");
         if (strchr(file, '/')) {
+                sbx_report(SBX_STAGE_EXEC, SBX_TRACE_EXEC, 0, 0, file);
                 execve(file, argv, envp);
                 return sbx_fail(e, SBX_STAGE_EXEC, errno, "execve", file);
         }
@@ -337,6 +417,9 @@ static int exec_command(const struct sbx_spawn_req *req, struct sbx_err *e)
                         size_t n = dlen ? dlen : 1;
                         candidate[n] = '/';
                         memcpy(candidate + n + 1, file, flen + 1);
+                        /* Only the candidate that is there: the misses of the PATH search are no step. */
+                        if (trace_chan >= 0 && access(candidate, X_OK) == 0)
+                                sbx_report(SBX_STAGE_EXEC, SBX_TRACE_EXEC, 0, 0, candidate);
                         execve(candidate, argv, envp);
                         if (errno == EACCES)
                                 best = EACCES;
@@ -364,6 +447,10 @@ static __attribute__((noreturn)) void run_stage2(const struct sbx_spawn_req *req
 {
         struct sbx_err e;
         memset(&e, 0, sizeof e);
+        if (ns_dir >= 0) { /* stage 1's: its own are read from /proc/self, still the host's /proc */
+                close(ns_dir);
+                ns_dir = -1;
+        }
         set_stage_name(req->stage_name, "stage2");
         /* Inherited from stage 1, set again to be plain: non-dumpable until execve (runc,
          * CVE-2016-9962), so nothing in the container can ptrace this stage or open its /proc. */
@@ -378,9 +465,17 @@ static __attribute__((noreturn)) void run_stage2(const struct sbx_spawn_req *req
                 sbx_fail(&e, SBX_STAGE_SETUP, errno, "unshare cgroup namespace", "");
                 child_fail(chan, &e);
         }
-        if (req->new_session && setsid() < 0) {
-                sbx_fail(&e, SBX_STAGE_SETUP, errno, "setsid", "");
-                child_fail(chan, &e);
+        if (req->new_ns & CLONE_NEWCGROUP) {
+                sbx_report(SBX_STAGE_SETUP, SBX_TRACE_UNSHARE, CLONE_NEWCGROUP, 0, NULL);
+                sbx_report(SBX_STAGE_SETUP, SBX_TRACE_NS, CLONE_NEWCGROUP, ns_inode(CLONE_NEWCGROUP), NULL);
+        }
+        if (req->new_session) {
+                pid_t sid = setsid();
+                if (sid < 0) {
+                        sbx_fail(&e, SBX_STAGE_SETUP, errno, "setsid", "");
+                        child_fail(chan, &e);
+                }
+                sbx_report(SBX_STAGE_SETUP, SBX_TRACE_SETSID, sid, 0, NULL);
         }
         /* Best effort: lowering the score needs CAP_SYS_RESOURCE, which some sandboxed hosts
          * withhold even from root; pause then keeps the runtime's score. */
@@ -398,6 +493,8 @@ static __attribute__((noreturn)) void run_stage2(const struct sbx_spawn_req *req
          * the container's user so its permissions apply. */
         if ((req->cwd || req->pivot) && sbx_enter_cwd(req->cwd, &e) < 0)
                 child_fail(chan, &e);
+        if (req->cwd || req->pivot)
+                sbx_report(SBX_STAGE_SETUP, SBX_TRACE_CWD, 0, 0, req->cwd ? req->cwd : "/");
         /* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while still root,
          * as runc does (the profile allows the few set-up calls that follow). */
         if (req->seccomp_filter && !req->no_new_privs && load_seccomp(req, &e) < 0)
@@ -418,12 +515,15 @@ static __attribute__((noreturn)) void run_stage2(const struct sbx_spawn_req *req
                 sbx_fail(&e, SBX_STAGE_SETUP, errno, "set no_new_privs", "");
                 child_fail(chan, &e);
         }
+        if (req->no_new_privs)
+                sbx_report(SBX_STAGE_SETUP, SBX_TRACE_NNP, 0, 0, NULL);
         if (req->seccomp_filter && req->no_new_privs && load_seccomp(req, &e) < 0)
                 child_fail(chan, &e);
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         if (req->exec_fd >= 0) {
+                sbx_report(SBX_STAGE_EXEC, SBX_TRACE_EXEC, 1, 0, req->argv[0]);
                 syscall(SYS_execveat, req->exec_fd, "", req->argv, req->envp, AT_EMPTY_PATH);
                 sbx_fail(&e, SBX_STAGE_EXEC, errno, "execveat", req->argv[0]);
         } else {
@@ -466,6 +566,10 @@ static __attribute__((noreturn)) void run_stage1(const struct sbx_spawn_req *req
         /* Non-dumpable while it holds the runtime's memory image and joins the pod (CVE-2016-9962):
          * a process of the pod can neither ptrace it nor open /proc/<pid>/mem, exe or fds. */
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+        if (req->trace) {
+                trace_chan = chan;
+                ns_dir = open("/proc/self/ns", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        }
         int pod_mount_fd = -1;
         if (enter_namespaces(req, &pod_mount_fd, &e) < 0)
                 child_fail(chan, &e);
@@ -478,6 +582,8 @@ static __attribute__((noreturn)) void run_stage1(const struct sbx_spawn_req *req
                 sbx_fail(&e, SBX_STAGE_NAMESPACES, errno, "clone stage 2", "");
                 child_fail(chan, &e);
         }
+        sbx_report(SBX_STAGE_NAMESPACES, SBX_TRACE_CLONE,
+                   CLONE_PARENT | (req->cgroup_fd >= 0 ? (long long)CLONE_INTO_CGROUP : 0), pid, NULL);
         struct sbx_msg m = { .type = MSG_PID, .pid = (int)pid };
         send_msg(chan, &m);
         _exit(0);
@@ -517,12 +623,17 @@ static long long monotonic_ms(void)
 /* Stage 1 makes no call that blocks for long, but a wedged one must not freeze the runtime either:
  * the same deadline as stage 2's, waited out across signals (stage 1 is our direct child and dies
  * with SIGKILL below, so nothing is left to interrupt). */
-static int recv_stage1(int chan, struct sbx_msg *m)
+static int recv_stage1(int chan, struct sbx_msg *m, const struct sbx_spawn_res *res)
 {
         long long deadline = monotonic_ms() + SBX_SPAWN_TIMEOUT_MS;
         for (;;) {
                 long long left = deadline - monotonic_ms();
                 int got = recv_msg(chan, m, left > 0 ? (int)left : 0);
+                if (got == 1 && m->type == MSG_TRACE) { /* a step, before the pid or the error */
+                        if (res->on_trace)
+                                res->on_trace(res->trace_ctx, &m->trace);
+                        continue;
+                }
                 if (got != RECV_INTERRUPTED)
                         return got;
         }
@@ -531,7 +642,11 @@ static int recv_stage1(int chan, struct sbx_msg *m)
 int sbx_spawn_start(const struct sbx_spawn_req *req, struct sbx_spawn_res *res)
 {
         int sv[2];
+        void (*on_trace)(void *, const struct sbx_trace *) = res->on_trace;
+        void *trace_ctx = res->trace_ctx;
         memset(res, 0, sizeof *res);
+        res->on_trace = on_trace;
+        res->trace_ctx = trace_ctx;
         res->pid = -1;
         res->chan = -1;
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
@@ -554,7 +669,7 @@ int sbx_spawn_start(const struct sbx_spawn_req *req, struct sbx_spawn_res *res)
                 return sbx_fail(&res->err, SBX_STAGE_PARENT, saved, "fork", "");
         }
         struct sbx_msg m;
-        int got = recv_stage1(sv[0], &m);
+        int got = recv_stage1(sv[0], &m, res);
         if (got == RECV_TIMEOUT)
                 kill((pid_t)stage1, SIGKILL);
         while (waitpid((pid_t)stage1, NULL, 0) < 0 && errno == EINTR)
@@ -586,8 +701,18 @@ int sbx_spawn_finish(struct sbx_spawn_res *res, int timeout_ms)
                 send(chan, &go, 1, MSG_NOSIGNAL);
                 res->released = 1;
         }
+        /* Trace records come before the end (EOF, an error): each is handed on, within the deadline. */
         struct sbx_msg m;
-        int got = recv_msg(chan, &m, timeout_ms);
+        long long deadline = monotonic_ms() + timeout_ms;
+        int got;
+        for (;;) {
+                long long left = deadline - monotonic_ms();
+                got = recv_msg(chan, &m, left > 0 ? (int)left : 0);
+                if (got != 1 || m.type != MSG_TRACE)
+                        break;
+                if (res->on_trace)
+                        res->on_trace(res->trace_ctx, &m.trace);
+        }
         if (got == RECV_INTERRUPTED) /* the channel stays open: call again to go on waiting */
                 return sbx_fail(&res->err, SBX_STAGE_PARENT, EINTR, "wait for stage 2", "");
         res->chan = -1;

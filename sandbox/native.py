@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 import time
 
 from sandbox._native import ffi, lib
@@ -26,6 +27,8 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any
+
+    from sandbox.trace import Tracer
 
 SPAWN_TIMEOUT = lib.SBX_SPAWN_TIMEOUT_MS / 1000  # seconds stage 2 gets to set up and exec
 _DEADLINE_OP = b"spawn deadline (stage 2)"  # sbx_spawn_finish()'s op when it killed stage 2
@@ -146,12 +149,50 @@ class Started:
             self._res.chan = -1
 
 
-def started_from_channel(pid: int, chan: int) -> Started:
+def started_from_channel(pid: int, chan: int, req: SpawnRequest | None = None) -> Started:
     """A stage 2 that another process started (the shim), its spawn channel `chan` received over a
-    socket: `finish()` releases it exactly as after `spawn_start`. The Started owns `chan`."""
+    socket: `finish()` releases it exactly as after `spawn_start`. The Started owns `chan`. `req`:
+    the request it runs, which words its trace records while tracing (dropped without it)."""
     res = ffi.new("struct sbx_spawn_res *")
     res.pid, res.chan = pid, chan
-    return Started(pid, res, _Keep())
+    keep = _Keep()
+    tracer = _tracer()
+    if tracer is not None and req is not None:
+        _receive_trace(tracer, req, res, keep)
+    return Started(pid, res, keep)
+
+
+def _tracer() -> Tracer | None:
+    """The active --trace tracer. sandbox/trace.py is loaded only by --trace: when it is off, this
+    is one dictionary lookup, and nothing of the trace machinery is imported."""
+    if "sandbox.trace" not in sys.modules:
+        return None
+    from sandbox import trace
+
+    return trace.active
+
+
+def _receive_trace(tracer: Tracer, req: SpawnRequest, res: Any, keep: _Keep) -> None:
+    """Hand the stages' trace records of this spawn to the active tracer as they are read."""
+    from sandbox import trace
+
+    global _callback_defined
+    if not _callback_defined:
+        ffi.def_extern(name="sbx_py_trace")(_on_trace)
+        _callback_defined = True
+    handle = ffi.new_handle(trace.SpawnTrace(tracer, req, trace.spawn_label(req)))
+    keep.items.append(handle)
+    res.on_trace, res.trace_ctx = lib.sbx_py_trace, handle
+
+
+_callback_defined = False
+
+
+def _on_trace(ctx: Any, rec: Any) -> None:
+    """sbx_py_trace: called by sbx_spawn_start/finish in this process (never after a fork)."""
+    step = ffi.string(ffi.cast("enum sbx_trace_step", rec.step))
+    ffi.from_handle(ctx).record(int(rec.stage), str(step).removeprefix("SBX_TRACE_"), int(rec.a), int(rec.b),
+                                ffi.string(rec.text).decode(errors="replace"))
 
 
 def spawn_start(req: SpawnRequest) -> Started:
@@ -159,6 +200,10 @@ def spawn_start(req: SpawnRequest) -> Started:
     keep = _Keep()
     c = _build(req, keep)
     res = ffi.new("struct sbx_spawn_res *")
+    tracer = _tracer()
+    if tracer is not None:
+        c.trace = 1
+        _receive_trace(tracer, req, res, keep)
     if lib.sbx_spawn_start(c, res) < 0:
         raise _error(res.err)
     return Started(int(res.pid), res, keep)
@@ -212,3 +257,7 @@ def device_filter_attach(cgroup_fd: int, rules: Sequence[tuple[str, int, int, st
     err = ffi.new("struct sbx_err *")
     if lib.sbx_device_filter_attach(cgroup_fd, c, len(rules), err) < 0:
         raise OSError(int(err.err), f"{ffi.string(err.op).decode()}: {os.strerror(int(err.err))}")
+    tracer = _tracer()
+    if tracer is not None:
+        tracer.emit("runtime", "bpf", f"bpf(BPF_PROG_LOAD, CGROUP_DEVICE: {len(rules)} rules), "
+                          f"bpf(BPF_PROG_ATTACH) to {os.readlink(f'/proc/self/fd/{cgroup_fd}')}", rules=len(rules))

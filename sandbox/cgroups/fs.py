@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -58,6 +59,10 @@ def write(cgroup: Path, name: str, value: str) -> None:
             os.close(fd)
     except OSError as e:
         raise CgroupError(f"write {value!r} to", path, e) from e
+    if "sandbox.trace" in sys.modules:  # loaded by --trace only: off costs this lookup
+        from sandbox.trace import emit
+
+        emit("runtime", "cgroup", f"cgroup {name} = {value} ({cgroup})", path=str(path), value=value)
 
 
 def membership(paths: Mapping[str, object] | None) -> dict[str, Any]:
@@ -108,6 +113,10 @@ def make(path: Path) -> bool:
     """mkdir one cgroup; True when this call created it (the caller owns it then)."""
     try:
         os.mkdir(path, 0o755)
+        if "sandbox.trace" in sys.modules:
+            from sandbox.trace import emit
+
+            emit("runtime", "cgroup", f"mkdir cgroup {path}", path=str(path))
         return True
     except FileExistsError:
         return False
@@ -128,6 +137,10 @@ def _rmdir_tree(top: str, deadline: float) -> None:
     while True:
         try:
             os.rmdir(top)
+            if "sandbox.trace" in sys.modules:
+                from sandbox.trace import emit
+
+                emit("runtime", "cgroup", f"rmdir cgroup {top}", path=top)
             return
         except FileNotFoundError:
             return

@@ -36,6 +36,9 @@ def add_parser(verbs: Any) -> None:
     p.add_argument("--all", action="store_true", help="every pod of the namespace")
     p.add_argument("-A", "--all-namespaces", action="store_true", help="with --all: of every namespace")
     p.add_argument("--timeout", type=float, help="seconds to wait for a pod to stop (default: grace + 15)")
+    from sandbox.cli import add_trace_option
+
+    add_trace_option(p)
     p.set_defaults(handler=handle)
 
 
@@ -153,10 +156,17 @@ def _stop(args: argparse.Namespace, target: PodDir, state: dict[str, Any]) -> No
         return  # it exited a moment ago
     grace = float(((state.get("manifest") or {}).get("spec") or {}).get("terminationGracePeriodSeconds", 30))
     timeout = args.timeout if args.timeout is not None else max(grace, 2.0) + EXTRA_WAIT_SECONDS
+    tracer = sys.modules["sandbox.trace"].active if "sandbox.trace" in sys.modules else None  # --trace
     try:
         signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+        if tracer is not None:
+            tracer.emit("delete", "signal", f"pidfd_send_signal(runtime pid {runtime.pid}, SIGTERM): its "
+                              "tear-down runs there (its own --trace shows it)", pid=runtime.pid)
         if not _wait_for_exit(pidfd, timeout):
             raise StateError(f'pod "{state.get("name")}" did not stop within {timeout:g}s (runtime pid {runtime.pid})')
+        if tracer is not None:
+            tracer.emit("delete", "exit", f"runtime pid {runtime.pid} exited (its pidfd turned readable)",
+                              pid=runtime.pid)
     finally:
         os.close(pidfd)
 

@@ -22,6 +22,9 @@ def add_parser(verbs: Any) -> None:
     p.add_argument("-c", "--container", help="container name (default: the pod's first container)")
     p.add_argument("-i", "--stdin", action="store_true", help="pass our stdin to the command")
     p.add_argument("-t", "--tty", action="store_true", help="give the command a terminal (with -i: ours, raw)")
+    from sandbox.cli import add_trace_option
+
+    add_trace_option(p)
     p.epilog = "usage: sandbox exec POD [-c CONTAINER] [-i] [-t] -- CMD [ARG...]"
     p.set_defaults(handler=handle)
 

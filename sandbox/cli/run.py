@@ -19,6 +19,9 @@ def add_parser(verbs: Any) -> None:
     add_node_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="do not stream container output")
     p.add_argument("--rm", action="store_true", help="delete the pod (its record and logs) when it ends")
+    from sandbox.cli import add_trace_option
+
+    add_trace_option(p)
     p.set_defaults(handler=handle)
 
 

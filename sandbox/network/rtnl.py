@@ -18,6 +18,7 @@ from __future__ import annotations
 import _socket  # socket.py's enum conversions cost ~1.3 ms at import; raw netlink needs none
 import os
 import struct
+import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -77,6 +78,13 @@ class Rtnl:
             self.sock = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW, _socket.NETLINK_ROUTE, fd)
         self.sock.bind((0, 0))
         self.seq = 0
+        self.where = "host" if fd is None else "pod"  # whose network namespace, for --trace
+
+    def _trace(self, line: str, **values: object) -> None:
+        if "sandbox.trace" in sys.modules:  # loaded by --trace only: off costs this lookup
+            from sandbox.trace import emit
+
+            emit("runtime", "netlink", f"{line} (in the {self.where}'s netns)", netns=self.where, **values)
 
     def close(self) -> None:
         self.sock.close()
@@ -129,6 +137,7 @@ class Rtnl:
         info = nested(IFLA_LINKINFO, attr(IFLA_INFO_KIND, b"bridge"))
         flags = ifinfo(flags=IFF_UP, change=IFF_UP) if up else ifinfo()
         self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, flags + name_attr(name) + info)
+        self._trace(f"RTM_NEWLINK bridge {name}", link=name)
 
     def add_veth(self, name: str, peer: str, peer_netns_fd: int, master: int, mtu: int = 0) -> None:
         """A veth pair: `name` here, enslaved to the bridge `master` and up; `peer` created
@@ -142,9 +151,14 @@ class Rtnl:
         self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL,
                      ifinfo(flags=IFF_UP, change=IFF_UP) + name_attr(name) + extra
                      + attr(IFLA_MASTER, struct.pack("=I", master)) + info)
+        if "sandbox.trace" in sys.modules and sys.modules["sandbox.trace"].active is not None:
+            inode = os.fstat(peer_netns_fd).st_ino  # an nsfs file's inode is the namespace's
+            self._trace(f"RTM_NEWLINK veth {name} <-> {peer} in net:[{inode}], {name} up on link {master}",
+                        link=name, peer=peer, peerNetns=inode, master=master)
 
     def set_up(self, index: int) -> None:
         self.request(RTM_NEWLINK, 0, ifinfo(index, IFF_UP, IFF_UP))
+        self._trace(f"RTM_NEWLINK link {index} up", index=index)
 
     def delete_link(self, name: str) -> bool:
         """Delete the link `name` (a veth takes its peer along); False if there was none."""
@@ -154,6 +168,7 @@ class Rtnl:
             if e.errno == 19:  # ENODEV
                 return False
             raise
+        self._trace(f"RTM_DELLINK {name}", link=name)
         return True
 
     # --- addresses and routes ------------------------------------------------------------------
@@ -165,11 +180,14 @@ class Rtnl:
         flags = 0x02 if family == _socket.AF_INET6 else 0
         self.request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL,
                      _IFADDR.pack(family, prefixlen, flags, RT_SCOPE_UNIVERSE, index) + attrs)
+        self._trace(f"RTM_NEWADDR {address}/{prefixlen} on link {index}", address=f"{address}/{prefixlen}",
+                    index=index)
 
     def add_default_route(self, gateway: str) -> None:
         family, raw = _family(gateway)
         msg = _RTMSG.pack(family, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST, 0)
         self.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, msg + attr(RTA_GATEWAY, raw))
+        self._trace(f"RTM_NEWROUTE default via {gateway}", gateway=gateway)
 
 
 def _messages(data: bytes) -> Iterator[tuple[int, int, bytes]]:

@@ -20,6 +20,7 @@ runtime's pod is cleaned up.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from sandbox.log import get_logger
@@ -161,9 +162,13 @@ def start_pause(spawner: Spawner, dirs: SandboxDirs, hostname: str, host: HostNa
     SpawnRequest fields that start it in its cgroup (cgroups.fs.membership)."""
     binary = os.open(pause_binary(), os.O_RDONLY | os.O_CLOEXEC)
     null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+    # --trace: pause's stderr is a pipe it reports each reaped child on (native/pause.c); the
+    # trace module is loaded by --trace only, so off costs one lookup
+    tracer = sys.modules["sandbox.trace"].active if "sandbox.trace" in sys.modules else None
+    reports, report_end = os.pipe2(os.O_CLOEXEC) if tracer is not None else (-1, null)
     try:
         req = SpawnRequest(
-            argv=["/pause"],
+            argv=["/pause", "--trace"] if reports >= 0 else ["/pause"],
             env=[],
             new_ns=CLONE_NEWNS | (0 if host.network else CLONE_NEWNET | CLONE_NEWUTS)
             | (0 if host.ipc else CLONE_NEWIPC) | (0 if host.pid else CLONE_NEWPID),
@@ -178,10 +183,21 @@ def start_pause(spawner: Spawner, dirs: SandboxDirs, hostname: str, host: HostNa
             uid=PAUSE_UID,
             gid=PAUSE_UID,
             no_new_privs=True,
-            stdio=(null, null, null),
+            stdio=(null, null, report_end),
             **(cgroup or {}),
         )
-        return spawner.spawn(req)
+        pause = spawner.spawn(req)
+        if tracer is not None and reports >= 0:
+            from sandbox.trace import read_pause
+
+            read_pause(reports, tracer)
+            reports = -1
+        return pause
     finally:
         os.close(binary)
         os.close(null)
+        if reports >= 0:
+            os.close(reports)
+            os.close(report_end)
+        elif report_end != null:
+            os.close(report_end)

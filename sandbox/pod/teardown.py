@@ -27,9 +27,9 @@ import os
 import shutil
 import signal
 import stat
+import sys
 from pathlib import Path
 
-from sandbox import trace
 from sandbox.log import get_logger
 from sandbox.record import record
 from sandbox.state.proc import ProcessRef
@@ -298,9 +298,11 @@ def undo_all(journal: Journal, allowed_bases: Iterable[Path] | None = None) -> l
         try:
             if obj.undo():
                 log.debug("undid %s", obj)
-                if trace.active is not None:
-                    line, values = trace.undo_line(to_json(obj))
-                    trace.active.emit("teardown", "undo", line, **values)
+                if "sandbox.trace" in sys.modules:  # loaded by --trace only: off costs this lookup
+                    from sandbox.trace import emit, undo_line
+
+                    line, values = undo_line(to_json(obj))
+                    emit("teardown", "undo", line, **values)
         except OSError as e:
             failures.append(f"could not undo {obj}: {e}")
     for failure in failures:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import select
 import signal
+import sys
 
 from sandbox.errors import ContainerStartError
 from sandbox.process.request import ALL_NAMESPACES, Identity, SpawnRequest
@@ -61,7 +62,13 @@ def _supervise(process: ChildProcess, stdio: _PipeStdio | _TtyStdio) -> int:
     try:
         stdio.begin()
         _relay(process, stdio)
-        return process.wait().exit_code
+        exit_info = process.wait()
+        if "sandbox.trace" in sys.modules:  # loaded by --trace only: off costs this lookup
+            from sandbox.trace import emit
+
+            emit("runtime", "exit", f"waitid(P_PIDFD, pid {process.pid}) -> exit code "
+                              f"{exit_info.exit_code}", pid=process.pid, exitCode=exit_info.exit_code)
+        return exit_info.exit_code
     finally:
         stdio.end()
         for sig, handler in old.items():

@@ -26,6 +26,7 @@ when a filter has to be compiled.
 from __future__ import annotations
 
 import os
+import sys
 
 from sandbox.errors import ContainerStartError
 
@@ -101,11 +102,31 @@ def filter_file_for(profile_type: str, localhost_profile: str | None, caps_mask:
         raise ProfileError(f"unknown profile type {profile_type!r}", 22, profile_type)
     cached = cache_dir / f"{_cache_key(key_material, caps_mask)}.bpf"
     if os.path.exists(cached):
+        # sandbox/trace.py is loaded by --trace only: off costs this lookup
+        if "sandbox.trace" in sys.modules and sys.modules["sandbox.trace"].active is not None:
+            profile = _parse(source, path) if source is not None and path is not None else _default()
+            _trace_filter(profile, caps_mask, str(path or RUNTIME_DEFAULT), cached, "cached")
         return cached
     profile = _parse(source, path) if source is not None and path is not None else _default()
     program = compile_profile(profile, caps_mask, where=str(path or RUNTIME_DEFAULT))
     _store(cached, program)
+    if "sandbox.trace" in sys.modules and sys.modules["sandbox.trace"].active is not None:
+        _trace_filter(profile, caps_mask, str(path or RUNTIME_DEFAULT), cached, "compiled now")
     return cached
+
+
+def _trace_filter(profile: dict[str, Any], caps_mask: int, where: str, cached: Path, how: str) -> None:
+    """--trace: the profile's rules that apply to this process (its capabilities, this
+    architecture), and the filter file stage 2 will load."""
+    from sandbox.trace import emit
+
+    machine = os.uname().machine
+    rules = [r for r in profile.get("syscalls") or () if isinstance(r, dict)
+             and rule_applies(r, caps_mask, _GOARCH.get(machine, machine))]
+    calls = sum(len(r.get("names") or ()) + ("name" in r) for r in rules)
+    emit("runtime", "seccomp", f"seccomp profile {where}: {len(rules)} rules naming {calls} syscalls apply "
+         f"(caps {caps_mask:016x}) -> filter {cached} ({how})", profile=where, rules=len(rules), syscalls=calls,
+         filter=str(cached))
 
 
 def localhost_path(profiles_root: Path, name: str) -> str:
