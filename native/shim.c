@@ -536,6 +536,7 @@ static int unpack(int memfd, const int *fds, int n_fds, struct unpacked *u)
         r->caps = h.caps;
         r->new_session = h.new_session;
         r->pdeathsig = h.pdeathsig;
+        r->trace = h.trace != 0;
         if (str_at(buf, size, h.hostname, &r->hostname) < 0 || str_at(buf, size, h.pod_mount, &r->pod_mount) < 0 ||
             str_at(buf, size, h.stage_name, &r->stage_name) < 0 || str_at(buf, size, h.cwd, &r->cwd) < 0)
                 return -1;
@@ -609,6 +610,13 @@ static int open_output(struct child *c, int write_ends[2], struct sbx_err *e)
         return 0;
 }
 
+/* `--trace`: stage 1 runs here, so its records are read by this process; each goes to the client
+ * whose SPAWN it is, before the reply (stage 2's come to the client over the spawn channel). */
+static void forward_trace(void *ctx, const struct sbx_trace *t)
+{
+        reply((struct client *)ctx, SHIM_R_TRACE, t, sizeof *t, NULL, 0);
+}
+
 static void handle_spawn(struct client *cl, const char *body, size_t len, const int *fds, int n_fds)
 {
         struct shim_spawn sp;
@@ -648,6 +656,10 @@ static void handle_spawn(struct client *cl, const char *body, size_t len, const 
                 rc = open_output(c, write_ends, &res.err);
                 u.req.stdio[1] = write_ends[0];
                 u.req.stdio[2] = write_ends[1];
+        }
+        if (u.req.trace) {
+                res.on_trace = forward_trace;
+                res.trace_ctx = cl;
         }
         if (rc == 0)
                 rc = sbx_spawn_start(&u.req, &res);

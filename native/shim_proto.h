@@ -36,6 +36,7 @@ enum shim_msg_type {
         SHIM_R_SPAWNED = 67, /* shim_spawned; fds: the spawn channel, a pidfd of stage 2 */
         SHIM_R_LIST_ENTRY = 68, /* shim_child; fds: a pidfd when the child still runs */
         SHIM_R_LIST_END = 69, /* shim_count */
+        SHIM_R_TRACE = 70, /* struct sbx_trace: a step of stage 1 of the SPAWN in progress (before its reply) */
         /* shim -> every client that said HELLO, at any time */
         SHIM_E_EXIT = 128, /* shim_child */
         SHIM_E_OUTPUT = 129, /* shim_output + bytes (watching clients only) */
@@ -126,7 +127,7 @@ struct shim_req {
         uint32_t ops, n_ops; /* struct shim_req_op (8-aligned) */
         uint32_t groups, n_groups; /* uint32 (4-aligned) */
         uint32_t seccomp, seccomp_len; /* struct sock_filter (8-aligned), seccomp_len entries */
-        uint32_t pad;
+        uint32_t trace; /* the stages send trace records (`--trace`): stage 1's come as R_TRACE */
 };
 
 struct shim_req_op {

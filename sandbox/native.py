@@ -188,6 +188,26 @@ def _receive_trace(tracer: Tracer, req: SpawnRequest, res: Any, keep: _Keep) -> 
 _callback_defined = False
 
 
+def trace_recorder(req: SpawnRequest) -> Any:
+    """While tracing: a function taking one raw struct sbx_trace (as the shim forwards stage 1's
+    records) and wording it with `req`; None otherwise."""
+    tracer = _tracer()
+    if tracer is None:
+        return None
+    from sandbox import trace
+
+    spawn = trace.SpawnTrace(tracer, req, trace.spawn_label(req))
+
+    def record(raw: bytes) -> None:
+        rec = ffi.new("struct sbx_trace *")
+        ffi.memmove(rec, raw, min(len(raw), ffi.sizeof("struct sbx_trace")))
+        step = ffi.string(ffi.cast("enum sbx_trace_step", rec.step))
+        spawn.record(int(rec.stage), str(step).removeprefix("SBX_TRACE_"), int(rec.a), int(rec.b),
+                     ffi.string(rec.text).decode(errors="replace"))
+
+    return record
+
+
 def _on_trace(ctx: Any, rec: Any) -> None:
     """sbx_py_trace: called by sbx_spawn_start/finish in this process (never after a fork)."""
     step = ffi.string(ffi.cast("enum sbx_trace_step", rec.step))

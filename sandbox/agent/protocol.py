@@ -90,10 +90,15 @@ class Client:
             raise AgentUnavailable(f"no node agent answers on {path}: {os.strerror(e.errno or 0)}") from None
         return cls(sock)
 
-    def call(self, op: str, **params: Any) -> dict[str, Any]:
-        """Send one request and wait for its answer; AgentError if it is a refusal."""
+    def call(self, op: str, on_trace: Any = None, **params: Any) -> dict[str, Any]:
+        """Send one request and wait for its answer; AgentError if it is a refusal. Messages
+        `{"trace": event}` before the answer (a RunPod with "trace") go to `on_trace`."""
         self.sock.sendall(encode({"op": op, **params}))
         answer = self.receive()
+        while "trace" in answer and "ok" not in answer:
+            if on_trace is not None:
+                on_trace(answer["trace"])
+            answer = self.receive()
         if not answer.get("ok"):
             raise AgentError(str(answer.get("error") or "the agent failed the request"), int(answer.get("code", 1)))
         return answer

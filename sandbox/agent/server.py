@@ -99,14 +99,16 @@ class Conn:
         self.sock = sock
         self.decoder = protocol.Decoder()
         self.closed = False
+        self.lock = threading.Lock()  # `--trace`: pause's reaping lines come from a thread
 
     def answer(self, message: dict[str, Any]) -> None:
-        if self.closed:
-            return
-        try:
-            self.sock.sendall(protocol.encode(message))
-        except OSError:
-            self.closed = True  # the client went away; its pod runs on
+        with self.lock:
+            if self.closed:
+                return
+            try:
+                self.sock.sendall(protocol.encode(message))
+            except OSError:
+                self.closed = True  # the client went away; its pod runs on
 
     def fail(self, error: str, code: int = 1) -> None:
         self.answer({"ok": False, "error": error, "code": code})
@@ -121,6 +123,7 @@ class AgentPod:
         self.started_waiters: list[Conn] = []  # RunPod: until every container runs or has failed
         self.stopped_waiters: list[Conn] = []  # StopPod: until the pod has ended
         self.ended = False
+        self.tracer: Any = None  # `run -d --trace`: this pod's steps go to its client until it answers
 
     @property
     def key(self) -> tuple[str, str]:
@@ -336,6 +339,22 @@ class Agent:
 
     def _guarded(self, pod: AgentPod, step: Callable[[], None]) -> None:
         """A fault in one pod's step stops that pod (forced), never the agent."""
+        if pod.tracer is not None:
+            self._traced(pod, partial(self._guarded_step, pod, step))
+        else:
+            self._guarded_step(pod, step)
+
+    def _traced(self, pod: AgentPod, step: Callable[[], None]) -> None:
+        """`run -d --trace`: the one tracer of the process is this pod's while its step runs."""
+        from sandbox import trace
+
+        previous, trace.active = trace.active, pod.tracer
+        try:
+            step()
+        finally:
+            trace.active = previous
+
+    def _guarded_step(self, pod: AgentPod, step: Callable[[], None]) -> None:
         try:
             step()
         except Exception as e:  # noqa: BLE001 - the agent outlives any one pod's fault
@@ -510,14 +529,28 @@ class Agent:
         pod = self._begin(prepared, run_options, conn, request)
         if pod is None:
             return
+        if request.get("trace") in ("text", "json"):
+            from sandbox import trace
+
+            pod.tracer = trace.Tracer(lambda event: conn.answer({"trace": event}))
         try:
-            pod.run.supervisor.start()
-            pod.run.supervisor.flush()
+            if pod.tracer is not None:
+                self._traced(pod, self._start_pod(pod))
+            else:
+                self._start_pod(pod)()
         except Exception as e:  # noqa: BLE001 - as a foreground run: the pod is undone, the client told
             self._start_failed(pod, e)
             return
         if pod.run.supervisor.done() and not pod.ended:
             self._end(pod)
+
+    @staticmethod
+    def _start_pod(pod: AgentPod) -> Callable[[], None]:
+        def start() -> None:
+            pod.run.supervisor.start()
+            pod.run.supervisor.flush()
+
+        return start
 
     def _start_failed(self, pod: AgentPod, error: Exception) -> None:
         """The pod could not be started (a hostPort taken, a volume that cannot be made...): as
@@ -565,6 +598,7 @@ class Agent:
             answer = {"ok": True, **pod_summary(snapshot)}
             for conn in waiters:
                 conn.answer(answer)
+            pod.tracer = None  # the traced `run -d` has its answer
 
     # --- static pods ------------------------------------------------------------------------------
 
@@ -644,6 +678,12 @@ class Agent:
         (or, `keep_record` False, remove it as a pod that never started), answer whoever waits."""
         if pod.ended:
             return
+        if pod.tracer is not None:  # a traced `run -d` still waits: its tear-down is traced too
+            self._traced(pod, partial(self._end_now, pod, force, keep_record))
+        else:
+            self._end_now(pod, force, keep_record)
+
+    def _end_now(self, pod: AgentPod, force: bool, keep_record: bool) -> None:
         pod.ended = True
         supervisor = pod.run.supervisor
         ended = keep_record

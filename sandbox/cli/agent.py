@@ -102,10 +102,17 @@ def run_detached(args: argparse.Namespace, files: list[str], *, apply: bool = Fa
 
     client = connect_or_start(args)
     failed = 0
+    mode = getattr(args, "trace", None)  # `run -d --trace`: the agent sends each step of the start
+    extra: dict[str, Any] = {}
+    if mode:
+        from sandbox.trace import stream_sink
+
+        extra = {"trace": mode, "on_trace": stream_sink(sys.stderr.fileno(), mode)}
     try:
         for path in files:
             try:
-                answer = client.call("RunPod", path=os.path.abspath(path), namespace=args.namespace, apply=apply)
+                answer = client.call("RunPod", path=os.path.abspath(path), namespace=args.namespace, apply=apply,
+                                     **extra)
             except AgentError as e:
                 print(f"error: {path}: {e}", file=sys.stderr)
                 failed = max(failed, e.code)

@@ -104,14 +104,18 @@ class Shim:
 
     # -- requests --------------------------------------------------------------------------
 
-    def spawn(self, child_id: str, req: SpawnRequest, log_path: str | None = None) -> tuple[int, int, int]:
+    def spawn(self, child_id: str, req: SpawnRequest, log_path: str | None = None,
+              on_trace: Callable[[bytes], None] | None = None) -> tuple[int, int, int]:
         """SPAWN: (pid, spawn channel fd, pidfd) of stage 2, waiting for "go" on the channel;
-        ContainerStartError (nothing left running) when the shim could not start it."""
-        data, fds = proto.pack_request(req)
+        ContainerStartError (nothing left running) when the shim could not start it. `on_trace`
+        (`--trace`): the stages send trace records; stage 1's (a struct sbx_trace each) come
+        before the reply and go to it."""
+        data, fds = proto.pack_request(req, trace=on_trace is not None)
         memfd = os.memfd_create("sbx-spawn-request", os.MFD_CLOEXEC)
         try:
             _write_all(memfd, data)
-            type_, body, got = self._request(proto.SPAWN, proto.spawn_body(child_id, log_path), [memfd, *fds])
+            self._send(proto.SPAWN, proto.spawn_body(child_id, log_path), [memfd, *fds])
+            type_, body, got = self._reply(on_trace)
         finally:
             os.close(memfd)
         if type_ == proto.R_ERROR:
@@ -203,11 +207,15 @@ class Shim:
         except OSError as e:
             raise ShimError(f"shim in {self.directory}: {e.strerror or e}") from e
 
-    def _reply(self) -> tuple[int, bytes, builtins.list[int]]:
+    def _reply(self, on_trace: Callable[[bytes], None] | None = None) -> tuple[int, bytes, builtins.list[int]]:
         while True:
             got = self._receive(block=True, timeout=REPLY_TIMEOUT)
             if got is None:
                 raise ShimError(f"shim in {self.directory}: no reply within {REPLY_TIMEOUT:g}s")
+            if got[0] == proto.R_TRACE:  # a step of the SPAWN in progress, before its reply
+                if on_trace is not None:
+                    on_trace(got[1])
+                continue
             if got[0] < proto.E_EXIT:
                 return got
 
@@ -322,7 +330,7 @@ class ShimSpawner(Spawner):
             child_id = f"{req.stage_name}-{os.getpid()}-{self._count}"
         pid, chan, pidfd = self._start(req, child_id, log_path)
         child = ShimChild(self.shim, child_id, pid, pidfd)
-        started = native.started_from_channel(pid, chan)
+        started = native.started_from_channel(pid, chan, req)
         try:
             if req.cgroups:
                 _join_cgroups(req.cgroups, pid)
@@ -336,8 +344,11 @@ class ShimSpawner(Spawner):
         return child
 
     def _start(self, req: SpawnRequest, child_id: str, log_path: str | None) -> tuple[int, int, int]:
+        from sandbox import native
+
+        on_trace = native.trace_recorder(req)  # None unless `--trace`
         if not req.cgroup2:
-            return self.shim.spawn(child_id, req, log_path)
+            return self.shim.spawn(child_id, req, log_path, on_trace)
         from sandbox.errors import ContainerStartError
         from sandbox.record import replace
 
@@ -346,7 +357,7 @@ class ShimSpawner(Spawner):
         except OSError as e:
             raise ContainerStartError("CreateContainerError", "open cgroup", e.errno or 0, req.cgroup2) from e
         try:
-            return self.shim.spawn(child_id, replace(req, cgroup_fd=fd), log_path)
+            return self.shim.spawn(child_id, replace(req, cgroup_fd=fd), log_path, on_trace)
         finally:
             os.close(fd)
 

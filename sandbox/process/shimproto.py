@@ -29,7 +29,7 @@ REQ_MAX = 64 << 20
 # client -> shim
 HELLO, SPAWN, ACK, LIST, WATCH, REOPEN, SHUTDOWN = 1, 2, 3, 4, 5, 6, 7
 # shim -> client: replies, then events (every type from E_EXIT on is an event)
-R_HELLO, R_OK, R_ERROR, R_SPAWNED, R_LIST_ENTRY, R_LIST_END = 64, 65, 66, 67, 68, 69
+R_HELLO, R_OK, R_ERROR, R_SPAWNED, R_LIST_ENTRY, R_LIST_END, R_TRACE = 64, 65, 66, 67, 68, 69, 70
 E_EXIT, E_OUTPUT, E_DROPPED = 128, 129, 130
 RUNNING, EXITED = 1, 2
 STREAMS = {1: "stdout", 2: "stderr"}
@@ -48,7 +48,7 @@ OUTPUT = struct.Struct(f"={ID_MAX}sII")  # id, stream, length; the bytes follow
 COUNT = struct.Struct("=Q")
 ERR = struct.Struct("=ii48s200s")  # struct sbx_err: stage, errno, op, path
 # struct shim_req: magic, size; join_fd..exec_fd (7); stdio (3); set_oom..set_caps (6); caps;
-# new_session, pdeathsig, cgroup_fd; 4 string offsets; 6 (offset, count) pairs; pad
+# new_session, pdeathsig, cgroup_fd; 4 string offsets; 6 (offset, count) pairs; trace
 REQ = struct.Struct("=II7i3i6iQ3i4I12II")
 REQ_OP = struct.Struct("=6IQ")  # kind, source, target, fstype, data, pad; flags
 
@@ -189,9 +189,10 @@ class _Packer:
         return self.put(struct.pack(f"={len(offsets)}I", *offsets), 4), len(offsets)
 
 
-def pack_request(req: SpawnRequest) -> tuple[bytes, list[int]]:
+def pack_request(req: SpawnRequest, trace: bool = False) -> tuple[bytes, list[int]]:
     """The memfd content for `req` and the fds that travel with it (in this order after the
-    memfd: the packed fd fields are their indexes, counting the memfd as 0)."""
+    memfd: the packed fd fields are their indexes, counting the memfd as 0). `trace`: the stages
+    send trace records (`--trace`)."""
     fds: list[int] = []
 
     def fd_index(fd: int) -> int:
@@ -219,7 +220,7 @@ def pack_request(req: SpawnRequest) -> tuple[bytes, list[int]]:
         int(req.readonly_root), fd_index(req.exec_fd), *(fd_index(fd) for fd in req.stdio),
         int(req.oom_score_adj is not None), req.oom_score_adj or 0, req.uid, req.gid, int(req.no_new_privs),
         int(req.caps is not None), req.caps or 0, int(req.new_session), req.pdeathsig, fd_index(req.cgroup_fd),
-        *strings, *argv, *envp, *sysctls, *ops, *groups, *seccomp, 0,
+        *strings, *argv, *envp, *sysctls, *ops, *groups, *seccomp, int(trace),
     )
     REQ.pack_into(p.buf, 0, REQ_MAGIC, len(p.buf), *head)
     if len(p.buf) > REQ_MAX or len(fds) + 1 > MAX_FDS:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import selectors
 import signal
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -62,6 +63,14 @@ log = get_logger(__name__)
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 LOG_ROTATION_PERIOD = 10.0  # seconds: the kubelet's container log monitor period
+
+
+def _trace(step: str, line: str, **values: Any) -> None:
+    """A `--trace` line of the kubelet role (sandbox/trace.py); one dictionary lookup when off."""
+    if "sandbox.trace" in sys.modules:
+        from sandbox.trace import emit
+
+        emit("runtime", step, line, **values)
 
 
 class PodSupervisor:
@@ -621,6 +630,8 @@ class PodSupervisor:
         info = process.poll()
         if info is None:
             return
+        _trace("exit", f"waitid(P_PIDFD, {slot.name} pid {process.pid}) -> exit code {info.exit_code}",
+               container=slot.name, pid=process.pid, exitCode=info.exit_code)
         term = self.lifecycle.finish(slot, info)
         if self.recreating:
             slot.status = replace(slot.status, last_state=term)
@@ -651,6 +662,8 @@ class PodSupervisor:
         delay = when - self.clock()
         slot.previous_termination = slot.status.last_state
         slot.status = replace(slot.status, last_state=term)
+        _trace("restart", f"{slot.name}: back-off {max(delay, 0.0):g}s, restart {slot.status.restart_count + 1}",
+               container=slot.name, delay=max(delay, 0.0))
         if delay <= 0:
             self.lifecycle.start(slot)
             return

@@ -345,6 +345,32 @@ def test_a_killed_shim_ends_its_pod_and_no_other(agent_sbx: Sandbox) -> None:
     assert container_status(sbx, "bystander", "main")["restartCount"] == 0
 
 
+def test_run_detached_trace_streams_the_agents_steps(agent_sbx: Sandbox) -> None:
+    """`run -d --trace=json`: the agent sends its client each step of the pod's start as it takes
+    it, stage 1's forwarded by the pod's shim (where stage 1 runs), until the pod runs; another
+    pod of the same agent is not traced."""
+    import json
+
+    sbx = agent_sbx
+    assert sbx.run("run", "-d", "--network", "none", str(sbx.manifest(sleeper("quiet"), "q.yaml"))).returncode == 0
+    done = sbx.run("run", "-d", "--network", "none", "--trace=json", str(sbx.manifest(sleeper("traced"), "t.yaml")))
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    state = sbx.state("traced")
+    assert state is not None
+    pause = state["pause"]["pid"]
+    (clone,) = [e for e in events if e["who"] == "pause[stage1]" and e["step"] == "clone"]
+    assert clone["pid"] == pause and clone["nsPid"] == 1  # stage 1 ran in the shim: forwarded
+    main = sbx.pid_of("traced", "main")
+    joined = {e["ns"]: e["inode"] for e in events if e["who"] == "sh[stage1]" and e["step"] == "setns"}
+    assert joined["net"] == os.stat(f"/proc/{main}/ns/net").st_ino
+    assert [e for e in events if e["who"] == "sh[stage2]" and e["step"] == "exec"]
+    assert any(e["step"] == "cgroup" and e["path"].endswith("cgroup.procs") and int(e["value"]) == main
+               for e in events)
+    quiet = sbx.run("run", "-d", "--network", "none", str(sbx.manifest(sleeper("later"), "l.yaml")))
+    assert quiet.returncode == 0 and "trace" not in quiet.stderr
+
+
 def test_the_shared_exit_watch_reports_each_pods_killed_background_process(agent_sbx: Sandbox) -> None:
     """One taskstats listener serves every agent pod (keyed by main pid): the seed notes' `nohup &`
     mistake is reported for the pod that made it, in two pods at once, and not for a third."""
