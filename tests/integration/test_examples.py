@@ -341,8 +341,30 @@ def _memory_limit(pid: int) -> int:
     return int(Path(f"/sys/fs/cgroup{paths['']}/memory.max").read_text())
 
 
+def test_9_1_the_trace_of_a_pod(guide: GuideRun) -> None:
+    guide.run_scene(scene("9.1"))
+    code, output = guide.results[next(c for c in guide.results if "--trace" in c)]
+    assert code == 0, output
+    assert guide.sbx.state("localhost-demo") is None, "--rm removes the record"
+
+
+def test_9_2_the_process_tree_from_both_sides(guide: GuideRun) -> None:
+    sbx = guide.sbx
+
+    def tree_matches_proc() -> None:
+        pause = sbx.pause_pid("shared-pid")
+        out = guide.results[next(c for c in guide.results if "--tree" in c)][1]
+        assert f"  {pause}  /pause" in out
+        for name in ("orphan", "watcher"):
+            pid = sbx.pid_of("shared-pid", name)
+            inside = _proc_status(pid)["NSpid"].split()[-1]
+            assert re.search(rf"^  {pid}  sleep 3600 +\|\s+{inside}  \(pause\)$", out, re.M), out
+
+    guide.run_scene(scene("9.2"), [("--tree", tree_matches_proc)])
+
+
 def test_every_section_with_commands_is_run_here() -> None:
-    run_here = {"1.", "2.", "3.1", "3.2", "4.", "5.", "6.", "7.1", "7.2", "8."}
+    run_here = {"1.", "2.", "3.1", "3.2", "4.", "5.", "6.", "7.1", "7.2", "8.", "9.1", "9.2"}
     with_commands = {s.title.split()[0] for s in guide_scenes(GUIDES[0]) if s.commands()}
     assert with_commands == run_here
 

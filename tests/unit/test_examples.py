@@ -158,10 +158,12 @@ def test_both_guides_run_the_same_commands_and_show_the_same_output() -> None:
 
 
 @pytest.mark.parametrize("guide", GUIDES, ids=lambda p: p.name)
-def test_the_guide_ends_with_the_trace_section_and_no_command_in_it(guide: Path) -> None:
+def test_the_guide_ends_with_the_trace_and_tree_section(guide: Path) -> None:
     scenes = guide_scenes(guide)
-    assert LAST_HEADING in scenes[-1].title
-    assert not scenes[-1].commands(), "its commands come with the --trace and --tree features"
+    assert LAST_HEADING in scenes[-3].title and not scenes[-3].commands()  # its introduction
+    assert [s.title.split()[0] for s in scenes[-2:]] == ["9.1", "9.2"]
+    assert any("--trace" in c.line for c in scenes[-2].commands())
+    assert any("--tree" in c.line for c in scenes[-1].commands())
 
 
 def test_the_parser_reads_terminals_prompts_and_outputs() -> None:
