@@ -225,7 +225,7 @@ class Agent:
         selector = OwnedSelector(self.selector)
         pod: AgentPod | None = None
         try:
-            prepared = prepare_record(state, self.layout, self.options.pull_options)
+            prepared = prepare_record(state, self.layout, self.options.pull_options, pod_dir.path)
             options = replace(self.options.run, cgroups=plan(prepared.pod, self.options.cgroup_config))
             run = PodRun(prepared, options, selector=selector, owner="agent")
             run.exit_watch = self._exit_watch()

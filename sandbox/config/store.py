@@ -232,6 +232,28 @@ def _from_json(raw: dict[str, Any]) -> ConfigObject:
         annotations={str(k): str(v) for k, v in (raw.get("annotations") or {}).items()})
 
 
+def write_objects(path: Path, objects: tuple[ConfigObject, ...]) -> None:
+    """A pod's own ConfigMaps and Secrets (its manifest file's), kept beside its record (0600) so a
+    node agent that re-adopts the pod resolves the same references."""
+    data = json.dumps([_to_json(obj) for obj in objects]).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
+def read_objects(path: Path) -> tuple[ConfigObject, ...]:
+    """write_objects' file; () when there is none."""
+    try:
+        with open(path, "rb") as f:
+            return tuple(_from_json(raw) for raw in json.loads(f.read()))
+    except FileNotFoundError:
+        return ()
+
+
 # --- from the spec model -----------------------------------------------------------------------------
 
 

@@ -8,9 +8,11 @@ addresses, cgroups, pause; each running container gets its pidfd watched again a
 started afresh (the kubelet's probe results are in memory too: a restarted kubelet starts its
 probe workers again); an exit during the gap goes through the same `_on_exit` as any exit (its
 code, reason and termination message, then restartPolicy); a container waiting out its back-off
-is started at once (the kubelet's back-off is in memory as well). What the record does not hold
-is not resumed: the resync of configMap/secret/downwardAPI volumes (their files stay as they
-were) and the ConfigMaps and Secrets of the manifest file itself (env already resolved).
+is started at once (the kubelet's back-off is in memory as well). The configMap, secret,
+downwardAPI and projected volumes resync again (their directories from the record, the manifest
+file's own ConfigMaps and Secrets from the file kept beside it: supervisor/run.CONFIG_FILE). Not
+resumed: a pull in flight (the container's start asks again) and the pod's imagePullSecrets from
+its manifest file for later pulls (the node's store and Docker config still answer).
 """
 
 from __future__ import annotations
@@ -135,6 +137,7 @@ def adopt(sup: PodSupervisor, state: dict[str, Any], shim: Shim) -> None:
     if deadline:
         start = _start_time(status) or sup.created_at
         sup.timers.add(sup.clock() + max(0.0, start + deadline - sup.wall()), sup._deadline_exceeded)
+    _adopt_projections(sup)
     sup._watch_storage()
     sup._rotate_logs_later()
     if (state.get("summary") or {}).get("deleting"):
@@ -184,6 +187,22 @@ def _adopt_instance(sup: PodSupervisor, slot: Slot, child: ShimChild, record: di
             slot.mnt_ns = None
     if child.pidfd >= 0:
         sup.selector.register(child.pidfd, selectors.EVENT_READ, ("exit", slot))
+
+
+def _adopt_projections(sup: PodSupervisor) -> None:
+    """The projected volumes made before, resynced from now on (no second mount: the ready ones
+    are written through, a waiting one is made at its first success)."""
+    from sandbox.pod import projection
+
+    names = projection.read_only_volumes(sup.pod)
+    if not names:
+        return
+    psc = sup.pod.spec.security_context
+    volumes = projection.ProjectedVolumes(sup.volumes_root, sup.ctx.sources, sup.ctx.record,
+                                          psc.fs_group if psc is not None else None)
+    volumes.ready = {name: path for name, path in sup.ctx.volume_paths.items() if name in names}
+    sup.projections = volumes
+    sup.timers.add(sup.clock(), sup._resync_projections)
 
 
 def _adopt_cgroups(sup: PodSupervisor, state: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ from sandbox.supervisor.pulls import Puller
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
     from typing import Any
 
     from sandbox.config.sources import ConfigObject
@@ -101,9 +102,15 @@ def prepare_accepted(accepted: AcceptedPod, path: str, layout: RootLayout, pull_
     return PreparedPod(pod, to_dict(pod, "Pod"), images, layout, accepted.warnings, config, volume_images, puller)
 
 
-def prepare_record(state: dict[str, Any], layout: RootLayout, pull_options: Any = None) -> PreparedPod:
+CONFIG_FILE = "config.json"  # an agent pod's own ConfigMaps and Secrets, beside its record
+
+
+def prepare_record(state: dict[str, Any], layout: RootLayout, pull_options: Any = None,
+                   pod_dir: Path | None = None) -> PreparedPod:
     """The PreparedPod of a pod a node agent re-adopts: its manifest from the record (already
-    accepted once, with its UID), its images from the store as they are now."""
+    accepted once, with its UID), its manifest file's ConfigMaps and Secrets (CONFIG_FILE in
+    `pod_dir`), its images from the store as they are now."""
+    from sandbox.config.store import read_objects
     from sandbox.errors import FieldError, SpecError
     from sandbox.spec.load import pod_of_document
 
@@ -123,8 +130,9 @@ def prepare_record(state: dict[str, Any], layout: RootLayout, pull_options: Any 
         image = puller.stored(str(source.get("reference") or "")) if source is not None else None
         if image is not None:
             volume_images[volume.name] = image
-    return PreparedPod(pod, dict(manifest), images, layout, volume_images=volume_images, puller=puller,
-                       uid=str(state.get("uid") or ""))
+    config = read_objects(pod_dir / CONFIG_FILE) if pod_dir is not None else ()
+    return PreparedPod(pod, dict(manifest), images, layout, config=config, volume_images=volume_images,
+                       puller=puller, uid=str(state.get("uid") or ""))
 
 
 def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False, probe_scale: float = 1.0,
@@ -226,6 +234,10 @@ class PodRun:
                 clear_record(pod_dir, layout.containers, layout.logs)
             # A fresh UID for every pod, as the API server gives one whatever the client sent: the
             # log directory, volumes, downward API and state all key on it.
+            if self.owner == "agent" and prepared.config and adopting is None:  # for a re-adoption
+                from sandbox.config.store import write_objects
+
+                write_objects(pod_dir.path / CONFIG_FILE, prepared.config)
             uid = prepared.uid or random_uuid()
             pod = replace(prepared.pod, metadata=replace(prepared.pod.metadata, uid=uid))
             manifest = self.manifest = dict(prepared.manifest)

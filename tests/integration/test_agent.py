@@ -305,6 +305,52 @@ spec:
     assert not Path(f"/proc/{main}").exists()
 
 
+def test_a_re_adopted_pod_keeps_its_configmaps_in_sync(agent_sbx: Sandbox) -> None:
+    """The projected volumes resync after a re-adoption: a ConfigMap of the pod's own manifest file
+    still resolves (kept beside the record), and an applied ConfigMap's change reaches the files."""
+    sbx = agent_sbx
+    live = """apiVersion: v1
+kind: ConfigMap
+metadata: {{name: live}}
+data: {{key: {value}}}
+"""
+    assert sbx.run("apply", "-f", str(sbx.manifest(live.format(value="one"), "live.yaml"))).returncode == 0
+    pod = """apiVersion: v1
+kind: ConfigMap
+metadata: {name: own}
+data: {greeting: hello}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: cfg}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: main
+    image: busybox:1.36
+    command: ["sleep", "600"]
+    volumeMounts:
+    - {name: own, mountPath: /etc/own}
+    - {name: live, mountPath: /etc/live}
+  volumes:
+  - {name: own, configMap: {name: own}}
+  - {name: live, configMap: {name: live}}
+"""
+    assert sbx.run("run", "-d", "--network", "none", str(sbx.manifest(pod, "cfg.yaml"))).returncode == 0
+    kill_agent(sbx)
+    assert sbx.run("run", "-d", "--network", "none", str(sbx.manifest(sleeper("other"), "o.yaml"))).returncode == 0
+    assert sbx.run("apply", "-f", str(sbx.manifest(live.format(value="two"), "live.yaml"))).returncode == 0
+
+    def read(path: str) -> str:
+        done = sbx.run("exec", "cfg", "--", "cat", path)
+        return done.stdout if done.returncode == 0 else ""
+
+    sbx.wait_for(lambda: read("/etc/live/key") == "two", timeout=30, message="the applied change in the file")
+    assert read("/etc/own/greeting") == "hello"
+    events = [e["reason"] for e in (sbx.state("cfg") or {}).get("events", [])]
+    assert "FailedMount" not in events
+
+
 def test_an_agent_restart_re_adopts_twenty_pods(agent_sbx: Sandbox) -> None:
     sbx = agent_sbx
     names = [f"p{i}" for i in range(20)]
