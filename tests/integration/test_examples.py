@@ -146,7 +146,8 @@ def free_port() -> int:
 @pytest.fixture
 def guide(sbx: Sandbox) -> Iterator[GuideRun]:
     manifests = sbx.tmp / "manifests"
-    run = GuideRun(sbx, {"/etc/sandbox/manifests": str(manifests), "127.0.0.1:8000": f"127.0.0.1:{free_port()}"})
+    run = GuideRun(sbx, {"/etc/sandbox/manifests": str(manifests), "127.0.0.1:8000": f"127.0.0.1:{free_port()}",
+                         "/tmp/guestbook-mirror": str(sbx.tmp / "guestbook-mirror")})
     try:
         yield run
     finally:
@@ -209,7 +210,23 @@ def test_1_pause_holds_the_namespaces_a_restart_keeps(guide: GuideRun) -> None:
 
 
 def test_2_two_containers_answer_on_one_localhost(guide: GuideRun) -> None:
-    guide.run_scene(scene("2."))
+    sbx = guide.sbx
+
+    def one_network_namespace() -> None:
+        pause = sbx.pause_pid("redis-php")
+        for name in ("frontend", "redis"):
+            assert ns(sbx.pid_of("redis-php", name), "net") == ns(pause, "net")
+        statuses = {c["name"]: c for c in _state(sbx, "redis-php")["status"]["containerStatuses"]}
+        assert statuses["redis"]["imageID"].startswith("docker.io/kubeguide/redis-master@sha256:")
+
+    try:
+        guide.run_scene(scene("2."), [("curl -s localhost", one_network_namespace)])
+    finally:  # the mirror's registry, should the scene fail before its stop; the session's store as it was
+        subprocess.run([str(REPO / "rootfs" / "guestbook-mirror.sh"), "stop", str(sbx.tmp / "guestbook-mirror")],
+                       check=False, capture_output=True)
+        sbx.run("image", "rm", "kubeguide/redis-master", "kubeguide/guestbook-php-frontend:localredis")
+        sbx.run("image", "prune")
+    assert not (sbx.tmp / "guestbook-mirror").exists()
     code, output = guide.results["sandbox run --rm examples/02-localhost.yaml"]
     assert code == 0, output
     assert guide.sbx.state("localhost-demo") is None, "--rm removes the record"
