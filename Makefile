@@ -19,7 +19,12 @@ PYTHON ?= python3
 APT_PACKAGES := busybox-static libcap-dev musl-tools libseccomp2 gcc libc6-dev make python3-venv \
                 python3-dev iproute2 procps util-linux libnftables1 nftables containernetworking-plugins \
                 docker-registry skopeo zstd attr redis-tools php-cli tini curl
-BENCH_APT_PACKAGES := runc hyperfine
+# make bench's peers and tools: the OCI runtimes and podman (with conmon and catatonit) it compares with,
+# hyperfine (timing), gnuplot-nox (bench/latency.png), iperf3 (the issue's throughput peer, at hand for
+# manual checks; bench/net_throughput.py measures with rootfs/netbench.c)
+BENCH_APT_PACKAGES := runc crun podman conmon catatonit hyperfine iperf3 gnuplot-nox
+# the benchmarks start pods: they wait for the integration tests' lock (their leak checks see every pod)
+BENCH_LOCK := flock -o /tmp/sandbox-integ.lock
 STAMPS := .stamps
 # Every Python package of the venv, pinned with hashes (README.md, "Locked Python packages")
 LOCK := requirements/lock.txt
@@ -30,7 +35,7 @@ LOCK_VENV := $(or $(TMPDIR),/tmp)/sandbox-lock-venv
 LOCK_ARGS ?= --upgrade
 NATIVE := $(wildcard native/*.c native/*.h native/*.py)
 
-.PHONY: install demo test unit integration bench lint lock clean
+.PHONY: install demo test unit integration bench bench-check bench-baseline lint lock clean
 
 install: $(STAMPS)/apt $(STAMPS)/venv $(STAMPS)/busybox
 	@$(PY) -m compileall -q sandbox >/dev/null
@@ -50,9 +55,20 @@ unit: $(STAMPS)/venv
 integration: install
 	$(PY) -m pytest tests/integration -q
 
+# bench: every benchmark, every peer, bench/results.md and bench/latency.png (~6 min);
+# bench-check: a quicker run whose ratios must stay within 15% of bench/baseline.json (exit 1 names
+# each one that worsened); bench-baseline: a full run that also rewrites bench/baseline.json
 bench: install
 	@bash rootfs/apt-ensure.sh $(BENCH_APT_PACKAGES)
-	$(PY) bench/pod_cycle.py
+	$(BENCH_LOCK) $(PY) bench/all.py
+
+bench-check: install
+	@bash rootfs/apt-ensure.sh $(BENCH_APT_PACKAGES)
+	$(BENCH_LOCK) $(PY) bench/all.py --quick --check
+
+bench-baseline: install
+	@bash rootfs/apt-ensure.sh $(BENCH_APT_PACKAGES)
+	$(BENCH_LOCK) $(PY) bench/all.py --write-baseline
 
 lint: $(STAMPS)/venv
 	$(VENV)/bin/ruff check sandbox tests

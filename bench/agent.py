@@ -591,8 +591,11 @@ def setup_podman(bench: Bench, stack: ExitStack) -> Podman:
     base.mkdir()
     # This VM withholds CAP_SYS_RESOURCE even from root: podman's default rlimits for root (nofile
     # 1048576, nproc at its maximum) fail in runc ("error setting rlimits"); lower ones need no capability.
+    # runc as podman's OCI runtime: podman prefers crun when both are installed (`make bench` installs
+    # crun as a peer), and crun 1.x refuses a hybrid cgroup host ("cgroups in hybrid mode not supported").
     conf = base / "containers.conf"
-    conf.write_text('[containers]\ndefault_ulimits = ["nofile=16384:16384", "nproc=4096:4096"]\n')
+    conf.write_text('[containers]\ndefault_ulimits = ["nofile=16384:16384", "nproc=4096:4096"]\n'
+                    '[engine]\nruntime = "runc"\n')
     env = {**bench.env, "CONTAINERS_CONF": str(conf)}
     podman = Podman(base, env, had_libpod_parent=bool(libpod_cgroups("")))
     bench.podman = podman

@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                 times[name].append(run_timed(variants[name], ws.env, ws.base / "stderr"))
                 time.sleep(args.gap)
         remove_kept_bridge(args.sandbox, ws)
-        left = pod_cycle.leftovers(ws)
+    left = pod_cycle.leftovers(ws)  # after the ExitStack's clean-up, as pod_cycle.py checks
     medians = {name: statistics.median(values) for name, values in times.items()}
     print("| variant | median ms | p10 | p90 | added vs none |\n|---|---:|---:|---:|---:|")
     for name in names:

@@ -8,9 +8,18 @@ What is timed (each command on the same busybox root filesystem, as root):
          unshare+chroot   `unshare --fork --pid --net --ipc --uts --mount --mount-proc chroot ROOTFS
                           /bin/true`, the floor: namespaces and nothing else
          runc run         `runc --root T run -b BUNDLE ID`, the same rootfs read-only
+         crun run         `crun --root T run -b BUNDLE ID`, the same bundle, when crun is installed and
+                          runs here (one probe run first: on a hybrid cgroup host crun 1.x refuses with
+                          "cgroups in hybrid mode not supported"; its words go to the report instead)
   exec   sandbox exec     `sandbox --root R exec POD -- true` into a running `sleep 3600` pod
          nsenter          `nsenter -a -t PID true` into that pod's container (the floor)
          runc exec        `runc --root T exec ID true` into a detached runc `sleep 3600` container
+         crun exec        `crun --root T exec ID true` likewise, when crun runs here
+  running sandbox run, to Running   `sandbox run POD.yaml` in the foreground, one container running
+                          `sh -c 'echo ready; exec sleep 3600'`, until "ready" is on its stdout (the
+                          container runs); the pod is then deleted, untimed
+         runc run, to Running       the same bundle in the foreground until "ready", then killed
+                          (and crun likewise); the peers alternate run by run (`--no-running`: left out)
 
 plus the resident memory of the pod's pause process and of the idle `sandbox run` supervisor, and a
 start-up breakdown (`python -X importtime`) of `sandbox run`, its main cost.
@@ -45,6 +54,7 @@ import functools
 import json
 import os
 import platform
+import select
 import shlex
 import shutil
 import signal
@@ -103,7 +113,7 @@ spec:
 class Row:
     """One timed command."""
 
-    group: str  # "cycle", "exec" or "startup": see REFERENCE
+    group: str  # "cycle", "exec", "running" or "startup": see REFERENCE
     label: str
     argv: list[str]
     times_ms: list[float]
@@ -122,7 +132,7 @@ class Row:
                 "mean_ms": round(statistics.fmean(self.times_ms), 2),
                 "stdev_ms": round(statistics.stdev(self.times_ms), 2) if len(self.times_ms) > 1 else 0.0,
                 "ratio": None if self.ratio is None else round(self.ratio, 2),
-                "peak_rss_kib": self.peak_rss_kib}
+                "peak_rss_kib": self.peak_rss_kib, "times_ms": [round(t, 2) for t in self.times_ms]}
 
 
 @dataclass
@@ -140,6 +150,8 @@ class Workspace:
     env: dict[str, str]  # environment of every command run (Python byte-code cache settings)
     run_args: list[str] = field(default_factory=list)  # extra arguments of every `sandbox run`
     runc_ids: list[str] = field(default_factory=list)  # every id ever created, for clean-up
+    crun_ids: list[str] = field(default_factory=list)  # the same for crun (state under base/crun)
+    crun_refusal: str | None = "not probed"  # None once a probe `crun run` worked: crun rows are timed
     watched_pids: dict[str, int] = field(default_factory=dict)  # processes that must be gone after
 
 
@@ -220,6 +232,10 @@ class Timer:
     env: dict[str, str]
     scratch: Path
     time_bin: str | None = field(default_factory=gnu_time)
+    # --interleave: a group's commands take turns run by run (the order rotating) under the stdlib
+    # timer, so this VM's drift over minutes falls on every command alike; hyperfine times one
+    # command's whole series, then the next (`make bench-check`'s ratios moved 40% between runs so)
+    interleave: bool = False
 
     @property
     def rss_method(self) -> str:
@@ -238,6 +254,21 @@ class Timer:
         else:
             times = time_stdlib(argv, self.runs, self.warmup, self.env)
         return Row(group, label, argv, times, self.kind, self.peak_rss(argv) if rss else None)
+
+    def measure_group(self, group: str, commands: list[tuple[str, list[str]]], rss: bool = True) -> list[Row]:
+        """Every command of a group: one after the other, or interleaved (see `interleave`)."""
+        if not self.interleave:
+            return [self.measure(group, label, argv, rss) for label, argv in commands]
+        for label, argv in commands:
+            print(f"  {label}: {shlex.join(argv)} (interleaved)", file=sys.stderr, flush=True)
+        times: list[list[float]] = [[] for _ in commands]
+        for i in range(self.warmup + self.runs):
+            for k in [*range(i % len(commands), len(commands)), *range(i % len(commands))]:
+                elapsed = run_once(commands[k][1], self.env)
+                if i >= self.warmup:
+                    times[k].append(elapsed)
+        return [Row(group, label, argv, t, "stdlib, interleaved", self.peak_rss(argv) if rss else None)
+                for (label, argv), t in zip(commands, times)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -440,6 +471,45 @@ def remove_runc_containers(ws: Workspace) -> None:
         for verb in (["kill", cid, "KILL"], ["delete", "-f", cid]):
             subprocess.run(["runc", "--root", str(ws.runc_root), *verb], capture_output=True, check=False,
                            start_new_session=True)
+    crun_root = ws.base / "crun"
+    if ws.crun_ids and shutil.which("crun"):
+        listed = subprocess.run(["crun", "--root", str(crun_root), "list", "-q"], capture_output=True,
+                                text=True, check=False).stdout.split()
+        for cid in dict.fromkeys([*ws.crun_ids, *listed]):
+            for verb in (["kill", cid, "KILL"], ["delete", "-f", cid]):
+                subprocess.run(["crun", "--root", str(crun_root), *verb], capture_output=True, check=False,
+                               start_new_session=True)
+
+
+def crun_probe(ws: Workspace) -> str | None:
+    """One `crun run` of the /bin/true bundle: None when crun runs here, else why not (crun's own
+    words), so the report says it instead of failing."""
+    if not shutil.which("crun"):
+        return "crun not installed"
+    cid = f"bench-crun-probe-{os.getpid()}"
+    ws.crun_ids.append(cid)
+    done = subprocess.run(["crun", "--root", str(ws.base / "crun"), "run", "-b", str(ws.cycle_bundle), cid],
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
+    if done.returncode == 0:
+        return None
+    words = (done.stderr.strip() or done.stdout.strip()).splitlines()
+    return f"`crun run` exits {done.returncode}: {words[-1] if words else 'no message'}"
+
+
+@contextmanager
+def crun_container(ws: Workspace) -> Iterator[str | None]:
+    """A detached crun `sleep 3600` container when crun runs here (else None)."""
+    if ws.crun_refusal is not None:
+        yield None
+        return
+    cid = f"bench-crun-sleep-{os.getpid()}"
+    ws.crun_ids.append(cid)
+    subprocess.run(["crun", "--root", str(ws.base / "crun"), "run", "-d", "-b", str(ws.long_bundle), cid],
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    try:
+        yield cid
+    finally:
+        remove_runc_containers(ws)
 
 
 def kill_quietly(pid: int | None) -> None:
@@ -496,6 +566,7 @@ def leftovers(ws: Workspace) -> dict[str, object]:
              and not is_zombie(pid)}
     cgroups = [str(p) for cid in ws.runc_ids for p in Path("/sys/fs/cgroup").glob(f"*/{cid}")]
     cgroups += [str(p) for cid in ws.runc_ids for p in Path("/sys/fs/cgroup").glob(cid)]
+    cgroups += [str(p) for cid in ws.crun_ids for p in Path("/sys/fs/cgroup").glob(f"**/{cid}")]
     return {"processes": alive, "mounts": mounts_under(ws.base), "runc_cgroups": cgroups,
             "pod_cgroups": pod_cgroups(), "workspace_exists": ws.base.exists()}
 
@@ -569,15 +640,19 @@ def startup_rows(timer: Timer, python: Path) -> list[Row]:
 def cycle_rows(timer: Timer, sandbox: Path, ws: Workspace) -> list[Row]:
     runc_id = f"bench-true-{os.getpid()}"  # `runc run` in the foreground deletes it when it ends
     ws.runc_ids.append(runc_id)
-    return [
-        timer.measure("cycle", "sandbox run", [str(sandbox), "--root", str(ws.sandbox_root), "run", "-q",
-                                               *ws.run_args, str(ws.cycle_manifest)]),
-        timer.measure("cycle", "unshare+chroot", ["unshare", "--fork", "--pid", "--net", "--ipc", "--uts",
-                                                  "--mount", "--mount-proc", "chroot", str(ws.rootfs),
-                                                  "/bin/true"]),
-        timer.measure("cycle", "runc run", ["runc", "--root", str(ws.runc_root), "run", "-b",
-                                            str(ws.cycle_bundle), runc_id]),
+    commands = [
+        ("sandbox run", [str(sandbox), "--root", str(ws.sandbox_root), "run", "-q", *ws.run_args,
+                         str(ws.cycle_manifest)]),
+        ("unshare+chroot", ["unshare", "--fork", "--pid", "--net", "--ipc", "--uts", "--mount", "--mount-proc",
+                            "chroot", str(ws.rootfs), "/bin/true"]),
+        ("runc run", ["runc", "--root", str(ws.runc_root), "run", "-b", str(ws.cycle_bundle), runc_id]),
     ]
+    if ws.crun_refusal is None:
+        crun_id = f"bench-crun-true-{os.getpid()}"
+        ws.crun_ids.append(crun_id)
+        commands.append(("crun run", ["crun", "--root", str(ws.base / "crun"), "run", "-b", str(ws.cycle_bundle),
+                                      crun_id]))
+    return timer.measure_group("cycle", commands)
 
 
 @dataclass
@@ -589,20 +664,107 @@ class Memory:
 
 
 def exec_rows(timer: Timer, sandbox: Path, ws: Workspace) -> tuple[list[Row], Memory]:
-    with long_pod(sandbox, ws) as state, runc_container(ws) as cid:
+    with long_pod(sandbox, ws) as state, runc_container(ws) as cid, crun_container(ws) as crun_cid:
         pause = proc_status_kib(state["pause"]["pid"], "VmRSS", "VmHWM", "RssAnon", "RssFile")
         supervisor = proc_status_kib(state["runtime"]["pid"], "VmRSS", "VmHWM")
         container_pid = state["containers"][LONG_CONTAINER]["process"]["pid"]
-        rows = [
-            timer.measure("exec", "sandbox exec", [str(sandbox), "--root", str(ws.sandbox_root), "exec",
-                                                   LONG_POD, "--", "true"]),
-            timer.measure("exec", "nsenter -a", ["nsenter", "-a", "-t", str(container_pid), "true"]),
-            timer.measure("exec", "runc exec", ["runc", "--root", str(ws.runc_root), "exec", cid, "true"]),
+        commands = [
+            ("sandbox exec", [str(sandbox), "--root", str(ws.sandbox_root), "exec", LONG_POD, "--", "true"]),
+            ("nsenter -a", ["nsenter", "-a", "-t", str(container_pid), "true"]),
+            ("runc exec", ["runc", "--root", str(ws.runc_root), "exec", cid, "true"]),
         ]
+        if crun_cid is not None:
+            commands.append(("crun exec", ["crun", "--root", str(ws.base / "crun"), "exec", crun_cid, "true"]))
+        rows = timer.measure_group("exec", commands)
     return rows, Memory(pause, supervisor)
 
 
-REFERENCE = {"cycle": "runc run", "exec": "runc exec", "startup": "sandbox run"}
+# Pod to Running in the foreground: a container that prints one line, then sleeps; timed from the
+# spawn to that line on our pipe (the container runs: its first instruction is done), then stopped
+# untimed. `sandbox run` streams the container's output through its supervisor; `runc run` hands
+# the container our pipe. The two alternate run by run.
+RUNNING_POD = "bench-running"
+RUNNING_ARGS = ["sh", "-c", "echo ready; exec sleep 3600"]
+RUNNING_MANIFEST = f"""\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {RUNNING_POD}
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: main
+    image: busybox:1.36
+    command: {json.dumps(RUNNING_ARGS)}
+"""
+
+
+def until_output(argv: list[str], env: dict[str, str], stop: list[str],
+                 timeout: float = 30) -> tuple[float, subprocess.Popen[bytes]]:
+    """Spawn argv; the ms until "ready" is on its stdout, and the still-running process (stopped with
+    `stop` if "ready" does not come within `timeout`)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    assert proc.stdout is not None
+    fd, seen = proc.stdout.fileno(), b""
+    while b"ready" not in seen:
+        left = timeout - (time.perf_counter() - start)
+        chunk = os.read(fd, 4096) if left > 0 and select.select([fd], [], [], left)[0] else None
+        if not chunk:  # end of output (the process ended) or no "ready" in time
+            stop_foreground(proc, stop, env)
+            raise RuntimeError(f"{shlex.join(argv)}: no \"ready\" within {timeout:.0f} s "
+                               f"(exit {proc.returncode}; output {seen[-200:]!r})")
+        seen += chunk
+    return (time.perf_counter() - start) * 1000, proc
+
+
+@uninterruptible
+def stop_foreground(proc: subprocess.Popen[bytes], stop: list[str], env: dict[str, str]) -> None:
+    """Stop a foreground pod or container with `stop` (delete, kill), then reap it."""
+    if proc.poll() is None:
+        subprocess.run(stop, env=env, capture_output=True, check=False, start_new_session=True)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    if proc.stdout:
+        proc.stdout.close()
+
+
+def running_rows(timer: Timer, sandbox: Path, ws: Workspace) -> list[Row]:
+    """`sandbox run` and `runc run` (and `crun run`) in the foreground until the container runs."""
+    manifest = ws.base / "running.yaml"
+    manifest.write_text(RUNNING_MANIFEST)
+    bundle = ws.base / "bundle-ready"
+    make_bundle(bundle, ws.rootfs, RUNNING_ARGS)
+    root = ["--root", str(ws.sandbox_root)]
+    peers = {"sandbox run, to Running": ([str(sandbox), *root, "run", *ws.run_args, str(manifest)],
+                                         [str(sandbox), *root, "delete", "--timeout", "20", RUNNING_POD])}
+    for runtime, state in (("runc", ws.runc_root), ("crun", ws.base / "crun")):
+        if runtime == "crun" and ws.crun_refusal is not None:
+            continue
+        cid = f"bench-running-{runtime}-{os.getpid()}"
+        (ws.runc_ids if runtime == "runc" else ws.crun_ids).append(cid)
+        peers[f"{runtime} run, to Running"] = ([runtime, "--root", str(state), "run", "-b", str(bundle), cid],
+                                               [runtime, "--root", str(state), "kill", cid, "KILL"])
+    times: dict[str, list[float]] = {label: [] for label in peers}
+    labels = list(peers)
+    print(f"  to Running: {', '.join(labels)}", file=sys.stderr, flush=True)
+    for i in range(timer.warmup + timer.runs):
+        for label in labels[i % len(labels):] + labels[:i % len(labels)]:  # the order rotates
+            start, stop = peers[label]
+            elapsed, proc = until_output(start, ws.env, stop)
+            stop_foreground(proc, stop, ws.env)
+            if i >= timer.warmup:
+                times[label].append(elapsed)
+    return [Row("running", label, peers[label][0], times[label], "stdlib (to first output)") for label in labels]
+
+
+REFERENCE = {"cycle": "runc run", "exec": "runc exec", "running": "runc run, to Running",
+             "startup": "sandbox run"}
 
 
 def add_ratios(rows: list[Row]) -> None:
@@ -637,7 +799,7 @@ def markdown(rows: list[Row], memory: Memory, profile: ImportProfile | None,
                      f"{max(row.times_ms):.1f} | {len(row.times_ms)} | {ratio} | {rss} |")
     lines.append("")
     lines.append("Ratio: median over the median of `runc run` (cycle rows), `runc exec` (exec rows), "
-                 "`sandbox run` (start-up rows).")
+                 "`runc run, to Running` (running rows), `sandbox run` (start-up rows).")
     pause, supervisor = memory.pause, memory.supervisor
     lines.append(f"pause: VmRSS {pause['VmRSS']} KiB, VmHWM {pause['VmHWM']} KiB "
                  f"(anon {pause['RssAnon']}, file {pause['RssFile']}); "
@@ -662,6 +824,7 @@ def environment(timer: Timer) -> dict[str, object]:
             "kernel": platform.release(), "cpus": os.cpu_count(), "python": sys.version.split()[0],
             "timer": timer.kind, "runs": timer.runs, "warmup": timer.warmup, "peak_rss": timer.rss_method,
             "runc": version(["runc", "--version"]),
+            "crun": version(["crun", "--version"]) if shutil.which("crun") else None,
             "hyperfine": version(["hyperfine", "--version"]) if shutil.which("hyperfine") else None,
             "commit": version(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])}
 
@@ -677,6 +840,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--keep-env", action="store_true",
                    help="run Python as the environment says (by default byte-code is cached in the workspace "
                         "even under PYTHONDONTWRITEBYTECODE, as for an installed sandbox)")
+    p.add_argument("--interleave", action="store_true",
+                   help="time the run and exec commands in turns, run by run, with the stdlib timer "
+                        "(ratios steadier on a drifting machine; bench/all.py uses it)")
+    p.add_argument("--no-running", action="store_true",
+                   help="leave out the foreground pod-to-Running rows (sandbox run / runc run until the container prints)")
+    p.add_argument("--no-crun", action="store_true", help="leave crun out (timed when installed and it runs here)")
     p.add_argument("--json", type=Path, default=RESULTS, help=f"where to write results (default {RESULTS})")
     p.add_argument("--cgroup-root", type=Path,
                    help="where sandbox finds the cgroup hierarchies (SANDBOX_CGROUP_ROOT), e.g. "
@@ -706,11 +875,14 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         ws = prepare(sandbox, stack, pycache=not args.keep_env, cgroup_root=args.cgroup_root)
         ws.run_args = list(args.run_arg)
-        timer = Timer(kind, runs, warmup, rss_runs=3, env=ws.env, scratch=ws.base)
+        ws.crun_refusal = "left out (--no-crun)" if args.no_crun else crun_probe(ws)
+        timer = Timer(kind, runs, warmup, rss_runs=3, env=ws.env, scratch=ws.base, interleave=args.interleave)
         print(f"timing with {kind}: {runs} runs, {warmup} warm-up; peak RSS by {timer.rss_method}",
               file=sys.stderr, flush=True)
         rows = cycle_rows(timer, sandbox, ws)
         exec_part, memory = exec_rows(timer, sandbox, ws)
+        if not args.no_running:
+            exec_part += running_rows(timer, sandbox, ws)
         rows += exec_part
         rows += startup_rows(timer, args.python)
         profile = None if args.quick else import_profile(args.python, sandbox, ws)
@@ -718,10 +890,12 @@ def main(argv: list[str] | None = None) -> int:
     add_ratios(rows)
     verdicts = target_verdicts(rows, memory)
     print(markdown(rows, memory, profile, verdicts))
+    if ws.crun_refusal is not None:
+        print(f"crun: not timed: {ws.crun_refusal}")
     report = {"environment": {**environment(timer), "bytecode_cache": not args.keep_env},
               "rows": [row.summary() for row in rows], "memory_kib": asdict(memory),
               "import_profile": asdict(profile) if profile else None, "targets": TARGETS,
-              "verdicts": verdicts}
+              "verdicts": verdicts, "skipped": {} if ws.crun_refusal is None else {"crun": ws.crun_refusal}}
     return finish(check, report, args.json)
 
 
