@@ -47,7 +47,10 @@ spec:
 
     def initializing() -> dict | None:
         s = sbx.state("init-wait")
-        return s if s and s["summary"]["status"] == "Init:1/2" else None
+        if not s or s["summary"]["status"] != "Init:1/2":
+            return None
+        waits = s["status"]["initContainerStatuses"][1]
+        return s if "running" in waits["state"] else None  # Init:1/2 comes before its start too
 
     state = sbx.wait_for(initializing, message="Init:1/2")
     assert state["status"]["phase"] == "Pending"
