@@ -305,6 +305,31 @@ spec:
     assert not Path(f"/proc/{main}").exists()
 
 
+def test_gc_and_the_next_agent_finish_pods_whose_shim_died_with_the_agent(agent_sbx: Sandbox) -> None:
+    """Agent and shims killed: the pods' processes die with their shims; what they left (mounts,
+    cgroups, layers, records) is finished by `sandbox gc`, or by the next agent's start."""
+    sbx = agent_sbx
+    for name in ("g", "h"):
+        assert sbx.run("run", "-d", "--network", "none", str(sbx.manifest(sleeper(name), f"{name}.yaml"))).returncode == 0
+    shims = {name: ppid_of(sbx.pid_of(name, "main")) for name in ("g", "h")}
+    kill_agent(sbx)
+    for shim in shims.values():
+        os.kill(shim, signal.SIGKILL)
+    sbx.wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in shims.values()), message="shims gone")
+    gc = sbx.run("gc")
+    assert gc.returncode == 0 and "removed pod default/g" in gc.stdout and "removed pod default/h" in gc.stdout
+    assert sbx.state("g") is None and sbx.state("h") is None
+    # the same through the next agent's start
+    assert sbx.run("run", "-d", "--network", "none", str(sbx.manifest(sleeper("k2"), "k2.yaml"))).returncode == 0
+    shim = ppid_of(sbx.pid_of("k2", "main"))
+    kill_agent(sbx)
+    os.kill(shim, signal.SIGKILL)
+    sbx.wait_for(lambda: not Path(f"/proc/{shim}").exists(), message="the shim gone")
+    assert sbx.run("run", "-d", "--network", "none", str(sbx.manifest(sleeper("k3"), "k3.yaml"))).returncode == 0
+    assert sbx.state("k2") is None
+    assert "finished the tear-down of pod default/k2" in (sbx.root / "log" / "sandbox-agent.log").read_text()
+
+
 def test_a_re_adopted_pod_keeps_its_configmaps_in_sync(agent_sbx: Sandbox) -> None:
     """The projected volumes resync after a re-adoption: a ConfigMap of the pod's own manifest file
     still resolves (kept beside the record), and an applied ConfigMap's change reaches the files."""
