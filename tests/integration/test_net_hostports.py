@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -96,6 +97,12 @@ def topo() -> Iterator[Topology]:
     holder = subprocess.Popen(["unshare", "--net", "sleep", "600"], text=True)
     topology.procs.append(holder)
     try:
+        own = os.readlink("/proc/self/ns/net")
+        deadline = time.monotonic() + 5
+        # until unshare(2) has run: a veth peer sent to the pid sooner lands in our namespace
+        while os.readlink(f"/proc/{holder.pid}/ns/net") == own:
+            assert time.monotonic() < deadline, "unshare --net did not take effect"
+            time.sleep(0.005)
         ip("link", "add", bridge, "type", "bridge")
         ip("addr", "add", f"{topology.gateway}/24", "dev", bridge)
         ip("link", "set", bridge, "up")
@@ -210,7 +217,7 @@ def test_release_removes_one_owner_and_remove_table_leaves_nothing(topo: Topolog
 # scene runs in a scratch "host" namespace of its own, where the switch is local. Every pod holder
 # gets PR_SET_PDEATHSIG, so all of it dies with the scene's process.
 HAIRPIN_SCENE = r"""
-import ctypes, json, signal, subprocess, sys
+import ctypes, json, os, signal, subprocess, sys, time
 sys.path.insert(0, sys.argv[1])
 from sandbox.network.hostports import HostPorts, PortMapping
 
@@ -230,6 +237,13 @@ pods = {}
 for n in (2, 3):
     holder = subprocess.Popen(["unshare", "--net", "sleep", "600"], preexec_fn=die_with_parent)
     ns = f"--net=/proc/{holder.pid}/ns/net"
+    # `unshare` makes its namespace after it starts: a veth peer sent to its pid before that lands
+    # in ours (this raced once in CI)
+    own = os.readlink("/proc/self/ns/net")
+    for _ in range(500):
+        if os.readlink(f"/proc/{holder.pid}/ns/net") != own:
+            break
+        time.sleep(0.01)
     sh("ip", "link", "add", f"v{n}", "type", "veth", "peer", "name", "eth0", "netns", str(holder.pid))
     sh("ip", "link", "set", f"v{n}", "master", "br0", "up")
     # With br_netfilter loaded, a pod's packet DNATed back to itself is bridged out of the port it
