@@ -339,13 +339,13 @@ class Agent:
 
     def _guarded(self, pod: AgentPod, step: Callable[[], None]) -> None:
         """A fault in one pod's step stops that pod (forced), never the agent."""
-        if pod.tracer is not None:
-            self._traced(pod, partial(self._guarded_step, pod, step))
-        else:
-            self._guarded_step(pod, step)
+        self._traced(pod, partial(self._guarded_step, pod, step))
 
     def _traced(self, pod: AgentPod, step: Callable[[], None]) -> None:
-        """`run -d --trace`: the one tracer of the process is this pod's while its step runs."""
+        """Run `step`; under `run -d --trace` with the process's one tracer this pod's meanwhile."""
+        if pod.tracer is None:
+            step()
+            return
         from sandbox import trace
 
         previous, trace.active = trace.active, pod.tracer
@@ -534,10 +534,7 @@ class Agent:
 
             pod.tracer = trace.Tracer(lambda event: conn.answer({"trace": event}))
         try:
-            if pod.tracer is not None:
-                self._traced(pod, self._start_pod(pod))
-            else:
-                self._start_pod(pod)()
+            self._traced(pod, partial(self._start_pod, pod))
         except Exception as e:  # noqa: BLE001 - as a foreground run: the pod is undone, the client told
             self._start_failed(pod, e)
             return
@@ -545,12 +542,9 @@ class Agent:
             self._end(pod)
 
     @staticmethod
-    def _start_pod(pod: AgentPod) -> Callable[[], None]:
-        def start() -> None:
-            pod.run.supervisor.start()
-            pod.run.supervisor.flush()
-
-        return start
+    def _start_pod(pod: AgentPod) -> None:
+        pod.run.supervisor.start()
+        pod.run.supervisor.flush()
 
     def _start_failed(self, pod: AgentPod, error: Exception) -> None:
         """The pod could not be started (a hostPort taken, a volume that cannot be made...): as
@@ -678,10 +672,8 @@ class Agent:
         (or, `keep_record` False, remove it as a pod that never started), answer whoever waits."""
         if pod.ended:
             return
-        if pod.tracer is not None:  # a traced `run -d` still waits: its tear-down is traced too
-            self._traced(pod, partial(self._end_now, pod, force, keep_record))
-        else:
-            self._end_now(pod, force, keep_record)
+        # a traced `run -d` still waiting sees the tear-down too
+        self._traced(pod, partial(self._end_now, pod, force, keep_record))
 
     def _end_now(self, pod: AgentPod, force: bool, keep_record: bool) -> None:
         pod.ended = True

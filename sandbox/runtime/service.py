@@ -129,6 +129,13 @@ class RuntimeContainer:
     log_fds: list[int] = field(default_factory=list)
 
 
+def membership(cgroup: Cgroup | None) -> dict[str, Any]:
+    """The SpawnRequest fields that start a process inside `cgroup` (none: outside any of ours)."""
+    from sandbox.cgroups.fs import membership as fields
+
+    return fields(cgroup.paths if cgroup is not None else None)
+
+
 class RuntimeService:
     """One pod loop's runtime: spawns on the loop's thread (PR_SET_PDEATHSIG follows the
     spawning thread), registers log pipes in the loop's selector (`on_log` reads them)."""
@@ -195,7 +202,6 @@ class RuntimeService:
         kubelet's new sandbox attempt, keeping the pod's cgroup and lease), then the network into
         its namespace."""
         from sandbox.pod.sandbox import start_pause
-        from sandbox.supervisor.container import membership
 
         config = sandbox.config
         sandbox.pause = start_pause(sandbox.spawner, config.dirs, config.hostname, config.host, config.sysctls,
@@ -214,18 +220,6 @@ class RuntimeService:
         return {"id": sandbox.id, "state": "SANDBOX_READY" if sandbox.ready else "SANDBOX_NOTREADY",
                 "network": {"ips": list(addresses.pod_ips) if addresses is not None else []},
                 "pid": sandbox.pause.pid if sandbox.pause is not None else 0}
-
-    def stop_pod_sandbox(self, sandbox: PodSandbox, containers: list[RuntimeContainer]) -> None:
-        """SIGKILL what still runs of the pod, then pause, and wait for each (CRI: every container
-        of a stopped sandbox is stopped)."""
-        running = [c.process for c in containers if c.process is not None]
-        for process in running:
-            process.send_signal(signal.SIGKILL)
-        for process in running:
-            process.wait()
-        if sandbox.pause is not None:
-            sandbox.pause.send_signal(signal.SIGKILL)
-            sandbox.pause.wait()
 
     def remove_pod_sandbox(self, sandbox: PodSandbox | None, journal: teardown.Journal, lib_root: Path,
                            containers: list[RuntimeContainer]) -> None:
@@ -291,8 +285,6 @@ class RuntimeService:
                 share_pid=config.share_pid, argv=config.argv, env=config.env, stdout=stdout, stderr=stderr,
                 stdin=sandbox.devnull, extra_ops=config.mounts,
                 cgroup_ops=self._cgroup_mounts(sandbox, config.identity.privileged))
-            from sandbox.supervisor.container import membership
-
             oom_score_adj = sandbox.resources.oom_score_adj.get(config.spec.name) if sandbox.resources else None
             container.request = replace(req, **membership(container.cgroup), oom_score_adj=oom_score_adj)
         except BaseException:

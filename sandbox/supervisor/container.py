@@ -23,6 +23,7 @@ from sandbox.process.leftovers import command_of, kill_in_mount_ns, processes_in
 from sandbox.process.request import Identity
 from sandbox.record import field, record, replace
 from sandbox.rootfs.plan import MountOp, OpKind
+from sandbox.runtime.service import membership
 from sandbox.state.proc import ProcessRef
 from sandbox.supervisor.probes import CheckContext, ContainerProbes, checks_for
 from sandbox.termination import limit_for_pod, prepare_message_file, read_termination_message
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
-    from sandbox.cgroups.driver import Cgroup
     from sandbox.config.sources import Sources
     from sandbox.images.store import Image
     from sandbox.logs.rotation import RotationPolicy
@@ -90,11 +90,6 @@ class Slot:
         return self.spec.name
 
 
-def membership(cgroup: Cgroup | None) -> dict[str, Any]:
-    """The SpawnRequest fields that start a process inside `cgroup` (none: outside any of ours)."""
-    from sandbox.cgroups.fs import membership as fields
-
-    return fields(cgroup.paths if cgroup is not None else None)
 
 
 def succeeded(cs: st.ContainerStatus) -> bool:

@@ -768,7 +768,7 @@ class PodSupervisor:
         init, app = self.statuses()
         self.phase = snapshot.next_phase(self.phase, self.restart_policy, init, app, deleting=self.deleting,
                                          done=self.done(), failed=bool(self.failure_message))
-        sandbox_ready = self.pause is not None and self.pause.exit is None
+        sandbox_ready = self.sandbox is not None and self.sandbox.ready
         self.conditions = st.pod_conditions(self.phase, init, app, sandbox_ready=sandbox_ready,
                                             previous=self.conditions, now=self.wall())
         self._unsaved = True
