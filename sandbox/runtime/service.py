@@ -7,9 +7,10 @@ its log, and builds the spawn request from the container's config (argv, env, mo
 the kubelet's ContainerConfig); StartContainer spawns it (stage 2 is placed in its cgroup and the
 caller's `before_start` runs while it waits for "go", runc's create/start split). StopContainer
 sends a signal, RemoveContainer releases the layer and the cgroup (returning the OOM kills seen),
-ReopenContainerLog asks the shim to reopen a rotated file. StopPodSandbox and RemovePodSandbox
-replay the pod's tear-down journal (pod/teardown.py), shared with the kubelet role's volumes:
-one journal per pod, so a crash anywhere leaves one complete record.
+ReopenContainerLog asks the shim to reopen a rotated file. RemovePodSandbox replays the pod's
+tear-down journal (pod/teardown.py), which stops whatever still runs first (the CRI's
+StopPodSandbox and RemovePodSandbox in one); the journal is shared with the kubelet role's
+volumes: one per pod, so a crash anywhere leaves one complete record.
 
 Every object is recorded in the pod's journal before it exists (a process right after); the
 methods leave nothing behind when they fail.
