@@ -52,7 +52,7 @@ class NodeOptions:
 
     run: RunOptions  # its `cgroups` is None: planned per pod from `cgroup_config`
     cgroup_config: Any  # pod.cgroups.CgroupConfig
-    pull_options: Any = None  # images.pull.PullOptions
+    pull_options: Any = None  # images.options.PullOptions
     argv: tuple[str, ...] = ()  # the node options as flags (a `run -d` compares its own with them)
 
 
@@ -463,6 +463,9 @@ class Agent:
         if not isinstance(path, str) or not path:
             conn.fail("RunPod: path must be a manifest file's path", 2)
             return
+        from sandbox.cgroups import warm
+
+        warm.start()  # the RCU wait of placing pause, overlapped with reading and planning the pod
         self._submit(partial(self._prepare, conn, request))
 
     def _submit(self, work: Callable[[], None]) -> None:
@@ -538,6 +541,10 @@ class Agent:
         except Exception as e:  # noqa: BLE001 - as a foreground run: the pod is undone, the client told
             self._start_failed(pod, e)
             return
+        finally:
+            from sandbox.cgroups import warm
+
+            warm.stop()  # its processes are placed; the next RunPod starts it again
         if pod.run.supervisor.done() and not pod.ended:
             self._end(pod)
 

@@ -4,10 +4,9 @@ touched: one outside it is a usage error (exit 2), never a path."""
 
 from __future__ import annotations
 
-import argparse
-
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
 
@@ -75,7 +74,7 @@ def add_registry_options(p: Any) -> None:
 def pull_options(args: argparse.Namespace) -> Any:
     from pathlib import Path
 
-    from sandbox.images.pull import PullOptions
+    from sandbox.images.options import PullOptions
 
     return PullOptions(Path(args.registry_config) if args.registry_config else None,
                        frozenset(args.insecure_registry),

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
 
@@ -80,6 +80,9 @@ def handle(args: argparse.Namespace) -> int:
         from sandbox.cli.agent import run_detached
 
         return run_detached(args, [args.file])
+    from sandbox.cgroups import warm
+
+    warm.start()  # the pause placement's RCU wait, overlapped with the imports and planning below
     from sandbox.cli.common import layout
     from sandbox.errors import SandboxError
 
@@ -91,9 +94,10 @@ def handle(args: argparse.Namespace) -> int:
 
     # input errors first, even as non-root; a missing image is pulled (IfNotPresent, Always)
     prepared = prepare(args.file, layout(args), args.namespace, pull_options(args))
-    from sandbox.cli.validate import print_warnings
+    if prepared.warnings:
+        from sandbox.cli.validate import print_warnings
 
-    print_warnings(args.file, prepared.warnings)
+        print_warnings(args.file, prepared.warnings)
     if os.geteuid() != 0:
         raise SandboxError("sandbox run needs root: it creates namespaces, mounts and a pod's processes")
     from sandbox.pod.cgroups import plan

@@ -5,11 +5,11 @@ The same path from bytes to an accepted pod as `sandbox run` (sandbox/spec/accep
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
 

@@ -18,7 +18,8 @@ import threading  # loaded already (logging imports it)
 from pathlib import Path
 
 from sandbox.errors import ImageError
-from sandbox.record import field, record, replace
+from sandbox.images.options import PullOptions
+from sandbox.record import replace
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,31 +29,8 @@ if TYPE_CHECKING:
     from sandbox.images.registry import Platform, RegistryClient
     from sandbox.images.store import Image, ImageStore
 
-DEFAULT_HOSTS_DIR = Path("/etc/sandbox/certs.d")
-HOSTS_DIR_ENV = "SANDBOX_REGISTRY_CONFIG"
-INSECURE_ENV = "SANDBOX_INSECURE_REGISTRIES"  # comma-separated HOST[:PORT]
 REF_NAME = "org.opencontainers.image.ref.name"
 _NAMING = threading.Lock()  # refs.json writers among one process's pull threads
-
-
-@record
-class PullOptions:
-    hosts_dir: Path | None = None  # None: $SANDBOX_REGISTRY_CONFIG, else DEFAULT_HOSTS_DIR
-    insecure: frozenset[str] = field(default_factory=frozenset)
-    credentials_file: Path | None = None  # None: $DOCKER_CONFIG/config.json, else ~/.docker/config.json
-
-    def resolved_hosts_dir(self) -> Path:
-        return self.hosts_dir or Path(os.environ.get(HOSTS_DIR_ENV) or DEFAULT_HOSTS_DIR)
-
-    def resolved_insecure(self) -> frozenset[str]:
-        extra = {h.strip() for h in os.environ.get(INSECURE_ENV, "").split(",") if h.strip()}
-        return frozenset(self.insecure | extra)
-
-    def resolved_credentials_file(self) -> Path:
-        if self.credentials_file is not None:
-            return self.credentials_file
-        base = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
-        return Path(base) / "config.json"
 
 
 def client(options: PullOptions, extra: Credentials | None = None) -> RegistryClient:

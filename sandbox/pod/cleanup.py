@@ -180,10 +180,12 @@ def adoptable_shim(pod_dir: PodDir) -> tuple[dict[str, Any], Any] | None:
 def running_shim(pod_dir: PodDir, state: dict[str, Any]) -> Any:
     """A connected Shim if `state` is a node agent's pod, not ended, whose shim answers; else
     None. The caller holds the pod's lock."""
+    if state.get("owner") != "agent":  # before the imports: `sandbox run` checks every start
+        return None
     from sandbox.process.shim import Shim, ShimError
     from sandbox.state.view import is_ended
 
-    if state.get("owner") != "agent" or is_ended(state):
+    if is_ended(state):
         return None
     try:
         return Shim.connect(str(pod_dir.path / "shim"))

@@ -127,10 +127,10 @@ class PodNetwork:
 
     def before_pause(self) -> None:
         """hostNetwork: the node's address; bridge: the lease (and the bridge), the hostPorts."""
-        from sandbox.network.bridge import host_ip
-
         mode = self.mode
         if mode == "host":
+            from sandbox.network.bridge import host_ip
+
             node = host_ip("127.0.0.1")
             self.addresses = Addresses((node,), (node,))
             return
@@ -161,7 +161,7 @@ class PodNetwork:
                 _enable_forwarding()
 
         self.lease = bridge.lease(config, self.owner(), claim_ports)
-        node = host_ip(self.lease.gateway)
+        node = bridge.host_ip(self.lease.gateway)
         self.addresses = Addresses((self.lease.address,), (node,))
 
     def _reserve(self, config: BridgeConfig, pod_ip: str, ports: list[HostPort]) -> None:

@@ -4,8 +4,6 @@ See sandbox/probing/checks.py for the contract."""
 
 from __future__ import annotations
 
-from sandbox.probing.checks import rewatch, unwatch
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import selectors
@@ -62,6 +60,8 @@ class CheckRunner:
 
     def _settle(self, run: CheckRun, outcome: Outcome | None) -> None:
         if outcome is None:
+            from sandbox.probing.checks import rewatch  # with the first check: not on every start
+
             run.fds = rewatch(self.selector, run.check, run.fds)
             # rewatch registers the check itself as data; the loop needs to find the run.
             for fd in run.fds:
@@ -72,6 +72,8 @@ class CheckRunner:
 
     def _finish(self, run: CheckRun) -> None:
         run.finished = True
+        from sandbox.probing.checks import unwatch
+
         unwatch(self.selector, run.fds)
         run.fds = []
         self.timers.cancel(run.timer)

@@ -25,7 +25,6 @@ from sandbox.record import field, record, replace
 from sandbox.rootfs.plan import MountOp, OpKind
 from sandbox.runtime.service import membership
 from sandbox.state.proc import ProcessRef
-from sandbox.supervisor.probes import CheckContext, ContainerProbes, checks_for
 from sandbox.termination import limit_for_pod, prepare_message_file, read_termination_message
 
 TYPE_CHECKING = False
@@ -47,6 +46,7 @@ if TYPE_CHECKING:
     from sandbox.runtime.service import PodSandbox, RuntimeContainer, RuntimeService
     from sandbox.spec.model import Container, Pod
     from sandbox.supervisor.checks import CheckRun, CheckRunner
+    from sandbox.supervisor.probes import CheckContext, ContainerProbes
     from sandbox.supervisor.timers import Timers
 
 log = get_logger(__name__)
@@ -207,6 +207,8 @@ class ContainerLifecycle:
             # Exec hooks have no timeout (handlers.go); an http hook gets the probe default (1 s);
             # sleep counts its own seconds.
             timeout = float("inf") if post_start.exec else 1.0
+            from sandbox.supervisor.probes import checks_for
+
             slot.hook = ctx.runner.start(checks_for(post_start, self._check_context(slot), timeout, hook=True),
                                          lambda outcome: self._post_start_done(slot, outcome))
         self.changed()
@@ -307,6 +309,8 @@ class ContainerLifecycle:
             slot.mnt_ns_fd = -1
 
     def _check_context(self, slot: Slot) -> CheckContext:
+        from sandbox.supervisor.probes import CheckContext
+
         assert slot.process is not None
         ports = {p.name: p.container_port for p in slot.spec.ports if p.name}
         return CheckContext(self.ctx.runtime.exec_spawner, slot.process.pidfd, self.ctx.pause_pidfd, tuple(slot.env),
@@ -337,16 +341,22 @@ class ContainerLifecycle:
         unless a readiness probe must pass first (reference 7.2)."""
         assert slot.process is not None
         ctx = self.ctx
-        probes = ContainerProbes(slot.spec, self._check_context(slot), ctx.runner, ctx.timers,
-                                 lambda verdict: self._on_verdict(slot, verdict),
-                                 started_at=ctx.clock(), now=ctx.clock(), scale=ctx.probe_scale)
-        started = not probes.has_startup
+        spec = slot.spec
+        probes = None
+        if spec.startup_probe or spec.liveness_probe or spec.readiness_probe:
+            # imported only for a container with probes: sandbox/probing costs ~1.5 ms to import
+            from sandbox.supervisor.probes import ContainerProbes
+
+            probes = ContainerProbes(spec, self._check_context(slot), ctx.runner, ctx.timers,
+                                     lambda verdict: self._on_verdict(slot, verdict),
+                                     started_at=ctx.clock(), now=ctx.clock(), scale=ctx.probe_scale)
+        started = probes is None or not probes.has_startup
+        readiness = probes is not None and probes.has_readiness
         slot.status = replace(slot.status, state=st.Running(slot.started_at), started=started,
-                              ready=started and not probes.has_readiness)
+                              ready=started and not readiness)
         if slot.init:  # a plain init container is not ready while it runs
-            slot.status = replace(slot.status, ready=st.init_container_ready(
-                slot.status, probe_ready=not probes.has_readiness))
-        if probes.workers:
+            slot.status = replace(slot.status, ready=st.init_container_ready(slot.status, probe_ready=not readiness))
+        if probes is not None:
             slot.probes = probes
             probes.start()
         self.changed()
@@ -388,6 +398,8 @@ class ContainerLifecycle:
         if pre_stop is None:
             self._terminate(slot, deadline)
             return
+        from sandbox.supervisor.probes import checks_for
+
         check = checks_for(pre_stop, self._check_context(slot), max(deadline - self.ctx.clock(), 0.0), hook=True)
         slot.hook = self.ctx.runner.start(check, lambda outcome: self._pre_stop_done(slot, outcome, deadline))
 

@@ -227,7 +227,8 @@ class Puller:
     def _client(self) -> RegistryClient:
         # Two first pulls at once may each make a client: the same settings, the last one kept.
         if self.client is None:
-            from sandbox.images.pull import PullOptions, client
+            from sandbox.images.options import PullOptions
+            from sandbox.images.pull import client
 
             self.client = client(self.options or PullOptions(), self._secrets())
         return self.client

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.errors import ImagePullFailed
-from sandbox.images.pull import PullOptions
+from sandbox.images.options import PullOptions
 from sandbox.images.store import ImageStore
 from sandbox.paths import RootLayout
 from sandbox.spec.load import load_pod_text
