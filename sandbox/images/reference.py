@@ -83,6 +83,9 @@ def reference_problem(text: str) -> str | None:
 
 
 def _parse(text: str) -> ImageRef | str:
+    simple = _parse_simple(text)
+    if simple is not None:
+        return simple
     if not text:
         return "repository name must have at least one component"
     if len(text) > MAX_LENGTH:
@@ -106,6 +109,66 @@ def _parse(text: str) -> ImageRef | str:
             return problem
     tag = m.group("tag") or ("" if digest else DEFAULT_TAG)
     return ImageRef(m.group("domain") or "", path, tag, digest)
+
+
+# The common shape (`busybox:1.36`, `registry:5000/team/app:v2`, no digest) checked with string
+# operations: compiling the grammar's patterns costs ~1 ms on the first reference a process reads
+# (every `sandbox run`). Anything else, valid or not, goes to the patterns, which have the final
+# word; tests/unit/test_image_reference.py checks that both agree on arbitrary text.
+_LOWER_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_ALNUM = _LOWER_ALNUM | frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_TAG_FIRST = _ALNUM | {"_"}
+_TAG_REST = _TAG_FIRST | {".", "-"}
+
+
+def _parse_simple(text: str) -> ImageRef | None:
+    """The reference `_parse` makes of `text` when it is a plain name[:tag] every part of which is
+    plainly valid; None for anything else (left to the grammar's patterns)."""
+    if not text or "@" in text or len(text) >= 64:  # 64: the hex-identifier rule, and long names
+        return None
+    domain, remainder = _split_domain(text)
+    path, colon, tag = remainder.partition(":")
+    if colon and not (len(tag) <= 128 and tag[:1] in _TAG_FIRST and set(tag) <= _TAG_REST):
+        return None
+    if not _host_port_ok(domain) or not all(_component_ok(c) for c in path.split("/")):
+        return None
+    return ImageRef(domain, path, tag or DEFAULT_TAG, "")
+
+
+def _component_ok(component: str) -> bool:
+    """[a-z0-9]+ ((. | _ | __ | -+) [a-z0-9]+)*"""
+    n = len(component)
+    if not n or component[0] not in _LOWER_ALNUM or component[-1] not in _LOWER_ALNUM:
+        return False
+    i = 0
+    while i < n:
+        ch = component[i]
+        if ch in _LOWER_ALNUM:
+            i += 1
+            continue
+        if ch == ".":
+            i += 1
+        elif ch == "_":
+            i += 2 if component.startswith("__", i) else 1
+        elif ch == "-":
+            while i < n and component[i] == "-":
+                i += 1
+        else:
+            return False
+        if i >= n or component[i] not in _LOWER_ALNUM:
+            return False
+    return True
+
+
+def _host_port_ok(domain: str) -> bool:
+    """DNS-like labels (any case, inner dashes) with an optional numeric :port; no [IPv6]."""
+    host, colon, port = domain.partition(":")
+    if colon and not (port.isascii() and port.isdigit()):
+        return False
+    for label in host.split("."):
+        if not label or label[0] not in _ALNUM or label[-1] not in _ALNUM or not set(label) <= _ALNUM | {"-"}:
+            return False
+    return True
 
 
 def _split_domain(text: str) -> tuple[str, str]:

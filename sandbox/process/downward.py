@@ -9,8 +9,8 @@ the field table (sandbox/spec/fields.py) refuses them until then. downwardAPI vo
 from __future__ import annotations
 
 import os
-import re
 
+from sandbox.lazyre import LazyPattern
 from sandbox.record import record
 
 TYPE_CHECKING = False
@@ -29,7 +29,7 @@ class Addresses:
     host_ips: tuple[str, ...] = ()
 
 
-_SUBSCRIPT = re.compile(r"^metadata\.(labels|annotations)\['(.+)'\]$")
+_SUBSCRIPT = LazyPattern(r"^metadata\.(labels|annotations)\['(.+)'\]$")
 
 
 def field_value(pod: Pod, path: str, addresses: Addresses | None = None) -> str:

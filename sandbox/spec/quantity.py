@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import re
 
+from sandbox.lazyre import LazyPattern
 from sandbox.spec.model import Quantity
 
 # The API server quotes this regular expression in its error message.
 QUANTITY_REGEX = "^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
 QUANTITY_ERROR = f"quantities must match the regular expression '{QUANTITY_REGEX}'"
 
-_NUMBER = re.compile(r"([+-]?)([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(.*)\Z", re.DOTALL)
-_EXPONENT = re.compile(r"[eE]([+-]?[0-9]+)\Z")
+_NUMBER = LazyPattern(r"([+-]?)([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(.*)\Z", re.DOTALL)
+_EXPONENT = LazyPattern(r"[eE]([+-]?[0-9]+)\Z")
 _BINARY = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
 _DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
 # Beyond this the API server saturates; refusing keeps the integer maths bounded for hostile input.

@@ -6,8 +6,7 @@ the whole back-off sequence is unit-tested without sleeping.
 
 from __future__ import annotations
 
-import re
-
+from sandbox.lazyre import LazyPattern
 from sandbox.record import record
 
 # Go's time.ParseDuration units, in seconds. "µs" appears in two Unicode spellings (micro sign
@@ -22,7 +21,7 @@ _UNITS: dict[str, float] = {
     "m": 60.0,
     "h": 3600.0,
 }
-_TERM = re.compile(r"(\d+\.?\d*|\.\d+)([^\d.]*)")
+_TERM = LazyPattern(r"(\d+\.?\d*|\.\d+)([^\d.]*)")
 
 
 def parse_duration(text: str) -> float:
@@ -38,6 +37,8 @@ def parse_duration(text: str) -> float:
         raise ValueError(f"invalid duration {text!r}: must not be negative")
     if value == "0":
         return 0.0
+    if value[:-1].isdigit() and value[-1] == "s" and value.isascii():  # "10s", every run's defaults:
+        return float(value[:-1])  # no pattern compiled (~0.2 ms)
     total, pos = 0.0, 0
     while pos < len(value):
         term = _TERM.match(value, pos)

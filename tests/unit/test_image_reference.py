@@ -8,8 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hs
 
 from sandbox.errors import ImageError, SpecError
+from sandbox.images import reference as _reference
 from sandbox.images.reference import parse_image_ref, reference_problem
 from sandbox.images.store import ImageConfig, ImageStore
 from sandbox.spec.load import load_pod_text
@@ -147,3 +150,34 @@ def test_the_store_tags_canonical_names(tmp_path: Path) -> None:
     store.tag(digest, parse_image_ref("registry.k8s.io/busybox:1.27.2").name)
     assert store.lookup("registry.k8s.io/busybox:1.27.2").digest == digest
     assert store.lookup("busybox@" + digest).name == "docker.io/library/busybox@" + digest
+
+
+# --- the string-operations fast path agrees with the grammar's patterns -------------------------
+
+_PIECES = ["a", "b", "z", "0", "9", "A", "Z", ".", "_", "__", "-", "--", ":", "/", "@", "[", "]",
+           "localhost", "docker.io", "index.docker.io", "library", "5000", "é", "sha256:", " "]
+
+
+def _by_patterns(text: str) -> object:
+    saved = _reference._parse_simple
+    _reference._parse_simple = lambda _text: None  # type: ignore[assignment]
+    try:
+        return _reference._parse(text)
+    finally:
+        _reference._parse_simple = saved
+
+
+@settings(max_examples=3000, deadline=None)
+@given(hs.lists(hs.sampled_from(_PIECES), min_size=1, max_size=14).map("".join))
+def test_fast_path_never_disagrees_with_the_patterns(text: str) -> None:
+    simple = _reference._parse_simple(text)
+    if simple is not None:
+        assert simple == _by_patterns(text), text
+
+
+@pytest.mark.parametrize("text", ["busybox", "busybox:1.36", "docker.io/library/busybox:latest",
+                                  "my-registry.local:5000/team/app:v2", "localhost/x", "a__b/c-d.e:TAG_1.0-x",
+                                  "Registry.IO:443/a/b"])
+def test_fast_path_takes_the_common_shapes(text: str) -> None:
+    simple = _reference._parse_simple(text)
+    assert simple is not None and simple == _by_patterns(text)
