@@ -18,7 +18,7 @@ PYTHON ?= python3
 # pushes); redis-tools, php-cli, tini, curl: the redis-php test images (rootfs/build-test-images.sh).
 APT_PACKAGES := busybox-static libcap-dev musl-tools libseccomp2 gcc libc6-dev make python3-venv \
                 python3-dev iproute2 procps util-linux libnftables1 nftables containernetworking-plugins \
-                docker-registry skopeo zstd attr redis-tools php-cli tini curl
+                docker-registry skopeo zstd attr redis-tools php-cli tini curl systemd dbus-daemon
 # make bench's peers and tools: the OCI runtimes and podman (with conmon and catatonit) it compares with,
 # hyperfine (timing), gnuplot-nox (bench/latency.png), iperf3 (the issue's throughput peer, at hand for
 # manual checks; bench/net_throughput.py measures with rootfs/netbench.c)

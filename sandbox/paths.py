@@ -12,11 +12,15 @@ validateID is).
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from sandbox.record import record
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+
 ROOT_ENV = "SANDBOX_ROOT"
+DEFAULT_RUN = "/run/sandbox"
 
 
 @record
@@ -28,9 +32,13 @@ class RootLayout:
     @classmethod
     def from_root(cls, root: str | os.PathLike[str] | None = None) -> RootLayout:
         """`root` (or $SANDBOX_ROOT) moves everything under it; unset means the system paths."""
-        chosen = root if root is not None else os.environ.get(ROOT_ENV) or None
+        # pathlib is imported here, not at the top: `sandbox exec` reads its pod's state through
+        # pod_state_file and never loads it (`import pathlib` 3.2 ms: urllib.parse, ipaddress).
+        from pathlib import Path
+
+        chosen = _chosen_root(root)
         if chosen is None:
-            return cls(Path("/var/lib/sandbox"), Path("/run/sandbox"), Path("/var/log/pods"))
+            return cls(Path("/var/lib/sandbox"), Path(DEFAULT_RUN), Path("/var/log/pods"))
         base = Path(chosen).absolute()
         return cls(base / "lib", base / "run", base / "log" / "pods")
 
@@ -56,6 +64,31 @@ class RootLayout:
 def under(base: Path, *parts: str) -> Path:
     """Join `parts` below `base`, refusing anything that would leave it."""
     for part in parts:
-        if not part or part in (".", "..") or "/" in part or "\0" in part:
-            raise ValueError(f"unsafe path component {part!r} below {base}")
+        _check_part(base, part)
     return base.joinpath(*parts)
+
+
+def run_dir(root: str | None) -> str:
+    """`RootLayout.from_root(root).run` as a plain string, built without pathlib (os.getcwd()
+    joined as Path.absolute() joins it; the kernel reads "." and "//" as Path writes them)."""
+    chosen = _chosen_root(root)
+    return DEFAULT_RUN if chosen is None else os.path.join(os.getcwd(), chosen, "run")
+
+
+def pod_state_file(root: str | None, namespace: str, name: str) -> str:
+    """`RootLayout.from_root(root).pod_state_dir(namespace, name) / "state.json"` as a plain
+    string, built without pathlib: the one path `sandbox exec` needs. The same file (os.getcwd()
+    joined as Path.absolute() joins it; the kernel reads "." and "//" as Path writes them)."""
+    pods = os.path.join(run_dir(root), "pods")
+    part = f"{namespace}_{name}"
+    _check_part(pods, part)
+    return os.path.join(pods, part, "state.json")
+
+
+def _chosen_root(root: str | os.PathLike[str] | None) -> str | os.PathLike[str] | None:
+    return root if root is not None else os.environ.get(ROOT_ENV) or None
+
+
+def _check_part(base: object, part: str) -> None:
+    if not part or part in (".", "..") or "/" in part or "\0" in part:
+        raise ValueError(f"unsafe path component {part!r} below {base}")

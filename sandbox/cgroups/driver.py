@@ -1,9 +1,14 @@
 """The interface every cgroup driver offers, and the handles it returns.
 
-Two cgroupfs drivers exist (v1.py, which also serves hybrid hosts, and v2.py); a systemd driver
-(a slice per pod, scopes through D-Bus) can be added behind the same Protocol later.
+Two cgroupfs drivers exist (v1.py, which also serves hybrid hosts, and v2.py), and the systemd
+driver (systemd.py: a transient slice per pod, a scope per container through D-Bus).
 Layout: `<hierarchy>/<parent>/<pod-uid>/<child>` with one child per container plus `pause`;
-`parent` is "sandbox" for the runtime, a unique name in tests.
+`parent` is "sandbox" for the runtime, a unique name in tests. The systemd driver's is
+`<hierarchy>/<parent>.slice/<parent>-<uid>.slice/<parent>-<uid>-<child>.scope` ('-' in the uid
+becomes '_'), and its `create_container` only plans the scope: systemd starts a scope with its first
+process, so a driver whose `places_processes` attribute is true must get every process through
+`add_process` (sandbox.pod.cgroups.PodCgroups.spawn_fields/joiner), not by cgroup.procs or
+CLONE_INTO_CGROUP.
 """
 
 from __future__ import annotations

@@ -10,13 +10,13 @@ import errno
 import os
 import sys
 import time
-from pathlib import Path
 
 from sandbox.errors import SandboxError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
     from typing import Any
 
 
@@ -45,12 +45,14 @@ def under(root: Path, *parts: str) -> Path:
     path = os.path.join(base, *(check_name(p) for p in parts))
     if parts and not path.startswith(base.rstrip("/") + "/"):
         raise CgroupError("path", path, f"outside {root}")
+    from pathlib import Path
+
     return Path(path)
 
 
-def write(cgroup: Path, name: str, value: str) -> None:
+def write(cgroup: Path | str, name: str, value: str) -> None:
     """Write one value to a cgroup file in one write(2), as the kernel expects."""
-    path = cgroup / check_name(name)
+    path = os.path.join(cgroup, check_name(name))
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         try:
@@ -71,16 +73,16 @@ def membership(paths: Mapping[str, object] | None) -> dict[str, Any]:
     them): the cgroup2 one joined at birth (CLONE_INTO_CGROUP), the v1 ones by cgroup.procs."""
     if not paths:
         return {}
-    v1 = sorted({str(p) for key, p in paths.items() if key != "unified" and isinstance(p, (str, Path))})
+    v1 = sorted({str(p) for key, p in paths.items() if key != "unified" and isinstance(p, (str, os.PathLike))})
     unified = paths.get("unified")
-    return {"cgroups": tuple(v1), "cgroup2": str(unified) if isinstance(unified, (str, Path)) else None}
+    return {"cgroups": tuple(v1), "cgroup2": str(unified) if isinstance(unified, (str, os.PathLike)) else None}
 
 
 def join(cgroups: tuple[str, ...] | list[str], pid: int) -> None:
     """Move `pid` into each cgroup directory (one per hierarchy). A cgroup that is gone raises: a
     process is never started outside the cgroup it was meant for."""
     for path in cgroups:
-        write(Path(path), "cgroup.procs", str(pid))
+        write(path, "cgroup.procs", str(pid))
 
 
 def read(cgroup: Path, name: str) -> str:

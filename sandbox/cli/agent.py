@@ -7,12 +7,12 @@ them under the node options it was started with, as a kubelet runs every pod und
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
     from sandbox.agent.protocol import Client
@@ -40,6 +40,8 @@ def add_parser(verbs: Any) -> None:
     p.add_argument("--http-check-frequency", metavar="DURATION", help="poll of the manifest URL (default 20s)")
     p.add_argument("--hostname-override", metavar="NAME",
                    help="the node name static pods are suffixed with (default: the hostname, lowercased)")
+    import argparse
+
     p.add_argument("--ready-fd", type=int, default=-1, help=argparse.SUPPRESS)
     p.set_defaults(handler=handle)
 
@@ -137,10 +139,9 @@ def run_detached(args: argparse.Namespace, files: list[str], *, apply: bool = Fa
 
 def connect_or_start(args: argparse.Namespace) -> Client:
     """The running agent (refusing node options it was not started with), or a new one."""
-    from sandbox.agent.protocol import AgentUnavailable, Client, socket_path
-    from sandbox.cli.common import layout
+    from sandbox.agent.protocol import AgentUnavailable, Client, socket_path_of
 
-    path = socket_path(layout(args))
+    path = socket_path_of(args.root)
     try:
         client = Client.connect(path)
     except AgentUnavailable:
@@ -160,19 +161,18 @@ def connect_or_start(args: argparse.Namespace) -> Client:
 
 
 def _node_argv(args: argparse.Namespace) -> list[str]:
-    from sandbox.cli.run import add_node_options
+    """The node options given, as flags in add_node_options' order: `run -d` compares its own with
+    the running agent's. Read from cli/run.py's fastargs table, so `run -d` never builds a parser."""
+    from sandbox.cli.fastargs import FLAG
+    from sandbox.cli.run import NODE_DEFAULTS, NODE_OPTIONS
 
-    probe = argparse.ArgumentParser(add_help=False)
-    add_node_options(probe)
     argv: list[str] = []
-    for action in probe._actions:
-        if action.dest == "help" or not action.option_strings:
+    for flag, (dest, kind, _) in NODE_OPTIONS.items():
+        default = NODE_DEFAULTS[dest]
+        value = getattr(args, dest, default)
+        if value == default:
             continue
-        value = getattr(args, action.dest, action.default)
-        if value == action.default:
-            continue
-        flag = action.option_strings[-1]
-        if action.nargs == 0:  # store_true
+        if kind == FLAG:
             argv.append(flag)
         elif isinstance(value, list):
             for item in value:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from sandbox.cgroups.detect import Layout
     from sandbox.cgroups.driver import Cgroup, CgroupDriver, Stats
     from sandbox.cgroups.resources import CgroupLimits
     from sandbox.pod.teardown import TornDown
@@ -54,6 +55,7 @@ class CgroupConfig:
     parent: str = ""  # "": $SANDBOX_CGROUP_PARENT, else "sandbox"
     pod_pids_limit: int | None = DEFAULT_POD_PIDS_LIMIT  # None: unlimited
     root: Path | None = None  # None: $SANDBOX_CGROUP_ROOT, else /sys/fs/cgroup
+    systemd_bus: str = ""  # a D-Bus address; "": $SANDBOX_SYSTEMD_BUS, the system bus, systemd's socket
 
     def parent_name(self) -> str:
         return self.parent or os.environ.get(PARENT_ENV) or "sandbox"
@@ -63,23 +65,38 @@ class CgroupConfig:
 
 
 def open_driver(config: CgroupConfig) -> CgroupDriver:
-    """The driver the options ask for, on the layout this host has. `auto` is the cgroupfs driver:
-    the systemd driver (a slice per pod, scopes through systemd's D-Bus API) is not built yet, so
-    on a host where systemd runs `auto` still manages cgroupfs directories below the hierarchy
-    roots (as Docker's cgroupfs driver does) and says so once; asking for `systemd` is refused."""
+    """The driver the options ask for, on the layout this host has. `auto`: the systemd driver
+    where systemd runs as init (/run/systemd/system, as the kubelet and runc detect it) and answers
+    on D-Bus, else cgroupfs; `systemd` is refused when no systemd answers (nothing would manage the
+    pod's units); `cgroupfs` writes directories below the hierarchy roots even under systemd, as
+    Docker's cgroupfs driver does."""
     from sandbox.cgroups.detect import detect
     from sandbox.cgroups.driver import driver_for
 
     if config.driver not in DRIVERS:
         raise SandboxError(f"--cgroup-driver: must be one of {', '.join(DRIVERS)}, got {config.driver!r}")
-    if config.driver == "systemd":
-        raise SandboxError("--cgroup-driver systemd: the systemd cgroup driver is not implemented yet; "
-                           "use cgroupfs (the default)")
     layout = detect(config.root_dir())
-    if layout.systemd and config.driver == "auto":
-        log.info("systemd runs here, but sandbox manages its cgroups as cgroupfs directories under %s",
-                 config.parent_name())
+    if config.driver == "systemd" or (config.driver == "auto" and layout.systemd):
+        driver = _systemd_driver(layout, config)
+        if driver is not None:
+            return driver
     return driver_for(layout, config.parent_name())
+
+
+def _systemd_driver(layout: Layout, config: CgroupConfig) -> CgroupDriver | None:
+    """The systemd driver with its bus open (so a missing systemd is found before anything is
+    made); None under `auto` when no systemd answers."""
+    from sandbox.cgroups.systemd import SystemdDriver, SystemdError
+
+    driver = SystemdDriver(layout, config.parent_name(), config.systemd_bus or None)
+    try:
+        driver.bus()
+    except SystemdError as e:
+        if config.driver == "systemd":
+            raise SandboxError(f"--cgroup-driver systemd: no systemd answers on D-Bus: {e}") from None
+        log.info("systemd runs here but does not answer on D-Bus (%s): using cgroupfs directories", e)
+        return None
+    return driver
 
 
 @record
@@ -207,6 +224,30 @@ class PodCgroups:
             log.warning("cannot remove cgroup %s yet: %s", cgroup.name, e)
         return stats
 
+    def spawn_fields(self, cgroup: Cgroup | None) -> dict[str, Any]:
+        """The SpawnRequest fields that start a process in `cgroup`: none for a driver that places
+        processes itself (systemd: the scope is started with the process, see `joiner`)."""
+        from sandbox.cgroups.fs import membership
+
+        if cgroup is None or getattr(self.driver, "places_processes", False):
+            return {}
+        return membership(cgroup.paths)
+
+    def joiner(self, cgroup: Cgroup | None,
+               then: Callable[[int], None] | None = None) -> Callable[[int], None] | None:
+        """The spawner's `before_start` for `cgroup`: with a driver that places processes itself,
+        stage 2 (waiting for "go") joins through `add_process` first, then `then` runs."""
+        if cgroup is None or not getattr(self.driver, "places_processes", False):
+            return then
+        driver = self.driver
+
+        def join(pid: int) -> None:
+            driver.add_process(cgroup, pid)
+            if then is not None:
+                then(pid)
+
+        return join
+
     def mount_hierarchies(self) -> list[tuple[str, str, str]]:
         """What a container's /sys/fs/cgroup shows (rootfs/plan.cgroup_mounts): every hierarchy
         a pod cgroup lives in, named as on the host."""
@@ -223,7 +264,8 @@ class PodCgroups:
 
     def to_json(self) -> dict[str, Any]:
         layout = self.driver.layout
-        return {"mode": layout.mode, "driver": "cgroupfs",
+        driver = "systemd" if getattr(self.driver, "places_processes", False) else "cgroupfs"
+        return {"mode": layout.mode, "driver": driver,
                 "paths": paths_json(self.pod) if self.pod is not None else {}}
 
 

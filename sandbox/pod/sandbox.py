@@ -156,7 +156,8 @@ def _read(path: str) -> str:
 
 
 def start_pause(spawner: Spawner, dirs: SandboxDirs, hostname: str, host: HostNamespaces,
-                sysctls: tuple[tuple[str, str], ...] = (), cgroup: dict[str, Any] | None = None) -> ChildProcess:
+                sysctls: tuple[tuple[str, str], ...] = (), cgroup: dict[str, Any] | None = None,
+                before_start: Any = None) -> ChildProcess:
     """Pause in new namespaces, except those the pod takes from the host. `sysctls` (path under
     /proc/sys, value) are written in the new namespaces before pause starts; `cgroup`: the
     SpawnRequest fields that start it in its cgroup (cgroups.fs.membership)."""
@@ -186,7 +187,7 @@ def start_pause(spawner: Spawner, dirs: SandboxDirs, hostname: str, host: HostNa
             stdio=(null, null, report_end),
             **(cgroup or {}),
         )
-        pause = spawner.spawn(req)
+        pause = spawner.spawn(req, before_start=before_start)
         if tracer is not None and reports >= 0:
             from sandbox.trace import read_pause
 

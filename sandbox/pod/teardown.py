@@ -145,6 +145,10 @@ def kill_and_remove_cgroup(path: Path) -> bool:
     """A recorded cgroup directory: kill what still runs in it and below (`cgroup.kill`, freeze and
     kill on v1), then rmdir it leaf first (sandbox/cgroups/reclaim.py). Works from the path alone,
     as `gc` needs after a runtime crash."""
+    if path.name.endswith((".slice", ".scope")):  # made through systemd: its unit is stopped too
+        from sandbox.cgroups.systemd import remove_unit_at
+
+        return remove_unit_at(path)
     from sandbox.cgroups.reclaim import kill_and_remove  # only at tear-down: not on the start-up path
 
     return kill_and_remove(path)

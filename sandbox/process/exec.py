@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import select
-import signal
 import sys
 
 from sandbox.errors import ContainerStartError
@@ -22,9 +21,15 @@ from sandbox.process.spawner import DirectSpawner
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal
     from typing import Any
 
     from sandbox.process.spawner import ChildProcess
+else:
+    # The C module under `signal`: signal.py only adds IntEnum wrappers, and `import enum` costs
+    # ~4 ms (functools, collections, operator) on `sandbox exec`'s path when nothing else loads it.
+    # Handlers here take and give plain numbers, which both accept.
+    import _signal as signal
 
 FORWARDED = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP)
 CHUNK = 65536

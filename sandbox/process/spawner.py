@@ -9,7 +9,6 @@ will implement the same `Spawner` protocol and nothing above this module changes
 from __future__ import annotations
 
 import os
-import signal
 
 from sandbox import native
 from sandbox.native import SpawnRequest
@@ -17,7 +16,10 @@ from sandbox.record import record
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
+    import signal
     from collections.abc import Callable
+else:
+    import _signal as signal  # signal.py's IntEnum wrappers import enum (~4 ms)
 
 
 @record

@@ -205,8 +205,10 @@ class RuntimeService:
         from sandbox.pod.sandbox import start_pause
 
         config = sandbox.config
+        cgroups = sandbox.cgroups
         sandbox.pause = start_pause(sandbox.spawner, config.dirs, config.hostname, config.host, config.sysctls,
-                                    membership(sandbox.pause_cgroup))
+                                    cgroups.spawn_fields(sandbox.pause_cgroup) if cgroups else {},
+                                    before_start=cgroups.joiner(sandbox.pause_cgroup) if cgroups else None)
         sandbox.pause_ref = ProcessRef.of(sandbox.pause.pid)
         if sandbox.pause_ref is not None:
             sandbox.record(teardown.Process(sandbox.pause_ref.pid, sandbox.pause_ref.start_time))
@@ -287,7 +289,8 @@ class RuntimeService:
                 stdin=sandbox.devnull, extra_ops=config.mounts,
                 cgroup_ops=self._cgroup_mounts(sandbox, config.identity.privileged))
             oom_score_adj = sandbox.resources.oom_score_adj.get(config.spec.name) if sandbox.resources else None
-            container.request = replace(req, **membership(container.cgroup), oom_score_adj=oom_score_adj)
+            fields = sandbox.cgroups.spawn_fields(container.cgroup) if sandbox.cgroups else {}
+            container.request = replace(req, **fields, oom_score_adj=oom_score_adj)
         except BaseException:
             self.remove_container(container)
             raise
@@ -320,6 +323,8 @@ class RuntimeService:
                         before_start: Callable[[int], None] | None = None) -> ChildProcess:
         """Spawn the instance; on failure it is removed (RemoveContainer) and the error raised."""
         sandbox = container.sandbox
+        if sandbox.cgroups is not None:
+            before_start = sandbox.cgroups.joiner(container.cgroup, before_start)
         try:
             if sandbox.shim is not None:
                 process: ChildProcess = sandbox.shim.spawn(container.request, before_start=before_start,
