@@ -78,7 +78,7 @@ $(STAMPS)/apt: rootfs/apt-ensure.sh
 	@bash rootfs/apt-ensure.sh $(APT_PACKAGES)
 	@mkdir -p $(STAMPS) && touch $@
 
-$(STAMPS)/venv: $(STAMPS)/apt pyproject.toml setup.py $(NATIVE) $(LOCK) $(BUILD_LOCK)
+$(STAMPS)/venv: $(STAMPS)/apt pyproject.toml setup.py $(NATIVE) $(LOCK) $(BUILD_LOCK) requirements/launcher.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@# Only locked files, each checked against its hash. The installer and build tools come first,
 	@# so python-prctl (an sdist) and the project build with them, not in an isolated environment
@@ -92,6 +92,7 @@ $(STAMPS)/venv: $(STAMPS)/apt pyproject.toml setup.py $(NATIVE) $(LOCK) $(BUILD_
 	@# _distutils_hack and puts a finder in front of every import, ~1.4 ms of each `sandbox`
 	@# command. Only builds need setuptools, and they import it (and its distutils) themselves.
 	rm -f $(VENV)/lib/python3*/site-packages/distutils-precedence.pth
+	$(PY) requirements/launcher.py
 	@mkdir -p $(STAMPS) && touch $@
 
 $(STAMPS)/busybox: $(STAMPS)/venv rootfs/build-busybox.sh $(wildcard rootfs/*.c)

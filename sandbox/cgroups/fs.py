@@ -132,6 +132,18 @@ def rmdir_tree(top: Path, deadline: float) -> None:
     _rmdir_tree(os.fspath(top), deadline)
 
 
+def rmdir_trees(tops: list[Path], deadline: float) -> None:
+    """rmdir_tree of each directory (one per hierarchy), every one tried; the first error raised."""
+    errors: list[CgroupError] = []
+    for top in tops:
+        try:
+            rmdir_tree(top, deadline)
+        except CgroupError as e:
+            errors.append(e)
+    if errors:
+        raise errors[0]
+
+
 def _rmdir_tree(top: str, deadline: float) -> None:
     # rmdir first: a leaf (the common case) goes in one call; EBUSY means children or processes
     delay = 0.0005

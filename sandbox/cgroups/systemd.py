@@ -516,14 +516,7 @@ class SystemdDriver:
                 self.bus().stop(unit)
             except SystemdError as e:
                 raise CgroupError("remove", unit, str(e)) from None
-        errors: list[CgroupError] = []
-        for path in cgroup.dirs():
-            try:
-                fs.rmdir_tree(path, deadline)
-            except CgroupError as e:
-                errors.append(e)
-        if errors:
-            raise errors[0]
+        fs.rmdir_trees(cgroup.dirs(), deadline)
 
     def stats(self, cgroup: Cgroup) -> Stats:
         return self.files.stats(cgroup)

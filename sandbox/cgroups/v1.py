@@ -200,15 +200,7 @@ class V1Driver:
         v2.wait_empty(self._tracker(cgroup), deadline, lambda top: bool(v2.tree_procs(top)))
 
     def remove(self, cgroup: Cgroup, timeout: float = 1.0) -> None:
-        deadline = time.monotonic() + timeout
-        errors: list[CgroupError] = []
-        for path in cgroup.dirs():
-            try:
-                fs.rmdir_tree(path, deadline)
-            except CgroupError as e:
-                errors.append(e)
-        if errors:
-            raise errors[0]
+        fs.rmdir_trees(cgroup.dirs(), time.monotonic() + timeout)
 
     def stats(self, cgroup: Cgroup) -> Stats:
         from sandbox.cgroups import view  # the one reader of usage files (also `sandbox top`'s)
