@@ -463,9 +463,6 @@ class Agent:
         if not isinstance(path, str) or not path:
             conn.fail("RunPod: path must be a manifest file's path", 2)
             return
-        from sandbox.cgroups import warm
-
-        warm.start()  # the RCU wait of placing pause, overlapped with reading and planning the pod
         self._submit(partial(self._prepare, conn, request))
 
     def _submit(self, work: Callable[[], None]) -> None:
@@ -541,10 +538,6 @@ class Agent:
         except Exception as e:  # noqa: BLE001 - as a foreground run: the pod is undone, the client told
             self._start_failed(pod, e)
             return
-        finally:
-            from sandbox.cgroups import warm
-
-            warm.stop()  # its processes are placed; the next RunPod starts it again
         if pod.run.supervisor.done() and not pod.ended:
             self._end(pod)
 

@@ -13,6 +13,11 @@ background, while the command imports its modules and plans the pod; the writes 
 the lock's fast path open. Measured on the one-container pod cycle: the pause placement went from
 10-15 ms to ~0.1 ms (see NOTES.md, issue 15).
 
+Where it does not pay, it is not used: the writer holds cgroup_mutex while it waits, so any
+cgroup mkdir behind it waits too. `sandbox exec` has ~5 ms of Python before its join, and the node
+agent makes the pod's cgroups ~2 ms after a RunPod arrives: started there, the wait only moved
+(A/B with bench/agent.py, 3 x 20 runs each: no gain measurable against the noise).
+
 Nothing here is needed for correctness: without the permission to write, on a v2-only host, or
 when the thread cannot start, placement simply pays the grace period as before.
 """
@@ -50,8 +55,8 @@ def own_procs_file(proc_cgroup: str = "/proc/self/cgroup", root: str = "/sys/fs/
 
 
 def start() -> bool:
-    """Start warming; while a warmer runs, keep it running (a stop asked for is called off: the
-    node agent starts pods one after another). True when a warmer runs."""
+    """Start warming; while a warmer runs, keep it running (a stop asked for is called off).
+    True when a warmer runs."""
     if _state["running"]:
         _state["stop"] = False
         return True
