@@ -36,11 +36,10 @@ class RootLayout:
         # pod_state_file and never loads it (`import pathlib` 3.2 ms: urllib.parse, ipaddress).
         from pathlib import Path
 
-        chosen = _chosen_root(root)
-        if chosen is None:
+        base = _base(root)
+        if base is None:
             return cls(Path("/var/lib/sandbox"), Path(DEFAULT_RUN), Path("/var/log/pods"))
-        base = Path(chosen).absolute()
-        return cls(base / "lib", base / "run", base / "log" / "pods")
+        return cls(Path(base, "lib"), Path(run_dir(root)), Path(base, "log", "pods"))
 
     @property
     def images(self) -> Path:
@@ -68,11 +67,11 @@ def under(base: Path, *parts: str) -> Path:
     return base.joinpath(*parts)
 
 
-def run_dir(root: str | None) -> str:
-    """`RootLayout.from_root(root).run` as a plain string, built without pathlib (os.getcwd()
-    joined as Path.absolute() joins it; the kernel reads "." and "//" as Path writes them)."""
-    chosen = _chosen_root(root)
-    return DEFAULT_RUN if chosen is None else os.path.join(os.getcwd(), chosen, "run")
+def run_dir(root: str | os.PathLike[str] | None) -> str:
+    """`RootLayout.from_root(root).run` as a plain string, built without pathlib: `sandbox exec`
+    and `run -d` need only this directory."""
+    base = _base(root)
+    return DEFAULT_RUN if base is None else os.path.join(base, "run")
 
 
 def pod_state_file(root: str | None, namespace: str, name: str) -> str:
@@ -85,8 +84,11 @@ def pod_state_file(root: str | None, namespace: str, name: str) -> str:
     return os.path.join(pods, part, "state.json")
 
 
-def _chosen_root(root: str | os.PathLike[str] | None) -> str | os.PathLike[str] | None:
-    return root if root is not None else os.environ.get(ROOT_ENV) or None
+def _base(root: str | os.PathLike[str] | None) -> str | None:
+    """`root` (or $SANDBOX_ROOT) made absolute as Path.absolute() does (joined to the working
+    directory, nothing resolved); None: the system paths."""
+    chosen = root if root is not None else os.environ.get(ROOT_ENV) or None
+    return None if chosen is None else os.path.join(os.getcwd(), chosen)
 
 
 def _check_part(base: object, part: str) -> None:

@@ -38,15 +38,18 @@ class AgentError(SandboxError):
         self.code = code
 
 
+SOCKET = "agent.sock"  # in the run directory (RootLayout.run)
+
+
 def socket_path(layout: RootLayout) -> str:
-    return str(layout.run / "agent.sock")
+    return os.path.join(layout.run, SOCKET)
 
 
 def socket_path_of(root: str | None) -> str:
     """socket_path(RootLayout.from_root(root)) without pathlib (a `run -d` needs only this path)."""
     from sandbox.paths import run_dir
 
-    return os.path.join(run_dir(root), "agent.sock")
+    return os.path.join(run_dir(root), SOCKET)
 
 
 def encode(message: dict[str, Any]) -> bytes:

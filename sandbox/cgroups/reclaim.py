@@ -29,11 +29,11 @@ def kill_and_remove(path: Path, root: Path = DEFAULT_ROOT, timeout: float = 2.0)
     rel = os.path.relpath(real, base)
     if rel.startswith("..") or rel == "." or _depth_in_hierarchy(real, base) < 2:
         raise OSError(errno.EPERM, f"not a pod cgroup under {root}", str(path))
-    if _remove_if_idle(real):
-        return True
     top = Path(real)
     deadline = time.monotonic() + timeout
     try:
+        if fs.rmdir_tree_now(real):  # the usual end: nothing runs any more (0.43 -> 0.17 ms each)
+            return True
         if (top / "cgroup.kill").exists():
             v2.kill_tree(top, deadline)
         elif not v2.tree_procs(top):
@@ -46,25 +46,6 @@ def kill_and_remove(path: Path, root: Path = DEFAULT_ROOT, timeout: float = 2.0)
         fs.rmdir_tree(top, deadline)
     except CgroupError as e:
         raise OSError(e.errno or errno.EIO, str(e), str(path)) from e
-    return True
-
-
-def _remove_if_idle(top: str) -> bool:
-    """The usual end of a pod: the runtime killed and reaped everything in `top` already, so its
-    children and then `top` are removed with one listing and no reads. The kill path below lists
-    every control file of each directory twice (tree_procs, rmdir_tree): 0.43 ms against ~0.15 ms
-    per hierarchy here, nine hierarchies per pod on this host. False (nothing lost: what was
-    removed stays removed) when a process or a deeper cgroup is still there: the caller kills."""
-    try:
-        with os.scandir(top) as entries:
-            children = [e.path for e in entries if e.is_dir(follow_symlinks=False)]
-        for child in children:
-            os.rmdir(child)
-        os.rmdir(top)
-    except OSError as e:
-        if e.errno in (errno.EBUSY, errno.ENOTEMPTY, errno.ENOENT):
-            return False
-        raise
     return True
 
 

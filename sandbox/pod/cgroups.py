@@ -224,12 +224,17 @@ class PodCgroups:
             log.warning("cannot remove cgroup %s yet: %s", cgroup.name, e)
         return stats
 
+    @property
+    def places_processes(self) -> bool:
+        """The driver starts processes in their cgroups itself (systemd: a scope per process)."""
+        return bool(getattr(self.driver, "places_processes", False))
+
     def spawn_fields(self, cgroup: Cgroup | None) -> dict[str, Any]:
         """The SpawnRequest fields that start a process in `cgroup`: none for a driver that places
         processes itself (systemd: the scope is started with the process, see `joiner`)."""
         from sandbox.cgroups.fs import membership
 
-        if cgroup is None or getattr(self.driver, "places_processes", False):
+        if cgroup is None or self.places_processes:
             return {}
         return membership(cgroup.paths)
 
@@ -237,7 +242,7 @@ class PodCgroups:
                then: Callable[[int], None] | None = None) -> Callable[[int], None] | None:
         """The spawner's `before_start` for `cgroup`: with a driver that places processes itself,
         stage 2 (waiting for "go") joins through `add_process` first, then `then` runs."""
-        if cgroup is None or not getattr(self.driver, "places_processes", False):
+        if cgroup is None or not self.places_processes:
             return then
         driver = self.driver
 
@@ -264,7 +269,7 @@ class PodCgroups:
 
     def to_json(self) -> dict[str, Any]:
         layout = self.driver.layout
-        driver = "systemd" if getattr(self.driver, "places_processes", False) else "cgroupfs"
+        driver = "systemd" if self.places_processes else "cgroupfs"
         return {"mode": layout.mode, "driver": driver,
                 "paths": paths_json(self.pod) if self.pod is not None else {}}
 
