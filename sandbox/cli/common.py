@@ -9,6 +9,7 @@ from sandbox.errors import NotFoundError, UsageError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
+    from typing import Any
 
     from sandbox.paths import RootLayout
     from sandbox.state.store import PodDir
@@ -75,5 +76,22 @@ def pod_dir(args: argparse.Namespace, name: str) -> PodDir:
     root = layout(args)
     path = PodDir(root.pod_state_dir(namespace(args), check_pod_name(name)))
     if not path.state_file.exists():
-        raise NotFoundError(f'pods "{name}" not found in namespace "{namespace(args)}"')
+        raise _not_found(name, namespace(args))
     return path
+
+
+def pod_state(args: argparse.Namespace, name: str) -> dict[str, Any]:
+    """pod_dir(args, name).read() through a plain-str path: no pathlib (3.2 ms of imports) on
+    `sandbox exec`'s way to the spawn."""
+    from sandbox.paths import pod_state_file
+    from sandbox.state.store import read_state
+
+    ns = namespace(args)
+    try:
+        return read_state(pod_state_file(args.root, ns, check_pod_name(name)))
+    except (FileNotFoundError, NotADirectoryError):
+        raise _not_found(name, ns) from None
+
+
+def _not_found(name: str, ns: str) -> NotFoundError:
+    return NotFoundError(f'pods "{name}" not found in namespace "{ns}"')

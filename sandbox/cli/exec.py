@@ -32,13 +32,14 @@ def add_parser(verbs: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from sandbox.cli.common import pod_state
     from sandbox.errors import StateError, UsageError
     from sandbox.state.proc import ProcessRef
 
     command = args.trailing
     if not command:
         raise UsageError("exec: no command given (sandbox exec POD [-c CONTAINER] -- CMD...)")
-    state = _pod_state(args)
+    state = pod_state(args, args.name)
     containers: dict[str, Any] = state.get("containers") or {}
     name = args.container or _default_container(state)
     record = containers.get(name)
@@ -80,22 +81,6 @@ FAST = FastVerb("exec", {
     "--tty": ("tty", FLAG, True),
     **TRACE,
 }, {"container": None, "stdin": False, "tty": False, "trace": None, "handler": handle}, positionals=("name",))
-
-
-def _pod_state(args: argparse.Namespace) -> dict[str, Any]:
-    """The pod's state, as common.pod_dir(args, name).read() reads it, through a plain-str path:
-    no pathlib (3.2 ms of imports) on the way to the spawn."""
-    from sandbox.cli.common import check_pod_name, namespace
-    from sandbox.paths import pod_state_file
-    from sandbox.state.store import read_state
-
-    ns = namespace(args)
-    try:
-        return read_state(pod_state_file(args.root, ns, check_pod_name(args.name)))
-    except (FileNotFoundError, NotADirectoryError):
-        from sandbox.errors import NotFoundError
-
-        raise NotFoundError(f'pods "{args.name}" not found in namespace "{ns}"') from None
 
 
 def _default_container(state: dict[str, Any]) -> str:
