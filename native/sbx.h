@@ -65,6 +65,7 @@ enum sbx_trace_step {
         SBX_TRACE_NNP = 16, /* no_new_privs set */
         SBX_TRACE_SECCOMP = 17, /* a: the filter's BPF instructions */
         SBX_TRACE_EXEC = 18, /* text: the path about to be executed; a: 1 for execveat(exec_fd) */
+        SBX_TRACE_CGROUP = 19, /* stage 2 moved itself into req->join_cgroups[a] */
 };
 
 struct sbx_trace {
@@ -120,6 +121,11 @@ struct sbx_spawn_req {
                                   SBX_OP_POD_MOUNT (the pod's /dev/shm); NULL: none */
         const char *stage_name; /* PR_SET_NAME prefix, e.g. "sbx" -> "sbx:stage1" */
         int cgroup_fd; /* a cgroup2 directory stage 2 is born in (clone3 CLONE_INTO_CGROUP), or -1 */
+        int cgroup_root_fd; /* a directory the runtime opened (O_PATH) above every join_cgroups
+                               entry, or -1 */
+        const char *const *join_cgroups; /* NULL-terminated cgroup v1 directories, relative to
+                                            cgroup_root_fd, that stage 2 moves itself into right
+                                            after "go" (0 into each one's `tasks`); NULL: none */
         int trace; /* the stages send a struct sbx_trace per step (res->on_trace receives them) */
 };
 

@@ -423,7 +423,7 @@ static void reap(void)
 struct unpacked {
         char *buf;
         struct sbx_spawn_req req;
-        const char **argv, **envp, **sysctls;
+        const char **argv, **envp, **sysctls, **join_cgroups;
         struct sbx_mount_op *ops;
 };
 
@@ -433,6 +433,7 @@ static void free_unpacked(struct unpacked *u)
         free(u->argv);
         free(u->envp);
         free(u->sysctls);
+        free(u->join_cgroups);
         free(u->ops);
 }
 
@@ -511,16 +512,23 @@ static int unpack(int memfd, const int *fds, int n_fds, struct unpacked *u)
         const char *buf = u->buf;
         struct shim_req h;
         memcpy(&h, buf, sizeof h);
-        if (h.magic != SHIM_REQ_MAGIC || h.size != size || buf[size - 1] != '\0')
+        if ((h.magic != SHIM_REQ_MAGIC && h.magic != SHIM_REQ_MAGIC2) || h.size != size || buf[size - 1] != '\0')
                 return -1;
+        struct shim_req_ext x = { .cgroup_root_fd = -1 };
+        if (h.magic == SHIM_REQ_MAGIC2) {
+                if (size < sizeof h + sizeof x)
+                        return -1;
+                memcpy(&x, buf + sizeof h, sizeof x);
+        }
         struct sbx_spawn_req *r = &u->req;
         r->join_pidfd = fd_at(h.join_fd, fds, n_fds);
         r->exec_fd = fd_at(h.exec_fd, fds, n_fds);
         r->cgroup_fd = fd_at(h.cgroup_fd, fds, n_fds);
+        r->cgroup_root_fd = fd_at(x.cgroup_root_fd, fds, n_fds);
         for (int i = 0; i < 3; i++)
                 r->stdio[i] = fd_at(h.stdio[i], fds, n_fds);
-        if (r->join_pidfd == -2 || r->exec_fd == -2 || r->cgroup_fd == -2 || r->stdio[0] == -2 || r->stdio[1] == -2 ||
-            r->stdio[2] == -2)
+        if (r->join_pidfd == -2 || r->exec_fd == -2 || r->cgroup_fd == -2 || r->cgroup_root_fd == -2 ||
+            r->stdio[0] == -2 || r->stdio[1] == -2 || r->stdio[2] == -2)
                 return -1;
         r->join_ns = h.join_ns;
         r->new_ns = h.new_ns;
@@ -548,6 +556,12 @@ static int unpack(int memfd, const int *fds, int n_fds, struct unpacked *u)
         r->argv = u->argv;
         r->envp = u->envp;
         r->sysctls = h.n_sysctls ? u->sysctls : NULL;
+        if (x.n_join_cgroups) {
+                u->join_cgroups = strv_at(buf, size, x.join_cgroups, x.n_join_cgroups);
+                if (!u->join_cgroups || r->cgroup_root_fd < 0)
+                        return -1;
+                r->join_cgroups = u->join_cgroups;
+        }
         if (array_at(size, h.groups, h.n_groups, 4, 4) < 0 || array_at(size, h.seccomp, h.seccomp_len, 8, 8) < 0 ||
             array_at(size, h.ops, h.n_ops, sizeof(struct shim_req_op), 8) < 0)
                 return -1;
@@ -787,7 +801,7 @@ static int dispatch(struct client *cl, uint32_t type, const char *body, size_t l
         case SHIM_HELLO: {
                 struct shim_hello h;
                 memcpy(&h, body, sizeof h);
-                if (h.version != SHIM_PROTO_VERSION) {
+                if (h.version < 1 || h.version > SHIM_PROTO_VERSION) {
                         reply_error(cl, EPROTONOSUPPORT, "protocol version", "");
                         return -1;
                 }

@@ -12,12 +12,16 @@
 
 #include "sbx.h"
 
-#define SHIM_PROTO_VERSION 1
+/* 2: SBX2 requests (stage 2 joins its v1 cgroups itself). A shim accepts a HELLO of any version
+ * from 1 to its own and answers with its own; a client sends the oldest it speaks (1) and uses
+ * what the answer allows, so a new runtime still drives the shims of pods an older one started. */
+#define SHIM_PROTO_VERSION 2
 #define SHIM_ID_MAX 128 /* a child's id, NUL-padded: at most 127 bytes */
 #define SHIM_MSG_MAX 65536 /* the largest packet either side sends */
 #define SHIM_OUTPUT_MAX 16384 /* the most bytes of output one OUTPUT event carries */
 #define SHIM_MAX_FDS 8 /* the most fds one SPAWN carries (the request memfd first) */
 #define SHIM_REQ_MAGIC 0x31584253u /* "SBX1": the packed spawn request's first word */
+#define SHIM_REQ_MAGIC2 0x32584253u /* "SBX2": a struct shim_req_ext follows the header */
 #define SHIM_REQ_MAX (64u << 20) /* the largest packed spawn request accepted */
 
 enum shim_msg_type {
@@ -49,7 +53,7 @@ struct shim_hdr {
 };
 
 struct shim_hello {
-        uint32_t version; /* SHIM_PROTO_VERSION; another one is refused (ERROR, disconnect) */
+        uint32_t version; /* 1..SHIM_PROTO_VERSION; another one is refused (ERROR, disconnect) */
         uint32_t pad;
 };
 
@@ -128,6 +132,13 @@ struct shim_req {
         uint32_t groups, n_groups; /* uint32 (4-aligned) */
         uint32_t seccomp, seccomp_len; /* struct sock_filter (8-aligned), seccomp_len entries */
         uint32_t trace; /* the stages send trace records (`--trace`): stage 1's come as R_TRACE */
+};
+
+/* Right after the header in an SBX2 request (protocol version 2). */
+struct shim_req_ext {
+        int32_t cgroup_root_fd; /* fd index, or -1 */
+        uint32_t join_cgroups, n_join_cgroups; /* string offsets (4-aligned), relative to it */
+        uint32_t pad;
 };
 
 struct shim_req_op {

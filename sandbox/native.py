@@ -21,6 +21,7 @@ from sandbox.process.request import CLONE_NEWNS as CLONE_NEWNS
 from sandbox.process.request import CLONE_NEWPID as CLONE_NEWPID
 from sandbox.process.request import CLONE_NEWUTS as CLONE_NEWUTS
 from sandbox.process.request import SpawnRequest as SpawnRequest
+from sandbox.process.request import join_paths
 from sandbox.record import record
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
@@ -97,6 +98,8 @@ def _build(req: SpawnRequest, keep: _Keep) -> Any:
     c.pod_mount = keep.cstr(req.pod_mount, "pod mount")
     c.stage_name = keep.cstr(req.stage_name, "stage name")
     c.cgroup_fd = req.cgroup_fd
+    c.cgroup_root_fd = req.cgroup_root_fd
+    c.join_cgroups = keep.cstrv(join_paths(req), "cgroups") if req.cgroup_root_fd >= 0 else ffi.NULL
     return c
 
 

@@ -219,6 +219,10 @@ class SpawnTrace:
     def _stage2(self, step: str, a: int, b: int, text: str) -> tuple[str, dict[str, Any]] | None:
         """Stage 2's set-up, up to execve."""
         req = self.req
+        if step == "CGROUP":
+            path = req.cgroups[a] if a < len(req.cgroups) else "?"
+            return (f"cgroup tasks = 0 ({path}): stage 2 moved itself in",
+                    {"path": f"{path}/tasks", "value": "0"})
         if step == "SETSID":
             return f"setsid() -> session {a}", {"sid": a}
         if step == "OOM_SCORE":

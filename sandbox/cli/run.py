@@ -119,9 +119,6 @@ def handle(args: argparse.Namespace) -> int:
         from sandbox.cli.agent import run_detached
 
         return run_detached(args, [args.file])
-    from sandbox.cgroups import warm
-
-    warm.start()  # the pause placement's RCU wait, overlapped with the imports and planning below
     from sandbox.cli.common import layout
     from sandbox.errors import SandboxError
 

@@ -58,9 +58,11 @@ class SpawnRequest:
     pdeathsig: int = 9  # SIGKILL: nothing outlives a crashed runtime
     pod_mount: str | None = None
     stage_name: str = "sbx"
-    # cgroup directories (one per v1 hierarchy) the process is moved into while stage 2 still
-    # waits, before any of the container's code runs: the spawner writes their cgroup.procs
+    # cgroup directories (one per v1 hierarchy) the process is in before any of the container's
+    # code runs: stage 2 moves itself right after "go" through `cgroup_root_fd` (spawner.py)
     cgroups: tuple[str, ...] = ()
+    cgroup_root: str = ""  # set by the spawner: a directory above every entry of `cgroups` ...
+    cgroup_root_fd: int = -1  # ... opened O_PATH, which stage 2 resolves them beneath
     # the cgroup2 directory stage 2 is born in (clone3 CLONE_INTO_CGROUP); the spawner opens it
     cgroup2: str | None = None
     cgroup_fd: int = -1  # set by the spawner from `cgroup2`, not by callers
@@ -102,3 +104,12 @@ class Identity:
                    int(data.get("caps", DEFAULT_CAPS)), bool(data.get("noNewPrivs", True)),
                    bool(data.get("privileged", False)),
                    str(data["seccomp"]) if data.get("seccomp") is not None else None)
+
+
+def join_paths(req: SpawnRequest) -> list[str]:
+    """The v1 cgroup directories stage 2 joins, relative to `req.cgroup_root` (its fd's path)."""
+    base = req.cgroup_root.rstrip("/") + "/"
+    for path in req.cgroups:
+        if not path.startswith(base) and path != req.cgroup_root:
+            raise ValueError(f"cgroup {path} is not beneath {req.cgroup_root}")
+    return [path[len(base):] or "." for path in req.cgroups]

@@ -60,6 +60,7 @@ class Shim:
         self.exits: dict[int, proto.ChildInfo] = {}  # pid -> EXIT seen on this connection
         self._events: builtins.list[Event] = []
         self.pid = 0
+        self.version = 1  # the protocol spoken with this shim: the lower of its and ours
         self.pid = self._hello()
 
     @classmethod
@@ -179,13 +180,14 @@ class Shim:
     # -- the wire --------------------------------------------------------------------------
 
     def _hello(self) -> int:
-        type_, body, _ = self._request(proto.HELLO, proto.HELLO_BODY.pack(proto.PROTO_VERSION, 0))
+        type_, body, _ = self._request(proto.HELLO, proto.HELLO_BODY.pack(proto.HELLO_VERSION, 0))
         if type_ == proto.R_ERROR:
-            raise ShimError(f"shim in {self.directory} refused protocol version {proto.PROTO_VERSION}: "
+            raise ShimError(f"shim in {self.directory} refused protocol version {proto.HELLO_VERSION}: "
                             f"{proto.parse_failure(body)}")
         if type_ != proto.R_HELLO:
             raise ShimError(f"shim in {self.directory}: unexpected reply {type_} to HELLO")
-        _, pid = proto.HELLO_REPLY.unpack(body)
+        version, pid = proto.HELLO_REPLY.unpack(body)
+        self.version = min(int(version), proto.PROTO_VERSION)
         return int(pid)
 
     def _ok(self, type_: int, body: bytes, what: str) -> None:
@@ -323,16 +325,23 @@ class ShimSpawner(Spawner):
         `log_path`: the shim writes its stdout and stderr there in the CRI format (the
         request's stdio 1 and 2 are replaced)."""
         from sandbox import native
-        from sandbox.process.spawner import _join_cgroups
+        from sandbox.process.spawner import _join_cgroups, self_joining
 
         if child_id is None:
             self._count += 1
             child_id = f"{req.stage_name}-{os.getpid()}-{self._count}"
-        pid, chan, pidfd = self._start(req, child_id, log_path)
+        root_fd = -1
+        if self.shim.version >= 2:  # its stage 2 joins the v1 cgroups itself (spawner.self_joining)
+            req, root_fd = self_joining(req)
+        try:
+            pid, chan, pidfd = self._start(req, child_id, log_path)
+        finally:
+            if root_fd >= 0:
+                os.close(root_fd)
         child = ShimChild(self.shim, child_id, pid, pidfd)
         started = native.started_from_channel(pid, chan, req)
         try:
-            if req.cgroups:
+            if req.cgroups and root_fd < 0:  # a shim of protocol 1: the runtime moves stage 2
                 _join_cgroups(req.cgroups, pid)
             if before_start is not None:
                 before_start(pid)

@@ -12,18 +12,22 @@ import os
 import struct
 
 from sandbox.errors import ContainerStartError
+from sandbox.process.request import join_paths
 from sandbox.record import record
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
     from sandbox.process.request import SpawnRequest
 
-PROTO_VERSION = 1
+PROTO_VERSION = 2  # what this client speaks; 2: SBX2 requests (stage 2 joins its v1 cgroups)
+HELLO_VERSION = 1  # what its HELLO says: the oldest it speaks, so a shim started by an older
+# runtime (version 1 only) still answers; the answer's version tells which requests it takes
 ID_MAX = 128  # a child's id, NUL-padded: at most ID_MAX - 1 bytes
 MSG_MAX = 65536
 OUTPUT_MAX = 16384
 MAX_FDS = 8
 REQ_MAGIC = 0x31584253
+REQ_MAGIC2 = 0x32584253  # "SBX2": REQ_EXT follows the header
 REQ_MAX = 64 << 20
 
 # client -> shim
@@ -50,6 +54,7 @@ ERR = struct.Struct("=ii48s200s")  # struct sbx_err: stage, errno, op, path
 # struct shim_req: magic, size; join_fd..exec_fd (7); stdio (3); set_oom..set_caps (6); caps;
 # new_session, pdeathsig, cgroup_fd; 4 string offsets; 6 (offset, count) pairs; trace
 REQ = struct.Struct("=II7i3i6iQ3i4I12II")
+REQ_EXT = struct.Struct("=i3I")  # cgroup_root_fd; join_cgroups offset and count; pad
 REQ_OP = struct.Struct("=6IQ")  # kind, source, target, fstype, data, pad; flags
 
 
@@ -163,8 +168,8 @@ def parse_spawned(body: bytes) -> tuple[str, int]:
 class _Packer:
     """Builds the packed request: header first, then each piece appended at an aligned offset."""
 
-    def __init__(self) -> None:
-        self.buf = bytearray(REQ.size)
+    def __init__(self, head: int) -> None:
+        self.buf = bytearray(head)
 
     def put(self, data: bytes, align: int = 1) -> int:
         self.buf += bytes(-len(self.buf) % align)
@@ -201,7 +206,8 @@ def pack_request(req: SpawnRequest, trace: bool = False) -> tuple[bytes, list[in
         fds.append(fd)
         return len(fds)
 
-    p = _Packer()
+    ext = req.cgroup_root_fd >= 0  # SBX2: only sent to a shim that answered version 2
+    p = _Packer(REQ.size + (REQ_EXT.size if ext else 0))
     argv = p.strings(list(req.argv), "command")
     envp = p.strings(list(req.env), "env")
     sysctls = p.strings([text for pair in req.sysctls for text in pair], "sysctls")
@@ -214,6 +220,7 @@ def pack_request(req: SpawnRequest, trace: bool = False) -> tuple[bytes, list[in
         seccomp = (p.put(req.seccomp_bpf, 8), len(req.seccomp_bpf) // 8)
     strings = (p.string(req.hostname, "hostname"), p.string(req.pod_mount, "pod mount"),
                p.string(req.stage_name, "stage name"), p.string(req.cwd, "workingDir"))
+    joins = p.strings(join_paths(req), "cgroups") if ext else (0, 0)
     p.put(b"\0")  # the last byte is NUL: every string offset is terminated inside the buffer
     head = (
         fd_index(req.join_pidfd), req.join_ns, req.new_ns, int(req.loopback_up), int(req.pivot),
@@ -222,7 +229,9 @@ def pack_request(req: SpawnRequest, trace: bool = False) -> tuple[bytes, list[in
         int(req.caps is not None), req.caps or 0, int(req.new_session), req.pdeathsig, fd_index(req.cgroup_fd),
         *strings, *argv, *envp, *sysctls, *ops, *groups, *seccomp, int(trace),
     )
-    REQ.pack_into(p.buf, 0, REQ_MAGIC, len(p.buf), *head)
+    if ext:
+        REQ_EXT.pack_into(p.buf, REQ.size, fd_index(req.cgroup_root_fd), *joins, 0)
+    REQ.pack_into(p.buf, 0, REQ_MAGIC2 if ext else REQ_MAGIC, len(p.buf), *head)
     if len(p.buf) > REQ_MAX or len(fds) + 1 > MAX_FDS:
         raise ValueError(f"spawn request too large: {len(p.buf)} bytes, {len(fds)} fds")
     return bytes(p.buf), fds

@@ -198,9 +198,6 @@ class PodSupervisor:
         previous = self._install_signals(wakeup_r, wakeup_w)
         try:
             self.start()
-            from sandbox.cgroups import warm
-
-            warm.stop()  # the first processes are placed (cli/run.py started the warmer)
             self.flush()
             while not self.done():
                 self._wait_once(wakeup_r)

@@ -23,6 +23,7 @@ from sandbox.errors import ContainerStartError
 from sandbox.logs.cri import parse_record
 from sandbox.native import CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, SpawnRequest
 from sandbox.process.shim import Shim, ShimChild, ShimError, ShimSpawner
+from sandbox.record import replace
 from sandbox.rootfs.plan import MountOp, OpKind
 
 pytestmark = pytest.mark.root
@@ -441,3 +442,52 @@ def test_a_directory_longer_than_a_socket_address(pod: Pod, null: int) -> None:
         assert not (deep / "shim.sock").exists()  # removed at exit through the same fd
     finally:
         pod.dir = base
+
+
+V1_HIERARCHIES = [Path("/sys/fs/cgroup", name) for name in ("pids", "memory")
+                  if Path("/sys/fs/cgroup", name, "tasks").exists()]
+
+
+@pytest.mark.skipif(not V1_HIERARCHIES, reason="needs cgroup v1 hierarchies (pids, memory)")
+@pytest.mark.parametrize("version", [2, 1])
+def test_a_child_is_in_its_v1_cgroups_before_it_runs(pod: Pod, null: int, version: int) -> None:
+    """Protocol 2: stage 2 moves itself (0 into `tasks`, spawn.c join_cgroups); protocol 1, as a
+    shim started by an older runtime speaks it: the runtime writes the pid into cgroup.procs."""
+    shim = pod.start()
+    assert shim.version == 2
+    shim.version = version
+    dirs = [h / f"sbx-shim-test-{os.getpid()}" for h in V1_HIERARCHIES]
+    for d in dirs:
+        d.mkdir()
+    try:
+        # the container's own view of its cgroup, read before anything else could move it
+        req = busybox_request(pod.root("app"), "cat /proc/self/cgroup; sleep 30", null,
+                              cgroups=tuple(str(d) for d in dirs), stdio=(null, -1, -1))
+        req = replace(req, ops=[*req.ops, MountOp(OpKind.MKDIR, "proc", flags=0o555),
+                                MountOp(OpKind.MOUNT, "proc", "proc", "proc", 0, "")])
+        app = ShimSpawner(shim).spawn(req, child_id="app", log_path=str(pod.dir / "app.log"))
+        try:
+            for d in dirs:
+                assert (d / "cgroup.procs").read_text().split() == [str(app.pid)], d
+            deadline = time.monotonic() + 5
+            while "pids:" not in (pod.dir / "app.log").read_text() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            lines = [parse_record(line)[3].decode() for line in (pod.dir / "app.log").read_bytes().splitlines()]
+            for d in dirs:
+                assert any(line.endswith(f":/{d.name}") and d.parent.name in line for line in lines), lines
+        finally:
+            app.send_signal(signal.SIGKILL)
+            app.wait()
+            shim.ack(app.pid)
+            app.close()
+    finally:
+        for d in dirs:
+            deadline = time.monotonic() + 5
+            while True:
+                try:
+                    d.rmdir()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.02)

@@ -111,15 +111,20 @@ def test_trace_lines_match_the_pod_seen_from_outside(sbx: Sandbox) -> None:
     assert any(line.startswith("mount overlay on ") and "lowerdir=<1 layers>" in line for line in lines)
     assert "mount proc on /proc (nosuid,nodev,noexec)" in lines and " /proc rw,nosuid,nodev,noexec" in mounts
     # every cgroup value printed is the file's content now
-    written = [e for e in events if e["step"] == "cgroup" and "value" in e and not e["path"].endswith(".procs")]
+    written = [e for e in events if e["step"] == "cgroup" and "value" in e
+               and not e["path"].endswith(("cgroup.procs", "/tasks"))]
     limits = [e for e in written if e["path"].endswith(("memory.limit_in_bytes", "memory.max"))]
     assert limits and {e["value"] for e in limits} == {str(64 * 1024 * 1024)}
     for event in written:
         if not event["path"].endswith(("devices.allow", "devices.deny", "cgroup.clone_children",
                                        "cgroup.subtree_control")):
             assert Path(event["path"]).read_text().strip() == event["value"], event["line"]
-    procs = [e for e in events if e["step"] == "cgroup" and e["path"].endswith("cgroup.procs")]
-    assert {int(e["value"]) for e in procs} >= {pause}
+    # each process moved itself into its v1 cgroups (spawn.c join_cgroups), and is in them now
+    joined = [e for e in events if e["step"] == "cgroup" and e["path"].endswith("/tasks")]
+    pause_joins = [e["path"] for e in joined if e["who"] == "pause[stage2]"]
+    assert pause_joins and all(e["value"] == "0" for e in joined)
+    for path in pause_joins:
+        assert str(pause) in Path(path).read_text().split(), path
     # the veth: its peer created in pause's network namespace, with the address the pod record holds
     (veth,) = [e for e in events if e["step"] == "netlink" and "peer" in e]
     assert veth["peerNetns"] == new["net"] and veth["peer"] == "eth0"

@@ -15,7 +15,8 @@ import pytest
 
 from sandbox.errors import ContainerStartError
 from sandbox.process import shimproto as proto
-from sandbox.process.request import SpawnRequest
+from sandbox.process.request import SpawnRequest, join_paths
+from sandbox.record import replace
 from sandbox.rootfs.plan import MountOp, OpKind
 
 HEADER = Path(__file__).resolve().parents[2] / "native" / "shim_proto.h"
@@ -23,6 +24,7 @@ HEADER = Path(__file__).resolve().parents[2] / "native" / "shim_proto.h"
 CONSTANTS = {
     "SHIM_PROTO_VERSION": proto.PROTO_VERSION, "SHIM_ID_MAX": proto.ID_MAX, "SHIM_MSG_MAX": proto.MSG_MAX,
     "SHIM_OUTPUT_MAX": proto.OUTPUT_MAX, "SHIM_MAX_FDS": proto.MAX_FDS, "SHIM_REQ_MAGIC": proto.REQ_MAGIC,
+    "SHIM_REQ_MAGIC2": proto.REQ_MAGIC2,
     "SHIM_REQ_MAX": proto.REQ_MAX, "SHIM_HELLO": proto.HELLO, "SHIM_SPAWN": proto.SPAWN, "SHIM_ACK": proto.ACK,
     "SHIM_LIST": proto.LIST, "SHIM_WATCH": proto.WATCH, "SHIM_REOPEN": proto.REOPEN, "SHIM_SHUTDOWN": proto.SHUTDOWN,
     "SHIM_R_HELLO": proto.R_HELLO, "SHIM_R_OK": proto.R_OK, "SHIM_R_ERROR": proto.R_ERROR,
@@ -36,7 +38,7 @@ SIZES = {
     "struct shim_spawn": proto.SPAWN_BODY, "struct shim_spawned": proto.SPAWNED, "struct shim_pid": proto.PID,
     "struct shim_id": proto.ID, "struct shim_watch": proto.WATCH_BODY, "struct shim_child": proto.CHILD,
     "struct shim_output": proto.OUTPUT, "struct shim_count": proto.COUNT, "struct sbx_err": proto.ERR,
-    "struct shim_req": proto.REQ, "struct shim_req_op": proto.REQ_OP,
+    "struct shim_req": proto.REQ, "struct shim_req_op": proto.REQ_OP, "struct shim_req_ext": proto.REQ_EXT,
 }
 
 
@@ -88,7 +90,13 @@ def _unpack(buf: bytes) -> dict[str, object]:
     set_oom, oom, uid, gid, nnp, set_caps, caps, new_session, pdeathsig, cgroup_fd = fields[12:22]
     hostname, pod_mount, stage_name, cwd = fields[22:26]
     argv, n_argv, envp, n_envp, sysctls, n_sysctls, ops, n_ops, groups, n_groups, seccomp, n_seccomp, _ = fields[26:]
-    assert (magic, size, buf[-1]) == (proto.REQ_MAGIC, len(buf), 0)
+    assert (size, buf[-1]) == (len(buf), 0)
+    joins: tuple[int, list[str]] = (-1, [])
+    if magic == proto.REQ_MAGIC2:  # the extension right after the header
+        root_fd, at, count, _ = proto.REQ_EXT.unpack_from(buf, proto.REQ.size)
+        joins = (root_fd, _strings(buf, at, count))
+    else:
+        assert magic == proto.REQ_MAGIC
     unpacked_ops = []
     for i in range(n_ops):
         kind, src, target, fstype, data, _, flags = proto.REQ_OP.unpack_from(buf, ops + i * proto.REQ_OP.size)
@@ -102,7 +110,7 @@ def _unpack(buf: bytes) -> dict[str, object]:
         "argv": _strings(buf, argv, n_argv), "env": _strings(buf, envp, n_envp),
         "sysctls": _strings(buf, sysctls, n_sysctls), "ops": unpacked_ops,
         "groups": list(struct.unpack_from(f"={n_groups}I", buf, groups)) if n_groups else [],
-        "seccomp": buf[seccomp : seccomp + 8 * n_seccomp],
+        "seccomp": buf[seccomp : seccomp + 8 * n_seccomp], "joins": joins,
     }
 
 
@@ -133,6 +141,28 @@ def test_pack_minimal_request_has_no_fds_or_arrays() -> None:
     assert fds == [] and got["fds"] == (-1, -1, (-1, -1, -1), -1)
     assert got["env"] == [] and got["ops"] == [] and got["groups"] == [] and got["seccomp"] == b""
     assert got["ids"][0] == 0 and got["ids"][5] == 0  # no oom_score_adj, capabilities unchanged
+
+
+def test_a_self_joining_request_is_sbx2_with_the_cgroups_beneath_its_root_fd() -> None:
+    cgroups = ("/sys/fs/cgroup/cpu/sandbox/p/c", "/sys/fs/cgroup/pids/sandbox/p/c")
+    plain = SpawnRequest(argv=["/bin/true"], env=[], cgroups=cgroups, stdio=(7, -1, -1))
+    data, fds = proto.pack_request(plain)  # no root fd: the runtime joins (a protocol-1 shim)
+    assert data[:4] == struct.pack("=I", proto.REQ_MAGIC) and _unpack(data)["joins"] == (-1, [])
+    joining = replace(plain, cgroup_root="/sys/fs/cgroup", cgroup_root_fd=50)
+    data, fds = proto.pack_request(joining)
+    assert fds == [7, 50]
+    got = _unpack(data)
+    assert got["joins"] == (2, ["cpu/sandbox/p/c", "pids/sandbox/p/c"]) and got["fds"] == (-1, -1, (1, -1, -1), -1)
+    # the strings start past the extension: the shim's offset checks hold for both layouts
+    assert min(o for o in struct.unpack_from("=2I", data, proto.REQ_EXT.unpack_from(data, proto.REQ.size)[1])) >= \
+        proto.REQ.size + proto.REQ_EXT.size
+
+
+def test_join_paths_are_relative_to_the_root_and_never_outside_it() -> None:
+    req = SpawnRequest(argv=["/bin/true"], env=[], cgroups=("/c/pids/a", "/c/pids/a/b"), cgroup_root="/c/pids/a")
+    assert join_paths(req) == [".", "b"]
+    with pytest.raises(ValueError, match="not beneath"):
+        join_paths(replace(req, cgroups=("/c/pids/ab",)))
 
 
 def test_nul_in_a_string_is_refused_with_the_field() -> None:
