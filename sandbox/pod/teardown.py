@@ -169,8 +169,8 @@ class Cgroup:
 
 @record
 class Shim:
-    """The pod's per-pod parent (native/shim.c), recorded first so it is undone last, once every
-    process it parents is dead: asked to exit (its held exits ACKed, so it drains and closes the
+    """The pod's per-pod parent (native/shim.c), recorded before pause (its first child) so it is
+    undone once every process it parents is dead: asked to exit (its held exits ACKed, so it drains and closes the
     logs), SIGKILLed if it does not within a few seconds. Only while pid and start time match."""
 
     pid: int

@@ -67,12 +67,7 @@ class Shim:
     def start(cls, directory: str, binary: str | None = None) -> Shim:
         """Start a detached shim listening in `directory` and connect to it. ShimError with the
         shim's own message when it could not start."""
-        pid = _launch(binary or shim_binary(), directory)
-        shim = cls.connect(directory)
-        if shim.pid != pid:
-            shim.close()
-            raise ShimError(f"shim in {directory}: started pid {pid}, but pid {shim.pid} answers")
-        return shim
+        return Launch(directory, binary).connect()
 
     @classmethod
     def connect(cls, directory: str) -> Shim:
@@ -424,36 +419,61 @@ def stop_shim(ref: ProcessRef, directory: str) -> bool:
         os.close(pidfd)
 
 
-def _launch(binary: str, directory: str) -> int:
-    """Run `shim --ready-fd N DIR` in a new session; it double-forks and writes its final pid on
-    the ready pipe. Returns that pid, or raises ShimError with what the shim printed."""
-    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
-    err_r, err_w = os.pipe2(os.O_CLOEXEC)
-    try:
-        os.set_inheritable(ready_w, True)
-        actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                   (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
-                   (os.POSIX_SPAWN_DUP2, err_w, 2)]
+class Launch:
+    """`shim --ready-fd N DIR` started in a new session, not yet waited for: it double-forks and
+    writes its final pid on the ready pipe. The caller may do other work meanwhile (the runtime
+    makes the pod's cgroups while the shim comes up: ~1-2 ms of process start-ups) and must then
+    call `wait()` and/or `connect()`, whatever happened in between."""
+
+    def __init__(self, directory: str, binary: str | None = None) -> None:
+        self.directory = directory
+        binary = binary or shim_binary()
+        ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
         try:
-            first = os.posix_spawn(binary, [binary, "--ready-fd", str(ready_w), directory], os.environ,
-                                   file_actions=actions, setsid=True)
-        except OSError as e:
-            raise ShimError(f"cannot run {binary}: {e.strerror or e}") from e
-        os.close(ready_w)
-        ready_w = -1
-        os.close(err_w)
-        err_w = -1
-        ready = _read_all(ready_r)
-        message = _read_all(err_r).decode(errors="replace").strip()
-        _, status = os.waitpid(first, 0)
-    finally:
-        for fd in (ready_r, ready_w, err_r, err_w):
-            if fd >= 0:
-                os.close(fd)
-    if not ready.strip().isdigit():
-        detail = message or f"exit status {os.waitstatus_to_exitcode(status)}"
-        raise ShimError(f"shim for {directory} did not start: {detail}")
-    return int(ready)
+            os.set_inheritable(ready_w, True)
+            actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                       (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                       (os.POSIX_SPAWN_DUP2, err_w, 2)]
+            try:
+                self.first = os.posix_spawn(binary, [binary, "--ready-fd", str(ready_w), directory], os.environ,
+                                            file_actions=actions, setsid=True)
+            except OSError as e:
+                raise ShimError(f"cannot run {binary}: {e.strerror or e}") from e
+        except BaseException:
+            os.close(ready_r)
+            os.close(err_r)
+            raise
+        finally:
+            os.close(ready_w)
+            os.close(err_w)
+        self.ready_r, self.err_r = ready_r, err_r
+        self.pid = 0  # known once `wait()` returned
+
+    def wait(self) -> int:
+        """The shim's pid once it listens, or ShimError with what the shim printed."""
+        if self.pid:
+            return self.pid
+        try:
+            ready = _read_all(self.ready_r)
+            message = _read_all(self.err_r).decode(errors="replace").strip()
+            _, status = os.waitpid(self.first, 0)
+        finally:
+            os.close(self.ready_r)
+            os.close(self.err_r)
+        if not ready.strip().isdigit():
+            detail = message or f"exit status {os.waitstatus_to_exitcode(status)}"
+            raise ShimError(f"shim for {self.directory} did not start: {detail}")
+        self.pid = int(ready)
+        return self.pid
+
+    def connect(self) -> Shim:
+        pid = self.wait()
+        shim = Shim.connect(self.directory)
+        if shim.pid != pid:
+            shim.close()
+            raise ShimError(f"shim in {self.directory}: started pid {pid}, but pid {shim.pid} answers")
+        return shim
 
 
 def _readable(fd: int, timeout: float | None) -> bool:

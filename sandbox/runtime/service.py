@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from sandbox.process.downward import Addresses
     from sandbox.process.request import Identity
     from sandbox.process.resources import PodResources
-    from sandbox.process.shim import ShimSpawner
+    from sandbox.process.shim import Launch, ShimSpawner
     from sandbox.process.spawner import ChildProcess, Spawner
     from sandbox.rootfs.layers import ContainerLayer
     from sandbox.rootfs.plan import MountOp
@@ -153,26 +153,37 @@ class RuntimeService:
         remove_pod_sandbox whatever happens (everything made is in the journal)."""
         sandbox = self.sandboxes[config.uid] = PodSandbox(config.uid, config, self.spawner)
         sandbox.devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
-        if config.shim_dir is not None:
-            self._start_shim(sandbox, config.shim_dir)
-        sandbox.record(teardown.Directory(config.dirs.pause_root, config.dirs.root))
-        if config.network is not None:  # the lease and hostPorts: a taken port fails the pod here
-            config.network.before_pause()
-            sandbox.addresses = config.network.addresses
-        self._create_cgroups(sandbox)
+        launch = self._launch_shim(sandbox, config.shim_dir) if config.shim_dir is not None else None
+        try:  # while the shim comes up (1-2 ms of process start-ups), the pod's cgroups are made
+            sandbox.record(teardown.Directory(config.dirs.pause_root, config.dirs.root))
+            if config.network is not None:  # the lease and hostPorts: a taken port fails the pod here
+                config.network.before_pause()
+                sandbox.addresses = config.network.addresses
+            self._create_cgroups(sandbox)
+        finally:
+            if launch is not None:  # recorded whatever happened above, so the tear-down ends it
+                self._connect_shim(sandbox, launch)
         self.start_pause(sandbox)
         return sandbox
 
-    def _start_shim(self, sandbox: PodSandbox, directory: Path) -> None:
-        """The pod's parent, first of everything (so undone last, once its children are dead)."""
-        from sandbox.process.shim import Shim, ShimSpawner
+    def _launch_shim(self, sandbox: PodSandbox, directory: Path) -> Launch:
+        """The pod's parent, started first (its directory is undone last; the shim itself right
+        after pause, the last of its children to be undone)."""
+        from sandbox.process.shim import Launch
 
         sandbox.record(teardown.Directory(directory, sandbox.config.dirs.root))
         directory.mkdir(mode=0o700, exist_ok=True)
-        shim = Shim.start(str(directory))
-        ref = ProcessRef.of(shim.pid)
-        if ref is not None:
-            sandbox.record(teardown.Shim(ref.pid, ref.start_time, directory))
+        return Launch(str(directory))
+
+    def _connect_shim(self, sandbox: PodSandbox, launch: Launch) -> None:
+        from pathlib import Path
+
+        from sandbox.process.shim import ShimSpawner
+
+        ref = ProcessRef.of(launch.wait())
+        if ref is not None:  # recorded before anything else can fail: the tear-down stops it
+            sandbox.record(teardown.Shim(ref.pid, ref.start_time, Path(launch.directory)))
+        shim = launch.connect()
         sandbox.shim = ShimSpawner(shim)
         sandbox.spawner = sandbox.shim
 
