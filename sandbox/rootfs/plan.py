@@ -121,7 +121,14 @@ def overlay_options(lower: str, upper: str = "", work: str = "") -> str:
             raise ValueError(f"overlay layer path {path!r} is empty or contains ',' or ':'")
     if len(layers) > OVERLAY_MAX_LOWER:
         raise ValueError(f"{len(layers)} image layers: overlayfs stacks at most {OVERLAY_MAX_LOWER}")
-    return f"lowerdir={lower},upperdir={upper},workdir={work}" if upper or work else f"lowerdir={lower}"
+    if not (upper or work):
+        return f"lowerdir={lower}"
+    # volatile (Linux 5.10): no sync of the upper filesystem, also none when the overlay goes.
+    # A container's writable layer is fresh at every start and removed at its end, so nothing is
+    # lost that anyone keeps; without it the last close of the container's mount namespace
+    # syncs the whole upper filesystem (every dirty page of /var/lib/sandbox's filesystem, not
+    # only ours): 1.3-37 ms per container end here, 300 ms while an image was being unpacked.
+    return f"lowerdir={lower},upperdir={upper},workdir={work},volatile"
 
 
 def fit_overlays(ops: Sequence[MountOp]) -> list[MountOp]:

@@ -38,7 +38,7 @@ def test_a_deep_image_mounts_from_its_links_directory() -> None:
     assert plan[1].kind == OpKind.ROOT
     lower = plan[1].data.split(",")[0].removeprefix("lowerdir=").split(":")
     assert lower[0] == "L00119" and lower[-1] == "L00000" and len(lower) == 120
-    assert plan[1].data.endswith(f",upperdir={UPPER},workdir={WORK}")
+    assert plan[1].data.endswith(f",upperdir={UPPER},workdir={WORK},volatile")
     assert [op for op in plan if op.kind == OpKind.CHDIR] == [plan[0]]
 
 
@@ -67,7 +67,7 @@ def test_absolute_layer_paths_alone_would_not_fit() -> None:
 def test_one_lower_layer_is_left_as_it_is() -> None:
     plan = container_plan("/merged", "/store/blobs/sha256/ab/rootfs", "/up", "/work", FILES)
     assert plan[0].kind == OpKind.ROOT
-    assert plan[0].data == "lowerdir=/store/blobs/sha256/ab/rootfs,upperdir=/up,workdir=/work"
+    assert plan[0].data == "lowerdir=/store/blobs/sha256/ab/rootfs,upperdir=/up,workdir=/work,volatile"
     assert all(op.kind != OpKind.CHDIR for op in plan)
 
 

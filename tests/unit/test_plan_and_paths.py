@@ -25,7 +25,7 @@ FILES = ContainerFiles("/run/p/etc-hosts", "/run/p/hostname", "/run/p/resolv.con
 
 def test_container_plan_order_and_flags() -> None:
     plan = container_plan("/m", "/lower", "/up", "/work", FILES)
-    assert plan[0].kind == OpKind.ROOT and plan[0].data == "lowerdir=/lower,upperdir=/up,workdir=/work"
+    assert plan[0].kind == OpKind.ROOT and plan[0].data == "lowerdir=/lower,upperdir=/up,workdir=/work,volatile"
     targets = [op.target for op in plan]
     # /dev is mounted before anything inside it, /proc before the /dev links that point into it.
     assert targets.index("dev") < targets.index("dev/null") < targets.index("dev/pts")
