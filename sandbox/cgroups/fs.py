@@ -15,9 +15,7 @@ from sandbox.errors import SandboxError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
     from pathlib import Path
-    from typing import Any
 
 
 class CgroupError(SandboxError):
@@ -65,17 +63,6 @@ def write(cgroup: Path | str, name: str, value: str) -> None:
         from sandbox.trace import emit
 
         emit("runtime", "cgroup", f"cgroup {name} = {value} ({cgroup})", path=str(path), value=value)
-
-
-def membership(paths: Mapping[str, object] | None) -> dict[str, Any]:
-    """The SpawnRequest fields that start a process in the cgroup whose directories are `paths`
-    (hierarchy key -> directory, "unified" for cgroup2, as Cgroup.paths and the pod record hold
-    them): the cgroup2 one joined at birth (CLONE_INTO_CGROUP), the v1 ones by cgroup.procs."""
-    if not paths:
-        return {}
-    v1 = sorted({str(p) for key, p in paths.items() if key != "unified" and isinstance(p, (str, os.PathLike))})
-    unified = paths.get("unified")
-    return {"cgroups": tuple(v1), "cgroup2": str(unified) if isinstance(unified, (str, os.PathLike)) else None}
 
 
 def join(cgroups: tuple[str, ...] | list[str], pid: int) -> None:

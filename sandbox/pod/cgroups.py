@@ -232,7 +232,7 @@ class PodCgroups:
     def spawn_fields(self, cgroup: Cgroup | None) -> dict[str, Any]:
         """The SpawnRequest fields that start a process in `cgroup`: none for a driver that places
         processes itself (systemd: the scope is started with the process, see `joiner`)."""
-        from sandbox.cgroups.fs import membership
+        from sandbox.process.request import membership
 
         if cgroup is None or self.places_processes:
             return {}

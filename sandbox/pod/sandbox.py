@@ -160,7 +160,7 @@ def start_pause(spawner: Spawner, dirs: SandboxDirs, hostname: str, host: HostNa
                 before_start: Any = None) -> ChildProcess:
     """Pause in new namespaces, except those the pod takes from the host. `sysctls` (path under
     /proc/sys, value) are written in the new namespaces before pause starts; `cgroup`: the
-    SpawnRequest fields that start it in its cgroup (cgroups.fs.membership)."""
+    SpawnRequest fields that start it in its cgroup (process.request.membership)."""
     binary = os.open(pause_binary(), os.O_RDONLY | os.O_CLOEXEC)
     null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
     # --trace: pause's stderr is a pipe it reports each reaped child on (native/pause.c); the

@@ -7,12 +7,14 @@ sandbox/native.py only encodes them for C.
 
 from __future__ import annotations
 
+import os
+
 from sandbox.process.capabilities import DEFAULT_MASK as DEFAULT_CAPS  # containerd's 14
 from sandbox.record import record
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
     from typing import Any
 
     from sandbox.rootfs.plan import MountOp
@@ -113,3 +115,14 @@ def join_paths(req: SpawnRequest) -> list[str]:
         if not path.startswith(base) and path != req.cgroup_root:
             raise ValueError(f"cgroup {path} is not beneath {req.cgroup_root}")
     return [path[len(base):] or "." for path in req.cgroups]
+
+
+def membership(paths: Mapping[str, object] | None) -> dict[str, Any]:
+    """The SpawnRequest fields that start a process in the cgroup whose directories are `paths`
+    (hierarchy key -> directory, "unified" for cgroup2, as Cgroup.paths and the pod record hold
+    them): the cgroup2 one joined at birth (CLONE_INTO_CGROUP), the v1 ones by stage 2 itself."""
+    if not paths:
+        return {}
+    v1 = sorted({os.fspath(p) for key, p in paths.items() if key != "unified" and isinstance(p, (str, os.PathLike))})
+    unified = paths.get("unified")
+    return {"cgroups": tuple(v1), "cgroup2": os.fspath(unified) if isinstance(unified, (str, os.PathLike)) else None}

@@ -132,7 +132,7 @@ class RuntimeContainer:
 
 def membership(cgroup: Cgroup | None) -> dict[str, Any]:
     """The SpawnRequest fields that start a process inside `cgroup` (none: outside any of ours)."""
-    from sandbox.cgroups.fs import membership as fields
+    from sandbox.process.request import membership as fields
 
     return fields(cgroup.paths if cgroup is not None else None)
 

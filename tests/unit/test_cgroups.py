@@ -290,7 +290,7 @@ def test_remove_is_leaf_first_and_tolerates_missing(tmp_path: Path) -> None:
 
 
 def test_membership_joins_cgroup2_at_birth_and_v1_hierarchies_by_write() -> None:
-    from sandbox.cgroups.fs import membership
+    from sandbox.process.request import membership
 
     assert membership(None) == {} and membership({}) == {}
     hybrid = {"memory": "/sys/fs/cgroup/memory/p/c", "cpu": "/sys/fs/cgroup/cpu/p/c",
