@@ -1,5 +1,6 @@
 """A client for registries speaking the OCI distribution API (Docker Registry HTTP API v2): resolve
-a reference to one platform's manifest, and stream blobs to disk while checking their digest.
+a reference to one platform's manifest, and stream blobs to disk, or to a caller as they arrive
+(blob_chunks: a layer unpacked while it downloads), while checking their digest.
 
 The HTTP client is the standard library's http.client. A pull makes a handful of sequential GETs
 per image (manifest, maybe an index, the config, the layers) that are each a plain request and a
@@ -41,7 +42,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import http.client
     import ssl
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Generator, Iterator, Mapping
     from pathlib import Path
     from typing import BinaryIO, TypeVar
 
@@ -160,6 +161,20 @@ class RegistryClient:
             _rewind(dest, start)
             raise
 
+    def blob_chunks(self, name: str, digest: str, *, size: int | None,
+                    progress: Callable[[int], None] | None = None) -> Iterator[bytes]:
+        """Blob `digest` of repository `name` in pieces as they arrive, for a caller that uses it
+        while it downloads (a layer unpacked from the socket). The size and digest are checked
+        after the last piece: the iterator raises RegistryError instead of ending, so nothing
+        taken from it may be kept before it has ended. A dropped connection is resumed with
+        `Range`, or the whole blob is asked again with the bytes given out already skipped; a
+        host that fails goes on to the next host the same way: the digest covers exactly the
+        bytes given out, whichever host sent them. A digest mismatch ends the pull (the pieces
+        are used already), where fetch_blob tries the next host from the start."""
+        image = _parse(name)
+        _check_digest(digest, image.name)
+        return self._streamed(image, digest, size, progress)
+
     # -- manifests and blobs --
 
     def _fetch_to_path(self, image: ImageRef, digest: str, dest: Path, size: int | None,
@@ -176,8 +191,36 @@ class RegistryClient:
     def _fetch_blob(self, image: ImageRef, digest: str, out: BinaryIO, size: int | None,
                     progress: Callable[[int], None] | None) -> None:
         start = out.tell()
-        self._first_host(image, "pull", lambda host: self._download(host, image, digest, out, start, size, progress),
-                         lambda: _rewind(out, start))
+        what = f"pull {image.name}: blob {digest}"
+
+        def from_host(host: Host) -> None:
+            received = _Received(hashlib.new(digest.partition(":")[0]))
+            for chunk in self._host_chunks(host, image, digest, received, size, progress, what):
+                try:
+                    out.write(chunk)
+                except OSError as e:
+                    raise ImageError(f"{what}: write {getattr(out, 'name', 'the destination')}: "
+                                     f"{_reason(e)}") from None
+            _verify(received, digest, size, host, what)
+
+        self._first_host(image, "pull", from_host, lambda: _rewind(out, start))
+
+    def _streamed(self, image: ImageRef, digest: str, size: int | None,
+                  progress: Callable[[int], None] | None) -> Iterator[bytes]:
+        what = f"pull {image.name}: blob {digest}"
+        received = _Received(hashlib.new(digest.partition(":")[0]))
+        failures: list[str] = []
+        hosts = self._hosts(image, "pull")
+        for i, host in enumerate(hosts):
+            try:
+                yield from self._host_chunks(host, image, digest, received, size, progress, what)
+            except RegistryError as e:
+                if i == len(hosts) - 1:
+                    raise RegistryError(_with_tried(str(e), failures)) from None
+                failures.append(_strip(str(e), image.name, host))
+                continue
+            _verify(received, digest, size, host, what)
+            return
 
     def _manifest(self, image: ImageRef, reference: str, need: str, pinned: str) -> tuple[bytes, str]:
         """The manifest bytes and Content-Type from the first host that has them."""
@@ -220,34 +263,25 @@ class RegistryClient:
                                 f"hashes to {_digest_of(data, pinned)}")
         return data, response.getheader("Content-Type", "")
 
-    def _download(self, host: Host, image: ImageRef, digest: str, out: BinaryIO, start: int,
-                  size: int | None, progress: Callable[[int], None] | None) -> None:
-        """One host's copy, resumed with `Range` after a dropped connection where it answers 206
-        (docker-registry and the big blob stores do), else fetched whole again."""
-        algorithm = digest.partition(":")[0]
-        hasher, received = hashlib.new(algorithm), 0
-        what = f"pull {image.name}: blob {digest}"
+    def _host_chunks(self, host: Host, image: ImageRef, digest: str, received: _Received, size: int | None,
+                     progress: Callable[[int], None] | None, what: str) -> Iterator[bytes]:
+        """One host's copy from `received.count` on, resumed with `Range` after a dropped
+        connection where it answers 206 (docker-registry and the big blob stores do), else sent
+        whole again with the bytes given out already skipped."""
         for attempt in range(BLOB_ATTEMPTS):
-            extra = {"Range": f"bytes={received}-"} if received else {}
+            extra = {"Range": f"bytes={received.count}-"} if received.count else {}
             response = self._get(host, image, f"blobs/{digest}", extra, what)
             try:
-                if received and not _resumes_at(response, received):
-                    hasher, received = hashlib.new(algorithm), 0
-                    _rewind(out, start)
-                received, dropped = _copy(response, out, hasher, received, size, progress, what)
+                skip = received.count if received.count and not _resumes_at(response, received.count) else 0
+                dropped = yield from _body(response, received, skip, size, progress, what)
             finally:
                 response.close()
             if dropped is None:
-                break
+                return
             if attempt == BLOB_ATTEMPTS - 1:
-                raise RegistryError(f"{what}: connection to {host.netloc} lost after {received} bytes, "
+                raise RegistryError(f"{what}: connection to {host.netloc} lost after {received.count} bytes, "
                                     f"{BLOB_ATTEMPTS} attempts: {_reason(dropped)}")
-            log.info("%s: connection to %s lost after %d bytes, resuming", what, host.netloc, received)
-        if size is not None and received != size:
-            raise RegistryError(f"{what}: got {received} bytes, its descriptor gives {size}")
-        actual = f"{algorithm}:{hasher.hexdigest()}"
-        if actual != digest:
-            raise RegistryError(f"{what}: digest mismatch: the content from {host.netloc} hashes to {actual}")
+            log.info("%s: connection to %s lost after %d bytes, resuming", what, host.netloc, received.count)
 
     def _hosts(self, image: ImageRef, need: str) -> list[Host]:
         hosts = self.mirrors.hosts_for(image.registry) if self.mirrors else [origin(image.registry)]
@@ -593,10 +627,20 @@ def _parse(ref: str) -> ImageRef:
     return image
 
 
-def _copy(response: http.client.HTTPResponse, out: BinaryIO, hasher: hashlib._Hash, received: int,
-          size: int | None, progress: Callable[[int], None] | None, what: str) -> tuple[int, BaseException | None]:
-    """Body to `out` through `hasher`: (bytes so far, the error if the connection dropped). A
-    write error is not a dropped connection: it is raised, naming the file."""
+class _Received:
+    """A blob's bytes given out so far: their count and their hash."""
+
+    __slots__ = ("count", "hasher")
+
+    def __init__(self, hasher: hashlib._Hash) -> None:
+        self.count = 0
+        self.hasher = hasher
+
+
+def _body(response: http.client.HTTPResponse, received: _Received, skip: int, size: int | None,
+          progress: Callable[[int], None] | None, what: str) -> Generator[bytes, None, BaseException | None]:
+    """The body's pieces through `received`, its first `skip` bytes left out (given out already
+    from an earlier answer); returns the error if the connection dropped, None at its end."""
     import http.client
 
     while True:
@@ -605,19 +649,28 @@ def _copy(response: http.client.HTTPResponse, out: BinaryIO, hasher: hashlib._Ha
             if not chunk and response.length:  # read(n) returns b"" at an early EOF
                 raise http.client.IncompleteRead(b"", response.length)
         except (OSError, http.client.HTTPException) as e:
-            return received, e
+            return e
         if not chunk:
-            return received, None
-        received += len(chunk)
-        if size is not None and received > size:
+            return None
+        if skip:
+            chunk, skip = chunk[skip:], max(0, skip - len(chunk))
+            if not chunk:
+                continue
+        received.count += len(chunk)
+        if size is not None and received.count > size:
             raise RegistryError(f"{what}: larger than the {size} bytes its descriptor gives")
-        hasher.update(chunk)
-        try:
-            out.write(chunk)
-        except OSError as e:
-            raise ImageError(f"{what}: write {getattr(out, 'name', 'the destination')}: {_reason(e)}") from None
+        received.hasher.update(chunk)
         if progress is not None:
-            progress(received)
+            progress(received.count)
+        yield chunk
+
+
+def _verify(received: _Received, digest: str, size: int | None, host: Host, what: str) -> None:
+    if size is not None and received.count != size:
+        raise RegistryError(f"{what}: got {received.count} bytes, its descriptor gives {size}")
+    actual = f"{digest.partition(':')[0]}:{received.hasher.hexdigest()}"
+    if actual != digest:
+        raise RegistryError(f"{what}: digest mismatch: the content from {host.netloc} hashes to {actual}")
 
 
 def _rewind(out: BinaryIO, start: int) -> None:

@@ -35,7 +35,7 @@ from sandbox.rootfs.plan import OVERLAY_MAX_LOWER
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Iterator
     from typing import Any, BinaryIO
 
     LayerRef = tuple[dict[str, Any], str]  # a manifest's layer descriptor and the layer's diff_id
@@ -244,12 +244,15 @@ class ImageStore:
                 raise ImageError(f"image {name}: manifest {digest} has a malformed layer descriptor")
         return config_json, [(desc, str(diff_id)) for desc, diff_id in zip(layer_descs, diff_ids)]
 
-    def unpack_layers(self, layers: list[LayerRef], fetch: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def unpack_layers(self, layers: list[LayerRef], fetch: Callable[[dict[str, Any]], None] | None = None,
+                      stream: Callable[[dict[str, Any]], Iterator[bytes]] | None = None) -> None:
         """Unpack each layer not unpacked yet, several at once (one layer a thread, up to
         LAYER_WORKERS): inflating, hashing and the kernel's file creation release the GIL, so
         layers use every CPU. `fetch(desc)`, when given, first stores the layer's blob: a pull's
-        downloads then overlap the unpacking of the layers before them. The first error is raised
-        once every running layer has ended (each removes its own partial directory)."""
+        downloads then overlap the unpacking of the layers before them. With `stream(desc)` too
+        (the blob's pieces as they arrive) a layer is unpacked while it downloads (pull_layer).
+        The first error is raised once every running layer has ended (each removes its own
+        partial directory)."""
         # keyed by blob and layer: two blobs of one layer (gzip and zstd) are both fetched
         wanted = {(str(desc.get("digest", "")), diff_id): (desc, diff_id) for desc, diff_id in layers
                   if fetch is not None or not self.layer_path(diff_id).is_dir()}
@@ -264,6 +267,9 @@ class ImageStore:
         mark_top_directory(parent)
 
         def task(desc: dict[str, Any], diff_id: str) -> None:
+            if fetch is not None and stream is not None:
+                self.pull_layer(desc, diff_id, fetch, stream)
+                return
             if fetch is not None:
                 fetch(desc)
             self.unpacked(desc, diff_id)
@@ -329,29 +335,65 @@ class ImageStore:
         """Store blob `digest` through `fetch(path)`, which writes the verified blob at `path` (the
         registry client checks the digest as it streams). One download per blob across processes:
         a lock per digest, and a blob already stored is not fetched again."""
-        import fcntl
-
         target = self.blob_path(digest)
         if target.is_file():
             return
-        ingest = self.root / "ingest"
-        ingest.mkdir(parents=True, exist_ok=True)
-        lock = os.open(ingest / f"{_hex(digest)}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with _BlobLock(self.root / "ingest", digest) as lock:
             if target.is_file():
                 return  # another pull fetched it while we waited
-            partial = ingest / _hex(digest)
-            fetch(partial)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.chmod(partial, 0o644)
-            os.replace(partial, target)
-        finally:
-            try:
-                os.unlink(ingest / f"{_hex(digest)}.lock")
-            except FileNotFoundError:
-                pass
-            os.close(lock)
+            fetch(lock.partial)
+            self._store_blob(lock.partial, digest)
+
+    def _store_blob(self, partial: Path, digest: str) -> None:
+        """A verified blob renamed into blobs/."""
+        target = self.blob_path(digest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(partial, 0o644)
+        os.replace(partial, target)
+
+    def pull_layer(self, desc: dict[str, Any], diff_id: str, fetch: Callable[[dict[str, Any]], None],
+                   stream: Callable[[dict[str, Any]], Iterator[bytes]]) -> None:
+        """Layer `desc` stored and unpacked, from the registry's pieces as they arrive
+        (streamed.py): the blob is written as it passes into the extractor, renamed into blobs/
+        once its digest matched, the layer renamed into layers/ once its diff_id matched too.
+        One download per blob across processes (the lock of fetch_into): a pull that waited finds
+        the blob stored and the layer unpacked. `fetch(desc)` stores the blob alone where the
+        layer is unpacked already (the store keeps every blob: export, prune) or its media type
+        does not stream (zstd), and it is then unpacked from the stored blob."""
+        from sandbox.images.extract import streamable
+
+        digest = str(desc.get("digest", ""))
+        media_type = str(desc.get("mediaType", LAYER_TAR))
+        if self.blob_path(digest).is_file() or self.layer_path(diff_id).is_dir() or not streamable(media_type):
+            fetch(desc)
+            self.unpacked(desc, diff_id)
+            return
+        with _BlobLock(self.root / "ingest", digest) as lock:
+            if not self.blob_path(digest).is_file():
+                # named as the registry names a blob it writes to a file (RegistryClient.fetch_blob)
+                partial = lock.partial.with_name(lock.partial.name + ".partial")
+                self._unpack_streamed(desc, diff_id, media_type, stream(desc), partial)
+        self.unpacked(desc, diff_id)  # unpacked already, unless another pull only fetched the blob
+
+    def _unpack_streamed(self, desc: dict[str, Any], diff_id: str, media_type: str, chunks: Iterator[bytes],
+                         partial: Path) -> None:
+        import shutil
+        import tempfile
+
+        from sandbox.images.streamed import unpack_streamed
+
+        digest = str(desc.get("digest", ""))
+        parent = self.root / "layers"
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
+        try:
+            got = unpack_streamed(chunks, media_type, partial, tmp)
+            self._store_blob(partial, digest)  # its digest matched: the download ended
+            self._place_layer(tmp, got, diff_id, digest)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            partial.unlink(missing_ok=True)
+            raise
 
     def remove(self, name: str) -> str:
         """Drop the name `name` (canonical, or as a user writes it); returns the digest it named.
@@ -437,24 +479,30 @@ class ImageStore:
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
         try:
             with open_layer(blob, str(desc.get("mediaType", LAYER_TAR))) as stream:
-                hashing = _HashingReader(stream, hashlib.sha256())
+                hashing = HashingReader(stream, hashlib.sha256())
                 unpack(hashing, tmp)  # type: ignore[arg-type]  # read() is all unpack uses
                 hashing.drain()
-            got = "sha256:" + hashing.hash.hexdigest()
-            if got != diff_id:
-                raise ImageError(f"layer {digest}: uncompressed content is {got}, its config says {diff_id}")
-            os.chmod(tmp, 0o755)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.rename(tmp, target)
-            except OSError:
-                if not target.is_dir():  # another pull unpacked it meanwhile: keep theirs
-                    raise
-                shutil.rmtree(tmp, ignore_errors=True)
+            self._place_layer(tmp, "sha256:" + hashing.hash.hexdigest(), diff_id, digest)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return target
+
+    def _place_layer(self, tmp: Path, got: str, diff_id: str, digest: str) -> None:
+        """The unpacked directory `tmp` renamed into layers/ if its content is `diff_id`."""
+        if got != diff_id:
+            raise ImageError(f"layer {digest}: uncompressed content is {got}, its config says {diff_id}")
+        os.chmod(tmp, 0o755)
+        target = self.layer_path(diff_id)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not target.is_dir():  # another pull unpacked it meanwhile: keep theirs
+                raise
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def add_image(self, name: str, manifest_digest: str) -> Image:
         """Name a stored manifest (its config and layers stored too), unpacking what is needed;
@@ -510,7 +558,37 @@ class ImageStore:
         os.replace(tmp, self.refs_file)
 
 
-class _HashingReader:
+class _BlobLock:
+    """One download per blob across processes: an flock on `ingest/<hex>.lock` held while the
+    blob is fetched into `partial` (`ingest/<hex>`); whoever waited then finds it stored."""
+
+    def __init__(self, ingest: Path, digest: str) -> None:
+        self.ingest = ingest
+        self.partial = ingest / _hex(digest)
+        self.path = ingest / f"{_hex(digest)}.lock"
+        self.fd = -1
+
+    def __enter__(self) -> _BlobLock:
+        import fcntl
+
+        self.ingest.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self.fd)
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        os.close(self.fd)
+
+
+class HashingReader:
     """A read-only stream that hashes what passes through (the layer's diff_id)."""
 
     def __init__(self, stream: BinaryIO, hash_: Any) -> None:

@@ -291,6 +291,57 @@ def test_dropped_connection_is_resumed(tmp_path: Path, ranges: bool) -> None:
 
 
 
+@pytest.mark.parametrize("ranges", [True, False], ids=["resumed-with-range", "restarted"])
+def test_a_streamed_blob_goes_on_after_a_dropped_connection(ranges: bool) -> None:
+    """blob_chunks (a layer unpacked as it downloads) cannot take back what it gave: after a drop
+    it asks from there on, and a whole answer is skipped up to there; every byte comes once."""
+    image = make_image("streamed\n" * 3000)
+    requests: list[str] = []
+
+    def drop_first(request: BaseHTTPRequestHandler, data: bytes) -> None:
+        wanted = request.headers.get("Range", "")
+        requests.append(wanted)
+        if len(requests) == 1:
+            request.send_response(200)
+            request.send_header("Content-Length", str(len(data)))
+            request.end_headers()
+            request.wfile.write(data[: len(data) // 3])
+            request.close_connection = True
+            return
+        if ranges and wanted.startswith("bytes="):
+            start = int(wanted[6:].rstrip("-"))
+            reply(request, 206, data[start:], {"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"})
+        else:
+            reply(request, 200, data)
+
+    with blob_server(image, drop_first) as netloc:
+        client = RegistryClient(credentials=ANONYMOUS)
+        resolved = client.resolve(f"{netloc}/test/flaky:1", AMD64)
+        layer = resolved.layers[0]
+        seen: list[int] = []
+        pieces = list(client.blob_chunks(resolved.name, layer.digest, size=layer.size, progress=seen.append))
+    assert b"".join(pieces) == image.layers[0].data
+    assert requests == ["", f"bytes={len(image.layers[0].data) // 3}-"]
+    assert seen[-1] == layer.size and seen == sorted(seen)
+
+
+def test_a_streamed_blob_with_a_wrong_digest_raises_at_its_end(tmp_path: Path) -> None:
+    image = make_image("honest\n")
+
+    def lie(request: BaseHTTPRequestHandler, data: bytes) -> None:
+        reply(request, 200, bytes([data[0] ^ 1]) + data[1:])
+
+    with blob_server(image, lie) as netloc:
+        client = RegistryClient(credentials=ANONYMOUS)
+        resolved = client.resolve(f"{netloc}/test/liar:1", AMD64)
+        layer = resolved.layers[0]
+        chunks = client.blob_chunks(resolved.name, layer.digest, size=layer.size)
+        first = next(chunks)  # given out before the end: the caller must not keep it yet
+        assert first
+        with pytest.raises(RegistryError, match=rf"blob {layer.digest}: digest mismatch"):
+            list(chunks)
+
+
 def test_docker_schema2_media_types(plain: tuple[Registry, dict[str, Image]], tmp_path: Path) -> None:
     registry, images = plain
     layout = tmp_path / "layout"

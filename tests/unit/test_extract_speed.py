@@ -1,5 +1,5 @@
-"""The pull-speed parts of extraction (issue 12): gzip inflated by zlib directly (members,
-padding, truncation), file data read in place (and sparse files through tarfile's map), layers
+"""The pull-speed parts of extraction (issue 12): gzip inflated by isal, or zlib without it,
+directly (members, padding, truncation, both inflaters), file data read in place (and sparse files through tarfile's map), layers
 unpacked on threads with the first error raised and nothing half-made left, the store's layers/
 marked as a top directory for ext4's Orlov allocator, chown skipped only where the owner is known."""
 
@@ -11,6 +11,7 @@ import io
 import os
 import struct
 import subprocess
+import sys
 import tarfile
 import threading
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.errors import ImageError
-from sandbox.images.extract import LayerError, open_layer, unpack
+from sandbox.images.extract import LayerError, inflate_module, open_layer, unpack
 from sandbox.images.store import ImageStore, _run_in_threads
 from sandbox.images.topdir import FS_IOC_GETFLAGS, FS_TOPDIR_FL, mark_top_directory
 
@@ -44,6 +45,18 @@ def inflated(tmp_path: Path, blob: bytes) -> bytes:
 
 # --- gzip -------------------------------------------------------------------------------------
 
+@pytest.fixture(params=["isal", "zlib"])
+def inflater(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each gzip test with isal's inflate and with zlib's (the fallback where isal is missing)."""
+    if request.param == "isal":
+        pytest.importorskip("isal")
+    else:
+        monkeypatch.setitem(sys.modules, "isal", None)  # `import isal` raises ImportError
+    assert inflate_module().__name__ == ("isal.isal_zlib" if request.param == "isal" else "zlib")
+    return str(request.param)
+
+
+@pytest.mark.usefixtures("inflater")
 def test_gzip_members_and_zero_padding_are_read_as_gzip_reads_them(tmp_path: Path) -> None:
     big = os.urandom(1 << 20) + b"text " * 200_000  # past one input read, and a high ratio part
     assert inflated(tmp_path, gzip.compress(big)) == big
@@ -51,7 +64,8 @@ def test_gzip_members_and_zero_padding_are_read_as_gzip_reads_them(tmp_path: Pat
     assert inflated(tmp_path, gzip.compress(b"ab") + b"\0" * 70_000) == b"ab"
 
 
-@pytest.mark.parametrize("damage", ["cut-trailer", "cut-middle", "garbage-after", "crc"])
+@pytest.mark.usefixtures("inflater")
+@pytest.mark.parametrize("damage", ["cut-trailer", "cut-middle", "garbage-after", "crc", "header"])
 def test_damaged_gzip_layer_is_refused(tmp_path: Path, damage: str) -> None:
     data = tar_of({"f": os.urandom(200_000)})
     packed = bytearray(gzip.compress(data))
@@ -61,6 +75,8 @@ def test_damaged_gzip_layer_is_refused(tmp_path: Path, damage: str) -> None:
         packed = packed[:len(packed) // 2]
     elif damage == "garbage-after":
         packed += b"not gzip"
+    elif damage == "header":
+        packed[0] ^= 1  # isal raises its own error type here, not zlib.error
     else:
         packed[-6] ^= 0xFF
     blob = tmp_path / "blob"

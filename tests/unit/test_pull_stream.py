@@ -1,0 +1,224 @@
+"""Layers unpacked while their blobs download (issue 12's pull speed, images/streamed.py and
+ImageStore.pull_layer): the blob written as it passes, nothing renamed into the store before its
+digest (and the layer's diff_id) matched, a corrupt download named as such even when its archive
+also breaks, and a resumed answer that restarts from byte 0 skipped up to where the last one
+stopped (registry._body)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sandbox.errors import ImageError
+from sandbox.images.extract import LayerError, streamable
+from sandbox.images.registry import RegistryError, _body, _Received
+from sandbox.images.store import ImageStore
+from sandbox.images.streamed import BlobTee, unpack_streamed
+
+GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+TAR = "application/vnd.oci.image.layer.v1.tar"
+ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+
+
+def tar_of(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.uid, info.gid = len(data), 0o644, os.getuid(), os.getgid()
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def pieces(data: bytes, size: int = 100_000, *, fail: Exception | None = None) -> Iterator[bytes]:
+    """`data` as a registry's iterator gives it; `fail` raised after the last piece, as the
+    registry raises a digest mismatch instead of ending."""
+    for i in range(0, len(data), size):
+        yield data[i:i + size]
+    if fail is not None:
+        raise fail
+
+
+class Response:
+    """What _body reads of an http.client response: read(n) (here at most 70 000 bytes a call)
+    and `length`, the bytes still expected."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.length: int | None = len(data)
+
+    def read(self, n: int) -> bytes:
+        start = len(self.data) - (self.length or 0)
+        out = self.data[start:start + min(n, 70_000)]
+        self.length = (self.length or 0) - len(out)
+        return out
+
+
+def test_the_tee_reads_in_any_sizes_and_its_file_holds_what_was_read(tmp_path: Path) -> None:
+    data = os.urandom(250_000)
+    fd = os.open(tmp_path / "blob", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        tee = BlobTee(pieces(data), fd)
+        got = tee.read(10) + tee.read(150_000) + tee.read(0)
+        assert got == data[:len(got)]
+        written = (tmp_path / "blob").read_bytes()
+        assert written == data[:200_000], "the file holds whole pieces as they are taken"
+        tee.drain()
+        assert tee.read(10) == b""
+        tee.close()
+    finally:
+        os.close(fd)
+    assert (tmp_path / "blob").read_bytes() == data
+
+
+def test_closing_the_tee_early_closes_the_source(tmp_path: Path) -> None:
+    closed: list[bool] = []
+
+    def endless() -> Iterator[bytes]:
+        try:
+            while True:
+                yield b"x" * 10_000
+        finally:
+            closed.append(True)
+
+    fd = os.open(tmp_path / "blob", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        tee = BlobTee(endless(), fd)
+        assert tee.read(5) == b"xxxxx"
+        tee.close()
+        assert closed == [True]
+    finally:
+        os.close(fd)
+
+
+def test_the_sources_error_comes_out_of_the_reader(tmp_path: Path) -> None:
+    fd = os.open(tmp_path / "blob", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        tee = BlobTee(pieces(b"abc", 1, fail=RegistryError("digest mismatch")), fd)
+        assert tee.read(10) == b"a"
+        with pytest.raises(RegistryError, match="digest mismatch"):
+            tee.drain()
+        assert tee.read(1) == b""
+        tee.close()
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("media_type", [GZIP, TAR])
+def test_a_streamed_layer_is_unpacked_and_its_blob_written_whole(tmp_path: Path, media_type: str) -> None:
+    files = {f"dir/file{i}": os.urandom(30_000) + b"text " * 10_000 for i in range(12)}
+    layer = tar_of(files)
+    blob = gzip.compress(layer) if media_type == GZIP else layer
+    (tmp_path / "tree").mkdir()
+    diff_id = unpack_streamed(pieces(blob, 65_000), media_type, tmp_path / "partial", tmp_path / "tree")
+    assert diff_id == sha(layer)
+    assert (tmp_path / "partial").read_bytes() == blob
+    assert {f"dir/{p.name}": p.read_bytes() for p in (tmp_path / "tree" / "dir").iterdir()} == files
+
+
+def test_a_corrupt_download_is_named_as_such_though_its_archive_breaks_first(tmp_path: Path) -> None:
+    blob = bytearray(gzip.compress(tar_of({"f": os.urandom(50_000)})))
+    blob[0] ^= 1  # no gzip header any more: the archive fails at once
+    mismatch = RegistryError("pull x: blob sha256:ab: digest mismatch")
+    (tmp_path / "tree").mkdir()
+    with pytest.raises(RegistryError, match="digest mismatch"):
+        unpack_streamed(pieces(bytes(blob), fail=mismatch), GZIP, tmp_path / "partial", tmp_path / "tree")
+    # an honest blob with a broken archive stays a layer error
+    with pytest.raises(LayerError, match="cannot read the layer stream"):
+        unpack_streamed(pieces(bytes(blob)), GZIP, tmp_path / "partial2", tmp_path / "tree")
+
+
+def test_only_gzip_and_plain_tar_stream() -> None:
+    assert streamable(GZIP) and streamable(TAR)
+    assert not streamable(ZSTD) and not streamable("application/octet-stream")
+
+
+# --- the store ---------------------------------------------------------------------------------
+
+def layer_blob(files: dict[str, bytes]) -> tuple[dict[str, object], str, bytes]:
+    layer = tar_of(files)
+    blob = gzip.compress(layer)
+    return {"mediaType": GZIP, "digest": sha(blob), "size": len(blob)}, sha(layer), blob
+
+
+def no_fetch(desc: dict[str, object]) -> None:
+    raise AssertionError("the layer streams: fetch is not called")
+
+
+def test_pull_layer_streams_then_places_blob_and_layer(tmp_path: Path) -> None:
+    store = ImageStore(tmp_path / "images")
+    desc, diff_id, blob = layer_blob({"a/b": b"content" * 1000})
+    store.pull_layer(desc, diff_id, no_fetch, lambda d: pieces(blob, 1000))
+    assert store.blob_path(str(desc["digest"])).read_bytes() == blob
+    assert oct(store.blob_path(str(desc["digest"])).stat().st_mode & 0o777) == "0o644"
+    assert (store.layer_path(diff_id) / "a" / "b").read_bytes() == b"content" * 1000
+    assert oct(store.layer_path(diff_id).stat().st_mode & 0o777) == "0o755"
+    assert list((tmp_path / "images" / "ingest").iterdir()) == []
+    assert [p.name for p in (tmp_path / "images" / "layers").iterdir()] == ["sha256"]
+
+
+def test_pull_layer_keeps_nothing_of_a_blob_whose_digest_failed(tmp_path: Path) -> None:
+    store = ImageStore(tmp_path / "images")
+    desc, diff_id, blob = layer_blob({"f": b"x" * 5000})
+    mismatch = RegistryError("digest mismatch")
+    with pytest.raises(RegistryError, match="digest mismatch"):
+        store.pull_layer(desc, diff_id, no_fetch, lambda d: pieces(blob, 1000, fail=mismatch))
+    assert not store.blob_path(str(desc["digest"])).exists()
+    assert not store.layer_path(diff_id).exists()
+    assert list((tmp_path / "images" / "ingest").iterdir()) == []
+    assert [p.name for p in (tmp_path / "images" / "layers").iterdir()] == []
+
+
+def test_pull_layer_with_a_wrong_diff_id_stores_the_verified_blob_but_no_layer(tmp_path: Path) -> None:
+    store = ImageStore(tmp_path / "images")
+    desc, _, blob = layer_blob({"f": b"x" * 5000})
+    with pytest.raises(ImageError, match="uncompressed content is sha256:"):
+        store.pull_layer(desc, "sha256:" + "0" * 64, no_fetch, lambda d: pieces(blob))
+    assert store.blob_path(str(desc["digest"])).read_bytes() == blob  # as a fetch-then-unpack leaves it
+    assert [p.name for p in (tmp_path / "images" / "layers").iterdir()] == []
+
+
+def test_pull_layer_fetches_only_the_blob_of_a_layer_unpacked_already(tmp_path: Path) -> None:
+    store = ImageStore(tmp_path / "images")
+    desc, diff_id, blob = layer_blob({"f": b"y" * 100})
+    store.layer_path(diff_id).mkdir(parents=True)
+    fetched: list[object] = []
+
+    def fetch(d: dict[str, object]) -> None:
+        fetched.append(d["digest"])
+        store.ingest([blob], expected=str(d["digest"]))
+
+    store.pull_layer(desc, diff_id, fetch, lambda d: pytest.fail("streamed a layer unpacked already"))
+    assert fetched == [desc["digest"]]
+    assert list(store.layer_path(diff_id).iterdir()) == []  # not unpacked again
+
+
+# --- the registry's body reader ----------------------------------------------------------------
+
+@pytest.mark.parametrize("skip", [0, 1, 69_999, 70_000, 70_001, 150_000])
+def test_a_whole_answer_after_a_drop_is_skipped_up_to_what_was_given(skip: int) -> None:
+    data = os.urandom(200_000)
+    received = _Received(hashlib.sha256())
+    received.count = skip
+    received.hasher.update(data[:skip])
+    body = _body(Response(data), received, skip, len(data), None, "pull x")  # type: ignore[arg-type]
+    out = b"".join(body)
+    assert data[:skip] + out == data
+    assert received.count == len(data) and received.hasher.hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_a_body_larger_than_its_descriptor_is_refused() -> None:
+    body = _body(Response(b"x" * 1000), _Received(hashlib.sha256()), 0, 999, None, "pull x")  # type: ignore[arg-type]
+    with pytest.raises(RegistryError, match="larger than the 999 bytes"):
+        b"".join(body)
