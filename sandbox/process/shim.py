@@ -320,7 +320,7 @@ class ShimSpawner(Spawner):
         `log_path`: the shim writes its stdout and stderr there in the CRI format (the
         request's stdio 1 and 2 are replaced)."""
         from sandbox import native
-        from sandbox.process.spawner import _join_cgroups, self_joining
+        from sandbox.process.spawner import _join_cgroups, finish, self_joining
 
         if child_id is None:
             self._count += 1
@@ -340,7 +340,7 @@ class ShimSpawner(Spawner):
                 _join_cgroups(req.cgroups, pid)
             if before_start is not None:
                 before_start(pid)
-            started.finish()
+            finish(started, req)
         except BaseException:
             started.discard()
             self._reap(child)

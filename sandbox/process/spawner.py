@@ -100,7 +100,7 @@ class DirectSpawner(Spawner):
         try:
             if before_start is not None:
                 before_start(started.pid)
-            started.finish()
+            finish(started, req)
         except BaseException:
             try:
                 os.kill(started.pid, signal.SIGKILL)
@@ -109,6 +109,19 @@ class DirectSpawner(Spawner):
             os.waitpid(started.pid, 0)
             raise
         return ChildProcess(started.pid)
+
+
+def finish(started: native.Started, req: SpawnRequest) -> None:
+    """started.finish(), with a cgroup stage 2 could not join named by its whole path (stage 2
+    knows it only beneath `req.cgroup_root`)."""
+    from sandbox.errors import ContainerStartError
+
+    try:
+        started.finish()
+    except ContainerStartError as e:
+        if e.op == "join cgroup" and req.cgroup_root:
+            e.path = os.path.normpath(os.path.join(req.cgroup_root, e.path))
+        raise
 
 
 def self_joining(req: SpawnRequest) -> tuple[SpawnRequest, int]:

@@ -491,3 +491,24 @@ def test_a_child_is_in_its_v1_cgroups_before_it_runs(pod: Pod, null: int, versio
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.02)
+
+
+@pytest.mark.skipif(not V1_HIERARCHIES, reason="needs cgroup v1 hierarchies (pids, memory)")
+def test_a_cgroup_stage_two_cannot_join_is_named_in_full(tmp_path: Path) -> None:
+    """A v1 cgroup gone before the process starts: it never runs, and the error names the cgroup
+    by its whole path (stage 2 resolves it beneath the runtime's directory fd)."""
+    from sandbox.process.spawner import DirectSpawner
+
+    present = V1_HIERARCHIES[0] / f"sbx-join-test-{os.getpid()}"
+    gone = V1_HIERARCHIES[-1] / f"sbx-join-gone-{os.getpid()}"
+    present.mkdir()
+    try:
+        marker = tmp_path / "ran"
+        req = SpawnRequest(argv=["/bin/sh", "-c", f"touch {marker}"], env=["PATH=/bin:/usr/bin"],
+                           cgroups=(str(present), str(gone)), stage_name="test")
+        with pytest.raises(ContainerStartError) as caught:
+            DirectSpawner().spawn(req)
+        assert (caught.value.op, caught.value.path) == ("join cgroup", str(gone))
+        assert not marker.exists()
+    finally:
+        present.rmdir()
