@@ -8,7 +8,12 @@ The variants run interleaved, their order rotating every round, so the drift of 
 minus the `none` median (the issue's budget: at most 5 ms for the bridge). Workspace, image,
 cgroup parent and clean-up are bench/pod_cycle.py's.
 
+`--compare SANDBOX` times a second `sandbox` executable (e.g. a launcher over a copy of the tree
+before a change) in the same rounds: every variant runs once per round with each executable, old
+and new alternating, so an A/B comparison sees the same drift.
+
     .venv/bin/python bench/network_cost.py [--rounds 40] [--gap SECONDS] [--cgroup-root DIR]
+        [--compare SANDBOX] [--block N] [--only VARIANT ...]
 """
 
 from __future__ import annotations
@@ -62,6 +67,12 @@ def remove_kept_bridge(sandbox: Path, ws: pod_cycle.Workspace) -> None:
         time.sleep(0.01)
 
 
+def added(medians: dict[str, float], name: str) -> float:
+    """A variant's median minus the `none` median of the same executable (nan without one)."""
+    none = "none (old)" if name.endswith(" (old)") else "none"
+    return medians[name] - medians[none] if none in medians else float("nan")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=40)
@@ -71,6 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gap", type=float, default=0.0, metavar="SECONDS",
                    help="untimed pause between runs (0: back to back, where a run may wait for the lock the "
                         "previous pod's detached bridge removal holds)")
+    p.add_argument("--compare", type=Path, metavar="SANDBOX",
+                   help="a second sandbox executable, timed in the same rounds (its variants marked 'old')")
+    p.add_argument("--block", type=int, default=1, metavar="N",
+                   help="run each variant N times in a row per round, timing all but the first: what a pod "
+                        "leaves behind (a bridge's removal, a namespace's clean-up in the kernel) then lands "
+                        "on the same variant, not on whichever runs next")
+    p.add_argument("--only", action="append", choices=("none", "bridge", "bridge+hostPort", "bridge, kept"),
+                   help="time only these variants (repeatable)")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
         sys.exit("network_cost: needs root")
@@ -79,14 +98,19 @@ def main(argv: list[str] | None = None) -> int:
         ws = pod_cycle.prepare(args.sandbox, stack, pycache=True, cgroup_root=args.cgroup_root)
         host_port = ws.base / "hostport.yaml"
         host_port.write_text(HOST_PORT_MANIFEST)
-        base = [str(args.sandbox), "--root", str(ws.sandbox_root), "run", "-q"]
-        variants = {
-            "none": [*base, "--network", "none", str(ws.cycle_manifest)],
-            "bridge": [*base, str(ws.cycle_manifest)],
-            "bridge+hostPort": [*base, str(host_port)],
-            # the steady state while other pods use the bridge: no bridge made or removed per pod
-            "bridge, kept": [*base, "--keep-bridge", str(ws.cycle_manifest)],
-        }
+        variants: dict[str, list[str]] = {}
+        for binary, mark in ((args.sandbox, ""), (args.compare, " (old)")):
+            if binary is None:
+                continue
+            base = [str(binary), "--root", str(ws.sandbox_root), "run", "-q"]
+            chosen = {
+                "none": [*base, "--network", "none", str(ws.cycle_manifest)],
+                "bridge": [*base, str(ws.cycle_manifest)],
+                "bridge+hostPort": [*base, str(host_port)],
+                # the steady state while other pods use the bridge: no bridge made or removed per pod
+                "bridge, kept": [*base, "--keep-bridge", str(ws.cycle_manifest)],
+            }
+            variants.update({name + mark: cmd for name, cmd in chosen.items() if not args.only or name in args.only})
         names = list(variants)
         times: dict[str, list[float]] = {name: [] for name in names}
         for name in names:  # warm-up: byte-code caches, page cache
@@ -94,8 +118,11 @@ def main(argv: list[str] | None = None) -> int:
         for round_ in range(args.rounds):
             order = names[round_ % len(names):] + names[:round_ % len(names)]
             for name in order:
-                times[name].append(run_timed(variants[name], ws.env, ws.base / "stderr"))
-                time.sleep(args.gap)
+                for run in range(args.block):
+                    elapsed = run_timed(variants[name], ws.env, ws.base / "stderr")
+                    if run or args.block == 1:
+                        times[name].append(elapsed)
+                    time.sleep(args.gap)
         remove_kept_bridge(args.sandbox, ws)
     left = pod_cycle.leftovers(ws)  # after the ExitStack's clean-up, as pod_cycle.py checks
     medians = {name: statistics.median(values) for name, values in times.items()}
@@ -103,11 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         values = sorted(times[name])
         p10, p90 = values[len(values) // 10], values[(len(values) * 9) // 10]
-        print(f"| {name} | {medians[name]:.1f} | {p10:.1f} | {p90:.1f} | {medians[name] - medians['none']:+.1f} |")
-    added = medians["bridge"] - medians["none"]
-    print(f"bridge network adds {added:.1f} ms to the pod cycle median (target <= 5 ms): "
-          f"{'met' if added <= 5 else 'missed'}")
-    result = {"rounds": args.rounds, "gap_s": args.gap, "medians_ms": medians, "added_ms": {n: medians[n] - medians["none"] for n in names},
+        print(f"| {name} | {medians[name]:.1f} | {p10:.1f} | {p90:.1f} | {added(medians, name):+.1f} |")
+    if "bridge" in medians and "none" in medians:
+        cost = added(medians, "bridge")
+        print(f"bridge network adds {cost:.1f} ms to the pod cycle median (target <= 5 ms): "
+              f"{'met' if cost <= 5 else 'missed'}")
+    result = {"rounds": args.rounds, "gap_s": args.gap, "block": args.block, "medians_ms": medians,
+              "added_ms": {n: added(medians, n) for n in names},
               "samples_ms": times, "leftovers": left}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=1) + "\n")

@@ -4,8 +4,8 @@ subnet (ipam.py) and a default route via the bridge, as CNI's bridge + host-loca
 up (isGateway, no hairpin).
 
 Life cycle: the first lease creates the network's directory and the bridge, under the network's
-lock; the release of the last lease removes both (and the hostPort table, if a pod made one),
-unless the bridge was configured to stay. The veth needs no lock: the pod's lease keeps the bridge
+lock; the release of the last lease has both removed (and the hostPort table, if a pod made one)
+by a detached process (remover.py), unless the bridge was configured to stay. The veth needs no lock: the pod's lease keeps the bridge
 alive, and the pair dies with pause's namespace (the host end is still deleted explicitly, for a
 pause that is somehow still alive at tear-down).
 """
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 POD_IFNAME = "eth0"
 NFT_MARKER = "nft"  # in the network's directory: a pod made the hostPort/masquerade table
 KEEP_MARKER = "keep"  # in the network's directory: --keep-bridge, the bridge stays without pods
+REMOVER_FILE = "remover"  # in the network's directory: the pid of the pending remover (remover.py)
 
 
 class NetworkSetupError(SandboxError):
@@ -42,6 +43,7 @@ class Lease:
     address: str
     prefixlen: int
     gateway: str
+    master: int = 0  # the bridge's link index (0: look it up); the lease keeps the bridge alive
 
 
 def veth_name(uid: str) -> str:
@@ -57,12 +59,12 @@ def lease(config: BridgeConfig, owner: str, then: Callable[[Lease], None] | None
     ipam = config.ipam()
     with ipam.locked():
         address = ipam.allocate(owner)
-        result = Lease(address, ipam.subnet.prefixlen, ipam.gateway)
         if config.keep_bridge:
             mark(config, KEEP_MARKER)
         try:
             try:
-                _ensure_bridge(config.bridge, ipam.gateway, ipam.subnet.prefixlen)
+                master = _ensure_bridge(config.bridge, ipam.gateway, ipam.subnet.prefixlen)
+                result = Lease(address, ipam.subnet.prefixlen, ipam.gateway, master)
             except OSError as e:
                 raise NetworkSetupError(f"bridge {config.bridge}: {e.strerror}") from None
             if then is not None:
@@ -70,13 +72,14 @@ def lease(config: BridgeConfig, owner: str, then: Callable[[Lease], None] | None
         except BaseException:
             ipam.release(owner)
             if not ipam.leases() and not config.keep_bridge:
-                _remove_network(config, ipam)
+                remove_network(config, ipam)
             raise
     return result
 
 
-def _ensure_bridge(name: str, gateway: str, prefixlen: int) -> None:
-    from sandbox.network.rtnl import Rtnl
+def _ensure_bridge(name: str, gateway: str, prefixlen: int) -> int:
+    """The bridge `name`, made if missing, with the gateway address and up; returns its index."""
+    from sandbox.network.rtnl import Rtnl, address_msg, up_msg
 
     with Rtnl() as rtnl:
         index = rtnl.link_index(name)
@@ -86,19 +89,22 @@ def _ensure_bridge(name: str, gateway: str, prefixlen: int) -> None:
             if index is None:
                 raise OSError(19, "bridge vanished after creation")
             _no_ipv6(name)
-        try:
-            rtnl.add_address(index, gateway, prefixlen)
-        except OSError as e:
-            if e.errno != 17:  # EEXIST: it has it already
-                raise
-        rtnl.set_up(index)
+        # one round trip for both; an existing bridge has its address already (EEXIST)
+        added, up = rtnl.batch(address_msg(index, gateway, prefixlen), up_msg(index))
+        if added not in (0, 17) or up:
+            code = added if added not in (0, 17) else up
+            raise OSError(code, os.strerror(code))
+        if not added:
+            rtnl.trace_address(index, gateway, prefixlen)
+        rtnl.trace_up(index)
+    return index
 
 
 def attach(config: BridgeConfig, uid: str, pod_lease: Lease, pause_pid: int, pause_pidfd: int) -> None:
     """The pod's veth: host end on the bridge, `eth0` in pause's network namespace with the leased
     address, up, and a default route via the gateway."""
     from sandbox import native
-    from sandbox.network.rtnl import Rtnl
+    from sandbox.network.rtnl import Rtnl, address_msg, default_route_msg, up_msg
 
     try:
         nsfd = os.open(f"/proc/{pause_pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
@@ -110,7 +116,7 @@ def attach(config: BridgeConfig, uid: str, pod_lease: Lease, pause_pid: int, pau
         signal.pidfd_send_signal(pause_pidfd, 0)  # the namespace opened is pause's: it still lives
         delete_veth(veth_name(uid))  # a re-created sandbox: the old pair may not be freed yet
         with Rtnl() as host:
-            master = host.link_index(config.bridge)
+            master = pod_lease.master or host.link_index(config.bridge)
             if master is None:
                 raise NetworkSetupError(f"bridge {config.bridge} is gone")
             host.add_veth(veth_name(uid), POD_IFNAME, nsfd, master)
@@ -119,9 +125,13 @@ def attach(config: BridgeConfig, uid: str, pod_lease: Lease, pause_pid: int, pau
             index = pod.link_index(POD_IFNAME)
             if index is None:
                 raise NetworkSetupError(f"{POD_IFNAME} did not appear in the pod's namespace")
-            pod.add_address(index, pod_lease.address, pod_lease.prefixlen)
-            pod.set_up(index)
-            pod.add_default_route(pod_lease.gateway)
+            # one round trip, run by the kernel in order: the address, the link up (a gateway
+            # route needs an up link), the default route via the gateway
+            pod.run(address_msg(index, pod_lease.address, pod_lease.prefixlen), up_msg(index),
+                    default_route_msg(pod_lease.gateway))
+            pod.trace_address(index, pod_lease.address, pod_lease.prefixlen)
+            pod.trace_up(index)
+            pod.trace_route(pod_lease.gateway)
     except OSError as e:
         raise NetworkSetupError(f"pod network on {config.bridge}: {e.strerror or e}") from None
     finally:
@@ -170,52 +180,21 @@ def delete_veth(name: str) -> bool:
 
 
 def release(config: BridgeConfig, owner: str) -> bool:
-    """Drop `owner`'s lease; the last one takes the bridge, the hostPort table and the network's
-    directory along (unless config.keep_bridge). False if there was nothing to release."""
+    """Drop `owner`'s lease; after the last one the network (bridge, hostPort table, directory)
+    goes too, unless config.keep_bridge: removed by a detached process (remover.py) that first
+    waits a little for a next pod. False if there was nothing to release."""
     ipam = config.ipam()
     if not ipam.dir.is_dir():
         return False
     with ipam.locked():
         released = ipam.release(owner)
         if not config.keep_bridge and not ipam.leases():
-            _remove_network_detached(config, ipam)
+            # this pod's wish is the newest: a keep marker left now would be a newer pod's
+            _unlink(ipam.dir / KEEP_MARKER)
+            from sandbox.network.remover import hand_over
+
+            hand_over(config, ipam)
     return bool(released)
-
-
-def _remove_network_detached(config: BridgeConfig, ipam: Ipam) -> None:
-    """Remove the network from a detached process that holds the network's lock (its inherited
-    copy of the lock's open file) until done, so the runtime does not wait for it: unregistering
-    the bridge waits for RCU grace periods, 31-55 ms here, more than everything else of a pod's
-    network together. A runtime starting meanwhile waits for the lock and then finds the network
-    gone (or re-creates it). If the process dies half-way, what is left is a network without
-    leases, which the next release or `sandbox gc` (remove_unused) removes."""
-    child = os.fork()
-    if child != 0:
-        # Forked twice so that init, not the runtime, reaps the remover: a long-lived runtime (the
-        # node agent) would otherwise collect a zombie per removed network.
-        os.waitpid(child, 0)
-        return
-    code = 1
-    try:
-        if os.fork() != 0:
-            os._exit(0)
-        os.setsid()  # out of the runtime's session: a Ctrl-C for it is not for us
-        import sys
-
-        if "sandbox.network.hostports" in sys.modules:  # its libnftables socket is the parent's
-            sys.modules["sandbox.network.hostports"].drop_context()
-        # Only the network's lock stays open: the runtime's other fds (the pod's own lock, log
-        # pipes, pidfds) must close with the runtime, not with us.
-        os.closerange(3, ipam.lock_fd)
-        os.closerange(ipam.lock_fd + 1, os.sysconf("SC_OPEN_MAX"))
-        null = os.open("/dev/null", os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(null, fd)  # nobody waits on the runtime's pipes for us
-        os.close(null)
-        _remove_network(config, ipam)
-        code = 0
-    finally:
-        os._exit(code)
 
 
 def remove_unused(base: Path = NETWORKS_DIR) -> list[str]:
@@ -233,27 +212,37 @@ def remove_unused(base: Path = NETWORKS_DIR) -> list[str]:
         with ipam.locked():
             if ipam.leases() or (directory / KEEP_MARKER).exists() or not directory.exists():
                 continue
-            _remove_network(config, ipam)
+            remove_network(config, ipam)
         removed.append(directory.name)
     return removed
 
 
-def _remove_network(config: BridgeConfig, ipam: Ipam) -> None:
-    """The last lease went: the hostPort table (if a pod made one), the bridge, the directory."""
+def remove_network(config: BridgeConfig, ipam: Ipam, delete_link: Callable[[str], object] | None = None) -> None:
+    """The last lease went: the hostPort table (if a pod made one), the bridge (through
+    `delete_link`, by default at once), the directory. Call under the network's lock."""
     if (ipam.dir / NFT_MARKER).exists():
         from sandbox.network.hostports import HostPorts
 
         HostPorts(config.nft_table, config.bridge, config.subnet).remove_table()
         os.unlink(ipam.dir / NFT_MARKER)
+    (delete_link or _delete_link)(config.bridge)
+    _unlink(ipam.dir / KEEP_MARKER)
+    _unlink(ipam.dir / REMOVER_FILE)
+    ipam.remove_if_empty()
+
+
+def _delete_link(name: str) -> None:
     from sandbox.network.rtnl import Rtnl
 
     with Rtnl() as rtnl:
-        rtnl.delete_link(config.bridge)
+        rtnl.delete_link(name)
+
+
+def _unlink(path: Path) -> None:
     try:
-        os.unlink(ipam.dir / KEEP_MARKER)
+        os.unlink(path)
     except FileNotFoundError:
         pass
-    ipam.remove_if_empty()
 
 
 def host_ip(fallback: str) -> str:

@@ -325,9 +325,3 @@ def _context() -> Nft:
         _shared.append(Nft())
     return _shared[0]
 
-
-def drop_context() -> None:
-    """Free this process's context (a forked child must not share its parent's netlink socket,
-    nor keep one the child is about to close under it)."""
-    while _shared:
-        _shared.pop().close()

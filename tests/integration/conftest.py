@@ -87,7 +87,8 @@ NETWORKS_DIR = Path("/run/sandbox/networks")
 
 def settled_snapshot(before: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
     """The host's state once it equals `before`, or after `timeout`: the last pod's bridge is
-    removed by a detached process a few tens of ms after its runtime exits (network/bridge.py)."""
+    removed by a detached process ~0.1-0.2 s after its runtime exits, later while pods keep
+    coming (network/remover.py: a grace, then the unregistration's RCU waits)."""
     deadline = time.monotonic() + timeout
     while True:
         now = _host_snapshot()

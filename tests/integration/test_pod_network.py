@@ -427,10 +427,35 @@ def test_gc_removes_a_network_whose_remover_died(sbx: Sandbox) -> None:
         assert "sbtest2" not in sbx.run("gc", timeout=60).stdout
         assert os.path.exists("/sys/class/net/sbtest2")
     finally:
-        from sandbox.network.bridge import _remove_network
+        from sandbox.network.bridge import remove_network
 
         with kept.ipam().locked():
-            _remove_network(kept, kept.ipam())
+            remove_network(kept, kept.ipam())
+
+
+def test_a_pod_arriving_within_the_removers_grace_keeps_the_bridge(sbx: Sandbox) -> None:
+    """The last release hands the network to a detached remover that first waits GRACE_S: a lease
+    taken meanwhile keeps the same bridge (no removal and re-creation between pods run back to
+    back); pods that come and go meanwhile make it wait again (one remover, not one per pod);
+    then it removes the network."""
+    from sandbox.network.bridge import REMOVER_FILE, lease, release
+    from sandbox.network.config import BridgeConfig
+    from sandbox.network.remover import reap
+
+    config = BridgeConfig("sbtest3", "10.125.0.0/24")
+    lease(config, "first")
+    index = socket.if_nametoindex("sbtest3")
+    assert release(config, "first")
+    lease(config, "second")  # at once: well within the grace
+    reap(block=True)  # the remover has woken, found the lease and given up
+    assert socket.if_nametoindex("sbtest3") == index, "the same bridge, never removed"
+    assert release(config, "second")
+    pending = (config.directory / REMOVER_FILE).read_text()
+    lease(config, "third")  # a pod that comes and goes within the grace: the pending remover
+    assert release(config, "third")  # re-arms instead of a second one being spawned
+    assert (config.directory / REMOVER_FILE).read_text() == pending
+    reap(block=True)
+    assert not config.directory.exists() and not os.path.exists("/sys/class/net/sbtest3")
 
 
 def test_the_same_pod_runs_again_at_once_after_the_last_pod_left_the_bridge(sbx: Sandbox) -> None:

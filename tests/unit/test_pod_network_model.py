@@ -10,7 +10,16 @@ import pytest
 
 from sandbox.errors import SpecError
 from sandbox.network.bridge import veth_name
-from sandbox.network.rtnl import attr, nested
+from sandbox.network.rtnl import (
+    RTM_NEWADDR,
+    RTM_NEWLINK,
+    RTM_NEWROUTE,
+    address_msg,
+    attr,
+    default_route_msg,
+    nested,
+    up_msg,
+)
 from sandbox.pod.network import (
     HostPort,
     NetworkOptions,
@@ -30,6 +39,18 @@ def test_rtattr_lengths_and_padding() -> None:
     assert attr(4, struct.pack("=I", 1500)) == struct.pack("=HHI", 8, 4, 1500)
     inner = attr(1, b"veth")
     assert nested(18, inner) == struct.pack("=HH", 4 + len(inner), 18 | 0x8000) + inner
+
+
+def test_batched_messages_carry_what_the_single_requests_did() -> None:
+    """Rtnl.batch's units: type, create/exclusive flags, fixed header and attributes."""
+    kind, flags, payload = address_msg(7, "10.89.0.2", 16)
+    assert (kind, flags) == (RTM_NEWADDR, 0x400 | 0x200)
+    raw = bytes([10, 89, 0, 2])
+    assert payload == struct.pack("=BBBBI", 2, 16, 0, 0, 7) + attr(2, raw) + attr(1, raw)
+    kind, flags, payload = default_route_msg("10.89.0.1")
+    assert (kind, flags) == (RTM_NEWROUTE, 0x400 | 0x200)
+    assert payload == struct.pack("=BBBBBBBBI", 2, 0, 0, 0, 254, 3, 0, 1, 0) + attr(5, bytes([10, 89, 0, 1]))
+    assert up_msg(7) == (RTM_NEWLINK, 0, struct.pack("=BxHiII", 0, 0, 7, 1, 1))
 
 
 def test_veth_names_fit_ifnamsiz_and_derive_from_the_uid() -> None:

@@ -1,0 +1,190 @@
+"""The last pod's network (bridge, hostPort table, directory), removed by a process of its own so
+that no runtime waits for it.
+
+Why not in the runtime: unregistering a bridge waits for RCU twice, 31-55 ms here (sampled in
+/proc/PID/stack of a bridge's RTM_DELLINK: synchronize_rcu_expedited, then br_multicast_dev_del's
+rcu_barrier under the RTNL lock, then netdev_run_todo's rcu_barrier), more than the rest of a
+pod's network together. No creation parameter avoids it: br_multicast_dev_del's barrier is
+unconditional.
+
+Why spawned (posix_spawn: vfork + exec) rather than forked: a fork of the runtime copies its page
+tables (~1 ms; a double fork with its wait 3.5 ms), and then every page the runtime writes while
+the child lives takes a copy-on-write fault: CPython writes reference counts all over its heap,
+and the child lived as long as the RCU waits, i.e. through the runtime's whole tear-down. A spawn
+costs the runtime ~0.3 ms and nothing afterwards; the interpreter start (~15 ms of CPU) runs on
+another core after the runtime has moved on.
+
+Protocol: the runtime drops the last lease and the keep marker under the network's lock and, unless
+a remover is already pending (its pid in the network's `remover` file, still running this
+module), spawns `main` with the cursor's mtime (every allocation rewrites the cursor). Here: close
+whatever descriptor the runtime let us inherit, wait GRACE_S, then under the lock: a lease or a
+keep marker means a pod came (give up; its release hands over again); a moved cursor means pods
+came and went (their releases found us pending: wait again); else remove the hostPort table, send
+RTM_DELLINK from a thread and, once the link's sysfs entry is gone (the end of the RTNL-held part,
+~15 ms), remove the directory and unlock, so a runtime waiting for the lock goes on (making a new
+bridge of the same name) instead of waiting out the whole unregistration (netdev_run_todo's
+barrier, another ~20 ms). Pods run back to back thus keep one bridge and spawn one remover. If
+this process dies half-way, the network is left without leases: `sandbox gc`
+(bridge.remove_unused) removes it.
+"""
+
+from __future__ import annotations
+
+import os
+
+from sandbox.network.bridge import REMOVER_FILE
+from sandbox.network.ipam import CURSOR_FILE
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from threading import Thread
+
+    from sandbox.network.config import BridgeConfig
+    from sandbox.network.ipam import Ipam
+
+GRACE_S = 0.1  # a pod started within this after the last one ended keeps the bridge
+_MAIN = "import sys; sys.path.insert(0, sys.argv[1]); from sandbox.network.remover import main; main(sys.argv[2:])"
+_children: list[int] = []  # spawned removers not yet reaped (a long-lived caller: the node agent)
+
+
+def hand_over(config: BridgeConfig, ipam: Ipam) -> None:
+    """The last lease is gone: make sure a remover is pending (one per quiet spell, not one per
+    pod: a spawn costs the runtime 0.5 ms and its interpreter ~15 ms of CPU beside the next
+    pod). A pending one re-arms by itself when it sees that pods came meanwhile. Call under the
+    network's lock."""
+    if _pending(ipam) is not None:
+        return
+    pid = spawn(config, _stamp(ipam))
+    fd = os.open(ipam.dir / REMOVER_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, b"%d" % pid)
+    finally:
+        os.close(fd)
+
+
+def _pending(ipam: Ipam) -> int | None:
+    """The pid of this network's remover if one is still running (its cmdline names this module:
+    a stale file's pid may have been reused); else None."""
+    try:
+        pid = int((ipam.dir / REMOVER_FILE).read_bytes())
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            alive = b"sandbox.network.remover" in f.read()
+    except (OSError, ValueError):
+        return None
+    return pid if alive else None
+
+
+def _stamp(ipam: Ipam) -> int:
+    """What moves whenever a lease is taken: the cursor's mtime (written by every allocation)."""
+    try:
+        return os.stat(ipam.dir / CURSOR_FILE).st_mtime_ns
+    except FileNotFoundError:
+        return 0
+
+
+def spawn(config: BridgeConfig, stamp: int) -> int:
+    """Start the remover of `config`'s network, detached (its own session, stdio on /dev/null:
+    a caller's pipe must not wait for it); returns its pid. `stamp`: `_stamp` at the last release."""
+    import sys
+
+    reap()
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    argv = [sys.executable, "-S", "-c", _MAIN, package_root, config.bridge, config.subnet, str(config.base),
+            str(stamp)]
+    null = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDWR, 0), (os.POSIX_SPAWN_DUP2, 0, 1),
+            (os.POSIX_SPAWN_DUP2, 0, 2)]
+    pid = os.posix_spawn(sys.executable, argv, os.environ, file_actions=null, setsid=True, setsigmask=())
+    # SCHED_IDLE: the interpreter's start-up (~15 ms of CPU) takes only idle time, never a core
+    # from the runtime's own tear-down or the next pod (measured: a 2 ms stall of the runtime
+    # right after the spawn with the default policy, on this 2-core VM). Set from here, as the
+    # child has just exec'd: glibc's posix_spawnattr_setschedpolicy refuses SCHED_IDLE (EINVAL).
+    try:
+        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+    except OSError:
+        pass  # gone already, or a kernel without SCHED_IDLE: it only runs sooner
+    _children.append(pid)
+    return pid
+
+
+def reap(block: bool = False) -> None:
+    """Collect removers that have finished, or with `block` wait for all of them (no zombie per
+    removed network in a long-lived caller; the CLI exits first and leaves them to init)."""
+    for pid in list(_children):
+        try:
+            done, _status = os.waitpid(pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            _children.remove(pid)
+
+
+def main(argv: list[str]) -> None:
+    """The remover process: `bridge subnet base stamp`."""
+    import time
+    from pathlib import Path
+
+    from sandbox.network.config import BridgeConfig, check_bridge_name
+
+    os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # nothing of the runtime's (its pod lock, pipes)
+    bridge, subnet, base, stamp = argv
+    check_bridge_name(bridge)
+    config = BridgeConfig(bridge, subnet, base=Path(base))
+    last: int | None = int(stamp)
+    while last is not None:
+        time.sleep(GRACE_S)
+        # back to the normal policy before taking the network's lock: a runtime may wait for it
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        thread, last = remove_if_unused(config, last)
+        if thread is not None:
+            thread.join()  # the unregistration's RCU waits, with the lock already free
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
+def remove_if_unused(config: BridgeConfig, stamp: int) -> tuple[Thread | None, int | None]:
+    """Under the network's lock, one look: (None, None) when a lease or a keep marker is there (a
+    pod came: its release will hand over again) or the network is gone; (None, new stamp) when
+    pods came and went since `stamp` (their releases found us pending: wait again); else the
+    network removed, (the thread running the bridge's RTM_DELLINK, None). Looking for leases
+    alone is not enough: pods shorter than the grace run back to back leave moments without
+    one, and the bridge would be removed just before the next pod."""
+    from sandbox.network import bridge
+    from sandbox.network.ipam import SUBNET_FILE
+
+    ipam = config.ipam()
+    if not ipam.dir.is_dir():
+        return None, None  # removed already (`sandbox gc`)
+    deleting: list[Thread] = []
+    with ipam.locked():
+        if not (ipam.dir / SUBNET_FILE).exists():  # removed before we locked: the lock made it anew
+            ipam.remove_if_empty()
+            return None, None
+        if ipam.leases() or (ipam.dir / bridge.KEEP_MARKER).exists():
+            if _pending(ipam) == os.getpid():
+                os.unlink(ipam.dir / REMOVER_FILE)
+            return None, None
+        now = _stamp(ipam)
+        if now != stamp:
+            return None, now
+        bridge.remove_network(config, ipam, lambda name: deleting.append(_delete_until_unlisted(name)))
+    return (deleting[0] if deleting else None), None
+
+
+def _delete_until_unlisted(name: str) -> Thread:
+    """RTM_DELLINK `name` in a thread; return once the link's sysfs directory is gone (the end of
+    the part the kernel runs under the RTNL lock, ~15 ms: no runtime could have made a new bridge
+    before it anyway; whoever finds the network's directory gone finds the bridge gone too) or
+    the request ended."""
+    import threading
+    import time
+
+    from sandbox.network.rtnl import Rtnl
+
+    def delete() -> None:
+        with Rtnl() as rtnl:
+            rtnl.delete_link(name)
+
+    thread = threading.Thread(target=delete, name=f"delete {name}")
+    thread.start()
+    while thread.is_alive() and os.path.lexists(f"/sys/class/net/{name}"):
+        time.sleep(0.0005)
+    return thread
