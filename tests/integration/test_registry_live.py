@@ -260,19 +260,19 @@ def test_corrupt_blob_rejected_and_nothing_kept(tmp_path: Path) -> None:
         assert out.getvalue() == b"kept"
 
 
-@pytest.mark.parametrize("ranges", [True, False], ids=["resumed-with-range", "restarted"])
-def test_dropped_connection_is_resumed(tmp_path: Path, ranges: bool) -> None:
-    image = make_image("resumable\n" * 1000)
-    requests: list[str] = []
+def dropping_first(requests: list[str], ranges: bool, part: int) -> Callable[[BaseHTTPRequestHandler, bytes], None]:
+    """A blob handler whose first answer stops after 1/`part` of the body (the connection drops);
+    later ones answer a Range with 206 when `ranges`, else the whole blob again. Each request's
+    Range header goes to `requests`."""
 
-    def drop_first(request: BaseHTTPRequestHandler, data: bytes) -> None:
-        requests.append(request.headers.get("Range", ""))
+    def handle(request: BaseHTTPRequestHandler, data: bytes) -> None:
         wanted = request.headers.get("Range", "")
-        if len(requests) == 1:  # half the body, then the connection drops
+        requests.append(wanted)
+        if len(requests) == 1:
             request.send_response(200)
             request.send_header("Content-Length", str(len(data)))
             request.end_headers()
-            request.wfile.write(data[: len(data) // 2])
+            request.wfile.write(data[: len(data) // part])
             request.close_connection = True
             return
         if ranges and wanted.startswith("bytes="):
@@ -281,7 +281,14 @@ def test_dropped_connection_is_resumed(tmp_path: Path, ranges: bool) -> None:
         else:
             reply(request, 200, data)
 
-    with blob_server(image, drop_first) as netloc:
+    return handle
+
+
+@pytest.mark.parametrize("ranges", [True, False], ids=["resumed-with-range", "restarted"])
+def test_dropped_connection_is_resumed(tmp_path: Path, ranges: bool) -> None:
+    image = make_image("resumable\n" * 1000)
+    requests: list[str] = []
+    with blob_server(image, dropping_first(requests, ranges, 2)) as netloc:
         client = RegistryClient(credentials=ANONYMOUS)
         resolved = client.resolve(f"{netloc}/test/flaky:1", AMD64)
         layer = resolved.layers[0]
@@ -297,24 +304,7 @@ def test_a_streamed_blob_goes_on_after_a_dropped_connection(ranges: bool) -> Non
     it asks from there on, and a whole answer is skipped up to there; every byte comes once."""
     image = make_image("streamed\n" * 3000)
     requests: list[str] = []
-
-    def drop_first(request: BaseHTTPRequestHandler, data: bytes) -> None:
-        wanted = request.headers.get("Range", "")
-        requests.append(wanted)
-        if len(requests) == 1:
-            request.send_response(200)
-            request.send_header("Content-Length", str(len(data)))
-            request.end_headers()
-            request.wfile.write(data[: len(data) // 3])
-            request.close_connection = True
-            return
-        if ranges and wanted.startswith("bytes="):
-            start = int(wanted[6:].rstrip("-"))
-            reply(request, 206, data[start:], {"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"})
-        else:
-            reply(request, 200, data)
-
-    with blob_server(image, drop_first) as netloc:
+    with blob_server(image, dropping_first(requests, ranges, 3)) as netloc:
         client = RegistryClient(credentials=ANONYMOUS)
         resolved = client.resolve(f"{netloc}/test/flaky:1", AMD64)
         layer = resolved.layers[0]

@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from tarballs import tar_of
 
 from sandbox.errors import ImageError
 from sandbox.images.extract import LayerError, inflate_module, open_layer, unpack
@@ -24,16 +25,6 @@ from sandbox.images.store import ImageStore, _run_in_threads
 from sandbox.images.topdir import FS_IOC_GETFLAGS, FS_TOPDIR_FL, mark_top_directory
 
 GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
-
-
-def tar_of(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.uid, info.gid = len(data), 0o644, os.getuid(), os.getgid()
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def inflated(tmp_path: Path, blob: bytes) -> bytes:

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import os
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tarballs import tar_of
 
 from sandbox.errors import ImageError
 from sandbox.images.extract import LayerError, streamable
@@ -25,16 +24,6 @@ from sandbox.images.streamed import BlobTee, unpack_streamed
 GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 TAR = "application/vnd.oci.image.layer.v1.tar"
 ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
-
-
-def tar_of(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.uid, info.gid = len(data), 0o644, os.getuid(), os.getgid()
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def sha(data: bytes) -> str:
