@@ -871,7 +871,7 @@ def main(argv: list[str] | None = None) -> int:
             bridge_phase(bench, args, results)
         if podman_skipped is None:
             podman_phase(bench, args, results, stack)
-    check = leftovers(bench)
+    check = pod_cycle.settled(lambda: leftovers(bench))
     found = verdicts(results, args.pods)
     print(markdown(results, podman_skipped, found))
     report = {"environment": environment(args), "series": [s.summary() for s in results.series],

@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
             if skipped:
                 print(f"pod-to-pod: skipped: {skipped}", file=sys.stderr, flush=True)
             results = measure(bench, args.rounds, server_ip)
-    check = leftovers(bench)
+    check = pod_cycle.settled(lambda: leftovers(bench))
     rows = summarise(results)
     found = verdicts(rows, skipped)
     print(table(rows))

@@ -571,6 +571,18 @@ def leftovers(ws: Workspace) -> dict[str, object]:
             "pod_cgroups": pod_cgroups(), "workspace_exists": ws.base.exists()}
 
 
+def settled(look: Callable[[], dict[str, object]], timeout: float = 5.0) -> dict[str, object]:
+    """`look()` once everything it lists is gone, or its last answer after `timeout` seconds: the
+    last pod's bridge is removed by a detached process ~0.1-0.2 s after its runtime exits
+    (sandbox/network/remover.py)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = look()
+        if not any(found.values()) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
 def is_zombie(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
