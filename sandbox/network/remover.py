@@ -89,7 +89,9 @@ def spawn(config: BridgeConfig, stamp: int) -> int:
 
     reap()
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    argv = [sys.executable, "-S", "-c", _MAIN, package_root, config.bridge, config.subnet, str(config.base),
+    # -B: it outlives its runtime, which may have pointed PYTHONPYCACHEPREFIX into a directory
+    # removed meanwhile (the benchmarks' workspaces): writing byte code would make it again
+    argv = [sys.executable, "-S", "-B", "-c", _MAIN, package_root, config.bridge, config.subnet, str(config.base),
             str(stamp)]
     null = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDWR, 0), (os.POSIX_SPAWN_DUP2, 0, 1),
             (os.POSIX_SPAWN_DUP2, 0, 2)]
