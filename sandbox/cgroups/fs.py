@@ -144,6 +144,22 @@ def rmdir_tree_now(top: Path | str) -> bool:
     return True
 
 
+def remove_if_empty(path: Path | str) -> bool:
+    """rmdir a cgroup that has no child cgroup and no process left; False when it has one (or is
+    gone already): a shared parent another pod is using stays."""
+    try:
+        os.rmdir(path)
+    except OSError as e:
+        if e.errno in (errno.EBUSY, errno.ENOTEMPTY, errno.ENOENT):
+            return False
+        raise CgroupError("rmdir", path, e) from e
+    if "sandbox.trace" in sys.modules:
+        from sandbox.trace import emit
+
+        emit("runtime", "cgroup", f"rmdir cgroup {path} (the pods' parent, empty now)", path=str(path))
+    return True
+
+
 def _rmdir_tree(top: str, deadline: float | None) -> None:
     # rmdir first: a leaf (the common case) goes in one call; EBUSY means children or processes
     delay = 0.0005

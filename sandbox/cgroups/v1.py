@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sandbox.cgroups import fs, v2
 from sandbox.cgroups.detect import Layout
-from sandbox.cgroups.driver import PARENT, UNIFIED, Cgroup, Stats
+from sandbox.cgroups.driver import PARENT, PARENT_ATTEMPTS, UNIFIED, Cgroup, Stats
 from sandbox.cgroups.fs import CgroupError
 
 TYPE_CHECKING = False
@@ -114,16 +114,21 @@ class V1Driver:
         return Cgroup(pod_uid, self._paths(self.parent, pod_uid))
 
     def create_pod(self, pod_uid: str) -> Cgroup:
-        if not self._parent_ready:  # once per driver: the parent is shared by pods and kept
-            self._make_all(self._paths(self.parent), fresh=False, inner=True)
-            self._parent_ready = True
         paths = self.plan_pod(pod_uid).paths
-        try:
-            self._make_all(paths, fresh=True, inner=True)
-        except CgroupError:
-            self.remove(Cgroup(pod_uid, paths), timeout=0.1)
-            raise
-        return Cgroup(pod_uid, paths)
+        attempts = PARENT_ATTEMPTS
+        while True:
+            if not self._parent_ready:  # the parent is shared by pods: made once per driver
+                self._make_all(self._paths(self.parent), fresh=False, inner=True)
+                self._parent_ready = True
+            try:
+                self._make_all(paths, fresh=True, inner=True)
+                return Cgroup(pod_uid, paths)
+            except CgroupError as e:
+                self.remove(Cgroup(pod_uid, paths), timeout=0.1)
+                attempts -= 1
+                if e.errno != errno.ENOENT or not attempts:
+                    raise
+                self._parent_ready = False  # the last pod of another runtime took the parent along
 
     def create_container(self, pod: Cgroup, name: str) -> Cgroup:
         paths = self._paths(self.parent, pod.name, name)

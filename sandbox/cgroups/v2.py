@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sandbox.cgroups import fs
 from sandbox.cgroups.detect import Layout
-from sandbox.cgroups.driver import PARENT, UNIFIED, Cgroup, Stats
+from sandbox.cgroups.driver import PARENT, PARENT_ATTEMPTS, UNIFIED, Cgroup, Stats
 from sandbox.cgroups.fs import CgroupError
 
 TYPE_CHECKING = False
@@ -118,13 +118,23 @@ class V2Driver:
         return Cgroup(pod_uid, {UNIFIED: fs.under(self.root, self.parent, pod_uid)})
 
     def create_pod(self, pod_uid: str) -> Cgroup:
-        if not self._parent_ready:
-            parent = fs.under(self.root, self.parent)
-            fs.make(parent)
-            enable(parent, self.controllers)
-            self._parent_ready = True
         pod = self.plan_pod(pod_uid).paths[UNIFIED]
-        if not fs.make(pod):
+        attempts = PARENT_ATTEMPTS
+        while True:
+            if not self._parent_ready:  # the parent is shared by pods: made once per driver
+                parent = fs.under(self.root, self.parent)
+                fs.make(parent)
+                enable(parent, self.controllers)
+                self._parent_ready = True
+            try:
+                made = fs.make(pod)
+                break
+            except CgroupError as e:
+                attempts -= 1
+                if e.errno != errno.ENOENT or not attempts:
+                    raise
+                self._parent_ready = False  # the last pod of another runtime took the parent along
+        if not made:
             raise CgroupError("create", pod, "exists already")
         enable(pod, self.controllers)
         return Cgroup(pod_uid, {UNIFIED: pod})

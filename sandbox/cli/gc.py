@@ -1,7 +1,9 @@
 """`sandbox gc`: finish the tear-down of every pod whose runtime is gone (killed, crashed, a
 reboot) and remove its record and logs, remove writable layers and volume directories that no
-live pod records, and remove pod networks (bridge, hostPort table) left without a lease. Pods that ended keep their records (until `sandbox delete`): an ended pod holds
-nothing but its state file and its logs."""
+live pod records, remove pod networks (bridge, hostPort table) left without a lease, and the
+pods' parent cgroup (`--cgroup-parent`, SANDBOX_CGROUP_PARENT) where no pod is left in it. Pods
+that ended keep their records (until `sandbox delete`): an ended pod holds nothing but its state
+file and its logs."""
 
 from __future__ import annotations
 
@@ -53,7 +55,25 @@ def handle(args: argparse.Namespace) -> int:
 
     for bridge in remove_unused():  # a network whose last pod's remover did not finish
         print(f"removed network {bridge}")
+    for parent in _remove_empty_cgroup_parent():
+        print(f"removed cgroup {parent}")
     return 0
+
+
+def _remove_empty_cgroup_parent() -> list[str]:
+    """The pods' parent cgroup in every hierarchy where it holds no pod (a runtime killed between
+    its last pod's removal and the parent's, or an older sandbox, which kept it)."""
+    from sandbox.cgroups.fs import CgroupError
+    from sandbox.cgroups.reclaim import remove_parent
+    from sandbox.errors import SandboxError
+    from sandbox.pod.cgroups import CgroupConfig, open_driver
+
+    try:
+        pod = open_driver(CgroupConfig()).plan_pod("gc")  # where a pod's cgroup would be
+        return [str(d.parent) for d in pod.dirs() if remove_parent(d)]
+    except (CgroupError, SandboxError) as e:
+        print(f"cgroup parent left: {e}")
+        return []
 
 
 def _read(pod_dir: Any) -> dict[str, Any]:

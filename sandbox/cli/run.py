@@ -50,8 +50,9 @@ def add_node_options(p: Any) -> None:
     p.add_argument("--cgroup-driver", default="auto", metavar="DRIVER",
                    help="auto (default), cgroupfs or systemd: how pod cgroups are managed")
     p.add_argument("--cgroup-parent", default="", metavar="NAME",
-                   help="the cgroup every pod's cgroup is created under, in each hierarchy "
-                        "(default: $SANDBOX_CGROUP_PARENT, else sandbox)")
+                   help="the cgroup every pod's cgroup is created under, in each hierarchy, made "
+                        "with the first pod and removed with the last (default: "
+                        "$SANDBOX_CGROUP_PARENT, else sandbox)")
     p.add_argument("--pod-pids-limit", type=int, default=None, metavar="N",
                    help="at most N processes in a pod (the kubelet's podPidsLimit; default 4096, "
                         "-1: unlimited)")

@@ -238,8 +238,23 @@ def test_the_teardown_hook_kills_and_removes_from_the_path_alone(layout: Layout,
         proc.kill()
         proc.communicate()
     assert leftovers(f"{parent}/*") == []
-    with pytest.raises(OSError, match="not a pod cgroup"):
-        kill_and_remove(Path("/sys/fs/cgroup/memory") / parent)
+    assert leftovers(parent) == []  # the pods' parent went with its last pod
+
+
+def test_the_parent_goes_with_its_last_pod_and_comes_back_with_the_next(layout: Layout, parent: str) -> None:
+    """No cgroup of ours stays on the host while no pod runs; a driver that made the parent before
+    (another runtime's last pod removed it meanwhile) makes it again."""
+    from sandbox.cgroups.reclaim import kill_and_remove
+
+    drv = driver_for(layout, parent)
+    first, second = drv.create_pod("uid-a"), drv.create_pod("uid-b")
+    assert all(kill_and_remove(p) for p in first.dirs())
+    assert leftovers(parent) and all(p.parent.is_dir() for p in second.dirs())  # still in use
+    assert all(kill_and_remove(p) for p in second.dirs())
+    assert leftovers(parent) == []
+    third = drv.create_pod("uid-c")  # the same driver: its parent was made, then taken along
+    assert all(p.is_dir() for p in third.dirs())
+    assert all(kill_and_remove(p) for p in third.dirs()) and leftovers(parent) == []
 
 
 def test_reclaim_refuses_a_hierarchy_root_and_the_shared_parent_on_real_mounts(parent: str) -> None:
@@ -256,6 +271,8 @@ def test_reclaim_refuses_a_hierarchy_root_and_the_shared_parent_on_real_mounts(p
             kill_and_remove(shared)
         with pytest.raises(OSError, match="not a pod cgroup"):
             kill_and_remove(Path(top))
-        pod = shared / "pod"
+        pod, other = shared / "pod", shared / "other"
         fs.make(pod)
-        assert kill_and_remove(pod) is True and not pod.exists() and shared.is_dir()
+        fs.make(other)
+        assert kill_and_remove(pod) is True and not pod.exists() and shared.is_dir()  # in use
+        assert kill_and_remove(other) is True and not shared.exists()  # empty: it goes too

@@ -289,7 +289,7 @@ def sbx(image_store: Path, store_mirror: Any, tmp_path: Path) -> Iterator[Sandbo
             # An ended pod's record (a state file marked ended) stays by design until it is deleted.
             pods_left = sorted(p for p in os.listdir(pods) if not _ended_record(pods / p)) if pods.exists() else []
             layers_left = sorted(os.listdir(root / "lib" / "containers")) if (root / "lib" / "containers").exists() else []
-            cgroups_left = cgroup_children(parent)
+            cgroups_left = cgroups_of(parent)
             if after != before or pods_left:  # a leak, found above: still leave the host as it was
                 for entry in os.listdir(pods) if pods.exists() else []:
                     ns, _, name = entry.partition("_")
@@ -334,8 +334,14 @@ CGROUP_PARENT_PREFIX = "sandbox-test-"
 
 
 def cgroup_children(parent: str) -> list[str]:
-    """Pod cgroups below a test's parent in any hierarchy (the parent itself is kept by design)."""
+    """Pod cgroups below a test's parent in any hierarchy."""
     return sorted(p for p in glob.glob(f"/sys/fs/cgroup/*/{parent}/*") if os.path.isdir(p))
+
+
+def cgroups_of(parent: str) -> list[str]:
+    """A test's parent cgroup and what is below it, in any hierarchy: the parent goes with the
+    test's last pod (cgroups/reclaim.remove_parent), so anything here after a test is a leak."""
+    return sorted(p for p in glob.glob(f"/sys/fs/cgroup/*/{parent}") if os.path.isdir(p)) + cgroup_children(parent)
 
 
 def remove_cgroup_parent(parent: str) -> None:

@@ -158,6 +158,25 @@ def test_a_killed_runtime_leaves_cgroups_that_gc_removes(sbx: Sandbox) -> None:
     result = sbx.run("gc")
     assert result.returncode == 0, result.stderr
     assert pod_dirs(sbx.cgroup_parent) == []
+    assert glob.glob(f"/sys/fs/cgroup/*/{sbx.cgroup_parent}") == []  # the pods' parent with them
+
+
+def test_gc_removes_an_empty_parent_an_older_sandbox_kept(sbx: Sandbox) -> None:
+    """Before the parent went with its last pod, it stayed on the host: `gc` removes it where it
+    holds nothing, and leaves it where a cgroup is still below it."""
+    kept = [Path(h, sbx.cgroup_parent) for h in ("/sys/fs/cgroup/pids", "/sys/fs/cgroup/memory")]
+    for d in kept:
+        d.mkdir()
+    busy = kept[0] / "someone"
+    busy.mkdir()
+    try:
+        result = sbx.run("gc")
+        assert result.returncode == 0, result.stderr
+        assert f"removed cgroup {kept[1]}" in result.stdout and not kept[1].exists()
+        assert kept[0].is_dir()  # not empty: kept
+    finally:
+        busy.rmdir()
+    assert sbx.run("gc").returncode == 0 and not kept[0].exists()
 
 
 def test_teardown_kills_through_the_cgroup_a_process_that_left_the_tree(sbx: Sandbox) -> None:

@@ -174,12 +174,15 @@ def test_a_directory_under_a_base_the_caller_does_not_allow_is_left(tmp_path: Pa
 
 def test_a_recorded_cgroup_is_removed_leaves_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The registry's cgroup undo (reclaim.kill_and_remove) on a tree of plain directories shaped
-    like a v2 host's `<root>/<parent>/<pod>`: children before parents, the parent kept."""
+    like a v2 host's `<root>/<parent>/<pod>`: children before parents, the parent kept while
+    another pod is in it and removed with its last pod."""
     from sandbox.cgroups import reclaim
 
     pod = tmp_path / "sandbox" / "pod"
     for leaf in ("pause", "c1/inner", "c2"):
         (pod / leaf).mkdir(parents=True)
+    other = pod.parent / "other"
+    other.mkdir()
     order: list[str] = []
     real_rmdir = os.rmdir
 
@@ -198,6 +201,7 @@ def test_a_recorded_cgroup_is_removed_leaves_first(tmp_path: Path, monkeypatch: 
     assert reclaim.kill_and_remove(pod, root=tmp_path) is False  # already gone
     with pytest.raises(OSError):  # the parent cgroup every pod shares is never removed this way
         reclaim.kill_and_remove(pod.parent, root=tmp_path)
+    assert reclaim.kill_and_remove(other, root=tmp_path) is True and not pod.parent.exists()
 
 
 def test_a_failed_undo_is_reported_and_the_rest_still_undone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
