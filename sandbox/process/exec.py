@@ -18,6 +18,7 @@ import sys
 from sandbox.errors import ContainerStartError
 from sandbox.process.request import ALL_NAMESPACES, Identity, SpawnRequest
 from sandbox.process.spawner import DirectSpawner
+from sandbox.security.filterfile import read_filter
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ def exec_in_container(main_pidfd: int, argv: list[str], env: list[str], cwd: str
     `cgroup`: the SpawnRequest fields that start it in the container's cgroup, as runc exec's."""
     identity = identity or Identity()
     # The container's compiled filter, as its start stored it (cached by content), never rebuilt.
-    seccomp_bpf = _read_filter(identity.seccomp) if identity.seccomp is not None else None
+    seccomp_bpf = read_filter(identity.seccomp) if identity.seccomp is not None else None
     stdio: _PipeStdio | _TtyStdio = _TtyStdio(main_pid, main_pidfd, stdin) if tty else _PipeStdio(stdin)
     try:
         req = SpawnRequest(argv=argv, env=env, join_pidfd=main_pidfd, join_ns=ALL_NAMESPACES, cwd=cwd,
@@ -56,22 +57,6 @@ def exec_in_container(main_pidfd: int, argv: list[str], env: list[str], cwd: str
         return _supervise(process, stdio)
     finally:
         stdio.close()
-
-
-def _read_filter(path: str) -> bytes:
-    """sandbox.security.seccomp.read_filter(path) without importing that module (the profile
-    compiler and its package: 0.36 ms, -X importtime min of 12 runs of `sandbox exec`): anything
-    unexpected goes to read_filter itself, which raises its own error for it."""
-    try:
-        with open(path, "rb") as f:
-            program = f.read()
-    except OSError:
-        program = b""
-    if not program or len(program) % 8:
-        from sandbox.security.seccomp import read_filter
-
-        return read_filter(path)
-    return program
 
 
 def _supervise(process: ChildProcess, stdio: _PipeStdio | _TtyStdio) -> int:

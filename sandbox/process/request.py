@@ -87,7 +87,7 @@ class Identity:
         filter is read from `seccomp` unless given; a missing file fails the spawn (never runs
         a process unfiltered)."""
         if seccomp_bpf is None and self.seccomp is not None:
-            from sandbox.security.seccomp import read_filter
+            from sandbox.security.filterfile import read_filter
 
             seccomp_bpf = read_filter(self.seccomp)
         return {"uid": self.uid, "gid": self.gid, "groups": self.groups, "caps": self.caps,

@@ -28,7 +28,8 @@ from __future__ import annotations
 import os
 import sys
 
-from sandbox.errors import ContainerStartError
+from sandbox.security.filterfile import ProfileError as ProfileError  # re-exported: raised by both
+from sandbox.security.filterfile import read_filter
 
 TYPE_CHECKING = False  # pathlib and typing cost milliseconds to import; checkers need them only
 if TYPE_CHECKING:
@@ -48,19 +49,6 @@ _GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "s390x": "s39
            "riscv64": "riscv64", "i686": "x86"}
 
 
-class ProfileError(ContainerStartError):
-    """A seccomp profile that cannot be read or compiled: the container is not created
-    (containerd fails CreateContainer the same way)."""
-
-    def __init__(self, detail: str, errno_: int, path: str) -> None:
-        self.detail = detail
-        super().__init__("CreateContainerError", "seccomp profile", errno_, path)
-
-    def describe(self) -> str:
-        who = f"container {self.container!r}: " if self.container else ""
-        return f"{who}{self.reason}: seccomp profile {self.path!r}: {self.detail}"
-
-
 def filter_for(profile_type: str, localhost_profile: str | None, caps_mask: int, profiles_root: Path,
                cache_dir: Path) -> bytes | None:
     """The BPF program (struct sock_filter array) a container's process loads, None for none.
@@ -71,19 +59,6 @@ def filter_for(profile_type: str, localhost_profile: str | None, caps_mask: int,
     capability-guarded calls. Raises ProfileError for a missing or bad Localhost profile."""
     path = filter_file_for(profile_type, localhost_profile, caps_mask, profiles_root, cache_dir)
     return None if path is None else read_filter(path)
-
-
-def read_filter(path: str | os.PathLike[str]) -> bytes:
-    """A compiled filter's bytes; ProfileError when it is gone (a process never runs without the
-    filter its container got: `sandbox exec` and probes load the same file)."""
-    try:
-        with open(path, "rb") as f:
-            program = f.read()
-    except OSError as e:
-        raise ProfileError(f"compiled filter unreadable: {e.strerror}", e.errno or 5, str(path)) from None
-    if not program or len(program) % 8:
-        raise ProfileError("compiled filter is not a struct sock_filter array", 22, str(path))
-    return program
 
 
 def filter_file_for(profile_type: str, localhost_profile: str | None, caps_mask: int, profiles_root: Path,

@@ -1,6 +1,6 @@
 """`sandbox exec` loads the compiled seccomp filter its container's start stored (cached by
 content under <lib>/cache/seccomp), read without the seccomp module on exec's path
-(process/exec.py _read_filter); a filter file that is gone or broken fails the exec before
+(security/filterfile.read_filter); a filter file that is gone or broken fails the exec before
 anything runs in the container: never a process without its container's filter."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """`sandbox exec`'s start-up shortcuts (sandbox/cli/exec.py, sandbox/process/exec.py) against the
 code they stand in for: the cgroup fields of a container record (absolute paths only),
-the compiled seccomp filter as sandbox.security.seccomp reads it, and the collector back on
+the compiled seccomp filter read without the seccomp compiler, and the collector back on
 whatever way the command ends."""
 
 from __future__ import annotations
@@ -16,9 +16,7 @@ import pytest
 
 from sandbox.cli import exec as exec_verb
 from sandbox.cli import main
-from sandbox.process import exec as process_exec
 from sandbox.process.request import membership
-from sandbox.security.seccomp import read_filter
 
 REPO = Path(__file__).resolve().parents[2]
 V1 = {key: f"/sys/fs/cgroup/{key}/pod/ctr" for key in ("blkio", "cpu", "memory", "pids")}
@@ -44,31 +42,12 @@ def test_a_record_without_cgroups_joins_none(record: object) -> None:
     assert exec_verb._membership(record) == {}
 
 
-def test_a_filter_reads_as_read_filter_reads_it(tmp_path: Path) -> None:
-    path = tmp_path / "f.bpf"
-    path.write_bytes(bytes(range(8)) * 5)
-    assert process_exec._read_filter(str(path)) == read_filter(path)
-
-
-@pytest.mark.parametrize("content", [None, b"", b"\0" * 7, b"\0" * 12])
-def test_a_missing_or_broken_filter_fails_as_read_filter_fails(tmp_path: Path, content: bytes | None) -> None:
-    """Never a process without its container's filter: the same error, word for word."""
-    path = tmp_path / "f.bpf"
-    if content is not None:
-        path.write_bytes(content)
-    with pytest.raises(Exception) as ours:
-        process_exec._read_filter(str(path))
-    with pytest.raises(Exception) as theirs:
-        read_filter(str(path))
-    assert (type(ours.value), str(ours.value)) == (type(theirs.value), str(theirs.value))
-
-
 def test_the_exec_path_loads_neither_the_cgroup_nor_the_seccomp_module(tmp_path: Path) -> None:
     (tmp_path / "f.bpf").write_bytes(b"\0" * 8)
     code = ("import sys; from sandbox.cli import exec as e; from sandbox.process import exec as p; "
             "e._membership({'memory': '/sys/fs/cgroup/memory/x', 'unified': '/sys/fs/cgroup/unified/x'}); "
-            "p._read_filter(sys.argv[1]); "
-            "print(sorted({'sandbox.cgroups', 'sandbox.cgroups.fs', 'sandbox.security', 'sandbox.security.seccomp'}"
+            "p.read_filter(sys.argv[1]); "
+            "print(sorted({'sandbox.cgroups', 'sandbox.cgroups.fs', 'sandbox.security.seccomp'}"
             " & set(sys.modules)))")
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "f.bpf")], capture_output=True, text=True,
                           cwd=REPO, check=True)
