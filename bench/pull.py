@@ -32,7 +32,7 @@ same rounds: before/after figures that one machine's drift cannot skew.
 Removing the stores has a cost the next run pays on a journal-less ext4 (this VM's root): for
 60-360 s the kernel will not reuse a freed inode, and every inode it allocates first steps over
 each such inode of its block group (~0.4 ms a file once a few thousand are freed there). The store
-marks its layers/ directory for the Orlov allocator (sandbox/images/topdir.py), which places each
+marks its layers/ directory for the Orlov allocator (sandbox/topdir.py), which places each
 layer in a group of its own choosing; `tar -x` into one tree pays the full cost, so on such a
 filesystem the `skopeo copy + tar -x` row grows over the rounds (see the per-round lines).
 

@@ -94,7 +94,8 @@ def pull(store: ImageStore, reference: str, registry: RegistryClient, platform: 
 def _load_unpacking() -> None:
     import tempfile  # noqa: F401
 
-    from sandbox.images import streamed, topdir  # noqa: F401
+    from sandbox import topdir  # noqa: F401
+    from sandbox.images import streamed  # noqa: F401
     from sandbox.images.extract import inflate_module
 
     inflate_module()

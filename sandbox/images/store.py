@@ -260,7 +260,7 @@ class ImageStore:
             return  # a container start from a stored image: nothing more is imported
         from functools import partial
 
-        from sandbox.images.topdir import mark_top_directory
+        from sandbox.topdir import mark_top_directory
 
         parent = self.root / "layers"
         parent.mkdir(parents=True, exist_ok=True)

@@ -70,7 +70,10 @@ class SandboxDirs:
 
     @property
     def pause_root(self) -> Path:
-        return self.root / "pause-root"
+        """Where pause's root tmpfs is mounted in pause's own mount namespace: the state directory
+        itself, hidden there only (the mount never reaches the host's table). No directory of
+        its own: each inode made and freed per pod costs here (sandbox/topdir.py)."""
+        return self.root
 
     @property
     def files(self) -> ContainerFiles:
@@ -131,7 +134,6 @@ def write_pod_files(dirs: SandboxDirs, pod: Pod, uid: str, hostname: str, host: 
     Path(files.resolv_conf).write_text(dnsfiles.resolv_conf(dns, node_resolv))
     for path in (files.hosts, files.hostname, files.resolv_conf):
         os.chmod(path, 0o644)
-    dirs.pause_root.mkdir(mode=0o755, exist_ok=True)
     return notes
 
 

@@ -1,7 +1,11 @@
-"""Per-container-start writable layers: `<lib>/containers/<container id>/{upper,work,merged}`.
+"""Per-container-start writable layers: `<lib>/containers/<container id>/{upper,work}`.
 
 The overlay itself is mounted inside the container's own mount namespace (stage 2), so it
-disappears with the namespace, crash or not; only these directories need removing.
+disappears with the namespace, crash or not; only these directories need removing. Its mount
+point is the layer's own directory (`merged`): covering upper and work there is allowed (only
+the layers may not overlap), they are out of reach below the container's root anyway, and a
+`merged` directory of its own would be one more inode made and freed per start, which costs here
+(sandbox/topdir.py).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ class ContainerLayer:
         layer = cls(under(containers_root, container_id))
         containers_root.mkdir(mode=0o711, parents=True, exist_ok=True)
         layer.path.mkdir(mode=0o700)
-        for sub in ("upper", "work", "merged"):
+        for sub in ("upper", "work"):
             (layer.path / sub).mkdir(mode=0o755)
         return layer
 
@@ -36,7 +40,8 @@ class ContainerLayer:
 
     @property
     def merged(self) -> Path:
-        return self.path / "merged"
+        """The overlay's mount point, in the container's mount namespace only."""
+        return self.path
 
     def remove(self) -> None:
         """Idempotent: tolerates a layer that is already gone."""

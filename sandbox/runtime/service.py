@@ -155,7 +155,6 @@ class RuntimeService:
         sandbox.devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         launch = self._launch_shim(sandbox, config.shim_dir) if config.shim_dir is not None else None
         try:  # while the shim comes up (1-2 ms of process start-ups), the pod's cgroups are made
-            sandbox.record(teardown.Directory(config.dirs.pause_root, config.dirs.root))
             if config.network is not None:  # the lease and hostPorts: a taken port fails the pod here
                 config.network.before_pause()
                 sandbox.addresses = config.network.addresses

@@ -222,8 +222,12 @@ class PodRun:
         self.pod_dir = pod_dir = PodDir(layout.pod_state_dir(prepared.namespace, prepared.name))
         self.lock = PodLock(pod_dir)
         # Live state is root's alone (security-reliability.md 1.13: /run/sandbox 0700, files 0600).
-        for directory in (layout.run, layout.pods):
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        layout.run.mkdir(mode=0o700, parents=True, exist_ok=True)
+        from sandbox.topdir import mark_pod_parents
+
+        # the directories every pod makes its own below, marked for ext4's allocator (topdir.py)
+        mark_pod_parents((layout.pods, 0o700), (layout.containers, 0o711), (layout.lib / "pods", 0o755),
+                         (layout.logs, 0o755))
         if not self.lock.acquire():
             raise StateError(f'pod "{prepared.name}" is already running in namespace "{prepared.namespace}"')
         try:

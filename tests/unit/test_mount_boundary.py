@@ -90,7 +90,7 @@ def test_pod_files_live_under_the_pods_directory_on_disk() -> None:
     assert files.hosts == "/var/lib/sandbox/pods/uid-1/files/etc-hosts"
     assert files.hostname.startswith("/var/lib/sandbox/pods/uid-1/files/")
     assert files.resolv_conf.startswith("/var/lib/sandbox/pods/uid-1/files/")
-    assert dirs.pause_root == Path("/run/sandbox/pods/default_x/pause-root")
+    assert dirs.pause_root == Path("/run/sandbox/pods/default_x")  # mounted on in pause's namespace only
 
 
 POD = """
