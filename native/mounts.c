@@ -21,6 +21,7 @@
 #include <limits.h>
 #include <linux/openat2.h>
 #include <stdint.h>
+#include <stdio.h> /* RENAME_EXCHANGE */
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -733,5 +734,12 @@ int sbx_umount(const char *target, struct sbx_err *e)
 {
         if (umount2(target, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
                 return sbx_fail(e, SBX_STAGE_PARENT, errno, "unmount", target);
+        return 0;
+}
+
+int sbx_rename_exchange(const char *from, const char *to, struct sbx_err *e)
+{
+        if (syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, RENAME_EXCHANGE) < 0)
+                return sbx_fail(e, SBX_STAGE_PARENT, errno, "exchange", to);
         return 0;
 }

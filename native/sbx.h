@@ -168,6 +168,11 @@ int sbx_socket_in_netns(int pidfd, int domain, int type, int protocol, struct sb
 int sbx_mount_tmpfs(const char *target, unsigned long flags, const char *data, struct sbx_err *err);
 int sbx_umount(const char *target, struct sbx_err *err);
 
+/* renameat2(RENAME_EXCHANGE): `from` and `to` swap names atomically, neither inode is freed
+ * (state/store.py: on ext4 mounted with `discard` and no journal, freeing the replaced file's
+ * block is a synchronous discard). 0, or -1 with *err filled (mounts.c). */
+int sbx_rename_exchange(const char *from, const char *to, struct sbx_err *err);
+
 /* One device rule, as runc's devices.Rule / a devices.allow line (devices.c). */
 struct sbx_device_rule {
         char type; /* 'a' (any), 'b' or 'c' */

@@ -267,6 +267,14 @@ def umount(target: str) -> None:
         raise OSError(int(err.err), f"{ffi.string(err.op).decode()}: {os.strerror(int(err.err))}", target)
 
 
+def rename_exchange(source: str, target: str) -> None:
+    """Swap the names `source` and `target` atomically (renameat2 RENAME_EXCHANGE); OSError
+    (ENOENT when either is missing)."""
+    err = ffi.new("struct sbx_err *")
+    if lib.sbx_rename_exchange(os.fsencode(source), os.fsencode(target), err) < 0:
+        raise OSError(int(err.err), f"{ffi.string(err.op).decode()}: {os.strerror(int(err.err))}", target)
+
+
 def device_filter_attach(cgroup_fd: int, rules: Sequence[tuple[str, int, int, str, bool]]) -> None:
     """Attach an eBPF device program built from `rules` (type, major, minor, access, allow; -1 =
     any) to the cgroup2 directory `cgroup_fd` (devices.c: the last matching rule decides, no match

@@ -56,7 +56,7 @@ def end_record(pod_dir: PodDir, state: dict[str, Any]) -> None:
     from sandbox.state.view import ENDED_KEY
 
     _empty_pod_dir(pod_dir, keep=(STATE_FILE, LOCK_FILE))
-    pod_dir.write({**state, ENDED_KEY: True})
+    pod_dir.write({**state, ENDED_KEY: True}, final=True)
 
 
 def remove_logs(state: dict[str, Any], logs_root: Path) -> None:

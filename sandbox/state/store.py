@@ -43,21 +43,38 @@ class PodDir:
         except FileNotFoundError:
             raise NotFoundError(f"no state for pod at {self.path}") from None
 
-    def write(self, state: dict[str, Any]) -> None:
-        """Atomic replace (temp file, rename): a reader sees the old or the new state, never half.
+    def write(self, state: dict[str, Any], *, final: bool = False) -> None:
+        """Atomic replace: a reader sees the old or the new state, never half. `final`: the
+        record's last write (an ended pod keeps only state.json and its lock). The new state is
+        written into the temporary file, which then swaps names with state.json (renameat2
+        RENAME_EXCHANGE), so the two files take turns and no inode or block is ever freed: the
+        next write overwrites the old state in place. A plain rename freed the replaced file,
+        and on a filesystem mounted with `discard` (this VM's root ext4, where /run lives) that is
+        a synchronous discard: 0.42 ms per write against 0.03 ms for the exchange (cProfile of a
+        node agent starting 80 pods, 5 writes per pod's life).
 
         No fsync: this is live state of running processes (/run is a tmpfs on a normal system),
         meaningless after a power loss, and an fsync per container event costs real time here."""
         import json
 
+        from sandbox.native import rename_exchange
+
         tmp = self.path / f".{STATE_FILE}.tmp"
         data = json.dumps(state, separators=(",", ":")).encode()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        # no O_TRUNC: cutting the old state to nothing would free its block; the tail goes after
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
             os.write(fd, data)
+            os.ftruncate(fd, len(data))
         finally:
             os.close(fd)
-        os.rename(tmp, self.state_file)
+        try:
+            rename_exchange(str(tmp), str(self.state_file))
+        except FileNotFoundError:  # the first write: no state.json to swap with yet
+            os.rename(tmp, self.state_file)
+        else:
+            if final:
+                os.unlink(tmp)
 
     def owner_alive(self) -> bool:
         """True while some runtime holds the pod's lock."""
