@@ -21,7 +21,6 @@
 #include <limits.h>
 #include <linux/openat2.h>
 #include <stdint.h>
-#include <stdio.h> /* RENAME_EXCHANGE */
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -736,6 +735,10 @@ int sbx_umount(const char *target, struct sbx_err *e)
                 return sbx_fail(e, SBX_STAGE_PARENT, errno, "unmount", target);
         return 0;
 }
+
+#ifndef RENAME_EXCHANGE /* <linux/fs.h>'s value; musl's headers do not have it */
+#define RENAME_EXCHANGE (1 << 1)
+#endif
 
 int sbx_rename_exchange(const char *from, const char *to, struct sbx_err *e)
 {
