@@ -330,13 +330,20 @@ class Agent:
             deadline = self.static.next_deadline()
             if deadline is not None and deadline <= self.clock():
                 self._poll_static()
+        # Every pod, on every wake: a quiet pod (no timer due, nothing unsaved) costs two
+        # attribute checks here instead of two guarded calls (~20 us per pod per wake, 2-3 wakes
+        # per `run -d`: ~1 ms with 20 pods).
+        now = self.clock()
         for pod in list(self.pods.values()):
+            supervisor = pod.run.supervisor
             if not pod.ended:
-                self._guarded(pod, pod.run.supervisor.fire_timers)
-            if not pod.ended and pod.run.supervisor.done():
+                deadline = supervisor.timers.next_deadline()
+                if deadline is not None and deadline <= now:
+                    self._guarded(pod, supervisor.fire_timers)
+            if not pod.ended and supervisor.done():
                 self._end(pod)
-            elif not pod.ended:
-                self._guarded(pod, pod.run.supervisor.flush)
+            elif not pod.ended and supervisor.unsaved:
+                self._guarded(pod, supervisor.flush)
 
     def _guarded(self, pod: AgentPod, step: Callable[[], None]) -> None:
         """A fault in one pod's step stops that pod (forced), never the agent."""

@@ -200,6 +200,19 @@ def _config_from_json(conv: Converter, item: dict[str, Any]) -> ConfigMap | Secr
 
 
 def _evict(cache_dir: Path) -> None:
-    entries = sorted(cache_dir.glob("*.json"), key=lambda p: p.stat().st_mtime)
-    for old in entries[:-MAX_ENTRIES]:
+    """Past MAX_ENTRIES, the oldest quarter goes with the excess. Counted from the names first,
+    and stat'ed only then (once per MAX_ENTRIES / 4 writes): a stat of every entry on each write
+    cost the node agent ~0.5 ms per new pod once the cache was full."""
+    names = [n for n in os.listdir(cache_dir) if n.endswith(".json")]
+    if len(names) <= MAX_ENTRIES:
+        return
+    entries = sorted((cache_dir / n for n in names), key=_mtime)
+    for old in entries[:len(entries) - MAX_ENTRIES * 3 // 4]:
         old.unlink(missing_ok=True)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:  # removed meanwhile by another run's eviction
+        return 0.0

@@ -773,6 +773,11 @@ class PodSupervisor:
                                             previous=self.conditions, now=self.wall())
         self._unsaved = True
 
+    @property
+    def unsaved(self) -> bool:
+        """A status change waits for `flush` (the node agent skips the call otherwise)."""
+        return self._unsaved
+
     def flush(self) -> None:
         """Write the state file if the status changed since the last write."""
         if self._unsaved:

@@ -157,3 +157,18 @@ def test_the_yaml_package_is_found_without_importing_it() -> None:
             "key = cache.fingerprint(); assert 'yaml' not in sys.modules, 'yaml imported'; "
             "import yaml; assert where == os.path.dirname(yaml.__file__), (where, yaml.__file__)")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_full_cache_drops_its_oldest_entries_and_keeps_the_newest(tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    for i in range(cache.MAX_ENTRIES + 5):
+        manifest = tmp_path / f"p{i}.yaml"
+        manifest.write_text(POD.replace("name: p}", f"name: p{i}}}"))
+        cache.load_pod_cached(str(manifest), cache_dir)
+        newest = max(cache_dir.iterdir(), key=lambda p: p.stat().st_mtime_ns)
+        os.utime(newest, ns=(i * 10**9, i * 10**9))  # a distinct age each, whatever the clock's grain
+    left = sorted(cache_dir.iterdir(), key=lambda p: p.stat().st_mtime_ns)
+    assert len(left) <= cache.MAX_ENTRIES
+    assert cache.load_pod_cached(str(tmp_path / f"p{cache.MAX_ENTRIES + 4}.yaml"), cache_dir).metadata.name \
+        == f"p{cache.MAX_ENTRIES + 4}"
+    assert left[-1].stat().st_mtime_ns == (cache.MAX_ENTRIES + 4) * 10**9  # the newest entry survived
