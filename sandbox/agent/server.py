@@ -492,7 +492,7 @@ class Agent:
         from sandbox.supervisor.run import prepare
 
         self._prepared(conn, request, lambda: prepare(request["path"], self.layout, request.get("namespace"),
-                                                      self.options.pull_options))
+                                                      self.options.pull_options, cache=False))
 
     def _prepared(self, conn: Any, request: dict[str, Any], read: Callable[[], PreparedPod]) -> None:
         """Worker thread: read, check and plan; the loop starts the result (main thread)."""

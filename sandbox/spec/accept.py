@@ -28,9 +28,10 @@ class AcceptedPod:
     config: tuple[ConfigMap | Secret, ...] = ()
 
 
-def accept_pod_file(path: str, cache_dir: Path, namespace: str | None = None) -> AcceptedPod:
+def accept_pod_file(path: str, cache_dir: Path | None, namespace: str | None = None) -> AcceptedPod:
     """The Pod in the file at `path` (`-`: standard input) as `sandbox run` would run it, or a
-    SpecError naming the file and every field at fault."""
+    SpecError naming the file and every field at fault. `cache_dir`: the parsed manifests'
+    cache (None: none)."""
     from sandbox.spec.cache import load_pod_and_config_cached
 
     pod, config = load_pod_and_config_cached(path, cache_dir)

@@ -44,17 +44,19 @@ class PreparedPod:
         return self.pod.metadata.name or ""
 
 
-def prepare(path: str, layout: RootLayout, namespace: str | None, pull_options: Any = None) -> PreparedPod:
+def prepare(path: str, layout: RootLayout, namespace: str | None, pull_options: Any = None, *,
+            cache: bool = True) -> PreparedPod:
     """Accept the manifest as `sandbox validate` does (one shared path), then look the images up
     and resolve argv: every input error before any side effect on the pod. Containers' images are
     not pulled here: each start of a container ensures its image under its imagePullPolicy, in a
     worker of the pod's loop (supervisor/pulls.py); a container whose image is not stored yet
     starts with a stand-in (no layers) and its argv is checked once it has one. `image` volumes
     are pulled here, before the pod starts, as the kubelet mounts volumes before any container (a
-    pulled image stays in the store, as with the kubelet)."""
+    pulled image stays in the store, as with the kubelet). `cache`: use the parsed manifests'
+    cache (spec/cache.py)."""
     from sandbox.spec.accept import accept_pod_file
 
-    accepted = accept_pod_file(path, layout.lib / "cache" / "manifests", namespace)
+    accepted = accept_pod_file(path, layout.lib / "cache" / "manifests" if cache else None, namespace)
     return prepare_accepted(accepted, path, layout, pull_options)
 
 
