@@ -90,12 +90,25 @@ def v1_lines(rules: Sequence[DeviceRule]) -> list[tuple[str, str]]:
     return [("devices.allow" if r.allow else "devices.deny", r.line) for r in rules]
 
 
+_CHECKED: set[tuple[DeviceRule, ...]] = set()  # rule lists reduce() has accepted (DEFAULT_RULES, once)
+
+
 def apply_v1(devices_dir: Path, rules: Sequence[DeviceRule]) -> None:
     """Write `rules` to a v1 devices cgroup. It must have no child cgroup yet: the kernel refuses
     an `a` line in a cgroup with children (EINVAL)."""
-    reduce(rules)  # refuse what v2 would refuse, although v1 would take it silently
-    for name, line in v1_lines(rules):
-        fs.write(devices_dir, name, line)
+    key = tuple(rules)
+    if key not in _CHECKED:  # the same list for every container: checked once per process
+        reduce(rules)  # refuse what v2 would refuse, although v1 would take it silently
+        _CHECKED.add(key)
+    lines = v1_lines(rules)
+    start = 0
+    while start < len(lines):  # each run of lines for one file through one open file
+        name = lines[start][0]
+        end = start
+        while end < len(lines) and lines[end][0] == name:
+            end += 1
+        fs.write_each(devices_dir, name, [line for _, line in lines[start:end]])
+        start = end
 
 
 def attach_v2(cgroup_dir: Path, rules: Sequence[DeviceRule]) -> None:

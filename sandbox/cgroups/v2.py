@@ -14,50 +14,13 @@ from pathlib import Path
 
 from sandbox.cgroups import fs
 from sandbox.cgroups.detect import Layout
-from sandbox.cgroups.driver import PARENT, PARENT_ATTEMPTS, UNIFIED, Cgroup, Stats
-from sandbox.cgroups.fs import CgroupError
+from sandbox.cgroups.driver import PARENT, PARENT_ATTEMPTS, UNIFIED, WANTED_V2, Cgroup, Stats
+from sandbox.cgroups.fs import CgroupError, enable, enabled_at_root, tree_procs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from sandbox.cgroups.devices import DeviceRule
     from sandbox.cgroups.resources import CgroupLimits
-
-# what a pod may use, when the host has it enabled at the hierarchy's root
-WANTED = ("cpu", "cpuset", "memory", "pids", "hugetlb", "io")
-
-
-def enabled_at_root(root: Path) -> frozenset[str]:
-    """The controllers the host delegates below its root. We never write the root's own
-    subtree_control: that is the host's (systemd's) decision, not ours."""
-    try:
-        return frozenset(fs.read(root, "cgroup.subtree_control").split())
-    except CgroupError:
-        return frozenset()
-
-
-def enable(cgroup: Path, controllers: frozenset[str]) -> None:
-    if not controllers:
-        return
-    have = set(fs.read(cgroup, "cgroup.subtree_control").split())
-    missing = sorted(controllers - have)
-    if missing:
-        fs.write(cgroup, "cgroup.subtree_control", " ".join("+" + c for c in missing))
-
-
-def subtree(top: Path) -> list[Path]:
-    return [Path(d) for d, _, _ in os.walk(top)]
-
-
-def tree_procs(top: Path) -> list[int]:
-    pids: list[int] = []
-    for d in subtree(top):
-        try:
-            pids.extend(fs.read_pids(d))
-        except CgroupError as e:
-            if e.errno != errno.ENOENT:  # a child removed meanwhile
-                raise
-    return pids
-
 
 def populated(top: Path) -> bool:
     return fs.read_keyed(top, "cgroup.events").get("populated", 0) != 0
@@ -105,8 +68,8 @@ class V2Driver:
         self.layout = layout
         self.parent = fs.check_name(parent)
         self.root = layout.unified
-        self.controllers = enabled_at_root(self.root) & frozenset(WANTED)
-        self._parent_ready = False
+        self.controllers = enabled_at_root(self.root) & frozenset(WANTED_V2)
+        self._parent_ready = False  # its controllers delegated (by us, or checked once)
 
     def can_limit(self, controller: str) -> bool:
         return controller in self.controllers
@@ -118,14 +81,12 @@ class V2Driver:
         return Cgroup(pod_uid, {UNIFIED: fs.under(self.root, self.parent, pod_uid)})
 
     def create_pod(self, pod_uid: str) -> Cgroup:
+        """The pod's directory straight away (the parent is there while other pods run, see
+        v1's); ENOENT: the parent is made, with the controllers delegated, and the pod tried
+        again."""
         pod = self.plan_pod(pod_uid).paths[UNIFIED]
         attempts = PARENT_ATTEMPTS
         while True:
-            if not self._parent_ready:  # the parent is shared by pods: made once per driver
-                parent = fs.under(self.root, self.parent)
-                fs.make(parent)
-                enable(parent, self.controllers)
-                self._parent_ready = True
             try:
                 made = fs.make(pod)
                 break
@@ -133,9 +94,15 @@ class V2Driver:
                 attempts -= 1
                 if e.errno != errno.ENOENT or not attempts:
                     raise
-                self._parent_ready = False  # the last pod of another runtime took the parent along
+            parent = fs.under(self.root, self.parent)  # the first pod, or another runtime's last took it
+            fs.make(parent)
+            enable(parent, self.controllers)
+            self._parent_ready = True
         if not made:
             raise CgroupError("create", pod, "exists already")
+        if not self._parent_ready:  # once per driver, for a parent some other process made
+            enable(pod.parent, self.controllers)
+            self._parent_ready = True
         enable(pod, self.controllers)
         return Cgroup(pod_uid, {UNIFIED: pod})
 

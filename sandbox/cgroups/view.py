@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from sandbox.cgroups import fs
-from sandbox.cgroups.driver import UNIFIED, Stats
+from sandbox.cgroups.driver import UNIFIED, Stats, oom_kills
 from sandbox.cgroups.fs import CgroupError
 
 # v1 memory.limit_in_bytes when unlimited: PAGE_COUNTER_MAX pages, rounded down to a page
@@ -83,16 +83,15 @@ def stats(paths: dict[str, str]) -> Stats:
         memory_usage = _int(memory, "memory.usage_in_bytes")
         memory_peak = _int(memory, "memory.max_usage_in_bytes")
         memory_limit = None if raw_limit is None or raw_limit >= V1_UNLIMITED else raw_limit
-        oom_kills = _keyed(memory, "memory.oom_control").get("oom_kill", 0)
         limit_hits = _int(memory, "memory.failcnt") or 0
     else:
         v2 = _v2_dir(paths, "memory.current")
         events = _keyed(v2, "memory.events")
         memory_usage, memory_peak = _int(v2, "memory.current"), _int(v2, "memory.peak")
         memory_limit = _int(v2, "memory.max")
-        oom_kills, limit_hits = events.get("oom_kill", 0), events.get("max", 0)
+        limit_hits = events.get("max", 0)
     return Stats(memory_usage=memory_usage, memory_peak=memory_peak, memory_limit=memory_limit,
-                 oom_kills=oom_kills, limit_hits=limit_hits, cpu_usage_ns=cpu_usage_ns(paths),
+                 oom_kills=oom_kills(paths), limit_hits=limit_hits, cpu_usage_ns=cpu_usage_ns(paths),
                  pids=_int(paths.get("pids") or _v2_dir(paths, "pids.current"), "pids.current"))
 
 

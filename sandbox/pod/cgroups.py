@@ -209,13 +209,16 @@ class PodCgroups:
         return cgroup
 
     def release(self, cgroup: Cgroup) -> Stats | None:
-        """The instance ended: its counters, then whatever still runs in it is killed (a process
-        that left the main process's tree, in a shared PID namespace) and the cgroup removed.
-        Failures are logged: the pod cgroup's tear-down removes the rest at the end."""
+        """The instance ended: the counters that outlive it (`oom_kills`; the usage fields are left
+        None, nothing reads them once it is gone), then whatever still runs in it is killed (a
+        process that left the main process's tree, in a shared PID namespace) and the cgroup
+        removed. Failures are logged: the pod cgroup's tear-down removes the rest at the end."""
+        from sandbox.cgroups.driver import Stats, oom_kills
+
         stats = None
         try:
-            stats = self.driver.stats(cgroup)
-        except (OSError, SandboxError, ValueError) as e:
+            stats = Stats(oom_kills=oom_kills(cgroup.paths))
+        except ValueError as e:
             log.warning("cannot read the counters of cgroup %s: %s", cgroup.name, e)
         try:
             self.driver.kill(cgroup)

@@ -257,6 +257,24 @@ def test_the_parent_goes_with_its_last_pod_and_comes_back_with_the_next(layout: 
     assert all(kill_and_remove(p) for p in third.dirs()) and leftovers(parent) == []
 
 
+def test_a_pod_goes_straight_into_an_existing_parent_and_a_half_made_one_is_mended(layout: Layout, parent: str) -> None:
+    """The pod's directories are made first (no parent mkdir while it exists); a parent some
+    process made without its cpuset (its maker died half-way) is filled before a task joins."""
+    if "cpuset" not in layout.v1 or fs.read(layout.v1["cpuset"], "cgroup.clone_children") != "0":
+        pytest.skip("needs a v1 cpuset hierarchy whose root does not copy cpus into new cgroups")
+    drv = driver_for(layout, parent)
+    for d in drv.plan_pod("x").dirs():
+        fs.make(d.parent)  # every hierarchy: bare, as a half-made parent is
+    cpuset = layout.v1["cpuset"]
+    assert fs.read(cpuset / parent, "cpuset.cpus") == ""
+    pod = drv.create_pod("uid-y")
+    assert fs.read(pod.paths["cpuset"], "cpuset.cpus") == fs.read(cpuset, "cpuset.cpus") != ""
+    assert fs.read(cpuset / parent, "cgroup.clone_children") == "1"
+    pause = drv.create_container(pod, PAUSE)  # copied from the pod by the kernel from now on
+    assert fs.read(pause.paths["cpuset"], "cpuset.cpus") == fs.read(cpuset, "cpuset.cpus")
+    drv.remove(pod)
+
+
 def test_reclaim_refuses_a_hierarchy_root_and_the_shared_parent_on_real_mounts(parent: str) -> None:
     """Each v1 controller is a mount of its own: `<root>/memory/<parent>` is two levels below
     /sys/fs/cgroup but only one below its hierarchy, and is never removed by the tear-down."""

@@ -45,9 +45,28 @@ def test_privileged_has_no_rules_and_writes_nothing(tmp_path: Path) -> None:
 
 def test_apply_v1_writes_each_line_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     written: list[tuple[Path, str, str]] = []
-    monkeypatch.setattr(fs, "write", lambda cgroup, name, value: written.append((cgroup, name, value)))
+    monkeypatch.setattr(fs, "write_each", lambda cgroup, name, values: written.extend((cgroup, name, v) for v in values))
     apply_v1(tmp_path, DEFAULT_RULES)
     assert written == [(tmp_path, name, line) for name, line in v1_lines(DEFAULT_RULES)]
+
+
+def test_write_each_writes_one_value_per_write_on_one_open_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run of devices.allow lines goes through one open file, one write(2) per rule (the kernel
+    takes each write as one rule)."""
+    import os
+
+    target = tmp_path / "devices.allow"
+    target.write_text("")
+    opened: list[str] = []
+    real_open = os.open
+    monkeypatch.setattr(os, "open", lambda path, *a: opened.append(str(path)) or real_open(path, *a))
+    writes: list[bytes] = []
+    real_write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: writes.append(bytes(data)) or real_write(fd, data))
+    fs.write_each(tmp_path, "devices.allow", ["c 1:3 rwm", "c 1:5 rwm"])
+    assert opened == [str(target)] and writes == [b"c 1:3 rwm", b"c 1:5 rwm"]
+    with pytest.raises(fs.CgroupError, match="c 1:9"):
+        fs.write_each(tmp_path / "gone", "devices.allow", ["c 1:9 rwm"])
 
 
 def test_reduce_default_rules_to_allow_exceptions() -> None:

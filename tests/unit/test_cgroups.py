@@ -299,3 +299,16 @@ def test_membership_joins_cgroup2_at_birth_and_v1_hierarchies_by_write() -> None
                                   "cgroup2": "/sys/fs/cgroup/unified/p/c"}
     assert membership({"unified": Path("/sys/fs/cgroup/p/c")}) == {"cgroups": (), "cgroup2": "/sys/fs/cgroup/p/c"}
     assert membership({"memory": "/m/p/c"}) == {"cgroups": ("/m/p/c",), "cgroup2": None}
+
+
+def test_an_instances_oom_kills_are_read_from_its_memory_cgroup(tmp_path: Path) -> None:
+    from sandbox.cgroups.driver import oom_kills
+
+    v1, v2 = tmp_path / "memory", tmp_path / "unified"
+    v1.mkdir()
+    v2.mkdir()
+    (v1 / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
+    (v2 / "memory.events").write_text("low 0\nhigh 0\nmax 5\noom 1\noom_kill 1\n")
+    assert oom_kills({"memory": v1, "unified": v2}) == 2  # the v1 controller's own count first
+    assert oom_kills({"unified": str(v2)}) == 1
+    assert oom_kills({"unified": tmp_path / "gone"}) == 0 and oom_kills({}) == 0  # a scope already gone
