@@ -120,9 +120,9 @@ def pod_level_resources(spec: PodSpec) -> ContainerResources | None:
 def memory_capacity(meminfo: str = MEMINFO) -> int:
     """The node's memory in bytes: MemTotal, as cadvisor reports MachineInfo.MemoryCapacity (the
     denominator of the Burstable oom_score_adj)."""
-    with open(meminfo, encoding="ascii") as f:
+    with open(meminfo, "rb") as f:  # bytes: a text file's ascii codec is one more import (0.24 ms)
         for line in f:
-            if line.startswith("MemTotal:"):
+            if line.startswith(b"MemTotal:"):
                 return int(line.split()[1]) * 1024
     raise OSError(f"{meminfo}: no MemTotal line")
 
