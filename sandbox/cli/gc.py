@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import time
 
 UNRECORDED_GRACE_SECONDS = 60.0
@@ -27,6 +26,7 @@ def add_parser(verbs: Any) -> None:
 def handle(args: argparse.Namespace) -> int:
     from sandbox.cli.common import layout
     from sandbox.pod.cleanup import finish_dead_runtime
+    from sandbox.rmtree import rmtree
     from sandbox.state.store import list_pod_dirs
     from sandbox.state.view import is_ended
 
@@ -49,7 +49,7 @@ def handle(args: argparse.Namespace) -> int:
     for base, live in ((root.containers, live_layers), (root.lib / "pods", live_volumes)):
         for name in sorted(os.listdir(base)) if base.is_dir() else []:
             if name not in live and (base / name).stat().st_mtime < settled:
-                shutil.rmtree(base / name, ignore_errors=True)
+                rmtree(base / name, ignore_errors=True)
                 print(f"removed {base / name}")
     from sandbox.network.bridge import remove_unused
 

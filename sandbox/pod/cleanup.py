@@ -15,10 +15,10 @@ what is already gone. Every removal here runs under the pod's lock.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from sandbox.log import get_logger
+from sandbox.rmtree import rmtree
 from sandbox.state.store import LOCK_FILE, STATE_FILE, PodDir, PodLock
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
@@ -34,7 +34,7 @@ def _empty_pod_dir(pod_dir: PodDir, keep: tuple[str, ...]) -> None:
         if child.name in keep:
             continue
         if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child, ignore_errors=True)
+            rmtree(child, ignore_errors=True)
         else:
             child.unlink(missing_ok=True)
 
@@ -70,7 +70,7 @@ def remove_logs(state: dict[str, Any], logs_root: Path) -> None:
     if path.parent != logs_root or path.name != f"{ns}_{name}_{uid}" or path.is_symlink():
         log.warning("not removing logs at %s: not the log directory of pod %s/%s", path, ns, name)
         return
-    shutil.rmtree(path, ignore_errors=True)
+    rmtree(path, ignore_errors=True)
 
 
 def clear_record(pod_dir: PodDir, containers_root: Path, logs_root: Path | None,

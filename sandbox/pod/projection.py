@@ -17,13 +17,13 @@ a disk; the mount is recorded in the pod's tear-down journal before it exists.
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import time
 from pathlib import Path
 
 from sandbox.paths import under
 from sandbox.record import record
+from sandbox.rmtree import rmtree
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -213,13 +213,13 @@ class AtomicWriter:
             self._link_visible(clean)
             self._swap(new.name)
         except BaseException:
-            shutil.rmtree(new, ignore_errors=True)
+            rmtree(new, ignore_errors=True)
             raise
         for path in stale:
             if "/" not in path:  # only top-level names are symlinks in the target itself
                 _remove(self.target / path)
         if old is not None:
-            shutil.rmtree(self.target / old, ignore_errors=True)
+            rmtree(self.target / old, ignore_errors=True)
         return True
 
     def _current(self) -> str | None:

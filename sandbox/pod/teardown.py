@@ -24,7 +24,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import shutil
 import signal
 import stat
 import sys
@@ -89,7 +88,7 @@ class Mount:
 @record
 class Directory:
     """A directory tree the pod made at `path`, strictly below `base`; removed without following
-    a symlink anywhere (each step opened O_NOFOLLOW, then shutil.rmtree's fd-based walk)."""
+    a symlink anywhere (each step opened O_NOFOLLOW, then sandbox.rmtree's fd-based walk)."""
 
     path: Path
     base: Path
@@ -135,7 +134,9 @@ def _remove_entry(parent: int, name: str) -> bool:
     except FileNotFoundError:
         return False
     if stat.S_ISDIR(st.st_mode):
-        shutil.rmtree(name, dir_fd=parent)
+        from sandbox.rmtree import rmtree
+
+        rmtree(name, dir_fd=parent)
     else:  # a symlink or a file put in its place: removed itself, never what it points to
         os.unlink(name, dir_fd=parent)
     return True

@@ -10,7 +10,6 @@ the layers may not overlap), they are out of reach below the container's root an
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from sandbox.paths import under
@@ -45,4 +44,6 @@ class ContainerLayer:
 
     def remove(self) -> None:
         """Idempotent: tolerates a layer that is already gone."""
-        shutil.rmtree(self.path, ignore_errors=True)
+        from sandbox.rmtree import rmtree
+
+        rmtree(self.path, ignore_errors=True)
