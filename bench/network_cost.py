@@ -58,12 +58,18 @@ def run_timed(argv: list[str], env: dict[str, str], errors: Path) -> float:
     return elapsed
 
 
-def remove_kept_bridge(sandbox: Path, ws: pod_cycle.Workspace) -> None:
-    """The `bridge, kept` variant's bridge: one last pod without --keep-bridge takes it along."""
-    run_timed([str(sandbox), "--root", str(ws.sandbox_root), "run", "-q", str(ws.cycle_manifest)], ws.env,
-              ws.base / "stderr")
+def remove_kept_bridge(sandboxes: list[Path], ws: pod_cycle.Workspace) -> None:
+    """The `bridge, kept` variant's bridges: one last pod of each executable without --keep-bridge
+    takes its bridge along (a --compare launcher may use a bridge of its own); then the removers'
+    work is waited for (the leak check reads the links)."""
+    networks = Path("/run/sandbox/networks")
+    before = set(os.listdir(networks)) if networks.is_dir() else set()
+    for sandbox in sandboxes:
+        run_timed([str(sandbox), "--root", str(ws.sandbox_root), "run", "-q", str(ws.cycle_manifest)], ws.env,
+                  ws.base / "stderr")
     deadline = time.monotonic() + 5
-    while Path("/sys/class/net/sandbox0").exists() and time.monotonic() < deadline:
+    while time.monotonic() < deadline and any(Path("/sys/class/net", name).exists() or (networks / name).exists()
+                                              for name in before | {"sandbox0"}):
         time.sleep(0.01)
 
 
@@ -123,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                     if run or args.block == 1:
                         times[name].append(elapsed)
                     time.sleep(args.gap)
-        remove_kept_bridge(args.sandbox, ws)
+        remove_kept_bridge([b for b in (args.sandbox, args.compare) if b is not None], ws)
     left = pod_cycle.leftovers(ws)  # after the ExitStack's clean-up, as pod_cycle.py checks
     medians = {name: statistics.median(values) for name, values in times.items()}
     print("| variant | median ms | p10 | p90 | added vs none |\n|---|---:|---:|---:|---:|")

@@ -119,10 +119,11 @@ def attach(config: BridgeConfig, uid: str, pod_lease: Lease, pause_pid: int, pau
             master = pod_lease.master or host.link_index(config.bridge)
             if master is None:
                 raise NetworkSetupError(f"bridge {config.bridge} is gone")
-            host.add_veth(veth_name(uid), POD_IFNAME, nsfd, master)
+            index = host.add_veth(veth_name(uid), POD_IFNAME, nsfd, master)
         _hairpin(veth_name(uid))
         with Rtnl(native.socket_in_netns(pause_pidfd, _socket.AF_NETLINK, _socket.SOCK_RAW)) as pod:
-            index = pod.link_index(POD_IFNAME)
+            if index is None:  # a kernel that does not echo a new link (before 6.2)
+                index = pod.link_index(POD_IFNAME)
             if index is None:
                 raise NetworkSetupError(f"{POD_IFNAME} did not appear in the pod's namespace")
             # one round trip, run by the kernel in order: the address, the link up (a gateway

@@ -98,6 +98,12 @@ class Ipam:
                     pass
         return found
 
+    def any_lease(self) -> bool:
+        """Whether some address is leased (names only, no file read: the remover's look while
+        pods run); call under the lock."""
+        with os.scandir(self.dir) as entries:
+            return any(_is_address(entry.name) for entry in entries)
+
     def allocate(self, owner: str) -> str:
         """Lease the next free address after the cursor to `owner`; call under the lock. An owner
         that already holds one gets it back (a re-run after a crash)."""

@@ -16,10 +16,11 @@ another core after the runtime has moved on.
 
 Protocol: the runtime drops the last lease and the keep marker under the network's lock and, unless
 a remover is already pending (its pid in the network's `remover` file, still running this
-module), spawns `main` with the cursor's mtime (every allocation rewrites the cursor). Here: close
-whatever descriptor the runtime let us inherit, wait GRACE_S, then under the lock: a lease or a
-keep marker means a pod came (give up; its release hands over again); a moved cursor means pods
-came and went (their releases found us pending: wait again); else remove the hostPort table, send
+module), spawns `main` with the network directory's mtime (a lease is a file in it). Here: close
+whatever descriptor the runtime let us inherit, wait GRACE_S, then under the lock: a keep marker
+means a pod wants the bridge to stay (give up); a lease means a pod came (wait again, for
+LINGER_S at most, then give up: its release hands over again); a moved mtime means pods came
+and went (their releases found us pending: wait again); else remove the hostPort table, send
 RTM_DELLINK from a thread and, once the link's sysfs entry is gone (the end of the RTNL-held part,
 ~15 ms), remove the directory and unlock, so a runtime waiting for the lock goes on (making a new
 bridge of the same name) instead of waiting out the whole unregistration (netdev_run_todo's
@@ -33,7 +34,6 @@ from __future__ import annotations
 import os
 
 from sandbox.network.bridge import REMOVER_FILE
-from sandbox.network.ipam import CURSOR_FILE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -43,6 +43,15 @@ if TYPE_CHECKING:
     from sandbox.network.ipam import Ipam
 
 GRACE_S = 0.1  # a pod started within this after the last one ended keeps the bridge
+# A remover that finds a pod's lease stays pending this long (one look per GRACE_S) instead of
+# leaving at once: pods run back to back then spawn one remover per LINGER_S. Measured with
+# in-process phase timers (30 runs each): leaving at once, 15 of 15 bridge runs in
+# network_cost's rotation and 6 of 50 back to back spawned a remover, each costing the runtime
+# ~0.5 ms in posix_spawn plus ~1.3 ms in the tear-down steps after it (the new interpreter's
+# exec on the other core slows the runtime's umount) and ~15 ms of CPU beside the next pod;
+# lingering, 0 of 50 back to back. A look while pods run costs ~0.2 ms of CPU (the lock and one
+# directory listing, no file read).
+LINGER_S = 2.0
 _MAIN = "import sys; sys.path.insert(0, sys.argv[1]); from sandbox.network.remover import main; main(sys.argv[2:])"
 _children: list[int] = []  # spawned removers not yet reaped (a long-lived caller: the node agent)
 
@@ -54,10 +63,10 @@ def hand_over(config: BridgeConfig, ipam: Ipam) -> None:
     network's lock."""
     if _pending(ipam) is not None:
         return
-    pid = spawn(config, _stamp(ipam))
+    # the file made before the stamp is read: its creation moves the stamp (the directory's mtime)
     fd = os.open(ipam.dir / REMOVER_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
-        os.write(fd, b"%d" % pid)
+        os.write(fd, b"%d" % spawn(config, _stamp(ipam)))
     finally:
         os.close(fd)
 
@@ -75,9 +84,14 @@ def _pending(ipam: Ipam) -> int | None:
 
 
 def _stamp(ipam: Ipam) -> int:
-    """What moves whenever a lease is taken: the cursor's mtime (written by every allocation)."""
+    """What moves whenever a lease is taken or dropped: the network directory's mtime (a lease
+    is a file in it). Unchanged over a grace with no lease at its end: no pod used the network
+    during it. The cursor's mtime, used before, moved only when a lease was taken: pods run back
+    to back whose cycle exceeded GRACE_S (~100-130 ms here) had the bridge removed under them
+    now and then, and the next pod waited for the network's lock (7-19 ms) and made the bridge
+    again (measured: 3 of 40 bridge runs of bench/network_cost.py --block 3)."""
     try:
-        return os.stat(ipam.dir / CURSOR_FILE).st_mtime_ns
+        return os.stat(ipam.dir).st_mtime_ns
     except FileNotFoundError:
         return 0
 
@@ -132,23 +146,25 @@ def main(argv: list[str]) -> None:
     check_bridge_name(bridge)
     config = BridgeConfig(bridge, subnet, base=Path(base))
     last: int | None = int(stamp)
+    linger_until = time.monotonic() + LINGER_S
     while last is not None:
         time.sleep(GRACE_S)
         # back to the normal policy before taking the network's lock: a runtime may wait for it
         os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
-        thread, last = remove_if_unused(config, last)
+        thread, last = remove_if_unused(config, last, linger=time.monotonic() < linger_until)
         if thread is not None:
             thread.join()  # the unregistration's RCU waits, with the lock already free
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
 
-def remove_if_unused(config: BridgeConfig, stamp: int) -> tuple[Thread | None, int | None]:
-    """Under the network's lock, one look: (None, None) when a lease or a keep marker is there (a
-    pod came: its release will hand over again) or the network is gone; (None, new stamp) when
-    pods came and went since `stamp` (their releases found us pending: wait again); else the
-    network removed, (the thread running the bridge's RTM_DELLINK, None). Looking for leases
-    alone is not enough: pods shorter than the grace run back to back leave moments without
-    one, and the bridge would be removed just before the next pod."""
+def remove_if_unused(config: BridgeConfig, stamp: int, linger: bool = False) -> tuple[Thread | None, int | None]:
+    """Under the network's lock, one look: (None, None) when a keep marker is there, or a lease
+    and not `linger` (a pod came: its release will hand over again), or the network is gone;
+    (None, new stamp) when pods came and went since `stamp`, or a lease is there and `linger`
+    (their releases find us pending: wait again); else the network removed, (the thread
+    running the bridge's RTM_DELLINK, None). Looking for leases alone is not enough: pods
+    shorter than the grace run back to back leave moments without one, and the bridge would be
+    removed just before the next pod."""
     from sandbox.network import bridge
     from sandbox.network.ipam import SUBNET_FILE
 
@@ -160,7 +176,10 @@ def remove_if_unused(config: BridgeConfig, stamp: int) -> tuple[Thread | None, i
         if not (ipam.dir / SUBNET_FILE).exists():  # removed before we locked: the lock made it anew
             ipam.remove_if_empty()
             return None, None
-        if ipam.leases() or (ipam.dir / bridge.KEEP_MARKER).exists():
+        leased = ipam.any_lease()
+        if linger and leased and not (ipam.dir / bridge.KEEP_MARKER).exists():
+            return None, _stamp(ipam)  # still pending: the pod's release will not spawn another
+        if leased or (ipam.dir / bridge.KEEP_MARKER).exists():
             if _pending(ipam) == os.getpid():
                 os.unlink(ipam.dir / REMOVER_FILE)
             return None, None

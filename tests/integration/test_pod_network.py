@@ -447,7 +447,7 @@ def test_a_pod_arriving_within_the_removers_grace_keeps_the_bridge(sbx: Sandbox)
     index = socket.if_nametoindex("sbtest3")
     assert release(config, "first")
     lease(config, "second")  # at once: well within the grace
-    reap(block=True)  # the remover has woken, found the lease and given up
+    reap(block=True)  # the remover has woken, found the lease, lingered (LINGER_S) and given up
     assert socket.if_nametoindex("sbtest3") == index, "the same bridge, never removed"
     assert release(config, "second")
     pending = (config.directory / REMOVER_FILE).read_text()
