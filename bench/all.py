@@ -52,11 +52,13 @@ SIZES: dict[str, dict[str, list[str]]] = {
     # the pod cycle as issue 15 defines it: every default on but the pod network (network_cost
     # measures the bridge's share)
     "full": {"pod_cycle": ["--runs", "30", "--interleave", "--run-arg=--network=none"],
-             "network_cost": ["--rounds", "20"],
+             # --block 3: each variant's pods back to back, as the pod cycle's own runs are (what
+             # a pod leaves behind lands on its own variant, not on the next one in the rotation)
+             "network_cost": ["--rounds", "20", "--block", "3"],
              "agent": ["--runs", "20", "--pods", "100", "--memory-at", "20"],
              "net_throughput": ["--rounds", "3", "--seconds", "3"]},
     "quick": {"pod_cycle": ["--quick", "--interleave", "--run-arg=--network=none"],
-              "network_cost": ["--rounds", "10"],
+              "network_cost": ["--rounds", "10", "--block", "3"],
               # agent: the full size's runs (~5 s more): with 10 runs, two quick runs read `run -d / podman
               # kube play` 25% above the full runs around them (cause not found; not the first calls)
               "agent": ["--runs", "20", "--pods", "100", "--memory-at", "20"],
