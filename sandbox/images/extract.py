@@ -39,6 +39,7 @@ import stat
 import tarfile
 
 from sandbox.errors import ImageError
+from sandbox.fdio import write_all
 from sandbox.record import record
 
 TYPE_CHECKING = False
@@ -564,7 +565,7 @@ class _Writer:
                 chunk = source.read(min(CHUNK, remaining))
                 if not chunk:
                     raise LayerError(f'layer entry "{_show(info.name)}": truncated archive')
-                _write_all(fd, chunk)
+                write_all(fd, chunk)
                 remaining -= len(chunk)
             self.bytes += info.size
             self.attributes(fd, parent, base, info, info.name)
@@ -738,11 +739,6 @@ def _lstat(dir_fd: int, base: str) -> os.stat_result | None:
 def _is_whiteout(st: os.stat_result) -> bool:
     return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
 
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def _ns(mtime: float) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import os
 
+from sandbox.fdio import write_all
 from sandbox.images.extract import LayerError
 
 TYPE_CHECKING = False
@@ -50,7 +51,7 @@ class BlobTee(io.RawIOBase):
     def read(self, size: int | None = -1) -> bytes:
         if not self.rest:
             chunk = next(self.chunks, b"")  # the registry's error, if any, rises from here
-            _write_all(self.fd, chunk)
+            write_all(self.fd, chunk)
             if size is None or size < 0 or len(chunk) <= size:
                 return chunk  # no copy
             self.rest = memoryview(chunk)
@@ -68,7 +69,7 @@ class BlobTee(io.RawIOBase):
         """The rest of the blob to the file; the registry checks its digest at the end."""
         self.rest = memoryview(b"")
         for chunk in self.chunks:
-            _write_all(self.fd, chunk)
+            write_all(self.fd, chunk)
 
     def close(self) -> None:
         close = getattr(self.chunks, "close", None)
@@ -105,7 +106,3 @@ def unpack_streamed(chunks: Iterator[bytes], media_type: str, partial: Path, des
         os.close(fd)
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]

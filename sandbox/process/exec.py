@@ -16,6 +16,7 @@ import select
 import sys
 
 from sandbox.errors import ContainerStartError
+from sandbox.fdio import write_all
 from sandbox.process.request import ALL_NAMESPACES, Identity, SpawnRequest
 from sandbox.process.spawner import DirectSpawner
 from sandbox.security.filterfile import read_filter
@@ -267,7 +268,7 @@ def _copy_once(fd: int, to: int) -> bool:
         raise
     if not data:
         return False
-    _write_all(to, data)
+    write_all(to, data)
     return True
 
 
@@ -281,11 +282,6 @@ def _drain(fd: int, to: int) -> None:
         except OSError:
             return
 
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def _write_some(fd: int, data: bytes) -> int:

@@ -16,6 +16,7 @@ import signal
 import socket
 
 from sandbox.errors import SandboxError
+from sandbox.fdio import write_all
 from sandbox.log import get_logger
 from sandbox.process import shimproto as proto
 from sandbox.process.spawner import ChildProcess, ExitInfo, Spawner
@@ -109,7 +110,7 @@ class Shim:
         data, fds = proto.pack_request(req, trace=on_trace is not None)
         memfd = os.memfd_create("sbx-spawn-request", os.MFD_CLOEXEC)
         try:
-            _write_all(memfd, data)
+            write_all(memfd, data)
             self._send(proto.SPAWN, proto.spawn_body(child_id, log_path), [memfd, *fds])
             type_, body, got = self._reply(on_trace)
         finally:
@@ -489,11 +490,6 @@ def _read_all(fd: int) -> bytes:
         chunks.append(chunk)
     return b"".join(chunks)
 
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def _ints(fds: Sequence[int]) -> bytes:
