@@ -174,8 +174,13 @@ def _is_address(name: str) -> bool:
 
 
 def _write(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    """In place, then cut to length (call under the lock): O_TRUNC would free the file's block
+    first, a synchronous discard on a filesystem mounted with `discard` (this VM's /run): the
+    cursor's rewrite at every lease took 0.14 ms that way, 0.01 ms in place."""
+    data = text.encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        os.write(fd, text.encode())
+        os.write(fd, data)
+        os.ftruncate(fd, len(data))
     finally:
         os.close(fd)
