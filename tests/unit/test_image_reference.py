@@ -152,6 +152,21 @@ def test_the_store_tags_canonical_names(tmp_path: Path) -> None:
     assert store.lookup("busybox@" + digest).name == "docker.io/library/busybox@" + digest
 
 
+def test_a_remembered_lookup_follows_a_retag_and_a_removal(tmp_path: Path) -> None:
+    store, first = _store(tmp_path)
+    assert store.lookup("busybox").digest == first
+    other = tmp_path / "other"
+    (other / "etc").mkdir(parents=True)
+    second = store.import_directory(other, "docker.io/library/other:1", ImageConfig()).digest
+    assert second != first
+    assert store.lookup("busybox").digest == first  # refs.json gained a name: looked up again, same image
+    store.tag(second, "docker.io/library/busybox:latest")
+    assert store.lookup("busybox").digest == second  # its bytes changed: looked up again
+    store.remove("busybox")
+    with pytest.raises(ImageError):
+        store.lookup("busybox")
+
+
 # --- the string-operations fast path agrees with the grammar's patterns -------------------------
 
 _PIECES = ["a", "b", "z", "0", "9", "A", "Z", ".", "_", "__", "-", "--", ":", "/", "@", "[", "]",
