@@ -711,7 +711,10 @@ def verdicts(results: Results, pods: int) -> list[str]:
         play = by_label.get("podman kube play (none)")
         if play is not None:
             ratio = median / statistics.median(play.times_ms)
-            found.append(f"run -d / podman kube play: {ratio:.2f} ({'met' if ratio <= 0.1 else 'MISSED'}: <= 0.1)")
+            # reported, not judged: issue 13's target is the 30 ms above, which it gives as a tenth
+            # of podman's 293 ms when it was filed (podman itself takes ~180-250 ms here since)
+            found.append(f"run -d / podman kube play: {ratio:.2f} (reported; the target is < 30 ms, a tenth of "
+                         f"podman's 293 ms when the issue was filed)")
     return found
 
 
