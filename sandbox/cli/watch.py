@@ -80,8 +80,17 @@ class PodWatch:
         """Watch the pods directory, or its nearest existing ancestor until it is made (no pod
         has run under this root yet), and every pod directory in it."""
         path = self.pods_root
+        retries = 3  # a directory that exists but cannot be watched must not loop forever
         while True:
             wd = self._add(path, _ROOT_MASK)
+            if wd >= 0 and path != self.pods_root and retries:
+                # the next directory on the way may have been made between its failed watch and
+                # this one: its IN_CREATE then came before we watched, and would never come
+                below = os.path.join(path, os.path.relpath(self.pods_root, path).split(os.sep, 1)[0])
+                if os.path.isdir(below):
+                    self._inotify.rm_watch(wd)
+                    path, retries = self.pods_root, retries - 1
+                    continue
             if wd >= 0 or path in ("/", ""):
                 break
             path = os.path.dirname(path)
