@@ -38,7 +38,8 @@ NATIVE := $(wildcard native/*.c native/*.h native/*.py)
 .PHONY: install demo test unit integration bench bench-check bench-baseline lint lock clean
 
 install: $(STAMPS)/apt $(STAMPS)/venv $(STAMPS)/busybox
-	@$(PY) -m compileall -q sandbox >/dev/null
+	@# -o 2: the launcher runs python -OO (requirements/launcher.py); -o 0: tests import sandbox too
+	@$(PY) -m compileall -q -o 0 -o 2 sandbox >/dev/null
 
 demo: install
 	$(SANDBOX) run examples/web-and-sidecar.yaml

@@ -2,7 +2,7 @@
 
 pip's console script starts the interpreter normally: site.py then finds the venv (pyvenv.cfg),
 adds its site-packages and processes every .pth file, ~2.7 ms of each `sandbox` command (11.3 ->
-8.6 ms for `python -c pass` here; `sandbox exec` is ~17 ms in all). This launcher runs `python -S`
+8.6 ms for `python -c pass` here; `sandbox exec` is ~17 ms in all). This launcher runs `python -S -OO`
 and puts on sys.path exactly what site.py would have added for this venv (its site-packages, then
 the paths of its .pth files that are plain directories, such as the editable install of the
 project), after the standard library as site.py puts them. `make install` runs it after pip;
@@ -18,9 +18,12 @@ import site
 import sys
 
 SCRIPT = """\
-#!{python} -S
+#!{python} -SOO
 # Written by requirements/launcher.py (make install): python -S skips site.py (~2.7 ms of every
 # command); these are the paths it would have added for this venv, after the standard library.
+# -OO: byte-code without docstrings (and asserts, which the project uses only to narrow types for
+# mypy): 15% less code to unmarshal, ~2.5 ms of a `sandbox run` (marshal.loads of its 118 modules
+# 7.5 -> 5.0 ms; CPU time of the pod cycle 109.9 -> 107.4 ms, interleaved runs).
 import sys
 sys.path += {paths!r}
 from sandbox.cli import run
@@ -47,6 +50,29 @@ def site_paths() -> list[str]:
     return paths
 
 
+def compile_dependencies() -> None:
+    """-OO byte-code (`.opt-2.pyc`) for the files of the project's runtime dependencies: pip
+    writes only the plain `.pyc`, and an interpreter that may not write byte-code
+    (PYTHONDONTWRITEBYTECODE) would compile yaml & co. from source at every start. `make install`
+    compiles the project's own modules (compileall -o 0 -o 2)."""
+    import compileall
+    from importlib.metadata import PackageNotFoundError, distribution, requires
+
+    for requirement in requires("sandbox") or ():
+        if "extra ==" in requirement:
+            continue  # test and lint tools run with the interpreter's default flags
+        name = requirement.split(";")[0]
+        for mark in "<>=!~[ ":
+            name = name.split(mark)[0]
+        try:
+            dist = distribution(name)
+        except PackageNotFoundError:
+            continue
+        for file in dist.files or ():
+            if file.suffix == ".py":
+                compileall.compile_file(str(dist.locate_file(file)), quiet=2, optimize=2)
+
+
 def main() -> int:
     if sys.prefix == sys.base_prefix:
         print("launcher.py: run it with the venv's interpreter", file=sys.stderr)
@@ -57,6 +83,7 @@ def main() -> int:
         f.write(SCRIPT.format(python=sys.executable, paths=site_paths()))
     os.chmod(tmp, 0o755)
     os.replace(tmp, target)
+    compile_dependencies()
     return 0
 
 

@@ -12,9 +12,9 @@ resync compares.
 
 from __future__ import annotations
 
-import json
 import os
 
+from sandbox import fastjson
 from sandbox.config.sources import CONFIG_MAP, SECRET, ConfigObject
 from sandbox.errors import StateError
 from sandbox.names import is_dns_label, is_dns_subdomain
@@ -58,7 +58,7 @@ class ConfigStore:
             raise StateError(f"read {path}: {e.strerror}") from None
         try:
             with os.fdopen(fd, "rb") as f:
-                return _from_json(json.loads(f.read()))
+                return _from_json(fastjson.loads(f.read()))
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise StateError(f"read {path}: not a stored {kind}: {e}") from None
 
@@ -110,7 +110,7 @@ class ConfigStore:
             # gone with its file): a volume resync comparing versions must see every change.
             version = max((old.version + 1) if old else 1, int(wall * 1_000_000))
             stored = replace(obj, version=version, created=old.created if old else wall)
-            _write_atomic(kind_dir, f"{obj.name}.json", json.dumps(_to_json(stored)).encode())
+            _write_atomic(kind_dir, f"{obj.name}.json", fastjson.dumps(_to_json(stored)).encode())
             return stored, "configured" if old else "created"
         finally:
             os.close(lock_fd)
@@ -235,7 +235,7 @@ def _from_json(raw: dict[str, Any]) -> ConfigObject:
 def write_objects(path: Path, objects: tuple[ConfigObject, ...]) -> None:
     """A pod's own ConfigMaps and Secrets (its manifest file's), kept beside its record (0600) so a
     node agent that re-adopts the pod resolves the same references."""
-    data = json.dumps([_to_json(obj) for obj in objects]).encode()
+    data = fastjson.dumps([_to_json(obj) for obj in objects]).encode()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         view = memoryview(data)
@@ -249,7 +249,7 @@ def read_objects(path: Path) -> tuple[ConfigObject, ...]:
     """write_objects' file; () when there is none."""
     try:
         with open(path, "rb") as f:
-            return tuple(_from_json(raw) for raw in json.loads(f.read()))
+            return tuple(_from_json(raw) for raw in fastjson.loads(f.read()))
     except FileNotFoundError:
         return ()
 

@@ -22,13 +22,13 @@ a stale record and every error path call it.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import signal
 import stat
 import sys
 from pathlib import Path
 
+from sandbox import fastjson
 from sandbox.log import get_logger
 from sandbox.record import record
 from sandbox.state.proc import ProcessRef
@@ -197,7 +197,7 @@ class Network:
         from sandbox.pod.network import undo  # only at tear-down
 
         try:
-            return undo(self.what, json.loads(self.spec))
+            return undo(self.what, fastjson.loads(self.spec))
         except (SandboxError, KeyError, TypeError, ValueError) as e:
             raise OSError(errno.EINVAL, f"network {self.what}: {e}") from None
 
@@ -212,7 +212,7 @@ def to_json(obj: TornDown) -> dict[str, object]:
     if isinstance(obj, Directory):
         return {"kind": "directory", "path": str(obj.path), "base": str(obj.base)}
     if isinstance(obj, Network):
-        return {"kind": "network", "what": obj.what, "spec": json.loads(obj.spec)}
+        return {"kind": "network", "what": obj.what, "spec": fastjson.loads(obj.spec)}
     if isinstance(obj, Shim):
         return {"kind": "shim", "pid": obj.pid, "startTime": obj.start_time, "path": str(obj.directory)}
     kind = "mount" if isinstance(obj, Mount) else "cgroup"
@@ -227,6 +227,8 @@ def from_json(data: object) -> TornDown | None:
         pid, started = data.get("pid"), data.get("startTime")
         return Process(pid, started) if isinstance(pid, int) and isinstance(started, int) else None
     if kind == "network":
+        import json  # sort_keys: fastjson has no key order; only a pod with a network gets here
+
         what, spec = data.get("what"), data.get("spec")
         return Network(what, json.dumps(spec, sort_keys=True)) if isinstance(what, str) and isinstance(spec, dict) else None
     if not isinstance(path, str) or not os.path.isabs(path):
@@ -262,7 +264,7 @@ class Journal:
         if self.fd < 0:
             self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC,
                               0o600)
-        os.write(self.fd, json.dumps(to_json(obj), separators=(",", ":")).encode() + b"\n")
+        os.write(self.fd, fastjson.dumps(to_json(obj)).encode() + b"\n")
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -280,7 +282,7 @@ class Journal:
         bad: list[str] = []
         for line in lines:
             try:
-                obj = from_json(json.loads(line))
+                obj = from_json(fastjson.loads(line))
             except ValueError:
                 obj = None
             if obj is None:

@@ -12,11 +12,11 @@ the interpreter's version). Invalid manifests are never cached.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import zlib
 
+from sandbox import fastjson
 from sandbox.spec.source import MAX_BYTES, read_manifest, source_name  # bigger input goes to load's error
 
 TYPE_CHECKING = False
@@ -33,7 +33,7 @@ MAX_ENTRIES = 64
 _SANDBOX_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # What sandbox/spec imports from the rest of the package (a unit test walks the imports with ast
 # and fails when this list misses one): each is an input of the parse like spec's own modules.
-PARSE_MODULES = ("errors.py", "names.py", "record.py", "lazyre.py", "images/reference.py")
+PARSE_MODULES = ("errors.py", "names.py", "record.py", "lazyre.py", "fastjson.py", "images/reference.py")
 
 
 def fingerprint(sandbox_dir: str | None = None, yaml_dir: str | None = None) -> str:
@@ -131,7 +131,7 @@ def _read_entry(entry_path: Path, raw: bytes, key: str) -> tuple[Pod, Config] | 
     from sandbox.spec.convert import Converter
 
     try:
-        entry = json.loads(entry_path.read_bytes())
+        entry = fastjson.loads(entry_path.read_bytes())
         if entry["fingerprint"] != key or entry["text"] != raw.decode("utf-8"):
             return None
         conv = Converter()
@@ -150,7 +150,7 @@ def _write_entry(cache_dir: Path, entry_path: Path, raw: bytes, loaded: tuple[Po
     pod, config = loaded
     try:
         cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        data = json.dumps({"fingerprint": key, "text": raw.decode("utf-8"), "pod": to_dict(pod, "Pod"),
+        data = fastjson.dumps({"fingerprint": key, "text": raw.decode("utf-8"), "pod": to_dict(pod, "Pod"),
                            "config": [_config_to_json(obj) for obj in config]})
         tmp = entry_path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)

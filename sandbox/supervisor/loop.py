@@ -192,13 +192,16 @@ class PodSupervisor:
 
     # --- running -------------------------------------------------------------------------------
 
-    def run(self) -> str:
-        """Run the pod to its end; returns the final phase. Tears down whatever happens."""
+    def run(self, started: Callable[[], None] | None = None) -> str:
+        """Run the pod to its end; returns the final phase. Tears down whatever happens.
+        `started` is called once the pod's start is done and flushed, before the loop first waits."""
         wakeup_r, wakeup_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         previous = self._install_signals(wakeup_r, wakeup_w)
         try:
             self.start()
             self.flush()
+            if started is not None:
+                started()
             while not self.done():
                 self._wait_once(wakeup_r)
                 self.flush()

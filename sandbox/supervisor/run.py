@@ -165,13 +165,24 @@ def run_pod(prepared: PreparedPod, *, backoff: Any, quiet: bool = False, probe_s
         # this ignoring disposition, not Python's KeyboardInterrupt.
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)
-        run.supervisor.run()
+        run.supervisor.run(started=resume_collector)
         ended = True
     finally:
         run.end(ended)
     if run.supervisor.start_error is not None:
         raise run.supervisor.start_error
     return dict(run.supervisor.snapshot()["status"])
+
+
+def resume_collector() -> None:
+    """Turn the cyclic garbage collector back on once the pod runs (`sandbox run` turns it off
+    while it starts the pod: cli/run.py). What the start made lives to the end: frozen, so the
+    collector of a pod that runs for hours never scans it."""
+    import gc
+
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 @record

@@ -17,7 +17,7 @@ def test_the_command_skips_site_and_still_finds_the_venv() -> None:
         pytest.skip("not running in the project's venv")
     with open(LAUNCHER) as f:
         first = f.readline()
-    assert first == f"#!{sys.executable} -S\n", "make install writes the launcher (requirements/launcher.py)"
+    assert first == f"#!{sys.executable} -SOO\n", "make install writes the launcher (requirements/launcher.py)"
     done = subprocess.run([LAUNCHER, "--help"], capture_output=True, text=True, check=True)
     assert done.stdout.startswith("usage: sandbox")
     # the packages of site-packages (yaml with its C loader, cffi's backend) import under -S
