@@ -40,6 +40,8 @@ NATIVE := $(wildcard native/*.c native/*.h native/*.py)
 install: $(STAMPS)/apt $(STAMPS)/venv $(STAMPS)/busybox
 	@# -o 2: the launcher runs python -OO (requirements/launcher.py); -o 0: tests import sandbox too
 	@$(PY) -m compileall -q -o 0 -o 2 sandbox >/dev/null
+	@# the launcher's byte-code bundle (sandbox/codebundle.py), for its python -OO
+	@$(PY) -m sandbox.codebundle 2
 
 demo: install
 	$(SANDBOX) run examples/web-and-sidecar.yaml

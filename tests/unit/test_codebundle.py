@@ -1,0 +1,58 @@
+"""The launcher's byte-code bundle (sandbox/codebundle.py): modules come from it while their
+sources are unchanged, and from the normal import as soon as one is edited."""
+
+from __future__ import annotations
+
+import marshal
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from sandbox import codebundle
+
+REPO = Path(codebundle.__file__).resolve().parents[1]
+
+# Imports sandbox.names with the bundle at argv[1] installed, prints the loader's class name and a
+# call's result (the module works, whoever loaded it).
+PROBE = """
+import sys
+sys.path.insert(0, sys.argv[2])
+from sandbox.codebundle import install
+install(sys.argv[1])
+import sandbox.names as names
+print(type(names.__spec__.loader).__name__, names.__file__ == names.__spec__.origin, names.is_dns_label("web-1"))
+"""
+
+
+def probe(bundle: Path, *flags: str) -> list[str]:
+    done = subprocess.run([sys.executable, "-S", *flags, "-c", PROBE, str(bundle), str(REPO)],
+                          capture_output=True, text=True, check=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    return done.stdout.split()
+
+
+def test_modules_come_from_the_bundle(tmp_path: Path) -> None:
+    bundle = Path(codebundle.build(2, str(tmp_path / "bundle.marshal")))
+    assert probe(bundle, "-OO") == ["_Finder", "True", "True"]
+
+
+def test_an_edited_source_falls_through_to_the_normal_import(tmp_path: Path) -> None:
+    bundle = Path(codebundle.build(2, str(tmp_path / "bundle.marshal")))
+    version, hexversion, entries = marshal.loads(bundle.read_bytes())
+    path, is_package, mtime_ns, size, code = entries["sandbox.names"]
+    entries["sandbox.names"] = (path, is_package, mtime_ns - 1, size, code)  # as if edited since the build
+    bundle.write_bytes(marshal.dumps((version, hexversion, entries)))
+    assert probe(bundle, "-OO") == ["SourceFileLoader", "True", "True"]
+
+
+def test_a_bundle_of_another_interpreter_is_ignored(tmp_path: Path) -> None:
+    bundle = Path(codebundle.build(2, str(tmp_path / "bundle.marshal")))
+    _, hexversion, entries = marshal.loads(bundle.read_bytes())
+    bundle.write_bytes(marshal.dumps((codebundle.FORMAT, hexversion + 1, entries)))
+    assert probe(bundle, "-OO")[0] == "SourceFileLoader"
+    bundle.write_bytes(b"not a bundle")
+    assert probe(bundle, "-OO")[0] == "SourceFileLoader"
+
+
+def test_each_optimisation_level_has_its_own_bundle() -> None:
+    assert len({codebundle.bundle_path(level) for level in (0, 1, 2)}) == 3
