@@ -140,9 +140,17 @@ class Verb:
         for line in self.proc.stdout:
             self.lines.append(line.rstrip("\n"))
 
+    def __enter__(self) -> Verb:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """A test that fails before end() must not leave the verb running (ended: a no-op)."""
+        if not self.proc.stdout or not self.proc.stdout.closed:
+            self.end(signal.SIGKILL, timeout=10)
+
     def end(self, sig: int | None = None, timeout: float = 30) -> int:
         """Its exit code, after `sig` (if any); killed if it does not end."""
-        if sig is not None:
+        if sig is not None and self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
             return self.proc.wait(timeout=timeout)
@@ -157,18 +165,18 @@ class Verb:
 
 
 def test_get_watch_follows_a_crash_loop(sbx: Sandbox) -> None:
-    watch = Verb(sbx, "get", "pods", "-w")
-    lines = watch.lines
-    time.sleep(0.5)  # watching before the pod exists: its first record is a change too
-    proc = sbx.start(sbx.manifest(CRASHER), "--backoff-initial", "1s", "--backoff-max", "2s")
+    with Verb(sbx, "get", "pods", "-w") as watch:
+        lines = watch.lines
+        time.sleep(0.5)  # watching before the pod exists: its first record is a change too
+        proc = sbx.start(sbx.manifest(CRASHER), "--backoff-initial", "1s", "--backoff-max", "2s")
 
-    def statuses() -> list[tuple[str, str]]:
-        return [(f[2], f[3]) for f in (line.split() for line in lines[1:]) if len(f) >= 4 and f[0] == "crasher"]
+        def statuses() -> list[tuple[str, str]]:
+            return [(f[2], f[3]) for f in (line.split() for line in lines[1:]) if len(f) >= 4 and f[0] == "crasher"]
 
-    sbx.wait_for(lambda: any(s == "CrashLoopBackOff" and int(r) >= 1 for s, r in statuses()), timeout=30,
-                 message="a CrashLoopBackOff row")
-    sbx.stop(proc)
-    assert watch.end(signal.SIGINT) == 0
+        sbx.wait_for(lambda: any(s == "CrashLoopBackOff" and int(r) >= 1 for s, r in statuses()), timeout=30,
+                     message="a CrashLoopBackOff row")
+        sbx.stop(proc)
+        assert watch.end(signal.SIGINT) == 0
     seen = [s for s, _ in statuses()]
     assert lines[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     assert "Running" in seen and seen.index("Running") < seen.index("CrashLoopBackOff"), seen
@@ -209,20 +217,20 @@ def test_logs_events_and_wait_on_a_running_pod(sbx: Sandbox) -> None:
     assert sbx.run("logs", "two", "-c", "app", "--tail", "1").stdout == "a3\n"
     assert sbx.run("logs", "two", "-c", "app", "--since", "1h").stdout == "a1\na2\na3\n"
 
-    follower = Verb(sbx, "logs", "two", "-f", "--all-containers", "--prefix", "--tail", "1")
-    sbx.wait_for(lambda: len(follower.lines) >= 2, message="the followed lines")
-    assert sorted(follower.lines) == ["[pod/two/app] a3", "[pod/two/side] s1"]
+    with Verb(sbx, "logs", "two", "-f", "--all-containers", "--prefix", "--tail", "1") as follower:
+        sbx.wait_for(lambda: len(follower.lines) >= 2, message="the followed lines")
+        assert sorted(follower.lines) == ["[pod/two/app] a3", "[pod/two/side] s1"]
 
-    table = sbx.run("events", "--for", "pod/two").stdout.splitlines()
-    assert table[0].split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
-    reasons = [line.split()[2] for line in table[1:]]
-    assert reasons.count("Started") == 2 and all(line.split()[3] == "Pod/two" for line in table[1:]), table
-    items = json.loads(sbx.run("events", "-o", "json").stdout)["items"]
-    assert {i["involvedObject"].get("fieldPath") for i in items} >= {"spec.containers{app}", "spec.containers{side}"}
+        table = sbx.run("events", "--for", "pod/two").stdout.splitlines()
+        assert table[0].split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+        reasons = [line.split()[2] for line in table[1:]]
+        assert reasons.count("Started") == 2 and all(line.split()[3] == "Pod/two" for line in table[1:]), table
+        items = json.loads(sbx.run("events", "-o", "json").stdout)["items"]
+        assert {i["involvedObject"].get("fieldPath") for i in items} >= {"spec.containers{app}", "spec.containers{side}"}
 
-    sbx.stop(proc)
-    assert follower.end() == 0  # -f ends with the pod
-    gone = Verb(sbx, "wait", "--for=delete", "pod/two", "--timeout", "30s")
-    time.sleep(0.3)
-    assert sbx.run("delete", "two").returncode == 0
-    assert gone.end() == 0 and gone.lines == ["pod/two deleted"]
+        sbx.stop(proc)
+        assert follower.end() == 0  # -f ends with the pod
+    with Verb(sbx, "wait", "--for=delete", "pod/two", "--timeout", "30s") as gone:
+        time.sleep(0.3)
+        assert sbx.run("delete", "two").returncode == 0
+        assert gone.end() == 0 and gone.lines == ["pod/two deleted"]
