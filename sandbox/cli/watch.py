@@ -86,8 +86,7 @@ class PodWatch:
             if wd >= 0 and path != self.pods_root and retries:
                 # the next directory on the way may have been made between its failed watch and
                 # this one: its IN_CREATE then came before we watched, and would never come
-                below = os.path.join(path, os.path.relpath(self.pods_root, path).split(os.sep, 1)[0])
-                if os.path.isdir(below):
+                if os.path.isdir(os.path.join(path, self._next_on_the_way(path))):
                     self._inotify.rm_watch(wd)
                     path, retries = self.pods_root, retries - 1
                     continue
@@ -98,8 +97,7 @@ class PodWatch:
         self._root_is_pods = path == self.pods_root
         self._names[wd] = ""
         # Below an ancestor only the next directory on the way to the pods directory matters.
-        rest = "" if self._root_is_pods else os.path.relpath(self.pods_root, path)
-        self._next_name = rest.split(os.sep, 1)[0]
+        self._next_name = "" if self._root_is_pods else self._next_on_the_way(path)
         if self._root_is_pods:
             try:
                 entries = os.listdir(self.pods_root)
@@ -107,6 +105,10 @@ class PodWatch:
                 entries = []
             for name in entries:
                 self._watch_pod(name)
+
+    def _next_on_the_way(self, ancestor: str) -> str:
+        """The name of the directory below `ancestor` on the way to the pods directory."""
+        return os.path.relpath(self.pods_root, ancestor).split(os.sep, 1)[0]
 
     def _watch_pod(self, name: str) -> None:
         if name.startswith("."):
