@@ -28,6 +28,10 @@ int sbx_drop_bounding(unsigned long long keep, struct sbx_err *e);
 /* Permitted and effective become `keep`; inheritable and ambient are cleared. */
 int sbx_apply_caps(unsigned long long keep, struct sbx_err *e);
 
+/* Stage 1 in the calling process: what a forked stage 1 runs (spawn.c), for the shim's
+ * `--stage1` mode (sbx_spawn_start_exec). Reports over `chan` and exits. */
+__attribute__((noreturn)) void sbx_stage1(const struct sbx_spawn_req *req, int chan);
+
 /* mkdir -p inside the current root, then chdir. */
 int sbx_enter_cwd(const char *cwd, struct sbx_err *e);
 

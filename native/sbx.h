@@ -150,6 +150,15 @@ enum { SBX_SPAWN_TIMEOUT_MS = 10000 };
  * and nothing left running. */
 int sbx_spawn_start(const struct sbx_spawn_req *req, struct sbx_spawn_res *res);
 
+/* The same with stage 1 a fresh process: `helper` (the shim binary, run as `--stage1`) started by
+ * posix_spawn, so the caller's memory is neither copied nor marked copy-on-write (each page the
+ * runtime wrote after a fork faulted: ~1,500 faults, ~2 ms per pod cycle here), and stage 2 is a
+ * clone of the small helper, holding nothing of the runtime's memory. `memfd` holds the request
+ * packed as the shim protocol packs it (docs/shim-protocol.md), `fds` its fds in their index order
+ * (at most SBX_STAGE1_MAX_FDS - 1). Same results as sbx_spawn_start. */
+enum { SBX_STAGE1_MAX_FDS = 8, SBX_STAGE1_CHAN_FD = 3 };
+int sbx_spawn_start_exec(const char *helper, int memfd, const int *fds, int n_fds, struct sbx_spawn_res *res);
+
 /* Release stage 2 and wait up to `timeout_ms` until it has called execve (0) or reported a
  * failure (-1, res->err filled; the caller still reaps res->pid). Past the deadline stage 2 is
  * killed (SIGKILL) and the error is ETIMEDOUT. A signal ends the wait early with EINTR (stage

@@ -1068,8 +1068,50 @@ static int run(int lfd, int sfd)
         return 0;
 }
 
+/* `shim --stage1`: stage 1 of a spawn by the runtime itself (sbx_spawn_start_exec), exec'd rather
+ * than forked from it. Fd 3 is the spawn channel; its first message is the packed request (a
+ * memfd) with the request's fds, as SPAWN brings them. The channel goes on to stage 2, whose
+ * execve must close it: close-on-exec again (posix_spawn's dup2 cleared it). Anything wrong with
+ * the request ends this process without a report: the runtime reads "stage 1 died". */
+static int stage1_main(void)
+{
+        int chan = SBX_STAGE1_CHAN_FD;
+        if (fcntl(chan, F_SETFD, FD_CLOEXEC) < 0)
+                return 127;
+        char byte;
+        struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+        union {
+                char buf[CMSG_SPACE(sizeof(int) * SHIM_MAX_FDS)];
+                struct cmsghdr align;
+        } ctl;
+        struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf };
+        ssize_t n;
+        do
+                n = recvmsg(chan, &msg, MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        int fds[SHIM_MAX_FDS];
+        int n_fds = 0;
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); n > 0 && cm; cm = CMSG_NXTHDR(&msg, cm)) {
+                if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+                        continue;
+                size_t count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (size_t k = 0; k < count && n_fds < SHIM_MAX_FDS; k++)
+                        memcpy(&fds[n_fds++], CMSG_DATA(cm) + k * sizeof(int), sizeof(int));
+        }
+        if (n != 1 || (msg.msg_flags & MSG_CTRUNC) || n_fds < 1)
+                return 127;
+        struct unpacked u;
+        memset(&u, 0, sizeof u);
+        if (unpack(fds[0], fds, n_fds, &u) < 0)
+                return 127;
+        close(fds[0]);
+        sbx_stage1(&u.req, chan);
+}
+
 int main(int argc, char **argv)
 {
+        if (argc == 2 && strcmp(argv[1], "--stage1") == 0)
+                return stage1_main();
         int ready_fd = -1;
         const char *dir = NULL;
         for (int i = 1; i < argc; i++) {

@@ -1,7 +1,9 @@
 /* spawn.c: fork, namespaces, the container's process set-up, and execve.
  *
  * Stages (each renames itself with PR_SET_NAME so `ps` shows where it is):
- *   parent  (the runtime, maybe multi-threaded): socketpair, block signals, fork stage 1.
+ *   parent  (the runtime, maybe multi-threaded): socketpair, block signals, fork stage 1; or
+ *           (sbx_spawn_start_exec) posix_spawn the shim binary as stage 1 and send it the packed
+ *           request, so nothing of the runtime's memory is copied or made copy-on-write.
  *   stage 1 joins the pod's namespaces with setns(pidfd) and unshares new ones. A PID namespace,
  *           joined or new, only applies to children, so stage 1 clones stage 2 with CLONE_PARENT:
  *           stage 2 becomes a direct child of the runtime, which can then supervise it with a
@@ -25,6 +27,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -33,6 +36,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -676,6 +680,8 @@ static int recv_stage1(int chan, struct sbx_msg *m, const struct sbx_spawn_res *
         }
 }
 
+static int collect_stage1(pid_t stage1, int chan, struct sbx_spawn_res *res);
+
 int sbx_spawn_start(const struct sbx_spawn_req *req, struct sbx_spawn_res *res)
 {
         int sv[2];
@@ -705,18 +711,24 @@ int sbx_spawn_start(const struct sbx_spawn_req *req, struct sbx_spawn_res *res)
                 close(sv[0]);
                 return sbx_fail(&res->err, SBX_STAGE_PARENT, saved, "fork", "");
         }
+        return collect_stage1((pid_t)stage1, sv[0], res);
+}
+
+/* Stage 1's report (stage 2's pid, or its error) read from `chan`, and stage 1 reaped. */
+static int collect_stage1(pid_t stage1, int chan, struct sbx_spawn_res *res)
+{
         struct sbx_msg m;
-        int got = recv_stage1(sv[0], &m, res);
+        int got = recv_stage1(chan, &m, res);
         if (got == RECV_TIMEOUT)
-                kill((pid_t)stage1, SIGKILL);
-        while (waitpid((pid_t)stage1, NULL, 0) < 0 && errno == EINTR)
+                kill(stage1, SIGKILL);
+        while (waitpid(stage1, NULL, 0) < 0 && errno == EINTR)
                 ;
         if (got == 1 && m.type == MSG_PID) {
                 res->pid = m.pid;
-                res->chan = sv[0];
+                res->chan = chan;
                 return 0;
         }
-        close(sv[0]);
+        close(chan);
         if (got == 1 && m.type == MSG_ERR) {
                 res->err = m.err;
                 errno = m.err.err;
@@ -725,6 +737,75 @@ int sbx_spawn_start(const struct sbx_spawn_req *req, struct sbx_spawn_res *res)
         if (got == RECV_TIMEOUT)
                 return sbx_fail(&res->err, SBX_STAGE_NAMESPACES, ETIMEDOUT, "spawn deadline (stage 1)", "");
         return sbx_fail(&res->err, SBX_STAGE_NAMESPACES, EPIPE, "stage 1 died", "");
+}
+
+int sbx_spawn_start_exec(const char *helper, int memfd, const int *fds, int n_fds, struct sbx_spawn_res *res)
+{
+        void (*on_trace)(void *, const struct sbx_trace *) = res->on_trace;
+        void *trace_ctx = res->trace_ctx;
+        memset(res, 0, sizeof *res);
+        res->on_trace = on_trace;
+        res->trace_ctx = trace_ctx;
+        res->pid = -1;
+        res->chan = -1;
+        if (n_fds < 0 || n_fds + 1 > SBX_STAGE1_MAX_FDS)
+                return sbx_fail(&res->err, SBX_STAGE_PARENT, EINVAL, "spawn request fds", "");
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                return sbx_fail(&res->err, SBX_STAGE_PARENT, errno, "socketpair", "");
+        /* Every signal blocked in stage 1 and until stage 2 unblocks them, as across the fork. */
+        posix_spawnattr_t attr;
+        posix_spawn_file_actions_t actions;
+        sigset_t all;
+        sigfillset(&all);
+        posix_spawnattr_init(&attr);
+        posix_spawnattr_setsigmask(&attr, &all);
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+        posix_spawn_file_actions_init(&actions);
+        posix_spawn_file_actions_adddup2(&actions, sv[1], SBX_STAGE1_CHAN_FD);
+        char *const argv[] = { (char *)"sbx-stage1", (char *)"--stage1", NULL };
+        char *const envp[] = { NULL };
+        pid_t stage1;
+        int rc = posix_spawn(&stage1, helper, &actions, &attr, argv, envp);
+        posix_spawn_file_actions_destroy(&actions);
+        posix_spawnattr_destroy(&attr);
+        close(sv[1]);
+        if (rc != 0) {
+                close(sv[0]);
+                return sbx_fail(&res->err, SBX_STAGE_PARENT, rc, "spawn stage 1", helper);
+        }
+        /* The request: its memfd first, then its fds, in one message (SCM_RIGHTS). */
+        int all_fds[SBX_STAGE1_MAX_FDS];
+        all_fds[0] = memfd;
+        memcpy(all_fds + 1, fds, sizeof(int) * (size_t)n_fds);
+        char byte = 'R';
+        struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+        union {
+                char buf[CMSG_SPACE(sizeof(int) * SBX_STAGE1_MAX_FDS)];
+                struct cmsghdr align;
+        } ctl;
+        memset(&ctl, 0, sizeof ctl);
+        struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+                              .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)(n_fds + 1)) };
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)(n_fds + 1));
+        memcpy(CMSG_DATA(cm), all_fds, sizeof(int) * (size_t)(n_fds + 1));
+        if (sendmsg(sv[0], &msg, MSG_NOSIGNAL) < 0) {
+                int saved = errno;
+                kill(stage1, SIGKILL);
+                while (waitpid(stage1, NULL, 0) < 0 && errno == EINTR)
+                        ;
+                close(sv[0]);
+                return sbx_fail(&res->err, SBX_STAGE_PARENT, saved, "send spawn request", "");
+        }
+        return collect_stage1(stage1, sv[0], res);
+}
+
+__attribute__((noreturn)) void sbx_stage1(const struct sbx_spawn_req *req, int chan)
+{
+        run_stage1(req, chan);
 }
 
 int sbx_spawn_finish(struct sbx_spawn_res *res, int timeout_ms)

@@ -218,18 +218,47 @@ def _on_trace(ctx: Any, rec: Any) -> None:
                                 ffi.string(rec.text).decode(errors="replace"))
 
 
-def spawn_start(req: SpawnRequest) -> Started:
-    """Fork and clone up to the point where stage 2 waits; raises ContainerStartError."""
+def spawn_start(req: SpawnRequest, helper: str | None = None) -> Started:
+    """Stage 1 and 2 up to the point where stage 2 waits; raises ContainerStartError. Stage 1
+    is a fork of this process, or with `helper` (stage1_helper()) that program, exec'd:
+    sbx_spawn_start_exec in native/sbx.h says why."""
     keep = _Keep()
-    c = _build(req, keep)
     res = ffi.new("struct sbx_spawn_res *")
     tracer = _tracer()
     if tracer is not None:
-        c.trace = 1
         _receive_trace(tracer, req, res, keep)
-    if lib.sbx_spawn_start(c, res) < 0:
+    if helper is not None:
+        from sandbox.fdio import write_all
+        from sandbox.process.shimproto import pack_request
+
+        data, fds = pack_request(req, trace=tracer is not None)
+        memfd = os.memfd_create("sbx-spawn-request", os.MFD_CLOEXEC)
+        try:
+            write_all(memfd, data)
+            rc = lib.sbx_spawn_start_exec(os.fsencode(helper), memfd, fds, len(fds), res)
+        finally:
+            os.close(memfd)
+    else:
+        c = _build(req, keep)
+        c.trace = int(tracer is not None)
+        rc = lib.sbx_spawn_start(c, res)
+    if rc < 0:
         raise _error(res.err)
     return Started(int(res.pid), res, keep)
+
+
+def stage1_helper() -> str | None:
+    """The shim binary, which runs a spawn's stage 1 as `shim --stage1` (None: not built)."""
+    global _helper
+    if _helper is None:
+        import sandbox
+
+        path = os.path.join(os.path.dirname(sandbox.__file__), "_bin", "shim")
+        _helper = path if os.access(path, os.X_OK) else ""
+    return _helper or None
+
+
+_helper: str | None = None
 
 
 def spawn(req: SpawnRequest) -> int:

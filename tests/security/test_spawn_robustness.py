@@ -63,8 +63,13 @@ def test_default_deadline_is_ten_seconds() -> None:
     assert SPAWN_TIMEOUT == 10
 
 
-def test_stuck_stage2_becomes_a_create_container_error_and_is_killed() -> None:
-    started = native.spawn_start(_request())
+# Stage 1 forked from this process, or the shim binary exec'd as stage 1 (what DirectSpawner uses).
+STAGE1 = [pytest.param(None, id="forked"), pytest.param(native.stage1_helper(), id="exec")]
+
+
+@pytest.mark.parametrize("helper", STAGE1)
+def test_stuck_stage2_becomes_a_create_container_error_and_is_killed(helper: str | None) -> None:
+    started = native.spawn_start(_request(), helper)
     os.kill(started.pid, signal.SIGSTOP)
     begin = time.monotonic()
     with pytest.raises(ContainerStartError) as caught:
@@ -79,8 +84,9 @@ def test_stuck_stage2_becomes_a_create_container_error_and_is_killed() -> None:
     assert _gone(started.pid)
 
 
-def test_the_next_spawn_after_a_timeout_works() -> None:
-    stuck = native.spawn_start(_request())
+@pytest.mark.parametrize("helper", STAGE1)
+def test_the_next_spawn_after_a_timeout_works(helper: str | None) -> None:
+    stuck = native.spawn_start(_request(), helper)
     os.kill(stuck.pid, signal.SIGSTOP)
     with pytest.raises(ContainerStartError):
         stuck.finish(timeout=0.2)
