@@ -198,6 +198,40 @@ enum { SBX_DEVICE_RULES_MAX = 128 };
  * BPF_F_ALLOW_MULTI). The kernel keeps it attached until the cgroup is removed. 0, or -1 with
  * *err filled (stage SBX_STAGE_PARENT). */
 int sbx_device_filter_attach(int cgroup_fd, const struct sbx_device_rule *rules, int n, struct sbx_err *err);
+
+/* ---- extract.c: one OCI layer unpacked from buffers as they arrive (images/untar.py) ---- */
+enum { SBX_LAYER_GZIP = 1, /* the buffers are a gzip stream (members back to back) */
+       SBX_LAYER_DEVICES = 2 /* character and block devices allowed */ };
+
+struct sbx_layer; /* the unpacking state: opaque */
+
+/* What a layer gave, or why it failed: the message extract.py's LayerError carries is
+ * `layer entry "<entry>": <detail>` (has_entry) or `layer: <detail>`, each \x01 in `detail`
+ * standing for `subject` (a name from the archive), both shown as the Python side shows names. */
+struct sbx_layer_res {
+        long long files; /* entries written: files, directories (implicit ones too), links, nodes */
+        long long bytes; /* regular file content */
+        char diff_id[72]; /* "sha256:<hex>" of the uncompressed stream, after sbx_layer_finish() */
+        int has_entry;
+        int entry_len;
+        char entry[1024]; /* the failing entry's name, its first bytes */
+        int subject_len;
+        char subject[1024];
+        char detail[512];
+};
+
+/* 1 when zlib and libcrypto could be loaded (dlopen, once): else extract.py unpacks. */
+int sbx_layer_supported(void);
+/* Start a layer below the directory `root_fd` (empty; kept open by the caller until
+ * sbx_layer_free()). NULL with res->detail filled when zlib or libcrypto cannot be loaded. */
+struct sbx_layer *sbx_layer_new(int root_fd, int flags, struct sbx_layer_res *res);
+/* The next `len` bytes of the blob: 0, or -1 with *res filled (the layer is then failed). */
+int sbx_layer_feed(struct sbx_layer *layer, const unsigned char *data, size_t len, struct sbx_layer_res *res);
+/* The blob's end: directory modes and times set, res->diff_id, files and bytes filled; 0, or -1
+ * when the stream or the archive was cut short (or anything failed). */
+int sbx_layer_finish(struct sbx_layer *layer, struct sbx_layer_res *res);
+/* Close and free everything (also after a failure). */
+void sbx_layer_free(struct sbx_layer *layer);
 /* CDEF END */
 
 #endif

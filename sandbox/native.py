@@ -321,3 +321,61 @@ def device_filter_attach(cgroup_fd: int, rules: Sequence[tuple[str, int, int, st
     if tracer is not None:
         tracer.emit("runtime", "bpf", f"bpf(BPF_PROG_LOAD, CGROUP_DEVICE: {len(rules)} rules), "
                           f"bpf(BPF_PROG_ATTACH) to {os.readlink(f'/proc/self/fd/{cgroup_fd}')}", rules=len(rules))
+
+
+# ---- the layer extractor (native/extract.c), driven by sandbox/images/untar.py ----------------
+
+
+def has_layer_extractor() -> bool:
+    """Whether this build of the core has native/extract.c (a tree built before it has not) and
+    it found zlib and libcrypto (dlopen()ed here, once)."""
+    return hasattr(lib, "sbx_layer_supported") and bool(lib.sbx_layer_supported())
+
+
+@record
+class LayerFailure:
+    """Why a layer failed, for untar.py to word as extract.py does: `detail` about the entry
+    named `entry` (None: about the layer), each \\x01 in it standing for `subject`."""
+    detail: str
+    entry: bytes | None
+    subject: bytes
+
+
+_CLOSED = LayerFailure("the layer is closed", None, b"")
+
+
+class NativeLayer:
+    """One sbx_layer state below the directory `root_fd` (kept open by the caller until
+    close()); each call runs without the GIL (cffi releases it)."""
+
+    def __init__(self, root_fd: int, *, gzip: bool, allow_devices: bool) -> None:
+        self.res = ffi.new("struct sbx_layer_res *")
+        flags = (lib.SBX_LAYER_GZIP if gzip else 0) | (lib.SBX_LAYER_DEVICES if allow_devices else 0)
+        self.state = lib.sbx_layer_new(root_fd, flags, self.res)
+        if self.state == ffi.NULL:
+            raise OSError(errno.ENOSYS, ffi.string(self.res.detail).decode(errors="replace"))
+
+    def feed(self, data: bytes) -> LayerFailure | None:
+        if self.state == ffi.NULL:
+            return _CLOSED
+        return self._failure() if lib.sbx_layer_feed(self.state, data, len(data), self.res) < 0 else None
+
+    def finish(self) -> tuple[int, int, str] | LayerFailure:
+        """(files, bytes, diff_id), or why the stream or the archive ends badly."""
+        if self.state == ffi.NULL:
+            return _CLOSED
+        if lib.sbx_layer_finish(self.state, self.res) < 0:
+            return self._failure()
+        res = self.res
+        return int(res.files), int(res.bytes), ffi.string(res.diff_id).decode()
+
+    def _failure(self) -> LayerFailure:
+        res = self.res
+        entry = ffi.buffer(res.entry, res.entry_len)[:] if res.has_entry else None
+        return LayerFailure(ffi.string(res.detail).decode("utf-8", "surrogateescape"), entry,
+                            ffi.buffer(res.subject, res.subject_len)[:])
+
+    def close(self) -> None:
+        if self.state != ffi.NULL:
+            lib.sbx_layer_free(self.state)
+            self.state = ffi.NULL

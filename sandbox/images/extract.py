@@ -1,5 +1,10 @@
 """One OCI layer blob turned into a directory, safely, in the form an overlayfs lowerdir needs.
 
+These rules are implemented twice: here with tarfile, and in native/extract.c (untar.py), which
+gzip and plain tar layers go through wherever the core is built with it (inflate, hash and
+files without the GIL: the layers of a pull unpack in parallel). This one stays for zstd
+layers and cores built without it; tests/unit/test_extract.py runs every rule against both.
+
 A layer is hostile input: names may climb (`../x`, `/etc/x`), a symlink may come first and a
 write through it next (`a -> /etc`, then `a/passwd`), a hard link may point out, a header may be
 huge, the archive may be cut short. The rules:
@@ -38,9 +43,12 @@ import os
 import stat
 import tarfile
 
-from sandbox.errors import ImageError
 from sandbox.fdio import write_all
-from sandbox.record import record
+from sandbox.images.layerbase import MEDIA_TYPES as MEDIA_TYPES  # re-exported, as the rest
+from sandbox.images.layerbase import LayerError as LayerError
+from sandbox.images.layerbase import LayerStats as LayerStats
+from sandbox.images.layerbase import show as _show
+from sandbox.images.layerbase import streamable as streamable
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -71,35 +79,11 @@ XATTR_PAX = "SCHILY.xattr."
 # overlayfs reads these from a lowerdir (redirect, metacopy, opaque, ...): only unpack sets them.
 OVERLAY_XATTRS = ("trusted.overlay.", "user.overlay.")
 
-MEDIA_TYPES = {
-    "application/vnd.oci.image.layer.v1.tar": "tar",
-    "application/vnd.oci.image.layer.v1.tar+gzip": "gzip",
-    "application/vnd.oci.image.layer.v1.tar+zstd": "zstd",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar": "tar",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip": "gzip",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd": "zstd",
-    "application/vnd.docker.image.rootfs.diff.tar": "tar",
-    "application/vnd.docker.image.rootfs.diff.tar.gzip": "gzip",
-    "application/vnd.docker.image.rootfs.diff.tar.zstd": "zstd",
-    "application/vnd.docker.image.rootfs.foreign.diff.tar": "tar",
-    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip": "gzip",
-}
-
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _EXTENDED_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
                    tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
 _EOF_HEADER: type[Exception] = tarfile.EOFHeaderError  # type: ignore[attr-defined]  # not in typeshed
-
-
-class LayerError(ImageError):
-    """A layer that cannot be opened or unpacked; the message names the entry."""
-
-
-@record
-class LayerStats:
-    files: int  # entries written: files, directories (implicit ones too), links, nodes, whiteouts
-    bytes: int  # regular file content
 
 
 def open_layer(path: Path, media_type: str) -> BinaryIO:
@@ -119,12 +103,6 @@ def open_layer(path: Path, media_type: str) -> BinaryIO:
         raise LayerError(f"layer {path}: cannot open: {e.strerror}") from None
     binary: BinaryIO = stream  # GzipFile is a binary stream that typeshed does not call BinaryIO
     return binary
-
-
-def streamable(media_type: str) -> bool:
-    """Whether a layer of this type unpacks from its blob as the blob arrives (open_stream):
-    gzip and plain tar; zstd runs through its program, from the stored blob."""
-    return MEDIA_TYPES.get(media_type) in ("gzip", "tar")
 
 
 def open_stream(blob: Any, media_type: str) -> BinaryIO:
@@ -744,11 +722,6 @@ def _is_whiteout(st: os.stat_result) -> bool:
 def _ns(mtime: float) -> int:
     """Nanoseconds of a header's mtime: an int (ustar, base-256) or a float (a PAX record)."""
     return mtime * 1_000_000_000 if isinstance(mtime, int) else round(mtime * 1e9)
-
-
-def _show(name: str) -> str:
-    shown = name if name.isprintable() else repr(name)[1:-1]
-    return shown if len(shown) <= 200 else shown[:200] + "..."
 
 
 def _refused(name: str, detail: str) -> LayerError:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-import threading  # loaded already (logging imports it)
+import threading
 from pathlib import Path
 
 from sandbox.errors import ImageError
@@ -54,9 +54,9 @@ def pull(store: ImageStore, reference: str, registry: RegistryClient, platform: 
     from sandbox.images.reference import parse_image_ref
     from sandbox.images.registry import Platform
 
-    # The unpacking modules (tarfile, tempfile, isal: 5-10 ms of imports) load on a helper thread
-    # while this one waits for the registry's answers: the first layer starts ~10 ms sooner after
-    # the manifest. An import both threads want is done once (the import lock).
+    # The unpacking modules (the native core; tarfile and isal without it: 5-10 ms of imports)
+    # load on a helper thread while this one waits for the registry's answers: the first
+    # layer starts ~10 ms sooner after the manifest. An import both threads want is done once.
     threading.Thread(target=_load_unpacking, name="preload", daemon=True).start()
     resolved = registry.resolve(reference, platform or Platform())
     store.ingest([resolved.manifest], expected=resolved.digest)
@@ -92,13 +92,13 @@ def pull(store: ImageStore, reference: str, registry: RegistryClient, platform: 
 
 
 def _load_unpacking() -> None:
-    import tempfile  # noqa: F401
-
     from sandbox import topdir  # noqa: F401
-    from sandbox.images import streamed  # noqa: F401
-    from sandbox.images.extract import inflate_module
+    from sandbox.images import streamed, untar  # noqa: F401
 
-    inflate_module()
+    if not untar.available():  # extract.py unpacks: tarfile and isal
+        from sandbox.images.extract import inflate_module
+
+        inflate_module()
 
 
 def _serialized(progress: Callable[[str, int, int], None]) -> Callable[[str, int, int], None]:

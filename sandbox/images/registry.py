@@ -27,16 +27,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 
 from sandbox.errors import ImageError
 from sandbox.images.auth import Credentials, basic_header, parse_challenges, token_from_response, token_url
 from sandbox.images.mirrors import Host, origin
 from sandbox.images.reference import DIGEST_HEX_LENGTHS, ImageRef, parse_image_ref
+from sandbox.log import get_logger
 from sandbox.record import record
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)  # sandbox.log: `import logging` (~8 ms) only when a message is emitted
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -427,23 +427,21 @@ class RegistryClient:
 
     def _speaks_plain(self, netloc: str) -> bool:
         """Whether a host allowed plain HTTP answers a TLS ClientHello as a plain HTTP server does
-        (a TLS alert or garbage, below certificate checks). The probe's context trusts no CA, so its
-        handshake cannot complete and no request ever travels on it; the system CAs (20-30 ms to
-        load) wait for a host that proved to speak TLS, which the caller then reaches verified."""
-        import http.client
-        import ssl
+        (an HTTP error, or nothing), not with a TLS record (a ServerHello or an alert). The probe
+        is a fixed hello sent on a bare socket and no handshake ever completes on it, so no
+        request travels on it; neither an SSL context (~5 ms to create the first) nor the
+        system CAs (20-30 ms to load) are needed until a host proved to speak TLS, which the
+        caller then reaches verified."""
+        import socket
 
-        probe = http.client.HTTPSConnection(netloc, timeout=self.timeout,
-                                            context=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
-        try:
-            probe.connect()
-        except ssl.SSLCertVerificationError:
-            return False
-        except ssl.SSLError:
-            return True
-        finally:
-            probe.close()
-        return False  # not reached: without a CA no certificate verifies
+        host, port = _host_port(netloc)
+        with socket.create_connection((host, port), timeout=self.timeout) as probe:
+            probe.sendall(_CLIENT_HELLO)
+            try:
+                first = probe.recv(1)
+            except ConnectionResetError:
+                return True  # dropped, as a plain server may drop bytes it cannot parse
+        return first not in _TLS_RECORDS
 
     def _send(self, plain: bool, netloc: str, method: str, path: str, headers: dict[str, str],
               body: bytes | None, ca_files: tuple[str, ...]) -> http.client.HTTPResponse:
@@ -500,6 +498,39 @@ def is_loopback(netloc: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _host_port(netloc: str) -> tuple[str, int]:
+    """A netloc's host and port, 443 when it names none (the probe speaks TLS)."""
+    host, port = _host_only(netloc), "443"
+    if netloc.startswith("["):
+        port = netloc.partition("]")[2].removeprefix(":") or port
+    elif netloc.count(":") == 1:
+        port = netloc.rpartition(":")[2]
+    if not port.isdigit():
+        raise RegistryError(f"registry {netloc}: bad port {port!r}")
+    return host, int(port)
+
+
+def _client_hello() -> bytes:
+    """A TLS 1.2/1.3 ClientHello record that any TLS server answers (ECDHE with AES-GCM, the
+    common groups and signatures), with a fixed random: it only has to draw a TLS record."""
+    def extension(kind: int, body: str) -> bytes:
+        data = bytes.fromhex(body)
+        return kind.to_bytes(2, "big") + len(data).to_bytes(2, "big") + data
+
+    suites = bytes.fromhex("1301c02fc02bc030c02c009c")
+    extensions = (extension(0x000A, "0006001d00170018")  # supported_groups: x25519, P-256, P-384
+                  + extension(0x000B, "0100")  # ec_point_formats: uncompressed
+                  + extension(0x000D, "00080403080404010503"))  # signature_algorithms
+    body = (b"\x03\x03" + bytes(range(32)) + b"\x00" + len(suites).to_bytes(2, "big") + suites + b"\x01\x00"
+            + len(extensions).to_bytes(2, "big") + extensions)
+    handshake = b"\x01" + len(body).to_bytes(3, "big") + body
+    return b"\x16\x03\x01" + len(handshake).to_bytes(2, "big") + handshake
+
+
+_CLIENT_HELLO = _client_hello()
+_TLS_RECORDS = (b"\x15", b"\x16")  # alert, handshake
 
 
 def _host_only(netloc: str) -> str:

@@ -48,7 +48,8 @@ MAX_JSON_BLOB = 4 << 20  # manifests and configs: far past any real one, read wh
 LINK_NAME_LENGTHS = (6, 12, 26, 52)  # base32 of a sha256: 52 characters
 # Layers unpacked at once: one per CPU keeps every CPU busy (a layer's own work is one stream),
 # and at least 2, so that on one CPU the download of a layer still overlaps another's unpacking.
-# More than the CPUs was slower here (2 CPUs: 1 worker 515 ms, 2: 430, 3: 465, 4: 515).
+# More than the CPUs was slower with extract.py (2 CPUs: 1 worker 515 ms, 2: 430, 3: 465, 4:
+# 515); with native/extract.c, which holds no GIL, 2, 3 and 6 are even (206, 206, 208 ms).
 LAYER_WORKERS = max(2, min(4, os.cpu_count() or 1))
 
 
@@ -323,7 +324,6 @@ class ImageStore:
         another digest is refused (ImageError) and nothing is kept. Written under ingest/ and
         renamed into blobs/: a kill mid-write leaves only a partial file in ingest/ (prune)."""
         import hashlib
-        import tempfile
 
         if expected is not None:
             _hex(expected)
@@ -333,7 +333,7 @@ class ImageStore:
                 return expected
         ingest = self.root / "ingest"
         ingest.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=ingest)
+        fd, tmp = _new_file(ingest, "tmp")
         h = hashlib.sha256()
         try:
             with os.fdopen(fd, "wb") as f:
@@ -384,7 +384,7 @@ class ImageStore:
         the blob stored and the layer unpacked. `fetch(desc)` stores the blob alone where the
         layer is unpacked already (the store keeps every blob: export, prune) or its media type
         does not stream (zstd), and it is then unpacked from the stored blob."""
-        from sandbox.images.extract import streamable
+        from sandbox.images.layerbase import streamable
 
         digest = str(desc.get("digest", ""))
         media_type = str(desc.get("mediaType", LAYER_TAR))
@@ -401,20 +401,19 @@ class ImageStore:
 
     def _unpack_streamed(self, desc: dict[str, Any], diff_id: str, media_type: str, chunks: Iterator[bytes],
                          partial: Path) -> None:
-        import shutil
-        import tempfile
-
         from sandbox.images.streamed import unpack_streamed
 
         digest = str(desc.get("digest", ""))
         parent = self.root / "layers"
         parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
+        tmp = _new_directory(parent, ".tmp-")
         try:
             got = unpack_streamed(chunks, media_type, partial, tmp)
             self._store_blob(partial, digest)  # its digest matched: the download ended
             self._place_layer(tmp, got, diff_id, digest)
         except BaseException:
+            import shutil
+
             shutil.rmtree(tmp, ignore_errors=True)
             partial.unlink(missing_ok=True)
             raise
@@ -492,22 +491,14 @@ class ImageStore:
         blob = self.blob_path(digest)
         if not blob.is_file():
             raise ImageError(f"layer {digest} is missing from {self.root}")
-        import hashlib
-        import shutil
-        import tempfile
-
-        from sandbox.images.extract import open_layer, unpack
-
         parent = self.root / "layers"
         parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
+        tmp = _new_directory(parent, ".tmp-")
         try:
-            with open_layer(blob, str(desc.get("mediaType", LAYER_TAR))) as stream:
-                hashing = HashingReader(stream, hashlib.sha256())
-                unpack(hashing, tmp)  # type: ignore[arg-type]  # read() is all unpack uses
-                hashing.drain()
-            self._place_layer(tmp, "sha256:" + hashing.hash.hexdigest(), diff_id, digest)
+            self._place_layer(tmp, _unpack_blob(blob, str(desc.get("mediaType", LAYER_TAR)), tmp), diff_id, digest)
         except BaseException:
+            import shutil
+
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return target
@@ -629,12 +620,63 @@ class HashingReader:
             pass
 
 
+def _new_directory(parent: Path, prefix: str) -> Path:
+    """A new private directory (0700) in `parent`, named `prefix` and 12 random hex digits, as
+    tempfile.mkdtemp makes one: tempfile's import (random, shutil, bz2, lzma: ~5 ms) is paid by
+    every pull otherwise, and a name taken already (a killed pull's) is simply drawn again."""
+    while True:
+        path = parent / f"{prefix}{os.urandom(6).hex()}"
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            continue
+        return path
+
+
+def _new_file(parent: Path, prefix: str) -> tuple[int, Path]:
+    """A new file (0600, opened for writing) in `parent`, as tempfile.mkstemp makes one."""
+    while True:
+        path = parent / f"{prefix}{os.urandom(6).hex()}"
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), path
+        except FileExistsError:
+            continue
+
+
+def _unpack_blob(blob: Path, media_type: str, dest: Path) -> str:
+    """The stored layer blob unpacked into the empty directory `dest`; returns the digest of
+    its uncompressed stream. gzip and plain tar through the native extractor where the core
+    has it, else (and zstd always) through extract.py."""
+    from sandbox.images import untar
+    from sandbox.images.layerbase import MEDIA_TYPES
+
+    compression = MEDIA_TYPES.get(media_type)
+    if compression in ("gzip", "tar") and untar.available():
+        try:
+            with open(blob, "rb") as f:
+                _, diff_id = untar.unpack_chunks(iter(lambda: f.read(untar.CHUNK), b""), dest,
+                                                 gzip=compression == "gzip")
+        except OSError as e:
+            raise ImageError(f"layer {blob.name}: cannot read: {e.strerror}") from None
+        return diff_id
+    import hashlib
+
+    from sandbox.images.extract import open_layer, unpack
+
+    with open_layer(blob, media_type) as stream:
+        hashing = HashingReader(stream, hashlib.sha256())
+        unpack(hashing, dest)  # type: ignore[arg-type]  # read() is all unpack uses
+        hashing.drain()
+    digest: str = "sha256:" + hashing.hash.hexdigest()
+    return digest
+
+
 def _run_in_threads(tasks: list[Callable[[], None]], workers: int) -> None:
     """Run `tasks` on up to `workers` threads, the calling thread one of them. After a failure no
     task starts; the first error is raised once the running ones end. A KeyboardInterrupt in the
     calling thread leaves at once: the helpers are daemon threads, and what they leave half done
     is what a kill mid-pull leaves (a `.tmp-` directory for prune). threading is loaded already
-    (logging imports it); concurrent.futures would cost ~4 ms of imports."""
+    (pull.py imports it); concurrent.futures would cost ~4 ms of imports."""
     import threading
 
     pending = iter(tasks)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.images import untar
 from sandbox.images.extract import LayerError, LayerStats, open_layer, unpack
 
 ROOT = os.geteuid() == 0
@@ -64,8 +65,9 @@ def archive(*members: Member) -> bytes:
 class Sandbox:
     """A tmp dir holding the layer's `dest` and a sentinel tree the layer must never touch."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, engine: str = "python") -> None:
         self.base = base
+        self.extract = untar.unpack if engine == "native" else unpack
         self.dest = base / "layer"
         self.dest.mkdir()
         self.sentinel = base / "sentinel"
@@ -84,7 +86,7 @@ class Sandbox:
         return seen
 
     def unpack(self, data: bytes, **kw: bool) -> LayerStats:
-        return unpack(io.BytesIO(data), self.dest, **kw)
+        return self.extract(io.BytesIO(data), self.dest, **kw)
 
     def refused(self, data: bytes, *needles: str, **kw: bool) -> str:
         with pytest.raises(LayerError) as caught:
@@ -96,9 +98,12 @@ class Sandbox:
         return message
 
 
-@pytest.fixture
-def box(tmp_path: Path) -> Iterator[Sandbox]:
-    yield Sandbox(tmp_path)
+@pytest.fixture(params=["python", "native"])
+def box(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    """Every test runs against both extractors: extract.py's and native/extract.c's."""
+    if request.param == "native" and not untar.available():
+        pytest.skip("sandbox._native is not built with native/extract.c")
+    yield Sandbox(tmp_path, request.param)
 
 
 # --- a normal layer ---------------------------------------------------------------------------
@@ -154,7 +159,7 @@ def test_stream_is_read_without_seeking(box: Sandbox) -> None:
             return self.inner.read(size)
 
     data = archive(member("big", data=os.urandom(3 << 20)), member("small", data=b"s"))
-    stats = unpack(Pipe(data), box.dest)  # type: ignore[arg-type]
+    stats = box.extract(Pipe(data), box.dest)  # type: ignore[arg-type]
     assert stats.bytes == (3 << 20) + 1
     assert (box.dest / "small").read_bytes() == b"s"
 

@@ -211,3 +211,19 @@ def test_a_body_larger_than_its_descriptor_is_refused() -> None:
     body = _body(Response(b"x" * 1000), _Received(hashlib.sha256()), 0, 999, None, "pull x")  # type: ignore[arg-type]
     with pytest.raises(RegistryError, match="larger than the 999 bytes"):
         b"".join(body)
+
+
+def test_the_pull_path_imports_no_tarfile_logging_or_tempfile() -> None:
+    """With the native extractor a pull needs none of them (tarfile ~10 ms, logging ~8, tempfile
+    with shutil, random, bz2 and lzma ~5): the modules a pull loads are checked in a fresh
+    interpreter."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import sandbox.images.pull, sandbox.images.store, sandbox.images.registry, "
+            "sandbox.images.streamed, sandbox.images.untar, sandbox.images.layerbase; "
+            "print(sorted({'tarfile', 'logging', 'tempfile', 'isal'} & set(sys.modules)))")
+    repo = str(Path(__file__).resolve().parents[2])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": repo}).stdout
+    assert out.strip() == "[]"

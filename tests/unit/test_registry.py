@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from sandbox.images.registry import (
     Platform,
     RegistryClient,
     RegistryError,
+    _host_port,
     is_loopback,
     manifest_descriptors,
     parse_manifest,
@@ -252,6 +255,45 @@ def test_hosts_toml_refusals(tmp_path: Path, text: str, message: str) -> None:
 ])
 def test_loopback_rule(netloc: str, loopback: bool) -> None:
     assert is_loopback(netloc) is loopback
+
+
+@pytest.mark.parametrize(("netloc", "host", "port"), [
+    ("127.0.0.1:5000", "127.0.0.1", 5000), ("[::1]:5000", "::1", 5000), ("[::1]", "::1", 443),
+    ("localhost", "localhost", 443), ("::1", "::1", 443),
+])
+def test_probe_address(netloc: str, host: str, port: int) -> None:
+    assert _host_port(netloc) == (host, port)
+
+
+@pytest.mark.parametrize(("answer", "plain"), [
+    (b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n", True),  # what docker-registry says
+    (b"", True),  # a plain server that only hangs up
+    (b"\x15\x03\x03\x00\x02\x02\x28", False),  # a TLS alert (handshake failure)
+    (b"\x16\x03\x03\x00\x5a\x02", False),  # a ServerHello
+])
+def test_plain_http_told_from_tls_by_the_answer_to_a_client_hello(answer: bytes, plain: bool) -> None:
+    """The probe of a loopback registry: a fixed ClientHello on a bare socket (no SSL context),
+    the first byte of the answer deciding. A real TLS server's answers: test_registry_live."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    heard: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            heard.append(conn.recv(4096))
+            conn.sendall(answer)
+
+    server = threading.Thread(target=serve)
+    server.start()
+    try:
+        port = listener.getsockname()[1]
+        assert RegistryClient(credentials=Credentials.anonymous())._speaks_plain(f"127.0.0.1:{port}") is plain
+    finally:
+        server.join(5)
+        listener.close()
+    hello = heard[0]
+    assert hello[:3] == b"\x16\x03\x01" and hello[5] == 1  # a handshake record holding a ClientHello
+    assert int.from_bytes(hello[3:5], "big") == len(hello) - 5
 
 
 def test_plain_http_refused_off_loopback_before_any_connection(tmp_path: Path) -> None:
