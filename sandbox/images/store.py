@@ -24,10 +24,10 @@ config's diff_ids as they are unpacked): a corrupt blob never gets a name.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
+from sandbox import fastjson
 from sandbox.errors import ImageError
 from sandbox.images.reference import parse_image_ref
 from sandbox.record import record
@@ -183,9 +183,10 @@ class ImageStore:
                 raise ImageError(f"layer link {link}: {e.strerror}") from None
         raise ImageError(f"layer {diff_id}: every short link name is taken in {self.links_dir}")
 
-    def refs(self) -> dict[str, str]:
+    def refs(self, raw: bytes | None = None) -> dict[str, str]:
+        """Names -> manifest digests; `raw`: refs.json's bytes, read already."""
         try:
-            data = json.loads(self.refs_file.read_text())
+            data = fastjson.loads(self.refs_file.read_bytes() if raw is None else raw)
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as e:
@@ -209,16 +210,16 @@ class ImageStore:
         known = _looked_up.get(key)
         if known is not None and known[0] == refs:
             return known[1]
-        image = self._lookup(reference)
+        image = self._lookup(reference, refs)
         _looked_up[key] = (refs, image)
         return image
 
-    def _lookup(self, reference: str) -> Image:
+    def _lookup(self, reference: str, refs: bytes | None = None) -> Image:
         try:
             ref = parse_image_ref(reference)
         except ValueError as e:
             raise ImageError(str(e)) from None
-        digest = ref.digest or self.refs().get(ref.name, "")
+        digest = ref.digest or self.refs(refs).get(ref.name, "")
         if not digest or (ref.digest and not is_stored_digest(ref.digest)):
             raise ImageError(f"image {reference!r} ({ref.name}) is not in the local store {self.root}")
         blob = self.blob_path(digest)
@@ -232,7 +233,7 @@ class ImageStore:
 
     def _first_format(self, reference: str, name: str, digest: str, blob: Path) -> Image:
         try:
-            config = ImageConfig.from_json(json.loads((blob / "config.json").read_text()))
+            config = ImageConfig.from_json(fastjson.loads((blob / "config.json").read_bytes()))
         except FileNotFoundError:
             raise ImageError(f"image {reference!r}: {digest} is missing from {self.root}") from None
         except (OSError, ValueError) as e:
@@ -313,7 +314,7 @@ class ImageStore:
         if len(data) > MAX_JSON_BLOB:
             raise ImageError(f"blob {digest}: larger than {MAX_JSON_BLOB} bytes")
         try:
-            return json.loads(data)
+            return fastjson.loads(data)
         except ValueError as e:
             raise ImageError(f"blob {digest}: not JSON: {e}") from None
 
@@ -479,6 +480,8 @@ class ImageStore:
         return removed
 
     def put_json(self, obj: object) -> str:
+        import json  # sort_keys (fastjson has no key order); json's import is off `sandbox run`'s path
+
         return self.ingest([json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()])
 
     def unpacked(self, desc: dict[str, Any], diff_id: str) -> Path:
@@ -569,6 +572,8 @@ class ImageStore:
     def _write_refs(self, refs: dict[str, str]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.refs_file.with_suffix(f".tmp{os.getpid()}")
+        import json  # indent and sort_keys: refs.json is read by people too
+
         tmp.write_text(json.dumps(refs, indent=1, sort_keys=True))
         os.replace(tmp, self.refs_file)
 
