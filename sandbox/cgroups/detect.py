@@ -77,6 +77,14 @@ class CgroupMount:
 
 def parse_mountinfo(text: str) -> list[CgroupMount]:
     """The cgroup and cgroup2 mounts of a mountinfo text, in mount order."""
+    return [CgroupMount(Path(point), fstype, frozenset(options.split(",")))
+            for point, fstype, options in _cgroup_lines(text)]
+
+
+def _cgroup_lines(text: str) -> list[tuple[str, str, str]]:
+    """(mount point, fstype, super options) of each cgroup and cgroup2 mount, as text: detect()
+    makes a Path only for the few it keeps (detect: first call 0.66 -> 0.44 ms, warm 0.26 -> 0.16
+    ms, on the loaded machine)."""
     mounts = []
     for line in text.splitlines():
         if " - cgroup" not in line:  # most lines: one substring test, no split (88 mounts: 0.07-0.08 -> 0.067 ms)
@@ -86,7 +94,7 @@ def parse_mountinfo(text: str) -> list[CgroupMount]:
         tail = right.split()
         if len(fields) < 5 or len(tail) < 3 or tail[0] not in ("cgroup", "cgroup2"):
             continue
-        mounts.append(CgroupMount(Path(_unescape(fields[4])), tail[0], frozenset(tail[2].split(","))))
+        mounts.append((_unescape(fields[4]), tail[0], tail[2]))
     return mounts
 
 
@@ -123,28 +131,29 @@ def detect(
         raise CgroupError("read", mountinfo, e) from e
     # systemd's own test (sd_booted): the directory exists only when systemd is PID 1
     systemd = os.path.isdir(systemd_marker)
-    root = Path(os.path.normpath(root))
-    at_point: dict[Path, CgroupMount] = {}
-    for m in parse_mountinfo(text):
-        if m.mount_point == root or m.mount_point.parent == root:
-            at_point[m.mount_point] = m
-    top = at_point.get(root)
-    if top is not None and top.fstype == "cgroup2":
+    base = os.path.normpath(root)
+    prefix = base.rstrip("/") + "/"
+    at_point: dict[str, tuple[str, str]] = {}  # a later mount on the same point shadows an earlier one
+    for point, fstype, options in _cgroup_lines(text):
+        if point == base or (point.startswith(prefix) and "/" not in point[len(prefix):]):
+            at_point[point] = (fstype, options)
+    root = Path(base)
+    top = at_point.pop(base, None)
+    if top is not None and top[0] == "cgroup2":
         return Layout("v2", root, unified=root, unified_controllers=_controllers(root), systemd=systemd)
     v1: dict[str, Path] = {}
     named: dict[str, Path] = {}
     unified: Path | None = None
-    for point, m in sorted(at_point.items()):
-        if point == root:
+    for point, (fstype, options) in sorted(at_point.items()):
+        if fstype == "cgroup2":
+            unified = Path(point)
             continue
-        if m.fstype == "cgroup2":
-            unified = point
-            continue
-        for opt in m.options:
+        path = Path(point)
+        for opt in options.split(","):
             if opt.startswith("name="):
-                named[opt[5:]] = point
+                named[opt[5:]] = path
             elif opt in V1_CONTROLLERS:
-                v1[opt] = point
+                v1[opt] = path
     if not v1 and unified is None:
         raise CgroupError("detect", root, "no cgroup v1 or v2 hierarchy mounted there")
     if not v1:

@@ -144,12 +144,14 @@ def oom_kills(paths: Mapping[str, str | Path]) -> int:
     return 0
 
 
-def driver_for(layout: Layout, parent: str = PARENT) -> CgroupDriver:
-    """The cgroupfs driver for the layout (v1 and hybrid: v1.V1Driver; v2: v2.V2Driver)."""
+def driver_for(layout: Layout, parent: str = PARENT, every_hierarchy: bool = False) -> CgroupDriver:
+    """The cgroupfs driver for the layout (v1 and hybrid: v1.V1Driver; v2: v2.V2Driver).
+    `every_hierarchy` (v1): pause and containers get a child in every hierarchy, not only in
+    v1.PER_INSTANCE's (the systemd driver's scopes)."""
     if layout.mode == "v2":
         from sandbox.cgroups.v2 import V2Driver
 
         return V2Driver(layout, parent)
-    from sandbox.cgroups.v1 import V1Driver
+    from sandbox.cgroups.v1 import PER_INSTANCE, V1Driver
 
-    return V1Driver(layout, parent)
+    return V1Driver(layout, parent, per_instance=None if every_hierarchy else PER_INSTANCE)

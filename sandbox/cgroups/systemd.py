@@ -326,7 +326,9 @@ class SystemdDriver:
         self.layout = layout
         self.parent = parent
         self.address = address
-        self.files: CgroupDriver = driver_for(layout, fs.check_name(parent))
+        # a scope lives in every hierarchy (systemd makes it in the ones it manages): the cgroupfs
+        # driver's instances must not be told to share the pod's directories (v1.PER_INSTANCE)
+        self.files: CgroupDriver = driver_for(layout, fs.check_name(parent), every_hierarchy=True)
         self._bus: SystemdBus | None = None
         self._root: list[str] | None = None  # systemd's own cgroup, as components
         self._pending: dict[str, _Pending] = {}  # scope name -> what add_process starts it with

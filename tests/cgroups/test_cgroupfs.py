@@ -62,6 +62,13 @@ def _start_in(drv: CgroupDriver, cgroup: Cgroup, proc: subprocess.Popen[bytes]) 
     proc.stdin.flush()
 
 
+def _reap(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Each test shell killed if it still runs, and waited for."""
+    for p in procs:
+        p.kill()
+        p.communicate()
+
+
 def _wait_for_procs(drv: CgroupDriver, cgroup: Cgroup, count: int) -> None:
     deadline = time.monotonic() + 5
     while len(drv.procs(cgroup)) < count and time.monotonic() < deadline:
@@ -90,8 +97,9 @@ def test_v1_pod_cycle_with_limits_a_process_and_a_kill(layout: Layout, parent: s
     try:
         drv.add_process(app, proc.pid)
         where = _cgroup_of(proc.pid)
-        assert where["memory"] == where["freezer"] == f"/{parent}/uid-1/app"
-        assert where["unified"] == f"/{parent}/uid-1/app"  # hybrid: the cgroup2 side too
+        assert where["memory"] == where["freezer"] == where["cpu"] == where["devices"] == f"/{parent}/uid-1/app"
+        # pod-level only (v1.PER_INSTANCE): the pod cgroup, also on the cgroup2 side of this hybrid host
+        assert where["pids"] == where["blkio"] == where["cpuset"] == where["unified"] == f"/{parent}/uid-1"
         assert drv.procs(app) == [proc.pid] and drv.procs(pod) == [proc.pid]
         stats = drv.stats(app)
         assert stats.memory_limit == 64 * MI and stats.pids == 1 and stats.oom_kills == 0
@@ -121,9 +129,7 @@ def test_v1_kill_takes_every_process_of_the_tree(layout: Layout, parent: str) ->
         assert drv.procs(pod) == []
         assert [p.wait(timeout=5) for p in procs] == [-9, -9]
     finally:
-        for p in procs:
-            p.kill()
-            p.communicate()
+        _reap(procs)
     drv.remove(pod)
     assert leftovers(f"{parent}/*") == []
 
@@ -294,3 +300,34 @@ def test_reclaim_refuses_a_hierarchy_root_and_the_shared_parent_on_real_mounts(p
         fs.make(other)
         assert kill_and_remove(pod) is True and not pod.exists() and shared.is_dir()  # in use
         assert kill_and_remove(other) is True and not shared.exists()  # empty: it goes too
+
+
+def test_v1_one_instance_killed_and_removed_leaves_its_siblings_and_the_pod(layout: Layout, parent: str) -> None:
+    """Instances share the pod cgroup where they have nothing of their own (blkio, cpuset, pids,
+    the cgroup2 side here): killing one goes through its own freezer, never the pod's cgroup.kill,
+    and removing it rmdirs only its own directories."""
+    drv = driver_for(layout, parent)
+    pod = drv.create_pod("uid-s")
+    a, b = drv.create_container(pod, "a"), drv.create_container(pod, "b")
+    shared = {key for key, path in a.paths.items() if path == pod.paths[key]}
+    assert shared == {"blkio", "cpuset", "pids", "unified"} & set(pod.paths)
+    procs = [_forking_shell() for _ in (a, b)]
+    try:
+        for cg, p in zip((a, b), procs):
+            _start_in(drv, cg, p)
+        _wait_for_procs(drv, pod, 6)
+        assert len(drv.procs(a)) == len(drv.procs(b)) == 3
+        assert len(fs.read_pids(pod.paths["pids"])) == 6  # all six in the pod's own pids cgroup
+        drv.kill(a)
+        assert procs[0].wait(timeout=5) == -9 and procs[1].poll() is None
+        assert len(drv.procs(b)) == 3
+        drv.remove(a)
+        assert not any(a.paths[key].exists() for key in set(a.paths) - shared)
+        assert all(p.is_dir() for p in pod.dirs()) and all(p.is_dir() for p in b.dirs())
+        drv.kill(pod)
+        assert procs[1].wait(timeout=5) == -9
+    finally:
+        _reap(procs)
+    drv.remove(pod)
+    assert leftovers(f"{parent}/*") == []
+

@@ -61,10 +61,12 @@ def test_every_process_of_the_pod_runs_in_its_own_cgroup_below_the_pod_cgroup(sb
     pause = memberships(sbx.pause_pid("tree"))
     app = memberships(sbx.pid_of("tree", "app"))
     side = memberships(sbx.pid_of("tree", "side"))
-    for hierarchy in ("memory", "pids", "cpu", "freezer", "devices", ""):
+    for hierarchy in ("memory", "cpu", "cpuacct", "freezer", "devices"):  # cgroups/v1.PER_INSTANCE
         assert pause[hierarchy] == f"{pod}/pause", (hierarchy, pause)
         assert app[hierarchy].startswith(pod + "/") and app[hierarchy] != pause[hierarchy]
         assert side[hierarchy].startswith(pod + "/") and side[hierarchy] != app[hierarchy]
+    for hierarchy in ("pids", "blkio", "cpuset", ""):  # set for the whole pod: every process in the pod cgroup
+        assert pause[hierarchy] == app[hierarchy] == side[hierarchy] == pod, (hierarchy, app)
     # the state names the directories (inspect, top and exec read them)
     assert state["cgroup"]["paths"]["memory"] == f"/sys/fs/cgroup/memory{pod}"
     assert state["containers"]["app"]["cgroup"]["memory"] == f"/sys/fs/cgroup/memory{app['memory']}"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.cgroups import fs
-from sandbox.cgroups.detect import detect, parse_mountinfo
+from sandbox.cgroups.detect import Layout, detect, parse_mountinfo
 from sandbox.cgroups.fs import CgroupError
 from sandbox.cgroups.resources import (
     ContainerResources,
@@ -312,3 +312,50 @@ def test_an_instances_oom_kills_are_read_from_its_memory_cgroup(tmp_path: Path) 
     assert oom_kills({"memory": v1, "unified": v2}) == 2  # the v1 controller's own count first
     assert oom_kills({"unified": str(v2)}) == 1
     assert oom_kills({"unified": tmp_path / "gone"}) == 0 and oom_kills({}) == 0  # a scope already gone
+
+
+def _fake_hybrid(tmp_path: Path) -> Layout:
+    v1 = {c: tmp_path / c for c in ("blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids")}
+    for path in v1.values():
+        path.mkdir()
+        if path.name == "cpuset":
+            for name in ("cpuset.cpus", "cpuset.mems"):
+                (path / name).write_text("0\n")
+    (tmp_path / "unified").mkdir()
+    return Layout("hybrid", tmp_path, v1=v1, unified=tmp_path / "unified")
+
+
+def test_an_instance_has_a_cgroup_of_its_own_only_where_its_values_are_set_or_read(tmp_path: Path) -> None:
+    """v1: pause and containers get a child in cpu, cpuacct, memory, devices and freezer; in
+    blkio, cpuset, pids and (delegating nothing) the cgroup2 side they live in the pod cgroup,
+    which their kill and removal never touch (tests/cgroups checks it on real hierarchies)."""
+    from sandbox.cgroups.driver import Cgroup, driver_for
+    from sandbox.cgroups.resources import CgroupLimits
+
+    drv = driver_for(_fake_hybrid(tmp_path), "sandbox")
+    pod = drv.plan_pod("uid")
+    for path in pod.dirs():
+        path.mkdir(parents=True)
+    app = drv.create_container(pod, "app")
+    own = {key for key, path in app.paths.items() if path.name == "app"}
+    assert own == {"cpu", "cpuacct", "memory", "devices", "freezer"}
+    assert {key: app.paths[key] for key in ("blkio", "cpuset", "pids", "unified")} == \
+        {key: pod.paths[key] for key in ("blkio", "cpuset", "pids", "unified")}
+    assert all(app.paths[key].is_dir() for key in own)
+    with pytest.raises(CgroupError, match="whole pod only"):  # never the pod's pids.max through a container
+        drv.apply(app, CgroupLimits(pids_max=10))
+    drv.remove(app)
+    assert not any(app.paths[key].exists() for key in own) and all(p.is_dir() for p in pod.dirs())
+    # a record from before: a child in every hierarchy, still removed whole, the pod left alone
+    old = Cgroup("old", {key: path / "old" for key, path in pod.paths.items()})
+    for path in old.dirs():
+        path.mkdir()
+    drv.remove(old)
+    assert not any(p.exists() for p in old.dirs()) and all(p.is_dir() for p in pod.dirs())
+    # the systemd driver's scopes live in every hierarchy
+    (tmp_path / "b").mkdir()
+    every = driver_for(_fake_hybrid(tmp_path / "b"), "sandbox", every_hierarchy=True)
+    other = every.plan_pod("u")
+    for path in other.dirs():
+        path.mkdir(parents=True)
+    assert all(p.name == "x" and p.is_dir() for p in every.create_container(other, "x").paths.values())
