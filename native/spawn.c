@@ -682,9 +682,9 @@ static int recv_stage1(int chan, struct sbx_msg *m, const struct sbx_spawn_res *
 
 static int collect_stage1(pid_t stage1, int chan, struct sbx_spawn_res *res);
 
-int sbx_spawn_start(const struct sbx_spawn_req *req, struct sbx_spawn_res *res)
+/* A fresh result, keeping the caller's trace receiver. */
+static void reset_result(struct sbx_spawn_res *res)
 {
-        int sv[2];
         void (*on_trace)(void *, const struct sbx_trace *) = res->on_trace;
         void *trace_ctx = res->trace_ctx;
         memset(res, 0, sizeof *res);
@@ -692,6 +692,12 @@ int sbx_spawn_start(const struct sbx_spawn_req *req, struct sbx_spawn_res *res)
         res->trace_ctx = trace_ctx;
         res->pid = -1;
         res->chan = -1;
+}
+
+int sbx_spawn_start(const struct sbx_spawn_req *req, struct sbx_spawn_res *res)
+{
+        int sv[2];
+        reset_result(res);
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
                 return sbx_fail(&res->err, SBX_STAGE_PARENT, errno, "socketpair", "");
         /* Block every signal across the fork so no handler of the runtime runs in the child
@@ -741,13 +747,7 @@ static int collect_stage1(pid_t stage1, int chan, struct sbx_spawn_res *res)
 
 int sbx_spawn_start_exec(const char *helper, int memfd, const int *fds, int n_fds, struct sbx_spawn_res *res)
 {
-        void (*on_trace)(void *, const struct sbx_trace *) = res->on_trace;
-        void *trace_ctx = res->trace_ctx;
-        memset(res, 0, sizeof *res);
-        res->on_trace = on_trace;
-        res->trace_ctx = trace_ctx;
-        res->pid = -1;
-        res->chan = -1;
+        reset_result(res);
         if (n_fds < 0 || n_fds + 1 > SBX_STAGE1_MAX_FDS)
                 return sbx_fail(&res->err, SBX_STAGE_PARENT, EINVAL, "spawn request fds", "");
         int sv[2];
