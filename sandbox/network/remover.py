@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import os
 
-from sandbox.network.bridge import REMOVER_FILE
+from sandbox.network.bridge import REMOVER_FILE, pending_remover
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ def hand_over(config: BridgeConfig, ipam: Ipam) -> None:
     pod: a spawn costs the runtime 0.5 ms and its interpreter ~15 ms of CPU beside the next
     pod). A pending one re-arms by itself when it sees that pods came meanwhile. Call under the
     network's lock."""
-    if _pending(ipam) is not None:
+    if pending_remover(ipam) is not None:
         return
     # the file made before the stamp is read: its creation moves the stamp (the directory's mtime)
     fd = os.open(ipam.dir / REMOVER_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
@@ -69,18 +69,6 @@ def hand_over(config: BridgeConfig, ipam: Ipam) -> None:
         os.write(fd, b"%d" % spawn(config, _stamp(ipam)))
     finally:
         os.close(fd)
-
-
-def _pending(ipam: Ipam) -> int | None:
-    """The pid of this network's remover if one is still running (its cmdline names this module:
-    a stale file's pid may have been reused); else None."""
-    try:
-        pid = int((ipam.dir / REMOVER_FILE).read_bytes())
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            alive = b"sandbox.network.remover" in f.read()
-    except (OSError, ValueError):
-        return None
-    return pid if alive else None
 
 
 def _stamp(ipam: Ipam) -> int:
@@ -180,7 +168,7 @@ def remove_if_unused(config: BridgeConfig, stamp: int, linger: bool = False) -> 
         if linger and leased and not (ipam.dir / bridge.KEEP_MARKER).exists():
             return None, _stamp(ipam)  # still pending: the pod's release will not spawn another
         if leased or (ipam.dir / bridge.KEEP_MARKER).exists():
-            if _pending(ipam) == os.getpid():
+            if pending_remover(ipam) == os.getpid():
                 os.unlink(ipam.dir / REMOVER_FILE)
             return None, None
         now = _stamp(ipam)

@@ -118,8 +118,9 @@ class PodNetwork:
     def record_first(self) -> None:
         """The veth, recorded before anything else of the pod so that its undo runs last: the
         pair dies with pause's network namespace, which the kernel frees in a worker one RCU grace
-        period (10-20 ms here) after pause is gone; by the end of the tear-down it usually has,
-        and the undo finds nothing to delete instead of waiting for that grace period itself."""
+        period (10-20 ms here) after pause is gone; by the end of the tear-down it often has, and
+        the undo finds nothing to delete; when it has not, the undo sees the namespace dying and
+        leaves the pair to the kernel instead of deleting it (10-25 ms: bridge.delete_veth)."""
         if self.mode == "bridge":
             from sandbox.network.bridge import veth_name
 

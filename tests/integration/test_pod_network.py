@@ -108,9 +108,44 @@ def test_a_pod_gets_an_address_on_the_bridge_as_eth0_in_its_namespace(sbx: Sandb
     hosts = sbx.run("exec", "server", "-c", "web", "--", "cat", "/etc/hosts", check=True).stdout
     assert f"{ip}\tserver\n" in hosts
     sbx.stop(sbx.procs[0])
-    assert not os.path.exists(f"/sys/class/net/{veths[0]}")
+    # the pair goes with pause's namespace: the kernel's clean-up may still be on it just now
+    assert wait_gone(f"/sys/class/net/{veths[0]}")
     assert wait_gone(NETWORKS_DIR / BRIDGE), "the last pod takes its network along"
     assert not os.path.exists(f"/sys/class/net/{BRIDGE}")
+
+
+def test_a_pod_has_no_ipv6_link_local_and_its_bridge_port_is_in_hairpin_mode(sbx: Sandbox) -> None:
+    start_server(sbx)
+    pause = sbx.pause_pid("server")
+    inside = subprocess.run(["nsenter", f"--net=/proc/{pause}/ns/net", "ip", "-j", "-d", "addr", "show", "eth0"],
+                            capture_output=True, text=True, check=True).stdout
+    eth0 = json.loads(inside)[0]
+    assert [a["family"] for a in eth0["addr_info"]] == ["inet"]  # the network is IPv4 only
+    assert eth0["operstate"] == "UP"
+    port = next(n for n in os.listdir("/sys/class/net") if n.startswith("sbv")
+                and os.path.realpath(f"/sys/class/net/{n}/master").endswith("/" + BRIDGE))
+    assert Path(f"/sys/class/net/{port}/brport/hairpin_mode").read_text().strip() == "1"
+    host_end = json.loads(subprocess.run(["ip", "-j", "addr", "show", port], capture_output=True, text=True,
+                                         check=True).stdout)[0]
+    assert host_end["addr_info"] == [] and host_end["operstate"] == "UP"
+    sbx.stop(sbx.procs[0])
+
+
+def test_a_pods_veth_is_deleted_when_something_still_holds_its_namespace(sbx: Sandbox) -> None:
+    """At a pod's end the veth is left to die with pause's namespace, unless the namespace
+    outlives the pod (a process joined it): then the runtime deletes the pair itself."""
+    start_server(sbx)
+    holder = subprocess.Popen(["nsenter", f"--net=/proc/{sbx.pause_pid('server')}/ns/net", "sleep", "60"])
+    try:
+        port = next(n for n in os.listdir("/sys/class/net") if n.startswith("sbv")
+                    and os.path.realpath(f"/sys/class/net/{n}/master").endswith("/" + BRIDGE))
+        sbx.stop(sbx.procs[0])
+        assert not os.path.exists(f"/sys/class/net/{port}"), "deleted before the runtime exited"
+        assert holder.poll() is None
+        assert list(netns_addresses(holder.pid)) == ["lo"]  # its peer went with it
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_two_pods_and_the_host_reach_a_pod_by_its_ip_over_tcp_and_udp(sbx: Sandbox) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.network.ipam import Ipam, IpamError
+from sandbox.network.ipam import OWNER_PREFIX, Ipam, IpamError
 
 
 def test_addresses_start_after_the_gateway_and_follow_the_cursor(tmp_path: Path) -> None:
@@ -90,3 +90,40 @@ def test_fifty_processes_at_once_never_share_an_address(tmp_path: Path) -> None:
     with ipam.locked():
         assert {v: k for k, v in held.items()} == ipam.leases()
     assert all(os.path.basename(a).startswith("10.9.0.") for a in results.values())
+
+
+def test_each_lease_has_an_index_entry_that_goes_with_it(tmp_path: Path) -> None:
+    ipam = Ipam(tmp_path / "net", "10.9.0.0/24")
+    owner = "0f6c1e9a-5b1d-4a57-9c3e-2d8f1c0b7a11 default/web"
+    with ipam.locked():
+        address = ipam.allocate(owner)
+        entries = [p for p in (tmp_path / "net").iterdir() if p.name.startswith(OWNER_PREFIX)]
+        assert [os.readlink(p) for p in entries] == [address]
+        assert "/" not in entries[0].name.removeprefix(OWNER_PREFIX).replace("%2F", "")
+        assert ipam.allocate(owner) == address  # found through the entry
+        assert ipam.release(owner) == [address]
+        assert not [p for p in (tmp_path / "net").iterdir() if p.name.startswith(OWNER_PREFIX)]
+        assert ipam.remove_if_empty()
+
+
+def test_an_entry_is_only_a_hint_the_lease_file_names_the_owner(tmp_path: Path) -> None:
+    ipam = Ipam(tmp_path / "net", "10.9.0.0/24")
+    with ipam.locked():
+        mine = ipam.allocate("a")
+        theirs = ipam.allocate("b")
+        entry = tmp_path / "net" / f"{OWNER_PREFIX}a"
+        os.unlink(entry)
+        os.symlink(theirs, entry)  # stale or forged: it names b's lease
+        assert ipam.release("a") == [mine]  # found by reading every lease instead
+        assert ipam.leases() == {theirs: "b"}
+
+
+def test_a_directory_an_older_runtime_made_is_searched_by_reading_the_leases(tmp_path: Path) -> None:
+    directory = tmp_path / "net"
+    directory.mkdir()
+    (directory / "subnet").write_text("10.9.0.0/24\n")
+    (directory / "10.9.0.7").write_text("old default/web\n")  # no index entry, no `indexed` file
+    ipam = Ipam(directory, "10.9.0.0/24")
+    with ipam.locked():
+        assert ipam.allocate("old default/web") == "10.9.0.7"
+        assert ipam.release("old default/web") == ["10.9.0.7"]
