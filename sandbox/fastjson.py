@@ -35,6 +35,7 @@ def loads(data: bytes | str) -> Any:
 
 
 _JSON_SPACE = " \t\n\r"
+_INF = float("inf")
 
 
 class _JsonDefaults:
@@ -49,8 +50,8 @@ class _JsonDefaults:
 
 
 def dumps(value: Any) -> str:
-    """json.dumps(value, separators=(",", ":")) for dicts, lists, strings, ints, bools and None
-    (what the agent protocol's requests hold); anything else through json.dumps itself."""
+    """json.dumps(value, separators=(",", ":")) for dicts, lists, strings, ints, floats, bools and
+    None (the agent protocol's requests, pod state); anything else through json.dumps itself."""
     quote: Any = None
     try:
         from _json import encode_basestring_ascii as quote
@@ -64,7 +65,7 @@ def dumps(value: Any) -> str:
 
 
 def _simple(value: Any) -> bool:
-    if value is None or isinstance(value, (str, bool, int)):
+    if value is None or isinstance(value, (str, bool, int, float)):
         return True
     if isinstance(value, list):
         return all(_simple(v) for v in value)
@@ -84,6 +85,12 @@ def _encode(value: Any, quote: Any) -> str:
         return str(quote(value))
     if isinstance(value, int):
         return int.__repr__(value)
+    if isinstance(value, float):  # json's floatstr: repr, and its names for the non-finite ones
+        if value != value:
+            return "NaN"
+        if value in (_INF, -_INF):
+            return "Infinity" if value > 0 else "-Infinity"
+        return float.__repr__(value)
     if isinstance(value, list):
         return "[" + ",".join(_encode(v, quote) for v in value) + "]"
     return "{" + ",".join(f"{quote(k)}:{_encode(v, quote)}" for k, v in value.items()) + "}"

@@ -57,12 +57,10 @@ class PodDir:
 
         No fsync: this is live state of running processes (/run is a tmpfs on a normal system),
         meaningless after a power loss, and an fsync per container event costs real time here."""
-        import json
-
         from sandbox.native import rename_exchange
 
         tmp = self.path / f".{STATE_FILE}.tmp"
-        data = json.dumps(state, separators=(",", ":")).encode()
+        data = fastjson.dumps(state).encode()  # json.dumps(state, separators=(",", ":")), no json import
         # no O_TRUNC: cutting the old state to nothing would free its block; the tail goes after
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:

@@ -11,7 +11,7 @@ from hypothesis import strategies as hs
 from sandbox import fastjson
 
 VALUES = hs.recursive(
-    hs.none() | hs.booleans() | hs.integers() | hs.text(),
+    hs.none() | hs.booleans() | hs.integers() | hs.floats() | hs.text(),
     lambda inner: hs.lists(inner, max_size=4) | hs.dictionaries(hs.text(), inner, max_size=4),
     max_leaves=20,
 )
@@ -24,14 +24,17 @@ def test_dumps_writes_what_json_writes(value: object) -> None:
 
 
 @settings(max_examples=500, deadline=None)
-@given(VALUES | hs.floats(allow_nan=False))
+@given(VALUES)
 def test_loads_reads_what_json_reads(value: object) -> None:
+    if "NaN" in json.dumps(value):
+        return  # NaN != NaN: the equality below cannot hold, whoever reads it
     for text in (json.dumps(value), json.dumps(value, indent=2), f"  {json.dumps(value)}\n"):
         assert fastjson.loads(text.encode()) == json.loads(text)
 
 
 def test_other_types_go_through_json() -> None:
     assert fastjson.dumps({"a": 1.5, "b": (1, 2)}) == json.dumps({"a": 1.5, "b": (1, 2)}, separators=(",", ":"))
+    assert fastjson.dumps([float("nan"), float("inf"), -float("inf"), -0.0, 1e300]) == "[NaN,Infinity,-Infinity,-0.0,1e+300]"
     with pytest.raises(TypeError):
         fastjson.dumps({"a": object()})
 
