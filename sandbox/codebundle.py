@@ -24,8 +24,14 @@ if TYPE_CHECKING:
     from typing import Any
 
 PACKAGE = os.path.dirname(os.path.abspath(__file__))
-# The interpreter and optimisation level in the name: `python -OO` reads docstring-free code only.
-FORMAT = 1
+FORMAT = 2
+# The file: MAGIC, the index's length (4 bytes, little-endian), the marshalled index
+# (FORMAT, sys.hexversion, {module: (source, is_package, mtime_ns, size, offset, length)}), then
+# each module's marshalled code at its offset. Only the index is read at start-up; a module's
+# code is unmarshalled from the mapped file when it is imported. Reading the whole 2.2 MB file
+# (format 1) cost a command that imports a few modules ~2 ms, mostly page faults for the copy:
+# `get pods` 31.0 -> 33.2 ms, more than the bundle saved it.
+MAGIC = b"SBXCODE\0"
 
 
 def bundle_path(optimize: int | None = None) -> str:
@@ -38,7 +44,9 @@ def build(optimize: int, target: str | None = None) -> str:
     """Compile every module of the package into the bundle for `optimize` (0, 1 or 2); returns
     its path (`target`, or bundle_path's). Written to a temporary name and renamed: a start-up
     never reads half a bundle."""
-    entries: dict[str, tuple[str, bool, int, int, bytes]] = {}
+    index: dict[str, tuple[str, bool, int, int, int, int]] = {}
+    codes: list[bytes] = []
+    offset = 0
     for directory, subdirs, files in os.walk(PACKAGE):
         subdirs[:] = sorted(d for d in subdirs if d != "__pycache__" and not d.startswith("."))
         relative = os.path.relpath(directory, os.path.dirname(PACKAGE))
@@ -50,25 +58,31 @@ def build(optimize: int, target: str | None = None) -> str:
             module = package if name == "__init__.py" else f"{package}.{name[:-3]}"
             st = os.stat(path)
             with open(path, "rb") as f:
-                code = compile(f.read(), path, "exec", dont_inherit=True, optimize=optimize)
-            entries[module] = (path, name == "__init__.py", st.st_mtime_ns, st.st_size, marshal.dumps(code))
+                code = marshal.dumps(compile(f.read(), path, "exec", dont_inherit=True, optimize=optimize))
+            index[module] = (path, name == "__init__.py", st.st_mtime_ns, st.st_size, offset, len(code))
+            codes.append(code)
+            offset += len(code)
+    head = marshal.dumps((FORMAT, sys.hexversion, index))
     target = target or bundle_path(optimize)
     os.makedirs(os.path.dirname(target), exist_ok=True)
     tmp = f"{target}.{os.getpid()}"
     with open(tmp, "wb") as f:
-        f.write(marshal.dumps((FORMAT, sys.hexversion, entries)))
+        f.write(MAGIC + len(head).to_bytes(4, "little") + head)
+        for code in codes:
+            f.write(code)
     os.replace(tmp, target)
     return target
 
 
 class _Finder:
-    """A meta path finder and loader over the bundle's entries (importlib's protocol)."""
+    """A meta path finder and loader over the bundle's index (importlib's protocol)."""
 
-    def __init__(self, entries: dict[str, tuple[str, bool, int, int, bytes]]) -> None:
-        self.entries = entries
+    def __init__(self, index: dict[str, tuple[str, bool, int, int, int, int]], code: memoryview) -> None:
+        self.index = index
+        self.code = code  # the mapped file from the first module's code on
 
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
-        entry = self.entries.get(name)
+        entry = self.index.get(name)
         if entry is None:
             return None
         source, is_package, mtime_ns, size = entry[:4]
@@ -77,7 +91,7 @@ class _Finder:
         except OSError:
             return None
         if st.st_mtime_ns != mtime_ns or st.st_size != size:
-            del self.entries[name]  # edited since `make install`: the normal import reads it
+            del self.index[name]  # edited since `make install`: the normal import reads it
             return None
         from importlib.machinery import ModuleSpec
 
@@ -91,26 +105,33 @@ class _Finder:
         return None  # the default module object
 
     def exec_module(self, module: ModuleType) -> None:
-        code = marshal.loads(self.entries.pop(module.__name__)[4])
-        exec(code, module.__dict__)
+        offset, length = self.index.pop(module.__name__)[4:]
+        exec(marshal.loads(self.code[offset : offset + length]), module.__dict__)
 
 
 def install(path: str | None = None) -> None:
     """Put the bundle's finder first on sys.meta_path, if a bundle for this interpreter and
     optimisation level is there (`path`: another bundle file); nothing otherwise (the normal
     import serves everything)."""
+    import mmap
+
     try:
         with open(path or bundle_path(), "rb") as f:
-            data = f.read()
-    except OSError:
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):  # missing, or empty (ValueError: mmap of nothing)
         return
+    view = memoryview(mapped)
     try:
-        version, hexversion, entries = marshal.loads(data)
+        if view[: len(MAGIC)] != MAGIC:
+            return
+        start = len(MAGIC) + 4
+        end = start + int.from_bytes(view[len(MAGIC) : start], "little")
+        version, hexversion, index = marshal.loads(view[start:end])
     except (ValueError, EOFError, TypeError):
         return
     if version != FORMAT or hexversion != sys.hexversion:
         return
-    sys.meta_path.insert(0, _Finder(entries))
+    sys.meta_path.insert(0, _Finder(index, view[end:]))
 
 
 if __name__ == "__main__":  # make install: python -m sandbox.codebundle LEVEL...

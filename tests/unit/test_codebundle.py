@@ -7,7 +7,9 @@ import marshal
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sandbox import codebundle
 
@@ -31,6 +33,15 @@ def probe(bundle: Path, *flags: str) -> list[str]:
     return done.stdout.split()
 
 
+def rewrite_index(bundle: Path, change: Callable[[tuple[Any, ...]], tuple[Any, ...]]) -> None:
+    """The bundle with its header (format, hexversion, index) replaced by change(header)."""
+    data = bundle.read_bytes()
+    start = len(codebundle.MAGIC) + 4
+    end = start + int.from_bytes(data[len(codebundle.MAGIC) : start], "little")
+    head = marshal.dumps(change(marshal.loads(data[start:end])))
+    bundle.write_bytes(codebundle.MAGIC + len(head).to_bytes(4, "little") + head + data[end:])
+
+
 def test_modules_come_from_the_bundle(tmp_path: Path) -> None:
     bundle = Path(codebundle.build(2, str(tmp_path / "bundle.marshal")))
     assert probe(bundle, "-OO") == ["_Finder", "True", "True"]
@@ -38,20 +49,24 @@ def test_modules_come_from_the_bundle(tmp_path: Path) -> None:
 
 def test_an_edited_source_falls_through_to_the_normal_import(tmp_path: Path) -> None:
     bundle = Path(codebundle.build(2, str(tmp_path / "bundle.marshal")))
-    version, hexversion, entries = marshal.loads(bundle.read_bytes())
-    path, is_package, mtime_ns, size, code = entries["sandbox.names"]
-    entries["sandbox.names"] = (path, is_package, mtime_ns - 1, size, code)  # as if edited since the build
-    bundle.write_bytes(marshal.dumps((version, hexversion, entries)))
+
+    def edited(header: tuple[Any, ...]) -> tuple[Any, ...]:
+        version, hexversion, index = header
+        path, is_package, mtime_ns, *rest = index["sandbox.names"]
+        index["sandbox.names"] = (path, is_package, mtime_ns - 1, *rest)  # as if edited since the build
+        return version, hexversion, index
+
+    rewrite_index(bundle, edited)
     assert probe(bundle, "-OO") == ["SourceFileLoader", "True", "True"]
 
 
 def test_a_bundle_of_another_interpreter_is_ignored(tmp_path: Path) -> None:
     bundle = Path(codebundle.build(2, str(tmp_path / "bundle.marshal")))
-    _, hexversion, entries = marshal.loads(bundle.read_bytes())
-    bundle.write_bytes(marshal.dumps((codebundle.FORMAT, hexversion + 1, entries)))
+    rewrite_index(bundle, lambda header: (header[0], header[1] + 1, header[2]))
     assert probe(bundle, "-OO")[0] == "SourceFileLoader"
-    bundle.write_bytes(b"not a bundle")
-    assert probe(bundle, "-OO")[0] == "SourceFileLoader"
+    for garbage in (b"not a bundle", b"", codebundle.MAGIC + b"\xff\xff\x00\x00"):
+        bundle.write_bytes(garbage)
+        assert probe(bundle, "-OO")[0] == "SourceFileLoader"
 
 
 def test_each_optimisation_level_has_its_own_bundle() -> None:
