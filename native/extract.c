@@ -325,16 +325,25 @@ static void pax_clear(struct pax_set *p)
         memset(p, 0, sizeof *p);
 }
 
+/* `items` with room for one more element: the array doubles from `first` elements of `size`
+ * bytes, *cap follows. NULL without memory (`items` still valid then). */
+static void *reserve(void *items, size_t *cap, size_t used, size_t size, size_t first)
+{
+        if (used < *cap)
+                return items;
+        size_t grown = *cap ? *cap * 2 : first;
+        void *p = realloc(items, grown * size);
+        if (p)
+                *cap = grown;
+        return p;
+}
+
 static int pax_add(struct pax_set *p, const char *k, size_t kl, const char *v, size_t vl)
 {
-        if (p->n == p->cap) {
-                size_t cap = p->cap ? p->cap * 2 : 16;
-                struct pax_rec *r = realloc(p->recs, cap * sizeof *r);
-                if (!r)
-                        return -1;
-                p->recs = r;
-                p->cap = cap;
-        }
+        struct pax_rec *recs = reserve(p->recs, &p->cap, p->n, sizeof *recs, 16);
+        if (!recs)
+                return -1;
+        p->recs = recs;
         p->recs[p->n++] = (struct pax_rec){ k, kl, v, vl };
         return 0;
 }
@@ -468,14 +477,10 @@ static int dir_remember(struct sbx_layer *l, const char *path, int depth)
         if (!d) {
                 if ((l->n_dirs + 1) * 2 > l->table_cap && table_grow(l) < 0)
                         return -1;
-                if (l->n_dirs == l->cap_dirs) {
-                        size_t cap = l->cap_dirs ? l->cap_dirs * 2 : 64;
-                        struct dir_rec *r = realloc(l->dirs, cap * sizeof *r);
-                        if (!r)
-                                return -1;
-                        l->dirs = r;
-                        l->cap_dirs = cap;
-                }
+                struct dir_rec *dirs = reserve(l->dirs, &l->cap_dirs, l->n_dirs, sizeof *dirs, 64);
+                if (!dirs)
+                        return -1;
+                l->dirs = dirs;
                 d = &l->dirs[l->n_dirs];
                 memset(d, 0, sizeof *d);
                 d->path = strdup(path);
