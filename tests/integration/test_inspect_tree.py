@@ -203,7 +203,9 @@ def test_an_orphan_its_own_pid_1_never_reaps_shows_as_a_zombie(sbx: Sandbox) -> 
     proc = sbx.start(sbx.manifest(ZOMBIE))
     sbx.wait_running("tree")
     main = sbx.pid_of("tree", "app")
-    [zombie] = sbx.wait_for(lambda: [p for p in _children(main) if _state(p) == "Z"], message="the zombie")
+    # the orphaned `sleep 1`, once it exited: not the subshell, a zombie only until sh reaps it
+    [zombie] = sbx.wait_for(lambda: [p for p in _children(main) if _state(p) == "Z" and _comm(p) == "sleep"],
+                            message="the zombie")
     report = _tree(sbx)
     [child] = _trees(report)["app"]["process"]["children"]
     assert child["pid"] == zombie and child["state"] == "Z" and child["command"] == "[sleep]"
@@ -219,3 +221,11 @@ def _state(pid: int) -> str:
     except OSError:
         return ""
     return data[data.rfind(b")") + 2 :].split()[0].decode()
+
+
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
