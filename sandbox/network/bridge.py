@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import _socket  # socket.py's enum conversions cost ~1.3 ms at import; raw sockets need none
 import os
+import sys
 from pathlib import Path
 
 from sandbox.errors import SandboxError
@@ -109,15 +110,7 @@ def attach(config: BridgeConfig, uid: str, pod_lease: Lease, pause_pid: int, pau
     """The pod's veth: host end on the bridge, `eth0` in pause's network namespace with the leased
     address, up, and a default route via the gateway."""
     from sandbox import native
-    from sandbox.network.rtnl import (
-        Rtnl,
-        address_msg,
-        default_route_msg,
-        hairpin_msg,
-        no_ipv6_ll_msg,
-        up_by_name_msg,
-        up_msg,
-    )
+    from sandbox.network.rtnl import Rtnl, hairpin_msg, no_ipv6_ll_msg, up_by_name_msg
 
     try:
         nsfd = os.open(f"/proc/{pause_pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
@@ -137,21 +130,9 @@ def attach(config: BridgeConfig, uid: str, pod_lease: Lease, pause_pid: int, pau
             # pod reaching its own hostPort through the host's address gets the DNATed packet
             # back out of the port it came in by; was a sysfs write, 0.05 ms), no IPv6
             # link-local, up
-            index = host.add_veth(host_end, POD_IFNAME, nsfd, master,
-                                  then=(hairpin_msg(host_end), no_ipv6_ll_msg(name=host_end), up_by_name_msg(host_end)))
-        with Rtnl(native.socket_in_netns(pause_pidfd, _socket.AF_NETLINK, _socket.SOCK_RAW)) as pod:
-            if index is None:  # a kernel that does not echo a new link (before 6.2)
-                index = pod.link_index(POD_IFNAME)
-            if index is None:
-                raise NetworkSetupError(f"{POD_IFNAME} did not appear in the pod's namespace")
-            # one round trip, run by the kernel in order: no IPv6 link-local (the network is IPv4
-            # only), the address, the link up (a gateway route needs an up link), the default
-            # route via the gateway
-            pod.run(no_ipv6_ll_msg(index), address_msg(index, pod_lease.address, pod_lease.prefixlen), up_msg(index),
-                    default_route_msg(pod_lease.gateway))
-            pod.trace_address(index, pod_lease.address, pod_lease.prefixlen)
-            pod.trace_up(index)
-            pod.trace_route(pod_lease.gateway)
+            host.add_veth(host_end, POD_IFNAME, nsfd, master,
+                          then=(hairpin_msg(host_end), no_ipv6_ll_msg(name=host_end), up_by_name_msg(host_end)))
+        _configure_pod_side(native.socket_in_netns(pause_pidfd, _socket.AF_INET, _socket.SOCK_DGRAM), pod_lease)
     except OSError as e:
         raise NetworkSetupError(f"pod network on {config.bridge}: {e.strerror or e}") from None
     finally:
@@ -179,6 +160,49 @@ def _no_ipv6(link: str) -> None:
         set_knob(f"/proc/sys/net/ipv6/conf/{link}/disable_ipv6")
     except FileNotFoundError:
         pass  # a kernel without IPv6
+
+
+# ioctl requests (<linux/sockios.h>) and struct rtentry (<net/route.h>, native layout)
+SIOCADDRT, SIOCGIFFLAGS, SIOCSIFFLAGS, SIOCSIFADDR, SIOCSIFNETMASK = 0x890B, 0x8913, 0x8914, 0x8916, 0x891C
+RTF_UP, RTF_GATEWAY = 0x1, 0x2
+IFF_UP = 0x1
+_RTENTRY = "@L16s16s16sHhLPhPLLH0L"  # 120 bytes on x86_64 (0L: its tail padding); pad1, dst, gateway, genmask, flags, pad2, pad3, pad4, metric, dev, mtu, window, irtt
+
+
+def _configure_pod_side(fd: int, lease: Lease) -> None:
+    """`eth0` in the pod's namespace: the leased address and its mask, up, the default route via
+    the gateway; by ioctl on `fd`, a datagram socket made in that namespace, closed here.
+
+    Not netlink: a netlink socket is freed only after RCU grace periods (netlink_release's
+    call_rcu, 15-20 ms here), and it holds the namespace as long, so at the end of a short pod
+    the tear-down found the pair still there and waited for the namespace to die (up to 8 ms;
+    delete_veth). An unbound datagram socket is freed at close. IPv6 link-local is off for every
+    link made in the namespace (PodNetwork.pause_sysctls: addr_gen_mode in stage 1)."""
+    import fcntl
+    import struct
+
+    name = POD_IFNAME.encode().ljust(16, b"\0")
+
+    def sockaddr(address: str) -> bytes:
+        return struct.pack("=HH4s8x", _socket.AF_INET, 0, _socket.inet_aton(address))
+
+    mask = ((1 << 32) - (1 << (32 - lease.prefixlen))) if lease.prefixlen else 0
+    try:
+        fcntl.ioctl(fd, SIOCSIFADDR, name + sockaddr(lease.address) + bytes(8))
+        fcntl.ioctl(fd, SIOCSIFNETMASK, name + sockaddr(_socket.inet_ntoa(mask.to_bytes(4, "big"))) + bytes(8))
+        flags = struct.unpack_from("=h", fcntl.ioctl(fd, SIOCGIFFLAGS, name + bytes(24)), 16)[0]
+        fcntl.ioctl(fd, SIOCSIFFLAGS, name + struct.pack("=h", flags | IFF_UP) + bytes(22))
+        # the default route via the gateway, its device found by the kernel (rt_dev NULL)
+        fcntl.ioctl(fd, SIOCADDRT, struct.pack(_RTENTRY, 0, sockaddr("0.0.0.0"), sockaddr(lease.gateway),
+                                               sockaddr("0.0.0.0"), RTF_UP | RTF_GATEWAY, 0, 0, 0, 0, 0, 0, 0, 0))
+    finally:
+        os.close(fd)
+    if "sandbox.trace" in sys.modules:  # loaded by --trace only
+        from sandbox.trace import emit
+
+        emit("runtime", "ioctl", f"ioctl SIOCSIFADDR {lease.address}/{lease.prefixlen}, SIOCSIFFLAGS up on "
+             f"{POD_IFNAME}, SIOCADDRT default via {lease.gateway} (in the pod's netns)",
+             netns="pod", address=f"{lease.address}/{lease.prefixlen}", gateway=lease.gateway)
 
 
 def delete_veth(name: str, wait_for_dying: bool = False) -> bool:

@@ -14,6 +14,8 @@ taken port fails the pod before anything runs); the veth and CNI's ADD need paus
 
 from __future__ import annotations
 
+import os
+
 from sandbox.errors import SandboxError
 from sandbox.log import get_logger
 from sandbox.network.config import BridgeConfig
@@ -170,6 +172,14 @@ class PodNetwork:
                                    subnet=config.subnet, owner=self.port_owner()))
         mappings = [PortMapping(p.protocol, p.host_ip, p.host_port, p.container_port, pod_ip) for p in ports]
         HostPorts(config.nft_table, config.bridge, config.subnet).reserve(self.port_owner(), mappings)
+
+    def pause_sysctls(self) -> tuple[tuple[str, str], ...]:
+        """Sysctls pause's stage 1 writes in the pod's new network namespace, before the pod's own:
+        on the built-in bridge, no IPv6 link-local address on any link made there later (eth0;
+        the network is IPv4 only; what a netlink request per link did, bridge.attach)."""
+        if self.mode == "bridge" and os.path.isdir("/proc/sys/net/ipv6"):
+            return (("net/ipv6/conf/default/addr_gen_mode", "1"),)  # under /proc/sys; 1: IN6_ADDR_GEN_MODE_NONE
+        return ()
 
     def after_pause(self, pause_pid: int, pause_pidfd: int) -> None:
         """The veth into pause's namespace, or CNI's ADD with pause's namespace."""

@@ -216,7 +216,8 @@ class RuntimeService:
 
         config = sandbox.config
         cgroups = sandbox.cgroups
-        sandbox.pause = start_pause(sandbox.spawner, config.dirs, config.hostname, config.host, config.sysctls,
+        sysctls = config.sysctls if config.network is None else (*config.network.pause_sysctls(), *config.sysctls)
+        sandbox.pause = start_pause(sandbox.spawner, config.dirs, config.hostname, config.host, sysctls,
                                     cgroups.spawn_fields(sandbox.pause_cgroup) if cgroups else {},
                                     before_start=cgroups.joiner(sandbox.pause_cgroup) if cgroups else None)
         sandbox.pause_ref = ProcessRef.of(sandbox.pause.pid)

@@ -129,7 +129,7 @@ def test_trace_lines_match_the_pod_seen_from_outside(sbx: Sandbox) -> None:
     (veth,) = [e for e in events if e["step"] == "netlink" and "peer" in e]
     assert veth["peerNetns"] == new["net"] and veth["peer"] == "eth0"
     assert os.path.exists(f"/sys/class/net/{veth['link']}")
-    (address,) = [e for e in events if e["step"] == "netlink" and "address" in e and e["netns"] == "pod"]
+    (address,) = [e for e in events if e["step"] == "ioctl" and "address" in e and e["netns"] == "pod"]
     assert address["address"].split("/")[0] == state["status"]["podIP"]
     # pause reaped the orphan left by `(sleep 0.2 &)`
     (reaped,) = [e for e in events if e["step"] == "sigchld"]
