@@ -165,7 +165,6 @@ def _no_ipv6(link: str) -> None:
 # ioctl requests (<linux/sockios.h>) and struct rtentry (<net/route.h>, native layout)
 SIOCADDRT, SIOCGIFFLAGS, SIOCSIFFLAGS, SIOCSIFADDR, SIOCSIFNETMASK = 0x890B, 0x8913, 0x8914, 0x8916, 0x891C
 RTF_UP, RTF_GATEWAY = 0x1, 0x2
-IFF_UP = 0x1
 _RTENTRY = "@L16s16s16sHhLPhPLLH0L"  # 120 bytes on x86_64 (0L: its tail padding); pad1, dst, gateway, genmask, flags, pad2, pad3, pad4, metric, dev, mtu, window, irtt
 
 
@@ -180,6 +179,8 @@ def _configure_pod_side(fd: int, lease: Lease) -> None:
     link made in the namespace (PodNetwork.pause_sysctls: addr_gen_mode in stage 1)."""
     import fcntl
     import struct
+
+    from sandbox.network.rtnl import IFF_UP
 
     name = POD_IFNAME.encode().ljust(16, b"\0")
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 # <linux/netlink.h>, <linux/rtnetlink.h>, <linux/if_link.h>, <linux/if.h>
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_ECHO, NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x8, 0x100, 0x200, 0x400
-RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_NEWADDR, RTM_NEWROUTE = 16, 17, 18, 20, 24
+RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_NEWADDR = 16, 17, 18, 20
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_LINK, IFLA_MTU, IFLA_MASTER, IFLA_LINKINFO = 1, 3, 5, 4, 10, 18
 IFLA_AF_SPEC, IFLA_NET_NS_FD, IFLA_NUM_TX_QUEUES, IFLA_NUM_RX_QUEUES = 26, 28, 31, 32
 IFLA_LINK_NETNSID, IFLA_TARGET_NETNSID = 37, 46
@@ -37,15 +37,13 @@ IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE = 8, 1
 IFLA_BRPORT_MODE = 4  # <linux/if_link.h>: the bridge port's hairpin mode
 IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_DATA, VETH_INFO_PEER = 1, 2, 5, 1
 IFA_ADDRESS, IFA_LOCAL = 1, 2
-RTA_DST, RTA_GATEWAY = 1, 5
 NLA_F_NESTED = 0x8000
 IFF_UP = 0x1
-RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RT_SCOPE_LINK, RTN_UNICAST = 254, 3, 0, 253, 1
+RT_SCOPE_UNIVERSE = 0
 
 _HEADER = struct.Struct("=IHHII")  # nlmsghdr: len, type, flags, seq, pid
 _IFINFO = struct.Struct("=BxHiII")  # ifinfomsg: family, type, index, flags, change
 _IFADDR = struct.Struct("=BBBBI")  # ifaddrmsg: family, prefixlen, flags, scope, index
-_RTMSG = struct.Struct("=BBBBBBBBI")  # rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags
 _ATTR = struct.Struct("=HH")
 
 
@@ -242,10 +240,6 @@ class Rtnl:
             raise
         return True
 
-    def set_up(self, index: int) -> None:
-        self.request(*up_msg(index))
-        self.trace_up(index)
-
     def trace_up(self, index: int) -> None:
         self._trace(f"RTM_NEWLINK link {index} up", index=index)
 
@@ -260,22 +254,11 @@ class Rtnl:
         self._trace(f"RTM_DELLINK {name}", link=name)
         return True
 
-    # --- addresses and routes ------------------------------------------------------------------
-
-    def add_address(self, index: int, address: str, prefixlen: int) -> None:
-        self.request(*address_msg(index, address, prefixlen))
-        self.trace_address(index, address, prefixlen)
+    # --- addresses -----------------------------------------------------------------------------
 
     def trace_address(self, index: int, address: str, prefixlen: int) -> None:
         self._trace(f"RTM_NEWADDR {address}/{prefixlen} on link {index}", address=f"{address}/{prefixlen}",
                     index=index)
-
-    def add_default_route(self, gateway: str) -> None:
-        self.request(*default_route_msg(gateway))
-        self.trace_route(gateway)
-
-    def trace_route(self, gateway: str) -> None:
-        self._trace(f"RTM_NEWROUTE default via {gateway}", gateway=gateway)
 
 
 # --- messages, for Rtnl.request and Rtnl.batch ----------------------------------------------------
@@ -315,12 +298,6 @@ def address_msg(index: int, address: str, prefixlen: int) -> Message:
     flags = 0x02 if family == _socket.AF_INET6 else 0
     return (RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL,
             _IFADDR.pack(family, prefixlen, flags, RT_SCOPE_UNIVERSE, index) + attrs)
-
-
-def default_route_msg(gateway: str) -> Message:
-    family, raw = _family(gateway)
-    msg = _RTMSG.pack(family, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST, 0)
-    return RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, msg + attr(RTA_GATEWAY, raw)
 
 
 def link_attrs(body: bytes) -> dict[int, bytes]:

@@ -13,10 +13,8 @@ from sandbox.network.bridge import veth_name
 from sandbox.network.rtnl import (
     RTM_NEWADDR,
     RTM_NEWLINK,
-    RTM_NEWROUTE,
     address_msg,
     attr,
-    default_route_msg,
     nested,
     up_msg,
 )
@@ -47,9 +45,6 @@ def test_batched_messages_carry_what_the_single_requests_did() -> None:
     assert (kind, flags) == (RTM_NEWADDR, 0x400 | 0x200)
     raw = bytes([10, 89, 0, 2])
     assert payload == struct.pack("=BBBBI", 2, 16, 0, 0, 7) + attr(2, raw) + attr(1, raw)
-    kind, flags, payload = default_route_msg("10.89.0.1")
-    assert (kind, flags) == (RTM_NEWROUTE, 0x400 | 0x200)
-    assert payload == struct.pack("=BBBBBBBBI", 2, 0, 0, 0, 254, 3, 0, 1, 0) + attr(5, bytes([10, 89, 0, 1]))
     assert up_msg(7) == (RTM_NEWLINK, 0, struct.pack("=BxHiII", 0, 0, 7, 1, 1))
 
 
