@@ -123,6 +123,9 @@ def run() -> None:
     what is buffered (stdout, stderr, logging's handlers) is flushed here first."""
     import os
 
+    from sandbox.deferred import import_pathlib
+
+    import_pathlib()  # before any verb's module imports it: ~5 ms less (sandbox/deferred.py)
     code = main()
     try:
         sys.stdout.flush()

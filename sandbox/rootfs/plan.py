@@ -16,16 +16,20 @@ and the pod files. A node the container makes with its CAP_MKNOD then opens with
 
 from __future__ import annotations
 
-import enum
-
 from sandbox.record import record, replace
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from enum import IntEnum as _KindBase
+else:
+    _KindBase = object  # enum's import (and signal.py's, which needs it) is ~1.9 ms of a `sandbox run`
 
 
-class OpKind(enum.IntEnum):
+class OpKind(_KindBase):
+    """What a MountOp does: plain ints at run time (they travel to C as `kind`), an IntEnum for
+    type checkers."""
+
     ROOT = 1  # mount at a host path that becomes the new root
     MOUNT = 2  # mount a filesystem at a directory inside the new root
     BIND = 3  # bind a host path inside the new root

@@ -7,8 +7,6 @@ invalid). The value is kept in thousandths, rounded up, as the API server rounds
 
 from __future__ import annotations
 
-import re
-
 from sandbox.lazyre import LazyPattern
 from sandbox.spec.model import Quantity
 
@@ -16,7 +14,7 @@ from sandbox.spec.model import Quantity
 QUANTITY_REGEX = "^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
 QUANTITY_ERROR = f"quantities must match the regular expression '{QUANTITY_REGEX}'"
 
-_NUMBER = LazyPattern(r"([+-]?)([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(.*)\Z", re.DOTALL)
+_NUMBER = LazyPattern(r"(?s)([+-]?)([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(.*)\Z")  # (?s): DOTALL
 _EXPONENT = LazyPattern(r"[eE]([+-]?[0-9]+)\Z")
 _BINARY = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
 _DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}

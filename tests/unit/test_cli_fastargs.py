@@ -257,3 +257,28 @@ def test_node_argv_lists_the_options_given_in_the_parser_order() -> None:
     assert agent_verb._node_argv(args) == ["--no-host-path", "--network", "none", "--insecure-registry", "a",
                                            "--insecure-registry", "b"]
     assert agent_verb._node_argv(argparse.Namespace(**vars(args))) == agent_verb._node_argv(args)
+
+
+def test_the_default_pod_subnet_is_what_the_pod_cidr_check_would_keep() -> None:
+    """`run` skips parsing --pod-cidr when it is the default (no ipaddress import on the hot path),
+    so the default must be exactly what the check accepts and normalises to."""
+    import ipaddress
+
+    from sandbox.network.config import DEFAULT_SUBNET
+
+    subnet = ipaddress.ip_network(DEFAULT_SUBNET)
+    assert str(subnet) == DEFAULT_SUBNET
+    assert subnet.version == 4 and subnet.prefixlen <= 30
+
+
+@pytest.mark.parametrize("cidr, message", [("10.9.0.1/16", "^--pod-cidr: "), ("fd00::/64", "IPv4 subnet"),
+                                           ("10.9.0.0/31", "IPv4 subnet")])
+def test_a_pod_cidr_other_than_the_default_is_still_checked(cidr: str, message: str) -> None:
+    import argparse
+
+    from sandbox.cli.run import _network_options
+    from sandbox.errors import UsageError
+
+    args = argparse.Namespace(network="bridge", bridge="", pod_cidr=cidr, masquerade=False, keep_bridge=False)
+    with pytest.raises(UsageError, match=message):
+        _network_options(args)
