@@ -5,9 +5,10 @@ imports `ipaddress`) at its top, yet uses them only inside `glob`, `match`, `as_
 Windows flavour. Those four cost ~5 ms of every `sandbox run` (`import pathlib` after what the
 runtime imports anyway: 5.4 ms, 3.5 ms of it `urllib.parse` and `ipaddress`; min of 25 fresh
 interpreters), a tenth of a one-container pod cycle. `import_pathlib` imports pathlib with a
-stand-in for each of them that is not imported yet; a stand-in imports its module on the first
-attribute read, so `Path.glob` or `Path.as_uri` still work, and it is in sys.modules only while
-pathlib's own import runs: every other `import re` gets the real module.
+stand-in for each of them that is not imported yet (`defer_pathlib_imports`, called by the
+command's entry point, makes the first `import pathlib` do so); a stand-in imports its module on
+the first attribute read, so `Path.glob` or `Path.as_uri` still work, and it is in sys.modules only
+while pathlib's own import runs: every other `import re` gets the real module.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import ModuleType
+    from typing import Any
 else:
     ModuleType = type(sys)  # without importing types
 
@@ -39,10 +41,7 @@ def _quote_from_bytes(*args: object, **kwargs: object) -> object:
     return quote_from_bytes(*args, **kwargs)  # type: ignore[arg-type]
 
 
-def import_pathlib() -> None:
-    """Import pathlib now, deferring the imports it needs only for globbing and URIs."""
-    if "pathlib" in sys.modules:
-        return
+def _stand_in() -> dict[str, OnFirstUse]:
     stand_ins = {}
     for name in _DEFERRED:
         if name not in sys.modules:
@@ -50,9 +49,63 @@ def import_pathlib() -> None:
     parse = stand_ins.get("urllib.parse")
     if parse is not None:
         parse.__dict__["quote_from_bytes"] = _quote_from_bytes  # for pathlib's `from urllib.parse import ...`
+    return stand_ins
+
+
+def _withdraw(stand_ins: dict[str, OnFirstUse]) -> None:
+    for name, stand_in in stand_ins.items():
+        if sys.modules.get(name) is stand_in:
+            del sys.modules[name]
+
+
+def import_pathlib() -> None:
+    """Import pathlib now, deferring the imports it needs only for globbing and URIs."""
+    if "pathlib" in sys.modules:
+        return
+    stand_ins = _stand_in()
     try:
         import pathlib  # noqa: F401
     finally:
-        for name, stand_in in stand_ins.items():
-            if sys.modules.get(name) is stand_in:
-                del sys.modules[name]
+        _withdraw(stand_ins)
+
+
+def defer_pathlib_imports() -> None:
+    """Have the first `import pathlib`, whoever makes it, run as `import_pathlib` does: a command
+    that never needs pathlib (`sandbox exec`) still does not import it."""
+    if "pathlib" not in sys.modules and not any(isinstance(f, _PathlibFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _PathlibFinder())
+
+
+class _PathlibFinder:
+    """A meta path finder for pathlib alone: its usual spec, with the loader wrapped."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "pathlib":
+            return None
+        sys.meta_path.remove(self)
+        from importlib.machinery import PathFinder
+
+        spec = PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _WithStandIns(spec.loader)  # type: ignore[assignment]  # a Loader by protocol
+        return spec
+
+
+class _WithStandIns:
+    """pathlib's loader, running the module with the stand-ins in place."""
+
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+
+    def __getattr__(self, attribute: str) -> Any:  # get_source, get_code, ... as the loader has them
+        return getattr(self.loader, attribute)
+
+    def create_module(self, spec: Any) -> Any:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        stand_ins = _stand_in()
+        try:
+            self.loader.exec_module(module)
+        finally:
+            _withdraw(stand_ins)

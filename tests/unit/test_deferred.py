@@ -35,3 +35,14 @@ def test_nothing_is_deferred_once_pathlib_is_there() -> None:
     out = subprocess.run([sys.executable, "-S", "-c", script], capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": ":".join(p for p in sys.path if p)}).stdout
     assert out.strip() == "True"
+
+
+def test_the_first_import_of_pathlib_by_anyone_defers_them_once_asked_to() -> None:
+    script = ("import sys\nfrom sandbox.deferred import defer_pathlib_imports\ndefer_pathlib_imports()\n"
+              "print('pathlib' in sys.modules)\nfrom pathlib import Path\n"
+              "print(sorted(m for m in ('re', 'fnmatch', 'ntpath', 'urllib.parse') if m in sys.modules))\n"
+              "print(Path('/a/b.txt').match('*.txt'), type(sys.modules['pathlib'].__loader__).__name__ != '',\n"
+              "      any(type(f).__name__ == '_PathlibFinder' for f in sys.meta_path))")
+    out = subprocess.run([sys.executable, "-S", "-c", script], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": ":".join(p for p in sys.path if p)}).stdout
+    assert out.splitlines() == ["False", "[]", "True True False"]
