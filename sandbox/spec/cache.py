@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import sys
-import zlib
 
 from sandbox import fastjson
 from sandbox.spec.source import MAX_BYTES, read_manifest, source_name  # bigger input goes to load's error
@@ -53,10 +52,18 @@ def fingerprint(sandbox_dir: str | None = None, yaml_dir: str | None = None) -> 
     parts += _stat_dir(yaml_dir, "yaml/", (".py", ".so"))
     try:
         with open(os.path.join(yaml_dir, "__init__.py"), "rb") as f:
-            parts.append(f"yaml-init:{zlib.crc32(f.read()):08x}")
+            parts.append(f"yaml-init:{_digest(f.read())}")
     except OSError:
         parts.append("yaml-init:missing")
-    return f"{zlib.crc32(';'.join(parts).encode()):08x}"
+    return _digest(";".join(parts).encode())
+
+
+def _digest(data: bytes) -> str:
+    """A short digest for names and keys: BLAKE2b, whose module the seccomp cache loads anyway
+    (zlib.crc32 was one more extension module to load: ~0.3 ms of a `sandbox run`)."""
+    from _blake2 import blake2b  # hashlib's own; `import hashlib` costs ~3 ms (OpenSSL)
+
+    return blake2b(data, digest_size=8).hexdigest()
 
 
 def _yaml_dir() -> str:
@@ -108,7 +115,7 @@ def load_pod_and_config_cached(path: str, cache_dir: Path | None) -> tuple[Pod, 
     raw = read_manifest(path)
     if not raw or len(raw) > MAX_BYTES or cache_dir is None:
         return _load_uncached(raw, source_name(path))
-    entry_path = cache_dir / f"{zlib.crc32(raw):08x}-{len(raw)}.json"
+    entry_path = cache_dir / f"{_digest(raw)}-{len(raw)}.json"
     key = fingerprint()
     cached = _read_entry(entry_path, raw, key)
     if cached is not None:
