@@ -64,6 +64,16 @@ class ImageError(SandboxError):
     """An image that is missing from the store or cannot be read."""
 
 
+class PauseStartError(SandboxError):
+    """Pause could not set its namespaces up: the pod's start fails (not a container's, which a
+    ContainerStartError is). Worded as the ContainerStartError it carries."""
+
+    def __init__(self, cause: SandboxError) -> None:
+        self.cause = cause
+        self.exit_code = cause.exit_code
+        super().__init__(str(cause))
+
+
 class ContainerStartError(SandboxError):
     """The native child could not set a container up or exec its command.
 

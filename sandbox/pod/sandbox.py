@@ -32,7 +32,7 @@ from sandbox.process.request import (
     CLONE_NEWUTS,
     SpawnRequest,
 )
-from sandbox.process.spawner import ChildProcess, Spawner
+from sandbox.process.spawner import ChildProcess, PendingChild, Spawner
 from sandbox.record import record
 from sandbox.rootfs.plan import ContainerFiles, pause_plan
 
@@ -163,6 +163,14 @@ def start_pause(spawner: Spawner, dirs: SandboxDirs, hostname: str, host: HostNa
     """Pause in new namespaces, except those the pod takes from the host. `sysctls` (path under
     /proc/sys, value) are written in the new namespaces before pause starts; `cgroup`: the
     SpawnRequest fields that start it in its cgroup (process.request.membership)."""
+    return start_pause_pending(spawner, dirs, hostname, host, sysctls, cgroup, before_start, wait=True).process
+
+
+def start_pause_pending(spawner: Spawner, dirs: SandboxDirs, hostname: str, host: HostNamespaces,
+                        sysctls: tuple[tuple[str, str], ...] = (), cgroup: dict[str, Any] | None = None,
+                        before_start: Any = None, *, wait: bool = False) -> PendingChild:
+    """start_pause, returning while pause may still set its namespaces up (`wait`: once it runs;
+    always so under --trace, whose records of pause's set-up are read here)."""
     binary = os.open(pause_binary(), os.O_RDONLY | os.O_CLOEXEC)
     null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
     # --trace: pause's stderr is a pipe it reports each reaped child on (native/pause.c); the
@@ -189,7 +197,10 @@ def start_pause(spawner: Spawner, dirs: SandboxDirs, hostname: str, host: HostNa
             stdio=(null, null, report_end),
             **(cgroup or {}),
         )
-        pause = spawner.spawn(req, before_start=before_start)
+        if wait or tracer is not None:
+            pause = PendingChild(spawner.spawn(req, before_start=before_start))
+        else:
+            pause = spawner.start(req, before_start=before_start)  # stage 2 holds its own fds: ours close below
         if tracer is not None and reports >= 0:
             from sandbox.trace import read_pause
 

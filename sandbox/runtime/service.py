@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import selectors
 
-from sandbox.errors import ContainerStartError
+from sandbox.errors import ContainerStartError, PauseStartError
 from sandbox.log import get_logger
 from sandbox.pod import teardown
 from sandbox.record import field, record, replace
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from sandbox.process.request import Identity
     from sandbox.process.resources import PodResources
     from sandbox.process.shim import Launch, ShimSpawner
-    from sandbox.process.spawner import ChildProcess, Spawner
+    from sandbox.process.spawner import ChildProcess, PendingChild, Spawner
     from sandbox.rootfs.layers import ContainerLayer
     from sandbox.rootfs.plan import MountOp
     from sandbox.spec.model import Container, Pod
@@ -86,6 +86,7 @@ class PodSandbox:
     cgroups: PodCgroups | None = None
     resources: PodResources | None = None  # every container's cgroup values and oom_score_adj
     pause: ChildProcess | None = None
+    pause_pending: PendingChild | None = None  # pause's set-up not waited for yet (pause_ready)
     pause_ref: ProcessRef | None = None
     pause_cgroup: Cgroup | None = None
     addresses: Addresses | None = None  # the pod's IPs (PodSandboxStatus.network)
@@ -150,9 +151,10 @@ class RuntimeService:
 
     # --- pod sandboxes -----------------------------------------------------------------------
 
-    def run_pod_sandbox(self, config: PodSandboxConfig) -> PodSandbox:
+    def run_pod_sandbox(self, config: PodSandboxConfig, *, wait: bool = True) -> PodSandbox:
         """The shim (if any), the pod cgroup, pause, the network; the caller tears down with
-        remove_pod_sandbox whatever happens (everything made is in the journal)."""
+        remove_pod_sandbox whatever happens (everything made is in the journal). `wait` False:
+        pause may still be setting up on return (pause_ready waits; start_container does)."""
         sandbox = self.sandboxes[config.uid] = PodSandbox(config.uid, config, self.spawner)
         sandbox.devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         launch = self._launch_shim(sandbox, config.shim_dir) if config.shim_dir is not None else None
@@ -164,7 +166,7 @@ class RuntimeService:
         finally:
             if launch is not None:  # recorded whatever happened above, so the tear-down ends it
                 self._connect_shim(sandbox, launch)
-        self.start_pause(sandbox)
+        self.start_pause(sandbox, wait=wait)
         return sandbox
 
     def _launch_shim(self, sandbox: PodSandbox, directory: Path) -> Launch:
@@ -210,18 +212,25 @@ class RuntimeService:
         sandbox.cgroups, sandbox.resources = cgroups, plan.resources
         sandbox.pause_cgroup = cgroups.child(PAUSE_CGROUP)
 
-    def start_pause(self, sandbox: PodSandbox) -> ChildProcess:
+    def start_pause(self, sandbox: PodSandbox, *, wait: bool = True) -> ChildProcess:
         """Pause in new namespaces (again, for a sandbox re-created after its pause died: the
         kubelet's new sandbox attempt, keeping the pod's cgroup and lease), then the network into
         its namespace."""
-        from sandbox.pod.sandbox import start_pause
+        from sandbox.pod.sandbox import start_pause_pending
 
         config = sandbox.config
         cgroups = sandbox.cgroups
         sysctls = config.sysctls if config.network is None else (*config.network.pause_sysctls(), *config.sysctls)
-        sandbox.pause = start_pause(sandbox.spawner, config.dirs, config.hostname, config.host, sysctls,
-                                    cgroups.spawn_fields(sandbox.pause_cgroup) if cgroups else {},
-                                    before_start=cgroups.joiner(sandbox.pause_cgroup) if cgroups else None)
+        # Not waited for (and there is no network to move into its namespace): pause's set-up is
+        # waited for only where a container is about to join it, while the pod goes on preparing.
+        pending = start_pause_pending(sandbox.spawner, config.dirs, config.hostname, config.host, sysctls,
+                                      cgroups.spawn_fields(sandbox.pause_cgroup) if cgroups else {},
+                                      before_start=cgroups.joiner(sandbox.pause_cgroup) if cgroups else None,
+                                      wait=wait or config.network is not None)
+        if sandbox.pause_pending is not None:  # a re-created sandbox's earlier pause, never waited for
+            sandbox.pause_pending.abandon()
+        sandbox.pause = pending.process
+        sandbox.pause_pending = None if pending.done else pending
         sandbox.pause_ref = ProcessRef.of(sandbox.pause.pid)
         if sandbox.pause_ref is not None:
             sandbox.record(teardown.Process(sandbox.pause_ref.pid, sandbox.pause_ref.start_time))
@@ -231,7 +240,18 @@ class RuntimeService:
             sandbox.addresses = network.addresses
         return sandbox.pause
 
+    def pause_ready(self, sandbox: PodSandbox) -> None:
+        """Wait for pause to run in its namespaces, before anything joins them. Its failure is
+        the pod's (PauseStartError), not the container's that happened to ask first."""
+        pending, sandbox.pause_pending = sandbox.pause_pending, None
+        if pending is not None:
+            try:
+                pending.ready()
+            except ContainerStartError as e:
+                raise PauseStartError(e) from e
+
     def pod_sandbox_status(self, sandbox: PodSandbox) -> dict[str, Any]:
+        self.pause_ready(sandbox)
         addresses = sandbox.addresses
         return {"id": sandbox.id, "state": "SANDBOX_READY" if sandbox.ready else "SANDBOX_NOTREADY",
                 "network": {"ips": list(addresses.pod_ips) if addresses is not None else []},
@@ -256,6 +276,9 @@ class RuntimeService:
         if sandbox is None:
             return
         self.sandboxes.pop(sandbox.id, None)
+        if sandbox.pause_pending is not None:  # never waited for: its channel closes, it was killed above
+            sandbox.pause_pending.abandon()
+            sandbox.pause_pending = None
         if sandbox.pause is not None:
             sandbox.pause.send_signal(signal.SIGKILL)
             sandbox.pause.wait()
@@ -339,6 +362,7 @@ class RuntimeService:
         if sandbox.cgroups is not None:
             before_start = sandbox.cgroups.joiner(container.cgroup, before_start)
         try:
+            self.pause_ready(sandbox)  # the instance joins pause's namespaces
             if sandbox.shim is not None:
                 process: ChildProcess = sandbox.shim.spawn(container.request, before_start=before_start,
                                                            child_id=container.id,

@@ -228,6 +228,8 @@ class PodSupervisor:
         self.timers.add(self.clock(), self._resync_projections)
         self._watch_storage()
         self._advance()
+        if self.sandbox is not None:  # no container joined pause yet: its set-up is checked now
+            self.runtime.pause_ready(self.sandbox)
 
     def stop(self, *, force: bool = False) -> None:
         """Stop the pod from outside (as Ctrl-C does): a graceful stop, or with `force` SIGKILL now."""
@@ -332,7 +334,7 @@ class PodSupervisor:
                                   self.dirs, self.journal, self.cgroup_plan, self.network, self.shim_dir,
                                   self.terminal, self.ctx.log_policy)
         try:
-            self.runtime.run_pod_sandbox(config)
+            self.runtime.run_pod_sandbox(config, wait=False)  # the first container's start waits
         finally:  # a sandbox that failed half-way is torn down by the end of the loop
             self.sandbox = self.ctx.sandbox = self.runtime.sandboxes.get(self.uid)
         if self.cgroup_plan is not None and self.cgroup_plan.resources.pids_capped:
@@ -498,9 +500,10 @@ class PodSupervisor:
             if not slot.init and self.restart_policy == "OnFailure" and succeeded(slot.status):
                 slot.attempt = self.ctx.attempt
         assert self.sandbox is not None
-        self.runtime.start_pause(self.sandbox)
+        self.runtime.start_pause(self.sandbox, wait=False)
         self._sandbox_started()
         self._advance()
+        self.runtime.pause_ready(self.sandbox)  # as in start()
         self._save()
 
     # --- starting containers ---------------------------------------------------------------------

@@ -138,3 +138,56 @@ def _remove_record(config: Any) -> None:
     import shutil
 
     shutil.rmtree(config.dirs.root, ignore_errors=True)  # the pod's state directory (no record in it)
+
+
+def test_a_sandbox_not_waited_for_is_ready_where_a_container_joins_it(sbx: Sandbox) -> None:
+    """run_pod_sandbox(wait=False), as the pod's loop calls it: pause sets up while the caller goes
+    on; pause_ready (start_container, pod_sandbox_status) waits for it."""
+    runtime, _, config, layout = drive(sbx)
+    sandbox = None
+    try:
+        sandbox = runtime.run_pod_sandbox(config, wait=False)
+        assert sandbox.pause is not None and sandbox.pause_pending is not None
+        pause = sandbox.pause.pid
+        runtime.pause_ready(sandbox)
+        assert sandbox.pause_pending is None
+        assert Path(f"/proc/{pause}/comm").read_text().strip() == "pause"
+        assert ns_inode(pause, "net") != ns_inode(os.getpid(), "net")
+        assert runtime.pod_sandbox_status(sandbox)["state"] == "SANDBOX_READY"
+    finally:
+        runtime.remove_pod_sandbox(sandbox, config.journal, layout.lib, [])
+    assert not Path(f"/proc/{pause}").exists()
+    _remove_record(config)
+
+
+def test_a_pause_that_cannot_set_up_fails_the_pod_where_a_container_would_join_it(sbx: Sandbox) -> None:
+    """Its failure is the pod's (PauseStartError), not the container's (a ContainerStartError
+    would put that container in back-off); nothing of the container or of pause is left."""
+    from sandbox.errors import ContainerStartError, PauseStartError
+    from sandbox.record import replace
+    from sandbox.runtime.service import ContainerConfig
+
+    runtime, images, config, layout = drive(sbx)
+    missing = config.dirs.root / "missing"  # pause's root tmpfs cannot be mounted there (stage 2)
+    config = replace(config, dirs=replace(config.dirs, root=missing))
+    spec = config.pod.spec.containers[0]
+    image = images.image_status("busybox:1.36")
+    sandbox = None
+    try:
+        sandbox = runtime.run_pod_sandbox(config, wait=False)
+        assert sandbox.pause is not None
+        pause = sandbox.pause
+        log_path = layout.pod_log_dir("default", "cri", config.uid) / "main" / "0.log"
+        container = runtime.create_container(sandbox, ContainerConfig(
+            spec, image, ["true"], ["PATH=/bin"], [], _identity(config.pod, spec, image), log_path))
+        layer = container.layer.path if container.layer is not None else None
+        with pytest.raises(PauseStartError) as failed:
+            runtime.start_container(container)
+        assert not isinstance(failed.value, ContainerStartError)
+        assert str(missing) in str(failed.value)
+        assert pause.exit is not None  # killed and reaped
+        assert layer is not None and not layer.exists() and container.cgroup is None
+    finally:
+        runtime.remove_pod_sandbox(sandbox, config.journal, layout.lib, [])
+    assert not Path(f"/proc/{pause.pid}").exists()
+    _remove_record(replace(config, dirs=replace(config.dirs, root=missing.parent)))
