@@ -103,6 +103,13 @@ def _build(req: SpawnRequest, keep: _Keep) -> Any:
     return c
 
 
+def address_of(data: bytes) -> tuple[Any, int]:
+    """The address of `data`'s bytes as a syscall argument wants it (a sock_fprog's pointer), and
+    the object that keeps it valid: hold it until the call returns."""
+    buffer = ffi.from_buffer(data)
+    return buffer, int(ffi.cast("uintptr_t", buffer))
+
+
 def _error(err: Any) -> ContainerStartError:
     stage = int(err.stage)
     reason = "ContainerCannotRun" if stage == lib.SBX_STAGE_EXEC else "CreateContainerError"

@@ -359,9 +359,8 @@ def _attach_filter(sock: Any, program: list[tuple[int, int, int, int]]) -> None:
     more extension module); the kernel copies them during the call."""
     import _socket
 
-    from sandbox._native import ffi
+    from sandbox.native import address_of
 
-    code = b"".join(struct.pack("=HBBI", *insn) for insn in program)
-    buffer = ffi.from_buffer(code)  # alive (and the bytes with it) until the call returns
-    address = int(ffi.cast("uintptr_t", buffer))
+    keep, address = address_of(b"".join(struct.pack("=HBBI", *insn) for insn in program))
     sock.setsockopt(_socket.SOL_SOCKET, 26, struct.pack("@HP", len(program), address))
+    del keep  # the kernel has copied the instructions
