@@ -206,6 +206,8 @@ class PodSupervisor:
                 started()
             while not self.done():
                 self._wait_once(wakeup_r)
+                if self.done():
+                    self._stop_pause_early()
                 self.flush()
         finally:
             # Tear down while our handlers are still in place: a Ctrl-C now (the user's second or
@@ -746,6 +748,18 @@ class PodSupervisor:
         return self.stopping and not self._running()
 
     # --- state and tear-down ---------------------------------------------------------------------
+
+    def _stop_pause_early(self) -> None:
+        """The pod is done: pause is killed now (the kubelet's StopPodSandbox), so the kernel tears
+        its namespaces down on the other CPU while the last state is written and the tear-down
+        begins; the journal's undo then finds it dead. Not with CNI, whose DEL wants the network
+        namespace still there."""
+        pause = self.pause
+        if pause is None or pause.exit is not None or (self.network is not None and self.network.mode == "cni"):
+            return
+        if pause.pidfd >= 0:
+            self.selector.unregister(pause.pidfd)  # its exit is no dead sandbox to re-create
+        pause.send_signal(signal.SIGKILL)
 
     def _teardown(self) -> None:
         """The runtime's RemovePodSandbox: the pod's kernel objects through the one tear-down
