@@ -24,7 +24,7 @@ from sandbox.images.store import Image
 from sandbox.log import get_logger
 from sandbox.logs.stream import Terminal
 from sandbox.paths import RootLayout
-from sandbox.pod import projection, teardown, volumes
+from sandbox.pod import teardown, volumes
 from sandbox.pod.cgroups import paths_json
 from sandbox.pod.sandbox import (
     HostNamespaces,
@@ -39,7 +39,7 @@ from sandbox.record import replace
 from sandbox.runtime.service import RuntimeService
 from sandbox.spec.model import Container, Pod
 from sandbox.state.proc import ProcessRef
-from sandbox.supervisor import eviction, snapshot
+from sandbox.supervisor import snapshot
 from sandbox.supervisor.backoff import BackoffConfig, CrashLoopBackOff, format_duration
 from sandbox.supervisor.checks import CheckRunner
 from sandbox.supervisor.container import ContainerLifecycle, PodContext, Slot, succeeded
@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from sandbox.pod.network import NetworkOptions, PodNetwork
     from sandbox.pod.projection import ProjectedVolumes
     from sandbox.runtime.service import PodSandbox
+    from sandbox.supervisor.eviction import Eviction
 else:
     import _signal as signal  # signal.py's IntEnum wrappers import enum (~1.9 ms of a `sandbox run`)
 
@@ -74,6 +75,16 @@ def _trace(step: str, line: str, **values: Any) -> None:
 
         emit("runtime", step, line, **values)
 
+
+
+def storage_limited(pod: Pod) -> bool:
+    """Whether eviction.storage_limits(pod) may hold a limit, read without importing it (0.3 ms
+    of every pod start): only an ephemeral-storage limit or an emptyDir's sizeLimit makes a pod
+    measured. Never False for a pod that has one (a unit test compares)."""
+    if any(v.empty_dir is not None and v.empty_dir.size_limit is not None for v in pod.spec.volumes):
+        return True
+    return any(c.resources is not None and "ephemeral-storage" in c.resources.limits
+               for c in (*pod.spec.containers, *pod.spec.init_containers))
 
 class PodSupervisor:
     def __init__(
@@ -324,8 +335,12 @@ class PodSupervisor:
         self.ctx.volume_paths = volumes.create_volumes(self.pod, self.volumes_root, record=self.ctx.record,
                                                        memory_limit=memory_limit,
                                                        allow_host_path=self.allow_host_path)
-        self.projections = projection.create_projected_volumes(self.pod, self.volumes_root, self.ctx.sources,
-                                                               self.ctx.record)
+        self.projections = None
+        if self.pod.spec.volumes:  # no volume, no projection: pod/projection.py not imported (0.4 ms)
+            from sandbox.pod import projection
+
+            self.projections = projection.create_projected_volumes(self.pod, self.volumes_root, self.ctx.sources,
+                                                                   self.ctx.record)
         if self.projections is not None:
             self.ctx.volume_paths.update(self.projections.ready)
             self.ctx.read_only_volumes = projection.read_only_volumes(self.pod)
@@ -414,11 +429,11 @@ class PodSupervisor:
         volumes (pod/projection.py): a changed object reaches the running pod through the ..data
         swap; a volume that could not be made (missing object or key) is retried, with a
         FailedMount event each time, and the pod's containers start once none is missing."""
-        from sandbox.pod.projection import RESYNC_PERIOD, failed_mount
-
         projections = getattr(self, "projections", None)  # set in _start_sandbox, if any volume
         if projections is None or self.stopping:
             return
+        from sandbox.pod.projection import RESYNC_PERIOD, failed_mount
+
         was_waiting = bool(projections.waiting)
         result = projections.sync(self.pod)
         self.ctx.volume_paths.update(result.ready)
@@ -436,6 +451,10 @@ class PodSupervisor:
         """The eviction manager's local storage checks (supervisor/eviction.py), once per
         `eviction_interval`; a pod without an ephemeral-storage limit or emptyDir sizeLimit gets
         no timer and is never measured."""
+        if not storage_limited(self.pod):
+            return
+        from sandbox.supervisor import eviction
+
         limits = eviction.storage_limits(self.pod)
         if not limits.any:
             return
@@ -454,10 +473,12 @@ class PodSupervisor:
 
         self.timers.add(self.clock() + self.eviction_interval, check)
 
-    def _evict(self, found: eviction.Eviction) -> None:
+    def _evict(self, found: Eviction) -> None:
         """evictPod: a Warning event on the pod, the pod Failed with status.reason Evicted, and every
         container stopped with the eviction's 1 s grace (preStop within it, SIGKILL no sooner than
         killContainer's 2 s minimum) and never restarted, whatever the restartPolicy."""
+        from sandbox.supervisor import eviction
+
         log.warning("pod %s/%s: evicted: %s", self.namespace, self.name, found.message.strip())
         self.ctx.event(None, ev.evicted(found.message))
         self.failure_reason, self.failure_message = found.reason, found.message

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from corpus import corpus_params, require_corpus
 
 from sandbox import events
 from sandbox.record import record
@@ -260,3 +261,43 @@ def test_measure_adds_layers_logs_and_disk_empty_dirs(tmp_path: Path) -> None:
     # only the emptyDirs a check reads are walked (a hostPath may be the host's `/`)
     assert usage.empty_dirs == {"disk": disk_usage(disk)}
     assert usage.pod == usage.containers["a"] + usage.empty_dirs["disk"] + disk_usage(hosts)
+
+
+STORAGE_PODS = [
+    "spec: {containers: [{name: a, image: x}]}",
+    "spec: {containers: [{name: a, image: x, resources: {limits: {ephemeral-storage: 1Gi}}}]}",
+    "spec: {containers: [{name: a, image: x, resources: {limits: {memory: 1Gi}}}]}",
+    "spec: {initContainers: [{name: i, image: x, resources: {limits: {ephemeral-storage: 1Mi}}}], "
+    "containers: [{name: a, image: x}]}",
+    "spec: {initContainers: [{name: i, image: x, restartPolicy: Always, "
+    "resources: {limits: {ephemeral-storage: 1Mi}}}], containers: [{name: a, image: x}]}",
+    "spec: {containers: [{name: a, image: x}], volumes: [{name: v, emptyDir: {sizeLimit: 1Mi}}]}",
+    "spec: {containers: [{name: a, image: x}], volumes: [{name: v, emptyDir: {}}]}",
+    "spec: {containers: [{name: a, image: x}], volumes: [{name: v, emptyDir: {medium: Memory, sizeLimit: 1Mi}}]}",
+]
+
+
+@pytest.mark.parametrize("text", STORAGE_PODS)
+def test_the_loops_cheap_check_never_skips_a_pod_the_eviction_manager_measures(text: str) -> None:
+    """supervisor/loop.py's storage_limited decides whether eviction.py is imported at all."""
+    from sandbox.supervisor.loop import storage_limited
+
+    pod = load_pod_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n" + text)
+    assert storage_limited(pod) or not eviction.storage_limits(pod).any
+    assert storage_limited(pod) == eviction.storage_limits(pod).any  # and exact for these
+
+
+@pytest.mark.parametrize("path", corpus_params())
+def test_the_cheap_check_on_the_documentation_pods(path: Path) -> None:
+    from sandbox.spec.load import load_manifests_text
+    from sandbox.supervisor.loop import storage_limited
+
+    require_corpus()
+    from sandbox.errors import SpecError
+
+    try:
+        pods = load_manifests_text(path.read_bytes(), str(path)).pods
+    except SpecError:
+        return  # a file sandbox refuses (another kind, a placeholder image) starts no pod
+    for pod in pods:
+        assert storage_limited(pod) or not eviction.storage_limits(pod).any, path.name
