@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sandbox.cgroups import fs
 from sandbox.cgroups.detect import DEFAULT_ROOT
+from sandbox.cgroups.driver import PAUSE
 from sandbox.cgroups.fs import CgroupError
 
 
@@ -36,6 +37,7 @@ def kill_and_remove(path: Path, root: Path = DEFAULT_ROOT, timeout: float = 2.0)
     top = Path(real)
     deadline = time.monotonic() + timeout
     try:
+        _remove_pause(real)
         if not fs.rmdir_tree_now(real):  # the usual end: nothing runs any more (0.43 -> 0.17 ms each)
             _kill_tree(top, deadline)
             fs.rmdir_tree(top, deadline)
@@ -43,6 +45,19 @@ def kill_and_remove(path: Path, root: Path = DEFAULT_ROOT, timeout: float = 2.0)
     except CgroupError as e:
         raise OSError(e.errno or errno.EIO, str(e), str(path)) from e
     return True
+
+
+def _remove_pause(pod: str) -> None:
+    """pause's child first, by its name: at the pod's undo it is the one child left where it
+    exists (each container's went with its instance), so the pod's own rmdir then needs no
+    failed attempt (EBUSY) and no listing in the five hierarchies where pause has one: the
+    pod's undo 0.99 -> 0.92 ms (medians of 8 x 150 pod cycles interleaved with main's code,
+    bench/cgroup_ops.py). Anything else (no such child, a process still in it) is left to the
+    generic removal that follows."""
+    try:
+        fs.rmdir_tree_now(os.path.join(pod, PAUSE))
+    except CgroupError:
+        pass
 
 
 def remove_parent(pod: Path) -> bool:

@@ -285,6 +285,20 @@ class V1Driver:
             kill_until_empty(self._tracker(cgroup), deadline)
         v2.wait_empty(self._tracker(cgroup), deadline, lambda top: bool(fs.tree_procs(top)))
 
+    def remove_now(self, cgroup: Cgroup) -> bool:
+        """An instance's end, its processes reaped (the usual case): its cgroup removed without
+        the emptiness check `kill` makes first. The rmdir of its tracking directory is that check
+        (EBUSY while a process is left there or below: False, its other directories untouched,
+        and kill and remove follow); every process of the instance is in that hierarchy below the instance's
+        directory (placed there at its start, held there by its cgroup namespace), so once it
+        is gone the other directories hold none either. One rmdir instead of a cgroup.procs
+        read and a listing before the rmdir: the instance's release 0.25 -> 0.19 ms (medians of
+        8 x 150 pod cycles interleaved with main's code, bench/cgroup_ops.py)."""
+        if not fs.rmdir_tree_now(self._tracker(cgroup)):
+            return False
+        self.remove(cgroup)
+        return True
+
     def remove(self, cgroup: Cgroup, timeout: float = 1.0) -> None:
         fs.rmdir_trees(sorted(set(self._own(cgroup).values())), time.monotonic() + timeout)
 

@@ -221,8 +221,10 @@ class PodCgroups:
         except ValueError as e:
             log.warning("cannot read the counters of cgroup %s: %s", cgroup.name, e)
         try:
-            self.driver.kill(cgroup)
-            self.driver.remove(cgroup)
+            remove_now = getattr(self.driver, "remove_now", None)  # v1 (and hybrid): see V1Driver.remove_now
+            if remove_now is None or not remove_now(cgroup):
+                self.driver.kill(cgroup)
+                self.driver.remove(cgroup)
         except SandboxError as e:
             log.warning("cannot remove cgroup %s yet: %s", cgroup.name, e)
         return stats

@@ -331,3 +331,60 @@ def test_v1_one_instance_killed_and_removed_leaves_its_siblings_and_the_pod(layo
     drv.remove(pod)
     assert leftovers(f"{parent}/*") == []
 
+
+
+def test_v1_remove_now_removes_an_empty_instance_and_refuses_one_with_a_process(layout: Layout, parent: str) -> None:
+    """An instance's release tries the rmdir first (V1Driver.remove_now): an empty one goes whole,
+    one whose process still runs stays whole (False: nothing of it removed, so kill still finds
+    the process through its freezer) and PodCgroups.release kills it then."""
+    from sandbox.pod.cgroups import PodCgroups
+
+    drv = driver_for(layout, parent)
+    assert isinstance(drv, V1Driver)
+    records: list[object] = []
+    cgroups = PodCgroups(drv, "uid-r", records.append)
+    cgroups.create(pod_limits([ContainerResources()], pids_max=64))
+    pod = cgroups.pod
+    assert pod is not None
+    empty, busy = cgroups.child("empty"), cgroups.child("busy")
+    own = {key for key, path in busy.paths.items() if path != pod.paths[key]}
+    assert drv.remove_now(empty) is True
+    assert not any(empty.paths[key].exists() for key in own)
+    proc = _forking_shell()
+    try:
+        _start_in(drv, busy, proc)
+        _wait_for_procs(drv, busy, 3)
+        assert drv.remove_now(busy) is False
+        assert all(busy.paths[key].is_dir() for key in own)  # untouched: the kill still goes through it
+        assert len(drv.procs(busy)) == 3
+        stats = cgroups.release(busy)  # kill, then remove
+        assert stats is not None and stats.oom_kills == 0
+        assert proc.wait(timeout=5) == -9
+        assert not any(busy.paths[key].exists() for key in own)
+    finally:
+        _reap([proc])
+    assert [p.name for p in pod.dirs() if not p.is_dir()] == []  # the pod's own directories stay
+    drv.remove(pod)
+    assert leftovers(f"{parent}/*") == []
+
+
+def test_the_teardown_hook_removes_pause_first_and_still_kills_a_busy_pause(layout: Layout, parent: str) -> None:
+    """kill_and_remove rmdirs the pod's `pause` child by name first (reclaim._remove_pause); a
+    pause child with a process in it is left to the kill that follows, which takes it along."""
+    from sandbox.cgroups.reclaim import kill_and_remove
+
+    drv = driver_for(layout, parent)
+    pod = drv.create_pod("uid-p")
+    pause = drv.create_container(pod, PAUSE)
+    proc = _forking_shell()
+    try:
+        _start_in(drv, pause, proc)
+        _wait_for_procs(drv, pause, 3)
+        # the freezer hierarchy first: pause's child there is busy, the freeze-and-kill takes it
+        order = sorted(pod.dirs(), key=lambda p: p != pod.paths["freezer"])
+        assert [kill_and_remove(p) for p in order] == [True] * len(order)
+        assert proc.wait(timeout=5) == -9
+    finally:
+        _reap([proc])
+    assert leftovers(f"{parent}/*") == []
+    assert leftovers(parent) == []
