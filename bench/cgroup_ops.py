@@ -31,17 +31,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-MANIFEST = """
-apiVersion: v1
-kind: Pod
-metadata: {name: bench-cycle}
-spec:
-  restartPolicy: Never
-  containers:
-  - name: main
-    image: busybox:1.36
-    command: ["/bin/true"]
-"""
+from bench.pod_cycle import CYCLE_MANIFEST as MANIFEST  # noqa: E402  # the pod cycle's own pod
+
 STEPS = ("plan", "create", "pause", "container", "release", "undo")
 
 

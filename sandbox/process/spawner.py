@@ -133,12 +133,7 @@ class DirectSpawner(Spawner):
         self.helper = native.stage1_helper() if exec_stage1 else None
 
     def spawn(self, req: SpawnRequest, before_start: Callable[[int], None] | None = None) -> ChildProcess:
-        req, root_fd = self_joining(req)
-        try:
-            started = _start_in_cgroup(req, self.helper) if req.cgroup2 else native.spawn_start(req, self.helper)
-        finally:
-            if root_fd >= 0:
-                os.close(root_fd)  # stage 1 and 2 hold their own copies
+        req, started = self._stage1(req)
         try:
             if before_start is not None:
                 before_start(started.pid)
@@ -156,12 +151,7 @@ class DirectSpawner(Spawner):
         # Stage 2 is released at once and sets itself up (namespaces, mounts, exec) on the other
         # CPU while this process goes on: pause's ~2 ms of set-up (6 ms under load) overlap the
         # first container's preparation (service.pause_ready waits before that container spawns).
-        req, root_fd = self_joining(req)
-        try:
-            started = _start_in_cgroup(req, self.helper) if req.cgroup2 else native.spawn_start(req, self.helper)
-        finally:
-            if root_fd >= 0:
-                os.close(root_fd)
+        req, started = self._stage1(req)
         try:
             if before_start is not None:
                 before_start(started.pid)
@@ -182,6 +172,17 @@ class DirectSpawner(Spawner):
                 raise
 
         return PendingChild(process, complete, started.discard)
+
+
+    def _stage1(self, req: SpawnRequest) -> tuple[SpawnRequest, native.Started]:
+        """Stage 1 started; stage 2 exists and waits for "go". Returns the request as sent."""
+        req, root_fd = self_joining(req)
+        try:
+            started = _start_in_cgroup(req, self.helper) if req.cgroup2 else native.spawn_start(req, self.helper)
+        finally:
+            if root_fd >= 0:
+                os.close(root_fd)  # stage 1 and 2 hold their own copies
+        return req, started
 
 
 def finish(started: native.Started, req: SpawnRequest) -> None:
