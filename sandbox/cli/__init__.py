@@ -34,8 +34,8 @@ VERBS = {
     "agent": "sandbox.cli.agent",
 }
 # Verbs whose module has FAST, a fastargs.FastVerb table: their plain command lines are read
-# without argparse, ~10.6 ms of imports less (sandbox/cli/fastargs.py).
-FAST_VERBS = frozenset({"exec", "run"})
+# without argparse, ~10.6 ms of imports less (sandbox/cli/fastargs.py); image: `image pull` only.
+FAST_VERBS = frozenset({"exec", "run", "image"})
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

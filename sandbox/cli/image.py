@@ -4,6 +4,8 @@ touched: one outside it is a usage error (exit 2), never a path."""
 
 from __future__ import annotations
 
+from sandbox.cli.fastargs import APPEND, VALUE, FastVerb
+
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
     import argparse
@@ -58,6 +60,19 @@ def handle_export(args: argparse.Namespace) -> int:
     export_layout(ImageStore(layout(args).images), list(args.references), Path(args.directory))
     print(f"exported {len(args.references)} image(s) to {args.directory}")
     return 0
+
+
+class _PullLine(FastVerb):
+    """`image pull REFERENCE [registry options]` read without argparse (fastargs.py: ~10 ms of a
+    pull's start); any other image command, and `pull` with anything unusual, goes to argparse."""
+
+    __slots__ = ()
+
+    def read(self, argv: list[str], values: dict[str, Any], stop_at_positional: bool) -> int:
+        if stop_at_positional or not argv or argv[0] != "pull":
+            return -1
+        at = super().read(argv[1:], values, stop_at_positional)
+        return -1 if at < 0 else at + 1
 
 
 def add_registry_options(p: Any) -> None:
@@ -228,3 +243,13 @@ def _size(store: Any, digest: str) -> str:
             return f"{size:.3g}{unit}"
         size /= 1000
     return f"{size:.3g}TB"
+
+
+# `sandbox image pull`'s table (sandbox/cli/__init__.py FAST_VERBS), in step with add_parser's
+# pull and add_registry_options (tests/unit/test_cli_fastargs.py compares them)
+FAST = _PullLine("image", {
+    "--registry-config": ("registry_config", VALUE, None),
+    "--insecure-registry": ("insecure_registry", APPEND, None),
+    "--registry-credentials": ("registry_credentials", VALUE, None),
+}, {"image_verb": "pull", "registry_config": None, "insecure_registry": [], "registry_credentials": None,
+    "handler": handle_pull}, positionals=("reference",))

@@ -55,7 +55,7 @@ def pull(store: ImageStore, reference: str, registry: RegistryClient, platform: 
     from sandbox.images.registry import Platform
 
     # The unpacking modules (the native core; tarfile and isal without it: 5-10 ms of imports)
-    # load on a helper thread while this one waits for the registry's answers: the first
+    # and hashlib load on a helper thread while this one waits for the registry's answers: the first
     # layer starts ~10 ms sooner after the manifest. An import both threads want is done once.
     threading.Thread(target=_load_unpacking, name="preload", daemon=True).start()
     resolved = registry.resolve(reference, platform or Platform())
@@ -75,10 +75,15 @@ def pull(store: ImageStore, reference: str, registry: RegistryClient, platform: 
         done = (lambda n: report(digest, n, size)) if report is not None else None
         return registry.blob_chunks(resolved.name, digest, size=size, progress=done)
 
-    fetch(resolved.config.digest)
-    _, layers = store.layer_plan(resolved.name, resolved.digest, json.loads(resolved.manifest))
-    # each layer on its own thread, unpacked from the socket as it downloads (store.pull_layer)
-    store.unpack_layers(layers, fetch=lambda desc: fetch(str(desc["digest"])), stream=stream)
+    # The config downloads on a thread of its own while the layers start: they need its diff_ids
+    # only when they are placed, so its round trip is off the pull's critical path (loopback
+    # registry, 6-layer 43 MB image: 292 ms median against 299 with the config first, 31
+    # interleaved rounds on the shared 2-CPU VM).
+    config = _Background(fetch, resolved.config.digest)
+    # each layer on a thread, unpacked from the socket as it downloads (store.pull_layers)
+    store.pull_layers(resolved.name, resolved.digest, json.loads(resolved.manifest), config.wait,
+                      fetch=lambda desc: fetch(str(desc["digest"])), stream=stream)
+    config.wait()  # its error, if no layer asked for it
     ref = parse_image_ref(resolved.name)
     image = store.add_image("", resolved.digest)  # unpacked already: named below
     name = ref.name if ref.tag else ""
@@ -91,7 +96,30 @@ def pull(store: ImageStore, reference: str, registry: RegistryClient, platform: 
     return replace(image, name=name)
 
 
+class _Background:
+    """`function(*args)` on a daemon thread; wait() joins it and raises its error (each time)."""
+
+    def __init__(self, function: Callable[..., object], *args: object) -> None:
+        self.error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                function(*args)
+            except BaseException as e:  # handed to the waiting thread
+                self.error = e
+
+        self.thread = threading.Thread(target=run, name="config", daemon=True)
+        self.thread.start()
+
+    def wait(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
 def _load_unpacking() -> None:
+    import hashlib  # noqa: F401  # the blobs' digests (OpenSSL, ~3-5 ms): off the main thread's way
+
     from sandbox import topdir  # noqa: F401
     from sandbox.images import streamed, untar  # noqa: F401
 

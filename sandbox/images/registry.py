@@ -2,15 +2,15 @@
 a reference to one platform's manifest, and stream blobs to disk, or to a caller as they arrive
 (blob_chunks: a layer unpacked while it downloads), while checking their digest.
 
-The HTTP client is the standard library's http.client. A pull makes a handful of sequential GETs
-per image (manifest, maybe an index, the config, the layers) that are each a plain request and a
-streamed body: what http.client does well. What a registry needs beyond it is small and lives
-here: the 401 challenge and token exchange (auth.py holds the pure parts), redirects to blob
-storage (Authorization dropped when the host changes), Range requests to resume a dropped
-download. urllib3/requests would add ~25 ms of imports and a dependency for connection pooling
-that sequential pulls barely use; the OCI libraries for Python are either unmaintained or wrap
-a Go binary. Each request opens its own connection (a TLS handshake per blob: a few ms on a
-LAN, one more round trip per layer on the internet).
+The HTTP client is our own small HTTP/1.1 client (http1.py): a pull makes a handful of GETs per
+image (manifest, maybe an index, the config, the layers) that are each a plain request and a
+streamed body. It replaced the standard library's http.client, whose import (email.*, and ssl
+even for a plain-HTTP registry) cost 15-20 ms of every pull; urllib3/requests would add ~25 ms of
+imports and a dependency; the OCI libraries for Python are either unmaintained or wrap a Go
+binary. Connections are kept alive and shared by the layer threads (one TLS handshake per
+connection instead of one per blob). What a registry needs beyond HTTP lives here: the 401
+challenge and token exchange (auth.py holds the pure parts), redirects to blob storage
+(Authorization dropped when the host changes), Range requests to resume a dropped download.
 
 Transport rules: HTTPS verified against the system CAs (plus `ca_file` and hosts.toml `ca`
 files); plain HTTP only to a loopback address (127.0.0.0/8, ::1, localhost) or a host in
@@ -25,7 +25,6 @@ manifest and blob is checked against its digest (sha256 or sha512) before it is 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 
@@ -40,13 +39,14 @@ log = get_logger(__name__)  # sandbox.log: `import logging` (~8 ms) only when a 
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import http.client
+    import hashlib
     import ssl
     from collections.abc import Callable, Generator, Iterator, Mapping
     from pathlib import Path
     from typing import BinaryIO, TypeVar
 
     from sandbox.images.auth import Challenge, Credential
+    from sandbox.images.http1 import Pool, Response
     from sandbox.images.mirrors import Mirrors
 
     T = TypeVar("T")
@@ -122,6 +122,7 @@ class RegistryClient:
         self._tls: set[str] = set()  # hosts that may speak plain HTTP, seen answering TLS
         self._auth: dict[tuple[str, str], str] = {}  # (host, repository) -> Authorization value
         self._contexts: dict[tuple[str, ...], ssl.SSLContext] = {}
+        self._pool: Pool | None = None  # kept-alive connections, made with the first request
 
     # -- public API --
 
@@ -194,7 +195,7 @@ class RegistryClient:
         what = f"pull {image.name}: blob {digest}"
 
         def from_host(host: Host) -> None:
-            received = _Received(hashlib.new(digest.partition(":")[0]))
+            received = _Received(_blob_hash(digest))
             for chunk in self._host_chunks(host, image, digest, received, size, progress, what):
                 try:
                     out.write(chunk)
@@ -208,7 +209,7 @@ class RegistryClient:
     def _streamed(self, image: ImageRef, digest: str, size: int | None,
                   progress: Callable[[int], None] | None) -> Iterator[bytes]:
         what = f"pull {image.name}: blob {digest}"
-        received = _Received(hashlib.new(digest.partition(":")[0]))
+        received = _Received(_blob_hash(digest))
         failures: list[str] = []
         hosts = self._hosts(image, "pull")
         for i, host in enumerate(hosts):
@@ -244,15 +245,15 @@ class RegistryClient:
             raise RegistryError(_with_tried(str(e), failures)) from None
 
     def _manifest_from(self, host: Host, image: ImageRef, reference: str, pinned: str) -> tuple[bytes, str]:
-        import http.client
+        from sandbox.images.http1 import HTTPError, IncompleteRead
 
         what = f"pull {image.name}"
         response = self._get(host, image, f"manifests/{reference}", {"Accept": ACCEPT}, what)
         try:
-            data = response.read(MANIFEST_LIMIT + 1)
-            if response.length:  # read(n) returns short at an early EOF instead of raising
-                raise http.client.IncompleteRead(data, response.length)
-        except (OSError, http.client.HTTPException) as e:
+            data = response.read_up_to(MANIFEST_LIMIT + 1)
+            if response.length:
+                raise IncompleteRead(len(data), response.length)
+        except (OSError, HTTPError) as e:
             raise RegistryError(f"{what}: connection to {host.netloc} lost during the manifest: {_reason(e)}") from None
         finally:
             response.close()
@@ -292,7 +293,7 @@ class RegistryClient:
 
     # -- HTTP --
 
-    def _get(self, host: Host, image: ImageRef, tail: str, extra: dict[str, str], what: str) -> http.client.HTTPResponse:
+    def _get(self, host: Host, image: ImageRef, tail: str, extra: dict[str, str], what: str) -> Response:
         """GET `<host>/v2/<repository>/<tail>` with the registry's auth; a 2xx response or RegistryError."""
         path = request_path(host, image.repository, tail, image.registry)
         headers = dict(host.headers) | extra
@@ -309,7 +310,7 @@ class RegistryClient:
         return response
 
     def _authorized(self, host: Host, image: ImageRef, path: str, headers: dict[str, str],
-                    challenges: list[Challenge], what: str) -> http.client.HTTPResponse:
+                    challenges: list[Challenge], what: str) -> Response:
         """Answer a 401: each matching credential in turn (anonymous for a token when none)."""
         challenge = next((c for c in challenges if c.scheme == "bearer"), None) or \
             next((c for c in challenges if c.scheme == "basic"), None)
@@ -333,7 +334,7 @@ class RegistryClient:
         return self._with_credential(host, image, path, headers, challenge, candidates[-1], what)
 
     def _with_credential(self, host: Host, image: ImageRef, path: str, headers: dict[str, str],
-                         challenge: Challenge, credential: Credential | None, what: str) -> http.client.HTTPResponse:
+                         challenge: Challenge, credential: Credential | None, what: str) -> Response:
         if credential is None:  # anonymous: only for a token (checked by _authorized)
             authorization = "Bearer " + self._token(challenge, None, image, what)
         elif challenge.scheme == "basic":
@@ -369,20 +370,20 @@ class RegistryClient:
         try:
             if response.status >= 300:
                 raise RegistryError(_status_error(f"{what}: token from {parts.netloc}", response, realm))
-            return token_from_response(response.read(MANIFEST_LIMIT), challenge.params.get("realm", ""))
+            return token_from_response(response.read_up_to(MANIFEST_LIMIT), challenge.params.get("realm", ""))
         finally:
             response.close()
 
     def _follow(self, host: Host, path: str, headers: dict[str, str], what: str, *,
-                method: str = "GET", body: bytes | None = None) -> http.client.HTTPResponse:
+                method: str = "GET", body: bytes | None = None) -> Response:
         """One request, following redirects (blob stores): Authorization goes only to its host."""
-        from urllib.parse import urljoin, urlsplit
-
         scheme, netloc = host.scheme, host.netloc
         for _ in range(REDIRECTS + 1):
             response = self._request(scheme, netloc, method, path, headers, body, host.ca_files, what)
             if response.status not in (301, 302, 303, 307, 308):
                 return response
+            from urllib.parse import urljoin, urlsplit  # ~3 ms: only when a registry redirects
+
             location = response.getheader("Location", "")
             _drain(response)
             target = urlsplit(urljoin(f"{scheme or 'https'}://{netloc}{path}", location))
@@ -397,9 +398,8 @@ class RegistryClient:
         raise RegistryError(f"{what}: more than {REDIRECTS} redirects")
 
     def _request(self, scheme: str, netloc: str, method: str, path: str, headers: dict[str, str],
-                 body: bytes | None, ca_files: tuple[str, ...], what: str) -> http.client.HTTPResponse:
-        import http.client
-        import ssl
+                 body: bytes | None, ca_files: tuple[str, ...], what: str) -> Response:
+        from sandbox.images.http1 import HTTPError
 
         may_be_plain = self._plain_allowed(netloc)
         if scheme == "http" and not may_be_plain:
@@ -410,20 +410,26 @@ class RegistryClient:
             if not use_plain and scheme == "" and may_be_plain and netloc not in self._tls:
                 use_plain = self._speaks_plain(netloc)
                 (self._plain if use_plain else self._tls).add(netloc)
-            try:
-                return self._send(use_plain, netloc, method, path, headers, body, ca_files)
-            except ssl.SSLCertVerificationError:
-                raise
-            except ssl.SSLError:
-                # TLS failed below certificate checks: a plain-HTTP registry answering a ClientHello.
-                if scheme != "" or not may_be_plain:
-                    raise
-                self._plain.add(netloc)
+            if use_plain:  # ssl is not even imported (~6 ms) for a plain-HTTP registry
                 return self._send(True, netloc, method, path, headers, body, ca_files)
+            return self._send_tls(scheme, netloc, method, path, headers, body, ca_files, may_be_plain, what)
+        except (OSError, HTTPError) as e:
+            raise RegistryError(f"{what}: cannot reach {netloc}: {_reason(e)}") from None
+
+    def _send_tls(self, scheme: str, netloc: str, method: str, path: str, headers: dict[str, str],
+                  body: bytes | None, ca_files: tuple[str, ...], may_be_plain: bool, what: str) -> Response:
+        import ssl
+
+        try:
+            return self._send(False, netloc, method, path, headers, body, ca_files)
         except ssl.SSLCertVerificationError as e:
             raise RegistryError(f"{what}: TLS certificate of {netloc} not trusted: {e.verify_message}") from None
-        except (OSError, http.client.HTTPException) as e:
-            raise RegistryError(f"{what}: cannot reach {netloc}: {_reason(e)}") from None
+        except ssl.SSLError:
+            # TLS failed below certificate checks: a plain-HTTP registry answering a ClientHello.
+            if scheme != "" or not may_be_plain:
+                raise
+            self._plain.add(netloc)
+            return self._send(True, netloc, method, path, headers, body, ca_files)
 
     def _speaks_plain(self, netloc: str) -> bool:
         """Whether a host allowed plain HTTP answers a TLS ClientHello as a plain HTTP server does
@@ -432,39 +438,27 @@ class RegistryClient:
         request travels on it; neither an SSL context (~5 ms to create the first) nor the
         system CAs (20-30 ms to load) are needed until a host proved to speak TLS, which the
         caller then reaches verified."""
-        import socket
+        from sandbox.images.http1 import connect
 
         host, port = _host_port(netloc)
-        with socket.create_connection((host, port), timeout=self.timeout) as probe:
+        probe = connect(host, port, self.timeout)
+        try:
             probe.sendall(_CLIENT_HELLO)
-            try:
-                first = probe.recv(1)
-            except ConnectionResetError:
-                return True  # dropped, as a plain server may drop bytes it cannot parse
+            first = probe.recv(1)
+        except ConnectionResetError:
+            return True  # dropped, as a plain server may drop bytes it cannot parse
+        finally:
+            probe.close()
         return first not in _TLS_RECORDS
 
     def _send(self, plain: bool, netloc: str, method: str, path: str, headers: dict[str, str],
-              body: bytes | None, ca_files: tuple[str, ...]) -> http.client.HTTPResponse:
-        import http.client
+              body: bytes | None, ca_files: tuple[str, ...]) -> Response:
+        if self._pool is None:
+            from sandbox.images.http1 import Pool
 
-        connection: http.client.HTTPConnection
-        if plain:
-            connection = http.client.HTTPConnection(netloc, timeout=self.timeout)
-        else:
-            context = self._context(ca_files)
-            connection = http.client.HTTPSConnection(netloc, timeout=self.timeout, context=context)
-        try:
-            connection.request(method, path, body=body, headers={"User-Agent": "sandbox", **headers})
-            response = connection.getresponse()
-        except BaseException:
-            connection.close()
-            raise
-        # Hand the socket to the response: its file object holds an io reference, so the real
-        # close waits for response.close() (connection.close() would close the response too).
-        if connection.sock is not None:
-            connection.sock.close()
-            connection.sock = None
-        return response
+            self._pool = Pool(self.timeout)
+        return self._pool.request("http" if plain else "https", netloc, method, path,
+                                  {"User-Agent": "sandbox", **headers}, body, lambda: self._context(ca_files))
 
     def _context(self, ca_files: tuple[str, ...]) -> ssl.SSLContext:
         import ssl
@@ -489,14 +483,20 @@ class RegistryClient:
 
 
 def is_loopback(netloc: str) -> bool:
-    import ipaddress
+    """127.0.0.0/8, ::1 or localhost. inet_pton rather than ipaddress (~2 ms to import): it reads
+    the same strict forms (dotted quads without leading zeros, every IPv6 spelling)."""
+    import _socket
 
     host = _host_only(netloc)
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
+        return _socket.inet_pton(_socket.AF_INET, host)[0] == 127
+    except OSError:
+        pass
+    try:
+        return _socket.inet_pton(_socket.AF_INET6, host) == bytes(15) + b"\x01"
+    except OSError:
         return False
 
 
@@ -644,8 +644,26 @@ def _check_digest(digest: str, name: str, where: str = "digest") -> None:
 
 
 def _digest_of(data: bytes, like: str) -> str:
+    """A manifest's digest through CPython's own SHA-2 modules: `import hashlib` loads OpenSSL
+    (~3-5 ms), which a manifest of a few KiB does not need; the pull's blobs hash with it
+    (_blob_hash), imported meanwhile by pull.py's preload thread."""
     algorithm = like.partition(":")[0]
-    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+    try:
+        if algorithm == "sha256":
+            from _sha256 import sha256 as new  # type: ignore[import-not-found,unused-ignore]
+        else:
+            from _sha512 import sha512 as new  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:  # Python 3.12 merged them into _sha2
+        import hashlib
+
+        return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+    return f"{algorithm}:{new(data).hexdigest()}"
+
+
+def _blob_hash(digest: str) -> hashlib._Hash:
+    import hashlib  # OpenSSL's SHA-2 (SHA-NI: ~3x CPython's own on a layer)
+
+    return hashlib.new(digest.partition(":")[0])
 
 
 def _parse(ref: str) -> ImageRef:
@@ -668,18 +686,18 @@ class _Received:
         self.hasher = hasher
 
 
-def _body(response: http.client.HTTPResponse, received: _Received, skip: int, size: int | None,
+def _body(response: Response, received: _Received, skip: int, size: int | None,
           progress: Callable[[int], None] | None, what: str) -> Generator[bytes, None, BaseException | None]:
     """The body's pieces through `received`, its first `skip` bytes left out (given out already
     from an earlier answer); returns the error if the connection dropped, None at its end."""
-    import http.client
+    from sandbox.images.http1 import HTTPError, IncompleteRead
 
     while True:
         try:
             chunk = response.read(CHUNK)
-            if not chunk and response.length:  # read(n) returns b"" at an early EOF
-                raise http.client.IncompleteRead(b"", response.length)
-        except (OSError, http.client.HTTPException) as e:
+            if not chunk and response.length:  # an early EOF where read(n) does not raise itself
+                raise IncompleteRead(received.count, response.length)
+        except (OSError, HTTPError) as e:
             return e
         if not chunk:
             return None
@@ -709,7 +727,7 @@ def _rewind(out: BinaryIO, start: int) -> None:
     out.truncate()
 
 
-def _resumes_at(response: http.client.HTTPResponse, offset: int) -> bool:
+def _resumes_at(response: Response, offset: int) -> bool:
     """True when a Range answer continues at `offset`; a 200 means the whole blob again."""
     if response.status != 206:
         return False
@@ -717,12 +735,14 @@ def _resumes_at(response: http.client.HTTPResponse, offset: int) -> bool:
     return content_range.startswith(f"bytes {offset}-")
 
 
-def _status_error(what: str, response: http.client.HTTPResponse, host: Host) -> str:
+def _status_error(what: str, response: Response, host: Host) -> str:
     """`<what>: manifest unknown (404)` from the registry's JSON errors, or the HTTP reason."""
+    from sandbox.images.http1 import HTTPError
+
     status = response.status
     try:
-        body = response.read(ERROR_BODY_LIMIT)
-    except OSError:
+        body = response.read_up_to(ERROR_BODY_LIMIT)
+    except (OSError, HTTPError):
         body = b""
     finally:
         response.close()
@@ -742,10 +762,13 @@ def _status_error(what: str, response: http.client.HTTPResponse, host: Host) -> 
     return f"{what}: {text} ({status}{via})"
 
 
-def _drain(response: http.client.HTTPResponse) -> None:
+def _drain(response: Response) -> None:
+    """The rest of a small answer read, so that its connection can serve the next request."""
+    from sandbox.images.http1 import HTTPError
+
     try:
-        response.read(ERROR_BODY_LIMIT)
-    except OSError:
+        response.read_up_to(ERROR_BODY_LIMIT)
+    except (OSError, HTTPError):
         pass
     response.close()
 

@@ -302,6 +302,54 @@ class ImageStore:
 
         _run_in_threads([partial(task, desc, diff_id) for desc, diff_id in wanted.values()], LAYER_WORKERS)
 
+    def pull_layers(self, name: str, digest: str, manifest: dict[str, Any], config_stored: Callable[[], None],
+                    fetch: Callable[[dict[str, Any]], None], stream: Callable[[dict[str, Any]], Iterator[bytes]]) -> None:
+        """unpack_layers for a pull whose config is still downloading: each layer starts to
+        download and unpack at once (the config's diff_ids are needed only to place it), and
+        `config_stored()` (which waits for the config's blob, raising its error) is called by the
+        first layer that needs them. Layers whose blob is stored already, or that do not stream,
+        take unpack_layers's path once the config is in. Starting the layers with the manifest
+        instead of after the config's round trip: see pull.pull."""
+        layer_descs = manifest.get("layers")
+        if not isinstance(layer_descs, list) or not all(isinstance(d, dict) for d in layer_descs):
+            raise ImageError(f"image {name}: manifest {digest} has a malformed layers list")
+        import threading
+        from functools import partial
+
+        from sandbox.topdir import mark_top_directory
+
+        parent = self.root / "layers"
+        parent.mkdir(parents=True, exist_ok=True)
+        mark_top_directory(parent)
+        planned: list[list[LayerRef]] = []
+        planning = threading.Lock()
+
+        def diff_id(index: int) -> str:
+            with planning:  # one thread waits for the config and reads it; the others then
+                if not planned:
+                    config_stored()
+                    planned.append(self.layer_plan(name, digest, manifest)[1])
+            return planned[0][index][1]
+
+        def task(index: int, desc: dict[str, Any]) -> None:
+            from sandbox.images.layerbase import streamable
+
+            layer_digest = str(desc.get("digest", ""))
+            media_type = str(desc.get("mediaType", LAYER_TAR))
+            if self.blob_path(layer_digest).is_file() or not streamable(media_type):
+                self.pull_layer(desc, diff_id(index), fetch, stream)
+                return
+            with _BlobLock(self.root / "ingest", layer_digest) as lock:
+                if not self.blob_path(layer_digest).is_file():
+                    partial_path = lock.partial.with_name(lock.partial.name + ".partial")
+                    self._unpack_streamed(desc, lambda: diff_id(index), media_type, stream(desc), partial_path)
+            self.unpacked(desc, diff_id(index))  # unpacked already, unless another pull only fetched the blob
+
+        # one task per blob (a blob listed twice is unpacked once; add_image checks every layer)
+        first = {str(desc.get("digest", "")): (i, desc) for i, desc in reversed(list(enumerate(layer_descs)))}
+        _run_in_threads([partial(task, i, desc) for i, desc in sorted(first.values(), key=lambda e: e[0])],
+                        LAYER_WORKERS)
+
     def read_json(self, digest: str) -> Any:
         """A stored manifest or config, parsed (its digest was checked when it was stored)."""
         try:
@@ -324,14 +372,14 @@ class ImageStore:
         """Store a blob from `chunks`; returns its digest. With `expected`, a blob whose content has
         another digest is refused (ImageError) and nothing is kept. Written under ingest/ and
         renamed into blobs/: a kill mid-write leaves only a partial file in ingest/ (prune)."""
-        import hashlib
-
         if expected is not None:
             _hex(expected)
             if self.blob_path(expected).is_file():
                 for _ in chunks:  # already stored: the source is drained, not kept
                     pass
                 return expected
+        import hashlib  # after the check: a pull of a stored image needs no OpenSSL (~3-5 ms)
+
         ingest = self.root / "ingest"
         ingest.mkdir(parents=True, exist_ok=True)
         fd, tmp = _new_file(ingest, "tmp")
@@ -400,8 +448,11 @@ class ImageStore:
                 self._unpack_streamed(desc, diff_id, media_type, stream(desc), partial)
         self.unpacked(desc, diff_id)  # unpacked already, unless another pull only fetched the blob
 
-    def _unpack_streamed(self, desc: dict[str, Any], diff_id: str, media_type: str, chunks: Iterator[bytes],
-                         partial: Path) -> None:
+    def _unpack_streamed(self, desc: dict[str, Any], diff_id: str | Callable[[], str], media_type: str,
+                         chunks: Iterator[bytes], partial: Path) -> None:
+        """Unpack a layer from its blob's pieces into a `.tmp-` directory, store the blob once its
+        digest matched, then the layer once its content is `diff_id` (a callable: asked only
+        then, pull_layers's config may still be downloading)."""
         from sandbox.images.streamed import unpack_streamed
 
         digest = str(desc.get("digest", ""))
@@ -410,8 +461,9 @@ class ImageStore:
         tmp = _new_directory(parent, ".tmp-")
         try:
             got = unpack_streamed(chunks, media_type, partial, tmp)
+            expected = diff_id if isinstance(diff_id, str) else diff_id()
             self._store_blob(partial, digest)  # its digest matched: the download ended
-            self._place_layer(tmp, got, diff_id, digest)
+            self._place_layer(tmp, got, expected, digest)
         except BaseException:
             import shutil
 

@@ -282,3 +282,56 @@ def test_a_pod_cidr_other_than_the_default_is_still_checked(cidr: str, message: 
     args = argparse.Namespace(network="bridge", bridge="", pod_cidr=cidr, masquerade=False, keep_bridge=False)
     with pytest.raises(UsageError, match=message):
         _network_options(args)
+
+
+# --- `sandbox image pull`'s table (sandbox/cli/image.py FAST): the other image commands go to argparse ---
+
+image_verb = importlib.import_module("sandbox.cli.image")
+
+PULL_READ = [
+    ["image", "pull", "busybox"],
+    ["image", "pull", "127.0.0.1:5000/a/b:1"],
+    ["--root", "/r", "image", "pull", "busybox"],
+    ["image", "pull", "busybox", "--insecure-registry", "h:1", "--insecure-registry=h2"],
+    ["image", "pull", "--registry-config", "/etc/x", "busybox", "--registry-credentials=/c.json"],
+    ["-v", "image", "pull", "busybox@sha256:" + "a" * 64],
+]
+
+PULL_LEFT_TO_ARGPARSE = [
+    ["image", "ls"],
+    ["image", "rm", "busybox"],  # two words, as `pull REF`: never read as a pull
+    ["image", "inspect", "busybox"],
+    ["image", "tag", "a", "b"],
+    ["image", "pull"],
+    ["image", "pull", "a", "b"],
+    ["image", "pull", "-h"],
+    ["image", "pull", "busybox", "--insecure"],  # an abbreviation argparse accepts
+    ["image", "--insecure-registry", "h", "pull", "busybox"],  # an option of pull before it
+    ["image", "pull", "busybox", "--registry-config"],
+    ["image"],
+]
+
+
+def test_image_pull_reads_as_argparse() -> None:
+    for argv in PULL_READ:
+        fast = _fast_args(argv, "image")
+        assert fast is not None, argv
+        assert vars(fast) == argparse_reads(argv, "image"), argv
+    args = _fast_args(PULL_READ[0], "image")
+    assert args is not None and args.handler is image_verb.handle_pull
+
+
+def test_other_image_lines_are_left_to_argparse(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in PULL_LEFT_TO_ARGPARSE:
+        assert _fast_args(argv, "image") is None, argv
+        argparse_reads(argv, "image")
+    capsys.readouterr()
+
+
+def test_image_pull_table_matches_its_parser() -> None:
+    parser = build_parser("image")
+    image = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["image"]
+    pull = next(a for a in image._actions if isinstance(a, argparse._SubParsersAction)).choices["pull"]
+    options, positionals = _table(pull)
+    assert {s: entry[0] for s, entry in image_verb.FAST.options.items()} == options
+    assert list(image_verb.FAST.positionals) == positionals

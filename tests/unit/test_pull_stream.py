@@ -227,3 +227,98 @@ def test_the_pull_path_imports_no_tarfile_logging_or_tempfile() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": repo}).stdout
     assert out.strip() == "[]"
+
+
+# --- pull_layers: the layers start while the config downloads -----------------------------------
+
+def stored_config(store: ImageStore, diff_ids: list[str]) -> dict[str, object]:
+    digest = store.put_json({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}})
+    return {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest, "size": 1}
+
+
+def test_pull_layers_unpack_before_the_config_is_in_and_check_it_after(tmp_path: Path) -> None:
+    """The layers stream at once; the one that first needs a diff_id waits for the config."""
+    import threading
+
+    store = ImageStore(tmp_path / "images")
+    layers = [layer_blob({f"l{i}/f": os.urandom(20_000)}) for i in range(3)]
+    config_in = threading.Event()
+    streamed_before_config: list[bool] = []
+
+    def stream(desc: dict[str, object]) -> Iterator[bytes]:
+        streamed_before_config.append(not config_in.is_set())
+        blob = next(b for d, _, b in layers if d["digest"] == desc["digest"])
+        return pieces(blob, 5000)
+
+    manifest: dict[str, object] = {"layers": [d for d, _, _ in layers]}
+
+    def config_stored() -> None:
+        manifest["config"] = stored_config(store, [diff_id for _, diff_id, _ in layers])
+        config_in.set()
+
+    store.pull_layers("t", "sha256:" + "1" * 64, manifest, config_stored, no_fetch, stream)
+    assert len(streamed_before_config) == 3 and streamed_before_config[0], "the first layer did not wait"
+    for desc, diff_id, blob in layers:
+        assert store.blob_path(str(desc["digest"])).read_bytes() == blob
+        assert store.layer_path(diff_id).is_dir()
+
+
+def test_pull_layers_keep_nothing_when_the_config_fails(tmp_path: Path) -> None:
+    store = ImageStore(tmp_path / "images")
+    desc, _, blob = layer_blob({"f": b"x" * 1000})
+
+    def config_stored() -> None:
+        raise RegistryError("pull t: blob sha256:...: digest mismatch")
+
+    with pytest.raises(RegistryError, match="digest mismatch"):
+        store.pull_layers("t", "sha256:" + "1" * 64, {"layers": [desc]}, config_stored, no_fetch,
+                          lambda d: pieces(blob))
+    assert not store.blob_path(str(desc["digest"])).exists()
+    assert [p.name for p in (tmp_path / "images" / "layers").iterdir()] == []
+    assert list((tmp_path / "images" / "ingest").iterdir()) == []
+
+
+def test_pull_layers_refuse_a_config_that_does_not_pair_with_the_layers(tmp_path: Path) -> None:
+    store = ImageStore(tmp_path / "images")
+    desc, diff_id, blob = layer_blob({"f": b"x" * 1000})
+    manifest: dict[str, object] = {"layers": [desc], "config": stored_config(store, [diff_id, diff_id])}
+    with pytest.raises(ImageError, match="its config lists 2 layers, its manifest 1"):
+        store.pull_layers("t", "sha256:" + "1" * 64, manifest, lambda: None, no_fetch, lambda d: pieces(blob))
+    assert not store.layer_path(diff_id).exists()
+
+
+def test_a_plain_http_pull_loads_neither_http_client_nor_ssl_nor_socket_py() -> None:
+    """The registry client's point (http1.py): a manifest fetched from a plain-HTTP loopback
+    registry (a scripted one here) without http.client, email, ssl or socket.py."""
+    import subprocess
+    import sys
+
+    code = r'''
+import _socket, sys, threading, json
+listener = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+listener.bind(("127.0.0.1", 0)); listener.listen(4)
+port = listener.getsockname()[1]
+body = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": {"mediaType": "c", "digest": "sha256:" + "a" * 64, "size": 1},
+    "layers": [{"mediaType": "l", "digest": "sha256:" + "b" * 64, "size": 1}]}).encode()
+def serve():
+    for _ in range(2):  # the TLS probe, then the request
+        fd, _ = listener._accept()
+        sock = _socket.socket(fileno=fd)
+        data = sock.recv(65536)
+        if data.startswith(b"GET"):
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n"
+                         b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        else:
+            sock.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        sock.close()
+threading.Thread(target=serve, daemon=True).start()
+from sandbox.images.auth import Credentials
+from sandbox.images.registry import Platform, RegistryClient
+resolved = RegistryClient(credentials=Credentials.anonymous()).resolve(f"127.0.0.1:{port}/a/b:1", Platform())
+print(len(resolved.layers), sorted({"http.client", "email", "ssl", "socket", "encodings.idna"} & set(sys.modules)))
+'''
+    repo = str(Path(__file__).resolve().parents[2])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": repo}).stdout
+    assert out.strip() == "1 []"
