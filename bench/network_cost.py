@@ -13,7 +13,12 @@ bench/pod_cycle.py's.
 
 `--compare SANDBOX` times a second `sandbox` executable (e.g. a launcher over a copy of the tree
 before a change) in the same rounds: every variant runs once per round with each executable, old
-and new alternating, so an A/B comparison sees the same drift.
+and new alternating, so an A/B comparison sees the same drift. The second one's pods use a bridge
+of their own (COMPARE_BRIDGE): on one bridge, a remover one executable spawned would serve the
+other's pods too (a release finds it pending and spawns none).
+
+`bridge made` counts the timed runs that found no bridge at their start (or another one at their
+end): the runs that made the bridge, which the remover's grace is meant to spare.
 
     .venv/bin/python bench/network_cost.py [--rounds 40] [--gap SECONDS] [--cgroup-root DIR]
         [--compare SANDBOX] [--block N] [--only VARIANT ...]
@@ -35,6 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pod_cycle  # noqa: E402  (the workspace, image and clean-up helpers)
 
 RESULTS = pod_cycle.REPO / "bench" / "results" / "network_cost.json"
+BRIDGE = "sandbox0"
+COMPARE_BRIDGE = ("sbcompare0", "10.90.0.0/16")  # --compare's pods: a bridge and subnet of their own
 HOST_PORT_MANIFEST = """
 apiVersion: v1
 kind: Pod
@@ -67,13 +74,23 @@ def remove_kept_bridge(sandboxes: list[Path], ws: pod_cycle.Workspace) -> None:
     work is waited for (the leak check reads the links)."""
     networks = Path("/run/sandbox/networks")
     before = set(os.listdir(networks)) if networks.is_dir() else set()
-    for sandbox in sandboxes:
-        run_timed([str(sandbox), "--root", str(ws.sandbox_root), "run", "-q", str(ws.cycle_manifest)], ws.env,
-                  ws.base / "stderr")
+    for sandbox, bridge in zip(sandboxes, ([], ["--bridge", COMPARE_BRIDGE[0], "--pod-cidr", COMPARE_BRIDGE[1]])):
+        run_timed([str(sandbox), "--root", str(ws.sandbox_root), "run", "-q", *bridge, str(ws.cycle_manifest)],
+                  ws.env, ws.base / "stderr")
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and any(Path("/sys/class/net", name).exists() or (networks / name).exists()
-                                              for name in before | {"sandbox0"}):
+                                              for name in before | {BRIDGE, COMPARE_BRIDGE[0]}):
         time.sleep(0.01)
+
+
+def bridge_index(name: str) -> int:
+    """The bridge's link index, 0 without one (a diagnostic: which runs had to make the bridge)."""
+    import socket
+
+    try:
+        return socket.if_nametoindex(name)
+    except OSError:
+        return 0
 
 
 def added(medians: dict[str, float], name: str) -> float:
@@ -116,10 +133,12 @@ def main(argv: list[str] | None = None) -> int:
         host_port = ws.base / "hostport.yaml"
         host_port.write_text(HOST_PORT_MANIFEST)
         variants: dict[str, list[str]] = {}
-        for binary, mark in ((args.sandbox, ""), (args.compare, " (old)")):
+        bridge_of: dict[str, str] = {}
+        for binary, mark, bridge in ((args.sandbox, "", []), (args.compare, " (old)", ["--bridge", COMPARE_BRIDGE[0],
+                                                                                     "--pod-cidr", COMPARE_BRIDGE[1]])):
             if binary is None:
                 continue
-            base = [str(binary), "--root", str(ws.sandbox_root), "run", "-q"]
+            base = [str(binary), "--root", str(ws.sandbox_root), "run", "-q", *bridge]
             chosen = {
                 "none": [*base, "--network", "none", str(ws.cycle_manifest)],
                 "bridge": [*base, str(ws.cycle_manifest)],
@@ -128,34 +147,43 @@ def main(argv: list[str] | None = None) -> int:
                 "bridge, kept": [*base, "--keep-bridge", str(ws.cycle_manifest)],
             }
             variants.update({name + mark: cmd for name, cmd in chosen.items() if not args.only or name in args.only})
+            bridge_of.update({name + mark: bridge[1] if bridge else BRIDGE for name in chosen})
         names = list(variants)
         times: dict[str, list[float]] = {name: [] for name in names}
+        # timed runs that found no bridge at their start (they made it), or found another one at
+        # their end than at their start (removed and made again meanwhile)
+        made: dict[str, int] = dict.fromkeys(names, 0)
+        uses_bridge = {name: not name.startswith("none") for name in names}
         for name in names:  # warm-up: byte-code caches, page cache
             run_timed(variants[name], ws.env, ws.base / "stderr")
         for round_ in range(args.rounds):
             order = names[round_ % len(names):] + names[:round_ % len(names)]
             for name in order:
                 for run in range(args.block):
+                    before = bridge_index(bridge_of[name])
                     elapsed = run_timed(variants[name], ws.env, ws.base / "stderr")
                     if run or args.block == 1:
                         times[name].append(elapsed)
+                        made[name] += uses_bridge[name] and (not before or bridge_index(bridge_of[name]) not in (before, 0))
                     time.sleep(args.gap)
         remove_kept_bridge([b for b in (args.sandbox, args.compare) if b is not None], ws)
     left = pod_cycle.leftovers(ws)  # after the ExitStack's clean-up, as pod_cycle.py checks
     medians = {name: statistics.median(values) for name, values in times.items()}
-    print("| variant | median ms | p10 | p90 | added vs none | paired |\n|---|---:|---:|---:|---:|---:|")
+    print("| variant | median ms | p10 | p90 | added vs none | paired | bridge made |\n"
+          "|---|---:|---:|---:|---:|---:|---:|")
     for name in names:
         values = sorted(times[name])
         p10, p90 = values[len(values) // 10], values[(len(values) * 9) // 10]
         print(f"| {name} | {medians[name]:.1f} | {p10:.1f} | {p90:.1f} | {added(medians, name):+.1f} "
-              f"| {paired(times, name):+.1f} |")
+              f"| {paired(times, name):+.1f} | {f'{made[name]}/{len(times[name])}' if uses_bridge[name] else '-'} |")
     if "bridge" in medians and "none" in medians:
         cost = added(medians, "bridge")
         print(f"bridge network adds {cost:.1f} ms to the pod cycle median (target <= 5 ms): "
               f"{'met' if cost <= 5 else 'missed'}")
     result = {"rounds": args.rounds, "gap_s": args.gap, "block": args.block, "medians_ms": medians,
               "added_ms": {n: added(medians, n) for n in names}, "paired_ms": {n: paired(times, n) for n in names},
-              "samples_ms": times, "leftovers": left}
+              "samples_ms": times, "bridge_made": made,
+              "leftovers": left}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({"medians_ms": medians, "leftovers": left}))

@@ -15,13 +15,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -1108,8 +1112,142 @@ static int stage1_main(void)
         sbx_stage1(&u.req, chan);
 }
 
+/* `shim --network-remover DIR STAMP GRACE_MS LINGER_MS PYTHON ARGS...`: the waiting half of the
+ * bridge's remover (sandbox/network/remover.py has the rule and the protocol). A Python
+ * remover's interpreter start cost ~15 ms of CPU beside the next pod on this 2-core host, per
+ * hand-over; this binary starts in ~0.5 ms. It sleeps GRACE_MS, then under the network's lock
+ * (DIR/lock, flock, re-checked against deletion as ipam.py does) looks once: a keep marker, or
+ * a lease once LINGER_MS have passed, ends it (dropping DIR/remover if it names this pid); a
+ * lease within LINGER_MS, or a directory mtime other than STAMP, re-arms with the new mtime;
+ * otherwise (no pod used the network for a grace) it execs PYTHON ARGS... STAMP now, the Python
+ * remover, which looks again under the lock at once and removes the network. Whatever it does
+ * not know (the directory half-removed) goes to that remover too. */
+static int64_t mtime_ns(int dfd)
+{
+        struct stat st;
+        if (fstat(dfd, &st) < 0)
+                return -1;
+        return (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+static int is_address(const char *name)
+{
+        unsigned char buf[16];
+        return inet_pton(AF_INET, name, buf) == 1 || inet_pton(AF_INET6, name, buf) == 1;
+}
+
+static int any_lease(int dfd)
+{
+        int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *d = fd < 0 ? NULL : fdopendir(fd);
+        if (!d) {
+                if (fd >= 0)
+                        close(fd);
+                return -1;
+        }
+        struct dirent *e;
+        int found = 0;
+        while (!found && (e = readdir(d)))
+                found = is_address(e->d_name);
+        closedir(d);
+        return found;
+}
+
+/* The network's lock, as Ipam.__enter__ takes it; -1 when the directory is gone. */
+static int network_lock(int dfd)
+{
+        for (;;) {
+                int fd = openat(dfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+                if (fd < 0)
+                        return -1;
+                struct stat held, named;
+                if (flock(fd, LOCK_EX) == 0 && fstat(fd, &held) == 0 && fstatat(dfd, "lock", &named, 0) == 0 &&
+                    held.st_ino == named.st_ino)
+                        return fd;
+                close(fd);
+                if (fstatat(dfd, ".", &named, 0) < 0 || named.st_nlink == 0)
+                        return -1;
+        }
+}
+
+static void set_policy(int policy)
+{
+        struct sched_param param = {0};
+        sched_setscheduler(0, policy, &param);
+}
+
+static int network_remover_main(int argc, char **argv)
+{
+        if (argc < 7) {
+                fprintf(stderr, "usage: shim --network-remover DIR STAMP GRACE_MS LINGER_MS PYTHON ARGS...\n");
+                return 2;
+        }
+        syscall(SYS_close_range, 3, ~0U, 0); /* nothing of the runtime's (its pod lock, pipes) */
+        int dfd = open(argv[2], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return 0; /* removed already (`sandbox gc`) */
+        int64_t stamp = strtoll(argv[3], NULL, 10);
+        long grace_ms = atol(argv[4]), linger_ms = atol(argv[5]);
+        struct timespec start, now, grace = {grace_ms / 1000, (grace_ms % 1000) * 1000000};
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        for (;;) {
+                while (nanosleep(&grace, &grace) < 0 && errno == EINTR)
+                        ;
+                grace = (struct timespec){grace_ms / 1000, (grace_ms % 1000) * 1000000};
+                set_policy(SCHED_OTHER); /* a runtime may wait for the lock we take */
+                int lock = network_lock(dfd);
+                if (lock < 0)
+                        return 0;
+                struct stat st;
+                if (fstatat(dfd, "subnet", &st, 0) < 0)
+                        break; /* removed before we locked: the Python remover tidies up */
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                int linger = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 < linger_ms;
+                int keep = fstatat(dfd, "keep", &st, AT_SYMLINK_NOFOLLOW) == 0;
+                int leased = any_lease(dfd);
+                if (leased < 0)
+                        return 0;
+                if (leased && linger && !keep) {
+                        stamp = mtime_ns(dfd); /* still pending: the pod's release spawns no other */
+                } else if (leased || keep) {
+                        char buf[24] = {0};
+                        int fd = openat(dfd, "remover", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+                        if (fd >= 0) {
+                                ssize_t n = read(fd, buf, sizeof buf - 1);
+                                close(fd);
+                                if (n > 0 && atol(buf) == (long)getpid())
+                                        unlinkat(dfd, "remover", 0);
+                        }
+                        return 0;
+                } else {
+                        int64_t moved = mtime_ns(dfd);
+                        if (moved == stamp)
+                                break; /* no pod for a grace: remove */
+                        stamp = moved;
+                }
+                close(lock);
+                set_policy(SCHED_IDLE);
+        }
+        /* The lock is dropped by exec (O_CLOEXEC); the remover takes it again and looks at once. */
+        static char stamp_arg[24];
+        snprintf(stamp_arg, sizeof stamp_arg, "%lld", (long long)stamp);
+        char **args = calloc(argc - 6 + 3, sizeof *args);
+        if (!args)
+                return 1;
+        int n = 0;
+        for (int i = 6; i < argc; i++)
+                args[n++] = argv[i];
+        args[n++] = stamp_arg;
+        args[n++] = "now";
+        set_policy(SCHED_IDLE); /* the interpreter's start, as when the runtime spawned it directly */
+        execv(args[0], args);
+        return 127;
+}
+
 int main(int argc, char **argv)
 {
+        if (argc >= 2 && strcmp(argv[1], "--network-remover") == 0)
+                return network_remover_main(argc, argv);
         if (argc == 2 && strcmp(argv[1], "--stage1") == 0)
                 return stage1_main();
         int ready_fd = -1;

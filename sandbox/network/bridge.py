@@ -23,7 +23,7 @@ from sandbox.record import record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Collection
 
     from sandbox.network.ipam import Ipam
     from sandbox.network.rtnl import Rtnl
@@ -287,11 +287,14 @@ def _read(path: str | Path) -> bytes:
         os.close(fd)
 
 
-def remove_unused(base: Path = NETWORKS_DIR) -> list[str]:
-    """`sandbox gc`: remove every network left without leases (its remover died) unless it was
-    made to stay; returns the bridges removed."""
+def remove_unused(base: Path = NETWORKS_DIR, skip: Collection[str] = ()) -> list[str]:
+    """`sandbox gc`: remove every network left without leases (its remover died, or has not
+    ended its grace yet) unless it was made to stay or is named in `skip`; returns the bridges
+    removed."""
     removed = []
     for directory in sorted(base.iterdir()) if base.is_dir() else []:
+        if directory.name in skip:
+            continue
         try:
             subnet = (directory / "subnet").read_text().strip()
             check_bridge_name(directory.name)

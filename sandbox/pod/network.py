@@ -229,11 +229,9 @@ def _enable_forwarding() -> None:
 
 
 def network_record(what: str, **spec: Any) -> Any:
-    import json  # sort_keys; imported here, off the start path of a pod without network (~1.3 ms)
+    from sandbox.pod.teardown import Network, network_spec
 
-    from sandbox.pod.teardown import Network
-
-    return Network(what, json.dumps(spec, sort_keys=True))
+    return Network(what, network_spec(spec))
 
 
 def undo(what: str, spec: dict[str, Any]) -> bool:

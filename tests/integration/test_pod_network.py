@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -508,3 +509,63 @@ spec:
     for _ in range(5):
         result = sbx.run("run", "-q", str(manifest), timeout=60)
         assert result.returncode == 0, result.stderr
+
+
+TRUE_POD = """
+apiVersion: v1
+kind: Pod
+metadata: {name: once}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: c, image: busybox, command: ["/bin/true"]}
+"""
+
+
+def test_the_last_pods_bridge_waits_in_the_native_shim_and_goes_after_the_grace(sbx: Sandbox) -> None:
+    """The pending remover is the static shim (no interpreter started beside the next pod): the
+    bridge is there after the last pod's run, and gone GRACE_S (plus at most one more grace and
+    the unregistration) later without `sandbox gc`."""
+    from sandbox.network.bridge import REMOVER_FILE
+    from sandbox.network.remover import GRACE_S
+    from sandbox.process.shim import shim_binary
+
+    result = sbx.run("run", "-q", "--bridge", "sbtest4", "--pod-cidr", "10.128.0.0/24", str(sbx.manifest(TRUE_POD)),
+                     timeout=60)
+    assert result.returncode == 0, result.stderr
+    ended = time.monotonic()
+    directory = NETWORKS_DIR / "sbtest4"
+    pid = int((directory / REMOVER_FILE).read_text())
+    assert os.readlink(f"/proc/{pid}/exe") == os.path.realpath(shim_binary())
+    assert os.sched_getscheduler(pid) == os.SCHED_IDLE  # it waits on idle time only
+    assert os.path.exists("/sys/class/net/sbtest4") and time.monotonic() - ended < GRACE_S
+    assert wait_gone(directory, timeout=2 * GRACE_S + 5) and not os.path.exists("/sys/class/net/sbtest4")
+    assert time.monotonic() - ended >= GRACE_S * 0.9  # not before its grace (monotonic vs the shim's clock)
+    assert wait_gone(f"/proc/{pid}")  # the remover (by then the Python one the shim exec'd) ended
+
+
+def test_gc_removes_a_bridge_in_its_grace_at_once_and_the_remover_then_leaves(sbx: Sandbox) -> None:
+    """`sandbox gc` does not wait for the grace: the network goes at once, and the pending
+    remover, finding it gone, exits without touching a network made again meanwhile."""
+    from sandbox.network.bridge import REMOVER_FILE
+
+    manifest = str(sbx.manifest(TRUE_POD))
+    args = ("run", "-q", "--bridge", "sbtest5", "--pod-cidr", "10.129.0.0/24", manifest)
+    result = sbx.run(*args, timeout=60)
+    assert result.returncode == 0, result.stderr
+    directory = NETWORKS_DIR / "sbtest5"
+    pid = int((directory / REMOVER_FILE).read_text())
+    result = sbx.run("gc", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "removed network sbtest5" in result.stdout
+    assert not directory.exists() and not os.path.exists("/sys/class/net/sbtest5")
+    assert os.path.exists(f"/proc/{pid}")  # still in its grace
+    # a new network of the same name: the old remover's directory is gone, so it leaves this one
+    result = sbx.run("run", "-q", "--keep-bridge", "--bridge", "sbtest5", "--pod-cidr", "10.129.0.0/24", manifest,
+                     timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert wait_gone(f"/proc/{pid}")
+    assert os.path.exists("/sys/class/net/sbtest5") and directory.exists()
+    result = sbx.run(*args, timeout=60)  # the last pod without --keep-bridge takes it along
+    assert result.returncode == 0, result.stderr
+    assert wait_gone(directory) and not os.path.exists("/sys/class/net/sbtest5")
