@@ -23,10 +23,13 @@ from sandbox.record import record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal
     from collections.abc import Callable, Collection
 
     from sandbox.network.ipam import Ipam
     from sandbox.network.rtnl import Rtnl
+else:
+    import _signal as signal  # signal.py's IntEnum wrappers import enum (~1.9 ms of a bridge pod's start)
 
 POD_IFNAME = "eth0"
 NFT_MARKER = "nft"  # in the network's directory: a pod made the hostPort/masquerade table
@@ -117,8 +120,6 @@ def attach(config: BridgeConfig, uid: str, pod_lease: Lease, pause_pid: int, pau
     except OSError as e:
         raise NetworkSetupError(f"pause's network namespace: {e.strerror}") from None
     try:
-        import signal
-
         signal.pidfd_send_signal(pause_pidfd, 0)  # the namespace opened is pause's: it still lives
         host_end = veth_name(uid)
         delete_veth(host_end, wait_for_dying=True)  # a re-created sandbox: the old pair may not be freed yet

@@ -127,3 +127,48 @@ def test_a_directory_an_older_runtime_made_is_searched_by_reading_the_leases(tmp
     with ipam.locked():
         assert ipam.allocate("old default/web") == "10.9.0.7"
         assert ipam.release("old default/web") == ["10.9.0.7"]
+
+
+@pytest.mark.parametrize("text", ["10.89.0.0/16", "10.0.0.0/8", "192.168.1.0/24", "10.1.2.0/30", "0.0.0.0/0",
+                                  "10.1.2.3/32", "10.89.0.1/16", "10.89.0.0/33", "10.89.0.0/",
+                                  "10.89.0.0/x", "010.1.0.0/16", "fd00::/64", "10.89.0/16", "10.89.0.0/-1", ""])
+def test_the_ipv4_subnet_reads_as_ipaddress_would(text: str) -> None:
+    import ipaddress
+
+    from sandbox.network.ipam import Subnet4
+
+    try:
+        expected = ipaddress.IPv4Network(text)
+    except ValueError:
+        with pytest.raises(ValueError):
+            Subnet4(text)
+        return
+    subnet = Subnet4(text)
+    assert str(subnet) == str(expected)
+    assert subnet.size == expected.num_addresses and subnet.prefixlen == expected.prefixlen
+    assert subnet.network == int(expected.network_address) and subnet.broadcast == int(expected.broadcast_address)
+
+
+def test_a_subnet_names_its_prefix_length() -> None:
+    """ipaddress reads a bare address as a /32; the runtime's subnets always come as `a.b.c.d/n`
+    (the CLI writes --pod-cidr back in that form)."""
+    from sandbox.network.ipam import Subnet4
+
+    with pytest.raises(ValueError):
+        Subnet4("10.89.0.0")
+
+
+@pytest.mark.parametrize("text", ["10.89.0.2", "255.255.255.255", "0.0.0.0", "10.89.0.256", "10.089.0.1", "fd00::1",
+                                  "10.89.0", "lock", "subnet", " 10.89.0.2", "1.2.3.4\n"])
+def test_addresses_read_as_ipaddress_would(text: str) -> None:
+    import ipaddress
+
+    from sandbox.network.ipam import address_text, address_value
+
+    try:
+        expected = ipaddress.IPv4Address(text)
+    except ValueError:
+        with pytest.raises(ValueError):
+            address_value(text)
+        return
+    assert address_value(text) == int(expected) and address_text(int(expected)) == str(expected)
