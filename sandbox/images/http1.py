@@ -79,6 +79,15 @@ class _Connection:
             if not self.fill(RECV):
                 raise HTTPError(f"connection closed in the {what}")
 
+    def take(self, want: int) -> bytes:
+        """Up to `want` bytes of what is buffered (the caller filled it)."""
+        data = self.buffer
+        if len(data) > want:
+            data, self.buffer = data[:want], data[want:]
+        else:
+            self.buffer = b""
+        return data
+
     def close(self) -> None:
         self.sock.close()
 
@@ -146,11 +155,7 @@ class Response:
                 raise IncompleteRead(self._got, self.length)
             self._end()
             return b""
-        data = connection.buffer
-        if len(data) > want:
-            data, connection.buffer = data[:want], data[want:]
-        else:
-            connection.buffer = b""
+        data = connection.take(want)
         self._got += len(data)
         if self.length is not None:
             self.length -= len(data)
@@ -177,11 +182,7 @@ class Response:
         want = min(amt, self._chunk_left)
         if not connection.buffer and not connection.fill(want):
             raise IncompleteRead(self._got, None)
-        data = connection.buffer
-        if len(data) > want:
-            data, connection.buffer = data[:want], data[want:]
-        else:
-            connection.buffer = b""
+        data = connection.take(want)
         self._got += len(data)
         self._chunk_left -= len(data)
         if self._chunk_left == 0:
