@@ -60,18 +60,13 @@ def _withdraw(stand_ins: dict[str, OnFirstUse]) -> None:
 
 def import_pathlib() -> None:
     """Import pathlib now, deferring the imports it needs only for globbing and URIs."""
-    if "pathlib" in sys.modules:
-        return
-    stand_ins = _stand_in()
-    try:
-        import pathlib  # noqa: F401
-    finally:
-        _withdraw(stand_ins)
+    defer_pathlib_imports()
+    import pathlib  # noqa: F401
 
 
 def defer_pathlib_imports() -> None:
-    """Have the first `import pathlib`, whoever makes it, run as `import_pathlib` does: a command
-    that never needs pathlib (`sandbox exec`) still does not import it."""
+    """Have the first `import pathlib`, whoever makes it, run with the stand-ins: a command that
+    never needs pathlib (`sandbox exec`) still does not import it."""
     if "pathlib" not in sys.modules and not any(isinstance(f, _PathlibFinder) for f in sys.meta_path):
         sys.meta_path.insert(0, _PathlibFinder())
 

@@ -20,16 +20,14 @@ from pathlib import Path
 from sandbox.errors import SandboxError
 from sandbox.network.config import NETWORKS_DIR, BridgeConfig, check_bridge_name
 from sandbox.record import record
+from sandbox.signals import signal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import signal
     from collections.abc import Callable, Collection
 
     from sandbox.network.ipam import Ipam
     from sandbox.network.rtnl import Rtnl
-else:
-    import _signal as signal  # signal.py's IntEnum wrappers import enum (~1.9 ms of a bridge pod's start)
 
 POD_IFNAME = "eth0"
 NFT_MARKER = "nft"  # in the network's directory: a pod made the hostPort/masquerade table

@@ -20,13 +20,13 @@ the file it locked and starts over otherwise (the usual lock-file-deletion proto
 
 from __future__ import annotations
 
-import _socket
 import errno
 import fcntl
 import os
 from pathlib import Path
 
 from sandbox.errors import SandboxError
+from sandbox.network.config import Subnet4, address_text, address_value
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -233,40 +233,6 @@ def _is_address(name: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-# The pod network is IPv4 only; its few address sums are done on integers here (ipaddress costs
-# ~1.2 ms to import, on every bridge pod's start).
-
-def address_value(text: str) -> int:
-    """A dotted-quad IPv4 address as an integer; ValueError for anything else (inet_pton's strict
-    form, as ipaddress: four decimal parts, no leading zeros)."""
-    try:
-        return int.from_bytes(_socket.inet_pton(_socket.AF_INET, text), "big")
-    except (OSError, TypeError):
-        raise ValueError(f"not an IPv4 address: {text!r}") from None
-
-
-def address_text(value: int) -> str:
-    return _socket.inet_ntop(_socket.AF_INET, value.to_bytes(4, "big"))
-
-
-class Subnet4:
-    """An IPv4 subnet `a.b.c.d/n` without host bits (str() gives it back in that form)."""
-
-    def __init__(self, text: str) -> None:
-        address, slash, length = text.partition("/")
-        if not slash or not length.isdigit() or not 0 <= int(length) <= 32:
-            raise ValueError(f"not an IPv4 subnet: {text!r}")
-        self.prefixlen = int(length)
-        self.size = 1 << (32 - self.prefixlen)
-        self.network = address_value(address)
-        if self.network & (self.size - 1):
-            raise ValueError(f"{text} has host bits set")
-        self.broadcast = self.network + self.size - 1
-
-    def __str__(self) -> str:
-        return f"{address_text(self.network)}/{self.prefixlen}"
 
 
 def _write(path: Path, text: str) -> None:

@@ -30,15 +30,13 @@ from pathlib import Path
 from sandbox import fastjson
 from sandbox.log import get_logger
 from sandbox.record import record
+from sandbox.signals import signal
 from sandbox.state.proc import ProcessRef
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
-    import signal
     from collections.abc import Callable, Iterable
     from typing import Any
-else:
-    import _signal as signal  # signal.py's IntEnum wrappers import enum (~1.9 ms of a `sandbox run`)
 
 log = get_logger(__name__)
 

@@ -20,18 +20,13 @@ from sandbox.fdio import write_all
 from sandbox.process.request import ALL_NAMESPACES, Identity, SpawnRequest
 from sandbox.process.spawner import DirectSpawner
 from sandbox.security.filterfile import read_filter
+from sandbox.signals import signal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import signal
     from typing import Any
 
     from sandbox.process.spawner import ChildProcess
-else:
-    # The C module under `signal`: signal.py only adds IntEnum wrappers, and `import enum` costs
-    # ~4 ms (functools, collections, operator) on `sandbox exec`'s path when nothing else loads it.
-    # Handlers here take and give plain numbers, which both accept.
-    import _signal as signal
 
 FORWARDED = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP)
 CHUNK = 65536

@@ -27,11 +27,11 @@ from sandbox.process.request import (
     SpawnRequest,
 )
 from sandbox.rootfs.plan import DEVICE_NODES, POD_SHM_PATH, MountOp, OpKind, container_plan
+from sandbox.signals import signal
 from sandbox.spec.expand import container_argv, container_environment
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import signal
     from collections.abc import Sequence
     from typing import Any
 
@@ -41,8 +41,6 @@ if TYPE_CHECKING:
     from sandbox.rootfs.layers import ContainerLayer
     from sandbox.rootfs.plan import ContainerFiles
     from sandbox.spec.model import Container, EnvVar, Pod
-else:
-    import _signal as signal  # signal.py's IntEnum wrappers import enum (~1.9 ms of a `sandbox run`)
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # containerd's CRI sets these in every pod that has its own network namespace

@@ -13,13 +13,11 @@ import os
 from sandbox import native
 from sandbox.native import SpawnRequest
 from sandbox.record import record
+from sandbox.signals import signal
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
-    import signal
     from collections.abc import Callable
-else:
-    import _signal as signal  # signal.py's IntEnum wrappers import enum (~4 ms)
 
 
 @record

@@ -25,11 +25,11 @@ from sandbox.errors import ContainerStartError, PauseStartError
 from sandbox.log import get_logger
 from sandbox.pod import teardown
 from sandbox.record import field, record, replace
+from sandbox.signals import signal
 from sandbox.state.proc import ProcessRef
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
-    import signal
     from collections.abc import Callable
     from pathlib import Path
     from typing import Any
@@ -50,8 +50,6 @@ if TYPE_CHECKING:
     from sandbox.rootfs.layers import ContainerLayer
     from sandbox.rootfs.plan import MountOp
     from sandbox.spec.model import Container, Pod
-else:
-    import _signal as signal  # signal.py's IntEnum wrappers import enum (~1.9 ms of a `sandbox run`)
 
 log = get_logger(__name__)
 

@@ -23,12 +23,12 @@ from sandbox.process.request import Identity
 from sandbox.record import field, record, replace
 from sandbox.rootfs.plan import MountOp, OpKind
 from sandbox.runtime.service import membership
+from sandbox.signals import signal
 from sandbox.state.proc import ProcessRef
 from sandbox.termination import limit_for_pod, prepare_message_file, read_termination_message
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import signal
     from collections.abc import Callable
     from pathlib import Path
     from typing import Any
@@ -48,8 +48,6 @@ if TYPE_CHECKING:
     from sandbox.supervisor.checks import CheckRun, CheckRunner
     from sandbox.supervisor.probes import CheckContext, ContainerProbes
     from sandbox.supervisor.timers import Timers
-else:
-    import _signal as signal  # signal.py's IntEnum wrappers import enum (~1.9 ms of a `sandbox run`)
 
 log = get_logger(__name__)
 

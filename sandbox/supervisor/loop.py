@@ -37,6 +37,7 @@ from sandbox.process import launch
 from sandbox.process.spawner import ChildProcess, Spawner
 from sandbox.record import replace
 from sandbox.runtime.service import RuntimeService
+from sandbox.signals import signal
 from sandbox.spec.model import Container, Pod
 from sandbox.state.proc import ProcessRef
 from sandbox.supervisor import snapshot
@@ -48,7 +49,6 @@ from sandbox.supervisor.timers import Timers
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
-    import signal
     from typing import Any
 
     from sandbox.cgroups.driver import Cgroup
@@ -59,8 +59,6 @@ if TYPE_CHECKING:
     from sandbox.pod.projection import ProjectedVolumes
     from sandbox.runtime.service import PodSandbox
     from sandbox.supervisor.eviction import Eviction
-else:
-    import _signal as signal  # signal.py's IntEnum wrappers import enum (~1.9 ms of a `sandbox run`)
 
 log = get_logger(__name__)
 

@@ -8,20 +8,18 @@ from sandbox.errors import ImageError, ImagePullFailed, StateError
 from sandbox.images.store import Image, ImageStore
 from sandbox.paths import RootLayout
 from sandbox.record import field, record
+from sandbox.signals import signal
 from sandbox.spec.model import Pod
 from sandbox.supervisor.pulls import Puller
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
-    import signal
     from collections.abc import Callable
     from pathlib import Path
     from typing import Any
 
     from sandbox.config.sources import ConfigObject
     from sandbox.spec.accept import AcceptedPod
-else:
-    import _signal as signal  # signal.py's IntEnum wrappers import enum (~1.9 ms of a `sandbox run`)
 
 
 @record

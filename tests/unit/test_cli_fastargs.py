@@ -260,8 +260,8 @@ def test_node_argv_lists_the_options_given_in_the_parser_order() -> None:
 
 
 def test_the_default_pod_subnet_is_what_the_pod_cidr_check_would_keep() -> None:
-    """`run` skips parsing --pod-cidr when it is the default (no ipaddress import on the hot path),
-    so the default must be exactly what the check accepts and normalises to."""
+    """The default must be exactly what the --pod-cidr check (network.config.Subnet4, no
+    ipaddress import on the hot path) accepts and normalises to."""
     import ipaddress
 
     from sandbox.network.config import DEFAULT_SUBNET
