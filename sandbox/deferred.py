@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 else:
     ModuleType = type(sys)  # without importing types
 
-_DEFERRED = ("re", "fnmatch", "ntpath", "urllib.parse")
+_DEFERRED = ("re", "fnmatch", "ntpath", "urllib.parse", "functools", "operator")
 
 
 class OnFirstUse(ModuleType):
@@ -49,7 +49,35 @@ def _stand_in() -> dict[str, OnFirstUse]:
     parse = stand_ins.get("urllib.parse")
     if parse is not None:
         parse.__dict__["quote_from_bytes"] = _quote_from_bytes  # for pathlib's `from urllib.parse import ...`
+    functools = stand_ins.get("functools")
+    if functools is not None:
+        functools.__dict__["lru_cache"] = _lru_cache  # pathlib caches its glob selectors
+    operator = stand_ins.get("operator")
+    if operator is not None:
+        from _operator import attrgetter  # built in; operator.py's own attrgetter is this one
+
+        operator.__dict__["attrgetter"] = attrgetter  # for pathlib's `from operator import attrgetter`
     return stand_ins
+
+
+def _lru_cache(*args: Any, **kwargs: Any) -> Any:
+    """functools.lru_cache(...) made on the decorated function's first call: pathlib decorates
+    `_make_selector` (used only by glob) at its import."""
+
+    def decorate(function: Any) -> Any:
+        cached = None
+
+        def call(*call_args: Any, **call_kwargs: Any) -> Any:
+            nonlocal cached
+            if cached is None:
+                from functools import lru_cache
+
+                cached = lru_cache(*args, **kwargs)(function)
+            return cached(*call_args, **call_kwargs)
+
+        return call
+
+    return decorate
 
 
 def _withdraw(stand_ins: dict[str, OnFirstUse]) -> None:

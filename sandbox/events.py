@@ -15,7 +15,7 @@ to be passed on as `recorder.record(*events.started("web"), obj=..., now=...)`.
 
 from __future__ import annotations
 
-from sandbox.record import record
+from sandbox.record import Record
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
@@ -29,8 +29,7 @@ TYPES = (NORMAL, WARNING)
 MAX_EVENTS = 100
 
 
-@record
-class Event:
+class Event(Record):
     type: str  # Normal | Warning
     reason: str  # Created, Started, Killing, Unhealthy, BackOff, ...
     message: str

@@ -22,7 +22,7 @@ from sandbox.process.request import CLONE_NEWPID as CLONE_NEWPID
 from sandbox.process.request import CLONE_NEWUTS as CLONE_NEWUTS
 from sandbox.process.request import SpawnRequest as SpawnRequest
 from sandbox.process.request import join_paths
-from sandbox.record import record
+from sandbox.record import Record
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
@@ -118,8 +118,7 @@ def _error(err: Any) -> ContainerStartError:
     return ContainerStartError(reason, op, int(err.err), path)
 
 
-@record(frozen=False)
-class Started:
+class Started(Record, frozen=False):
     """Stage 2 exists and waits for `finish()`; `pid` is the caller's own child."""
 
     pid: int
@@ -350,8 +349,7 @@ def has_layer_extractor() -> bool:
     return hasattr(lib, "sbx_layer_supported") and bool(lib.sbx_layer_supported())
 
 
-@record
-class LayerFailure:
+class LayerFailure(Record):
     """Why a layer failed, for untar.py to word as extract.py does: `detail` about the entry
     named `entry` (None: about the layer), each \\x01 in it standing for `subject`."""
     detail: str

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from sandbox.record import record
+from sandbox.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -23,8 +23,7 @@ ROOT_ENV = "SANDBOX_ROOT"
 DEFAULT_RUN = "/run/sandbox"
 
 
-@record
-class RootLayout:
+class RootLayout(Record):
     lib: Path  # images and per-container writable layers
     run: Path  # live state: one directory per pod, removed when the pod ends
     logs: Path  # CRI log files; they stay after the pod ends

@@ -11,12 +11,12 @@ A container status whose `state` is None stands for a container the kubelet has 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 
-from sandbox.record import record, replace
+from sandbox.record import Record, replace
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
 
@@ -33,19 +33,16 @@ class PodPhase:
     TERMINAL = (SUCCEEDED, FAILED)
 
 
-@record
-class Waiting:
+class Waiting(Record):
     reason: str  # ContainerCreating, PodInitializing, CrashLoopBackOff, CreateContainerError, ...
     message: str = ""
 
 
-@record
-class Running:
+class Running(Record):
     started_at: float  # wall-clock epoch seconds
 
 
-@record
-class Terminated:
+class Terminated(Record):
     exit_code: int
     reason: str  # Completed, Error, OOMKilled, StartError, ContainerStatusUnknown
     started_at: float
@@ -58,8 +55,7 @@ class Terminated:
 State = Waiting | Running | Terminated
 
 
-@record
-class ContainerStatus:
+class ContainerStatus(Record):
     name: str
     image: str
     state: State | None  # None: no status known for this container
@@ -76,8 +72,7 @@ class ContainerStatus:
             raise ValueError(f"container {self.name!r}: restart count must not be negative")
 
 
-@record
-class PodCondition:
+class PodCondition(Record):
     type: str
     status: str  # "True" | "False"
     reason: str = ""

@@ -33,7 +33,7 @@ from __future__ import annotations
 import os
 
 from sandbox.errors import FieldError, SpecError, UsageError
-from sandbox.record import record
+from sandbox.record import Record
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
@@ -84,8 +84,7 @@ _RENAMED = {"manifestURL": "staticPodURL", "manifestURLHeader": "staticPodURLHea
             "podManifestPath": "staticPodPath"}
 
 
-@record
-class AgentConfig:
+class AgentConfig(Record):
     """The settings the static pod sources and the agent's pods run with."""
 
     static_pod_path: str = ""  # "": no manifest directory (absolute once merged)
@@ -100,8 +99,7 @@ class AgentConfig:
     warnings: tuple[str, ...] = ()  # `<file>: <field>: not read: why`, one per warned field set
 
 
-@record
-class AgentFlags:
+class AgentFlags(Record):
     """`sandbox agent`'s flags as given: None when absent (the file's value, else the default, stays).
     Values are the flag strings, so a bad one is reported with the flag's name."""
 

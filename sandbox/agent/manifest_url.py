@@ -16,7 +16,7 @@ import os
 
 from sandbox.agent.staticpod import URL_TIMEOUT, Reporter, StaticPod, url_pods
 from sandbox.errors import SpecError
-from sandbox.record import record
+from sandbox.record import Record
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
@@ -28,8 +28,7 @@ if TYPE_CHECKING:
 # --- the manifest URL -----------------------------------------------------------------------------
 
 
-@record
-class _Fetched:
+class _Fetched(Record):
     status: int = 0
     reason: str = ""
     body: bytes = b""

@@ -14,7 +14,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import selectors
 import signal
 import socket
 import sys
@@ -22,9 +21,10 @@ import threading
 import time
 from functools import partial
 
+from sandbox import poller
 from sandbox.agent import protocol
 from sandbox.log import get_logger
-from sandbox.record import record
+from sandbox.record import Record
 from sandbox.supervisor.timers import Timers
 
 TYPE_CHECKING = False
@@ -47,8 +47,7 @@ FAILED_WAITING = frozenset({
 })
 
 
-@record
-class NodeOptions:
+class NodeOptions(Record):
     """The node's settings (the kubelet's flags): every pod the agent runs gets them."""
 
     run: RunOptions  # its `cgroups` is None: planned per pod from `cgroup_config`
@@ -60,28 +59,28 @@ class NodeOptions:
 class OwnedSelector:
     """One pod's view of the agent's selector: its keys' data become (pod, data)."""
 
-    def __init__(self, shared: selectors.BaseSelector) -> None:
+    def __init__(self, shared: poller.Selector) -> None:
         self.shared = shared
         self.owner: Any = None
         self.fds: set[int] = set()
 
-    def register(self, fd: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+    def register(self, fd: Any, events: int, data: Any = None) -> poller.Key:
         key = self.shared.register(fd, events, (self.owner, data))
         self.fds.add(key.fd)
         return key
 
-    def unregister(self, fd: Any) -> selectors.SelectorKey:
+    def unregister(self, fd: Any) -> poller.Key:
         key = self.shared.unregister(fd)
         self.fds.discard(key.fd)
         return key
 
-    def modify(self, fd: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+    def modify(self, fd: Any, events: int, data: Any = None) -> poller.Key:
         return self.shared.modify(fd, events, (self.owner, data))
 
-    def get_key(self, fd: Any) -> selectors.SelectorKey:
+    def get_key(self, fd: Any) -> poller.Key:
         return self.shared.get_key(fd)
 
-    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+    def select(self, timeout: float | None = None) -> list[tuple[poller.Key, int]]:
         raise RuntimeError("a pod of the agent never runs its own loop")
 
     def close(self) -> None:
@@ -138,7 +137,7 @@ class Agent:
         self.static = static  # the static pod sources (a manifest directory, a URL), or None
         self.static_pods: dict[tuple[str, str], StaticPod] = {}  # pod key -> the static pod it runs
         self.static_waiting: dict[tuple[str, str], StaticPod] = {}  # to start once the old pod ended
-        self.selector = selectors.DefaultSelector()
+        self.selector = poller.Selector()
         self.timers = Timers()  # the agent's own (watchdog); each pod keeps its own
         self.pods: dict[tuple[str, str], AgentPod] = {}
         self.preparing: set[tuple[str, str]] = set()
@@ -187,7 +186,7 @@ class Agent:
             os.umask(old_umask)
         listener.listen(64)
         self.listener = listener
-        self.selector.register(listener, selectors.EVENT_READ, (None, ("listen", None)))
+        self.selector.register(listener, poller.EVENT_READ, (None, ("listen", None)))
 
     def _finish_crashed(self) -> None:
         """What a dead agent (or any killed runtime) left: a pod of the agent whose shim still
@@ -251,7 +250,7 @@ class Agent:
         """Run until a stop signal has ended every pod; 0 then."""
         wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self.wake_w = wake_w
-        self.selector.register(wake_r, selectors.EVENT_READ, (None, ("wake", None)))
+        self.selector.register(wake_r, poller.EVENT_READ, (None, ("wake", None)))
         previous = {sig: signal.signal(sig, lambda *_: None) for sig in STOP_SIGNALS}
         previous_fd = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         try:
@@ -260,7 +259,7 @@ class Agent:
                 notify.send("READY=1\nSTATUS=serving")
                 self._keep_watchdog(notify)
             if self.static is not None and self.static.fileno() >= 0:
-                self.selector.register(self.static.fileno(), selectors.EVENT_READ, (None, ("static", None)))
+                self.selector.register(self.static.fileno(), poller.EVENT_READ, (None, ("static", None)))
             if self.static is not None:
                 self._poll_static()  # the directory's pods start now, not at the first re-list
             if ready_fd >= 0:
@@ -417,7 +416,7 @@ class Agent:
             sock.setblocking(True)
             sock.settimeout(5.0)  # an answer write never stalls the loop for long
             conn = Conn(sock)
-            self.selector.register(sock, selectors.EVENT_READ, (None, ("conn", conn)))
+            self.selector.register(sock, poller.EVENT_READ, (None, ("conn", conn)))
 
     def _on_conn(self, conn: Conn) -> None:
         try:
@@ -591,7 +590,7 @@ class Agent:
 
             self.exit_watch = ExitWatch.open()
             if self.exit_watch is not None:
-                self.selector.register(self.exit_watch.fileno(), selectors.EVENT_READ, (None, ("exitwatch", None)))
+                self.selector.register(self.exit_watch.fileno(), poller.EVENT_READ, (None, ("exitwatch", None)))
         return self.exit_watch
 
     def _on_save(self, pod: AgentPod, snapshot: dict[str, Any]) -> None:

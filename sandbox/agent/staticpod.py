@@ -15,7 +15,7 @@ reported.
 from __future__ import annotations
 
 from sandbox.errors import FieldError, SpecError
-from sandbox.record import record
+from sandbox.record import Record
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
@@ -34,8 +34,7 @@ WATCH_RETRY = 1.0  # file_linux.go retryPeriod: how often a missing path is look
 URL_TIMEOUT = 10.0  # http.go: the client's timeout
 
 
-@record
-class StaticPod:
+class StaticPod(Record):
     """One pod a source wants running. `key` names where it comes from: the file's path, or
     `<url>#<namespace>/<name>` for a pod of the URL's body."""
 
@@ -48,8 +47,7 @@ class StaticPod:
     pod: AcceptedPod  # the same pod validated and checked against the field table, ready to run
 
 
-@record
-class Changes:
+class Changes(Record):
     """The full desired set after a poll, and which keys changed. An updated key with a new `uid`
     is a new pod (stop the old one, start this one); with the same uid (metadata.uid fixed in the
     manifest) the kubelet updates the pod in place."""

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from sandbox.cgroups.fs import CgroupError
-from sandbox.record import field, record
+from sandbox.record import Record, field
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import: `sandbox run` detects the layout
 if TYPE_CHECKING:
@@ -27,8 +27,7 @@ DEFAULT_ROOT = Path("/sys/fs/cgroup")
 V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "hugetlb")
 
 
-@record
-class Layout:
+class Layout(Record):
     mode: Mode
     root: Path
     # v1: controller -> the directory of its hierarchy (co-mounted controllers share one)
@@ -68,8 +67,7 @@ def _unescape(field_: str) -> str:
     return "".join(out)
 
 
-@record
-class CgroupMount:
+class CgroupMount(Record):
     mount_point: Path
     fstype: str  # "cgroup" or "cgroup2"
     options: frozenset[str]  # super options: controllers and name= for v1

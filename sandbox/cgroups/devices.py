@@ -23,7 +23,7 @@ from pathlib import Path
 
 from sandbox.cgroups import fs
 from sandbox.cgroups.fs import CgroupError
-from sandbox.record import record
+from sandbox.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -34,8 +34,7 @@ _MAX_MAJOR = (1 << 12) - 1  # the kernel's dev_t: 12 bits of major, 20 of minor
 _MAX_MINOR = (1 << 20) - 1
 
 
-@record
-class DeviceRule:
+class DeviceRule(Record):
     """One devices.allow/devices.deny line: `c 1:3 rwm`; -1 is `*` (any)."""
 
     type: str  # "a" (every device), "b" (block) or "c" (char)

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 from sandbox.cgroups.detect import Layout
-from sandbox.record import field, record
+from sandbox.record import Record, field
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import: `sandbox run` creates cgroups
 if TYPE_CHECKING:
@@ -39,8 +39,7 @@ UNIFIED = "unified"  # the key of the cgroup2 directory in Cgroup.paths
 WANTED_V2 = ("cpu", "cpuset", "memory", "pids", "hugetlb", "io")
 
 
-@record
-class Cgroup:
+class Cgroup(Record):
     """One cgroup in every hierarchy it lives in: key (v1 controller name, or UNIFIED) -> directory.
     Co-mounted v1 controllers share a directory."""
 
@@ -58,8 +57,7 @@ class Cgroup:
         return {key: str(path) for key, path in self.paths.items()}
 
 
-@record
-class Stats:
+class Stats(Record):
     memory_usage: int | None = None  # bytes, now
     memory_peak: int | None = None  # bytes, high-water mark (v1 max_usage_in_bytes, v2 memory.peak)
     memory_limit: int | None = None  # None: unlimited

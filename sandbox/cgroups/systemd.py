@@ -35,7 +35,7 @@ from sandbox.cgroups import fs
 from sandbox.cgroups.driver import PARENT, UNIFIED, Cgroup, CgroupDriver, Stats, driver_for
 from sandbox.cgroups.fs import CgroupError
 from sandbox.errors import SandboxError
-from sandbox.record import record
+from sandbox.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -307,8 +307,7 @@ def limit_properties(limits: CgroupLimits, v2: bool) -> list[tuple[str, tuple[st
     return props
 
 
-@record
-class _Pending:
+class _Pending(Record):
     """A scope planned by create_container, started by add_process with its first pid."""
 
     slice: str

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import errno
 import time
-from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from sandbox.cgroups import fs
@@ -34,6 +33,8 @@ from sandbox.cgroups.fs import CgroupError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
     from sandbox.cgroups.devices import DeviceRule
     from sandbox.cgroups.resources import CgroupLimits
 

@@ -9,7 +9,6 @@ import errno
 import os
 import signal
 import time
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sandbox.cgroups import fs
@@ -19,6 +18,8 @@ from sandbox.cgroups.fs import CgroupError, enable, enabled_at_root, tree_procs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from sandbox.cgroups.devices import DeviceRule
     from sandbox.cgroups.resources import CgroupLimits
 

@@ -15,7 +15,7 @@ import argparse
 import sys
 
 from sandbox.cli.get import POD_KINDS
-from sandbox.record import record
+from sandbox.record import Record
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
@@ -25,8 +25,7 @@ if TYPE_CHECKING:
 MAX_WINDOW = 60.0
 
 
-@record
-class Target:
+class Target(Record):
     """One running container whose cgroup can be read."""
 
     namespace: str
@@ -35,14 +34,12 @@ class Target:
     paths: dict[str, str]
 
 
-@record
-class Usage:
+class Usage(Record):
     nanocores: int
     memory: int  # working set, bytes
 
 
-@record
-class PodUsage:
+class PodUsage(Record):
     namespace: str
     name: str
     containers: dict[str, Usage]  # container name -> usage

@@ -9,7 +9,7 @@ The contract every consumer uses (env sources, configMap/secret/projected volume
 from __future__ import annotations
 
 from sandbox.errors import ContainerConfigError
-from sandbox.record import field, record
+from sandbox.record import Record, field
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -25,8 +25,7 @@ CONFIG_MAP = "ConfigMap"
 SECRET = "Secret"
 
 
-@record
-class ConfigObject:
+class ConfigObject(Record):
     """One ConfigMap or Secret, its values as bytes (a ConfigMap's `data` UTF-8 encoded and its
     `binaryData`; a Secret's decoded `data` with `stringData` merged)."""
 

@@ -26,7 +26,7 @@ import json
 
 from sandbox.errors import ImageError
 from sandbox.images.credential_helpers import HELPER_TIMEOUT
-from sandbox.record import field, record
+from sandbox.record import Record, field
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -59,14 +59,12 @@ class Credential:
         return f"Credential(username={self.username!r}, password=<hidden>)"
 
 
-@record
-class Challenge:
+class Challenge(Record):
     scheme: str  # lower case: "basic" or "bearer"
     params: dict[str, str] = field(default_factory=dict)  # keys lower case
 
 
-@record
-class Credentials:
+class Credentials(Record):
     """Ordered (pattern, credential) pairs; `for_registry` returns every match in order, so a
     wrong secret does not hide a right one further down (the kubelet tries each in turn)."""
 

@@ -5,7 +5,7 @@ a pull through the native extractor never imports tarfile (~10 ms)."""
 from __future__ import annotations
 
 from sandbox.errors import ImageError
-from sandbox.record import record
+from sandbox.record import Record
 
 MEDIA_TYPES = {
     "application/vnd.oci.image.layer.v1.tar": "tar",
@@ -26,8 +26,7 @@ class LayerError(ImageError):
     """A layer that cannot be opened or unpacked; the message names the entry."""
 
 
-@record
-class LayerStats:
+class LayerStats(Record):
     files: int  # entries written: files, directories (implicit ones too), links, nodes, whiteouts
     bytes: int  # regular file content
 

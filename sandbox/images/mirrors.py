@@ -20,7 +20,7 @@ certificates, proxies. `header` tables and `override_path` are honoured; `dial_t
 from __future__ import annotations
 
 from sandbox.errors import ImageError
-from sandbox.record import record
+from sandbox.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -33,8 +33,7 @@ _KNOWN_KEYS = frozenset({"server", "capabilities", "ca", "skip_verify", "header"
                          "dial_timeout", "host", "client", "proxy"})
 
 
-@record
-class Host:
+class Host(Record):
     """One place to send requests for a registry namespace."""
 
     scheme: str  # "https", "http", or "" (https, with plain HTTP allowed as a fallback by the client's rules)

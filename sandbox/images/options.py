@@ -7,15 +7,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sandbox.record import field, record
+from sandbox.record import Record, field
 
 DEFAULT_HOSTS_DIR = Path("/etc/sandbox/certs.d")
 HOSTS_DIR_ENV = "SANDBOX_REGISTRY_CONFIG"
 INSECURE_ENV = "SANDBOX_INSECURE_REGISTRIES"  # comma-separated HOST[:PORT]
 
 
-@record
-class PullOptions:
+class PullOptions(Record):
     hosts_dir: Path | None = None  # None: $SANDBOX_REGISTRY_CONFIG, else DEFAULT_HOSTS_DIR
     insecure: frozenset[str] = field(default_factory=frozenset)
     credentials_file: Path | None = None  # None: $DOCKER_CONFIG/config.json, else ~/.docker/config.json

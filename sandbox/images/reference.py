@@ -17,7 +17,7 @@ that is not in the grammar is refused, never cleaned up.
 
 from __future__ import annotations
 
-from sandbox.record import record
+from sandbox.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -54,8 +54,7 @@ def _fullmatch(pattern: str, text: str) -> re.Match[str] | None:
     return compiled.fullmatch(text)
 
 
-@record
-class ImageRef:
+class ImageRef(Record):
     registry: str  # "" only for the odd name whose first component is no valid host
     repository: str
     tag: str  # "" when only a digest was given

@@ -33,7 +33,7 @@ from sandbox.images.auth import Credentials, basic_header, parse_challenges, tok
 from sandbox.images.mirrors import Host, origin
 from sandbox.images.reference import DIGEST_HEX_LENGTHS, ImageRef, parse_image_ref
 from sandbox.log import get_logger
-from sandbox.record import record
+from sandbox.record import Record
 
 log = get_logger(__name__)  # sandbox.log: `import logging` (~8 ms) only when a message is emitted
 
@@ -76,8 +76,7 @@ def _machine_architecture() -> str:
     return _MACHINES.get(os.uname().machine, (os.uname().machine, ""))[0]
 
 
-@record
-class Platform:
+class Platform(Record):
     os: str = "linux"
     architecture: str = _machine_architecture()
     variant: str = ""  # "" matches the architecture's default variant (arm64: v8, arm: v7) or none
@@ -86,16 +85,14 @@ class Platform:
         return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
 
 
-@record
-class Descriptor:
+class Descriptor(Record):
     media_type: str
     digest: str
     size: int
     platform: Platform | None = None  # index entries only
 
 
-@record
-class Resolved:
+class Resolved(Record):
     name: str  # canonical: docker.io/library/busybox:latest
     digest: str  # of the platform's manifest
     manifest: bytes

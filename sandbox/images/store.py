@@ -30,7 +30,7 @@ from pathlib import Path
 from sandbox import fastjson
 from sandbox.errors import ImageError
 from sandbox.images.reference import parse_image_ref
-from sandbox.record import record
+from sandbox.record import Record
 from sandbox.rootfs.plan import OVERLAY_MAX_LOWER
 
 TYPE_CHECKING = False
@@ -53,8 +53,7 @@ LINK_NAME_LENGTHS = (6, 12, 26, 52)  # base32 of a sha256: 52 characters
 LAYER_WORKERS = max(2, min(4, os.cpu_count() or 1))
 
 
-@record
-class ImageConfig:
+class ImageConfig(Record):
     entrypoint: tuple[str, ...] = ()
     cmd: tuple[str, ...] = ()
     env: tuple[str, ...] = ()  # "NAME=value"
@@ -94,8 +93,7 @@ class ImageConfig:
         return {"config": config}
 
 
-@record
-class Image:
+class Image(Record):
     name: str  # canonical reference the user's name resolved to
     digest: str  # "sha256:<hex>": the manifest's (a first-format image: its tree's)
     layers: tuple[Path, ...]  # unpacked layers, bottom first

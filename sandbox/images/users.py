@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import stat
 
-from sandbox.record import record
+from sandbox.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -24,8 +24,7 @@ MAX_LINKS = 40  # the kernel's MAXSYMLINKS
 MAX_BYTES = 1 << 20
 
 
-@record
-class Entry:
+class Entry(Record):
     name: str
     id: int
     gid: int = -1  # passwd: the user's primary group

@@ -10,12 +10,12 @@ its restart count (and rotates it, see rotation.py).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
 from os import PathLike
 
 TYPE_CHECKING = False  # annotations only
 if TYPE_CHECKING:
     import re
+    from collections.abc import Iterable, Iterator
 
 STREAMS = ("stdout", "stderr")
 FULL = "F"

@@ -15,7 +15,7 @@ import os
 
 from sandbox.logs.cri import PARTIAL, join_records, parse_record
 from sandbox.logs.rotation import COMPRESS_SUFFIX, instance_files, instances
-from sandbox.record import record
+from sandbox.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -92,8 +92,7 @@ def read_instance(directory: str | os.PathLike[str], instance: int) -> Iterator[
     yield from join_records(_records(open_instance(directory, instance)))
 
 
-@record
-class LogLine:
+class LogLine(Record):
     """One line as `kubectl logs` prints it, with what its options need."""
 
     timestamp: str  # the time of its first record, as the runtime wrote it (RFC 3339, local zone)

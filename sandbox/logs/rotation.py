@@ -23,7 +23,7 @@ file's, so names stay unique and in order.
 from __future__ import annotations
 
 from sandbox.logs.cri import log_file_name
-from sandbox.record import record
+from sandbox.record import Record
 
 DEFAULT_MAX_SIZE = 10 * 1024 * 1024  # kubelet containerLogMaxSize: 10Mi
 DEFAULT_MAX_FILES = 5  # kubelet containerLogMaxFiles
@@ -33,8 +33,7 @@ _STAMP_LEN = len("20060102-150405")
 _MAX_INT64 = 2**63 - 1
 
 
-@record
-class RotationPolicy:
+class RotationPolicy(Record):
     """`max_size` in bytes (negative: never rotate, as the kubelet); `max_files` >= 2."""
 
     max_size: int = DEFAULT_MAX_SIZE

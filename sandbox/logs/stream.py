@@ -16,7 +16,7 @@ from pathlib import Path
 from sandbox.log import get_logger
 from sandbox.logs.cri import FULL, PARTIAL, LineSplitter, record_prefix
 from sandbox.logs.rotation import RotationPolicy, excess_rotated, rotated_files, rotated_name, stale_files
-from sandbox.record import field, record
+from sandbox.record import Record, field
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,8 +28,7 @@ READ_CHUNK = 65536
 PIPE_BUF = 4096  # a pipe write of at most this many bytes is atomic: all or nothing
 
 
-@record(frozen=False)
-class Terminal:
+class Terminal(Record, frozen=False):
     """Where prefixed lines go. The supervisor must never block on it: a terminal (or pipe) that
     is not being read would otherwise stall every probe and restart of the pod. So a chunk is
     written only when the fd is writable right now, at most PIPE_BUF bytes at a time (a pipe then
@@ -70,8 +69,7 @@ class Terminal:
         return True
 
 
-@record(frozen=False)
-class _Stream:
+class _Stream(Record, frozen=False):
     name: str  # "stdout" | "stderr"
     fd: int
     splitter: LineSplitter = field(default_factory=LineSplitter)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sandbox.errors import SandboxError
 from sandbox.network.config import NETWORKS_DIR, BridgeConfig, check_bridge_name
-from sandbox.record import record
+from sandbox.record import Record
 from sandbox.signals import signal
 
 TYPE_CHECKING = False
@@ -39,8 +39,7 @@ class NetworkSetupError(SandboxError):
     """The pod's network could not be set up (the message names the step and the kernel's error)."""
 
 
-@record
-class Lease:
+class Lease(Record):
     """A pod's address on the bridge."""
 
     address: str

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from sandbox.errors import SandboxError
 from sandbox.log import get_logger
-from sandbox.record import record
+from sandbox.record import Record
 
 TYPE_CHECKING = False  # typing costs start-up time; only checkers need it
 if TYPE_CHECKING:
@@ -69,21 +69,18 @@ class CniError(SandboxError):
         return f"{where}{who}{self.message}"
 
 
-@record
-class CniConfig:
+class CniConfig(Record):
     conf_dir: Path = Path("/etc/cni/net.d")
     bin_dirs: tuple[Path, ...] = (Path("/opt/cni/bin"), Path("/usr/lib/cni"))  # containerd's, then Debian's
     timeout: float = DEFAULT_TIMEOUT
 
 
-@record
-class CniResult:
+class CniResult(Record):
     ips: tuple[str, ...]  # the pod's addresses without prefix length, IPv4 first (-> status.podIPs)
     raw: dict[str, Any]  # the last plugin's ADD result, in the list's cniVersion
 
 
-@record
-class Attachment:
+class Attachment(Record):
     container_id: str  # the pod sandbox id (CNI_CONTAINERID; host-local keys reservations on it)
     netns: str  # a netns path; "" for a DEL after the pod is gone (the spec allows it)
     ifname: str = "eth0"

@@ -8,7 +8,7 @@ import _socket  # socket.py's enum conversions cost ~1.3 ms at import; inet_pton
 from pathlib import Path
 
 from sandbox.errors import SandboxError
-from sandbox.record import record
+from sandbox.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -29,8 +29,7 @@ def check_bridge_name(name: str) -> None:
         raise SandboxError(f"bridge name must be 1-15 characters without '/', ':' or spaces, got {name!r}")
 
 
-@record
-class BridgeConfig:
+class BridgeConfig(Record):
     bridge: str = DEFAULT_BRIDGE
     subnet: str = DEFAULT_SUBNET
     masquerade: bool = False  # outbound NAT for the subnet (off: tests never leave the machine)

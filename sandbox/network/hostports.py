@@ -21,7 +21,7 @@ Layout of table `ip <table>` (created whole in one batch by the first call that 
 from __future__ import annotations
 
 from sandbox.errors import SandboxError
-from sandbox.record import record
+from sandbox.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -37,8 +37,7 @@ COMMENT_MAX = 128  # nft refuses longer element comments ("128 characters maximu
 _DSTNAT = -100  # nft 1.0.6 takes the `dstnat` name for prerouting but not for the output hook
 
 
-@record
-class PortMapping:
+class PortMapping(Record):
     """One container port with a hostPort."""
 
     protocol: str  # "TCP" or "UDP" (the spec refuses SCTP before this point)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sandbox.errors import SandboxError
 from sandbox.log import get_logger
-from sandbox.record import record, replace
+from sandbox.record import Record, replace
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -47,8 +47,7 @@ ROOT_ENV = "SANDBOX_CGROUP_ROOT"
 PAUSE_CGROUP = "pause"  # container cgroups are named by 64-hex container IDs: never this
 
 
-@record
-class CgroupConfig:
+class CgroupConfig(Record):
     """The runtime's cgroup options (`sandbox run --cgroup-driver/--cgroup-parent/--pod-pids-limit`)."""
 
     driver: str = "auto"
@@ -99,8 +98,7 @@ def _systemd_driver(layout: Layout, config: CgroupConfig) -> CgroupDriver | None
     return driver
 
 
-@record
-class CgroupPlan:
+class CgroupPlan(Record):
     """What `sandbox run` checked before anything exists: the driver for this host and every value
     the pod's cgroups get (process/resources.PodResources)."""
 

@@ -20,7 +20,7 @@ which would leave a subdomain pod without a domain).
 from __future__ import annotations
 
 from sandbox.errors import SandboxError
-from sandbox.record import record
+from sandbox.record import Record
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
@@ -55,15 +55,13 @@ class HostnameError(SandboxError):
     """The pod's hostname cannot be set (the kubelet fails the sandbox: the pod stays Pending)."""
 
 
-@record
-class PodNames:
+class PodNames(Record):
     hostname: str  # the short name (the /etc/hosts alias), or hostnameOverride
     domain: str  # "<subdomain>.<namespace>.svc.<clusterDomain>", "" without a subdomain
     kernel: str  # the UTS nodename: the FQDN under setHostnameAsFQDN, else `hostname`
 
 
-@record
-class DNSConfig:
+class DNSConfig(Record):
     """The CRI DNSConfig: what resolv.conf will say."""
 
     servers: tuple[str, ...] = ()

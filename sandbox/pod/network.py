@@ -20,7 +20,7 @@ from sandbox.errors import SandboxError
 from sandbox.log import get_logger
 from sandbox.network.config import BridgeConfig
 from sandbox.process.downward import Addresses
-from sandbox.record import field, record
+from sandbox.record import Record, field
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -35,8 +35,7 @@ log = get_logger(__name__)
 MODES = ("bridge", "cni", "none")
 
 
-@record
-class NetworkOptions:
+class NetworkOptions(Record):
     """`sandbox run --network MODE` and its settings."""
 
     mode: str = "bridge"
@@ -44,8 +43,7 @@ class NetworkOptions:
     cni: Any = None  # network.cni.CniConfig in `cni` mode
 
 
-@record
-class HostPort:
+class HostPort(Record):
     protocol: str
     host_ip: str
     host_port: int

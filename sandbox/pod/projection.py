@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from sandbox.paths import under
-from sandbox.record import record
+from sandbox.record import Record
 from sandbox.rmtree import rmtree
 
 TYPE_CHECKING = False
@@ -52,8 +52,7 @@ class ProjectionError(Exception):
     FailedMount, retried at every resync."""
 
 
-@record
-class FileProjection:
+class FileProjection(Record):
     data: bytes
     mode: int
 
@@ -326,8 +325,7 @@ def _remove(path: Path) -> None:
 # --- the pod's volumes ------------------------------------------------------------------------
 
 
-@record
-class SyncResult:
+class SyncResult(Record):
     ready: dict[str, Path]  # volume name -> host directory, every volume set up so far
     failed: dict[str, str]  # volume name -> why it is not (the FailedMount message)
     updated: list[str]  # volumes whose files changed in this sync (first writes included)

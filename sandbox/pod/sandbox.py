@@ -33,7 +33,7 @@ from sandbox.process.request import (
     SpawnRequest,
 )
 from sandbox.process.spawner import ChildProcess, PendingChild, Spawner
-from sandbox.record import record
+from sandbox.record import Record
 from sandbox.rootfs.plan import ContainerFiles, pause_plan
 
 TYPE_CHECKING = False
@@ -60,8 +60,7 @@ def pause_binary() -> str:
 POD_FILES_SIZE = "1m"  # the bound on everything the pod's containers can write to their pod files
 
 
-@record
-class SandboxDirs:
+class SandboxDirs(Record):
     """Files of one pod: `root` is its state directory (pause's root mountpoint), `files_root`
     the bounded tmpfs under the pod's directory on disk (pod_files_root); both removed with it."""
 
@@ -99,8 +98,7 @@ def mount_pod_files(files_root: Path) -> None:
         mount_tmpfs(str(files_root), MS_NOSUID | MS_NODEV | MS_NOEXEC, f"mode=755,size={POD_FILES_SIZE}")
 
 
-@record
-class HostNamespaces:
+class HostNamespaces(Record):
     """hostNetwork (with its UTS namespace), hostPID, hostIPC: the pod uses the host's."""
 
     network: bool = False

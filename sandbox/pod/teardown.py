@@ -29,7 +29,7 @@ from pathlib import Path
 
 from sandbox import fastjson
 from sandbox.log import get_logger
-from sandbox.record import record
+from sandbox.record import Record
 from sandbox.signals import signal
 from sandbox.state.proc import ProcessRef
 
@@ -44,8 +44,7 @@ JOURNAL_FILE = "teardown.jsonl"
 KILL_WAIT_SECONDS = 10.0  # SIGKILL cannot be caught: only an uninterruptible sleep delays it
 
 
-@record
-class Process:
+class Process(Record):
     """A process of the pod: killed only while pid and start time both still match."""
 
     pid: int
@@ -71,8 +70,7 @@ class Process:
         return True
 
 
-@record
-class Mount:
+class Mount(Record):
     """A mount in the runtime's (the host's) mount namespace, detached (MNT_DETACH)."""
 
     path: Path
@@ -86,8 +84,7 @@ class Mount:
         return True
 
 
-@record
-class Directory:
+class Directory(Record):
     """A directory tree the pod made at `path`, strictly below `base`; removed without following
     a symlink anywhere (each step opened O_NOFOLLOW, then sandbox.rmtree's fd-based walk)."""
 
@@ -159,8 +156,7 @@ def kill_and_remove_cgroup(path: Path) -> bool:
 _cgroup_remover: Callable[[Path], bool] = kill_and_remove_cgroup  # tests replace it
 
 
-@record
-class Cgroup:
+class Cgroup(Record):
     """A cgroup directory (any hierarchy): the pod cgroup, whose undo takes its children along."""
 
     path: Path
@@ -169,8 +165,7 @@ class Cgroup:
         return _cgroup_remover(self.path)
 
 
-@record
-class Shim:
+class Shim(Record):
     """The pod's per-pod parent (native/shim.c), recorded before pause (its first child) so it is
     undone once every process it parents is dead: asked to exit (its held exits ACKed, so it drains and closes the
     logs), SIGKILLed if it does not within a few seconds. Only while pid and start time match."""
@@ -185,8 +180,7 @@ class Shim:
         return stop_shim(ProcessRef(self.pid, self.start_time), str(self.directory))
 
 
-@record
-class Network:
+class Network(Record):
     """A network object of the pod (sandbox/pod/network.py): `what` is lease, hostports, veth or
     cni, `spec` the JSON text of what its undo needs."""
 

@@ -4,7 +4,7 @@ A `Check` is one attempt of a probe or hook: it owns at most a socket or two, ne
 never sleeps; the supervisor's single selector loop moves it forward. The contract:
 
     outcome = check.start(now)         # sets check.deadline = now + timeout; may finish at once
-    check.interest()                   # [(fd, selectors.EVENT_READ | EVENT_WRITE), ...] to wait on now
+    check.interest()                   # [(fd, poller.EVENT_READ | EVENT_WRITE), ...] to wait on now
     check.on_ready(fd, mask, now)      # an fd from interest() is ready: Outcome when done, else None
     check.on_timeout(now)              # `now >= check.deadline`: always returns the Outcome
     check.close()                      # idempotent; closes every fd (the loop calls it when done)
@@ -22,7 +22,7 @@ Rules for the loop:
 
 A selector loop driving several checks (what `run_checks` below does):
 
-    sel = selectors.DefaultSelector()
+    sel = poller.Selector()
     fds = {c: rewatch(sel, c, []) for c in checks if c.start(now) is None}   # (+ handle outcomes)
     while fds:
         for key, mask in sel.select(min(c.deadline for c in fds) - clock()):
@@ -48,9 +48,9 @@ from sandbox.probing.stream import Stream, StreamError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import selectors
     from collections.abc import Callable, Sequence
 
+    from sandbox import poller
     from sandbox.probing.stream import SocketFactory
 
 log = get_logger(__name__)
@@ -172,7 +172,7 @@ def socket_error_outcome(address: str, exc: Exception) -> Outcome:
     return Outcome(ERROR, f"open socket for {address} in the pod network namespace: {exc}")
 
 
-def rewatch(selector: selectors.BaseSelector, check: Check, fds: list[int]) -> list[int]:
+def rewatch(selector: poller.Selector, check: Check, fds: list[int]) -> list[int]:
     """Register exactly `check.interest()` in `selector` (data = check), replacing the fds
     registered for it before; returns the fds now registered. Unregistering everything first is
     what makes a reused fd number safe: epoll forgets a closed fd by itself, so "modify" on a
@@ -184,8 +184,8 @@ def rewatch(selector: selectors.BaseSelector, check: Check, fds: list[int]) -> l
     return [fd for fd, _ in wanted]
 
 
-def unwatch(selector: selectors.BaseSelector, fds: list[int]) -> None:
-    """Drop the given fds from `selector` (closed ones too: selectors tolerates them)."""
+def unwatch(selector: poller.Selector, fds: list[int]) -> None:
+    """Drop the given fds from `selector` (closed ones too: the poller tolerates them)."""
     for fd in fds:
         try:
             selector.unregister(fd)
@@ -201,13 +201,14 @@ def run_check(check: Check, clock: Callable[[], float] | None = None) -> Outcome
 def run_checks(checks: Sequence[Check], clock: Callable[[], float] | None = None) -> list[Outcome]:
     """Run several checks concurrently in ONE selector loop; outcomes in the order given.
     This is the reference for the supervisor: nothing here blocks except `select()` itself."""
-    import selectors
     import time
+
+    from sandbox import poller
 
     now = clock or time.monotonic
     outcomes: dict[Check, Outcome] = {}
     watched: dict[Check, list[int]] = {}
-    with selectors.DefaultSelector() as selector:
+    with poller.Selector() as selector:
         try:
             for check in checks:
                 _settle(selector, check, check.start(now()), watched, outcomes)
@@ -219,7 +220,7 @@ def run_checks(checks: Sequence[Check], clock: Callable[[], float] | None = None
     return [outcomes[check] for check in checks]
 
 
-def _run_once(selector: selectors.BaseSelector, watched: dict[Check, list[int]],
+def _run_once(selector: poller.Selector, watched: dict[Check, list[int]],
               outcomes: dict[Check, Outcome], now: Callable[[], float]) -> None:
     """One select() and the callbacks it calls for: readiness first, then expired deadlines."""
     wait = max(0.0, min(check.deadline for check in watched) - now())
@@ -231,7 +232,7 @@ def _run_once(selector: selectors.BaseSelector, watched: dict[Check, list[int]],
         _settle(selector, check, check.on_timeout(now()), watched, outcomes)
 
 
-def _settle(selector: selectors.BaseSelector, check: Check, outcome: Outcome | None,
+def _settle(selector: poller.Selector, check: Check, outcome: Outcome | None,
             watched: dict[Check, list[int]], outcomes: dict[Check, Outcome]) -> None:
     """After a callback: finish the check if it returned an Outcome, else re-register its fds."""
     if outcome is None:

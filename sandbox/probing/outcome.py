@@ -14,7 +14,7 @@ The four statuses are the kubelet's `probe.Result` values plus its "probe errore
 
 from __future__ import annotations
 
-from sandbox.record import record
+from sandbox.record import Record
 
 SUCCESS = "success"
 WARNING = "warning"
@@ -22,8 +22,7 @@ FAILURE = "failure"
 ERROR = "error"
 
 
-@record
-class Outcome:
+class Outcome(Record):
     status: str  # SUCCESS | WARNING | FAILURE | ERROR
     output: str = ""
 

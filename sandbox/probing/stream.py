@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import errno
 import os
-from selectors import EVENT_READ, EVENT_WRITE
+
+from sandbox.poller import EVENT_READ, EVENT_WRITE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from sandbox.probing.outcome import ERROR, FAILURE, WARNING
 from sandbox.probing.outcome import SUCCESS as OUTCOME_SUCCESS
-from sandbox.record import record
+from sandbox.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -57,8 +57,7 @@ _NEVER = float("inf")
 _EPSILON = 1e-9  # float slack when deciding whether a tick lies past the initial delay
 
 
-@record
-class ProbeTiming:
+class ProbeTiming(Record):
     """A probe's timing in seconds, defaults as `SetDefaults_Probe` (1 / 10 / 1 / 3)."""
 
     initial_delay: float = 0
@@ -82,8 +81,7 @@ def probe_timing(initial_delay_seconds: float = 0, period_seconds: float = 0, ti
     )
 
 
-@record
-class Verdict:
+class Verdict(Record):
     """What one recorded outcome did to a worker. The loop acts only on `changed` results
     (the kubelet's results manager publishes only changes); events come for every attempt."""
 

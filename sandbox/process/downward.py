@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from sandbox.lazyre import LazyPattern
-from sandbox.record import record
+from sandbox.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -21,8 +21,7 @@ if TYPE_CHECKING:
 
 
 
-@record
-class Addresses:
+class Addresses(Record):
     """The pod's and the node's addresses (status.podIPs, status.hostIPs), IPv4 first."""
 
     pod_ips: tuple[str, ...] = ()

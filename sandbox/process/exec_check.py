@@ -11,9 +11,9 @@ Past the deadline it is killed (the kubelet's ExecProbeTimeout behaviour) and re
 from __future__ import annotations
 
 import os
-import selectors
 import signal
 
+from sandbox import poller
 from sandbox.errors import ContainerStartError
 from sandbox.probing.checks import Check
 from sandbox.probing.outcome import ERROR, FAILURE, SUCCESS, Outcome
@@ -63,9 +63,9 @@ class ExecCheck(Check):
         return None
 
     def interest(self) -> list[tuple[int, int]]:
-        fds = [(self.out_fd, selectors.EVENT_READ)] if self.out_fd >= 0 else []
+        fds = [(self.out_fd, poller.EVENT_READ)] if self.out_fd >= 0 else []
         if self.process is not None and self.process.pidfd >= 0:
-            fds.append((self.process.pidfd, selectors.EVENT_READ))
+            fds.append((self.process.pidfd, poller.EVENT_READ))
         return fds
 
     def on_ready(self, fd: int, mask: int, now: float) -> Outcome | None:

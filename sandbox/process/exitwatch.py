@@ -41,7 +41,7 @@ import struct
 import sys
 
 from sandbox.log import get_logger
-from sandbox.record import record
+from sandbox.record import Record
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
@@ -72,8 +72,7 @@ MARKERS_KEPT = 64  # exits of the runtime's children remembered while nobody ask
 KILLED_KEPT = 1024  # SIGKILL records remembered, newest last
 
 
-@record
-class TaskExit:
+class TaskExit(Record):
     """One task's taskstats record, as sent when it began to exit."""
 
     pid: int  # thread id in the initial PID namespace (the pid of a thread-group leader)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 
 from sandbox.process import inspect
-from sandbox.record import record, replace
+from sandbox.record import Record, replace
 from sandbox.state.proc import ProcessRef
 
 TYPE_CHECKING = False
@@ -32,8 +32,7 @@ MAX_DEPTH = 64  # deeper chains are cut (a fork bomb's chain would otherwise exh
 OTHER = "other"  # a namespace none of the pod's processes nor the host owns (made by `unshare` inside)
 
 
-@record
-class Proc:
+class Proc(Record):
     """One process and the live children found under it."""
 
     ref: ProcessRef
@@ -50,8 +49,7 @@ class Proc:
         return self.nspid[-1]
 
 
-@record
-class RootSource:
+class RootSource(Record):
     """The filesystem at a process's `/`: for an overlay, its layers top first as mountinfo names
     them, each one's id in the image store (`sha256:<hex>`, or the path when it is not a store
     layer), and the container's own upper directory."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from sandbox.process.capabilities import DEFAULT_MASK as DEFAULT_CAPS  # containerd's 14
-from sandbox.record import record
+from sandbox.record import Record
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
@@ -30,8 +30,7 @@ CLONE_NEWNET = 0x40000000
 ALL_NAMESPACES = CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWCGROUP
 
 
-@record
-class SpawnRequest:
+class SpawnRequest(Record):
     argv: Sequence[str]
     env: Sequence[str]  # "NAME=value"
     join_pidfd: int = -1
@@ -70,8 +69,7 @@ class SpawnRequest:
     cgroup_fd: int = -1  # set by the spawner from `cgroup2`, not by callers
 
 
-@record
-class Identity:
+class Identity(Record):
     """Who a container's processes run as: the main process, `sandbox exec`, exec probes, hooks."""
 
     uid: int = 0

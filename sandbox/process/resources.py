@@ -32,7 +32,7 @@ from sandbox.cgroups.resources import (
     remaining_pod_memory_request,
 )
 from sandbox.cgroups.resources import container_limits as _container_limits
-from sandbox.record import record, replace
+from sandbox.record import Record, replace
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
@@ -49,8 +49,7 @@ _BINARY_UNITS = ("Ki", "Mi", "Gi", "Ti", "Pi")
 _KERNEL_UNITS = ("KB", "MB", "GB", "TB", "PB")
 
 
-@record
-class PodResources:
+class PodResources(Record):
     """Everything the runtime enforces for one pod's requests and limits, computed once at start."""
 
     qos: str  # status.qosClass

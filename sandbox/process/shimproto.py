@@ -13,7 +13,7 @@ import struct
 
 from sandbox.errors import ContainerStartError
 from sandbox.process.request import join_paths
-from sandbox.record import record
+from sandbox.record import Record
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
@@ -58,8 +58,7 @@ REQ_EXT = struct.Struct("=i3I")  # cgroup_root_fd; join_cgroups offset and count
 REQ_OP = struct.Struct("=6IQ")  # kind, source, target, fstype, data, pad; flags
 
 
-@record
-class ChildInfo:
+class ChildInfo(Record):
     """A LIST entry or an EXIT event: a child the shim holds."""
 
     id: str
@@ -76,8 +75,7 @@ class ChildInfo:
         return 128 + sig, sig
 
 
-@record
-class Output:
+class Output(Record):
     """What a child wrote to one stream, as read (only to clients that asked with WATCH)."""
 
     id: str
@@ -85,15 +83,13 @@ class Output:
     data: bytes
 
 
-@record
-class Dropped:
+class Dropped(Record):
     """OUTPUT events the shim dropped for this client (it did not read them in time)."""
 
     count: int
 
 
-@record
-class Failure:
+class Failure(Record):
     """An ERROR reply: struct sbx_err (a spawn stage's failure, or the shim's own)."""
 
     stage: int

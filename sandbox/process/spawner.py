@@ -12,7 +12,7 @@ import os
 
 from sandbox import native
 from sandbox.native import SpawnRequest
-from sandbox.record import record
+from sandbox.record import Record
 from sandbox.signals import signal
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
@@ -20,8 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 
-@record
-class ExitInfo:
+class ExitInfo(Record):
     exit_code: int  # the status, or 128 + signal as Kubernetes reports a signal death
     signal: int  # 0 unless killed by a signal
 

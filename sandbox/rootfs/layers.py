@@ -13,11 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from sandbox.paths import under
-from sandbox.record import record
+from sandbox.record import Record
 
 
-@record
-class ContainerLayer:
+class ContainerLayer(Record):
     path: Path
 
     @classmethod

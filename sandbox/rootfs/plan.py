@@ -16,7 +16,7 @@ and the pod files. A node the container makes with its CAP_MKNOD then opens with
 
 from __future__ import annotations
 
-from sandbox.record import record, replace
+from sandbox.record import Record, replace
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
@@ -68,8 +68,7 @@ MASKED_PATHS = ("proc/asound", "proc/acpi", "proc/kcore", "proc/keys", "proc/lat
 READONLY_PATHS = ("proc/bus", "proc/fs", "proc/irq", "proc/sys", "proc/sysrq-trigger")
 
 
-@record
-class MountOp:
+class MountOp(Record):
     """One step of a mount plan (bubblewrap's setup ops, as data)."""
 
     kind: OpKind
@@ -101,8 +100,7 @@ class MountOp:
         return f"mount {self.fstype} on {where} ({_flag_names(self.flags)}{', ' + self.data if self.data else ''})"
 
 
-@record
-class ContainerFiles:
+class ContainerFiles(Record):
     """Per-pod files the kubelet and containerd bind into every container."""
 
     hosts: str  # host path of the pod's /etc/hosts

@@ -19,12 +19,12 @@ methods leave nothing behind when they fail.
 from __future__ import annotations
 
 import os
-import selectors
 
+from sandbox import poller
 from sandbox.errors import ContainerStartError, PauseStartError
 from sandbox.log import get_logger
 from sandbox.pod import teardown
-from sandbox.record import field, record, replace
+from sandbox.record import Record, field, replace
 from sandbox.signals import signal
 from sandbox.state.proc import ProcessRef
 
@@ -54,8 +54,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 
-@record(frozen=False)
-class PodSandboxConfig:
+class PodSandboxConfig(Record, frozen=False):
     """What RunPodSandbox needs (the CRI's PodSandboxConfig: metadata, hostname, namespaces,
     sysctls, the cgroup parent and resources, port mappings through the network)."""
 
@@ -73,8 +72,7 @@ class PodSandboxConfig:
     log_policy: RotationPolicy | None = None
 
 
-@record(frozen=False)
-class PodSandbox:
+class PodSandbox(Record, frozen=False):
     """The runtime's state of one sandbox; its ID is the pod UID."""
 
     id: str
@@ -99,8 +97,7 @@ class PodSandbox:
         return self.pause is not None and self.pause.exit is None
 
 
-@record(frozen=False)
-class ContainerConfig:
+class ContainerConfig(Record, frozen=False):
     """What CreateContainer needs (the CRI's ContainerConfig): the resolved command and env,
     the mounts the kubelet made (volumes, the termination-message file), the identity and
     confinement the security context asked for, the log path."""
@@ -115,8 +112,7 @@ class ContainerConfig:
     share_pid: bool = False  # the pod shares one PID namespace (pause's)
 
 
-@record(frozen=False)
-class RuntimeContainer:
+class RuntimeContainer(Record, frozen=False):
     """The runtime's record of one container instance; its ID is 64 hex digits."""
 
     id: str
@@ -142,7 +138,7 @@ class RuntimeService:
     """One pod loop's runtime: spawns on the loop's thread (PR_SET_PDEATHSIG follows the
     spawning thread), registers log pipes in the loop's selector (`on_log` reads them)."""
 
-    def __init__(self, layout: RootLayout, spawner: Spawner, selector: selectors.BaseSelector) -> None:
+    def __init__(self, layout: RootLayout, spawner: Spawner, selector: poller.Selector) -> None:
         self.layout, self.spawner, self.selector = layout, spawner, selector
         self.logs: dict[int, ContainerLog] = {}  # log pipe fd -> the log it feeds
         self.sandboxes: dict[str, PodSandbox] = {}  # by ID, from RunPodSandbox to RemovePodSandbox
@@ -378,7 +374,7 @@ class RuntimeService:
             container.log.close_child_ends()
             for fd in container.log.read_fds():
                 self.logs[fd] = container.log
-                self.selector.register(fd, selectors.EVENT_READ, ("log", None))
+                self.selector.register(fd, poller.EVENT_READ, ("log", None))
         return process
 
     def stop_container(self, container: RuntimeContainer, sig: int = signal.SIGKILL) -> None:

@@ -10,7 +10,7 @@ accepts the input.
 from __future__ import annotations
 
 from sandbox.errors import FieldError, SpecError
-from sandbox.record import record, replace
+from sandbox.record import Record, replace
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
@@ -19,8 +19,7 @@ if TYPE_CHECKING:
     from sandbox.spec.model import ConfigMap, Pod, Secret
 
 
-@record
-class AcceptedPod:
+class AcceptedPod(Record):
     pod: Pod
     warnings: tuple[str, ...]  # `field.path: not enforced: why`, one per warned field set
     # The file's ConfigMaps and Secrets (validated), for the pod's env and volumes to read first;

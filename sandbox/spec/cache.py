@@ -115,8 +115,10 @@ def load_pod_and_config_cached(path: str, cache_dir: Path | None) -> tuple[Pod, 
     raw = read_manifest(path)
     if not raw or len(raw) > MAX_BYTES or cache_dir is None:
         return _load_uncached(raw, source_name(path))
-    entry_path = cache_dir / f"{_digest(raw)}-{len(raw)}.json"
     key = fingerprint()
+    # The key in the name too: two installs of sandbox (a new version next to an old one, an A/B
+    # of two trees) each keep their entry instead of re-parsing the other's away on every run.
+    entry_path = cache_dir / f"{_digest(raw)}-{len(raw)}-{key}.json"
     cached = _read_entry(entry_path, raw, key)
     if cached is not None:
         return cached

@@ -12,7 +12,7 @@ number that JSON cannot carry (`.inf`, `.nan`: kubectl's YAML-to-JSON step fails
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from _collections_abc import Mapping  # collections.abc without the collections package (spec/fields.py)
 from types import MappingProxyType
 
 from sandbox.errors import FieldError

@@ -7,9 +7,11 @@ end, before another character, or a `$(` that is never closed) is copied as writ
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-
 from sandbox.spec.model import Container, EnvVar
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
 
 
 def expand(text: str, lookup: Mapping[str, str]) -> str:

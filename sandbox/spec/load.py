@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterator
 
 import yaml  # no stubs in the venv; only this module uses yaml
 
@@ -36,6 +35,7 @@ from sandbox.spec.validate import validate_config_map, validate_pod, validate_se
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any, ClassVar
 
 MAX_DEPTH = 64  # a Pod needs < 30 levels; libyaml's recursive C code crashes far deeper

@@ -15,13 +15,13 @@ store. The class defaults themselves are neutral zero values for building object
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from types import MappingProxyType
 
-from sandbox.record import field, record
+from sandbox.record import Record, field
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
+    from collections.abc import Mapping  # the collections package costs ~1.5 ms to import
     from typing import Any
 
 # A checked but uninterpreted object: camelCase keys, values made read-only (tuples, mappings).
@@ -36,8 +36,7 @@ def _empty() -> Mapping[str, Any]:
     return _EMPTY
 
 
-@record
-class Quantity:
+class Quantity(Record):
     """A resource quantity: the text as written (`"100m"`, `"128Mi"`) and its value in thousandths.
 
     `milli` is rounded up to milli precision, as the API server does when it defaults (`0.1m` -> 1).
@@ -55,8 +54,7 @@ class Quantity:
         return self.text
 
 
-@record
-class ObjectMeta:
+class ObjectMeta(Record):
     name: str | None = None
     generate_name: str | None = None
     namespace: str | None = None
@@ -74,8 +72,7 @@ class ObjectMeta:
     self_link: str | None = None
 
 
-@record
-class ContainerPort:
+class ContainerPort(Record):
     container_port: int = 0
     name: str | None = None
     host_port: int | None = None
@@ -83,21 +80,18 @@ class ContainerPort:
     protocol: str = ""
 
 
-@record
-class ObjectFieldSelector:
+class ObjectFieldSelector(Record):
     field_path: str = ""
     api_version: str | None = None
 
 
-@record
-class ResourceFieldSelector:
+class ResourceFieldSelector(Record):
     resource: str = ""
     container_name: str | None = None
     divisor: Quantity | None = None
 
 
-@record
-class KeySelector:
+class KeySelector(Record):
     """`configMapKeyRef` / `secretKeyRef`."""
 
     key: str = ""
@@ -105,8 +99,7 @@ class KeySelector:
     optional: bool | None = None
 
 
-@record
-class EnvVarSource:
+class EnvVarSource(Record):
     field_ref: ObjectFieldSelector | None = None
     resource_field_ref: ResourceFieldSelector | None = None
     config_map_key_ref: KeySelector | None = None
@@ -114,37 +107,32 @@ class EnvVarSource:
     file_key_ref: Opaque | None = None
 
 
-@record
-class EnvVar:
+class EnvVar(Record):
     name: str = ""
     value: str | None = None
     value_from: EnvVarSource | None = None
 
 
-@record
-class EnvFromRef:
+class EnvFromRef(Record):
     """`envFrom[].configMapRef` / `envFrom[].secretRef`."""
 
     name: str | None = None
     optional: bool | None = None
 
 
-@record
-class EnvFromSource:
+class EnvFromSource(Record):
     prefix: str | None = None
     config_map_ref: EnvFromRef | None = None
     secret_ref: EnvFromRef | None = None
 
 
-@record
-class ResourceRequirements:
+class ResourceRequirements(Record):
     limits: Mapping[str, Quantity] = field(default_factory=_empty)
     requests: Mapping[str, Quantity] = field(default_factory=_empty)
     claims: tuple[Opaque, ...] = ()
 
 
-@record
-class VolumeMount:
+class VolumeMount(Record):
     name: str = ""
     mount_path: str = ""
     read_only: bool | None = None
@@ -154,19 +142,16 @@ class VolumeMount:
     mount_propagation: str | None = None
 
 
-@record
-class ExecAction:
+class ExecAction(Record):
     command: tuple[str, ...] = ()
 
 
-@record
-class HTTPHeader:
+class HTTPHeader(Record):
     name: str = ""
     value: str = ""
 
 
-@record
-class HTTPGetAction:
+class HTTPGetAction(Record):
     port: int | str = 0
     path: str | None = None
     host: str | None = None
@@ -174,25 +159,21 @@ class HTTPGetAction:
     http_headers: tuple[HTTPHeader, ...] = ()
 
 
-@record
-class TCPSocketAction:
+class TCPSocketAction(Record):
     port: int | str = 0
     host: str | None = None
 
 
-@record
-class GRPCAction:
+class GRPCAction(Record):
     port: int = 0
     service: str | None = None
 
 
-@record
-class SleepAction:
+class SleepAction(Record):
     seconds: int = 0
 
 
-@record
-class Probe:
+class Probe(Record):
     exec: ExecAction | None = None
     http_get: HTTPGetAction | None = None
     tcp_socket: TCPSocketAction | None = None
@@ -205,45 +186,39 @@ class Probe:
     termination_grace_period_seconds: int | None = None
 
 
-@record
-class LifecycleHandler:
+class LifecycleHandler(Record):
     exec: ExecAction | None = None
     http_get: HTTPGetAction | None = None
     tcp_socket: TCPSocketAction | None = None
     sleep: SleepAction | None = None
 
 
-@record
-class Lifecycle:
+class Lifecycle(Record):
     post_start: LifecycleHandler | None = None
     pre_stop: LifecycleHandler | None = None
     stop_signal: str | None = None
 
 
-@record
-class Capabilities:
+class Capabilities(Record):
     add: tuple[str, ...] = ()
     drop: tuple[str, ...] = ()
 
 
-@record
-class SELinuxOptions:
+class SELinuxOptions(Record):
     user: str | None = None
     role: str | None = None
     type: str | None = None
     level: str | None = None
 
 
-@record
-class SecurityProfile:
+class SecurityProfile(Record):
     """`seccompProfile` / `appArmorProfile`: a type plus a profile name for `Localhost`."""
 
     type: str = ""
     localhost_profile: str | None = None
 
 
-@record
-class SecurityContext:
+class SecurityContext(Record):
     capabilities: Capabilities | None = None
     privileged: bool | None = None
     se_linux_options: SELinuxOptions | None = None
@@ -259,8 +234,7 @@ class SecurityContext:
     cgroup_options: Opaque | None = None
 
 
-@record
-class PodSecurityContext:
+class PodSecurityContext(Record):
     se_linux_options: SELinuxOptions | None = None
     windows_options: Opaque | None = None
     run_as_user: int | None = None
@@ -276,8 +250,7 @@ class PodSecurityContext:
     se_linux_change_policy: str | None = None
 
 
-@record
-class Container:
+class Container(Record):
     name: str = ""
     image: str | None = None
     image_pull_policy: str = ""
@@ -305,82 +278,70 @@ class Container:
     tty: bool = False
 
 
-@record
-class HostAlias:
+class HostAlias(Record):
     ip: str = ""
     hostnames: tuple[str, ...] = ()
 
 
-@record
-class PodDNSConfigOption:
+class PodDNSConfigOption(Record):
     name: str | None = None
     value: str | None = None
 
 
-@record
-class PodDNSConfig:
+class PodDNSConfig(Record):
     nameservers: tuple[str, ...] = ()
     searches: tuple[str, ...] = ()
     options: tuple[PodDNSConfigOption, ...] = ()
 
 
-@record
-class LocalObjectReference:
+class LocalObjectReference(Record):
     name: str | None = None
 
 
-@record
-class KeyToPath:
+class KeyToPath(Record):
     key: str = ""
     path: str = ""
     mode: int | None = None
 
 
-@record
-class EmptyDirVolumeSource:
+class EmptyDirVolumeSource(Record):
     medium: str | None = None
     size_limit: Quantity | None = None
     mode: int | None = None
 
 
-@record
-class HostPathVolumeSource:
+class HostPathVolumeSource(Record):
     path: str = ""
     type: str | None = None
 
 
-@record
-class ConfigMapVolumeSource:
+class ConfigMapVolumeSource(Record):
     name: str | None = None
     items: tuple[KeyToPath, ...] = ()
     default_mode: int | None = None
     optional: bool | None = None
 
 
-@record
-class SecretVolumeSource:
+class SecretVolumeSource(Record):
     secret_name: str | None = None
     items: tuple[KeyToPath, ...] = ()
     default_mode: int | None = None
     optional: bool | None = None
 
 
-@record
-class DownwardAPIVolumeFile:
+class DownwardAPIVolumeFile(Record):
     path: str = ""
     field_ref: ObjectFieldSelector | None = None
     resource_field_ref: ResourceFieldSelector | None = None
     mode: int | None = None
 
 
-@record
-class DownwardAPIVolumeSource:
+class DownwardAPIVolumeSource(Record):
     items: tuple[DownwardAPIVolumeFile, ...] = ()
     default_mode: int | None = None
 
 
-@record
-class Volume:
+class Volume(Record):
     """A pod volume. The typed sources are the ones a node sets up itself; the others (image,
     persistentVolumeClaim, projected, network file systems, ...) are kept checked but opaque in
     `other_sources` under their camelCase name."""
@@ -394,8 +355,7 @@ class Volume:
     other_sources: Mapping[str, Opaque] = field(default_factory=_empty)
 
 
-@record
-class PodSpec:
+class PodSpec(Record):
     containers: tuple[Container, ...] = ()
     init_containers: tuple[Container, ...] = ()
     ephemeral_containers: tuple[Opaque, ...] = ()
@@ -439,16 +399,14 @@ class PodSpec:
     os: Opaque | None = None
 
 
-@record
-class Pod:
+class Pod(Record):
     api_version: str = "v1"
     kind: str = "Pod"
     metadata: ObjectMeta = field(default_factory=ObjectMeta)
     spec: PodSpec = field(default_factory=PodSpec)
 
 
-@record
-class ConfigMap:
+class ConfigMap(Record):
     api_version: str = "v1"
     kind: str = "ConfigMap"
     metadata: ObjectMeta = field(default_factory=ObjectMeta)
@@ -457,8 +415,7 @@ class ConfigMap:
     immutable: bool | None = None
 
 
-@record
-class Secret:
+class Secret(Record):
     """`data` holds the decoded bytes of both `data` (base64) and `stringData` (merged over it, as
     the API server does on write)."""
 
@@ -470,8 +427,7 @@ class Secret:
     immutable: bool | None = None
 
 
-@record
-class Manifests:
+class Manifests(Record):
     """Every Pod, ConfigMap and Secret of one file (a document of any other kind is an error)."""
 
     pods: tuple[Pod, ...] = ()

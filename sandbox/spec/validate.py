@@ -9,7 +9,6 @@ already reported by the converter.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
 
 from sandbox.errors import FieldError
 from sandbox.images.reference import reference_problem
@@ -42,6 +41,7 @@ from sandbox.spec.model import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
     from typing import Any
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from sandbox.record import record
+from sandbox.record import Record
 
 
 def start_time(pid: int) -> int | None:
@@ -23,8 +23,7 @@ def start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
-@record
-class ProcessRef:
+class ProcessRef(Record):
     pid: int
     start_time: int
 

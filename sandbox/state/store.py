@@ -14,7 +14,7 @@ import os
 
 from sandbox import fastjson
 from sandbox.errors import NotFoundError, StateError
-from sandbox.record import record
+from sandbox.record import Record
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
@@ -25,8 +25,7 @@ STATE_FILE = "state.json"
 LOCK_FILE = "lock"
 
 
-@record
-class PodDir:
+class PodDir(Record):
     path: Path
 
     @property

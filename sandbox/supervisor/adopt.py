@@ -18,11 +18,11 @@ its manifest file for later pulls (the node's store and Docker config still answ
 from __future__ import annotations
 
 import os
-import selectors
 from functools import partial
 from pathlib import Path
 
 from sandbox import events as ev
+from sandbox import poller
 from sandbox import status as st
 from sandbox.errors import SandboxError
 from sandbox.log import get_logger
@@ -82,7 +82,7 @@ def adopt(sup: PodSupervisor, state: dict[str, Any], shim: Shim) -> None:
         raise AdoptError("its pause process is not held by its shim")
     sandbox.pause, sandbox.pause_ref = pause, pause_ref
     if pause.pidfd >= 0:
-        sup.selector.register(pause.pidfd, selectors.EVENT_READ, ("pause", None))
+        sup.selector.register(pause.pidfd, poller.EVENT_READ, ("pause", None))
 
     statuses = {cs.get("name"): cs for cs in [*(status.get("initContainerStatuses") or []),
                                                *(status.get("containerStatuses") or [])]}
@@ -186,7 +186,7 @@ def _adopt_instance(sup: PodSupervisor, slot: Slot, child: ShimChild, record: di
         except OSError:
             slot.mnt_ns = None
     if child.pidfd >= 0:
-        sup.selector.register(child.pidfd, selectors.EVENT_READ, ("exit", slot))
+        sup.selector.register(child.pidfd, poller.EVENT_READ, ("exit", slot))
 
 
 def _adopt_projections(sup: PodSupervisor) -> None:

@@ -7,7 +7,7 @@ the whole back-off sequence is unit-tested without sleeping.
 from __future__ import annotations
 
 from sandbox.lazyre import LazyPattern
-from sandbox.record import record
+from sandbox.record import Record
 
 # Go's time.ParseDuration units, in seconds. "µs" appears in two Unicode spellings (micro sign
 # U+00B5 and Greek mu U+03BC), both accepted by Go.
@@ -89,8 +89,7 @@ def _decimal(value: int, unit: int) -> str:
     return f"{whole}.{frac:0{digits}d}".rstrip("0")
 
 
-@record
-class BackoffConfig:
+class BackoffConfig(Record):
     """Crash-loop back-off parameters (seconds); the defaults are the kubelet's constants.
 
     initial: `initialCrashLoopBackOff` (10 s); cap: `MaxCrashLoopBackOff` (300 s);

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import selectors
     from collections.abc import Callable
 
+    from sandbox import poller
     from sandbox.probing.checks import Check
     from sandbox.probing.outcome import Outcome
     from sandbox.supervisor.timers import Timers
@@ -27,7 +27,7 @@ class CheckRun:
 
 
 class CheckRunner:
-    def __init__(self, selector: selectors.BaseSelector, timers: Timers, clock: Callable[[], float]) -> None:
+    def __init__(self, selector: poller.Selector, timers: Timers, clock: Callable[[], float]) -> None:
         self.selector, self.timers, self.clock = selector, timers, clock
         self.running: set[CheckRun] = set()
 

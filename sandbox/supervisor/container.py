@@ -9,9 +9,9 @@ sandbox) stay with the supervisor in loop.py; this module reports back through t
 from __future__ import annotations
 
 import os
-import selectors
 
 from sandbox import events as ev
+from sandbox import poller
 from sandbox import status as st
 from sandbox.errors import ContainerStartError
 from sandbox.log import get_logger
@@ -20,7 +20,7 @@ from sandbox.pod import volumes
 from sandbox.process import confinement, launch
 from sandbox.process.leftovers import command_of, kill_in_mount_ns, processes_in_mount_ns
 from sandbox.process.request import Identity
-from sandbox.record import field, record, replace
+from sandbox.record import Record, field, replace
 from sandbox.rootfs.plan import MountOp, OpKind
 from sandbox.runtime.service import membership
 from sandbox.signals import signal
@@ -55,8 +55,7 @@ MIN_GRACE_SECONDS = 2.0  # the kubelet never gives a container less (minimumGrac
 PULL_SPOKEN_FOR = 86400.0  # a pull's placeholder restart timer: far past any pull (see _await_pull)
 
 
-@record(frozen=False)
-class Slot:
+class Slot(Record, frozen=False):
     """Everything the supervisor knows about one container of the pod."""
 
     spec: Container
@@ -102,8 +101,7 @@ def pod_ip(addresses: Addresses | None) -> str:
     return addresses.pod_ips[0] if addresses is not None and addresses.pod_ips else ""
 
 
-@record(frozen=False)
-class PodContext:
+class PodContext(Record, frozen=False):
     """What a container instance needs from its pod: the pod's own facts and the supervisor's
     shared machinery (one selector, one timer heap, one check runner, one event recorder)."""
 
@@ -116,7 +114,7 @@ class PodContext:
     log_dir: Path
     terminal: Terminal | None
     runtime: RuntimeService  # the runtime role (sandbox/runtime/): every kernel object goes through it
-    selector: selectors.BaseSelector
+    selector: poller.Selector
     timers: Timers
     runner: CheckRunner
     events: ev.EventRecorder
@@ -189,7 +187,7 @@ class ContainerLifecycle:
             self.start_failed(slot, e, restart_count)
             return
         container_id = container.id
-        ctx.selector.register(process.pidfd, selectors.EVENT_READ, ("exit", slot))
+        ctx.selector.register(process.pidfd, poller.EVENT_READ, ("exit", slot))
         slot.process, slot.runtime, slot.started_once, slot.log_path = process, container, True, log_path
         slot.attempt, slot.ref, slot.mnt_ns, slot.started_at = ctx.attempt, ProcessRef.of(process.pid), mnt_ns, ctx.wall()
         ctx.event(slot, ev.created(slot.name))
@@ -256,7 +254,7 @@ class ContainerLifecycle:
             try:
                 ctx.selector.get_key(workers.fileno())
             except KeyError:  # the pod's first pull
-                ctx.selector.register(workers.fileno(), selectors.EVENT_READ, ("pulls", None))
+                ctx.selector.register(workers.fileno(), poller.EVENT_READ, ("pulls", None))
         slot.attempt = ctx.attempt
         if slot.restart_timer is None:
             slot.restart_timer = ctx.timers.add(ctx.clock() + PULL_SPOKEN_FOR, lambda: None)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import stat
 
-from sandbox.record import record
+from sandbox.record import Record
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
@@ -46,8 +46,7 @@ _BINARY_SUFFIXES = ("", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei")
 _DECIMAL_SUFFIXES = {-3: "m", 0: "", 3: "k", 6: "M", 9: "G", 12: "T", 15: "P", 18: "E"}
 
 
-@record
-class Limit:
+class Limit(Record):
     """A limit in thousandths of a byte (as the API keeps quantities) and the format it was
     written in, which decides how the kubelet prints it (`1Mi`, `1M`, `1e6`)."""
 
@@ -66,8 +65,7 @@ class Limit:
         return canonical(self.milli, self.format)
 
 
-@record
-class StorageLimits:
+class StorageLimits(Record):
     """What the eviction checks compare against, read once from the spec."""
 
     containers: dict[str, Limit]  # app containers with a non-zero ephemeral-storage limit
@@ -81,8 +79,7 @@ class StorageLimits:
         return bool(self.containers or self.pod is not None or self.empty_dirs)
 
 
-@record
-class StorageUsage:
+class StorageUsage(Record):
     """Bytes in use, by what the checks look at."""
 
     containers: dict[str, int]  # running container name -> writable layer + logs
@@ -90,8 +87,7 @@ class StorageUsage:
     pod: int  # the pod's total
 
 
-@record
-class Eviction:
+class Eviction(Record):
     message: str  # the kubelet's text, trailing space included (it is appended to in the kubelet)
     signal: str  # which check fired, as the kubelet's metric labels name it
     reason: str = REASON

@@ -10,13 +10,12 @@ period, pause last, then tear-down.
 from __future__ import annotations
 
 import os
-import selectors
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from sandbox import events as ev
+from sandbox import poller
 from sandbox import status as st
 from sandbox.config.sources import MissingSourceError
 from sandbox.errors import ContainerStartError, ImagePullFailed
@@ -49,6 +48,7 @@ from sandbox.supervisor.timers import Timers
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from sandbox.cgroups.driver import Cgroup
@@ -109,7 +109,7 @@ class PodSupervisor:
         save_state: Callable[[dict[str, Any]], None],
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
-        selector: selectors.BaseSelector | None = None,
+        selector: poller.Selector | None = None,
         exit_watch: Any = None,
         shim_dir: Path | None = None,
     ) -> None:
@@ -134,7 +134,7 @@ class PodSupervisor:
         self.slots = [self._slot(c, images[c.name], init=True) for c in pod.spec.init_containers]
         self.slots += [self._slot(c, images[c.name], init=False) for c in pod.spec.containers]
         # Its own, or the node agent's one selector for every pod (agent/server.py: keys tagged by pod).
-        self.selector = selector if selector is not None else selectors.DefaultSelector()
+        self.selector = selector if selector is not None else poller.Selector()
         # The node agent's one taskstats listener for every pod (keyed by main pid; it drains it):
         # one per pod would copy every exit on the machine to each pod's socket.
         self.shared_exit_watch = exit_watch
@@ -289,11 +289,11 @@ class PodSupervisor:
 
         self.ctx.exit_watch = ExitWatch.open()
         if self.ctx.exit_watch is not None:
-            self.selector.register(self.ctx.exit_watch.fileno(), selectors.EVENT_READ, ("exitwatch", None))
+            self.selector.register(self.ctx.exit_watch.fileno(), poller.EVENT_READ, ("exitwatch", None))
 
     def _install_signals(self, wakeup_r: int, wakeup_w: int) -> dict[int, Any]:
         """Signals arrive as bytes on a pipe (signal.set_wakeup_fd) and are handled in the loop."""
-        self.selector.register(wakeup_r, selectors.EVENT_READ, ("signal", None))
+        self.selector.register(wakeup_r, poller.EVENT_READ, ("signal", None))
         previous: dict[int, Any] = {sig: signal.signal(sig, lambda *_: None) for sig in STOP_SIGNALS}
         previous[-1] = signal.set_wakeup_fd(wakeup_w, warn_on_full_buffer=False)
         return previous
@@ -367,7 +367,7 @@ class PodSupervisor:
         in its hosts file and downward API."""
         assert self.sandbox is not None and self.sandbox.pause is not None
         pause = self.sandbox.pause
-        self.selector.register(pause.pidfd, selectors.EVENT_READ, ("pause", None))
+        self.selector.register(pause.pidfd, poller.EVENT_READ, ("pause", None))
         log.info("pod %s/%s: pause is pid %d", self.namespace, self.name, pause.pid)
         addresses = self.sandbox.addresses
         if addresses is not None and addresses != self.ctx.addresses:

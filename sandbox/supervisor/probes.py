@@ -13,7 +13,7 @@ from __future__ import annotations
 from sandbox.probing.checks import Check, SleepCheck
 from sandbox.probing.outcome import ERROR, Outcome
 from sandbox.probing.worker import LIVENESS, READINESS, STARTUP, ProbeWorker, probe_timing
-from sandbox.record import record, replace
+from sandbox.record import Record, replace
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -31,8 +31,7 @@ if TYPE_CHECKING:
 DEFAULT_HOST = "127.0.0.1"
 
 
-@record
-class CheckContext:
+class CheckContext(Record):
     """Where a container instance's checks run."""
 
     spawner: Spawner

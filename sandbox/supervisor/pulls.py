@@ -21,14 +21,14 @@ import os
 from sandbox.errors import ImageError, ImagePullFailed
 from sandbox.images.store import Image, ImageStore
 from sandbox.log import get_logger
-from sandbox.record import record
+from sandbox.record import Record
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
-    import selectors
     from collections.abc import Callable
     from typing import Any
 
+    from sandbox import poller
     from sandbox.images.registry import RegistryClient
     from sandbox.paths import RootLayout
     from sandbox.spec.model import Container
@@ -48,8 +48,7 @@ class NeverPull(ImagePullFailed):
         self.reason = "ErrImageNeverPull"
 
 
-@record
-class PullResult:
+class PullResult(Record):
     container: str  # the key the pull was asked for: a container's name
     image: Image | None  # None: the pull failed
     error: str = ""  # why it failed (the registry's or the store's message)
@@ -212,7 +211,7 @@ class Puller:
             self.finished[result.container] = result
         return [result.container for result in results]
 
-    def close(self, selector: selectors.BaseSelector | None = None) -> None:
+    def close(self, selector: poller.Selector | None = None) -> None:
         """After the pod's loop: the workers' pipe leaves `selector` (a shared one outlives the
         pod) and is closed; a pull still running finishes into the store and reports nowhere."""
         if self.workers is None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from sandbox.errors import ImageError, ImagePullFailed, StateError
 from sandbox.images.store import Image, ImageStore
 from sandbox.paths import RootLayout
-from sandbox.record import field, record
+from sandbox.record import Record, field
 from sandbox.signals import signal
 from sandbox.spec.model import Pod
 from sandbox.supervisor.pulls import Puller
@@ -22,8 +22,7 @@ if TYPE_CHECKING:
     from sandbox.spec.accept import AcceptedPod
 
 
-@record
-class PreparedPod:
+class PreparedPod(Record):
     pod: Pod
     manifest: dict[str, Any]
     images: dict[str, Image]
@@ -184,8 +183,7 @@ def resume_collector() -> None:
         gc.enable()
 
 
-@record
-class RunOptions:
+class RunOptions(Record):
     """How the node runs a pod (`sandbox run`'s flags, or the node agent's settings)."""
 
     backoff: Any

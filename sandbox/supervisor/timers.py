@@ -9,7 +9,9 @@ twice its live timers, never one entry (and one callback closure) per run it eve
 
 from __future__ import annotations
 
-import heapq
+# heapq.py only re-exports its C accelerator's functions: ~0.3 ms less of a `sandbox run` to
+# import _heapq alone (a module every CPython builds).
+import _heapq as heapq
 import itertools
 
 TYPE_CHECKING = False

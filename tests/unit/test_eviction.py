@@ -11,7 +11,7 @@ import pytest
 from corpus import corpus_params, require_corpus
 
 from sandbox import events
-from sandbox.record import record
+from sandbox.record import Record
 from sandbox.rootfs.layers import ContainerLayer
 from sandbox.spec.load import load_pod_text
 from sandbox.spec.model import Pod
@@ -221,13 +221,11 @@ def test_du_walks_a_tree_deeper_than_the_recursion_limit(tmp_path: Path) -> None
             deep = deep.parent
 
 
-@record(frozen=False)
-class FakeContainer:
+class FakeContainer(Record, frozen=False):
     layer: ContainerLayer | None = None
 
 
-@record(frozen=False)
-class FakeSlot:
+class FakeSlot(Record, frozen=False):
     name: str
     layer: ContainerLayer | None = None
     process: object | None = None  # any non-None value: running

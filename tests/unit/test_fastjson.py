@@ -45,3 +45,16 @@ def test_bad_json_is_a_value_error(text: bytes) -> None:
         json.loads(text)
     with pytest.raises(ValueError):
         fastjson.loads(text)
+
+
+def test_what_json_converts_or_refuses_is_converted_or_refused_alike() -> None:
+    odd_keys = {1: "int", 2.5: "float", False: "bool", None: "none", "t": (1, [2, (3,)])}
+    assert fastjson.dumps(odd_keys) == json.dumps(odd_keys, separators=(",", ":"))
+    circular: list[object] = []
+    circular.append(circular)
+    with pytest.raises(ValueError):
+        json.dumps(circular)
+    with pytest.raises(ValueError):
+        fastjson.dumps(circular)
+    with pytest.raises(TypeError):
+        fastjson.dumps({("tuple", "key"): 1})  # json refuses a tuple as a key

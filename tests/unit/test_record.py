@@ -4,29 +4,25 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox.record import FrozenInstanceError, field, fields, record, replace
+from sandbox.record import FrozenInstanceError, Record, field, fields, replace
 
 
-@record
-class Point:
+class Point(Record):
     x: int
     y: int = 0
     tags: tuple[str, ...] = ()
 
 
-@record
-class WithFactory:
+class WithFactory(Record):
     items: list[int] = field(default_factory=list)
 
 
-@record(frozen=False)
-class Mutable:
+class Mutable(Record, frozen=False):
     name: str
     count: int = 0
 
 
-@record
-class Checked:
+class Checked(Record):
     value: int
 
     def __post_init__(self) -> None:
