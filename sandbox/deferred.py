@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 else:
     ModuleType = type(sys)  # without importing types
 
-_DEFERRED = ("re", "fnmatch", "ntpath", "urllib.parse", "functools", "operator")
+_DEFERRED = ("re", "fnmatch", "ntpath", "urllib.parse", "functools", "operator", "warnings")
 
 
 class OnFirstUse(ModuleType):
@@ -106,7 +106,7 @@ class _PathlibFinder:
         if name != "pathlib":
             return None
         sys.meta_path.remove(self)
-        from importlib.machinery import PathFinder
+        from _frozen_importlib_external import PathFinder  # importlib.machinery's, without importlib
 
         spec = PathFinder.find_spec(name, path)
         if spec is not None and spec.loader is not None:

@@ -69,7 +69,7 @@ def _digest(data: bytes) -> str:
 def _yaml_dir() -> str:
     """The yaml package's directory as the import system would find it, without importing it
     (PathFinder honours sys.path and its hooks; importlib.util would cost ~4 ms to import)."""
-    from importlib.machinery import PathFinder
+    from _frozen_importlib_external import PathFinder  # importlib.machinery's, without importlib
 
     spec = PathFinder.find_spec("yaml")
     locations = spec.submodule_search_locations if spec is not None else None

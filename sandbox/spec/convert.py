@@ -13,7 +13,6 @@ number that JSON cannot carry (`.inf`, `.nan`: kubectl's YAML-to-JSON step fails
 from __future__ import annotations
 
 from _collections_abc import Mapping  # collections.abc without the collections package (spec/fields.py)
-from types import MappingProxyType
 
 from sandbox.errors import FieldError
 from sandbox.record import fields as dataclass_fields
@@ -23,9 +22,12 @@ from sandbox.spec.schema import TYPES, ObjectType
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
+    from types import MappingProxyType
     from typing import Any
 
     from sandbox.spec.schema import Kind
+else:
+    MappingProxyType = type(type.__dict__)  # without `import types` (spec/model.py)
 
 _NUL = "\0"
 _NUL_DETAIL = "must not contain a NUL character (C strings end there)"
