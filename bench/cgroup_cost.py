@@ -62,37 +62,59 @@ def trace(argv: list[str], env: dict[str, str], out: Path) -> None:
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
 
 
+def remove_parents(parents: list[str]) -> None:
+    """Each build's parent cgroup, removed at once where empty (as `sandbox gc` does; a pending
+    remover then finds it gone); one with a pod left stays, and is reported."""
+    for parent in parents:
+        for path in sorted(Path("/sys/fs/cgroup").glob(f"*/{parent}")):
+            try:
+                path.rmdir()
+            except OSError:
+                pass
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=80)
     p.add_argument("--sandbox", type=Path, default=pod_cycle.REPO / ".venv" / "bin" / "sandbox")
     p.add_argument("--compare", type=Path, required=True, metavar="SANDBOX",
                    help="the build without cgroups, timed in the same rounds")
+    p.add_argument("--also", type=Path, action="append", default=[], metavar="SANDBOX",
+                   help="another build with cgroups (e.g. the one before a change), in the same rounds")
     p.add_argument("--json", type=Path, default=RESULTS)
     p.add_argument("--strace", type=Path, metavar="DIR", help="also write one strace of each executable's cycle")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
         sys.exit("cgroup_cost: needs root")
     pod_cycle.install_stop_handlers()
-    names = ("cgroups", "without")
+    names: tuple[str, ...] = ("cgroups", "without", *(f"also{i + 1}" for i in range(len(args.also))))
+    binaries = (args.sandbox, args.compare, *args.also)
     times: dict[str, list[float]] = {name: [] for name in names}
     cpu: dict[str, list[float]] = {name: [] for name in names}
     with ExitStack() as stack:
         ws = pod_cycle.prepare(args.sandbox, stack, pycache=True)
         cmds = {name: [str(binary), "--root", str(ws.sandbox_root), "run", "-q", "--network", "none",
-                       str(ws.cycle_manifest)] for name, binary in zip(names, (args.sandbox, args.compare))}
+                       str(ws.cycle_manifest)] for name, binary in zip(names, binaries)}
+        # a parent cgroup per build: a build that keeps the pods' parent between pods (its remover
+        # takes it a grace later) must not find it removed by the other build's last pod each round
+        envs = {name: {**ws.env, "SANDBOX_CGROUP_PARENT": f"{pod_cycle.CGROUP_PARENT}-{name}"} for name in names}
+        stack.callback(remove_parents, [env["SANDBOX_CGROUP_PARENT"] for env in envs.values()])
         for name in names:  # warm-up: byte-code caches, page cache
-            run_timed(cmds[name], ws.env, ws.base / "stderr")
+            run_timed(cmds[name], envs[name], ws.base / "stderr")
         for round_ in range(args.rounds):
-            for name in (names if round_ % 2 == 0 else names[::-1]):
-                wall, cpu_ms = run_timed(cmds[name], ws.env, ws.base / "stderr")
+            shift = round_ % len(names)  # each build in each position alike
+            order = names[shift:] + names[:shift]
+            for name in (order if round_ % 2 == 0 else order[::-1]):
+                wall, cpu_ms = run_timed(cmds[name], envs[name], ws.base / "stderr")
                 times[name].append(wall)
                 cpu[name].append(cpu_ms)
         if args.strace is not None:
             args.strace.mkdir(parents=True, exist_ok=True)
             for name in names:
-                trace(cmds[name], ws.env, args.strace / f"{name}.strace")
+                trace(cmds[name], envs[name], args.strace / f"{name}.strace")
     left = pod_cycle.leftovers(ws)
+    left["pod_cgroups"] = sorted(str(p) for name in names
+                                 for p in Path("/sys/fs/cgroup").glob(f"*/{pod_cycle.CGROUP_PARENT}-{name}*"))
     stats = {name: summary(times[name]) for name in names}
     paired = statistics.median(a - b for a, b in zip(times["cgroups"], times["without"]))
     print(f"{args.rounds} interleaved rounds\n| build | median ms | min | p10 | p90 |\n|---|---:|---:|---:|---:|")
@@ -108,6 +130,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cgroups add {added:+.1f} ms to the median (paired {paired:+.1f}, min {stats['cgroups']['min'] - stats['without']['min']:+.1f}); "
           f"target <= 3 ms: {'met' if added <= 3 else 'missed'}")
     print(f"CPU time: {cpu_stats['cgroups']['median'] - cpu_stats['without']['median']:+.1f} ms (paired {cpu_paired:+.1f})")
+    for name, binary in zip(names[2:], args.also):
+        also = statistics.median(a - b for a, b in zip(times[name], times["without"]))
+        mine = statistics.median(a - b for a, b in zip(times["cgroups"], times[name]))
+        print(f"{name} ({binary}): adds {stats[name]['median'] - stats['without']['median']:+.1f} ms to the median "
+              f"(paired {also:+.1f}, min {stats[name]['min'] - stats['without']['min']:+.1f}, CPU "
+              f"{cpu_stats[name]['median'] - cpu_stats['without']['median']:+.1f}); cgroups against it: "
+              f"{stats['cgroups']['median'] - stats[name]['median']:+.1f} (paired {mine:+.1f}, "
+              f"min {stats['cgroups']['min'] - stats[name]['min']:+.1f})")
     result = {"rounds": args.rounds, "stats_ms": stats, "added_ms": added, "paired_ms": paired,
               "cpu_stats_ms": cpu_stats, "cpu_paired_ms": cpu_paired, "samples_ms": times, "cpu_samples_ms": cpu,
               "leftovers": left}

@@ -9,7 +9,11 @@ timed with perf_counter, repeated and summarised by medians:
   pause      pause's child cgroup
   container  the container's child with its limits and device allow-list
   release    the instance's end: its OOM count read, kill check, its child removed
-  undo       the tear-down registry's undo of the pod cgroup (every hierarchy), then the parent
+  undo       the tear-down registry's undo of the pod cgroup (every hierarchy), then the hand-over
+             of the pods' parent to its remover (which removes it a grace after the last pod)
+
+One parent for the whole run (pods back to back find it there, as `sandbox run`s within the
+remover's grace do); `--fresh-parent` removes it before each cycle (an isolated pod: made anew).
 
 The kernel's mkdir/rmdir are inside these figures; no process is placed in the cgroups (the
 placement is stage 2's, timed by the pod cycle). Before/after a change: run it on each tree.
@@ -36,10 +40,13 @@ from bench.pod_cycle import CYCLE_MANIFEST as MANIFEST  # noqa: E402  # the pod 
 STEPS = ("plan", "create", "pause", "container", "release", "undo")
 
 
-def cycles(n: int, warmup: int, keep_parent: bool = False) -> dict[str, list[float]]:
+def cycles(n: int, warmup: int, parent: str, keep_parent: bool = False,
+           fresh_parent: bool = False) -> dict[str, list[float]]:
     """`n` timed pod cycles' cgroup steps (ms) after `warmup` untimed ones; `plan` (the imports,
     the layout's detection, the driver, the pod's values) is timed once, first."""
     clock = time.perf_counter
+    import _socket  # noqa: F401  (loaded early in `sandbox run`; the parent's hand-over binds one)
+
     from sandbox import native  # noqa: F401  (loaded before any cgroup work in `sandbox run`: the spawner's)
     from sandbox.spec.load import load_pod_text
 
@@ -47,7 +54,6 @@ def cycles(n: int, warmup: int, keep_parent: bool = False) -> dict[str, list[flo
     t0 = clock()
     from sandbox.pod.cgroups import CgroupConfig, PodCgroups, plan
 
-    parent = f"sandbox-ops-{os.getpid()}"
     checked = plan(pod, CgroupConfig(parent=parent))
     plan_ms = (clock() - t0) * 1000
     from sandbox.cgroups.devices import DEFAULT_RULES
@@ -61,6 +67,8 @@ def cycles(n: int, warmup: int, keep_parent: bool = False) -> dict[str, list[flo
     times: dict[str, list[float]] = {step: [] for step in STEPS}
     times["plan"].append(plan_ms)
     for i in range(n + warmup):
+        if fresh_parent:
+            remove_parent(driver, parent)
         records: list[Any] = []  # teardown records: here only Cgroup ones
         cgroups = PodCgroups(driver, f"pod-{i}", records.append)
         t0 = clock()
@@ -81,11 +89,25 @@ def cycles(n: int, warmup: int, keep_parent: bool = False) -> dict[str, list[flo
     if keeper is not None and keeper.pod is not None:
         for path in keeper.pod.dirs():
             kill_and_remove_cgroup(path)
+    return times
+
+
+def remove_parent(driver: Any, parent: str) -> list[str]:
+    """The pods' parent removed at once where it is empty (as `sandbox gc` does); what is left."""
+    from sandbox.cgroups import fs
+
     roots = [*driver.layout.hierarchies(), *([driver.layout.unified] if driver.layout.unified else [])]
-    left = [str(root / parent) for root in roots if (root / parent).exists()]
+    for root in roots:
+        fs.remove_if_empty(root / parent)
+    return [str(root / parent) for root in roots if (root / parent).exists()]
+
+
+def check_left(parent: str) -> None:
+    from sandbox.pod.cgroups import CgroupConfig, open_driver
+
+    left = remove_parent(open_driver(CgroupConfig(parent=parent)), parent)
     if left:
         raise SystemExit(f"left behind: {left}")
-    return times
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="instead: N fresh processes, one cycle each (what a `sandbox run` pays)")
     p.add_argument("--keep-parent", action="store_true",
                    help="another pod holds the pods' parent: what a pod costs while others run")
-    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--fresh-parent", action="store_true",
+                   help="remove the pods' parent before each cycle: an isolated pod makes it anew")
+    p.add_argument("--child", metavar="PARENT", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if os.geteuid() != 0:
         sys.exit("cgroup_ops: needs root")
@@ -103,11 +127,13 @@ def main(argv: list[str] | None = None) -> int:
         from sandbox.codebundle import install
 
         install()  # as the `sandbox` launcher does: modules from the byte-code bundle
-        print(json.dumps(cycles(1, 0, args.keep_parent)))
+        print(json.dumps(cycles(1, 0, args.child, args.keep_parent, args.fresh_parent)))
         return 0
+    parent = f"sandbox-ops-{os.getpid()}"
     if args.cold:
         times: dict[str, list[float]] = {step: [] for step in STEPS}
-        child = [sys.executable, "-SOO", __file__, "--child", *(["--keep-parent"] if args.keep_parent else [])]
+        child = [sys.executable, "-SOO", __file__, "--child", parent, *(["--keep-parent"] if args.keep_parent else []),
+                 *(["--fresh-parent"] if args.fresh_parent else [])]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path[1:])}
         for _ in range(args.cold):
             done = subprocess.run(child, env=env, capture_output=True, text=True)
@@ -118,9 +144,12 @@ def main(argv: list[str] | None = None) -> int:
                 times[step] += out[step]
         label = f"{args.cold} fresh processes, one cycle each" + (", parent kept" if args.keep_parent else "")
     else:
-        times = cycles(args.cycles, 5, args.keep_parent)
+        times = cycles(args.cycles, 5, parent, args.keep_parent, args.fresh_parent)
         times["plan"] = times["plan"] * args.cycles  # once per process: shown, not in the warm total
         label = f"{args.cycles} warm cycles"
+    check_left(parent)
+    if args.fresh_parent:
+        label += ", the parent made anew each cycle"
     total = [sum(values) for values in zip(*(times[step] for step in STEPS if args.cold or step != "plan"))]
     print(label)
     print("| step | median ms | min |\n|---|---:|---:|")

@@ -30,6 +30,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -1244,8 +1245,167 @@ static int network_remover_main(int argc, char **argv)
         return 127;
 }
 
+/* `shim --cgroup-remover ROOT PARENT GRACE_MS`: the pods' parent cgroup (`--cgroup-parent`), kept
+ * between pods and removed once no pod used it for a grace (sandbox/cgroups/reclaim.py has the
+ * rule and the protocol). fd 3, when open, is the runtime's token: an abstract AF_UNIX socket
+ * bound to a name per ROOT and PARENT, whose bind fails (EADDRINUSE) while this process lives, so
+ * a runtime whose last pod ends finds a remover pending with one failed bind. The parent is
+ * ROOT/PARENT and ROOT/H/PARENT for each cgroup hierarchy H mounted directly below ROOT (v1 and
+ * hybrid: one per controller plus `unified`). Every GRACE_MS it looks at each one (exists,
+ * subdirectories from st_nlink, inode, mtime: kernfs moves a directory's mtime at each child's
+ * mkdir and rmdir once its attributes exist, so each new parent's are touched once); a pod in
+ * any of them, or a look that differs from the last, waits again; two equal looks without a
+ * pod remove every parent (rmdir: EBUSY, a pod that came meanwhile, stops it; that pod's
+ * runtime finds the parent gone, ENOENT, and makes it again). It never leaves while a parent
+ * exists: a runtime that found it pending relies on it. After the removal it drops the token,
+ * then looks once more: a parent made meanwhile with no pod in it (a pod being created) gets
+ * the token back (bind again) and the loop goes on; a pod in it will hand over at its own end,
+ * which comes after this look. */
+#define CG_MAX_HIER 32
+static char cg_paths[CG_MAX_HIER][PATH_MAX];
+static ino_t cg_ino[CG_MAX_HIER];
+static int cg_count;
+
+static int is_cgroup_fs(const char *path)
+{
+        struct statfs fs;
+        return statfs(path, &fs) == 0 && (fs.f_type == 0x63677270 /* CGROUP2_SUPER_MAGIC */ ||
+                                          fs.f_type == 0x27e0eb /* CGROUP_SUPER_MAGIC */);
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* ROOT/PARENT, then ROOT/H/PARENT for every cgroup mount H directly below ROOT, sorted by H (the
+ * order the driver makes them in). */
+static int cg_collect(const char *root, const char *parent)
+{
+        struct stat rst, st;
+        if (stat(root, &rst) < 0)
+                return -1;
+        snprintf(cg_paths[cg_count++], PATH_MAX, "%s/%s", root, parent);
+        DIR *d = opendir(root);
+        if (!d)
+                return 0;
+        char *names[CG_MAX_HIER];
+        int n = 0;
+        struct dirent *e;
+        while ((e = readdir(d)) && n < CG_MAX_HIER - 1) {
+                if (e->d_type != DT_DIR || e->d_name[0] == '.')
+                        continue;
+                char path[PATH_MAX];
+                snprintf(path, sizeof path, "%s/%s", root, e->d_name);
+                if (lstat(path, &st) < 0 || st.st_dev == rst.st_dev || !is_cgroup_fs(path))
+                        continue; /* not a mount, or not a cgroup hierarchy */
+                if ((names[n] = strdup(e->d_name)))
+                        n++;
+        }
+        closedir(d);
+        qsort(names, n, sizeof *names, cmp_names);
+        for (int i = 0; i < n && cg_count < CG_MAX_HIER; i++) {
+                snprintf(cg_paths[cg_count++], PATH_MAX, "%s/%s/%s", root, names[i], parent);
+                free(names[i]);
+        }
+        return 0;
+}
+
+struct cg_look {
+        int exists, pods;
+        uint64_t sig;
+};
+
+static struct cg_look cg_look(void)
+{
+        struct cg_look l = {0, 0, 1469598103934665603ULL};
+        for (int i = 0; i < cg_count; i++) {
+                struct stat st;
+                if (lstat(cg_paths[i], &st) < 0 || !S_ISDIR(st.st_mode)) {
+                        cg_ino[i] = 0;
+                        l.sig = (l.sig ^ (uint64_t)i) * 1099511628211ULL;
+                        continue;
+                }
+                if (st.st_ino != cg_ino[i]) { /* a new parent: its attributes made, so mkdir/rmdir move its mtime */
+                        cg_ino[i] = st.st_ino;
+                        utimensat(AT_FDCWD, cg_paths[i], NULL, AT_SYMLINK_NOFOLLOW);
+                        lstat(cg_paths[i], &st);
+                }
+                l.exists = 1;
+                if (st.st_nlink > 2)
+                        l.pods = 1;
+                uint64_t parts[3] = {(uint64_t)st.st_ino, (uint64_t)st.st_nlink,
+                                     (uint64_t)st.st_mtim.tv_sec * 1000000000ULL + (uint64_t)st.st_mtim.tv_nsec};
+                for (int k = 0; k < 3; k++)
+                        l.sig = (l.sig ^ parts[k]) * 1099511628211ULL;
+        }
+        return l;
+}
+
+static int bind_token(const struct sockaddr_un *name, socklen_t len)
+{
+        int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd >= 0 && bind(fd, (const struct sockaddr *)name, len) < 0) {
+                close(fd);
+                return -1;
+        }
+        return fd;
+}
+
+static int cgroup_remover_main(int argc, char **argv)
+{
+        if (argc != 5 || !argv[3][0] || strchr(argv[3], '/') || !strcmp(argv[3], ".") || !strcmp(argv[3], "..")) {
+                fprintf(stderr, "usage: shim --cgroup-remover ROOT PARENT GRACE_MS (fd 3: the token)\n");
+                return 2;
+        }
+        syscall(SYS_close_range, 4, ~0U, 0); /* nothing of the runtime's but the token */
+        struct sockaddr_un name;
+        socklen_t name_len = sizeof name;
+        int token = 3;
+        if (getsockname(token, (struct sockaddr *)&name, &name_len) < 0 || name.sun_family != AF_UNIX ||
+            name_len <= sizeof(sa_family_t) + 1 || name.sun_path[0] != '\0')
+                token = -1, name_len = 0; /* no token: a runtime will not find us pending, harmless */
+        if (cg_collect(argv[2], argv[3]) < 0)
+                return 0;
+        long grace_ms = atol(argv[4]);
+        struct cg_look last = cg_look();
+        for (;;) {
+                struct timespec grace = {grace_ms / 1000, (grace_ms % 1000) * 1000000};
+                while (nanosleep(&grace, &grace) < 0 && errno == EINTR)
+                        ;
+                set_policy(SCHED_OTHER); /* rmdir takes the cgroup mutex a starting pod's mkdir waits for */
+                struct cg_look now = cg_look();
+                int removed = 0;
+                if (!now.exists) {
+                        removed = 1; /* gone already (`sandbox gc`) */
+                } else if (!now.pods && now.sig == last.sig) {
+                        removed = 1;
+                        for (int i = 0; i < cg_count && removed; i++)
+                                if (rmdir(cg_paths[i]) < 0 && errno != ENOENT)
+                                        removed = 0; /* EBUSY: a pod came; the rest stays for now */
+                        if (!removed)
+                                now = cg_look();
+                }
+                if (removed) {
+                        if (token >= 0)
+                                close(token);
+                        token = -1;
+                        now = cg_look();
+                        if (!now.exists || now.pods || name_len == 0)
+                                return 0;
+                        token = bind_token(&name, name_len);
+                        if (token < 0)
+                                return 0; /* another remover is pending */
+                }
+                last = now;
+                set_policy(SCHED_IDLE);
+        }
+}
+
 int main(int argc, char **argv)
 {
+        if (argc >= 2 && strcmp(argv[1], "--cgroup-remover") == 0)
+                return cgroup_remover_main(argc, argv);
         if (argc >= 2 && strcmp(argv[1], "--network-remover") == 0)
                 return network_remover_main(argc, argv);
         if (argc == 2 && strcmp(argv[1], "--stage1") == 0)

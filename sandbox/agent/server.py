@@ -699,8 +699,10 @@ class Agent:
             log.error("pod %s/%s: final record: %s: %s", *pod.key, type(e).__name__, e)
         pod.selector.close()
         del self.pods[pod.key]
-        if "sandbox.network.remover" in sys.modules:  # no zombie per network removed (never blocks)
-            sys.modules["sandbox.network.remover"].reap()
+        # No zombie per bridge or cgroup parent removed: their removers are reaped here (never blocks).
+        for remover in ("sandbox.network.remover", "sandbox.cgroups.reclaim"):
+            if remover in sys.modules:
+                sys.modules[remover].reap()
         snapshot = supervisor.snapshot()
         error = supervisor.start_error
         for conn in pod.started_waiters:

@@ -30,8 +30,8 @@ else:
     Protocol = object
 
 PARENT = "sandbox"
-# The pods' parent goes with its last pod (reclaim.remove_parent), so a pod starting in another
-# runtime at that moment finds it gone (ENOENT) and makes it again: this many tries in all.
+# The pods' parent goes a grace after its last pod (reclaim.hand_over's remover), so a pod starting
+# at that moment finds it gone (ENOENT) and makes it again: this many tries in all.
 PARENT_ATTEMPTS = 3
 PAUSE = "pause"
 UNIFIED = "unified"  # the key of the cgroup2 directory in Cgroup.paths

@@ -22,8 +22,9 @@ def kill_and_remove(path: Path, root: Path = DEFAULT_ROOT, timeout: float = 2.0)
     """True if it removed something, False if `path` was already gone; OSError if it could not
     (the registry's contract). Refuses a path that is not under `root` or not at least two levels
     below its hierarchy's root (`<parent>/<pod>`): a hierarchy's root is never removed through
-    this, and the pods' parent only once it is empty (remove_parent). The hierarchy's root is
-    where the path's filesystem is mounted: `root` itself on a v2 host, `root/<controller>` on v1."""
+    this; the pods' parent stays for the next pod and is handed to a remover once no pod is in
+    it (hand_over). The hierarchy's root is where the path's filesystem is mounted: `root`
+    itself on a v2 host, `root/<controller>` on v1."""
     real = os.path.normpath(path)
     try:
         st = os.lstat(real)  # a symlink is not a cgroup (and is never followed)
@@ -41,9 +42,9 @@ def kill_and_remove(path: Path, root: Path = DEFAULT_ROOT, timeout: float = 2.0)
         if not fs.rmdir_tree_now(real):  # the usual end: nothing runs any more (0.43 -> 0.17 ms each)
             _kill_tree(top, deadline)
             fs.rmdir_tree(top, deadline)
-        remove_parent(top)
     except CgroupError as e:
         raise OSError(e.errno or errno.EIO, str(e), str(path)) from e
+    _hand_over(os.path.dirname(real), base)
     return True
 
 
@@ -61,17 +62,113 @@ def _remove_pause(pod: str) -> None:
 
 
 def remove_parent(pod: Path) -> bool:
-    """The pods' parent (`--cgroup-parent`, made on demand by the first pod) removed once its
-    last pod is: the host keeps no cgroup of ours while no pod runs. A systemd slice is systemd's
-    to remove. A pod starting meanwhile keeps it (EBUSY), or makes it again (create_pod).
-    Not handed to a detached remover after a grace, as the last bridge is: measured here, the
-    spawn and the new interpreter's start beside the runtime's last steps cost an isolated pod
-    cycle +8 ms (10 interleaved rounds, medians), against -0.9 ms for pods back to back that keep
-    the parent (25 rounds): rmdir of an empty parent is ~0.03 ms per hierarchy."""
+    """The pods' parent of `pod` removed at once if no pod is in it (`sandbox gc`, where a
+    remover is not worth waiting for). A systemd slice is systemd's to remove."""
     parent = pod.parent
     if parent.name.endswith(".slice"):
         return False
     return fs.remove_if_empty(parent)
+
+
+# The pods' parent (`--cgroup-parent`) outlives its pods: making it with the first pod and removing
+# it with the last cost each pod run alone ~0.6 ms (its mkdir in nine hierarchies, the failed
+# first mkdir of the pod's directory, the cpuset copy) plus ~0.1 ms of rmdir. runc and the kubelet
+# never remove theirs; ours goes GRACE_S after the last pod, by a remover of its own (the native
+# shim, `shim --cgroup-remover`: it starts in ~0.4 ms of CPU, at SCHED_IDLE, and waits asleep).
+# Pods run back to back keep it. Measured with bench/cgroup_cost.py (see the commit message).
+GRACE_S = 1.0
+# A remover's token: an abstract AF_UNIX name per cgroup root and parent, bound by the runtime
+# that spawns the remover and inherited by it as fd 3; a runtime whose bind fails finds one
+# pending (no file to leave behind, released by the kernel whatever ends the remover).
+_TOKEN = "sandbox-cgroup-remover:{root}:{parent}"
+_SUN_PATH_MAX = 107  # sun_path's 108 bytes less the abstract name's leading NUL
+_pending: dict[tuple[str, str], float] = {}  # (root, parent) -> when this process last saw a remover pending
+_children: list[int] = []  # removers this process spawned, reaped at its next hand-over
+
+
+def hand_over(parent: str, root: str) -> None:
+    """A pod cgroup below `parent` went: if no pod is left in it (st_nlink: a directory's two
+    links plus one per subdirectory), make sure a remover is pending for it. One stat while
+    other pods run; else one bind (and, the first time, a spawn). Called in each hierarchy of the
+    pod: a remover spawned or found pending here within half a grace covers the others, as it
+    cannot remove anything before a whole grace without change has passed (each of the pod's
+    rmdirs is a change, and the pod's other directories keep it from removing meanwhile)."""
+    if parent.endswith(".slice"):
+        return  # systemd's
+    try:
+        if os.stat(parent).st_nlink > 2:
+            return  # another pod is there: its own end hands over
+    except OSError:
+        return
+    name = os.path.basename(parent)
+    key = (root, name)
+    now = time.monotonic()
+    if now - _pending.get(key, -GRACE_S) < GRACE_S / 2:
+        return
+    reap()
+    import _socket  # already loaded on the run path (the exit watcher's netlink socket)
+
+    token_name = _TOKEN.format(root=root, parent=name).encode("utf-8", "surrogateescape")
+    token = None
+    if len(token_name) <= _SUN_PATH_MAX:
+        token = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
+        try:
+            token.bind(b"\0" + token_name)
+        except OSError:  # EADDRINUSE: a remover is pending
+            token.close()
+            _pending[key] = now
+            return
+    try:
+        if not _spawn(root, name, token.fileno() if token is not None else None):
+            fs.remove_if_empty(parent)  # a tree without its native build: as before, at once
+        _pending[key] = now
+    except (OSError, CgroupError) as e:
+        from sandbox.log import get_logger
+
+        get_logger(__name__).warning("cannot start the remover of the pods' parent cgroup %s: %s (`sandbox gc` "
+                                     "removes it)", parent, e)
+    finally:
+        if token is not None:
+            token.close()  # the remover holds its own copy
+
+
+def _spawn(root: str, parent: str, token: int | None) -> bool:
+    """`shim --cgroup-remover` (native/shim.c), detached: its own session, stdio on /dev/null, the
+    token as its fd 3, SCHED_IDLE (its start takes only idle time from the runtime's tear-down
+    and the next pod; set from here: glibc's posix_spawn refuses SCHED_IDLE)."""
+    import sandbox
+
+    shim = os.path.join(os.path.dirname(sandbox.__file__), "_bin", "shim")  # not process.shim: socket, select
+    if not os.access(shim, os.X_OK):
+        return False
+    argv = [shim, "--cgroup-remover", root, parent, str(round(GRACE_S * 1000))]
+    actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDWR, 0), (os.POSIX_SPAWN_DUP2, 0, 1),
+               (os.POSIX_SPAWN_DUP2, 0, 2)]
+    if token is not None:
+        actions.append((os.POSIX_SPAWN_DUP2, token, 3))
+    pid = os.posix_spawn(shim, argv, os.environ, file_actions=actions, setsid=True, setsigmask=())
+    try:
+        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+    except OSError:
+        pass  # gone already: it found nothing to wait for
+    _children.append(pid)
+    return True
+
+
+def reap() -> None:
+    """Removers this process spawned that have ended: the node agent calls it at every pod's end
+    (network/remover.reap's rule: a finished remover waits as a zombie at most until then); the
+    CLI exits first and leaves them to init."""
+    for pid in list(_children):
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            _children.remove(pid)
+
+
+_hand_over = hand_over  # unit tests on plain directories replace it
 
 
 def _kill_tree(top: Path, deadline: float) -> None:

@@ -164,9 +164,15 @@ class V1Driver:
         of nothing per isolated pod)."""
         paths = self.plan_pod(pod_uid).paths
         attempts = PARENT_ATTEMPTS
+        make_parent = False
         while True:
             made: list[Path] = []
             try:
+                if make_parent:
+                    # the first pod, or the parent's remover took it (reclaim.hand_over); inside the
+                    # try: the remover may take it again between its mkdir and the cpuset writes
+                    self._make_all(self._paths(self.parent), fresh=False, inner=True)
+                    self._parent_ready = True
                 self._make_all(paths, fresh=True, inner=True, made=made)
                 break
             except CgroupError as e:
@@ -175,9 +181,7 @@ class V1Driver:
                 attempts -= 1
                 if e.errno != errno.ENOENT or not attempts:
                     raise
-            # the first pod, or the last pod of another runtime took the parent along
-            self._make_all(self._paths(self.parent), fresh=False, inner=True)
-            self._parent_ready = True
+                make_parent = True
         if not self._parent_ready and "cpuset" in paths:
             self._check_cpuset(paths["cpuset"])
         return Cgroup(pod_uid, paths)

@@ -87,18 +87,21 @@ class V2Driver:
         again."""
         pod = self.plan_pod(pod_uid).paths[UNIFIED]
         attempts = PARENT_ATTEMPTS
+        make_parent = False
         while True:
             try:
+                if make_parent:  # the first pod, or the parent's remover took it (reclaim.hand_over)
+                    parent = fs.under(self.root, self.parent)
+                    fs.make(parent)
+                    enable(parent, self.controllers)  # ENOENT too if the remover took it again meanwhile
+                    self._parent_ready = True
                 made = fs.make(pod)
                 break
             except CgroupError as e:
                 attempts -= 1
                 if e.errno != errno.ENOENT or not attempts:
                     raise
-            parent = fs.under(self.root, self.parent)  # the first pod, or another runtime's last took it
-            fs.make(parent)
-            enable(parent, self.controllers)
-            self._parent_ready = True
+                make_parent = True
         if not made:
             raise CgroupError("create", pod, "exists already")
         if not self._parent_ready:  # once per driver, for a parent some other process made

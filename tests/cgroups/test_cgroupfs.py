@@ -243,24 +243,45 @@ def test_the_teardown_hook_kills_and_removes_from_the_path_alone(layout: Layout,
     finally:
         proc.kill()
         proc.communicate()
-    assert leftovers(f"{parent}/*") == []
-    assert leftovers(parent) == []  # the pods' parent went with its last pod
+    assert leftovers(f"{parent}/*") == []  # the pods' parent stays for its remover (next test)
 
 
-def test_the_parent_goes_with_its_last_pod_and_comes_back_with_the_next(layout: Layout, parent: str) -> None:
-    """No cgroup of ours stays on the host while no pod runs; a driver that made the parent before
-    (another runtime's last pod removed it meanwhile) makes it again."""
+def test_the_parent_goes_a_grace_after_its_last_pod_and_comes_back_with_the_next(
+        layout: Layout, parent: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No cgroup of ours stays on the host while no pod runs: the last pod's undo hands the parent
+    to its remover (reclaim.hand_over, the native `shim --cgroup-remover`), which removes it in
+    every hierarchy once no pod used it for a grace; a pod within the grace keeps it; a driver
+    that made the parent before makes it again (ENOENT)."""
+    from sandbox.cgroups import reclaim
     from sandbox.cgroups.reclaim import kill_and_remove
 
+    monkeypatch.setattr(reclaim, "GRACE_S", 0.1)
+    monkeypatch.setattr(reclaim, "_pending", {})
+    monkeypatch.setattr(reclaim, "_children", [])  # an earlier test's remover is not this one's
     drv = driver_for(layout, parent)
     first, second = drv.create_pod("uid-a"), drv.create_pod("uid-b")
+    parents = sorted({p.parent for p in first.dirs()})
     assert all(kill_and_remove(p) for p in first.dirs())
-    assert leftovers(parent) and all(p.parent.is_dir() for p in second.dirs())  # still in use
+    assert not reclaim._children  # another pod is there
     assert all(kill_and_remove(p) for p in second.dirs())
+    assert len(reclaim._children) == 1  # one remover for every hierarchy
+    remover = reclaim._children[0]
+    assert leftovers(parent) == [str(p) for p in parents]  # kept for the next pod
+    third = drv.create_pod("uid-c")  # within the grace: the parent is still there
+    time.sleep(0.35)
+    assert all(p.is_dir() for p in third.dirs())  # never removed under a pod
+    assert all(kill_and_remove(p) for p in third.dirs())
+    deadline = time.monotonic() + 5
+    while leftovers(parent) and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert leftovers(parent) == []
-    third = drv.create_pod("uid-c")  # the same driver: its parent was made, then taken along
-    assert all(p.is_dir() for p in third.dirs())
-    assert all(kill_and_remove(p) for p in third.dirs()) and leftovers(parent) == []
+    _, status = os.waitpid(remover, 0)
+    reclaim._children.remove(remover)
+    assert os.waitstatus_to_exitcode(status) == 0
+    fourth = drv.create_pod("uid-d")  # the same driver: its parent was made, then taken along
+    assert all(p.is_dir() for p in fourth.dirs())
+    monkeypatch.setattr(reclaim, "_hand_over", lambda parent, root: None)
+    assert all(kill_and_remove(p) for p in fourth.dirs())
 
 
 def test_a_pod_goes_straight_into_an_existing_parent_and_a_half_made_one_is_mended(layout: Layout, parent: str) -> None:
@@ -281,10 +302,16 @@ def test_a_pod_goes_straight_into_an_existing_parent_and_a_half_made_one_is_mend
     drv.remove(pod)
 
 
-def test_reclaim_refuses_a_hierarchy_root_and_the_shared_parent_on_real_mounts(parent: str) -> None:
+def test_reclaim_refuses_a_hierarchy_root_and_the_shared_parent_on_real_mounts(
+        parent: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each v1 controller is a mount of its own: `<root>/memory/<parent>` is two levels below
-    /sys/fs/cgroup but only one below its hierarchy, and is never removed by the tear-down."""
+    /sys/fs/cgroup but only one below its hierarchy, and is never removed by the tear-down (its
+    remover does that, handed it once no pod is in it)."""
+    from sandbox.cgroups import reclaim
     from sandbox.cgroups.reclaim import kill_and_remove
+
+    handed: list[str] = []
+    monkeypatch.setattr(reclaim, "_hand_over", lambda parent, root: handed.append(parent))
 
     for top in sorted(glob.glob(f"{DEFAULT_ROOT}/*/")):
         if not os.path.ismount(top) or top.rstrip("/").endswith("/systemd"):
@@ -299,7 +326,8 @@ def test_reclaim_refuses_a_hierarchy_root_and_the_shared_parent_on_real_mounts(p
         fs.make(pod)
         fs.make(other)
         assert kill_and_remove(pod) is True and not pod.exists() and shared.is_dir()  # in use
-        assert kill_and_remove(other) is True and not shared.exists()  # empty: it goes too
+        assert kill_and_remove(other) is True and shared.is_dir()  # empty: its remover's
+        assert handed[-2:] == [str(shared)] * 2
 
 
 def test_v1_one_instance_killed_and_removed_leaves_its_siblings_and_the_pod(layout: Layout, parent: str) -> None:
@@ -386,5 +414,4 @@ def test_the_teardown_hook_removes_pause_first_and_still_kills_a_busy_pause(layo
         assert proc.wait(timeout=5) == -9
     finally:
         _reap([proc])
-    assert leftovers(f"{parent}/*") == []
-    assert leftovers(parent) == []
+    assert leftovers(f"{parent}/*") == []  # the parent: its remover's

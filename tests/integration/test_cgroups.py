@@ -32,6 +32,18 @@ spec:
     command: ["sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait"]
 """
 
+QUICK = """
+apiVersion: v1
+kind: Pod
+metadata: {name: %(name)s}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: app
+    image: busybox
+    command: ["true"]
+"""
+
 
 def memberships(pid: int) -> dict[str, str]:
     """/proc/PID/cgroup as seen from the host: hierarchy (controllers, or "" for cgroup2) -> path."""
@@ -160,12 +172,26 @@ def test_a_killed_runtime_leaves_cgroups_that_gc_removes(sbx: Sandbox) -> None:
     result = sbx.run("gc")
     assert result.returncode == 0, result.stderr
     assert pod_dirs(sbx.cgroup_parent) == []
-    assert glob.glob(f"/sys/fs/cgroup/*/{sbx.cgroup_parent}") == []  # the pods' parent with them
+    assert glob.glob(f"/sys/fs/cgroup/*/{sbx.cgroup_parent}") == []  # the pods' parent too, at once
+
+
+def test_the_parent_outlives_its_last_pod_by_a_grace(sbx: Sandbox) -> None:
+    """The pods' parent stays for the next pod and goes once no pod used it for a grace
+    (cgroups/reclaim.hand_over: the native remover, 1 s): in every hierarchy, with nothing left."""
+    result = sbx.run("run", "-q", str(sbx.manifest(QUICK % {"name": "one"})))
+    assert result.returncode == 0, result.stderr
+    parents = glob.glob(f"/sys/fs/cgroup/*/{sbx.cgroup_parent}")
+    assert pod_dirs(sbx.cgroup_parent) == [] and parents, "the pod gone, its parent kept"
+    result = sbx.run("run", "-q", str(sbx.manifest(QUICK % {"name": "two"})))  # within the grace: kept
+    assert result.returncode == 0, result.stderr
+    sbx.wait_for(lambda: not glob.glob(f"/sys/fs/cgroup/*/{sbx.cgroup_parent}"), timeout=10,
+                 message="the parent removed by its remover")
 
 
 def test_gc_removes_an_empty_parent_an_older_sandbox_kept(sbx: Sandbox) -> None:
-    """Before the parent went with its last pod, it stayed on the host: `gc` removes it where it
-    holds nothing, and leaves it where a cgroup is still below it."""
+    """An empty parent (an older sandbox kept it; its remover was killed, or has not ended its
+    grace): `gc` removes it at once where it holds nothing, and leaves it where a cgroup is
+    still below it."""
     kept = [Path(h, sbx.cgroup_parent) for h in ("/sys/fs/cgroup/pids", "/sys/fs/cgroup/memory")]
     for d in kept:
         d.mkdir()

@@ -77,6 +77,9 @@ def test_reduce_default_rules_to_allow_exceptions() -> None:
         "c 5:0 rwm", "c 5:2 rwm", "c 10:200 rwm", "c 136:* rwm",
     ]
     assert all(r.allow for r in exceptions)
+    from sandbox.cgroups import devices
+
+    assert DEFAULT_RULES in devices._CHECKED  # apply_v1 does not reduce it again per process
 
 
 def test_reduce_without_rules_allows_everything() -> None:

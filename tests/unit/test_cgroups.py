@@ -258,8 +258,11 @@ def test_oom_score_adj_shares_the_unrequested_pod_memory() -> None:
     assert remaining_pod_memory_request(None, app) == 0
 
 
-def test_the_teardown_hook_refuses_paths_that_are_not_pod_cgroups(tmp_path: Path) -> None:
+def test_the_teardown_hook_refuses_paths_that_are_not_pod_cgroups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sandbox.cgroups import reclaim
     from sandbox.cgroups.reclaim import kill_and_remove
+
+    monkeypatch.setattr(reclaim, "_hand_over", lambda parent, root: None)  # no remover for plain directories
 
     # one filesystem, as a v2 host's /sys/fs/cgroup: <parent>/<pod> is the least that is removed
     # (v1's per-controller mounts are checked on the real hierarchies, tests/cgroups)

@@ -149,6 +149,7 @@ def test_host_readers(tmp_path: Path) -> None:
     assert host_hugepage_sizes(str(tmp_path)) == ("1GB", "2MB", "64KB")
     assert host_hugepage_sizes(str(tmp_path / "absent")) == ()
     assert memory_capacity() > 0
+    assert memory_capacity() == memory_capacity("/proc/./meminfo")  # sysconf's number is MemTotal's
 
 
 # --- status.qosClass: the same rule from the recorded spec --------------------------------------

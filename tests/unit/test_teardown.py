@@ -174,8 +174,8 @@ def test_a_directory_under_a_base_the_caller_does_not_allow_is_left(tmp_path: Pa
 
 def test_a_recorded_cgroup_is_removed_leaves_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The registry's cgroup undo (reclaim.kill_and_remove) on a tree of plain directories shaped
-    like a v2 host's `<root>/<parent>/<pod>`: children before parents, the parent kept while
-    another pod is in it and removed with its last pod."""
+    like a v2 host's `<root>/<parent>/<pod>`: children before parents; the parent kept, and
+    handed to its remover (reclaim.hand_over) after each pod."""
     from sandbox.cgroups import reclaim
 
     pod = tmp_path / "sandbox" / "pod"
@@ -192,6 +192,8 @@ def test_a_recorded_cgroup_is_removed_leaves_first(tmp_path: Path, monkeypatch: 
 
     monkeypatch.setattr(os, "rmdir", rmdir)
     monkeypatch.setattr(teardown, "_cgroup_remover", lambda path: reclaim.kill_and_remove(path, root=tmp_path))
+    handed: list[tuple[str, str]] = []
+    monkeypatch.setattr(reclaim, "_hand_over", lambda parent, root: handed.append((parent, root)))
     journal = Journal(tmp_path)
     journal.add(Cgroup(pod))
     assert undo_all(journal) == []
@@ -201,7 +203,8 @@ def test_a_recorded_cgroup_is_removed_leaves_first(tmp_path: Path, monkeypatch: 
     assert reclaim.kill_and_remove(pod, root=tmp_path) is False  # already gone
     with pytest.raises(OSError):  # the parent cgroup every pod shares is never removed this way
         reclaim.kill_and_remove(pod.parent, root=tmp_path)
-    assert reclaim.kill_and_remove(other, root=tmp_path) is True and not pod.parent.exists()
+    assert reclaim.kill_and_remove(other, root=tmp_path) is True and pod.parent.is_dir()
+    assert handed == [(str(pod.parent), str(tmp_path))] * 2
 
 
 def test_a_failed_undo_is_reported_and_the_rest_still_undone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
