@@ -16,8 +16,10 @@ PYTHON ?= python3
 # the CNI plugins `--network cni` is tested with; zstd: zstd-compressed image layers; attr,
 # docker-registry, skopeo: the image tests (xattrs seen from outside, a registry on loopback,
 # pushes); redis-tools, php-cli, tini, curl: the redis-php test images (rootfs/build-test-images.sh);
-# zlib1g-dev: <zlib.h> for the layer extractor (native/extract.c dlopens libz and libcrypto).
-APT_PACKAGES := busybox-static libcap-dev musl-tools libseccomp2 gcc libc6-dev make python3-venv zlib1g-dev \
+# zlib1g-dev: <zlib.h> for the layer extractor (native/extract.c dlopens libz and libcrypto);
+# libisal-dev (and its libisal2): isa-l's inflate for gzip layers, 2-3x zlib's on real layers
+# (extract.c builds against <isa-l/igzip_lib.h> and dlopens libisal.so.2; without either, zlib).
+APT_PACKAGES := busybox-static libcap-dev musl-tools libseccomp2 gcc libc6-dev make python3-venv zlib1g-dev libisal-dev \
                 python3-dev iproute2 procps util-linux libnftables1 nftables containernetworking-plugins \
                 docker-registry skopeo zstd attr redis-tools php-cli tini curl systemd dbus-daemon
 # make bench's peers and tools: the OCI runtimes and podman (with conmon and catatonit) it compares with,

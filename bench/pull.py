@@ -27,12 +27,14 @@ What is timed (as root, every command a fresh process, stdio on /dev/null):
 The image is built here, offline, into an OCI layout: busybox's layer at the bottom (so the
 container has /bin/true), then LAYERS more of LAYER_MIB MiB each (all gzip), half incompressible
 random bytes and half text (seeded: every run of the benchmark builds the same image), ~50 MB of
-blobs in all by default. It is pushed with skopeo to Debian's docker-registry on 127.0.0.1 (started
+blobs in all by default. That filler inflates at ~2 GB/s (stored blocks and long repeats), far
+faster than real layers; `--content system` fills the layers with this machine's own libraries,
+programs and modules instead (SYSTEM_TREES), where the inflater counts. It is pushed with skopeo to Debian's docker-registry on 127.0.0.1 (started
 as the tests start it: tests/integration/registry_fixture.py), which both clients pull from over
 plain HTTP. The runs are interleaved, the order of the two commands alternating each round, so a
 drift of the machine (page cache, CPU frequency) touches both alike; the stores are removed between
-runs, outside the timing. `--baseline OLD` adds a row for another `sandbox` (an older tree) in the
-same rounds: before/after figures that one machine's drift cannot skew.
+runs, outside the timing. `--baseline OLD` adds rows for another `sandbox` (an older tree, cold and
+stored already) in the same rounds: before/after figures that one machine's drift cannot skew.
 
 Removing the stores has a cost the next run pays on a journal-less ext4 (this VM's root): for
 60-360 s the kernel will not reuse a freed inode, and every inode it allocates first steps over
@@ -80,6 +82,7 @@ REPOSITORY = "bench/layers"
 TAG = "1"
 POD = "bench-start"
 BASELINE = "sandbox image pull (baseline)"
+WARM_BASELINE = "sandbox image pull (baseline, stored already)"
 WARM_SANDBOX = "sandbox image pull (stored already)"
 WARM_SKOPEO = "skopeo copy (stored already)"
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -129,7 +132,43 @@ def filler_layer(index: int, mib: int) -> bytes:
     return out.getvalue()
 
 
-def build_layout(layout: Path, busybox_store: Path, layers: int, mib: int) -> tuple[int, list[str]]:
+# --content system: the files of these trees, in path order, cut into layers
+SYSTEM_TREES = ("/usr/lib/python3", "/usr/share/perl", "/usr/lib/x86_64-linux-gnu", "/usr/bin")
+
+
+def system_layers(layers: int, mib: int) -> list[bytes]:
+    """`layers` uncompressed tars of about `mib` MiB each made of this machine's own files
+    (SYSTEM_TREES: libraries, programs, Python and Perl modules): what real layers hold, which
+    deflate compresses ~3.5x and inflates far slower than the filler's text and random halves.
+    The same machine gives the same image each run; another machine, another image."""
+    paths: list[Path] = []
+    for tree in SYSTEM_TREES:
+        for top, dirs, files in os.walk(tree):
+            dirs.sort()
+            paths.extend(Path(top) / name for name in sorted(files))
+    out: list[bytes] = []
+    paths_iter = iter(paths)
+    for _ in range(layers):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for path in paths_iter:
+                info = tar.gettarinfo(str(path), arcname=str(path).lstrip("/"))
+                if info.size > (mib << 20) // 4:  # no one library as big as a layer (libLLVM)
+                    continue
+                info.mtime, info.uname, info.gname = 0, "", ""
+                if info.isreg():
+                    with open(path, "rb") as f:
+                        tar.addfile(info, f)
+                elif info.issym():
+                    tar.addfile(info)
+                if buf.tell() >= mib << 20:
+                    break
+        out.append(buf.getvalue())
+    return out
+
+
+def build_layout(layout: Path, busybox_store: Path, layers: int, mib: int,
+                 content: str = "filler") -> tuple[int, list[str]]:
     """The benchmark image; returns the size of its blobs (bytes) and its layers' digests."""
     from sandbox.images.store import ImageStore
 
@@ -140,8 +179,8 @@ def build_layout(layout: Path, busybox_store: Path, layers: int, mib: int) -> tu
     # gzipped like the others: skopeo would compress an uncompressed layer on its way to oci:
     descriptors = [blob(layout, gzip.compress(bottom, compresslevel=6, mtime=0), MEDIA_GZIP)]
     diff_ids = [busybox]
-    for index in range(layers):
-        tar = filler_layer(index, mib)
+    tars = system_layers(layers, mib) if content == "system" else (filler_layer(i, mib) for i in range(layers))
+    for tar in tars:
         diff_ids.append("sha256:" + hashlib.sha256(tar).hexdigest())
         descriptors.append(blob(layout, gzip.compress(tar, compresslevel=6, mtime=0), MEDIA_GZIP))
     config = blob(layout, json.dumps({
@@ -216,6 +255,8 @@ def pull_rows(sandbox: Path, base: Path, reference: str, layer_digests: list[str
         old_root = base / "cold-baseline"
         rows.append(Row("pull", BASELINE, [str(baseline), "--root", str(old_root), "image", "pull", reference]))
         emptied[BASELINE] = ["rm", "-rf", str(old_root)]
+        rows.append(Row("pull", WARM_BASELINE, [str(baseline), "--root", str(base / "cached"), "image", "pull",
+                                                 reference]))
     return rows, emptied
 
 
@@ -278,10 +319,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--layers", type=int, default=5, help="gzip layers above busybox's (default 5)")
     p.add_argument("--layer-mib", type=int, default=16, help="uncompressed MiB per layer (default 16: "
                    "~8.5 MB gzipped, ~45 MB of blobs with 5 layers)")
+    p.add_argument("--content", choices=["filler", "system"], default="filler",
+                   help="what the layers hold: filler (default: seeded, half random bytes and half repeated "
+                   "text, the same everywhere) or system (this machine's libraries, programs and modules: "
+                   "real data for inflate; use --layer-mib 30 for ~45 MB of blobs)")
     p.add_argument("--sandbox", type=Path, default=REPO / ".venv" / "bin" / "sandbox")
     p.add_argument("--json", type=Path, default=RESULTS, help=f"where to write results (default {RESULTS})")
     p.add_argument("--baseline", type=Path, help="another `sandbox` executable (an older tree, e.g. a script "
-                   "running it with its own PYTHONPATH) timed as a fourth pull row in the same rounds")
+                   "running it with its own PYTHONPATH) timed in the same rounds, cold and with the image "
+                   "stored already")
     return p.parse_args(argv)
 
 
@@ -309,7 +355,8 @@ def main(argv: list[str] | None = None) -> int:
         cached = base / "cached"
         print(f"building busybox and the benchmark image in {base}", file=sys.stderr, flush=True)
         pod_cycle.build_image(sandbox, cached, env)
-        image_bytes, layer_digests = build_layout(base / "layout", cached / "lib" / "images", args.layers, args.layer_mib)
+        image_bytes, layer_digests = build_layout(base / "layout", cached / "lib" / "images", args.layers, args.layer_mib,
+                                                  args.content)
         registry = stack.enter_context(running_registry(base / "registry"))
         reference = f"{registry.netloc}/{REPOSITORY}:{TAG}"
         registry.push(base / "layout", TAG, REPOSITORY)
@@ -335,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
                               "skopeo": subprocess.run(["skopeo", "--version"], capture_output=True,
                                                        text=True).stdout.strip(),
                               "image_layers": args.layers + 1, "image_bytes": image_bytes,
+                              "content": args.content,
                               "runs": args.runs},
               "rows": [row.summary() for row in rows], "targets": TARGETS, "verdicts": verdicts(rows),
               "layer_work": layer_work(rows)}

@@ -201,7 +201,8 @@ int sbx_device_filter_attach(int cgroup_fd, const struct sbx_device_rule *rules,
 
 /* ---- extract.c: one OCI layer unpacked from buffers as they arrive (images/untar.py) ---- */
 enum { SBX_LAYER_GZIP = 1, /* the buffers are a gzip stream (members back to back) */
-       SBX_LAYER_DEVICES = 2 /* character and block devices allowed */ };
+       SBX_LAYER_DEVICES = 2, /* character and block devices allowed */
+       SBX_LAYER_ZLIB = 4 /* inflate with zlib even where isa-l's inflate was found (tests run both) */ };
 
 struct sbx_layer; /* the unpacking state: opaque */
 
@@ -222,6 +223,9 @@ struct sbx_layer_res {
 
 /* 1 when zlib and libcrypto could be loaded (dlopen, once): else extract.py unpacks. */
 int sbx_layer_supported(void);
+/* 1 when gzip layers inflate through isa-l (built against <isa-l/igzip_lib.h> and libisal.so.2
+ * loaded), 0 when through zlib. */
+int sbx_layer_isal(void);
 /* Start a layer below the directory `root_fd` (empty; kept open by the caller until
  * sbx_layer_free()). NULL with res->detail filled when zlib or libcrypto cannot be loaded. */
 struct sbx_layer *sbx_layer_new(int root_fd, int flags, struct sbx_layer_res *res);

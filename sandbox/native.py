@@ -349,6 +349,12 @@ def has_layer_extractor() -> bool:
     return hasattr(lib, "sbx_layer_supported") and bool(lib.sbx_layer_supported())
 
 
+def layer_inflaters() -> list[str]:
+    """The inflaters gzip layers can go through, the one used first: "isal" when this build has
+    isa-l's (its header was there) and libisal.so.2 loads, then "zlib"."""
+    return (["isal"] if hasattr(lib, "sbx_layer_isal") and lib.sbx_layer_isal() else []) + ["zlib"]
+
+
 class LayerFailure(Record):
     """Why a layer failed, for untar.py to word as extract.py does: `detail` about the entry
     named `entry` (None: about the layer), each \\x01 in it standing for `subject`."""
@@ -364,9 +370,11 @@ class NativeLayer:
     """One sbx_layer state below the directory `root_fd` (kept open by the caller until
     close()); each call runs without the GIL (cffi releases it)."""
 
-    def __init__(self, root_fd: int, *, gzip: bool, allow_devices: bool) -> None:
+    def __init__(self, root_fd: int, *, gzip: bool, allow_devices: bool, zlib: bool = False) -> None:
         self.res = ffi.new("struct sbx_layer_res *")
         flags = (lib.SBX_LAYER_GZIP if gzip else 0) | (lib.SBX_LAYER_DEVICES if allow_devices else 0)
+        if zlib:  # zlib's inflate even where isa-l's is found (the tests run both)
+            flags |= lib.SBX_LAYER_ZLIB
         self.state = lib.sbx_layer_new(root_fd, flags, self.res)
         if self.state == ffi.NULL:
             raise OSError(errno.ENOSYS, ffi.string(self.res.detail).decode(errors="replace"))

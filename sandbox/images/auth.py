@@ -21,9 +21,6 @@ not; Docker's token protocol). `parse_challenges` reads the header (RFC 7235 aut
 
 from __future__ import annotations
 
-import fnmatch
-import json
-
 from sandbox.errors import ImageError
 from sandbox.images.credential_helpers import HELPER_TIMEOUT
 from sandbox.record import Record, field
@@ -88,6 +85,8 @@ class Credentials(Record):
         except OSError as e:
             raise ImageError(f"read registry credentials {path}: {e.strerror}") from None
         plain = Credentials.from_json(data, str(path))
+        import json  # here: a pull without a credentials file never imports json (and re, ~5 ms)
+
         helpers, store = _helpers(json.loads(data), str(path))
         if not helpers and not store:
             return plain
@@ -99,6 +98,8 @@ class Credentials(Record):
     @staticmethod
     def from_json(data: bytes, source: str) -> Credentials:
         """A config.json or a `.dockerconfigjson` Secret value; `source` names it in errors."""
+        import json
+
         try:
             doc = json.loads(data)
         except (ValueError, UnicodeDecodeError) as e:
@@ -201,6 +202,8 @@ def _key_matches(pattern: str, host: str) -> bool:
     p_labels, h_labels = p_host.split("."), h_host.split(".")
     if p_port != h_port or len(p_labels) != len(h_labels):
         return False
+    import fnmatch  # imports re: only where a credentials key has a wildcard to match
+
     return all(fnmatch.fnmatchcase(h, p) for p, h in zip(p_labels, h_labels, strict=True))
 
 
@@ -273,6 +276,8 @@ def token_url(challenge: Challenge, scopes: Iterable[str]) -> str:
 
 def token_from_response(body: bytes, realm: str) -> str:
     """`token` (Docker) or `access_token` (OAuth2) from the token endpoint's JSON."""
+    import json
+
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError):

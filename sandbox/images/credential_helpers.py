@@ -15,7 +15,6 @@ kubelet runs no program a Secret names).
 
 from __future__ import annotations
 
-import json
 import os
 
 from sandbox.errors import ImageError
@@ -62,6 +61,8 @@ def get(helper: str, registry: str, timeout: float = HELPER_TIMEOUT) -> Credenti
 
 def parse_answer(out: bytes, name: str, registry: str) -> Credential:
     """The helper's JSON; never quoted in an error (it holds the secret)."""
+    import json
+
     from sandbox.images.auth import Credential
 
     try:

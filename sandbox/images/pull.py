@@ -12,11 +12,11 @@ default /etc/sandbox/certs.d), with the credentials of the runtime's config.json
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from pathlib import Path
 
+from sandbox import fastjson
 from sandbox.errors import ImageError
 from sandbox.images.options import PullOptions
 from sandbox.record import replace
@@ -81,7 +81,7 @@ def pull(store: ImageStore, reference: str, registry: RegistryClient, platform: 
     # interleaved rounds on the shared 2-CPU VM).
     config = _Background(fetch, resolved.config.digest)
     # each layer on a thread, unpacked from the socket as it downloads (store.pull_layers)
-    store.pull_layers(resolved.name, resolved.digest, json.loads(resolved.manifest), config.wait,
+    store.pull_layers(resolved.name, resolved.digest, fastjson.loads(resolved.manifest), config.wait,
                       fetch=lambda desc: fetch(str(desc["digest"])), stream=stream)
     config.wait()  # its error, if no layer asked for it
     ref = parse_image_ref(resolved.name)
@@ -145,6 +145,8 @@ def import_layout(store: ImageStore, layout: Path, name: str = "") -> list[Image
     each named by its `org.opencontainers.image.ref.name` annotation (a full reference, or a tag
     of `name`) or by `name`; an index entry that is itself an index is followed to this machine's
     platform. Every blob is copied with its digest checked."""
+    import json
+
     from sandbox.images.reference import parse_image_ref
     from sandbox.images.registry import INDEXES, Platform, select_platform
 
@@ -213,6 +215,7 @@ def export_layout(store: ImageStore, references: list[str], layout: Path) -> Non
     """An OCI image layout directory holding `references` (each manifest, config and layer blob,
     `index.json` naming them by full reference), for `sandbox image import` on another machine
     or `skopeo copy oci:DIR:REF`. `layout` must not exist; it is written beside and renamed."""
+    import json
     import shutil
     import tempfile
 
@@ -246,6 +249,7 @@ def import_docker_archive(store: ImageStore, archive: Path) -> list[Image]:
     """A `docker save` archive (manifest.json naming each image's config, layer tars and
     RepoTags): every member is copied into the store as a blob, the manifest rebuilt in the OCI
     form, the images named by their RepoTags."""
+    import json
     import tarfile
 
     from sandbox.images.reference import parse_image_ref

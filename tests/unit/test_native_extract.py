@@ -5,6 +5,7 @@ extractors share are tested against both in test_extract.py."""
 
 from __future__ import annotations
 
+import ctypes
 import gzip
 import hashlib
 import io
@@ -14,7 +15,7 @@ import shutil
 import stat
 import tarfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -58,11 +59,37 @@ def pieces(data: bytes, size: int) -> Iterator[bytes]:
     return (data[i:i + size] for i in range(0, len(data), size))
 
 
+@pytest.fixture(params=["isal", "zlib"])
+def inflater(request: pytest.FixtureRequest) -> str:
+    """Each gzip test runs through both inflaters of extract.c: isa-l's (where the core has it;
+    test_isal_is_built_where_installed keeps a build from losing it quietly) and zlib's."""
+    from sandbox.native import layer_inflaters
+
+    if request.param not in layer_inflaters():
+        pytest.skip(f"this core inflates without {request.param}")
+    return str(request.param)
+
+
+def ungzip(chunks: Iterable[bytes], dest: Path, inflater: str) -> tuple[LayerStats, str]:
+    return untar.unpack_chunks(chunks, dest, gzip=True, zlib=inflater == "zlib")
+
+
+def test_isal_is_built_where_installed() -> None:
+    """libisal-dev's header at build time and libisal.so.2 at run time: then gzip goes through
+    isa-l (a build that silently lost it would fall back to zlib, ~2x slower on real layers)."""
+    from sandbox.native import layer_inflaters
+
+    if not Path("/usr/include/isa-l/igzip_lib.h").exists():
+        pytest.skip("libisal-dev is not installed (make deps installs it)")
+    ctypes.CDLL("libisal.so.2")  # raises if the library is missing: a broken install, not a skip
+    assert layer_inflaters() == ["isal", "zlib"]
+
+
 # --- gzip and the diff_id -----------------------------------------------------------------------
 
-def test_gzip_diff_id_is_the_uncompressed_digest(dest: Path) -> None:
+def test_gzip_diff_id_is_the_uncompressed_digest(dest: Path, inflater: str) -> None:
     raw = tar(("d", None), ("d/f", os.urandom(70_000)), ("t", b"text " * 9000))
-    stats, diff_id = untar.unpack_chunks([gzip.compress(raw)], dest, gzip=True)
+    stats, diff_id = ungzip([gzip.compress(raw)], dest, inflater)
     assert diff_id == "sha256:" + hashlib.sha256(raw).hexdigest()
     assert stats == LayerStats(files=3, bytes=70_000 + 45_000)
     assert (dest / "t").read_bytes() == b"text " * 9000
@@ -75,54 +102,99 @@ def test_plain_tar_diff_id_covers_the_padding_after_the_end(dest: Path) -> None:
 
 
 @pytest.mark.parametrize("size", [1, 7, 511, 512, 513, 4096])
-def test_buffers_cut_anywhere_give_the_same_tree(tmp_path: Path, size: int) -> None:
+def test_buffers_cut_anywhere_give_the_same_tree(tmp_path: Path, size: int, inflater: str) -> None:
     raw = tar(("a/" + "n" * 150 + "/long", b"1" * 1000), ("a/l", "->../x"), ("a/h", "=>a/" + "n" * 150 + "/long"),
               ("b", b""), pax={"comment": "global"})
     packed = gzip.compress(raw)
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     whole.mkdir()
     cut.mkdir()
-    expected = untar.unpack_chunks([packed], whole, gzip=True)
-    assert untar.unpack_chunks(pieces(packed, size), cut, gzip=True) == expected
+    expected = untar.unpack_chunks([packed], whole, gzip=True, zlib=True)
+    assert ungzip(pieces(packed, size), cut, inflater) == expected
     assert (cut / "a" / ("n" * 150) / "long").read_bytes() == b"1" * 1000
     assert os.readlink(cut / "a/l") == "../x"
     assert (cut / "a/h").stat().st_nlink == 2
 
 
-def test_gzip_members_and_zero_padding(dest: Path) -> None:
+def test_gzip_members_and_zero_padding(dest: Path, inflater: str) -> None:
     raw = tar(("f", b"one" * 1000), ("g", b"two"))
     half = len(raw) // 2
     packed = gzip.compress(raw[:half]) + bytes(100) + gzip.compress(raw[half:]) + bytes(3)
-    _, diff_id = untar.unpack_chunks(pieces(packed, 100), dest, gzip=True)
+    _, diff_id = ungzip(pieces(packed, 100), dest, inflater)
     assert diff_id == "sha256:" + hashlib.sha256(raw).hexdigest()
     assert (dest / "g").read_bytes() == b"two"
 
 
+def _member(data: bytes, rng: random.Random) -> bytes:
+    """One gzip member of `data`: any level (0: stored blocks only), any header fields."""
+    level = rng.choice([0, 1, 6, 9])
+    packer = zlib.compressobj(level, zlib.DEFLATED, -15)
+    body = packer.compress(data) + packer.flush()
+    flags, extra = 0, b""
+    if rng.random() < 0.5:  # FEXTRA, FNAME, FCOMMENT: fields before the deflate data
+        flags = 4 | 8 | 16
+        extra = (3).to_bytes(2, "little") + b"xyz" + b"name.tar\0" + b"a comment\0"
+    header = b"\x1f\x8b\x08" + bytes([flags]) + bytes(4) + b"\x00\x03" + extra
+    return header + body + zlib.crc32(data).to_bytes(4, "little") + (len(data) & 0xFFFFFFFF).to_bytes(4, "little")
+
+
+def test_member_boundaries_cut_anywhere(tmp_path: Path, inflater: str) -> None:
+    """Members of every kind back to back (empty ones, stored blocks, extra header fields, zero
+    padding between), the stream cut at random places, one byte at a time around each boundary:
+    every cut gives the stream's own bytes. isa-l reads ahead into a 64-bit buffer; what it read
+    past a member's end must be the next member's start."""
+    rng = random.Random(7)
+    raw = tar(("r", rng.randbytes(100_000)), ("t", b"some text " * 20_000), ("e", b""), ("s", b"x"))
+    for round_ in range(12):
+        cuts = sorted(rng.sample(range(1, len(raw)), rng.randint(1, 5)))
+        parts = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)])]
+        parts.insert(rng.randrange(len(parts) + 1), b"")  # an empty member
+        members = [_member(part, rng) for part in parts]
+        packed = b"".join(m + bytes(rng.choice([0, 0, 1, 9])) for m in members)
+        edges = {sum(map(len, members[:i])) for i in range(len(members) + 1)}
+        splits = sorted({rng.randrange(len(packed)) for _ in range(20)} |
+                        {e + d for e in edges for d in (-9, -8, -4, -1, 0, 1, 2) if 0 < e + d < len(packed)})
+        dest = tmp_path / f"r{round_}"
+        dest.mkdir()
+        chunks = [packed[a:b] for a, b in zip([0, *splits], [*splits, len(packed)])]
+        _, diff_id = ungzip(chunks, dest, inflater)
+        assert diff_id == "sha256:" + hashlib.sha256(raw).hexdigest(), f"round {round_}"
+        shutil.rmtree(dest)
+
+
+def test_junk_after_a_member_refused(dest: Path, inflater: str) -> None:
+    packed = gzip.compress(tar(("f", b"abc"))) + b"\x00\x00junk"
+    with pytest.raises(LayerError, match="cannot read the layer stream: incorrect header check"):
+        ungzip([packed], dest, inflater)
+
+
 @pytest.mark.parametrize("cut", [0, 5, 30, -9])
-def test_gzip_cut_inside_a_member_refused(dest: Path, cut: int) -> None:
+def test_gzip_cut_inside_a_member_refused(dest: Path, cut: int, inflater: str) -> None:
     packed = gzip.compress(tar(("f", os.urandom(5000))))
     with pytest.raises(LayerError, match="gzip stream ends inside a member|truncated"):
-        untar.unpack_chunks([packed[:cut]], dest, gzip=True)
+        ungzip([packed[:cut]], dest, inflater)
 
 
-def test_corrupt_deflate_refused(dest: Path) -> None:
+def test_corrupt_deflate_refused(dest: Path, inflater: str) -> None:
     packed = bytearray(gzip.compress(tar(("f", b"abc" * 10000))))
     packed[20:40] = bytes(20)
     with pytest.raises(LayerError, match="cannot read the layer stream"):
-        untar.unpack_chunks([bytes(packed)], dest, gzip=True)
+        ungzip([bytes(packed)], dest, inflater)
 
 
-def test_crc_is_left_to_the_diff_id(dest: Path) -> None:
-    """zlib's CRC-32 is not computed (inflateValidate): a wrong one changes nothing, while any
-    change of the uncompressed bytes changes the diff_id, which the store checks first."""
+def test_crc_is_left_to_the_diff_id(dest: Path, inflater: str) -> None:
+    """zlib's CRC-32 is not computed (inflateValidate), isa-l's mismatch is let through: a wrong
+    trailer changes nothing, while any change of the uncompressed bytes changes the diff_id, which
+    the store checks first."""
     raw = tar(("f", b"abc"))
     packed = bytearray(gzip.compress(raw))
     packed[-6] ^= 0xFF
-    _, diff_id = untar.unpack_chunks([bytes(packed)], dest, gzip=True)
+    packed[-2] ^= 0xFF  # the length too
+    _, diff_id = ungzip([bytes(packed)], dest, inflater)
     assert diff_id == "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
-def test_high_ratio_stream_is_streamed(dest: Path) -> None:
+def test_high_ratio_stream_is_streamed(dest: Path, inflater: str) -> None:
     """64 MiB of zeros from 64 KiB of input: inflated through a fixed buffer, never whole."""
     info = tarfile.TarInfo("zeros")
     info.size = 64 << 20
@@ -132,7 +204,7 @@ def test_high_ratio_stream_is_streamed(dest: Path) -> None:
     for _ in range(64):
         packed += packer.compress(bytes(1 << 20))
     packed += packer.compress(bytes(1024)) + packer.flush()
-    stats, _ = untar.unpack_chunks([packed], dest, gzip=True)
+    stats, _ = ungzip([packed], dest, inflater)
     assert stats.bytes == 64 << 20
 
 
@@ -258,3 +330,32 @@ def test_mutated_archives_never_crash_or_escape(tmp_path: Path) -> None:
             pass
         assert _outside(tmp_path, dest) == before, f"round {round_} wrote outside its layer"
         _remove(dest)
+
+
+def test_mutated_gzip_streams_never_crash_or_escape(tmp_path: Path) -> None:
+    """The compressed stream itself mutated (header fields, deflate blocks, trailers, member
+    boundaries) and fed in pieces of any size to both inflaters: each refuses with a LayerError
+    or gives a tree inside its layer, and where both accept a stream they read the same bytes."""
+    from sandbox.native import layer_inflaters
+
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "passwd").write_bytes(b"root\n")
+    rng = random.Random(21)
+    seeds = [gzip.compress(seed, compresslevel=level, mtime=0) for seed in _seeds() for level in (0, 1, 9)]
+    seeds += [a + bytes(5) + b for a, b in zip(seeds, seeds[1:])]  # two members, padding between
+    for round_ in range(300):
+        packed = _mutate(rng, rng.choice(seeds))
+        size = rng.choice([1, 3, 100, 512, 4096, 1 << 20])
+        results = {}
+        for inflater in layer_inflaters():
+            dest = tmp_path / f"layer{round_}-{inflater}"
+            dest.mkdir()
+            before = _outside(tmp_path, dest)
+            try:
+                results[inflater] = ungzip(pieces(packed, size), dest, inflater)[1]
+            except LayerError:
+                pass
+            assert _outside(tmp_path, dest) == before, f"round {round_} ({inflater}) wrote outside its layer"
+            _remove(dest)
+        if len(results) == 2:
+            assert results["isal"] == results["zlib"], f"round {round_}: the inflaters read different bytes"

@@ -322,3 +322,30 @@ print(len(resolved.layers), sorted({"http.client", "email", "ssl", "socket", "en
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60,
                          env={**os.environ, "PYTHONPATH": repo}).stdout
     assert out.strip() == "1 []"
+
+
+def test_the_pull_path_imports_neither_json_nor_re() -> None:
+    """json.decoder imports re, and re enum, functools and collections: ~5 ms of every `image
+    pull` when nothing else on its way needs them (manifests through fastjson, refs.json through
+    store.refs_text; json only for a credentials file, a token answer, layouts and archives)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom sandbox.deferred import defer_pathlib_imports\ndefer_pathlib_imports()  # as the CLI\n"
+            "import sandbox.images.pull, sandbox.images.registry, sandbox.images.auth, sandbox.images.store\n"
+            "import sandbox.images.streamed, sandbox.images.untar, sandbox.images.mirrors, sandbox.images.http1\n"
+            "print(sorted({'json', 're', 'enum', 'fnmatch'} & set(sys.modules)))")
+    repo = str(Path(__file__).resolve().parents[2])
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": repo}).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("refs", [{}, {"docker.io/library/busybox:1.36": "sha256:" + "a" * 64},
+                                  {"b/é\"\\n\n": "x", "a": "sha256:1", "0": ""}])
+def test_refs_text_is_what_json_writes(refs: dict[str, str]) -> None:
+    import json
+
+    from sandbox.images.store import refs_text
+
+    assert refs_text(refs) == json.dumps(refs, indent=1, sort_keys=True)
