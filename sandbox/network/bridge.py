@@ -81,14 +81,21 @@ def lease(config: BridgeConfig, owner: str, then: Callable[[Lease], None] | None
 
 def _ensure_bridge(name: str, gateway: str, prefixlen: int) -> int:
     """The bridge `name`, made if missing, with the gateway address and up; returns its index."""
+    try:  # an ioctl, not a netlink round trip (RTM_GETLINK's answer carries every attribute;
+        # 0.09 ms median for the round trip, in-process)
+        index: int | None = _socket.if_nametoindex(name)
+    except OSError:
+        index = None
+    if index is not None and _is_ready(name, gateway, prefixlen):
+        if "sandbox.trace" in sys.modules:  # loaded by --trace only
+            from sandbox.trace import emit
+
+            emit("runtime", "ioctl", f"SIOCGIFFLAGS, SIOCGIFADDR, SIOCGIFNETMASK: bridge {name} up with "
+                 f"{gateway}/{prefixlen}", link=name, address=f"{gateway}/{prefixlen}")
+        return index
     from sandbox.network.rtnl import Rtnl, address_msg, up_msg
 
     with Rtnl() as rtnl:
-        try:  # an ioctl, not a netlink round trip (RTM_GETLINK's answer carries every attribute;
-            # 0.09 ms median for the round trip, in-process)
-            index: int | None = _socket.if_nametoindex(name)
-        except OSError:
-            index = None
         if index is None:
             rtnl.add_bridge(name, up=False)
             index = rtnl.link_index(name)
@@ -104,6 +111,32 @@ def _ensure_bridge(name: str, gateway: str, prefixlen: int) -> int:
             rtnl.trace_address(index, gateway, prefixlen)
         rtnl.trace_up(index)
     return index
+
+
+def _is_ready(name: str, gateway: str, prefixlen: int) -> bool:
+    """Whether the link `name` is up with `gateway`/`prefixlen` as its IPv4 address: the state
+    the first pod left the bridge in, which every later pod finds. Three ioctls on a datagram
+    socket instead of a netlink socket and a round trip that re-adds the address (EEXIST) and
+    sets it up again: _ensure_bridge 0.13-0.19 -> 0.08-0.09 ms in a pod's start (medians of 24
+    pod starts, two interleaved sets). Any other state (down, no address, another one first)
+    takes the netlink path, as before."""
+    import fcntl
+    import struct
+
+    from sandbox.network.rtnl import IFF_UP
+
+    request = name.encode().ljust(16, b"\0") + bytes(24)
+    mask = ((1 << 32) - (1 << (32 - prefixlen))) if prefixlen else 0
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
+    try:
+        flags = struct.unpack_from("=H", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, request), 16)[0]
+        address = fcntl.ioctl(s.fileno(), SIOCGIFADDR, request)[20:24]
+        netmask = fcntl.ioctl(s.fileno(), SIOCGIFNETMASK, request)[20:24]
+    except OSError:  # EADDRNOTAVAIL: no IPv4 address
+        return False
+    finally:
+        s.close()
+    return bool(flags & IFF_UP) and address == _socket.inet_aton(gateway) and netmask == mask.to_bytes(4, "big")
 
 
 def attach(config: BridgeConfig, uid: str, pod_lease: Lease, pause_pid: int, pause_pidfd: int) -> None:
@@ -162,6 +195,7 @@ def _no_ipv6(link: str) -> None:
 
 # ioctl requests (<linux/sockios.h>) and struct rtentry (<net/route.h>, native layout)
 SIOCADDRT, SIOCGIFFLAGS, SIOCSIFFLAGS, SIOCSIFADDR, SIOCSIFNETMASK = 0x890B, 0x8913, 0x8914, 0x8916, 0x891C
+SIOCGIFADDR, SIOCGIFNETMASK = 0x8915, 0x891B
 RTF_UP, RTF_GATEWAY = 0x1, 0x2
 _RTENTRY = "@L16s16s16sHhLPhPLLH0L"  # 120 bytes on x86_64 (0L: its tail padding); pad1, dst, gateway, genmask, flags, pad2, pad3, pad4, metric, dev, mtu, window, irtt
 

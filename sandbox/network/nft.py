@@ -12,8 +12,6 @@ One buffer is one netlink batch: the kernel applies every command in it or none 
 
 from __future__ import annotations
 
-import ctypes
-
 from sandbox.errors import SandboxError
 
 TYPE_CHECKING = False
@@ -42,7 +40,12 @@ class NftError(SandboxError):
 
 def _load() -> Any:
     """The library with the prototypes of <nftables/libnftables.h> (LIBNFTABLES_1; the context
-    stays an opaque pointer)."""
+    stays an opaque pointer), loaded once per process by the first Nft: importing this module for
+    NftError alone (hostports' netlink path, nfnl.py) loads neither ctypes nor the library."""
+    if _lib:
+        return _lib[0]
+    import ctypes
+
     try:
         nft = ctypes.CDLL("libnftables.so.1")
     except OSError as e:
@@ -61,16 +64,18 @@ def _load() -> Any:
     ):
         function = getattr(nft, name)
         function.restype, function.argtypes = restype, argtypes
+    _lib.append(nft)
     return nft
 
 
-lib = _load()
+_lib: list[Any] = []
 
 
 class Nft:
     """One libnftables context with buffered output and errors, freed on exit from `with`."""
 
     def __init__(self) -> None:
+        self.lib = lib = _load()
         self.ctx = lib.nft_ctx_new(_NFT_CTX_DEFAULT)
         if not self.ctx:
             raise NftError("nft_ctx_new", "out of memory")
@@ -87,11 +92,12 @@ class Nft:
 
     def close(self) -> None:
         if self.ctx:
-            lib.nft_ctx_free(self.ctx)
+            self.lib.nft_ctx_free(self.ctx)
             self.ctx = None
 
     def run(self, commands: str, what: str = "", json: bool = False) -> str:
         """Run `commands` (nft syntax, one batch) and return the output; NftError on failure."""
+        lib = self.lib
         flags = lib.nft_ctx_output_get_flags(self.ctx)
         flags = flags | _OUTPUT_JSON if json else flags & ~_OUTPUT_JSON
         lib.nft_ctx_output_set_flags(self.ctx, flags)

@@ -136,6 +136,11 @@ def spawn(config: BridgeConfig, stamp: int) -> int:
     return pid
 
 
+def adopt(pid: int) -> None:
+    """A detached child of another network step (hostports' socket holder), reaped with ours."""
+    _children.append(pid)
+
+
 def reap(block: bool = False) -> None:
     """Collect removers that have finished, or with `block` wait for all of them (no zombie per
     removed network in a long-lived caller; the CLI exits first and leaves them to init)."""

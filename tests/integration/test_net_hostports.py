@@ -213,6 +213,73 @@ def test_release_removes_one_owner_and_remove_table_leaves_nothing(topo: Topolog
     topo.hostports.release("default/db (uid 2)")  # no table: nothing to do
 
 
+def nft_json_owners(table: str) -> dict[str, list[PortMapping]]:
+    """The table's elements per owner comment as libnftables lists them (`nft -j`): the outside
+    view of what hostports.py adds over netlink (nfnl.py)."""
+    listing = json.loads(subprocess.run(["nft", "-j", "list", "table", "ip", table], check=True,
+                                        capture_output=True, text=True).stdout)
+    found: dict[str, list[PortMapping]] = {}
+    for entry in listing["nftables"]:
+        table_map = entry.get("map")
+        if not table_map:
+            continue
+        for key, value in table_map.get("elem", []):
+            comment = key["elem"].get("comment", "") if "elem" in key else ""
+            parts = (key["elem"]["val"] if "elem" in key else key)["concat"]
+            host_ip = parts[0] if len(parts) == 3 else ""
+            found.setdefault(comment, []).append(PortMapping(parts[-2].upper(), host_ip, int(parts[-1]),
+                                                             int(value["concat"][1]), value["concat"][0]))
+    for mappings in found.values():
+        mappings.sort(key=lambda m: (m.protocol, m.host_port, m.host_ip))
+    return found
+
+
+def test_elements_over_netlink_are_what_libnftables_reads_and_writes(topo: Topology) -> None:
+    a, b = free_port(socket.SOCK_STREAM), free_port(socket.SOCK_DGRAM)
+    web = 'default/web (uid 1) "quoted"'  # comment_for's '?' for the quotes, as nft text needs
+    topo.hostports.reserve(web, [topo.mapping("TCP", a), topo.mapping("UDP", b, "127.0.0.1")])
+    expected = {"default/web (uid 1) ?quoted?": [topo.mapping("TCP", a), topo.mapping("UDP", b, "127.0.0.1")]}
+    assert nft_json_owners(topo.hostports.table) == expected == topo.hostports.owners()
+    # elements libnftables made from nft text (as hostports.py did before nfnl.py), one without a
+    # comment: read back, refused as another pod's, and released by their owner's comment
+    c = free_port(socket.SOCK_STREAM)
+    subprocess.run(["nft", f"add element ip {topo.hostports.table} hostip_hostports "
+                           f'{{ {topo.gateway} . tcp . {c} comment "default/db (uid 2)" : {topo.pod_ip} . 8000 }}; '
+                           f"add element ip {topo.hostports.table} any_hostports "
+                           f"{{ udp . {c} : {topo.pod_ip} . 8001 }}"], check=True, capture_output=True)
+    expected["default/db (uid 2)"] = [topo.mapping("TCP", c, topo.gateway)]
+    expected[""] = [topo.mapping("UDP", c)]
+    assert topo.hostports.owners() == expected == nft_json_owners(topo.hostports.table)
+    with pytest.raises(HostPortError, match=f"hostPort {c}/TCP on 0.0.0.0 is already used by pod default/db"):
+        topo.hostports.reserve("default/other (uid 3)", [topo.mapping("TCP", c)])
+    with pytest.raises(HostPortError, match=rf"hostPort {c}/UDP on 0.0.0.0 is already used by pod \(unknown\)"):
+        topo.hostports.reserve("default/other (uid 3)", [topo.mapping("UDP", c)])
+    assert tcp_reply(topo.gateway, c) == f"tcp {topo.gateway}"
+    topo.hostports.release("default/db (uid 2)")
+    topo.hostports.release(web)
+    assert nft_json_owners(topo.hostports.table) == {"": [topo.mapping("UDP", c)]} == topo.hostports.owners()
+
+
+def test_release_leaves_the_last_close_of_its_socket_to_a_detached_holder(topo: Topology) -> None:
+    from sandbox.network import hostports, remover
+
+    port = free_port(socket.SOCK_STREAM)
+    topo.hostports.reserve("default/web (uid 1)", [topo.mapping("TCP", port)])
+    before = set(remover._children)
+    topo.hostports.release("default/web (uid 1)")
+    assert hostports._shared_netlink == []  # ours is closed: the exit has no nf_tables socket to wait for
+    (holder,) = set(remover._children) - before
+    try:
+        assert Path(f"/proc/{holder}/cmdline").read_bytes() == b"/bin/sleep\x001\x00"
+        assert os.readlink(f"/proc/{holder}/fd/3").startswith("socket:")
+        assert {os.readlink(f"/proc/{holder}/fd/{fd}") for fd in (0, 1, 2)} == {"/dev/null"}
+        assert os.getsid(holder) == holder  # its own session: no terminal's signals
+    finally:
+        os.waitpid(holder, 0)
+        remover._children.remove(holder)
+    assert topo.hostports.owners() == {}
+
+
 # Hairpin needs IPv4 forwarding, a global switch on the host this test must not flip: the whole
 # scene runs in a scratch "host" namespace of its own, where the switch is local. Every pod holder
 # gets PR_SET_PDEATHSIG, so all of it dies with the scene's process.

@@ -1,10 +1,11 @@
-"""hostPort logic without a kernel: the nft text, conflicts and their messages, owner comments,
-parsing libnftables' JSON listing, and check_free against a socket this test holds."""
+"""hostPort logic without a kernel: the nft text of the table, conflicts and their messages, owner
+comments, the elements' netlink encoding (nfnl.py; checked against libnftables and the kernel in
+tests/integration/test_net_hostports.py), and check_free against a socket this test holds."""
 
 from __future__ import annotations
 
-import json
 import socket
+import struct
 
 import pytest
 
@@ -13,17 +14,28 @@ from sandbox.network.hostports import (
     HostPortError,
     HostPorts,
     PortMapping,
-    add_elements,
     chain_names,
     check_free,
     check_mappings,
     comment_for,
-    delete_elements,
     masquerade_commands,
     normalized,
     overlaps,
-    parse_owners,
     structure,
+)
+from sandbox.network.nfnl import (
+    NFT_MSG_DELSETELEM,
+    NFT_MSG_NEWSETELEM,
+    Nfnl,
+    _decode_element,
+    attrs_of,
+    decode_comment,
+    decode_key,
+    decode_value,
+    element,
+    encode_comment,
+    encode_key,
+    encode_value,
 )
 
 WEB = "default/web (uid 0b3f6c2e-0000-4000-8000-000000000001)"
@@ -63,13 +75,37 @@ def test_masquerade_leaves_the_bridge_alone() -> None:
     assert 'add rule ip t outbound ip saddr 10.89.0.0/16 oifname != "sandbox0" masquerade\n' in text
 
 
-def test_elements_go_to_the_map_their_host_ip_asks_for() -> None:
-    text = add_elements("t", WEB, [pm(), pm("UDP", "127.0.0.1", 53, 5353)])
-    assert text == (f'add element ip t any_hostports {{ tcp . 8080 comment "{WEB}" : 10.89.0.2 . 80 }}\n'
-                    f'add element ip t hostip_hostports {{ 127.0.0.1 . udp . 53 comment "{WEB}" : 10.89.0.2 . 5353 }}\n')
-    assert delete_elements("t", [pm(), pm("UDP", "127.0.0.1", 53)]) == (
-        "delete element ip t any_hostports { tcp . 8080 }\n"
-        "delete element ip t hostip_hostports { 127.0.0.1 . udp . 53 }\n")
+def test_element_keys_values_and_comments_have_the_kernels_layout() -> None:
+    # Concatenations: each field in a 4-byte register slot; ports in network order.
+    assert encode_key(("", "TCP", 8080)) == bytes((6, 0, 0, 0)) + struct.pack("!H", 8080) + b"\0\0"
+    assert encode_key(("127.0.0.1", "UDP", 53)) == bytes((127, 0, 0, 1, 17, 0, 0, 0, 0, 53, 0, 0))
+    assert encode_value(("10.89.0.2", 80)) == bytes((10, 89, 0, 2, 0, 80, 0, 0))
+    # libnftnl's user data TLV: type 0 (comment), length with the NUL, the text, the NUL.
+    assert encode_comment("ab") == b"\x00\x03ab\x00"
+    for key in (("", "TCP", 1), ("", "UDP", 65535), ("10.0.0.1", "TCP", 443)):
+        assert decode_key(encode_key(key)) == key
+    assert decode_value(encode_value(("10.89.255.254", 65535))) == ("10.89.255.254", 65535)
+    assert decode_comment(encode_comment(WEB)) == WEB
+    assert decode_comment(b"\x01\x04\x00\x00\x00\x01" + encode_comment("x")) == "x"  # other TLVs skipped
+    assert decode_comment(b"") == ""
+
+
+def test_an_element_decodes_to_what_was_encoded() -> None:
+    (kind, body), = attrs_of(element(("127.0.0.1", "UDP", 53), ("10.89.0.3", 5353), DB))
+    assert kind == 1  # NFTA_LIST_ELEM
+    assert _decode_element(body) == (("127.0.0.1", "UDP", 53), ("10.89.0.3", 5353), DB)
+    (_kind, body), = attrs_of(element(("", "TCP", 8080)))  # a deletion's: the key alone
+    assert _decode_element(body)[0] == ("", "TCP", 8080)
+
+
+def test_additions_refuse_an_existing_key_and_deletions_name_only_keys() -> None:
+    nfnl = Nfnl.__new__(Nfnl)  # the messages only: no socket
+    kind, flags, body = nfnl.add_elements("t", "any_hostports", [(("", "TCP", 8080), ("10.89.0.2", 80), WEB)])
+    assert kind == NFT_MSG_NEWSETELEM and flags & 0x200  # NLM_F_EXCL: a taken key fails the batch
+    assert b"t\0" in body and b"any_hostports\0" in body and WEB.encode() + b"\0" in body
+    kind, flags, body = nfnl.delete_elements("t", "hostip_hostports", [("127.0.0.1", "UDP", 53)])
+    assert kind == NFT_MSG_DELSETELEM and not flags
+    assert encode_key(("127.0.0.1", "UDP", 53)) in body and encode_value(("10.89.0.3", 5353)) not in body
 
 
 def test_comment_is_safe_for_nft_and_stays_unique_when_shortened() -> None:
@@ -134,26 +170,9 @@ def test_bad_values_are_refused_with_the_port_named(mapping: PortMapping, messag
     assert str(e.value).startswith(f"hostPort {mapping.host_port}/{mapping.protocol} on ")
 
 
-def test_parse_owners_reads_the_libnftables_json_listing() -> None:
-    listing = {"nftables": [
-        {"metainfo": {"version": "1.0.6", "json_schema_version": 1}},
-        {"table": {"family": "ip", "name": "t", "handle": 1}},
-        {"map": {"family": "ip", "name": "any_hostports", "table": "t", "map": "ipv4_addr . inet_service",
-                 "elem": [[{"elem": {"val": {"concat": ["tcp", 8080]}, "comment": WEB}},
-                           {"concat": ["10.89.0.2", 80]}]]}},
-        {"map": {"family": "ip", "name": "hostip_hostports", "table": "t", "map": "ipv4_addr . inet_service",
-                 "elem": [[{"elem": {"val": {"concat": ["127.0.0.1", "udp", 53]}, "comment": DB}},
-                           {"concat": ["10.89.0.3", 5353]}],
-                          [{"concat": ["127.0.0.1", "tcp", 1]}, {"concat": ["10.89.0.4", 2]}]]}},
-        {"map": {"family": "ip", "name": "someone_else", "table": "t", "elem": [["x", "y"]]}},
-    ]}
-    assert parse_owners(json.loads(json.dumps(listing))) == {
-        WEB: [pm()],
-        DB: [pm("UDP", "127.0.0.1", 53, 5353, "10.89.0.3")],
-        "": [pm("TCP", "127.0.0.1", 1, 2, "10.89.0.4")],
-    }
-    assert parse_owners({"nftables": []}) == {}
+def test_chain_names_reads_the_libnftables_json_listing() -> None:
     assert chain_names({"nftables": [{"chain": {"name": "outbound"}}, {"table": {"name": "t"}}]}) == {"outbound"}
+    assert chain_names({"nftables": []}) == set()
 
 
 @pytest.mark.parametrize(("protocol", "kind"), [("TCP", socket.SOCK_STREAM), ("UDP", socket.SOCK_DGRAM)])
