@@ -24,6 +24,10 @@ import _socket  # socket.py's enum conversions cost ~1.3 ms at import; raw netli
 import os
 import struct
 
+# The framing (nlmsghdr, attributes) is rtnetlink's: one implementation for both sockets.
+from sandbox.network.rtnl import attr, nested
+from sandbox.network.rtnl import messages as netlink_messages
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -54,15 +58,6 @@ NETLINK_NETFILTER = 12  # <linux/netlink.h>; _socket does not name it
 
 Key = tuple[str, str, int]  # (host address or "", protocol "TCP"/"UDP", host port)
 Value = tuple[str, int]  # (pod address, container port)
-
-
-def attr(kind: int, value: bytes) -> bytes:
-    length = _ATTR.size + len(value)
-    return _ATTR.pack(length, kind) + value + b"\0" * (-length & 3)
-
-
-def nested(kind: int, *attrs: bytes) -> bytes:
-    return attr(kind | NLA_F_NESTED, b"".join(attrs))
 
 
 def attrs_of(data: bytes, offset: int = 0) -> Iterator[tuple[int, bytes]]:
@@ -150,7 +145,7 @@ class Nfnl:
         seq = self.seq
         found: list[tuple[Key, Value, str]] = []
         while True:
-            for mtype, mseq, body in _messages(self.sock.recv(65536)):
+            for mtype, mseq, body in netlink_messages(self.sock.recv(65536)):
                 if mseq != seq:
                     continue
                 if mtype == NLMSG_ERROR:
@@ -177,7 +172,7 @@ class Nfnl:
         self.sock.send(b"".join(packets))
         acked: set[int] = set()
         while len(acked) < last - first:  # every message but the header answers (NLM_F_ACK)
-            for mtype, mseq, body in _messages(self.sock.recv(65536)):
+            for mtype, mseq, body in netlink_messages(self.sock.recv(65536)):
                 if mtype == NLMSG_ERROR and first <= mseq <= last:
                     (code,) = struct.unpack_from("=i", body)
                     if code:  # the kernel applied nothing; later answers are read by no one
@@ -209,13 +204,3 @@ def _decode_element(data: bytes) -> tuple[Key, Value, str]:
         elif kind == NFTA_SET_ELEM_USERDATA:
             comment = decode_comment(item)
     return decode_key(key), decode_value(value) if value else ("0.0.0.0", 0), comment
-
-
-def _messages(data: bytes) -> Iterator[tuple[int, int, bytes]]:
-    offset = 0
-    while offset + _HEADER.size <= len(data):
-        length, mtype, _flags, seq, _pid = _HEADER.unpack_from(data, offset)
-        if length < _HEADER.size:
-            break
-        yield mtype, seq, data[offset + _HEADER.size:offset + length]
-        offset += (length + 3) & ~3

@@ -109,7 +109,7 @@ class Rtnl:
         replies: list[tuple[int, bytes]] = []
         while True:
             data = self.sock.recv(65536)
-            for mtype, mseq, body in _messages(data):
+            for mtype, mseq, body in messages(data):
                 if mseq != seq:
                     continue  # a late answer to an earlier request that was interrupted
                 if mtype == NLMSG_ERROR:
@@ -140,7 +140,7 @@ class Rtnl:
         codes: dict[int, int] = {}
         replies: dict[int, list[tuple[int, bytes]]] = {}
         while len(codes) < len(requests):
-            for mtype, mseq, body in _messages(self.sock.recv(65536)):
+            for mtype, mseq, body in messages(self.sock.recv(65536)):
                 if not first <= mseq <= self.seq:
                     continue
                 if mtype == NLMSG_ERROR:
@@ -313,7 +313,8 @@ def link_attrs(body: bytes) -> dict[int, bytes]:
     return found
 
 
-def _messages(data: bytes) -> Iterator[tuple[int, int, bytes]]:
+def messages(data: bytes) -> Iterator[tuple[int, int, bytes]]:
+    """(type, sequence number, payload) of each netlink message in `data` (one recv's worth)."""
     offset = 0
     while offset + _HEADER.size <= len(data):
         length, mtype, _flags, seq, _pid = _HEADER.unpack_from(data, offset)
