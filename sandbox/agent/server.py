@@ -699,10 +699,9 @@ class Agent:
             log.error("pod %s/%s: final record: %s: %s", *pod.key, type(e).__name__, e)
         pod.selector.close()
         del self.pods[pod.key]
-        # No zombie per bridge or cgroup parent removed: their removers are reaped here (never blocks).
-        for remover in ("sandbox.network.remover", "sandbox.cgroups.reclaim"):
-            if remover in sys.modules:
-                sys.modules[remover].reap()
+        # No zombie per bridge or cgroup parent removed (their removers, hostports' socket holder)
+        if "sandbox.process.detached" in sys.modules:
+            sys.modules["sandbox.process.detached"].reap()  # never blocks
         snapshot = supervisor.snapshot()
         error = supervisor.start_error
         for conn in pod.started_waiters:

@@ -83,7 +83,6 @@ GRACE_S = 1.0
 _TOKEN = "sandbox-cgroup-remover:{root}:{parent}"
 _SUN_PATH_MAX = 107  # sun_path's 108 bytes less the abstract name's leading NUL
 _pending: dict[tuple[str, str], float] = {}  # (root, parent) -> when this process last saw a remover pending
-_children: list[int] = []  # removers this process spawned, reaped at its next hand-over
 
 
 def hand_over(parent: str, root: str) -> None:
@@ -105,7 +104,6 @@ def hand_over(parent: str, root: str) -> None:
     now = time.monotonic()
     if now - _pending.get(key, -GRACE_S) < GRACE_S / 2:
         return
-    reap()
     import _socket  # already loaded on the run path (the exit watcher's netlink socket)
 
     token_name = _TOKEN.format(root=root, parent=name).encode("utf-8", "surrogateescape")
@@ -133,39 +131,17 @@ def hand_over(parent: str, root: str) -> None:
 
 
 def _spawn(root: str, parent: str, token: int | None) -> bool:
-    """`shim --cgroup-remover` (native/shim.c), detached: its own session, stdio on /dev/null, the
-    token as its fd 3, SCHED_IDLE (its start takes only idle time from the runtime's tear-down
-    and the next pod; set from here: glibc's posix_spawn refuses SCHED_IDLE)."""
+    """`shim --cgroup-remover` (native/shim.c), detached (process/detached.py: its own session,
+    stdio on /dev/null, SCHED_IDLE, reaped by the agent), the token as its fd 3."""
     import sandbox
+    from sandbox.process import detached
 
     shim = os.path.join(os.path.dirname(sandbox.__file__), "_bin", "shim")  # not process.shim: socket, select
     if not os.access(shim, os.X_OK):
         return False
-    argv = [shim, "--cgroup-remover", root, parent, str(round(GRACE_S * 1000))]
-    actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDWR, 0), (os.POSIX_SPAWN_DUP2, 0, 1),
-               (os.POSIX_SPAWN_DUP2, 0, 2)]
-    if token is not None:
-        actions.append((os.POSIX_SPAWN_DUP2, token, 3))
-    pid = os.posix_spawn(shim, argv, os.environ, file_actions=actions, setsid=True, setsigmask=())
-    try:
-        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
-    except OSError:
-        pass  # gone already: it found nothing to wait for
-    _children.append(pid)
+    detached.spawn([shim, "--cgroup-remover", root, parent, str(round(GRACE_S * 1000))],
+                   fds={3: token} if token is not None else None)
     return True
-
-
-def reap() -> None:
-    """Removers this process spawned that have ended: the node agent calls it at every pod's end
-    (network/remover.reap's rule: a finished remover waits as a zombie at most until then); the
-    CLI exits first and leaves them to init."""
-    for pid in list(_children):
-        try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            done = pid
-        if done:
-            _children.remove(pid)
 
 
 _hand_over = hand_over  # unit tests on plain directories replace it

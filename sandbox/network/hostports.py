@@ -364,20 +364,14 @@ def _close_elsewhere() -> None:
     grace period). Closed on a thread right after the deletion it gained nothing measurable, for
     the same reason. The spawn costs the runtime ~0.2 ms. If it fails the socket stays open and
     the exit waits, as before."""
-    import os
+    from sandbox.process import detached
 
     if not _shared_netlink:
         return
     nfnl = _shared_netlink.pop()
-    # stdio on /dev/null (a caller's pipe must not wait a second for its EOF); the socket as fd 3
-    actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDWR, 0), (os.POSIX_SPAWN_DUP2, 0, 1),
-               (os.POSIX_SPAWN_DUP2, 0, 2), (os.POSIX_SPAWN_DUP2, nfnl.sock.fileno(), 3)]
-    try:
-        pid = os.posix_spawn(HOLDER[0], list(HOLDER), {}, file_actions=actions, setsid=True)
+    try:  # stdio on /dev/null (a caller's pipe must not wait a second for its EOF); the socket as fd 3
+        detached.spawn(HOLDER, fds={3: nfnl.sock.fileno()}, env={}, idle=False)
     except OSError:
         _shared_netlink.append(nfnl)
         return
     nfnl.close()
-    from sandbox.network import remover
-
-    remover.adopt(pid)  # reaped with the removers by a long-lived caller (the agent)

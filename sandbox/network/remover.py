@@ -68,7 +68,6 @@ GRACE_S = 1.0
 # shim a flock, a few stats and one directory listing.
 LINGER_S = 2.0
 _MAIN = "import sys; sys.path.insert(0, sys.argv[1]); from sandbox.network.remover import main; main(sys.argv[2:])"
-_children: list[int] = []  # spawned removers not yet reaped (a long-lived caller: the node agent)
 
 
 def hand_over(config: BridgeConfig, ipam: Ipam) -> None:
@@ -110,7 +109,8 @@ def spawn(config: BridgeConfig, stamp: int) -> int:
     """
     import sys
 
-    reap()
+    from sandbox.process import detached
+
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     # -B: it outlives its runtime, which may have pointed PYTHONPYCACHEPREFIX into a directory
     # removed meanwhile (the benchmarks' workspaces): writing byte code would make it again
@@ -121,36 +121,7 @@ def spawn(config: BridgeConfig, stamp: int) -> int:
                 str(round(LINGER_S * 1000)), *python]
     else:  # a tree without its native build: the Python remover waits too
         argv = [*python, str(stamp)]
-    null = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDWR, 0), (os.POSIX_SPAWN_DUP2, 0, 1),
-            (os.POSIX_SPAWN_DUP2, 0, 2)]
-    pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=null, setsid=True, setsigmask=())
-    # SCHED_IDLE: its start-up takes only idle time, never a core from the runtime's own
-    # tear-down or the next pod (measured with the Python remover: a 2 ms stall of the runtime
-    # right after the spawn with the default policy, on this 2-core VM). Set from here, as the
-    # child has just exec'd: glibc's posix_spawnattr_setschedpolicy refuses SCHED_IDLE (EINVAL).
-    try:
-        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
-    except OSError:
-        pass  # gone already, or a kernel without SCHED_IDLE: it only runs sooner
-    _children.append(pid)
-    return pid
-
-
-def adopt(pid: int) -> None:
-    """A detached child of another network step (hostports' socket holder), reaped with ours."""
-    _children.append(pid)
-
-
-def reap(block: bool = False) -> None:
-    """Collect removers that have finished, or with `block` wait for all of them (no zombie per
-    removed network in a long-lived caller; the CLI exits first and leaves them to init)."""
-    for pid in list(_children):
-        try:
-            done, _status = os.waitpid(pid, 0 if block else os.WNOHANG)
-        except ChildProcessError:
-            done = pid
-        if done:
-            _children.remove(pid)
+    return detached.spawn(argv)  # SCHED_IDLE, reaped by the agent (process/detached.py)
 
 
 def main(argv: list[str]) -> None:

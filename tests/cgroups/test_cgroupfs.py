@@ -254,18 +254,19 @@ def test_the_parent_goes_a_grace_after_its_last_pod_and_comes_back_with_the_next
     that made the parent before makes it again (ENOENT)."""
     from sandbox.cgroups import reclaim
     from sandbox.cgroups.reclaim import kill_and_remove
+    from sandbox.process import detached
 
     monkeypatch.setattr(reclaim, "GRACE_S", 0.1)
     monkeypatch.setattr(reclaim, "_pending", {})
-    monkeypatch.setattr(reclaim, "_children", [])  # an earlier test's remover is not this one's
+    monkeypatch.setattr(detached, "children", [])  # an earlier test's remover is not this one's
     drv = driver_for(layout, parent)
     first, second = drv.create_pod("uid-a"), drv.create_pod("uid-b")
     parents = sorted({p.parent for p in first.dirs()})
     assert all(kill_and_remove(p) for p in first.dirs())
-    assert not reclaim._children  # another pod is there
+    assert not detached.children  # another pod is there
     assert all(kill_and_remove(p) for p in second.dirs())
-    assert len(reclaim._children) == 1  # one remover for every hierarchy
-    remover = reclaim._children[0]
+    assert len(detached.children) == 1  # one remover for every hierarchy
+    remover = detached.children[0]
     assert leftovers(parent) == [str(p) for p in parents]  # kept for the next pod
     third = drv.create_pod("uid-c")  # within the grace: the parent is still there
     time.sleep(0.35)
@@ -276,7 +277,7 @@ def test_the_parent_goes_a_grace_after_its_last_pod_and_comes_back_with_the_next
         time.sleep(0.02)
     assert leftovers(parent) == []
     _, status = os.waitpid(remover, 0)
-    reclaim._children.remove(remover)
+    detached.children.remove(remover)
     assert os.waitstatus_to_exitcode(status) == 0
     fourth = drv.create_pod("uid-d")  # the same driver: its parent was made, then taken along
     assert all(p.is_dir() for p in fourth.dirs())

@@ -261,14 +261,15 @@ def test_elements_over_netlink_are_what_libnftables_reads_and_writes(topo: Topol
 
 
 def test_release_leaves_the_last_close_of_its_socket_to_a_detached_holder(topo: Topology) -> None:
-    from sandbox.network import hostports, remover
+    from sandbox.network import hostports
+    from sandbox.process import detached
 
     port = free_port(socket.SOCK_STREAM)
     topo.hostports.reserve("default/web (uid 1)", [topo.mapping("TCP", port)])
-    before = set(remover._children)
+    before = set(detached.children)
     topo.hostports.release("default/web (uid 1)")
     assert hostports._shared_netlink == []  # ours is closed: the exit has no nf_tables socket to wait for
-    (holder,) = set(remover._children) - before
+    (holder,) = set(detached.children) - before
     try:
         assert Path(f"/proc/{holder}/cmdline").read_bytes() == b"/bin/sleep\x001\x00"
         assert os.readlink(f"/proc/{holder}/fd/3").startswith("socket:")
@@ -276,7 +277,7 @@ def test_release_leaves_the_last_close_of_its_socket_to_a_detached_holder(topo: 
         assert os.getsid(holder) == holder  # its own session: no terminal's signals
     finally:
         os.waitpid(holder, 0)
-        remover._children.remove(holder)
+        detached.children.remove(holder)
     assert topo.hostports.owners() == {}
 
 

@@ -476,7 +476,7 @@ def test_a_pod_arriving_within_the_removers_grace_keeps_the_bridge(sbx: Sandbox)
     then it removes the network."""
     from sandbox.network.bridge import REMOVER_FILE, lease, release
     from sandbox.network.config import BridgeConfig
-    from sandbox.network.remover import reap
+    from sandbox.process.detached import reap
 
     config = BridgeConfig("sbtest3", "10.125.0.0/24")
     lease(config, "first")

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.cgroups import reclaim
+from sandbox.process import detached
 from sandbox.process.shim import shim_binary
 
 GRACE_MS = 40
@@ -67,7 +68,7 @@ def procs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Remover]]:
         if proc.poll() is None:
             os.kill(proc.pid, 9)
             os.waitpid(proc.pid, 0)
-    reclaim._children.clear()
+    detached.children.clear()
 
 
 def start(root: Path, parent: str, procs: list[Remover], token: bool = True) -> Remover:
@@ -80,7 +81,7 @@ def start(root: Path, parent: str, procs: list[Remover], token: bool = True) -> 
     finally:
         if sock is not None:
             sock.close()
-    proc = Remover(reclaim._children[-1])
+    proc = Remover(detached.children[-1])
     procs.append(proc)
     return proc
 
@@ -144,10 +145,10 @@ def quick(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(reclaim, "GRACE_S", GRACE_MS / 1000)
     monkeypatch.setattr(reclaim, "_pending", {})
     yield
-    reclaim.reap()
-    for pid in list(reclaim._children):
+    detached.reap()
+    for pid in list(detached.children):
         os.waitpid(pid, 0)
-        reclaim._children.remove(pid)
+        detached.children.remove(pid)
 
 
 @pytest.mark.usefixtures("quick")
@@ -155,17 +156,17 @@ def test_the_hand_over_spawns_one_remover_only_for_an_empty_parent(tmp_path: Pat
     parent = tmp_path / "par"
     (parent / "other").mkdir(parents=True)
     reclaim.hand_over(str(parent), str(tmp_path))
-    assert reclaim._children == []  # another pod is there: its end hands over
+    assert detached.children == []  # another pod is there: its end hands over
     (parent / "other").rmdir()
     reclaim.hand_over(str(parent), str(tmp_path))
-    assert len(reclaim._children) == 1
+    assert len(detached.children) == 1
     assert not can_bind(token_name(tmp_path, "par"))
     reclaim._pending.clear()  # another runtime: its bind fails, no second remover
     reclaim.hand_over(str(parent), str(tmp_path))
-    assert len(reclaim._children) == 1
-    pid = reclaim._children[0]
+    assert len(detached.children) == 1
+    pid = detached.children[0]
     _, status = os.waitpid(pid, 0)
-    reclaim._children.remove(pid)
+    detached.children.remove(pid)
     assert os.waitstatus_to_exitcode(status) == 0 and not parent.exists()
 
 
