@@ -216,7 +216,11 @@ class PodSupervisor:
             while not self.done():
                 self._wait_once(wakeup_r)
                 if self.done():
+                    # No write of the state now: the caller writes the ended record right after
+                    # the tear-down (PodRun.end), and until then the runtime holds the pod's lock
+                    # (a crash leaves the journal, which is what clean-up reads).
                     self._stop_pause_early()
+                    break
                 self.flush()
         finally:
             # Tear down while our handlers are still in place: a Ctrl-C now (the user's second or
@@ -247,9 +251,10 @@ class PodSupervisor:
         self._begin_stop(deleting=True, force=force or self.deleting)
 
     def finish(self) -> None:
+        """Tear the pod down. The state file is not written here: both callers (run_pod, the node
+        agent's end of a pod) write the ended record, or remove it, right after (PodRun.end)."""
         try:
             self._teardown()
-            self.flush()
         finally:
             shim = self.sandbox.shim if self.sandbox is not None else None
             if self.ctx.exit_watch is not None and shim is not None:
@@ -671,8 +676,9 @@ class PodSupervisor:
         elif self.stop_deadline is not None:
             self._stop_next()
         self._save()
-        if self.sandbox is not None:  # recorded (written now): a shim may forget it
-            self.flush()
+        if self.sandbox is not None:
+            if self.sandbox.shim is not None:  # recorded (written now): the shim may forget it
+                self.flush()
             self.runtime.acknowledge_exit(self.sandbox, process)
 
     def _after_exit(self, slot: Slot, term: st.Terminated) -> None:
