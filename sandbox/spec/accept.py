@@ -31,25 +31,39 @@ def accept_pod_file(path: str, cache_dir: Path | None, namespace: str | None = N
     """The Pod in the file at `path` (`-`: standard input) as `sandbox run` would run it, or a
     SpecError naming the file and every field at fault. `cache_dir`: the parsed manifests'
     cache (None: none)."""
-    from sandbox.spec.cache import load_pod_and_config_cached
+    from sandbox.spec.cache import load_cached
 
-    pod, config = load_pod_and_config_cached(path, cache_dir)
-    return accept_pod(pod, path, namespace, config)
+    loaded = load_cached(path, cache_dir)
+    key = "" if namespace is None else f"-n {namespace}"  # the field checks see the pod after -n
+    try:
+        accepted = accept_pod(loaded.pod, path, namespace, loaded.config, checked=loaded.checks.get(key))
+    except SpecError:  # a pod with a refused field is cached too (its parse): `validate` reads it again
+        loaded.save()
+        raise
+    loaded.remember(key, accepted.warnings)
+    loaded.save()
+    return accepted
 
 
 def accept_pod(pod: Pod, source: str = "", namespace: str | None = None,
-               config: tuple[ConfigMap | Secret, ...] = ()) -> AcceptedPod:
-    from sandbox.spec.fields import check_pod
-
+               config: tuple[ConfigMap | Secret, ...] = (), checked: list[str] | None = None) -> AcceptedPod:
+    """`checked`: the field table's warnings for this pod from the manifest cache (its checks
+    found no error when they ran; the cache's fingerprint covers the table)."""
     pod = _with_namespace(pod, namespace, source)
-    found = check_pod(pod)
-    errors = found.errors + _container_checks(pod)
+    if checked is None:
+        from sandbox.spec.fields import check_pod
+
+        found = check_pod(pod)
+        errors, warnings = found.errors, tuple(found.warnings)
+    else:
+        errors, warnings = [], tuple(checked)
+    errors = errors + _container_checks(pod)
     if errors:
         raise SpecError(errors, source)
     pod_namespace = pod.metadata.namespace or "default"
     config = tuple(obj if obj.metadata.namespace else replace(obj, metadata=replace(obj.metadata, namespace=pod_namespace))
                    for obj in config)
-    return AcceptedPod(_with_generated_name(pod), tuple(found.warnings), config)
+    return AcceptedPod(_with_generated_name(pod), warnings, config)
 
 
 def _with_namespace(pod: Pod, namespace: str | None, source: str) -> Pod:

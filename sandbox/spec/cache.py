@@ -112,9 +112,44 @@ def load_pod_and_config_cached(path: str, cache_dir: Path | None) -> tuple[Pod, 
     read), from the cache when possible: an entry holds all three, each already validated.
     `cache_dir` None: no cache (the node agent, whose pods are mostly new manifests: writing an
     entry cost it ~0.8 ms and an inode per pod, for a `sandbox run` of the same file later)."""
+    loaded = load_cached(path, cache_dir)
+    loaded.save()
+    return loaded.pod, loaded.config
+
+
+class Loaded:
+    """A manifest loaded through the cache (load_cached): the Pod and its file's ConfigMaps and
+    Secrets, and `checks`, the field table's warnings for each `-n` value the pod was accepted
+    with (spec/accept.py: its field checks are part of the entry, so a cached run imports neither
+    spec/fields.py nor walks the table: ~0.45 ms). `save` writes the entry, on a miss or once new
+    checks were remembered; a load without cache has nothing to save."""
+
+    __slots__ = ("checks", "config", "pod", "_entry", "_entry_path", "_cache_dir", "_dirty")
+
+    def __init__(self, pod: Pod, config: Config, entry: dict[str, Any] | None = None,
+                 entry_path: Path | None = None, cache_dir: Path | None = None, *, dirty: bool = False) -> None:
+        self.pod, self.config = pod, config
+        self._entry, self._entry_path, self._cache_dir, self._dirty = entry, entry_path, cache_dir, dirty
+        checks = entry.get("checks") if entry is not None else None
+        self.checks: dict[str, list[str]] = checks if isinstance(checks, dict) else {}
+
+    def remember(self, key: str, warnings: tuple[str, ...]) -> None:
+        if self._entry is not None and self.checks.get(key) != list(warnings):
+            self.checks[key] = list(warnings)
+            self._dirty = True
+
+    def save(self) -> None:
+        if self._dirty and self._entry is not None and self._cache_dir is not None and self._entry_path is not None:
+            self._dirty = False
+            self._entry["checks"] = self.checks
+            _write_entry(self._cache_dir, self._entry_path, self._entry)
+
+
+def load_cached(path: str, cache_dir: Path | None) -> Loaded:
+    """load_pod_and_config_cached's work, the entry not written yet (Loaded.save)."""
     raw = read_manifest(path)
     if not raw or len(raw) > MAX_BYTES or cache_dir is None:
-        return _load_uncached(raw, source_name(path))
+        return Loaded(*_load_uncached(raw, source_name(path)))
     key = fingerprint()
     # The key in the name too: two installs of sandbox (a new version next to an old one, an A/B
     # of two trees) each keep their entry instead of re-parsing the other's away on every run.
@@ -122,9 +157,16 @@ def load_pod_and_config_cached(path: str, cache_dir: Path | None) -> tuple[Pod, 
     cached = _read_entry(entry_path, raw, key)
     if cached is not None:
         return cached
-    loaded = _load_uncached(raw, source_name(path))
-    _write_entry(cache_dir, entry_path, raw, loaded, key)
-    return loaded
+    pod, config = _load_uncached(raw, source_name(path))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:  # the loader accepted it, so this does not happen; nothing cached then
+        return Loaded(pod, config)
+    from sandbox.spec.convert import to_dict
+
+    entry = {"fingerprint": key, "text": text, "pod": to_dict(pod, "Pod"),
+             "config": [_config_to_json(obj) for obj in config]}
+    return Loaded(pod, config, entry, entry_path, cache_dir, dirty=True)
 
 
 def _load_uncached(raw: bytes, source: str) -> tuple[Pod, Config]:
@@ -136,7 +178,7 @@ def _load_uncached(raw: bytes, source: str) -> tuple[Pod, Config]:
     return manifests.pods[0], (*manifests.config_maps, *manifests.secrets)
 
 
-def _read_entry(entry_path: Path, raw: bytes, key: str) -> tuple[Pod, Config] | None:
+def _read_entry(entry_path: Path, raw: bytes, key: str) -> Loaded | None:
     from sandbox.spec.convert import Converter
 
     try:
@@ -148,19 +190,15 @@ def _read_entry(entry_path: Path, raw: bytes, key: str) -> tuple[Pod, Config] | 
         config = tuple(_config_from_json(conv, item) for item in entry["config"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return None if conv.errors else (pod, config)
+    return None if conv.errors else Loaded(pod, config, entry, entry_path, entry_path.parent)
 
 
-def _write_entry(cache_dir: Path, entry_path: Path, raw: bytes, loaded: tuple[Pod, Config], key: str) -> None:
+def _write_entry(cache_dir: Path, entry_path: Path, entry: dict[str, Any]) -> None:
     """Best effort: a cache that cannot be written only costs the next run its speed-up. Secret
     values are in the entry as they are in its `text`: the directory is 0700, the file 0600."""
-    from sandbox.spec.convert import to_dict
-
-    pod, config = loaded
     try:
         cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        data = fastjson.dumps({"fingerprint": key, "text": raw.decode("utf-8"), "pod": to_dict(pod, "Pod"),
-                           "config": [_config_to_json(obj) for obj in config]})
+        data = fastjson.dumps(entry)
         tmp = entry_path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
@@ -169,7 +207,7 @@ def _write_entry(cache_dir: Path, entry_path: Path, raw: bytes, loaded: tuple[Po
             os.close(fd)
         os.replace(tmp, entry_path)
         _evict(cache_dir)
-    except (OSError, UnicodeDecodeError):
+    except (OSError, UnicodeEncodeError):
         return
 
 

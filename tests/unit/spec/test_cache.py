@@ -60,3 +60,55 @@ def test_a_hit_does_not_import_yaml(tmp_path: Path) -> None:
             f"pod = load_pod_cached({str(manifest)!r}, Path({str(cache)!r})); "
             f"assert pod.metadata.name == 'p'; assert 'yaml' not in sys.modules, 'yaml imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# The field table's checks are part of an entry (spec/accept.py): a hit skips spec/fields.py.
+
+def test_a_hit_reuses_the_field_checks_per_namespace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sandbox.spec import fields
+    from sandbox.spec.accept import accept_pod_file
+
+    manifest, cache = tmp_path / "pod.yaml", tmp_path / "cache"
+    manifest.write_text(POD)
+    calls: list[str | None] = []
+
+    def check_pod(pod: object, prefix: str = "") -> fields.Findings:
+        calls.append(getattr(getattr(pod, "metadata", None), "namespace", None))
+        found = fields.Findings()
+        found.warnings.append("spec.x: not enforced: a warning the cache must keep")
+        return found
+
+    monkeypatch.setattr(fields, "check_pod", check_pod)
+    first = accept_pod_file(str(manifest), cache)
+    again = accept_pod_file(str(manifest), cache)
+    assert calls == ["default"]  # the second acceptance read the checks from the entry
+    assert first.warnings == again.warnings == ("spec.x: not enforced: a warning the cache must keep",)
+    other = accept_pod_file(str(manifest), cache, "other")  # -n changes the checked pod: its own checks
+    assert calls == ["default", "other"] and other.pod.metadata.namespace == "other"
+    accept_pod_file(str(manifest), cache, "other")
+    accept_pod_file(str(manifest), cache)
+    assert calls == ["default", "other"]
+    assert len(list(cache.glob("*.json"))) == 1
+
+
+def test_a_refused_field_is_refused_on_every_run(tmp_path: Path) -> None:
+    from sandbox.spec.accept import accept_pod_file
+
+    manifest, cache = tmp_path / "pod.yaml", tmp_path / "cache"
+    manifest.write_text(POD + "  securityContext: {seLinuxOptions: {level: 's0:c123,c456'}}\n")
+    for _ in range(3):
+        with pytest.raises(SpecError):
+            accept_pod_file(str(manifest), cache)
+    assert len(list(cache.glob("*.json"))) == 1  # the parse is cached, the refusal is not
+
+
+def test_a_checked_hit_does_not_import_the_field_table(tmp_path: Path) -> None:
+    from sandbox.spec.accept import accept_pod_file
+
+    manifest, cache = tmp_path / "pod.yaml", tmp_path / "cache"
+    manifest.write_text(POD)
+    accept_pod_file(str(manifest), cache)
+    code = (f"import sys; from pathlib import Path; from sandbox.spec.accept import accept_pod_file; "
+            f"a = accept_pod_file({str(manifest)!r}, Path({str(cache)!r})); "
+            f"assert a.pod.metadata.name == 'p'; assert 'sandbox.spec.fields' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
