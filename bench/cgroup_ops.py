@@ -56,7 +56,7 @@ def cycles(n: int, warmup: int, parent: str, keep_parent: bool = False,
 
     checked = plan(pod, CgroupConfig(parent=parent))
     plan_ms = (clock() - t0) * 1000
-    from sandbox.cgroups.devices import DEFAULT_RULES
+    from sandbox.pod.cgroups import DEFAULT_DEVICES  # as the runtime passes it (service._create_cgroup)
     from sandbox.pod.teardown import kill_and_remove_cgroup
 
     driver, resources = checked.driver, checked.resources
@@ -76,7 +76,7 @@ def cycles(n: int, warmup: int, parent: str, keep_parent: bool = False,
         t1 = clock()
         cgroups.child("pause")
         t2 = clock()
-        container = cgroups.child("c" * 64, resources.containers.get("main"), devices=DEFAULT_RULES)
+        container = cgroups.child("c" * 64, resources.containers.get("main"), devices=DEFAULT_DEVICES)
         t3 = clock()
         cgroups.release(container)
         t4 = clock()

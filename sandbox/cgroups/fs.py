@@ -51,11 +51,24 @@ def under(root: Path, *parts: str) -> Path:
 
 def under_each(roots: Mapping[str, Path], *parts: str) -> dict[str, Path]:
     """`under(root, *parts)` for every root (key -> directory), the parts checked once: a pod's
-    directories in nine hierarchies cost 9 joins, not 27 checks and 9 prefix tests."""
-    rel = "/".join(check_name(p) for p in parts)
+    directories in nine hierarchies cost 9 joins, not 27 checks and 9 prefix tests. Each path is
+    its root's Path extended by the checked components (pathlib's own `_make_child_relpath`, as
+    its directory walks do): Path(text) parses the whole text again, 2.6 us against 0.4 per
+    component warm here, and a pod cycle builds ~50 of them (plan, pod, pause, container)."""
+    names = [check_name(p) for p in parts]
     from pathlib import Path
 
-    return {key: Path(f"{os.fspath(root).rstrip('/')}/{rel}") for key, root in roots.items()}
+    child = getattr(Path, "_make_child_relpath", None)  # private: where it is gone, the full parse
+    out: dict[str, Path] = {}
+    for key, root in roots.items():
+        if child is not None and isinstance(root, Path) and root.is_absolute():
+            path = root
+            for name in names:
+                path = child(path, name)
+        else:
+            path = Path(f"{os.fspath(root).rstrip('/')}/{'/'.join(names)}")
+        out[key] = path
+    return out
 
 
 def write(cgroup: Path | str, name: str, value: str) -> None:

@@ -35,11 +35,11 @@ def kill_and_remove(path: Path, root: Path = DEFAULT_ROOT, timeout: float = 2.0)
     base = os.path.normpath(root)
     if not real.startswith(base.rstrip("/") + "/") or not _two_below_its_mount(real, base, st.st_dev):
         raise OSError(errno.EPERM, f"not a pod cgroup under {root}", str(path))
-    top = Path(real)
     deadline = time.monotonic() + timeout
     try:
         _remove_pause(real)
         if not fs.rmdir_tree_now(real):  # the usual end: nothing runs any more (0.43 -> 0.17 ms each)
+            top = Path(real)
             _kill_tree(top, deadline)
             fs.rmdir_tree(top, deadline)
     except CgroupError as e:
@@ -91,18 +91,20 @@ def hand_over(parent: str, root: str) -> None:
     other pods run; else one bind (and, the first time, a spawn). Called in each hierarchy of the
     pod: a remover spawned or found pending here within half a grace covers the others, as it
     cannot remove anything before a whole grace without change has passed (each of the pod's
-    rmdirs is a change, and the pod's other directories keep it from removing meanwhile)."""
+    rmdirs is a change, and the pod's other directories keep it from removing meanwhile).
+    That check comes first: the pod's other hierarchies then cost no stat (8 of the 9 calls of
+    a pod's undo on this hybrid host)."""
     if parent.endswith(".slice"):
         return  # systemd's
-    try:
-        if os.stat(parent).st_nlink > 2:
-            return  # another pod is there: its own end hands over
-    except OSError:
-        return
     name = os.path.basename(parent)
     key = (root, name)
     now = time.monotonic()
     if now - _pending.get(key, -GRACE_S) < GRACE_S / 2:
+        return  # pending or spawned here just now: whether another pod is there or not, it is covered
+    try:
+        if os.stat(parent).st_nlink > 2:
+            return  # another pod is there: its own end hands over
+    except OSError:
         return
     import _socket  # already loaded on the run path (the exit watcher's netlink socket)
 

@@ -46,6 +46,14 @@ _FREEZE_WAIT = 1.0
 # container's children 0.97 -> 0.71 ms, the instance's release 0.39 -> 0.30, the pod's undo
 # 1.42 -> 1.24 (~0.5 ms of the pod cycle).
 PER_INSTANCE = frozenset({"cpu", "cpuacct", "memory", "devices", "freezer", "hugetlb"})
+# devices.DEFAULT_RULES as the v1 writes devices.apply_v1 makes of them (file, lines in order):
+# restrict_default_devices writes these without importing the devices module (its records and
+# their checks). tests/unit/test_cgroup_devices.py checks they are devices.v1_lines(DEFAULT_RULES).
+DEFAULT_DEVICE_WRITES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("devices.deny", ("a *:* rwm",)),
+    ("devices.allow", ("c *:* m", "b *:* m", "c 1:3 rwm", "c 1:8 rwm", "c 1:7 rwm", "c 5:0 rwm", "c 1:5 rwm",
+                       "c 1:9 rwm", "c 136:* rwm", "c 5:2 rwm", "c 10:200 rwm")),
+)
 
 
 def _cpuset_init(path: Path, made: bool = False) -> None:
@@ -112,6 +120,7 @@ class V1Driver:
         if self.unified is not None:
             self._roots[UNIFIED] = self.unified
         self._parent_ready = False
+        self._planned: Cgroup | None = None  # plan_pod's last answer: create_pod follows it
         # the keys whose directory an instance shares with its pod; co-mounted controllers share a
         # directory, which is an instance's own when any of them is
         own_dirs = {path for key, path in self._roots.items()
@@ -153,7 +162,8 @@ class V1Driver:
         return dict(self.v1)
 
     def plan_pod(self, pod_uid: str) -> Cgroup:
-        return Cgroup(pod_uid, self._paths(self.parent, pod_uid))
+        self._planned = Cgroup(pod_uid, self._paths(self.parent, pod_uid))
+        return self._planned
 
     def create_pod(self, pod_uid: str) -> Cgroup:
         """The pod's directories straight away: while other pods run the parent is there, and
@@ -162,7 +172,8 @@ class V1Driver:
         ENOENT says it is missing (the first pod): made then, with its cpuset, and the pod tried
         again (one failed mkdir; only what this call made is removed on a failure: was 9 rmdir
         of nothing per isolated pod)."""
-        paths = self.plan_pod(pod_uid).paths
+        planned = self._planned  # PodCgroups.create records the plan's directories first
+        paths = dict(planned.paths) if planned is not None and planned.name == pod_uid else self.plan_pod(pod_uid).paths
         attempts = PARENT_ATTEMPTS
         make_parent = False
         while True:
@@ -257,6 +268,14 @@ class V1Driver:
         if path is None:
             raise CgroupError("restrict devices", cgroup.name, "the devices controller is not mounted")
         devices.apply_v1(path, rules)
+
+    def restrict_default_devices(self, cgroup: Cgroup) -> None:
+        """restrict_devices(cgroup, devices.DEFAULT_RULES), from DEFAULT_DEVICE_WRITES."""
+        path = cgroup.paths.get("devices")
+        if path is None:
+            raise CgroupError("restrict devices", cgroup.name, "the devices controller is not mounted")
+        for name, lines in DEFAULT_DEVICE_WRITES:
+            fs.write_each(path, name, lines)
 
     def add_process(self, cgroup: Cgroup, pid: int) -> None:
         for path in cgroup.dirs():

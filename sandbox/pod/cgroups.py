@@ -45,6 +45,11 @@ PARENT_ENV = "SANDBOX_CGROUP_PARENT"
 # `unified` one) to run whole pods on the v2 driver on a hybrid host.
 ROOT_ENV = "SANDBOX_CGROUP_ROOT"
 PAUSE_CGROUP = "pause"  # container cgroups are named by 64-hex container IDs: never this
+# `PodCgroups.child(devices=DEFAULT_DEVICES)`: runc's default allow-list (devices.DEFAULT_RULES).
+# A marker rather than the list itself: the v1 driver writes the list's lines from constants
+# (V1Driver.restrict_default_devices), so a v1/hybrid `sandbox run` never imports the devices
+# module (its DeviceRule records and their checks: ~0.2 ms of each run, -X importtime).
+DEFAULT_DEVICES = "default"
 
 
 class CgroupConfig(Record):
@@ -193,13 +198,22 @@ class PodCgroups:
         self.driver.apply(self.pod, limits)
 
     def child(self, name: str, limits: CgroupLimits | None = None, devices: Any = None) -> Cgroup:
-        """A new child of the pod cgroup with its limits (and device rules, None: every device)."""
+        """A new child of the pod cgroup with its limits (and device rules, None: every device;
+        DEFAULT_DEVICES: runc's default list)."""
         assert self.pod is not None
         cgroup = self.driver.create_container(self.pod, name)
         try:
             if limits is not None:
                 self.driver.apply(cgroup, limits)
-            if devices is not None:
+            if devices == DEFAULT_DEVICES:
+                restrict_default = getattr(self.driver, "restrict_default_devices", None)
+                if restrict_default is not None:
+                    restrict_default(cgroup)
+                else:
+                    from sandbox.cgroups.devices import DEFAULT_RULES
+
+                    self.driver.restrict_devices(cgroup, DEFAULT_RULES)
+            elif devices is not None:
                 self.driver.restrict_devices(cgroup, devices)
         except BaseException:
             self.driver.remove(cgroup, timeout=0.5)

@@ -331,13 +331,13 @@ class RuntimeService:
         kubelet's CreateContainerError (the container is not started)."""
         if sandbox.cgroups is None:
             return None
-        from sandbox.cgroups.devices import DEFAULT_RULES  # runc's default allow-list
         from sandbox.cgroups.fs import CgroupError
+        from sandbox.pod.cgroups import DEFAULT_DEVICES  # runc's default allow-list
 
         limits = sandbox.resources.containers.get(config.spec.name) if sandbox.resources is not None else None
         try:
             return sandbox.cgroups.child(container_id, limits,
-                                         devices=None if config.identity.privileged else DEFAULT_RULES)
+                                         devices=None if config.identity.privileged else DEFAULT_DEVICES)
         except CgroupError as e:
             raise ContainerStartError("CreateContainerError", e.op, e.errno or 0, e.path, config.spec.name) from e
 

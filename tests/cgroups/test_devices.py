@@ -141,6 +141,20 @@ def test_v1_default_rules_deny_the_host_disk(layout: Layout, parent: str, nodes:
     assert (nodes / "made").exists()  # mknod itself is allowed ("b *:* m")
 
 
+def test_v1_driver_default_list_is_the_same(layout: Layout, parent: str, nodes: Path,
+                                            disk: tuple[int, int]) -> None:
+    """What a container gets through `sandbox run` (PodCgroups.child(devices=DEFAULT_DEVICES):
+    V1Driver.restrict_default_devices' constants): the list apply_v1 makes of DEFAULT_RULES."""
+    from sandbox.cgroups.driver import Cgroup
+    from sandbox.cgroups.v1 import V1Driver
+
+    cgroup = _container(_devices(layout), parent)
+    V1Driver(layout).restrict_default_devices(Cgroup("ctr", {"devices": cgroup}))
+    listed = set((cgroup / "devices.list").read_text().splitlines())
+    assert listed == {r.line for r in DEFAULT_RULES if r.allow}
+    assert _probe(cgroup, nodes, disk) == DENIED_DISK
+
+
 def test_v2_default_program_denies_the_host_disk(layout: Layout, parent: str, nodes: Path,
                                                  disk: tuple[int, int]) -> None:
     cgroup = _container(_unified(layout), parent)

@@ -127,3 +127,38 @@ def test_rule_line_and_equality() -> None:
     assert DeviceRule("b", 254, 0, "mr", False).line == "b 254:0 mr"
     assert allow("c", 1, 3) == DeviceRule("c", 1, 3, "rwm", True)
     assert hash(allow("c", 1, 3)) == hash(allow("c", 1, 3))
+
+
+def test_v1_default_device_writes_are_the_default_rules() -> None:
+    """V1Driver.restrict_default_devices writes constants: they must stay apply_v1's writes of
+    DEFAULT_RULES (the same files, lines and order)."""
+    from sandbox.cgroups.v1 import DEFAULT_DEVICE_WRITES
+
+    assert [(name, line) for name, lines in DEFAULT_DEVICE_WRITES for line in lines] == v1_lines(DEFAULT_RULES)
+
+
+def test_default_devices_marker_goes_through_the_driver(tmp_path: Path) -> None:
+    """PodCgroups.child(devices=DEFAULT_DEVICES): the v1 driver's constants where it has them,
+    else the driver's restrict_devices with DEFAULT_RULES (v2, systemd)."""
+    from sandbox.cgroups.driver import Cgroup
+    from sandbox.pod.cgroups import DEFAULT_DEVICES, PodCgroups
+
+    calls: list[tuple[str, object]] = []
+
+    class Plain:
+        def create_container(self, pod: Cgroup, name: str) -> Cgroup:
+            return Cgroup(name, {"devices": tmp_path})
+
+        def restrict_devices(self, cgroup: Cgroup, rules: object) -> None:
+            calls.append(("rules", rules))
+
+    class WithDefault(Plain):
+        def restrict_default_devices(self, cgroup: Cgroup) -> None:
+            calls.append(("default", None))
+
+    for driver in (Plain(), WithDefault()):
+        cgroups = PodCgroups(driver, "uid", lambda _: None)  # type: ignore[arg-type]
+        cgroups.pod = Cgroup("uid", {})
+        cgroups.child("c", devices=DEFAULT_DEVICES)
+        cgroups.child("p")  # None: every device, nothing restricted
+    assert calls == [("rules", DEFAULT_RULES), ("default", None)]

@@ -177,9 +177,13 @@ def test_the_hand_over_looks_once_per_half_grace(tmp_path: Path, monkeypatch: py
     parent.mkdir()
     spawned: list[str] = []
     monkeypatch.setattr(reclaim, "_spawn", lambda root, name, token: spawned.append(name) or True)
+    stats: list[str] = []
+    real_stat = os.stat
+    monkeypatch.setattr(os, "stat", lambda path, *a, **k: stats.append(str(path)) or real_stat(path, *a, **k))
     reclaim.hand_over(str(parent), str(tmp_path))
     reclaim.hand_over(str(parent), str(tmp_path))
     assert spawned == ["par"]
+    assert stats.count(str(parent)) == 1  # the second hierarchy's call: not even a stat
     time.sleep(GRACE_MS / 1000)
     reclaim.hand_over(str(parent), str(tmp_path))
     assert spawned == ["par", "par"]
