@@ -21,7 +21,6 @@ byte of an answer) is sent again once on a new connection (GET only).
 from __future__ import annotations
 
 import _socket  # not socket.py: its import (selectors, select, math, array) costs ~3 ms of a pull
-import threading
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -216,7 +215,9 @@ class Pool:
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self._idle: dict[tuple[str, str], list[_Connection]] = {}
-        self._lock = threading.Lock()
+        from sandbox.images.threads import Lock
+
+        self._lock = Lock()
 
     def request(self, scheme: str, netloc: str, method: str, path: str, headers: dict[str, str],
                 body: bytes | None = None, context: Callable[[], ssl.SSLContext] | None = None) -> Response:

@@ -46,11 +46,14 @@ CONFIG_OCI = "application/vnd.oci.image.config.v1+json"
 LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 MAX_JSON_BLOB = 4 << 20  # manifests and configs: far past any real one, read whole
 LINK_NAME_LENGTHS = (6, 12, 26, 52)  # base32 of a sha256: 52 characters
-# Layers unpacked at once: one per CPU keeps every CPU busy (a layer's own work is one stream),
-# and at least 2, so that on one CPU the download of a layer still overlaps another's unpacking.
-# More than the CPUs was slower with extract.py (2 CPUs: 1 worker 515 ms, 2: 430, 3: 465, 4:
-# 515); with native/extract.c, which holds no GIL, 2, 3 and 6 are even (206, 206, 208 ms).
-LAYER_WORKERS = max(2, min(4, os.cpu_count() or 1))
+# Layers unpacked at once: one more than the CPUs (at most 4, at least 2). A layer's own work is
+# one stream, and a pull's layers are not even: with one per CPU the last big layer of the
+# benchmark image (1 + 5 layers) ran alone for its last ~30 ms while the other CPU only served
+# the registry; a third thread on 2 CPUs keeps both busy to the end. A pull of that image from
+# the loopback registry, 2 -> 3 workers: 195.4 -> 184.6, 239.0 -> 231.2, 167.0 -> 160.6 ms
+# median (20, 40, 40 interleaved rounds; 4 workers even with 3). More than the CPUs was slower
+# with extract.py (2 CPUs: 1 worker 515 ms, 2: 430, 3: 465, 4: 515), whose layers held the GIL.
+LAYER_WORKERS = max(2, min(4, (os.cpu_count() or 1) + 1))
 
 
 class ImageConfig(Record):
@@ -282,8 +285,6 @@ class ImageStore:
                   if fetch is not None or not self.layer_path(diff_id).is_dir()}
         if not wanted:
             return  # a container start from a stored image: nothing more is imported
-        from functools import partial
-
         from sandbox.topdir import mark_top_directory
 
         parent = self.root / "layers"
@@ -298,7 +299,10 @@ class ImageStore:
                 fetch(desc)
             self.unpacked(desc, diff_id)
 
-        _run_in_threads([partial(task, desc, diff_id) for desc, diff_id in wanted.values()], LAYER_WORKERS)
+        def job(desc: dict[str, Any], diff_id: str) -> Callable[[], None]:
+            return lambda: task(desc, diff_id)  # functools.partial without functools' import
+
+        _run_in_threads([job(desc, diff_id) for desc, diff_id in wanted.values()], LAYER_WORKERS)
 
     def pull_layers(self, name: str, digest: str, manifest: dict[str, Any], config_stored: Callable[[], None],
                     fetch: Callable[[dict[str, Any]], None], stream: Callable[[dict[str, Any]], Iterator[bytes]]) -> None:
@@ -311,16 +315,14 @@ class ImageStore:
         layer_descs = manifest.get("layers")
         if not isinstance(layer_descs, list) or not all(isinstance(d, dict) for d in layer_descs):
             raise ImageError(f"image {name}: manifest {digest} has a malformed layers list")
-        import threading
-        from functools import partial
-
+        from sandbox.images.threads import Lock
         from sandbox.topdir import mark_top_directory
 
         parent = self.root / "layers"
         parent.mkdir(parents=True, exist_ok=True)
         mark_top_directory(parent)
         planned: list[list[LayerRef]] = []
-        planning = threading.Lock()
+        planning = Lock()
 
         def diff_id(index: int) -> str:
             with planning:  # one thread waits for the config and reads it; the others then
@@ -345,8 +347,19 @@ class ImageStore:
 
         # one task per blob (a blob listed twice is unpacked once; add_image checks every layer)
         first = {str(desc.get("digest", "")): (i, desc) for i, desc in reversed(list(enumerate(layer_descs)))}
-        _run_in_threads([partial(task, i, desc) for i, desc in sorted(first.values(), key=lambda e: e[0])],
-                        LAYER_WORKERS)
+        def job(index: int, desc: dict[str, Any]) -> Callable[[], None]:
+            return lambda: task(index, desc)  # functools.partial without functools' import
+
+        _run_in_threads([job(i, desc) for i, desc in sorted(first.values(), key=lambda e: e[0])], LAYER_WORKERS)
+
+    def holds_layers(self, name: str, digest: str, manifest: dict[str, Any], config: str) -> bool:
+        """Whether the config blob `config` of manifest `digest` is stored and so is every layer, its
+        blob and its unpacked tree: a pull of an image stored already (imagePullPolicy Always, a
+        re-pull) then starts no thread (see pull.pull)."""
+        if not self.blob_path(config).is_file():
+            return False
+        return all(self.blob_path(str(desc.get("digest", ""))).is_file() and self.layer_path(diff_id).is_dir()
+                   for desc, diff_id in self.layer_plan(name, digest, manifest)[1])
 
     def read_json(self, digest: str) -> Any:
         """A stored manifest or config, parsed (its digest was checked when it was stored)."""
@@ -376,12 +389,12 @@ class ImageStore:
                 for _ in chunks:  # already stored: the source is drained, not kept
                     pass
                 return expected
-        import hashlib  # after the check: a pull of a stored image needs no OpenSSL (~3-5 ms)
+        from sandbox.images.hashes import new  # after the check: a pull of a stored image needs no OpenSSL
 
         ingest = self.root / "ingest"
         ingest.mkdir(parents=True, exist_ok=True)
         fd, tmp = _new_file(ingest, "tmp")
-        h = hashlib.sha256()
+        h = new("sha256")
         try:
             with os.fdopen(fd, "wb") as f:
                 for chunk in chunks:
@@ -743,12 +756,12 @@ def _run_in_threads(tasks: list[Callable[[], None]], workers: int) -> None:
     """Run `tasks` on up to `workers` threads, the calling thread one of them. After a failure no
     task starts; the first error is raised once the running ones end. A KeyboardInterrupt in the
     calling thread leaves at once: the helpers are daemon threads, and what they leave half done
-    is what a kill mid-pull leaves (a `.tmp-` directory for prune). threading is loaded already
-    (pull.py imports it); concurrent.futures would cost ~4 ms of imports."""
-    import threading
+    is what a kill mid-pull leaves (a `.tmp-` directory for prune). Through images/threads.py:
+    threading would cost ~1.5 ms of imports, concurrent.futures ~4 ms."""
+    from sandbox.images.threads import Lock, Worker
 
     pending = iter(tasks)
-    lock = threading.Lock()
+    lock = Lock()
     errors: list[BaseException] = []
 
     def work(caught: type[BaseException]) -> None:
@@ -763,10 +776,7 @@ def _run_in_threads(tasks: list[Callable[[], None]], workers: int) -> None:
                 with lock:
                     errors.append(e)
 
-    helpers = [threading.Thread(target=work, args=(BaseException,), name="layer", daemon=True)
-               for _ in range(min(workers, len(tasks)) - 1)]
-    for thread in helpers:
-        thread.start()
+    helpers = [Worker(work, BaseException) for _ in range(min(workers, len(tasks)) - 1)]
     work(Exception)
     for thread in helpers:
         thread.join()

@@ -349,3 +349,158 @@ def test_refs_text_is_what_json_writes(refs: dict[str, str]) -> None:
     from sandbox.images.store import refs_text
 
     assert refs_text(refs) == json.dumps(refs, indent=1, sort_keys=True)
+
+
+# --- a pull of an image stored already (issue 12's warm pull) --------------------------------------
+
+class ScriptedRegistry:
+    """A plain-HTTP registry on loopback serving one image (its manifest by tag, its blobs by
+    digest) and recording each request's path: what a pull asks for, seen from the server."""
+
+    def __init__(self, blobs: dict[str, bytes], manifest: bytes) -> None:
+        import http.server
+        import threading
+
+        self.paths: list[str] = []
+        registry = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:  # noqa: N802  (http.server's name)
+                registry.paths.append(self.path)
+                tail = self.path.rsplit("/", 1)[1]
+                body = manifest if "/manifests/" in self.path else blobs.get(tail)
+                if body is None:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                if "/manifests/" in self.path:
+                    self.send_header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.netloc = f"127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def scripted_image() -> Iterator[tuple[ScriptedRegistry, list[tuple[dict[str, object], str, bytes]]]]:
+    import json
+
+    layers = [layer_blob({f"l{i}/f": os.urandom(30_000)}) for i in range(3)]
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "rootfs": {"type": "layers", "diff_ids": [d for _, d, _ in layers]}}).encode()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      "digest": sha(config), "size": len(config)},
+                           "layers": [desc for desc, _, _ in layers]}).encode()
+    blobs = {sha(config): config, **{str(desc["digest"]): blob for desc, _, blob in layers}}
+    registry = ScriptedRegistry(blobs, manifest)
+    try:
+        yield registry, layers
+    finally:
+        registry.close()
+
+
+def test_a_pull_of_a_stored_image_asks_only_for_its_manifest(tmp_path: Path, scripted_image: tuple[
+        ScriptedRegistry, list[tuple[dict[str, object], str, bytes]]]) -> None:
+    """The first pull fetches every blob; the second (imagePullPolicy Always on a current image)
+    asks for the manifest alone and stores nothing new; a layer tree removed since is unpacked
+    again from its stored blob, without a download."""
+    from sandbox.images.auth import Credentials
+    from sandbox.images.pull import pull
+    from sandbox.images.registry import RegistryClient
+
+    registry, layers = scripted_image
+    store = ImageStore(tmp_path / "images")
+    reference = f"{registry.netloc}/a/b:1"
+    first = pull(store, reference, RegistryClient(credentials=Credentials.anonymous()))
+    assert sum("/blobs/" in p for p in registry.paths) == 4  # the config and three layers
+    assert all(store.layer_path(diff_id).is_dir() for _, diff_id, _ in layers)
+
+    registry.paths.clear()
+    again = pull(store, reference, RegistryClient(credentials=Credentials.anonymous()))
+    assert registry.paths == ["/v2/a/b/manifests/1"]
+    assert again.digest == first.digest and again.layers == first.layers
+
+    import shutil
+
+    shutil.rmtree(store.layer_path(layers[1][1]))
+    registry.paths.clear()
+    pull(store, reference, RegistryClient(credentials=Credentials.anonymous()))
+    assert registry.paths == ["/v2/a/b/manifests/1"]
+    assert (store.layer_path(layers[1][1]) / "l1" / "f").is_file()
+
+
+def test_holds_layers_needs_the_config_every_blob_and_every_tree(tmp_path: Path) -> None:
+    store = ImageStore(tmp_path / "images")
+    layers = [layer_blob({f"l{i}/f": b"x" * 100}) for i in range(2)]
+    manifest: dict[str, object] = {"layers": [d for d, _, _ in layers]}
+    assert not store.holds_layers("t", "sha256:" + "1" * 64, manifest, "sha256:" + "2" * 64)  # no config
+    config = stored_config(store, [diff_id for _, diff_id, _ in layers])
+    manifest["config"] = config
+    config_digest = str(config["digest"])
+    assert not store.holds_layers("t", "sha256:" + "1" * 64, manifest, config_digest)
+    for desc, diff_id, blob in layers:
+        store.pull_layer(desc, diff_id, no_fetch, lambda d, blob=blob: pieces(blob))
+    assert store.holds_layers("t", "sha256:" + "1" * 64, manifest, config_digest)
+    os.rename(store.layer_path(layers[0][1]), tmp_path / "aside")
+    assert not store.holds_layers("t", "sha256:" + "1" * 64, manifest, config_digest)
+    os.rename(tmp_path / "aside", store.layer_path(layers[0][1]))
+    store.blob_path(str(layers[1][0]["digest"])).unlink()
+    assert not store.holds_layers("t", "sha256:" + "1" * 64, manifest, config_digest)
+
+
+def test_the_pull_path_imports_neither_threading_nor_hashlib() -> None:
+    """images/threads.py and images/hashes.py: `threading` (functools, collections, ...) and
+    hashlib.py (every constructor, _blake2) are ~2.5 ms of every `image pull`; the pull's modules,
+    a layer hash and a thread joined, checked in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom sandbox.deferred import defer_pathlib_imports\ndefer_pathlib_imports()  # as the CLI\n"
+            "import sandbox.images.pull, sandbox.images.registry, sandbox.images.store, sandbox.images.http1\n"
+            "import sandbox.images.streamed, sandbox.images.untar\n"
+            "from sandbox.images.hashes import new\nfrom sandbox.images.threads import Worker\n"
+            "h = new('sha256'); h.update(b'abc'); out = []\nWorker(out.append, h.hexdigest()).join()\n"
+            "assert out == ['ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'], out\n"
+            "print(sorted({'threading', 'hashlib', 'functools', 'collections', '_blake2'} & set(sys.modules)))")
+    repo = str(Path(__file__).resolve().parents[2])
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": repo}).stdout
+    assert out.strip() == "[]"
+
+
+def test_a_worker_joins_after_its_function_even_when_it_raises() -> None:
+    import time
+
+    from sandbox.images.pull import _Background
+    from sandbox.images.threads import Worker
+
+    done: list[int] = []
+    worker = Worker(lambda: (time.sleep(0.05), done.append(1)))
+    worker.join()
+    worker.join()  # any number of times
+    assert done == [1]
+
+    def fail() -> None:
+        raise RegistryError("pull t: blob: digest mismatch")
+
+    background = _Background(fail)
+    for _ in range(2):  # the error each time it is waited for
+        with pytest.raises(RegistryError, match="digest mismatch"):
+            background.wait()
