@@ -328,17 +328,24 @@ def test_the_pull_path_imports_neither_json_nor_re() -> None:
     """json.decoder imports re, and re enum, functools and collections: ~5 ms of every `image
     pull` when nothing else on its way needs them (manifests through fastjson, refs.json through
     store.refs_text; json only for a credentials file, a token answer, layouts and archives)."""
+
+    code = ("import sandbox.images.pull, sandbox.images.registry, sandbox.images.auth, sandbox.images.store\n"
+            "import sandbox.images.streamed, sandbox.images.untar, sandbox.images.mirrors, sandbox.images.http1\n")
+    assert _imported_of(code, {"json", "re", "enum", "fnmatch"}) == []
+
+
+def _imported_of(code: str, unwanted: set[str]) -> list[str]:
+    """Which of `unwanted` a fresh interpreter (-S, pathlib's imports deferred as the CLI does)
+    has imported after running `code`."""
     import subprocess
     import sys
 
     code = ("import sys\nfrom sandbox.deferred import defer_pathlib_imports\ndefer_pathlib_imports()  # as the CLI\n"
-            "import sandbox.images.pull, sandbox.images.registry, sandbox.images.auth, sandbox.images.store\n"
-            "import sandbox.images.streamed, sandbox.images.untar, sandbox.images.mirrors, sandbox.images.http1\n"
-            "print(sorted({'json', 're', 'enum', 'fnmatch'} & set(sys.modules)))")
+            f"{code}print(' '.join(sorted(set({sorted(unwanted)!r}) & set(sys.modules))))")
     repo = str(Path(__file__).resolve().parents[2])
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True, timeout=60,
                          env={**os.environ, "PYTHONPATH": repo}).stdout
-    assert out.strip() == "[]"
+    return out.split()
 
 
 @pytest.mark.parametrize("refs", [{}, {"docker.io/library/busybox:1.36": "sha256:" + "a" * 64},
@@ -469,20 +476,12 @@ def test_the_pull_path_imports_neither_threading_nor_hashlib() -> None:
     """images/threads.py and images/hashes.py: `threading` (functools, collections, ...) and
     hashlib.py (every constructor, _blake2) are ~2.5 ms of every `image pull`; the pull's modules,
     a layer hash and a thread joined, checked in a fresh interpreter."""
-    import subprocess
-    import sys
-
-    code = ("import sys\nfrom sandbox.deferred import defer_pathlib_imports\ndefer_pathlib_imports()  # as the CLI\n"
-            "import sandbox.images.pull, sandbox.images.registry, sandbox.images.store, sandbox.images.http1\n"
+    code = ("import sandbox.images.pull, sandbox.images.registry, sandbox.images.store, sandbox.images.http1\n"
             "import sandbox.images.streamed, sandbox.images.untar\n"
             "from sandbox.images.hashes import new\nfrom sandbox.images.threads import Worker\n"
             "h = new('sha256'); h.update(b'abc'); out = []\nWorker(out.append, h.hexdigest()).join()\n"
-            "assert out == ['ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'], out\n"
-            "print(sorted({'threading', 'hashlib', 'functools', 'collections', '_blake2'} & set(sys.modules)))")
-    repo = str(Path(__file__).resolve().parents[2])
-    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True, timeout=60,
-                         env={**os.environ, "PYTHONPATH": repo}).stdout
-    assert out.strip() == "[]"
+            "assert out == ['ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'], out\n")
+    assert _imported_of(code, {"threading", "hashlib", "functools", "collections", "_blake2"}) == []
 
 
 def test_a_worker_joins_after_its_function_even_when_it_raises() -> None:

@@ -52,13 +52,20 @@ def test_invalid_manifests_are_never_cached(tmp_path: Path) -> None:
     assert not list(cache.glob("*.json")) if cache.exists() else True
 
 
-def test_a_hit_does_not_import_yaml(tmp_path: Path) -> None:
+# A hit in a fresh interpreter: `load_pod_cached` imports no PyYAML; `accept_pod_file` (the checks
+# in the entry too) no field table either.
+@pytest.mark.parametrize(("call", "unwanted"), [
+    ("__import__('sandbox.spec.cache').spec.cache.load_pod_cached(M, C).metadata.name", "yaml"),
+    ("__import__('sandbox.spec.accept').spec.accept.accept_pod_file(M, C).pod.metadata.name", "sandbox.spec.fields"),
+])
+def test_a_hit_does_not_import(tmp_path: Path, call: str, unwanted: str) -> None:
+    from sandbox.spec.accept import accept_pod_file
+
     manifest, cache = tmp_path / "pod.yaml", tmp_path / "cache"
     manifest.write_text(POD)
-    load_pod_cached(str(manifest), cache)
-    code = (f"import sys; from pathlib import Path; from sandbox.spec.cache import load_pod_cached; "
-            f"pod = load_pod_cached({str(manifest)!r}, Path({str(cache)!r})); "
-            f"assert pod.metadata.name == 'p'; assert 'yaml' not in sys.modules, 'yaml imported'")
+    accept_pod_file(str(manifest), cache)  # the entry, with its checks
+    code = (f"import sys; from pathlib import Path; M, C = {str(manifest)!r}, Path({str(cache)!r}); "
+            f"assert {call} == 'p'; assert {unwanted!r} not in sys.modules, '{unwanted} imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -101,14 +108,3 @@ def test_a_refused_field_is_refused_on_every_run(tmp_path: Path) -> None:
             accept_pod_file(str(manifest), cache)
     assert len(list(cache.glob("*.json"))) == 1  # the parse is cached, the refusal is not
 
-
-def test_a_checked_hit_does_not_import_the_field_table(tmp_path: Path) -> None:
-    from sandbox.spec.accept import accept_pod_file
-
-    manifest, cache = tmp_path / "pod.yaml", tmp_path / "cache"
-    manifest.write_text(POD)
-    accept_pod_file(str(manifest), cache)
-    code = (f"import sys; from pathlib import Path; from sandbox.spec.accept import accept_pod_file; "
-            f"a = accept_pod_file({str(manifest)!r}, Path({str(cache)!r})); "
-            f"assert a.pod.metadata.name == 'p'; assert 'sandbox.spec.fields' not in sys.modules")
-    subprocess.run([sys.executable, "-c", code], check=True)
