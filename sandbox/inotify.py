@@ -3,8 +3,8 @@ code that watches (`get -w`, `wait`, the agent's manifest directory) pays for im
 
 from __future__ import annotations
 
+import _struct as struct  # struct.py only re-exports _struct: one module less on every start
 import os
-import struct
 
 IN_MODIFY = 0x00000002
 IN_ATTRIB = 0x00000004

@@ -7,9 +7,9 @@ out), the packed spawn request that travels in a memfd, and the parsed replies a
 
 from __future__ import annotations
 
+import _struct as struct  # struct.py only re-exports _struct: one module less on every start
 import errno
 import os
-import struct
 
 from sandbox.errors import ContainerStartError
 from sandbox.process.request import join_paths
