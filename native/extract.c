@@ -1545,12 +1545,13 @@ static long gzip_header(struct sbx_layer *l, struct sbx_layer_res *res, const un
                         l->gz_state = (l->gz_flags & 4) ? GZ_XLEN : GZ_NAME;
                         break;
                 }
-                case GZ_EXTRA: {
+                case GZ_EXTRA: /* then GZ_NAME; GZ_HCRC then GZ_BODY: gz_skip bytes each */
+                case GZ_HCRC: {
                         size_t take = l->gz_skip < n - i ? l->gz_skip : n - i;
                         i += take;
                         l->gz_skip -= take;
                         if (!l->gz_skip)
-                                l->gz_state = GZ_NAME;
+                                l->gz_state = l->gz_state == GZ_EXTRA ? GZ_NAME : GZ_BODY;
                         break;
                 }
                 case GZ_NAME: /* then GZ_COMMENT: each a NUL-terminated string, if flagged */
@@ -1570,14 +1571,6 @@ static long gzip_header(struct sbx_layer *l, struct sbx_layer_res *res, const un
                                 l->gz_state = GZ_COMMENT;
                         }
                         break;
-                case GZ_HCRC: {
-                        size_t take = l->gz_skip < n - i ? l->gz_skip : n - i;
-                        i += take;
-                        l->gz_skip -= take;
-                        if (!l->gz_skip)
-                                l->gz_state = GZ_BODY;
-                        break;
-                }
                 }
         }
         if (l->gz_state == GZ_BODY) { /* the deflate data, then the trailer: isa-l's */

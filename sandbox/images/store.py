@@ -299,10 +299,7 @@ class ImageStore:
                 fetch(desc)
             self.unpacked(desc, diff_id)
 
-        def job(desc: dict[str, Any], diff_id: str) -> Callable[[], None]:
-            return lambda: task(desc, diff_id)  # functools.partial without functools' import
-
-        _run_in_threads([job(desc, diff_id) for desc, diff_id in wanted.values()], LAYER_WORKERS)
+        _run_in_threads([_bound(task, desc, diff_id) for desc, diff_id in wanted.values()], LAYER_WORKERS)
 
     def pull_layers(self, name: str, digest: str, manifest: dict[str, Any], config_stored: Callable[[], None],
                     fetch: Callable[[dict[str, Any]], None], stream: Callable[[dict[str, Any]], Iterator[bytes]]) -> None:
@@ -347,10 +344,8 @@ class ImageStore:
 
         # one task per blob (a blob listed twice is unpacked once; add_image checks every layer)
         first = {str(desc.get("digest", "")): (i, desc) for i, desc in reversed(list(enumerate(layer_descs)))}
-        def job(index: int, desc: dict[str, Any]) -> Callable[[], None]:
-            return lambda: task(index, desc)  # functools.partial without functools' import
-
-        _run_in_threads([job(i, desc) for i, desc in sorted(first.values(), key=lambda e: e[0])], LAYER_WORKERS)
+        _run_in_threads([_bound(task, i, desc) for i, desc in sorted(first.values(), key=lambda e: e[0])],
+                        LAYER_WORKERS)
 
     def holds_layers(self, name: str, digest: str, manifest: dict[str, Any], config: str) -> bool:
         """Whether the config blob `config` of manifest `digest` is stored and so is every layer, its
@@ -750,6 +745,11 @@ def _unpack_blob(blob: Path, media_type: str, dest: Path) -> str:
         hashing.drain()
     digest: str = "sha256:" + hashing.hash.hexdigest()
     return digest
+
+
+def _bound(function: Callable[..., None], *args: Any) -> Callable[[], None]:
+    """functools.partial(function, *args) without functools' import (a pull imports no functools)."""
+    return lambda: function(*args)
 
 
 def _run_in_threads(tasks: list[Callable[[], None]], workers: int) -> None:

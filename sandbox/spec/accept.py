@@ -37,11 +37,9 @@ def accept_pod_file(path: str, cache_dir: Path | None, namespace: str | None = N
     key = "" if namespace is None else f"-n {namespace}"  # the field checks see the pod after -n
     try:
         accepted = accept_pod(loaded.pod, path, namespace, loaded.config, checked=loaded.checks.get(key))
-    except SpecError:  # a pod with a refused field is cached too (its parse): `validate` reads it again
+        loaded.remember(key, accepted.warnings)
+    finally:  # a pod with a refused field is cached too (its parse, no checks): `validate` reads it again
         loaded.save()
-        raise
-    loaded.remember(key, accepted.warnings)
-    loaded.save()
     return accepted
 
 

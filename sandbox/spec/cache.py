@@ -124,12 +124,12 @@ class Loaded:
     spec/fields.py nor walks the table: ~0.45 ms). `save` writes the entry, on a miss or once new
     checks were remembered; a load without cache has nothing to save."""
 
-    __slots__ = ("checks", "config", "pod", "_entry", "_entry_path", "_cache_dir", "_dirty")
+    __slots__ = ("checks", "config", "pod", "_entry", "_entry_path", "_dirty")
 
     def __init__(self, pod: Pod, config: Config, entry: dict[str, Any] | None = None,
-                 entry_path: Path | None = None, cache_dir: Path | None = None, *, dirty: bool = False) -> None:
+                 entry_path: Path | None = None, *, dirty: bool = False) -> None:
         self.pod, self.config = pod, config
-        self._entry, self._entry_path, self._cache_dir, self._dirty = entry, entry_path, cache_dir, dirty
+        self._entry, self._entry_path, self._dirty = entry, entry_path, dirty  # both None: not cached
         checks = entry.get("checks") if entry is not None else None
         self.checks: dict[str, list[str]] = checks if isinstance(checks, dict) else {}
 
@@ -139,10 +139,10 @@ class Loaded:
             self._dirty = True
 
     def save(self) -> None:
-        if self._dirty and self._entry is not None and self._cache_dir is not None and self._entry_path is not None:
+        if self._dirty and self._entry is not None and self._entry_path is not None:
             self._dirty = False
             self._entry["checks"] = self.checks
-            _write_entry(self._cache_dir, self._entry_path, self._entry)
+            _write_entry(self._entry_path, self._entry)
 
 
 def load_cached(path: str, cache_dir: Path | None) -> Loaded:
@@ -166,7 +166,7 @@ def load_cached(path: str, cache_dir: Path | None) -> Loaded:
 
     entry = {"fingerprint": key, "text": text, "pod": to_dict(pod, "Pod"),
              "config": [_config_to_json(obj) for obj in config]}
-    return Loaded(pod, config, entry, entry_path, cache_dir, dirty=True)
+    return Loaded(pod, config, entry, entry_path, dirty=True)
 
 
 def _load_uncached(raw: bytes, source: str) -> tuple[Pod, Config]:
@@ -190,12 +190,13 @@ def _read_entry(entry_path: Path, raw: bytes, key: str) -> Loaded | None:
         config = tuple(_config_from_json(conv, item) for item in entry["config"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return None if conv.errors else Loaded(pod, config, entry, entry_path, entry_path.parent)
+    return None if conv.errors else Loaded(pod, config, entry, entry_path)
 
 
-def _write_entry(cache_dir: Path, entry_path: Path, entry: dict[str, Any]) -> None:
+def _write_entry(entry_path: Path, entry: dict[str, Any]) -> None:
     """Best effort: a cache that cannot be written only costs the next run its speed-up. Secret
     values are in the entry as they are in its `text`: the directory is 0700, the file 0600."""
+    cache_dir = entry_path.parent
     try:
         cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         data = fastjson.dumps(entry)

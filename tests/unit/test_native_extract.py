@@ -134,7 +134,11 @@ def _member(data: bytes, rng: random.Random) -> bytes:
     if rng.random() < 0.5:  # FEXTRA, FNAME, FCOMMENT: fields before the deflate data
         flags = 4 | 8 | 16
         extra = (3).to_bytes(2, "little") + b"xyz" + b"name.tar\0" + b"a comment\0"
+    if rng.random() < 0.5:  # FHCRC: the header's CRC-16 after its fields
+        flags |= 2
     header = b"\x1f\x8b\x08" + bytes([flags]) + bytes(4) + b"\x00\x03" + extra
+    if flags & 2:
+        header += (zlib.crc32(header) & 0xFFFF).to_bytes(2, "little")
     return header + body + zlib.crc32(data).to_bytes(4, "little") + (len(data) & 0xFFFFFFFF).to_bytes(4, "little")
 
 
