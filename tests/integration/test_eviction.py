@@ -15,8 +15,10 @@ from conftest import Sandbox
 pytestmark = pytest.mark.root
 
 INTERVAL = ("--eviction-interval", "0.2s")
-# Writes, then waits; a SIGTERM handler so that the grace is not what the test waits for.
-WRITE_ROOT = "dd if=/dev/urandom of=/big bs=1024 count=4096 2>/dev/null; echo written; trap 'exit 143' TERM; " \
+# Writes, then waits; a SIGTERM handler so that the grace is not what the test waits for. The
+# handler is set before the write: the eviction can come while dd still runs, and sh as its PID
+# namespace's init ignores a SIGTERM it has no handler for (SIGKILL, 137, after the grace).
+WRITE_ROOT = "trap 'exit 143' TERM; dd if=/dev/urandom of=/big bs=1024 count=4096 2>/dev/null; echo written; " \
              "sleep 3600 & wait"
 IDLE = "trap 'exit 143' TERM; sleep 3600 & wait"
 
