@@ -97,6 +97,11 @@ class CgroupDriver(Protocol):
         """Only these devices may be opened or created in the cgroup (runc's allow-list)."""
         ...
 
+    def restrict_default_devices(self, cgroup: Cgroup) -> None:
+        """restrict_devices with runc's default list (devices.DEFAULT_RULES): every container that
+        is not privileged gets it, so a driver may write it without building the rules."""
+        ...
+
     def add_process(self, cgroup: Cgroup, pid: int) -> None:
         """Move `pid` into the cgroup in every hierarchy."""
         ...

@@ -435,6 +435,11 @@ class SystemdDriver:
             return
         self.files.restrict_devices(cgroup, rules)
 
+    def restrict_default_devices(self, cgroup: Cgroup) -> None:
+        from sandbox.cgroups.devices import DEFAULT_RULES  # a pending scope keeps the rules themselves
+
+        self.restrict_devices(cgroup, DEFAULT_RULES)
+
     def add_process(self, cgroup: Cgroup, pid: int) -> None:
         """A planned scope starts here with `pid` in it (Delegate=yes: its subtree is ours to write),
         then gets its limits; in an existing cgroup the pid joins by cgroup.procs."""

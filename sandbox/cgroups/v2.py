@@ -131,6 +131,11 @@ class V2Driver:
 
         devices.attach_v2(cgroup.paths[UNIFIED], rules)
 
+    def restrict_default_devices(self, cgroup: Cgroup) -> None:
+        from sandbox.cgroups import devices  # the device program is built from the rules anyway
+
+        devices.attach_v2(cgroup.paths[UNIFIED], devices.DEFAULT_RULES)
+
     def add_process(self, cgroup: Cgroup, pid: int) -> None:
         fs.write(cgroup.paths[UNIFIED], "cgroup.procs", str(pid))
 

@@ -206,13 +206,7 @@ class PodCgroups:
             if limits is not None:
                 self.driver.apply(cgroup, limits)
             if devices == DEFAULT_DEVICES:
-                restrict_default = getattr(self.driver, "restrict_default_devices", None)
-                if restrict_default is not None:
-                    restrict_default(cgroup)
-                else:
-                    from sandbox.cgroups.devices import DEFAULT_RULES
-
-                    self.driver.restrict_devices(cgroup, DEFAULT_RULES)
+                self.driver.restrict_default_devices(cgroup)
             elif devices is not None:
                 self.driver.restrict_devices(cgroup, devices)
         except BaseException:

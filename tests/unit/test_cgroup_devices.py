@@ -138,27 +138,42 @@ def test_v1_default_device_writes_are_the_default_rules() -> None:
 
 
 def test_default_devices_marker_goes_through_the_driver(tmp_path: Path) -> None:
-    """PodCgroups.child(devices=DEFAULT_DEVICES): the v1 driver's constants where it has them,
-    else the driver's restrict_devices with DEFAULT_RULES (v2, systemd)."""
+    """PodCgroups.child: DEFAULT_DEVICES goes to the driver's restrict_default_devices, a rule
+    list to restrict_devices, None (privileged) to neither."""
     from sandbox.cgroups.driver import Cgroup
     from sandbox.pod.cgroups import DEFAULT_DEVICES, PodCgroups
 
     calls: list[tuple[str, object]] = []
 
-    class Plain:
+    class Driver:
         def create_container(self, pod: Cgroup, name: str) -> Cgroup:
             return Cgroup(name, {"devices": tmp_path})
 
         def restrict_devices(self, cgroup: Cgroup, rules: object) -> None:
             calls.append(("rules", rules))
 
-    class WithDefault(Plain):
         def restrict_default_devices(self, cgroup: Cgroup) -> None:
-            calls.append(("default", None))
+            calls.append(("default", cgroup.name))
 
-    for driver in (Plain(), WithDefault()):
-        cgroups = PodCgroups(driver, "uid", lambda _: None)  # type: ignore[arg-type]
-        cgroups.pod = Cgroup("uid", {})
-        cgroups.child("c", devices=DEFAULT_DEVICES)
-        cgroups.child("p")  # None: every device, nothing restricted
-    assert calls == [("rules", DEFAULT_RULES), ("default", None)]
+    cgroups = PodCgroups(Driver(), "uid", lambda _: None)  # type: ignore[arg-type]
+    cgroups.pod = Cgroup("uid", {})
+    cgroups.child("c", devices=DEFAULT_DEVICES)
+    cgroups.child("p")  # None: every device, nothing restricted
+    cgroups.child("r", devices=DEFAULT_RULES[:2])
+    assert calls == [("default", "c"), ("rules", DEFAULT_RULES[:2])]
+
+
+def test_v2_and_systemd_default_devices_are_the_default_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The drivers without constants restrict to DEFAULT_RULES themselves: v2 through its device
+    program, systemd through restrict_devices (which keeps them for a pending scope)."""
+    import sandbox.cgroups.devices as devices
+    from sandbox.cgroups.driver import Cgroup
+    from sandbox.cgroups.systemd import SystemdDriver
+    from sandbox.cgroups.v2 import V2Driver
+
+    seen: list[object] = []
+    monkeypatch.setattr(devices, "attach_v2", lambda path, rules: seen.append((path, rules)))
+    V2Driver.__new__(V2Driver).restrict_default_devices(Cgroup("c", {"unified": tmp_path}))
+    monkeypatch.setattr(SystemdDriver, "restrict_devices", lambda self, cgroup, rules: seen.append(rules))
+    SystemdDriver.__new__(SystemdDriver).restrict_default_devices(Cgroup("c", {}))
+    assert seen == [(tmp_path, DEFAULT_RULES), DEFAULT_RULES]
