@@ -435,7 +435,25 @@ def _join(path: str, key: str) -> str:
     return child("" if path.startswith("<document") else path, key)
 
 
+# Go's unicode.IsSpace: what apimachinery's YAMLOrJSONDecoder trims before it looks for JSON's `{`
+_SNIFF_SPACE = " \t\n\r\v\f\x85\xa0"
+
+
+def _is_json(text: str) -> bool:
+    """Whether kubectl would decode `text` as JSON: its first non-space character is `{`."""
+    for ch in text:
+        if ch not in _SNIFF_SPACE:
+            return ch == "{"
+    return False
+
+
 def _documents(text: str, errors: list[FieldError]) -> list[Any]:
+    if _is_json(text):
+        from sandbox.spec import jsonload  # JSON as kubectl decodes it, not as YAML 1.1 (its docstring)
+
+        values = jsonload.documents(text, errors)
+        if values is not None:
+            return values
     src = _Source(text)
     while True:
         try:
