@@ -250,11 +250,21 @@ def test_two_pods_of_one_name_in_a_list(server: Server, source: Source) -> None:
 
 
 def test_only_the_first_document_is_read_and_that_is_said(server: Server, source: Source) -> None:
-    server.body = (json.dumps(pod("first")) + "\n---\n" + json.dumps(pod("second"))).encode()
+    # YAML documents (each a flow mapping, JSON-shaped): the text starts with `---`, not `{`
+    server.body = ("---\n" + json.dumps(pod("first")) + "\n---\n" + json.dumps(pod("second"))).encode()
     changes = source.fetch()
     assert changes is not None and list(changes.desired) == [f"{server.url}#default/first-node1"]
     assert source.reports == [f"{server.url}: only the first of 2 YAML documents is read, as the kubelet reads "
                               "a static pod manifest"]
+
+
+def test_json_then_a_yaml_separator_is_refused(server: Server, source: Source) -> None:
+    # a text that starts with `{` is JSON (kubectl, and the kubelet's utilyaml.ToJSON): after the
+    # first object a `---` is a JSON syntax error, not a second document
+    server.body = (json.dumps(pod("first")) + "\n---\n" + json.dumps(pod("second"))).encode()
+    assert source.fetch() is None
+    (report,) = source.reports
+    assert f"{server.url}: line 2, column 1: Invalid value: JSON syntax error: " in report
 
 
 def test_a_slow_server_never_holds_the_caller(server: Server, source: Source) -> None:
