@@ -2,7 +2,7 @@
 
 Each field a manifest can set is one of
   honoured  the runtime does what Kubernetes defines for it;
-  refused   the pod is refused with the field's path (exit 2) until a later issue honours it;
+  refused   the pod is refused with the field's path (exit 2): sandbox cannot do what it asks;
   warned    the pod runs, and one line on stderr says what is not enforced;
   inert     it has no effect on one node, by nature (scheduler-only fields, API-server bookkeeping).
 Anything a user relies on for protection (securityContext, privileged, host namespaces, ports that
@@ -13,7 +13,7 @@ The table is keyed by the type names of `sandbox.spec.schema`; the walk descends
 that are honoured or warned, so the types below a refused or inert field need no rows. A unit test
 walks the schema from Pod, ConfigMap and Secret and fails on any reachable field without a row, and
 the README's field summary is generated from this table (`python -m sandbox.spec.fields`).
-Later issues move rows from refused to honoured.
+A field sandbox comes to honour moves from refused to honoured here.
 """
 
 from __future__ import annotations
@@ -41,19 +41,14 @@ class Rule:
     `each` (a predicate on the keys of a map field) refuses the keys it rejects one by one, each
     with its own path (`limits[example.com/gpu]`)."""
 
-    __slots__ = ("each", "ok", "planned", "reason", "support")
+    __slots__ = ("each", "ok", "reason", "support")
 
     def __init__(self, support: str, reason: str = "", ok: Callable[[Any], bool] | None = None,
-                 planned: str = "", each: Callable[[str], bool] | None = None) -> None:
+                 each: Callable[[str], bool] | None = None) -> None:
         self.support = support
         self.reason = reason
         self.ok = ok
-        self.planned = planned  # the work that will honour a refused field, if one is planned
         self.each = each
-
-    @property
-    def text(self) -> str:
-        return f"{self.reason} (planned: {self.planned})" if self.planned else self.reason
 
 
 H = Rule(HONOURED)
@@ -63,8 +58,8 @@ def honoured(note: str = "") -> Rule:
     return Rule(HONOURED, note)
 
 
-def refused(reason: str, ok: Callable[[Any], bool] | None = None, planned: str = "") -> Rule:
-    return Rule(REFUSED, reason, ok, planned)
+def refused(reason: str, ok: Callable[[Any], bool] | None = None) -> Rule:
+    return Rule(REFUSED, reason, ok)
 
 
 def refused_keys(reason: str, each: Callable[[str], bool]) -> Rule:
@@ -92,9 +87,6 @@ def _profile_unconfined(profile: Any) -> bool:
 _SCHEDULER = inert("read by the scheduler; one node runs every pod it is given")
 _API_SERVER = inert("set by the API server")
 _NO_API = inert("there is no API server on one node")
-# The planned work that will honour a refused field.
-_BOUNDARY = "the container boundary"
-_VOLUMES = "volumes and configuration"
 _WINDOWS = inert("applies to Windows nodes only")
 # RuntimeDefault is what a container naming no profile gets (stricter than the kubelet's
 # Unconfined); Localhost profiles are read from <lib>/seccomp (sandbox/security/seccomp.py).
@@ -194,7 +186,7 @@ TABLE: dict[str, dict[str, Rule]] = {
         "enableServiceLinks": inert("there are no Services on one node: no service environment variables"),
         "overhead": inert("set from a RuntimeClass by the API server"),
         "os": refused("sandbox runs Linux pods", lambda os_: os_.get("name") == "linux"),
-        "hostUsers": refused("user namespaces", _is(True), planned=_BOUNDARY),
+        "hostUsers": refused("user namespaces: every container runs in the host's user namespace", _is(True)),
         "resourceClaims": refused("dynamic resource allocation needs an API server and drivers"),
         "resources": H,  # pod-level requests and limits (KEP-2837): the pod cgroup and the QoS class
     },
@@ -215,7 +207,7 @@ TABLE: dict[str, dict[str, Rule]] = {
         "fieldRef": H, "resourceFieldRef": H,
         "configMapKeyRef": honoured("from the manifest file's ConfigMaps, then the node's store (sandbox apply)"),
         "secretKeyRef": honoured("from the manifest file's Secrets, then the node's store (sandbox apply)"),
-        "fileKeyRef": refused("file sources", planned=_VOLUMES),
+        "fileKeyRef": refused("environment variables read from a file in a volume: EnvFiles, alpha in Kubernetes"),
     },
     "EnvFromSource": {"prefix": H, "configMapRef": H, "secretRef": H},
     "EnvFromRef": {"name": H, "optional": H},
@@ -260,7 +252,7 @@ TABLE: dict[str, dict[str, Rule]] = {
         "procMount": refused("procMount Unmasked needs a user namespace (hostUsers: false)", _is("Default")),
         "seccompProfile": _SECCOMP,
         "appArmorProfile": _APPARMOR,
-        "cgroupOptions": refused("cgroups are not supported yet"),
+        "cgroupOptions": refused("cgroup mount modes: each container's /sys/fs/cgroup is its own read-only view"),
     },
     "Capabilities": {"add": H, "drop": H},
     "SecurityProfile": {"type": H, "localhostProfile": H},  # seccompProfile's (appArmorProfile is a leaf)
@@ -305,7 +297,7 @@ TABLE: dict[str, dict[str, Rule]] = {
         # the writer's memory cgroup) are honoured
         "medium": refused("hugepages-backed emptyDir media: sandbox mounts no hugetlbfs for pods", _is("", "Memory")),
         "sizeLimit": honoured("over the limit the pod is evicted, as the kubelet's eviction manager does"),
-        "mode": refused("an emptyDir mode other than 0777", planned=_VOLUMES),
+        "mode": refused("an emptyDir mode other than 0777, the mode the kubelet gives emptyDirs"),
     },
     # configMap, secret, downwardAPI and projected volumes (sandbox/pod/projection.py)
     "ConfigMapVolumeSource": {"name": H, "items": H, "defaultMode": H, "optional": H},
@@ -339,8 +331,8 @@ def _reason(rule: Rule) -> str:
         # The kubelet's admission reason on such a host; with AppArmor on, ours.
         if not _apparmor_enabled():
             return "Cannot enforce AppArmor: AppArmor is not enabled on the host"
-        return f"{NOT_YET}: AppArmor profiles (planned: {_BOUNDARY})"
-    return f"{NOT_YET}: {rule.text}"
+        return f"{NOT_YET}: AppArmor profiles (sandbox loads none)"
+    return f"{NOT_YET}: {rule.reason}"
 
 
 def _present(value: object) -> bool:
@@ -465,10 +457,8 @@ def markdown() -> str:
         for key, rule in TABLE[type_name].items():
             if rule.support == HONOURED:
                 continue
-            if rule.planned:
-                reason = f"planned: {rule.planned}"
-            elif rule is _APPARMOR:
-                reason = "the kubelet's reason on a host without AppArmor; planned: the container boundary"
+            if rule is _APPARMOR:
+                reason = "the kubelet's reason on a host without AppArmor; with AppArmor on, sandbox loads no profile"
             else:
                 reason = rule.reason
             groups[rule.support].setdefault(reason, []).append(f"`{type_name}.{key}`")
