@@ -10,9 +10,9 @@ probe workers again); an exit during the gap goes through the same `_on_exit` as
 code, reason and termination message, then restartPolicy); a container waiting out its back-off
 is started at once (the kubelet's back-off is in memory as well). The configMap, secret,
 downwardAPI and projected volumes resync again (their directories from the record, the manifest
-file's own ConfigMaps and Secrets from the file kept beside it: supervisor/run.CONFIG_FILE). Not
-resumed: a pull in flight (the container's start asks again) and the pod's imagePullSecrets from
-its manifest file for later pulls (the node's store and Docker config still answer).
+file's own ConfigMaps and Secrets from the file kept beside it: supervisor/run.CONFIG_FILE, which
+also gives later pulls the pod's imagePullSecrets). Not resumed: a pull in flight (the container's
+start asks again).
 """
 
 from __future__ import annotations

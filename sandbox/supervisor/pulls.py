@@ -117,7 +117,8 @@ class Puller:
     """The pod's images (the kubelet's image manager): looked up, pulled in the foreground for
     `image` volumes (before the pod starts), pulled in workers for containers, all through the
     runtime's ImageService (sandbox/runtime/images.py). The registry client is made once, on
-    first use, with the pod's imagePullSecrets (same-file Secrets, then the node's store)."""
+    first use, with the pod's imagePullSecrets (same-file Secrets, then the node's store).
+    `config`: the manifest file's ConfigMaps and Secrets, as the config store's objects."""
 
     def __init__(self, store: ImageStore, pod: Any, config: Any, layout: RootLayout, options: Any) -> None:
         from sandbox.runtime.images import ImageService
@@ -234,11 +235,11 @@ class Puller:
 
     def _secrets(self) -> Any:
         from sandbox.config.sources import SECRET, Sources
-        from sandbox.config.store import ConfigStore, from_spec
+        from sandbox.config.store import ConfigStore
         from sandbox.images.auth import Credentials
 
         namespace = self.pod.metadata.namespace or "default"
-        sources = Sources(tuple(from_spec(obj) for obj in self.config), ConfigStore(self.layout.lib / "config"))
+        sources = Sources(tuple(self.config), ConfigStore(self.layout.lib / "config"))
         credentials = Credentials()
         for ref in self.pod.spec.image_pull_secrets:
             secret = sources.get(SECRET, namespace, ref.name or "")

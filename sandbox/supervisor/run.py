@@ -60,13 +60,15 @@ def prepare(path: str, layout: RootLayout, namespace: str | None, pull_options: 
 
 def prepare_accepted(accepted: AcceptedPod, path: str, layout: RootLayout, pull_options: Any = None) -> PreparedPod:
     """prepare() of a pod already accepted (a static pod's, read by the node agent's sources)."""
+    from sandbox.config.store import from_spec
     from sandbox.process import launch
 
     pod = accepted.pod
     store = ImageStore(layout.images)
     images: dict[str, Image] = {}
     problems: list[str] = []
-    puller = Puller(store, pod, accepted.config, layout, pull_options)
+    config = tuple(from_spec(obj) for obj in accepted.config)
+    puller = Puller(store, pod, config, layout, pull_options)
     groups = (("initContainers", pod.spec.init_containers), ("containers", pod.spec.containers))
     for kind, containers in groups:
         for i, c in enumerate(containers):
@@ -95,10 +97,8 @@ def prepare_accepted(accepted: AcceptedPod, path: str, layout: RootLayout, pull_
             problems.append(f"spec.volumes[{i}].image.reference: {e}")
     if problems:
         raise ImageError("\n".join(f"{path}: {p}" for p in problems))
-    from sandbox.config.store import from_spec
     from sandbox.spec.convert import to_dict
 
-    config = tuple(from_spec(obj) for obj in accepted.config)
     return PreparedPod(pod, to_dict(pod, "Pod"), images, layout, accepted.warnings, config, volume_images, puller)
 
 
@@ -109,7 +109,8 @@ def prepare_record(state: dict[str, Any], layout: RootLayout, pull_options: Any 
                    pod_dir: Path | None = None) -> PreparedPod:
     """The PreparedPod of a pod a node agent re-adopts: its manifest from the record (already
     accepted once, with its UID), its manifest file's ConfigMaps and Secrets (CONFIG_FILE in
-    `pod_dir`), its images from the store as they are now."""
+    `pod_dir`: its later pulls use the same imagePullSecrets), its images from the store as they
+    are now."""
     from sandbox.config.store import read_objects
     from sandbox.errors import FieldError, SpecError
     from sandbox.spec.load import pod_of_document
@@ -121,7 +122,8 @@ def prepare_record(state: dict[str, Any], layout: RootLayout, pull_options: Any 
     pod = pod_of_document(manifest, "record", errors) if manifest else None
     if pod is None:
         raise SpecError(errors or [FieldError("manifest", "Required: the record holds no manifest")])
-    puller = Puller(ImageStore(layout.images), pod, (), layout, pull_options)
+    config = read_objects(pod_dir / CONFIG_FILE) if pod_dir is not None else ()
+    puller = Puller(ImageStore(layout.images), pod, config, layout, pull_options)
     images = {c.name: puller.stored(c.image or "") or Image.pending(c.image or "")
               for c in (*pod.spec.init_containers, *pod.spec.containers)}
     volume_images: dict[str, Image] = {}
@@ -130,7 +132,6 @@ def prepare_record(state: dict[str, Any], layout: RootLayout, pull_options: Any 
         image = puller.stored(str(source.get("reference") or "")) if source is not None else None
         if image is not None:
             volume_images[volume.name] = image
-    config = read_objects(pod_dir / CONFIG_FILE) if pod_dir is not None else ()
     return PreparedPod(pod, dict(manifest), images, layout, config=config, volume_images=volume_images,
                        puller=puller, uid=str(state.get("uid") or ""))
 

@@ -127,3 +127,46 @@ def test_each_start_follows_the_pull_policy(tmp_path: Path) -> None:
         assert not puller.pulling("always") and puller.finished == {} and not puller.behind_a_pull("late")
     finally:
         puller.close()
+
+
+SECRET_POD = """
+apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  imagePullSecrets: [{name: regcred}]
+  containers:
+  - {name: c, image: "registry.example:5000/app:1"}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: regcred}
+type: kubernetes.io/dockerconfigjson
+stringData:
+  .dockerconfigjson: '{"auths": {"registry.example:5000": {"username": "u", "password": "p"}}}'
+"""
+
+
+def _registry_users(puller: Puller) -> list[str]:
+    return [c.username for c in puller._secrets().for_registry("registry.example:5000")]
+
+
+def test_a_readopted_pod_pulls_with_its_manifest_files_pull_secret(tmp_path: Path) -> None:
+    """The imagePullSecrets a pod's own manifest file holds serve its pulls after a node agent
+    re-adopts it: prepare_record reads them from the file kept beside the record."""
+    from sandbox.config.store import write_objects
+    from sandbox.spec.accept import accept_pod_file
+    from sandbox.supervisor.run import CONFIG_FILE, prepare_accepted, prepare_record
+
+    layout = RootLayout.from_root(str(tmp_path / "root"))
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text(SECRET_POD)
+    first = prepare_accepted(accept_pod_file(str(manifest), None), str(manifest), layout)
+    assert first.puller is not None and _registry_users(first.puller) == ["u"]
+    pod_dir = tmp_path / "pod"
+    pod_dir.mkdir()
+    write_objects(pod_dir / CONFIG_FILE, first.config)  # what the agent keeps beside the record
+    adopted = prepare_record({"manifest": first.manifest, "uid": "u1"}, layout, pod_dir=pod_dir)
+    assert adopted.puller is not None and _registry_users(adopted.puller) == ["u"]
+    gone = prepare_record({"manifest": first.manifest, "uid": "u1"}, layout, pod_dir=tmp_path / "none")
+    assert gone.puller is not None and _registry_users(gone.puller) == []
