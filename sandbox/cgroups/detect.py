@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sandbox.cgroups.fs import CgroupError
+from sandbox.cgroups.fs import CgroupError, extended
 from sandbox.record import Record, field
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import: `sandbox run` detects the layout
@@ -142,11 +142,9 @@ def detect(
     v1: dict[str, Path] = {}
     named: dict[str, Path] = {}
     unified: Path | None = None
-    # each mount point is one component below the root: its Path extended, not parsed from text
-    # (pathlib's own `_make_child_relpath`, as fs.under_each; ~2 us less per hierarchy)
-    child = getattr(Path, "_make_child_relpath", None)
     for point, (fstype, options) in sorted(at_point.items()):
-        path = child(root, point[len(prefix):]) if child is not None else Path(point)
+        # one component below the root: its Path extended, not parsed from text (~2 us less each)
+        path = extended(root, (point[len(prefix):],))
         if fstype == "cgroup2":
             unified = path
             continue

@@ -83,8 +83,9 @@ class CgroupDriver(Protocol):
         """The pod cgroup's directories, not created (the tear-down registry records them first)."""
         ...
 
-    def create_pod(self, pod_uid: str) -> Cgroup:
-        """`<parent>/<pod_uid>` everywhere; the parent is created when missing and kept."""
+    def create_pod(self, pod_uid: str, planned: Cgroup | None = None) -> Cgroup:
+        """`<parent>/<pod_uid>` everywhere; the parent is created when missing and kept.
+        `planned`: plan_pod's answer for this pod, if the caller has it (not computed again)."""
         ...
 
     def create_container(self, pod: Cgroup, name: str) -> Cgroup:

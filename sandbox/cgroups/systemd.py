@@ -378,11 +378,11 @@ class SystemdDriver:
     def plan_pod(self, pod_uid: str) -> Cgroup:
         return Cgroup(pod_uid, self._paths(slice_path(self.pod_slice(pod_uid))))
 
-    def create_pod(self, pod_uid: str) -> Cgroup:
+    def create_pod(self, pod_uid: str, planned: Cgroup | None = None) -> Cgroup:
         """The pod's slice, with accounting on so systemd makes its directory in the cpu, memory
         and pids hierarchies too; the other hierarchies by mkdir."""
         name = self.pod_slice(pod_uid)
-        cgroup = self.plan_pod(pod_uid)
+        cgroup = planned or self.plan_pod(pod_uid)
         props: list[tuple[str, tuple[str, Any]]] = [
             ("Description", ("s", f"sandbox pod {pod_uid}")),
             ("Wants", ("as", [self.parent_slice()])),

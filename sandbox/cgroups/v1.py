@@ -120,7 +120,6 @@ class V1Driver:
         if self.unified is not None:
             self._roots[UNIFIED] = self.unified
         self._parent_ready = False
-        self._planned: Cgroup | None = None  # plan_pod's last answer: create_pod follows it
         # the keys whose directory an instance shares with its pod; co-mounted controllers share a
         # directory, which is an instance's own when any of them is
         own_dirs = {path for key, path in self._roots.items()
@@ -162,18 +161,16 @@ class V1Driver:
         return dict(self.v1)
 
     def plan_pod(self, pod_uid: str) -> Cgroup:
-        self._planned = Cgroup(pod_uid, self._paths(self.parent, pod_uid))
-        return self._planned
+        return Cgroup(pod_uid, self._paths(self.parent, pod_uid))
 
-    def create_pod(self, pod_uid: str) -> Cgroup:
+    def create_pod(self, pod_uid: str, planned: Cgroup | None = None) -> Cgroup:
         """The pod's directories straight away: while other pods run the parent is there, and
         making it first cost 9 mkdir calls answering EEXIST plus 4 cpuset reads and writes per
         runtime (create_pod with the parent there: 0.67-0.83 -> 0.43-0.45 ms, medians of 15).
         ENOENT says it is missing (the first pod): made then, with its cpuset, and the pod tried
         again (one failed mkdir; only what this call made is removed on a failure: was 9 rmdir
         of nothing per isolated pod)."""
-        planned = self._planned  # PodCgroups.create records the plan's directories first
-        paths = dict(planned.paths) if planned is not None and planned.name == pod_uid else self.plan_pod(pod_uid).paths
+        paths = dict((planned or self.plan_pod(pod_uid)).paths)
         attempts = PARENT_ATTEMPTS
         make_parent = False
         while True:

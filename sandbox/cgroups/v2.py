@@ -81,11 +81,11 @@ class V2Driver:
     def plan_pod(self, pod_uid: str) -> Cgroup:
         return Cgroup(pod_uid, {UNIFIED: fs.under(self.root, self.parent, pod_uid)})
 
-    def create_pod(self, pod_uid: str) -> Cgroup:
+    def create_pod(self, pod_uid: str, planned: Cgroup | None = None) -> Cgroup:
         """The pod's directory straight away (the parent is there while other pods run, see
         v1's); ENOENT: the parent is made, with the controllers delegated, and the pod tried
         again."""
-        pod = self.plan_pod(pod_uid).paths[UNIFIED]
+        pod = (planned or self.plan_pod(pod_uid)).paths[UNIFIED]
         attempts = PARENT_ATTEMPTS
         make_parent = False
         while True:

@@ -285,11 +285,7 @@ class ImageStore:
                   if fetch is not None or not self.layer_path(diff_id).is_dir()}
         if not wanted:
             return  # a container start from a stored image: nothing more is imported
-        from sandbox.topdir import mark_top_directory
-
-        parent = self.root / "layers"
-        parent.mkdir(parents=True, exist_ok=True)
-        mark_top_directory(parent)
+        self._layers_top()
 
         def task(desc: dict[str, Any], diff_id: str) -> None:
             if fetch is not None and stream is not None:
@@ -313,11 +309,8 @@ class ImageStore:
         if not isinstance(layer_descs, list) or not all(isinstance(d, dict) for d in layer_descs):
             raise ImageError(f"image {name}: manifest {digest} has a malformed layers list")
         from sandbox.images.threads import Lock
-        from sandbox.topdir import mark_top_directory
 
-        parent = self.root / "layers"
-        parent.mkdir(parents=True, exist_ok=True)
-        mark_top_directory(parent)
+        self._layers_top()
         planned: list[list[LayerRef]] = []
         planning = Lock()
 
@@ -346,6 +339,15 @@ class ImageStore:
         first = {str(desc.get("digest", "")): (i, desc) for i, desc in reversed(list(enumerate(layer_descs)))}
         _run_in_threads([_bound(task, i, desc) for i, desc in sorted(first.values(), key=lambda e: e[0])],
                         LAYER_WORKERS)
+
+    def _layers_top(self) -> None:
+        """<images>/layers made, and marked for the Orlov allocator (topdir.py) before layers
+        are unpacked below it."""
+        from sandbox.topdir import mark_top_directory
+
+        parent = self.root / "layers"
+        parent.mkdir(parents=True, exist_ok=True)
+        mark_top_directory(parent)
 
     def holds_layers(self, name: str, digest: str, manifest: dict[str, Any], config: str) -> bool:
         """Whether the config blob `config` of manifest `digest` is stored and so is every layer, its

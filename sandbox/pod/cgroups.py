@@ -192,9 +192,10 @@ class PodCgroups:
     def create(self, limits: CgroupLimits) -> None:
         from sandbox.pod.teardown import Cgroup as CgroupRecord
 
-        for path in self.driver.plan_pod(self.pod_uid).dirs():
+        planned = self.driver.plan_pod(self.pod_uid)
+        for path in planned.dirs():  # recorded before they exist
             self._record(CgroupRecord(path))
-        self.pod = self.driver.create_pod(self.pod_uid)
+        self.pod = self.driver.create_pod(self.pod_uid, planned)
         self.driver.apply(self.pod, limits)
 
     def child(self, name: str, limits: CgroupLimits | None = None, devices: Any = None) -> Cgroup:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from sandbox.errors import FieldError
 from sandbox.spec.convert import child, format_value
-from sandbox.spec.load import _INT64_MIN, _INT_RANGE, _UINT64_MAX, MAX_DEPTH, MAX_DOCUMENTS, MAX_NODES
+from sandbox.spec.load import INT64_MIN, INT_RANGE, MAX_DEPTH, MAX_DOCUMENTS, MAX_NODES, UINT64_MAX, shorten
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ def documents(text: str, errors: list[FieldError]) -> list[Any] | None:
                                      f"Invalid value: nested more than {MAX_DEPTH} levels deep"))
             return []
         except ValueError:  # an integer literal beyond Python's int-to-string limit (4,300 digits)
-            errors.append(FieldError(f"<document {len(values) + 1}>", f"Invalid value: {_INT_RANGE}"))
+            errors.append(FieldError(f"<document {len(values) + 1}>", f"Invalid value: {INT_RANGE}"))
             return []
         value, nodes = _checked(value, len(values) + 1, nodes, errors)
         if errors:
@@ -119,7 +119,7 @@ def _checked(value: Any, document: int, nodes: int, errors: list[FieldError]) ->
             errors.append(FieldError("<input>", f"Too many: more than {MAX_NODES} JSON nodes"))
             break
         if depth > MAX_DEPTH:
-            errors.append(FieldError(_shorten(_path_of(top, parent, slot, document)),
+            errors.append(FieldError(shorten(_path_of(top, parent, slot, document)),
                                      f"Invalid value: nested more than {MAX_DEPTH} levels deep"))
             break
         if isinstance(container, dict):
@@ -142,10 +142,10 @@ def _checked(value: Any, document: int, nodes: int, errors: list[FieldError]) ->
             elif kind is dict or kind is list or kind is _RepeatedKey:
                 stack.append((item, container, key, depth + 1))
             elif kind is int:
-                if not _INT64_MIN <= item <= _UINT64_MAX:
+                if not INT64_MIN <= item <= UINT64_MAX:
                     shown = str(item)
                     _refuse(top, container, key, document, f"{shown[:37]}..." if len(shown) > 40 else shown,
-                            _INT_RANGE, errors)
+                            INT_RANGE, errors)
                     return value, nodes
             elif kind is float:
                 if item - item != 0.0:  # 1e999: infinite, which no Kubernetes number is
@@ -162,10 +162,6 @@ def _refuse(top: list[Any], container: Any, key: Any, document: int, shown: str,
 def _repeated(top: list[Any], obj: dict[str, Any], key: str, document: int, errors: list[FieldError]) -> None:
     errors.append(FieldError(_path_of(top, obj, key, document),
                              f"Duplicate value: {format_value(key)}: object key repeated"))
-
-
-def _shorten(path: str) -> str:
-    return path if len(path) <= 120 else path[:117] + "..."
 
 
 def _path_of(top: list[Any], container: Any, slot: Any, document: int) -> str:

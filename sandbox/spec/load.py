@@ -62,9 +62,9 @@ _CORE = "tag:yaml.org,2002:"
 _SCALAR_TAGS = frozenset(_CORE + t for t in ("str", "int", "float", "bool", "null"))
 _MAP_TAGS = frozenset((_CORE + "map",))
 _SEQ_TAGS = frozenset((_CORE + "seq",))
-_INT64_MIN = -(1 << 63)
-_UINT64_MAX = (1 << 64) - 1
-_INT_RANGE = "integer out of range: numbers must fit in 64 bits"
+INT64_MIN = -(1 << 63)
+UINT64_MAX = (1 << 64) - 1
+INT_RANGE = "integer out of range: numbers must fit in 64 bits"
 
 
 class _ValueProblem(yaml.MarkedYAMLError):  # type: ignore[misc]
@@ -91,13 +91,13 @@ class _Loader(yaml.CSafeLoader):  # type: ignore[misc]
         if digits[:2] in ("0b", "0x"):
             digits = digits[2:]
         if len(digits.lstrip("0")) > 64:
-            raise _refused(node, _INT_RANGE)
+            raise _refused(node, INT_RANGE)
         try:
             value = int(super().construct_yaml_int(node))
         except (ValueError, TypeError):
             raise _refused(node, "not a valid integer") from None
-        if not _INT64_MIN <= value <= _UINT64_MAX:
-            raise _refused(node, _INT_RANGE)
+        if not INT64_MIN <= value <= UINT64_MAX:
+            raise _refused(node, INT_RANGE)
         return value
 
     def construct_yaml_float(self, node: Any) -> float:
@@ -367,7 +367,7 @@ def _prescan(src: _Source, errors: list[FieldError]) -> bool:
                 _SCALAR_TAGS if kind is yaml.ScalarEvent else _MAP_TAGS if kind is yaml.MappingStartEvent
                 else _SEQ_TAGS):
             tag = "!!" + event.tag[len(_CORE):] if event.tag.startswith(_CORE) else event.tag
-            errors.append(FieldError(_shorten(_node_path(parent, documents)),
+            errors.append(FieldError(shorten(_node_path(parent, documents)),
                                      f"Invalid value: YAML tag {format_value(tag)} is not supported: only "
                                      f"strings, numbers, booleans, null, maps and sequences "
                                      f"({_mark(event.start_mark)})"))
@@ -394,7 +394,7 @@ def _prescan(src: _Source, errors: list[FieldError]) -> bool:
             _add_child(stack, 1)
             continue
         if len(stack) >= MAX_DEPTH:
-            errors.append(FieldError(_shorten(_node_path(parent, documents)), f"Invalid value: nested more than {MAX_DEPTH} levels deep "
+            errors.append(FieldError(shorten(_node_path(parent, documents)), f"Invalid value: nested more than {MAX_DEPTH} levels deep "
                                            f"({_mark(event.start_mark)})"))
             return False
         slot: str | int = documents if parent is None else (
@@ -407,7 +407,7 @@ _NODE_EVENTS = (yaml.ScalarEvent, yaml.AliasEvent, yaml.MappingStartEvent, yaml.
 _END_EVENTS = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
 
 
-def _shorten(path: str) -> str:
+def shorten(path: str) -> str:
     return path if len(path) <= 120 else path[:117] + "..."
 
 
