@@ -22,6 +22,8 @@
 #include <linux/openat2.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -744,5 +746,31 @@ int sbx_rename_exchange(const char *from, const char *to, struct sbx_err *e)
 {
         if (syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, RENAME_EXCHANGE) < 0)
                 return sbx_fail(e, SBX_STAGE_PARENT, errno, "exchange", to);
+        return 0;
+}
+
+int sbx_flock(int fd, int op, struct sbx_err *e)
+{
+        if (flock(fd, op) < 0)
+                return sbx_fail(e, SBX_STAGE_PARENT, errno, "flock", "");
+        return 0;
+}
+
+#ifndef FS_IOC_GETFLAGS /* <linux/fs.h>'s values: that header clashes with glibc's <sys/mount.h> */
+#define FS_IOC_GETFLAGS _IOR('f', 1, long)
+#define FS_IOC_SETFLAGS _IOW('f', 2, long)
+#endif
+
+int sbx_add_inode_flags(int fd, int flags, struct sbx_err *e)
+{
+        int current; /* the kernel reads and writes an int, whatever the ioctl's number says */
+
+        if (ioctl(fd, FS_IOC_GETFLAGS, &current) < 0)
+                return sbx_fail(e, SBX_STAGE_PARENT, errno, "get inode flags", "");
+        if ((current & flags) == flags)
+                return 0;
+        current |= flags;
+        if (ioctl(fd, FS_IOC_SETFLAGS, &current) < 0)
+                return sbx_fail(e, SBX_STAGE_PARENT, errno, "set inode flags", "");
         return 0;
 }

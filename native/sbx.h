@@ -182,6 +182,13 @@ int sbx_umount(const char *target, struct sbx_err *err);
  * block is a synchronous discard). 0, or -1 with *err filled (mounts.c). */
 int sbx_rename_exchange(const char *from, const char *to, struct sbx_err *err);
 
+/* flock(2) of `fd` (`op`: LOCK_SH, LOCK_EX, LOCK_UN, | LOCK_NB), and the inode flags `flags`
+ * (FS_IOC_GETFLAGS/SETFLAGS: FS_TOPDIR_FL, ...) added to the open file `fd` where missing: the
+ * runtime's pod lock and topdir.py's marks without Python's fcntl module, one shared library
+ * less for every `sandbox run` to load. 0, or -1 with *err filled (mounts.c). */
+int sbx_flock(int fd, int op, struct sbx_err *err);
+int sbx_add_inode_flags(int fd, int flags, struct sbx_err *err);
+
 /* One device rule, as runc's devices.Rule / a devices.allow line (devices.c). */
 struct sbx_device_rule {
         char type; /* 'a' (any), 'b' or 'c' */

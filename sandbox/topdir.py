@@ -24,14 +24,11 @@ new inode there (cProfile of the agent: mkdir 0.35 ms, a state write's create + 
 from __future__ import annotations
 
 import os
-import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
 
-FS_IOC_GETFLAGS = 0x80086601  # _IOR('f', 1, long): the kernel reads and writes an int
-FS_IOC_SETFLAGS = 0x40086602  # _IOW('f', 2, long)
 FS_TOPDIR_FL = 0x00020000
 
 
@@ -51,17 +48,14 @@ def mark_pod_parents(*parents: tuple[Path, int]) -> None:
 
 def mark_top_directory(path: Path) -> bool:
     """Set FS_TOPDIR_FL on the directory `path` if the filesystem has it; True when it is set."""
-    import fcntl
+    from sandbox.native import add_inode_flags  # loaded already where pods start or layers unpack
 
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return False
     try:
-        # an int in native byte order (not `struct`: one module less to import on every `sandbox run`)
-        flags = int.from_bytes(fcntl.ioctl(fd, FS_IOC_GETFLAGS, b"\0" * 4), sys.byteorder, signed=True)
-        if not flags & FS_TOPDIR_FL:
-            fcntl.ioctl(fd, FS_IOC_SETFLAGS, (flags | FS_TOPDIR_FL).to_bytes(4, sys.byteorder, signed=True))
+        add_inode_flags(fd, FS_TOPDIR_FL)
         return True
     except OSError:  # ENOTTY, EOPNOTSUPP: a filesystem without inode flags (tmpfs, overlay)
         return False

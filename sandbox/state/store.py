@@ -102,12 +102,14 @@ class PodLock:
     def acquire(self) -> bool:
         """Create the directory if needed and lock it; False if another runtime holds it."""
         import errno
-        import fcntl
+
+        # the native flock: the runtime has that module loaded, fcntl would be one more (~0.25 ms)
+        from sandbox.native import LOCK_EX, LOCK_NB, flock
 
         self.pod_dir.path.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(self.pod_dir.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            flock(fd, LOCK_EX | LOCK_NB)
         except OSError as e:
             os.close(fd)
             if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):

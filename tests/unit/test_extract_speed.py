@@ -22,7 +22,9 @@ from tarballs import tar_of
 from sandbox.errors import ImageError
 from sandbox.images.extract import LayerError, inflate_module, open_layer, unpack
 from sandbox.images.store import ImageStore, _run_in_threads
-from sandbox.topdir import FS_IOC_GETFLAGS, FS_TOPDIR_FL, mark_top_directory
+from sandbox.topdir import FS_TOPDIR_FL, mark_top_directory
+
+FS_IOC_GETFLAGS = 0x80086601  # <linux/fs.h>: _IOR('f', 1, long); the kernel reads an int
 
 GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 

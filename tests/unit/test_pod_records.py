@@ -47,6 +47,37 @@ def test_a_record_held_by_a_runtime_is_live(root: Path) -> None:
         lock.release()
 
 
+def test_the_pod_lock_is_an_flock_other_processes_see(root: Path) -> None:
+    """PodLock takes flock(2) through the native module: another process's fcntl.flock on the
+    same file is refused while it is held, and a lock another process holds refuses it."""
+    import subprocess
+    import sys
+
+    pod_dir = record(root)
+    probe = ("import fcntl, os, sys\n"
+             "fd = os.open(sys.argv[1], os.O_RDONLY)\n"
+             "try:\n    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)\nexcept BlockingIOError:\n    sys.exit(3)\n")
+    lock = PodLock(pod_dir)
+    assert lock.acquire()
+    try:
+        assert subprocess.run([sys.executable, "-c", probe, str(pod_dir.lock_file)]).returncode == 3
+        assert not PodLock(pod_dir).acquire()  # a second open file description: flock refuses it too
+    finally:
+        lock.release()
+    assert subprocess.run([sys.executable, "-c", probe, str(pod_dir.lock_file)]).returncode == 0
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); "
+                               "fcntl.flock(fd, fcntl.LOCK_SH); print(flush=True); sys.stdin.read()",
+                               str(pod_dir.lock_file)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"\n"
+        assert not PodLock(pod_dir).acquire()
+    finally:
+        holder.communicate(b"")
+    other = PodLock(pod_dir)
+    assert other.acquire()
+    other.release()
+
+
 def test_a_record_marked_ended_is_ended_whoever_holds_the_lock(root: Path) -> None:
     pod_dir = record(root, ended=True)
     assert read_pod(pod_dir)[1] == ENDED

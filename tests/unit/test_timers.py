@@ -59,7 +59,7 @@ def test_a_thousand_probe_runs_leave_no_dead_entries_behind() -> None:
 
 
 def test_cancelled_far_future_entries_are_dropped_without_reaching_the_top() -> None:
-    """Lazy deletion alone drops an entry only when it reaches the top of the heap: a cancelled
+    """Lazy deletion alone drops an entry only when it comes due: a cancelled
     grace deadline far in the future would sit there for good without compaction."""
     timers = Timers()
     timers.add(0.0, lambda: None)  # stays at the top, so nothing below it is ever popped
