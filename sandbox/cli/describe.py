@@ -81,7 +81,8 @@ def _header(w: _Writer, state: Obj, spec: Obj, meta: Obj, status: Obj, node: str
     _write_if(w, 0, "Priority Class Name", spec.get("priorityClassName"))
     _write_if(w, 0, "Runtime Class Name", spec.get("runtimeClassName"))
     _write_if(w, 0, "Service Account", spec.get("serviceAccountName"))
-    w.write(0, f"Node:\t{node or NONE}\n")
+    # kubectl prints spec.nodeName + "/" + status.hostIP (an empty host IP leaves the slash).
+    w.write(0, f"Node:\t{node + '/' + status.get('hostIP', '') if node else NONE}\n")
     if status.get("startTime"):
         w.write(0, f"Start Time:\t{rfc1123z(status['startTime'])}\n")
     _labels(w, "Labels", meta.get("labels") or {})
@@ -92,8 +93,19 @@ def _header(w: _Writer, state: Obj, spec: Obj, meta: Obj, status: Obj, node: str
     seccomp = (spec.get("securityContext") or {}).get("seccompProfile")
     if seccomp:
         _seccomp(w, 0, seccomp)
-    w.write(0, "IP:\t\n")  # the pod has no network of its own beyond its loopback
-    w.write(0, f"IPs:\t{NONE}\n")
+    _pod_ips(w, status)
+
+
+def _pod_ips(w: _Writer, status: Obj) -> None:
+    """kubectl's IP line and describePodIPs: the pod IP kept in the status, also after the pod ended."""
+    w.write(0, f"IP:\t{status.get('podIP', '')}\n")
+    ips = [entry.get("ip", "") for entry in status.get("podIPs") or []]
+    if not ips:
+        w.write(0, f"IPs:\t{NONE}\n")
+        return
+    w.write(0, "IPs:\n")  # no cell: as kubectl's, the line ends the tabwriter block above it
+    for ip in ips:
+        w.write(1, f"IP:\t{ip}\n")
 
 
 def _seccomp(w: _Writer, level: int, profile: Obj) -> None:

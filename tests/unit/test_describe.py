@@ -56,6 +56,7 @@ def sample_state() -> dict[str, Any]:
         ("PodReadyToStartContainers", "True"), ("Initialized", "True"), ("Ready", "False"),
         ("ContainersReady", "False"), ("PodScheduled", "True")]]
     status = {"phase": "Running", "startTime": "2026-11-22T16:24:42Z", "conditions": conditions,
+              "hostIP": "192.0.2.2", "podIP": "10.89.0.7", "podIPs": [{"ip": "10.89.0.7"}],
               "containerStatuses": [{
                   "name": "web", "state": {"running": {"startedAt": "2026-11-22T16:24:43Z"}}, "lastState": {},
                   "ready": False, "restartCount": 0, "image": "busybox", "imageID": "sha256:1234",
@@ -68,13 +69,14 @@ EXPECTED = """\
 Name:         p
 Namespace:    default
 Priority:     0
-Node:         node-1
+Node:         node-1/192.0.2.2
 Start Time:   Sun, 22 Nov 2026 16:24:42 +0000
 Labels:       app=web
 Annotations:  <none>
 Status:       Running
-IP:           $
-IPs:          <none>
+IP:           10.89.0.7
+IPs:
+  IP:  10.89.0.7
 Containers:
   web:
     Container ID:  sandbox://abc
@@ -137,9 +139,18 @@ def test_containers_without_status_show_the_spec_only() -> None:
     text = describe_pod(state, T0, node="")
     assert "Container ID" not in text and "Restart Count" not in text and "State:" not in text
     assert "Node:         <none>\n" in text
+    assert "IP:           \nIPs:          <none>\n" in text
     assert "Conditions:" not in text
     assert "Start Time" not in text
     assert text.endswith("Events:          <none>\n")
+
+
+def test_an_ended_pod_still_shows_the_ip_its_status_keeps() -> None:
+    # kubectl prints status.podIP and status.podIPs whatever the phase; `get -o wide` shows the same IP.
+    state = sample_state()
+    state["status"]["phase"] = "Succeeded"
+    text = describe_pod(state, T0 + 30, node="node-1")
+    assert "\nIP:           10.89.0.7\nIPs:\n  IP:  10.89.0.7\nContainers:\n" in text
 
 
 def test_waiting_and_terminated_states() -> None:
