@@ -29,6 +29,7 @@ class Entry(Record):
     id: int
     gid: int = -1  # passwd: the user's primary group
     members: tuple[str, ...] = ()  # group: its member user names
+    home: str = ""  # passwd: the user's home directory
 
 
 def read_in_root(root: str | Sequence[Path], path: str, limit: int = MAX_BYTES) -> bytes | None:
@@ -158,7 +159,8 @@ def parse(data: bytes | None, passwd: bool) -> list[Entry]:
         except ValueError:
             continue
         members = () if passwd else tuple(m for m in fields[3].split(",") if m)
-        entries.append(Entry(fields[0], number, gid, members))
+        home = fields[5] if passwd and len(fields) > 5 else ""
+        entries.append(Entry(fields[0], number, gid, members, home))
     return entries
 
 

@@ -251,6 +251,18 @@ def _env_from(container: Container, namespace: str, sources: Sources,
     return pairs
 
 
+def with_home(env: list[str], uid: int, image: Image) -> list[str]:
+    """runc's setupUser: a process whose environment has no (or an empty) HOME gets the home
+    directory of its uid's entry in the image's /etc/passwd, "/" without one. Added after the
+    kubelet's $(VAR) expansion, which never sees it; exec, probes and hooks inherit the list."""
+    if any(e.startswith("HOME=") and len(e) > len("HOME=") for e in env):
+        return env
+    from sandbox.images import users
+
+    entry = next((e for e in users.passwd(image.layers) if e.id == uid), None)
+    return [*(e for e in env if not e.startswith("HOME=")), f"HOME={entry.home if entry is not None else '/'}"]
+
+
 def resolve_argv(container: Container, image: Image, env: list[str]) -> list[str]:
     """The argv to exec (reference 4.1: command replaces entrypoint and cmd, args replaces cmd)."""
     lookup = dict(e.partition("=")[::2] for e in env)

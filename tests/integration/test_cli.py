@@ -90,6 +90,39 @@ def test_env_and_command_expansion(web: Sandbox) -> None:
     assert out == "hello world, $(GREETING) stays|web|/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
+def test_home_is_set_as_runc_sets_it(sbx: Sandbox) -> None:
+    # runc exports HOME from the image's /etc/passwd for the uid when the env has none; an env
+    # entry wins. The main process, exec and exec hooks all see it.
+    proc = sbx.start(sbx.manifest(HOMES))
+    sbx.wait_running("homes", containers=3)
+    try:
+        for name, home in (("root", "/root"), ("nobody", "/home"), ("own", "/data")):
+            main = sbx.run("exec", "homes", "-c", name, "--", "sh", "-c", "tr '\\0' '\\n' </proc/1/environ")
+            assert f"HOME={home}" in main.stdout.splitlines(), (name, main.stdout)
+            assert sbx.run("exec", "homes", "-c", name, "--", "sh", "-c", "echo $HOME").stdout == f"{home}\n"
+    finally:
+        sbx.stop(proc)
+
+
+HOMES = """
+apiVersion: v1
+kind: Pod
+metadata: {name: homes}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - {name: root, image: busybox, command: [sleep, "1000"]}
+  - name: nobody
+    image: busybox
+    command: [sleep, "1000"]
+    securityContext: {runAsUser: 65534}
+  - name: own
+    image: busybox
+    command: [sleep, "1000"]
+    env: [{name: HOME, value: /data}]
+"""
+
+
 def test_logs_cri_files_and_logs_verb(web: Sandbox) -> None:
     files = list(web.root.glob("log/pods/default_web_*/app/0.log"))
     assert len(files) == 1

@@ -259,3 +259,16 @@ def test_nul_bytes_are_refused_before_the_core() -> None:
     with pytest.raises(ContainerStartError) as e:
         keep.cstr("a\0b", "command[1]")
     assert "command[1] contains a NUL byte" in str(e.value)
+
+
+@pytest.mark.parametrize(("env", "uid", "expected"), [
+    (["PATH=/bin"], 0, ["PATH=/bin", "HOME=/root"]),  # root's entry in the image's /etc/passwd
+    (["PATH=/bin"], 1500, ["PATH=/bin", "HOME=/home"]),
+    (["PATH=/bin"], 4242, ["PATH=/bin", "HOME=/"]),  # no entry: runc's default
+    (["HOME=/data", "PATH=/bin"], 0, ["HOME=/data", "PATH=/bin"]),  # the pod's or the image's wins
+    (["HOME=", "PATH=/bin"], 0, ["PATH=/bin", "HOME=/root"]),  # empty counts as unset (os.Getenv)
+])
+def test_home_as_runc_sets_it(image: Image, env: list[str], uid: int, expected: list[str]) -> None:
+    # runc's setupUser exports HOME for the container process and every exec when none is set:
+    # `echo $HOME` in a busybox pod prints /root under containerd.
+    assert launch.with_home(env, uid, image) == expected
