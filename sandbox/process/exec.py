@@ -43,7 +43,7 @@ def exec_in_container(main_pidfd: int, argv: list[str], env: list[str], cwd: str
     seccomp_bpf = read_filter(identity.seccomp) if identity.seccomp is not None else None
     stdio: _PipeStdio | _TtyStdio = _TtyStdio(main_pid, main_pidfd, stdin) if tty else _PipeStdio(stdin)
     try:
-        req = SpawnRequest(argv=argv, env=env, join_pidfd=main_pidfd, join_ns=ALL_NAMESPACES, cwd=cwd,
+        req = SpawnRequest(argv=argv, env=exec_env(env, tty), join_pidfd=main_pidfd, join_ns=ALL_NAMESPACES, cwd=cwd,
                            stdio=stdio.child_fds, new_session=True, stage_name="exec", **(cgroup or {}),
                            **identity.request_fields(seccomp_bpf))
         try:
@@ -53,6 +53,14 @@ def exec_in_container(main_pidfd: int, argv: list[str], env: list[str], cwd: str
         return _supervise(process, stdio)
     finally:
         stdio.close()
+
+
+def exec_env(env: list[str], tty: bool) -> list[str]:
+    """The container's environment, with TERM=xterm over any TERM when a terminal is given:
+    containerd's CRI exec adds it (oci.WithEnv) for `kubectl exec -t`."""
+    if not tty:
+        return env
+    return [*(e for e in env if not e.startswith("TERM=")), "TERM=xterm"]
 
 
 def _supervise(process: ChildProcess, stdio: _PipeStdio | _TtyStdio) -> int:

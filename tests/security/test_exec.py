@@ -199,6 +199,13 @@ def test_tty_is_the_containers_own_pty_with_our_size(pod: Sandbox) -> None:
     assert lines[4].split() == ["0", "1", "2", "3"], lines
 
 
+def test_tty_sets_term_as_containerd_does(pod: Sandbox) -> None:
+    # containerd's CRI exec adds TERM=xterm to a terminal's environment; pipes get none.
+    code, shown = _in_terminal(pod, ["-it", "fds", "--", "sh", "-c", "echo term=$TERM"])
+    assert code == 0 and "term=xterm" in shown.replace("\r", "").splitlines(), shown
+    assert pod.run("exec", "fds", "--", "sh", "-c", "echo term=$TERM").stdout == "term=\n"
+
+
 def test_tty_ctrl_c_and_interactive_input(pod: Sandbox) -> None:
     code, shown = _in_terminal(pod, ["-it", "fds", "--", "sh"], feed=[(1.0, b"echo hi $((6*7))\n"),
                                                                      (1.5, b"exit 4\n")])

@@ -76,3 +76,12 @@ def test_the_collector_is_back_on_whatever_ends_the_command(case: str, tmp_path:
     expected = {"no pod": 'pods "web" not found', "no such container": 'container "other" is not valid',
                 "not running": "cannot exec in a container that is not running", "no command": "no command given"}
     assert code in (1, 2) and expected[case] in capsys.readouterr().err
+
+
+def test_a_terminal_gets_term_xterm_as_containerds_exec_gives_it() -> None:
+    from sandbox.process.exec import exec_env
+
+    env = ["PATH=/bin", "TERM=vt100", "HOME=/root"]
+    assert exec_env(env, tty=False) == env  # pipes: the container's environment as it is
+    assert exec_env(env, tty=True) == ["PATH=/bin", "HOME=/root", "TERM=xterm"]
+    assert exec_env(["PATH=/bin"], tty=True) == ["PATH=/bin", "TERM=xterm"]
