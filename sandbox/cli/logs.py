@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from sandbox.logs.reader import LogLine
+    from sandbox.state.proc import ProcessRef
 
 
 def add_parser(verbs: Any) -> None:
@@ -29,7 +30,8 @@ def add_parser(verbs: Any) -> None:
     p.add_argument("name", help="pod name")
     p.add_argument("-c", "--container", help="container name")
     p.add_argument("-p", "--previous", action="store_true", help="the previous instance of the container")
-    p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines until the pod ends")
+    p.add_argument("-f", "--follow", action="store_true",
+                   help="keep printing new lines until the container instance stops running")
     p.add_argument("--tail", type=int, default=-1, help="only the last N lines (-1: all)")
     p.add_argument("--since", help="only lines newer than this duration (5s, 2m, 3h)")
     p.add_argument("--since-time", help="only lines at or after this RFC 3339 time")
@@ -179,30 +181,86 @@ def _snapshot(directory: Path, instance: int, options: Options) -> list[LogLine]
 
 def _follow_all(pod_state: Path, pod_log: Path, work: list[tuple[str, int]], pod: str, options: Options) -> None:
     """-f: every chosen container followed at once (one thread each, as kubectl's parallel
-    requests), whole lines written one at a time, until the runtime lets go of the pod."""
+    requests), whole lines written one at a time, each until its instance stops running."""
     import threading
 
     from sandbox.state.store import PodDir
 
     lock = threading.Lock()
     out = sys.stdout.buffer
-    alive = PodDir(pod_state).owner_alive
+    owner_alive = PodDir(pod_state).owner_alive
 
     def write(data: bytes) -> None:
         with lock:
             out.write(data)
             out.flush()
 
+    def running(item: tuple[str, int]) -> Callable[[], bool]:
+        return instance_running(lambda: _pod_state(pod_state), *item, owner_alive)
+
     if len(work) == 1:
-        _follow_one(pod_log, work[0], pod, options, alive, write)
+        _follow_one(pod_log, work[0], pod, options, running(work[0]), write)
         return
-    threads = [threading.Thread(target=_follow_one, args=(pod_log, item, pod, options, alive, write), daemon=True)
+    threads = [threading.Thread(target=_follow_one, args=(pod_log, item, pod, options, running(item), write), daemon=True)
                for item in work]
     for t in threads:
         t.start()
     for t in threads:
         while t.is_alive():
             t.join(0.5)  # a bounded join: Ctrl-C reaches the main thread meanwhile
+
+
+LINGER = 0.5  # seconds a follow reads on after its instance's exit: the runtime may still be writing its last output
+
+
+def instance_process(state: dict[str, Any] | None, container: str, instance: int) -> ProcessRef | bool:
+    """Instance `instance` (its restart count) of the container, as the pod's record shows it: its
+    main process while it runs, True while it has yet to start, False once it has ended."""
+    from sandbox.state.proc import ProcessRef
+
+    status = _container_status(state, container)
+    if status is None:
+        return False
+    count = int(status.get("restartCount") or 0)
+    current = status.get("state") or {}
+    if count > instance or (count == instance and (
+            "terminated" in current or (current.get("waiting") or {}).get("reason") == "CrashLoopBackOff")):
+        return False
+    if count == instance and "running" in current:
+        record = ((state or {}).get("containers") or {}).get(container) or {}
+        return ProcessRef.from_json(record.get("process")) or True  # none yet: the record is being written
+    return True
+
+
+def instance_running(read_state: Callable[[], dict[str, Any] | None], container: str, instance: int,
+                     owner_alive: Callable[[], bool], clock: Callable[[], float] | None = None) -> Callable[[], bool]:
+    """Whether the followed instance still runs: the kubelet's follow ends once the container it
+    reads is no longer running (waitLogs), so `-f` on a crash-looping container returns at the
+    instance's exit, not at the pod's end. A runtime that lets go of the pod ends every follow.
+    The pod's record is read until it names the instance's main process (or shows it ended);
+    after the end, LINGER more seconds of reading."""
+    import time
+
+    now = clock or time.monotonic
+    ref: ProcessRef | None = None
+    exited_at: float | None = None
+
+    def alive() -> bool:
+        nonlocal ref, exited_at
+        if not owner_alive():
+            return False
+        if exited_at is None:
+            if ref is None:
+                found = instance_process(read_state(), container, instance)
+                if found is True:
+                    return True
+                ref = found or None
+            if ref is not None and ref.alive():
+                return True
+            exited_at = now()
+        return now() - exited_at < LINGER
+
+    return alive
 
 
 def _follow_one(pod_log: Path, item: tuple[str, int], pod: str, options: Options, alive: Callable[[], bool],

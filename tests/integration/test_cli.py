@@ -206,6 +206,33 @@ spec:
     sbx.finish(proc)
 
 
+def test_logs_follow_ends_with_the_instance_of_a_crash_looping_container(sbx: Sandbox) -> None:
+    # kubectl logs -f returns when the container it reads exits, though the pod runs on.
+    import subprocess
+    import time
+
+    manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: looper}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - {name: l, image: busybox, command: ["sh", "-c", "for i in 1 2 3; do echo tick $i; sleep 0.3; done; echo last; exit 1"]}
+""")
+    proc = sbx.start(manifest, "--backoff-initial", "2s")
+    try:
+        sbx.wait_for(lambda: list(sbx.root.glob("log/pods/default_looper_*/l/0.log")), message="the log file")
+        begin = time.monotonic()
+        follower = subprocess.run(sbx.cmd("logs", "-f", "looper"), capture_output=True, text=True, timeout=30)
+        assert follower.returncode == 0, follower.stderr
+        assert follower.stdout.splitlines() == ["tick 1", "tick 2", "tick 3", "last"]
+        assert time.monotonic() - begin < 5  # not at the pod's end: it restarts for ever
+        assert proc.poll() is None
+    finally:
+        sbx.stop(proc)
+
+
 def test_state_is_private_and_logs_are_readable(web: Sandbox) -> None:
     import stat
 

@@ -436,3 +436,61 @@ def test_previous_instance_is_the_kubelets_last_terminated(found: list[int], sta
     from sandbox.cli.logs import previous_instance
 
     assert previous_instance(found, status) == expected
+
+
+# --- how long `logs -f` follows -----------------------------------------------------------------------
+
+
+def running_status(count: int, state: dict[str, object], pid: dict[str, int] | None) -> dict[str, object]:
+    return {"containers": {"app": {"process": pid}},
+            "status": {"containerStatuses": [{"name": "app", "restartCount": count, "state": state}]}}
+
+
+@pytest.mark.parametrize("count, state, expected", [
+    (2, {"running": {}}, "ref"),  # the instance followed runs
+    (2, {"terminated": {"exitCode": 1}}, False),
+    (2, {"waiting": {"reason": "CrashLoopBackOff"}}, False),  # it exited, the next waits for its back-off
+    (3, {"running": {}}, False),  # a later instance runs
+    (1, {"waiting": {"reason": "CrashLoopBackOff"}}, True),  # its log is there, its start not yet recorded
+    (2, {"waiting": {"reason": "ContainerCreating"}}, True),
+])
+def test_which_instance_the_record_shows_running(count: int, state: dict[str, object], expected: object) -> None:
+    from sandbox.cli.logs import instance_process
+    from sandbox.state.proc import ProcessRef
+
+    pid = {"pid": 42, "startTime": 7}
+    found = instance_process(running_status(count, state, pid), "app", 2)
+    assert found == (ProcessRef(42, 7) if expected == "ref" else expected)
+    assert instance_process(None, "app", 2) is False  # the pod's record is gone
+
+
+def test_follow_ends_with_the_instance_not_the_pod() -> None:
+    # kubectl logs -f returns once the container it reads stops running (the kubelet's waitLogs),
+    # also while the pod's runtime lives on and restarts it; the runtime's exit ends it too.
+    import subprocess
+
+    from sandbox.cli.logs import LINGER, instance_running
+    from sandbox.state.proc import ProcessRef
+
+    child = subprocess.Popen(["sleep", "60"])
+    ref = ProcessRef.of(child.pid)
+    assert ref is not None
+    records = [running_status(0, {"waiting": {"reason": "ContainerCreating"}}, None),
+               running_status(0, {"running": {}}, ref.to_json())]
+    owner = [True]
+    clock = [100.0]
+    try:
+        alive = instance_running(lambda: records.pop(0), "app", 0, lambda: owner[0], clock=lambda: clock[0])
+        assert alive()  # not started yet: waits
+        assert alive() and alive()  # running: the record is not read again
+        owner[0] = False
+        assert not alive()  # the runtime let go of the pod
+        owner[0] = True
+        child.kill()
+        child.wait()
+        assert alive()  # just exited: read on a little for what the runtime still writes
+        clock[0] += LINGER + 0.01
+        assert not alive()
+    finally:
+        child.kill()
+        child.wait()
