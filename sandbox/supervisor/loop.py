@@ -744,6 +744,9 @@ class PodSupervisor:
             slot.restart_timer = None
             if self.deleting and slot.probes is not None:
                 slot.probes.pod_deleting(self.clock())  # liveness/startup can no longer kill
+        # Published now, not at the first exit: `get pods` shows Terminating (and the Killing
+        # events) for the whole grace period, however long the containers take to die.
+        self._save()
         if force:
             self._kill_remaining()
             return

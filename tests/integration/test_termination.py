@@ -64,6 +64,21 @@ def test_second_ctrl_c_kills_at_once(sbx: Sandbox) -> None:
     assert "stubborn: terminated (Error, exit code 137)" in err
 
 
+def test_a_pod_shows_terminating_for_its_whole_grace_period(sbx: Sandbox) -> None:
+    # kubectl shows Terminating from the deletion on; a container that ignores SIGTERM must not
+    # leave the record saying Running until its SIGKILL.
+    proc = sbx.start(sbx.manifest(MIXED.replace("trap 'echo bye; exit 0' TERM; ", "") % ("slow", 30)))
+    sbx.wait_running("slow", containers=2)
+    proc.send_signal(signal.SIGINT)
+    sbx.wait_for(lambda: (s := sbx.state("slow")) and s["summary"]["status"] == "Terminating", timeout=3,
+                 message="Terminating in the pod's record")
+    row = sbx.run("get", "pods", "slow").stdout.splitlines()[1].split()
+    assert row[2] == "Terminating", row
+    assert [e["reason"] for e in sbx.state("slow")["events"]].count("Killing") == 2
+    code, _, err = sbx.stop(proc, signal.SIGINT)  # the second Ctrl-C: SIGKILL now
+    assert "pod default/slow: Failed" in err
+
+
 def test_ctrl_c_held_down_never_interrupts_the_tear_down(sbx: Sandbox) -> None:
     """A key held down sends SIGINT every few milliseconds: the pod still ends through its own
     tear-down and prints its summary (the handlers stay in place until the tear-down is done)."""
