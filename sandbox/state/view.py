@@ -1,6 +1,7 @@
 """A pod's record as readers (`get`, `describe`, `delete`, `gc`) see it: one of three kinds.
 
-    live    a runtime holds the pod's lock: the state is what it last wrote
+    live    a runtime holds the pod's lock: the state is what it last wrote; also a node
+            agent's pod whose agent is gone while the pod's shim runs it on (re-adoptable)
     ended   the pod ended and its runtime tore it down: the state says `"ended": true` (the
             runtime's last write, made while it still holds the lock); kept until `sandbox
             delete` or a new `sandbox run` of the same name
@@ -43,6 +44,8 @@ def read_pod(pod_dir: PodDir) -> tuple[dict[str, Any], str]:
     state = pod_dir.read()
     if is_ended(state):
         return state, ENDED
+    if _shim_runs_it(pod_dir, state):
+        return state, LIVE
     from sandbox.supervisor.snapshot import runtime_lost
 
     try:
@@ -50,3 +53,17 @@ def read_pod(pod_dir: PodDir) -> tuple[dict[str, Any], str]:
     except OSError:
         since = float(state.get("createdAt") or 0)
     return runtime_lost(state, since), LOST
+
+
+def _shim_runs_it(pod_dir: PodDir, state: dict[str, Any]) -> bool:
+    """A node agent's pod whose agent is gone while its shim runs it on (the next agent re-adopts
+    it): not lost, its containers live; shown as the agent last wrote it, as the API server keeps
+    showing a pod while its kubelet is down. Asked of the shim itself, without the pod's lock (a
+    reader must never keep a starting agent from re-adopting the pod)."""
+    from sandbox.pod.cleanup import running_shim
+
+    shim = running_shim(pod_dir, state)
+    if shim is None:
+        return False
+    shim.close()
+    return True

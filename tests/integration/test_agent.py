@@ -272,6 +272,10 @@ spec:
     assert len(during_gap) > len(gap_lines)  # the shim writes the log while no agent runs
     assert Path(f"/proc/{main}").exists()
     assert container_status(sbx, "k", "quitter")["restartCount"] == 0  # nobody has seen the exit yet
+    # readers show the agent's last word, not a lost pod: its containers live on under the shim
+    row = sbx.run("get", "pods", "k").stdout.splitlines()[1].split()
+    assert row[1:3] == ["2/2", "Running"], row
+    assert "RuntimeLost" not in sbx.run("describe", "pod", "k").stdout
     # `sandbox gc` while no agent runs leaves a pod whose shim answers alone
     gc = sbx.run("gc")
     assert gc.returncode == 0 and "removed pod default/k" not in gc.stdout
@@ -316,6 +320,7 @@ def test_gc_and_the_next_agent_finish_pods_whose_shim_died_with_the_agent(agent_
     for shim in shims.values():
         os.kill(shim, signal.SIGKILL)
     sbx.wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in shims.values()), message="shims gone")
+    assert sbx.run("get", "pods", "g").stdout.splitlines()[1].split()[2] == "Unknown"  # lost with its shim
     gc = sbx.run("gc")
     assert gc.returncode == 0 and "removed pod default/g" in gc.stdout and "removed pod default/h" in gc.stdout
     assert sbx.state("g") is None and sbx.state("h") is None
