@@ -75,7 +75,7 @@ def pod_dir(args: argparse.Namespace, name: str) -> PodDir:
 
     root = layout(args)
     path = PodDir(root.pod_state_dir(namespace(args), check_pod_name(name)))
-    if not path.state_file.exists():
+    if _too_long(namespace(args), name) or not path.state_file.exists():
         raise _not_found(name, namespace(args))
     return path
 
@@ -87,10 +87,18 @@ def pod_state(args: argparse.Namespace, name: str) -> dict[str, Any]:
     from sandbox.state.store import read_state
 
     ns = namespace(args)
+    if _too_long(ns, check_pod_name(name)):
+        raise _not_found(name, ns)
     try:
         return read_state(pod_state_file(args.root, ns, check_pod_name(name)))
     except (FileNotFoundError, NotADirectoryError):
         raise _not_found(name, ns) from None
+
+
+def _too_long(ns: str, name: str) -> bool:
+    """`<namespace>_<name>` longer than a file name may be (each valid, together over 255 bytes):
+    no such pod can have run (`sandbox run` refuses it), so it is not found, not an OSError."""
+    return len(ns) + 1 + len(name.encode()) > 255
 
 
 def _not_found(name: str, ns: str) -> NotFoundError:

@@ -230,6 +230,7 @@ class PodRun:
         if not options.allow_host_path:
             refuse_host_paths(prepared.pod)
         layout = prepared.layout
+        refuse_long_names(layout, prepared.namespace, prepared.name)
         self.pod_dir = pod_dir = PodDir(layout.pod_state_dir(prepared.namespace, prepared.name))
         self.lock = PodLock(pod_dir)
         # Live state is root's alone (security-reliability.md 1.13: /run/sandbox 0700, files 0600).
@@ -313,6 +314,24 @@ def refuse_adoptable(pod_dir: Any, name: str) -> None:
         shim.close()
         raise StateError(f'pod "{name}" is still running under its shim (its node agent is gone): '
                          f"start `sandbox agent` to re-adopt it, or `sandbox delete pod {name}`")
+
+
+NAME_MAX = 255  # bytes in a file name (ext4, xfs, tmpfs)
+UID_LENGTH = 36  # a pod UID as text
+
+
+def refuse_long_names(layout: RootLayout, namespace: str, name: str) -> None:
+    """The pod's log directory is the kubelet's `<namespace>_<name>_<uid>`: a namespace and name
+    each valid but together longer than 217 characters make it longer than a file name may be,
+    and the kubelet's sandbox creation fails (FailedCreatePodSandBox, kubernetes issue 104288).
+    Refused in the kubelet's words before anything is made, not as an internal error from the
+    first mkdir that meets it."""
+    directory = layout.pod_log_dir(namespace, name, "0" * UID_LENGTH)
+    if len(directory.name.encode()) > NAME_MAX:
+        longest = NAME_MAX - UID_LENGTH - 2
+        raise StateError(f"Failed to create pod sandbox: mkdir {directory.parent}/{namespace}_{name}_<uid>: "
+                         f"file name too long (namespace and pod name together may have at most {longest} "
+                         f"characters; these have {len(namespace) + len(name)})")
 
 
 def refuse_host_paths(pod: Any) -> None:

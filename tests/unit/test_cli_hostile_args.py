@@ -100,3 +100,14 @@ def test_any_name_in_any_verb(name: str, verb: int, root: Path, capsys: pytest.C
 def test_any_file_name_in_validate(name: str, root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, err = _run(["validate", name], root, capsys)
     _assert_refused(code, err, one_line=False)
+
+
+def test_valid_names_too_long_for_one_file_name_are_not_found(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A 63-character namespace and a 253-character name are each valid, but `<ns>_<name>` is no
+    # file name (over 255 bytes): no such pod can have run, so it is not found, not an OSError.
+    (root / "run" / "pods").mkdir(parents=True)
+    ns, name = "n" * 63, ".".join(["a" * 63] * 4)[:253]
+    for argv in (["get", "pod", name], ["describe", "pod", name], ["delete", name], ["exec", name, "--", "true"]):
+        code, err = _run(["-n", ns, *argv], root, capsys)
+        _assert_refused(code, err)
+        assert code == 1 and "not found" in err, (argv, err)

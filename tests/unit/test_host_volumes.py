@@ -245,3 +245,20 @@ def test_host_path_memory_sub_paths_and_propagation_are_honoured_hugepages_refus
     assert list(huge) == ["spec.volumes[1].emptyDir.medium"] and "hugepages" in huge["spec.volumes[1].emptyDir.medium"]
     assert "spec.containers[0].volumeDevices" in field_problems(
         ok.replace("    volumeMounts:", "    volumeDevices: [{name: h, devicePath: /dev/x}]\n    volumeMounts:", 1))
+
+
+def test_a_namespace_and_name_too_long_for_the_log_directory_are_refused_as_the_kubelet_fails(tmp_path: Path) -> None:
+    # <namespace>_<name>_<uid> is one file name: valid names over 217 characters together fail
+    # the kubelet's sandbox creation (mkdir: file name too long), here before anything is made.
+    from sandbox.errors import StateError
+    from sandbox.paths import RootLayout
+    from sandbox.supervisor.run import refuse_long_names
+
+    layout = RootLayout.from_root(tmp_path)
+    refuse_long_names(layout, "default", "a" * 209)  # 7 + 209 = 216: fits
+    refuse_long_names(layout, "n" * 63, "a" * 154)  # 217: the longest that fits
+    with pytest.raises(StateError, match=r"Failed to create pod sandbox: mkdir .*_<uid>: file name too long "
+                                         r"\(namespace and pod name together may have at most 217 characters; "
+                                         r"these have 218\)"):
+        refuse_long_names(layout, "n" * 63, "a" * 155)
+    assert not any(tmp_path.iterdir())  # nothing made
