@@ -180,6 +180,12 @@ def killing(container: str) -> Note:
     return (NORMAL, "Killing", f"Stopping container {container}")
 
 
+def killing_after_post_start() -> Note:
+    """The kill that follows FailedPostStartHook: the kubelet's killContainer gets the message
+    "FailedPostStartHook", which replaces the default "Stopping container <name>"."""
+    return (NORMAL, "Killing", "FailedPostStartHook")
+
+
 def killing_after_probe(container: str, probe: str) -> Note:
     """`probe` is "liveness" or "startup": the kill that follows its Unhealthy event."""
     return (NORMAL, "Killing", f"Container {container} failed {probe} probe, will be restarted")

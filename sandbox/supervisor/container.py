@@ -330,7 +330,8 @@ class ContainerLifecycle:
             message = ev.lifecycle_hook_failed(slot.spec.lifecycle.post_start if slot.spec.lifecycle else None,
                                                slot.name, pod, outcome.output[:1024])
             slot.status = replace(slot.status, state=st.Waiting("PostStartHookError", message))
-            self.stop(slot, self.ctx.clock() + self.ctx.grace())
+            self.ctx.event(slot, ev.killing_after_post_start())
+            self.stop(slot, self.ctx.clock() + self.ctx.grace(), announce=False)
         self.changed()
 
     # --- running -------------------------------------------------------------------------------

@@ -226,6 +226,8 @@ spec:
                          timeout=15, message="restart after the hook failed")
     hook = events(state, "FailedPostStartHook")
     assert hook and hook[0]["message"] == "PostStartHook failed" and hook[0]["type"] == "Warning"
+    # the kubelet's killContainer(..., "FailedPostStartHook", ...): that message, not "Stopping container app"
+    assert [e["message"] for e in events(state, "Killing")] == ["FailedPostStartHook"]
     sbx.stop(proc)
 
 

@@ -132,6 +132,7 @@ def test_field_paths() -> None:
     (events.created("web"), ("Normal", "Created", "Created container: web")),
     (events.started("web"), ("Normal", "Started", "Started container web")),
     (events.killing("web"), ("Normal", "Killing", "Stopping container web")),
+    (events.killing_after_post_start(), ("Normal", "Killing", "FailedPostStartHook")),  # killContainer's message
     (events.killing_after_probe("web", "liveness"),
      ("Normal", "Killing", "Container web failed liveness probe, will be restarted")),
     (events.killing_after_probe("web", "startup"),
