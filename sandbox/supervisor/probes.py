@@ -107,7 +107,9 @@ def _port(port: int | str, ctx: CheckContext) -> int | Outcome:
     if port.isdigit():
         return int(port)
     found = ctx.ports.get(port)
-    return found if found is not None else Outcome(ERROR, f"unknown named port {port!r}")
+    # The kubelet's ResolveContainerPort tries strconv.Atoi on a name no port has: its error is
+    # the "probe errored" text.
+    return found if found is not None else Outcome(ERROR, f'strconv.Atoi: parsing "{port}": invalid syntax')
 
 
 def _socket_factory(ctx: CheckContext) -> Callable[[int, int], socket.socket]:

@@ -110,3 +110,16 @@ def test_rewatch_survives_a_reused_fd_number(open_socket: SocketFactory, silent_
         assert [key.data for key, _ in ready] == [second]
         unwatch(selector, fds)
         second.close()
+
+
+def test_a_port_name_no_container_port_has_errors_as_the_kubelet_words_it() -> None:
+    # ResolveContainerPort: the name, else strconv.Atoi of it, whose error the event carries.
+    from sandbox.probing.outcome import Outcome
+    from sandbox.process.request import Identity
+    from sandbox.supervisor.probes import CheckContext, _port
+
+    ctx = CheckContext(spawner=None, main_pidfd=-1, pod_pidfd=-1, env=(), cwd="/", ports={"http": 8080},
+                       identity=Identity())
+    assert _port("http", ctx) == 8080 and _port("9090", ctx) == 9090 and _port(80, ctx) == 80
+    missing = _port("nope", ctx)
+    assert isinstance(missing, Outcome) and missing.output == 'strconv.Atoi: parsing "nope": invalid syntax'
