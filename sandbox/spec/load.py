@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 
 import yaml  # no stubs in the venv; only this module uses yaml
 
@@ -113,6 +114,13 @@ class _Loader(yaml.CSafeLoader):  # type: ignore[misc]
             raise _refused(node, "not a valid boolean") from None
 
 
+# go-yaml v2 (sigs.k8s.io/yaml: how kubectl and the API server read YAML) takes a plain scalar as a
+# float when its yamlStyleFloat pattern matches and strconv.ParseFloat reads it: `1e3`, `1.5E2` and
+# `2e-1` too, which YAML 1.1 keeps as strings (its floats need a dot, and a sign in the exponent).
+# Tried after YAML 1.1's own int and float patterns, which every other number literal matches.
+_Loader.add_implicit_resolver(_CORE + "float",
+                              re.compile(r"^[-+]?(?:\.[0-9_]+|[0-9][0-9_]*(?:\.[0-9_]*)?)[eE][-+]?[0-9_]+$"),
+                              list("-+.0123456789"))
 _Loader.add_constructor(_CORE + "int", _Loader.construct_yaml_int)
 _Loader.add_constructor(_CORE + "float", _Loader.construct_yaml_float)
 _Loader.add_constructor(_CORE + "bool", _Loader.construct_yaml_bool)

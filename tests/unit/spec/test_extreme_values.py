@@ -197,3 +197,18 @@ _raw_values = st.one_of(
 @given(st.sampled_from(SITES), _raw_values, st.booleans())
 def test_any_value_at_any_site(site: tuple[tuple[Any, ...], str, str], raw: str, as_json: bool) -> None:
     _check(_document(site[0], raw, as_json), raw)
+
+
+@pytest.mark.parametrize(("literal", "port"), [("1e2", 100), ("1E2", 100), ("+1e+2", 100), ("1.5e2", 150),
+                                               ("15e1", 150), ("1_0e1", 100), (".5e3", 500)])
+def test_an_exponent_is_a_number_as_go_yaml_reads_it(literal: str, port: int) -> None:
+    """YAML 1.1 keeps `1e2` a string (no dot, no exponent sign); the API server's go-yaml reads
+    100, so `containerPort: 1e2` is port 100 as `kubectl apply` would have it."""
+    pod = load_pod_text(_document(("spec", "containers", 0, "ports", 0, "containerPort"), literal, as_json=False))
+    assert pod.spec.containers[0].ports[0].container_port == port
+
+
+@pytest.mark.parametrize("literal", ["1e", "e2", "1e2.5", "1ee2", "1e2x", "1e 2"])
+def test_what_go_yaml_keeps_a_string_stays_one(literal: str) -> None:
+    pod = load_pod_text(_document(("metadata", "annotations", "a"), literal, as_json=False))
+    assert pod.metadata.annotations["a"] == literal
