@@ -65,7 +65,7 @@ def identity(pod: Pod, container: Container, image: Image) -> Identity:
     """The container's user, groups, capabilities and no_new_privs; ContainerConfigError when the
     runAsNonRoot check fails or the image names a user or group its files do not have."""
     check_run_as_non_root(pod, container, image)
-    uid, gid, name = _user(pod, container, image)
+    uid, gid, name, home = _user(pod, container, image)
     psc = pod.spec.security_context
     groups = [gid]
     policy = psc.supplemental_groups_policy if psc is not None else None
@@ -88,6 +88,7 @@ def identity(pod: Pod, container: Container, image: Image) -> Identity:
         # stricter than the kubelet, which sets it only for an explicit `false`.
         no_new_privs=not (privileged or (sc is not None and sc.allow_privilege_escalation)),
         privileged=privileged,
+        home=home,
     )
 
 
@@ -103,8 +104,8 @@ def runtime_caps() -> int:
     return capabilities.DEFAULT_MASK
 
 
-def _user(pod: Pod, container: Container, image: Image) -> tuple[int, int, str]:
-    """(uid, gid, user name for the group lookup) as containerd's WithUser/WithUserID: a numeric
+def _user(pod: Pod, container: Container, image: Image) -> tuple[int, int, str, str]:
+    """(uid, gid, user name for the group lookup, home) as containerd's WithUser/WithUserID: a numeric
     user without a group takes its primary group from the image's /etc/passwd (0 if it has none);
     names are looked up in the image and must be there."""
     from sandbox.images import users
@@ -136,7 +137,7 @@ def _user(pod: Pod, container: Container, image: Image) -> tuple[int, int, str]:
         gid = found.id
     if run_as_group is not None:
         gid = int(run_as_group)
-    return uid, gid, entry.name if entry is not None else ""
+    return uid, gid, entry.name if entry is not None else "", entry.home if entry is not None else "/"
 
 
 def check_run_as_non_root(pod: Pod, container: Container, image: Image) -> None:
@@ -251,16 +252,14 @@ def _env_from(container: Container, namespace: str, sources: Sources,
     return pairs
 
 
-def with_home(env: list[str], uid: int, image: Image) -> list[str]:
-    """runc's setupUser: a process whose environment has no (or an empty) HOME gets the home
-    directory of its uid's entry in the image's /etc/passwd, "/" without one. Added after the
-    kubelet's $(VAR) expansion, which never sees it; exec, probes and hooks inherit the list."""
+def with_home(env: list[str], home: str) -> list[str]:
+    """runc's setupUser: a process whose environment has no (or an empty) HOME gets `home`, its
+    uid's home directory in the image's /etc/passwd ("/" without an entry; Identity.home).
+    Added after the kubelet's $(VAR) expansion, which never sees it; exec, probes and hooks
+    inherit the list."""
     if any(e.startswith("HOME=") and len(e) > len("HOME=") for e in env):
         return env
-    from sandbox.images import users
-
-    entry = next((e for e in users.passwd(image.layers) if e.id == uid), None)
-    return [*(e for e in env if not e.startswith("HOME=")), f"HOME={entry.home if entry is not None else '/'}"]
+    return [*(e for e in env if not e.startswith("HOME=")), f"HOME={home or '/'}"]
 
 
 def resolve_argv(container: Container, image: Image, env: list[str]) -> list[str]:

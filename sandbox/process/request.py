@@ -79,6 +79,10 @@ class Identity(Record):
     no_new_privs: bool = True
     privileged: bool = False
     seccomp: str | None = None  # the compiled seccomp filter (sandbox/security/seccomp.py); None: none
+    # The user's home in the image's /etc/passwd ("/" without an entry): the HOME a container's
+    # environment gets when it has none (launch.with_home). Not in to_json: the environment
+    # itself is in the state, for exec.
+    home: str = "/"
 
     def request_fields(self, seccomp_bpf: bytes | None = None) -> dict[str, Any]:
         """The SpawnRequest fields of this identity (a privileged process loads no filter). The

@@ -274,7 +274,7 @@ class ContainerLifecycle:
             ctx.event(None, ev.invalid_env_names(message))
         slot.argv = launch.resolve_argv(slot.spec, slot.image, slot.env)
         ident = launch.identity(ctx.pod, slot.spec, slot.image)
-        slot.env = launch.with_home(slot.env, ident.uid, slot.image)
+        slot.env = launch.with_home(slot.env, ident.home)
         # exec, probes and hooks load the same compiled filter: the identity names its file
         slot.identity = replace(ident, seccomp=confinement.seccomp_filter(ctx.pod, slot.spec, ident.caps,
                                                                            ctx.layout.lib))

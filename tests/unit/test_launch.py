@@ -261,14 +261,19 @@ def test_nul_bytes_are_refused_before_the_core() -> None:
     assert "command[1] contains a NUL byte" in str(e.value)
 
 
-@pytest.mark.parametrize(("env", "uid", "expected"), [
-    (["PATH=/bin"], 0, ["PATH=/bin", "HOME=/root"]),  # root's entry in the image's /etc/passwd
-    (["PATH=/bin"], 1500, ["PATH=/bin", "HOME=/home"]),
-    (["PATH=/bin"], 4242, ["PATH=/bin", "HOME=/"]),  # no entry: runc's default
-    (["HOME=/data", "PATH=/bin"], 0, ["HOME=/data", "PATH=/bin"]),  # the pod's or the image's wins
-    (["HOME=", "PATH=/bin"], 0, ["PATH=/bin", "HOME=/root"]),  # empty counts as unset (os.Getenv)
+@pytest.mark.parametrize(("env", "user", "expected"), [
+    (["PATH=/bin"], "", ["PATH=/bin", "HOME=/root"]),  # root's entry in the image's /etc/passwd
+    (["PATH=/bin"], "securityContext: {runAsUser: 1500}", ["PATH=/bin", "HOME=/home"]),
+    (["PATH=/bin"], "securityContext: {runAsUser: 4242}", ["PATH=/bin", "HOME=/"]),  # no entry: runc's default
+    (["HOME=/data", "PATH=/bin"], "", ["HOME=/data", "PATH=/bin"]),  # the pod's or the image's wins
+    (["HOME=", "PATH=/bin"], "", ["PATH=/bin", "HOME=/root"]),  # empty counts as unset (os.Getenv)
 ])
-def test_home_as_runc_sets_it(image: Image, env: list[str], uid: int, expected: list[str]) -> None:
+def test_home_as_runc_sets_it(image: Image, env: list[str], user: str, expected: list[str]) -> None:
     # runc's setupUser exports HOME for the container process and every exec when none is set:
     # `echo $HOME` in a busybox pod prints /root under containerd.
-    assert launch.with_home(env, uid, image) == expected
+    assert launch.with_home(env, ident(user, image=image).home) == expected
+
+
+def test_home_of_a_user_the_image_names(image: Image) -> None:
+    assert ident(image=with_user(image, "app")).home == "/home"
+    assert ident(image=with_user(image, "app:root")).home == "/home"
