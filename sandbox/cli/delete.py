@@ -36,6 +36,10 @@ def add_parser(verbs: Any) -> None:
     p.add_argument("--all", action="store_true", help="every pod of the namespace")
     p.add_argument("-A", "--all-namespaces", action="store_true", help="with --all: of every namespace")
     p.add_argument("--timeout", type=float, help="seconds to wait for a pod to stop (default: grace + 15)")
+    p.add_argument("--force", action="store_true",
+                   help="a node agent's pod that runs on under its shim while no agent runs: kill it now, "
+                        "without preStop or grace period (as kubectl delete --force --grace-period=0 "
+                        "drops it); otherwise such a delete is refused")
     from sandbox.cli import add_trace_option
 
     add_trace_option(p)
@@ -178,7 +182,8 @@ def _stop_by_agent(args: argparse.Namespace, state: dict[str, Any]) -> None:
     try:
         client = Client.connect(socket_path(layout(args)))
     except AgentUnavailable:
-        return  # the agent is gone: its pods went with it, the record is finished below
+        _refuse_orphan_stop(args, state)
+        return  # --force, or the pod ended with its shim meanwhile: the record is finished below
     try:
         client.sock.settimeout(args.timeout)
         client.call("StopPod", namespace=state.get("namespace"), name=state.get("name"))
@@ -186,6 +191,27 @@ def _stop_by_agent(args: argparse.Namespace, state: dict[str, Any]) -> None:
         pass  # no longer the agent's pod (it ended a moment ago)
     finally:
         client.close()
+
+
+def _refuse_orphan_stop(args: argparse.Namespace, state: dict[str, Any]) -> None:
+    """No agent runs, yet the pod's shim still runs its containers (the next agent re-adopts
+    them): only an agent stops a pod gracefully (preStop, SIGTERM, the grace period), so the
+    delete is refused unless --force asks for the kill. Kubernetes keeps such a pod Terminating
+    until its kubelet is back; `kubectl delete --force --grace-period=0` drops it at once."""
+    from sandbox.cli.common import pod_dir
+    from sandbox.errors import StateError
+    from sandbox.pod.cleanup import running_shim
+
+    if args.force:
+        return
+    name = str(state.get("name"))
+    shim = running_shim(pod_dir(args, name), state)
+    if shim is None:
+        return
+    shim.close()
+    raise StateError(f'pod "{name}" runs on under its shim while no node agent runs: start `sandbox agent` '
+                     "(it re-adopts the pod) and delete it again to stop it gracefully, or delete it with "
+                     "--force to kill it now")
 
 
 def _wait_for_exit(pidfd: int, timeout: float) -> bool:

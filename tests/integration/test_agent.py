@@ -309,6 +309,25 @@ spec:
     assert not Path(f"/proc/{main}").exists()
 
 
+def test_delete_of_a_pod_no_agent_runs_is_refused_unless_forced(agent_sbx: Sandbox) -> None:
+    """With its agent killed the pod runs on under its shim, and only an agent stops a pod
+    gracefully (preStop, the grace period): delete says so and kills nothing; --force kills it
+    and removes everything, as `kubectl delete --force --grace-period=0` drops a pod at once."""
+    sbx = agent_sbx
+    assert sbx.run("run", "-d", "--network", "none", str(sbx.manifest(sleeper("orphan"), "orphan.yaml"))).returncode == 0
+    main = sbx.pid_of("orphan", "main")
+    kill_agent(sbx)
+    refused = sbx.run("delete", "pod", "orphan")
+    assert refused.returncode == 1, refused.stderr
+    assert "runs on under its shim while no node agent runs" in refused.stderr and "--force" in refused.stderr
+    assert Path(f"/proc/{main}").exists() and sbx.state("orphan") is not None
+    forced = sbx.run("delete", "--force", "pod", "orphan")
+    assert forced.returncode == 0, forced.stderr
+    assert 'pod "orphan" deleted' in forced.stdout
+    sbx.wait_for(lambda: not Path(f"/proc/{main}").exists(), timeout=10, message="the forced delete's kill")
+    assert sbx.state("orphan") is None
+
+
 def test_gc_and_the_next_agent_finish_pods_whose_shim_died_with_the_agent(agent_sbx: Sandbox) -> None:
     """Agent and shims killed: the pods' processes die with their shims; what they left (mounts,
     cgroups, layers, records) is finished by `sandbox gc`, or by the next agent's start."""
