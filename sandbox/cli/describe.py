@@ -55,7 +55,7 @@ def describe_pod(state: Obj, now: float, node: str | None = None) -> str:
     spec, meta = manifest.get("spec") or {}, manifest.get("metadata") or {}
     status = state.get("status") or {}
     w = _Writer()
-    _header(w, state, spec, meta, status, node if node is not None else os.uname().nodename)
+    _header(w, state, spec, meta, status, node if node is not None else os.uname().nodename, now)
     env = _runtime_env(state)
     if spec.get("initContainers"):
         _containers(w, "Init Containers", spec["initContainers"], status.get("initContainerStatuses"), env, state)
@@ -73,7 +73,7 @@ def describe_pod(state: Obj, now: float, node: str | None = None) -> str:
 # --- sections ---------------------------------------------------------------------------------------
 
 
-def _header(w: _Writer, state: Obj, spec: Obj, meta: Obj, status: Obj, node: str) -> None:
+def _header(w: _Writer, state: Obj, spec: Obj, meta: Obj, status: Obj, node: str, now: float) -> None:
     w.write(0, f"Name:\t{state.get('name') or meta.get('name', '')}\n")
     w.write(0, f"Namespace:\t{state.get('namespace') or meta.get('namespace', 'default')}\n")
     # The API server's Priority admission sets 0 when no class applies.
@@ -87,7 +87,13 @@ def _header(w: _Writer, state: Obj, spec: Obj, meta: Obj, status: Obj, node: str
         w.write(0, f"Start Time:\t{rfc1123z(status['startTime'])}\n")
     _labels(w, "Labels", meta.get("labels") or {})
     _annotations(w, meta.get("annotations") or {})
-    w.write(0, f"Status:\t{status.get('phase', '')}\n")
+    deletion = state.get("deletion")
+    if isinstance(deletion, dict) and status.get("phase") not in ("Failed", "Succeeded"):
+        # kubectl: a pod with a deletionTimestamp that has not ended
+        w.write(0, f"Status:\tTerminating (lasts {human_duration(now - float(deletion.get('at') or now))})\n")
+        w.write(0, f"Termination Grace Period:\t{int(deletion.get('graceSeconds') or 0)}s\n")
+    else:
+        w.write(0, f"Status:\t{status.get('phase', '')}\n")
     _write_if(w, 0, "Reason", status.get("reason"))
     _write_if(w, 0, "Message", status.get("message"))
     seccomp = (spec.get("securityContext") or {}).get("seccompProfile")

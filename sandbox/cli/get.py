@@ -42,6 +42,10 @@ def pod_object(state: dict[str, Any]) -> dict[str, Any]:
     metadata = dict(manifest.get("metadata") or {})
     metadata.update(name=state.get("name"), namespace=state.get("namespace"), uid=state.get("uid"),
                     creationTimestamp=rfc3339(float(state.get("createdAt") or 0)))
+    deletion = state.get("deletion")
+    if isinstance(deletion, dict):  # stopped by Ctrl-C, SIGTERM or `sandbox delete`: the API server's marks
+        metadata.update(deletionTimestamp=rfc3339(float(deletion.get("at") or 0)),
+                        deletionGracePeriodSeconds=int(deletion.get("graceSeconds") or 0))
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": manifest.get("spec") or {},
             "status": state.get("status") or {}}
 

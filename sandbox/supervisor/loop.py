@@ -148,6 +148,9 @@ class PodSupervisor:
         self.runtime = RuntimeService(layout, spawner, self.selector)
         self.sandbox: PodSandbox | None = None
         self.deleting = False  # stopped from outside: Ctrl-C, SIGTERM, `sandbox delete`
+        # (wall time, grace seconds) of that stop: the API server's deletionTimestamp and
+        # deletionGracePeriodSeconds, which `get -o yaml` and `describe` show while it terminates
+        self.deletion: tuple[float, int] | None = None
         self.stopping = False  # no container will be started again
         self.stop_deadline: float | None = None  # monotonic; the pod's grace period ends here
         self.start_error: ContainerStartError | None = None
@@ -734,6 +737,9 @@ class PodSupervisor:
         at the grace deadline; forced (a second Ctrl-C, a start error) means SIGKILL now."""
         self.deleting = self.deleting or deleting
         self.stopping = True
+        if deleting and (self.deletion is None or (force and self.deletion[1])):
+            # a second, forced stop (Ctrl-C again) shortens the grace to 0, as a forced delete does
+            self.deletion = (self.wall(), 0 if force else int(self.ctx.grace()))
         for slot in self.slots:
             if slot.restart_timer is not None and slot.status.last_state is not None:
                 # It will not be restarted: as the kubelet shows a container it no longer restarts,
@@ -858,6 +864,7 @@ class PodSupervisor:
                                         deleting=self.deleting and not self.done()),
             "events": self.events.to_json(),
             "finished": self.done(),
+            "deletion": {"at": self.deletion[0], "graceSeconds": self.deletion[1]} if self.deletion else None,
             # What a node agent needs to re-adopt the pod after a crash (supervisor/adopt.py).
             "attempt": self.ctx.attempt,
             "volumePaths": {name: str(path) for name, path in self.ctx.volume_paths.items()},

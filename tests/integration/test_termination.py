@@ -3,6 +3,7 @@ after terminationGracePeriodSeconds), and a killed runtime leaving nothing runni
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -75,6 +76,12 @@ def test_a_pod_shows_terminating_for_its_whole_grace_period(sbx: Sandbox) -> Non
     row = sbx.run("get", "pods", "slow").stdout.splitlines()[1].split()
     assert row[2] == "Terminating", row
     assert [e["reason"] for e in sbx.state("slow")["events"]].count("Killing") == 2
+    # the API server's deletion marks, and kubectl describe's lines for them
+    meta = json.loads(sbx.run("get", "pod", "slow", "-o", "json").stdout)["metadata"]
+    assert meta["deletionGracePeriodSeconds"] == 30 and meta["deletionTimestamp"].endswith("Z")
+    described = sbx.run("describe", "pod", "slow").stdout
+    assert "Status:                    Terminating (lasts " in described
+    assert "Termination Grace Period:  30s" in described
     code, _, err = sbx.stop(proc, signal.SIGINT)  # the second Ctrl-C: SIGKILL now
     assert "pod default/slow: Failed" in err
 

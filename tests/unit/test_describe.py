@@ -153,6 +153,26 @@ def test_an_ended_pod_still_shows_the_ip_its_status_keeps() -> None:
     assert "\nIP:           10.89.0.7\nIPs:\n  IP:  10.89.0.7\nContainers:\n" in text
 
 
+def test_a_pod_being_deleted_is_terminating_with_its_grace_period() -> None:
+    # kubectl: a deletionTimestamp on a pod that has not ended replaces the phase
+    state = sample_state()
+    state["deletion"] = {"at": T0 + 25, "graceSeconds": 30}
+    text = describe_pod(state, T0 + 30, node="node-1")
+    assert "\nStatus:                    Terminating (lasts 5s)\nTermination Grace Period:  30s\n" in text
+    state["status"]["phase"] = "Succeeded"  # ended: the phase again
+    assert "\nStatus:       Succeeded\n" in describe_pod(state, T0 + 30, node="node-1")
+
+
+def test_the_deletion_marks_in_the_pod_object() -> None:
+    from sandbox.cli.get import pod_object
+
+    state = sample_state()
+    assert "deletionTimestamp" not in pod_object(state)["metadata"]
+    state["deletion"] = {"at": 1764576000.25, "graceSeconds": 0}
+    meta = pod_object(state)["metadata"]
+    assert meta["deletionTimestamp"] == "2025-12-01T08:00:00Z" and meta["deletionGracePeriodSeconds"] == 0
+
+
 def test_waiting_and_terminated_states() -> None:
     state = sample_state()
     cs = state["status"]["containerStatuses"][0]
