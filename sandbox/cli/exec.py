@@ -25,7 +25,8 @@ def add_parser(verbs: Any) -> None:
     p.add_argument("name", help="pod name")
     p.add_argument("-c", "--container", help="container name (default: the pod's first container)")
     p.add_argument("-i", "--stdin", action="store_true", help="pass our stdin to the command")
-    p.add_argument("-t", "--tty", action="store_true", help="give the command a terminal (with -i: ours, raw)")
+    p.add_argument("-t", "--tty", action="store_true",
+                   help="with -i: give the command a terminal, ours in raw mode (as kubectl, none without -i)")
     from sandbox.cli import add_trace_option
 
     add_trace_option(p)
@@ -57,8 +58,9 @@ def handle(args: argparse.Namespace) -> int:
         raise
     gc.freeze()
     gc.enable()
-    tty = args.tty
-    if tty and args.stdin and not os.isatty(0):
+    # kubectl's SetupTTY: no terminal without stdin (-t alone is dropped, silently)
+    tty = args.tty and args.stdin
+    if tty and not os.isatty(0):
         # kubectl's words and behaviour: go on without a terminal.
         print("Unable to use a TTY - input is not a terminal or the right kind of file", file=sys.stderr)
         tty = False

@@ -228,3 +228,10 @@ def test_tty_without_a_terminal_on_stdin_falls_back_as_kubectl(pod: Sandbox) -> 
     assert result.returncode == 0
     assert "Unable to use a TTY" in result.stderr
     assert result.stdout.splitlines()[0] == "piped" and result.stdout.splitlines()[1].startswith("pipe:[")
+
+
+def test_tty_without_stdin_is_dropped_as_kubectl_drops_it(pod: Sandbox) -> None:
+    # kubectl exec -t without -i gives no terminal (its SetupTTY), even from a terminal
+    code, shown = _in_terminal(pod, ["-t", "fds", "--", "sh", "-c", "readlink /proc/self/fd/1; echo term=$TERM"])
+    lines = shown.replace("\r", "").splitlines()
+    assert code == 0 and lines[0].startswith("pipe:[") and "term=" in lines, shown
