@@ -81,6 +81,9 @@ class _PathSource:
         self.reporter = reporter
         self.seen = seen
         self.pods: dict[str, StaticPod] = {}
+        # Listed once (a missing path counts: file.go's listConfig sends an empty SET for it, so
+        # the kubelet's sources are ready): `pods` is then the whole set, not a partial one.
+        self.listed = False
         self._stamps: dict[str, tuple[int, ...]] = {}  # path -> identity when last read
         self._watched = False
         self._key = f"path:{self.path}"  # the reporter's key for problems of the path itself
@@ -120,6 +123,7 @@ class _PathSource:
             self._forget(gone)
         for name in names:
             self.refresh(name, force=False)
+        self.listed = True
 
     def _known(self) -> set[str]:
         """Every entry that has a pod, a read identity or a reported problem."""
@@ -162,6 +166,7 @@ class _PathSource:
         self.reporter.set(self._key, f"{self.path}: the static pod path does not exist; looking for it every "
                                      f"{WATCH_RETRY:g}s")
         self.retry_at = now + WATCH_RETRY
+        self.listed = True
 
     def _drain_events(self) -> bool:
         """Apply inotify's events, each named entry read once however many events it had; True

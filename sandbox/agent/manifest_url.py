@@ -84,6 +84,9 @@ class _UrlSource:
         self.reporter = reporter
         self.seen = seen
         self.pods: dict[str, StaticPod] = {}
+        # Read once (a 200: http.go sends a SET only then; a failed fetch leaves the source not
+        # ready): `pods` is then the URL's set, not the empty one it starts with.
+        self.listed = False
         self.fetch_at: float | None = now
         self._last_body: bytes | None = None
         self._body_error = ""  # what was wrong with _last_body, if anything
@@ -135,6 +138,7 @@ class _UrlSource:
             self._problem(f"{self.url}: {got.error or f'{got.status} {got.reason}'.rstrip()}")
         elif not got.body:
             self.pods = {}  # http.go: an empty body is an empty SET
+            self.listed = True
             self._last_body = got.body
             self.reporter.set(f"{self.url}#notes", None)
             self._problem(f"zero-length data received from {self.url}")
@@ -155,6 +159,7 @@ class _UrlSource:
     def _set(self, pods: list[StaticPod], notes: list[str]) -> None:
         """The body's pods; a second pod of the same namespace/name is reported and left out."""
         self.pods = {}
+        self.listed = True
         duplicates = []
         for pod in pods:
             if pod.key in self.pods:

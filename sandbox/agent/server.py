@@ -137,6 +137,7 @@ class Agent:
         self.static = static  # the static pod sources (a manifest directory, a URL), or None
         self.static_pods: dict[tuple[str, str], StaticPod] = {}  # pod key -> the static pod it runs
         self.static_waiting: dict[tuple[str, str], StaticPod] = {}  # to start once the old pod ended
+        self.static_ready = False  # every static pod source has listed once
         self.selector = poller.Selector()
         self.timers = Timers()  # the agent's own (watchdog); each pod keeps its own
         self.pods: dict[tuple[str, str], AgentPod] = {}
@@ -609,10 +610,17 @@ class Agent:
         old one has ended, a new one started."""
         assert self.static is not None
         changes = self.static.poll()
-        if changes is None:
+        ready = self.static.ready()
+        # Re-adopted static pods are checked against the sources once every source has given its
+        # whole set (the kubelet's sourcesReady), even when that set did not change: a manifest
+        # removed while no agent ran leaves an empty directory as empty as the first poll saw it.
+        if changes is None and (self.static_ready or not ready):
             return
-        wanted = {(sp.namespace, sp.name): sp for sp in changes.desired.values()}
-        self._drop_adopted_static(wanted)
+        desired = changes.desired if changes is not None else self.static.desired()
+        wanted = {(sp.namespace, sp.name): sp for sp in desired.values()}
+        if ready:
+            self.static_ready = True
+            self._drop_adopted_static(wanted)
         for key, running in list(self.static_pods.items()):
             if wanted.get(key) is None or wanted[key].uid != running.uid:
                 pod = self.pods.get(key)

@@ -97,6 +97,15 @@ class StaticPods:
             return None
         return Changes(dict(desired), added, updated, removed)
 
+    def ready(self) -> bool:
+        """Every source has given its whole set once (the kubelet's sourcesReady.AllReady): only
+        then may a pod that no source wants be taken for one whose manifest went."""
+        return all(source.listed for source in (self._path, self._url) if source is not None)
+
+    def desired(self) -> dict[str, StaticPod]:
+        """The desired set of the last poll."""
+        return dict(self._desired)
+
     def problems(self) -> dict[str, str]:
         """What is wrong now, by file path or URL (what was last reported for it)."""
         return dict(self._reporter.current)

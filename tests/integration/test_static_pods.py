@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.integration.conftest import Sandbox
-from tests.integration.test_agent import stop_agent
+from tests.integration.test_agent import kill_agent, stop_agent
 
 pytestmark = pytest.mark.root
 
@@ -94,6 +94,23 @@ def test_manifest_directory(agent_box: Sandbox) -> None:
     # removing the file removes the pod, record and logs
     (manifests / "web.yaml").unlink()
     sbx.wait_for(lambda: sbx.state(name) is None, timeout=30, message="the pod removed with its file")
+
+
+def test_a_manifest_removed_while_no_agent_ran(agent_box: Sandbox) -> None:
+    """The next agent re-adopts the pod, finds no manifest for it in the (now empty) directory and
+    stops it, as the kubelet's cleanup kills a pod no source wants once the sources are ready."""
+    sbx = agent_box
+    manifests = sbx.tmp / "manifests"
+    manifests.mkdir()
+    (manifests / "web.yaml").write_text(static_pod("web", "one"))
+    start_agent(sbx, "--pod-manifest-path", str(manifests), "--file-check-frequency", "1s")
+    name = f"web-{NODE}"
+    sbx.wait_for(lambda: uid_of(sbx, name), message="the static pod running")
+    kill_agent(sbx)
+    (manifests / "web.yaml").unlink()
+    (sbx.root / "run" / "agent.sock").unlink(missing_ok=True)  # the killed agent's, so the wait is for the new one
+    start_agent(sbx, "--pod-manifest-path", str(manifests), "--file-check-frequency", "1s")
+    sbx.wait_for(lambda: sbx.state(name) is None, timeout=30, message="the pod of the removed manifest gone")
 
 
 class _Server(http.server.ThreadingHTTPServer):

@@ -242,6 +242,19 @@ def test_the_relist_catches_a_change_inotify_missed(source: Source) -> None:
     assert changes is not None and changes.updated == (source.key("web.yaml"),)
 
 
+def test_the_source_is_ready_after_its_first_listing_even_an_empty_one(source: Source, tmp_path: Path) -> None:
+    """The agent checks the pods it re-adopted against the sources once they are ready: an empty
+    directory (its manifest removed while no agent ran) or a missing path is a whole, empty set."""
+    assert not source.pods.ready()  # nothing listed yet: an empty set means nothing
+    assert source.poll() is None and source.pods.desired() == {}
+    assert source.pods.ready()
+    missing = Source(tmp_path / "missing")
+    try:
+        assert missing.poll() is None and missing.pods.ready()  # file.go sends an empty SET for it
+    finally:
+        missing.pods.close()
+
+
 def test_a_directory_created_later_is_found(tmp_path: Path) -> None:
     s = Source(tmp_path / "later")
     try:

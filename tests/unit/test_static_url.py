@@ -163,6 +163,21 @@ def test_a_missing_header_is_a_403_reported_once(server: Server) -> None:
         s.pods.close()
 
 
+def test_the_source_is_ready_only_after_a_200(server: Server) -> None:
+    """A failed fetch leaves the URL source not ready (http.go sends no SET): the agent must not
+    take its empty set for the URL's and remove the static pods it re-adopted."""
+    s = Source(server.url, header=())
+    try:
+        assert not s.pods.ready()
+        assert s.fetch() is None and not s.pods.ready()  # 403
+        server.body = b""
+        s.pods.close()
+        s = Source(server.url)
+        assert s.fetch() is None and s.pods.ready()  # an empty body is an empty SET
+    finally:
+        s.pods.close()
+
+
 def test_a_stopped_server_keeps_the_set_and_a_restarted_one_brings_it_back(server: Server,
                                                                             source: Source) -> None:
     server.body = json.dumps(pod("web")).encode()
