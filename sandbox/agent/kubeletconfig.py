@@ -230,7 +230,8 @@ def _read_path(value: object) -> tuple[str, Any]:
 
 
 def _read_url(value: object) -> tuple[str, Any]:
-    return "manifest_url", check_url(_string(value))
+    url = _string(value)
+    return "manifest_url", check_url(url) if url else ""  # "" is the kubelet's default: no URL source
 
 
 def _read_headers(value: object) -> tuple[str, Any]:

@@ -66,6 +66,12 @@ containerLogMaxFiles: 3
     assert config.warnings == ()
 
 
+def test_empty_static_pod_sources_are_unset(tmp_path: Path) -> None:
+    """The kubelet's defaults are "" (no source), so a file may spell them out, as --manifest-url ""."""
+    config = from_file(tmp_path, 'staticPodPath: ""\nstaticPodURL: ""\n')
+    assert config.static_pod_path == "" and config.manifest_url == ""
+
+
 def test_json_file_and_unlimited_pids(tmp_path: Path) -> None:
     path = tmp_path / "kubelet.json"
     path.write_text('{"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration", '
