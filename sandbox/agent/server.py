@@ -245,6 +245,8 @@ class Agent:
                 self._end(pod, force=True)
             return False  # finish_dead_runtime takes what is left
         log.warning("agent: re-adopted pod %s/%s (its previous agent was gone)", *pod.key)
+        if run.supervisor.done():  # it ended while no agent ran: no event or timer of its own would
+            self._end(pod)         # wake the loop to tear it down (network, IP, pause, cgroups)
         return True
 
     def serve(self, ready_fd: int = -1) -> int:

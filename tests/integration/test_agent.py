@@ -502,3 +502,23 @@ def test_a_pod_that_cannot_start_is_undone_and_reported(agent_sbx: Sandbox) -> N
     assert sbx.state("novol") is None
     again = sbx.run("run", "-d", "--network", "none", str(sbx.manifest(sleeper("fine"), "fine.yaml")))
     assert again.returncode == 0, again.stderr  # the agent carries on
+
+
+def test_a_pod_that_ended_while_no_agent_ran_is_torn_down_at_adoption(agent_sbx: Sandbox) -> None:
+    """Its last container exits during the gap; the next agent, woken by nothing else, tears the
+    pod down at once (pause, shim, cgroups; with CNI the address), as the kubelet kills the
+    sandbox of a pod in a terminal phase."""
+    sbx = agent_sbx
+    path = sbx.manifest(sleeper("brief", "sleep 1", policy="Never"), "brief.yaml")
+    assert sbx.run("run", "-d", "--network", "none", str(path)).returncode == 0
+    pause, main = sbx.pause_pid("brief"), sbx.pid_of("brief", "main")
+    kill_agent(sbx)
+    sbx.wait_for(lambda: not Path(f"/proc/{main}").exists(), message="the container's exit during the gap")
+    (sbx.root / "run" / "agent.sock").unlink(missing_ok=True)  # the killed agent's
+    log = open(sbx.tmp / "agent.log", "ab")
+    sbx.procs.append(subprocess.Popen(sbx.cmd("agent", "--network", "none"), stdout=log, stderr=log,
+                                      start_new_session=True))  # no request of ours wakes its loop
+    log.close()
+    sbx.wait_for(lambda: not Path(f"/proc/{pause}").exists(), timeout=5, message="the ended pod torn down")
+    state = sbx.state("brief")
+    assert state is not None and state["status"]["phase"] == "Succeeded"
