@@ -12,7 +12,11 @@ import argparse
 import sys
 import time
 
-from sandbox.cli.get import CONFIG_KINDS, POD_KINDS  # one list of the names kubectl accepts for each kind
+from sandbox.cli.get import (  # one list of the names kubectl accepts for each kind
+    CONFIG_KINDS,
+    POD_KINDS,
+    node_name,
+)
 from sandbox.status import qos_class  # one function for `describe` and the status the runtime writes
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
@@ -48,14 +52,17 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def describe_pod(state: Obj, now: float, node: str | None = None) -> str:
-    """kubectl's describe text for a pod's state; `node` defaults to this machine's hostname."""
+    """kubectl's describe text for a pod's state; `node` defaults to its spec.nodeName, else this
+    machine's hostname."""
     import os
 
     manifest = state.get("manifest") or {}
     spec, meta = manifest.get("spec") or {}, manifest.get("metadata") or {}
     status = state.get("status") or {}
     w = _Writer()
-    _header(w, state, spec, meta, status, node if node is not None else os.uname().nodename, now)
+    if node is None:
+        node = node_name(state, os.uname().nodename)
+    _header(w, state, spec, meta, status, node, now)
     env = _runtime_env(state)
     if spec.get("initContainers"):
         _containers(w, "Init Containers", spec["initContainers"], status.get("initContainerStatuses"), env, state)

@@ -127,6 +127,13 @@ def pod_header(*, wide: bool, all_namespaces: bool) -> list[str]:
     return header + (["IP", "NODE", "NOMINATED NODE", "READINESS GATES"] if wide else [])
 
 
+def node_name(state: dict[str, Any], default: str) -> str:
+    """The pod's node as kubectl shows it: its spec.nodeName (the agent's --hostname-override
+    sets it on static pods), else `default` (this machine's hostname)."""
+    spec = (state.get("manifest") or {}).get("spec") or {}
+    return str(spec.get("nodeName") or default)
+
+
 def pod_row(state: dict[str, Any], *, now: float, node: str, wide: bool = False,
             all_namespaces: bool = False) -> list[str]:
     summary = state.get("summary") or {}
@@ -139,7 +146,7 @@ def pod_row(state: dict[str, Any], *, now: float, node: str, wide: bool = False,
         gates = ((state.get("manifest") or {}).get("spec") or {}).get("readinessGates") or []
         true = {c.get("type") for c in status.get("conditions") or [] if c.get("status") == "True"}
         gate_cell = f"{sum(1 for g in gates if g.get('conditionType') in true)}/{len(gates)}" if gates else NONE
-        row += [str(status.get("podIP") or NONE), node, NONE, gate_cell]
+        row += [str(status.get("podIP") or NONE), node_name(state, node), NONE, gate_cell]
     return row
 
 

@@ -173,6 +173,19 @@ def test_the_deletion_marks_in_the_pod_object() -> None:
     assert meta["deletionTimestamp"] == "2025-12-01T08:00:00Z" and meta["deletionGracePeriodSeconds"] == 0
 
 
+def test_the_node_is_the_pods_spec_node_name_as_kubectl_shows_it() -> None:
+    # a static pod of `sandbox agent --hostname-override qanode` has spec.nodeName qanode
+    from sandbox.cli.get import pod_row
+
+    state = sample_state()
+    state["manifest"]["spec"]["nodeName"] = "qanode"
+    assert "\nNode:         qanode/" in describe_pod(state, T0 + 30)
+    assert "qanode" in pod_row(state, now=T0 + 30, node="vm", wide=True)
+    del state["manifest"]["spec"]["nodeName"]
+    assert "\nNode:         vm/" in describe_pod(state, T0 + 30, node="vm")
+    assert "vm" in pod_row(state, now=T0 + 30, node="vm", wide=True)
+
+
 def test_waiting_and_terminated_states() -> None:
     state = sample_state()
     cs = state["status"]["containerStatuses"][0]
