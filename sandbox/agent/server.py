@@ -630,12 +630,19 @@ class Agent:
                     log.info("static pod %s/%s: %s", *key, "removed" if key not in wanted else "changed: replacing")
                     pod.run.remove = True  # its record and logs go with it
                     self._guarded(pod, pod.run.supervisor.stop)
+                elif self._delete_ended_record(key, running.uid):  # the kubelet deletes its mirror pod
+                    log.info("static pod %s/%s: removed (it had ended)", *key)
                 del self.static_pods[key]
         for key, sp in wanted.items():
             if key in self.static_pods:
                 continue
             adopted = self.pods.get(key)
             if adopted is not None and adopted.run.prepared.uid == sp.uid:  # re-adopted after a restart
+                self.static_pods[key] = sp
+                continue
+            if key not in self.pods and self._ended_record_uid(key) == sp.uid:
+                # It ran to its end under an earlier agent: a terminal pod is not started again
+                # (the kubelet's computePodActions creates no sandbox for it after a restart).
                 self.static_pods[key] = sp
                 continue
             if key in self.pods or key in self.static_waiting:
@@ -645,6 +652,29 @@ class Agent:
         for key in list(self.static_waiting):
             if key not in wanted:
                 del self.static_waiting[key]
+
+    def _ended_record_uid(self, key: tuple[str, str]) -> str | None:
+        """The UID of the ended record that holds the pod name `key`, if any."""
+        from sandbox.errors import SandboxError
+        from sandbox.state.store import PodDir
+        from sandbox.state.view import is_ended
+
+        pod_dir = PodDir(self.layout.pod_state_dir(*key))
+        try:
+            state = pod_dir.read()
+        except (OSError, ValueError, SandboxError):  # none, or unreadable: nothing ended to keep
+            return None
+        return str(state.get("uid") or "") if is_ended(state) else None
+
+    def _delete_ended_record(self, key: tuple[str, str], uid: str) -> bool:
+        """Remove the ended record of the static pod `uid` (and its logs), not a later pod's."""
+        if self._ended_record_uid(key) != uid:
+            return False
+        from sandbox.pod.cleanup import delete_record
+        from sandbox.state.store import PodDir
+
+        layout = self.layout
+        return delete_record(PodDir(layout.pod_state_dir(*key)), layout.containers, layout.logs, uid=uid)
 
     def _drop_adopted_static(self, wanted: dict[tuple[str, str], StaticPod]) -> None:
         """A re-adopted static pod whose manifest went (or changed) while no agent ran: as a

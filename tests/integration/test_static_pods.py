@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.server
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -111,6 +112,31 @@ def test_a_manifest_removed_while_no_agent_ran(agent_box: Sandbox) -> None:
     (sbx.root / "run" / "agent.sock").unlink(missing_ok=True)  # the killed agent's, so the wait is for the new one
     start_agent(sbx, "--pod-manifest-path", str(manifests), "--file-check-frequency", "1s")
     sbx.wait_for(lambda: sbx.state(name) is None, timeout=30, message="the pod of the removed manifest gone")
+
+
+def test_a_completed_static_pod_stays_completed_across_agent_restarts(agent_box: Sandbox) -> None:
+    """restartPolicy Never: the pod runs once. The next agent finds its ended record for the same
+    manifest and does not run it again (the kubelet creates no sandbox for a terminal pod); the
+    manifest's removal then deletes the record, as the kubelet deletes the mirror pod."""
+    sbx = agent_box
+    manifests = sbx.tmp / "manifests"
+    manifests.mkdir()
+    (manifests / "once.yaml").write_text(static_pod("once", "ran").replace(
+        'command: ["sh", "-c", "echo ran; exec sleep 600"]', 'command: ["sh", "-c", "echo ran"]').replace(
+        "  terminationGracePeriodSeconds: 2\n", "  terminationGracePeriodSeconds: 2\n  restartPolicy: Never\n"))
+    name = f"once-{NODE}"
+    start_agent(sbx, "--pod-manifest-path", str(manifests), "--file-check-frequency", "1s")
+    ended = sbx.wait_for(lambda: (s := sbx.state(name)) and s.get("ended") and s, timeout=30,
+                         message="the static pod completed")
+    assert ended["status"]["phase"] == "Succeeded"
+    stop_agent(sbx)
+    (sbx.root / "run" / "agent.sock").unlink(missing_ok=True)
+    start_agent(sbx, "--pod-manifest-path", str(manifests), "--file-check-frequency", "1s")
+    time.sleep(3)  # the first poll and two re-lists of the directory (--file-check-frequency 1s)
+    again = sbx.state(name)
+    assert again is not None and again.get("ended") and again["createdAt"] == ended["createdAt"], again
+    (manifests / "once.yaml").unlink()
+    sbx.wait_for(lambda: sbx.state(name) is None, timeout=30, message="the ended pod's record removed with its file")
 
 
 class _Server(http.server.ThreadingHTTPServer):
