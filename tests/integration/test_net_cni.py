@@ -58,6 +58,9 @@ def nat_ruleset() -> Iterator[None]:
     """The host's nftables ruleset is the same after the test as before it. portmap's shared chains
     (and the nat tables iptables-nft creates for them) are removed here when the test made them."""
     before = ruleset()
+    # each nat table as it was: a host that already has one (another tool's) gets only the base
+    # chains iptables-nft adds for portmap's jumps, removed below if they were not there before
+    nat_before = {family: sh("nft", "-s", "list", "table", family, "nat", check=False) for family in ("ip", "ip6")}
     try:
         yield
     finally:
@@ -68,8 +71,12 @@ def nat_ruleset() -> Iterator[None]:
                 sh("iptables", "-t", "nat", "-F", chain, check=False)
                 sh("iptables", "-t", "nat", "-X", chain, check=False)
         for family in ("ip", "ip6"):
-            if f"table {family} nat" not in before:
+            if not nat_before[family]:
                 sh("nft", "delete", "table", family, "nat", check=False)
+                continue
+            for chain in ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"):
+                if f"chain {chain} {{" not in nat_before[family]:  # deleting fails if it holds a rule
+                    sh("nft", "delete", "chain", family, "nat", chain, check=False)
     assert ruleset() == before
 
 
