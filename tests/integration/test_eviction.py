@@ -89,7 +89,10 @@ def test_writable_layer_over_the_limit_evicts_the_pod_without_restart(sbx: Sandb
 
 
 def test_a_container_over_its_own_limit_is_named(sbx: Sandbox) -> None:
-    manifest = sbx.manifest(pod("own", container("writer", WRITE_ROOT, "1Mi"), container("idle", IDLE, "10Mi")))
+    # The writer gives its sibling a second to start before it writes: an eviction between the
+    # two starts (CI saw one) ends the pod with `idle` never started, waiting, not terminated 143.
+    writer = WRITE_ROOT.replace("dd if=", "sleep 1; dd if=", 1)
+    manifest = sbx.manifest(pod("own", container("writer", writer, "1Mi"), container("idle", IDLE, "10Mi")))
     result = sbx.run("run", *INTERVAL, str(manifest))
     assert result.returncode == 1, result.stderr
     assert_evicted(sbx, "own", 'Container writer exceeded its local ephemeral storage limit "1Mi". ')
