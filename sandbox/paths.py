@@ -19,6 +19,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
 
+NAME_MAX = 255  # bytes in one file name (ext4, xfs, tmpfs): `<namespace>_<name>[_<uid>]` must fit
 ROOT_ENV = "SANDBOX_ROOT"
 DEFAULT_RUN = "/run/sandbox"
 

@@ -86,11 +86,11 @@ def pod_state(args: argparse.Namespace, name: str) -> dict[str, Any]:
     from sandbox.paths import pod_state_file
     from sandbox.state.store import read_state
 
-    ns = namespace(args)
-    if _too_long(ns, check_pod_name(name)):
+    ns, name = namespace(args), check_pod_name(name)
+    if _too_long(ns, name):
         raise _not_found(name, ns)
     try:
-        return read_state(pod_state_file(args.root, ns, check_pod_name(name)))
+        return read_state(pod_state_file(args.root, ns, name))
     except (FileNotFoundError, NotADirectoryError):
         raise _not_found(name, ns) from None
 
@@ -98,7 +98,9 @@ def pod_state(args: argparse.Namespace, name: str) -> dict[str, Any]:
 def _too_long(ns: str, name: str) -> bool:
     """`<namespace>_<name>` longer than a file name may be (each valid, together over 255 bytes):
     no such pod can have run (`sandbox run` refuses it), so it is not found, not an OSError."""
-    return len(ns) + 1 + len(name.encode()) > 255
+    from sandbox.paths import NAME_MAX
+
+    return len(ns) + 1 + len(name.encode()) > NAME_MAX
 
 
 def _not_found(name: str, ns: str) -> NotFoundError:

@@ -200,15 +200,11 @@ def _refuse_orphan_stop(args: argparse.Namespace, state: dict[str, Any]) -> None
     until its kubelet is back; `kubectl delete --force --grace-period=0` drops it at once."""
     from sandbox.cli.common import pod_dir
     from sandbox.errors import StateError
-    from sandbox.pod.cleanup import running_shim
+    from sandbox.pod.cleanup import shim_runs_it
 
-    if args.force:
-        return
     name = str(state.get("name"))
-    shim = running_shim(pod_dir(args, name), state)
-    if shim is None:
+    if args.force or not shim_runs_it(pod_dir(args, name), state):
         return
-    shim.close()
     raise StateError(f'pod "{name}" runs on under its shim while no node agent runs: start `sandbox agent` '
                      "(it re-adopts the pod) and delete it again to stop it gracefully, or delete it with "
                      "--force to kill it now")

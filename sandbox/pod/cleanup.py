@@ -177,9 +177,20 @@ def adoptable_shim(pod_dir: PodDir) -> tuple[dict[str, Any], Any] | None:
         lock.release()
 
 
+def shim_runs_it(pod_dir: PodDir, state: dict[str, Any]) -> bool:
+    """running_shim's answer as a yes or no, the connection closed: a node agent's pod whose
+    agent is gone runs on under its shim (readers show it, `delete` and a new run refuse it).
+    Needs no lock: asking the shim never keeps a starting agent from re-adopting the pod."""
+    shim = running_shim(pod_dir, state)
+    if shim is None:
+        return False
+    shim.close()
+    return True
+
+
 def running_shim(pod_dir: PodDir, state: dict[str, Any]) -> Any:
     """A connected Shim if `state` is a node agent's pod, not ended, whose shim answers; else
-    None. The caller holds the pod's lock."""
+    None. A caller that goes on to act on the pod holds its lock."""
     if state.get("owner") != "agent":  # before the imports: `sandbox run` checks every start
         return None
     from sandbox.process.shim import Shim, ShimError

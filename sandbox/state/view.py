@@ -44,7 +44,9 @@ def read_pod(pod_dir: PodDir) -> tuple[dict[str, Any], str]:
     state = pod_dir.read()
     if is_ended(state):
         return state, ENDED
-    if _shim_runs_it(pod_dir, state):
+    from sandbox.pod.cleanup import shim_runs_it
+
+    if shim_runs_it(pod_dir, state):  # its agent is gone, its containers run on (re-adoptable)
         return state, LIVE
     from sandbox.supervisor.snapshot import runtime_lost
 
@@ -54,16 +56,3 @@ def read_pod(pod_dir: PodDir) -> tuple[dict[str, Any], str]:
         since = float(state.get("createdAt") or 0)
     return runtime_lost(state, since), LOST
 
-
-def _shim_runs_it(pod_dir: PodDir, state: dict[str, Any]) -> bool:
-    """A node agent's pod whose agent is gone while its shim runs it on (the next agent re-adopts
-    it): not lost, its containers live; shown as the agent last wrote it, as the API server keeps
-    showing a pod while its kubelet is down. Asked of the shim itself, without the pod's lock (a
-    reader must never keep a starting agent from re-adopting the pod)."""
-    from sandbox.pod.cleanup import running_shim
-
-    shim = running_shim(pod_dir, state)
-    if shim is None:
-        return False
-    shim.close()
-    return True

@@ -307,16 +307,13 @@ class PodRun:
 def refuse_adoptable(pod_dir: Any, name: str) -> None:
     """A node agent's pod that runs on under its shim while no agent runs is not replaced by a
     new run of the same name (that would kill it): the next agent re-adopts it."""
-    from sandbox.pod.cleanup import read_or_empty, running_shim
+    from sandbox.pod.cleanup import read_or_empty, shim_runs_it
 
-    shim = running_shim(pod_dir, read_or_empty(pod_dir))
-    if shim is not None:
-        shim.close()
+    if shim_runs_it(pod_dir, read_or_empty(pod_dir)):
         raise StateError(f'pod "{name}" is still running under its shim (its node agent is gone): '
                          f"start `sandbox agent` to re-adopt it, or `sandbox delete pod {name}`")
 
 
-NAME_MAX = 255  # bytes in a file name (ext4, xfs, tmpfs)
 UID_LENGTH = 36  # a pod UID as text
 
 
@@ -326,6 +323,8 @@ def refuse_long_names(layout: RootLayout, namespace: str, name: str) -> None:
     and the kubelet's sandbox creation fails (FailedCreatePodSandBox, kubernetes issue 104288).
     Refused in the kubelet's words before anything is made, not as an internal error from the
     first mkdir that meets it."""
+    from sandbox.paths import NAME_MAX
+
     directory = layout.pod_log_dir(namespace, name, "0" * UID_LENGTH)
     if len(directory.name.encode()) > NAME_MAX:
         longest = NAME_MAX - UID_LENGTH - 2
