@@ -440,6 +440,52 @@ RUNTIME_LOST = "RuntimeLost"
 CONTAINER_STATUS_UNKNOWN = "ContainerStatusUnknown"
 
 
+NOT_LOCATED = "The container could not be located when the pod was terminated"
+
+
+def _never_ran(cs: ContainerStatus) -> bool:
+    # The kubelet's "no evidence of a container start": still waiting, no previous termination.
+    return isinstance(cs.state, Waiting) and cs.last_state is None
+
+
+def _initialized_for_termination(init: Sequence[ContainerStatus], app: Sequence[ContainerStatus]) -> bool:
+    """The status manager's hasPodInitialized (not the Initialized condition): no init containers,
+    an app container that ever left waiting, or the last init container done (a plain one exited
+    0, now or before; a sidecar running and started)."""
+    if not init:
+        return True
+    if any(not isinstance(cs.state, Waiting) or cs.last_state is not None for cs in app):
+        return True
+    last = init[-1]
+    if last.sidecar:
+        return isinstance(last.state, Running) and last.started
+    return any(isinstance(t, Terminated) and t.exit_code == 0 for t in (last.last_state, last.state))
+
+
+def terminate_statuses(
+    init: Sequence[ContainerStatus], app: Sequence[ContainerStatus]
+) -> tuple[list[ContainerStatus], list[ContainerStatus]]:
+    """The container statuses a pod ends with (status manager TerminatePod): a container that is
+    not terminated when its pod is becomes terminated, ContainerStatusUnknown, exit code 137, so a
+    never-started container cannot make the pod look successful. App containers only once the pod
+    has initialized; init containers up to the last one with any evidence of a start (the first
+    one when none has any), so a suffix never reached stays waiting. The kubelet sets no start or
+    finish time (null in JSON)."""
+    unknown = Terminated(137, CONTAINER_STATUS_UNKNOWN, 0.0, 0.0, NOT_LOCATED)
+
+    def ended(cs: ContainerStatus) -> ContainerStatus:
+        if isinstance(cs.state, Terminated):
+            return cs
+        return replace(cs, state=unknown)
+
+    reached = len(init)
+    while reached > 1 and _never_ran(init[reached - 1]):
+        reached -= 1
+    new_init = [ended(cs) if i < reached else cs for i, cs in enumerate(init)]
+    new_app = [ended(cs) for cs in app] if _initialized_for_termination(init, app) else list(app)
+    return new_init, new_app
+
+
 # --- Kubernetes API JSON --------------------------------------------------------------------------
 
 

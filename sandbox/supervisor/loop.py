@@ -810,6 +810,12 @@ class PodSupervisor:
             slot.process = None
             slot.runtime = None
         self.selector.close()
+        # What the pod ends with: a container that never started is terminated now, as the
+        # kubelet's status manager ends it (TerminatePod), not left waiting in a finished pod.
+        init, app = st.terminate_statuses(*self.statuses())
+        for slot, status in zip([s for s in self.slots if s.init] + [s for s in self.slots if not s.init],
+                                init + app):
+            slot.status = status
         self._save()
 
     def statuses(self) -> tuple[list[st.ContainerStatus], list[st.ContainerStatus]]:

@@ -148,6 +148,60 @@ spec:
     assert "activeDeadlineSeconds" in err
 
 
+NOT_LOCATED = {"exitCode": 137, "reason": "ContainerStatusUnknown",
+               "message": "The container could not be located when the pod was terminated",
+               "startedAt": None, "finishedAt": None}
+
+
+def test_a_container_that_never_started_ends_with_its_pod(sbx: Sandbox) -> None:
+    # The kubelet's TerminatePod: a container not terminated when its pod ends is ended as
+    # ContainerStatusUnknown (137), so the final status never shows a finished pod still waiting.
+    manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: never-ran}
+spec:
+  activeDeadlineSeconds: 1
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: app, image: busybox, command: ["sleep", "3600"]}
+  - {name: absent, image: "no-such-image:1", imagePullPolicy: Never}
+""")
+    result = sbx.run("run", str(manifest), timeout=20)
+    assert result.returncode == 1, result.stderr
+    assert "absent: terminated (ContainerStatusUnknown, exit code 137)" in result.stderr
+    state = sbx.state("never-ran")
+    app, absent = state["status"]["containerStatuses"]
+    assert app["state"]["terminated"]["reason"] == "Error"  # killed at the deadline
+    assert absent["state"] == {"terminated": NOT_LOCATED}
+    assert absent["restartCount"] == 0 and not absent["started"]
+    assert state["status"]["phase"] == "Failed"
+
+
+def test_init_containers_never_reached_stay_waiting(sbx: Sandbox) -> None:
+    # Not initialized: app containers stay waiting; init containers up to the last one with any
+    # evidence of a start are ended (the first one when none has any), the rest stay waiting.
+    manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: never-init}
+spec:
+  activeDeadlineSeconds: 1
+  initContainers:
+  - {name: first, image: "no-such-image:1", imagePullPolicy: Never}
+  - {name: second, image: busybox, command: ["true"]}
+  containers:
+  - {name: app, image: busybox, command: ["true"]}
+""")
+    result = sbx.run("run", str(manifest), timeout=20)
+    assert result.returncode == 1, result.stderr
+    status = sbx.state("never-init")["status"]
+    first, second = status["initContainerStatuses"]
+    assert first["state"] == {"terminated": NOT_LOCATED}
+    assert second["state"] == {"waiting": {"reason": "PodInitializing"}}
+    assert status["containerStatuses"][0]["state"] == {"waiting": {"reason": "PodInitializing"}}
+
+
 def test_on_delete_sidecars_stop_after_the_app_in_reverse_order(sbx: Sandbox) -> None:
     trap = "trap 'echo {n} got TERM at $(cat /proc/uptime); sleep 0.3; exit 0' TERM; while true; do sleep 0.05; done"
     manifest = sbx.manifest(f"""

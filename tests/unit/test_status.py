@@ -602,3 +602,67 @@ GUARANTEED = {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1", 
 ])
 def test_qos_class(spec: dict[str, Any], want: str) -> None:
     assert qos_class(spec) == want
+
+
+# --- the statuses a pod ends with (status manager TerminatePod) ---------------------------------
+
+UNKNOWN_END = Terminated(137, "ContainerStatusUnknown", 0.0, 0.0,
+                         "The container could not be located when the pod was terminated")
+
+
+def states(statuses: list[ContainerStatus]) -> list[object]:
+    return [cs.state for cs in statuses]
+
+
+# fmt: off
+TERMINATE_CASES = [
+    # no init containers: the pod is initialized, every app container not terminated is ended
+    ("app never started", [], [done("a", 0), wait("b")], [], [done("a", 0).state, UNKNOWN_END]),
+    ("app waiting on an image", [], [wait("a", "ImagePullBackOff")], [], [UNKNOWN_END]),
+    ("a restarting app keeps its last exit", [], [crashloop("a")], [], [UNKNOWN_END]),
+    ("unknown app", [], [unknown("a")], [], [UNKNOWN_END]),
+    # not initialized: the apps stay waiting; the init containers up to the last one that ran
+    ("init running when stopped", [done("i", 137), wait("j")], [INIT_WAIT],
+     [done("i", 137).state, Waiting("ContainerCreating")], [INIT_WAIT.state]),
+    ("first init never started", [wait("i", "ImagePullBackOff"), wait("j")], [INIT_WAIT],
+     [UNKNOWN_END, Waiting("ContainerCreating")], [INIT_WAIT.state]),
+    ("init retrying is ended", [crashloop("i"), wait("j")], [INIT_WAIT],
+     [UNKNOWN_END, Waiting("ContainerCreating")], [INIT_WAIT.state]),
+    ("gap before a started init", [wait("i"), done("j", 1)], [INIT_WAIT],
+     [UNKNOWN_END, done("j", 1).state], [INIT_WAIT.state]),
+    # initialized: the last init container exited 0 (or did before), or an app container ran
+    ("last init done", [done("i", 0)], [wait("a")], [done("i", 0).state], [UNKNOWN_END]),
+    ("last init done before", [wait("i", "PodInitializing", last=0)], [wait("a")],
+     [UNKNOWN_END], [UNKNOWN_END]),
+    ("an app ran", [done("i", 1)], [done("a", 0), wait("b")], [done("i", 1).state],
+     [done("a", 0).state, UNKNOWN_END]),
+    ("sidecar last, started", [done("i", 0), done("s", 0, sidecar=True)], [wait("a")],
+     [done("i", 0).state, done("s", 0).state], [Waiting("ContainerCreating")]),
+    ("sidecar last, running", [run("s", sidecar=True)], [wait("a")], [UNKNOWN_END], [UNKNOWN_END]),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize("init, app, want_init, want_app",
+                         [c[1:] for c in TERMINATE_CASES], ids=[c[0] for c in TERMINATE_CASES])
+def test_terminate_statuses(init: list[ContainerStatus], app: list[ContainerStatus],
+                            want_init: list[object], want_app: list[object]) -> None:
+    from sandbox.status import terminate_statuses
+
+    got_init, got_app = terminate_statuses(init, app)
+    assert states(got_init) == want_init
+    assert states(got_app) == want_app
+    # only the state changes: names, restart counts and last states stay
+    for before, after in zip([*init, *app], [*got_init, *got_app]):
+        assert (after.name, after.restart_count, after.last_state) == (before.name, before.restart_count,
+                                                                        before.last_state)
+
+
+def test_a_never_started_container_ends_with_null_times() -> None:
+    from sandbox.status import terminate_statuses
+
+    _, (ended,) = terminate_statuses([], [wait("a")])
+    assert container_status_json(ended)["state"] == {"terminated": {
+        "exitCode": 137, "reason": "ContainerStatusUnknown",
+        "message": "The container could not be located when the pod was terminated",
+        "startedAt": None, "finishedAt": None}}
