@@ -151,6 +151,14 @@ def pulled_now(image: str, seconds: float, size: int) -> Note:
                               f"waiting). Image size: {size} bytes.")
 
 
+def failed_pull_secrets(names: tuple[str, ...]) -> Note:
+    """The kubelet's getPullSecretsForPod, when imagePullSecrets names Secrets it cannot read (the
+    event is the pod's; the pull goes on without them)."""
+    return (WARNING, "FailedToRetrieveImagePullSecret",
+            f"Unable to retrieve some image pull secrets ({', '.join(names)}); attempting to pull the image "
+            "may not succeed.")
+
+
 def image_pull_failed(image: str, message: str) -> Note:
     return (WARNING, "Failed", f'Failed to pull image "{image}": {message}')
 

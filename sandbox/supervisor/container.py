@@ -235,6 +235,8 @@ class ContainerLifecycle:
             self.start_failed(slot, e, restart_count)
             return False
         if image is None:  # the kubelet's Pulling event comes as the pull begins
+            if puller.missing:  # the pod's event, before the pull as SyncPod sends it
+                ctx.event(None, ev.failed_pull_secrets(puller.missing))
             ctx.event(slot, ev.pulling(slot.spec.image or ""))
             self._await_pull(slot)
             self.changed()

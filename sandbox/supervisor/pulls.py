@@ -116,8 +116,11 @@ class PullWorkers:
 class Puller:
     """The pod's images (the kubelet's image manager): looked up, pulled in the foreground for
     `image` volumes (before the pod starts), pulled in workers for containers, all through the
-    runtime's ImageService (sandbox/runtime/images.py). The registry client is made once, on
-    first use, with the pod's imagePullSecrets (same-file Secrets, then the node's store).
+    runtime's ImageService (sandbox/runtime/images.py). The pod's imagePullSecrets (same-file
+    Secrets, then the node's store) are read again for every pull, on the loop's thread, as the
+    kubelet's SyncPod reads them (getPullSecretsForPod): a Secret `sandbox apply` adds serves the
+    next attempt; the registry client is made again only when they changed. `missing` names the
+    Secrets the last read did not find (the kubelet's FailedToRetrieveImagePullSecret event).
     `config`: the manifest file's ConfigMaps and Secrets, as the config store's objects."""
 
     def __init__(self, store: ImageStore, pod: Any, config: Any, layout: RootLayout, options: Any) -> None:
@@ -126,6 +129,8 @@ class Puller:
         self.images = ImageService(store)
         self.pod, self.config, self.layout, self.options = pod, config, layout, options
         self.client: RegistryClient | None = None
+        self.client_secrets: Any = None  # the Credentials `client` was made with
+        self.missing: tuple[str, ...] = ()  # imagePullSecrets the last pull did not find
         self.pulls: dict[str, tuple[float, int]] = {}  # key -> (seconds, bytes) of a pull not yet reported
         self.workers: PullWorkers | None = None
         self.finished: dict[str, PullResult] = {}  # container -> its pull's result, until its start takes it
@@ -146,18 +151,19 @@ class Puller:
                 from sandbox.events import never_pull_message
 
                 raise ImageError(f"ErrImageNeverPull: {never_pull_message(reference)}")
-        result = self.pull(reference, key)
+        result = self.pull(reference, key, self._client)
         if result.image is None:
             raise ImagePullFailed(reference, result.error, key)
         return result.image
 
-    def pull(self, reference: str, key: str) -> PullResult:
-        """One pull (or, for a stored digest, one manifest resolution); never raises ImageError."""
+    def pull(self, reference: str, key: str, registry: Callable[[], RegistryClient]) -> PullResult:
+        """One pull (or, for a stored digest, one manifest resolution) through the client
+        `registry` gives; never raises ImageError."""
         import time
 
         started = time.monotonic()
         try:
-            image = self.images.pull_image(reference, self._client())
+            image = self.images.pull_image(reference, registry())
             size = self.images.image_size(image)
         except ImageError as e:
             return PullResult(key, None, str(e))
@@ -200,7 +206,8 @@ class Puller:
                 raise NeverPull(reference, name)
         if self.workers is None:
             self.workers = PullWorkers()
-        self.workers.submit(name, lambda: self.pull(reference, name))
+        registry = self._client_now()  # the pull secrets as they are now, read on the loop's thread
+        self.workers.submit(name, lambda: self.pull(reference, name, registry))
         return None
 
     def collect(self) -> list[str]:
@@ -224,13 +231,29 @@ class Puller:
                 pass  # never registered, or the selector is closed already
         self.workers.close()
 
+    def _client_now(self) -> Callable[[], RegistryClient]:
+        """`_client` called now, its client (or its ImageError: a pull secret the kubelet's
+        keyring cannot read fails the pull) given to the worker later."""
+        try:
+            registry = self._client()
+        except ImageError as e:
+            error = e
+
+            def failed() -> RegistryClient:
+                raise error
+
+            return failed
+        return lambda: registry
+
     def _client(self) -> RegistryClient:
-        # Two first pulls at once may each make a client: the same settings, the last one kept.
-        if self.client is None:
+        """The registry client for a pull starting now, with the pull secrets as stored now."""
+        secrets = self._secrets()
+        if self.client is None or secrets != self.client_secrets:
             from sandbox.images.options import PullOptions
             from sandbox.images.pull import client
 
-            self.client = client(self.options or PullOptions(), self._secrets())
+            self.client = client(self.options or PullOptions(), secrets)
+            self.client_secrets = secrets
         return self.client
 
     def _secrets(self) -> Any:
@@ -240,10 +263,14 @@ class Puller:
 
         namespace = self.pod.metadata.namespace or "default"
         sources = Sources(tuple(self.config), ConfigStore(self.layout.lib / "config"))
-        credentials = Credentials()
+        credentials, missing = Credentials(), []
         for ref in self.pod.spec.image_pull_secrets:
-            secret = sources.get(SECRET, namespace, ref.name or "")
+            if not ref.name:
+                continue  # the kubelet skips an empty name
+            secret = sources.get(SECRET, namespace, ref.name)
             if secret is None:
-                continue  # the kubelet goes on without it (and warns): the pull may still succeed
+                missing.append(ref.name)  # the kubelet goes on without it (and warns): the pull may still succeed
+                continue
             credentials = credentials.then(Credentials.from_pull_secret(secret.data, f"secret/{namespace}/{ref.name}"))
+        self.missing = tuple(missing)
         return credentials

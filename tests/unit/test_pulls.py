@@ -170,3 +170,52 @@ def test_a_readopted_pod_pulls_with_its_manifest_files_pull_secret(tmp_path: Pat
     assert adopted.puller is not None and _registry_users(adopted.puller) == ["u"]
     gone = prepare_record({"manifest": first.manifest, "uid": "u1"}, layout, pod_dir=tmp_path / "none")
     assert gone.puller is not None and _registry_users(gone.puller) == []
+
+
+LATE_SECRET_POD = """
+apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  imagePullSecrets: [{name: absent}, {name: later}]
+  containers:
+  - {name: c, image: "registry.example:5000/app:1"}
+"""
+
+LATER_SECRET = """
+apiVersion: v1
+kind: Secret
+metadata: {name: later}
+type: kubernetes.io/dockerconfigjson
+stringData:
+  .dockerconfigjson: '{"auths": {"registry.example:5000": {"username": "late", "password": "p"}}}'
+"""
+
+
+def test_pull_secrets_are_read_again_for_each_pull(tmp_path: Path) -> None:
+    """The kubelet reads a pod's imagePullSecrets at every SyncPod (getPullSecretsForPod): a Secret
+    added to the node's store while the pod waits in ImagePullBackOff serves its next pull, and the
+    ones still missing are named for the FailedToRetrieveImagePullSecret event."""
+    from sandbox.config.store import ConfigStore, from_spec
+    from sandbox.spec.load import load_manifests_text
+
+    pod = load_pod_text(LATE_SECRET_POD)
+    layout = RootLayout.from_root(str(tmp_path / "root"))
+    puller = Puller(ImageStore(tmp_path / "images"), pod, (), layout, PullOptions(hosts_dir=closed_port_hosts(tmp_path)))
+    try:
+        assert puller.begin(pod.spec.containers[0]) is None  # a pull in a worker
+        assert puller.missing == ("absent", "later")
+        assert puller.client is not None and puller.client.credentials.for_registry("registry.example:5000") == []
+        (secret,) = load_manifests_text(LATER_SECRET).secrets
+        ConfigStore(layout.lib / "config").put(from_spec(secret, "default"))
+        assert puller.workers is not None
+        wait_readable(puller.workers.fileno())
+        puller.collect()
+        with pytest.raises(ImagePullFailed):
+            puller.begin(pod.spec.containers[0])  # the first pull's failure
+        assert puller.begin(pod.spec.containers[0]) is None  # the next attempt, with the new Secret
+        assert puller.missing == ("absent",)
+        users = [c.username for c in puller.client.credentials.for_registry("registry.example:5000")]
+        assert users == ["late"]
+    finally:
+        puller.close()
