@@ -66,11 +66,11 @@ def volume_field_value(pod: Pod, path: str) -> str:
 def format_map(mapping: Mapping[str, str]) -> str:
     """fieldpath.FormatMap: one `key="value"` line per key, sorted, values quoted as Go's %q
     does, no newline after the last line."""
-    return "\n".join(f"{key}={_go_quote(mapping[key])}" for key in sorted(mapping))
+    return "\n".join(f"{key}={go_quote(mapping[key])}" for key in sorted(mapping))
 
 
-def _go_quote(text: str) -> str:
-    """strconv.Quote: backslash escapes for quotes, backslashes and control characters;
+def go_quote(text: str) -> str:
+    """strconv.Quote (Go's %q of a string): backslash escapes for quotes, backslashes and control characters;
     printable Unicode stays as it is."""
     out = ['"']
     for ch in text:
@@ -94,14 +94,20 @@ _ESCAPES = {'"': '\\"', "\\": "\\\\", "\a": "\\a", "\b": "\\b", "\f": "\\f", "\n
 
 def resource_value(container: Container, resource: str, divisor: Quantity | None) -> str:
     """`resourceFieldRef`: e.g. limits.cpu with divisor 1 gives whole cores rounded up (125m -> 1),
-    with divisor 1m millicores; memory in bytes. Without a limit: the node's capacity."""
+    with divisor 1m millicores; memory in bytes. A limit not set (or 0) is the node's capacity
+    (the kubelet's MergeContainerResourceLimits: cpu, memory, ephemeral-storage); a request not
+    set is its limit if there is one (the API server's defaulting), else 0: requests are never
+    filled from the node."""
     kind, _, name = resource.partition(".")
     resources = container.resources
     limits = resources.limits if resources is not None else {}
     requests = resources.requests if resources is not None else {}
-    # requests default to limits (reference 2)
-    quantity = limits.get(name) if kind == "limits" else requests.get(name, limits.get(name))
-    milli = quantity.milli if quantity is not None else _node_capacity_milli(name)
+    limit = limits.get(name)
+    if kind == "limits":
+        milli = limit.milli if limit is not None and limit.milli else _node_capacity_milli(name)
+    else:
+        quantity = requests.get(name, limit)  # requests default to limits (reference 2)
+        milli = quantity.milli if quantity is not None else 0
     unit = divisor.milli if divisor is not None and divisor.milli > 0 else 1000
     return str(-(-milli // unit))
 
@@ -113,7 +119,28 @@ def _node_capacity_milli(name: str) -> int:
         from sandbox.process.resources import memory_capacity
 
         return memory_capacity() * 1000
+    if name == "ephemeral-storage":
+        return _root_fs_capacity() * 1000
     return 0
+
+
+def _root_fs_capacity() -> int:
+    """The size of the filesystem holding the runtime's lib directory, as cadvisor's RootFsInfo
+    capacity of the kubelet's root directory (the nearest existing parent when it is not made
+    yet). $SANDBOX_ROOT is honoured; a --root option is not passed down to here."""
+    from sandbox.paths import RootLayout
+
+    path = str(RootLayout.from_root().lib)
+    while True:
+        try:
+            st = os.statvfs(path)
+        except OSError:
+            parent = os.path.dirname(path)
+            if parent == path:
+                return 0
+            path = parent
+            continue
+        return st.f_blocks * st.f_frsize
 
 
 def env_value(pod: Pod, container: Container, var: EnvVar, addresses: Addresses | None = None) -> str | None:

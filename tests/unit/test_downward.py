@@ -51,9 +51,22 @@ def test_resources_with_divisors_and_defaults() -> None:
     assert resource_value(no_limits, "limits.cpu", None) == str(os.cpu_count())  # node allocatable
 
 
-def test_a_container_without_resources_gets_node_capacity() -> None:
+def test_a_container_without_resources_gets_node_capacity_as_limits_and_no_requests() -> None:
+    """The kubelet merges the node's allocatable into the limits only (MergeContainerResourceLimits:
+    cpu, memory, ephemeral-storage); a request neither set nor defaulted from a limit reads 0."""
     c = load_pod_text(POD.replace("""    resources:
       requests: {cpu: 125m}
       limits: {cpu: 250m, memory: 64Mi}
 """, "")).spec.containers[0]
-    assert resource_value(c, "requests.cpu", None) == str(os.cpu_count())
+    assert resource_value(c, "limits.cpu", None) == str(os.cpu_count())
+    assert resource_value(c, "requests.cpu", None) == "0"
+    assert resource_value(c, "requests.memory", None) == "0"
+    assert resource_value(c, "requests.ephemeral-storage", None) == "0"
+    assert int(resource_value(c, "limits.ephemeral-storage", None)) > 0  # the node filesystem's size
+
+
+def test_a_zero_limit_is_the_node_capacity_too() -> None:
+    c = load_pod_text(POD.replace("limits: {cpu: 250m, memory: 64Mi}", "limits: {cpu: 0}")
+                      .replace("requests: {cpu: 125m}", "requests: {cpu: 0}")).spec.containers[0]
+    assert resource_value(c, "limits.cpu", None) == str(os.cpu_count())
+    assert resource_value(c, "requests.cpu", None) == "0"
