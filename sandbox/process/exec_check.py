@@ -82,7 +82,10 @@ class ExecCheck(Check):
         if self.process is not None:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait()
-        return Outcome(FAILURE, f"command {self.argv!r} timed out after {self.timeout:g}s")
+        from sandbox.process.downward import go_quote
+
+        # the kubelet's words (remote_runtime.go ExecSync on DeadlineExceeded): the argv joined by spaces, %q
+        return Outcome(FAILURE, f"command {go_quote(' '.join(self.argv))} timed out")
 
     def close(self) -> None:
         if self.out_fd >= 0:

@@ -123,3 +123,14 @@ def test_a_port_name_no_container_port_has_errors_as_the_kubelet_words_it() -> N
     assert _port("http", ctx) == 8080 and _port("9090", ctx) == 9090 and _port(80, ctx) == 80
     missing = _port("nope", ctx)
     assert isinstance(missing, Outcome) and missing.output == 'strconv.Atoi: parsing "nope": invalid syntax'
+
+
+def test_an_exec_probe_past_its_timeout_fails_in_the_kubelets_words() -> None:
+    # remote_runtime.go ExecSync on DeadlineExceeded: `command %q timed out`, the argv joined by spaces
+    from sandbox.process.exec_check import ExecCheck
+
+    check = ExecCheck(spawner=None, main_pidfd=-1, argv=["sh", "-c", 'sleep 5; echo "done"'], env=[], cwd="/",  # type: ignore[arg-type]
+                      timeout=1)
+    outcome = check.on_timeout(0.0)
+    assert outcome.status == FAILURE
+    assert outcome.output == 'command "sh -c sleep 5; echo \\"done\\"" timed out'
