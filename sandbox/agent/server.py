@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+HELPER_REAP_INTERVAL = 0.5  # seconds between reaps of detached helpers still running
 # A container waiting for one of these will not start without a change from outside (an image, a
 # ConfigMap) or a back-off: `run -d` answers then rather than wait.
 FAILED_WAITING = frozenset({
@@ -139,7 +140,8 @@ class Agent:
         self.static_waiting: dict[tuple[str, str], StaticPod] = {}  # to start once the old pod ended
         self.static_ready = False  # every static pod source has listed once
         self.selector = poller.Selector()
-        self.timers = Timers()  # the agent's own (watchdog); each pod keeps its own
+        self.timers = Timers()  # the agent's own (watchdog, helper reaping); each pod keeps its own
+        self.reap_pending = False  # a timer will reap the detached helpers still running
         self.pods: dict[tuple[str, str], AgentPod] = {}
         self.preparing: set[tuple[str, str]] = set()
         self.done_work: list[tuple[Conn, Any, Any]] = []  # (client, request, PreparedPod | exception)
@@ -739,9 +741,7 @@ class Agent:
             log.error("pod %s/%s: final record: %s: %s", *pod.key, type(e).__name__, e)
         pod.selector.close()
         del self.pods[pod.key]
-        # No zombie per bridge or cgroup parent removed (their removers, hostports' socket holder)
-        if "sandbox.process.detached" in sys.modules:
-            sys.modules["sandbox.process.detached"].reap()  # never blocks
+        self._reap_helpers()
         snapshot = supervisor.snapshot()
         error = supervisor.start_error
         for conn in pod.started_waiters:
@@ -755,6 +755,24 @@ class Agent:
         waiting = self.static_waiting.pop(pod.key, None)
         if waiting is not None and not self.stopping:
             self._start_static(waiting)
+
+
+    def _reap_helpers(self) -> None:
+        """No zombie per bridge or cgroup parent removed: their removers (and hostports' socket
+        holder) are the agent's children and outlive the pod by their grace (1-2 s), so what is
+        not finished at the pod's end is collected by a timer, not at some later pod's end."""
+        detached = sys.modules.get("sandbox.process.detached")
+        if detached is None:
+            return
+        detached.reap()  # never blocks
+        if detached.children and not self.reap_pending:
+            self.reap_pending = True
+
+            def again() -> None:
+                self.reap_pending = False
+                self._reap_helpers()
+
+            self.timers.add(self.clock() + HELPER_REAP_INTERVAL, again)
 
 
 def failure(error: BaseException) -> tuple[str, int]:

@@ -138,6 +138,40 @@ def test_second_pod_goes_to_the_running_agent_and_delete_stops_it(agent_sbx: San
     assert "a" in sbx.run("get", "pods").stdout  # the other pod runs on
 
 
+def zombie_children(pid: int) -> list[int]:
+    """The agent's children that have exited and wait to be reaped."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                status = (entry / "status").read_text()
+            except OSError:
+                continue
+            if f"\nPPid:\t{pid}\n" in status and "\nState:\tZ" in status:
+                found.append(int(entry.name))
+    return found
+
+
+def test_the_helpers_a_pods_end_leaves_are_reaped_while_the_agent_idles(agent_sbx: Sandbox) -> None:
+    # The pod's end spawns the removers of its bridge and cgroup parent; they exit after their
+    # grace (1-2 s), when no other pod's end comes to reap them: no zombie may stay behind.
+    sbx = agent_sbx
+    assert sbx.run("run", "-d", str(sbx.manifest(sleeper("z")))).returncode == 0
+    pid = agent_pid(sbx)
+    assert pid is not None
+    assert sbx.run("delete", "pod", "z", timeout=30).returncode == 0
+    sbx.wait_for(lambda: not [p for p in os.listdir("/proc") if p.isdigit() and ppid_is(int(p), pid)],
+                 timeout=10, message="the removers to finish")
+    assert zombie_children(pid) == []
+
+
+def ppid_is(pid: int, parent: int) -> bool:
+    try:
+        return ppid_of(pid) == parent
+    except OSError:
+        return False
+
+
 def test_node_options_with_a_running_agent_are_refused(agent_sbx: Sandbox) -> None:
     sbx = agent_sbx
     assert sbx.run("run", "-d", "--network", "none", str(sbx.manifest(sleeper("a"), "a.yaml"))).returncode == 0
