@@ -251,7 +251,7 @@ def _env(w: _Writer, c: Obj, runtime_env: dict[str, str], state: Obj) -> None:
             w.write(3, f"{name}:\t{value} ({ref.get('apiVersion', 'v1')}:{ref.get('fieldPath', '')})\n")
         elif source.get("resourceFieldRef"):
             ref = source["resourceFieldRef"]
-            w.write(3, f"{name}:\t{runtime_env.get(name, '')} ({ref.get('resource', '')})\n")
+            w.write(3, f"{name}:\t{_resource_field_value(c, ref)} ({ref.get('resource', '')})\n")
         elif source.get("secretKeyRef"):
             ref = source["secretKeyRef"]
             w.write(3, f"{name}:\t<set to the key '{ref.get('key', '')}' in secret '{ref.get('name', '')}'>"
@@ -260,6 +260,32 @@ def _env(w: _Writer, c: Obj, runtime_env: dict[str, str], state: Obj) -> None:
             ref = source["configMapKeyRef"]
             w.write(3, f"{name}:\t<set to the key '{ref.get('key', '')}' of config map '{ref.get('name', '')}'>"
                        f"\tOptional: {_go_bool(ref.get('optional'))}\n")
+
+
+def _resource_field_value(c: Obj, ref: Obj) -> str:
+    """kubectl's value for a resourceFieldRef: from the container's spec alone (its
+    ExtractContainerResourceValue, never the node's allocatable the kubelet gives the process),
+    "node allocatable" where that is 0 for limits.cpu or limits.memory. The spec is the API
+    server's: a request not written is its limit."""
+    from sandbox.spec.model import Quantity
+    from sandbox.spec.quantity import parse_quantity
+
+    def quantity(value: object) -> Quantity | None:
+        return parse_quantity(str(value)) if value is not None else None
+
+    resource = str(ref.get("resource", ""))
+    kind, _, res_name = resource.partition(".")
+    resources = c.get("resources") or {}
+    limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
+    if kind not in ("limits", "requests"):
+        return ""
+    amount = quantity(limits.get(res_name) if kind == "limits" else requests.get(res_name, limits.get(res_name)))
+    divisor = quantity(ref.get("divisor"))
+    unit = divisor.milli if divisor is not None and divisor.milli > 0 else 1000
+    text = str(-(-(amount.milli if amount is not None else 0) // unit))
+    if text == "0" and resource in ("limits.cpu", "limits.memory"):
+        return "node allocatable"
+    return text
 
 
 def _mounts(w: _Writer, mounts: list[Obj]) -> None:

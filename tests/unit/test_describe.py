@@ -384,3 +384,21 @@ def test_no_cgroup_lines_for_a_record_without_one() -> None:
         if record is not None:
             state["cgroup"] = record
         assert describe_pod(state, T0 + 30, node="node-1") == EXPECTED
+
+
+def test_resource_field_env_values_as_kubectl_computes_them_from_the_spec() -> None:
+    # kubectl's describe: ExtractContainerResourceValue on the container, "node allocatable" for a
+    # 0 limits.cpu/limits.memory; never the node value the process got (it is not in the spec).
+    state = sample_state()
+    web = state["manifest"]["spec"]["containers"][0]
+    web["resources"] = {"limits": {"memory": "64Mi"}, "requests": {"cpu": "125m"}}
+    web["env"] = [{"name": n, "valueFrom": {"resourceFieldRef": {"resource": r, **({"divisor": d} if d else {})}}}
+                  for n, r, d in [("CL", "limits.cpu", None), ("ML", "limits.memory", "1Mi"),
+                                  ("CR", "requests.cpu", "1m"), ("MR", "requests.memory", None),
+                                  ("EL", "limits.ephemeral-storage", None)]]
+    text = describe_pod(state, T0, node="n")
+    assert ("      CL:  node allocatable (limits.cpu)\n"
+            "      ML:  64 (limits.memory)\n"
+            "      CR:  125 (requests.cpu)\n"
+            f"      MR:  {64 * 1024 * 1024} (requests.memory)\n"
+            "      EL:  0 (limits.ephemeral-storage)\n") in text
