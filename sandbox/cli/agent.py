@@ -49,9 +49,9 @@ def add_parser(verbs: Any) -> None:
 def handle(args: argparse.Namespace) -> int:
     from sandbox.agent.server import Agent, NodeOptions
     from sandbox.cli.common import layout
-    from sandbox.cli.image import pull_options
     from sandbox.cli.run import node_options
     from sandbox.errors import SandboxError
+    from sandbox.images.options import from_args as pull_options
     from sandbox.log import get_logger
 
     if os.geteuid() != 0:

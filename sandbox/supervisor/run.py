@@ -60,14 +60,17 @@ def prepare(path: str, layout: RootLayout, namespace: str | None, pull_options: 
 
 def prepare_accepted(accepted: AcceptedPod, path: str, layout: RootLayout, pull_options: Any = None) -> PreparedPod:
     """prepare() of a pod already accepted (a static pod's, read by the node agent's sources)."""
-    from sandbox.config.store import from_spec
     from sandbox.process import launch
 
     pod = accepted.pod
     store = ImageStore(layout.images)
     images: dict[str, Image] = {}
     problems: list[str] = []
-    config = tuple(from_spec(obj) for obj in accepted.config)
+    config: tuple[ConfigObject, ...] = ()
+    if accepted.config:  # most manifests hold only their pod: config/store.py not imported
+        from sandbox.config.store import from_spec
+
+        config = tuple(from_spec(obj) for obj in accepted.config)
     puller = Puller(store, pod, config, layout, pull_options)
     groups = (("initContainers", pod.spec.init_containers), ("containers", pod.spec.containers))
     for kind, containers in groups:
@@ -215,8 +218,7 @@ class PodRun:
         """`adopting`: the record of a pod a dead agent ran, whose shim still answers: its lock is
         taken and its supervisor built, nothing of the record is cleared (supervisor/adopt.py
         takes over from it)."""
-        from sandbox.config.sources import Sources
-        from sandbox.config.store import ConfigStore
+        from sandbox.config.sources import NodeStore, Sources
         from sandbox.pod.cgroups import CgroupConfig, plan
         from sandbox.pod.cleanup import clear_record
         from sandbox.pod.network import NetworkOptions
@@ -274,7 +276,7 @@ class PodRun:
                 log_policy=options.log_policy, qos_class=qos_class(manifest.get("spec") or {}),
                 cgroups=options.cgroups if options.cgroups is not None else plan(prepared.pod, CgroupConfig()),
                 allow_host_path=options.allow_host_path,
-                sources=Sources(prepared.config, ConfigStore(layout.lib / "config")),
+                sources=Sources(prepared.config, NodeStore(layout.lib / "config")),
                 volume_images=prepared.volume_images, puller=prepared.puller,
                 network=options.network if options.network is not None else NetworkOptions(),
                 selector=self.selector, exit_watch=self.exit_watch,
