@@ -159,45 +159,20 @@ def handle_prune(args: argparse.Namespace) -> int:
     from sandbox.cli.common import layout
     from sandbox.images.store import ImageStore
 
-    where = layout(args)
-    store = ImageStore(where.images)
-    removed = store.prune(in_use=images_in_use(where.pods), mounted=mounted_layers(store))
+    store = ImageStore(layout(args).images)
+    removed = store.prune(mounted=mounted_layers(store))
     for path in removed:
         print(f"removed {path}")
     return 0
 
 
-def images_in_use(pods_root: Any) -> set[str]:
-    """The manifest digests of the images the containers of live pods run (their status's
-    imageID, `<repository>@sha256:...`): a container restarting after `image rm` and `prune`
-    still finds its image, as containerd keeps what a container references."""
-    from sandbox.errors import SandboxError
-    from sandbox.images.store import is_stored_digest
-    from sandbox.state.store import list_pod_dirs
-    from sandbox.state.view import LIVE, read_pod
-
-    digests: set[str] = set()
-    for pod_dir in list_pod_dirs(pods_root):
-        try:
-            state, kind = read_pod(pod_dir)
-        except (SandboxError, OSError, ValueError):
-            continue  # gone meanwhile, or unreadable: `get` reports it
-        if kind != LIVE:
-            continue
-        status = state.get("status") if isinstance(state.get("status"), dict) else {}
-        for key in ("initContainerStatuses", "containerStatuses"):
-            for container in status.get(key) or ():
-                digest = str(container.get("imageID") or "").rpartition("@")[2] if isinstance(container, dict) else ""
-                if is_stored_digest(digest):
-                    digests.add(digest)
-    return digests
-
-
 def mounted_layers(store: Any) -> set[str]:
-    """The store's layers (hex of their diff_ids) that some mount namespace has mounted: each
-    container's overlay names them by their short links (lowerdir=<images>/l/NAME), an `image`
-    volume of one layer is a bind whose root is the layer's directory. Read from the mountinfo of
-    one process per mount namespace."""
+    """The store's layers (hex of their diff_ids) that some mount namespace has mounted, which
+    `prune` keeps: a running container's files are its image's layers (containerd never
+    collects what a container references; `crictl rmi --prune` and `podman image prune` skip the
+    images containers use). Each container's overlay names them by their short links
+    (lowerdir=<images>/l/NAME), an `image` volume of one layer is a bind whose root is the
+    layer's directory. Read from the mountinfo of one process per mount namespace."""
     import re
 
     links: dict[str, str] = {}
@@ -209,7 +184,8 @@ def mounted_layers(store: Any) -> set[str]:
                 continue
     except OSError:
         pass
-    link_pattern = re.compile(re.escape(str(store.links_dir)) + r"/([A-Za-z0-9]+)")
+    prefix = f"{store.links_dir}/"
+    lower_pattern = re.compile(r"lowerdir=([^,\s]+)")  # absolute, or relative to <images> (a long list)
     layer_pattern = re.compile(r"/layers/sha256/([0-9a-f]{64})(?![0-9a-f])")
     found: set[str] = set()
     seen: set[tuple[int, int]] = set()
@@ -225,7 +201,11 @@ def mounted_layers(store: Any) -> set[str]:
                 text = f.read()
         except OSError:
             continue  # exited meanwhile
-        found.update(links[name] for name in link_pattern.findall(text) if name in links)
+        for lower in lower_pattern.findall(text):
+            for path in lower.split(":"):
+                name = path.removeprefix(prefix).removeprefix("l/")
+                if name in links and (path.startswith(prefix) or path.startswith("l/")):
+                    found.add(links[name])
         found.update(layer_pattern.findall(text))
     return found
 

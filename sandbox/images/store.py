@@ -493,13 +493,15 @@ class ImageStore:
         self._write_refs(refs)
         return digest
 
-    def prune(self) -> list[Path]:
+    def prune(self, mounted: Iterable[str] = ()) -> list[Path]:
         """Remove every blob, unpacked layer and ingest leftover no name reaches (a pull killed
-        half-way, a removed image). Returns what was removed."""
+        half-way, a removed image), but not the layers in `mounted` (hex of their diff_ids: the
+        running containers' layers, cli/image.py mounted_layers) and their short links. Returns
+        what was removed."""
         import shutil
 
         keep_blobs: set[str] = set()
-        keep_layers: set[str] = set()
+        keep_layers: set[str] = set(mounted)
         for digest in set(self.refs().values()):
             keep_blobs.add(_hex(digest))
             path = self.blob_path(digest)

@@ -1,0 +1,49 @@
+"""`sandbox image prune` never takes the layers a running container is made of: a container whose
+image was removed (`image rm`) keeps its files, as containerd keeps what a container references
+(`crictl rmi --prune` and `podman image prune` skip images containers use); once the pod ended,
+prune removes them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import Sandbox
+
+pytestmark = pytest.mark.root
+
+POD = """
+apiVersion: v1
+kind: Pod
+metadata: {name: inuse}
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 2
+  containers:
+  - {name: c, image: "qa/inuse:1", command: ["sleep", "300"]}
+"""
+
+
+def test_prune_keeps_the_layers_of_a_running_container(sbx: Sandbox, tmp_path: Path) -> None:
+    layout = tmp_path / "layout"
+    sbx.run("image", "export", str(layout), "busybox:1.36", check=True)  # from the session's store
+    images = sbx.root / "lib" / "images"
+    images.unlink()  # a store of the test's own: prune must not touch the session's
+    images.mkdir()
+    sbx.run("image", "import", str(layout), check=True)
+    sbx.run("image", "tag", "busybox:1.36", "qa/inuse:1", check=True)
+    sbx.run("image", "rm", "busybox:1.36", check=True)
+    layers = json.loads(sbx.run("image", "inspect", "qa/inuse:1", check=True).stdout)["layers"]
+    proc = sbx.start(sbx.manifest(POD), "--network", "none")
+    sbx.wait_running("inuse")
+    sbx.run("image", "rm", "qa/inuse:1", check=True)
+    pruned = sbx.run("image", "prune", check=True).stdout
+    assert not any(layer in pruned for layer in layers), pruned
+    assert all(Path(layer, "bin").is_dir() for layer in layers)
+    listed = sbx.run("exec", "inuse", "-c", "c", "--", "ls", "/bin", check=True).stdout.split()
+    assert "sh" in listed and "sleep" in listed
+    sbx.stop(proc)
+    pruned = sbx.run("image", "prune", check=True).stdout
+    assert all(layer in pruned for layer in layers), pruned
+    assert not any(Path(layer).exists() for layer in layers)
