@@ -274,7 +274,7 @@ class ContainerLifecycle:
                                         kubelet_env, ctx.addresses)
         for message in skipped:
             ctx.event(None, ev.invalid_env_names(message))
-        slot.argv = launch.resolve_argv(slot.spec, slot.image, slot.env)
+        slot.argv = launch.resolve_argv(slot.spec, slot.image, kubelet_env)
         ident = launch.identity(ctx.pod, slot.spec, slot.image)
         slot.env = launch.with_home(slot.env, ident.home)
         # exec, probes and hooks load the same compiled filter: the identity names its file

@@ -79,8 +79,7 @@ def prepare_accepted(accepted: AcceptedPod, path: str, layout: RootLayout, pull_
             images[c.name] = image if image is not None else Image.pending(c.image or "")
             if image is None:
                 continue
-            env = launch.container_env(c, image, launch.pod_hostname(pod), pod)
-            if not launch.resolve_argv(c, image, env):
+            if not launch.resolve_argv(c, image, {}):  # only whether there is an argv at all
                 problems.append(f"spec.{kind}[{i}]: CreateContainerError: no command specified "
                                 f"(no command in the spec and no Entrypoint/Cmd in image {image.name})")
     from sandbox.spec.defaults import image_pull_policy  # the API server's default, for image volumes

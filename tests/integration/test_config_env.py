@@ -193,3 +193,25 @@ def test_documentation_pods_with_env_from_configmaps(sbx: Sandbox, manifest: str
     if expected is not None:
         assert expected in logs
     sbx.run("delete", "dapi-test-pod", check=True)
+
+
+ARGV_EXPANSION = """
+apiVersion: v1
+kind: Pod
+metadata: {name: argv}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: busybox:1.36
+    env: [{name: MINE, value: mine}]
+    command: [sh, -c, 'echo "argv: $0|$1|$2"', "$(MINE)", "$(HOSTNAME)", "$(PATH)"]
+"""
+
+
+def test_command_expands_only_the_kubelets_variables_not_the_image_env_or_hostname(sbx: Sandbox) -> None:
+    # The kubelet expands $(VAR) in command/args from its own list (env, envFrom); the image's
+    # ENV (PATH here) and the runtime's HOSTNAME reach the process but are no sources: they stay.
+    result = sbx.run("run", "--network", "none", str(sbx.manifest(ARGV_EXPANSION)))
+    assert result.returncode == 0, result.stderr
+    assert "[c] argv: mine|$(HOSTNAME)|$(PATH)\n" in result.stdout, result.stdout
