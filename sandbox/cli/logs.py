@@ -50,17 +50,22 @@ class Options:
         from sandbox.cli.duration import parse_duration, parse_rfc3339
         from sandbox.errors import UsageError
 
-        if args.since and args.since_time:
+        # kubectl leaves sinceSeconds out for a 0 duration (`--since 0s` shows everything)
+        seconds = parse_duration(args.since, "--since") if args.since else 0.0
+        if seconds and args.since_time:
             raise UsageError("at most one of `sinceTime` or `sinceSeconds` may be specified")
         if args.tail < -1:
             raise UsageError("--tail must be greater than or equal to -1")
         self.since: float | None = None
-        if args.since:
-            seconds = parse_duration(args.since, "--since")
+        if seconds:
             if seconds < 0:
                 raise UsageError("--since must be greater than 0")
-            # kubectl sends whole seconds (rounded up) and the kubelet counts back from its clock.
-            self.since = time.time() - float(-(-seconds // 1))
+            # kubectl sends whole seconds, Duration.Round(time.Second) (half away from zero), and
+            # the API server refuses 0; the kubelet counts back from its clock.
+            whole = int(seconds + 0.5)
+            if whole < 1:
+                raise UsageError("sinceSeconds: Invalid value: 0: must be greater than 0")
+            self.since = time.time() - whole
         elif args.since_time:
             self.since = parse_rfc3339(args.since_time, "--since-time")
         self.tail = args.tail

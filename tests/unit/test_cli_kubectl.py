@@ -312,6 +312,9 @@ def test_logs_options(root: Root) -> None:
     assert root.run("logs", "web", "-c", "app", "--tail", "2").stdout == "two\nthree\n"
     assert root.run("logs", "web", "-c", "app", "--tail", "0").stdout == ""
     assert root.run("logs", "web", "-c", "app", "--since", "25s").stdout == "two\n"
+    assert root.run("logs", "web", "-c", "app", "--since", "25.4s").stdout == "two\n"  # rounded to 25
+    assert root.run("logs", "web", "-c", "app", "--since", "0s").stdout == "one\ntwo\nthree\n"  # no sinceSeconds
+    assert root.run("logs", "web", "-c", "app", "--since", "0", "--since-time", stamp(21)).stdout == "two\n"
     assert root.run("logs", "web", "-c", "app", "--since-time", stamp(21)).stdout == "two\n"
     shown = root.run("logs", "web", "-c", "app", "--timestamps", "--tail", "1").stdout
     assert shown == "2026-11-30T05:00:03.500000000+01:00 three\n"
