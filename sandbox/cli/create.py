@@ -48,7 +48,8 @@ def _add_sources(p: argparse.ArgumentParser) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     from sandbox.cli.common import layout, namespace
-    from sandbox.cli.get import api_object, to_yaml
+    from sandbox.cli.get import api_object
+    from sandbox.cli.yamlout import to_yaml
     from sandbox.config.store import AlreadyExistsError, ConfigStore
 
     kind = "Secret" if args.create_kind == "secret" else "ConfigMap"

@@ -154,7 +154,7 @@ def row(event: Obj, now: float, *, all_namespaces: bool) -> list[str]:
 
 
 def write_list(items: list[Obj], output: str) -> None:
-    from sandbox.cli.get import to_yaml
+    from sandbox.cli.yamlout import to_yaml
 
     doc = {"apiVersion": "v1", "items": items, "kind": "EventList", "metadata": {"resourceVersion": ""}}
     sys.stdout.write(json.dumps(doc, indent=4) + "\n" if output == "json" else to_yaml(doc))
@@ -164,8 +164,8 @@ def watch_events(args: argparse.Namespace, ns: str | None, pod: str | None) -> i
     """-w: the events there are, then each new event or new occurrence (its count grew) as it
     is recorded; the header once, before the first line. Ctrl-C ends it with exit code 0."""
     from sandbox.cli.common import layout
-    from sandbox.cli.get import to_yaml
     from sandbox.cli.watch import PodWatch
+    from sandbox.cli.yamlout import to_yaml
 
     seen: dict[str, tuple[object, ...]] = {}
     printed = 0

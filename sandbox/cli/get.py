@@ -10,6 +10,8 @@ import os
 import sys
 import time
 
+from sandbox.cli.yamlout import to_yaml
+
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
     from typing import Any
@@ -355,50 +357,3 @@ def print_config_table(objects: list[ConfigObject], kind: str, *, all_namespaces
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("   ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
-
-
-# YAML 1.1 reads these plain scalars as booleans or null: a string that looks like one is quoted.
-_YAML_WORDS = {"y", "n", "yes", "no", "true", "false", "on", "off", "null", "~", ""}
-
-
-def to_yaml(value: Any, indent: int = 0) -> str:
-    """A small block-style YAML writer for API objects (maps, lists, strings, numbers, booleans),
-    shaped like kubectl's output: strings plain when that is unambiguous, multi-line text as a
-    literal block, anything else double-quoted (JSON's escapes are YAML's)."""
-    pad = " " * indent
-    if isinstance(value, dict):
-        if not value:
-            return "{}\n"
-        lines = []
-        for key, item in sorted(value.items()):  # kubectl prints a map's keys sorted
-            if isinstance(item, (dict, list)) and item:
-                inner = indent if isinstance(item, list) else indent + 2  # go-yaml: "- " under the key
-                lines.append(f"{pad}{_yaml_scalar(str(key), indent)}:\n{to_yaml(item, inner)}")
-            else:
-                lines.append(f"{pad}{_yaml_scalar(str(key), indent)}: {to_yaml(item, indent + 2).lstrip()}")
-        return "".join(lines)
-    if isinstance(value, list):
-        if not value:
-            return "[]\n"
-        return "".join(f"{pad}- {to_yaml(item, indent + 2).lstrip()}" for item in value)
-    if isinstance(value, bool):
-        return "true\n" if value else "false\n"
-    if value is None:
-        return "null\n"
-    if isinstance(value, (int, float)):
-        return f"{value}\n"
-    return _yaml_scalar(str(value), indent) + "\n"
-
-
-def _yaml_scalar(text: str, indent: int) -> str:
-    import re
-
-    if re.fullmatch(r"[A-Za-z_/][\w./@+=-]*(?: [\w./@+=-]+)*", text) and text.lower() not in _YAML_WORDS:
-        return text
-    body = text[:-1] if text.endswith("\n") else text
-    if ("\n" in body and not body.startswith(" ") and not body.endswith("\n")
-            and all(ch == "\n" or " " <= ch <= "~" for ch in body)):
-        pad = " " * indent
-        block = "".join(f"{pad}{line}\n" if line else "\n" for line in body.split("\n"))
-        return ("|\n" if text.endswith("\n") else "|-\n") + block.rstrip("\n")
-    return json.dumps(text)

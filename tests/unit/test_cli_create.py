@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from sandbox.cli import build_parser, create
-from sandbox.cli.get import api_object, to_yaml
+from sandbox.cli.get import api_object
+from sandbox.cli.yamlout import to_yaml
 from sandbox.errors import SpecError, UsageError
 
 
@@ -91,5 +92,6 @@ def test_secret_values_are_hidden_unless_revealed() -> None:
 def test_yaml_output_is_block_style_and_unambiguous() -> None:
     text = to_yaml({"kind": "ConfigMap", "data": {"n": "3", "yes": "no", "multi": "a\nb\n", "plain": "x=y z",
                                                   "colon": "a: b"}, "list": [{"k": 1}], "empty": {}})
-    assert text == ('data:\n  colon: "a: b"\n  multi: |\n    a\n    b\n  "n": "3"\n  plain: x=y z\n  "yes": "no"\n'
+    assert text == ("data:\n  colon: 'a: b'\n  multi: |\n    a\n    b\n  \"n\": \"3\"\n  plain: x=y z\n"
+                    '  "yes": "no"\n'
                     "empty: {}\nkind: ConfigMap\nlist:\n- k: 1\n")
