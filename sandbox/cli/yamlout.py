@@ -80,10 +80,10 @@ def scalar(text: str, indent: int, column: int, *, key: bool = False) -> str:
     if not _reads_as_string(text):
         return _double(text, indent, column, fold=not key)
     if plain_ok and not (key and not text):
-        return text if key else _fold(text, indent, column, plain=True)
+        return text if key else _fold(list(text), indent, column, "plain")
     if single_ok:
         quoted = text.replace("'", "''")
-        return "'" + (quoted if key else _fold(quoted, indent, column + 1, plain=False)) + "'"
+        return "'" + (quoted if key else _fold(list(quoted), indent, column + 1, "single")) + "'"
     return _double(text, indent, column, fold=not key)
 
 
@@ -185,7 +185,7 @@ def _analyze(text: str) -> tuple[bool, bool, bool]:
     if not text:
         return True, True, False
     block_indicators = text.startswith(("---", "..."))
-    special = tabs = space_break = break_space = False
+    special = tabs = leading_tab = space_break = break_space = False
     line_breaks = False
     preceded_by_space = True
     previous_space = previous_break = False
@@ -198,7 +198,12 @@ def _analyze(text: str) -> tuple[bool, bool, bool]:
             block_indicators = True
         if ch == "\t":
             tabs = True
-        elif not _printable(ch):
+            # A line of a block that starts with a tab is read as bad indentation (libyaml,
+            # go-yaml) although go-yaml writes it: double quotes here instead.
+            leading_tab = leading_tab or i == 0 or previous_break
+        elif not _printable(ch) or ch in "\u2028\u2029":
+            # go-yaml single-quotes the Unicode line and paragraph separators as they are, and a
+            # reader folds them into spaces: here they are escaped in double quotes instead.
             special = True
         if ch == " ":
             break_space = break_space or previous_break
@@ -213,70 +218,53 @@ def _analyze(text: str) -> tuple[bool, bool, bool]:
     edges = text[0] in " \r\n\x85\u2028\u2029" or text[-1] in " \r\n\x85\u2028\u2029"
     plain = not (edges or break_space or space_break or tabs or special or line_breaks or block_indicators)
     single = not (break_space or space_break or tabs or special)
-    block = not (text[-1] == " " or space_break or special)
+    block = not (text[-1] == " " or space_break or special or leading_tab)
     return plain, single, block
 
 
-def _fold(text: str, indent: int, column: int, *, plain: bool) -> str:
-    """Plain or single-quoted text broken at a single space once past BEST_WIDTH, as go-yaml's
-    write_plain_scalar / write_single_quoted_scalar do (never at the text's ends)."""
+def _fold(units: list[str], indent: int, column: int, style: str) -> str:
+    """Scalar text, one unit per character (a double-quoted one's escaped), broken at a single
+    space once past BEST_WIDTH as go-yaml's write_plain_scalar, write_single_quoted_scalar and
+    write_double_quoted_scalar do: quoted text never at its ends, and where a double-quoted
+    fold meets a second space, a `\\` keeps it."""
     out: list[str] = []
-    pad = " " * indent
     spaces = False
-    for i, ch in enumerate(text):
-        if ch == " ":
-            inner = plain or 0 < i < len(text) - 1
-            if not spaces and column > BEST_WIDTH and inner and (i + 1 >= len(text) or text[i + 1] != " "):
-                out.append("\n" + pad)
-                column = indent
-            else:
-                out.append(ch)
-                column += 1
+    last = len(units) - 1
+    for i, unit in enumerate(units):
+        if unit == " ":
+            next_space = i < last and units[i + 1] == " "
+            if (not spaces and column > BEST_WIDTH and (style == "plain" or 0 < i < last)
+                    and (style == "double" or not next_space)):
+                out.append("\n" + " " * indent + ("\\" if next_space else ""))
+                column = indent + next_space
+                spaces = True
+                continue
             spaces = True
         else:
-            out.append(ch)
-            column += 1
             spaces = False
+        out.append(unit)
+        column += len(unit)
     return "".join(out)
 
 
 _ESCAPES = {"\0": "0", "\a": "a", "\b": "b", "\t": "t", "\n": "n", "\v": "v", "\f": "f", "\r": "r",
-            "\x1b": "e", '"': '"', "\\": "\\", "\x85": "N", "\xa0": "_", "\u2028": "L", "\u2029": "P"}
+            "\x1b": "e", '"': '"', "\\": "\\", "\x85": "N", "\u2028": "L", "\u2029": "P"}
+
+
+def _escaped(ch: str) -> str:
+    """A character inside double quotes: itself, or its escape where YAML needs one (what is
+    not printable, breaks, the BOM, quotes and backslashes)."""
+    if _printable(ch) and ch not in "\n\u2028\u2029\ufeff\"\\":
+        return ch
+    code = ord(ch)
+    esc = _ESCAPES.get(ch) or (f"x{code:02X}" if code <= 0xFF else f"u{code:04X}" if code <= 0xFFFF
+                               else f"U{code:08X}")
+    return "\\" + esc
 
 
 def _double(text: str, indent: int, column: int, *, fold: bool) -> str:
-    """write_double_quoted_scalar: escapes for what is not printable, breaks, quotes and
-    backslashes; folds past BEST_WIDTH at a space (a space after the fold kept by a `\\`)."""
-    out = ['"']
-    column += 1
-    spaces = False
-    pad = " " * indent
-    for i, ch in enumerate(text):
-        code = ord(ch)
-        if not _printable(ch) or ch in "\n\r\x85\u2028\u2029\ufeff\"\\":
-            esc = _ESCAPES.get(ch)
-            if esc is None:
-                esc = f"x{code:02X}" if code <= 0xFF else f"u{code:04X}" if code <= 0xFFFF else f"U{code:08X}"
-            out.append("\\" + esc)
-            column += 1 + len(esc)
-            spaces = False
-        elif ch == " ":
-            if fold and not spaces and column > BEST_WIDTH and 0 < i < len(text) - 1:
-                out.append("\n" + pad)
-                column = indent
-                if text[i + 1] == " ":
-                    out.append("\\")
-                    column += 1
-            else:
-                out.append(ch)
-                column += 1
-            spaces = True
-        else:
-            out.append(ch)
-            column += 1
-            spaces = False
-    out.append('"')
-    return "".join(out)
+    units = [_escaped(ch) for ch in text]
+    return '"' + (_fold(units, indent, column + 1, "double") if fold else "".join(units)) + '"'
 
 
 def _literal(text: str, indent: int) -> str:

@@ -34,7 +34,7 @@ STYLES = [
     ("? x", "'? x'"), ("- x", "'- x'"),
     # double quotes and escapes: what neither plain nor single quotes can hold
     ("a\tb", '"a\\tb"'), ("a😀", '"a\\U0001F600"'), ("bell\x07", '"bell\\a"'), ("nul\x00", '"nul\\0"'),
-    ("\x85", '"\\N"'),
+    ("\x85", '"\\N"'), ("a\u2028b", '"a\\Lb"'), ("\ufeffx", '"\\uFEFFx"'), ("a\rb", '"a\\rb"'),
 ]
 # fmt: on
 
@@ -71,6 +71,15 @@ def test_long_text_folds_past_column_80_two_columns_deeper() -> None:
     assert all(len(line) <= 86 for line in lines)  # a fold comes at the first space past column 80
 
 
+def test_a_double_quoted_fold_keeps_a_second_space() -> None:
+    # 'k: "true' and 37 " x" end at column 82: the fold comes at the next space, one of two
+    text = "true" + " x" * 37 + "  y" + "\t"  # a tab: only double quotes can hold it
+    out = to_yaml({"k": text})
+    assert out == 'k: "true' + " x" * 37 + '\n  \\ y\\t"\n'
+
+    assert decode_documents(out, []) == [{"k": text}]
+
+
 def test_layout_of_maps_and_lists() -> None:
     doc = {"spec": {"containers": [{"command": ["sh", "-c", "true"], "name": "a"}], "empty": [], "none": {},
                     "n": None, "on": True, "x": 1.5}}
@@ -80,7 +89,7 @@ def test_layout_of_maps_and_lists() -> None:
 
 @settings(max_examples=400, deadline=None)
 @given(hs.dictionaries(hs.text(max_size=12), hs.text(max_size=120), max_size=4),
-       hs.lists(hs.text(max_size=90), max_size=3))
+       hs.lists(hs.text(alphabet=hs.sampled_from(" ab:#'\"-\n\t\u2028\x85é😀"), max_size=90), max_size=3))
 def test_what_is_written_reads_back_the_same(mapping: dict[str, str], items: list[str]) -> None:
     doc: dict[str, Any] = {"map": mapping, "items": items, "nested": {"deeper": {"text": " ".join(items)}}}
     decoded = decode_documents(to_yaml(doc), errors := [])
