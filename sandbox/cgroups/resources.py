@@ -26,6 +26,9 @@ SHARES_PER_CPU = 1024
 MILLI_CPU_TO_CPU = 1000
 QUOTA_PERIOD = 100000  # µs, the kubelet's default cpuCFSQuotaPeriod
 MIN_QUOTA_PERIOD = 1000  # µs: the kernel refuses a smaller quota
+# The kernel refuses a larger quota (kernel/sched/core.c: max_cfs_runtime, MAX_BW = 2^44 - 1 µs). A
+# limit past it (the API server accepts up to 2^63-1 CPUs) gets this, the largest limit there is.
+MAX_QUOTA = (1 << 44) - 1
 
 GUARANTEED_OOM_SCORE_ADJ = -997
 BEST_EFFORT_OOM_SCORE_ADJ = 1000
@@ -40,11 +43,12 @@ def milli_cpu_to_shares(milli_cpu: int) -> int:
 
 
 def milli_cpu_to_quota(milli_cpu: int, period: int = QUOTA_PERIOD) -> int:
-    """MilliCPUToQuota: 0 (no limit) -> 0 (the caller writes no quota); at least 1000 µs."""
+    """MilliCPUToQuota: 0 (no limit) -> 0 (the caller writes no quota); at least 1000 µs, at most
+    the kernel's MAX_QUOTA."""
     if milli_cpu == 0:
         return 0
     quota = milli_cpu * period // MILLI_CPU_TO_CPU
-    return max(quota, MIN_QUOTA_PERIOD)
+    return min(max(quota, MIN_QUOTA_PERIOD), MAX_QUOTA)
 
 
 def shares_to_weight(shares: int) -> int:

@@ -18,8 +18,13 @@ _NUMBER = LazyPattern(r"(?s)([+-]?)([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(.*)\Z")  # (?s
 _EXPONENT = LazyPattern(r"[eE]([+-]?[0-9]+)\Z")
 _BINARY = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
 _DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
-# Beyond this the API server saturates; refusing keeps the integer maths bounded for hostile input.
-_MAX_EXPONENT = 30
+# The API server caps a quantity's magnitude at this many base units (quantity.go maxAllowed):
+# `memory: 1e40` is accepted and reads 9223372036854775807.
+MAX_VALUE = 2**63 - 1
+# An exponent must fit Go's int32 (the suffix parser's type); beyond one that saturates either way
+# the arithmetic is skipped, which keeps it bounded for hostile input.
+_INT32 = 2**31
+_SATURATED = 23  # 10**23 > MAX_VALUE * 1000: any non-zero mantissa saturates
 _MAX_DIGITS = 64  # far past any real quantity; keeps int() below Python's 4,300-digit limit
 
 
@@ -41,14 +46,21 @@ def parse_quantity(text: str) -> Quantity | None:
         scale += _DECIMAL[suffix]
     else:
         e = _EXPONENT.match(suffix)
-        if e is None or abs(int(e.group(1))) > _MAX_EXPONENT:
+        if e is None or len(e.group(1)) > 12 or not -_INT32 <= int(e.group(1)) < _INT32:
             return None
         scale += int(e.group(1))
     numerator = mantissa * 1000 * (1 << two_power)
-    if scale >= 0:
+    if numerator == 0:
+        milli = 0
+    elif scale >= _SATURATED:
+        milli = MAX_VALUE * 1000
+    elif scale >= 0:
         milli = numerator * 10**scale
+    elif -scale > _MAX_DIGITS + _SATURATED:
+        milli = 1  # a non-zero amount rounds up to the smallest one, never to zero
     else:
         milli = -(-numerator // 10**-scale)  # round up, as the API server does
+    milli = min(milli, MAX_VALUE * 1000)  # the cap, on the magnitude: -1e40 reads -MAX_VALUE
     return Quantity(text, -milli if sign == "-" else milli)
 
 

@@ -398,6 +398,29 @@ spec:
     stop_leaving_no_cgroup(sbx, proc)
 
 
+def test_limits_past_the_api_servers_cap_run_at_the_largest_the_kernel_takes(sbx: Sandbox) -> None:
+    # The API server accepts 1e40 and caps it at 2^63-1; the kernel's largest CFS quota is
+    # 2^44-1 µs: the pod runs with those, it is neither refused nor failed by a cgroup write.
+    manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: huge}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: busybox
+    resources:
+      limits: {cpu: "1e40", memory: 1e40}
+    command: ["sh", "-c", "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/memory/memory.limit_in_bytes"]
+""")
+    result = sbx.run("run", str(manifest))
+    assert result.returncode == 0, result.stderr
+    quota, memory = [line.removeprefix("[main] ") for line in result.stdout.splitlines()[:2]]
+    assert quota == str(2**44 - 1)
+    assert int(memory) >= 2**63 - 4096  # the kernel rounds 2^63-1 down to a page
+
+
 @pytest.mark.parametrize(("name", "resources", "qos"), [
     ("guaranteed", "{limits: {cpu: 500m, memory: 64Mi}}", "Guaranteed"),
     ("burstable", "{requests: {cpu: 100m, memory: 1Gi}}", "Burstable"),

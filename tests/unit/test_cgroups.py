@@ -127,7 +127,9 @@ def test_paths_under_the_root(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("milli", "quota"),
     [(0, 0), (5, 1000), (9, 1000), (10, 1000), (200, 20000), (500, 50000), (1000, 100000), (1500, 150000),
-     (250, 25000)],
+     (250, 25000),
+     # past the kernel's largest quota (2^44-1 µs): that quota, not a write the kernel refuses
+     (175921860444 * 1000, 2**44 - 1), ((2**63 - 1) * 1000, 2**44 - 1)],
 )
 def test_milli_cpu_to_quota(milli: int, quota: int) -> None:
     assert milli_cpu_to_quota(milli, 100000) == quota

@@ -24,9 +24,24 @@ def test_parse_quantity(text: str, milli: int) -> None:
     assert q is not None and q.milli == milli and q.text == text
 
 
-@pytest.mark.parametrize("text", ["128mi", "1gb", "1 Gi", "", "m", "1.2.3", "Gi", "1e", "1e999", "0x10", "1Kb", "--1"])
+@pytest.mark.parametrize("text", ["128mi", "1gb", "1 Gi", "", "m", "1.2.3", "Gi", "1e", "1e2147483648", "0x10", "1Kb",
+                                  "--1", "1e" + "9" * 20])
 def test_invalid_quantities(text: str) -> None:
     assert parse_quantity(text) is None
+
+
+MAX_MILLI = (2**63 - 1) * 1000
+
+
+@pytest.mark.parametrize(("text", "milli"), [
+    ("1e40", MAX_MILLI), ("1e999", MAX_MILLI), ("9Ei", MAX_MILLI), ("-1e40", -MAX_MILLI),
+    ("9223372036854775807", MAX_MILLI), ("9223372036854775808", MAX_MILLI), ("7Ei", 7 * 2**60 * 1000), ("8Ei", MAX_MILLI),
+    ("1e-40", 1), ("1e-2147483648", 1), ("0e999", 0), ("0.0e-999", 0), ("1e2147483647", MAX_MILLI),
+])
+def test_quantities_saturate_as_the_api_server_caps_them(text: str, milli: int) -> None:
+    # quantity.go: a magnitude over 2^63-1 base units is capped, a non-zero one rounds up
+    q = parse_quantity(text)
+    assert q is not None and q.milli == milli
 
 
 def test_quantity_value_rounds_up() -> None:
