@@ -303,15 +303,17 @@ def container_request(
     `cgroup_ops` (plan.cgroup_mounts) right after /sys."""
     join = CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | (CLONE_NEWPID if share_pid else 0)
     new = CLONE_NEWNS | (0 if share_pid else CLONE_NEWPID) | (0 if ident.privileged else CLONE_NEWCGROUP)
+    sc = container.security_context
+    read_only_root = bool(sc is not None and sc.read_only_root_filesystem)
     try:
         plan = container_plan(str(layer.merged), image.lowerdirs, str(layer.upper), str(layer.work), files,
                               pod_shm=not pod.spec.host_ipc, masked=not ident.privileged,
-                              sys_writable=ident.privileged, extra=extra_ops, cgroup=cgroup_ops)
+                              sys_writable=ident.privileged, read_only_root=read_only_root, extra=extra_ops,
+                              cgroup=cgroup_ops)
     except ValueError as e:  # an overlay that cannot be mounted (its options over one page, > 500 layers)
         import errno
 
         raise ContainerStartError("CreateContainerError", f"plan image {image.name}", errno.E2BIG, str(e)) from None
-    sc = container.security_context
     return SpawnRequest(
         argv=tuple(argv),
         env=tuple(env),
@@ -320,7 +322,7 @@ def container_request(
         new_ns=new,
         ops=(*plan, *(host_devices() if ident.privileged else ())),
         pivot=True,
-        readonly_root=bool(sc is not None and sc.read_only_root_filesystem),
+        readonly_root=read_only_root,
         cwd=working_dir(container, image),
         stdio=(stdin, stdout, stderr),
         pod_mount=POD_SHM_PATH,

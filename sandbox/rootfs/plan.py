@@ -201,12 +201,16 @@ def cgroup_mounts(hierarchies: Sequence[tuple[str, str, str]], *, writable: bool
 
 def container_plan(merged: str, lower: str, upper: str, work: str, files: ContainerFiles,
                    *, pod_shm: bool = True, masked: bool = True, sys_writable: bool = False,
-                   extra: Sequence[MountOp] = (), cgroup: Sequence[MountOp] = ()) -> list[MountOp]:
+                   read_only_root: bool = False, extra: Sequence[MountOp] = (),
+                   cgroup: Sequence[MountOp] = ()) -> list[MountOp]:
     """The image read-only below, a fresh writable layer above, then the special filesystems.
 
     `masked=False` drops the masked and read-only paths (`privileged`, `procMount: Unmasked`);
     `sys_writable=True` mounts /sys read-write (`privileged`). A read-only root is not part of the
-    plan: SpawnRequest.readonly_root (its remount keeps nosuid,nodev). `extra` (volumes, the
+    plan: SpawnRequest.readonly_root (its remount keeps nosuid,nodev); `read_only_root` makes
+    /etc/hostname and /etc/resolv.conf read-only with it, as containerd mounts them (read-write
+    otherwise: an entrypoint may rewrite its resolv.conf); /etc/hosts is the kubelet's mount,
+    read-write always. `extra` (volumes, the
     termination-message file) goes last with the pod's /etc files, all ordered by the depth of
     their target as containerd sorts mounts, so a volume at /etc is under /etc/hosts, not over it."""
     quiet = MS_NOSUID | MS_NODEV | MS_NOEXEC
@@ -229,10 +233,11 @@ def container_plan(merged: str, lower: str, upper: str, work: str, files: Contai
     if masked:
         ops += [MountOp(OpKind.MASK, path) for path in MASKED_PATHS]
         ops += [MountOp(OpKind.READONLY, path) for path in READONLY_PATHS]
+    pod_file = MS_NOSUID | MS_NODEV | (MS_RDONLY if read_only_root else 0)
     late = [
         MountOp(OpKind.BIND, "etc/hosts", files.hosts, flags=MS_NOSUID | MS_NODEV),
-        MountOp(OpKind.BIND, "etc/hostname", files.hostname, flags=MS_NOSUID | MS_NODEV),
-        MountOp(OpKind.BIND, "etc/resolv.conf", files.resolv_conf, flags=MS_RDONLY | MS_NOSUID | MS_NODEV),
+        MountOp(OpKind.BIND, "etc/hostname", files.hostname, flags=pod_file),
+        MountOp(OpKind.BIND, "etc/resolv.conf", files.resolv_conf, flags=pod_file),
         *extra,
     ]
     return fit_overlays(ops + sorted(late, key=_depth))  # sorted is stable: equal depths keep their order

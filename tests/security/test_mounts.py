@@ -140,7 +140,9 @@ def test_writable_mounts_are_nosuid_nodev(bounds: tuple[dict[str, str], dict[str
         options = mounts[path][0]
         assert {"nosuid", "nodev"} <= options, (path, options)
     assert mounts["/"][1] == "overlay"
-    assert "ro" in mounts["/etc/resolv.conf"][0] and "rw" in mounts["/etc/hosts"][0]
+    # containerd mounts /etc/hostname and /etc/resolv.conf read-only only with readOnlyRootFilesystem
+    for path in ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf"):
+        assert "rw" in mounts[path][0], (path, mounts[path])
 
 
 def test_device_nodes_made_inside_cannot_be_opened(bounds: tuple[dict[str, str], dict[str, tuple[set[str], str, set[str]]]]) -> None:
@@ -194,9 +196,14 @@ spec:
   - name: c
     image: busybox
     securityContext: {readOnlyRootFilesystem: true}
-    command: ["sh", "-c", "touch /x; grep ' / / ' /proc/self/mountinfo"]
+    command: ["sh", "-c", "touch /x; grep -E ' (/|/etc/hosts|/etc/hostname|/etc/resolv.conf) r[wo],' /proc/self/mountinfo"]
 """)
     result = sbx.run("run", str(manifest))
     assert "Read-only file system" in result.stdout + result.stderr, result
-    line = next(line for line in result.stdout.splitlines() if " / / " in line)
+    lines = {line.split()[5]: line for line in result.stdout.splitlines() if line.startswith("[c] ") and
+             len(line.split()) > 6}
+    line = lines["/"]
     assert {"ro", "nosuid", "nodev"} <= set(line.split()[6].split(",")), line
+    # containerd's /etc/hostname and /etc/resolv.conf follow the root; the kubelet's /etc/hosts stays read-write
+    for path, mode in (("/etc/hostname", "ro"), ("/etc/resolv.conf", "ro"), ("/etc/hosts", "rw")):
+        assert mode in lines[path].split()[6].split(","), lines[path]

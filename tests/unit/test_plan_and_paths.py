@@ -34,11 +34,19 @@ def test_container_plan_order_and_flags() -> None:
     assert by_target["proc"].flags == MS_NOSUID | MS_NODEV | MS_NOEXEC
     assert by_target["sys"].flags & MS_RDONLY
     assert by_target["dev/shm"].kind == OpKind.POD_MOUNT
-    assert by_target["etc/resolv.conf"].flags & MS_RDONLY
+    # containerd's /etc/hostname and /etc/resolv.conf: read-only only with readOnlyRootFilesystem
+    assert not by_target["etc/resolv.conf"].flags & MS_RDONLY and not by_target["etc/hostname"].flags & MS_RDONLY
+    assert not by_target["etc/hosts"].flags & MS_RDONLY
     assert by_target["dev/ptmx"].kind == OpKind.SYMLINK and by_target["dev/ptmx"].source == "pts/ptmx"
     for node in ("null", "zero", "full", "random", "urandom", "tty"):
         assert by_target[f"dev/{node}"].kind == OpKind.BIND and by_target[f"dev/{node}"].source == f"/dev/{node}"
     assert all(not op.target.startswith("/") for op in plan[1:])
+
+
+def test_a_read_only_root_makes_hostname_and_resolv_conf_read_only_not_hosts() -> None:
+    by_target = {op.target: op for op in container_plan("/m", "/l", "/u", "/w", FILES, read_only_root=True)}
+    assert by_target["etc/resolv.conf"].flags & MS_RDONLY and by_target["etc/hostname"].flags & MS_RDONLY
+    assert not by_target["etc/hosts"].flags & MS_RDONLY  # the kubelet's own mount, read-write always
 
 
 def test_container_plan_for_host_ipc_binds_the_hosts_shm() -> None:
