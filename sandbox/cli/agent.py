@@ -97,6 +97,13 @@ def _agent_config(args: argparse.Namespace) -> Any:
     return config
 
 
+def without_path(message: str, sent: str) -> str:
+    """An agent's refusal without the manifest's absolute path it starts with (a manifest error
+    names the file it was given, which is the path the CLI prints first, as the user wrote it)."""
+    prefix = f"{sent}: "
+    return message[len(prefix):] if message.startswith(prefix) else message
+
+
 def run_detached(args: argparse.Namespace, files: list[str], *, apply: bool = False) -> int:
     """Hand each manifest to the agent and print the pods' names once every container of each is
     running or has failed (1 then: the failure is printed)."""
@@ -116,7 +123,7 @@ def run_detached(args: argparse.Namespace, files: list[str], *, apply: bool = Fa
                 answer = client.call("RunPod", path=os.path.abspath(path), namespace=args.namespace, apply=apply,
                                      **extra)
             except AgentError as e:
-                print(f"error: {path}: {e}", file=sys.stderr)
+                print(f"error: {path}: {without_path(str(e), os.path.abspath(path))}", file=sys.stderr)
                 failed = max(failed, e.code)
                 continue
             print(f"pod/{answer['name']} {'unchanged' if answer.get('unchanged') else 'created'}")

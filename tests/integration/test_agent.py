@@ -191,6 +191,8 @@ def test_bad_manifest_is_refused_by_field_and_the_agent_carries_on(agent_sbx: Sa
     refused = sbx.run("run", "-d", str(bad))
     assert refused.returncode == 2, refused.stderr
     assert "spec.containers[0].ports[0].containerPort" in refused.stderr
+    # the file is named once, as given, as a foreground `run` names it
+    assert refused.stderr.startswith(f"error: {bad}: spec.containers[0].ports[0].containerPort"), refused.stderr
     assert sbx.state("bad") is None
     again = sbx.run("run", "-d", str(sbx.manifest(sleeper("c"), "c.yaml")))
     assert again.returncode == 0, again.stderr
