@@ -139,7 +139,7 @@ def handle_inspect(args: argparse.Namespace) -> int:
     from sandbox.cli.common import layout
     from sandbox.images.store import ImageStore
 
-    image = ImageStore(layout(args).images).lookup(args.reference)
+    image = _lookup(ImageStore(layout(args).images), args.reference)
     print(json.dumps({"name": image.name, "digest": image.digest, "layers": [str(p) for p in image.layers],
                       "config": image.config.to_json()["config"]}, indent=2))
     return 0
@@ -147,12 +147,35 @@ def handle_inspect(args: argparse.Namespace) -> int:
 
 def handle_rm(args: argparse.Namespace) -> int:
     from sandbox.cli.common import layout
+    from sandbox.errors import ImageError
     from sandbox.images.store import ImageStore
 
     store = ImageStore(layout(args).images)
     for reference in args.references:
-        print(f"untagged {reference} ({store.remove(reference)})")
+        try:
+            print(f"untagged {reference} ({store.remove(reference)})")
+        except ImageError:
+            found = store.by_id(reference)  # an image ID: every name of that image, as crictl rmi
+            if found is None:
+                raise
+            digest, names = found
+            for name in names:
+                print(f"untagged {name} ({store.remove(name)})")
     return 0
+
+
+def _lookup(store: Any, reference: str) -> Any:
+    """The stored image `reference` names, by name or else by its ID (`image ls`'s IMAGE ID)."""
+    from sandbox.errors import ImageError
+
+    try:
+        return store.lookup(reference)
+    except ImageError:
+        found = store.by_id(reference)
+        if found is None:
+            raise
+        digest, names = found
+        return store.lookup(f"{names[0].rpartition(':')[0]}@{digest}")
 
 
 def handle_prune(args: argparse.Namespace) -> int:
@@ -251,7 +274,7 @@ def handle_tag(args: argparse.Namespace) -> int:
     image_name(args.source, "source image")
     target = image_name(args.target, "target image name", digest=False)
     store = ImageStore(layout(args).images)
-    image = store.lookup(args.source)
+    image = _lookup(store, args.source)
     store.tag(image.digest, target)
     return 0
 

@@ -618,6 +618,22 @@ class ImageStore:
                     "layers": [{"mediaType": LAYER_TAR, "digest": layer, "size": size}]}
         return self.add_image(ref.name, self.put_json(manifest))
 
+    def by_id(self, text: str) -> tuple[str, list[str]] | None:
+        """The image `text` names by its ID, as `image ls` shows it (the manifest digest, whole or
+        a unique prefix of at least 4 hex digits, with or without `sha256:`; crictl and podman
+        take an image's ID where they take its name): its digest and every name it has. None when
+        `text` is no ID of a stored image; ImageError when the prefix fits several."""
+        hexpart = text.removeprefix("sha256:")
+        if not 4 <= len(hexpart) <= 64 or any(c not in "0123456789abcdef" for c in hexpart):
+            return None
+        refs = self.refs()
+        digests = sorted({digest for digest in refs.values() if _hex(digest).startswith(hexpart)})
+        if len(digests) > 1:
+            raise ImageError(f"image ID {text!r} is ambiguous: it starts {', '.join(digests)}")
+        if not digests:
+            return None
+        return digests[0], sorted(name for name, digest in refs.items() if digest == digests[0])
+
     def tag(self, digest: str, name: str) -> None:
         """Point the canonical `name` (as `ImageRef.name` writes it, without a digest) at `digest`."""
         self.blob_path(digest)

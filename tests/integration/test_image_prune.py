@@ -47,3 +47,22 @@ def test_prune_keeps_the_layers_of_a_running_container(sbx: Sandbox, tmp_path: P
     pruned = sbx.run("image", "prune", check=True).stdout
     assert all(layer in pruned for layer in layers), pruned
     assert not any(Path(layer).exists() for layer in layers)
+
+
+def test_the_image_id_image_ls_shows_names_the_image(sbx: Sandbox, tmp_path: Path) -> None:
+    """crictl inspecti/rmi and podman take the IMAGE ID their listing shows; so do inspect, tag, rm."""
+    layout = tmp_path / "layout"
+    sbx.run("image", "export", str(layout), "busybox:1.36", check=True)
+    images = sbx.root / "lib" / "images"
+    images.unlink()
+    images.mkdir()
+    sbx.run("image", "import", str(layout), check=True)
+    sbx.run("image", "tag", "busybox:1.36", "qa/two:1", check=True)
+    row = next(line.split() for line in sbx.run("image", "ls", check=True).stdout.splitlines()[1:])
+    image_id = row[2]
+    inspected = json.loads(sbx.run("image", "inspect", image_id, check=True).stdout)
+    assert inspected["digest"].startswith(f"sha256:{image_id}")
+    sbx.run("image", "tag", f"sha256:{image_id}", "qa/three:1", check=True)
+    removed = sbx.run("image", "rm", image_id, check=True).stdout
+    assert "docker.io/library/busybox:1.36" in removed and "docker.io/qa/three:1" in removed, removed
+    assert sbx.run("image", "ls", check=True).stdout.splitlines()[1:] == []
