@@ -519,7 +519,7 @@ def _container(errs: Errors, c: Container, path: str, spec: PodSpec, volumes: se
         if init and not sidecar:
             errs.forbidden(f"{path}.lifecycle", "may not be set for init containers without restartPolicy=Always")
         else:
-            _lifecycle(errs, c.lifecycle, f"{path}.lifecycle")
+            _lifecycle(errs, c.lifecycle, f"{path}.lifecycle", spec.termination_grace_period_seconds)
 
 
 def _restart_policy(errs: Errors, c: Container, path: str, init: bool) -> None:
@@ -927,21 +927,24 @@ def _port_ref(errs: Errors, path: str, port: int | str) -> None:
         port_name(errs, path, port)
 
 
-def _lifecycle(errs: Errors, lifecycle: Lifecycle, path: str) -> None:
+def _lifecycle(errs: Errors, lifecycle: Lifecycle, path: str, grace: int) -> None:
     for key, handler in (("postStart", lifecycle.post_start), ("preStop", lifecycle.pre_stop)):
         if handler is not None:
-            _lifecycle_handler(errs, handler, f"{path}.{key}")
+            _lifecycle_handler(errs, handler, f"{path}.{key}", grace)
 
 
-def _lifecycle_handler(errs: Errors, handler: LifecycleHandler, path: str) -> None:
+def _lifecycle_handler(errs: Errors, handler: LifecycleHandler, path: str, grace: int) -> None:
     _handlers(errs, path, (("exec", handler.exec), ("httpGet", handler.http_get),
                            ("tcpSocket", handler.tcp_socket), ("sleep", handler.sleep)))
     if handler.exec is not None and not handler.exec.command:
         errs.required(f"{path}.exec.command")
     if handler.http_get is not None:
         _http_get(errs, handler.http_get, f"{path}.httpGet")
-    if handler.sleep is not None:
-        non_negative(errs, f"{path}.sleep.seconds", handler.sleep.seconds)
+    if handler.sleep is not None and not 0 <= handler.sleep.seconds <= max(grace, 0):
+        # validateSleepAction (PodLifecycleSleepActionAllowZero, GA in 1.34): at most the pod's
+        # terminationGracePeriodSeconds (as defaulted); the error is on `sleep`, not `seconds`
+        errs.invalid(f"{path}.sleep", handler.sleep.seconds,
+                     f"must be non-negative and less than terminationGracePeriodSeconds ({grace})")
 
 
 def _profile(errs: Errors, profile: SecurityProfile | None, path: str) -> None:
