@@ -165,14 +165,31 @@ def _instance(pod_log: Path, container: str, state: dict[str, Any] | None, pod: 
 
     # The runtime keeps the current instance of a container and the one before it (issue 7).
     found = container_instances(pod_log / container)
-    if not found:
-        raise NotFoundError(f'container "{container}" in pod "{pod}" has no logs')
     if not previous:
+        if not found:
+            raise NotFoundError(not_started(container, pod, _container_status(state, container)))
         return found[-1]
-    instance = previous_instance(found, _container_status(state, container))
+    instance = previous_instance(found, _container_status(state, container)) if found else None
     if instance is None:
         raise NotFoundError(f'previous terminated container "{container}" in pod "{pod}" not found')
     return instance
+
+
+# The kubelet's words for the commonest reasons a container has not started (validateContainerLogStatus).
+_WAITING_WORDS = {"ErrImagePull": "image can't be pulled", "ImagePullBackOff": "trying and failing to pull image"}
+
+
+def not_started(container: str, pod: str, status: dict[str, Any] | None) -> str:
+    """Why a container has no logs yet, as the kubelet answers a log request for it: waiting to
+    start, with its waiting reason (PodInitializing, ContainerCreating, ...); terminated without
+    ever running (a start error); "no logs yet" when neither is known (the record is gone)."""
+    state = (status or {}).get("state") or {}
+    if "terminated" in state:
+        return f'container "{container}" in pod "{pod}" is terminated'
+    reason = str((state.get("waiting") or {}).get("reason") or "")
+    if reason:
+        return f'container "{container}" in pod "{pod}" is waiting to start: {_WAITING_WORDS.get(reason, reason)}'
+    return f'container "{container}" in pod "{pod}" is waiting to start - no logs yet'
 
 
 def _snapshot(directory: Path, instance: int, options: Options) -> list[LogLine]:
