@@ -84,6 +84,9 @@ def _running_container(args: argparse.Namespace) -> tuple[str, dict[str, Any], P
     from sandbox.state.proc import ProcessRef
 
     state = pod_state(args, args.name)
+    phase = (state.get("status") or {}).get("phase")
+    if phase in ("Succeeded", "Failed"):  # kubectl's own check, before it picks a container
+        raise StateError(f"cannot exec into a container in a completed pod; current phase is {phase}")
     containers: dict[str, Any] = state.get("containers") or {}
     name = args.container or _default_container(state)
     record = containers.get(name)

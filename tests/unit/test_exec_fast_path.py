@@ -78,6 +78,17 @@ def test_the_collector_is_back_on_whatever_ends_the_command(case: str, tmp_path:
     assert code in (1, 2) and expected[case] in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("phase", ["Succeeded", "Failed"])
+def test_exec_into_a_completed_pod_is_refused_in_kubectls_words(phase: str, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    pod = tmp_path / "run" / "pods" / "default_web"
+    pod.mkdir(parents=True)
+    (pod / "state.json").write_text(json.dumps({"containers": {"app": {"process": None}}, "manifest": {},
+                                                "status": {"phase": phase}}))
+    assert main(["--root", str(tmp_path), "exec", "web", "--", "true"]) == 1
+    assert f"cannot exec into a container in a completed pod; current phase is {phase}" in capsys.readouterr().err
+
+
 def test_a_terminal_gets_term_xterm_as_containerds_exec_gives_it() -> None:
     from sandbox.process.exec import exec_env
 
