@@ -370,13 +370,15 @@ def _volume_source(errs: Errors, volume: Volume, path: str) -> None:
         errs.forbidden(f"{path}.{key}", "may not specify more than 1 volume type")
     if volume.host_path is not None:
         hp = f"{path}.hostPath"
-        if not volume.host_path.path:
+        if not volume.host_path.path:  # validateHostPathVolumeSource stops there: no type check
             errs.required(f"{hp}.path")
-        elif ".." in volume.host_path.path.split("/"):  # validatePathNoBacksteps
-            errs.invalid(f"{hp}.path", volume.host_path.path, "must not contain '..'")
-        errs.enum(f"{hp}.type", volume.host_path.type, HOST_PATH_TYPES)
-    if volume.empty_dir is not None and volume.empty_dir.size_limit is not None:
-        _quantity_non_negative(errs, f"{path}.emptyDir.sizeLimit", volume.empty_dir.size_limit)
+        else:
+            if ".." in volume.host_path.path.split("/"):  # validatePathNoBacksteps
+                errs.invalid(f"{hp}.path", volume.host_path.path, "must not contain '..'")
+            errs.enum(f"{hp}.type", volume.host_path.type, HOST_PATH_TYPES)
+    if volume.empty_dir is not None and volume.empty_dir.size_limit is not None \
+            and volume.empty_dir.size_limit.milli < 0:  # validateVolumeSource's own wording
+        errs.forbidden(f"{path}.emptyDir.sizeLimit", "SizeLimit field must be a valid resource quantity")
     for key, source in (("configMap", volume.config_map), ("secret", volume.secret)):
         if source is None:
             continue

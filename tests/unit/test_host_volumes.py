@@ -262,3 +262,14 @@ def test_a_namespace_and_name_too_long_for_the_log_directory_are_refused_as_the_
                                          r"these have 218\)"):
         refuse_long_names(layout, "n" * 63, "a" * 155)
     assert not any(tmp_path.iterdir())  # nothing made
+
+
+def test_a_negative_size_limit_and_an_empty_host_path_are_reported_in_the_api_servers_words() -> None:
+    text = VALIDATED.replace("{medium: Memory}", "{medium: Memory, sizeLimit: -1Mi}")
+    text = text.replace("{path: /srv/../etc, type: Directory}", "{path: '', type: Bogus}")
+    problems = field_problems(text)
+    # validateVolumeSource: a Forbidden, not a quantity range error
+    assert problems["spec.volumes[1].emptyDir.sizeLimit"] == "Forbidden: SizeLimit field must be a valid resource quantity"
+    # validateHostPathVolumeSource returns after the missing path: the type is not checked
+    assert problems["spec.volumes[0].hostPath.path"] == "Required value"
+    assert "spec.volumes[0].hostPath.type" not in problems
