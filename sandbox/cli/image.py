@@ -21,7 +21,8 @@ def add_parser(verbs: Any) -> None:
                                         "root filesystem directory as a one-layer image")
     imp.add_argument("directory")
     imp.add_argument("reference", nargs="?", default="",
-                     help="e.g. busybox:latest (an OCI layout's images are named by their ref.name annotations)")
+                     help="e.g. busybox:latest (an OCI layout's images are named by their ref.name annotations, "
+                          "a docker archive's by their RepoTags: this names those without)")
     imp.add_argument("--entrypoint", default="", help="image ENTRYPOINT (a shell-quoted list)")
     imp.add_argument("--cmd", default="", help="image CMD (a shell-quoted list)")
     imp.add_argument("--env", action="append", default=[], help="NAME=value (repeatable)")
@@ -244,7 +245,9 @@ def handle_import(args: argparse.Namespace) -> int:
     if source.is_file():  # a `docker save` archive
         from sandbox.images.pull import import_docker_archive
 
-        for image in import_docker_archive(ImageStore(layout(args).images), source):
+        if args.reference:
+            image_name(args.reference, "image name", digest=False)
+        for image in import_docker_archive(ImageStore(layout(args).images), source, args.reference):
             print(f"{image.name} {image.digest}")
         return 0
     if (source / "oci-layout").is_file():

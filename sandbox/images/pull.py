@@ -267,10 +267,12 @@ def export_layout(store: ImageStore, references: list[str], layout: Path) -> Non
         raise
 
 
-def import_docker_archive(store: ImageStore, archive: Path) -> list[Image]:
+def import_docker_archive(store: ImageStore, archive: Path, name: str = "") -> list[Image]:
     """A `docker save` archive (manifest.json naming each image's config, layer tars and
     RepoTags): every member is copied into the store as a blob, the manifest rebuilt in the OCI
-    form, the images named by their RepoTags."""
+    form, the images named by their RepoTags, an image without any by `name` (as an OCI layout's
+    image without a ref.name annotation); an image left without a name is refused, as it could
+    only be pruned."""
     import json
     import tarfile
 
@@ -293,7 +295,11 @@ def import_docker_archive(store: ImageStore, archive: Path) -> list[Image]:
             if stream is None:
                 raise ImageError(f"{archive}: no manifest.json")
             entries = json.loads(stream.read(MAX_MANIFEST))
-            for entry in entries:
+            for i, entry in enumerate(entries):
+                tags = [parse_image_ref(str(t)).name for t in entry.get("RepoTags") or []] or \
+                    ([parse_image_ref(name).name] if name else [])
+                if not tags:
+                    raise ImageError(f"{archive}: image {i} of manifest.json has no RepoTags and no name was given")
                 config_digest, config_size = member_blob(str(entry["Config"]))
                 layers = []
                 for name in entry["Layers"]:
@@ -304,10 +310,9 @@ def import_docker_archive(store: ImageStore, archive: Path) -> list[Image]:
                             "config": {"mediaType": CONFIG_OCI, "digest": config_digest, "size": config_size},
                             "layers": layers}
                 manifest_digest = store.put_json(manifest)
-                tags = [parse_image_ref(str(t)).name for t in entry.get("RepoTags") or []]
                 for tag in tags[1:]:
                     store.tag(manifest_digest, tag)
-                images.append(store.add_image(tags[0] if tags else "", manifest_digest))
+                images.append(store.add_image(tags[0], manifest_digest))
     except (OSError, KeyError, TypeError, ValueError, tarfile.TarError) as e:
         raise ImageError(f"{archive}: not a docker save archive: {e}") from None
     return images

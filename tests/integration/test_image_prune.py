@@ -1,4 +1,4 @@
-"""`sandbox image prune` never takes the layers a running container is made of: a container whose
+"""Image store verbs as a crictl/podman user expects them. `sandbox image prune` never takes the layers a running container is made of: a container whose
 image was removed (`image rm`) keeps its files, as containerd keeps what a container references
 (`crictl rmi --prune` and `podman image prune` skip images containers use); once the pod ended,
 prune removes them."""
@@ -6,6 +6,8 @@ prune removes them."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -66,3 +68,24 @@ def test_the_image_id_image_ls_shows_names_the_image(sbx: Sandbox, tmp_path: Pat
     removed = sbx.run("image", "rm", image_id, check=True).stdout
     assert "docker.io/library/busybox:1.36" in removed and "docker.io/qa/three:1" in removed, removed
     assert sbx.run("image", "ls", check=True).stdout.splitlines()[1:] == []
+
+
+def test_an_untagged_docker_archive_takes_the_given_name_or_is_refused(sbx: Sandbox, tmp_path: Path) -> None:
+    """`docker save IMAGE-ID` writes no RepoTags: the image takes import's name argument (as an OCI
+    layout's image without a ref.name), and without one the import is refused instead of storing
+    an image no name reaches."""
+    if shutil.which("skopeo") is None:
+        pytest.skip("skopeo is not installed")
+    layout, archive = tmp_path / "layout", tmp_path / "untagged.tar"
+    sbx.run("image", "export", str(layout), "busybox:1.36", check=True)
+    subprocess.run(["skopeo", "--insecure-policy", "copy", "--quiet", f"oci:{layout}:docker.io/library/busybox:1.36",
+                    f"docker-archive:{archive}"], check=True, capture_output=True, timeout=60)
+    images = sbx.root / "lib" / "images"
+    images.unlink()
+    images.mkdir()
+    refused = sbx.run("image", "import", str(archive))
+    assert refused.returncode == 1 and "no RepoTags and no name was given" in refused.stderr, refused
+    assert sbx.run("image", "ls", check=True).stdout.splitlines()[1:] == []
+    named = sbx.run("image", "import", str(archive), "qa/saved:1", check=True).stdout
+    assert named.startswith("docker.io/qa/saved:1 sha256:"), named
+    assert json.loads(sbx.run("image", "inspect", "qa/saved:1", check=True).stdout)["config"]["Cmd"] == ["sh"]
