@@ -159,11 +159,14 @@ class PodContext(Record, frozen=False):
 
 class ContainerLifecycle:
     def __init__(self, ctx: PodContext, *, changed: Callable[[], None], started: Callable[[Slot], None],
-                 start_failed: Callable[[Slot, ContainerStartError, int], None]) -> None:
+                 start_failed: Callable[[Slot, ContainerStartError, int], None],
+                 post_start_returned: Callable[[Slot], None] | None = None) -> None:
         """`changed`: a status changed (save the state); `started`: a container has started
-        (postStart done, startup probe passed); `start_failed`: it could not be started."""
+        (postStart done, startup probe passed); `start_failed`: it could not be started;
+        `post_start_returned`: its postStart hook is over (the kubelet starts the next one then)."""
         self.ctx = ctx
         self.changed, self.started, self.start_failed = changed, started, start_failed
+        self.post_start_returned = post_start_returned
 
     # --- start ---------------------------------------------------------------------------------
 
@@ -335,6 +338,8 @@ class ContainerLifecycle:
             self.ctx.event(slot, ev.killing_after_post_start())
             self.stop(slot, self.ctx.clock() + self.ctx.grace(), announce=False)
         self.changed()
+        if self.post_start_returned is not None:
+            self.post_start_returned(slot)
 
     # --- running -------------------------------------------------------------------------------
 

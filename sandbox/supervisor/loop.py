@@ -179,7 +179,8 @@ class PodSupervisor:
 
             self.network = PodNetwork(network, pod, uid, self.ctx.record, state_dir)
         self.lifecycle = ContainerLifecycle(self.ctx, changed=self._save, started=self._container_started,
-                                            start_failed=self._start_failed)
+                                            start_failed=self._start_failed,
+                                            post_start_returned=lambda slot: self._advance())
 
     @property
     def pause(self) -> ChildProcess | None:
@@ -568,8 +569,14 @@ class PodSupervisor:
                 continue
             return  # still running, starting, or waiting to restart
         for slot in self.slots:
-            if not slot.init and slot.attempt != self.ctx.attempt and not self.stopping:
+            if slot.init:
+                continue
+            if slot.attempt != self.ctx.attempt and not self.stopping:
                 self.lifecycle.start(slot)
+            if slot.hook is not None and not slot.stopping and slot.attempt == self.ctx.attempt:
+                # the kubelet's startContainer runs postStart synchronously: the containers after
+                # this one start once it has returned (post_start_returned advances again)
+                return
 
     def _start_failed(self, slot: Slot, error: ContainerStartError, restart_count: int) -> None:
         """A container that cannot be started ends the pod: `sandbox run` reports it and exits 1

@@ -206,6 +206,34 @@ spec:
     assert "lifecycle-demo-container: terminated (Completed, exit code 0)" in err
 
 
+def test_the_next_container_starts_once_the_post_start_hook_returned(sbx: Sandbox) -> None:
+    """The kubelet's startContainer runs postStart synchronously, so the containers after one with
+    a hook start when it has returned (what sidecar proxies waited on before native sidecars)."""
+    manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: ordered}
+spec:
+  restartPolicy: Never
+  volumes: [{name: shared, emptyDir: {}}]
+  containers:
+  - name: proxy
+    image: busybox:1.36
+    command: ["sh", "-c", "sleep 5"]
+    volumeMounts: [{name: shared, mountPath: /shared}]
+    lifecycle:
+      postStart:
+        exec: {command: ["sh", "-c", "sleep 1.5; touch /shared/proxy-ready"]}
+  - name: app
+    image: busybox:1.36
+    command: ["sh", "-c", "test -f /shared/proxy-ready && echo proxy was ready || echo too early"]
+    volumeMounts: [{name: shared, mountPath: /shared}]
+""")
+    result = sbx.run("run", "--network", "none", str(manifest))
+    assert result.returncode == 0, result.stderr
+    assert "[app] proxy was ready\n" in result.stdout, result.stdout
+
+
 def test_failing_post_start_hook_kills_the_container(sbx: Sandbox) -> None:
     manifest = sbx.manifest(f"""
 apiVersion: v1
