@@ -92,7 +92,8 @@ class Credentials(Record):
             return plain
         served = {host for host, _ in helpers}
         # A registry a helper serves takes nothing from `auths` (with credsStore: none does)
-        entries = () if store else tuple((key, cred) for key, cred in plain.entries if key not in served)
+        entries = () if store else tuple((key, cred) for key, cred in plain.entries
+                                         if key.partition("/")[0] not in served)
         return Credentials(entries, helpers, store, helper_timeout)
 
     @staticmethod
@@ -113,7 +114,7 @@ class Credentials(Record):
         for key, entry in auths.items():
             credential = _entry_credential(entry, f"{source}: auths[{key!r}]")
             if credential is not None:
-                entries.append((normalize_key(key), credential))
+                entries.append((entry_key(key), credential))
         return Credentials(tuple(entries))
 
     @staticmethod
@@ -133,11 +134,13 @@ class Credentials(Record):
         return Credentials(self.entries + other.entries, self.helpers + other.helpers, self.store or other.store,
                            min(self.helper_timeout, other.helper_timeout))
 
-    def for_registry(self, registry: str) -> list[Credential]:
-        """Every credential for `registry`, in order: the matching entries, then what its helper
-        gives (the helper runs now: ImageError if it fails)."""
+    def for_registry(self, registry: str, repository: str = "") -> list[Credential]:
+        """Every credential for `repository` on `registry`, in order: the matching entries (a key
+        with a path only for the repositories it prefixes, as the kubelet's keyring matches
+        `registry.example/team` to `registry.example/team/app` and not to `registry.example/other`),
+        then what its helper gives (the helper runs now: ImageError if it fails)."""
         host = normalize_key(registry)
-        found = [cred for pattern, cred in self.entries if _key_matches(pattern, host)]
+        found = [cred for pattern, cred in self.entries if _entry_matches(pattern, host, repository)]
         helper = next((name for key, name in self.helpers if key == host), self.store)
         if helper:
             from sandbox.images import credential_helpers
@@ -189,6 +192,31 @@ def normalize_key(key: str) -> str:
         host = host.split("://", 1)[1]
     host = host.split("/", 1)[0].lower()
     return "docker.io" if host in DOCKER_HUB_ALIASES else host
+
+
+def entry_key(key: str) -> str:
+    """An `auths` key as the kubelet's keyring indexes it: its host (normalize_key) and the path
+    after it, if any, without a leading `/v1/` or `/v2/` (Docker's API paths name the whole
+    registry) or a trailing `/`: `https://index.docker.io/v1/` -> `docker.io`,
+    `registry.example:5000/team/` -> `registry.example:5000/team`."""
+    host = normalize_key(key)
+    rest = key.strip()
+    if "://" in rest:
+        rest = rest.split("://", 1)[1]
+    path = rest.partition("/")[2]
+    if path.startswith(("v1/", "v2/")) or path in ("v1", "v2"):
+        path = path[3:]
+    path = path.strip("/")
+    return f"{host}/{path}" if path else host
+
+
+def _entry_matches(pattern: str, host: str, repository: str) -> bool:
+    """The kubelet's URLsMatch: the host part by _key_matches, then a path part must prefix the
+    repository's path (as a string, as the kubelet compares them)."""
+    pattern_host, _, pattern_path = pattern.partition("/")
+    if not _key_matches(pattern_host, host):
+        return False
+    return not pattern_path or repository.startswith(pattern_path)
 
 
 def _key_matches(pattern: str, host: str) -> bool:

@@ -313,7 +313,7 @@ class RegistryClient:
             next((c for c in challenges if c.scheme == "basic"), None)
         if challenge is None:
             raise RegistryError(f"{what}: unauthorized (401 from {host.netloc} without a Basic or Bearer challenge)")
-        candidates: list[Credential | None] = [*self.credentials.for_registry(host.netloc)]
+        candidates: list[Credential | None] = [*self.credentials.for_registry(host.netloc, image.repository)]
         if not candidates:
             if challenge.scheme == "basic":
                 raise RegistryError(f"{what}: unauthorized: {host.netloc} needs credentials (401)")

@@ -171,6 +171,19 @@ def test_docker_config_and_secret_payloads() -> None:
     assert secret.then(creds).for_registry("docker.io") == [Credential("pod", "secret"), Credential("hub", "pw")]
 
 
+def test_a_key_with_a_path_serves_only_the_repositories_under_it() -> None:
+    """The kubelet's keyring: `registry.example:5000/team` matches `team/app` and not `other/app`;
+    Docker's `/v1/` and `/v2/` API paths name the whole registry."""
+    config = {"auths": {"registry.example:5000/team": {"auth": b64("team:pw")},
+                        "http://registry.example:5000/other/": {"auth": b64("other:pw")},
+                        "https://registry.example:5000/v2/": {"auth": b64("all:pw")}}}
+    creds = Credentials.from_json(json.dumps(config).encode(), "secret")
+    assert creds.for_registry("registry.example:5000", "team/app") == [Credential("team", "pw"), Credential("all", "pw")]
+    assert creds.for_registry("registry.example:5000", "other/app") == [Credential("other", "pw"), Credential("all", "pw")]
+    assert creds.for_registry("registry.example:5000", "library/busybox") == [Credential("all", "pw")]
+    assert creds.for_registry("registry.example", "team/app") == []
+
+
 @pytest.mark.parametrize(("payload", "message"), [
     (b"not json", "not JSON"),
     (b'{"auths": []}', "auths is not an object"),
