@@ -116,11 +116,12 @@ def host_network_hosts_file(node_hosts: str, aliases: Sequence[HostAlias] = ()) 
 
 
 def alias_entries(aliases: Sequence[HostAlias]) -> str:
-    """hostsEntriesFromHostAliases: one `<ip>\t<name>` line per hostname, after a blank line."""
+    """hostsEntriesFromHostAliases: after a blank line and its comment, one line per alias, its IP
+    and all its hostnames tab-separated (the kubelet wrote a line per hostname before 1.16)."""
     if not aliases:
         return ""
     lines = ["\n# Entries added by HostAliases.\n"]
-    lines += [f"{alias.ip}\t{hostname}\n" for alias in aliases for hostname in alias.hostnames]
+    lines += ["\t".join((alias.ip, *alias.hostnames)) + "\n" for alias in aliases]
     return "".join(lines)
 
 

@@ -63,6 +63,9 @@ def prepare_accepted(accepted: AcceptedPod, path: str, layout: RootLayout, pull_
     from sandbox.process import launch
 
     pod = accepted.pod
+    # An FQDN too long for the kernel (setHostnameAsFQDN) fails the pod as the kubelet fails its
+    # sandbox: raised here, before the pod's lock or any other trace of it exists.
+    launch.pod_hostname(pod)
     store = ImageStore(layout.images)
     images: dict[str, Image] = {}
     problems: list[str] = []

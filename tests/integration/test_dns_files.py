@@ -85,7 +85,7 @@ hostAliases:
     ip = started["status"]["podIP"]  # the pod network's address: its FQDN and hostname
     assert inside(sbx, "web", "cat /etc/hosts", "team") == (
         LOCALHOST + f"{ip}\t{fqdn}\tweb\n"
-        + "\n# Entries added by HostAliases.\n10.1.2.3\tfoo.local\n10.1.2.3\tbar.local\n")
+        + "\n# Entries added by HostAliases.\n10.1.2.3\tfoo.local\tbar.local\n")
     assert inside(sbx, "web", "hostname; cat /etc/hostname; echo $HOSTNAME", "team").split() == [fqdn] * 3
     # No cluster DNS: the node's config, and the kubelet's warning on the pod.
     assert inside(sbx, "web", "cat /etc/resolv.conf", "team").splitlines() == node_resolv_lines()

@@ -115,7 +115,7 @@ def test_host_aliases_follow_a_blank_line_and_the_kubelets_comment() -> None:
                   "- {ip: '::1', hostnames: [v6.local]}").spec.host_aliases
     text = dnsfiles.hosts_file(PodNames("p", "", "p"), ("10.88.0.5",), aliases)
     assert text == LOCAL + ("10.88.0.5\tp\n\n# Entries added by HostAliases.\n"
-                            "10.1.2.3\tfoo.local\n10.1.2.3\tbar.local\n::1\tv6.local\n")
+                            "10.1.2.3\tfoo.local\tbar.local\n::1\tv6.local\n")
 
 
 def test_a_host_network_pod_gets_the_nodes_hosts_file_and_its_aliases() -> None:
