@@ -809,14 +809,19 @@ def same_manifest(running: dict[str, Any], given: dict[str, Any]) -> bool:
 
 def settled(snapshot: dict[str, Any]) -> bool:
     """Every container is running or has failed (or the pod is over): `run -d` answers then."""
-    if snapshot.get("finished"):
-        return True
+    if snapshot.get("finished") or _mount_failures(snapshot):
+        return True  # FailedMount: nothing starts until a volume's ConfigMap or Secret is applied
     status = snapshot.get("status") or {}
     for cs in status.get("initContainerStatuses") or []:
         if _failed(cs):
             return True
     app = status.get("containerStatuses") or []
     return bool(app) and all("running" in (cs.get("state") or {}) or _failed(cs) for cs in app)
+
+
+def _mount_failures(snapshot: dict[str, Any]) -> list[str]:
+    """The FailedMount events' messages (a volume whose ConfigMap or Secret is missing)."""
+    return [str(e.get("message", "")) for e in snapshot.get("events") or [] if e.get("reason") == "FailedMount"]
 
 
 def _failed(cs: dict[str, Any]) -> bool:
@@ -837,7 +842,7 @@ def pod_summary(snapshot: dict[str, Any]) -> dict[str, Any]:
                            "message": detail.get("message", ""), "exitCode": detail.get("exitCode")})
     return {"namespace": snapshot.get("namespace"), "name": snapshot.get("name"), "uid": snapshot.get("uid"),
             "phase": status.get("phase"), "reason": status.get("reason", ""), "message": status.get("message", ""),
-            "containers": containers}
+            "containers": containers, "mountFailures": _mount_failures(snapshot)}
 
 
 class SystemdNotifier:

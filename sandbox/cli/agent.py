@@ -131,6 +131,8 @@ def run_detached(args: argparse.Namespace, files: list[str], *, apply: bool = Fa
                 why = ": ".join(part for part in (answer.get("reason"), answer.get("message")) if part)
                 print(f"pod/{answer['name']}: Failed{': ' + why if why else ''}", file=sys.stderr)
                 failed = max(failed, 1)
+            for message in answer.get("mountFailures") or []:
+                print(f"pod/{answer['name']}: FailedMount: {message}", file=sys.stderr)
             for c in answer.get("containers") or []:
                 if c["state"] == "running" or (c["state"] == "terminated" and c.get("exitCode") == 0):
                     continue

@@ -558,3 +558,20 @@ def test_a_pod_that_ended_while_no_agent_ran_is_torn_down_at_adoption(agent_sbx:
     sbx.wait_for(lambda: not Path(f"/proc/{pause}").exists(), timeout=5, message="the ended pod torn down")
     state = sbx.state("brief")
     assert state is not None and state["status"]["phase"] == "Succeeded"
+
+
+def test_run_detached_answers_when_a_volume_waits_for_its_secret(agent_sbx: Sandbox) -> None:
+    # A missing Secret keeps the pod in ContainerCreating (FailedMount) until it is applied; run -d
+    # says so and returns, as it does for CreateContainerConfigError, instead of waiting forever.
+    sbx = agent_sbx
+    manifest = sbx.manifest(sleeper("mounts").replace(
+        '    command: ["sh", "-c", "echo started $HOSTNAME; exec sleep 600"]\n',
+        '    command: ["sh", "-c", "echo started $HOSTNAME; exec sleep 600"]\n'
+        "    volumeMounts: [{name: s, mountPath: /s}]\n"
+        "  volumes: [{name: s, secret: {secretName: later}}]\n"), "mounts.yaml")
+    result = sbx.run("run", "-d", "--network", "none", str(manifest), timeout=30)
+    assert result.returncode == 1, result.stderr
+    assert ('pod/mounts: FailedMount: MountVolume.SetUp failed for volume "s" : secret "later" not found'
+            in result.stderr), result.stderr
+    assert "pod/mounts: container main: waiting (ContainerCreating)" in result.stderr
+    assert sbx.run("delete", "pod", "mounts").returncode == 0

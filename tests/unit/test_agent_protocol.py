@@ -52,6 +52,9 @@ DONE = {"terminated": {"reason": "Error", "exitCode": 3}}
     (status({"waiting": {"reason": "PodInitializing"}}, init=({"waiting": {"reason": "CrashLoopBackOff"}},)), True),
     (status(CREATING, finished=True), True),
     (status(), False),
+    # a volume's missing ConfigMap or Secret: nothing starts until it is applied, run -d answers
+    ({**status(CREATING), "events": [{"reason": "FailedMount", "message": 'secret "s" not found'}]}, True),
+    ({**status(CREATING), "events": [{"reason": "Pulled", "message": "present"}]}, False),
 ])
 def test_run_detached_answers_once_every_container_runs_or_failed(snapshot: dict, answered: bool) -> None:
     assert settled(snapshot) is answered
@@ -62,6 +65,10 @@ def test_pod_summary_names_each_container_state() -> None:
     assert summary["containers"] == [
         {"name": "c0", "state": "running", "reason": "", "message": "", "exitCode": None},
         {"name": "c1", "state": "terminated", "reason": "Error", "message": "", "exitCode": 3}]
+    assert summary["mountFailures"] == []
+    waiting = pod_summary({"name": "p", **status(CREATING), "events": [
+        {"reason": "FailedMount", "message": 'MountVolume.SetUp failed for volume "s" : secret "s" not found'}]})
+    assert waiting["mountFailures"] == ['MountVolume.SetUp failed for volume "s" : secret "s" not found']
 
 
 def test_apply_compares_manifests_without_the_uid() -> None:
