@@ -504,6 +504,7 @@ def _container(errs: Errors, c: Container, path: str, spec: PodSpec, volumes: se
     _mounts(errs, c.volume_mounts, f"{path}.volumeMounts", volumes, c.security_context, c.termination_message_path)
     if c.resources is not None:
         _resources(errs, c.resources, f"{path}.resources")
+    _resize_policy(errs, c.resize_policy, f"{path}.resizePolicy", spec.restart_policy)
     if c.security_context is not None:
         _container_security(errs, c.security_context, f"{path}.securityContext")
     sidecar = init and c.restart_policy == "Always"
@@ -522,6 +523,33 @@ def _container(errs: Errors, c: Container, path: str, spec: PodSpec, volumes: se
             errs.forbidden(f"{path}.lifecycle", "may not be set for init containers without restartPolicy=Always")
         else:
             _lifecycle(errs, c.lifecycle, f"{path}.lifecycle", spec.termination_grace_period_seconds)
+
+
+RESIZE_RESOURCES = ("cpu", "memory")
+RESIZE_POLICIES = ("NotRequired", "RestartContainer")
+
+
+def _resize_policy(errs: Errors, policies: tuple[Mapping[str, Any], ...], path: str, pod_restart: str | None) -> None:
+    """validateResizePolicy: each resource once, cpu or memory, NotRequired or RestartContainer,
+    only NotRequired in a restartPolicy Never pod (the errors name the list, not the item, as the
+    API server's do; the field stays inert here: nothing resizes a running pod)."""
+    seen: set[str] = set()
+    for i, policy in enumerate(policies):
+        name = policy.get("resourceName") or ""
+        restart = policy.get("restartPolicy") or ""
+        if name in seen:
+            errs.duplicate(f"{path}[{i}]", name)
+        seen.add(name)
+        if not name:
+            errs.required(path)
+        elif name not in RESIZE_RESOURCES:
+            errs.unsupported(path, name, RESIZE_RESOURCES)
+        if not restart:
+            errs.required(path)
+        elif restart not in RESIZE_POLICIES:
+            errs.unsupported(path, restart, RESIZE_POLICIES)
+        if pod_restart == "Never" and restart != "NotRequired":
+            errs.invalid(path, restart, "must be 'NotRequired' when `restartPolicy` is 'Never'")
 
 
 def _restart_policy(errs: Errors, c: Container, path: str, init: bool) -> None:
