@@ -30,8 +30,10 @@ OUTPUT_LIMIT = 10 * 1024  # what the kubelet keeps of a probe's output
 
 class ExecCheck(Check):
     def __init__(self, spawner: Spawner, main_pidfd: int, argv: list[str], env: list[str], cwd: str,
-                 timeout: float, identity: Identity | None = None, cgroup: dict[str, Any] | None = None) -> None:
+                 timeout: float, identity: Identity | None = None, cgroup: dict[str, Any] | None = None,
+                 *, hook: bool = False) -> None:
         super().__init__(timeout)
+        self.hook = hook  # a lifecycle hook's failure names the exit code; a probe's is its output alone
         self.spawner, self.main_pidfd, self.argv, self.env, self.cwd = spawner, main_pidfd, argv, env, cwd
         self.identity = identity or Identity()  # who the container's processes run as
         self.cgroup = cgroup or {}  # the container's: a probe counts against its limits, as runc exec's
@@ -76,7 +78,10 @@ class ExecCheck(Check):
         self._read(drain=True)
         code = self.process.exit.exit_code if self.process.exit else 255
         text = self.output.decode(errors="replace")
-        return Outcome(SUCCESS if code == 0 else FAILURE, text if code == 0 or text else f"command exited with {code}")
+        if code != 0 and not text and self.hook:
+            text = f"command exited with {code}"
+        # a probe's output is the command's, empty or not (pkg/probe/exec: "Readiness probe failed: ")
+        return Outcome(SUCCESS if code == 0 else FAILURE, text)
 
     def on_timeout(self, now: float) -> Outcome:
         if self.process is not None:

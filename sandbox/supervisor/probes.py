@@ -68,7 +68,7 @@ def checks_for(handler: Any, ctx: CheckContext, timeout: float, *, hook: bool,
 
         argv = command if command is not None else list(handler.exec.command)
         return ExecCheck(ctx.spawner, ctx.main_pidfd, argv, list(ctx.env), ctx.cwd, timeout, ctx.identity,
-                         ctx.cgroup)
+                         ctx.cgroup, hook=hook)
     if getattr(handler, "sleep", None) is not None:
         return SleepCheck(float(handler.sleep.seconds))
     if getattr(handler, "http_get", None) is not None:

@@ -234,6 +234,30 @@ spec:
     assert "[app] proxy was ready\n" in result.stdout, result.stdout
 
 
+def test_a_failing_exec_probe_without_output_has_an_empty_message(sbx: Sandbox) -> None:
+    # pkg/probe/exec returns the command's output alone: "Readiness probe failed: " when it printed
+    # nothing (no exit code); a hook's failure still names it
+    manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: quiet}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: busybox:1.36
+    command: ["sleep", "600"]
+    readinessProbe:
+      exec: {command: ["test", "-f", "/nope"]}
+      periodSeconds: 1
+""")
+    proc = sbx.start(manifest)
+    state = sbx.wait_for(lambda: (s := sbx.state("quiet")) and events(s, "Unhealthy") and s,
+                         timeout=15, message="an Unhealthy event")
+    assert [e["message"] for e in events(state, "Unhealthy")] == ["Readiness probe failed: "]
+    sbx.stop(proc)
+
+
 def test_failing_post_start_hook_kills_the_container(sbx: Sandbox) -> None:
     manifest = sbx.manifest(f"""
 apiVersion: v1
