@@ -45,6 +45,9 @@ PARENT_ENV = "SANDBOX_CGROUP_PARENT"
 # `unified` one) to run whole pods on the v2 driver on a hybrid host.
 ROOT_ENV = "SANDBOX_CGROUP_ROOT"
 PAUSE_CGROUP = "pause"  # container cgroups are named by 64-hex container IDs: never this
+# containerd's sandbox container gets the minimum cpu shares (DefaultSandboxCPUshares = 2; cpu.weight
+# 1 through runc's conversion on v2), not the kernel's 1024: `pause_limits` below.
+PAUSE_CPU_SHARES = 2
 # `PodCgroups.child(devices=DEFAULT_DEVICES)`: runc's default allow-list (devices.DEFAULT_RULES).
 # A marker rather than the list itself: the v1 driver writes the list's lines from constants
 # (V1Driver.restrict_default_devices), so a v1/hybrid `sandbox run` never imports the devices
@@ -177,6 +180,16 @@ def _asked(pod: Pod, config: CgroupConfig) -> set[str]:
             elif name == "pids":
                 asked.add("pids")
     return asked
+
+
+def pause_limits(driver: CgroupDriver) -> CgroupLimits | None:
+    """What pause's cgroup gets (containerd's WithDefaultSandboxShares); None where no cpu
+    controller can be written (left to the kernel's default)."""
+    if not driver.can_limit("cpu"):
+        return None
+    from sandbox.cgroups.resources import CgroupLimits, shares_to_weight
+
+    return CgroupLimits(cpu_shares=PAUSE_CPU_SHARES, cpu_weight=shares_to_weight(PAUSE_CPU_SHARES))
 
 
 class PodCgroups:

@@ -199,12 +199,12 @@ class RuntimeService:
         plan = sandbox.config.cgroup_plan
         if plan is None:
             return
-        from sandbox.pod.cgroups import PAUSE_CGROUP, PodCgroups
+        from sandbox.pod.cgroups import PAUSE_CGROUP, PodCgroups, pause_limits
 
         cgroups = PodCgroups(plan.driver, sandbox.id, sandbox.record)
         cgroups.create(plan.resources.pod)
         sandbox.cgroups, sandbox.resources = cgroups, plan.resources
-        sandbox.pause_cgroup = cgroups.child(PAUSE_CGROUP)
+        sandbox.pause_cgroup = cgroups.child(PAUSE_CGROUP, pause_limits(plan.driver))
 
     def start_pause(self, sandbox: PodSandbox, *, wait: bool = True) -> ChildProcess:
         """Pause in new namespaces (again, for a sandbox re-created after its pause died: the

@@ -88,6 +88,8 @@ def test_every_process_of_the_pod_runs_in_its_own_cgroup_below_the_pod_cgroup(sb
     assert all(line.endswith(":/") for line in result.stdout.splitlines() if "name=" not in line), result.stdout
     # the pod's pids.max is the default podPidsLimit
     assert Path(f"/sys/fs/cgroup/pids{pod}/pids.max").read_text().strip() == "4096"
+    # pause gets containerd's sandbox shares (DefaultSandboxCPUshares), not the kernel's 1024
+    assert Path(f"/sys/fs/cgroup/cpu{pod}/pause/cpu.shares").read_text().strip() == "2"
     stop_leaving_no_cgroup(sbx, proc)
 
 
