@@ -63,6 +63,9 @@ def describe_pod(state: Obj, now: float, node: str | None = None) -> str:
     if node is None:
         node = node_name(state, os.uname().nodename)
     _header(w, state, spec, meta, status, node, now)
+    if spec.get("resources") is not None:  # pod-level resources (KEP-2837), before the containers
+        w.write(0, "Resources:\n")
+        _resources(w, spec["resources"], 1)
     env = _runtime_env(state)
     if spec.get("initContainers"):
         _containers(w, "Init Containers", spec["initContainers"], status.get("initContainerStatuses"), env, state)
@@ -217,13 +220,14 @@ def _cgroup(w: _Writer, record: object) -> None:
         w.write(0, f"\t{path} ({','.join(sorted(keys))})\n")
 
 
-def _resources(w: _Writer, resources: Obj) -> None:
+def _resources(w: _Writer, resources: Obj, level: int = 2) -> None:
+    """kubectl's describeResources: a container's at level 2, the pod's spec.resources at 1."""
     for key, title in (("limits", "Limits"), ("requests", "Requests")):
         values = resources.get(key) or {}
         if values:
-            w.write(2, f"{title}:\n")
+            w.write(level, f"{title}:\n")
         for name in sorted(values):
-            w.write(3, f"{name}:\t{values[name]}\n")
+            w.write(level + 1, f"{name}:\t{values[name]}\n")
 
 
 def _env_from(w: _Writer, sources: list[Obj]) -> None:

@@ -402,3 +402,14 @@ def test_resource_field_env_values_as_kubectl_computes_them_from_the_spec() -> N
             "      CR:  125 (requests.cpu)\n"
             f"      MR:  {64 * 1024 * 1024} (requests.memory)\n"
             "      EL:  0 (limits.ephemeral-storage)\n") in text
+
+
+def test_pod_level_resources_before_the_containers_as_kubectl_describes_them() -> None:
+    state = sample_state()
+    state["manifest"]["spec"]["resources"] = {"limits": {"memory": "200Mi", "cpu": "1"},
+                                              "requests": {"cpu": "300m", "memory": "100Mi"}}
+    text = describe_pod(state, T0 + 30, node="node-1")
+    # describePod: "Resources:" after the IPs, describeResources one level in, names sorted
+    assert ("  IP:  10.89.0.7\nResources:\n  Limits:\n    cpu:     1\n    memory:  200Mi\n"
+            "  Requests:\n    cpu:     300m\n    memory:  100Mi\nContainers:\n") in text
+    assert "Resources:" not in describe_pod(sample_state(), T0 + 30, node="node-1")
