@@ -819,10 +819,14 @@ class PodSupervisor:
         self.selector.close()
         # What the pod ends with: a container that never started is terminated now, as the
         # kubelet's status manager ends it (TerminatePod), not left waiting in a finished pod.
+        # Except the one whose start error ended it (runAsNonRoot, CreateContainerError): the
+        # kubelet would leave that one waiting and retry; here it keeps the reason the pod failed.
+        failed = self.start_error.container if self.start_error is not None else None
         init, app = st.terminate_statuses(*self.statuses())
         for slot, status in zip([s for s in self.slots if s.init] + [s for s in self.slots if not s.init],
                                 init + app):
-            slot.status = status
+            if slot.name != failed:
+                slot.status = status
         self._save()
 
     def statuses(self) -> tuple[list[st.ContainerStatus], list[st.ContainerStatus]]:

@@ -178,6 +178,26 @@ spec:
     assert state["status"]["phase"] == "Failed"
 
 
+def test_the_container_whose_start_error_ended_the_pod_keeps_its_reason(sbx: Sandbox) -> None:
+    # The kubelet would leave it waiting and retry; a one-shot runtime ends the pod, and the
+    # status must still say why (not ContainerStatusUnknown, TerminatePod's word for the others).
+    manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: bad-start}
+spec:
+  containers:
+  - {name: ok, image: busybox, command: ["sleep", "3600"]}
+  - {name: rooted, image: busybox, command: ["true"], securityContext: {runAsNonRoot: true}}
+""")
+    result = sbx.run("run", str(manifest), timeout=30)
+    assert result.returncode == 1, result.stderr
+    ok, rooted = sbx.state("bad-start")["status"]["containerStatuses"]
+    assert rooted["state"]["waiting"]["reason"] == "CreateContainerConfigError"
+    assert "runAsNonRoot" in rooted["state"]["waiting"]["message"]
+    assert ok["state"]["terminated"]["exitCode"] == 137  # stopped with the pod
+
+
 def test_init_containers_never_reached_stay_waiting(sbx: Sandbox) -> None:
     # Not initialized: app containers stay waiting; init containers up to the last one with any
     # evidence of a start are ended (the first one when none has any), the rest stay waiting.
