@@ -1,4 +1,5 @@
-"""`sandbox exec NAME [-c CONTAINER] [-i] [-t] -- CMD...`: returns CMD's exit code.
+"""`sandbox exec NAME [-c CONTAINER] [-i] [-t] -- CMD...`: returns CMD's exit code (a non-zero one
+also in kubectl's words on stderr: "command terminated with exit code N").
 
 As kubectl exec: no stdin unless `-i`, a terminal only with `-t`; stdout and stderr stay apart
 without a terminal. The command never gets our own file descriptors (process/exec.py relays).
@@ -65,9 +66,13 @@ def handle(args: argparse.Namespace) -> int:
         print("Unable to use a TTY - input is not a terminal or the right kind of file", file=sys.stderr)
         tty = False
     try:
-        return exec_in_container(pidfd, command, list(record.get("env") or []), str(record.get("cwd") or "/"),
+        code = exec_in_container(pidfd, command, list(record.get("env") or []), str(record.get("cwd") or "/"),
                                  Identity.from_json(record.get("identity")), stdin=args.stdin, tty=tty,
                                  main_pid=ref.pid, cgroup=_membership(record.get("cgroup")))
+        if code != 0:
+            # kubectl's words for a non-zero exit (the stream's CodeExitError), then that exit code
+            print(f"command terminated with exit code {code}", file=sys.stderr)
+        return code
     except ContainerStartError as e:
         # As a shell reports it: 127 for a command that is not there, 126 for one that cannot run.
         print(f"error: exec in container {name!r}: {e}", file=sys.stderr)

@@ -76,6 +76,7 @@ def test_get_pods_table(web: Sandbox) -> None:
 def test_exec_enters_the_container_and_returns_the_exit_code(web: Sandbox) -> None:
     result = web.run("exec", "web", "-c", "app", "--", "sh", "-c", "echo $GREETING; pwd; hostname; exit 7")
     assert result.returncode == 7
+    assert result.stderr == "command terminated with exit code 7\n"  # kubectl's words
     assert result.stdout.splitlines() == ["hello", "/srv/data", "web"]
     ps = web.run("exec", "web", "--", "ps", "-o", "pid,args").stdout
     assert re.search(r"^\s*1 sleep 1000$", ps, re.MULTILINE), ps  # its own PID namespace, main is PID 1

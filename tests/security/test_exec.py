@@ -196,7 +196,8 @@ def test_tty_is_the_containers_own_pty_with_our_size(pod: Sandbox) -> None:
     lines = shown.replace("\r", "").splitlines()
     assert lines[0] == lines[1] == lines[2] and lines[0].startswith("/dev/pts/"), lines  # the container's devpts
     assert lines[3] == "33 101"
-    assert lines[4].split() == ["0", "1", "2", "3"], lines
+    # the fds, then (no newline after them) kubectl's words for the exit code on the same terminal
+    assert lines[4] == "0 1 2 3 command terminated with exit code 5", lines
 
 
 def test_tty_sets_term_as_containerd_does(pod: Sandbox) -> None:
