@@ -156,6 +156,7 @@ class PodSupervisor:
         self.start_error: ContainerStartError | None = None
         self.failure_message = ""
         self.failure_reason = ""  # status.reason of a failed pod, e.g. DeadlineExceeded
+        self.init_failed = False  # a plain init container failed for good: Failed, with no pod message
         self.created_at = wall()
         self.recreating = False  # the sandbox died: waiting for the containers to die too
         self._advancing = False
@@ -697,7 +698,7 @@ class PodSupervisor:
             return
         if not should_restart(self.restart_policy, term.exit_code, sidecar=slot.sidecar):
             if slot.init and not slot.sidecar:
-                self.failure_message = f"init container {slot.name} failed"
+                self.init_failed = True  # the kubelet's getPhase; it writes no status.message for it
                 self._begin_stop(deleting=False, force=False)
             elif self._apps_finished():
                 self._begin_stop(deleting=False, force=False)
@@ -840,7 +841,7 @@ class PodSupervisor:
         three or four times in one turn; each write costs about 1 ms)."""
         init, app = self.statuses()
         self.phase = snapshot.next_phase(self.phase, self.restart_policy, init, app, deleting=self.deleting,
-                                         done=self.done(), failed=bool(self.failure_message))
+                                         done=self.done(), failed=bool(self.failure_message) or self.init_failed)
         sandbox_ready = self.sandbox is not None and self.sandbox.ready
         self.conditions = st.pod_conditions(self.phase, init, app, sandbox_ready=sandbox_ready,
                                             previous=self.conditions, now=self.wall())

@@ -83,6 +83,9 @@ spec:
     assert "never runs" not in result.stdout
     assert "broken: terminated (Error, exit code 4)" in result.stderr
     assert "app: waiting (PodInitializing)" in result.stderr
+    status = sbx.state("init-fail")["status"]
+    # the kubelet's getPhase makes it Failed; nothing writes a pod-level reason or message for it
+    assert status["phase"] == "Failed" and "message" not in status and "reason" not in status, status
 
 
 def test_failing_init_container_is_retried_under_on_failure(sbx: Sandbox) -> None:
