@@ -165,7 +165,14 @@ TABLE: dict[str, dict[str, Rule]] = {
         # kubelet's MissingClusterDNS event (sandbox/pod/dnsfiles.py; cluster domain cluster.local).
         "dnsPolicy": honoured("ClusterFirst and ClusterFirstWithHostNet fall back to Default (the node's "
                               "resolv.conf) with a MissingClusterDNS event: there is no cluster DNS"),
-        "nodeSelector": _SCHEDULER, "nodeName": _SCHEDULER, "affinity": _SCHEDULER, "schedulerName": _SCHEDULER,
+        # The kubelet's admission checks what pins a pod to nodes against its own (pod/admission.py).
+        "nodeSelector": honoured("checked against this node's labels (kubernetes.io/hostname, os, arch) at "
+                                 "admission as the kubelet does: a mismatch is rejected (NodeAffinity)"),
+        # A leaf (any `ok`): the walk does not go on into the scheduler's sub-fields.
+        "affinity": Rule(HONOURED, "required node affinity is checked at admission as the kubelet does; preferred "
+                                   "terms and pod (anti-)affinity are the scheduler's, and one node runs every pod",
+                         lambda _value: True),
+        "nodeName": _SCHEDULER, "schedulerName": _SCHEDULER,
         "tolerations": _SCHEDULER, "priorityClassName": _SCHEDULER, "priority": _SCHEDULER,
         "preemptionPolicy": _SCHEDULER, "topologySpreadConstraints": _SCHEDULER, "schedulingGates": _SCHEDULER,
         "serviceAccountName": inert("there is no API server: no service account token is mounted"),
@@ -405,8 +412,8 @@ def _walk(types: Any, type_name: str, obj: Any, path: str, found: Findings) -> N
                     found.errors.append(FieldError(where, f"Forbidden: {_reason(rule)}"))
                 continue
             found.warn(path, where, rule.reason)
-            if rule.ok is not None:
-                continue
+        if rule.ok is not None:  # a leaf (an honoured one too): its sub-fields are not walked
+            continue
         kind = f.kind
         if kind[0] == "obj":
             _walk(types, kind[1], value, where, found)

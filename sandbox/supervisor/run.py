@@ -66,6 +66,9 @@ def prepare_accepted(accepted: AcceptedPod, path: str, layout: RootLayout, pull_
     # An FQDN too long for the kernel (setHostnameAsFQDN) fails the pod as the kubelet fails its
     # sandbox: raised here, before the pod's lock or any other trace of it exists.
     launch.pod_hostname(pod)
+    from sandbox.pod.admission import admit
+
+    admit(pod)  # the kubelet's admission: nodeSelector and required node affinity against this node
     store = ImageStore(layout.images)
     images: dict[str, Image] = {}
     problems: list[str] = []

@@ -201,15 +201,19 @@ def _validate(path: Path, root: Path) -> tuple[int, str]:
 
 
 def _prepare(path: Path, root: Path) -> tuple[str, str]:
-    """What `sandbox run` decides before it needs root: accepted, refused (the errors) or an image
-    the empty store does not have."""
+    """What `sandbox run` decides before it needs root: accepted, refused (the errors), rejected
+    at the kubelet's admission (a valid pod for another node: Windows, a label this node lacks) or
+    an image the empty store does not have."""
     from sandbox.paths import RootLayout
+    from sandbox.pod.admission import AdmissionError
     from sandbox.supervisor.run import prepare
 
     try:
         prepare(str(path), RootLayout.from_root(str(root)), None)
     except SpecError as e:
         return "refused", e.render()
+    except AdmissionError as e:
+        return "rejected", str(e)
     except ImageError as e:
         return "no-image", str(e)
     return "accepted", ""

@@ -1,0 +1,107 @@
+"""The kubelet's admission of a pod to its node, the node-affinity part of GeneralPredicates
+(pkg/kubelet/lifecycle/predicate.go): the pod's `nodeSelector` and its required node affinity
+(`affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution`) against this node's
+labels. The scheduler checks the same for pods it places; a pod given to the node directly (a
+static pod, and every pod here) meets only this check. A pod that fails it is rejected before
+anything of it exists: the kubelet marks it Failed, reason NodeAffinity, "Pod was rejected:
+Predicate NodeAffinity failed".
+
+The node's labels are the ones the kubelet puts on its own Node (kubelet_node_status.go
+initialNode): kubernetes.io/hostname (the pod's spec.nodeName when it has one, as a static
+pod's is the node's name, else this machine's hostname), kubernetes.io/os and kubernetes.io/arch,
+and their beta.kubernetes.io twins. Preferred terms and pod (anti-)affinity are the scheduler's.
+"""
+
+from __future__ import annotations
+
+import os
+
+from sandbox.errors import SandboxError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
+
+    from sandbox.spec.model import Pod
+
+NODE_AFFINITY = "NodeAffinity"
+REJECTED = f"Pod was rejected: Predicate {NODE_AFFINITY} failed"
+
+
+class AdmissionError(SandboxError):
+    """The kubelet's rejection of a pod at admission (exit 1: the pod fails, its manifest is valid)."""
+
+    def __init__(self, pod: str, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(f"pod {pod}: {reason}: {message}")
+
+
+def node_labels(node_name: str) -> dict[str, str]:
+    from sandbox.images.registry import Platform  # the machine's GOARCH, as image pulls choose by it
+
+    arch = Platform().architecture
+    return {"kubernetes.io/hostname": node_name, "kubernetes.io/os": "linux", "kubernetes.io/arch": arch,
+            "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": arch}
+
+
+def admit(pod: Pod) -> None:
+    """AdmissionError when the pod's node selection rules out this node."""
+    if not pod.spec.node_selector and not pod.spec.affinity:
+        return  # most pods: nothing to check, nothing imported
+    node = pod.spec.node_name or os.uname().nodename.strip().lower()
+    if not matches(pod.spec.node_selector, pod.spec.affinity, node_labels(node), node):
+        raise AdmissionError(f"{pod.metadata.namespace or 'default'}/{pod.metadata.name}", NODE_AFFINITY, REJECTED)
+
+
+def matches(node_selector: Mapping[str, str], affinity: Mapping[str, Any] | None, labels: Mapping[str, str],
+            node_name: str) -> bool:
+    """component-helpers' RequiredNodeAffinity.Match: every nodeSelector label equal, and, when
+    required node affinity is given, at least one of its terms matching (terms are ORed; an empty
+    term matches nothing; within a term every expression and field must match)."""
+    if any(labels.get(key) != value for key, value in node_selector.items()):
+        return False
+    node_affinity = (affinity or {}).get("nodeAffinity") or {}
+    required = node_affinity.get("requiredDuringSchedulingIgnoredDuringExecution")
+    if required is None:
+        return True
+    fields = {"metadata.name": node_name}
+    return any(_term(term, labels, fields) for term in required.get("nodeSelectorTerms") or ())
+
+
+def _term(term: Mapping[str, Any], labels: Mapping[str, str], fields: Mapping[str, str]) -> bool:
+    expressions = term.get("matchExpressions") or ()
+    field_rules = term.get("matchFields") or ()
+    if not expressions and not field_rules:
+        return False
+    return (all(_requirement(r, labels) for r in expressions)
+            and all(_requirement(r, fields) for r in field_rules))
+
+
+def _requirement(rule: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    key, operator = str(rule.get("key", "")), str(rule.get("operator", ""))
+    values: Sequence[str] = [str(v) for v in rule.get("values") or ()]
+    present = key in labels
+    value = labels.get(key, "")
+    if operator == "In":
+        return present and value in values
+    if operator == "NotIn":
+        return not present or value not in values
+    if operator == "Exists":
+        return present
+    if operator == "DoesNotExist":
+        return not present
+    if operator in ("Gt", "Lt"):
+        # both sides whole numbers (the API server checks the rule's one value; a label that is
+        # none does not match)
+        if len(values) != 1 or not (_is_int(value) and _is_int(values[0])):
+            return False
+        have, want = int(value), int(values[0])
+        return have > want if operator == "Gt" else have < want
+    return False
+
+
+def _is_int(text: str) -> bool:
+    # strconv.ParseInt's syntax (no spaces or underscores, which Python's int() would take)
+    digits = text[1:] if text[:1] in "+-" else text
+    return digits.isascii() and digits.isdigit()
