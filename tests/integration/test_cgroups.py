@@ -403,6 +403,7 @@ spec:
 def test_limits_past_the_api_servers_cap_run_at_the_largest_the_kernel_takes(sbx: Sandbox) -> None:
     # The API server accepts 1e40 and caps it at 2^63-1; the kernel's largest CFS quota is
     # 2^44-1 µs: the pod runs with those, it is neither refused nor failed by a cgroup write.
+    # (Small requests: defaulted from such limits they would not fit the node, OutOfcpu.)
     manifest = sbx.manifest("""
 apiVersion: v1
 kind: Pod
@@ -413,6 +414,7 @@ spec:
   - name: main
     image: busybox
     resources:
+      requests: {cpu: 100m, memory: 64Mi}
       limits: {cpu: "1e40", memory: 1e40}
     command: ["sh", "-c", "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/memory/memory.limit_in_bytes"]
 """)
@@ -421,6 +423,15 @@ spec:
     quota, memory = [line.removeprefix("[main] ") for line in result.stdout.splitlines()[:2]]
     assert quota == str(2**44 - 1)
     assert int(memory) >= 2**63 - 4096  # the kernel rounds 2^63-1 down to a page
+
+
+def test_a_pod_whose_requests_exceed_the_node_is_rejected_as_the_kubelets_admission_does(sbx: Sandbox) -> None:
+    manifest = sbx.manifest(ONE_CONTAINER % {"name": "toobig", "extra": "resources: {requests: {cpu: \"1000\"}}"})
+    result = sbx.run("run", str(manifest))
+    assert result.returncode == 1
+    assert "OutOfcpu: Pod was rejected: Node didn't have enough resource: cpu, requested: 1000000, used: 0, " \
+           f"capacity: {(os.cpu_count() or 1) * 1000}" in result.stderr, result.stderr
+    assert pod_dirs(sbx.cgroup_parent) == [] and sbx.state("toobig") is None
 
 
 @pytest.mark.parametrize(("name", "resources", "qos"), [
