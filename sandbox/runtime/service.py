@@ -72,6 +72,24 @@ class PodSandboxConfig(Record, frozen=False):
     log_policy: RotationPolicy | None = None
 
 
+# native/mounts.c's failures to open (or make) a volume's subPath beneath it
+SUBPATH_OPS = ("open subPath", "open subPath parent")
+
+
+def subpath_error(spec: Container, path: str) -> ContainerStartError:
+    """A subPath that cannot be opened beneath its volume (a link out of it, a file where a
+    directory is needed) as the kubelet's makeMounts reports it: CreateContainerConfigError, naming
+    the volumeMount and the container, never the host paths ("could give information about host
+    filesystem"). `path` is the subPath, or the prefix of it that failed."""
+    from sandbox.errors import ContainerConfigError
+
+    mounts = [m for m in spec.volume_mounts if m.sub_path or m.sub_path_expr]
+    named = [m for m in mounts if m.sub_path and (m.sub_path == path or m.sub_path.startswith(path.rstrip("/") + "/"))]
+    name = (named or mounts)[0].name if mounts else ""
+    return ContainerConfigError(f'failed to prepare subPath for volumeMount "{name}" of container "{spec.name}"',
+                                container=spec.name)
+
+
 class PodSandbox(Record, frozen=False):
     """The runtime's state of one sandbox; its ID is the pod UID."""
 
@@ -363,6 +381,14 @@ class RuntimeService:
                                                            log_path=str(container.config.log_path))
             else:
                 process = sandbox.spawner.spawn(container.request, before_start=before_start)
+        except ContainerStartError as e:
+            self.remove_container(container)
+            if e.op in SUBPATH_OPS:
+                error = subpath_error(container.config.spec, e.path)
+                # the detail goes to the runtime's log only, as the kubelet's klog line
+                log.warning("%s: %s", error, e.describe().split(": ", 1)[-1])  # "open subPath 'x': ... (EXDEV)"
+                raise error from e
+            raise
         except BaseException:
             self.remove_container(container)
             raise

@@ -224,7 +224,11 @@ def test_a_sub_path_symlink_out_of_the_volume_is_refused(sbx: Sandbox) -> None:
     ).replace("subPath: conf/app.ini", "subPath: abs")
     code, out, err = run_to_end(sbx, text)
     assert code == 1 and "host secret" not in out
-    assert "open subPath" in err and "EXDEV" in err, err
+    assert "open subPath" in err and "EXDEV" in err, err  # the runtime's log line
+    # the container's waiting state as the kubelet's makeMounts words it (no host path in it)
+    waiting = sbx.waiting("sub")
+    assert waiting == {"reason": "CreateContainerConfigError",
+                       "message": 'failed to prepare subPath for volumeMount "v" of container "app"'}, waiting
     code, out, err = run_to_end(sbx, text.replace("subPath: abs", "subPath: rel"))
     assert code == 1 and "host secret" not in out and "EXDEV" in err, err
 

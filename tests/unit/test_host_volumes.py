@@ -273,3 +273,18 @@ def test_a_negative_size_limit_and_an_empty_host_path_are_reported_in_the_api_se
     # validateHostPathVolumeSource returns after the missing path: the type is not checked
     assert problems["spec.volumes[0].hostPath.path"] == "Required value"
     assert "spec.volumes[0].hostPath.type" not in problems
+
+
+def test_a_sub_path_that_cannot_be_opened_is_the_kubelets_config_error_naming_the_mount() -> None:
+    from sandbox.runtime.service import SUBPATH_OPS, subpath_error
+
+    spec = Container(name="app", image="busybox", volume_mounts=(
+        VolumeMount(name="plain", mount_path="/p"),
+        VolumeMount(name="other", mount_path="/o", sub_path="x"),
+        VolumeMount(name="deep", mount_path="/d", sub_path="a/b/c")))
+    # makeMounts: CreateContainerConfigError, the volumeMount and container named, no host path
+    error = subpath_error(spec, "a/b")  # a prefix of the subPath failed (mkdir_beneath)
+    assert (error.reason, str(error)) == (
+        "CreateContainerConfigError", 'failed to prepare subPath for volumeMount "deep" of container "app"')
+    assert 'volumeMount "other"' in str(subpath_error(spec, "x"))
+    assert set(SUBPATH_OPS) == {"open subPath", "open subPath parent"}  # native/mounts.c's sbx_fail ops
