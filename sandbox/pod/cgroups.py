@@ -182,9 +182,11 @@ def admit_requests(pod: Pod, memory_capacity: int, cpus: int | None = None) -> N
             ("cpu", cpu, (cpus if cpus is not None else os.cpu_count() or 1) * 1000),
             ("memory", memory, max(memory_capacity - EVICTION_HARD_MEMORY, 0))):
         if requested > allocatable:  # InsufficientResourceError, the first one found (cpu, then memory)
-            raise SandboxError(f"pod {pod.metadata.namespace or 'default'}/{pod.metadata.name}: OutOf{name}: "
-                               f"Pod was rejected: Node didn't have enough resource: {name}, requested: "
-                               f"{requested}, used: 0, capacity: {allocatable}")
+            from sandbox.pod.admission import AdmissionError
+
+            raise AdmissionError(f"{pod.metadata.namespace or 'default'}/{pod.metadata.name}", f"OutOf{name}",
+                                 f"Pod was rejected: Node didn't have enough resource: {name}, requested: "
+                                 f"{requested}, used: 0, capacity: {allocatable}")
 
 
 # CgroupLimits fields by the controller that enforces them, with their "leave it" value

@@ -76,3 +76,11 @@ spec:
   containers: [{{name: c, image: busybox}}]
 """)
     assert rejection(bare, memory=0, cpus=1) is None
+
+
+def test_the_rejection_is_an_admission_error_with_the_kubelets_reason() -> None:
+    from sandbox.pod.admission import AdmissionError
+
+    with pytest.raises(AdmissionError) as caught:
+        admit_requests(pod(a="5"), 8 * GI, 2)  # type: ignore[arg-type]
+    assert caught.value.reason == "OutOfcpu"
