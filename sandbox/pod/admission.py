@@ -1,5 +1,6 @@
-"""The kubelet's admission of a pod to its node, the node-affinity part of GeneralPredicates
-(pkg/kubelet/lifecycle/predicate.go): the pod's `nodeSelector` and its required node affinity
+"""The kubelet's admission of a pod to its node, GeneralPredicates (pkg/kubelet/lifecycle/
+predicate.go) as far as one node has them: the pod's cpu and memory requests against the node's
+allocatable (OutOfcpu / OutOfmemory), and its `nodeSelector` and required node affinity
 (`affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution`) against this node's
 labels. The scheduler checks the same for pods it places; a pod given to the node directly (a
 static pod, and every pod here) meets only this check. A pod that fails it is rejected before
@@ -46,7 +47,9 @@ def node_labels(node_name: str) -> dict[str, str]:
 
 
 def admit(pod: Pod) -> None:
-    """AdmissionError when the pod's node selection rules out this node."""
+    """AdmissionError when the pod does not fit this node (its requests) or its node selection
+    rules this node out."""
+    admit_requests(pod)
     if not pod.spec.node_selector and not pod.spec.affinity:
         return  # most pods: nothing to check, nothing imported
     node = pod.spec.node_name or os.uname().nodename.strip().lower()
@@ -105,3 +108,42 @@ def _is_int(text: str) -> bool:
     # strconv.ParseInt's syntax (no spaces or underscores, which Python's int() would take)
     digits = text[1:] if text[:1] in "+-" else text
     return digits.isascii() and digits.isdigit()
+
+
+# The kubelet's default evictionHard memory.available: the node's allocatable memory is its
+# capacity less this (no kube-reserved or system-reserved by default).
+EVICTION_HARD_MEMORY = 100 * 1024 * 1024
+
+
+def admit_requests(pod: Pod, memory_capacity: int | None = None, cpus: int | None = None) -> None:
+    """The kubelet's admission of the pod's cpu and memory requests (GeneralPredicates'
+    noderesources fit: the pod's requests as resourcehelper.PodRequests sums them, init containers
+    and sidecars and pod-level resources included, against the node's allocatable: every CPU, and
+    MemTotal less the hard eviction threshold). A pod that cannot fit is rejected before anything
+    of it exists, in the kubelet's words (reason OutOfcpu / OutOfmemory). Each pod is checked alone:
+    the requests of the node's other pods are not counted ("used: 0")."""
+    sets = [c.resources for c in (*pod.spec.containers, *pod.spec.init_containers) if c.resources is not None]
+    if pod.spec.resources is not None:
+        sets.append(pod.spec.resources)
+    if not any("cpu" in r.requests or "memory" in r.requests for r in sets):
+        return  # most pods: nothing requested, nothing to compute
+    from sandbox.cgroups.resources import default_pod_level, effective
+    from sandbox.process.resources import container_resources, pod_level_resources
+    from sandbox.process.resources import memory_capacity as node_memory
+
+    if memory_capacity is None:
+        memory_capacity = node_memory()
+
+    app = [container_resources(c) for c in pod.spec.containers]
+    init = [container_resources(c, init=True) for c in pod.spec.init_containers]
+    plv = pod_level_resources(pod.spec)
+    level = default_pod_level(plv, app, init) if plv is not None else None
+    cpu = (level.cpu_request_milli if level is not None else None) or effective(app, init, lambda c: c.cpu_request_milli)
+    memory = (level.memory_request if level is not None else None) or effective(app, init, lambda c: c.memory_request)
+    for name, requested, allocatable in (
+            ("cpu", cpu, (cpus if cpus is not None else os.cpu_count() or 1) * 1000),
+            ("memory", memory, max(memory_capacity - EVICTION_HARD_MEMORY, 0))):
+        if requested > allocatable:  # InsufficientResourceError, the first one found (cpu, then memory)
+            raise AdmissionError(f"{pod.metadata.namespace or 'default'}/{pod.metadata.name}", f"OutOf{name}",
+                                 f"Pod was rejected: Node didn't have enough resource: {name}, requested: "
+                                 f"{requested}, used: 0, capacity: {allocatable}")

@@ -119,7 +119,6 @@ def plan(pod: Pod, config: CgroupConfig) -> CgroupPlan:
     (a pod that asks for a limit never runs without it)."""
     from sandbox.process.resources import host_hugepage_sizes, memory_capacity, pod_resources
 
-    admit_requests(pod, memory_capacity())
     driver = open_driver(config)
     hugetlb = driver.can_limit("hugetlb")
     try:
@@ -148,45 +147,6 @@ def plan(pod: Pod, config: CgroupConfig) -> CgroupPlan:
         resources = replace(resources, pod=_without(resources.pod, missing),
                             containers={n: _without(lim, missing) for n, lim in resources.containers.items()})
     return CgroupPlan(driver, resources)
-
-
-# The kubelet's default evictionHard memory.available: the node's allocatable memory is its
-# capacity less this (no kube-reserved or system-reserved by default).
-EVICTION_HARD_MEMORY = 100 * 1024 * 1024
-
-
-def admit_requests(pod: Pod, memory_capacity: int, cpus: int | None = None) -> None:
-    """The kubelet's admission of the pod's cpu and memory requests (GeneralPredicates'
-    noderesources fit: the pod's requests as resourcehelper.PodRequests sums them, init containers
-    and sidecars and pod-level resources included, against the node's allocatable: every CPU, and
-    MemTotal less the hard eviction threshold). A pod that cannot fit is rejected before anything
-    of it exists, in the kubelet's words (reason OutOfcpu / OutOfmemory). Each pod is checked alone:
-    the requests of the node's other pods are not counted ("used: 0")."""
-    sets = [c.resources for c in (*pod.spec.containers, *pod.spec.init_containers) if c.resources is not None]
-    if pod.spec.resources is not None:
-        sets.append(pod.spec.resources)
-    if not any("cpu" in r.requests or "memory" in r.requests for r in sets):
-        return  # most pods: nothing requested, nothing to compute
-    import os
-
-    from sandbox.cgroups.resources import default_pod_level, effective
-    from sandbox.process.resources import container_resources, pod_level_resources
-
-    app = [container_resources(c) for c in pod.spec.containers]
-    init = [container_resources(c, init=True) for c in pod.spec.init_containers]
-    plv = pod_level_resources(pod.spec)
-    level = default_pod_level(plv, app, init) if plv is not None else None
-    cpu = (level.cpu_request_milli if level is not None else None) or effective(app, init, lambda c: c.cpu_request_milli)
-    memory = (level.memory_request if level is not None else None) or effective(app, init, lambda c: c.memory_request)
-    for name, requested, allocatable in (
-            ("cpu", cpu, (cpus if cpus is not None else os.cpu_count() or 1) * 1000),
-            ("memory", memory, max(memory_capacity - EVICTION_HARD_MEMORY, 0))):
-        if requested > allocatable:  # InsufficientResourceError, the first one found (cpu, then memory)
-            from sandbox.pod.admission import AdmissionError
-
-            raise AdmissionError(f"{pod.metadata.namespace or 'default'}/{pod.metadata.name}", f"OutOf{name}",
-                                 f"Pod was rejected: Node didn't have enough resource: {name}, requested: "
-                                 f"{requested}, used: 0, capacity: {allocatable}")
 
 
 # CgroupLimits fields by the controller that enforces them, with their "leave it" value

@@ -1,12 +1,12 @@
 """The kubelet's admission of a pod's cpu and memory requests against the node's allocatable
-(pod/cgroups.admit_requests): OutOfcpu / OutOfmemory in the kubelet's words."""
+(pod/admission.admit_requests): OutOfcpu / OutOfmemory in the kubelet's words."""
 
 from __future__ import annotations
 
 import pytest
 
 from sandbox.errors import SandboxError
-from sandbox.pod.cgroups import EVICTION_HARD_MEMORY, admit_requests
+from sandbox.pod.admission import EVICTION_HARD_MEMORY, admit_requests
 from sandbox.spec.load import load_pod_text
 
 GI = 1 << 30
