@@ -756,7 +756,6 @@ class Agent:
         if waiting is not None and not self.stopping:
             self._start_static(waiting)
 
-
     def _reap_helpers(self) -> None:
         """No zombie per bridge or cgroup parent removed: their removers (and hostports' socket
         holder) are the agent's children and outlive the pod by their grace (1-2 s), so what is

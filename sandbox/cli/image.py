@@ -159,8 +159,7 @@ def handle_rm(args: argparse.Namespace) -> int:
             found = store.by_id(reference)  # an image ID: every name of that image, as crictl rmi
             if found is None:
                 raise
-            digest, names = found
-            for name in names:
+            for name in found[1]:
                 print(f"untagged {name} ({store.remove(name)})")
     return 0
 

@@ -122,11 +122,6 @@ def admit_requests(pod: Pod, memory_capacity: int | None = None, cpus: int | Non
     MemTotal less the hard eviction threshold). A pod that cannot fit is rejected before anything
     of it exists, in the kubelet's words (reason OutOfcpu / OutOfmemory). Each pod is checked alone:
     the requests of the node's other pods are not counted ("used: 0")."""
-    sets = [c.resources for c in (*pod.spec.containers, *pod.spec.init_containers) if c.resources is not None]
-    if pod.spec.resources is not None:
-        sets.append(pod.spec.resources)
-    if not any("cpu" in r.requests or "memory" in r.requests for r in sets):
-        return  # most pods: nothing requested, nothing to compute
     from sandbox.cgroups.resources import default_pod_level, effective
     from sandbox.process.resources import container_resources, pod_level_resources
     from sandbox.process.resources import memory_capacity as node_memory

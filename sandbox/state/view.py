@@ -55,4 +55,3 @@ def read_pod(pod_dir: PodDir) -> tuple[dict[str, Any], str]:
     except OSError:
         since = float(state.get("createdAt") or 0)
     return runtime_lost(state, since), LOST
-

@@ -156,7 +156,6 @@ class PodSupervisor:
         self.start_error: ContainerStartError | None = None
         self.failure_message = ""
         self.failure_reason = ""  # status.reason of a failed pod, e.g. DeadlineExceeded
-        self.init_failed = False  # a plain init container failed for good: Failed, with no pod message
         self.created_at = wall()
         self.recreating = False  # the sandbox died: waiting for the containers to die too
         self._advancing = False
@@ -698,7 +697,8 @@ class PodSupervisor:
             return
         if not should_restart(self.restart_policy, term.exit_code, sidecar=slot.sidecar):
             if slot.init and not slot.sidecar:
-                self.init_failed = True  # the kubelet's getPhase; it writes no status.message for it
+                # Failed by the kubelet's getPhase alone (a failed init container under Never),
+                # which writes no status.message for it
                 self._begin_stop(deleting=False, force=False)
             elif self._apps_finished():
                 self._begin_stop(deleting=False, force=False)
@@ -823,17 +823,19 @@ class PodSupervisor:
         # Except the one whose start error ended it (runAsNonRoot, CreateContainerError): the
         # kubelet would leave that one waiting and retry; here it keeps the reason the pod failed.
         failed = self.start_error.container if self.start_error is not None else None
-        init, app = st.terminate_statuses(*self.statuses())
-        for slot, status in zip([s for s in self.slots if s.init] + [s for s in self.slots if not s.init],
-                                init + app):
+        init_slots, app_slots = self._slots_by_kind()
+        init, app = st.terminate_statuses([s.status for s in init_slots], [s.status for s in app_slots])
+        for slot, status in zip(init_slots + app_slots, init + app):
             if slot.name != failed:
                 slot.status = status
         self._save()
 
+    def _slots_by_kind(self) -> tuple[list[Slot], list[Slot]]:
+        return [s for s in self.slots if s.init], [s for s in self.slots if not s.init]
+
     def statuses(self) -> tuple[list[st.ContainerStatus], list[st.ContainerStatus]]:
-        init = [s.status for s in self.slots if s.init]
-        app = [s.status for s in self.slots if not s.init]
-        return init, app
+        init, app = self._slots_by_kind()
+        return [s.status for s in init], [s.status for s in app]
 
     def _save(self) -> None:
         """A status changed: the phase and conditions follow now; the state file is written by
@@ -841,7 +843,7 @@ class PodSupervisor:
         three or four times in one turn; each write costs about 1 ms)."""
         init, app = self.statuses()
         self.phase = snapshot.next_phase(self.phase, self.restart_policy, init, app, deleting=self.deleting,
-                                         done=self.done(), failed=bool(self.failure_message) or self.init_failed)
+                                         done=self.done(), failed=bool(self.failure_message))
         sandbox_ready = self.sandbox is not None and self.sandbox.ready
         self.conditions = st.pod_conditions(self.phase, init, app, sandbox_ready=sandbox_ready,
                                             previous=self.conditions, now=self.wall())

@@ -66,9 +66,10 @@ def prepare_accepted(accepted: AcceptedPod, path: str, layout: RootLayout, pull_
     # An FQDN too long for the kernel (setHostnameAsFQDN) fails the pod as the kubelet fails its
     # sandbox: raised here, before the pod's lock or any other trace of it exists.
     launch.pod_hostname(pod)
-    from sandbox.pod.admission import admit
+    if admission_applies(pod):  # the kubelet's admission: requests and node rules against this node
+        from sandbox.pod.admission import admit
 
-    admit(pod)  # the kubelet's admission: nodeSelector and required node affinity against this node
+        admit(pod)
     store = ImageStore(layout.images)
     images: dict[str, Image] = {}
     problems: list[str] = []
@@ -108,6 +109,16 @@ def prepare_accepted(accepted: AcceptedPod, path: str, layout: RootLayout, pull_
     from sandbox.spec.convert import to_dict
 
     return PreparedPod(pod, to_dict(pod, "Pod"), images, layout, accepted.warnings, config, volume_images, puller)
+
+
+def admission_applies(pod: Pod) -> bool:
+    """Whether pod/admission.py has anything to check: cpu or memory requests, a nodeSelector or
+    an affinity. Most pods have none, and the module's import (~0.1 ms) stays off their start."""
+    spec = pod.spec
+    if spec.node_selector or spec.affinity:
+        return True
+    sets = [c.resources for c in (*spec.containers, *spec.init_containers)] + [spec.resources]
+    return any(r is not None and ("cpu" in r.requests or "memory" in r.requests) for r in sets)
 
 
 CONFIG_FILE = "config.json"  # an agent pod's own ConfigMaps and Secrets, beside its record

@@ -93,3 +93,17 @@ spec:
   containers: [{name: c, image: busybox}]
 """)
     admit(pod)  # no error: a static pod's nodeName is the node's own name
+
+
+def test_admission_is_skipped_only_for_pods_with_nothing_to_check() -> None:
+    from sandbox.supervisor.run import admission_applies
+
+    base = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n"
+    plain = load_pod_text(base + "  containers: [{name: c, image: busybox}]\n")
+    limits_only = load_pod_text(base + "  containers: [{name: c, image: busybox, resources: {limits: {cpu: 1}}}]\n")
+    requests = load_pod_text(base + "  initContainers: [{name: i, image: busybox, resources: {requests: {memory: 1Mi}}}]\n"
+                             "  containers: [{name: c, image: busybox}]\n")
+    selector = load_pod_text(base + "  nodeSelector: {a: b}\n  containers: [{name: c, image: busybox}]\n")
+    assert not admission_applies(plain)
+    assert admission_applies(limits_only)  # requests default from limits
+    assert admission_applies(requests) and admission_applies(selector)
