@@ -133,8 +133,13 @@ class AgentPod:
 
 class Agent:
     def __init__(self, layout: RootLayout, options: NodeOptions, *, static: StaticPods | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 keep_pods: bool = False, clock: Callable[[], float] = time.monotonic) -> None:
         self.layout, self.options, self.clock = layout, options, clock
+        # `sandbox agent --keep-pods`: a stop signal ends the agent and leaves every pod running
+        # under its shim for the next agent to re-adopt, as a kubelet's restart leaves its
+        # containers to containerd's shims (the systemd unit's restarts and upgrades).
+        self.keep_pods = keep_pods
+        self.leaving = False  # keep_pods and a stop signal came: the loop ends, the pods stay
         self.static = static  # the static pod sources (a manifest directory, a URL), or None
         self.static_pods: dict[tuple[str, str], StaticPod] = {}  # pod key -> the static pod it runs
         self.static_waiting: dict[tuple[str, str], StaticPod] = {}  # to start once the old pod ended
@@ -271,10 +276,12 @@ class Agent:
                 os.write(ready_fd, b"%d\n" % os.getpid())
                 os.close(ready_fd)
             log.info("agent %d: serving on %s", os.getpid(), protocol.socket_path(self.layout))
-            while not (self.stopping and not self.pods):
+            while not (self.stopping and not self.pods) and not self.leaving:
                 self._wait_once(wake_r)
+            if self.leaving:
+                self._leave()
         finally:
-            for pod in list(self.pods.values()):  # only after a fault in the loop itself
+            for pod in [] if self.leaving else list(self.pods.values()):  # only after a fault in the loop itself
                 self._end(pod, force=True)
             signal.set_wakeup_fd(previous_fd)
             for sig, handler in previous.items():
@@ -285,6 +292,13 @@ class Agent:
                 self.exit_watch.close()
             self._close(wake_r, wake_w)
         return 0
+
+    def _leave(self) -> None:
+        """The end of a --keep-pods agent: each pod's last state saved (what the next agent
+        re-adopts from, as after a SIGKILL but with nothing unsaved), nothing of it stopped."""
+        for pod in list(self.pods.values()):
+            if not pod.ended and pod.run.supervisor.unsaved:
+                self._guarded(pod, pod.run.supervisor.flush)
 
     def _close(self, wake_r: int, wake_w: int) -> None:
         if self.listener is not None:
@@ -395,7 +409,10 @@ class Agent:
         except BlockingIOError:
             data = b""
         for signo in data:
-            if signo in STOP_SIGNALS:
+            if signo in STOP_SIGNALS and self.keep_pods:
+                log.info("agent: got %s, leaving %d pods to their shims", signal.Signals(signo).name, len(self.pods))
+                self.leaving = True
+            elif signo in STOP_SIGNALS:
                 force = self.stopping
                 log.info("agent: got %s, stopping %d pods", signal.Signals(signo).name, len(self.pods))
                 self.stopping = True
@@ -714,7 +731,10 @@ class Agent:
             conn.fail(f'pod "{key[1]}" is not run by the node agent in namespace "{key[0]}"', 1)
             return
         pod.stopped_waiters.append(conn)
-        self._guarded(pod, lambda: pod.run.supervisor.stop(force=bool(request.get("force"))))
+        grace = request.get("gracePeriodSeconds")  # `delete --grace-period/--now`: an int >= 0, else the pod's own
+        grace = grace if isinstance(grace, int) and not isinstance(grace, bool) and grace >= 0 else None
+        self._guarded(pod, lambda: pod.run.supervisor.stop(force=bool(request.get("force")) or grace == 0,
+                                                           grace=grace))
 
     def _end(self, pod: AgentPod, *, force: bool = False, keep_record: bool = True) -> None:
         """The pod's loop is over (or the agent gives up on it): tear down, write the final record

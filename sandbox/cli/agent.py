@@ -40,6 +40,10 @@ def add_parser(verbs: Any) -> None:
     p.add_argument("--http-check-frequency", metavar="DURATION", help="poll of the manifest URL (default 20s)")
     p.add_argument("--hostname-override", metavar="NAME",
                    help="the node name static pods are suffixed with (default: the hostname, lowercased)")
+    p.add_argument("--keep-pods", action="store_true",
+                   help="on SIGTERM or SIGINT, exit and leave every pod running under its shim, as a kubelet's "
+                        "restart leaves its containers; the next agent re-adopts them (default: stop every pod "
+                        "gracefully first). `sandbox delete --all -A` stops them")
     import argparse
 
     p.add_argument("--ready-fd", type=int, default=-1, help=argparse.SUPPRESS)
@@ -69,7 +73,7 @@ def handle(args: argparse.Namespace) -> int:
         static = StaticPods(config, node_name(config.hostname_override), lambda text: log.warning("%s", text))
     options, cgroup_config = node_options(args)
     agent = Agent(layout(args), NodeOptions(options, cgroup_config, pull_options(args), argv),
-                  static=static)
+                  static=static, keep_pods=args.keep_pods)
     agent.listen()
     return agent.serve(args.ready_fd)
 

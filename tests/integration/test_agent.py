@@ -436,6 +436,38 @@ spec:
     assert "FailedMount" not in events
 
 
+def test_a_keep_pods_agent_leaves_its_pods_on_sigterm_and_the_next_one_adopts_them(agent_sbx: Sandbox) -> None:
+    """`sandbox agent --keep-pods` (the systemd unit's): SIGTERM ends the agent alone, as a kubelet
+    restart leaves its containers running; its socket and lock are gone, the pod's processes are
+    the same ones afterwards and the next agent re-adopts the pod and can stop it."""
+    sbx = agent_sbx
+    agent = subprocess.Popen([*sbx.cmd("agent", "--keep-pods", "--network", "none"), "--ready-fd", "1"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert agent.stdout is not None and agent.stdout.readline().strip() == str(agent.pid)
+        assert sbx.run("run", "-d", "--network", "none", str(sbx.manifest(sleeper("kept"), "k.yaml"))).returncode == 0
+        main = sbx.pid_of("kept", "main")
+        shim = ppid_of(main)
+        agent.send_signal(signal.SIGTERM)
+        _, err = agent.communicate(timeout=30)
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()
+    assert agent.returncode == 0, err
+    assert not (sbx.root / "run" / "agent.sock").exists() and not (sbx.root / "run" / "agent.lock").exists()
+    assert Path(f"/proc/{main}").exists() and Path(f"/proc/{shim}").exists()  # nothing was stopped
+    row = sbx.run("get", "pods", "kept").stdout.splitlines()[1].split()
+    assert row[1:3] == ["1/1", "Running"], row
+    # the next agent (started on demand) re-adopts the same processes, and stops them on delete
+    assert sbx.run("run", "-d", "--network", "none", str(sbx.manifest(sleeper("other"), "o.yaml"))).returncode == 0
+    assert "re-adopted pod default/kept" in (sbx.root / "log" / "sandbox-agent.log").read_text()
+    assert sbx.pid_of("kept", "main") == main
+    done = sbx.run("delete", "pod", "kept")
+    assert done.returncode == 0, done.stderr
+    assert not Path(f"/proc/{main}").exists()
+
+
 def test_an_agent_restart_re_adopts_twenty_pods(agent_sbx: Sandbox) -> None:
     sbx = agent_sbx
     names = [f"p{i}" for i in range(20)]
