@@ -225,18 +225,32 @@ def failed_post_start_hook() -> Note:
     return (WARNING, "FailedPostStartHook", "PostStartHook failed")
 
 
-def lifecycle_hook_failed(handler: Any, container: str, pod: str, error: str) -> str:
+def lifecycle_hook_failed(handler: Any, container: str, pod: str, error: str, output: str = "") -> str:
     """The handler runner's message for a failed hook (pkg/kubelet/lifecycle/handlers.go Run),
     which the kubelet shows as the container's `PostStartHookError` waiting message. `pod` is
-    "<name>_<namespace>(<uid>)" (format.Pod); `error` the check's own failure text."""
+    "<name>_<namespace>(<uid>)" (format.Pod); `error` the check's own failure text; `output` an
+    exec hook's output (stdout then stderr), which the exec wording quotes after the error."""
     where = f'for Container "{container}" in Pod "{pod}" failed - error: {error}'
     if getattr(handler, "exec", None) is not None:
-        return f"Exec lifecycle hook ([{' '.join(handler.exec.command)}]) {where}"
+        return f"Exec lifecycle hook ([{' '.join(handler.exec.command)}]) {where}, message: {go_quote_bytes(output)}"
     if getattr(handler, "http_get", None) is not None:
         return f"HTTP lifecycle hook ({handler.http_get.path or ''}) {where}"
     if getattr(handler, "sleep", None) is not None:
         return f"Sleep lifecycle hook ({handler.sleep.seconds}) {where}"
     return f"Cannot run handler: {error}"
+
+
+def go_quote_bytes(text: str) -> str:
+    """Go's %q of a byte string: `text` holds its undecodable bytes as surrogate escapes
+    (errors="surrogateescape"), which strconv.Quote writes as \\xNN."""
+    import re
+
+    from sandbox.process.downward import go_quote
+
+    parts = re.split("([\udc80-\udcff]+)", text)
+    quoted = [go_quote(part)[1:-1] if i % 2 == 0 else "".join(f"\\x{ord(ch) - 0xDC00:02x}" for ch in part)
+              for i, part in enumerate(parts)]
+    return '"' + "".join(quoted) + '"'
 
 
 def failed_pre_stop_hook() -> Note:

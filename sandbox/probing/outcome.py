@@ -25,6 +25,9 @@ ERROR = "error"
 class Outcome(Record):
     status: str  # SUCCESS | WARNING | FAILURE | ERROR
     output: str = ""
+    # A failed exec hook's output (stdout then stderr; undecodable bytes as surrogate escapes),
+    # apart from `output`, its error: the handler runner quotes it after "message: ".
+    message: str | None = None
 
     @property
     def ok(self) -> bool:

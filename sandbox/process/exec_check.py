@@ -1,9 +1,10 @@
 """Exec probes and hooks: a command run inside a running container (all its namespaces, its
 environment and working directory, as `sandbox exec`), driven as a non-blocking `Check`.
 
-The process is our child, watched through its pidfd; its stdout and stderr go to one pipe we
-read (capped), never to the container's log: hook and probe output is for events, not logs. It
-gets no host file descriptor: stdin is an empty pipe, and stage 2 marks every fd >= 3
+The process is our child, watched through its pidfd; its stdout and stderr go to two pipes we
+read (each capped), never to the container's log: hook and probe output is for events, not logs.
+The output is stdout then stderr, as the kubelet's RunInContainer appends ExecSync's two streams.
+It gets no host file descriptor: stdin is an empty pipe, and stage 2 marks every fd >= 3
 close-on-exec right before execve.
 Past the deadline it is killed (the kubelet's ExecProbeTimeout behaviour) and reaped.
 """
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
     from sandbox.process.spawner import ChildProcess, Spawner
 
-OUTPUT_LIMIT = 10 * 1024  # what the kubelet keeps of a probe's output
+OUTPUT_LIMIT = 10 * 1024  # what the kubelet keeps of a probe's output (and we of each hook stream)
 
 
 class ExecCheck(Check):
@@ -33,55 +34,78 @@ class ExecCheck(Check):
                  timeout: float, identity: Identity | None = None, cgroup: dict[str, Any] | None = None,
                  *, hook: bool = False) -> None:
         super().__init__(timeout)
-        self.hook = hook  # a lifecycle hook's failure names the exit code; a probe's is its output alone
+        self.hook = hook  # a lifecycle hook's failure is the runtime's error; a probe's is its output alone
         self.spawner, self.main_pidfd, self.argv, self.env, self.cwd = spawner, main_pidfd, argv, env, cwd
         self.identity = identity or Identity()  # who the container's processes run as
         self.cgroup = cgroup or {}  # the container's: a probe counts against its limits, as runc exec's
         self.process: ChildProcess | None = None
-        self.out_fd = -1
-        self.output = bytearray()
+        self.out_fd = self.err_fd = -1
+        self.stdout, self.stderr = bytearray(), bytearray()
 
     def _begin(self, now: float) -> Outcome | None:
         if not self.argv:
             return Outcome(ERROR, "exec: no command")
         identity = self.identity.request_fields()  # reads the seccomp filter: before any fd is open
-        read_fd, write_fd = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-        os.set_blocking(write_fd, True)
+        out_r, out_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        os.set_blocking(out_w, True)
+        os.set_blocking(err_w, True)
         # stdin: an empty pipe (end-of-file at once, as /dev/null) rather than a host file.
         null, no_input = os.pipe2(os.O_CLOEXEC)
         os.close(no_input)
         req = SpawnRequest(argv=self.argv, env=self.env, join_pidfd=self.main_pidfd, join_ns=ALL_NAMESPACES,
-                           cwd=self.cwd, stdio=(null, write_fd, write_fd), stage_name="probe",
+                           cwd=self.cwd, stdio=(null, out_w, err_w), stage_name="probe",
                            **self.cgroup, **identity)
         try:
             self.process = self.spawner.spawn(req)
         except ContainerStartError as e:
-            os.close(read_fd)
-            return Outcome(FAILURE, str(e))
+            os.close(out_r)
+            os.close(err_r)
+            return self._failed(str(e))
         finally:
-            os.close(write_fd)
+            os.close(out_w)
+            os.close(err_w)
             os.close(null)
-        self.out_fd = read_fd
+        self.out_fd, self.err_fd = out_r, err_r
         return None
 
     def interest(self) -> list[tuple[int, int]]:
-        fds = [(self.out_fd, poller.EVENT_READ)] if self.out_fd >= 0 else []
+        fds = [(fd, poller.EVENT_READ) for fd in (self.out_fd, self.err_fd) if fd >= 0]
         if self.process is not None and self.process.pidfd >= 0:
             fds.append((self.process.pidfd, poller.EVENT_READ))
         return fds
 
     def on_ready(self, fd: int, mask: int, now: float) -> Outcome | None:
         if fd == self.out_fd:
-            self._read()
+            self.out_fd = self._read(self.out_fd, self.stdout)
+        elif fd == self.err_fd:
+            self.err_fd = self._read(self.err_fd, self.stderr)
         if self.process is None or self.process.poll() is None:
             return None
-        self._read(drain=True)
+        self.out_fd = self._read(self.out_fd, self.stdout, drain=True)
+        self.err_fd = self._read(self.err_fd, self.stderr, drain=True)
         code = self.process.exit.exit_code if self.process.exit else 255
-        text = self.output.decode(errors="replace")
-        if code != 0 and not text and self.hook:
-            text = f"command exited with {code}"
+        return self.result(code)
+
+    def result(self, code: int) -> Outcome:
+        """The attempt's outcome once the command exited with `code` and its output is read."""
+        output = bytes(self.stdout + self.stderr)
+        if code == 0:
+            return Outcome(SUCCESS, output[:OUTPUT_LIMIT].decode(errors="replace"))
+        if self.hook:
+            # the CRI client's error for a non-zero exit (cri-client remote_runtime.go ExecSync):
+            # the argv joined by spaces, the code and the stderr, beside the whole output
+            error = f"command '{' '.join(self.argv)}' exited with {code}: {self.stderr.decode(errors='replace')}"
+            return self._failed(error, output)
         # a probe's output is the command's, empty or not (pkg/probe/exec: "Readiness probe failed: ")
-        return Outcome(SUCCESS if code == 0 else FAILURE, text)
+        return Outcome(FAILURE, output[:OUTPUT_LIMIT].decode(errors="replace"))
+
+    def _failed(self, error: str, output: bytes = b"") -> Outcome:
+        """A failed attempt: for a hook, the runtime's error and the command's output (the handler
+        runner's "error: %v, message: %q"), kept apart for the hook's own wording."""
+        if not self.hook:
+            return Outcome(FAILURE, error)
+        return Outcome(FAILURE, error, message=output.decode(errors="surrogateescape"))
 
     def on_timeout(self, now: float) -> Outcome:
         if self.process is not None:
@@ -90,28 +114,31 @@ class ExecCheck(Check):
         from sandbox.process.downward import go_quote
 
         # the kubelet's words (remote_runtime.go ExecSync on DeadlineExceeded): the argv joined by spaces, %q
-        return Outcome(FAILURE, f"command {go_quote(' '.join(self.argv))} timed out")
+        return self._failed(f"command {go_quote(' '.join(self.argv))} timed out", bytes(self.stdout + self.stderr))
 
     def close(self) -> None:
-        if self.out_fd >= 0:
-            os.close(self.out_fd)
-            self.out_fd = -1
+        for fd in (self.out_fd, self.err_fd):
+            if fd >= 0:
+                os.close(fd)
+        self.out_fd = self.err_fd = -1
         if self.process is not None:
             if self.process.poll() is None:
                 self.process.send_signal(signal.SIGKILL)
                 self.process.wait()
             self.process.close()
 
-    def _read(self, drain: bool = False) -> None:
-        while self.out_fd >= 0:
+    @staticmethod
+    def _read(fd: int, into: bytearray, drain: bool = False) -> int:
+        """Read what `fd` holds now into `into` (capped); returns the fd, or -1 once closed at its end."""
+        while fd >= 0:
             try:
-                data = os.read(self.out_fd, 65536)
+                data = os.read(fd, 65536)
             except BlockingIOError:
-                return
+                return fd
             if not data:
-                os.close(self.out_fd)
-                self.out_fd = -1
-                return
-            self.output += data[: max(0, OUTPUT_LIMIT - len(self.output))]
+                os.close(fd)
+                return -1
+            into += data[: max(0, OUTPUT_LIMIT - len(into))]
             if not drain:
-                return
+                return fd
+        return fd

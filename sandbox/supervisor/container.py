@@ -332,8 +332,9 @@ class ContainerLifecycle:
                         outcome.output)
             self.ctx.event(slot, ev.failed_post_start_hook())
             pod = f"{self.ctx.name}_{self.ctx.namespace}({self.ctx.pod.metadata.uid or ''})"
+            # the output is capped by the check (10 KiB a stream), the message never cut inside its quotes
             message = ev.lifecycle_hook_failed(slot.spec.lifecycle.post_start if slot.spec.lifecycle else None,
-                                               slot.name, pod, outcome.output[:1024])
+                                               slot.name, pod, outcome.output, outcome.message or "")
             slot.status = replace(slot.status, state=st.Waiting("PostStartHookError", message))
             self.ctx.event(slot, ev.killing_after_post_start())
             self.stop(slot, self.ctx.clock() + self.ctx.grace(), announce=False)

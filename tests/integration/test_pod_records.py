@@ -255,7 +255,7 @@ spec:
     command: ["sleep", "1000"]
     lifecycle:
       postStart:
-        exec: {command: ["sh", "-c", "echo no way; exit 3"]}
+        exec: {command: ["sh", "-c", "echo no way; echo 'said \\"no\\"' >&2; exit 3"]}
 """
 
 
@@ -269,9 +269,12 @@ def test_failed_post_start_hook_event_and_waiting_message(sbx: Sandbox) -> None:
 
     state = sbx.wait_for(hook_failed, message="PostStartHookError")
     message = state["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
-    assert message.startswith(f'Exec lifecycle hook ([sh -c echo no way; exit 3]) for Container "app" in Pod '
-                              f'"hook_default({state["uid"]})" failed - error: ')
-    assert "no way" in message
+    # handlers.go "error: %v, message: %q": the CRI client's error names the stderr, the message
+    # quotes stdout then stderr
+    command = """sh -c echo no way; echo 'said "no"' >&2; exit 3"""
+    assert message == (f'Exec lifecycle hook ([{command}]) for Container "app" in Pod "hook_default({state["uid"]})" '
+                       f"""failed - error: command '{command}' exited with 3: said "no"\n, """
+                       'message: "no way\\nsaid \\"no\\"\\n"')
     code, _, _ = sbx.finish(proc)
     assert code == 1
     events = [e for e in (sbx.state("hook") or {})["events"] if e["reason"] == "FailedPostStartHook"]

@@ -170,9 +170,15 @@ def test_lifecycle_hook_failed_has_the_handler_runners_wording() -> None:
 
     pod = "web_default(0b6c5e0a-0000-4000-8000-000000000000)"
     exec_hook = LifecycleHandler(exec=ExecAction(("sh", "-c", "exit 3")))
-    assert events.lifecycle_hook_failed(exec_hook, "app", pod, "command exited with 3") == (
+    error = "command 'sh -c exit 3' exited with 3: oops\n"
+    output = 'said "no"\noops\n' + b"\xff".decode(errors="surrogateescape")
+    # handlers.go: "error: %v, message: %q", the output Go-quoted (an invalid byte as \xff)
+    assert events.lifecycle_hook_failed(exec_hook, "app", pod, error, output) == (
         'Exec lifecycle hook ([sh -c exit 3]) for Container "app" in Pod '
-        '"web_default(0b6c5e0a-0000-4000-8000-000000000000)" failed - error: command exited with 3')
+        '"web_default(0b6c5e0a-0000-4000-8000-000000000000)" failed - error: command \'sh -c exit 3\' exited '
+        'with 3: oops\n, message: "said \\"no\\"\\noops\\n\\xff"')
+    assert events.lifecycle_hook_failed(exec_hook, "app", pod, "no such file").endswith(
+        'failed - error: no such file, message: ""')
     http_hook = LifecycleHandler(http_get=HTTPGetAction(port=80, path="/start"))
     assert events.lifecycle_hook_failed(http_hook, "app", pod, "connection refused").startswith(
         'HTTP lifecycle hook (/start) for Container "app" in Pod "web_default(')

@@ -134,3 +134,28 @@ def test_an_exec_probe_past_its_timeout_fails_in_the_kubelets_words() -> None:
     outcome = check.on_timeout(0.0)
     assert outcome.status == FAILURE
     assert outcome.output == 'command "sh -c sleep 5; echo \\"done\\"" timed out'
+
+
+def test_an_exec_hooks_failure_is_the_cri_clients_error_beside_its_output() -> None:
+    # cri-client ExecSync: "command '<argv joined>' exited with N: <stderr>"; RunInContainer's
+    # output is stdout then stderr (not interleaved), which the hook's wording quotes apart
+    from sandbox.process.exec_check import ExecCheck
+
+    check = ExecCheck(spawner=None, main_pidfd=-1, argv=["sh", "-c", "echo out; echo err >&2; exit 3"],  # type: ignore[arg-type]
+                      env=[], cwd="/", timeout=1, hook=True)
+    check.stderr += b"err\n"
+    check.stdout += b"out\n"
+    assert check.result(3) == Outcome(FAILURE, "command 'sh -c echo out; echo err >&2; exit 3' exited with 3: err\n",
+                                      message="out\nerr\n")
+    assert check.result(0) == Outcome(SUCCESS, "out\nerr\n")
+
+
+def test_an_exec_probes_failure_is_its_output_alone_stdout_first() -> None:
+    from sandbox.process.exec_check import OUTPUT_LIMIT, ExecCheck
+
+    check = ExecCheck(spawner=None, main_pidfd=-1, argv=["sh"], env=[], cwd="/", timeout=1)  # type: ignore[arg-type]
+    check.stderr += b"err\n"
+    check.stdout += b"out\n"
+    assert check.result(1) == Outcome(FAILURE, "out\nerr\n")
+    check.stdout[:] = b"x" * OUTPUT_LIMIT
+    assert check.result(1).output == "x" * OUTPUT_LIMIT  # pkg/probe/exec keeps 10 KiB of the whole
