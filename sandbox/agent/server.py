@@ -133,8 +133,9 @@ class AgentPod:
 
 class Agent:
     def __init__(self, layout: RootLayout, options: NodeOptions, *, static: StaticPods | None = None,
-                 keep_pods: bool = False, clock: Callable[[], float] = time.monotonic) -> None:
+                 keep_pods: bool = False, node_name: str = "", clock: Callable[[], float] = time.monotonic) -> None:
         self.layout, self.options, self.clock = layout, options, clock
+        self.node_name = node_name  # --hostname-override's: set as spec.nodeName of pods without one
         # `sandbox agent --keep-pods`: a stop signal ends the agent and leaves every pod running
         # under its shim for the next agent to re-adopt, as a kubelet's restart leaves its
         # containers to containerd's shims (the systemd unit's restarts and upgrades).
@@ -513,7 +514,8 @@ class Agent:
         from sandbox.supervisor.run import prepare
 
         self._prepared(conn, request, lambda: prepare(request["path"], self.layout, request.get("namespace"),
-                                                      self.options.pull_options, cache=False))
+                                                      self.options.pull_options, cache=False,
+                                                      node_name=self.node_name))
 
     def _prepared(self, conn: Any, request: dict[str, Any], read: Callable[[], PreparedPod]) -> None:
         """Worker thread: read, check and plan; the loop starts the result (main thread)."""

@@ -36,10 +36,15 @@ def add_parser(verbs: Any) -> None:
     p.add_argument("--all", action="store_true", help="every pod of the namespace")
     p.add_argument("-A", "--all-namespaces", action="store_true", help="with --all: of every namespace")
     p.add_argument("--timeout", type=float, help="seconds to wait for a pod to stop (default: grace + 15)")
+    p.add_argument("--grace-period", type=int, default=-1, metavar="SECONDS",
+                   help="seconds each pod is given to stop gracefully (preStop, SIGTERM, then SIGKILL, never "
+                        "sooner than 2 s after the SIGTERM), in place of its terminationGracePeriodSeconds; "
+                        "ignored if negative; 1 for immediate shutdown; 0 only with --force")
+    p.add_argument("--now", action="store_true", help="the same as --grace-period=1")
     p.add_argument("--force", action="store_true",
-                   help="a node agent's pod that runs on under its shim while no agent runs: kill it now, "
-                        "without preStop or grace period (as kubectl delete --force --grace-period=0 "
-                        "drops it); otherwise such a delete is refused")
+                   help="kill the pods now, without preStop or grace period (--grace-period=0, its default "
+                        "with --force; a greater one is refused); also the only way to delete a node "
+                        "agent's pod that runs on under its shim while no agent runs")
     from sandbox.cli import add_trace_option
 
     add_trace_option(p)
@@ -51,6 +56,7 @@ def add_parser(verbs: Any) -> None:
 def handle(args: argparse.Namespace) -> int:
     from sandbox.errors import SandboxError, UsageError
 
+    args.grace_period = grace_period(args.grace_period, now=args.now, force=args.force)
     words = list(args.words)
     kind = words.pop(0) if words and words[0] in (*POD_KINDS, *CONFIG_KINDS) else "pod"
     targets: list[tuple[str, str, str]] = []  # (kind, namespace or "", name)
@@ -81,6 +87,28 @@ def handle(args: argparse.Namespace) -> int:
             print(f"Error: {e}", file=sys.stderr)
             failed = 1
     return failed
+
+
+def grace_period(given: int, *, now: bool, force: bool) -> int | None:
+    """The delete's grace period in seconds, by kubectl's rules (its delete command's Complete and
+    Validate): --now is 1, 0 without --force becomes 1, --force alone is 0, --force with more than
+    0 is refused; None (a negative value): each pod's own terminationGracePeriodSeconds."""
+    from sandbox.errors import UsageError
+
+    if now:
+        if given != -1:
+            raise UsageError("--now and --grace-period cannot be specified together")
+        given = 1
+    if given == 0 and not force:
+        given = 1  # kubectl's guard against an accidental --grace-period=0
+    if force and given < 0:
+        given = 0
+    if force and given > 0:
+        raise UsageError("--force and --grace-period greater than 0 cannot be specified together")
+    if force:
+        print("Warning: Immediate deletion does not wait for confirmation that the running resource has been "
+              "terminated. The resource may continue to run on the cluster indefinitely.", file=sys.stderr)
+    return given if given >= 0 else None
 
 
 def delete_pod(args: argparse.Namespace, name: str) -> None:
@@ -158,10 +186,12 @@ def _stop(args: argparse.Namespace, target: PodDir, state: dict[str, Any]) -> No
     pidfd = runtime.open_pidfd() if runtime is not None else None
     if pidfd is None or runtime is None:
         return  # it exited a moment ago
-    grace = float(((state.get("manifest") or {}).get("spec") or {}).get("terminationGracePeriodSeconds", 30))
+    grace = _grace(args, state)
     timeout = args.timeout if args.timeout is not None else max(grace, 2.0) + EXTRA_WAIT_SECONDS
     tracer = sys.modules["sandbox.trace"].active if "sandbox.trace" in sys.modules else None  # --trace
     try:
+        if args.grace_period is not None:
+            _request_grace(target, args.grace_period)
         signal.pidfd_send_signal(pidfd, signal.SIGTERM)
         if tracer is not None:
             tracer.emit("delete", "signal", f"pidfd_send_signal(runtime pid {runtime.pid}, SIGTERM): its "
@@ -175,6 +205,27 @@ def _stop(args: argparse.Namespace, target: PodDir, state: dict[str, Any]) -> No
         os.close(pidfd)
 
 
+def _grace(args: argparse.Namespace, state: dict[str, Any]) -> float:
+    """The grace period this delete gives the pod: --grace-period's, else the pod's own."""
+    if args.grace_period is not None:
+        return float(args.grace_period)
+    spec = (state.get("manifest") or {}).get("spec") or {}
+    seconds = spec.get("terminationGracePeriodSeconds")
+    return float(seconds if seconds is not None else 30)
+
+
+def _request_grace(target: PodDir, seconds: int) -> None:
+    """The foreground runtime's SIGTERM carries no value: the grace period goes beside its state
+    file first, and the runtime takes it when the signal arrives (supervisor/loop.py)."""
+    from sandbox.state.store import DELETE_GRACE_FILE
+
+    fd = os.open(target.path / DELETE_GRACE_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, str(seconds).encode())
+    finally:
+        os.close(fd)
+
+
 def _stop_by_agent(args: argparse.Namespace, state: dict[str, Any]) -> None:
     from sandbox.agent.protocol import AgentError, AgentUnavailable, Client, socket_path
     from sandbox.cli.common import layout
@@ -186,7 +237,8 @@ def _stop_by_agent(args: argparse.Namespace, state: dict[str, Any]) -> None:
         return  # --force, or the pod ended with its shim meanwhile: the record is finished below
     try:
         client.sock.settimeout(args.timeout)
-        client.call("StopPod", namespace=state.get("namespace"), name=state.get("name"))
+        options: dict[str, Any] = {} if args.grace_period is None else {"gracePeriodSeconds": args.grace_period}
+        client.call("StopPod", namespace=state.get("namespace"), name=state.get("name"), **options)
     except AgentError:
         pass  # no longer the agent's pod (it ended a moment ago)
     finally:

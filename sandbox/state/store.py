@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 STATE_FILE = "state.json"
 LOCK_FILE = "lock"
+# `sandbox delete --grace-period/--now/--force` leaves its grace period (seconds, as text) here
+# before the SIGTERM to a foreground runtime: a signal carries no value (supervisor/loop.py).
+DELETE_GRACE_FILE = "delete-grace"
 
 
 class PodDir(Record):

@@ -201,8 +201,7 @@ class PodSupervisor:
     def _slot(self, spec: Container, image: Image, *, init: bool) -> Slot:
         sidecar = init and spec.restart_policy == "Always"
         reason = st.default_waiting_reason(bool(self.pod.spec.init_containers))
-        status = st.ContainerStatus(name=spec.name, image=spec.image or "", image_id=image.image_id,
-                                    state=st.Waiting(reason), sidecar=sidecar)
+        status = st.ContainerStatus(name=spec.name, image=spec.image or "", state=st.Waiting(reason), sidecar=sidecar)
         return Slot(spec, image, init, sidecar, status)
 
     # --- running -------------------------------------------------------------------------------
@@ -250,9 +249,10 @@ class PodSupervisor:
         if self.sandbox is not None:  # no container joined pause yet: its set-up is checked now
             self.runtime.pause_ready(self.sandbox)
 
-    def stop(self, *, force: bool = False) -> None:
-        """Stop the pod from outside (as Ctrl-C does): a graceful stop, or with `force` SIGKILL now."""
-        self._begin_stop(deleting=True, force=force or self.deleting)
+    def stop(self, *, force: bool = False, grace: int | None = None) -> None:
+        """Stop the pod from outside (as Ctrl-C does): a graceful stop, or with `force` SIGKILL now;
+        `grace` (`delete --grace-period`) replaces the pod's terminationGracePeriodSeconds."""
+        self._begin_stop(deleting=True, force=force or self.deleting, grace=grace)
 
     def finish(self) -> None:
         """Tear the pod down. The state file is not written here: both callers (run_pod, the node
@@ -737,17 +737,33 @@ class PodSupervisor:
         for signo in data:
             if signo in STOP_SIGNALS:
                 already = self.deleting
+                grace = self._requested_grace() if signo == signal.SIGTERM else None
                 log.info("pod %s/%s: got %s, stopping", self.namespace, self.name, STOP_SIGNALS[signo])
-                self._begin_stop(deleting=True, force=already)
+                self._begin_stop(deleting=True, force=already or grace == 0, grace=grace)
 
-    def _begin_stop(self, *, deleting: bool, force: bool) -> None:
+    def _requested_grace(self) -> int | None:
+        """The grace period `sandbox delete --grace-period/--now/--force` wrote beside the state
+        file before its SIGTERM, taken once; None: the pod's own."""
+        from sandbox.state.store import DELETE_GRACE_FILE
+
+        path = self.dirs.root / DELETE_GRACE_FILE
+        try:
+            text = path.read_text()
+            path.unlink()
+            return max(int(text), 0)
+        except (OSError, ValueError):
+            return None
+
+    def _begin_stop(self, *, deleting: bool, force: bool, grace: int | None = None) -> None:
         """Stop the pod: every container gets preStop and SIGTERM in the kubelet's order, SIGKILL
-        at the grace deadline; forced (a second Ctrl-C, a start error) means SIGKILL now."""
+        at the grace deadline; forced (a second Ctrl-C, a start error) means SIGKILL now. `grace`:
+        a delete's own grace period (the API server's deletionGracePeriodSeconds), else the pod's."""
         self.deleting = self.deleting or deleting
         self.stopping = True
+        seconds = float(grace) if grace is not None and deleting else self.ctx.grace()
         if deleting and (self.deletion is None or (force and self.deletion[1])):
             # a second, forced stop (Ctrl-C again) shortens the grace to 0, as a forced delete does
-            self.deletion = (self.wall(), 0 if force else int(self.ctx.grace()))
+            self.deletion = (self.wall(), 0 if force else int(seconds))
         for slot in self.slots:
             if slot.restart_timer is not None and slot.status.last_state is not None:
                 # It will not be restarted: as the kubelet shows a container it no longer restarts,
@@ -765,7 +781,7 @@ class PodSupervisor:
             self._kill_remaining()
             return
         if self.stop_deadline is None:
-            self.stop_deadline = self.clock() + self.ctx.grace()
+            self.stop_deadline = self.clock() + seconds
         self._stop_next()
 
     def _stop_next(self) -> None:
