@@ -71,9 +71,17 @@ def handle(args: argparse.Namespace) -> int:
         from sandbox.agent.static import StaticPods
 
         static = StaticPods(config, node_name(config.hostname_override), lambda text: log.warning("%s", text))
+    # --hostname-override names the node for every pod given to the agent, as a pod bound to a
+    # kubelet's node carries its name: spec.nodeName, the downward API's, the hostname label
+    # admission matches nodeSelector against (without it: this machine's hostname, as before)
+    assigned = ""
+    if config.hostname_override:
+        from sandbox.agent.kubeletconfig import node_name
+
+        assigned = node_name(config.hostname_override)
     options, cgroup_config = node_options(args)
     agent = Agent(layout(args), NodeOptions(options, cgroup_config, pull_options(args), argv),
-                  static=static, keep_pods=args.keep_pods)
+                  static=static, keep_pods=args.keep_pods, node_name=assigned)
     agent.listen()
     return agent.serve(args.ready_fd)
 

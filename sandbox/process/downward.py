@@ -40,7 +40,8 @@ def field_value(pod: Pod, path: str, addresses: Addresses | None = None) -> str:
     host_ips = addresses.host_ips if addresses is not None else ()
     simple = {
         "metadata.name": meta.name or "", "metadata.namespace": meta.namespace or "default",
-        "metadata.uid": meta.uid or "", "spec.nodeName": os.uname().nodename,
+        # the node the pod is bound to (a static pod's, an agent's --hostname-override), else this machine
+        "metadata.uid": meta.uid or "", "spec.nodeName": pod.spec.node_name or os.uname().nodename,
         "spec.serviceAccountName": pod.spec.service_account_name or "",
         "status.podIP": pod_ips[0] if pod_ips else "", "status.podIPs": ",".join(pod_ips),
         "status.hostIP": host_ips[0] if host_ips else "", "status.hostIPs": ",".join(host_ips),

@@ -43,7 +43,7 @@ class PreparedPod(Record):
 
 
 def prepare(path: str, layout: RootLayout, namespace: str | None, pull_options: Any = None, *,
-            cache: bool = True) -> PreparedPod:
+            cache: bool = True, node_name: str = "") -> PreparedPod:
     """Accept the manifest as `sandbox validate` does (one shared path), then look the images up
     and resolve argv: every input error before any side effect on the pod. Containers' images are
     not pulled here: each start of a container ensures its image under its imagePullPolicy, in a
@@ -51,10 +51,16 @@ def prepare(path: str, layout: RootLayout, namespace: str | None, pull_options: 
     starts with a stand-in (no layers) and its argv is checked once it has one. `image` volumes
     are pulled here, before the pod starts, as the kubelet mounts volumes before any container (a
     pulled image stays in the store, as with the kubelet). `cache`: use the parsed manifests'
-    cache (spec/cache.py)."""
+    cache (spec/cache.py). `node_name`: the node the pod is given to (an agent's
+    --hostname-override), its spec.nodeName unless it names one."""
     from sandbox.spec.accept import accept_pod_file
 
     accepted = accept_pod_file(path, layout.lib / "cache" / "manifests" if cache else None, namespace)
+    if node_name and not accepted.pod.spec.node_name:
+        from sandbox.record import replace
+
+        pod = accepted.pod
+        accepted = replace(accepted, pod=replace(pod, spec=replace(pod.spec, node_name=node_name)))
     return prepare_accepted(accepted, path, layout, pull_options)
 
 

@@ -468,6 +468,45 @@ def test_a_keep_pods_agent_leaves_its_pods_on_sigterm_and_the_next_one_adopts_th
     assert not Path(f"/proc/{main}").exists()
 
 
+def test_hostname_override_names_the_node_of_every_pod_given_to_the_agent(agent_sbx: Sandbox) -> None:
+    """A pod handed to an agent run with --hostname-override is bound to that node, as a pod a
+    kubelet runs carries its node's name: spec.nodeName (and the downward API's), NODE in `get -o
+    wide`, the kubernetes.io/hostname label its nodeSelector is admitted against."""
+    sbx = agent_sbx
+    agent = subprocess.Popen([*sbx.cmd("agent", "--hostname-override", "Node1", "--network", "none"),
+                              "--ready-fd", "1"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert agent.stdout is not None and agent.stdout.readline().strip() == str(agent.pid)
+        check_bound_pods(sbx)
+    finally:
+        stop_agent(sbx, force=True)
+        agent.communicate(timeout=60)
+
+
+def check_bound_pods(sbx: Sandbox) -> None:
+    manifest = """apiVersion: v1
+kind: Pod
+metadata: {name: bound}
+spec:
+  nodeSelector: {kubernetes.io/hostname: node1}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox:1.36
+    command: ["sh", "-c", "echo node=$NODE; exec sleep 600"]
+    env:
+    - name: NODE
+      valueFrom: {fieldRef: {fieldPath: spec.nodeName}}
+"""
+    assert sbx.run("run", "-d", str(sbx.manifest(manifest, "b.yaml"))).returncode == 0
+    sbx.wait_for(lambda: "node=node1" in sbx.run("logs", "bound").stdout, message="the downward API's node name")
+    assert (sbx.state("bound") or {})["manifest"]["spec"]["nodeName"] == "node1"
+    assert sbx.run("get", "pods", "bound", "-o", "wide").stdout.splitlines()[1].split()[6] == "node1"
+    elsewhere = manifest.replace("name: bound", "name: elsewhere").replace("hostname: node1", "hostname: node2")
+    refused = sbx.run("run", "-d", str(sbx.manifest(elsewhere, "e.yaml")))
+    assert refused.returncode == 1 and "NodeAffinity" in refused.stderr, refused.stderr
+
+
 def test_an_agent_restart_re_adopts_twenty_pods(agent_sbx: Sandbox) -> None:
     sbx = agent_sbx
     names = [f"p{i}" for i in range(20)]

@@ -36,6 +36,16 @@ def test_field_paths() -> None:
     assert field_value(pod, "status.podIP") == ""
 
 
+def test_node_name_is_the_node_the_pod_is_bound_to() -> None:
+    """spec.nodeName reads the pod's own (a static pod's node, an agent's --hostname-override),
+    this machine's hostname only when the pod names none."""
+    from sandbox.record import replace
+
+    pod = load_pod_text(POD)
+    bound = replace(pod, spec=replace(pod.spec, node_name="node1"))
+    assert field_value(bound, "spec.nodeName") == "node1"
+
+
 def test_resources_with_divisors_and_defaults() -> None:
     from sandbox.spec.model import Quantity
 
