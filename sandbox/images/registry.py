@@ -29,6 +29,7 @@ import os
 
 from sandbox import fastjson
 from sandbox.errors import ImageError
+from sandbox.images import goarch
 from sandbox.images.auth import Credentials, basic_header, parse_challenges, token_from_response, token_url
 from sandbox.images.mirrors import Host, origin
 from sandbox.images.reference import DIGEST_HEX_LENGTHS, ImageRef, parse_image_ref
@@ -65,20 +66,12 @@ ERROR_BODY_LIMIT = 64 << 10
 CHUNK = 1 << 20
 BLOB_ATTEMPTS = 4  # the first GET and three resumptions after a dropped connection
 REDIRECTS = 5
-# uname -m -> GOARCH and the variant containerd assumes when an index entry has none
-_MACHINES = {"x86_64": ("amd64", ""), "aarch64": ("arm64", "v8"), "armv7l": ("arm", "v7"),
-             "armv6l": ("arm", "v6"), "i686": ("386", ""), "i386": ("386", ""), "ppc64le": ("ppc64le", ""),
-             "s390x": ("s390x", ""), "riscv64": ("riscv64", ""), "loongarch64": ("loong64", "")}
 _DEFAULT_VARIANTS = {"arm64": "v8", "arm": "v7"}
-
-
-def _machine_architecture() -> str:
-    return _MACHINES.get(os.uname().machine, (os.uname().machine, ""))[0]
 
 
 class Platform(Record):
     os: str = "linux"
-    architecture: str = _machine_architecture()
+    architecture: str = goarch()
     variant: str = ""  # "" matches the architecture's default variant (arm64: v8, arm: v7) or none
 
     def __str__(self) -> str:

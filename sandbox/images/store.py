@@ -29,6 +29,7 @@ from pathlib import Path
 
 from sandbox import fastjson
 from sandbox.errors import ImageError
+from sandbox.images import goarch
 from sandbox.images.reference import parse_image_ref
 from sandbox.record import Record
 from sandbox.rootfs.plan import OVERLAY_MAX_LOWER
@@ -609,7 +610,7 @@ class ImageStore:
         except OSError as e:
             raise ImageError(f"import {source}: {e}") from e
         size = self.blob_path(layer).stat().st_size
-        config_json = {**config.to_json(), "architecture": _goarch(), "os": "linux",
+        config_json = {**config.to_json(), "architecture": goarch(), "os": "linux",
                        "rootfs": {"type": "layers", "diff_ids": [layer]}}
         config_digest = self.put_json(config_json)
         config_desc = {"mediaType": CONFIG_OCI, "digest": config_digest,
@@ -838,11 +839,6 @@ def _tar_chunks(source: Path) -> Iterable[bytes]:
             yield from sink.take()
     archive.close()
     yield from sink.take()
-
-
-def _goarch() -> str:
-    machine = os.uname().machine
-    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(machine, machine)
 
 
 def _hex(digest: str) -> str:

@@ -44,9 +44,9 @@ _LIBSECCOMP = "libseccomp.so.2"
 _LIB_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/lib64",
              "/lib")
 _HERE = os.path.dirname(os.path.abspath(__file__))
-# Go's names for the architectures (Docker's `includes.arches`) by uname's machine.
-_GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "s390x": "s390x", "ppc64le": "ppc64le",
-           "riscv64": "riscv64", "i686": "x86"}
+# Docker's names in `includes.arches` are GOARCH's but for 32-bit x86, which it calls x86 (moby's
+# goToNative); GOARCH itself comes from sandbox.images, loaded on every run already.
+_PROFILE_ARCH_BY_GOARCH = {"386": "x86"}
 
 
 def filter_for(profile_type: str, localhost_profile: str | None, caps_mask: int, profiles_root: Path,
@@ -95,9 +95,8 @@ def _trace_filter(profile: dict[str, Any], caps_mask: int, where: str, cached: P
     architecture), and the filter file stage 2 will load."""
     from sandbox.trace import emit
 
-    machine = os.uname().machine
     rules = [r for r in profile.get("syscalls") or () if isinstance(r, dict)
-             and rule_applies(r, caps_mask, _GOARCH.get(machine, machine))]
+             and rule_applies(r, caps_mask, profile_arch())]
     calls = sum(len(r.get("names") or ()) + ("name" in r) for r in rules)
     emit("runtime", "seccomp", f"seccomp profile {where}: {len(rules)} rules naming {calls} syscalls apply "
          f"(caps {caps_mask:016x}) -> filter {cached} ({how})", profile=where, rules=len(rules), syscalls=calls,
@@ -280,12 +279,20 @@ def _arches(profile: dict[str, Any], native: str) -> list[str]:
     return listed or [native]
 
 
+def profile_arch(machine: str | None = None) -> str:
+    """The name a profile's `includes.arches`/`excludes.arches` give `machine` (this one by default)."""
+    from sandbox.images import goarch
+
+    name = goarch(machine)
+    return _PROFILE_ARCH_BY_GOARCH.get(name, name)
+
+
 def compile_profile(profile: dict[str, Any], caps_mask: int, where: str = "") -> bytes:
     """The profile as a BPF program for this machine, for a process holding `caps_mask`."""
     from sandbox.security import _libseccomp
 
     native = os.uname().machine
-    goarch = _GOARCH.get(native, native)
+    goarch = profile_arch(native)
     default = action_value(profile.get("defaultAction"), profile.get("defaultErrnoRet"), where)
     with _libseccomp.Filter(default) as flt:
         for arch in _arches(profile, native):
