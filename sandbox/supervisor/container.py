@@ -244,8 +244,7 @@ class ContainerLifecycle:
             self._await_pull(slot)
             self.changed()
             return False
-        slot.image = image
-        slot.status = replace(slot.status, image_id=image.image_id)
+        slot.image = image  # its imageID reaches the status once a container of it exists
         return True
 
     def _await_pull(self, slot: Slot) -> None:
@@ -292,6 +291,9 @@ class ContainerLifecycle:
         config = ContainerConfig(slot.spec, slot.image, slot.argv, slot.env, mounts, slot.identity, log_path,
                                  share_pid=ctx.shared_pid)
         container = ctx.runtime.create_container(ctx.sandbox, config)
+        # The kubelet's status takes imageID from the runtime's container: empty (the image alone
+        # named) until one was created, then the latest instance's, through waits and restarts.
+        slot.status = replace(slot.status, image_id=slot.image.image_id)
 
         # Stage 2 already sits in the container's new mount namespace while it waits: pin it now,
         # before a short-lived main process can exit and take /proc/PID/ns with it. The open fd

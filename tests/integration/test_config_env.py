@@ -120,6 +120,10 @@ def test_missing_objects_wait_in_create_container_config_error_until_applied(sbx
                  message="CreateContainerConfigError")
     assert waiting(sbx, "waiter") == {"reason": "CreateContainerConfigError",
                                       "message": 'configmap "app-config" not found'}
+    # no container was created yet: the kubelet names the image and leaves imageID empty
+    status = json.loads(sbx.run("get", "pod", "waiter", "-o", "json", check=True).stdout)["status"]
+    assert {k: status["containerStatuses"][0][k] for k in ("image", "imageID")} == {"image": "busybox:1.36",
+                                                                                  "imageID": ""}
     applied = sbx.run("apply", "-f", str(sbx.manifest(LATER_CONFIG, "cm.yaml")))
     assert applied.stdout == "configmap/app-config created\n", applied
     sbx.wait_for(lambda: (waiting(sbx, "waiter") or {}).get("message") == 'secret "later" not found',
@@ -128,6 +132,7 @@ def test_missing_objects_wait_in_create_container_config_error_until_applied(sbx
     assert created.stdout == "secret/later created\n", created
     state = sbx.wait_running("waiter", timeout=10)
     assert state["status"]["containerStatuses"][0]["restartCount"] == 0
+    assert state["status"]["containerStatuses"][0]["imageID"].startswith("docker.io/library/busybox@sha256:")
     assert printenv(sbx, "waiter", "COLOUR") == "blue\n"
     assert printenv(sbx, "waiter", "TOKEN") == f"{SECRET_VALUE}\n"
     events = [e for e in state["events"] if e["reason"] == "Failed"]
