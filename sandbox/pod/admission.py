@@ -21,13 +21,15 @@ from sandbox.errors import SandboxError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
+    from pathlib import Path
     from typing import Any
 
     from sandbox.spec.model import Pod
 
 NODE_AFFINITY = "NodeAffinity"
 REJECTED = f"Pod was rejected: Predicate {NODE_AFFINITY} failed"
+NODE_PORTS = "NodePorts"
 
 
 class AdmissionError(SandboxError):
@@ -46,10 +48,13 @@ def node_labels(node_name: str) -> dict[str, str]:
             "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": arch}
 
 
-def admit(pod: Pod) -> None:
-    """AdmissionError when the pod does not fit this node (its requests) or its node selection
-    rules this node out."""
+def admit(pod: Pod, pods_dir: Path | None = None) -> None:
+    """AdmissionError when the pod does not fit this node (its requests), a hostPort it asks for
+    is another running pod's of `pods_dir` (the runtime's records), or its node selection rules
+    this node out."""
     admit_requests(pod)
+    if pods_dir is not None and host_ports(pod):
+        admit_host_ports(pod, pods_dir)
     if not pod.spec.node_selector and not pod.spec.affinity:
         return  # most pods: nothing to check, nothing imported
     node = pod.spec.node_name or os.uname().nodename.strip().lower()
@@ -142,3 +147,54 @@ def admit_requests(pod: Pod, memory_capacity: int | None = None, cpus: int | Non
             raise AdmissionError(f"{pod.metadata.namespace or 'default'}/{pod.metadata.name}", f"OutOf{name}",
                                  f"Pod was rejected: Node didn't have enough resource: {name}, requested: "
                                  f"{requested}, used: 0, capacity: {allocatable}")
+
+
+def host_ports(pod: Pod) -> list[tuple[str, str, int]]:
+    """(hostIP, protocol, hostPort) of every port of the pod with a hostPort, as the NodePorts
+    check collects them: app containers' and restartable init containers' (sidecars run beside
+    them); hostIP "" is 0.0.0.0, protocol "" is TCP."""
+    spec = pod.spec
+    containers = [*spec.containers, *(c for c in spec.init_containers if c.restart_policy == "Always")]
+    return [(p.host_ip or "0.0.0.0", p.protocol or "TCP", p.host_port)
+            for c in containers for p in c.ports if p.host_port]
+
+
+def admit_host_ports(pod: Pod, pods_dir: Path) -> None:
+    """The kubelet's NodePorts admission: a hostPort is the node's, so a pod asking for one a
+    running pod holds (same protocol and port, either address 0.0.0.0 or both the same) is
+    rejected before anything of it exists; hostNetwork pods included, whose processes would
+    otherwise fail to bind. The other pods are the runtime's records under `pods_dir` that have
+    not ended; one of the same namespace and name is the pod itself (its earlier run)."""
+    me = f"{pod.metadata.namespace or 'default'}/{pod.metadata.name}"
+    wanted = host_ports(pod)
+    for owner, (ip, protocol, port) in _held_ports(pods_dir):
+        if owner == me:
+            continue
+        for my_ip, my_protocol, my_port in wanted:
+            # HostPortInfo.CheckConflict: 0.0.0.0 takes the port on every address
+            if (my_port, my_protocol) == (port, protocol) and (my_ip == ip or "0.0.0.0" in (ip, my_ip)):
+                raise AdmissionError(me, NODE_PORTS, f"Pod was rejected: Predicate {NODE_PORTS} failed "
+                                                     f"(hostPort {my_port}/{my_protocol} on {my_ip} is held by pod {owner})")
+
+
+def _held_ports(pods_dir: Path) -> Iterator[tuple[str, tuple[str, str, int]]]:
+    """(pod, port) for every hostPort of the pods a runtime runs now (records of ended or lost
+    pods hold none: their processes are gone)."""
+    from sandbox.state.store import list_pod_dirs
+    from sandbox.state.view import LIVE, read_pod
+
+    for pod_dir in list_pod_dirs(pods_dir):
+        try:
+            state, kind = read_pod(pod_dir)
+        except SandboxError:  # no record yet, or an unreadable one: nothing it runs is known
+            continue
+        if kind != LIVE or ((state.get("status") or {}).get("phase") or "") in ("Succeeded", "Failed"):
+            continue
+        spec = (state.get("manifest") or {}).get("spec") or {}
+        owner = f"{state.get('namespace') or 'default'}/{state.get('name')}"
+        for c in [*(spec.get("containers") or ()),
+                  *(c for c in spec.get("initContainers") or () if c.get("restartPolicy") == "Always")]:
+            for p in c.get("ports") or ():
+                if p.get("hostPort"):
+                    yield owner, (str(p.get("hostIP") or "0.0.0.0"), str(p.get("protocol") or "TCP"),
+                                  int(p["hostPort"]))

@@ -72,10 +72,10 @@ def prepare_accepted(accepted: AcceptedPod, path: str, layout: RootLayout, pull_
     # An FQDN too long for the kernel (setHostnameAsFQDN) fails the pod as the kubelet fails its
     # sandbox: raised here, before the pod's lock or any other trace of it exists.
     launch.pod_hostname(pod)
-    if admission_applies(pod):  # the kubelet's admission: requests and node rules against this node
+    if admission_applies(pod):  # the kubelet's admission: requests, host ports, node rules against this node
         from sandbox.pod.admission import admit
 
-        admit(pod)
+        admit(pod, layout.pods)
     store = ImageStore(layout.images)
     images: dict[str, Image] = {}
     problems: list[str] = []
@@ -118,10 +118,12 @@ def prepare_accepted(accepted: AcceptedPod, path: str, layout: RootLayout, pull_
 
 
 def admission_applies(pod: Pod) -> bool:
-    """Whether pod/admission.py has anything to check: cpu or memory requests, a nodeSelector or
-    an affinity. Most pods have none, and the module's import (~0.1 ms) stays off their start."""
+    """Whether pod/admission.py has anything to check: cpu or memory requests, a hostPort, a
+    nodeSelector or an affinity. Most pods have none, and the module's import (~0.1 ms) stays off their start."""
     spec = pod.spec
     if spec.node_selector or spec.affinity:
+        return True
+    if any(p.host_port for c in (*spec.containers, *spec.init_containers) for p in c.ports):
         return True
     sets = [c.resources for c in (*spec.containers, *spec.init_containers)] + [spec.resources]
     return any(r is not None and ("cpu" in r.requests or "memory" in r.requests) for r in sets)

@@ -40,3 +40,41 @@ def test_a_pod_whose_rules_match_this_node_runs(sbx: Sandbox) -> None:
     result = sbx.run("run", str(sbx.manifest(POD % {"name": "lin", "rules": rules})))
     assert result.returncode == 0, result.stderr
     assert "pod default/lin: Succeeded" in result.stderr
+
+
+HOST_NETWORK = """
+apiVersion: v1
+kind: Pod
+metadata: {name: %(name)s}
+spec:
+  hostNetwork: true
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: c
+    image: busybox
+    command: ["sleep", "600"]
+    ports: [{containerPort: %(port)d, hostPort: %(port)d%(ip)s}]
+"""
+
+
+def test_a_host_port_a_running_pod_holds_rejects_the_next_pod_at_admission(sbx: Sandbox) -> None:
+    """NodePorts: a hostPort is the node's; a second pod asking for one a running pod holds (here
+    hostNetwork pods, whose processes would otherwise fail to bind) is rejected before anything of
+    it exists, also for a specific hostIP against 0.0.0.0; another port, or the first pod ended,
+    is admitted."""
+    first = sbx.start(sbx.manifest(HOST_NETWORK % {"name": "first", "port": 18090, "ip": ""}, "first.yaml"))
+    sbx.wait_running("first")
+    for name, ip in (("second", ""), ("third", ", hostIP: 127.0.0.1")):
+        manifest = sbx.manifest(HOST_NETWORK % {"name": name, "port": 18090, "ip": ip}, f"{name}.yaml")
+        result = sbx.run("run", str(manifest))
+        assert result.returncode == 1, result.stderr
+        assert f"pod default/{name}: NodePorts: Pod was rejected: Predicate NodePorts failed" in result.stderr
+        assert "held by pod default/first" in result.stderr and "Traceback" not in result.stderr
+        assert not (sbx.root / "run" / "pods" / f"default_{name}").exists()
+    other = sbx.start(sbx.manifest(HOST_NETWORK % {"name": "other", "port": 18091, "ip": ""}, "other.yaml"))
+    sbx.wait_running("other")
+    sbx.stop(other)
+    sbx.stop(first)
+    again = sbx.start(sbx.manifest(HOST_NETWORK % {"name": "second", "port": 18090, "ip": ""}, "second.yaml"))
+    sbx.wait_running("second")
+    sbx.stop(again)

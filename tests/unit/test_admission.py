@@ -107,3 +107,22 @@ def test_admission_is_skipped_only_for_pods_with_nothing_to_check() -> None:
     assert not admission_applies(plain)
     assert admission_applies(limits_only)  # requests default from limits
     assert admission_applies(requests) and admission_applies(selector)
+
+
+def test_host_ports_are_the_app_containers_and_sidecars() -> None:
+    from sandbox.pod.admission import host_ports
+
+    pod = load_pod_text("""
+apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  initContainers:
+  - {name: once, image: busybox, ports: [{containerPort: 81, hostPort: 8081}]}
+  - {name: side, image: busybox, restartPolicy: Always, ports: [{containerPort: 82, hostPort: 8082, protocol: UDP}]}
+  containers:
+  - name: app
+    image: busybox
+    ports: [{containerPort: 80, hostPort: 8080, hostIP: 127.0.0.1}, {containerPort: 90}]
+""")
+    assert sorted(host_ports(pod)) == [("0.0.0.0", "UDP", 8082), ("127.0.0.1", "TCP", 8080)]
