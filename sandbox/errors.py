@@ -101,6 +101,23 @@ class ContainerStartError(SandboxError):
         return f"{who}{self.reason}: {self.op}{where}: {os.strerror(self.errno)} ({code})"
 
 
+# native/mounts.c's ops (sbx_fail) when it cannot open (or make) a volume's subPath beneath it
+SUBPATH_OPS = frozenset({"open subPath", "open subPath parent"})
+
+
+class SubPathError(ContainerStartError):
+    """A volume's subPath the native child could not open (or make) beneath its volume: a link out
+    of it (EXDEV), a file where a directory is needed. `path` is the subPath or its failed prefix."""
+
+
+def spawn_failure(exec_stage: bool, op: str, errno_: int, path: str) -> ContainerStartError:
+    """A spawn stage's failure record (struct sbx_err, read from the spawn channel or relayed by
+    a shim) as its error: ContainerCannotRun when execve failed, else CreateContainerError; a
+    subPath's is a SubPathError, so that callers decide by type, not by the op's wording."""
+    cls = SubPathError if op in SUBPATH_OPS else ContainerStartError
+    return cls("ContainerCannotRun" if exec_stage else "CreateContainerError", op, errno_, path)
+
+
 class ContainerConfigError(ContainerStartError):
     """The container's configuration cannot be built from the spec and its image (the kubelet's
     CreateContainerConfigError: the runAsNonRoot check; containerd's CreateContainerError: an

@@ -13,7 +13,7 @@ import sys
 import time
 
 from sandbox._native import ffi, lib
-from sandbox.errors import ContainerStartError
+from sandbox.errors import ContainerStartError, spawn_failure
 from sandbox.process.request import CLONE_NEWCGROUP as CLONE_NEWCGROUP  # re-exported, as the rest
 from sandbox.process.request import CLONE_NEWIPC as CLONE_NEWIPC
 from sandbox.process.request import CLONE_NEWNET as CLONE_NEWNET
@@ -111,11 +111,8 @@ def address_of(data: bytes) -> tuple[Any, int]:
 
 
 def _error(err: Any) -> ContainerStartError:
-    stage = int(err.stage)
-    reason = "ContainerCannotRun" if stage == lib.SBX_STAGE_EXEC else "CreateContainerError"
-    op = ffi.string(err.op).decode(errors="replace")
-    path = ffi.string(err.path).decode(errors="replace")
-    return ContainerStartError(reason, op, int(err.err), path)
+    return spawn_failure(int(err.stage) == lib.SBX_STAGE_EXEC, ffi.string(err.op).decode(errors="replace"),
+                         int(err.err), ffi.string(err.path).decode(errors="replace"))
 
 
 class Started(Record, frozen=False):

@@ -11,7 +11,7 @@ import _struct as struct  # struct.py only re-exports _struct: one module less o
 import errno
 import os
 
-from sandbox.errors import ContainerStartError
+from sandbox.errors import ContainerStartError, spawn_failure
 from sandbox.process.request import join_paths
 from sandbox.record import Record
 
@@ -98,8 +98,7 @@ class Failure(Record):
     path: str
 
     def start_error(self) -> ContainerStartError:
-        reason = "ContainerCannotRun" if self.stage == STAGE_EXEC else "CreateContainerError"
-        return ContainerStartError(reason, self.op, self.errno, self.path)
+        return spawn_failure(self.stage == STAGE_EXEC, self.op, self.errno, self.path)
 
     def __str__(self) -> str:
         where = f" {self.path}" if self.path else ""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 
 from sandbox import poller
-from sandbox.errors import ContainerStartError, PauseStartError
+from sandbox.errors import ContainerStartError, PauseStartError, SubPathError
 from sandbox.log import get_logger
 from sandbox.pod import teardown
 from sandbox.record import Record, field, replace
@@ -70,10 +70,6 @@ class PodSandboxConfig(Record, frozen=False):
     shim_dir: Path | None = None  # pods outlive their supervisor through a shim there; None: our children
     terminal: Terminal | None = None  # where container output is also shown (`sandbox run`)
     log_policy: RotationPolicy | None = None
-
-
-# native/mounts.c's failures to open (or make) a volume's subPath beneath it
-SUBPATH_OPS = ("open subPath", "open subPath parent")
 
 
 def subpath_error(spec: Container, path: str) -> ContainerStartError:
@@ -381,14 +377,12 @@ class RuntimeService:
                                                            log_path=str(container.config.log_path))
             else:
                 process = sandbox.spawner.spawn(container.request, before_start=before_start)
-        except ContainerStartError as e:
+        except SubPathError as e:
             self.remove_container(container)
-            if e.op in SUBPATH_OPS:
-                error = subpath_error(container.config.spec, e.path)
-                # the detail goes to the runtime's log only, as the kubelet's klog line
-                log.warning("%s: %s", error, e.describe().split(": ", 1)[-1])  # "open subPath 'x': ... (EXDEV)"
-                raise error from e
-            raise
+            error = subpath_error(container.config.spec, e.path)
+            # the detail goes to the runtime's log only, as the kubelet's klog line
+            log.warning("%s: %s", error, e.describe().split(": ", 1)[-1])  # "open subPath 'x': ... (EXDEV)"
+            raise error from e
         except BaseException:
             self.remove_container(container)
             raise

@@ -276,7 +276,7 @@ def test_a_negative_size_limit_and_an_empty_host_path_are_reported_in_the_api_se
 
 
 def test_a_sub_path_that_cannot_be_opened_is_the_kubelets_config_error_naming_the_mount() -> None:
-    from sandbox.runtime.service import SUBPATH_OPS, subpath_error
+    from sandbox.runtime.service import subpath_error
 
     spec = Container(name="app", image="busybox", volume_mounts=(
         VolumeMount(name="plain", mount_path="/p"),
@@ -287,4 +287,28 @@ def test_a_sub_path_that_cannot_be_opened_is_the_kubelets_config_error_naming_th
     assert (error.reason, str(error)) == (
         "CreateContainerConfigError", 'failed to prepare subPath for volumeMount "deep" of container "app"')
     assert 'volumeMount "other"' in str(subpath_error(spec, "x"))
-    assert set(SUBPATH_OPS) == {"open subPath", "open subPath parent"}  # native/mounts.c's sbx_fail ops
+
+
+def test_a_sub_path_failure_is_typed_where_the_native_record_is_read() -> None:
+    """The runtime turns a SubPathError into CreateContainerConfigError by its type: both readers
+    of a spawn stage's failure (the spawn channel's, a shim's relayed one) must give it that type
+    for the ops native/mounts.c fails a subPath's opening with, and no other."""
+    import errno
+    import re
+
+    from sandbox._native import ffi, lib
+
+    from sandbox.errors import SUBPATH_OPS, ContainerStartError, SubPathError
+    from sandbox.native import _error
+    from sandbox.process import shimproto
+
+    source = (Path(__file__).parents[2] / "native" / "mounts.c").read_text()
+    failing_opens = set(re.findall(r'sbx_fail\([^"]*"(open subPath[^"]*)"', source))
+    assert failing_opens and failing_opens == SUBPATH_OPS
+    for op, typed in [*((op, True) for op in SUBPATH_OPS), ("open volume", False), ("mount proc", False)]:
+        err = ffi.new("struct sbx_err *")
+        err.stage, err.err, err.op, err.path = lib.SBX_STAGE_SETUP, errno.EXDEV, op.encode(), b"a/b"
+        body = shimproto.ERR.pack(lib.SBX_STAGE_SETUP, errno.EXDEV, op.encode(), b"a/b")
+        for error in (_error(err), shimproto.parse_failure(body).start_error()):
+            assert isinstance(error, ContainerStartError) and isinstance(error, SubPathError) is typed, op
+            assert (error.reason, error.op, error.path) == ("CreateContainerError", op, "a/b")
