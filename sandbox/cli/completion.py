@@ -80,8 +80,9 @@ def _option_values(parser: argparse.ArgumentParser) -> dict[str, str]:
     return out
 
 
-# Options whose values are known without choices: `events --for`, `wait --for`.
-_OPTION_SPECS = {"for_object": "@podref", "for_": "=condition=Ready,condition=Ready=false,delete,create,jsonpath="}
+# Options whose values are known without choices: `events --for`, `wait --for`, `get -o`.
+_OPTION_SPECS = {"for_object": "@podref", "for_": "=condition=Ready,condition=Ready=false,delete,create,jsonpath=",
+                 "output": "=json,yaml,wide,name,jsonpath=,jsonpath-as-json=,custom-columns="}
 
 
 def _positionals(verb: str, parser: argparse.ArgumentParser) -> list[str]:

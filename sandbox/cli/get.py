@@ -28,7 +28,9 @@ def add_parser(verbs: Any) -> None:
     p = verbs.add_parser("get", help="show pods")
     p.add_argument("kind", choices=["pods", "pod", "po", *CONFIG_KINDS], help="what to show")
     p.add_argument("name", nargs="?", help="one pod, ConfigMap or Secret")
-    p.add_argument("-o", "--output", choices=["json", "yaml", "wide", "name"], help="output format")
+    p.add_argument("-o", "--output", metavar="FORMAT",
+                   help="json, yaml, wide, name, jsonpath=TEMPLATE (e.g. '{.items[*].metadata.name}'), "
+                        "jsonpath-as-json=TEMPLATE or custom-columns=NAME:.metadata.name,...")
     p.add_argument("-A", "--all-namespaces", action="store_true")
     p.add_argument("-w", "--watch", action="store_true",
                    help="after listing, print each change of a pod (until Ctrl-C)")
@@ -53,6 +55,10 @@ def pod_object(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def handle(args: argparse.Namespace) -> int:
+    if args.output not in (None, "json", "yaml", "wide", "name"):
+        from sandbox.cli.printers import check_output
+
+        check_output(args.output)  # a bad format or template is refused before anything is read
     if args.kind in CONFIG_KINDS:
         if args.watch or args.watch_only:
             from sandbox.errors import UsageError
@@ -70,7 +76,7 @@ def handle(args: argparse.Namespace) -> int:
         return watch_pods(args, ns)
     if not args.name:
         states = list(read_pods(args, ns).values())
-    if not states and args.output not in ("json", "yaml"):
+    if not states and not generic_output(args.output):
         print(f"No resources found in {ns} namespace." if ns else "No resources found", file=sys.stderr)
         return 0
     write_objects(states, args.output, single=bool(args.name), all_namespaces=args.all_namespaces)
@@ -104,14 +110,18 @@ def read_pods(args: argparse.Namespace, ns: str | None, name: str | None = None,
     return out
 
 
+def generic_output(output: str | None) -> bool:
+    """Formats kubectl prints the (maybe empty) List in, with no "No resources found"."""
+    return output is not None and output not in ("wide", "name")
+
+
 def write_objects(states: list[dict[str, Any]], output: str | None, *, single: bool,
                   all_namespaces: bool = False) -> None:
-    """One listing in kubectl's output formats: a table (wide), names, or a Pod / List object."""
-    if output in ("json", "yaml"):
+    """One listing in kubectl's output formats: a table (wide), names, a Pod / List object, or
+    a template (jsonpath, custom-columns) over that object."""
+    if generic_output(output):
         items = [pod_object(s) for s in states]
-        doc = items[0] if single else {"apiVersion": "v1", "items": items, "kind": "List",
-                                       "metadata": {"resourceVersion": ""}}
-        sys.stdout.write(json.dumps(doc, indent=4) + "\n" if output == "json" else to_yaml(doc))
+        write_document(items, output, single=single)
     elif output == "name":
         for s in states:
             print(f"pod/{s.get('name')}")
@@ -121,6 +131,22 @@ def write_objects(states: list[dict[str, Any]], output: str | None, *, single: b
         now, node = time.time(), os.uname().nodename
         rows += [pod_row(s, now=now, node=node, wide=wide, all_namespaces=all_namespaces) for s in states]
         print("\n".join(tab_lines(rows)))
+
+
+def write_document(items: list[dict[str, Any]], output: str | None, *, single: bool) -> None:
+    """json, yaml or a template over the object kubectl prints: the one named object, else a List."""
+    doc = items[0] if single else {"apiVersion": "v1", "items": items, "kind": "List",
+                                   "metadata": {"resourceVersion": ""}}
+    if output == "json":
+        sys.stdout.write(json.dumps(doc, indent=4) + "\n")
+    elif output == "yaml":
+        sys.stdout.write(to_yaml(doc))
+    else:
+        from sandbox.cli.printers import check_output
+
+        printer = check_output(output)
+        assert printer is not None
+        sys.stdout.write(printer.document(doc, items))
 
 
 def pod_header(*, wide: bool, all_namespaces: bool) -> list[str]:
@@ -234,11 +260,16 @@ class _WatchPrinter:
         self.header_shown = False
         self.count = 0
         self.node = os.uname().nodename
+        self.template = None  # jsonpath or custom-columns: each object on its own
+        if output is not None and output not in ("json", "yaml", "wide", "name"):
+            from sandbox.cli.printers import check_output
+
+            self.template = check_output(output)
 
     def key(self, state: dict[str, Any]) -> str:
         """What counts as a change: the row's cells but the clock's (AGE and the restarts' "(2m
         ago)"), or the status when whole objects are printed."""
-        if self.output in ("json", "yaml"):
+        if self.output in ("json", "yaml") or self.template is not None:
             return json.dumps([state.get("status"), state.get("summary")], sort_keys=True)
         cells = self.row(state, 0.0)
         first = 1 if self.all_namespaces else 0
@@ -253,7 +284,7 @@ class _WatchPrinter:
     def listing(self, states: list[dict[str, Any]]) -> None:
         if not states:
             return
-        if self.output in ("json", "yaml", "name"):
+        if self.output in ("json", "yaml", "name") or self.template is not None:
             for s in states:
                 self.one(s)
             return
@@ -264,7 +295,14 @@ class _WatchPrinter:
 
     def one(self, state: dict[str, Any]) -> None:
         self.count += 1
-        if self.output == "json":
+        if self.template is not None:
+            obj = pod_object(state)
+            if self.template.kind == "custom-columns":
+                self._write(self.template.rows([obj], header=not self.header_shown))
+                self.header_shown = True
+            else:
+                self._write(self.template.document(obj, [obj]))
+        elif self.output == "json":
             self._write(json.dumps(pod_object(state), indent=4) + "\n")
         elif self.output == "yaml":
             self._write(("---\n" if self.count > 1 else "") + to_yaml(pod_object(state)))
@@ -298,15 +336,17 @@ def handle_config(args: argparse.Namespace, kind: str) -> int:
         objects = [found]
     else:
         objects = store.list(kind, None if args.all_namespaces else namespace(args))
-        if not objects and args.output not in ("json", "yaml"):
+        if not objects and not generic_output(args.output):
             where = "any" if args.all_namespaces else namespace(args)
             print(f"No resources found in {where} namespace.", file=sys.stderr)
             return 0
-    if args.output in ("json", "yaml"):
+    if args.output == "json":
         items = [api_object(o) for o in objects]
         doc = items[0] if args.name else {"apiVersion": "v1", "items": items, "kind": "List",
                                           "metadata": {"resourceVersion": ""}}
-        sys.stdout.write(json.dumps(doc, indent=4, sort_keys=True) + "\n" if args.output == "json" else to_yaml(doc))
+        sys.stdout.write(json.dumps(doc, indent=4, sort_keys=True) + "\n")
+    elif generic_output(args.output):
+        write_document([api_object(o) for o in objects], args.output, single=bool(args.name))
     elif args.output == "name":
         for o in objects:
             print(f"{kind.lower()}/{o.name}")
