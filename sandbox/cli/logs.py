@@ -1,12 +1,15 @@
 """`sandbox logs NAME [-c CONTAINER | --all-containers] [-p] [-f] [--tail N] [--since D |
---since-time T] [--timestamps] [--prefix]`: print container logs, as `kubectl logs` does.
+--since-time T] [--timestamps] [--limit-bytes N] [--prefix]`: print container logs, as `kubectl
+logs` does.
 
 Logs outlive the pod (they stay under /var/log/pods), so this works after the pod has ended too:
 the newest log directory of that namespace and name is read. A container's log is its newest
 instance's files, rotated ones first; `-p` reads the previous instance (`lastState.terminated`).
 The options are the kubelet's (kuberuntime/logs): `--tail` is taken before `--since` (the last N
 lines, then those at or after the time), times are the records' own, and `--timestamps` prints
-them as RFC3339NanoFixed.
+them as RFC3339NanoFixed. `--limit-bytes` is the kubelet's logWriter: it counts what the kubelet
+sends for each container (the lines --tail and --since leave, each with its timestamp, not
+kubectl's --prefix), cuts the line that reaches the limit there and ends the read (a follow too).
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ def add_parser(verbs: Any) -> None:
     p.add_argument("--since", help="only lines newer than this duration (5s, 2m, 3h)")
     p.add_argument("--since-time", help="only lines at or after this RFC 3339 time")
     p.add_argument("--timestamps", action="store_true", help="begin each line with its time (RFC 3339)")
+    p.add_argument("--limit-bytes", type=int, default=0, metavar="N",
+                   help="at most N bytes of each container's log (timestamps included), the last line cut "
+                        "there; a follow ends there too (0: no limit)")
     p.add_argument("--all-containers", action="store_true", help="every container of the pod, init ones first")
     p.add_argument("--prefix", action="store_true", help="begin each line with [pod/NAME/CONTAINER]")
     p.set_defaults(handler=handle)
@@ -68,6 +74,9 @@ class Options:
             self.since = time.time() - whole
         elif args.since_time:
             self.since = parse_rfc3339(args.since_time, "--since-time")
+        if args.limit_bytes < 0:  # kubectl leaves 0 out; the API server refuses the rest below 1
+            raise UsageError(f"limitBytes: Invalid value: {args.limit_bytes}: must be greater than 0")
+        self.limit_bytes: int | None = args.limit_bytes or None
         self.tail = args.tail
         self.timestamps = args.timestamps
         self.prefix = args.prefix
@@ -79,15 +88,41 @@ class Options:
 
         return parse_rfc3339(line.timestamp, "log record") >= self.since
 
-    def render(self, line: LogLine, pod: str, container: str) -> bytes:
+    def render(self, line: LogLine, pod: str, container: str, budget: ByteBudget | None = None) -> bytes:
         from sandbox.logs.reader import fixed_nano
 
         content = line.content if line.content.endswith(b"\n") else line.content + b"\n"
         if self.timestamps:
             content = fixed_nano(line.timestamp).encode() + b" " + content
+        if budget is not None:
+            content = budget.take(content)
         if self.prefix:
             content = f"[pod/{pod}/{container}] ".encode() + content
         return content
+
+
+class ByteBudget:
+    """--limit-bytes for one container's log (kubectl asks the kubelet once per container, each
+    with the limit): what is left of it; None, no limit."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.remain = limit
+
+    @property
+    def spent(self) -> bool:
+        return self.remain is not None and self.remain <= 0
+
+    def take(self, data: bytes) -> bytes:
+        """The part of `data` that still fits (all of it, a head of it, or nothing)."""
+        if self.remain is None:
+            return data
+        data = data[: max(self.remain, 0)]
+        self.remain -= len(data)
+        return data
+
+
+class _LimitReached(Exception):
+    """A follow's --limit-bytes is spent: the kubelet's ReadLogs returns there."""
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -118,8 +153,11 @@ def handle(args: argparse.Namespace) -> int:
         return 0
     out = sys.stdout.buffer
     for container, instance in work:
+        budget = ByteBudget(options.limit_bytes)
         for line in _snapshot(pod_log / container, instance, options):
-            out.write(options.render(line, name, container))
+            out.write(options.render(line, name, container, budget))
+            if budget.spent:
+                break
         out.flush()
     return 0
 
@@ -293,15 +331,21 @@ def _follow_one(pod_log: Path, item: tuple[str, int], pod: str, options: Options
     directory = pod_log / container
     # --tail counts back from the lines there are now; later ones are all new.
     skip = max(0, sum(1 for _ in read_lines(directory, instance)) - options.tail) if options.tail >= 0 else 0
+    budget = ByteBudget(options.limit_bytes)
 
     def emit(line: LogLine) -> None:
         nonlocal skip
         if skip:
             skip -= 1
         elif options.keep(line):
-            write(options.render(line, pod, container))
+            write(options.render(line, pod, container, budget))
+            if budget.spent:
+                raise _LimitReached
 
-    follow_lines(directory, instance, alive, emit)
+    try:
+        follow_lines(directory, instance, alive, emit)
+    except _LimitReached:
+        pass
 
 
 def previous_instance(found: list[int], status: dict[str, Any] | None) -> int | None:
