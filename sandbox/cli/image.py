@@ -4,8 +4,6 @@ touched: one outside it is a usage error (exit 2), never a path."""
 
 from __future__ import annotations
 
-import os
-
 from sandbox.cli.fastargs import APPEND, VALUE, FastVerb
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
@@ -181,56 +179,13 @@ def _lookup(store: Any, reference: str) -> Any:
 def handle_prune(args: argparse.Namespace) -> int:
     from sandbox.cli.common import layout
     from sandbox.images.store import ImageStore
+    from sandbox.rootfs.mounted import mounted_layers
 
     store = ImageStore(layout(args).images)
     removed = store.prune(mounted=mounted_layers(store))
     for path in removed:
         print(f"removed {path}")
     return 0
-
-
-def mounted_layers(store: Any) -> set[str]:
-    """The store's layers (hex of their diff_ids) that some mount namespace has mounted, which
-    `prune` keeps: a running container's files are its image's layers (containerd never
-    collects what a container references; `crictl rmi --prune` and `podman image prune` skip the
-    images containers use). Each container's overlay names them by their short links
-    (lowerdir=<images>/l/NAME), an `image` volume of one layer is a bind whose root is the
-    layer's directory. Read from the mountinfo of one process per mount namespace."""
-    import re
-
-    links: dict[str, str] = {}
-    try:
-        for link in store.links_dir.iterdir():
-            try:
-                links[link.name] = os.readlink(link).rpartition("/")[2]
-            except OSError:
-                continue
-    except OSError:
-        pass
-    prefix = f"{store.links_dir}/"
-    lower_pattern = re.compile(r"lowerdir=([^,\s]+)")  # absolute, or relative to <images> (a long list)
-    layer_pattern = re.compile(r"/layers/sha256/([0-9a-f]{64})(?![0-9a-f])")
-    found: set[str] = set()
-    seen: set[tuple[int, int]] = set()
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            ns = os.stat(f"/proc/{entry.name}/ns/mnt")
-            if (ns.st_dev, ns.st_ino) in seen:
-                continue
-            seen.add((ns.st_dev, ns.st_ino))
-            with open(f"/proc/{entry.name}/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
-                text = f.read()
-        except OSError:
-            continue  # exited meanwhile
-        for lower in lower_pattern.findall(text):
-            for path in lower.split(":"):
-                name = path.removeprefix(prefix).removeprefix("l/")
-                if name in links and (path.startswith(prefix) or path.startswith("l/")):
-                    found.add(links[name])
-        found.update(layer_pattern.findall(text))
-    return found
 
 
 def handle_import(args: argparse.Namespace) -> int:

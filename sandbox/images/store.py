@@ -497,7 +497,7 @@ class ImageStore:
     def prune(self, mounted: Iterable[str] = ()) -> list[Path]:
         """Remove every blob, unpacked layer and ingest leftover no name reaches (a pull killed
         half-way, a removed image), but not the layers in `mounted` (hex of their diff_ids: the
-        running containers' layers, cli/image.py mounted_layers) and their short links. Returns
+        running containers' layers, rootfs/mounted.py) and their short links. Returns
         what was removed."""
         import shutil
 
