@@ -77,6 +77,11 @@ class Slot(Record, frozen=False):
     stopping: bool = False  # the kubelet is stopping this instance (preStop, SIGTERM, SIGKILL)
     kill_timer: int | None = None
     hook: CheckRun | None = None  # postStart or preStop in flight
+    # Inside the kubelet's startContainer, which holds the pod worker: from a start with a postStart
+    # hook until the hook returned, or, when it failed, until the instance killed for it exited
+    # (killContainer runs inside startContainer). No other container starts meanwhile.
+    starting: bool = False
+    held: bool = False  # a start that waits for another container's startContainer (loop._hold)
     probes: ContainerProbes | None = None
     message_file: Path | None = None
     started_at: float = 0.0  # wall clock of the current instance's exec
@@ -163,7 +168,8 @@ class ContainerLifecycle:
                  post_start_returned: Callable[[Slot], None] | None = None) -> None:
         """`changed`: a status changed (save the state); `started`: a container has started
         (postStart done, startup probe passed); `start_failed`: it could not be started;
-        `post_start_returned`: its postStart hook is over (the kubelet starts the next one then)."""
+        `post_start_returned`: its postStart hook is over (the kubelet starts the next one then,
+        or after a failed hook once the instance killed for it exited: `Slot.starting`)."""
         self.ctx = ctx
         self.changed, self.started, self.start_failed = changed, started, start_failed
         self.post_start_returned = post_start_returned
@@ -172,7 +178,7 @@ class ContainerLifecycle:
 
     def start(self, slot: Slot) -> None:
         ctx = self.ctx
-        slot.restart_timer = None
+        slot.restart_timer, slot.held = None, False
         restart_count = slot.status.restart_count + (1 if slot.started_once else 0)
         if not self._pull(slot, restart_count):
             return
@@ -205,13 +211,16 @@ class ContainerLifecycle:
         if post_start is None:
             self._mark_running(slot)
         else:
+            slot.starting = True
             # Exec hooks have no timeout (handlers.go); an http hook gets the probe default (1 s);
             # sleep counts its own seconds.
             timeout = float("inf") if post_start.exec else 1.0
             from sandbox.supervisor.probes import checks_for
 
-            slot.hook = ctx.runner.start(checks_for(post_start, self._check_context(slot), timeout, hook=True),
-                                         lambda outcome: self._post_start_done(slot, outcome))
+            run = ctx.runner.start(checks_for(post_start, self._check_context(slot), timeout, hook=True),
+                                   lambda outcome: self._post_start_done(slot, outcome))
+            if not run.finished:  # a hook that ended at once (a port no container has) left it done
+                slot.hook = run
         self.changed()
 
     def _pull(self, slot: Slot, restart_count: int) -> bool:
@@ -328,6 +337,7 @@ class ContainerLifecycle:
         if slot.process is None or slot.stopping:
             return
         if outcome.ok:
+            slot.starting = False
             self._mark_running(slot)
         else:
             log.warning("pod %s/%s: postStart hook of %s failed: %s", self.ctx.namespace, self.ctx.name, slot.name,
@@ -465,7 +475,7 @@ class ContainerLifecycle:
             slot.probes.stop()
             slot.probes = None
         ctx.timers.cancel(slot.kill_timer)
-        slot.kill_timer, slot.stopping = None, False
+        slot.kill_timer, slot.stopping, slot.starting = None, False, False
         message = ""
         if slot.message_file is not None:
             message = read_termination_message(slot.message_file, slot.spec.termination_message_policy or "File",

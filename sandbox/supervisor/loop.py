@@ -64,6 +64,7 @@ log = get_logger(__name__)
 
 STOP_SIGNALS: dict[int, str] = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}  # and their names
 LOG_ROTATION_PERIOD = 10.0  # seconds: the kubelet's container log monitor period
+HELD_SPOKEN_FOR = 86400.0  # a held start's placeholder restart timer: far past any postStart (see _hold)
 
 
 def _trace(step: str, line: str, **values: Any) -> None:
@@ -510,7 +511,7 @@ class PodSupervisor:
         self.recreating = True
         for slot in self.slots:
             self.timers.cancel(slot.restart_timer)
-            slot.restart_timer = None
+            slot.restart_timer, slot.held = None, False
         self._kill_remaining()
         self._save()
         if not self._running():
@@ -539,8 +540,10 @@ class PodSupervisor:
     # --- starting containers ---------------------------------------------------------------------
 
     def _advance(self) -> None:
-        """Start whatever the pod's sequence allows now. Re-entrant calls (a sidecar that starts
-        at once asks for the next step from inside _start) are folded into one more pass."""
+        """Start whatever the pod's sequence allows now, then the starts held while a container
+        was inside startContainer (the kubelet's SyncPod goes on with the containers it had to
+        start; the next sync restarts the others). Re-entrant calls (a sidecar that starts at
+        once asks for the next step from inside _start) are folded into one more pass."""
         if self._advancing:
             self._advance_pending = True
             return
@@ -550,6 +553,7 @@ class PodSupervisor:
             while self._advance_pending and not self.stopping:
                 self._advance_pending = False
                 self._advance_once()
+                self._release_held()
         finally:
             self._advancing = False
 
@@ -558,6 +562,8 @@ class PodSupervisor:
         must be started (postStart done, startup probe passed); then every app container."""
         if self.projections is not None and self.projections.waiting:
             return  # the kubelet starts no container before every volume of the pod is mounted
+        if self._busy():
+            return  # advanced again once that start is over (postStart returned, or its instance exited)
         initialized = any(s.attempt == self.ctx.attempt for s in self.slots if not s.init)
         for slot in self.slots:
             if not slot.init or initialized:
@@ -571,12 +577,49 @@ class PodSupervisor:
         for slot in self.slots:
             if slot.init:
                 continue
+            if self._busy():
+                # the kubelet's startContainer runs postStart synchronously: the containers after
+                # one with a hook start once it has returned (post_start_returned advances again)
+                return
             if slot.attempt != self.ctx.attempt and not self.stopping:
                 self.lifecycle.start(slot)
-            if slot.hook is not None and not slot.stopping and slot.attempt == self.ctx.attempt:
-                # the kubelet's startContainer runs postStart synchronously: the containers after
-                # this one start once it has returned (post_start_returned advances again)
+
+    def _busy(self) -> bool:
+        """A container is inside the kubelet's startContainer (its postStart hook runs, or the
+        instance a failed hook killed has not exited): the pod worker starts nothing else."""
+        return any(s.starting for s in self.slots)
+
+    def _start(self, slot: Slot) -> None:
+        """A restart (or a start a pull or back-off let through): now, or once no other
+        container is inside startContainer (_hold)."""
+        if self._busy():
+            self._hold(slot)
+        else:
+            self.lifecycle.start(slot)
+
+    def _hold(self, slot: Slot) -> None:
+        """The start waits for the pod worker (_release_held, in the pod's order). A placeholder
+        restart timer that never acts marks it as a start still to come, as a pull's does: the
+        restartPolicy Never/OnFailure "every app container finished" check and the stop's
+        "last state again" both count it."""
+        log.info("pod %s/%s: start of %s waits for a postStart hook", self.namespace, self.name, slot.name)
+        _trace("hold", f"{slot.name}: start held while another container's postStart runs", container=slot.name)
+        slot.held = True
+        if slot.restart_timer is None:
+            slot.restart_timer = self.timers.add(self.clock() + HELD_SPOKEN_FOR, lambda: None)
+
+    def _release_held(self) -> None:
+        """The starts held while a container was inside startContainer, in the pod's order, one
+        at a time (each may hold the pod worker again)."""
+        for slot in self.slots:
+            if self._busy() or self.stopping or self.recreating:
                 return
+            if not slot.held:
+                continue
+            slot.held = False
+            self.timers.cancel(slot.restart_timer)
+            slot.restart_timer = None
+            self.lifecycle.start(slot)
 
     def _start_failed(self, slot: Slot, error: ContainerStartError, restart_count: int) -> None:
         """A container that cannot be started ends the pod: `sandbox run` reports it and exits 1
@@ -652,7 +695,7 @@ class PodSupervisor:
             self.timers.cancel(slot.restart_timer)  # the placeholder of container._await_pull
             slot.restart_timer = None
             if not self.stopping and not self.recreating:
-                self.lifecycle.start(slot)
+                self._start(slot)
 
     def _wait_for_config(self, slot: Slot, error: MissingSourceError, restart_count: int) -> None:
         """The kubelet's pod worker re-syncs a pod whose sync failed after its back-off period (10 s,
@@ -676,7 +719,10 @@ class PodSupervisor:
             return
         _trace("exit", f"waitid(P_PIDFD, {slot.name} pid {process.pid}) -> exit code {info.exit_code}",
                container=slot.name, pid=process.pid, exitCode=info.exit_code)
+        was_starting = slot.starting  # killed for a failed postStart: the pod worker is free again
         term = self.lifecycle.finish(slot, info)
+        if was_starting and not self.stopping and not self.recreating:
+            self._advance()
         if self.recreating:
             slot.status = replace(slot.status, last_state=term)
             if not self._running():
@@ -711,7 +757,7 @@ class PodSupervisor:
         _trace("restart", f"{slot.name}: back-off {max(delay, 0.0):g}s, restart {slot.status.restart_count + 1}",
                container=slot.name, delay=max(delay, 0.0))
         if delay <= 0:
-            self.lifecycle.start(slot)
+            self._start(slot)
             return
         message = (f"back-off {format_duration(self.backoff.delay(key))} restarting failed "
                    f"container={slot.name} pod={self.name}_{self.namespace}({self.uid})")
@@ -722,7 +768,7 @@ class PodSupervisor:
     def _restart_due(self, slot: Slot) -> None:
         slot.restart_timer = None
         if not self.stopping:
-            self.lifecycle.start(slot)
+            self._start(slot)
 
     def _apps_finished(self) -> bool:
         return all(s.process is None and s.restart_timer is None for s in self.slots if not s.init)
@@ -771,7 +817,7 @@ class PodSupervisor:
                 slot.status = replace(slot.status, state=slot.status.last_state,
                                       last_state=slot.previous_termination)
             self.timers.cancel(slot.restart_timer)
-            slot.restart_timer = None
+            slot.restart_timer, slot.held = None, False
             if self.deleting and slot.probes is not None:
                 slot.probes.pod_deleting(self.clock())  # liveness/startup can no longer kill
         # Published now, not at the first exit: `get pods` shows Terminating (and the Killing

@@ -234,6 +234,123 @@ spec:
     assert "[app] proxy was ready\n" in result.stdout, result.stdout
 
 
+UPTIME = "cut -d' ' -f1 /proc/uptime"  # one clock for every container: the host's
+
+
+def shared_times(sbx: Sandbox, pod: str, name: str) -> list[float]:
+    """The uptimes the containers appended to /shared/<name>, read through the `reader` container."""
+    result = sbx.run("exec", pod, "-c", "reader", "--", "sh", "-c", f"cat /shared/{name} 2>/dev/null; true")
+    return [float(line) for line in result.stdout.split()]
+
+
+def test_a_restart_waits_for_another_containers_post_start_hook(sbx: Sandbox) -> None:
+    """The kubelet runs postStart inside startContainer, so while one runs the pod worker starts
+    nothing: a container that crashed meanwhile is restarted once the hook has returned."""
+    manifest = sbx.manifest(f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: held}}
+spec:
+  terminationGracePeriodSeconds: 1
+  volumes: [{{name: shared, emptyDir: {{}}}}]
+  containers:
+  - name: crasher
+    image: busybox:1.36
+    command: ["sh", "-c", "{UPTIME} >> /shared/starts; sleep 0.3; exit 1"]
+    volumeMounts: [{{name: shared, mountPath: /shared}}]
+  - name: reader
+    image: busybox:1.36
+    command: ["sleep", "1000"]
+    volumeMounts: [{{name: shared, mountPath: /shared}}]
+    lifecycle:
+      postStart:
+        exec: {{command: ["sh", "-c", "sleep 3; {UPTIME} > /shared/hook-done"]}}
+""")
+    proc = sbx.start(manifest, "--backoff-initial", "100ms")
+    sbx.wait_for(lambda: len(shared_times(sbx, "held", "starts")) >= 2, timeout=20, message="a restart of crasher")
+    starts, (hook_done,) = shared_times(sbx, "held", "starts"), shared_times(sbx, "held", "hook-done")
+    assert starts[0] < hook_done - 2, (starts, hook_done)  # crashed (after 0.3 s) long before the hook returned
+    assert starts[1] >= hook_done, (starts, hook_done)  # restarted only after it
+    sbx.stop(proc)
+
+
+def test_a_restarted_containers_post_start_hook_holds_the_other_restarts(sbx: Sandbox) -> None:
+    """A restart goes through startContainer as the first start does: its postStart holds the pod
+    worker too, and no other container is restarted until it has returned."""
+    manifest = sbx.manifest(f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: rehooked}}
+spec:
+  terminationGracePeriodSeconds: 1
+  volumes: [{{name: shared, emptyDir: {{}}}}]
+  containers:
+  - name: hooked
+    image: busybox:1.36
+    command: ["sh", "-c", "sleep 2.5; exit 1"]
+    volumeMounts: [{{name: shared, mountPath: /shared}}]
+    lifecycle:
+      postStart:
+        exec: {{command: ["sh", "-c", "{UPTIME} >> /shared/hook-begin; sleep 1.5; {UPTIME} >> /shared/hook-end"]}}
+  - name: crasher
+    image: busybox:1.36
+    command: ["sh", "-c", "{UPTIME} >> /shared/starts; sleep 0.2; exit 1"]
+    volumeMounts: [{{name: shared, mountPath: /shared}}]
+  - name: reader
+    image: busybox:1.36
+    command: ["sleep", "1000"]
+    volumeMounts: [{{name: shared, mountPath: /shared}}]
+""")
+    proc = sbx.start(manifest, "--backoff-initial", "100ms", "--backoff-max", "200ms")
+    sbx.wait_for(lambda: len(shared_times(sbx, "rehooked", "hook-end")) >= 3, timeout=30,
+                 message="hooked's postStart after two restarts")
+    begins, ends = shared_times(sbx, "rehooked", "hook-begin"), shared_times(sbx, "rehooked", "hook-end")
+    starts = shared_times(sbx, "rehooked", "starts")
+    assert len(starts) >= 4, starts  # crasher restarted between the hooks
+    for begin, end in zip(begins[1:3], ends[1:3]):  # the restarts' hooks
+        # a crasher instance started just before hooked's restart may write a little after the hook did
+        inside = [t for t in starts if begin + 0.2 < t < end]
+        assert not inside, (begin, end, starts)
+    sbx.stop(proc)
+
+
+def test_a_failed_post_start_hook_holds_the_pod_until_its_container_is_dead(sbx: Sandbox) -> None:
+    """killContainer runs inside startContainer after a failed postStart: nothing else starts
+    until the container killed for it has exited (here a shell ignoring SIGTERM: 2 s of grace)."""
+    manifest = sbx.manifest(f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: failing}}
+spec:
+  terminationGracePeriodSeconds: 2
+  volumes: [{{name: shared, emptyDir: {{}}}}]
+  containers:
+  - name: crasher
+    image: busybox:1.36
+    command: ["sh", "-c", "{UPTIME} >> /shared/starts; sleep 0.2; exit 1"]
+    volumeMounts: [{{name: shared, mountPath: /shared}}]
+  - name: bad
+    image: busybox:1.36
+    command: ["sh", "-c", "sleep 1000"]
+    volumeMounts: [{{name: shared, mountPath: /shared}}]
+    lifecycle:
+      postStart:
+        exec: {{command: ["sh", "-c", "sleep 1; {UPTIME} >> /shared/hook-failed; exit 1"]}}
+  - name: reader
+    image: busybox:1.36
+    command: ["sleep", "1000"]
+    volumeMounts: [{{name: shared, mountPath: /shared}}]
+""")
+    proc = sbx.start(manifest, "--backoff-initial", "100ms", "--backoff-max", "200ms")
+    sbx.wait_for(lambda: len(shared_times(sbx, "failing", "starts")) >= 3, timeout=20, message="crasher's restarts")
+    failed = shared_times(sbx, "failing", "hook-failed")[0]
+    starts = shared_times(sbx, "failing", "starts")
+    assert starts[0] < failed, (starts, failed)
+    # SIGTERM at the failure, SIGKILL 2 s later: the crasher's restart waited for that exit
+    assert not [t for t in starts if failed + 0.2 < t < failed + 1.8], (failed, starts)
+    sbx.stop(proc)
+
+
 def test_a_failing_exec_probe_without_output_has_an_empty_message(sbx: Sandbox) -> None:
     # pkg/probe/exec returns the command's output alone: "Readiness probe failed: " when it printed
     # nothing (no exit code); a hook's failure still names it
