@@ -55,6 +55,17 @@ class Terminated(Record):
 State = Waiting | Running | Terminated
 
 
+class LinuxUser(Record):
+    """`user.linux` of a container's status (Kubernetes 1.33+, SupplementalGroupsPolicy): the
+    identity the runtime gave the container's first process, as containerd's ContainerStatus
+    reports its spec's process user (additionalGids: the primary group, the image's /etc/group
+    memberships, supplementalGroups and fsGroup, sorted, each once)."""
+
+    uid: int
+    gid: int
+    supplemental_groups: tuple[int, ...] = ()
+
+
 class ContainerStatus(Record):
     name: str
     image: str
@@ -66,6 +77,7 @@ class ContainerStatus(Record):
     container_id: str = ""  # "<runtime>://<id>"
     image_id: str = ""
     sidecar: bool = False  # an init container with restartPolicy: Always
+    user: LinuxUser | None = None  # set, as imageID, once a container was created
 
     def __post_init__(self) -> None:
         if self.restart_count < 0:
@@ -532,6 +544,10 @@ def container_status_json(cs: ContainerStatus) -> dict[str, object]:
     }
     out.update(_drop_empty({"containerID": cs.container_id}))
     out["started"] = cs.started
+    if cs.user is not None:
+        linux: dict[str, object] = {"uid": cs.user.uid, "gid": cs.user.gid}
+        linux.update(_drop_empty({"supplementalGroups": list(cs.user.supplemental_groups)}))
+        out["user"] = {"linux": linux}
     return out
 
 
@@ -572,6 +588,14 @@ def _state_from_json(data: object) -> State | None:
     return None
 
 
+def _user_from_json(data: object) -> LinuxUser | None:
+    linux = data.get("linux") if isinstance(data, dict) else None
+    if not isinstance(linux, dict):
+        return None
+    return LinuxUser(int(linux.get("uid", 0)), int(linux.get("gid", 0)),
+                     tuple(int(g) for g in linux.get("supplementalGroups") or ()))
+
+
 def container_status_from_json(data: dict[str, Any], *, sidecar: bool = False) -> ContainerStatus:
     """Inverse of container_status_json (times to the second, as the API keeps them); ValueError
     on a malformed entry."""
@@ -582,8 +606,8 @@ def container_status_from_json(data: dict[str, Any], *, sidecar: bool = False) -
             last_state=last if isinstance(last, Terminated) else None,
             restart_count=int(data.get("restartCount", 0)), ready=bool(data.get("ready")),
             started=bool(data.get("started")), container_id=str(data.get("containerID", "")),
-            image_id=str(data.get("imageID", "")), sidecar=sidecar)
-    except (KeyError, TypeError, AttributeError) as e:
+            image_id=str(data.get("imageID", "")), sidecar=sidecar, user=_user_from_json(data.get("user")))
+    except (KeyError, TypeError, AttributeError, ValueError) as e:
         raise ValueError(f"malformed container status {data!r}: {e}") from None
 
 

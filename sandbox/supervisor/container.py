@@ -300,9 +300,12 @@ class ContainerLifecycle:
         config = ContainerConfig(slot.spec, slot.image, slot.argv, slot.env, mounts, slot.identity, log_path,
                                  share_pid=ctx.shared_pid)
         container = ctx.runtime.create_container(ctx.sandbox, config)
-        # The kubelet's status takes imageID from the runtime's container: empty (the image alone
-        # named) until one was created, then the latest instance's, through waits and restarts.
-        slot.status = replace(slot.status, image_id=slot.image.image_id)
+        # The kubelet's status takes imageID and user from the runtime's container: empty (the
+        # image alone named) until one was created, then the latest instance's, through waits and
+        # restarts. The user is the identity this instance is spawned with.
+        ident = slot.identity
+        user = st.LinuxUser(ident.uid, ident.gid, tuple(sorted(set(ident.groups))))
+        slot.status = replace(slot.status, image_id=slot.image.image_id, user=user)
 
         # Stage 2 already sits in the container's new mount namespace while it waits: pin it now,
         # before a short-lived main process can exit and take /proc/PID/ns with it. The open fd

@@ -5,6 +5,7 @@ outside through /proc/<pid>/status and the host's own files (security-reliabilit
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -91,7 +92,8 @@ def test_non_root_with_an_added_capability_has_none_effective_after_execve(sbx: 
     sbx.stop(proc)
 
 
-def test_image_user_names_are_resolved_in_the_image(sbx: Sandbox) -> None:
+def import_user_image(sbx: Sandbox) -> str:
+    """busybox with an `appuser` (1500:1600) that /etc/group also puts in group 1700."""
     tree = sbx.tmp / "userimg"
     src = sbx.root / "lib" / "images"
     busybox = next(p for p in src.glob("layers/sha256/*") if (p / "bin" / "busybox").exists())
@@ -100,6 +102,11 @@ def test_image_user_names_are_resolved_in_the_image(sbx: Sandbox) -> None:
     (tree / "etc" / "group").write_text("root:x:0:\napp:x:1600:\nextra:x:1700:appuser,other\n")
     result = sbx.run("image", "import", str(tree), "userimg:1", "--cmd", "sh", "--user", "appuser")
     assert result.returncode == 0, result.stderr
+    return "userimg:1"
+
+
+def test_image_user_names_are_resolved_in_the_image(sbx: Sandbox) -> None:
+    import_user_image(sbx)
     proc, pid = start(sbx, "named", image="userimg:1")
     st = status(pid)
     assert st["Uid"].split()[0] == "1500"
@@ -109,6 +116,20 @@ def test_image_user_names_are_resolved_in_the_image(sbx: Sandbox) -> None:
     proc, pid = start(sbx, "strict", "{supplementalGroupsPolicy: Strict, supplementalGroups: [42]}",
                       image="userimg:1")
     assert status(pid)["Groups"].split() == ["42", "1600"]
+    sbx.stop(proc)
+
+
+def test_the_status_reports_the_identity_the_process_runs_with(sbx: Sandbox) -> None:
+    """containerStatuses[].user.linux (1.33+): the first process's uid, gid and groups, the
+    image's /etc/group memberships included (Merge), as the process has them."""
+    image = import_user_image(sbx)
+    proc, pid = start(sbx, "who", "{supplementalGroups: [4000, 1600], fsGroup: 2000}", image=image)
+    st = status(pid)
+    shown = json.loads(sbx.run("get", "pod", "who", "-o", "json", check=True).stdout)
+    user = shown["status"]["containerStatuses"][0]["user"]
+    assert user == {"linux": {"uid": int(st["Uid"].split()[0]), "gid": int(st["Gid"].split()[0]),
+                              "supplementalGroups": sorted(int(g) for g in st["Groups"].split())}}
+    assert user["linux"] == {"uid": 1500, "gid": 1600, "supplementalGroups": [1600, 1700, 2000, 4000]}
     sbx.stop(proc)
 
 

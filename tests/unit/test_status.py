@@ -494,6 +494,19 @@ def test_running_container_json() -> None:
     ]
 
 
+def test_the_runtimes_user_follows_started_as_the_api_orders_it() -> None:
+    # ContainerStatus.User (1.33+): {linux: {uid, gid, supplementalGroups}}, after started
+    from sandbox.status import LinuxUser
+
+    cs = ContainerStatus("web", "nginx", Running(T0), container_id="sandbox://abc",
+                         user=LinuxUser(1000, 3000, (3000, 4000)))
+    out = container_status_json(cs)
+    assert list(out)[-2:] == ["started", "user"]
+    assert out["user"] == {"linux": {"uid": 1000, "gid": 3000, "supplementalGroups": [3000, 4000]}}
+    root = container_status_json(ContainerStatus("web", "nginx", Running(T0), user=LinuxUser(0, 0)))
+    assert root["user"] == {"linux": {"uid": 0, "gid": 0}}  # omitempty: no groups, no key
+
+
 def test_waiting_container_json_omits_empty_fields() -> None:
     cs = ContainerStatus("web", "nginx", Waiting("ContainerCreating"))
     assert container_status_json(cs) == {

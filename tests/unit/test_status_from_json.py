@@ -13,7 +13,9 @@ T0, T1 = 1_790_000_000.0, 1_790_000_042.0
     st.ContainerStatus("a", "busybox:1.36", st.Waiting("CrashLoopBackOff", "back-off 10s"), restart_count=2,
                        last_state=st.Terminated(3, "Error", T0, T1, "bye", container_id="sandbox://ab"),
                        container_id="sandbox://ab", image_id="sha256:00"),
-    st.ContainerStatus("b", "img", st.Running(T0), ready=True, started=True, container_id="sandbox://cd"),
+    st.ContainerStatus("b", "img", st.Running(T0), ready=True, started=True, container_id="sandbox://cd",
+                       user=st.LinuxUser(1000, 3000, (3000, 4000, 50000))),
+    st.ContainerStatus("e", "img", st.Running(T0), container_id="sandbox://ef", user=st.LinuxUser(0, 0)),
     st.ContainerStatus("c", "img", st.Terminated(137, "OOMKilled", T0, T1, signal=0), sidecar=True),
     st.ContainerStatus("d", "img", None),
 ])
