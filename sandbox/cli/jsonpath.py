@@ -106,7 +106,7 @@ class Template:
     def render_json(self, data: Any, *, allow_missing: bool = True) -> str:
         """`-o jsonpath-as-json`: each piece's results as an indented JSON array."""
         pieces = self.results(data, allow_missing=allow_missing)
-        return "".join(json.dumps(piece, indent=4, ensure_ascii=False) + "\n" for piece in pieces)
+        return "".join(go_json(piece, indent=4) + "\n" for piece in pieces)
 
 
 def parse(source: str) -> Template:
@@ -184,7 +184,8 @@ def _parse_action(body: str) -> Any:
     return _Expression(body).parse()
 
 
-_FIELD_STOP = set(".[]{}()\"',=!<>@$*") | {" ", "\t", "\n", "\r"}
+# What ends a field name (client-go's isTerminator); `\` escapes the next character.
+_FIELD_STOP = set(".,[]$@{}") | {" ", "\t", "\n", "\r"}
 _SLICE = re.compile(r"^\s*(-?\d+)?\s*(?:(:)\s*(-?\d+)?\s*)?(?::\s*(-?\d+)?\s*)?$")
 _FILTER = re.compile(r"^([^!<>=]+)([!<>=]+)(.+?)$", re.DOTALL)
 _NUMBER = re.compile(r"-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
@@ -243,9 +244,8 @@ class _Expression:
             elif c == "*":
                 steps.append(Step("wildcard"))
                 self.i += 1
-            elif c not in _FIELD_STOP:
-                name = self._name()
-                steps.append(Step("identifier", name))
+            elif c == "_" or c.isalnum():
+                steps.append(Step("identifier", self._name()))
             else:
                 raise JSONPathError(f"unrecognized character in action: {go_rune(c)}")
 
@@ -283,10 +283,12 @@ class _Expression:
 
     def _bracket(self) -> Step:
         text, start = self.text, self.i + 1
+        if text.startswith("[?(", self.i):
+            return self._filter_bracket()
         depth, i = 0, start
         while True:
             if i >= len(text):
-                raise JSONPathError("unclosed array expect ]")
+                raise JSONPathError("unterminated array")
             c = text[i]
             if c in "\"'":
                 i = _quote_end(text, i)
@@ -302,13 +304,36 @@ class _Expression:
         return bracket_step(inner)
 
 
+    def _filter_bracket(self) -> Step:
+        """`[?(...)]`: up to the `)` that closes it (outside quotes), which `]` must follow."""
+        text, i, depth = self.text, self.i + 3, 0
+        while True:
+            if i >= len(text):
+                raise JSONPathError("unterminated filter")
+            c = text[i]
+            if c in "\"'":
+                i = _quote_end(text, i)
+            elif c == "(":
+                depth += 1
+            elif c == ")":
+                if depth == 0:
+                    break
+                depth -= 1
+            i += 1
+        if not text.startswith("]", i + 1):
+            raise JSONPathError("unclosed array expect ]")
+        inner = text[self.i + 1 : i + 1]
+        self.i = i + 2
+        return bracket_step(inner)
+
+
 def bracket_step(inner: str) -> Step:
     """What `[inner]` selects: a filter, a union, a quoted key (read as a path) or a slice."""
     stripped = inner.strip()
     if stripped.startswith("?"):
         body = stripped[1:].strip()
         if not (body.startswith("(") and body.endswith(")")):
-            raise JSONPathError(f"invalid filter {inner}")
+            raise JSONPathError("unclosed array expect ]")
         return Step("filter", _filter(body[1:-1]))
     parts = _split_union(stripped)
     if len(parts) > 1:
@@ -324,8 +349,6 @@ def bracket_step(inner: str) -> Step:
     start, colon, end, step = m.group(1), m.group(2), m.group(3), m.group(4)
     if colon is None:
         return Step("slice", Slice(_int(start), None, None, single=True))
-    if step is not None and int(step) <= 0:
-        raise JSONPathError(f"invalid array index {inner}")
     return Step("slice", Slice(_int(start), _int(end), _int(step), single=False))
 
 
@@ -391,17 +414,17 @@ def unquote(quoted: str) -> str:
             width = {"x": 2, "u": 4, "U": 8}[kind]
             digits = body[i + 2 : i + 2 + width]
             if len(digits) != width or not all(d in "0123456789abcdefABCDEF" for d in digits):
-                raise JSONPathError(f"invalid syntax in quoted string {quoted}")
+                raise JSONPathError(f"unquote string {quoted} error invalid syntax")
             out.append(chr(int(digits, 16)))
             i += 2 + width
         elif kind in "01234567" and kind:
             digits = body[i + 1 : i + 4]
             if len(digits) != 3 or not all(d in "01234567" for d in digits):
-                raise JSONPathError(f"invalid syntax in quoted string {quoted}")
+                raise JSONPathError(f"unquote string {quoted} error invalid syntax")
             out.append(chr(int(digits, 8)))
             i += 4
         else:
-            raise JSONPathError(f"invalid syntax in quoted string {quoted}")
+            raise JSONPathError(f"unquote string {quoted} error invalid syntax")
     return "".join(out)
 
 
@@ -515,6 +538,8 @@ def _slice(value: Any, s: Slice) -> list[Any]:
         raise JSONPathError(f"array index out of bounds: index {end - 1}, length {length}")
     if start > end:
         raise JSONPathError(f"starting index {start} is greater than ending index {end}")
+    if s.step is not None and s.step <= 0:
+        raise JSONPathError("step must be > 0")
     return value[start:end:s.step or 1]
 
 
@@ -522,7 +547,7 @@ def _filter_values(f: Filter, values: list[Any], root: Any, allow_missing: bool)
     out = []
     for v in values:
         if not isinstance(v, list):
-            raise JSONPathError(f"{go_type(v)} is not array or slice")
+            raise JSONPathError(f"{go_value(v)} is not array or slice and cannot be filtered")
         for item in v:
             if f.operator == "exists":
                 try:
@@ -627,10 +652,12 @@ def _json_numbers(value: Any) -> Any:
     return value
 
 
-def go_json(value: Any) -> str:
-    """encoding/json's Marshal: keys sorted, no spaces, <, > and & escaped, integral floats bare."""
-    text = json.dumps(_json_numbers(value), separators=(",", ":"), sort_keys=True, ensure_ascii=False,
-                      default=str)
+def go_json(value: Any, indent: int | None = None) -> str:
+    """encoding/json's Marshal (MarshalIndent with `indent`): keys sorted, <, > and & escaped,
+    integral floats bare."""
+    separators = (",", ":") if indent is None else (",", ": ")
+    text = json.dumps(_json_numbers(value), indent=indent, separators=separators, sort_keys=True,
+                      ensure_ascii=False, default=str)
     return (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
             .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 

@@ -91,6 +91,7 @@ def test_kubectls_documented_examples(template: str, expected: str) -> None:
     ("hello {.Name}", STORE, "hello jsonpath"),
     ("{$.Labels.web/html}", STORE, "15"),
     ("{.Labels.k8s-app}", STORE, "20"),
+    ("{.Labels.a=b(c)}", {"Labels": {"a=b(c)": 1}}, "1"),  # only client-go's terminators end a name
     ("{.Bicycle[*].Color}", STORE, "red green"),
     ('{range .Bicycle[*]}{ "{" }{ @.* }{ "} " }{end}', STORE, "{red 19.95 true} {green 20.01 false} "),
     ("{..Price}", STORE, "8.95 12.99 8.99 19.95 20.01"),
@@ -112,10 +113,13 @@ def test_client_gos_cases(template: str, data: object, expected: str) -> None:
 @pytest.mark.parametrize(("template", "message"), [
     ("{.x", "unclosed action"),
     ('{"abc}', "unterminated quoted string"),
-    ("{.a[0}", "unclosed array expect ]"),
+    ("{.a[0}", "unterminated array"),
+    ('{.a[?(@.b=="c")}', "unclosed array expect ]"),
+    ('{.a[?(@.b=="c"}', "unterminated filter"),
+    ('{"\\q"}', 'unquote string "\\q" error invalid syntax'),
     ("{.a[x]}", "invalid array index x"),
     ("{....Price}", "invalid multiple recursive descent"),
-    ("{.a!}", "unrecognized character in action: U+0021 '!'"),
+    ("{!x}", "unrecognized character in action: U+0021 '!'"),
 ])
 def test_templates_that_do_not_parse(template: str, message: str) -> None:
     with pytest.raises(JSONPathError) as caught:
@@ -130,6 +134,8 @@ def test_templates_that_do_not_parse(template: str, message: str) -> None:
     ("{range .Labels.*}{@}{end}{end}", "not in range, nothing to end"),
     ("{.Book[3]}", "array index out of bounds: index 3, length 3"),
     ("{.Book[1:9]}", "array index out of bounds: index 8, length 3"),
+    ("{.Book[::0]}", "step must be > 0"),
+    ("{.Labels[?(@>1)]}", "map[engieer:10 k8s-app:20 web/html:15] is not array or slice and cannot be filtered"),
 ])
 def test_templates_that_fail_on_the_object(template: str, message: str) -> None:
     with pytest.raises(JSONPathError) as caught:
