@@ -40,16 +40,19 @@ def mounted_layers(store: ImageStore) -> set[str]:
 def layers_in(mountinfo: str, links: dict[str, str], links_prefix: str) -> set[str]:
     """The layers one mountinfo's mounts hold: overlays' lowerdirs through the short links
     (`links`: link name -> layer hex, `links_prefix` their directory with a trailing slash),
-    binds of a layer's directory by its path."""
+    binds of a layer's directory by its path. A bare name is taken as ours whichever directory
+    another runtime's overlay meant it in: a false match only keeps a layer."""
     import re
 
-    lower_pattern = re.compile(r"lowerdir=([^,\s]+)")  # absolute, or relative to <images> (a long list)
+    # absolute; relative to images/l/ (plan.fit_overlays: a root of several layers), a bare link
+    # name; or relative to <images>, l/NAME
+    lower_pattern = re.compile(r"lowerdir=([^,\s]+)")
     layer_pattern = re.compile(r"/layers/sha256/([0-9a-f]{64})(?![0-9a-f])")
     found: set[str] = set()
     for lower in lower_pattern.findall(mountinfo):
         for path in lower.split(":"):
             name = path.removeprefix(links_prefix).removeprefix("l/")
-            if name in links and (path.startswith(links_prefix) or path.startswith("l/")):
+            if name in links and (path.startswith(links_prefix) or path.startswith("l/") or "/" not in path):
                 found.add(links[name])
     found.update(layer_pattern.findall(mountinfo))
     return found

@@ -18,6 +18,8 @@ def _overlay(lower: str) -> str:
 def test_an_overlay_holds_the_layers_its_lowerdirs_link_to() -> None:
     assert layers_in(_overlay(f"{PREFIX}AAAAAA"), LINKS, PREFIX) == {A}
     assert layers_in(_overlay("l/AAAAAA:l/BBBBBB"), LINKS, PREFIX) == {A, B}
+    # a root of several layers: bare link names, relative to images/l/ (plan.fit_overlays)
+    assert layers_in(_overlay("BBBBBB:AAAAAA"), LINKS, PREFIX) == {A, B}
 
 
 def test_links_of_another_directory_or_unknown_names_hold_nothing() -> None:
