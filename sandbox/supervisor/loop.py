@@ -605,6 +605,10 @@ class PodSupervisor:
         log.info("pod %s/%s: start of %s waits for a postStart hook", self.namespace, self.name, slot.name)
         _trace("hold", f"{slot.name}: start held while another container's postStart runs", container=slot.name)
         slot.held = True
+        if isinstance(slot.status.state, st.Terminated):
+            # exited and not restarted yet: the kubelet shows that exit as the state and the one
+            # before it as lastState (the start makes the exit lastState again: _release_held)
+            slot.status = replace(slot.status, last_state=slot.previous_termination)
         if slot.restart_timer is None:
             slot.restart_timer = self.timers.add(self.clock() + HELD_SPOKEN_FOR, lambda: None)
 
@@ -619,6 +623,8 @@ class PodSupervisor:
             slot.held = False
             self.timers.cancel(slot.restart_timer)
             slot.restart_timer = None
+            if isinstance(slot.status.state, st.Terminated):
+                slot.status = replace(slot.status, last_state=slot.status.state)
             self.lifecycle.start(slot)
 
     def _start_failed(self, slot: Slot, error: ContainerStartError, restart_count: int) -> None:
@@ -811,7 +817,8 @@ class PodSupervisor:
             # a second, forced stop (Ctrl-C again) shortens the grace to 0, as a forced delete does
             self.deletion = (self.wall(), 0 if force else int(seconds))
         for slot in self.slots:
-            if slot.restart_timer is not None and slot.status.last_state is not None:
+            shown = slot.held and isinstance(slot.status.state, st.Terminated)  # already as _hold left it
+            if slot.restart_timer is not None and slot.status.last_state is not None and not shown:
                 # It will not be restarted: as the kubelet shows a container it no longer restarts,
                 # its state is its last termination again, not CrashLoopBackOff.
                 slot.status = replace(slot.status, state=slot.status.last_state,

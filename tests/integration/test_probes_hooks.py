@@ -267,10 +267,17 @@ spec:
         exec: {{command: ["sh", "-c", "sleep 3; {UPTIME} > /shared/hook-done"]}}
 """)
     proc = sbx.start(manifest, "--backoff-initial", "100ms")
+    crasher = sbx.wait_for(lambda: (s := sbx.state("held")) and "terminated" in container(s)["state"] and container(s),
+                           timeout=20, message="crasher's exit")
+    # held, not restarted: the exit is its state, nothing before it its lastState
+    assert (crasher["restartCount"], crasher["lastState"]) == (0, {}), crasher
     sbx.wait_for(lambda: len(shared_times(sbx, "held", "starts")) >= 2, timeout=20, message="a restart of crasher")
     starts, (hook_done,) = shared_times(sbx, "held", "starts"), shared_times(sbx, "held", "hook-done")
     assert starts[0] < hook_done - 2, (starts, hook_done)  # crashed (after 0.3 s) long before the hook returned
     assert starts[1] >= hook_done, (starts, hook_done)  # restarted only after it
+    state = sbx.wait_for(lambda: (s := sbx.state("held")) and container(s)["restartCount"] >= 1 and s,
+                         message="the restart in the status")
+    assert container(state)["lastState"]["terminated"]["exitCode"] == 1
     sbx.stop(proc)
 
 
