@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 NAME_MAX = 255  # bytes in one file name (ext4, xfs, tmpfs): `<namespace>_<name>[_<uid>]` must fit
+UID_LENGTH = 36  # a pod UID as text
+# The pod's log directory, the kubelet's `<namespace>_<name>_<uid>`, is the longest file name a
+# pod's names make: together they may have at most this many bytes (217; kubernetes issue 104288)
+POD_NAMES_MAX = NAME_MAX - UID_LENGTH - 2
 ROOT_ENV = "SANDBOX_ROOT"
 DEFAULT_RUN = "/run/sandbox"
 
@@ -72,6 +76,12 @@ def run_dir(root: str | os.PathLike[str] | None) -> str:
     and `run -d` need only this directory."""
     base = _base(root)
     return DEFAULT_RUN if base is None else os.path.join(base, "run")
+
+
+def pod_names_fit(namespace: str, name: str) -> bool:
+    """Whether a pod of these names can exist here: `sandbox run` refuses one whose log directory
+    would be no file name, and the CLI finds no such pod without looking."""
+    return len(namespace.encode()) + len(name.encode()) <= POD_NAMES_MAX
 
 
 def pod_state_file(root: str | None, namespace: str, name: str) -> str:

@@ -96,11 +96,11 @@ def pod_state(args: argparse.Namespace, name: str) -> dict[str, Any]:
 
 
 def _too_long(ns: str, name: str) -> bool:
-    """`<namespace>_<name>` longer than a file name may be (each valid, together over 255 bytes):
-    no such pod can have run (`sandbox run` refuses it), so it is not found, not an OSError."""
-    from sandbox.paths import NAME_MAX
+    """Names each valid but together too long for the pod's files: no such pod can have run
+    (`sandbox run` refuses it), so it is not found, not an OSError from a path too long."""
+    from sandbox.paths import pod_names_fit
 
-    return len(ns) + 1 + len(name.encode()) > NAME_MAX
+    return not pod_names_fit(ns, name)
 
 
 def _not_found(name: str, ns: str) -> NotFoundError:

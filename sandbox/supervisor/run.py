@@ -340,22 +340,17 @@ def refuse_adoptable(pod_dir: Any, name: str) -> None:
                          f"start `sandbox agent` to re-adopt it, or `sandbox delete pod {name}`")
 
 
-UID_LENGTH = 36  # a pod UID as text
-
-
 def refuse_long_names(layout: RootLayout, namespace: str, name: str) -> None:
     """The pod's log directory is the kubelet's `<namespace>_<name>_<uid>`: a namespace and name
     each valid but together longer than 217 characters make it longer than a file name may be,
     and the kubelet's sandbox creation fails (FailedCreatePodSandBox, kubernetes issue 104288).
     Refused in the kubelet's words before anything is made, not as an internal error from the
     first mkdir that meets it."""
-    from sandbox.paths import NAME_MAX
+    from sandbox.paths import POD_NAMES_MAX, pod_names_fit
 
-    directory = layout.pod_log_dir(namespace, name, "0" * UID_LENGTH)
-    if len(directory.name.encode()) > NAME_MAX:
-        longest = NAME_MAX - UID_LENGTH - 2
-        raise StateError(f"Failed to create pod sandbox: mkdir {directory.parent}/{namespace}_{name}_<uid>: "
-                         f"file name too long (namespace and pod name together may have at most {longest} "
+    if not pod_names_fit(namespace, name):
+        raise StateError(f"Failed to create pod sandbox: mkdir {layout.logs}/{namespace}_{name}_<uid>: "
+                         f"file name too long (namespace and pod name together may have at most {POD_NAMES_MAX} "
                          f"characters; these have {len(namespace) + len(name)})")
 
 

@@ -264,6 +264,22 @@ def test_a_namespace_and_name_too_long_for_the_log_directory_are_refused_as_the_
     assert not any(tmp_path.iterdir())  # nothing made
 
 
+@pytest.mark.parametrize("length", range(214, 222))
+def test_the_cli_finds_no_pod_exactly_where_run_refuses_its_names(tmp_path: Path, length: int) -> None:
+    """One limit (paths.pod_names_fit) for both: what `sandbox run` accepts the CLI looks up."""
+    from sandbox.errors import StateError
+    from sandbox.paths import RootLayout, pod_names_fit
+    from sandbox.supervisor.run import refuse_long_names
+
+    namespace, name = "n" * 63, "a" * (length - 63)
+    try:
+        refuse_long_names(RootLayout.from_root(tmp_path), namespace, name)
+        accepted = True
+    except StateError:
+        accepted = False
+    assert accepted == pod_names_fit(namespace, name) == (length <= 217)
+
+
 def test_a_negative_size_limit_and_an_empty_host_path_are_reported_in_the_api_servers_words() -> None:
     text = VALIDATED.replace("{medium: Memory}", "{medium: Memory, sizeLimit: -1Mi}")
     text = text.replace("{path: /srv/../etc, type: Directory}", "{path: '', type: Bogus}")
