@@ -89,9 +89,10 @@ def key_payload(kind: str, name: str, obj: ConfigObject | None, items: Iterable[
     return payload
 
 
-def downward_payload(pod: Pod, files: Iterable[DownwardAPIVolumeFile], default_mode: int | None) -> Payload:
+def downward_payload(pod: Pod, files: Iterable[DownwardAPIVolumeFile], default_mode: int | None,
+                     lib_dir: str | None = None) -> Payload:
     """downwardAPI files: pod fields (labels and annotations as `key="value"` lines) and
-    container resources in units of the divisor."""
+    container resources in units of the divisor (`lib_dir` as for downward.resource_value)."""
     from sandbox.process.downward import resource_value, volume_field_value
 
     mode = DEFAULT_MODE if default_mode is None else default_mode
@@ -101,7 +102,7 @@ def downward_payload(pod: Pod, files: Iterable[DownwardAPIVolumeFile], default_m
             text = volume_field_value(pod, file.field_ref.field_path)
         elif file.resource_field_ref is not None:
             ref = file.resource_field_ref
-            text = resource_value(_container(pod, ref.container_name), ref.resource, ref.divisor)
+            text = resource_value(_container(pod, ref.container_name), ref.resource, ref.divisor, lib_dir)
         else:
             continue
         payload[file.path] = FileProjection(text.encode(), mode if file.mode is None else file.mode)
@@ -115,8 +116,9 @@ def _container(pod: Pod, name: str | None) -> Container:
     raise ProjectionError(f"resourceFieldRef: no container named {name!r}")  # validation catches it first
 
 
-def volume_payload(pod: Pod, volume: Volume, sources: Sources | None) -> Payload:
-    """The files of one volume of a type this module writes; ProjectionError if not now."""
+def volume_payload(pod: Pod, volume: Volume, sources: Sources | None, lib_dir: str | None = None) -> Payload:
+    """The files of one volume of a type this module writes; ProjectionError if not now (`lib_dir`
+    as for downward.resource_value)."""
     namespace = pod.metadata.namespace or "default"
 
     def get(kind: str, name: str | None) -> ConfigObject | None:
@@ -131,13 +133,13 @@ def volume_payload(pod: Pod, volume: Volume, sources: Sources | None) -> Payload
         return key_payload("Secret", s.secret_name or "", get("Secret", s.secret_name), s.items, s.default_mode,
                            s.optional)
     if volume.downward_api is not None:
-        return downward_payload(pod, volume.downward_api.items, volume.downward_api.default_mode)
+        return downward_payload(pod, volume.downward_api.items, volume.downward_api.default_mode, lib_dir)
     projected = volume.other_sources["projected"]
-    return projected_payload(pod, projected, get)
+    return projected_payload(pod, projected, get, lib_dir)
 
 
 def projected_payload(pod: Pod, projected: Mapping[str, Any],
-                      get: Callable[[str, str | None], ConfigObject | None]) -> Payload:
+                      get: Callable[[str, str | None], ConfigObject | None], lib_dir: str | None = None) -> Payload:
     """A projected volume: its sources' files in one directory, under the volume's defaultMode."""
     default_mode = projected.get("defaultMode")
     mode = default_mode if isinstance(default_mode, int) else DEFAULT_MODE
@@ -150,7 +152,7 @@ def projected_payload(pod: Pod, projected: Mapping[str, Any],
                 payload.update(key_payload(kind, name or "", get(kind, name), ref.get("items") or (), mode,
                                            ref.get("optional")))
         if source.get("downwardAPI") is not None:
-            payload.update(downward_payload(pod, source["downwardAPI"].get("items") or (), mode))
+            payload.update(downward_payload(pod, source["downwardAPI"].get("items") or (), mode, lib_dir))
         for refused in ("serviceAccountToken", "clusterTrustBundle", "podCertificate"):
             if source.get(refused) is not None:  # validation refuses them first (fields.py)
                 raise ProjectionError(f"{refused} projections need an API server")
@@ -336,9 +338,10 @@ class ProjectedVolumes:
     and rewrites the changed ones; call it at start and at every resync."""
 
     def __init__(self, root: Path, sources: Sources | None, record: Callable[[TornDown], None],
-                 fs_group: int | None = None) -> None:
+                 fs_group: int | None = None, lib_dir: str | None = None) -> None:
         self.root = root  # <lib>/pods/<uid>
         self.sources = sources
+        self.lib_dir = lib_dir  # the runtime's lib directory: the node's ephemeral storage
         self.record = record
         self.fs_group = fs_group
         self.ready: dict[str, Path] = {}
@@ -357,7 +360,7 @@ class ProjectedVolumes:
             if kind is None:
                 continue
             try:
-                payload = volume_payload(pod, volume, self.sources)
+                payload = volume_payload(pod, volume, self.sources, self.lib_dir)
                 target = self.ready.get(volume.name) or self._make(volume, kind)
                 if AtomicWriter(target, self.fs_group).write(payload):
                     updated.append(volume.name)
@@ -396,15 +399,15 @@ def tmpfs_size(volume: Volume) -> int:
     return 2 * _OBJECT_MAX * sources + _OBJECT_MAX
 
 
-def create_projected_volumes(pod: Pod, root: Path, sources: Sources | None,
-                             record: Callable[[TornDown], None]) -> ProjectedVolumes | None:
+def create_projected_volumes(pod: Pod, root: Path, sources: Sources | None, record: Callable[[TornDown], None],
+                             lib_dir: str | None = None) -> ProjectedVolumes | None:
     """Make the pod's configMap, secret, downwardAPI and projected volumes (None: it has none).
     The ones ready are in `.ready` (name -> host directory); `.waiting` names the others, which
     every resync retries (the supervisor's _resync_projections)."""
     if not read_only_volumes(pod):
         return None
     psc = pod.spec.security_context
-    volumes = ProjectedVolumes(root, sources, record, psc.fs_group if psc is not None else None)
+    volumes = ProjectedVolumes(root, sources, record, psc.fs_group if psc is not None else None, lib_dir)
     volumes.sync(pod)
     return volumes
 

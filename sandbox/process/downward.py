@@ -93,19 +93,20 @@ _ESCAPES = {'"': '\\"', "\\": "\\\\", "\a": "\\a", "\b": "\\b", "\f": "\\f", "\n
             "\r": "\\r", "\t": "\\t", "\v": "\\v"}
 
 
-def resource_value(container: Container, resource: str, divisor: Quantity | None) -> str:
+def resource_value(container: Container, resource: str, divisor: Quantity | None, lib_dir: str | None = None) -> str:
     """`resourceFieldRef`: e.g. limits.cpu with divisor 1 gives whole cores rounded up (125m -> 1),
     with divisor 1m millicores; memory in bytes. A limit not set (or 0) is the node's capacity
     (the kubelet's MergeContainerResourceLimits: cpu, memory, ephemeral-storage); a request not
     set is its limit if there is one (the API server's defaulting), else 0: requests are never
-    filled from the node."""
+    filled from the node. `lib_dir`: the runtime's lib directory (the kubelet's root directory),
+    whose filesystem is the node's ephemeral storage; None: the default root's or $SANDBOX_ROOT's."""
     kind, _, name = resource.partition(".")
     resources = container.resources
     limits = resources.limits if resources is not None else {}
     requests = resources.requests if resources is not None else {}
     limit = limits.get(name)
     if kind == "limits":
-        milli = limit.milli if limit is not None and limit.milli else _node_capacity_milli(name)
+        milli = limit.milli if limit is not None and limit.milli else _node_capacity_milli(name, lib_dir)
     else:
         quantity = requests.get(name, limit)  # requests default to limits (reference 2)
         milli = quantity.milli if quantity is not None else 0
@@ -113,7 +114,7 @@ def resource_value(container: Container, resource: str, divisor: Quantity | None
     return str(-(-milli // unit))
 
 
-def _node_capacity_milli(name: str) -> int:
+def _node_capacity_milli(name: str, lib_dir: str | None) -> int:
     if name == "cpu":
         return (os.cpu_count() or 1) * 1000
     if name == "memory":
@@ -121,17 +122,19 @@ def _node_capacity_milli(name: str) -> int:
 
         return memory_capacity() * 1000
     if name == "ephemeral-storage":
-        return _root_fs_capacity() * 1000
+        return _root_fs_capacity(lib_dir) * 1000
     return 0
 
 
-def _root_fs_capacity() -> int:
+def _root_fs_capacity(lib_dir: str | None) -> int:
     """The size of the filesystem holding the runtime's lib directory, as cadvisor's RootFsInfo
     capacity of the kubelet's root directory (the nearest existing parent when it is not made
-    yet). $SANDBOX_ROOT is honoured; a --root option is not passed down to here."""
-    from sandbox.paths import RootLayout
+    yet)."""
+    if lib_dir is None:
+        from sandbox.paths import RootLayout
 
-    path = str(RootLayout.from_root().lib)
+        lib_dir = str(RootLayout.from_root().lib)
+    path = lib_dir
     while True:
         try:
             st = os.statvfs(path)
@@ -144,8 +147,10 @@ def _root_fs_capacity() -> int:
         return st.f_blocks * st.f_frsize
 
 
-def env_value(pod: Pod, container: Container, var: EnvVar, addresses: Addresses | None = None) -> str | None:
-    """The value of a `valueFrom` entry this runtime can resolve, else None."""
+def env_value(pod: Pod, container: Container, var: EnvVar, addresses: Addresses | None = None,
+              lib_dir: str | None = None) -> str | None:
+    """The value of a `valueFrom` entry this runtime can resolve, else None (`lib_dir` as for
+    resource_value)."""
     source = var.value_from
     if source is None:
         return None
@@ -153,5 +158,5 @@ def env_value(pod: Pod, container: Container, var: EnvVar, addresses: Addresses 
         return field_value(pod, source.field_ref.field_path, addresses)
     if source.resource_field_ref is not None:
         ref = source.resource_field_ref
-        return resource_value(container, ref.resource, ref.divisor)
+        return resource_value(container, ref.resource, ref.divisor, lib_dir)
     return None

@@ -191,7 +191,8 @@ def pod_hostname(pod: Pod) -> str:
 
 def container_env(container: Container, image: Image, hostname: str, pod: Pod | None = None,
                   sources: Sources | None = None, skipped: list[str] | None = None,
-                  kubelet_env: dict[str, str] | None = None, addresses: Addresses | None = None) -> list[str]:
+                  kubelet_env: dict[str, str] | None = None, addresses: Addresses | None = None,
+                  lib_dir: str | None = None) -> list[str]:
     """containerd's merge: image ENV first, the kubelet's list over it, plus HOSTNAME; a default
     PATH when neither has one. Kubernetes does not promise an order; we keep first-seen order.
 
@@ -199,7 +200,8 @@ def container_env(container: Container, image: Image, hostname: str, pod: Pod | 
     as for the up-front argv check); a missing one that is not optional raises MissingSourceError
     (config/sources.py). `skipped` collects the kubelet's InvalidEnvironmentVariableNames messages;
     `kubelet_env` receives the kubelet's own list (env and envFrom, without the image's ENV and
-    HOSTNAME), from which a subPathExpr is expanded."""
+    HOSTNAME), from which a subPathExpr is expanded. `lib_dir`: the runtime's lib directory, whose
+    filesystem's size an ephemeral-storage resourceFieldRef without a limit reads."""
     merged: dict[str, str] = {}
     for entry in image.config.env:
         name, _, value = entry.partition("=")
@@ -211,7 +213,7 @@ def container_env(container: Container, image: Image, hostname: str, pod: Pod | 
     namespace = pod.metadata.namespace or "default"
 
     def resolve(var: EnvVar) -> str | None:
-        return _env_value(pod, namespace, container, var, sources, addresses)
+        return _env_value(pod, namespace, container, var, sources, addresses, lib_dir)
 
     pairs = _env_from(container, namespace, sources, skipped) if sources is not None else []
     for name, value in container_environment(container, resolve, pairs):
@@ -222,7 +224,7 @@ def container_env(container: Container, image: Image, hostname: str, pod: Pod | 
 
 
 def _env_value(pod: Pod, namespace: str, container: Container, var: EnvVar, sources: Sources | None,
-               addresses: Addresses | None) -> str | None:
+               addresses: Addresses | None, lib_dir: str | None) -> str | None:
     from sandbox.process.downward import env_value
 
     source = var.value_from
@@ -232,7 +234,7 @@ def _env_value(pod: Pod, namespace: str, container: Container, var: EnvVar, sour
             if sources is None:
                 return None
             return config_value(sources, namespace, kind, ref.name or "", ref.key, bool(ref.optional))
-    return env_value(pod, container, var, addresses)
+    return env_value(pod, container, var, addresses, lib_dir)
 
 
 def _env_from(container: Container, namespace: str, sources: Sources,

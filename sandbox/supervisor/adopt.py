@@ -199,7 +199,7 @@ def _adopt_projections(sup: PodSupervisor) -> None:
         return
     psc = sup.pod.spec.security_context
     volumes = projection.ProjectedVolumes(sup.volumes_root, sup.ctx.sources, sup.ctx.record,
-                                          psc.fs_group if psc is not None else None)
+                                          psc.fs_group if psc is not None else None, str(sup.layout.lib))
     volumes.ready = {name: path for name, path in sup.ctx.volume_paths.items() if name in names}
     sup.projections = volumes
     sup.timers.add(sup.clock(), sup._resync_projections)

@@ -282,7 +282,7 @@ class ContainerLifecycle:
         skipped: list[str] = []  # envFrom keys that are no env names: the kubelet's event on the pod
         kubelet_env: dict[str, str] = {}  # what a subPathExpr is expanded from
         slot.env = launch.container_env(slot.spec, slot.image, ctx.hostname, ctx.pod, ctx.sources, skipped,
-                                        kubelet_env, ctx.addresses)
+                                        kubelet_env, ctx.addresses, str(ctx.layout.lib))
         for message in skipped:
             ctx.event(None, ev.invalid_env_names(message))
         slot.argv = launch.resolve_argv(slot.spec, slot.image, kubelet_env)

@@ -348,7 +348,7 @@ class PodSupervisor:
             from sandbox.pod import projection
 
             self.projections = projection.create_projected_volumes(self.pod, self.volumes_root, self.ctx.sources,
-                                                                   self.ctx.record)
+                                                                   self.ctx.record, str(self.layout.lib))
         if self.projections is not None:
             self.ctx.volume_paths.update(self.projections.ready)
             self.ctx.read_only_volumes = projection.read_only_volumes(self.pod)

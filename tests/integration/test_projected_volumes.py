@@ -173,3 +173,42 @@ def test_nothing_is_left_after_a_killed_runtime(sbx: Sandbox) -> None:
     assert not secret_dir.exists()
     assert subprocess.run(["findmnt", "-rn", "-o", "TARGET"], capture_output=True, text=True).stdout.count(
         str(sbx.root)) == 0
+
+
+EPHEMERAL_POD = """
+apiVersion: v1
+kind: Pod
+metadata: {name: eph}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: busybox
+    command: ["sh", "-c", "echo env=$EPH vol=$(cat /d/eph)"]
+    env:
+    - {name: EPH, valueFrom: {resourceFieldRef: {resource: limits.ephemeral-storage, divisor: 1Mi}}}
+    volumeMounts: [{name: d, mountPath: /d}]
+  volumes:
+  - name: d
+    downwardAPI:
+      items: [{path: eph, resourceFieldRef: {containerName: c, resource: limits.ephemeral-storage, divisor: 1Mi}}]
+"""
+
+
+def test_ephemeral_storage_without_a_limit_is_the_size_of_the_roots_own_filesystem(sbx: Sandbox) -> None:
+    """The node's allocatable ephemeral storage (cadvisor's RootFsInfo of the kubelet's root
+    directory) is the filesystem of `--root`'s lib directory, in env and in a downwardAPI file:
+    here a 96 MiB tmpfs, not the system root's filesystem."""
+    lib = sbx.root / "lib"
+    images = os.readlink(lib / "images")
+    (lib / "images").unlink()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96m,mode=0755", "tmpfs", str(lib)], check=True)
+    try:
+        (lib / "images").symlink_to(images)
+        code, out, err = sbx.finish(sbx.start(sbx.manifest(EPHEMERAL_POD)))
+        assert code == 0, err
+        assert "env=96 vol=96" in out, out
+        assert not any((lib / "containers").iterdir()) if (lib / "containers").exists() else True
+    finally:
+        subprocess.run(["umount", str(lib)], check=True)
+        (lib / "images").symlink_to(images)
