@@ -22,9 +22,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from sandbox.images.store import ImageStore
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -316,3 +319,32 @@ def tar_of(files: dict[str, bytes]) -> bytes:
             info.size, info.mode = len(data), 0o644
             tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
+
+
+def own_store(root: Path, image_store: Path) -> tuple[ImageStore, str]:
+    """The test's own image store under the runtime root `root` in place of the session's shared
+    one (which `image rm` and `prune` must not touch), holding the session's busybox layer (an
+    uncompressed tar: its digest is its diff_id). Returns the store and that layer's digest."""
+    from sandbox.images.store import ImageStore
+
+    images = root / "lib" / "images"
+    images.unlink()
+    images.mkdir()
+    shared = ImageStore(image_store)
+    layer = shared.read_json(shared.lookup("busybox").digest)["layers"][0]["digest"]
+    store = ImageStore(images)
+    with open(shared.blob_path(layer), "rb") as f:
+        store.ingest(iter(lambda: f.read(1 << 20), b""), layer)
+    return store, layer
+
+
+def add_image(store: ImageStore, name: str, diff_ids: list[str]) -> None:
+    """`name` (canonical) in `store`: an OCI manifest and config over these ingested layers."""
+    from sandbox.images.store import CONFIG_OCI, LAYER_TAR, MANIFEST_OCI
+
+    config = store.put_json({"architecture": "amd64", "os": "linux", "config": {},
+                             "rootfs": {"type": "layers", "diff_ids": diff_ids}})
+    manifest = store.put_json({"schemaVersion": 2, "mediaType": MANIFEST_OCI,
+                               "config": {"mediaType": CONFIG_OCI, "digest": config, "size": 1},
+                               "layers": [{"mediaType": LAYER_TAR, "digest": d, "size": 1} for d in diff_ids]})
+    store.add_image(name, manifest)

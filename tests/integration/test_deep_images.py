@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from conftest import Sandbox
-from registry_fixture import tar_of
+from registry_fixture import add_image, own_store, tar_of
 
-from sandbox.images.store import CONFIG_OCI, LAYER_TAR, MANIFEST_OCI, ImageStore
+from sandbox.images.store import ImageStore
 
 pytestmark = pytest.mark.root
 
@@ -28,15 +28,8 @@ DEEP = "example.com/deep:1"
 def store(sbx: Sandbox, image_store: Path) -> ImageStore:
     """The test's own store (not the session's shared one), holding the session's busybox layer
     (an uncompressed tar: its digest is its diff_id)."""
-    images = sbx.root / "lib" / "images"
-    images.unlink()
-    images.mkdir()
-    busybox = ImageStore(image_store)
-    layer = busybox.read_json(busybox.lookup("busybox").digest)["layers"][0]["digest"]
-    store = ImageStore(images)
-    with open(busybox.blob_path(layer), "rb") as f:
-        store.ingest(iter(lambda: f.read(1 << 20), b""), layer)
-    (images / "busybox-layer").write_text(layer)
+    store, layer = own_store(sbx.root, image_store)
+    (store.root / "busybox-layer").write_text(layer)
     return store
 
 
@@ -50,12 +43,7 @@ def add_deep_image(store: ImageStore) -> list[str]:
             files["data/middle.txt"] = b"middle\n"
         layers.append(store.ingest([tar_of(files)]))
     layers.append(store.ingest([tar_of({"data/.wh.middle.txt": b"", "data/top.txt": b"top\n"})]))
-    config = store.put_json({"architecture": "amd64", "os": "linux", "config": {},
-                             "rootfs": {"type": "layers", "diff_ids": layers}})
-    manifest = store.put_json({"schemaVersion": 2, "mediaType": MANIFEST_OCI,
-                               "config": {"mediaType": CONFIG_OCI, "digest": config, "size": 1},
-                               "layers": [{"mediaType": LAYER_TAR, "digest": d, "size": 1} for d in layers]})
-    store.add_image(DEEP, manifest)
+    add_image(store, DEEP, layers)
     return layers
 
 

@@ -54,25 +54,10 @@ def test_prune_keeps_the_layers_of_a_running_container(sbx: Sandbox, tmp_path: P
 def test_prune_keeps_every_layer_of_a_running_multi_layer_container(sbx: Sandbox, image_store: Path) -> None:
     """A root of several layers mounts them by bare short-link names (relative to images/l/,
     rootfs/plan.fit_overlays): prune must see those too, not only an absolute lowerdir."""
-    from registry_fixture import tar_of
+    from registry_fixture import add_image, own_store, tar_of
 
-    from sandbox.images.store import CONFIG_OCI, LAYER_TAR, MANIFEST_OCI, ImageStore
-
-    images = sbx.root / "lib" / "images"
-    images.unlink()
-    images.mkdir()
-    shared = ImageStore(image_store)
-    bottom = shared.read_json(shared.lookup("busybox").digest)["layers"][0]["digest"]
-    store = ImageStore(images)
-    with open(shared.blob_path(bottom), "rb") as f:
-        store.ingest(iter(lambda: f.read(1 << 20), b""), bottom)
-    layers = [bottom, store.ingest([tar_of({"data/top.txt": b"top\n"})])]
-    config = store.put_json({"architecture": "amd64", "os": "linux", "config": {},
-                             "rootfs": {"type": "layers", "diff_ids": layers}})
-    manifest = store.put_json({"schemaVersion": 2, "mediaType": MANIFEST_OCI,
-                               "config": {"mediaType": CONFIG_OCI, "digest": config, "size": 1},
-                               "layers": [{"mediaType": LAYER_TAR, "digest": d, "size": 1} for d in layers]})
-    store.add_image("docker.io/qa/inuse:1", manifest)
+    store, bottom = own_store(sbx.root, image_store)
+    add_image(store, "docker.io/qa/inuse:1", [bottom, store.ingest([tar_of({"data/top.txt": b"top\n"})])])
     dirs = [str(d) for d in store.lookup("qa/inuse:1").layers]
     assert len(dirs) == 2
     proc = sbx.start(sbx.manifest(POD), "--network", "none")
