@@ -12,7 +12,7 @@ import re
 
 from sandbox.errors import FieldError
 from sandbox.images.reference import reference_problem
-from sandbox.names import DNS_LABEL_RE, DNS_SUBDOMAIN_RE
+from sandbox.names import DNS_LABEL_MAX, DNS_LABEL_RE, DNS_SUBDOMAIN_MAX, DNS_SUBDOMAIN_RE
 from sandbox.spec.convert import entry, format_value
 from sandbox.spec.model import (
     ConfigMap,
@@ -142,15 +142,15 @@ ENV_NAME_MSG = "a valid environment variable name must consist only of printable
 
 
 def dns_label(errs: Errors, path: str, value: str) -> None:
-    if len(value) > 63:
-        errs.invalid(path, value, "must be no more than 63 characters")
+    if len(value) > DNS_LABEL_MAX:
+        errs.invalid(path, value, f"must be no more than {DNS_LABEL_MAX} characters")
     if not _LABEL.fullmatch(value):
         errs.invalid(path, value, LABEL_MSG)
 
 
 def dns_subdomain(errs: Errors, path: str, value: str) -> None:
-    if len(value) > 253:
-        errs.invalid(path, value, "must be no more than 253 characters")
+    if len(value) > DNS_SUBDOMAIN_MAX:
+        errs.invalid(path, value, f"must be no more than {DNS_SUBDOMAIN_MAX} characters")
     if not _SUBDOMAIN.fullmatch(value):
         errs.invalid(path, value, SUBDOMAIN_MSG)
 
