@@ -41,9 +41,9 @@ class AdmissionError(SandboxError):
 
 
 def node_labels(node_name: str) -> dict[str, str]:
-    from sandbox.images.registry import Platform  # the machine's GOARCH, as image pulls choose by it
+    from sandbox.images import goarch  # the machine's GOARCH, as image pulls choose by it
 
-    arch = Platform().architecture
+    arch = goarch()
     return {"kubernetes.io/hostname": node_name, "kubernetes.io/os": "linux", "kubernetes.io/arch": arch,
             "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": arch}
 
