@@ -287,8 +287,8 @@ static int make_one_beneath(int vol, char *prefix, char *name, mode_t mode, stru
                 close(have);
                 return 0;
         }
-        if (errno != ENOENT)
-                return sbx_fail(e, SBX_STAGE_SETUP, errno, "open subPath", prefix);
+        if (errno != ENOENT)  /* within the missing subPath's making: the kubelet's SafeMakeDir */
+                return sbx_fail(e, SBX_STAGE_SETUP, errno, "create subPath (open)", prefix);
         int parent;
         if (name == prefix) {
                 parent = resolve_beneath(vol, ".", O_DIRECTORY);
@@ -299,7 +299,7 @@ static int make_one_beneath(int vol, char *prefix, char *name, mode_t mode, stru
                 *slash = '/';
         }
         if (parent < 0)
-                return sbx_fail(e, SBX_STAGE_SETUP, errno, "open subPath parent", prefix);
+                return sbx_fail(e, SBX_STAGE_SETUP, errno, "create subPath (open parent)", prefix);
         int rc = mkdirat(parent, name, mode);
         int err = errno;
         if (rc == 0) {  /* ours: give it the mode the umask took away */

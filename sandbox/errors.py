@@ -101,8 +101,10 @@ class ContainerStartError(SandboxError):
         return f"{who}{self.reason}: {self.op}{where}: {os.strerror(self.errno)} ({code})"
 
 
-# native/mounts.c's ops (sbx_fail) when it cannot open (or make) a volume's subPath beneath it
-SUBPATH_OPS = frozenset({"open subPath", "open subPath parent"})
+# native/mounts.c's ops (sbx_fail) when it cannot make, open or clone a volume's subPath beneath it
+# (making a missing one, the kubelet's SafeMakeDir, which its makeMounts words apart from the rest)
+SUBPATH_CREATE_OPS = frozenset({"create subPath", "create subPath (open)", "create subPath (open parent)"})
+SUBPATH_OPS = frozenset({"open subPath", "clone subPath"}) | SUBPATH_CREATE_OPS
 
 
 class SubPathError(ContainerStartError):

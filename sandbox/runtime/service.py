@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 
 from sandbox import poller
-from sandbox.errors import ContainerStartError, PauseStartError, SubPathError
+from sandbox.errors import SUBPATH_CREATE_OPS, ContainerStartError, PauseStartError, SubPathError
 from sandbox.log import get_logger
 from sandbox.pod import teardown
 from sandbox.record import Record, field, replace
@@ -72,17 +72,19 @@ class PodSandboxConfig(Record, frozen=False):
     log_policy: RotationPolicy | None = None
 
 
-def subpath_error(spec: Container, path: str) -> ContainerStartError:
-    """A subPath that cannot be opened beneath its volume (a link out of it, a file where a
-    directory is needed) as the kubelet's makeMounts reports it: CreateContainerConfigError, naming
-    the volumeMount and the container, never the host paths ("could give information about host
-    filesystem"). `path` is the subPath, or the prefix of it that failed."""
+def subpath_error(spec: Container, path: str, created: bool = False) -> ContainerStartError:
+    """A subPath that cannot be made or opened beneath its volume (a link out of it, a file where
+    a directory is needed) as the kubelet's makeMounts reports it: CreateContainerConfigError,
+    naming the volumeMount and the container, never the host paths ("could give information about
+    host filesystem"). `path` is the subPath, or the prefix of it that failed; `created`: the
+    failure was making the missing directory (SafeMakeDir), which the kubelet words apart."""
     from sandbox.errors import ContainerConfigError
 
     mounts = [m for m in spec.volume_mounts if m.sub_path or m.sub_path_expr]
     named = [m for m in mounts if m.sub_path and (m.sub_path == path or m.sub_path.startswith(path.rstrip("/") + "/"))]
     name = (named or mounts)[0].name if mounts else ""
-    return ContainerConfigError(f'failed to prepare subPath for volumeMount "{name}" of container "{spec.name}"',
+    what = "create subPath directory" if created else "prepare subPath"
+    return ContainerConfigError(f'failed to {what} for volumeMount "{name}" of container "{spec.name}"',
                                 container=spec.name)
 
 
@@ -379,7 +381,7 @@ class RuntimeService:
                 process = sandbox.spawner.spawn(container.request, before_start=before_start)
         except SubPathError as e:
             self.remove_container(container)
-            error = subpath_error(container.config.spec, e.path)
+            error = subpath_error(container.config.spec, e.path, created=e.op in SUBPATH_CREATE_OPS)
             # the detail goes to the runtime's log only, as the kubelet's klog line
             log.warning("%s: %s", error, e.describe().split(": ", 1)[-1])  # "open subPath 'x': ... (EXDEV)"
             raise error from e

@@ -403,3 +403,33 @@ spec:
 """)
     assert code == 0, err
     assert "seeded" in out, out
+
+
+def test_a_sub_path_that_cannot_be_made_is_the_kubelets_create_error(sbx: Sandbox) -> None:
+    """A missing subPath is made beneath its volume (SafeMakeDir); when that fails (here the
+    volume is a read-only filesystem) the container waits with makeMounts' own words for it,
+    "failed to create subPath directory", not the "prepare" ones of a subPath that exists."""
+    volume = sbx.tmp / "ro"
+    volume.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(volume)], check=True)
+    try:
+        code, _, err = run_to_end(sbx, f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: sub}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: app
+    image: busybox
+    command: ["true"]
+    volumeMounts: [{{name: v, mountPath: /v, subPath: missing/dir}}]
+  volumes:
+  - {{name: v, hostPath: {{path: {volume}, type: Directory}}}}
+""")
+    finally:
+        subprocess.run(["umount", str(volume)], check=True)
+    assert code == 1 and "create subPath" in err and "EROFS" in err, err  # the runtime's log line
+    assert sbx.waiting("sub") == {
+        "reason": "CreateContainerConfigError",
+        "message": 'failed to create subPath directory for volumeMount "v" of container "app"'}

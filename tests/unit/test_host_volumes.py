@@ -303,6 +303,9 @@ def test_a_sub_path_that_cannot_be_opened_is_the_kubelets_config_error_naming_th
     assert (error.reason, str(error)) == (
         "CreateContainerConfigError", 'failed to prepare subPath for volumeMount "deep" of container "app"')
     assert 'volumeMount "other"' in str(subpath_error(spec, "x"))
+    # SafeMakeDir of a missing subPath failed: makeMounts' own words for it
+    assert str(subpath_error(spec, "x", created=True)) == \
+        'failed to create subPath directory for volumeMount "other" of container "app"'
 
 
 def test_a_sub_path_failure_is_typed_where_the_native_record_is_read() -> None:
@@ -319,8 +322,8 @@ def test_a_sub_path_failure_is_typed_where_the_native_record_is_read() -> None:
     from sandbox.process import shimproto
 
     source = (Path(__file__).parents[2] / "native" / "mounts.c").read_text()
-    failing_opens = set(re.findall(r'sbx_fail\([^"]*"(open subPath[^"]*)"', source))
-    assert failing_opens and failing_opens == SUBPATH_OPS
+    failing = set(re.findall(r'sbx_fail\([^"]*"((?:open|create|clone) subPath[^"]*)"', source))
+    assert failing and failing == SUBPATH_OPS
     for op, typed in [*((op, True) for op in SUBPATH_OPS), ("open volume", False), ("mount proc", False)]:
         err = ffi.new("struct sbx_err *")
         err.stage, err.err, err.op, err.path = lib.SBX_STAGE_SETUP, errno.EXDEV, op.encode(), b"a/b"
