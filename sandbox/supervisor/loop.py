@@ -589,10 +589,18 @@ class PodSupervisor:
         instance a failed hook killed has not exited): the pod worker starts nothing else."""
         return any(s.starting for s in self.slots)
 
+    def _worker_busy(self) -> bool:
+        """The kubelet's pod worker is inside a startContainer: a postStart (_busy), or an image
+        pull, which EnsureImageExists does inside it too (our pulls run in worker threads; a later
+        container's first start waits for an earlier one's pull through the puller's queue)."""
+        puller = self.ctx.puller
+        pulling = puller is not None and puller.workers is not None and bool(puller.workers.running)
+        return pulling or self._busy()
+
     def _start(self, slot: Slot) -> None:
-        """A restart (or a start a pull or back-off let through): now, or once no other
-        container is inside startContainer (_hold)."""
-        if self._busy():
+        """A restart (or a start a pull or back-off let through): now, or once no container is
+        inside startContainer (_hold)."""
+        if self._worker_busy():
             self._hold(slot)
         else:
             self.lifecycle.start(slot)
@@ -602,8 +610,9 @@ class PodSupervisor:
         restart timer that never acts marks it as a start still to come, as a pull's does: the
         restartPolicy Never/OnFailure "every app container finished" check and the stop's
         "last state again" both count it."""
-        log.info("pod %s/%s: start of %s waits for a postStart hook", self.namespace, self.name, slot.name)
-        _trace("hold", f"{slot.name}: start held while another container's postStart runs", container=slot.name)
+        log.info("pod %s/%s: start of %s waits for another container's start (postStart, pull)", self.namespace,
+                 self.name, slot.name)
+        _trace("hold", f"{slot.name}: start held while another container starts", container=slot.name)
         slot.held = True
         if isinstance(slot.status.state, st.Terminated):
             # exited and not restarted yet: the kubelet shows that exit as the state and the one
@@ -616,7 +625,7 @@ class PodSupervisor:
         """The starts held while a container was inside startContainer, in the pod's order, one
         at a time (each may hold the pod worker again)."""
         for slot in self.slots:
-            if self._busy() or self.stopping or self.recreating:
+            if self._worker_busy() or self.stopping or self.recreating:
                 return
             if not slot.held:
                 continue
@@ -702,6 +711,8 @@ class PodSupervisor:
             slot.restart_timer = None
             if not self.stopping and not self.recreating:
                 self._start(slot)
+        if not self.stopping and not self.recreating:
+            self._advance()  # the starts held while the pulls ran
 
     def _wait_for_config(self, slot: Slot, error: MissingSourceError, restart_count: int) -> None:
         """The kubelet's pod worker re-syncs a pod whose sync failed after its back-off period (10 s,

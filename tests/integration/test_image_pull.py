@@ -602,6 +602,63 @@ def big_image(size: int) -> tuple[bytes, dict[str, bytes]]:
     return manifest, {sha256(config): config, sha256(layer): layer}
 
 
+def with_noise(manifest_bytes: bytes, blobs: dict[str, bytes], size: int) -> tuple[bytes, dict[str, bytes]]:
+    """The image with one more layer of `size` random bytes (a pull that takes a while)."""
+    import gzip
+    import os
+
+    manifest = json.loads(manifest_bytes)
+    raw = tar_of({"noise": os.urandom(size)})
+    gzipped = "gzip" in manifest["layers"][-1]["mediaType"]  # as the image's other layers
+    layer = gzip.compress(raw, compresslevel=1, mtime=0) if gzipped else raw
+    config = json.loads(blobs.pop(manifest["config"]["digest"]))
+    config["rootfs"]["diff_ids"].append(sha256(raw))
+    config_bytes = json.dumps(config).encode()
+    manifest["config"] = {**manifest["config"], "digest": sha256(config_bytes), "size": len(config_bytes)}
+    manifest["layers"].append({**manifest["layers"][-1], "digest": sha256(layer), "size": len(layer)})
+    return json.dumps(manifest).encode(), {**blobs, sha256(config_bytes): config_bytes, sha256(layer): layer}
+
+
+def test_a_restart_waits_for_another_containers_pull(
+        sbx: Sandbox, store_mirror: Mirror, image_store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kubelet pulls inside startContainer (EnsureImageExists), so while one container's image
+    is pulled the pod worker restarts nothing: a container that exited meanwhile waits for it."""
+    image, blobs = with_noise(*busybox_variant(image_store, "BIG=1"), 1 << 20)
+    own_store(sbx)  # the pulled image stays out of the session's store
+    with running_registry(sbx.tmp / "registry") as registry:
+        relay = Relay(registry.netloc, pause=0.05, chunk=8192)  # ~160 KB/s: about 6 s
+        try:
+            push_image(registry.netloc, "noisy", "1", image, blobs)
+            monkeypatch.setenv("SANDBOX_REGISTRY_CONFIG", str(write_hosts(
+                sbx.tmp / "hosts.d", {"docker.io": store_mirror.netloc, "example.test": relay.netloc})))
+            manifest = sbx.manifest("""
+apiVersion: v1
+kind: Pod
+metadata: {name: pulling}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: crasher
+    image: busybox:1.36
+    command: ["sh", "-c", "sleep 0.2; exit 1"]
+  - {name: big, image: "example.test/noisy:1", command: ["sleep", "1000"]}
+""")
+            proc = sbx.start(manifest, "--backoff-initial", "100ms")
+            sbx.wait_for(lambda: any("/blobs/" in p for p in relay.paths), timeout=30,
+                         message="the slow layer's download")
+            time.sleep(1.5)  # crasher exited 0.2 s after its start, before the pull began: its restart is due
+            pulling = container_status(sbx, "pulling", 1)["state"] == {"waiting": {"reason": "ContainerCreating"}}
+            crasher = container_status(sbx, "pulling")
+            assert pulling, "the pull ended too soon for this test"
+            assert crasher["restartCount"] == 0 and "terminated" in crasher["state"], crasher
+            sbx.wait_for(lambda: container_status(sbx, "pulling")["restartCount"] >= 1, timeout=30,
+                         message="crasher's restart once the pull ended")
+            assert "running" in container_status(sbx, "pulling", 1)["state"]
+            sbx.stop(proc)
+        finally:
+            relay.close()
+
+
 def test_a_slow_pull_leaves_the_loop_free_and_ctrl_c_ends_the_pod_at_once(
         sbx: Sandbox, store_mirror: Mirror, monkeypatch: pytest.MonkeyPatch) -> None:
     image, blobs = big_image(4 << 20)
