@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+
+from sandbox.record import Record, field
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -31,21 +32,18 @@ class JSONPathError(Exception):
 # --- the parsed template ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Field:
+class Field(Record):
     name: str
 
 
-@dataclass(frozen=True)
-class Slice:
+class Slice(Record):
     start: int | None
     end: int | None
     step: int | None
     single: bool  # `[n]`: one element, its end derived from its start
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(Record):
     """One step of a path: `kind` is root, current, field, wildcard, recursive, slice, union,
     filter or identifier (a bare word, which fails when run, as client-go's)."""
 
@@ -53,44 +51,37 @@ class Step:
     value: Any = None
 
 
-@dataclass(frozen=True)
-class Literal:
+class Literal(Record):
     value: Any  # a string, int, float or bool written in the template
 
 
-@dataclass(frozen=True)
-class Path:
+class Path(Record):
     steps: tuple[Step, ...]
 
 
-@dataclass(frozen=True)
-class Filter:
+class Filter(Record):
     left: Path | Literal
     operator: str  # "exists" when there is no right side
     right: Path | Literal | None
 
 
-@dataclass
-class Range:
+class Range(Record, frozen=False):
     path: Path | Literal
     body: list[Any] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Text:
+class Text(Record):
     value: str
 
 
-@dataclass(frozen=True)
-class End:
+class End(Record):
     """An `{end}` with no range open: an error when run, as client-go's."""
 
 
 Node = Text | Path | Literal | Range | End
 
 
-@dataclass(frozen=True)
-class Template:
+class Template(Record):
     source: str
     nodes: tuple[Any, ...]
 

@@ -10,10 +10,10 @@ joined by commas, `<none>` when it finds none. Missing fields are no error (kube
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from sandbox.cli.jsonpath import JSONPathError, Template, go_value, parse
 from sandbox.errors import SandboxError, UsageError
+from sandbox.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -24,8 +24,7 @@ TEMPLATE_FORMATS = ("jsonpath", "jsonpath-as-json", "custom-columns")
 _RELAXED = re.compile(r"^\{?(\.?[^{}]*)\}?$")
 
 
-@dataclass(frozen=True)
-class TemplatePrinter:
+class TemplatePrinter(Record):
     kind: str  # one of TEMPLATE_FORMATS
     template: Template | None  # jsonpath's
     columns: tuple[tuple[str, Template], ...] = ()  # custom-columns': (header, path)
@@ -73,7 +72,7 @@ def check_output(output: str | None) -> TemplatePrinter | None:
         return TemplatePrinter(kind, None, tuple(custom_columns(template)))
     if not template:
         raise UsageError("template format specified but no template given")
-    return TemplatePrinter(kind, _parsed(template))
+    return TemplatePrinter(kind, jsonpath_template(template))
 
 
 def custom_columns(spec: str) -> list[tuple[str, Template]]:
@@ -85,7 +84,7 @@ def custom_columns(spec: str) -> list[tuple[str, Template]]:
         header, colon, path = part.partition(":")
         if not colon:
             raise UsageError(f"unexpected custom-columns spec: {part}, expected <header>:<json-path-expr>")
-        columns.append((header, _parsed(relaxed_path(path))))
+        columns.append((header, jsonpath_template(relaxed_path(path))))
     return columns
 
 
@@ -101,7 +100,8 @@ def relaxed_path(path: str) -> str:
     return "{" + (inner if inner.startswith(".") else "." + inner) + "}"
 
 
-def _parsed(template: str) -> Template:
+def jsonpath_template(template: str) -> Template:
+    """The parsed template, or UsageError in kubectl's words."""
     try:
         return parse(template)
     except JSONPathError as e:

@@ -14,7 +14,6 @@ polled.
 from __future__ import annotations
 
 import argparse
-import re
 import time
 
 from sandbox.cli.get import POD_KINDS
@@ -47,7 +46,7 @@ class Condition:
         self.kind = self.kind.lower()
         self.value: str | None = None
         self.name = ""
-        self.path: list[Any] = []
+        self.path: Any = None  # a jsonpath condition's parsed template (cli/jsonpath.py)
         if self.kind in ("delete", "create") and not rest:
             return
         if self.kind == "condition" and rest:
@@ -55,8 +54,10 @@ class Condition:
             self.value = wanted if eq else "true"
             return
         if self.kind == "jsonpath" and rest:
+            from sandbox.cli.printers import jsonpath_template, relaxed_path
+
             expr, self.value = _split_jsonpath(rest)
-            self.path = parse_jsonpath(expr)
+            self.path = jsonpath_template(relaxed_path(expr))  # client-go's JSONPath, as kubectl wait
             return
         raise UsageError(f"unrecognized condition: {text!r} (condition=NAME[=VALUE], delete, create or "
                          "jsonpath='{.PATH}'[=VALUE])")
@@ -74,10 +75,14 @@ class Condition:
                 if str(c.get("type")) == self.name:
                     return str(c.get("status", "")).lower() == str(self.value).lower()
             return False
-        found = evaluate(self.path, pod)
-        if len(found) != 1:
+        from sandbox.cli.jsonpath import text_of
+
+        # kubectl wait's isJSONPathConditionMet: one value found (none: not yet; several: never
+        # met), compared as fmt's %v prints it; without a value, that the field is there
+        pieces = self.path.results(pod)
+        if len(pieces) != 1 or len(pieces[0]) != 1:
             return False
-        return self.value is None or _text(found[0]) == self.value
+        return self.value is None or text_of(pieces[0][0]) == self.value
 
     def done_text(self, name: str) -> str:
         return f"pod/{name} deleted" if self.kind == "delete" else f"pod/{name} condition met"
@@ -167,9 +172,7 @@ def read_pod_object(root: RootLayout, ns: str, name: str) -> dict[str, Any] | No
     return pod_object(state)
 
 
-# --- a small JSONPath: what `kubectl wait --for=jsonpath` is used with -------------------------------
-
-_STEP = re.compile(r"""\.([A-Za-z_][\w-]*)|\[(\d+)\]|\[['"]([^'"]+)['"]\]|\[\?\(@\.([\w.-]+)\s*==\s*['"]([^'"]*)['"]\)\]""")
+# --- kubectl wait's jsonpath condition -------------------------------------------------------------
 
 
 def _split_jsonpath(text: str) -> tuple[str, str | None]:
@@ -184,51 +187,3 @@ def _split_jsonpath(text: str) -> tuple[str, str | None]:
         return expr, (rest[1:] if rest.startswith("=") else None)
     expr, eq, value = text.partition("=")
     return expr, (value if eq else None)
-
-
-def parse_jsonpath(expr: str) -> list[Any]:
-    """Steps of `.a.b[0]['c'][?(@.type=="Ready")]`: a key, an index, or a (field, value) filter."""
-    from sandbox.errors import UsageError
-
-    steps: list[Any] = []
-    pos = 0
-    body = expr.strip()
-    while pos < len(body):
-        m = _STEP.match(body, pos)
-        if m is None:
-            raise UsageError(f"jsonpath {expr!r}: cannot parse at {body[pos:]!r} "
-                             "(keys, [N], ['key'] and [?(@.field==\"value\")] are understood)")
-        key, index, quoted, field, wanted = m.groups()
-        steps.append(key or quoted if (key or quoted) else int(index) if index is not None else (field, wanted))
-        pos = m.end()
-    if not steps:
-        raise UsageError(f"jsonpath {expr!r}: empty")
-    return steps
-
-
-def evaluate(steps: list[Any], obj: Any) -> list[Any]:
-    """Every value the steps reach (a filter may reach several)."""
-    found = [obj]
-    for step in steps:
-        out: list[Any] = []
-        for item in found:
-            if isinstance(step, str) and isinstance(item, dict) and step in item:
-                out.append(item[step])
-            elif isinstance(step, int) and isinstance(item, list) and step < len(item):
-                out.append(item[step])
-            elif isinstance(step, tuple) and isinstance(item, list):
-                field, wanted = step
-                sub = parse_jsonpath("." + field)
-                for element in item:
-                    got = evaluate(sub, element)
-                    if len(got) == 1 and _text(got[0]) == wanted:
-                        out.append(element)
-        found = out
-    return found
-
-
-def _text(value: Any) -> str:
-    """A found value as kubectl compares it: strings as they are, the rest as JSON."""
-    import json
-
-    return value if isinstance(value, str) else json.dumps(value)

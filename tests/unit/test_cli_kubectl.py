@@ -197,6 +197,16 @@ def test_conditions() -> None:
     assert Condition("delete").met(None) and not Condition("delete").met(pod)
     with pytest.raises(UsageError):
         Condition("ready")
+    # client-go's JSONPath (cli/jsonpath.py), as kubectl wait: relaxed paths, every filter operator,
+    # numbers and booleans as fmt prints them, a path reaching several values never met
+    pod["status"]["containerStatuses"] = [{"name": "a", "restartCount": 2, "ready": True},
+                                          {"name": "b", "restartCount": 0, "ready": False}]
+    assert Condition("jsonpath=.status.phase=Running").met(pod)
+    assert Condition("jsonpath={.status.containerStatuses[?(@.restartCount>1)].name}=a").met(pod)
+    assert Condition("jsonpath={.status.containerStatuses[?(@.name!=\"a\")].ready}=false").met(pod)
+    assert not Condition("jsonpath={.status.containerStatuses[*].name}=a").met(pod)
+    with pytest.raises(UsageError):
+        Condition("jsonpath={.status[?(@.x==}=1")
 
 
 def test_the_watch_reports_a_new_state_a_new_pod_and_a_removed_one(tmp_path: Path) -> None:
