@@ -229,7 +229,9 @@ def test_twenty_checks_in_one_loop_run_concurrently(
     outcomes = run_checks(checks)
     elapsed = time.monotonic() - began
     assert outcomes == [Outcome(SUCCESS, "late")] * 20
-    assert elapsed < 0.35, elapsed
+    # in turn they would take 4 s; at most two overlapping at a time, 2 s: a loaded 2-CPU machine
+    # has measured 0.37 s, so the bound leaves room for the server's 20 threads to be scheduled
+    assert elapsed < 1.0, elapsed
 
 
 # HTTPS ---------------------------------------------------------------------------------------
