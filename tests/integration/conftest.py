@@ -389,3 +389,16 @@ def _ended_record(pod_dir: Path) -> bool:
 
 def ns_inode(pid: int, ns: str) -> str:
     return os.readlink(f"/proc/{pid}/ns/{ns}")
+
+
+@pytest.fixture
+def agent_sbx(sbx: Sandbox) -> Iterator[Sandbox]:
+    """`sbx` for tests that hand pods to a node agent: afterwards the agent is stopped (every
+    pod with it) and pods a killed agent left under their shims are torn down."""
+    from tests.integration.test_agent import stop_agent, tear_down_orphans
+
+    try:
+        yield sbx
+    finally:
+        stop_agent(sbx, force=True)
+        tear_down_orphans(sbx)

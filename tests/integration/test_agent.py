@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,15 +68,6 @@ def stop_agent(sbx: Sandbox, timeout: float = 60, *, force: bool = False) -> Non
             raise AssertionError(f"the agent did not stop within {timeout}s of SIGTERM")
     finally:
         os.close(pidfd)
-
-
-@pytest.fixture
-def agent_sbx(sbx: Sandbox) -> Iterator[Sandbox]:
-    try:
-        yield sbx
-    finally:
-        stop_agent(sbx, force=True)
-        tear_down_orphans(sbx)
 
 
 def tear_down_orphans(sbx: Sandbox) -> None:

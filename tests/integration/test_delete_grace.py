@@ -8,13 +8,11 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.integration.conftest import Sandbox
-from tests.integration.test_agent import stop_agent, tear_down_orphans
 
 pytestmark = pytest.mark.root
 
@@ -89,15 +87,6 @@ def test_force_kills_a_foreground_pod_at_once(sbx: Sandbox) -> None:
     assert time.monotonic() - started < 5
     sbx.finish(proc, timeout=10)
     assert sbx.state("forced") is None
-
-
-@pytest.fixture
-def agent_sbx(sbx: Sandbox) -> Iterator[Sandbox]:
-    try:
-        yield sbx
-    finally:
-        stop_agent(sbx, force=True)
-        tear_down_orphans(sbx)
 
 
 def test_now_cuts_prestop_and_grace_of_an_agent_pod(agent_sbx: Sandbox) -> None:
