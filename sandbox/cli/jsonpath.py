@@ -294,7 +294,6 @@ class _Expression:
         self.i = i + 1
         return bracket_step(inner)
 
-
     def _filter_bracket(self) -> Step:
         """`[?(...)]`: up to the `)` that closes it (outside quotes), which `]` must follow."""
         text, i, depth = self.text, self.i + 3, 0
