@@ -114,7 +114,7 @@ def grace_period(given: int, *, now: bool, force: bool) -> int | None:
 def delete_pod(args: argparse.Namespace, name: str) -> None:
     from sandbox.cli.common import layout, pod_dir
     from sandbox.errors import StateError
-    from sandbox.pod.cleanup import delete_record
+    from sandbox.pod.cleanup import DELETE_LOCK_WAIT, delete_record
     from sandbox.state.view import LIVE, read_pod
 
     target = pod_dir(args, name)
@@ -132,7 +132,7 @@ def delete_pod(args: argparse.Namespace, name: str) -> None:
     if kind == LIVE:
         _stop(args, target, state)
     root = layout(args)
-    if not delete_record(target, root.containers, root.logs, uid=state.get("uid")):
+    if not delete_record(target, root.containers, root.logs, uid=state.get("uid"), wait=DELETE_LOCK_WAIT):
         raise StateError(f'pod "{name}" was not deleted: a new run of it holds it now')
     print(f'pod "{name}" deleted')
 
@@ -190,8 +190,9 @@ def _stop(args: argparse.Namespace, target: PodDir, state: dict[str, Any]) -> No
     timeout = args.timeout if args.timeout is not None else max(grace, 2.0) + EXTRA_WAIT_SECONDS
     tracer = sys.modules["sandbox.trace"].active if "sandbox.trace" in sys.modules else None  # --trace
     try:
-        if args.grace_period is not None:
-            _request_grace(target, args.grace_period)
+        # always written: it tells the runtime this SIGTERM is a delete (a second one only
+        # shortens the grace, as the API server takes it) and not a bare signal (a second kills)
+        _request_grace(target, int(grace))
         signal.pidfd_send_signal(pidfd, signal.SIGTERM)
         if tracer is not None:
             tracer.emit("delete", "signal", f"pidfd_send_signal(runtime pid {runtime.pid}, SIGTERM): its "
@@ -237,8 +238,9 @@ def _stop_by_agent(args: argparse.Namespace, state: dict[str, Any]) -> None:
         return  # --force, or the pod ended with its shim meanwhile: the record is finished below
     try:
         client.sock.settimeout(args.timeout)
-        options: dict[str, Any] = {} if args.grace_period is None else {"gracePeriodSeconds": args.grace_period}
-        client.call("StopPod", namespace=state.get("namespace"), name=state.get("name"), **options)
+        # the pod's own grace when none was given: a second delete then shortens, never kills
+        client.call("StopPod", namespace=state.get("namespace"), name=state.get("name"),
+                    gracePeriodSeconds=int(_grace(args, state)))
     except AgentError:
         pass  # no longer the agent's pod (it ended a moment ago)
     finally:

@@ -120,12 +120,14 @@ def finish_dead_runtime(pod_dir: PodDir, containers_root: Path, logs_root: Path 
     return True
 
 
-def delete_record(pod_dir: PodDir, containers_root: Path, logs_root: Path, uid: str | None = None) -> bool:
+def delete_record(pod_dir: PodDir, containers_root: Path, logs_root: Path, uid: str | None = None,
+                  wait: float = 0.0) -> bool:
     """`sandbox delete` of a pod no runtime holds (ended, or its runtime gone): remove the record
     and the pod's logs, finishing a dead runtime's tear-down first. With `uid`, only that very pod:
-    False, touching nothing, when a runtime holds the pod or a newer pod has taken the name."""
+    False, touching nothing, when a runtime holds the pod or a newer pod has taken the name.
+    `wait`: seconds to wait out another delete holding the pod's lock (`sandbox delete`'s)."""
     lock = PodLock(pod_dir)
-    if not lock.acquire():
+    if not _acquire_within(lock, wait):
         return False
     try:
         if not pod_dir.state_file.exists():  # removed meanwhile (`run --rm`, another delete)
@@ -138,6 +140,23 @@ def delete_record(pod_dir: PodDir, containers_root: Path, logs_root: Path, uid: 
         remove_pod_dir(pod_dir)
     finally:
         lock.release()
+    return True
+
+
+DELETE_LOCK_WAIT = 2.0  # seconds: another delete of the same pod holds the lock this long at most
+
+
+def _acquire_within(lock: PodLock, wait: float) -> bool:
+    """The pod's lock, trying again for `wait` seconds: two deletes of one terminating pod both
+    get here once its runtime exits, the first removes the record, the second must then find it
+    gone rather than report the lock held; held longer, a runtime holds it (a new run)."""
+    import time
+
+    deadline = time.monotonic() + wait
+    while not lock.acquire():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
     return True
 
 

@@ -76,6 +76,8 @@ class Slot(Record, frozen=False):
     attempt: int = -1  # the sandbox attempt it last started in
     stopping: bool = False  # the kubelet is stopping this instance (preStop, SIGTERM, SIGKILL)
     kill_timer: int | None = None
+    signalled_at: float = 0.0  # monotonic: when the stopping instance was sent its stop signal
+    hook_deadline_cut: bool = False  # its preStop runs on after a shortened grace signalled it
     hook: CheckRun | None = None  # postStart or preStop in flight
     # Inside the kubelet's startContainer, which holds the pod worker: from a start with a postStart
     # hook until the hook returned, or, when it failed, until the instance killed for it exited
@@ -426,12 +428,31 @@ class ContainerLifecycle:
         check = checks_for(pre_stop, self._check_context(slot), max(deadline - self.ctx.clock(), 0.0), hook=True)
         slot.hook = self.ctx.runner.start(check, lambda outcome: self._pre_stop_done(slot, outcome, deadline))
 
+    def shorten(self, slot: Slot, deadline: float) -> None:
+        """The pod's grace period was cut (a second delete): a stopping instance still in its
+        preStop is sent its stop signal now (its hook runs on, as the kubelet's goroutine does),
+        and an instance already signalled gets its SIGKILL at `deadline` instead (never sooner
+        than 2 s after the stop signal it had). One not stopping yet gets the new deadline when
+        its turn comes (the pod's stop_deadline)."""
+        if slot.process is None or not slot.stopping:
+            return
+        if slot.kill_timer is not None:  # signalled: its SIGKILL comes sooner
+            self.ctx.timers.cancel(slot.kill_timer)
+            kill_at = max(deadline, slot.signalled_at + MIN_GRACE_SECONDS)
+            slot.kill_timer = self.ctx.timers.add(kill_at, lambda: self.kill(slot))
+        elif slot.hook is not None and not slot.hook_deadline_cut:  # in its preStop: no signal sent yet
+            slot.hook_deadline_cut = True
+            self._terminate(slot, deadline)
+
     def _pre_stop_done(self, slot: Slot, outcome: Any, deadline: float) -> None:
         slot.hook = None
         if not outcome.ok:
             log.warning("pod %s/%s: preStop hook of %s failed: %s", self.ctx.namespace, self.ctx.name, slot.name,
                         outcome.output)
             self.ctx.event(slot, ev.failed_pre_stop_hook())
+        if slot.hook_deadline_cut:  # signalled already when a second delete cut the grace
+            slot.hook_deadline_cut = False
+            return
         self._terminate(slot, deadline)
 
     def _terminate(self, slot: Slot, deadline: float) -> None:
@@ -442,7 +463,8 @@ class ContainerLifecycle:
                  sig, signal.strsignal(sig))
         if slot.runtime is not None:
             self.ctx.runtime.stop_container(slot.runtime, sig)
-        kill_at = max(deadline, self.ctx.clock() + MIN_GRACE_SECONDS)
+        slot.signalled_at = self.ctx.clock()
+        kill_at = max(deadline, slot.signalled_at + MIN_GRACE_SECONDS)
         slot.kill_timer = self.ctx.timers.add(kill_at, lambda: self.kill(slot))
 
     def kill(self, slot: Slot) -> None:
@@ -478,7 +500,7 @@ class ContainerLifecycle:
             slot.probes.stop()
             slot.probes = None
         ctx.timers.cancel(slot.kill_timer)
-        slot.kill_timer, slot.stopping, slot.starting = None, False, False
+        slot.kill_timer, slot.stopping, slot.starting, slot.hook_deadline_cut = None, False, False, False
         message = ""
         if slot.message_file is not None:
             message = read_termination_message(slot.message_file, slot.spec.termination_message_policy or "File",

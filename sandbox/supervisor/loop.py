@@ -253,6 +253,9 @@ class PodSupervisor:
     def stop(self, *, force: bool = False, grace: int | None = None) -> None:
         """Stop the pod from outside (as Ctrl-C does): a graceful stop, or with `force` SIGKILL now;
         `grace` (`delete --grace-period`) replaces the pod's terminationGracePeriodSeconds."""
+        if self.deleting and grace is not None and not force:
+            self._shorten_grace(grace)  # a second delete, as the API server takes it
+            return
         self._begin_stop(deleting=True, force=force or self.deleting, grace=grace)
 
     def finish(self) -> None:
@@ -802,7 +805,10 @@ class PodSupervisor:
                 already = self.deleting
                 grace = self._requested_grace() if signo == signal.SIGTERM else None
                 log.info("pod %s/%s: got %s, stopping", self.namespace, self.name, STOP_SIGNALS[signo])
-                self._begin_stop(deleting=True, force=already or grace == 0, grace=grace)
+                if already and grace:  # a second `sandbox delete`: its grace, if shorter (a second
+                    self._shorten_grace(grace)  # Ctrl-C or a bare SIGTERM still kills at once)
+                else:
+                    self._begin_stop(deleting=True, force=already or grace == 0, grace=grace)
 
     def _requested_grace(self) -> int | None:
         """The grace period `sandbox delete --grace-period/--now/--force` wrote beside the state
@@ -847,6 +853,26 @@ class PodSupervisor:
         if self.stop_deadline is None:
             self.stop_deadline = self.clock() + seconds
         self._stop_next()
+
+    def _shorten_grace(self, grace: int) -> None:
+        """A delete of a pod already being deleted, as the API server takes it: only a shorter
+        grace period counts (deletionTimestamp and deletionGracePeriodSeconds move earlier), and
+        the kubelet kills with what is left of it: each container still in its preStop gets its
+        SIGTERM now, and every SIGKILL comes at the new end (never sooner than 2 s after that
+        SIGTERM); 0 kills now. A longer or equal one changes nothing."""
+        now, wall = self.clock(), self.wall()
+        if grace <= 0:
+            self.deletion = (wall, 0)
+            self._save()
+            self._kill_remaining()
+            return
+        if self.stop_deadline is None or now + grace >= self.stop_deadline:
+            return
+        self.stop_deadline = now + grace
+        self.deletion = (wall, grace)
+        for slot in self._running():
+            self.lifecycle.shorten(slot, self.stop_deadline)
+        self._save()
 
     def _stop_next(self) -> None:
         """The kubelet's order: every regular (and plain init) container at once; sidecars only

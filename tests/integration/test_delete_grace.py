@@ -104,3 +104,26 @@ def test_now_cuts_prestop_and_grace_of_an_agent_pod(agent_sbx: Sandbox) -> None:
     assert took < 10, took
     assert not Path(f"/proc/{main}").exists()
     assert sbx.state("agented") is None
+
+
+def test_a_second_delete_only_shortens_the_grace_of_a_terminating_pod(sbx: Sandbox) -> None:
+    """As the API server takes a delete of a pod already being deleted: one without a shorter
+    grace period changes nothing (the pod keeps terminating, its preStop runs on), a shorter one
+    moves the end earlier (a container still in its preStop is signalled now, SIGKILL 2 s later)."""
+    proc = sbx.start(sbx.manifest(STUBBORN.format(name="twice", extra=LONG_PRE_STOP)), "--network", "none")
+    sbx.wait_running("twice")
+    main = sbx.pid_of("twice", "main")
+    first = delete_in_background(sbx, "pod", "twice")
+    assert sbx.wait_for(lambda: deletion_grace(sbx, "twice"), message="the first delete") == [120]
+    again = sbx.run("delete", "pod", "twice", "--timeout", "2", timeout=30)
+    assert again.returncode != 0 and "did not stop within 2s" in again.stderr, again.stderr
+    assert Path(f"/proc/{main}").exists() and deletion_grace(sbx, "twice") == [120]  # not killed
+    started = time.monotonic()
+    shorter = sbx.run("delete", "pod", "twice", "--grace-period=3", timeout=30)
+    assert shorter.returncode == 0, shorter.stderr
+    took = time.monotonic() - started
+    assert took < 10, took  # SIGTERM at once (the preStop had 100 s), SIGKILL by the 3 s end
+    assert not Path(f"/proc/{main}").exists()
+    finish_delete(first, started)
+    sbx.finish(proc, timeout=10)
+    assert sbx.state("twice") is None
