@@ -735,8 +735,7 @@ class Agent:
         pod.stopped_waiters.append(conn)
         grace = request.get("gracePeriodSeconds")  # `delete --grace-period/--now`: an int >= 0, else the pod's own
         grace = grace if isinstance(grace, int) and not isinstance(grace, bool) and grace >= 0 else None
-        self._guarded(pod, lambda: pod.run.supervisor.stop(force=bool(request.get("force")) or grace == 0,
-                                                           grace=grace))
+        self._guarded(pod, lambda: pod.run.supervisor.stop(force=bool(request.get("force")), grace=grace))
 
     def _end(self, pod: AgentPod, *, force: bool = False, keep_record: bool = True) -> None:
         """The pod's loop is over (or the agent gives up on it): tear down, write the final record

@@ -65,20 +65,17 @@ def handle(args: argparse.Namespace) -> int:
     config = _agent_config(args)
     for warning in config.warnings:
         log.warning("%s", warning)
-    static = None
-    if config.static_pod_path or config.manifest_url:
-        from sandbox.agent.kubeletconfig import node_name
-        from sandbox.agent.static import StaticPods
+    from sandbox.agent.kubeletconfig import node_name
 
-        static = StaticPods(config, node_name(config.hostname_override), lambda text: log.warning("%s", text))
     # --hostname-override names the node for every pod given to the agent, as a pod bound to a
     # kubelet's node carries its name: spec.nodeName, the downward API's, the hostname label
     # admission matches nodeSelector against (without it: this machine's hostname, as before)
-    assigned = ""
-    if config.hostname_override:
-        from sandbox.agent.kubeletconfig import node_name
+    assigned = node_name(config.hostname_override) if config.hostname_override else ""
+    static = None
+    if config.static_pod_path or config.manifest_url:
+        from sandbox.agent.static import StaticPods
 
-        assigned = node_name(config.hostname_override)
+        static = StaticPods(config, assigned or node_name(), lambda text: log.warning("%s", text))
     options, cgroup_config = node_options(args)
     agent = Agent(layout(args), NodeOptions(options, cgroup_config, pull_options(args), argv),
                   static=static, keep_pods=args.keep_pods, node_name=assigned)

@@ -24,6 +24,11 @@ CONFIG_KINDS = {"configmaps": "ConfigMap", "configmap": "ConfigMap", "cm": "Conf
                 "secrets": "Secret", "secret": "Secret"}
 
 
+# -o values printed without cli/printers.py (its PLAIN_FORMATS and none): the others are templates,
+# whose module (and JSONPath's) loads only for them
+PLAIN_OUTPUTS = (None, "json", "yaml", "wide", "name")
+
+
 def add_parser(verbs: Any) -> None:
     p = verbs.add_parser("get", help="show pods")
     p.add_argument("kind", choices=["pods", "pod", "po", *CONFIG_KINDS], help="what to show")
@@ -55,7 +60,7 @@ def pod_object(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def handle(args: argparse.Namespace) -> int:
-    if args.output not in (None, "json", "yaml", "wide", "name"):
+    if args.output not in PLAIN_OUTPUTS:
         from sandbox.cli.printers import check_output
 
         check_output(args.output)  # a bad format or template is refused before anything is read
@@ -133,12 +138,12 @@ def write_objects(states: list[dict[str, Any]], output: str | None, *, single: b
         print("\n".join(tab_lines(rows)))
 
 
-def write_document(items: list[dict[str, Any]], output: str | None, *, single: bool) -> None:
+def write_document(items: list[dict[str, Any]], output: str | None, *, single: bool, sort_keys: bool = False) -> None:
     """json, yaml or a template over the object kubectl prints: the one named object, else a List."""
     doc = items[0] if single else {"apiVersion": "v1", "items": items, "kind": "List",
                                    "metadata": {"resourceVersion": ""}}
     if output == "json":
-        sys.stdout.write(json.dumps(doc, indent=4) + "\n")
+        sys.stdout.write(json.dumps(doc, indent=4, sort_keys=sort_keys) + "\n")
     elif output == "yaml":
         sys.stdout.write(to_yaml(doc))
     else:
@@ -261,7 +266,7 @@ class _WatchPrinter:
         self.count = 0
         self.node = os.uname().nodename
         self.template = None  # jsonpath or custom-columns: each object on its own
-        if output is not None and output not in ("json", "yaml", "wide", "name"):
+        if output not in PLAIN_OUTPUTS:
             from sandbox.cli.printers import check_output
 
             self.template = check_output(output)
@@ -340,13 +345,9 @@ def handle_config(args: argparse.Namespace, kind: str) -> int:
             where = "any" if args.all_namespaces else namespace(args)
             print(f"No resources found in {where} namespace.", file=sys.stderr)
             return 0
-    if args.output == "json":
-        items = [api_object(o) for o in objects]
-        doc = items[0] if args.name else {"apiVersion": "v1", "items": items, "kind": "List",
-                                          "metadata": {"resourceVersion": ""}}
-        sys.stdout.write(json.dumps(doc, indent=4, sort_keys=True) + "\n")
-    elif generic_output(args.output):
-        write_document([api_object(o) for o in objects], args.output, single=bool(args.name))
+    if generic_output(args.output):
+        # keys sorted in JSON, as the API server's objects are (api_object)
+        write_document([api_object(o) for o in objects], args.output, single=bool(args.name), sort_keys=True)
     elif args.output == "name":
         for o in objects:
             print(f"{kind.lower()}/{o.name}")

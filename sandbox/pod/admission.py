@@ -53,7 +53,7 @@ def admit(pod: Pod, pods_dir: Path | None = None) -> None:
     is another running pod's of `pods_dir` (the runtime's records), or its node selection rules
     this node out."""
     admit_requests(pod)
-    if pods_dir is not None and host_ports(pod):
+    if pods_dir is not None:
         admit_host_ports(pod, pods_dir)
     if not pod.spec.node_selector and not pod.spec.affinity:
         return  # most pods: nothing to check, nothing imported
@@ -161,25 +161,38 @@ def host_ports(pod: Pod) -> list[tuple[str, str, int]]:
 
 def admit_host_ports(pod: Pod, pods_dir: Path) -> None:
     """The kubelet's NodePorts admission: a hostPort is the node's, so a pod asking for one a
-    running pod holds (same protocol and port, either address 0.0.0.0 or both the same) is
-    rejected before anything of it exists; hostNetwork pods included, whose processes would
-    otherwise fail to bind. The other pods are the runtime's records under `pods_dir` that have
-    not ended; one of the same namespace and name is the pod itself (its earlier run)."""
-    me = f"{pod.metadata.namespace or 'default'}/{pod.metadata.name}"
+    running pod holds is rejected before anything of it exists; hostNetwork pods included, whose
+    processes would otherwise fail to bind. The conflict rule and the wording are the hostPort
+    forwarding's own (network/hostports.py: same protocol and port, either address 0.0.0.0 or
+    both the same). The other pods are the runtime's live records under `pods_dir`; one of the
+    same namespace and name is the pod itself (its earlier run)."""
     wanted = host_ports(pod)
-    for owner, (ip, protocol, port) in _held_ports(pods_dir):
+    if not wanted:
+        return
+    from sandbox.network.hostports import describe, overlaps
+
+    me = f"{pod.metadata.namespace or 'default'}/{pod.metadata.name}"
+    mine = [_mapping(*port) for port in wanted]
+    for owner, other in _live_pods(pods_dir):
         if owner == me:
             continue
-        for my_ip, my_protocol, my_port in wanted:
-            # HostPortInfo.CheckConflict: 0.0.0.0 takes the port on every address
-            if (my_port, my_protocol) == (port, protocol) and (my_ip == ip or "0.0.0.0" in (ip, my_ip)):
+        theirs = [_mapping(*port) for port in host_ports(other)]
+        for m in mine:
+            if any(overlaps(m, held) for held in theirs):
                 raise AdmissionError(me, NODE_PORTS, f"Pod was rejected: Predicate {NODE_PORTS} failed "
-                                                     f"(hostPort {my_port}/{my_protocol} on {my_ip} is held by pod {owner})")
+                                                     f"({describe(m)} is held by pod {owner})")
 
 
-def _held_ports(pods_dir: Path) -> Iterator[tuple[str, tuple[str, str, int]]]:
-    """(pod, port) for every hostPort of the pods a runtime runs now (records of ended or lost
-    pods hold none: their processes are gone)."""
+def _mapping(host_ip: str, protocol: str, host_port: int) -> Any:
+    from sandbox.network.hostports import PortMapping
+
+    return PortMapping(protocol, "" if host_ip == "0.0.0.0" else host_ip, host_port, 0, "")
+
+
+def _live_pods(pods_dir: Path) -> Iterator[tuple[str, Pod]]:
+    """(namespace/name, Pod) of every pod a runtime runs now, from its record's manifest (ended
+    and lost pods hold no port: their processes are gone)."""
+    from sandbox.spec.load import pod_of_document
     from sandbox.state.store import list_pod_dirs
     from sandbox.state.view import LIVE, read_pod
 
@@ -190,11 +203,7 @@ def _held_ports(pods_dir: Path) -> Iterator[tuple[str, tuple[str, str, int]]]:
             continue
         if kind != LIVE or ((state.get("status") or {}).get("phase") or "") in ("Succeeded", "Failed"):
             continue
-        spec = (state.get("manifest") or {}).get("spec") or {}
-        owner = f"{state.get('namespace') or 'default'}/{state.get('name')}"
-        for c in [*(spec.get("containers") or ()),
-                  *(c for c in spec.get("initContainers") or () if c.get("restartPolicy") == "Always")]:
-            for p in c.get("ports") or ():
-                if p.get("hostPort"):
-                    yield owner, (str(p.get("hostIP") or "0.0.0.0"), str(p.get("protocol") or "TCP"),
-                                  int(p["hostPort"]))
+        manifest = state.get("manifest")
+        other = pod_of_document(manifest, "record", []) if isinstance(manifest, dict) else None
+        if other is not None:
+            yield f"{state.get('namespace') or 'default'}/{state.get('name')}", other

@@ -130,11 +130,11 @@ def _root_fs_capacity(lib_dir: str | None) -> int:
     """The size of the filesystem holding the runtime's lib directory, as cadvisor's RootFsInfo
     capacity of the kubelet's root directory (the nearest existing parent when it is not made
     yet)."""
-    if lib_dir is None:
+    path = lib_dir
+    if path is None:
         from sandbox.paths import RootLayout
 
-        lib_dir = str(RootLayout.from_root().lib)
-    path = lib_dir
+        path = str(RootLayout.from_root().lib)
     while True:
         try:
             st = os.statvfs(path)

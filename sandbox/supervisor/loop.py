@@ -251,12 +251,14 @@ class PodSupervisor:
             self.runtime.pause_ready(self.sandbox)
 
     def stop(self, *, force: bool = False, grace: int | None = None) -> None:
-        """Stop the pod from outside (as Ctrl-C does): a graceful stop, or with `force` SIGKILL now;
-        `grace` (`delete --grace-period`) replaces the pod's terminationGracePeriodSeconds."""
-        if self.deleting and grace is not None and not force:
-            self._shorten_grace(grace)  # a second delete, as the API server takes it
+        """Stop the pod from outside (Ctrl-C, a delete): a graceful stop, or with `force` SIGKILL
+        now; `grace` (a delete's) replaces the pod's terminationGracePeriodSeconds. Again while
+        deleting: a delete's grace only shortens what is left (as the API server takes a second
+        delete), a stop without one (a second Ctrl-C) kills at once."""
+        if self.deleting and grace and not force:
+            self._shorten_grace(grace)
             return
-        self._begin_stop(deleting=True, force=force or self.deleting, grace=grace)
+        self._begin_stop(deleting=True, force=force or self.deleting or grace == 0, grace=grace)
 
     def finish(self) -> None:
         """Tear the pod down. The state file is not written here: both callers (run_pod, the node
@@ -802,13 +804,9 @@ class PodSupervisor:
             return
         for signo in data:
             if signo in STOP_SIGNALS:
-                already = self.deleting
-                grace = self._requested_grace() if signo == signal.SIGTERM else None
+                grace = self._requested_grace() if signo == signal.SIGTERM else None  # a `sandbox delete`'s
                 log.info("pod %s/%s: got %s, stopping", self.namespace, self.name, STOP_SIGNALS[signo])
-                if already and grace:  # a second `sandbox delete`: its grace, if shorter (a second
-                    self._shorten_grace(grace)  # Ctrl-C or a bare SIGTERM still kills at once)
-                else:
-                    self._begin_stop(deleting=True, force=already or grace == 0, grace=grace)
+                self.stop(grace=grace)
 
     def _requested_grace(self) -> int | None:
         """The grace period `sandbox delete --grace-period/--now/--force` wrote beside the state
@@ -859,17 +857,12 @@ class PodSupervisor:
         grace period counts (deletionTimestamp and deletionGracePeriodSeconds move earlier), and
         the kubelet kills with what is left of it: each container still in its preStop gets its
         SIGTERM now, and every SIGKILL comes at the new end (never sooner than 2 s after that
-        SIGTERM); 0 kills now. A longer or equal one changes nothing."""
-        now, wall = self.clock(), self.wall()
-        if grace <= 0:
-            self.deletion = (wall, 0)
-            self._save()
-            self._kill_remaining()
-            return
+        SIGTERM). A longer or equal one changes nothing."""
+        now = self.clock()
         if self.stop_deadline is None or now + grace >= self.stop_deadline:
             return
         self.stop_deadline = now + grace
-        self.deletion = (wall, grace)
+        self.deletion = (self.wall(), grace)
         for slot in self._running():
             self.lifecycle.shorten(slot, self.stop_deadline)
         self._save()
