@@ -1,6 +1,9 @@
 """The kubelet's admission of a pod to its node, GeneralPredicates (pkg/kubelet/lifecycle/
 predicate.go) as far as one node has them: the pod's cpu and memory requests against the node's
-allocatable (OutOfcpu / OutOfmemory), and its `nodeSelector` and required node affinity
+allocatable less what its other active pods request (OutOfcpu / OutOfmemory; the other pods are
+the live records of the same --root, so two pods admitted at the same instant can both fit, where
+the kubelet admits one pod at a time), its hostPorts against theirs (NodePorts), and its
+`nodeSelector` and required node affinity
 (`affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution`) against this node's
 labels. The scheduler checks the same for pods it places; a pod given to the node directly (a
 static pod, and every pod here) meets only this check. A pod that fails it is rejected before
@@ -21,7 +24,7 @@ from sandbox.errors import SandboxError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Iterable, Iterator, Mapping, Sequence
     from pathlib import Path
     from typing import Any
 
@@ -52,14 +55,18 @@ def admit(pod: Pod, pods_dir: Path | None = None) -> None:
     """AdmissionError when the pod does not fit this node (its requests), a hostPort it asks for
     is another running pod's of `pods_dir` (the runtime's records), or its node selection rules
     this node out."""
-    admit_requests(pod)
-    if pods_dir is not None:
-        admit_host_ports(pod, pods_dir)
+    cpu, memory = pod_requests(pod)
+    others: list[tuple[str, Pod]] | None = None
+    if pods_dir is not None and (cpu or memory or host_ports(pod)):  # most pods: no record read
+        others = list(_live_pods(pods_dir, _owner(pod)))
+    admit_requests(pod, used=_requested(others or ()), requests=(cpu, memory))
+    if others:
+        admit_host_ports(pod, others)
     if not pod.spec.node_selector and not pod.spec.affinity:
         return  # most pods: nothing to check, nothing imported
     node = pod.spec.node_name or os.uname().nodename.strip().lower()
     if not matches(pod.spec.node_selector, pod.spec.affinity, node_labels(node), node):
-        raise AdmissionError(f"{pod.metadata.namespace or 'default'}/{pod.metadata.name}", NODE_AFFINITY, REJECTED)
+        raise AdmissionError(_owner(pod), NODE_AFFINITY, REJECTED)
 
 
 def matches(node_selector: Mapping[str, str], affinity: Mapping[str, Any] | None, labels: Mapping[str, str],
@@ -120,19 +127,11 @@ def _is_int(text: str) -> bool:
 EVICTION_HARD_MEMORY = 100 * 1024 * 1024
 
 
-def admit_requests(pod: Pod, memory_capacity: int | None = None, cpus: int | None = None) -> None:
-    """The kubelet's admission of the pod's cpu and memory requests (GeneralPredicates'
-    noderesources fit: the pod's requests as resourcehelper.PodRequests sums them, init containers
-    and sidecars and pod-level resources included, against the node's allocatable: every CPU, and
-    MemTotal less the hard eviction threshold). A pod that cannot fit is rejected before anything
-    of it exists, in the kubelet's words (reason OutOfcpu / OutOfmemory). Each pod is checked alone:
-    the requests of the node's other pods are not counted ("used: 0")."""
+def pod_requests(pod: Pod) -> tuple[int, int]:
+    """(millicpu, memory bytes) the pod requests as resourcehelper.PodRequests sums them: init
+    containers, sidecars and pod-level resources included."""
     from sandbox.cgroups.resources import default_pod_level, effective
     from sandbox.process.resources import container_resources, pod_level_resources
-    from sandbox.process.resources import memory_capacity as node_memory
-
-    if memory_capacity is None:
-        memory_capacity = node_memory()
 
     app = [container_resources(c) for c in pod.spec.containers]
     init = [container_resources(c, init=True) for c in pod.spec.init_containers]
@@ -140,13 +139,43 @@ def admit_requests(pod: Pod, memory_capacity: int | None = None, cpus: int | Non
     level = default_pod_level(plv, app, init) if plv is not None else None
     cpu = (level.cpu_request_milli if level is not None else None) or effective(app, init, lambda c: c.cpu_request_milli)
     memory = (level.memory_request if level is not None else None) or effective(app, init, lambda c: c.memory_request)
-    for name, requested, allocatable in (
-            ("cpu", cpu, (cpus if cpus is not None else os.cpu_count() or 1) * 1000),
-            ("memory", memory, max(memory_capacity - EVICTION_HARD_MEMORY, 0))):
-        if requested > allocatable:  # InsufficientResourceError, the first one found (cpu, then memory)
-            raise AdmissionError(f"{pod.metadata.namespace or 'default'}/{pod.metadata.name}", f"OutOf{name}",
+    return cpu, memory
+
+
+def admit_requests(pod: Pod, memory_capacity: int | None = None, cpus: int | None = None,
+                   used: tuple[int, int] = (0, 0), requests: tuple[int, int] | None = None) -> None:
+    """The kubelet's admission of the pod's cpu and memory requests (GeneralPredicates'
+    noderesources fitsRequest): a resource the pod requests must fit in the node's allocatable
+    (every CPU, and MemTotal less the hard eviction threshold) less what the node's other active
+    pods request (`used`: (millicpu, bytes)). A pod that cannot fit is rejected before anything of
+    it exists, in the kubelet's words (reason OutOfcpu / OutOfmemory, the first one found).
+    `requests`: the pod's own, when the caller has summed them already."""
+    from sandbox.process.resources import memory_capacity as node_memory
+
+    if memory_capacity is None:
+        memory_capacity = node_memory()
+    cpu, memory = requests if requests is not None else pod_requests(pod)
+    for name, requested, in_use, allocatable in (
+            ("cpu", cpu, used[0], (cpus if cpus is not None else os.cpu_count() or 1) * 1000),
+            ("memory", memory, used[1], max(memory_capacity - EVICTION_HARD_MEMORY, 0))):
+        # fitsRequest checks only what the pod asks for: a pod requesting no cpu fits a full node
+        if requested > 0 and requested > allocatable - in_use:
+            raise AdmissionError(_owner(pod), f"OutOf{name}",
                                  f"Pod was rejected: Node didn't have enough resource: {name}, requested: "
-                                 f"{requested}, used: 0, capacity: {allocatable}")
+                                 f"{requested}, used: {in_use}, capacity: {allocatable}")
+
+
+def _requested(others: Iterable[tuple[str, Pod]]) -> tuple[int, int]:
+    """What the node's other active pods request, summed as the scheduler's NodeInfo.Requested."""
+    cpu = memory = 0
+    for _, other in others:
+        c, m = pod_requests(other)
+        cpu, memory = cpu + c, memory + m
+    return cpu, memory
+
+
+def _owner(pod: Pod) -> str:
+    return f"{pod.metadata.namespace or 'default'}/{pod.metadata.name}"
 
 
 def host_ports(pod: Pod) -> list[tuple[str, str, int]]:
@@ -159,28 +188,24 @@ def host_ports(pod: Pod) -> list[tuple[str, str, int]]:
             for c in containers for p in c.ports if p.host_port]
 
 
-def admit_host_ports(pod: Pod, pods_dir: Path) -> None:
+def admit_host_ports(pod: Pod, others: Iterable[tuple[str, Pod]]) -> None:
     """The kubelet's NodePorts admission: a hostPort is the node's, so a pod asking for one a
     running pod holds is rejected before anything of it exists; hostNetwork pods included, whose
     processes would otherwise fail to bind. The conflict rule and the wording are the hostPort
     forwarding's own (network/hostports.py: same protocol and port, either address 0.0.0.0 or
-    both the same). The other pods are the runtime's live records under `pods_dir`; one of the
-    same namespace and name is the pod itself (its earlier run)."""
+    both the same). `others`: (namespace/name, Pod) of the node's other active pods."""
     wanted = host_ports(pod)
     if not wanted:
         return
     from sandbox.network.hostports import describe, overlaps
 
-    me = f"{pod.metadata.namespace or 'default'}/{pod.metadata.name}"
     mine = [_mapping(*port) for port in wanted]
-    for owner, other in _live_pods(pods_dir):
-        if owner == me:
-            continue
+    for owner, other in others:
         theirs = [_mapping(*port) for port in host_ports(other)]
         for m in mine:
             if any(overlaps(m, held) for held in theirs):
-                raise AdmissionError(me, NODE_PORTS, f"Pod was rejected: Predicate {NODE_PORTS} failed "
-                                                     f"({describe(m)} is held by pod {owner})")
+                raise AdmissionError(_owner(pod), NODE_PORTS, f"Pod was rejected: Predicate {NODE_PORTS} failed "
+                                                              f"({describe(m)} is held by pod {owner})")
 
 
 def _mapping(host_ip: str, protocol: str, host_port: int) -> Any:
@@ -189,9 +214,10 @@ def _mapping(host_ip: str, protocol: str, host_port: int) -> Any:
     return PortMapping(protocol, "" if host_ip == "0.0.0.0" else host_ip, host_port, 0, "")
 
 
-def _live_pods(pods_dir: Path) -> Iterator[tuple[str, Pod]]:
-    """(namespace/name, Pod) of every pod a runtime runs now, from its record's manifest (ended
-    and lost pods hold no port: their processes are gone)."""
+def _live_pods(pods_dir: Path, me: str) -> Iterator[tuple[str, Pod]]:
+    """(namespace/name, Pod) of every pod a runtime of `pods_dir` runs now but `me` (an earlier
+    run of the pod itself), from its record's manifest: the kubelet's active pods (ended and lost
+    pods hold no port and request nothing: their processes are gone)."""
     from sandbox.spec.load import pod_of_document
     from sandbox.state.store import list_pod_dirs
     from sandbox.state.view import LIVE, read_pod
@@ -205,5 +231,6 @@ def _live_pods(pods_dir: Path) -> Iterator[tuple[str, Pod]]:
             continue
         manifest = state.get("manifest")
         other = pod_of_document(manifest, "record", []) if isinstance(manifest, dict) else None
-        if other is not None:
-            yield f"{state.get('namespace') or 'default'}/{state.get('name')}", other
+        owner = f"{state.get('namespace') or 'default'}/{state.get('name')}"
+        if other is not None and owner != me:
+            yield owner, other

@@ -3,6 +3,8 @@ affinity rules this node out is rejected before anything of it exists."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from conftest import Sandbox
 
@@ -77,4 +79,48 @@ def test_a_host_port_a_running_pod_holds_rejects_the_next_pod_at_admission(sbx: 
     sbx.stop(first)
     again = sbx.start(sbx.manifest(HOST_NETWORK % {"name": "second", "port": 18090, "ip": ""}, "second.yaml"))
     sbx.wait_running("second")
+    sbx.stop(again)
+
+
+REQUESTING = """
+apiVersion: v1
+kind: Pod
+metadata: {name: %(name)s}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: c
+    image: busybox
+    command: ["sleep", "600"]
+%(resources)s
+"""
+
+
+def test_the_requests_of_running_pods_count_against_the_next_pods(sbx: Sandbox) -> None:
+    """noderesources fit: the node's other active pods' requests are used capacity. With 1 CPU of
+    the node requested by a running pod, a pod asking for the rest plus 1m is rejected (OutOfcpu,
+    `used: 1000`), one asking for the rest, or for no cpu at all, is admitted; once the first
+    pod ended its CPU is free again."""
+    cpus = os.cpu_count() or 1
+    if cpus < 2:
+        pytest.skip("needs two CPUs: one requested by a running pod, one left")
+    capacity = cpus * 1000
+    def manifest(name: str, cpu: int | None) -> str:
+        resources = f"    resources: {{requests: {{cpu: {cpu}m}}}}" if cpu is not None else ""
+        return str(sbx.manifest(REQUESTING % {"name": name, "resources": resources}, f"{name}.yaml"))
+    first = sbx.start(manifest("first", 1000))
+    sbx.wait_running("first")
+    result = sbx.run("run", manifest("greedy", capacity - 1000 + 1))
+    assert result.returncode == 1, result.stderr
+    assert (f"pod default/greedy: OutOfcpu: Pod was rejected: Node didn't have enough resource: cpu, "
+            f"requested: {capacity - 1000 + 1}, used: 1000, capacity: {capacity}") in result.stderr
+    assert not (sbx.root / "run" / "pods" / "default_greedy").exists() and sbx.state("greedy") is None
+    fits = [sbx.start(manifest("rest", capacity - 1000)), sbx.start(manifest("besteffort", None))]
+    sbx.wait_running("rest")
+    sbx.wait_running("besteffort")
+    for proc in fits:
+        sbx.stop(proc)
+    sbx.stop(first)
+    again = sbx.start(manifest("greedy", capacity - 1000 + 1))
+    sbx.wait_running("greedy")
     sbx.stop(again)

@@ -28,9 +28,9 @@ def pod(a: str = "1", b: str = "500m", init: str = "100m", level: str = "") -> o
     return load_pod_text(POD % {"a": a, "b": b, "init": init, "pod": level or "restartPolicy: Always"})
 
 
-def rejection(p: object, memory: int = 8 * GI, cpus: int = 2) -> str | None:
+def rejection(p: object, memory: int = 8 * GI, cpus: int = 2, used: tuple[int, int] = (0, 0)) -> str | None:
     try:
-        admit_requests(p, memory, cpus)  # type: ignore[arg-type]
+        admit_requests(p, memory, cpus, used)  # type: ignore[arg-type]
     except SandboxError as e:
         return str(e)
     return None
@@ -53,6 +53,27 @@ def test_memory_against_the_capacity_less_the_hard_eviction_threshold() -> None:
     text = rejection(pod(), memory=3 * GI + EVICTION_HARD_MEMORY - 1)
     assert text == ("pod default/big: OutOfmemory: Pod was rejected: Node didn't have enough resource: memory, "
                     f"requested: {3 * GI}, used: 0, capacity: {3 * GI - 1}")
+
+
+def test_the_other_pods_requests_are_used_capacity() -> None:
+    # 1.5 CPU and 3Gi asked: 0.5 CPU used leaves exactly enough, 0.5 CPU + 1m does not
+    assert rejection(pod(), used=(500, 0)) is None
+    assert rejection(pod(), used=(501, 0)) == ("pod default/big: OutOfcpu: Pod was rejected: Node didn't have "
+                                               "enough resource: cpu, requested: 1500, used: 501, capacity: 2000")
+    assert "memory, requested: 3221225472, used: 5368709121," in (rejection(pod(), used=(0, 5 * GI + 1)) or "")
+
+
+def test_a_resource_the_pod_does_not_request_fits_a_full_node() -> None:
+    # fitsRequest checks only what the pod asks for: no memory request, memory over-committed
+    cpu_only = load_pod_text("""
+apiVersion: v1
+kind: Pod
+metadata: {name: cpu-only}
+spec:
+  containers: [{name: c, image: busybox, resources: {requests: {cpu: 100m}}}]
+""")
+    assert rejection(cpu_only, used=(0, 100 * GI)) is None
+    assert "OutOfcpu" in (rejection(cpu_only, used=(1901, 100 * GI)) or "")
 
 
 def test_cpu_is_checked_before_memory() -> None:
