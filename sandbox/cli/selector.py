@@ -1,0 +1,209 @@
+"""kubectl's label selectors (`-l`, `--selector`): apimachinery's labels.Parse and its matching.
+
+The grammar is the API's: requirements separated by commas, each `key`, `!key`, `key=value`
+(`==` alike), `key!=value`, `key in (v1,v2)`, `key notin (v1,v2)`, `key>N` or `key<N`. Keys are
+qualified names and values label values, checked as the API server checks labels
+(spec/validate.py); an error is kubectl's `unable to parse requirement: ...` or `couldn't parse
+the selector string ...`. Matching, as Requirement.Matches: `!=` and `notin` match a pod without
+the label; `>`/`<` need the label to hold an integer; an empty selector matches every pod.
+"""
+
+from __future__ import annotations
+
+from sandbox.errors import SandboxError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+EXISTS, DOES_NOT_EXIST = "exists", "!"
+IN, NOT_IN, EQUALS, DOUBLE_EQUALS, NOT_EQUALS, GREATER, LESS = "in", "notin", "=", "==", "!=", "gt", "lt"
+# labels.Parse's binaryOperators, in its order, as its "expected:" lists them
+BINARY = (IN, NOT_IN, EQUALS, DOUBLE_EQUALS, NOT_EQUALS, GREATER, LESS)
+_SYMBOLS = {"!=": NOT_EQUALS, "==": DOUBLE_EQUALS, "=": EQUALS, ">": GREATER, "<": LESS, "!": DOES_NOT_EXIST,
+            "(": "(", ")": ")", ",": ","}
+_SPECIAL = frozenset("!=(),<>")
+_IDENT, _END = "identifier", "end of string"
+
+Requirement = tuple[str, str, tuple[str, ...]]  # (key, operator, values)
+
+
+class SelectorError(SandboxError):
+    """A selector kubectl would refuse (exit 1, nothing listed or deleted)."""
+
+
+def parse(text: str) -> tuple[Requirement, ...]:
+    """The requirements of `text`, all of which a pod's labels must meet."""
+    try:
+        return _Parser(text).parse()
+    except SelectorError as e:
+        raise SelectorError(f"couldn't parse the selector string \"{text}\": {e}") from None
+
+
+def matches(selector: tuple[Requirement, ...], labels: Mapping[str, str]) -> bool:
+    return all(_meets(requirement, labels) for requirement in selector)
+
+
+def _meets(requirement: Requirement, labels: Mapping[str, str]) -> bool:
+    key, op, values = requirement
+    if op in (IN, EQUALS, DOUBLE_EQUALS):
+        return key in labels and labels[key] in values
+    if op in (NOT_IN, NOT_EQUALS):
+        return key not in labels or labels[key] not in values
+    if op == EXISTS:
+        return key in labels
+    if op == DOES_NOT_EXIST:
+        return key not in labels
+    try:  # GREATER, LESS: an integer label (strconv.ParseInt); the value was checked at parse time
+        have = int(labels[key], 10) if _integer(labels.get(key, "")) else None
+    except ValueError:
+        have = None
+    if have is None:
+        return False
+    want = int(values[0], 10)
+    return have > want if op == GREATER else have < want
+
+
+def _integer(text: str) -> bool:
+    digits = text[1:] if text[:1] in "+-" else text
+    return digits.isascii() and digits.isdigit()
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    """(kind, literal) of each token, labels.Lexer's: identifiers run to a space or a special
+    character; `in`/`notin` are keywords only where an operator is expected (the parser decides)."""
+    out: list[tuple[str, str]] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch.isspace():
+            i += 1
+        elif ch in _SPECIAL:
+            two = text[i:i + 2]
+            if two in ("!=", "=="):
+                out.append((_SYMBOLS[two], two))
+                i += 2
+            else:
+                out.append((_SYMBOLS[ch], ch))
+                i += 1
+        else:
+            start = i
+            while i < n and not text[i].isspace() and text[i] not in _SPECIAL:
+                i += 1
+            out.append((_IDENT, text[start:i]))
+    return out
+
+
+class _Parser:
+    """labels.Parser: one pass over the tokens with one token of look-ahead."""
+
+    def __init__(self, text: str) -> None:
+        self.tokens = _tokens(text)
+        self.at = 0
+
+    def lookahead(self) -> tuple[str, str]:
+        return self.tokens[self.at] if self.at < len(self.tokens) else (_END, "")
+
+    def consume(self) -> tuple[str, str]:
+        token = self.lookahead()
+        self.at += 1
+        return token
+
+    def parse(self) -> tuple[Requirement, ...]:
+        requirements: list[Requirement] = []
+        while True:
+            kind, literal = self.lookahead()
+            if kind == _END:
+                return tuple(requirements)
+            if kind not in (_IDENT, DOES_NOT_EXIST):
+                raise SelectorError(f"found '{literal}', expected: !, identifier, or 'end of string'")
+            try:
+                requirements.append(self.requirement())
+            except SelectorError as e:
+                raise SelectorError(f"unable to parse requirement: {e}") from None
+            kind, literal = self.consume()
+            if kind == _END:
+                return tuple(requirements)
+            if kind != ",":
+                raise SelectorError(f"found '{literal}', expected: ',' or 'end of string'")
+            after, literal = self.lookahead()
+            if after not in (_IDENT, DOES_NOT_EXIST):
+                raise SelectorError(f"found '{literal}', expected: identifier after ','")
+
+    def requirement(self) -> Requirement:
+        op = ""
+        kind, key = self.consume()
+        if kind == DOES_NOT_EXIST:
+            op = DOES_NOT_EXIST
+            kind, key = self.consume()
+        if kind != _IDENT:
+            raise SelectorError(f"found '{key}', expected: identifier")
+        if self.lookahead()[0] in (_END, ",") or op == DOES_NOT_EXIST:  # `!key` takes no operator
+            _check(key, op or EXISTS, ())
+            return key, op or EXISTS, ()
+        kind, literal = self.consume()
+        op = {"in": IN, "notin": NOT_IN}.get(literal, "") if kind == _IDENT else kind
+        if op not in BINARY:
+            raise SelectorError(f"found '{literal}', expected: {', '.join(BINARY)}")
+        values = self.values() if op in (IN, NOT_IN) else self.exact_value()
+        _check(key, op, values)
+        return key, op, values
+
+    def values(self) -> tuple[str, ...]:
+        kind, literal = self.consume()
+        if kind != "(":
+            raise SelectorError(f"found '{literal}' expected: '('")
+        kind, literal = self.lookahead()
+        if kind == ")":
+            self.consume()
+            return ("",)
+        if kind not in (_IDENT, ","):
+            raise SelectorError(f"found '{literal}', expected: ',', ')' or identifier")
+        found: list[str] = []
+        while True:  # parseIdentifiersList: "(,", ",," and ",)" stand for the empty value
+            kind, literal = self.consume()
+            if kind == _IDENT:
+                found.append(literal)
+                after, literal = self.lookahead()
+                if after == ")":
+                    break
+                if after != ",":
+                    raise SelectorError(f"found '{literal}', expected: ',' or ')'")
+            elif kind == ",":
+                after = self.lookahead()[0]
+                if not found or after in (")", ","):
+                    found.append("")
+                if after == ")":
+                    break
+                if after == ",":
+                    self.consume()
+            else:
+                raise SelectorError(f"found '{literal}', expected: ',', or identifier")
+        self.consume()  # the ')'
+        return tuple(dict.fromkeys(found))
+
+    def exact_value(self) -> tuple[str, ...]:
+        kind, literal = self.lookahead()
+        if kind in (_END, ","):
+            return ("",)
+        self.consume()
+        if kind != _IDENT:
+            raise SelectorError(f"found '{literal}', expected: identifier")
+        return (literal,)
+
+
+def _check(key: str, op: str, values: tuple[str, ...]) -> None:
+    """labels.NewRequirement's checks of the key and each value, in the API server's words (all of
+    them, printed as an aggregate of several errors is)."""
+    from sandbox.spec.validate import Errors, label_value, qualified_name
+
+    errs = Errors()
+    qualified_name(errs, "key", key)
+    if op in (GREATER, LESS):
+        for i, value in enumerate(values):
+            if not _integer(value):
+                errs.invalid(f"values[{i}]", value, "for 'Gt', 'Lt' operators, the value must be an integer")
+    for i, value in enumerate(values):
+        label_value(errs, f"values[{i}][{key}]", value)
+    if errs:
+        raise SelectorError(str(errs[0]) if len(errs) == 1 else f"[{', '.join(map(str, errs))}]")

@@ -1,0 +1,62 @@
+"""kubectl's label selectors (sandbox/cli/selector.py): apimachinery's labels.Parse grammar,
+its errors and Requirement.Matches."""
+
+from __future__ import annotations
+
+import pytest
+
+from sandbox.cli.selector import SelectorError, matches, parse
+
+POD = {"app": "web", "tier": "front", "replicas": "3"}
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("", True),
+    ("app=web", True), ("app==web", True), ("app = web", True), ("app=db", False),
+    ("app!=db", True), ("app!=web", False), ("missing!=x", True),
+    ("app in (web,db)", True), ("app in (db)", False), ("app notin (db, cache)", True),
+    ("missing notin (x)", True), ("app notin (web)", False),
+    ("app", True), ("missing", False), ("!missing", True), ("!app", False),
+    ("app=web,tier=front", True), ("app=web, tier=back", False),
+    ("replicas>2", True), ("replicas<3", False), ("replicas<4", True), ("app>1", False), ("missing>1", False),
+    ("in=x", False), ("missing=", False), ("app in (,web)", True), ("app in ()", False),
+])
+def test_matching(text: str, expected: bool) -> None:
+    assert matches(parse(text), POD) is expected
+
+
+def test_an_empty_value_matches_an_empty_label() -> None:
+    assert matches(parse("x="), {"x": ""}) and matches(parse("x in ()"), {"x": ""})
+    assert matches(parse("x in (a,)"), {"x": ""})
+
+
+def test_the_requirements_are_parsed_in_order_with_their_values() -> None:
+    assert parse("a in (x, y, x), !b,c!=d") == (("a", "in", ("x", "y")), ("b", "!", ()), ("c", "!=", ("d",)))
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("app web", "unable to parse requirement: found 'web', expected: in, notin, =, ==, !=, gt, lt"),
+    ("app=web,", "found '', expected: identifier after ','"),
+    ("=web", "found '=', expected: !, identifier, or 'end of string'"),
+    ("app in web", "unable to parse requirement: found 'web' expected: '('"),
+    ("app in (a b)", "unable to parse requirement: found 'b', expected: ',' or ')'"),
+    ("app foo x", "unable to parse requirement: found 'foo', expected: in, notin, =, ==, !=, gt, lt"),
+    ("!app=web", "found '=', expected: ',' or 'end of string'"),
+    ("app>x", "unable to parse requirement: values[0]: Invalid value: \"x\": for 'Gt', 'Lt' operators, "
+              "the value must be an integer"),
+    ("app=web x", "found 'x', expected: ',' or 'end of string'"),
+])
+def test_errors_name_what_was_found(text: str, message: str) -> None:
+    with pytest.raises(SelectorError) as caught:
+        parse(text)
+    assert str(caught.value) == f"couldn't parse the selector string \"{text}\": {message}"
+
+
+def test_keys_and_values_are_checked_as_labels_are() -> None:
+    with pytest.raises(SelectorError, match=r'key: Invalid value: "-bad": name part must consist'):
+        parse("-bad=x")
+    with pytest.raises(SelectorError, match=r'values\[0\]\[app\]: Invalid value: "a_": a valid label must be'):
+        parse("app=a_")
+    with pytest.raises(SelectorError, match=r"values\[1\]\[app\]: Invalid value: \"-x\""):
+        parse("app in (ok,-x)")
+    assert parse("example.com/app=v.1") == (("example.com/app", "=", ("v.1",)),)
