@@ -76,7 +76,12 @@ def collect(state: dict[str, Any], name: str, ns: str, only: str | None) -> dict
         if kind == "pause":
             pause_ns = info["namespaces"]
         else:
-            entry["seccomp"]["asked"] = inspect.seccomp_asked(manifest, container)
+            # The asked boundary beside the kernel's: a protection the manifest asks for that is
+            # not in force shows as a gap instead of hiding behind the asked profile's name.
+            asked = inspect.boundary_asked(manifest, container, names)
+            entry["asked"] = asked
+            entry["seccomp"]["asked"] = asked["seccomp"] if asked else ""
+            entry["notInForce"] = inspect.boundary_gaps(asked, info, names) if asked else []
         entry["shared"] = inspect.sharing(info["namespaces"], pause_ns if kind != "pause" else None, host)
         processes.append(entry)
     ended = bool(state.get("ended")) or not any(p["running"] for p in processes)
@@ -171,6 +176,12 @@ def _render_process(title: str, p: dict[str, Any]) -> list[str]:
     asked = f", asked: {seccomp['asked']}" if seccomp.get("asked") else ""
     lines.append(f"  no_new_privs: {int(p['noNewPrivs'])}   seccomp: {seccomp['mode']} "
                  f"({seccomp['filters']} filters{asked})")
+    wanted = p.get("asked")
+    if wanted:
+        lines.append(f"  asked:        seccomp {wanted['seccomp']}, no_new_privs {int(wanted['noNewPrivs'])}, "
+                     f"capabilities {','.join(wanted['capabilities']) or '-'}")
+        gaps = p.get("notInForce") or []
+        lines += [f"  NOT IN FORCE: {gap}" for gap in gaps] or ["  in force:     all of it"]
     for key, label in (("maskedPaths", "masked paths"), ("readonlyPaths", "read-only paths")):
         lines.append(f"  {label}:")
         lines += [f"    {e['path']:<30} {e['state']:<10} {e['by']}" for e in p[key]]

@@ -189,19 +189,47 @@ def sharing(ns: dict[str, int], pause: dict[str, int] | None, host: dict[str, in
     return shared
 
 
-def seccomp_asked(manifest: dict[str, Any], container: str) -> str:
-    """The profile the manifest asks for (container over pod level); RuntimeDefault when neither
-    says (this runtime's default, stricter than the kubelet's Unconfined)."""
-    spec = manifest.get("spec") or {}
-    pod_profile = (spec.get("securityContext") or {}).get("seccompProfile")
-    for group in ("initContainers", "containers"):
-        for c in spec.get(group) or []:
-            if c.get("name") != container:
-                continue
-            context = c.get("securityContext") or {}
-            if context.get("privileged"):
-                return "Unconfined (privileged)"
-            profile = context.get("seccompProfile") or pod_profile or {"type": "RuntimeDefault"}
-            kind = str(profile.get("type", "RuntimeDefault"))
-            return f"Localhost {profile.get('localhostProfile', '')}" if kind == "Localhost" else kind
-    return ""
+def boundary_asked(manifest: dict[str, Any], container: str, names: dict[int, str]) -> dict[str, Any] | None:
+    """What the record's manifest asks for `container`, through the rules its start applies
+    (confinement.seccomp_profile: RuntimeDefault when nothing is said, Unconfined when
+    privileged; launch.wants_no_new_privs; the capability set): the seccomp profile,
+    no_new_privs and the capabilities by name and as a mask. None when the manifest is no valid
+    Pod or has no such container."""
+    from sandbox.process import capabilities, confinement, launch
+    from sandbox.spec.load import pod_of_document
+
+    errors: list[Any] = []
+    pod = pod_of_document(manifest, "record", errors) if manifest else None
+    if pod is None:
+        return None
+    found = [c for c in (*pod.spec.init_containers, *pod.spec.containers) if c.name == container]
+    if not found:
+        return None
+    spec = found[0]
+    kind, localhost = confinement.seccomp_profile(pod, spec)
+    privileged = launch.is_privileged(spec)
+    try:
+        caps = launch.runtime_caps() if privileged else capabilities.for_container(spec)
+    except ValueError:
+        return None
+    profile = f"Localhost {localhost}" if kind == "Localhost" else kind + (" (privileged)" if privileged else "")
+    return {"seccomp": profile, "seccompType": kind, "noNewPrivs": launch.wants_no_new_privs(spec),
+            "capabilities": decode_caps(caps, names), "capabilitiesHex": f"{caps:016x}"}
+
+
+def boundary_gaps(asked: dict[str, Any], seen: dict[str, Any], names: dict[int, str]) -> list[str]:
+    """What the manifest asks for that the kernel does not show in force for the process: a
+    seccomp profile with no filter loaded, no_new_privs off, a capability held (permitted,
+    effective or bounding) beyond the asked set. More protection than asked is no gap."""
+    gaps = []
+    if asked["seccompType"] != "Unconfined" and (seen["seccomp"]["mode"] != "filter" or seen["seccomp"]["filters"] < 1):
+        gaps.append(f"seccomp {asked['seccomp']} asked, the kernel shows {seen['seccomp']['mode']} "
+                    f"({seen['seccomp']['filters']} filters)")
+    if asked["noNewPrivs"] and not seen["noNewPrivs"]:
+        gaps.append("no_new_privs asked, the kernel shows 0")
+    allowed = int(asked["capabilitiesHex"], 16)
+    for key, label in (("CapPrm", "permitted"), ("CapEff", "effective"), ("CapBnd", "bounding")):
+        extra = int(seen["capabilitiesHex"].get(key) or "0", 16) & ~allowed
+        if extra:
+            gaps.append(f"{label} capabilities beyond the asked set: {','.join(decode_caps(extra, names))}")
+    return gaps

@@ -78,18 +78,22 @@ def identity(pod: Pod, container: Container, image: Image) -> Identity:
         if psc.fs_group is not None:
             groups.append(psc.fs_group)
     privileged = is_privileged(container)
-    sc = container.security_context
     return Identity(
         uid=uid,
         gid=gid,
         groups=tuple(dict.fromkeys(groups)),
         caps=runtime_caps() if privileged else capabilities.for_container(container),
-        # On unless allowPrivilegeEscalation: true or privileged: containerd's own default spec,
-        # stricter than the kubelet, which sets it only for an explicit `false`.
-        no_new_privs=not (privileged or (sc is not None and sc.allow_privilege_escalation)),
+        no_new_privs=wants_no_new_privs(container),
         privileged=privileged,
         home=home,
     )
+
+
+def wants_no_new_privs(container: Container) -> bool:
+    """On unless allowPrivilegeEscalation: true or privileged: containerd's own default spec,
+    stricter than the kubelet, which sets it only for an explicit `false`."""
+    sc = container.security_context
+    return not (is_privileged(container) or (sc is not None and bool(sc.allow_privilege_escalation)))
 
 
 def runtime_caps() -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -146,3 +147,83 @@ def test_an_ended_pod_has_no_processes(sbx: Sandbox) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("Pod default/look: ended, no processes")
     assert json.loads(sbx.run("inspect", "pod", "look", "-o", "json").stdout)["running"] is False
+
+
+GUARDED = """
+apiVersion: v1
+kind: Pod
+metadata: {name: guard}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: strict
+    image: busybox
+    command: [sleep, "1000"]
+  - name: loose
+    image: busybox
+    command: [sleep, "1000"]
+    securityContext:
+      allowPrivilegeEscalation: true
+      seccompProfile: {type: Unconfined}
+"""
+
+
+def _record(sbx: Sandbox, name: str) -> Path:
+    return sbx.root / "run" / "pods" / f"default_{name}" / "state.json"
+
+
+def test_the_asked_boundary_beside_the_kernels(sbx: Sandbox) -> None:
+    """Both containers: what the manifest asks, what /proc shows, and no gap between them."""
+    proc = sbx.start(sbx.manifest(GUARDED))
+    try:
+        sbx.wait_running("guard", containers=2)
+        result = sbx.run("inspect", "pod", "guard", "-o", "json")
+        assert result.returncode == 0, result.stderr
+        by_name = {p["name"]: p for p in json.loads(result.stdout)["processes"]}
+        for name, profile, nnp in (("strict", "RuntimeDefault", True), ("loose", "Unconfined", False)):
+            entry, status = by_name[name], _status(sbx.pid_of("guard", name))
+            assert (entry["asked"]["seccomp"], entry["asked"]["noNewPrivs"]) == (profile, nnp)
+            assert entry["seccomp"]["mode"] == ("filter" if nnp else "disabled")
+            assert entry["seccomp"]["filters"] == int(status["Seccomp_filters"])
+            assert entry["noNewPrivs"] == (status["NoNewPrivs"] == "1") == nnp
+            assert entry["asked"]["capabilities"] == entry["capabilities"]["bounding"]
+            assert entry["notInForce"] == [], entry["notInForce"]
+        text = sbx.run("inspect", "pod", "guard", "-c", "strict").stdout
+        assert "asked:        seccomp RuntimeDefault, no_new_privs 1" in text
+        assert "in force:     all of it" in text and "NOT IN FORCE" not in text
+    finally:
+        sbx.stop(proc)
+
+
+def test_a_protection_asked_but_not_in_force_is_shown(sbx: Sandbox) -> None:
+    """The record made to ask `loose` for more than its process got (RuntimeDefault, no_new_privs,
+    no capabilities): inspect reads the kernel's state, not the asked one, and names each gap."""
+    proc = sbx.start(sbx.manifest(GUARDED))
+    try:
+        sbx.wait_running("guard", containers=2)
+        record = _record(sbx, "guard")
+        original = record.read_text()
+        state = json.loads(original)
+        loose = next(c for c in state["manifest"]["spec"]["containers"] if c["name"] == "loose")
+        loose["securityContext"] = {"capabilities": {"drop": ["ALL"]}}
+        edited = record.with_name("state.json.edit")
+        edited.write_text(json.dumps(state))
+        os.rename(edited, record)
+        try:
+            result = sbx.run("inspect", "pod", "guard", "-o", "json")
+            text = sbx.run("inspect", "pod", "guard", "-c", "loose").stdout
+        finally:
+            edited.write_text(original)
+            os.rename(edited, record)
+        assert result.returncode == 0, result.stderr
+        entry = next(p for p in json.loads(result.stdout)["processes"] if p["name"] == "loose")
+        assert entry["asked"]["seccomp"] == "RuntimeDefault" and entry["asked"]["capabilities"] == []
+        assert entry["seccomp"]["mode"] == "disabled"  # the kernel's, not the asked profile
+        gaps = entry["notInForce"]
+        assert gaps[0] == "seccomp RuntimeDefault asked, the kernel shows disabled (0 filters)"
+        assert gaps[1] == "no_new_privs asked, the kernel shows 0"
+        assert any(g.startswith("bounding capabilities beyond the asked set: ") and "CHOWN" in g for g in gaps)
+        assert "NOT IN FORCE: seccomp RuntimeDefault asked" in text
+        assert "NOT IN FORCE: no_new_privs asked" in text
+    finally:
+        sbx.stop(proc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from sandbox.process import inspect
 from sandbox.process.capabilities import DEFAULT_MASK, NUMBERS
@@ -86,13 +87,50 @@ def test_capability_names_cover_our_table() -> None:
     assert inspect.decode_caps(1 << 63, names) == ["CAP_63"]
 
 
-def test_seccomp_asked() -> None:
-    manifest = {"spec": {"securityContext": {"seccompProfile": {"type": "Unconfined"}},
-                         "containers": [{"name": "a"},
-                                        {"name": "b", "securityContext": {"seccompProfile": {
-                                            "type": "Localhost", "localhostProfile": "p.json"}}},
-                                        {"name": "c", "securityContext": {"privileged": True}}]}}
-    assert inspect.seccomp_asked(manifest, "a") == "Unconfined"
-    assert inspect.seccomp_asked(manifest, "b") == "Localhost p.json"
-    assert inspect.seccomp_asked(manifest, "c") == "Unconfined (privileged)"
-    assert inspect.seccomp_asked({"spec": {"containers": [{"name": "a"}]}}, "a") == "RuntimeDefault"
+def _pod(spec: dict[str, Any]) -> dict[str, Any]:
+    containers = [{"image": "busybox", **c} for c in spec["containers"]]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {**spec, "containers": containers}}
+
+
+def test_boundary_asked() -> None:
+    names = inspect.capability_names()
+    manifest = _pod({"securityContext": {"seccompProfile": {"type": "Unconfined"}},
+                     "containers": [{"name": "a"},
+                                    {"name": "b", "securityContext": {
+                                        "seccompProfile": {"type": "Localhost", "localhostProfile": "p.json"},
+                                        "allowPrivilegeEscalation": True,
+                                        "capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN"]}}},
+                                    {"name": "c", "securityContext": {"privileged": True}}]})
+    a = inspect.boundary_asked(manifest, "a", names)
+    b = inspect.boundary_asked(manifest, "b", names)
+    c = inspect.boundary_asked(manifest, "c", names)
+    assert a is not None and b is not None and c is not None
+    assert (a["seccomp"], a["noNewPrivs"], int(a["capabilitiesHex"], 16)) == ("Unconfined", True, DEFAULT_MASK)
+    assert (b["seccomp"], b["noNewPrivs"], b["capabilities"]) == ("Localhost p.json", False, ["NET_ADMIN"])
+    assert (c["seccomp"], c["seccompType"], c["noNewPrivs"]) == ("Unconfined (privileged)", "Unconfined", False)
+    plain = inspect.boundary_asked(_pod({"containers": [{"name": "a"}]}), "a", names)
+    assert plain is not None and plain["seccomp"] == "RuntimeDefault"
+    assert inspect.boundary_asked(manifest, "nope", names) is None
+    assert inspect.boundary_asked({"spec": {}}, "a", names) is None  # no valid Pod
+
+
+def _seen(mode: str, filters: int, nnp: bool, caps: int) -> dict[str, Any]:
+    return {"seccomp": {"mode": mode, "filters": filters}, "noNewPrivs": nnp,
+            "capabilitiesHex": {key: f"{caps:016x}" for key in ("CapPrm", "CapEff", "CapBnd")}}
+
+
+def test_boundary_gaps_name_what_is_not_in_force() -> None:
+    names = inspect.capability_names()
+    asked = inspect.boundary_asked(_pod({"containers": [{"name": "a"}]}), "a", names)
+    assert asked is not None
+    assert inspect.boundary_gaps(asked, _seen("filter", 1, True, DEFAULT_MASK), names) == []
+    # more protection than asked is no gap
+    assert inspect.boundary_gaps(asked, _seen("filter", 2, True, 0), names) == []
+    gaps = inspect.boundary_gaps(asked, _seen("disabled", 0, False, DEFAULT_MASK | 1 << NUMBERS["SYS_ADMIN"]), names)
+    assert gaps == ["seccomp RuntimeDefault asked, the kernel shows disabled (0 filters)",
+                    "no_new_privs asked, the kernel shows 0",
+                    "permitted capabilities beyond the asked set: SYS_ADMIN",
+                    "effective capabilities beyond the asked set: SYS_ADMIN",
+                    "bounding capabilities beyond the asked set: SYS_ADMIN"]
+    unconfined = {**asked, "seccomp": "Unconfined", "seccompType": "Unconfined", "noNewPrivs": False}
+    assert inspect.boundary_gaps(unconfined, _seen("disabled", 0, False, DEFAULT_MASK), names) == []
