@@ -328,20 +328,30 @@ def _exit_text(state: Terminated) -> str:
     return f"Signal:{state.signal}" if state.signal else f"ExitCode:{state.exit_code}"
 
 
-def _init_status(init: Sequence[ContainerStatus]) -> str:
-    """`Init:...` for the first unfinished init container, or "" when none is left."""
+def _init_stop(init: Sequence[ContainerStatus]) -> int:
+    """Where printPod's walk over the init containers stops: the index of the first one neither
+    exited 0 nor a started sidecar (len(init) when none is left)."""
     for index, cs in enumerate(init):
         state = cs.state
         if isinstance(state, Terminated) and state.exit_code == 0:
             continue
         if cs.sidecar and cs.started:
             continue
-        if isinstance(state, Terminated):
-            return "Init:" + _exit_text(state)
-        if isinstance(state, Waiting) and state.reason and state.reason != "PodInitializing":
-            return "Init:" + state.reason
-        return f"Init:{index}/{len(init)}"  # total counts sidecars too
-    return ""
+        return index
+    return len(init)
+
+
+def _init_status(init: Sequence[ContainerStatus]) -> str:
+    """`Init:...` for the first unfinished init container, or "" when none is left."""
+    index = _init_stop(init)
+    if index == len(init):
+        return ""
+    state = init[index].state
+    if isinstance(state, Terminated):
+        return "Init:" + _exit_text(state)
+    if isinstance(state, Waiting) and state.reason and state.reason != "PodInitializing":
+        return "Init:" + state.reason
+    return f"Init:{index}/{len(init)}"  # total counts sidecars too
 
 
 def _app_status(reason: str, app: Sequence[ContainerStatus], ready: bool) -> str:
@@ -384,6 +394,36 @@ def status_string(
     if deleting and phase not in PodPhase.TERMINAL:
         return "Terminating"
     return text
+
+
+class PodCounts(Record):
+    """READY and RESTARTS of `kubectl get pod`: `last_restart` is the newest counted
+    lastState.terminated.finishedAt (epoch seconds, 0 when none), the "(2m ago)"."""
+
+    ready: int
+    total: int
+    restarts: int
+    last_restart: float = 0.0
+
+
+def pod_counts(
+    init: Sequence[ContainerStatus], app: Sequence[ContainerStatus], *, initialized: bool
+) -> PodCounts:
+    """printPod's READY and RESTARTS. The init walk counts the containers it passes and the one it
+    stops at; once the app containers are shown (nothing left to initialize, or the Initialized
+    condition is True), only sidecars and app containers count: a plain init container's restarts
+    while the pod initialized are no longer shown. READY counts a sidecar the walk passed as
+    started, and an app container that is ready and running, only when the app containers are."""
+    stop = _init_stop(init)
+    counted = list(init[: stop + 1])
+    ready = sum(1 for cs in init[:stop] if cs.sidecar and cs.started and cs.ready)
+    if stop == len(init) or initialized:
+        counted = [cs for cs in counted if cs.sidecar] + list(app)
+        ready += sum(1 for cs in app if cs.ready and isinstance(cs.state, Running))
+    restarts = sum(cs.restart_count for cs in counted)
+    last = max((cs.last_state.finished_at for cs in counted if cs.last_state is not None), default=0.0)
+    total = len(app) + sum(1 for cs in init if cs.sidecar)
+    return PodCounts(ready, total, restarts, last if restarts else 0.0)
 
 
 # --- QoS class (pkg/apis/core/v1/helper/qos ComputePodQOS) -------------------------------------

@@ -173,7 +173,7 @@ def pod_row(state: dict[str, Any], *, now: float, node: str, wide: bool = False,
     status = state.get("status") or {}
     row = [str(state.get("namespace"))] if all_namespaces else []
     row += [str(state.get("name")), str(summary.get("ready", "0/0")), str(summary.get("status", "Unknown")),
-            restarts_cell(int(summary.get("restarts") or 0), status, now),
+            restarts_cell(summary, status, now),
             age(now - float(state.get("createdAt") or now))]
     if wide:
         gates = ((state.get("manifest") or {}).get("spec") or {}).get("readinessGates") or []
@@ -186,14 +186,19 @@ def pod_row(state: dict[str, Any], *, now: float, node: str, wide: bool = False,
 NONE = "<none>"
 
 
-def restarts_cell(restarts: int, status: dict[str, Any], now: float) -> str:
-    """`3 (2m ago)`: the count and, when known, how long ago the newest restart's instance ended
-    (the newest lastState.terminated.finishedAt), as kubectl's pod printer shows them."""
+def restarts_cell(summary: dict[str, Any], status: dict[str, Any], now: float) -> str:
+    """`3 (2m ago)`: the count and, when known, how long ago the newest counted restart's instance
+    ended, as kubectl's pod printer shows them. The runtime's summary names that moment
+    (`lastRestart`, over the containers printPod counts); a record written before it did is read
+    as it was then (the newest lastState.terminated.finishedAt of every container)."""
     from sandbox.events import parse_rfc3339
 
+    restarts = int(summary.get("restarts") or 0)
+    stamps = [summary["lastRestart"]] if "lastRestart" in summary else [
+        ((cs.get("lastState") or {}).get("terminated") or {}).get("finishedAt")
+        for cs in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]]
     newest = 0.0
-    for cs in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
-        finished = ((cs.get("lastState") or {}).get("terminated") or {}).get("finishedAt")
+    for finished in stamps:
         if finished:
             try:
                 newest = max(newest, parse_rfc3339(str(finished)))

@@ -56,14 +56,14 @@ def status_json(phase: str, conditions: Sequence[st.PodCondition], created_at: f
 
 def summary(phase: str, conditions: Sequence[st.PodCondition], init: Sequence[st.ContainerStatus],
             app: Sequence[st.ContainerStatus], *, deleting: bool) -> dict[str, Any]:
-    """The `sandbox get pods` columns: READY counts app containers and sidecars (as kubectl)."""
+    """The `sandbox get pods` columns as kubectl's printPod counts them (READY counts sidecars;
+    RESTARTS, and `lastRestart` for its "(2m ago)", only the containers the STATUS walk reaches)."""
     true = {c.type for c in conditions if c.status == "True"}
-    text = st.status_string(phase, init, app, initialized="Initialized" in true, ready="Ready" in true,
-                            deleting=deleting)
-    ready = sum(1 for c in app if c.ready) + sum(1 for c in init if c.sidecar and c.ready)
-    total = len(app) + sum(1 for c in init if c.sidecar)
-    restarts = sum(c.restart_count for c in [*init, *app])
-    return {"ready": f"{ready}/{total}", "status": text, "restarts": restarts}
+    initialized = "Initialized" in true
+    text = st.status_string(phase, init, app, initialized=initialized, ready="Ready" in true, deleting=deleting)
+    counts = st.pod_counts(init, app, initialized=initialized)
+    return {"ready": f"{counts.ready}/{counts.total}", "status": text, "restarts": counts.restarts,
+            "lastRestart": st.rfc3339(counts.last_restart) if counts.last_restart else None}
 
 
 # --- what a reader shows in place of a runtime that is gone -----------------------------------------

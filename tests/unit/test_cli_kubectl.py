@@ -181,8 +181,11 @@ def test_tabwriter_widths() -> None:
 
 def test_restarts_show_when_the_last_one_was() -> None:
     status = {"containerStatuses": [{"lastState": {"terminated": {"finishedAt": stamp(120)}}}]}
-    assert restarts_cell(3, status, time.time()) == "3 (2m ago)"
-    assert restarts_cell(0, {}, time.time()) == "0"
+    assert restarts_cell({"restarts": 3}, status, time.time()) == "3 (2m ago)"  # a record without lastRestart
+    assert restarts_cell({"restarts": 0}, {}, time.time()) == "0"
+    # The runtime's lastRestart is the newest counted restart, whatever other containers say.
+    assert restarts_cell({"restarts": 1, "lastRestart": stamp(300)}, status, time.time()) == "1 (5m ago)"
+    assert restarts_cell({"restarts": 2, "lastRestart": None}, status, time.time()) == "2"
 
 
 def test_conditions() -> None:

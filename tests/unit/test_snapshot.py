@@ -43,7 +43,20 @@ def test_status_json_and_summary() -> None:
     assert "message" not in status_json("Running", [], 0.0, [], [RUNNING], "x")
     sidecar = st.ContainerStatus("s", "busybox", st.Running(1.0), ready=True, started=True, sidecar=True)
     assert summary("Running", [ready], [sidecar], [RUNNING], deleting=False) == \
-        {"ready": "2/2", "status": "Running", "restarts": 0}
+        {"ready": "2/2", "status": "Running", "restarts": 0, "lastRestart": None}
+
+
+def test_summary_counts_restarts_as_kubectl_once_the_pod_initialized() -> None:
+    # An init container that failed twice before it exited 0 no longer counts (printPod).
+    init = replace(DONE_OK, name="i", restart_count=2, last_state=st.Terminated(1, "Error", 1.0, 2.0))
+    app = replace(RUNNING, restart_count=1, last_state=st.Terminated(1, "Error", 3.0, 4.0))
+    initialized = st.PodCondition("Initialized", "True")
+    assert summary("Running", [initialized], [init], [app], deleting=False) == \
+        {"ready": "1/1", "status": "Running", "restarts": 1, "lastRestart": st.rfc3339(4.0)}
+    pending = replace(init, state=st.Waiting("CrashLoopBackOff"))
+    waiting = replace(WAITING, state=st.Waiting("PodInitializing"))
+    assert summary("Pending", [], [pending], [waiting], deleting=False) == \
+        {"ready": "0/1", "status": "Init:CrashLoopBackOff", "restarts": 2, "lastRestart": st.rfc3339(2.0)}
 
 
 def test_status_json_carries_the_qos_class_after_the_container_statuses() -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from sandbox.record import replace
 from sandbox.status import (
     ContainerStatus,
     PodCondition,
@@ -17,6 +18,7 @@ from sandbox.status import (
     default_waiting_reason,
     init_container_ready,
     pod_conditions,
+    pod_counts,
     pod_phase,
     qos_class,
     rfc3339,
@@ -437,6 +439,46 @@ def test_status_string_table(
 ) -> None:
     got = status_string(phase, init, app, initialized=initialized, ready=ready, **kwargs)  # type: ignore[arg-type]
     assert got == expected
+
+
+def restarted(cs: ContainerStatus, count: int, finished: float) -> ContainerStatus:
+    """`cs` after `count` restarts, the newest previous instance ended at `finished`."""
+    return replace(cs, restart_count=count, last_state=Terminated(1, "Error", finished - 1, finished))
+
+
+def test_a_plain_init_containers_restarts_stop_counting_once_the_pod_initialized() -> None:
+    # kubectl printPod: once the app containers are shown, RESTARTS counts sidecars and app
+    # containers only (an init container that failed twice, then exited 0, shows 0).
+    init = [restarted(done("i"), 2, T0 + 1)]
+    counts = pod_counts(init, [run("a")], initialized=True)
+    assert (counts.ready, counts.total, counts.restarts, counts.last_restart) == (1, 1, 0, 0.0)
+    app = [restarted(run("a"), 1, T0 + 9)]
+    assert pod_counts(init, app, initialized=True).restarts == 1
+    assert pod_counts(init, app, initialized=True).last_restart == T0 + 9  # not the init container's
+
+
+def test_while_initializing_the_init_containers_walked_count_and_the_apps_do_not() -> None:
+    init = [restarted(done("i"), 2, T0 + 1), restarted(crashloop("j"), 3, T0 + 7), restarted(wait("k"), 5, T0 + 20)]
+    app = [restarted(wait("a", "PodInitializing"), 4, T0 + 30)]
+    counts = pod_counts(init, app, initialized=False)
+    assert (counts.restarts, counts.last_restart) == (5, T0 + 7)  # i and j: the walk stops at j
+
+
+def test_sidecars_count_in_ready_and_restarts_as_kubectl_counts_them() -> None:
+    side = restarted(run("s", sidecar=True), 2, T0 + 3)
+    plain = restarted(done("i"), 1, T0 + 50)
+    counts = pod_counts([side, plain], [run("a")], initialized=True)
+    assert (counts.ready, counts.total, counts.restarts, counts.last_restart) == (2, 2, 2, T0 + 3)
+    # An unready sidecar is not counted ready; an app container waiting is not either.
+    unready = replace(side, ready=False)
+    assert pod_counts([unready], [crashloop("a")], initialized=True).ready == 0
+    # The walk stops at a sidecar that has not started: a later one, even ready, is not reached.
+    late = run("t", sidecar=True)
+    counts = pod_counts([crashloop("s", sidecar=True), late], [run("a")], initialized=True)
+    assert (counts.ready, counts.total, counts.restarts) == (1, 3, 1)
+    # While initializing, a started sidecar before the running init container is ready already.
+    counts = pod_counts([run("s", sidecar=True), run("i", ready=False)], [INIT_WAIT], initialized=False)
+    assert (counts.ready, counts.total) == (1, 2)
 
 
 # --- API JSON -----------------------------------------------------------------------------------
