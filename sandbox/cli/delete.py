@@ -34,7 +34,10 @@ def add_parser(verbs: Any) -> None:
     p.add_argument("-f", "--filename", action="append", metavar="FILE|DIR",
                    help="delete the objects a manifest file (or a directory of them) names (repeatable)")
     p.add_argument("--all", action="store_true", help="every pod of the namespace")
-    p.add_argument("-A", "--all-namespaces", action="store_true", help="with --all: of every namespace")
+    p.add_argument("-A", "--all-namespaces", action="store_true", help="with --all or -l: of every namespace")
+    from sandbox.cli.selector import add_option
+
+    add_option(p)
     p.add_argument("--timeout", type=float, help="seconds to wait for a pod to stop (default: grace + 15)")
     p.add_argument("--grace-period", type=int, default=-1, metavar="SECONDS",
                    help="seconds each pod is given to stop gracefully (preStop, SIGTERM, then SIGKILL, never "
@@ -61,15 +64,24 @@ def handle(args: argparse.Namespace) -> int:
     kind = words.pop(0) if words and words[0] in (*POD_KINDS, *CONFIG_KINDS) else "pod"
     targets: list[tuple[str, str, str]] = []  # (kind, namespace or "", name)
     if args.filename:
-        if words or args.all:
-            raise UsageError("-f: give either names, --all or files")
+        if words or args.all or args.selector is not None:
+            raise UsageError("-f: give either names, --all, -l or files")
         targets = _from_files(args)
+    elif args.selector is not None:
+        if words:
+            raise UsageError("name cannot be provided when a selector is specified")
+        if kind in CONFIG_KINDS:
+            raise UsageError("-l: selects pods only")
+        targets = _selected_pods(args)
+        if not targets:
+            print("No resources found", file=sys.stderr)
+            return 0
     elif args.all:
         if words or kind in CONFIG_KINDS:
             raise UsageError("--all: deletes every pod; give no names")
         targets = _all_pods(args)
     elif not words:
-        raise UsageError("delete: give a pod name, -f FILE or --all")
+        raise UsageError("delete: give a pod name, -f FILE, -l SELECTOR or --all")
     else:
         default_ns = args.namespace or ""
         targets = [(CONFIG_KINDS[kind] if kind in CONFIG_KINDS else "Pod", default_ns, name) for name in words]
@@ -154,6 +166,14 @@ def _all_pods(args: argparse.Namespace) -> list[tuple[str, str, str]]:
         if wanted is None or ns == wanted:
             found.append(("Pod", ns, name))
     return found
+
+
+def _selected_pods(args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    from sandbox.cli.common import namespace
+    from sandbox.cli.selector import selected_pods
+
+    states = selected_pods(args, None if args.all_namespaces else namespace(args), args.selector)
+    return [("Pod", str(state.get("namespace") or ""), str(state.get("name") or "")) for state in states.values()]
 
 
 def _from_files(args: argparse.Namespace) -> list[tuple[str, str, str]]:

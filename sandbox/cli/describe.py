@@ -34,20 +34,43 @@ MAX_ANNOTATION_LEN = 140
 def add_parser(verbs: Any) -> None:
     p = verbs.add_parser("describe", help="show a pod in detail, with its events")
     p.add_argument("kind", choices=[*POD_KINDS, *CONFIG_KINDS], help="what to describe")
-    p.add_argument("name", help="pod (ConfigMap, Secret) name")
+    p.add_argument("name", nargs="?", help="pod (ConfigMap, Secret) name; none: every pod of the namespace")
+    from sandbox.cli.selector import add_option
+
+    add_option(p)
+    p.add_argument("-A", "--all-namespaces", action="store_true", help="without a name: pods of every namespace")
     p.set_defaults(handler=handle)
 
 
 
 
 def handle(args: argparse.Namespace) -> int:
+    from sandbox.errors import UsageError
+
     if args.kind in CONFIG_KINDS:
+        if not args.name or args.selector is not None:
+            raise UsageError(f"describe {args.kind}: give its name (-l selects pods only)")
         return _handle_config(args, CONFIG_KINDS[args.kind])
+    if args.name and args.selector is not None:
+        raise UsageError("name cannot be provided when a selector is specified")
     from sandbox.cli.common import pod_dir
     from sandbox.state.view import read_pod
 
-    state, _ = read_pod(pod_dir(args, args.name))
-    sys.stdout.write(describe_pod(state, time.time()))
+    if args.name:
+        state, _ = read_pod(pod_dir(args, args.name))
+        sys.stdout.write(describe_pod(state, time.time()))
+        return 0
+    # `describe pods [-l SELECTOR]`: every pod (that matches), one description after the other
+    from sandbox.cli.common import namespace
+    from sandbox.cli.selector import selected_pods
+
+    ns = None if args.all_namespaces else namespace(args)
+    states = list(selected_pods(args, ns, args.selector or "").values())
+    if not states:
+        print(f"No resources found in {ns} namespace." if ns else "No resources found", file=sys.stderr)
+        return 0
+    now = time.time()
+    sys.stdout.write("\n\n".join(describe_pod(state, now) for state in states))
     return 0
 
 

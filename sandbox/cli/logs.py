@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 def add_parser(verbs: Any) -> None:
     p = verbs.add_parser("logs", help="print a container's logs")
-    p.add_argument("name", help="pod name")
+    p.add_argument("name", nargs="?", help="pod name (or -l SELECTOR)")
     p.add_argument("-c", "--container", help="container name")
     p.add_argument("-p", "--previous", action="store_true", help="the previous instance of the container")
     p.add_argument("-f", "--follow", action="store_true",
@@ -44,6 +44,11 @@ def add_parser(verbs: Any) -> None:
                         "there; a follow ends there too (0: no limit)")
     p.add_argument("--all-containers", action="store_true", help="every container of the pod, init ones first")
     p.add_argument("--prefix", action="store_true", help="begin each line with [pod/NAME/CONTAINER]")
+    from sandbox.cli.selector import add_option
+
+    add_option(p, "pods (their default container, or -c/--all-containers; --tail 10 unless given)")
+    p.add_argument("--max-log-requests", type=int, default=5, metavar="N",
+                   help="with -l and -f: at most N containers followed at once (default 5)")
     p.set_defaults(handler=handle)
 
 
@@ -125,18 +130,69 @@ class _LimitReached(Exception):
     """A follow's --limit-bytes is spent: the kubelet's ReadLogs returns there."""
 
 
-def handle(args: argparse.Namespace) -> int:
-    from sandbox.cli.common import check_pod_name, layout, namespace
-    from sandbox.errors import NotFoundError, UsageError
+class PodLogs:
+    """One pod's part of a `logs`: its record and log directories, the container instances read."""
 
-    name, ns = check_pod_name(args.name), namespace(args)
+    def __init__(self, pod: str, pod_state: Path, pod_log: Path, work: list[tuple[str, int]]) -> None:
+        self.pod = pod
+        self.pod_state = pod_state
+        self.pod_log = pod_log
+        self.work = work  # (container, instance)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from sandbox.cli.common import check_pod_name, namespace
+    from sandbox.errors import UsageError
+
+    ns = namespace(args)
     if args.all_containers and args.container:
         raise UsageError(f"--all-containers=true should not be specified with container name {args.container}")
+    if args.selector is None:
+        if not args.name:
+            raise UsageError("logs: give a pod name or -l SELECTOR")
+        plans = [_plan(args, ns, check_pod_name(args.name))]
+    else:
+        if args.name:
+            raise UsageError("only one of a pod name or -l (--selector) may be given")
+        from sandbox.cli.selector import selected_pods
+
+        names = [str(state.get("name")) for state in selected_pods(args, ns, args.selector).values()]
+        if not names:
+            print(f"No resources found in {ns} namespace.", file=sys.stderr)
+            return 0
+        if args.tail == -1:
+            args.tail = 10  # kubectl's default for a selector's logs
+        plans = [_plan(args, ns, name) for name in names]
     options = Options(args)
+    if args.follow and not args.previous:
+        streams = sum(len(plan.work) for plan in plans)
+        if args.selector is not None and streams > args.max_log_requests:
+            raise UsageError(f"you are attempting to follow {streams} log streams, but maximum allowed "
+                             f"concurrency is {args.max_log_requests}, use --max-log-requests to increase the limit")
+        _follow_all(plans, options)
+        return 0
+    out = sys.stdout.buffer
+    for plan in plans:
+        for container, instance in plan.work:
+            budget = ByteBudget(options.limit_bytes)
+            for line in _snapshot(plan.pod_log / container, instance, options):
+                out.write(options.render(line, plan.pod, container, budget))
+                if budget.spent:
+                    break
+            out.flush()
+    return 0
+
+
+def _plan(args: argparse.Namespace, ns: str, name: str) -> PodLogs:
+    """Which containers of pod `name` to read, and which instance of each."""
+    from sandbox.cli.common import layout
+    from sandbox.errors import NotFoundError, UsageError
+
     pod_log = _newest_pod_log_dir(layout(args).logs, ns, name)
     if pod_log is None:
         raise NotFoundError(f'pods "{name}" not found in namespace "{ns}" (no logs)')
-    state = _pod_state(layout(args).pod_state_dir(ns, name))
+    pod_state = layout(args).pod_state_dir(ns, name)
+    state = _pod_state(pod_state)
     logged = sorted(p.name for p in pod_log.iterdir() if p.is_dir())
     order = _spec_order(state)
     if args.all_containers:
@@ -147,19 +203,8 @@ def handle(args: argparse.Namespace) -> int:
         chosen = [args.container]
     else:
         chosen = [default_container(state, logged, name)]
-    work = [(c, _instance(pod_log, c, state, name, previous=args.previous)) for c in chosen]
-    if args.follow and not args.previous:
-        _follow_all(layout(args).pod_state_dir(ns, name), pod_log, work, name, options)
-        return 0
-    out = sys.stdout.buffer
-    for container, instance in work:
-        budget = ByteBudget(options.limit_bytes)
-        for line in _snapshot(pod_log / container, instance, options):
-            out.write(options.render(line, name, container, budget))
-            if budget.spent:
-                break
-        out.flush()
-    return 0
+    return PodLogs(name, pod_state, pod_log,
+                   [(c, _instance(pod_log, c, state, name, previous=args.previous)) for c in chosen])
 
 
 def default_container(state: dict[str, Any] | None, logged: list[str], pod: str) -> str:
@@ -239,30 +284,29 @@ def _snapshot(directory: Path, instance: int, options: Options) -> list[LogLine]
     return [line for line in lines if options.keep(line)]
 
 
-def _follow_all(pod_state: Path, pod_log: Path, work: list[tuple[str, int]], pod: str, options: Options) -> None:
-    """-f: every chosen container followed at once (one thread each, as kubectl's parallel
-    requests), whole lines written one at a time, each until its instance stops running."""
+def _follow_all(plans: list[PodLogs], options: Options) -> None:
+    """-f: every chosen container of every pod followed at once (one thread each, as kubectl's
+    parallel requests), whole lines written one at a time, each until its instance stops running."""
     import threading
 
     from sandbox.state.store import PodDir
 
     lock = threading.Lock()
     out = sys.stdout.buffer
-    owner_alive = PodDir(pod_state).owner_alive
 
     def write(data: bytes) -> None:
         with lock:
             out.write(data)
             out.flush()
 
-    def running(item: tuple[str, int]) -> Callable[[], bool]:
-        return instance_running(lambda: _pod_state(pod_state), *item, owner_alive)
+    def running(plan: PodLogs, item: tuple[str, int]) -> Callable[[], bool]:
+        return instance_running(lambda: _pod_state(plan.pod_state), *item, PodDir(plan.pod_state).owner_alive)
 
-    if len(work) == 1:
-        _follow_one(pod_log, work[0], pod, options, running(work[0]), write)
+    jobs = [(plan.pod_log, item, plan.pod, options, running(plan, item), write) for plan in plans for item in plan.work]
+    if len(jobs) == 1:
+        _follow_one(*jobs[0])
         return
-    threads = [threading.Thread(target=_follow_one, args=(pod_log, item, pod, options, running(item), write), daemon=True)
-               for item in work]
+    threads = [threading.Thread(target=_follow_one, args=job, daemon=True) for job in jobs]
     for t in threads:
         t.start()
     for t in threads:

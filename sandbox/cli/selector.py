@@ -15,6 +15,7 @@ from sandbox.errors import SandboxError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from typing import Any
 
 EXISTS, DOES_NOT_EXIST = "exists", "!"
 IN, NOT_IN, EQUALS, DOUBLE_EQUALS, NOT_EQUALS, GREATER, LESS = "in", "notin", "=", "==", "!=", "gt", "lt"
@@ -207,3 +208,24 @@ def _check(key: str, op: str, values: tuple[str, ...]) -> None:
         label_value(errs, f"values[{i}][{key}]", value)
     if errs:
         raise SelectorError(str(errs[0]) if len(errs) == 1 else f"[{', '.join(map(str, errs))}]")
+
+
+def add_option(parser: Any, what: str = "pods") -> None:
+    """`-l/--selector`, as kubectl's verbs take it."""
+    parser.add_argument("-l", "--selector", metavar="SELECTOR",
+                        help=f"only the {what} whose labels match, e.g. app=web,tier!=db or 'env in (a,b)'")
+
+
+def pod_labels(state: Mapping[str, Any]) -> Mapping[str, str]:
+    """A pod record's labels (its manifest's metadata.labels)."""
+    return ((state.get("manifest") or {}).get("metadata") or {}).get("labels") or {}
+
+
+def selected_pods(args: Any, namespace: str | None, text: str) -> dict[str, dict[str, Any]]:
+    """The records of the pods of `namespace` (None: every namespace) whose labels match the
+    selector `text`, by directory name in kubectl's order (get.read_pods)."""
+    from sandbox.cli.get import read_pods
+
+    selector = parse(text)  # a bad selector is refused before anything is read
+    return {entry: state for entry, state in read_pods(args, namespace).items()
+            if matches(selector, pod_labels(state))}

@@ -33,6 +33,9 @@ def add_parser(verbs: Any) -> None:
     p.add_argument("--for", dest="for_", required=True, metavar="CONDITION",
                    help="condition=Ready[=true], delete, create or jsonpath='{.status.phase}'=Running")
     p.add_argument("--timeout", default="30s", help="per pod (0: check once, negative: a week; default 30s)")
+    from sandbox.cli.selector import add_option
+
+    add_option(p, "pods (`wait pod -l ...`), as they are when the wait starts,")
     p.set_defaults(handler=handle)
 
 
@@ -96,8 +99,17 @@ def handle(args: argparse.Namespace) -> int:
     timeout = parse_duration(args.timeout, "--timeout")
     if timeout < 0:
         timeout = WEEK
-    names = pod_names(args.resources)
     ns = namespace(args)
+    if args.selector is not None:
+        names = selected_names(args, ns)
+        if not names:
+            if condition.kind == "delete":
+                return 0  # nothing left to wait for
+            from sandbox.errors import SandboxError
+
+            raise SandboxError("no matching resources found")
+    else:
+        names = pod_names(args.resources)
     for name in names:
         outcome = wait_one(layout(args), ns, name, condition, timeout)
         if outcome == TIMED_OUT:
@@ -131,6 +143,20 @@ def pod_names(resources: list[str]) -> list[str]:
             raise UsageError(f"{item!r}: expected pod/NAME (wait works on pods)")
         out.append(check_pod_name(name))
     return out
+
+
+def selected_names(args: argparse.Namespace, ns: str) -> list[str]:
+    """`wait pod -l SELECTOR`: the names of the pods that match when the wait starts (kubectl's
+    resource builder lists them once)."""
+    from sandbox.cli.selector import selected_pods
+    from sandbox.errors import UsageError
+
+    kind, *names = args.resources
+    if kind.lower() not in POD_KINDS or "/" in kind:
+        raise UsageError(f'{kind!r}: with -l, give the resource type only (`wait pod -l ...`)')
+    if names:
+        raise UsageError("name cannot be provided when a selector is specified")
+    return [str(state.get("name")) for state in selected_pods(args, ns, args.selector).values()]
 
 
 def wait_one(root: RootLayout, ns: str, name: str, condition: Condition, timeout: float) -> str:

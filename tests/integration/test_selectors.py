@@ -1,0 +1,68 @@
+"""Label selectors (`-l`) on the verbs that take them in kubectl, against real pods: `wait`,
+`logs`, `describe` and `delete` act on the matching pods only."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from conftest import Sandbox
+
+pytestmark = pytest.mark.root
+
+POD = """
+apiVersion: v1
+kind: Pod
+metadata: {name: %(name)s, labels: {app: %(app)s}}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: c
+    image: busybox
+    command: ["sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do echo %(name)s-$i; done; exec sleep 600"]
+"""
+
+
+def test_selectors_pick_the_matching_pods(sbx: Sandbox) -> None:
+    procs = {name: sbx.start(sbx.manifest(POD % {"name": name, "app": app}, f"{name}.yaml"))
+             for name, app in (("web-1", "web"), ("web-2", "web"), ("db", "db"))}
+    try:
+        deadline = time.monotonic() + 20
+        while any(sbx.state(name) is None for name in procs) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the records exist (as the API objects would after an apply)
+        waited = sbx.run("wait", "pod", "-l", "app=web", "--for=condition=Ready", "--timeout=30s")
+        assert waited.returncode == 0, waited.stderr
+        assert waited.stdout.splitlines() == ["pod/web-1 condition met", "pod/web-2 condition met"]
+        sbx.wait_running("db")
+
+        # a selector's logs: every matching pod, the last 10 lines of each unless --tail says
+        logs = sbx.run("logs", "-l", "app=web")
+        assert logs.returncode == 0, logs.stderr
+        assert logs.stdout.splitlines() == [f"web-{n}-{i}" for n in (1, 2) for i in range(3, 13)]
+        tail = sbx.run("logs", "-l", "app in (web, db)", "--tail=1", "--prefix")
+        assert tail.stdout.splitlines() == ["[pod/db/c] db-12", "[pod/web-1/c] web-1-12", "[pod/web-2/c] web-2-12"]
+        follow = sbx.run("logs", "-l", "app=web", "-f", "--max-log-requests=1")
+        assert follow.returncode != 0 and "follow 2 log streams" in follow.stderr
+        none = sbx.run("logs", "-l", "app=cache")
+        assert none.returncode == 0 and none.stdout == "" and "No resources found" in none.stderr
+
+        described = sbx.run("describe", "pods", "-l", "app!=web")
+        assert [line.split()[1] for line in described.stdout.splitlines() if line.startswith("Name:")] == ["db"]
+        bad = sbx.run("describe", "pods", "-l", "app=web x")
+        assert bad.returncode == 1 and "couldn't parse the selector string" in bad.stderr
+        assert "Traceback" not in bad.stderr
+
+        deleted = sbx.run("delete", "pods", "-l", "app=web", timeout=90)
+        assert deleted.returncode == 0, deleted.stderr
+        assert deleted.stdout.splitlines() == ['pod "web-1" deleted', 'pod "web-2" deleted']
+        for name in ("web-1", "web-2"):
+            procs.pop(name).wait(timeout=30)
+            assert sbx.state(name) is None
+        assert sbx.state("db") is not None  # not selected: still running
+        gone = sbx.run("wait", "pod", "-l", "app=web", "--for=delete")
+        assert gone.returncode == 0 and gone.stdout == ""
+        unmatched = sbx.run("wait", "pod", "-l", "app=web", "--for=condition=Ready", "--timeout=1s")
+        assert unmatched.returncode == 1 and "no matching resources found" in unmatched.stderr
+    finally:
+        for proc in procs.values():
+            sbx.stop(proc)
