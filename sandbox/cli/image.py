@@ -178,11 +178,15 @@ def _lookup(store: Any, reference: str) -> Any:
 
 def handle_prune(args: argparse.Namespace) -> int:
     from sandbox.cli.common import layout
+    from sandbox.images.lease import Collection
     from sandbox.images.store import ImageStore
     from sandbox.rootfs.mounted import mounted_layers
 
     store = ImageStore(layout(args).images)
-    removed = store.prune(mounted=mounted_layers(store))
+    # under the leases' exclusive lock: no runtime resolves an image meanwhile, so what is neither
+    # mounted nor leased now is used by no one
+    with Collection(store.root) as leases:
+        removed = store.prune(mounted=mounted_layers(store), held=leases.held())
     for path in removed:
         print(f"removed {path}")
     return 0

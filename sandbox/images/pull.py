@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from sandbox.images.auth import Credentials
     from sandbox.images.registry import Platform, RegistryClient
-    from sandbox.images.store import Image, ImageStore
+    from sandbox.images.store import Image, ImageStore, Lease
 
 REF_NAME = "org.opencontainers.image.ref.name"
 _NAMING = Lock()  # refs.json writers among one process's pull threads
@@ -49,8 +49,25 @@ def client(options: PullOptions, extra: Credentials | None = None) -> RegistryCl
 
 
 def pull(store: ImageStore, reference: str, registry: RegistryClient, platform: Platform | None = None,
-         progress: Callable[[str, int, int], None] | None = None) -> Image:
-    """Pull `reference` into `store`; returns the stored image. `progress(digest, done, total)`."""
+         progress: Callable[[str, int, int], None] | None = None, lease: Lease | None = None) -> Image:
+    """Pull `reference` into `store`; returns the stored image. `progress(digest, done, total)`.
+    What the pull writes is under a lease of its own until it ends (images/lease.py: `image
+    prune` keeps it); `lease`, the caller's, holds the image from then on."""
+    from sandbox.images.store import Lease
+
+    own = Lease(store.root, pulling=True)
+    own.begin()
+    try:
+        image = _pull(store, reference, registry, platform, progress, own)
+        if lease is not None:
+            lease.hold(image.digest)
+        return image
+    finally:
+        own.release()
+
+
+def _pull(store: ImageStore, reference: str, registry: RegistryClient, platform: Platform | None,
+          progress: Callable[[str, int, int], None] | None, own: Lease) -> Image:
     from sandbox.images.reference import parse_image_ref
     from sandbox.images.registry import Platform
 
@@ -64,6 +81,7 @@ def pull(store: ImageStore, reference: str, registry: RegistryClient, platform: 
     if not _stored_already(store, reference):
         Worker(_load_unpacking)
     resolved = registry.resolve(reference, platform or Platform())
+    own.note(resolved.digest)  # before it is stored: prune keeps what it reaches
     store.ingest([resolved.manifest], expected=resolved.digest)
     report = _serialized(progress) if progress is not None else None
     sizes = {desc.digest: desc.size for desc in (resolved.config, *resolved.layers)}

@@ -24,6 +24,7 @@ config's diff_ids as they are unpacked): a corrupt blob never gets a name.
 
 from __future__ import annotations
 
+import _thread
 import os
 from pathlib import Path
 
@@ -38,6 +39,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
     from typing import Any, BinaryIO
+
+    from sandbox.images.lease import Held
 
     LayerRef = tuple[dict[str, Any], str]  # a manifest's layer descriptor and the layer's diff_id
 
@@ -54,6 +57,8 @@ LINK_NAME_LENGTHS = (6, 12, 26, 52)  # base32 of a sha256: 52 characters
 # the loopback registry, 2 -> 3 workers: 195.4 -> 184.6, 239.0 -> 231.2, 167.0 -> 160.6 ms
 # median (20, 40, 40 interleaved rounds; 4 workers even with 3). More than the CPUs was slower
 # with extract.py (2 CPUs: 1 worker 515 ms, 2: 430, 3: 465, 4: 515), whose layers held the GIL.
+LEASES = "leases"  # <images>/leases/: one file per live lease (images/lease.py)
+PULLING = "pull"  # a lease's first line when a pull or an import writes under it
 LAYER_WORKERS = max(2, min(4, (os.cpu_count() or 1) + 1))
 
 
@@ -494,40 +499,67 @@ class ImageStore:
         self._write_refs(refs)
         return digest
 
-    def prune(self, mounted: Iterable[str] = ()) -> list[Path]:
+    def prune(self, mounted: Iterable[str] = (), held: Held | None = None) -> list[Path]:
         """Remove every blob, unpacked layer and ingest leftover no name reaches (a pull killed
         half-way, a removed image), but not the layers in `mounted` (hex of their diff_ids: the
-        running containers' layers, rootfs/mounted.py) and their short links. Returns
-        what was removed."""
+        running containers' layers, rootfs/mounted.py) and their short links, nor what the live
+        leases hold (`held`, images/lease.py: read under the leases' exclusive lock, which the
+        caller holds through the removal). Returns what was removed."""
         import shutil
 
+        held = held if held is not None else _no_leases()
         keep_blobs: set[str] = set()
         keep_layers: set[str] = set(mounted)
-        for digest in set(self.refs().values()):
-            keep_blobs.add(_hex(digest))
-            path = self.blob_path(digest)
-            if path.is_dir():
-                continue  # a first-format image: one directory
-            try:
-                manifest = self.read_json(digest)
-                config_digest = str(manifest["config"]["digest"])
-                keep_blobs.add(_hex(config_digest))
-                keep_blobs.update(_hex(str(d["digest"])) for d in manifest["layers"])
-                diff_ids = self.read_json(config_digest)["rootfs"]["diff_ids"]
-                keep_layers.update(_hex(str(d)) for d in diff_ids)
-            except (ImageError, KeyError, TypeError):
-                continue
-        removed = self._prune_links(keep_layers)  # first: a kill half-way leaves no dangling link
-        for kind, keep in (("blobs", keep_blobs), ("layers", keep_layers)):
+        for digest in set(self.refs().values()) | held.digests:
+            blobs, layers, _ = self._reach(digest)
+            keep_blobs |= blobs
+            keep_layers |= layers
+        # A pull in flight writes its manifest, then its layers' blobs, its config and its layers:
+        # what it has not stored yet cannot say what it will store, so all of that kind stays.
+        every_blob = every_layer = False
+        for manifests in held.pulls:
+            missing = {self._reach(digest)[2] for digest in manifests} if manifests else {"manifest"}
+            every_blob = every_blob or "manifest" in missing
+            every_layer = every_layer or bool(missing - {""})
+        removed = [] if every_layer else self._prune_links(keep_layers)  # first: a kill half-way leaves no dangling link
+        for kind, keep, every in (("blobs", keep_blobs, every_blob), ("layers", keep_layers, every_layer)):
             directory = self.root / kind / "sha256"
-            for entry in sorted(directory.iterdir()) if directory.is_dir() else []:
+            for entry in sorted(directory.iterdir()) if directory.is_dir() and not every else []:
                 if entry.name not in keep:
                     shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
                     removed.append(entry)
+        if held.writing:
+            return removed  # ingest files and `.tmp-` layers are a live pull's work, not leftovers
         for leftover in sorted((self.root / "layers").glob(".tmp-*")) + sorted((self.root / "ingest").glob("*")):
             shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
             removed.append(leftover)
         return removed
+
+    def _reach(self, digest: str) -> tuple[set[str], set[str], str]:
+        """The blobs and layers (hex) manifest `digest` reaches, and which of its documents is not
+        stored ("manifest", "config"; "" when both are)."""
+        blobs, layers = {_hex(digest)}, set[str]()
+        if self.blob_path(digest).is_dir():
+            return blobs, layers, ""  # a first-format image: one directory
+        try:
+            manifest = self.read_json(digest)
+        except ImageError:
+            return blobs, layers, "manifest"
+        try:
+            config_digest = str(manifest["config"]["digest"])
+            blobs.add(_hex(config_digest))
+            blobs.update(_hex(str(d["digest"])) for d in manifest["layers"])
+        except (ImageError, KeyError, TypeError):
+            return blobs, layers, ""  # malformed: nothing more can belong to it
+        try:
+            config = self.read_json(config_digest)
+        except ImageError:
+            return blobs, layers, "config"
+        try:
+            layers.update(_hex(str(d)) for d in config["rootfs"]["diff_ids"])
+        except (ImageError, KeyError, TypeError):
+            pass
+        return blobs, layers, ""
 
     def _prune_links(self, keep_layers: set[str]) -> list[Path]:
         """Remove the short links to layers that go (or are gone)."""
@@ -655,6 +687,12 @@ class ImageStore:
         os.replace(tmp, self.refs_file)
 
 
+def _no_leases() -> Held:
+    from sandbox.images.lease import Held
+
+    return Held()
+
+
 def refs_text(refs: dict[str, str]) -> str:
     """json.dumps(refs, indent=1, sort_keys=True), byte for byte (refs.json is read by people
     too), through json's C string encoder: `import json` (re, enum, functools: ~5 ms) was the
@@ -668,6 +706,130 @@ def refs_text(refs: dict[str, str]) -> str:
     if not refs:
         return "{}"
     return "{\n" + ",\n".join(f" {quoted(name)}: {quoted(refs[name])}" for name in sorted(refs)) + "\n}"
+
+
+class Lease:
+    """One user's hold on the images it resolves, kept from `image prune` (images/lease.py: the
+    protocol, and prune's side): a pod's (every image its containers and volumes resolve, until
+    the pod ends, as a containerd container holds its snapshot until it is removed: a restart
+    mounts its image again) or one pull's. The file is made at the first digest recorded;
+    release() (or the holder's death) drops it. Here, not in lease.py: every runtime has this
+    module loaded, so a lease costs `sandbox run` a few system calls and no import."""
+
+    def __init__(self, store_root: Path, *, pulling: bool = False) -> None:
+        self.directory = os.path.join(str(store_root), LEASES)
+        self.pulling = pulling
+        self.fd = -1
+        self.path = ""
+        self.held: set[str] = set()
+        self.closed = False  # released: a pull that ends after its pod hands nothing over
+        self._lock = _thread.allocate_lock()  # the pod's loop and its pull workers record
+
+    def keep(self, resolve: Callable[[], Image | None]) -> Image | None:
+        """`resolve()` (a lookup) with the digest it found held from then on. Resolved again under
+        the directory's lock unless what it found is held already (a restart's lookup)."""
+        if self.held:
+            image = resolve()
+            if image is None or not image.digest or image.digest in self.held:
+                return image
+        guard = self._guard()
+        try:
+            image = resolve()
+            if image is not None and image.digest:
+                self._record(image.digest)
+            return image
+        finally:
+            os.close(guard)
+
+    def hold(self, digest: str) -> None:
+        """Hold `digest`, which another live lease holds now (a pull handing its image over)."""
+        if digest in self.held:
+            return
+        guard = self._guard()
+        try:
+            self._record(digest)
+        finally:
+            os.close(guard)
+
+    def begin(self) -> None:
+        """The file made now (a pull's, before it writes anything): prune keeps what it writes."""
+        if self.fd < 0:
+            guard = self._guard()
+            try:
+                self._open()
+            finally:
+                os.close(guard)
+
+    def note(self, digest: str) -> None:
+        """A pull's manifest, recorded before the manifest is stored (begin() first): prune reads
+        a pull's lease without its lock, and one that names no stored manifest keeps everything."""
+        os.write(self.fd, f"{digest}\n".encode())
+        self.held.add(digest)
+
+    def release(self) -> None:
+        with self._lock:
+            self.closed = True
+            if self.fd < 0:
+                return
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+            os.close(self.fd)
+            self.fd = -1
+
+    def __del__(self) -> None:
+        # a pod prepared and dropped before it ran (an agent's apply of a running manifest, a
+        # refused start) lets go of its images with its Puller, not with the agent's process
+        try:
+            self.release()
+        except Exception:  # noqa: BLE001, S110 - the interpreter's exit: the kernel drops the flock
+            pass
+
+    def _guard(self) -> int:
+        """The directory's shared lock (its fd: closing it unlocks)."""
+        from sandbox.native import LOCK_SH, flock
+
+        try:
+            fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            flock(fd, LOCK_SH)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _record(self, digest: str) -> None:
+        with self._lock:
+            if digest in self.held or self.closed:
+                return
+            if self.fd < 0:
+                self._open()
+            os.write(self.fd, f"{digest}\n".encode())
+            self.held.add(digest)
+
+    def _open(self) -> None:
+        while True:
+            path = os.path.join(self.directory, f"{os.getpid()}-{os.urandom(4).hex()}")
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
+                break
+            except FileExistsError:
+                continue
+        from sandbox.native import LOCK_SH, flock
+
+        try:
+            flock(fd, LOCK_SH)
+            if self.pulling:
+                os.write(fd, f"{PULLING}\n".encode())
+        except BaseException:
+            os.unlink(path)
+            os.close(fd)
+            raise
+        self.fd, self.path = fd, path
 
 
 class _BlobLock:

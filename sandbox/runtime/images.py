@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from sandbox.images.registry import RegistryClient
-    from sandbox.images.store import Image, ImageStore
+    from sandbox.images.store import Image, ImageStore, Lease
 
 
 class ImageService:
@@ -37,13 +37,15 @@ class ImageService:
         except ImageError:
             return None
 
-    def pull_image(self, reference: str, registry: RegistryClient, platform: Any = None) -> Image:
+    def pull_image(self, reference: str, registry: RegistryClient, platform: Any = None,
+                   lease: Lease | None = None) -> Image:
         """Pull `reference` through `registry` (its credentials: the pod's pull secrets, the
         node's) into the store; ImageError (its message the registry's or the store's) when it
-        cannot. A reference whose digest is stored already costs only the manifest request."""
+        cannot. A reference whose digest is stored already costs only the manifest request.
+        `lease`: the caller's (images/lease.py), which holds the image once it is pulled."""
         from sandbox.images.pull import pull
 
-        return pull(self.store, reference, registry, platform)
+        return pull(self.store, reference, registry, platform, lease=lease)
 
     def remove_image(self, reference: str) -> None:
         """RemoveImage: the name goes; blobs no name needs go with `image prune`."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 
 from sandbox.errors import ImageError, ImagePullFailed
-from sandbox.images.store import Image, ImageStore
+from sandbox.images.store import Image, ImageStore, Lease
 from sandbox.log import get_logger
 from sandbox.record import Record
 
@@ -127,6 +127,9 @@ class Puller:
         from sandbox.runtime.images import ImageService
 
         self.images = ImageService(store)
+        # every image the pod resolves stays out of `image prune`'s reach until the pod ends: a
+        # container resolves it well before its overlay is mounted (a later container, a restart)
+        self.lease = Lease(store.root)
         self.pod, self.config, self.layout, self.options = pod, config, layout, options
         self.client: RegistryClient | None = None
         self.client_secrets: Any = None  # the Credentials `client` was made with
@@ -138,7 +141,7 @@ class Puller:
         self.queued: set[str] = set()  # containers whose start waits for an earlier one's pull
 
     def stored(self, reference: str) -> Image | None:
-        return self.images.image_status(reference)
+        return self.lease.keep(lambda: self.images.image_status(reference))
 
     def pulled(self, reference: str, policy: str, key: str) -> Image:
         """The image under `policy`, pulled here and now if the policy asks (an `image` volume):
@@ -163,7 +166,7 @@ class Puller:
 
         started = time.monotonic()
         try:
-            image = self.images.pull_image(reference, registry())
+            image = self.images.pull_image(reference, registry(), lease=self.lease)
             size = self.images.image_size(image)
         except ImageError as e:
             return PullResult(key, None, str(e))
@@ -221,7 +224,9 @@ class Puller:
 
     def close(self, selector: poller.Selector | None = None) -> None:
         """After the pod's loop: the workers' pipe leaves `selector` (a shared one outlives the
-        pod) and is closed; a pull still running finishes into the store and reports nowhere."""
+        pod) and is closed; a pull still running finishes into the store and reports nowhere.
+        The pod's lease goes: its images are the store's to prune once no container runs them."""
+        self.lease.release()
         if self.workers is None:
             return
         if selector is not None:

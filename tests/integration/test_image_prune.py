@@ -109,3 +109,54 @@ def test_an_untagged_docker_archive_takes_the_given_name_or_is_refused(sbx: Sand
     named = sbx.run("image", "import", str(archive), "qa/saved:1", check=True).stdout
     assert named.startswith("docker.io/qa/saved:1 sha256:"), named
     assert json.loads(sbx.run("image", "inspect", "qa/saved:1", check=True).stdout)["config"]["Cmd"] == ["sh"]
+
+
+HELD = """
+apiVersion: v1
+kind: Pod
+metadata: {name: held}
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  volumes:
+  - {name: gate, hostPath: {path: "GATE", type: Directory}}
+  initContainers:
+  - name: wait
+    image: busybox:1.36
+    command: ["sh", "-c", "touch /gate/started; until [ -e /gate/go ]; do sleep 0.05; done"]
+    volumeMounts: [{name: gate, mountPath: /gate}]
+  containers:
+  - {name: app, image: "qa/app@DIGEST", command: ["cat", "/data/top.txt"]}
+"""
+
+
+def test_prune_keeps_the_image_a_pod_resolved_before_it_is_mounted(sbx: Sandbox, image_store: Path,
+                                                                    tmp_path: Path) -> None:
+    """The pod resolves its app container's image before its init container runs and mounts it
+    only afterwards: nothing of it is mounted meanwhile. `image rm` and `image prune` then must
+    not take it (the pod's lease, images/lease.py), as containerd's leases and its containers'
+    snapshots keep what a container is about to use; the app starts with its files. Once the
+    pod ended, prune removes the image."""
+    from registry_fixture import add_image, own_store, tar_of
+
+    store, bottom = own_store(sbx.root, image_store)
+    add_image(store, "docker.io/library/busybox:1.36", [bottom])
+    add_image(store, "docker.io/qa/app:1", [bottom, store.ingest([tar_of({"data/top.txt": b"top\n"})])])
+    app = store.lookup("qa/app:1")
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    manifest = sbx.manifest(HELD.replace("GATE", str(gate)).replace("DIGEST", app.digest))
+    proc = sbx.start(manifest, "--network", "none")
+    sbx.wait_for(lambda: (gate / "started").exists() or proc.poll() is not None, message="the init container")
+    assert proc.poll() is None, sbx.finish(proc)
+    sbx.run("image", "rm", "qa/app:1", check=True)
+    pruned = sbx.run("image", "prune", check=True).stdout
+    assert str(app.layers[-1]) not in pruned and app.digest[7:] not in pruned, pruned
+    (gate / "go").touch()
+    code, out, err = sbx.finish(proc)
+    assert code == 0, err
+    assert sbx.run("logs", "held", "-c", "app", check=True).stdout == "top\n"
+    pruned = sbx.run("image", "prune", check=True).stdout
+    assert str(app.layers[-1]) in pruned and app.digest[7:] in pruned, pruned
+    assert not (sbx.root / "lib" / "images" / "leases").exists() or \
+        not list((sbx.root / "lib" / "images" / "leases").iterdir())
