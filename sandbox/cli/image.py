@@ -193,6 +193,19 @@ def handle_prune(args: argparse.Namespace) -> int:
 
 
 def handle_import(args: argparse.Namespace) -> int:
+    from sandbox.cli.common import layout
+    from sandbox.images.store import Lease
+
+    # a pull's lease: `image prune` meanwhile keeps the blobs and layers written before the name
+    lease = Lease(layout(args).images, pulling=True)
+    lease.begin()
+    try:
+        return _import(args)
+    finally:
+        lease.release()
+
+
+def _import(args: argparse.Namespace) -> int:
     import shlex
     from pathlib import Path
 

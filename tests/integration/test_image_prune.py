@@ -160,3 +160,41 @@ def test_prune_keeps_the_image_a_pod_resolved_before_it_is_mounted(sbx: Sandbox,
     assert str(app.layers[-1]) in pruned and app.digest[7:] in pruned, pruned
     assert not (sbx.root / "lib" / "images" / "leases").exists() or \
         not list((sbx.root / "lib" / "images" / "leases").iterdir())
+
+
+def test_prune_keeps_what_an_import_under_way_has_stored(sbx: Sandbox, tmp_path: Path) -> None:
+    """An import stores an image's blobs one by one and names it last: a prune in between must
+    not take the blobs stored so far (the import's lease). The import is held at a known point:
+    its layer blob is a FIFO, which it opens after copying the manifest and the config."""
+    import os
+    import threading
+
+    layout = tmp_path / "layout"
+    sbx.run("image", "export", str(layout), "busybox:1.36", check=True)
+    images = sbx.root / "lib" / "images"
+    images.unlink()
+    images.mkdir()
+    index = json.loads((layout / "index.json").read_text())
+    manifest_digest = index["manifests"][0]["digest"]
+    manifest = json.loads((layout / "blobs" / "sha256" / manifest_digest[7:]).read_text())
+    config = manifest["config"]["digest"][7:]
+    layer = layout / "blobs" / "sha256" / manifest["layers"][0]["digest"][7:]
+    content = layer.read_bytes()
+    layer.unlink()
+    os.mkfifo(layer)
+    proc = subprocess.Popen(sbx.cmd("image", "import", str(layout)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        sbx.wait_for(lambda: (images / "blobs" / "sha256" / config).is_file() or proc.poll() is not None,
+                     message="the import's config blob")
+        assert proc.poll() is None, proc.communicate()
+        pruned = sbx.run("image", "prune", check=True).stdout
+        assert config not in pruned and manifest_digest[7:] not in pruned, pruned
+    finally:
+        writer = threading.Thread(target=lambda: layer.write_bytes(content), daemon=True)  # the import goes on
+        writer.start()
+        out, err = proc.communicate(timeout=60)
+        writer.join(10)
+    assert proc.returncode == 0, err
+    assert sbx.run("image", "inspect", "busybox:1.36", check=True).stdout
+    assert not list((images / "leases").iterdir())
