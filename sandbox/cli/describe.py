@@ -15,6 +15,7 @@ import time
 from sandbox.cli.get import (  # one list of the names kubectl accepts for each kind
     CONFIG_KINDS,
     POD_KINDS,
+    deletion_timestamp,
     node_name,
 )
 from sandbox.status import qos_class  # one function for `describe` and the status the runtime writes
@@ -122,8 +123,9 @@ def _header(w: _Writer, state: Obj, spec: Obj, meta: Obj, status: Obj, node: str
     _annotations(w, meta.get("annotations") or {})
     deletion = state.get("deletion")
     if isinstance(deletion, dict) and status.get("phase") not in ("Failed", "Succeeded"):
-        # kubectl: a pod with a deletionTimestamp that has not ended
-        w.write(0, f"Status:\tTerminating (lasts {human_duration(now - float(deletion.get('at') or now))})\n")
+        # kubectl: a pod with a deletionTimestamp that has not ended, "lasts" the time since that
+        # timestamp, which is the grace period's end: "<invalid>" until 2 s before it
+        w.write(0, f"Status:\tTerminating (lasts {human_duration(now - deletion_timestamp(deletion))})\n")
         w.write(0, f"Termination Grace Period:\t{int(deletion.get('graceSeconds') or 0)}s\n")
     else:
         w.write(0, f"Status:\t{status.get('phase', '')}\n")

@@ -53,10 +53,16 @@ def pod_object(state: dict[str, Any]) -> dict[str, Any]:
                     creationTimestamp=rfc3339(float(state.get("createdAt") or 0)))
     deletion = state.get("deletion")
     if isinstance(deletion, dict):  # stopped by Ctrl-C, SIGTERM or `sandbox delete`: the API server's marks
-        metadata.update(deletionTimestamp=rfc3339(float(deletion.get("at") or 0)),
+        metadata.update(deletionTimestamp=rfc3339(deletion_timestamp(deletion)),
                         deletionGracePeriodSeconds=int(deletion.get("graceSeconds") or 0))
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": manifest.get("spec") or {},
             "status": state.get("status") or {}}
+
+
+def deletion_timestamp(deletion: dict[str, Any]) -> float:
+    """metadata.deletionTimestamp of a pod being deleted: as the API server sets it (BeforeDelete),
+    the moment its grace period ends, the delete's time plus deletionGracePeriodSeconds."""
+    return float(deletion.get("at") or 0) + int(deletion.get("graceSeconds") or 0)
 
 
 def handle(args: argparse.Namespace) -> int:

@@ -76,6 +76,19 @@ def _trace(step: str, line: str, **values: Any) -> None:
 
 
 
+def shortened_deletion(deletion: tuple[float, int], grace: int, now: float) -> tuple[float, int] | None:
+    """The deletion marks (the first delete's wall time, deletionGracePeriodSeconds) after another
+    delete with `grace` (> 0), as the API server's BeforeDelete sets them, or None when it changes
+    nothing: only a shorter period counts; deletionTimestamp (time + period) moves back by the
+    difference but never into the past, where a period already over becomes 1 s from now."""
+    at, period = deletion
+    if grace >= period:
+        return None
+    if at + grace < now:
+        return (now - 1, 1)
+    return (at, grace)
+
+
 def storage_limited(pod: Pod) -> bool:
     """Whether eviction.storage_limits(pod) may hold a limit, read without importing it (0.3 ms
     of every pod start): only an ephemeral-storage limit or an emptyDir's sizeLimit makes a pod
@@ -853,16 +866,20 @@ class PodSupervisor:
         self._stop_next()
 
     def _shorten_grace(self, grace: int) -> None:
-        """A delete of a pod already being deleted, as the API server takes it: only a shorter
-        grace period counts (deletionTimestamp and deletionGracePeriodSeconds move earlier), and
-        the kubelet kills with what is left of it: each container still in its preStop gets its
-        SIGTERM now, and every SIGKILL comes at the new end (never sooner than 2 s after that
-        SIGTERM). A longer or equal one changes nothing."""
-        now = self.clock()
-        if self.stop_deadline is None or now + grace >= self.stop_deadline:
+        """A delete of a pod already being deleted: the API server's new deletion marks
+        (shortened_deletion), and the kubelet kills with the new period from now: each container
+        still in its preStop gets its SIGTERM now, and every SIGKILL comes at the new end (never
+        sooner than 2 s after that SIGTERM). A longer or equal one changes nothing."""
+        wall_now = self.wall()
+        marks = shortened_deletion(self.deletion or (wall_now, int(self.ctx.grace())), grace, wall_now)
+        if marks is None:
             return
-        self.stop_deadline = now + grace
-        self.deletion = (self.wall(), grace)
+        self.deletion = marks
+        # The kubelet restarts the kill with the new period; an end later than the one already
+        # set is not taken (a shorter grace never makes a container live longer).
+        end = self.clock() + marks[1]
+        if self.stop_deadline is None or end < self.stop_deadline:
+            self.stop_deadline = end
         for slot in self._running():
             self.lifecycle.shorten(slot, self.stop_deadline)
         self._save()

@@ -11,6 +11,8 @@ import time
 import pytest
 from conftest import Sandbox
 
+from sandbox.events import parse_rfc3339
+
 pytestmark = pytest.mark.root
 
 MIXED = """
@@ -70,6 +72,7 @@ def test_a_pod_shows_terminating_for_its_whole_grace_period(sbx: Sandbox) -> Non
     # leave the record saying Running until its SIGKILL.
     proc = sbx.start(sbx.manifest(MIXED.replace("trap 'echo bye; exit 0' TERM; ", "") % ("slow", 30)))
     sbx.wait_running("slow", containers=2)
+    stopped_at = time.time()
     proc.send_signal(signal.SIGINT)
     sbx.wait_for(lambda: (s := sbx.state("slow")) and s["summary"]["status"] == "Terminating", timeout=3,
                  message="Terminating in the pod's record")
@@ -78,9 +81,13 @@ def test_a_pod_shows_terminating_for_its_whole_grace_period(sbx: Sandbox) -> Non
     assert [e["reason"] for e in sbx.state("slow")["events"]].count("Killing") == 2
     # the API server's deletion marks, and kubectl describe's lines for them
     meta = json.loads(sbx.run("get", "pod", "slow", "-o", "json").stdout)["metadata"]
-    assert meta["deletionGracePeriodSeconds"] == 30 and meta["deletionTimestamp"].endswith("Z")
+    assert meta["deletionGracePeriodSeconds"] == 30
+    # the API server's deletionTimestamp is the end of the grace period, not the delete's time
+    ends = parse_rfc3339(meta["deletionTimestamp"])
+    assert stopped_at + 30 - 1 <= ends <= time.time() + 30, (meta["deletionTimestamp"], stopped_at)
     described = sbx.run("describe", "pod", "slow").stdout
-    assert "Status:                    Terminating (lasts " in described
+    # kubectl's "lasts" is the time since that timestamp: HumanDuration of a future time
+    assert "Status:                    Terminating (lasts <invalid>)" in described
     assert "Termination Grace Period:  30s" in described
     code, _, err = sbx.stop(proc, signal.SIGINT)  # the second Ctrl-C: SIGKILL now
     assert "pod default/slow: Failed" in err

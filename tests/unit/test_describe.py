@@ -157,8 +157,12 @@ def test_a_pod_being_deleted_is_terminating_with_its_grace_period() -> None:
     # kubectl: a deletionTimestamp on a pod that has not ended replaces the phase
     state = sample_state()
     state["deletion"] = {"at": T0 + 25, "graceSeconds": 30}
+    # "lasts" is kubectl's time since the deletionTimestamp, the grace period's end (T0 + 55):
+    # within it more than 1 s ahead, HumanDuration's "<invalid>"; after it, the time past it
     text = describe_pod(state, T0 + 30, node="node-1")
-    assert "\nStatus:                    Terminating (lasts 5s)\nTermination Grace Period:  30s\n" in text
+    assert "\nStatus:                    Terminating (lasts <invalid>)\nTermination Grace Period:  30s\n" in text
+    assert "Terminating (lasts 0s)\n" in describe_pod(state, T0 + 54, node="node-1")
+    assert "Terminating (lasts 5s)\n" in describe_pod(state, T0 + 60, node="node-1")
     state["status"]["phase"] = "Succeeded"  # ended: the phase again
     assert "\nStatus:       Succeeded\n" in describe_pod(state, T0 + 30, node="node-1")
 
@@ -171,6 +175,21 @@ def test_the_deletion_marks_in_the_pod_object() -> None:
     state["deletion"] = {"at": 1764576000.25, "graceSeconds": 0}
     meta = pod_object(state)["metadata"]
     assert meta["deletionTimestamp"] == "2025-12-01T08:00:00Z" and meta["deletionGracePeriodSeconds"] == 0
+    # The API server's deletionTimestamp is when the grace period ends, not when the delete came
+    state["deletion"] = {"at": 1764576000.25, "graceSeconds": 30}
+    meta = pod_object(state)["metadata"]
+    assert meta["deletionTimestamp"] == "2025-12-01T08:00:30Z" and meta["deletionGracePeriodSeconds"] == 30
+
+
+def test_a_second_delete_moves_the_deletion_marks_as_the_api_server_does() -> None:
+    from sandbox.supervisor.loop import shortened_deletion
+
+    first = (1000.0, 120)  # deleted at 1000 with 120 s: deletionTimestamp 1120
+    assert shortened_deletion(first, 120, 1010.0) is None  # equal: nothing changes
+    assert shortened_deletion(first, 300, 1010.0) is None  # longer: nothing changes
+    assert shortened_deletion(first, 60, 1010.0) == (1000.0, 60)  # back by 60 s: 1060
+    # 60 s after the first delete would be in the past: now, and the period 1 s
+    assert shortened_deletion(first, 60, 1090.0) == (1089.0, 1)
 
 
 def test_the_node_is_the_pods_spec_node_name_as_kubectl_shows_it() -> None:
