@@ -12,11 +12,16 @@ is checked: an edited module (or a bundle from another interpreter or optimisati
 through to the normal import, so the bundle is never stale, only slower once sources change.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: this module is imported before the bundle's finder,
+# the normal way, and that statement would load the __future__ module (the bundle's own modules
+# have theirs compiled away, see _compile). Annotations of names only checkers import are quoted.
 import marshal
 import os
 import sys
+
+# importlib.machinery's ModuleSpec is this frozen module's: importing importlib (and with it
+# warnings) costs ~0.4 ms of every command, _frozen_importlib is in sys.modules from the start.
+from _frozen_importlib import ModuleSpec
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
@@ -58,7 +63,7 @@ def build(optimize: int, target: str | None = None) -> str:
             module = package if name == "__init__.py" else f"{package}.{name[:-3]}"
             st = os.stat(path)
             with open(path, "rb") as f:
-                code = marshal.dumps(compile(f.read(), path, "exec", dont_inherit=True, optimize=optimize))
+                code = marshal.dumps(_compile(f.read(), path, optimize))
             index[module] = (path, name == "__init__.py", st.st_mtime_ns, st.st_size, offset, len(code))
             codes.append(code)
             offset += len(code)
@@ -74,6 +79,28 @@ def build(optimize: int, target: str | None = None) -> str:
     return target
 
 
+def _compile(source: bytes, path: str, optimize: int) -> "Any":
+    """The module's code without its `from __future__ import ...` statements, their features
+    given to the compiler instead. Such a statement is also a real import at run time: the first
+    one loads the __future__ module from the standard library (~0.3 ms), each one after costs an
+    import and a global (~100 modules of a `sandbox run` start with one)."""
+    import __future__
+
+    import ast
+
+    tree = ast.parse(source, path)
+    flags = 0
+    body = []
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+            for alias in node.names:
+                flags |= getattr(__future__, alias.name).compiler_flag
+        else:
+            body.append(node)
+    tree.body = body
+    return compile(tree, path, "exec", flags=flags, dont_inherit=True, optimize=optimize)
+
+
 class _Finder:
     """A meta path finder and loader over the bundle's index (importlib's protocol)."""
 
@@ -83,7 +110,7 @@ class _Finder:
         self.base = base  # the first module's code, from the start of the file
         self.path = path  # the bundle file: each module's __cached__
 
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+    def find_spec(self, name: str, path: "Any" = None, target: "Any" = None) -> "Any":
         entry = self.index.get(name)
         if entry is None:
             return None
@@ -95,10 +122,6 @@ class _Finder:
         if st.st_mtime_ns != mtime_ns or st.st_size != size:
             del self.index[name]  # edited since `make install`: the normal import reads it
             return None
-        # importlib.machinery's ModuleSpec is this frozen module's: importing importlib (and with it
-        # warnings) costs ~0.4 ms of every command, _frozen_importlib is in sys.modules from the start.
-        from _frozen_importlib import ModuleSpec
-
         spec = ModuleSpec(name, self, origin=source, is_package=is_package)  # type: ignore[arg-type]  # a Loader by protocol (create_module, exec_module), not by importlib.abc
         spec.has_location = True  # __file__ is the source, as for a module imported from its .pyc
         # __cached__ is where the code came from: set here, importlib's default derives a .pyc name
@@ -108,10 +131,10 @@ class _Finder:
             spec.submodule_search_locations = [os.path.dirname(source)]
         return spec
 
-    def create_module(self, spec: Any) -> None:
+    def create_module(self, spec: "Any") -> None:
         return None  # the default module object
 
-    def exec_module(self, module: ModuleType) -> None:
+    def exec_module(self, module: "ModuleType") -> None:
         offset, length = self.index.pop(module.__name__)[4:]
         exec(marshal.loads(os.pread(self.fd, length, self.base + offset)), module.__dict__)
 

@@ -24,7 +24,8 @@ from sandbox.codebundle import install
 install(sys.argv[1])
 import sandbox.names as names
 print(type(names.__spec__.loader).__name__, names.__file__ == names.__spec__.origin, names.is_dns_label("web-1"),
-      names.__cached__ == sys.argv[1])
+      names.__cached__ == sys.argv[1], "__future__" not in sys.modules,
+      names.is_dns_label.__annotations__.get("return") == "bool")
 """
 
 
@@ -46,7 +47,9 @@ def rewrite_index(bundle: Path, change: Callable[[tuple[Any, ...]], tuple[Any, .
 def test_modules_come_from_the_bundle(tmp_path: Path) -> None:
     bundle = Path(codebundle.build(2, str(tmp_path / "bundle.marshal")))
     # __cached__ names the bundle: importlib's derived .pyc name is not computed for each module
-    assert probe(bundle, "-OO") == ["_Finder", "True", "True", "True"]
+    # its `from __future__ import annotations` compiled away: the __future__ module is not loaded,
+    # the annotations stay postponed (strings)
+    assert probe(bundle, "-OO") == ["_Finder", "True", "True", "True", "True", "True"]
 
 
 def test_an_edited_source_falls_through_to_the_normal_import(tmp_path: Path) -> None:
@@ -59,7 +62,7 @@ def test_an_edited_source_falls_through_to_the_normal_import(tmp_path: Path) -> 
         return version, hexversion, index
 
     rewrite_index(bundle, edited)
-    assert probe(bundle, "-OO") == ["SourceFileLoader", "True", "True", "False"]
+    assert probe(bundle, "-OO") == ["SourceFileLoader", "True", "True", "False", "False", "True"]
 
 
 def test_a_bundle_of_another_interpreter_is_ignored(tmp_path: Path) -> None:
