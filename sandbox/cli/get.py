@@ -40,6 +40,11 @@ def add_parser(verbs: Any) -> None:
     p.add_argument("-w", "--watch", action="store_true",
                    help="after listing, print each change of a pod (until Ctrl-C)")
     p.add_argument("--watch-only", action="store_true", help="print only the changes, not the listing")
+    from sandbox.cli.selector import add_option
+
+    add_option(p)
+    p.add_argument("--show-labels", action="store_true", help="a LABELS column, last")
+    p.add_argument("--no-headers", action="store_true", help="tables and custom-columns without their header")
     p.set_defaults(handler=handle)
 
 
@@ -71,15 +76,23 @@ def handle(args: argparse.Namespace) -> int:
 
         check_output(args.output)  # a bad format or template is refused before anything is read
     if args.kind in CONFIG_KINDS:
-        if args.watch or args.watch_only:
+        if args.watch or args.watch_only or args.selector is not None:
             from sandbox.errors import UsageError
 
-            raise UsageError("--watch: shown for pods only")
+            raise UsageError(f"{'-l' if args.selector is not None else '--watch'}: shown for pods only")
         return handle_config(args, CONFIG_KINDS[args.kind])
     from sandbox.cli.common import namespace, pod_dir
     from sandbox.state.view import read_pod
 
     ns = None if args.all_namespaces else namespace(args)
+    if args.selector is not None:
+        from sandbox.cli.selector import parse
+
+        if args.name:
+            from sandbox.errors import UsageError
+
+            raise UsageError("name cannot be provided when a selector is specified")
+        args.selector = parse(args.selector)  # refused before anything is read
     if args.name:
         state, _ = read_pod(pod_dir(args, args.name))  # NotFoundError as kubectl's, watched or not
         states = [state]
@@ -90,7 +103,8 @@ def handle(args: argparse.Namespace) -> int:
     if not states and not generic_output(args.output):
         print(f"No resources found in {ns} namespace." if ns else "No resources found", file=sys.stderr)
         return 0
-    write_objects(states, args.output, single=bool(args.name), all_namespaces=args.all_namespaces)
+    write_objects(states, args.output, single=bool(args.name), all_namespaces=args.all_namespaces,
+                  labels=args.show_labels, headers=not args.no_headers)
     return 0
 
 
@@ -116,9 +130,20 @@ def read_pods(args: argparse.Namespace, ns: str | None, name: str | None = None,
             state, _ = read_pod(PodDir(pods / entry))
         except Exception:  # noqa: BLE001 - a pod starting or being removed right now
             continue
-        if (ns is None or state.get("namespace") == ns) and (name is None or state.get("name") == name):
+        if (ns is None or state.get("namespace") == ns) and (name is None or state.get("name") == name) \
+                and _selected(args, state):
             out[entry] = state
     return out
+
+
+def _selected(args: argparse.Namespace, state: dict[str, Any]) -> bool:
+    """Whether the pod's labels match `get -l` (parsed by handle; other verbs' reads: every pod)."""
+    selector = getattr(args, "selector", None)
+    if not isinstance(selector, tuple):
+        return True
+    from sandbox.cli.selector import matches, pod_labels
+
+    return matches(selector, pod_labels(state))
 
 
 def generic_output(output: str | None) -> bool:
@@ -127,24 +152,26 @@ def generic_output(output: str | None) -> bool:
 
 
 def write_objects(states: list[dict[str, Any]], output: str | None, *, single: bool,
-                  all_namespaces: bool = False) -> None:
+                  all_namespaces: bool = False, labels: bool = False, headers: bool = True) -> None:
     """One listing in kubectl's output formats: a table (wide), names, a Pod / List object, or
     a template (jsonpath, custom-columns) over that object."""
     if generic_output(output):
         items = [pod_object(s) for s in states]
-        write_document(items, output, single=single)
+        write_document(items, output, single=single, headers=headers)
     elif output == "name":
         for s in states:
             print(f"pod/{s.get('name')}")
     else:
         wide = output == "wide"
-        rows = [pod_header(wide=wide, all_namespaces=all_namespaces)]
+        rows = [pod_header(wide=wide, all_namespaces=all_namespaces, labels=labels)] if headers else []
         now, node = time.time(), os.uname().nodename
-        rows += [pod_row(s, now=now, node=node, wide=wide, all_namespaces=all_namespaces) for s in states]
+        rows += [pod_row(s, now=now, node=node, wide=wide, all_namespaces=all_namespaces, labels=labels)
+                 for s in states]
         print("\n".join(tab_lines(rows)))
 
 
-def write_document(items: list[dict[str, Any]], output: str | None, *, single: bool, sort_keys: bool = False) -> None:
+def write_document(items: list[dict[str, Any]], output: str | None, *, single: bool, sort_keys: bool = False,
+                   headers: bool = True) -> None:
     """json, yaml or a template over the object kubectl prints: the one named object, else a List."""
     doc = items[0] if single else {"apiVersion": "v1", "items": items, "kind": "List",
                                    "metadata": {"resourceVersion": ""}}
@@ -157,13 +184,16 @@ def write_document(items: list[dict[str, Any]], output: str | None, *, single: b
 
         printer = check_output(output)
         assert printer is not None
-        sys.stdout.write(printer.document(doc, items))
+        if not headers and printer.kind == "custom-columns":
+            sys.stdout.write(printer.rows(items, header=False))
+        else:
+            sys.stdout.write(printer.document(doc, items))
 
 
-def pod_header(*, wide: bool, all_namespaces: bool) -> list[str]:
-    """kubectl's pod columns (-o wide adds the node's)."""
+def pod_header(*, wide: bool, all_namespaces: bool, labels: bool = False) -> list[str]:
+    """kubectl's pod columns (-o wide adds the node's, --show-labels LABELS last)."""
     header = (["NAMESPACE"] if all_namespaces else []) + ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
-    return header + (["IP", "NODE", "NOMINATED NODE", "READINESS GATES"] if wide else [])
+    return header + (["IP", "NODE", "NOMINATED NODE", "READINESS GATES"] if wide else []) + (["LABELS"] if labels else [])
 
 
 def node_name(state: dict[str, Any], default: str) -> str:
@@ -174,7 +204,7 @@ def node_name(state: dict[str, Any], default: str) -> str:
 
 
 def pod_row(state: dict[str, Any], *, now: float, node: str, wide: bool = False,
-            all_namespaces: bool = False) -> list[str]:
+            all_namespaces: bool = False, labels: bool = False) -> list[str]:
     summary = state.get("summary") or {}
     status = state.get("status") or {}
     row = [str(state.get("namespace"))] if all_namespaces else []
@@ -186,6 +216,11 @@ def pod_row(state: dict[str, Any], *, now: float, node: str, wide: bool = False,
         true = {c.get("type") for c in status.get("conditions") or [] if c.get("status") == "True"}
         gate_cell = f"{sum(1 for g in gates if g.get('conditionType') in true)}/{len(gates)}" if gates else NONE
         row += [str(status.get("podIP") or NONE), node_name(state, node), NONE, gate_cell]
+    if labels:  # labels.FormatLabels: key=value by key, comma-separated
+        from sandbox.cli.selector import pod_labels
+
+        pairs = sorted(pod_labels(state).items())
+        row.append(",".join(f"{k}={v}" for k, v in pairs) or NONE)
     return row
 
 
@@ -242,7 +277,8 @@ def watch_pods(args: argparse.Namespace, ns: str | None) -> int:
     from sandbox.cli.common import layout
     from sandbox.cli.watch import PodWatch
 
-    printer = _WatchPrinter(args.output, all_namespaces=args.all_namespaces)
+    printer = _WatchPrinter(args.output, all_namespaces=args.all_namespaces, labels=args.show_labels,
+                            headers=not args.no_headers)
     try:
         with PodWatch(layout(args).pods) as watch:
             # The watch is armed before the first read: no change after that read is missed.
@@ -269,11 +305,12 @@ def watch_pods(args: argparse.Namespace, ns: str | None) -> int:
 
 
 class _WatchPrinter:
-    def __init__(self, output: str | None, *, all_namespaces: bool) -> None:
+    def __init__(self, output: str | None, *, all_namespaces: bool, labels: bool = False, headers: bool = True) -> None:
         self.output = output
         self.all_namespaces = all_namespaces
+        self.labels = labels
         self.wide = output == "wide"
-        self.header_shown = False
+        self.header_shown = not headers  # --no-headers: as if shown already
         self.count = 0
         self.node = os.uname().nodename
         self.template = None  # jsonpath or custom-columns: each object on its own
@@ -295,7 +332,8 @@ class _WatchPrinter:
         return "\t".join(cells)
 
     def row(self, state: dict[str, Any], now: float) -> list[str]:
-        return pod_row(state, now=now, node=self.node, wide=self.wide, all_namespaces=self.all_namespaces)
+        return pod_row(state, now=now, node=self.node, wide=self.wide, all_namespaces=self.all_namespaces,
+                       labels=self.labels)
 
     def listing(self, states: list[dict[str, Any]]) -> None:
         if not states:
@@ -305,7 +343,9 @@ class _WatchPrinter:
                 self.one(s)
             return
         now = time.time()
-        rows = [pod_header(wide=self.wide, all_namespaces=self.all_namespaces)] + [self.row(s, now) for s in states]
+        rows = [] if self.header_shown else [pod_header(wide=self.wide, all_namespaces=self.all_namespaces,
+                                                        labels=self.labels)]
+        rows += [self.row(s, now) for s in states]
         self.header_shown = True
         self._write("\n".join(tab_lines(rows)) + "\n")
 
@@ -325,7 +365,8 @@ class _WatchPrinter:
         elif self.output == "name":
             self._write(f"pod/{state.get('name')}\n")
         else:
-            rows = [] if self.header_shown else [pod_header(wide=self.wide, all_namespaces=self.all_namespaces)]
+            rows = [] if self.header_shown else [pod_header(wide=self.wide, all_namespaces=self.all_namespaces,
+                                                            labels=self.labels)]
             self.header_shown = True
             rows.append(self.row(state, time.time()))
             self._write("\n".join(tab_lines(rows)) + "\n")

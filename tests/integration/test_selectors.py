@@ -1,5 +1,6 @@
-"""Label selectors (`-l`) on the verbs that take them in kubectl, against real pods: `wait`,
-`logs`, `describe` and `delete` act on the matching pods only."""
+"""Label selectors (`-l`) on the verbs that take them in kubectl, against real pods: `get`,
+`wait`, `logs`, `describe` and `delete` act on the matching pods only; `get --show-labels` and
+`--no-headers`."""
 
 from __future__ import annotations
 
@@ -46,6 +47,16 @@ def test_selectors_pick_the_matching_pods(sbx: Sandbox) -> None:
         none = sbx.run("logs", "-l", "app=cache")
         assert none.returncode == 0 and none.stdout == "" and "No resources found" in none.stderr
 
+        got = sbx.run("get", "pods", "-l", "app=web", "--show-labels")
+        assert got.returncode == 0, got.stderr
+        lines = got.stdout.splitlines()
+        assert lines[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "LABELS"]
+        assert [(line.split()[0], line.split()[-1]) for line in lines[1:]] == [("web-1", "app=web"), ("web-2", "app=web")]
+        bare = sbx.run("get", "pods", "-l", "!app,x", "--no-headers")
+        assert bare.returncode == 0 and bare.stdout == "" and "No resources found" in bare.stderr
+        names = sbx.run("get", "pods", "-l", "app notin (web)", "--no-headers", "-o", "custom-columns=N:.metadata.name")
+        assert names.stdout.split() == ["db"]
+        assert sbx.run("get", "pods", "--no-headers").stdout.split()[0::5] == ["db", "web-1", "web-2"]
         described = sbx.run("describe", "pods", "-l", "app!=web")
         assert [line.split()[1] for line in described.stdout.splitlines() if line.startswith("Name:")] == ["db"]
         bad = sbx.run("describe", "pods", "-l", "app=web x")
