@@ -138,8 +138,10 @@ def handle_inspect(args: argparse.Namespace) -> int:
     from sandbox.cli.common import layout
     from sandbox.images.store import ImageStore
 
-    image = _lookup(ImageStore(layout(args).images), args.reference)
-    print(json.dumps({"name": image.name, "digest": image.digest, "layers": [str(p) for p in image.layers],
+    store = ImageStore(layout(args).images)
+    image = _lookup(store, args.reference)
+    print(json.dumps({"name": image.name, "id": store.image_id(image.digest), "digest": image.digest,
+                      "layers": [str(p) for p in image.layers],
                       "config": image.config.to_json()["config"]}, indent=2))
     return 0
 
@@ -261,7 +263,8 @@ def handle_ls(args: argparse.Namespace) -> int:
     rows = [("IMAGE", "TAG", "IMAGE ID", "SIZE")]
     for name, digest in sorted(store.refs().items()):
         repository, _, tag = name.rpartition(":")
-        rows.append((repository, tag, digest.partition(":")[2][:13], _size(store, digest)))
+        image_id = store.image_id(digest) or digest  # crictl's: the config's digest, its first 13 digits
+        rows.append((repository, tag, image_id.partition(":")[2][:13], _size(store, digest)))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:  # crictl images' columns
         print("  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths)) + "  " + row[3])

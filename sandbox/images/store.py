@@ -651,18 +651,34 @@ class ImageStore:
                     "layers": [{"mediaType": LAYER_TAR, "digest": layer, "size": size}]}
         return self.add_image(ref.name, self.put_json(manifest))
 
+    def image_id(self, digest: str) -> str:
+        """The ID of the image whose manifest is `digest`, as the CRI's Image.id and crictl show
+        it: its config's digest (the OCI image ID, which containerd and Docker use too). A
+        first-format image, which has no config blob, is its tree's digest; "" when the manifest
+        is unreadable."""
+        if self.blob_path(digest).is_dir():
+            return digest
+        try:
+            config = str(self.read_json(digest)["config"]["digest"])
+        except (ImageError, KeyError, TypeError):
+            return ""
+        return config if is_stored_digest(config) else ""
+
     def by_id(self, text: str) -> tuple[str, list[str]] | None:
-        """The image `text` names by its ID, as `image ls` shows it (the manifest digest, whole or
-        a unique prefix of at least 4 hex digits, with or without `sha256:`; crictl and podman
-        take an image's ID where they take its name): its digest and every name it has. None when
-        `text` is no ID of a stored image; ImageError when the prefix fits several."""
+        """The image `text` names by its ID: the config's digest as `image ls` shows it (whole or a
+        unique prefix of at least 4 hex digits, with or without `sha256:`; crictl and podman
+        take an image's ID where they take its name), or its manifest digest likewise (the
+        CRI's image ref, what a pull prints). Returns its manifest digest and every name it has;
+        None when `text` is no ID of a stored image; ImageError when the prefix fits several."""
         hexpart = text.removeprefix("sha256:")
         if not 4 <= len(hexpart) <= 64 or any(c not in "0123456789abcdef" for c in hexpart):
             return None
         refs = self.refs()
-        digests = sorted({digest for digest in refs.values() if _hex(digest).startswith(hexpart)})
+        digests = sorted({digest for digest in refs.values()
+                          if _hex(digest).startswith(hexpart) or self.image_id(digest)[7:].startswith(hexpart)})
         if len(digests) > 1:
-            raise ImageError(f"image ID {text!r} is ambiguous: it starts {', '.join(digests)}")
+            ids = ", ".join(sorted({self.image_id(d) or d for d in digests}))
+            raise ImageError(f"image ID {text!r} is ambiguous: it starts {ids}")
         if not digests:
             return None
         return digests[0], sorted(name for name, digest in refs.items() if digest == digests[0])

@@ -72,7 +72,8 @@ def test_prune_keeps_every_layer_of_a_running_multi_layer_container(sbx: Sandbox
 
 
 def test_the_image_id_image_ls_shows_names_the_image(sbx: Sandbox, tmp_path: Path) -> None:
-    """crictl inspecti/rmi and podman take the IMAGE ID their listing shows; so do inspect, tag, rm."""
+    """crictl inspecti/rmi and podman take the IMAGE ID their listing shows, the config's digest
+    (the CRI image id); so do inspect, tag, rm, which take the manifest digest too."""
     layout = tmp_path / "layout"
     sbx.run("image", "export", str(layout), "busybox:1.36", check=True)
     images = sbx.root / "lib" / "images"
@@ -83,7 +84,9 @@ def test_the_image_id_image_ls_shows_names_the_image(sbx: Sandbox, tmp_path: Pat
     row = next(line.split() for line in sbx.run("image", "ls", check=True).stdout.splitlines()[1:])
     image_id = row[2]
     inspected = json.loads(sbx.run("image", "inspect", image_id, check=True).stdout)
-    assert inspected["digest"].startswith(f"sha256:{image_id}")
+    config = json.loads((images / "blobs" / "sha256" / inspected["digest"][7:]).read_text())["config"]["digest"]
+    assert inspected["id"] == config and config.startswith(f"sha256:{image_id}")
+    assert json.loads(sbx.run("image", "inspect", inspected["digest"], check=True).stdout) == inspected
     sbx.run("image", "tag", f"sha256:{image_id}", "qa/three:1", check=True)
     removed = sbx.run("image", "rm", image_id, check=True).stdout
     assert "docker.io/library/busybox:1.36" in removed and "docker.io/qa/three:1" in removed, removed
