@@ -542,7 +542,11 @@ static __attribute__((noreturn)) void run_stage2(const struct sbx_spawn_req *req
                 child_fail(chan, &e);
         if (change_credentials(req, &e) < 0)
                 child_fail(chan, &e);
-        /* Changing credentials cleared the parent-death signal (prctl(2)): set it again. */
+        /* A changed uid or gid set the dumpable flag to fs.suid_dumpable (commit_creds), which a
+         * host may set to 1: non-dumpable again, or a process of the pod with the container's
+         * user could open this stage's fds and memory until execve. Changing credentials also
+         * cleared the parent-death signal (prctl(2)): set it again. */
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         if (req->pdeathsig)
                 prctl(PR_SET_PDEATHSIG, req->pdeathsig, 0, 0, 0);
         if (req->cwd && req->uid > 0 && chdir(req->cwd) < 0) {
