@@ -188,10 +188,12 @@ def test_images_move_between_machines_as_oci_layouts_and_docker_archives(
 
 class Relay:
     """A loopback HTTP relay to a registry that records every request's path, can send blob
-    bodies slowly (`chunk` bytes every `pause` seconds) and can play an unreachable registry
-    (`down`: each connection is closed without an answer)."""
+    bodies slowly (`chunk` bytes every `pause` seconds) or hold them after their first piece until
+    `gate` is set, and can play an unreachable registry (`down`: each connection is closed
+    without an answer)."""
 
-    def __init__(self, upstream: str, *, pause: float = 0.0, chunk: int = 65536) -> None:
+    def __init__(self, upstream: str, *, pause: float = 0.0, chunk: int = 65536,
+                 gate: threading.Event | None = None) -> None:
         import http.server
         import urllib.error
         import urllib.request
@@ -218,10 +220,14 @@ class Relay:
                         self.send_header(key, value)
                 self.end_headers()
                 slow = "/blobs/" in self.path and pause > 0
+                held = "/blobs/" in self.path and gate is not None
                 while data := response.read(chunk):
                     self.wfile.write(data)
                     if slow:
                         time.sleep(pause)
+                    if held:
+                        self.wfile.flush()
+                        gate.wait(60)  # type: ignore[union-attr]
 
             do_HEAD = do_GET
 
@@ -275,6 +281,39 @@ def test_a_pull_killed_mid_layer_leaves_no_image_and_a_clean_re_pull(
     inspect = json.loads(sbx.run("image", "inspect", "kubeguide/guestbook-php-frontend:localredis",
                                  check=True).stdout)
     assert all(Path(p).is_dir() for p in inspect["layers"])
+
+
+def test_prune_during_a_pull_keeps_what_the_pull_has_written(sbx: Sandbox, registry: Registry, mirror: Path) -> None:
+    """A pull stores its manifest, then its blobs and layers as they arrive, and names the image
+    last: a prune meanwhile must leave all of it, partial downloads included (the pull's lease,
+    images/lease.py), and the pull then completes."""
+    gate = threading.Event()
+    proxy = Relay(registry.netloc, chunk=4096, gate=gate)
+    try:
+        held_hosts = sbx.tmp / "held.d"
+        (held_hosts / "docker.io").mkdir(parents=True)
+        (held_hosts / "docker.io" / "hosts.toml").write_text(
+            f'[host."http://{proxy.netloc}"]\ncapabilities = ["pull", "resolve"]\n')
+        pull = subprocess.Popen(sbx.cmd("image", "pull", "--registry-config", str(held_hosts),
+                                        "kubeguide/redis-master"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        images = sbx.root / "lib" / "images"
+        try:
+            sbx.wait_for(lambda: any((images / "ingest").glob("*.partial")) or pull.poll() is not None,
+                         timeout=30, message="the pull's first layer")
+            assert pull.poll() is None, pull.communicate()
+            partial = sorted(p.name for p in (images / "ingest").glob("*.partial"))
+            pruned = sbx.run("image", "prune", check=True).stdout
+            assert "ingest" not in pruned and "layers/.tmp-" not in pruned, pruned
+            assert sorted(p.name for p in (images / "ingest").glob("*.partial")) == partial
+        finally:
+            gate.set()
+            out, err = pull.communicate(timeout=120)
+    finally:
+        proxy.close()
+    assert pull.returncode == 0, err
+    inspect = json.loads(sbx.run("image", "inspect", "kubeguide/redis-master", check=True).stdout)
+    assert all(Path(p).is_dir() for p in inspect["layers"])
+    assert not list((images / "leases").iterdir())
 
 
 def test_a_pull_marks_the_layers_directory_for_the_orlov_allocator(sbx: Sandbox, mirror: Path) -> None:
