@@ -18,6 +18,7 @@ VERBS = {
     "run": "sandbox.cli.run",
     "get": "sandbox.cli.get",
     "exec": "sandbox.cli.exec",
+    "cp": "sandbox.cli.cp",
     "delete": "sandbox.cli.delete",
     "logs": "sandbox.cli.logs",
     "image": "sandbox.cli.image",
