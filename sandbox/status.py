@@ -66,6 +66,26 @@ class LinuxUser(Record):
     supplemental_groups: tuple[int, ...] = ()
 
 
+class VolumeMountStatus(Record):
+    """A `volumeMounts[]` entry of a container's status (RecursiveReadOnlyMounts, GA in 1.33): the
+    kubelet copies each of the spec's mounts; `recursive_read_only` is said of read-only mounts
+    only, as the mount came out."""
+
+    name: str
+    mount_path: str
+    read_only: bool = False
+    recursive_read_only: str = ""  # Enabled | Disabled; "" for a read-write mount
+
+
+def volume_mount_statuses(mounts: Sequence[Any]) -> tuple[VolumeMountStatus, ...]:
+    """The status entries of a container's spec.volumeMounts (spec.model.VolumeMount). Every
+    read-only bind this runtime makes is read-only recursively, whatever recursiveReadOnly asks
+    (Disabled included), so a read-only mount reports Enabled: the API has IfPossible turned into
+    what the mount came out as."""
+    return tuple(VolumeMountStatus(m.name, m.mount_path, bool(m.read_only), "Enabled" if m.read_only else "")
+                 for m in mounts)
+
+
 class ContainerStatus(Record):
     name: str
     image: str
@@ -78,6 +98,7 @@ class ContainerStatus(Record):
     image_id: str = ""
     sidecar: bool = False  # an init container with restartPolicy: Always
     user: LinuxUser | None = None  # set, as imageID, once a container was created
+    volume_mounts: tuple[VolumeMountStatus, ...] = ()  # the spec's, from the first status on
 
     def __post_init__(self) -> None:
         if self.restart_count < 0:
@@ -584,10 +605,19 @@ def container_status_json(cs: ContainerStatus) -> dict[str, object]:
     }
     out.update(_drop_empty({"containerID": cs.container_id}))
     out["started"] = cs.started
+    if cs.volume_mounts:
+        out["volumeMounts"] = [_volume_mount_json(m) for m in cs.volume_mounts]
     if cs.user is not None:
         linux: dict[str, object] = {"uid": cs.user.uid, "gid": cs.user.gid}
         linux.update(_drop_empty({"supplementalGroups": list(cs.user.supplemental_groups)}))
         out["user"] = {"linux": linux}
+    return out
+
+
+def _volume_mount_json(m: VolumeMountStatus) -> dict[str, object]:
+    out: dict[str, object] = {"name": m.name, "mountPath": m.mount_path}
+    if m.read_only:
+        out.update(readOnly=True, recursiveReadOnly=m.recursive_read_only)
     return out
 
 
@@ -646,7 +676,10 @@ def container_status_from_json(data: dict[str, Any], *, sidecar: bool = False) -
             last_state=last if isinstance(last, Terminated) else None,
             restart_count=int(data.get("restartCount", 0)), ready=bool(data.get("ready")),
             started=bool(data.get("started")), container_id=str(data.get("containerID", "")),
-            image_id=str(data.get("imageID", "")), sidecar=sidecar, user=_user_from_json(data.get("user")))
+            image_id=str(data.get("imageID", "")), sidecar=sidecar, user=_user_from_json(data.get("user")),
+            volume_mounts=tuple(VolumeMountStatus(str(m["name"]), str(m["mountPath"]), bool(m.get("readOnly")),
+                                                  str(m.get("recursiveReadOnly", "")))
+                                for m in data.get("volumeMounts") or ()))
     except (KeyError, TypeError, AttributeError, ValueError) as e:
         raise ValueError(f"malformed container status {data!r}: {e}") from None
 

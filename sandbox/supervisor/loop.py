@@ -215,7 +215,8 @@ class PodSupervisor:
     def _slot(self, spec: Container, image: Image, *, init: bool) -> Slot:
         sidecar = init and spec.restart_policy == "Always"
         reason = st.default_waiting_reason(bool(self.pod.spec.init_containers))
-        status = st.ContainerStatus(name=spec.name, image=spec.image or "", state=st.Waiting(reason), sidecar=sidecar)
+        status = st.ContainerStatus(name=spec.name, image=spec.image or "", state=st.Waiting(reason), sidecar=sidecar,
+                                    volume_mounts=st.volume_mount_statuses(spec.volume_mounts))
         return Slot(spec, image, init, sidecar, status)
 
     # --- running -------------------------------------------------------------------------------

@@ -199,6 +199,40 @@ def test_look_alike_manifests_no_longer_share_an_empty_dir(sbx: Sandbox) -> None
         assert sbx.run("delete", name).returncode == 0
 
 
+MOUNTS = """
+apiVersion: v1
+kind: Pod
+metadata: {name: mounts}
+spec:
+  terminationGracePeriodSeconds: 1
+  volumes: [{name: scratch, emptyDir: {}}]
+  initContainers:
+  - {name: prep, image: busybox, command: ["true"], volumeMounts: [{name: scratch, mountPath: /out}]}
+  containers:
+  - name: c
+    image: busybox
+    command: ["sleep", "1000"]
+    volumeMounts:
+    - {name: scratch, mountPath: /scratch}
+    - {name: scratch, mountPath: /ro, readOnly: true}
+"""
+
+
+def test_container_statuses_carry_the_volume_mounts(sbx: Sandbox) -> None:
+    # As the kubelet 1.33 (RecursiveReadOnlyMounts) copies each container's mounts into its status;
+    # a read-only one says how it came out: recursively read-only, this runtime's only kind.
+    proc = sbx.start(sbx.manifest(MOUNTS))
+    sbx.wait_running("mounts")
+    status = pod_json(sbx, "mounts")["status"]
+    assert status["initContainerStatuses"][0]["volumeMounts"] == [{"name": "scratch", "mountPath": "/out"}]
+    assert status["containerStatuses"][0]["volumeMounts"] == [
+        {"name": "scratch", "mountPath": "/scratch"},
+        {"name": "scratch", "mountPath": "/ro", "readOnly": True, "recursiveReadOnly": "Enabled"}]
+    assert sbx.run("exec", "mounts", "--", "touch", "/ro/x").returncode != 0
+    sbx.stop(proc)
+    assert sbx.run("delete", "mounts").returncode == 0
+
+
 INIT = """
 apiVersion: v1
 kind: Pod

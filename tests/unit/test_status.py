@@ -24,6 +24,7 @@ from sandbox.status import (
     rfc3339,
     status_string,
     terminated_reason,
+    volume_mount_statuses,
 )
 
 T0 = 1795364682.0  # 2026-11-22T16:24:42Z
@@ -490,6 +491,24 @@ def test_sidecars_count_in_ready_and_restarts_as_kubectl_counts_them() -> None:
 )
 def test_rfc3339_utc_seconds(ts: float, text: str) -> None:
     assert rfc3339(ts) == text
+
+
+def test_volume_mounts_in_the_status_as_the_kubelet_copies_them_from_the_spec() -> None:
+    # RecursiveReadOnlyMounts (GA in 1.33): name, mountPath, readOnly and, for a read-only mount,
+    # recursiveReadOnly as the mount came out (this runtime binds every read-only mount recursively)
+    from sandbox.spec.model import VolumeMount
+
+    mounts = volume_mount_statuses((VolumeMount("data", "/data"), VolumeMount("conf", "/etc/conf", True, "Disabled"),
+                                    VolumeMount("logs", "/logs", False, sub_path="a")))
+    cs = ContainerStatus("web", "nginx", Running(T0), volume_mounts=mounts)
+    out = container_status_json(cs)
+    assert out["volumeMounts"] == [
+        {"name": "data", "mountPath": "/data"},
+        {"name": "conf", "mountPath": "/etc/conf", "readOnly": True, "recursiveReadOnly": "Enabled"},
+        {"name": "logs", "mountPath": "/logs"},
+    ]
+    assert list(out)[-1] == "volumeMounts"  # after started, before user
+    assert "volumeMounts" not in container_status_json(ContainerStatus("web", "nginx", Running(T0)))
 
 
 def test_running_container_json() -> None:

@@ -18,6 +18,8 @@ T0, T1 = 1_790_000_000.0, 1_790_000_042.0
     st.ContainerStatus("e", "img", st.Running(T0), container_id="sandbox://ef", user=st.LinuxUser(0, 0)),
     st.ContainerStatus("c", "img", st.Terminated(137, "OOMKilled", T0, T1, signal=0), sidecar=True),
     st.ContainerStatus("d", "img", None),
+    st.ContainerStatus("f", "img", st.Running(T0), volume_mounts=(
+        st.VolumeMountStatus("data", "/data"), st.VolumeMountStatus("conf", "/etc/conf", True, "Enabled"))),
 ])
 def test_a_status_survives_its_json(cs: st.ContainerStatus) -> None:
     assert st.container_status_from_json(st.container_status_json(cs), sidecar=cs.sidecar) == cs
