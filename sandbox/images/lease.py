@@ -53,11 +53,15 @@ class Collection:
         self.fd = -1
 
     def __enter__(self) -> Collection:
+        # made if missing: a runtime making it meanwhile would otherwise lease unseen
+        os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        self.fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            self.fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return self  # no lease was ever taken here: nothing to wait for
-        flock(self.fd, LOCK_EX)
+            flock(self.fd, LOCK_EX)
+        except BaseException:
+            os.close(self.fd)
+            self.fd = -1
+            raise
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -67,8 +71,6 @@ class Collection:
 
     def held(self) -> Held:
         held = Held()
-        if self.fd < 0:
-            return held
         for name in sorted(os.listdir(self.directory)):
             path = os.path.join(self.directory, name)
             try:
@@ -80,8 +82,11 @@ class Collection:
                     flock(fd, LOCK_EX | LOCK_NB)
                 except BlockingIOError:
                     lines = _read(fd).split("\n")
-                else:  # free: its holder is gone
-                    os.unlink(path)
+                else:  # free: its holder is gone (or released it just now, unlinking it itself)
+                    try:
+                        os.unlink(path)
+                    except FileNotFoundError:
+                        pass
                     continue
             finally:
                 os.close(fd)
