@@ -19,6 +19,7 @@ VERBS = {
     "get": "sandbox.cli.get",
     "exec": "sandbox.cli.exec",
     "cp": "sandbox.cli.cp",
+    "port-forward": "sandbox.cli.portforward",
     "delete": "sandbox.cli.delete",
     "logs": "sandbox.cli.logs",
     "image": "sandbox.cli.image",

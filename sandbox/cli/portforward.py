@@ -1,0 +1,227 @@
+"""`sandbox port-forward POD [LOCAL:]REMOTE...`: local ports forwarded into a pod, as kubectl's.
+
+Each local listener (on --address, default localhost: 127.0.0.1 and ::1) accepts connections and
+connects each one to `localhost:REMOTE` inside the pod's network namespace, as containerd's CRI
+PortForward dials from the sandbox's namespace (tcp4): the pod is reached whatever its network
+(`--network none` included), through a socket the native helper creates in pause's namespace
+(sandbox/netns.py; the runtime never enters it itself). The ports' forms are kubectl's: `8080:80`,
+`80` (the same port here), `:80` or `0:80` (a free port here, printed), and a REMOTE that names a
+containerPort of the pod. It runs until Ctrl-C, or until the pod's sandbox ends ("lost connection
+to pod", exit 1). A connection the pod refuses is reported and closed; the others go on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
+    from typing import Any
+
+LOCALHOST = "localhost"
+
+
+def add_parser(verbs: Any) -> None:
+    p = verbs.add_parser("port-forward", help="forward local ports to a pod (kubectl port-forward)")
+    p.add_argument("pod", metavar="[pod/]NAME", help="the pod")
+    p.add_argument("ports", nargs="+", metavar="[LOCAL:]REMOTE",
+                   help="8080:80, 80 (the same here), :80 (a free local port), or a containerPort's name")
+    p.add_argument("--address", default=LOCALHOST,
+                   help="addresses to listen on, comma-separated (default localhost: 127.0.0.1 and ::1)")
+    p.set_defaults(handler=handle)
+
+
+def parse_port(text: str, named: dict[str, int]) -> tuple[int, int]:
+    """(local, remote) of one `[LOCAL:]REMOTE`; local 0 is a free port."""
+    from sandbox.errors import UsageError
+
+    local_text, colon, remote_text = text.partition(":")
+    if not colon:
+        local_text, remote_text = text, text
+    remote = named.get(remote_text) if not remote_text.isdigit() else int(remote_text)
+    if remote is None:
+        raise UsageError(f"Pod does not have a named port '{remote_text}'" if remote_text else
+                         f"Error parsing remote port '{remote_text}'")
+    if not 0 < remote < 65536:
+        raise UsageError(f"Error parsing remote port '{remote_text}': must be between 1 and 65535")
+    if not colon and not remote_text.isdigit():
+        local = remote  # a name alone: the same number here
+    elif local_text in ("", "0"):
+        local = 0
+    elif local_text.isdigit() and 0 < int(local_text) < 65536:
+        local = int(local_text)
+    else:
+        raise UsageError(f"Error parsing local port '{local_text}': must be between 0 and 65535")
+    return local, remote
+
+
+def named_ports(state: dict[str, Any]) -> dict[str, int]:
+    """containerPort by name, over the pod's containers (kubectl's convertPodNamedPortToNumber)."""
+    spec = (state.get("manifest") or {}).get("spec") or {}
+    found: dict[str, int] = {}
+    for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+        for port in c.get("ports") or []:
+            if port.get("name") and (port.get("protocol") or "TCP") == "TCP":
+                found.setdefault(str(port["name"]), int(port.get("containerPort") or 0))
+    return found
+
+
+def handle(args: argparse.Namespace) -> int:
+    from sandbox.cli.common import pod_state
+    from sandbox.errors import StateError, UsageError
+    from sandbox.state.proc import ProcessRef
+
+    kind, slash, name = args.pod.partition("/")
+    if slash and kind.lower() not in ("pod", "pods", "po"):
+        raise UsageError(f"{args.pod!r}: port-forward works on pods (pod/NAME)")
+    name = name if slash else args.pod
+    state = pod_state(args, name)
+    phase = (state.get("status") or {}).get("phase")
+    if phase != "Running":
+        raise StateError(f"unable to forward port because pod is not running. Current status={phase}")
+    pairs = [parse_port(p, named_ports(state)) for p in args.ports]
+    ref = ProcessRef.from_json(state.get("pause"))
+    pidfd = ref.open_pidfd() if ref else None
+    if pidfd is None:
+        raise StateError(f'unable to forward port: the sandbox of pod "{name}" is not running')
+    try:
+        return Forwarder(pidfd, name).run(args.address, pairs)
+    finally:
+        os.close(pidfd)
+
+
+class Forwarder:
+    def __init__(self, pidfd: int, pod: str) -> None:
+        self.pidfd = pidfd
+        self.pod = pod
+
+    def run(self, address: str, pairs: list[tuple[int, int]]) -> int:
+        import selectors
+
+        from sandbox.errors import SandboxError
+
+        listeners: dict[socket.socket, tuple[int, int]] = {}
+        try:
+            for local, remote in pairs:
+                for sock in self._listen(address, local):
+                    host, port = sock.getsockname()[:2]
+                    shown = f"[{host}]" if ":" in host else host
+                    print(f"Forwarding from {shown}:{port} -> {remote}", flush=True)
+                    listeners[sock] = (port, remote)
+            if not listeners:
+                raise SandboxError(f"unable to listen on any of the requested ports: {pairs}")
+            with selectors.DefaultSelector() as selector:
+                selector.register(self.pidfd, selectors.EVENT_READ, None)
+                for sock in listeners:
+                    selector.register(sock, selectors.EVENT_READ, sock)
+                while True:
+                    try:
+                        ready = selector.select()
+                    except KeyboardInterrupt:
+                        return 0
+                    for key, _ in ready:
+                        if key.data is None:  # pause ended: the pod's network namespace is gone
+                            print("error: lost connection to pod", file=sys.stderr)
+                            return 1
+                        self._accept(key.data, *listeners[key.data])
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            for sock in listeners:
+                sock.close()
+
+    def _listen(self, address: str, port: int) -> list[socket.socket]:
+        import socket
+
+        from sandbox.errors import SandboxError
+
+        hosts = ["127.0.0.1", "::1"] if address == LOCALHOST else [a.strip() for a in address.split(",") if a.strip()]
+        out: list[socket.socket] = []
+        for host in hosts:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind((host, port))
+                sock.listen(128)
+            except OSError as e:
+                sock.close()
+                if address == LOCALHOST and host == "::1":
+                    continue  # kubectl goes on with IPv4 alone (no IPv6 loopback here)
+                raise SandboxError(f"unable to listen on {host}:{port}: {e.strerror}") from None
+            out.append(sock)
+            port = sock.getsockname()[1]  # `:80`: every address listens on the port the first one got
+        return out
+
+    def _accept(self, listener: socket.socket, local: int, remote: int) -> None:
+        import socket
+
+        from sandbox.netns import NetnsSocketError, socket_in_netns
+
+        try:
+            client, _ = listener.accept()
+        except OSError:
+            return
+        print(f"Handling connection for {local}", flush=True)
+        try:
+            upstream = socket_in_netns(self.pidfd, socket.AF_INET, socket.SOCK_STREAM)
+        except NetnsSocketError as e:
+            print(f"error: an error occurred forwarding {local} -> {remote}: {e}", file=sys.stderr)
+            client.close()
+            return
+        try:
+            upstream.settimeout(10)
+            upstream.connect(("127.0.0.1", remote))
+            upstream.settimeout(None)
+        except OSError as e:
+            print(f"error: an error occurred forwarding {local} -> {remote}: error forwarding port {remote} to pod "
+                  f"{self.pod}: failed to connect to localhost:{remote} inside the pod's network namespace: "
+                  f"{e.strerror or e}", file=sys.stderr)
+            upstream.close()
+            client.close()
+            return
+        _Relay(client, upstream).start()
+
+
+class _Relay:
+    """One forwarded connection: a thread per direction; each passes its end of file on
+    (half-close), and the second to finish closes both sockets."""
+
+    def __init__(self, client: socket.socket, upstream: socket.socket) -> None:
+        import threading
+
+        self.sockets = (client, upstream)
+        self.lock = threading.Lock()
+        self.running = 2
+
+    def start(self) -> None:
+        import threading
+
+        client, upstream = self.sockets
+        for source, sink in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        import socket
+
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+            sink.shutdown(socket.SHUT_WR)
+        except OSError:
+            for sock in self.sockets:  # a reset either way ends both directions
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        finally:
+            with self.lock:
+                self.running -= 1
+                if not self.running:
+                    for sock in self.sockets:
+                        sock.close()

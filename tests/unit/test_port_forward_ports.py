@@ -1,0 +1,38 @@
+"""`sandbox port-forward`'s port forms (sandbox/cli/portforward.py), as kubectl reads them."""
+
+from __future__ import annotations
+
+import pytest
+
+from sandbox.cli.portforward import named_ports, parse_port
+from sandbox.errors import UsageError
+
+NAMED = {"http": 8000}
+
+
+@pytest.mark.parametrize(("text", "pair"), [
+    ("8080:80", (8080, 80)), ("80", (80, 80)), (":80", (0, 80)), ("0:80", (0, 80)),
+    ("9000:http", (9000, 8000)), ("http", (8000, 8000)), (":http", (0, 8000)),
+])
+def test_port_forms(text: str, pair: tuple[int, int]) -> None:
+    assert parse_port(text, NAMED) == pair
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("8080:grpc", "Pod does not have a named port 'grpc'"),
+    ("8080:0", "Error parsing remote port '0'"),
+    ("8080:65536", "Error parsing remote port '65536'"),
+    ("70000:80", "Error parsing local port '70000'"),
+    ("-1:80", "Error parsing local port '-1'"),
+])
+def test_bad_ports(text: str, words: str) -> None:
+    with pytest.raises(UsageError, match=words):
+        parse_port(text, NAMED)
+
+
+def test_named_ports_come_from_the_containers_tcp_ports() -> None:
+    state = {"manifest": {"spec": {
+        "initContainers": [{"name": "side", "ports": [{"name": "metrics", "containerPort": 9090}]}],
+        "containers": [{"name": "c", "ports": [{"name": "http", "containerPort": 8000},
+                                               {"name": "dns", "containerPort": 53, "protocol": "UDP"}]}]}}}
+    assert named_ports(state) == {"metrics": 9090, "http": 8000}
