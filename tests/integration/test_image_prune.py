@@ -201,3 +201,46 @@ def test_prune_keeps_what_an_import_under_way_has_stored(sbx: Sandbox, tmp_path:
     assert proc.returncode == 0, err
     assert sbx.run("image", "inspect", "busybox:1.36", check=True).stdout
     assert not list((images / "leases").iterdir())
+
+
+LOOPING = """
+apiVersion: v1
+kind: Pod
+metadata: {name: looping}
+spec:
+  restartPolicy: Always
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: app, image: "qa/app@DIGEST", command: ["sh", "-c", "cat /data/top.txt; exit 1"]}
+"""
+
+
+def test_prune_keeps_the_image_of_a_container_in_its_restart_back_off(sbx: Sandbox, image_store: Path) -> None:
+    """Between two starts a crash-looping container has nothing mounted; its image, resolved
+    by the pod, stays leased until the pod ends (a containerd container keeps its snapshot until
+    it is removed): a prune in the back-off takes nothing, and the restart runs it again."""
+    from registry_fixture import add_image, own_store, tar_of
+
+    store, bottom = own_store(sbx.root, image_store)
+    add_image(store, "docker.io/qa/app:1", [bottom, store.ingest([tar_of({"data/top.txt": b"top\n"})])])
+    app = store.lookup("qa/app:1")
+    proc = sbx.start(sbx.manifest(LOOPING.replace("DIGEST", app.digest)), "--network", "none",
+                     "--backoff-initial", "1s", "--backoff-max", "1s")
+
+    def restarts() -> int:
+        statuses = (sbx.state("looping") or {}).get("status", {}).get("containerStatuses", [])
+        return int(statuses[0].get("restartCount", 0)) if statuses else 0
+
+    sbx.wait_for(lambda: sbx.waiting("looping").get("reason") == "CrashLoopBackOff" or proc.poll() is not None,
+                 message="the first back-off")
+    assert proc.poll() is None, sbx.finish(proc)
+    before = restarts()
+    sbx.run("image", "rm", "qa/app:1", check=True)
+    pruned = sbx.run("image", "prune", check=True).stdout
+    assert str(app.layers[-1]) not in pruned and app.digest[7:] not in pruned, pruned
+    sbx.wait_for(lambda: restarts() > before, timeout=20, message="the restart")
+    assert sbx.waiting("looping").get("reason") != "ErrImagePull"
+    sbx.stop(proc)
+    assert sbx.run("logs", "looping", "-c", "app", check=True).stdout == "top\n"
+    pruned = sbx.run("image", "prune", check=True).stdout
+    assert str(app.layers[-1]) in pruned, pruned
