@@ -57,11 +57,17 @@ class HangFS:
                 raise AssertionError(f"nothing looked up {self.mountpoint}/dir within {timeout}s")
             return next(iter(self.held.values()))
 
+    def release(self) -> None:
+        """Nothing held from now on: every later lookup is answered (a held one stays held until
+        its caller is signalled)."""
+        with self.holding:
+            self.hold_uids.clear()
+
     def close(self) -> None:
         """Every held caller answered (EIO), nothing held any more, unmounted: the last user of
         the mount gone, the kernel ends the connection and the serving thread's read fails."""
+        self.release()
         with self.holding:
-            self.hold_uids.clear()
             held, self.held = self.held, {}
         for unique in held:
             self._reply(unique, errno.EIO)

@@ -9,6 +9,7 @@ period, pause last, then tear-down.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import time
@@ -664,8 +665,10 @@ class PodSupervisor:
             self._wait_for_image(slot, error)
             return
         self.ctx.event(slot, ev.failed(error.describe()))
-        if isinstance(error, MissingSourceError):
-            self._wait_for_config(slot, error, restart_count)
+        if isinstance(error, MissingSourceError) or error.errno == errno.ETIMEDOUT:
+            # A start past the spawn deadline (a hung filesystem under its workingDir or a volume)
+            # is no fault of the spec: tried again as a failed create is, its siblings run on.
+            self._retry_on_sync(slot, error, restart_count)
             return
         now = self.wall()
         if error.reason == "ContainerCannotRun":
@@ -733,10 +736,11 @@ class PodSupervisor:
         if not self.stopping and not self.recreating:
             self._advance()  # the starts held while the pulls ran
 
-    def _wait_for_config(self, slot: Slot, error: MissingSourceError, restart_count: int) -> None:
+    def _retry_on_sync(self, slot: Slot, error: ContainerStartError, restart_count: int) -> None:
         """The kubelet's pod worker re-syncs a pod whose sync failed after its back-off period (10 s,
-        our initial crash-loop back-off): the container stays Waiting in CreateContainerConfigError,
-        with no restart counted, and starts on the first try that finds the object."""
+        our initial crash-loop back-off): the container stays Waiting in CreateContainerConfigError
+        (or CreateContainerError after a start that timed out), with no restart counted, and starts
+        on the first try that finds the object (or that does not hang)."""
         slot.status = replace(slot.status, state=st.Waiting(error.reason, error.describe()),
                               restart_count=restart_count, ready=False)
         slot.attempt = self.ctx.attempt  # tried in this sandbox attempt: _advance leaves it to the timer
