@@ -85,8 +85,34 @@ def collect(state: dict[str, Any], name: str, ns: str, only: str | None) -> dict
         entry["shared"] = inspect.sharing(info["namespaces"], pause_ns if kind != "pause" else None, host)
         processes.append(entry)
     ended = bool(state.get("ended")) or not any(p["running"] for p in processes)
+    pause_ref = ProcessRef.from_json(state.get("pause"))
     return {"pod": name, "namespace": ns, "running": not ended, "hostNamespaces": host,
-            "cgroup": pod_cgroup(state.get("cgroup")), "processes": processes}
+            "cgroup": pod_cgroup(state.get("cgroup")), "processes": processes,
+            "network": network_view(state, pause_ref) if pause_ns is not None and pause_ref else None}
+
+
+def network_view(state: dict[str, Any], pause_ref: Any) -> dict[str, Any] | None:
+    """The pod's network from the kernel (network/view.py) beside the addresses its status gives;
+    a hostNetwork pod's is the node's, not listed."""
+    status = state.get("status") or {}
+    ips = [str(p.get("ip")) for p in status.get("podIPs") or [] if isinstance(p, dict) and p.get("ip")]
+    spec = (state.get("manifest") or {}).get("spec") or {}
+    if spec.get("hostNetwork"):
+        return {"hostNetwork": True, "podIPs": ips}
+    from sandbox.errors import SandboxError
+    from sandbox.network.view import pod_network
+
+    pidfd = pause_ref.open_pidfd()
+    if pidfd is None:
+        return None
+    try:
+        return {"hostNetwork": False, "podIPs": ips, **pod_network(pidfd)}
+    except (OSError, SandboxError) as e:
+        return {"hostNetwork": False, "podIPs": ips, "error": str(e)}
+    finally:
+        import os
+
+        os.close(pidfd)
 
 
 def cgroup_view(paths: object) -> dict[str, Any] | None:
@@ -133,6 +159,7 @@ def render(report: dict[str, Any]) -> str:
     if pod is not None:
         out.append(f"pod cgroup ({pod['mode'] or '?'}, {pod['driver'] or '?'}):")
         out += render_cgroup(pod, "  ")
+    out += render_network(report.get("network"))
     for p in report["processes"]:
         title = "pause" if p["kind"] == "pause" else f"container {p['name']}"
         if not p["running"]:
@@ -143,6 +170,34 @@ def render(report: dict[str, Any]) -> str:
             out.append("  cgroup:")
             out += render_cgroup(p["cgroup"], "    ")
     return "\n".join(out) + "\n"
+
+
+def render_network(network: dict[str, Any] | None) -> list[str]:
+    """The pod's network: its IPs, each link of pause's namespace (a veth with its host end and
+    bridge), the default route."""
+    if network is None:
+        return []
+    ips = ", ".join(network.get("podIPs") or []) or "none"
+    if network.get("hostNetwork"):
+        return [f"network: the node's (hostNetwork), pod IPs {ips}"]
+    out = [f"network (pause's namespace): pod IPs {ips}"]
+    if network.get("error"):
+        return [*out, f"  not readable: {network['error']}"]
+    for link in network.get("interfaces") or []:
+        line = f"  {link['name']}: {'UP' if link['up'] else 'DOWN'}"
+        if link.get("addresses"):
+            line += " " + " ".join(link["addresses"])
+        if link.get("mac") and link["mac"] != "00:00:00:00:00:00":
+            line += f" mac {link['mac']}"
+        if link.get("mtu"):
+            line += f" mtu {link['mtu']}"
+        side = link.get("hostSide")
+        if side:
+            line += f"; veth, host end {side['name']}" + (f" on bridge {side['bridge']}" if side.get("bridge") else "")
+        out.append(line)
+    route = network.get("defaultRoute")
+    out.append(f"  default route via {route['via']} dev {route['dev']}" if route else "  no default route")
+    return out
 
 
 def render_cgroup(cgroup: dict[str, Any], indent: str) -> list[str]:
