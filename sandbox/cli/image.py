@@ -179,16 +179,22 @@ def _lookup(store: Any, reference: str) -> Any:
 
 
 def handle_prune(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from sandbox.cli.common import layout
     from sandbox.images.lease import Collection
     from sandbox.images.store import ImageStore
+    from sandbox.rmtree import rmtree
     from sandbox.rootfs.mounted import mounted_layers
 
     store = ImageStore(layout(args).images)
     # under the leases' exclusive lock: no runtime resolves an image meanwhile, so what is neither
     # mounted nor leased now is used by no one
+    trash: list[Path] = []
     with Collection(store.root) as leases:
-        removed = store.prune(mounted=mounted_layers(store), held=leases.held())
+        removed = store.prune(mounted=mounted_layers(store), held=leases.held(), trash=trash)
+    for directory in trash:  # the layers' files, deleted with no lookup waiting
+        rmtree(directory, ignore_errors=True)
     for path in removed:
         print(f"removed {path}")
     return 0

@@ -499,13 +499,27 @@ class ImageStore:
         self._write_refs(refs)
         return digest
 
-    def prune(self, mounted: Iterable[str] = (), held: Held | None = None) -> list[Path]:
+    def prune(self, mounted: Iterable[str] = (), held: Held | None = None,
+              trash: list[Path] | None = None) -> list[Path]:
         """Remove every blob, unpacked layer and ingest leftover no name reaches (a pull killed
         half-way, a removed image), but not the layers in `mounted` (hex of their diff_ids: the
         running containers' layers, rootfs/mounted.py) and their short links, nor what the live
         leases hold (`held`, images/lease.py: read under the leases' exclusive lock, which the
-        caller holds through the removal). Returns what was removed."""
+        caller holds through the removal). Returns what was removed. With `trash`, directories
+        are only renamed out of the store, into a `.tmp-` directory appended to it for the caller
+        to delete once it let the lock go: a runtime's lookup then waits for prune's decisions,
+        not for the deletion of its layers' files."""
         import shutil
+
+        def remove(entry: Path) -> None:
+            if not entry.is_dir() or entry.is_symlink():
+                entry.unlink()
+            elif trash is None:
+                shutil.rmtree(entry)
+            else:
+                if not trash:
+                    trash.append(_new_directory(self.root / "layers", ".tmp-pruned-"))
+                os.rename(entry, trash[0] / f"{entry.parent.parent.name}-{entry.name}")
 
         held = held if held is not None else _no_leases()
         keep_blobs: set[str] = set()
@@ -526,11 +540,13 @@ class ImageStore:
             directory = self.root / kind / "sha256"
             for entry in sorted(directory.iterdir()) if directory.is_dir() and not every else []:
                 if entry.name not in keep:
-                    shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+                    remove(entry)
                     removed.append(entry)
         if held.writing:
             return removed  # ingest files and `.tmp-` layers are a live pull's work, not leftovers
         for leftover in sorted((self.root / "layers").glob(".tmp-*")) + sorted((self.root / "ingest").glob("*")):
+            if trash and leftover == trash[0]:
+                continue
             shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
             removed.append(leftover)
         return removed

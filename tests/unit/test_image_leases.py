@@ -133,3 +133,19 @@ def test_a_lease_dropped_unreleased_lets_go(tmp_path: Path) -> None:
     assert len(os.listdir(store.root / "leases")) == 1
     del lease
     assert os.listdir(store.root / "leases") == []
+
+
+def test_prune_under_the_lock_only_moves_layers_out_for_deletion_after_it(tmp_path: Path) -> None:
+    """Under the leases' lock prune renames what goes into one `.tmp-` directory (a runtime's
+    lookup waits only for that); the caller deletes it after. One left behind (a killed prune)
+    is a leftover for the next prune."""
+    store = _store(tmp_path, "qa/gone:1")
+    image = store.lookup("qa/gone:1")
+    store.remove("qa/gone:1")
+    trash: list[Path] = []
+    with Collection(store.root) as leases:
+        removed = store.prune(held=leases.held(), trash=trash)
+    assert image.rootfs in removed and not image.rootfs.exists()
+    assert len(trash) == 1 and trash[0].parent == store.root / "layers" and trash[0].name.startswith(".tmp-")
+    assert (trash[0] / f"layers-{image.rootfs.name}" / "bin" / "file").is_file()
+    assert _prune(store) == [trash[0]] and not trash[0].exists()
