@@ -44,6 +44,7 @@ KIND = "KubeletConfiguration"
 DEFAULT_CHECK_FREQUENCY = 20.0  # seconds: fileCheckFrequency and httpCheckFrequency
 DEFAULT_LOG_MAX_SIZE = 10 * 1024 * 1024  # containerLogMaxSize 10Mi (logs/rotation.py)
 DEFAULT_LOG_MAX_FILES = 5
+DEFAULT_MAX_PODS = 110  # the kubelet's maxPods
 
 Headers = tuple[tuple[str, tuple[str, ...]], ...]  # staticPodURLHeader, in the order written
 
@@ -67,7 +68,7 @@ _KUBELET_FIELDS = frozenset((
     "kubeletCgroups", "systemCgroups", "cgroupRoot", "cgroupsPerQOS", "cgroupDriver", "cpuManagerPolicy",
     "singleProcessOOMKill", "cpuManagerPolicyOptions", "cpuManagerReconcilePeriod", "memoryManagerPolicy",
     "topologyManagerPolicy", "topologyManagerScope", "topologyManagerPolicyOptions", "qosReserved",
-    "runtimeRequestTimeout", "hairpinMode", "maxPods", "podCIDR", "resolvConf", "runOnce", "cpuCFSQuota",
+    "runtimeRequestTimeout", "hairpinMode", "podCIDR", "resolvConf", "runOnce", "cpuCFSQuota",
     "cpuCFSQuotaPeriod", "maxOpenFiles", "serializeImagePulls", "maxParallelImagePulls", "evictionHard",
     "evictionSoft", "evictionSoftGracePeriod", "evictionPressureTransitionPeriod",
     "evictionMaxPodGracePeriod", "evictionMinimumReclaim", "mergeDefaultEvictionSettings", "podsPerCore",
@@ -95,6 +96,7 @@ class AgentConfig(Record):
     pod_pids_limit: int | None = 4096  # None: unlimited (-1); pod/cgroups.DEFAULT_POD_PIDS_LIMIT
     container_log_max_size: int = DEFAULT_LOG_MAX_SIZE  # bytes; negative: never rotate
     container_log_max_files: int = DEFAULT_LOG_MAX_FILES
+    max_pods: int = DEFAULT_MAX_PODS
     hostname_override: str = ""
     warnings: tuple[str, ...] = ()  # `<file>: <field>: not read: why`, one per warned field set
 
@@ -112,6 +114,7 @@ class AgentFlags(Record):
     pod_pids_limit: str | None = None
     container_log_max_size: str | None = None
     container_log_max_files: str | None = None
+    max_pods: str | None = None
     hostname_override: str | None = None
 
 
@@ -273,11 +276,18 @@ def _read_log_files(value: object) -> tuple[str, Any]:
     return "container_log_max_files", log_max_files(value)
 
 
+def _read_max_pods(value: object) -> tuple[str, Any]:
+    if type(value) is not int:
+        raise ValueError(f"Invalid value: {_shown(value)}: must be an integer")
+    return "max_pods", max_pods(value)
+
+
 _READERS = {
     "staticPodPath": _read_path, "staticPodURL": _read_url, "staticPodURLHeader": _read_headers,
     "fileCheckFrequency": _reader_duration("file_check_frequency"),
     "httpCheckFrequency": _reader_duration("http_check_frequency"),
     "podPidsLimit": _read_pids, "containerLogMaxSize": _read_log_size, "containerLogMaxFiles": _read_log_files,
+    "maxPods": _read_max_pods,
 }
 
 
@@ -308,6 +318,14 @@ def pids_limit(value: int) -> int | None:
     if value == 0 or value < -1:
         raise ValueError(f"Invalid value: {value}: must be a positive number or -1 (unlimited)")
     return None if value == -1 else value
+
+
+def max_pods(value: int) -> int:
+    """maxPods: at least one pod (the kubelet's validation refuses a negative value; 0 would
+    admit nothing)."""
+    if value < 1:
+        raise ValueError(f"Invalid value: {value}: must be at least 1")
+    return value
 
 
 def log_max_files(value: int) -> int:
@@ -398,6 +416,8 @@ def _flag_values(flags: AgentFlags, out: dict[str, Any]) -> None:
     if flags.container_log_max_files is not None:
         out["container_log_max_files"] = _flagged("--container-log-max-files",
                                                   lambda t: log_max_files(_integer(t)), flags.container_log_max_files)
+    if flags.max_pods is not None:
+        out["max_pods"] = _flagged("--max-pods", lambda t: max_pods(_integer(t)), flags.max_pods)
     if flags.hostname_override is not None:
         out["hostname_override"] = flags.hostname_override
 

@@ -515,7 +515,7 @@ class Agent:
 
         self._prepared(conn, request, lambda: prepare(request["path"], self.layout, request.get("namespace"),
                                                       self.options.pull_options, cache=False,
-                                                      node_name=self.node_name))
+                                                      node_name=self.node_name, max_pods=self.options.run.max_pods))
 
     def _prepared(self, conn: Any, request: dict[str, Any], read: Callable[[], PreparedPod]) -> None:
         """Worker thread: read, check and plan; the loop starts the result (main thread)."""
@@ -721,7 +721,8 @@ class Agent:
         from sandbox.supervisor.run import prepare_accepted
 
         def read() -> PreparedPod:
-            prepared = prepare_accepted(sp.pod, sp.key, self.layout, self.options.pull_options)
+            prepared = prepare_accepted(sp.pod, sp.key, self.layout, self.options.pull_options,
+                                        max_pods=self.options.run.max_pods)
             return replace(prepared, uid=sp.uid, manifest=dict(sp.manifest))
 
         self._prepared(_NoClient((sp.namespace, sp.name)), {"static": sp.uid}, read)

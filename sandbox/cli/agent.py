@@ -96,13 +96,16 @@ def _agent_config(args: argparse.Namespace) -> Any:
         manifest_url_header=tuple(args.manifest_url_header) if args.manifest_url_header else None,
         file_check_frequency=args.file_check_frequency, http_check_frequency=args.http_check_frequency,
         pod_pids_limit=text(args.pod_pids_limit), container_log_max_size=args.container_log_max_size,
-        container_log_max_files=args.container_log_max_files, hostname_override=args.hostname_override))
+        container_log_max_files=args.container_log_max_files, max_pods=text(args.max_pods),
+        hostname_override=args.hostname_override))
     if args.pod_pids_limit is None:
         args.pod_pids_limit = -1 if config.pod_pids_limit is None else config.pod_pids_limit
     if args.container_log_max_size is None:
         args.container_log_max_size = str(config.container_log_max_size)
     if args.container_log_max_files is None:
         args.container_log_max_files = str(config.container_log_max_files)
+    if args.max_pods is None:
+        args.max_pods = config.max_pods
     return config
 
 

@@ -56,6 +56,9 @@ def add_node_options(p: Any) -> None:
     p.add_argument("--pod-pids-limit", type=int, default=None, metavar="N",
                    help="at most N processes in a pod (the kubelet's podPidsLimit; default 4096, "
                         "-1: unlimited)")
+    p.add_argument("--max-pods", type=int, default=None, metavar="N",
+                   help="pods this node runs at once, counted over the --root (the kubelet's maxPods, default "
+                        "110): one more is rejected at admission (OutOfpods)")
     p.add_argument("--no-host-path", action="store_true",
                    help="refuse any pod with a hostPath volume (it exposes the host's files)")
     p.add_argument("--network", default="bridge", metavar="MODE",
@@ -93,6 +96,7 @@ NODE_OPTIONS: dict[str, Option] = {
     "--cgroup-driver": ("cgroup_driver", VALUE, None),
     "--cgroup-parent": ("cgroup_parent", VALUE, None),
     "--pod-pids-limit": ("pod_pids_limit", VALUE, int),
+    "--max-pods": ("max_pods", VALUE, int),
     "--no-host-path": ("no_host_path", FLAG, True),
     "--network": ("network", VALUE, None),
     "--bridge": ("bridge", VALUE, None),
@@ -108,7 +112,7 @@ NODE_OPTIONS: dict[str, Option] = {
 NODE_DEFAULTS: dict[str, Any] = {
     "backoff_initial": "10s", "backoff_max": "300s", "probe_scale": 1.0, "eviction_interval": "10s",
     "container_log_max_size": None, "container_log_max_files": None, "cgroup_driver": "auto",
-    "cgroup_parent": "", "pod_pids_limit": None, "no_host_path": False, "network": "bridge", "bridge": "",
+    "cgroup_parent": "", "pod_pids_limit": None, "max_pods": None, "no_host_path": False, "network": "bridge", "bridge": "",
     "pod_cidr": "", "masquerade": False, "keep_bridge": False, "cni_conf_dir": "/etc/cni/net.d",
     "cni_bin_dir": "/opt/cni/bin:/usr/lib/cni", "registry_config": None, "insecure_registry": [],
     "registry_credentials": None,
@@ -136,7 +140,7 @@ def handle(args: argparse.Namespace) -> int:
     from sandbox.supervisor.run import prepare, run_pod
 
     # input errors first, even as non-root; a missing image is pulled (IfNotPresent, Always)
-    prepared = prepare(args.file, layout(args), args.namespace, pull_options(args))
+    prepared = prepare(args.file, layout(args), args.namespace, pull_options(args), max_pods=options.max_pods)
     if prepared.warnings:
         from sandbox.cli.validate import print_warnings
 
@@ -164,7 +168,7 @@ def node_options(args: argparse.Namespace) -> tuple[Any, Any]:
     """The node options, checked: (supervisor.run.RunOptions without a cgroup plan, CgroupConfig)."""
     from sandbox.errors import UsageError
     from sandbox.supervisor.backoff import BackoffConfig, parse_duration
-    from sandbox.supervisor.run import RunOptions
+    from sandbox.supervisor.run import DEFAULT_MAX_PODS, RunOptions
 
     try:
         backoff = BackoffConfig(initial=parse_duration(args.backoff_initial),
@@ -179,9 +183,12 @@ def node_options(args: argparse.Namespace) -> tuple[Any, Any]:
         raise UsageError(f"--eviction-interval: must be positive, got {args.eviction_interval!r}")
     if not 0 < args.probe_scale <= 1000:
         raise UsageError(f"--probe-scale: must be a positive factor, got {args.probe_scale}")
+    max_pods = DEFAULT_MAX_PODS if args.max_pods is None else args.max_pods
+    if max_pods < 1:
+        raise UsageError(f"--max-pods: must be at least 1, got {max_pods}")
     options = RunOptions(backoff=backoff, probe_scale=args.probe_scale, eviction_interval=eviction_interval,
                          log_policy=_log_policy(args), allow_host_path=not args.no_host_path,
-                         network=_network_options(args))
+                         network=_network_options(args), max_pods=max_pods)
     return options, _cgroup_config(args)
 
 

@@ -127,6 +127,15 @@ def _is_int(text: str) -> bool:
 EVICTION_HARD_MEMORY = 100 * 1024 * 1024
 
 
+def admit_pod_count(pod: Pod, pods_dir: Path, max_pods: int) -> None:
+    """noderesources fitsRequest's first check: the node's active pods and this one must not be
+    more than maxPods (OutOfpods; the pod's own earlier run is not counted)."""
+    used = sum(1 for _ in _live_pods(pods_dir, _owner(pod)))
+    if used + 1 > max_pods:
+        raise AdmissionError(_owner(pod), "OutOfpods", "Pod was rejected: Node didn't have enough resource: pods, "
+                                                      f"requested: 1, used: {used}, capacity: {max_pods}")
+
+
 def pod_requests(pod: Pod) -> tuple[int, int]:
     """(millicpu, memory bytes) the pod requests as resourcehelper.PodRequests sums them: init
     containers, sidecars and pod-level resources included."""

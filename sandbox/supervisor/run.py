@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from sandbox.config.sources import ConfigObject
     from sandbox.spec.accept import AcceptedPod
 
+DEFAULT_MAX_PODS = 110  # the kubelet's maxPods
+
 
 class PreparedPod(Record):
     pod: Pod
@@ -43,7 +45,7 @@ class PreparedPod(Record):
 
 
 def prepare(path: str, layout: RootLayout, namespace: str | None, pull_options: Any = None, *,
-            cache: bool = True, node_name: str = "") -> PreparedPod:
+            cache: bool = True, node_name: str = "", max_pods: int = DEFAULT_MAX_PODS) -> PreparedPod:
     """Accept the manifest as `sandbox validate` does (one shared path), then look the images up
     and resolve argv: every input error before any side effect on the pod. Containers' images are
     not pulled here: each start of a container ensures its image under its imagePullPolicy, in a
@@ -52,7 +54,8 @@ def prepare(path: str, layout: RootLayout, namespace: str | None, pull_options: 
     are pulled here, before the pod starts, as the kubelet mounts volumes before any container (a
     pulled image stays in the store, as with the kubelet). `cache`: use the parsed manifests'
     cache (spec/cache.py). `node_name`: the node the pod is given to (an agent's
-    --hostname-override), its spec.nodeName unless it names one."""
+    --hostname-override), its spec.nodeName unless it names one. `max_pods`: the node's maxPods,
+    admission's pod count."""
     from sandbox.spec.accept import accept_pod_file
 
     accepted = accept_pod_file(path, layout.lib / "cache" / "manifests" if cache else None, namespace)
@@ -61,10 +64,11 @@ def prepare(path: str, layout: RootLayout, namespace: str | None, pull_options: 
 
         pod = accepted.pod
         accepted = replace(accepted, pod=replace(pod, spec=replace(pod.spec, node_name=node_name)))
-    return prepare_accepted(accepted, path, layout, pull_options)
+    return prepare_accepted(accepted, path, layout, pull_options, max_pods=max_pods)
 
 
-def prepare_accepted(accepted: AcceptedPod, path: str, layout: RootLayout, pull_options: Any = None) -> PreparedPod:
+def prepare_accepted(accepted: AcceptedPod, path: str, layout: RootLayout, pull_options: Any = None, *,
+                     max_pods: int = DEFAULT_MAX_PODS) -> PreparedPod:
     """prepare() of a pod already accepted (a static pod's, read by the node agent's sources)."""
     from sandbox.process import launch
 
@@ -72,6 +76,10 @@ def prepare_accepted(accepted: AcceptedPod, path: str, layout: RootLayout, pull_
     # An FQDN too long for the kernel (setHostnameAsFQDN) fails the pod as the kubelet fails its
     # sandbox: raised here, before the pod's lock or any other trace of it exists.
     launch.pod_hostname(pod)
+    if pods_at_least(layout.pods, max_pods):  # one directory listing; the records only on a full node
+        from sandbox.pod.admission import admit_pod_count
+
+        admit_pod_count(pod, layout.pods, max_pods)
     if admission_applies(pod):  # the kubelet's admission: requests, host ports, node rules against this node
         from sandbox.pod.admission import admit
 
@@ -115,6 +123,18 @@ def prepare_accepted(accepted: AcceptedPod, path: str, layout: RootLayout, pull_
     from sandbox.spec.convert import to_dict
 
     return PreparedPod(pod, to_dict(pod, "Pod"), images, layout, accepted.warnings, config, volume_images, puller)
+
+
+def pods_at_least(pods_dir: Path, count: int) -> bool:
+    """Whether `pods_dir` holds `count` pod records or more, ended ones included: below that, no
+    pod count can be over the node's maxPods, and no record needs reading."""
+    import os
+
+    try:
+        entries = os.listdir(pods_dir)
+    except FileNotFoundError:
+        return False
+    return sum(1 for e in entries if not e.startswith(".")) >= count
 
 
 def admission_applies(pod: Pod) -> bool:
@@ -221,6 +241,7 @@ class RunOptions(Record):
     cgroups: Any = None  # the pod's checked plan (pod/cgroups.plan); None: planned with the defaults
     allow_host_path: bool = True
     network: Any = None  # a pod.network.NetworkOptions; None: the built-in bridge
+    max_pods: int = DEFAULT_MAX_PODS  # the kubelet's maxPods: admission's OutOfpods past it
 
 
 class PodRun:

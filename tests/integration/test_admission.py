@@ -124,3 +124,27 @@ def test_the_requests_of_running_pods_count_against_the_next_pods(sbx: Sandbox) 
     again = sbx.start(manifest("greedy", capacity - 1000 + 1))
     sbx.wait_running("greedy")
     sbx.stop(again)
+
+
+def test_max_pods_counts_the_running_pods(sbx: Sandbox) -> None:
+    """noderesources fitsRequest's pod count: with --max-pods 2 and two pods running, a third is
+    rejected (OutOfpods, used 2 of 2) before anything of it exists; a pod that ended is not
+    counted, and once one of the two ended the third is admitted."""
+    def manifest(name: str) -> str:
+        return str(sbx.manifest(REQUESTING % {"name": name, "resources": ""}, f"{name}.yaml"))
+    done = sbx.run("run", "--max-pods", "2", str(sbx.manifest(POD % {"name": "ended", "rules": ""}, "ended.yaml")))
+    assert done.returncode == 0, done.stderr  # its record stays, ended: not an active pod
+    running = [sbx.start(manifest(name), "--max-pods", "2") for name in ("one", "two")]
+    for name in ("one", "two"):
+        sbx.wait_running(name)
+    third = sbx.run("run", "--max-pods", "2", manifest("three"))
+    assert third.returncode == 1, third.stderr
+    assert ("pod default/three: OutOfpods: Pod was rejected: Node didn't have enough resource: pods, "
+            "requested: 1, used: 2, capacity: 2") in third.stderr
+    assert sbx.state("three") is None
+    assert sbx.run("run", "--max-pods", "0", manifest("three")).returncode == 2
+    sbx.stop(running.pop())
+    admitted = sbx.start(manifest("three"), "--max-pods", "2")
+    sbx.wait_running("three")
+    for proc in (*running, admitted):
+        sbx.stop(proc)

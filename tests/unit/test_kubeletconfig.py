@@ -41,6 +41,7 @@ def test_defaults_are_the_kubelets() -> None:
     assert config.file_check_frequency == 20.0 and config.http_check_frequency == 20.0
     assert config.container_log_max_size == 10 * 1024 * 1024 and config.container_log_max_files == 5
     assert config.pod_pids_limit == 4096  # the project's default (pod/cgroups.py), not the kubelet's -1
+    assert config.max_pods == 110
     assert config.static_pod_path == "" and config.manifest_url == "" and config.manifest_url_header == ()
 
 
@@ -56,6 +57,7 @@ httpCheckFrequency: 500ms
 podPidsLimit: 1024
 containerLogMaxSize: 5Mi
 containerLogMaxFiles: 3
+maxPods: 20
 """)
     assert config.static_pod_path == "/etc/kubernetes/manifests"
     assert config.manifest_url == "https://example.test/pods.yaml"
@@ -63,6 +65,7 @@ containerLogMaxFiles: 3
     assert config.file_check_frequency == 90.0 and config.http_check_frequency == 0.5
     assert config.pod_pids_limit == 1024
     assert config.container_log_max_size == 5 * 1024 * 1024 and config.container_log_max_files == 3
+    assert config.max_pods == 20
     assert config.warnings == ()
 
 
@@ -90,6 +93,8 @@ def test_json_file_and_unlimited_pids(tmp_path: Path) -> None:
     ("podPidsLimit: 0\n", "podPidsLimit: Invalid value: 0: must be a positive number or -1"),
     ("podPidsLimit: '5'\n", 'podPidsLimit: Invalid value: "5": must be an integer'),
     ("containerLogMaxFiles: 1\n", "containerLogMaxFiles: Invalid value: 1: must be at least 2"),
+    ("maxPods: 0\n", "maxPods: Invalid value: 0: must be at least 1"),
+    ("maxPods: '5'\n", 'maxPods: Invalid value: "5": must be an integer'),
     ("containerLogMaxSize: lots\n", 'containerLogMaxSize: Invalid value: "lots"'),
     ("staticPodURL: file:///etc/passwd\n", "staticPodURL: Invalid value: \"file:///etc/passwd\": must be an "
                                            "http:// or https:// URL"),
@@ -154,9 +159,10 @@ def test_a_missing_config_file_is_named(tmp_path: Path) -> None:
 def test_flags_win_over_the_file(tmp_path: Path) -> None:
     path = write(tmp_path, "staticPodPath: /from/file\nfileCheckFrequency: 1m\nhttpCheckFrequency: 2m\n"
                            "staticPodURL: http://file.test/\nstaticPodURLHeader: {A: [file], B: [file]}\n"
-                           "podPidsLimit: 100\n")
+                           "podPidsLimit: 100\nmaxPods: 50\n")
     config = agent_config(AgentFlags(config=path, pod_manifest_path="rel/dir", file_check_frequency="5s",
-                                     manifest_url_header=("A:flag",), pod_pids_limit="-1"))
+                                     manifest_url_header=("A:flag",), pod_pids_limit="-1", max_pods="7"))
+    assert config.max_pods == 7
     assert config.static_pod_path == os.path.abspath("rel/dir")  # a flag's relative path: from the cwd
     assert config.file_check_frequency == 5.0 and config.http_check_frequency == 120.0
     assert config.manifest_url == "http://file.test/"
@@ -169,6 +175,7 @@ def test_flags_win_over_the_file(tmp_path: Path) -> None:
     (AgentFlags(http_check_frequency="-1s"), '--http-check-frequency: invalid duration "-1s"'),
     (AgentFlags(pod_pids_limit="many"), "--pod-pids-limit: Invalid value: 'many': must be an integer"),
     (AgentFlags(container_log_max_files="1"), "--container-log-max-files: Invalid value: 1"),
+    (AgentFlags(max_pods="-3"), "--max-pods: Invalid value: -3: must be at least 1"),
     (AgentFlags(container_log_max_size="0"), "--container-log-max-size: "),
     (AgentFlags(manifest_url="ftp://x/"), "--manifest-url: Invalid value"),
     (AgentFlags(manifest_url_header=("novalue",)), "malformed pair, expect string:string"),
