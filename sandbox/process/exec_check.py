@@ -61,7 +61,7 @@ class ExecCheck(Check):
         except ContainerStartError as e:
             os.close(out_r)
             os.close(err_r)
-            return self._failed(str(e))
+            return self._failed(cri_exec_error(e, os.urandom(32).hex()) if self.hook else str(e))
         finally:
             os.close(out_w)
             os.close(err_w)
@@ -142,3 +142,41 @@ class ExecCheck(Check):
             if not drain:
                 return fd
         return fd
+
+
+# spawn.c's op for a command its PATH search did not find (exec_command)
+NOT_FOUND_OP = "executable file not found in $PATH"
+
+
+def cri_exec_error(error: ContainerStartError, exec_id: str) -> str:
+    """What the kubelet's CRI client returns for an exec whose process could not start, which a
+    hook's failure message quotes: containerd's ExecSync ("failed to exec in container: failed
+    to start exec %q: %w", `exec_id` its 64-hex exec ID) over its shim's "OCI runtime exec
+    failed: " and runc's "exec failed: unable to start container process: %w", as a gRPC status
+    of code Unknown (the ": unknown" the error's round trip adds)."""
+    from sandbox.process.downward import go_quote
+
+    return (f"rpc error: code = Unknown desc = failed to exec in container: failed to start exec {go_quote(exec_id)}: "
+            f"OCI runtime exec failed: exec failed: unable to start container process: {runc_start_error(error)}: "
+            "unknown")
+
+
+def runc_start_error(error: ContainerStartError) -> str:
+    """runc's words for a process that did not start: its exec.LookPath error (Go's exec.Error)
+    for a command not found, missing or not executable, os.PathError "exec" for an execve that
+    failed; another set-up step as our op, path and the error in Go's lower-case words."""
+    import errno
+
+    from sandbox.process.downward import go_quote
+
+    reason = os.strerror(error.errno)
+    reason = reason[:1].lower() + reason[1:]
+    if error.op == NOT_FOUND_OP:
+        return f"exec: {go_quote(error.path)}: {NOT_FOUND_OP}"
+    if error.op != "execve":
+        return f"{error.op} {error.path}: {reason}" if error.path else f"{error.op}: {reason}"
+    if error.errno == errno.ENOENT:
+        return f"exec: {go_quote(error.path)}: stat {error.path}: {reason}"
+    if error.errno == errno.EACCES:
+        return f"exec: {go_quote(error.path)}: {reason}"
+    return f"exec {error.path}: {reason}"
