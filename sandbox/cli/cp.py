@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     import subprocess
     from typing import IO, Any
 
+# the most read after the end of the archive from a pod (a tar record is 10 KiB)
+DRAIN_LIMIT = 1 << 20
 SPEC_FORMAT = "filespec must match the canonical format: [[namespace/]pod:]file/path"
 
 
@@ -127,20 +129,29 @@ def copy_from_pod(args: argparse.Namespace, src: FileSpec, dest: str) -> int:
         prefix = ""
     child = _exec(args, src, ["tar", "cf", "-", src.path], stdout=True)
     assert child.stdout is not None
-    failure: Exception | None = None
+    failure: SandboxError | None = None  # ours: a refused archive or a local write that failed
+    truncated = False
     try:
         untar(child.stdout, prefix, dest, src)
-    except (tarfile.TarError, SandboxError, OSError) as e:
+        # what the container's tar writes after the end of the archive (a record's padding) is
+        # read, not left to kill it with SIGPIPE and turn a complete copy into a failure
+        child.stdout.read(DRAIN_LIMIT)
+    except tarfile.TarError:
+        truncated = True
+    except SandboxError as e:
         failure = e
+    except OSError as e:
+        failure = SandboxError(f"{e.filename}: {e.strerror}" if e.filename else str(e))
     finally:
         child.stdout.close()
         code = child.wait()
+    if failure is not None:
+        # said before the exit code: stopping the read ends the container's tar with SIGPIPE
+        raise failure
     if code != 0:
         return 1  # the container's tar (or the exec) said why, on stderr
-    if failure is not None:
-        if isinstance(failure, tarfile.TarError):
-            raise SandboxError("tar contents corrupted") from None
-        raise failure
+    if truncated:
+        raise SandboxError("tar contents corrupted")
     return 0
 
 
@@ -179,8 +190,10 @@ def untar(stream: IO[bytes], prefix: str, dest: str, src: FileSpec) -> None:
             os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
             data = archive.extractfile(member)
             assert data is not None
-            # O_NOFOLLOW: a file name is written, never a link's target
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+            # O_NOFOLLOW inside DEST: a file name is written, never a link's target; DEST itself is
+            # the user's own path, written through a link as kubectl's os.Create (and cp) do
+            nofollow = os.O_NOFOLLOW if target != base else 0
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | nofollow | os.O_CLOEXEC, 0o666)
             with os.fdopen(fd, "wb") as out:
                 while chunk := data.read(1 << 20):
                     out.write(chunk)

@@ -119,3 +119,34 @@ def test_an_archive_the_container_forges_writes_nothing_outside_the_destination(
         assert other.returncode == 1 and "tar contents corrupted" in other.stderr
     finally:
         sbx.stop(proc)
+
+
+def test_local_failures_are_reported_and_a_link_named_as_dest_is_written_through(sbx: Sandbox, tmp_path: Path) -> None:
+    proc = sbx.start(sbx.manifest(POD))
+    try:
+        sbx.wait_running("box")
+        made = sbx.run("exec", "box", "--", "sh", "-c", "mkdir /tmp/big && head -c 4194304 /dev/zero > /tmp/big/f")
+        assert made.returncode == 0, made.stderr
+        plain = tmp_path / "plain"
+        plain.write_text("mine\n")
+
+        # a write here that fails stops the read, which kills the container's tar (more than a
+        # pipe's worth is still to come): the failure is ours to say, not a silent exit 1
+        blocked = sbx.run("cp", "box:/tmp/big", str(plain / "sub"))
+        assert blocked.returncode == 1
+        assert f"error: {plain}/sub: Not a directory" in blocked.stderr, blocked.stderr
+
+        # a directory over an existing file: a clear error, the file kept
+        over = sbx.run("cp", "box:/tmp/big", str(plain))
+        assert over.returncode == 1 and f"error: {plain}: File exists" in over.stderr, over.stderr
+        assert "internal error" not in over.stderr and plain.read_text() == "mine\n"
+
+        # DEST the user named is a link to a file: written through it, as kubectl's os.Create
+        target = tmp_path / "target.txt"
+        target.write_text("old\n")
+        (tmp_path / "link").symlink_to(target)
+        through = sbx.run("cp", "box:/etc/hostname", str(tmp_path / "link"))
+        assert through.returncode == 0, through.stderr
+        assert target.read_text() == "box\n" and (tmp_path / "link").is_symlink()
+    finally:
+        sbx.stop(proc)
