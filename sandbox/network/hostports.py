@@ -225,6 +225,9 @@ class HostPorts:
             if items:
                 messages.append(nfnl.add_elements(self.table, name, items))
         self._batch(messages, f"add hostPorts of pod {owner}")
+        udp = sorted({w.host_port for w in wanted if w.protocol == "UDP"})
+        if udp:  # after the new elements, as portmap: no entry made meanwhile keeps the old DNAT
+            _forget_udp_flows(udp, owner)
 
     def release(self, owner: str) -> None:
         """Delete exactly `owner`'s elements; nothing to do is not an error."""
@@ -375,3 +378,18 @@ def _close_elsewhere() -> None:
         _shared_netlink.append(nfnl)
         return
     nfnl.close()
+
+
+def _forget_udp_flows(ports: list[int], owner: str) -> None:
+    """Delete the conntrack entries of UDP traffic to `ports` (network/conntrack.py): a flow an
+    earlier pod answered would keep going to it. A failure leaves the pod's ports working for new
+    flows: it is logged, not raised (portmap logs it too)."""
+    from sandbox.network.conntrack import delete_udp_entries
+
+    try:
+        delete_udp_entries(ports)
+    except OSError as e:
+        from sandbox.log import get_logger
+
+        get_logger("sandbox.network").warning("hostPorts of pod %s: stale UDP conntrack entries for ports %s "
+                                              "not deleted: %s", owner, ports, e.strerror or e)

@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 POD_TCP_PORT = 8000
 POD_UDP_PORT = 8001
+POD_UDP_PORT_2 = 8002  # a second UDP listener, answering "udp2 ..."
 
 # The pod's listeners: TCP answers "tcp <peer address>", UDP echoes "udp <peer address> <data>".
 LISTENER = f"""
@@ -39,6 +40,12 @@ def serve_udp():
         data, peer = udp.recvfrom(512)
         udp.sendto(b"udp " + peer[0].encode() + b" " + data, peer)
 threading.Thread(target=serve_udp, daemon=True).start()
+udp2 = socket.socket(type=socket.SOCK_DGRAM); udp2.bind(("0.0.0.0", {POD_UDP_PORT_2}))
+def serve_udp2():
+    while True:
+        data, peer = udp2.recvfrom(512)
+        udp2.sendto(b"udp2 " + data, peer)
+threading.Thread(target=serve_udp2, daemon=True).start()
 print("ready", flush=True)
 while True:
     conn, peer = tcp.accept()
@@ -158,6 +165,24 @@ def test_tcp_and_udp_reach_the_pod_on_localhost_and_the_bridge_address(topo: Top
     assert udp_reply(topo.gateway, udp_port) == f"udp {topo.gateway} ping"
     assert topo.hostports.owners() == {"default/web (uid 1)": [topo.mapping("TCP", tcp_port),
                                                                 topo.mapping("UDP", udp_port)]}
+
+
+def test_a_udp_flow_follows_the_host_port_to_its_new_pod(topo: Topology) -> None:
+    """A UDP client that keeps its source port (a resolver) talks to a hostPort; the port then
+    goes to another pod (here another listener): its next datagram must reach the new one. Its
+    conntrack entry, made while the port was the first pod's, kept the old DNAT until it timed out
+    (30-120 s); reserve deletes such entries, as portmap does."""
+    port = free_port(socket.SOCK_DGRAM)
+    topo.hostports.reserve("default/old (uid 1)", [topo.mapping("UDP", port)])
+    with socket.socket(type=socket.SOCK_DGRAM) as client:
+        client.settimeout(5)
+        client.bind(("127.0.0.1", 0))
+        client.sendto(b"one", ("127.0.0.1", port))
+        assert client.recv(512).decode() == f"udp {topo.gateway} one"
+        topo.hostports.release("default/old (uid 1)")
+        topo.hostports.reserve("default/new (uid 2)", [PortMapping("UDP", "", port, POD_UDP_PORT_2, topo.pod_ip)])
+        client.sendto(b"two", ("127.0.0.1", port))
+        assert client.recv(512).decode() == "udp2 two"
 
 
 def test_host_ip_is_honoured(topo: Topology) -> None:
