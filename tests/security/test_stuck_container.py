@@ -106,3 +106,20 @@ def test_the_pod_ends_while_a_start_hangs(sbx: Sandbox, hang: HangFS) -> None:
     state = sbx.state("stuck") or {}
     assert state.get("ended"), state.keys()
     assert not Path(f"/proc/{stage2}").exists()
+
+
+def test_an_agent_pod_with_a_stuck_start(agent_sbx: Sandbox, hang: HangFS) -> None:
+    """The same through the node agent and the pod's shim (run -d): the shim's spawn has the same
+    deadline, the agent's supervisor the same retry."""
+    sbx = agent_sbx
+    done = sbx.run("run", "-d", str(sbx.manifest(POD.replace("MOUNTPOINT", str(hang.mountpoint)))), timeout=60)
+    # run -d answers once every container runs or failed to: the held one, reported, waits on
+    assert done.stdout == "pod/stuck created\n", done.stdout
+    assert done.stderr == "pod/stuck: container held: waiting (CreateContainerError)\n", done.stderr
+    assert _reason(_states(sbx)["held"]) == "CreateContainerError"
+    sbx.wait_running("stuck", containers=2)
+    assert _states(sbx)["early"]["restartCount"] == 0
+    hang.release()
+    sbx.wait_running("stuck", containers=3, timeout=30)
+    deleted = sbx.run("delete", "pod", "stuck", timeout=60)
+    assert deleted.returncode == 0, deleted.stderr
