@@ -6,7 +6,9 @@ PortForward dials from the sandbox's namespace (tcp4): the pod is reached whatev
 (`--network none` included), through a socket the native helper creates in pause's namespace
 (sandbox/netns.py; the runtime never enters it itself). The ports' forms are kubectl's: `8080:80`,
 `80` (the same port here), `:80` or `0:80` (a free port here, printed), and a REMOTE that names a
-containerPort of the pod. It runs until Ctrl-C, or until the pod's sandbox ends ("lost connection
+containerPort of the pod. Listening follows kubectl's failure modes: `localhost` needs one of
+127.0.0.1 and ::1, an address given by IP must listen, and a port that cannot is reported ("Unable
+to listen on port N: ...") while the others go on; none at all is an error. It runs until Ctrl-C, or until the pod's sandbox ends ("lost connection
 to pod", exit 1). A connection the pod refuses is reported and closed; the others go on.
 """
 
@@ -15,6 +17,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import NamedTuple
+
+from sandbox.errors import SandboxError, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -30,14 +35,13 @@ def add_parser(verbs: Any) -> None:
     p.add_argument("ports", nargs="+", metavar="[LOCAL:]REMOTE",
                    help="8080:80, 80 (the same here), :80 (a free local port), or a containerPort's name")
     p.add_argument("--address", default=LOCALHOST,
-                   help="addresses to listen on, comma-separated (default localhost: 127.0.0.1 and ::1)")
+                   help="addresses to listen on, comma-separated IPs or localhost (127.0.0.1 and ::1, either "
+                        "enough); a port that cannot listen as asked is reported and the others go on")
     p.set_defaults(handler=handle)
 
 
 def parse_port(text: str, named: dict[str, int]) -> tuple[int, int]:
     """(local, remote) of one `[LOCAL:]REMOTE`; local 0 is a free port."""
-    from sandbox.errors import UsageError
-
     local_text, colon, remote_text = text.partition(":")
     if not colon:
         local_text, remote_text = text, text
@@ -71,12 +75,13 @@ def named_ports(state: dict[str, Any]) -> dict[str, int]:
 
 def handle(args: argparse.Namespace) -> int:
     from sandbox.cli.common import pod_state
-    from sandbox.errors import StateError, UsageError
+    from sandbox.errors import StateError
     from sandbox.state.proc import ProcessRef
 
     kind, slash, name = args.pod.partition("/")
     if slash and kind.lower() not in ("pod", "pods", "po"):
         raise UsageError(f"{args.pod!r}: port-forward works on pods (pod/NAME)")
+    addresses = parse_addresses(args.address)
     name = name if slash else args.pod
     state = pod_state(args, name)
     phase = (state.get("status") or {}).get("phase")
@@ -88,9 +93,45 @@ def handle(args: argparse.Namespace) -> int:
     if pidfd is None:
         raise StateError(f'unable to forward port: the sandbox of pod "{name}" is not running')
     try:
-        return Forwarder(pidfd, name).run(args.address, pairs)
+        return Forwarder(pidfd, name).run(addresses, pairs)
     finally:
         os.close(pidfd)
+
+
+class ListenAddress(NamedTuple):
+    host: str
+    family: int
+    localhost: bool  # one of the pair `localhost` stands for: either of the two is enough
+
+
+class ListenError(SandboxError):
+    """A port none of whose listeners could be made as kubectl's failure modes require."""
+
+
+def parse_addresses(text: str) -> list[ListenAddress]:
+    """--address as kubectl's parseAddresses: comma-separated IPs or `localhost` (127.0.0.1 and
+    ::1), once each, in the order of their text (kubectl sorts them so)."""
+    import ipaddress
+    import socket
+
+    found: dict[str, ListenAddress] = {}
+    for item in text.split(","):
+        if item == LOCALHOST:
+            found.setdefault("127.0.0.1", ListenAddress("127.0.0.1", socket.AF_INET, True))
+            found.setdefault("::1", ListenAddress("::1", socket.AF_INET6, True))
+            continue
+        try:
+            ip = ipaddress.ip_address(item)
+        except ValueError:
+            raise UsageError(f"{item} is not a valid IP") from None
+        family = socket.AF_INET if ip.version == 4 else socket.AF_INET6
+        found[item] = ListenAddress(item, family, False)
+    return [found[key] for key in sorted(found)]
+
+
+def _join(host: str, port: int) -> str:
+    """Go's net.JoinHostPort."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class Forwarder:
@@ -98,21 +139,24 @@ class Forwarder:
         self.pidfd = pidfd
         self.pod = pod
 
-    def run(self, address: str, pairs: list[tuple[int, int]]) -> int:
+    def run(self, addresses: list[ListenAddress], pairs: list[tuple[int, int]]) -> int:
         import selectors
-
-        from sandbox.errors import SandboxError
 
         listeners: dict[socket.socket, tuple[int, int]] = {}
         try:
             for local, remote in pairs:
-                for sock in self._listen(address, local):
+                try:
+                    opened = self._listen(addresses, local)
+                except ListenError as e:  # kubectl goes on with the other ports
+                    print(f"Unable to listen on port {local}: {e}", file=sys.stderr, flush=True)
+                    continue
+                for sock in opened:
                     host, port = sock.getsockname()[:2]
-                    shown = f"[{host}]" if ":" in host else host
-                    print(f"Forwarding from {shown}:{port} -> {remote}", flush=True)
+                    print(f"Forwarding from {_join(host, port)} -> {remote}", flush=True)
                     listeners[sock] = (port, remote)
             if not listeners:
-                raise SandboxError(f"unable to listen on any of the requested ports: {pairs}")
+                shown = " ".join(f"{{{local} {remote}}}" for local, remote in pairs)
+                raise SandboxError(f"unable to listen on any of the requested ports: [{shown}]")
             with selectors.DefaultSelector() as selector:
                 selector.register(self.pidfd, selectors.EVENT_READ, None)
                 for sock in listeners:
@@ -133,29 +177,42 @@ class Forwarder:
             for sock in listeners:
                 sock.close()
 
-    def _listen(self, address: str, port: int) -> list[socket.socket]:
+    def _listen(self, addresses: list[ListenAddress], port: int) -> list[socket.socket]:
+        """One port's listeners, kubectl's listenOnPort: the localhost pair (127.0.0.1, ::1) needs
+        one of its two, an address given by IP needs all of them (ListenError otherwise; the
+        port's listeners made are closed, where kubectl leaves them serving a port it reported
+        as failed)."""
         import socket
 
-        from sandbox.errors import SandboxError
-
-        hosts = ["127.0.0.1", "::1"] if address == LOCALHOST else [a.strip() for a in address.split(",") if a.strip()]
         out: list[socket.socket] = []
-        for host in hosts:
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        errors: list[str] = []
+        localhost_ok = localhost_failed = other_failed = 0
+        for listen in addresses:
+            sock = socket.socket(listen.family, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                if family == socket.AF_INET6:
+                if listen.family == socket.AF_INET6:
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                sock.bind((host, port))
+                sock.bind((listen.host, port))
                 sock.listen(128)
             except OSError as e:
                 sock.close()
-                if address == LOCALHOST and host == "::1":
-                    continue  # kubectl goes on with IPv4 alone (no IPv6 loopback here)
-                raise SandboxError(f"unable to listen on {host}:{port}: {e.strerror}") from None
+                tcp = "tcp6" if listen.family == socket.AF_INET6 else "tcp4"
+                reason = (e.strerror or str(e))
+                errors.append(f"unable to create listener: Error listen {tcp} {_join(listen.host, port)}: bind: "
+                              f"{reason[:1].lower()}{reason[1:]}")
+                if listen.localhost:
+                    localhost_failed += 1
+                else:
+                    other_failed += 1
+                continue
+            localhost_ok += listen.localhost
             out.append(sock)
             port = sock.getsockname()[1]  # `:80`: every address listens on the port the first one got
+        if (localhost_failed and not localhost_ok) or other_failed:
+            for sock in out:
+                sock.close()
+            raise ListenError(f"Listeners failed to create with the following errors: [{' '.join(errors)}]")
         return out
 
     def _accept(self, listener: socket.socket, local: int, remote: int) -> None:

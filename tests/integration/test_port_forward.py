@@ -5,6 +5,7 @@ name; a refused connection is reported and the forwarding goes on; the pod's end
 from __future__ import annotations
 
 import re
+import signal
 import socket
 import subprocess
 
@@ -87,4 +88,60 @@ def test_bad_ports_are_refused_by_kubectls_rules(sbx: Sandbox) -> None:
             result = sbx.run("port-forward", "web", spec, timeout=20)
             assert result.returncode == 2 and words in result.stderr, result.stderr
     finally:
+        sbx.stop(pod)
+
+
+def test_a_port_that_cannot_listen_is_reported_and_the_others_go_on(sbx: Sandbox) -> None:
+    pod = sbx.start(sbx.manifest(POD), "--network", "none")
+    busy = socket.socket()
+    forwards: list[subprocess.Popen[str]] = []
+    try:
+        sbx.wait_running("web")
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+
+        def forward(*args: str) -> tuple[subprocess.Popen[str], list[str]]:
+            proc = subprocess.Popen(sbx.cmd("port-forward", *args), stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+            forwards.append(proc)
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read() if proc.stderr else ""
+            return proc, [line]
+
+        # an address given by IP must listen: that port is reported, the other one forwards
+        proc, lines = forward("--address", "127.0.0.1", "web", f"{taken}:8000", "0:8000")
+        found = re.fullmatch(r"Forwarding from 127\.0\.0\.1:(\d+) -> 8000\n", lines[0])
+        assert found, lines
+        assert fetch(int(found[1])).endswith(b"hello-from-pod\n")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=15)
+        assert proc.returncode == 0
+        assert (f"Unable to listen on port {taken}: Listeners failed to create with the following errors: "
+                f"[unable to create listener: Error listen tcp4 127.0.0.1:{taken}: bind: address already in use]"
+                in err), err
+
+        # localhost needs one of its pair: 127.0.0.1 taken, ::1 forwards
+        proc, lines = forward("web", f"{taken}:8000")
+        assert lines == [f"Forwarding from [::1]:{taken} -> 8000\n"]
+        with socket.create_connection(("::1", taken), timeout=10) as conn:
+            conn.sendall(b"GET /index.html HTTP/1.0\r\n\r\n")
+            assert b"hello-from-pod" in conn.makefile("rb").read()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=15)
+        assert proc.returncode == 0 and err == "", err
+
+        # no port at all: kubectl's error
+        none = sbx.run("port-forward", "--address", "127.0.0.1", "web", f"{taken}:8000", timeout=20)
+        assert none.returncode == 1
+        assert f"error: unable to listen on any of the requested ports: [{{{taken} 8000}}]" in none.stderr
+        bad = sbx.run("port-forward", "--address", "localhost,web.local", "web", "8000", timeout=20)
+        assert bad.returncode == 2 and "web.local is not a valid IP" in bad.stderr, bad.stderr
+    finally:
+        busy.close()
+        for proc in forwards:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
         sbx.stop(pod)

@@ -36,3 +36,24 @@ def test_named_ports_come_from_the_containers_tcp_ports() -> None:
         "containers": [{"name": "c", "ports": [{"name": "http", "containerPort": 8000},
                                                {"name": "dns", "containerPort": 53, "protocol": "UDP"}]}]}}}
     assert named_ports(state) == {"metrics": 9090, "http": 8000}
+
+
+def test_addresses_are_ips_or_localhost_once_each_in_kubectls_order() -> None:
+    import socket
+
+    from sandbox.cli.portforward import ListenAddress, parse_addresses
+
+    assert parse_addresses("localhost") == [ListenAddress("127.0.0.1", socket.AF_INET, True),
+                                            ListenAddress("::1", socket.AF_INET6, True)]
+    # localhost inside a list stands for the pair too; an address given twice listens once
+    assert [a.host for a in parse_addresses("10.0.0.1,localhost,10.0.0.1,0.0.0.0,::")] == [
+        "0.0.0.0", "10.0.0.1", "127.0.0.1", "::", "::1"]
+    assert [a.localhost for a in parse_addresses("127.0.0.1,localhost")] == [False, True]
+
+
+@pytest.mark.parametrize("text", ["web.local", "", "localhost,10.0.0.300"])
+def test_an_address_that_is_no_ip_is_refused(text: str) -> None:
+    from sandbox.cli.portforward import parse_addresses
+
+    with pytest.raises(UsageError, match=r"is not a valid IP"):
+        parse_addresses(text)
