@@ -8,8 +8,9 @@ PortForward dials from the sandbox's namespace (tcp4): the pod is reached whatev
 `80` (the same port here), `:80` or `0:80` (a free port here, printed), and a REMOTE that names a
 containerPort of the pod. Listening follows kubectl's failure modes: `localhost` needs one of
 127.0.0.1 and ::1, an address given by IP must listen, and a port that cannot is reported ("Unable
-to listen on port N: ...") while the others go on; none at all is an error. It runs until Ctrl-C, or until the pod's sandbox ends ("lost connection
-to pod", exit 1). A connection the pod refuses is reported and closed; the others go on.
+to listen on port N: ...") while the others go on; none at all is an error. It runs until
+Ctrl-C, or until the pod's sandbox ends ("lost connection to pod", exit 1). A connection the pod
+refuses is reported and closed; the others go on.
 """
 
 from __future__ import annotations
