@@ -37,7 +37,7 @@ def add_parser(verbs: Any) -> None:
     p.add_argument("-A", "--all-namespaces", action="store_true", help="with --all or -l: of every namespace")
     from sandbox.cli.selector import add_option
 
-    add_option(p)
+    add_option(p, fields=True)
     p.add_argument("--timeout", type=float, help="seconds to wait for a pod to stop (default: grace + 15)")
     p.add_argument("--grace-period", type=int, default=-1, metavar="SECONDS",
                    help="seconds each pod is given to stop gracefully (preStop, SIGTERM, then SIGKILL, never "
@@ -64,10 +64,10 @@ def handle(args: argparse.Namespace) -> int:
     kind = words.pop(0) if words and words[0] in (*POD_KINDS, *CONFIG_KINDS) else "pod"
     targets: list[tuple[str, str, str]] = []  # (kind, namespace or "", name)
     if args.filename:
-        if words or args.all or args.selector is not None:
+        if words or args.all or args.selector is not None or args.field_selector is not None:
             raise UsageError("-f: give either names, --all, -l or files")
         targets = _from_files(args)
-    elif args.selector is not None:
+    elif args.selector is not None or args.field_selector is not None:
         if words:
             raise UsageError("name cannot be provided when a selector is specified")
         if kind in CONFIG_KINDS:
@@ -172,7 +172,7 @@ def _selected_pods(args: argparse.Namespace) -> list[tuple[str, str, str]]:
     from sandbox.cli.common import namespace
     from sandbox.cli.selector import selected_pods
 
-    states = selected_pods(args, None if args.all_namespaces else namespace(args), args.selector)
+    states = selected_pods(args, None if args.all_namespaces else namespace(args), args.selector, args.field_selector)
     return [("Pod", str(state.get("namespace") or ""), str(state.get("name") or "")) for state in states.values()]
 
 

@@ -42,7 +42,7 @@ def add_parser(verbs: Any) -> None:
     p.add_argument("--watch-only", action="store_true", help="print only the changes, not the listing")
     from sandbox.cli.selector import add_option
 
-    add_option(p)
+    add_option(p, fields=True)
     p.add_argument("--show-labels", action="store_true", help="a LABELS column, last")
     p.add_argument("--no-headers", action="store_true", help="tables and custom-columns without their header")
     p.set_defaults(handler=handle)
@@ -76,23 +76,23 @@ def handle(args: argparse.Namespace) -> int:
 
         check_output(args.output)  # a bad format or template is refused before anything is read
     if args.kind in CONFIG_KINDS:
-        if args.watch or args.watch_only or args.selector is not None:
+        if args.watch or args.watch_only or args.selector is not None or args.field_selector is not None:
             from sandbox.errors import UsageError
 
-            raise UsageError(f"{'-l' if args.selector is not None else '--watch'}: shown for pods only")
+            raise UsageError("--watch, -l and --field-selector: shown for pods only")
         return handle_config(args, CONFIG_KINDS[args.kind])
     from sandbox.cli.common import namespace, pod_dir
     from sandbox.state.view import read_pod
 
     ns = None if args.all_namespaces else namespace(args)
-    if args.selector is not None:
-        from sandbox.cli.selector import parse
+    if args.selector is not None or args.field_selector is not None:
+        from sandbox.cli.selector import PodFilter
 
         if args.name:
             from sandbox.errors import UsageError
 
             raise UsageError("name cannot be provided when a selector is specified")
-        args.selector = parse(args.selector)  # refused before anything is read
+        args.pod_filter = PodFilter(args.selector, args.field_selector)  # refused before anything is read
     if args.name:
         state, _ = read_pod(pod_dir(args, args.name))  # NotFoundError as kubectl's, watched or not
         states = [state]
@@ -137,13 +137,10 @@ def read_pods(args: argparse.Namespace, ns: str | None, name: str | None = None,
 
 
 def _selected(args: argparse.Namespace, state: dict[str, Any]) -> bool:
-    """Whether the pod's labels match `get -l` (parsed by handle; other verbs' reads: every pod)."""
-    selector = getattr(args, "selector", None)
-    if not isinstance(selector, tuple):
-        return True
-    from sandbox.cli.selector import matches, pod_labels
-
-    return matches(selector, pod_labels(state))
+    """Whether the pod matches `get -l/--field-selector` (parsed by handle; other verbs' reads:
+    every pod)."""
+    chosen = getattr(args, "pod_filter", None)
+    return chosen is None or chosen.admits(state)
 
 
 def generic_output(output: str | None) -> bool:

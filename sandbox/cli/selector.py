@@ -6,6 +6,10 @@ qualified names and values label values, checked as the API server checks labels
 (spec/validate.py); an error is kubectl's `unable to parse requirement: ...` or `couldn't parse
 the selector string ...`. Matching, as Requirement.Matches: `!=` and `notin` match a pod without
 the label; `>`/`<` need the label to hold an integer; an empty selector matches every pod.
+
+Field selectors (`--field-selector`) are fields.ParseSelector's: `field=value`, `==`, `!=`, joined
+by commas (a backslash escapes `,`, `=` and itself), over the fields the API server lets pods be selected by
+(pod.ToSelectableFields); another field is refused in the API server's words.
 """
 
 from __future__ import annotations
@@ -210,10 +214,113 @@ def _check(key: str, op: str, values: tuple[str, ...]) -> None:
         raise SelectorError(str(errs[0]) if len(errs) == 1 else f"[{', '.join(map(str, errs))}]")
 
 
-def add_option(parser: Any, what: str = "pods") -> None:
-    """`-l/--selector`, as kubectl's verbs take it."""
+def add_option(parser: Any, what: str = "pods", *, fields: bool = False) -> None:
+    """`-l/--selector` (and `--field-selector`), as kubectl's verbs take them."""
     parser.add_argument("-l", "--selector", metavar="SELECTOR",
                         help=f"only the {what} whose labels match, e.g. app=web,tier!=db or 'env in (a,b)'")
+    if fields:
+        parser.add_argument("--field-selector", metavar="SELECTOR",
+                            help="only the pods whose fields match, e.g. status.phase=Running,spec.nodeName!=a "
+                                 f"(fields: {', '.join(FIELDS)})")
+
+
+# pod.ToSelectableFields: what a pod can be selected by
+FIELDS = ("metadata.name", "metadata.namespace", "spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
+          "spec.serviceAccountName", "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName")
+FieldTerm = tuple[str, bool, str]  # (field, equal: True for = and ==, False for !=, value)
+
+
+def parse_fields(text: str, labels: str = "") -> tuple[FieldTerm, ...]:
+    """fields.ParseSelector over the pods' fields (`labels`: the label selector, for the error)."""
+    terms: list[FieldTerm] = []
+    for part in sorted(_split_unescaped(text)):
+        if not part:
+            continue
+        for i in range(len(part)):
+            op = next((o for o in ("!=", "==", "=") if part.startswith(o, i)), "")
+            if op:
+                field, value = part[:i], _unescape(part[i + len(op):], text)
+                break
+        else:
+            raise SelectorError(f"invalid selector: '{text}'; can't understand '{part}'")
+        if field not in FIELDS:
+            raise SelectorError(f'Unable to find "/v1, Resource=pods" that match label selector "{labels}", '
+                                f'field selector "{text}": field label not supported: {field}')
+        terms.append((field, op != "!=", value))
+    return tuple(terms)
+
+
+def _split_unescaped(text: str) -> list[str]:
+    parts, current, escaped = [], "", False
+    for ch in text:
+        if escaped:
+            current += "\\" + ch
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == ",":
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    parts.append(current + ("\\" if escaped else ""))
+    return parts
+
+
+def _unescape(value: str, text: str) -> str:
+    """fields.UnescapeValue: a backslash before `,`, `=` or a backslash stands for that character;
+    any other escape, or a bare `,` or `=`, is an error."""
+    out, escaped = "", False
+    for ch in value:
+        if escaped:
+            if ch not in "\\,=":
+                raise SelectorError(f"invalid field selector: '{text}': invalid escape sequence: \\{ch}")
+            out += ch
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch in ",=":
+            raise SelectorError(f"invalid field selector: '{text}': unescaped {ch} in value")
+        else:
+            out += ch
+    if escaped:
+        raise SelectorError(f"invalid field selector: '{text}': invalid escape sequence: \\")
+    return out
+
+
+def pod_fields(state: Mapping[str, Any], node: str) -> dict[str, str]:
+    """A pod record's selectable fields, as `get -o json` and `-o wide` show them (`node`: the
+    pod's node when its spec names none)."""
+    manifest = state.get("manifest") or {}
+    spec = manifest.get("spec") or {}
+    status = state.get("status") or {}
+    ips = [p.get("ip") for p in status.get("podIPs") or [] if isinstance(p, dict) and p.get("ip")]
+    return {"metadata.name": str(state.get("name") or ""), "metadata.namespace": str(state.get("namespace") or ""),
+            "spec.nodeName": str(spec.get("nodeName") or node), "spec.restartPolicy": str(spec.get("restartPolicy") or ""),
+            "spec.schedulerName": str(spec.get("schedulerName") or ""),
+            "spec.serviceAccountName": str(spec.get("serviceAccountName") or ""),
+            "spec.hostNetwork": "true" if spec.get("hostNetwork") else "false",
+            "status.phase": str(status.get("phase") or ""), "status.podIP": str(ips[0] if ips else status.get("podIP") or ""),
+            "status.nominatedNodeName": str(status.get("nominatedNodeName") or "")}
+
+
+class PodFilter:
+    """A label selector and a field selector, both parsed: `admits` a pod record or not."""
+
+    def __init__(self, labels: str | None, fields: str | None) -> None:
+        import os
+
+        self.labels = parse(labels or "")
+        self.fields = parse_fields(fields or "", labels or "")
+        self.node = os.uname().nodename
+
+    def admits(self, state: Mapping[str, Any]) -> bool:
+        if not matches(self.labels, pod_labels(state)):
+            return False
+        if not self.fields:
+            return True
+        values = pod_fields(state, self.node)
+        return all((values[field] == value) == equal for field, equal, value in self.fields)
 
 
 def pod_labels(state: Mapping[str, Any]) -> Mapping[str, str]:
@@ -221,11 +328,12 @@ def pod_labels(state: Mapping[str, Any]) -> Mapping[str, str]:
     return ((state.get("manifest") or {}).get("metadata") or {}).get("labels") or {}
 
 
-def selected_pods(args: Any, namespace: str | None, text: str) -> dict[str, dict[str, Any]]:
+def selected_pods(args: Any, namespace: str | None, text: str | None,
+                  fields: str | None = None) -> dict[str, dict[str, Any]]:
     """The records of the pods of `namespace` (None: every namespace) whose labels match the
-    selector `text`, by directory name in kubectl's order (get.read_pods)."""
+    selector `text` and whose fields match `fields`, by directory name in kubectl's order
+    (get.read_pods)."""
     from sandbox.cli.get import read_pods
 
-    selector = parse(text)  # a bad selector is refused before anything is read
-    return {entry: state for entry, state in read_pods(args, namespace).items()
-            if matches(selector, pod_labels(state))}
+    chosen = PodFilter(text, fields)  # a bad selector is refused before anything is read
+    return {entry: state for entry, state in read_pods(args, namespace).items() if chosen.admits(state)}

@@ -35,7 +35,7 @@ def add_parser(verbs: Any) -> None:
     p.add_argument("--timeout", default="30s", help="per pod (0: check once, negative: a week; default 30s)")
     from sandbox.cli.selector import add_option
 
-    add_option(p, "pods (`wait pod -l ...`), as they are when the wait starts,")
+    add_option(p, "pods (`wait pod -l ...`), as they are when the wait starts,", fields=True)
     p.set_defaults(handler=handle)
 
 
@@ -100,7 +100,7 @@ def handle(args: argparse.Namespace) -> int:
     if timeout < 0:
         timeout = WEEK
     ns = namespace(args)
-    if args.selector is not None:
+    if args.selector is not None or args.field_selector is not None:
         names = selected_names(args, ns)
         if not names:
             if condition.kind == "delete":
@@ -156,7 +156,7 @@ def selected_names(args: argparse.Namespace, ns: str) -> list[str]:
         raise UsageError(f'{kind!r}: with -l, give the resource type only (`wait pod -l ...`)')
     if names:
         raise UsageError("name cannot be provided when a selector is specified")
-    return [str(state.get("name")) for state in selected_pods(args, ns, args.selector).values()]
+    return [str(state.get("name")) for state in selected_pods(args, ns, args.selector, args.field_selector).values()]
 
 
 def wait_one(root: RootLayout, ns: str, name: str, condition: Condition, timeout: float) -> str:

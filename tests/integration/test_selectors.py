@@ -57,6 +57,10 @@ def test_selectors_pick_the_matching_pods(sbx: Sandbox) -> None:
         names = sbx.run("get", "pods", "-l", "app notin (web)", "--no-headers", "-o", "custom-columns=N:.metadata.name")
         assert names.stdout.split() == ["db"]
         assert sbx.run("get", "pods", "--no-headers").stdout.split()[0::5] == ["db", "web-1", "web-2"]
+        running = sbx.run("get", "pods", "--field-selector", "status.phase=Running,metadata.name!=db", "-o", "name")
+        assert running.stdout.split() == ["pod/web-1", "pod/web-2"]
+        unknown = sbx.run("get", "pods", "--field-selector", "status.hostIP=10.0.0.1")
+        assert unknown.returncode == 1 and "field label not supported: status.hostIP" in unknown.stderr
         described = sbx.run("describe", "pods", "-l", "app!=web")
         assert [line.split()[1] for line in described.stdout.splitlines() if line.startswith("Name:")] == ["db"]
         bad = sbx.run("describe", "pods", "-l", "app=web x")
@@ -77,3 +81,30 @@ def test_selectors_pick_the_matching_pods(sbx: Sandbox) -> None:
     finally:
         for proc in procs.values():
             sbx.stop(proc)
+
+
+DONE = """
+apiVersion: v1
+kind: Pod
+metadata: {name: %(name)s}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: c, image: busybox, command: ["sh", "-c", "exit %(code)d"]}
+"""
+
+
+def test_delete_the_pods_that_ended_by_field_selector(sbx: Sandbox) -> None:
+    """The clean-up kubectl users script: delete every Succeeded pod, keep the failed and running ones."""
+    for name, code in (("ok-1", 0), ("ok-2", 0), ("bad", 3)):
+        sbx.run("run", str(sbx.manifest(DONE % {"name": name, "code": code}, f"{name}.yaml")))
+    proc = sbx.start(sbx.manifest(POD % {"name": "live", "app": "web"}, "live.yaml"))
+    try:
+        sbx.wait_running("live")
+        deleted = sbx.run("delete", "pods", "--field-selector", "status.phase==Succeeded")
+        assert deleted.returncode == 0, deleted.stderr
+        assert deleted.stdout.splitlines() == ['pod "ok-1" deleted', 'pod "ok-2" deleted']
+        left = sbx.run("get", "pods", "--no-headers", "-o", "custom-columns=N:.metadata.name,P:.status.phase")
+        assert [line.split() for line in left.stdout.splitlines()] == [["bad", "Failed"], ["live", "Running"]]
+    finally:
+        sbx.stop(proc)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox.cli.selector import SelectorError, matches, parse
+from sandbox.cli.selector import PodFilter, SelectorError, matches, parse, parse_fields
 
 POD = {"app": "web", "tier": "front", "replicas": "3"}
 
@@ -60,3 +60,44 @@ def test_keys_and_values_are_checked_as_labels_are() -> None:
     with pytest.raises(SelectorError, match=r"values\[1\]\[app\]: Invalid value: \"-x\""):
         parse("app in (ok,-x)")
     assert parse("example.com/app=v.1") == (("example.com/app", "=", ("v.1",)),)
+
+
+STATE = {"name": "web", "namespace": "team", "manifest": {"spec": {"restartPolicy": "Always"}},
+         "status": {"phase": "Running", "podIPs": [{"ip": "10.89.0.7"}]}}
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("", True), ("status.phase=Running", True), ("status.phase==Running", True), ("status.phase!=Running", False),
+    ("metadata.name=web,metadata.namespace=team", True), ("metadata.namespace=default", False),
+    ("spec.restartPolicy=Always", True), ("spec.hostNetwork=false", True), ("spec.hostNetwork=true", False),
+    ("status.podIP=10.89.0.7", True), ("spec.nodeName=node-a", True), ("spec.nodeName!=node-a", False),
+    ("status.nominatedNodeName=", True), ("spec.schedulerName!=x,status.phase=Running", True),
+])
+def test_field_selectors(text: str, expected: bool) -> None:
+    chosen = PodFilter(None, text)
+    chosen.node = "node-a"
+    assert chosen.admits(STATE) is expected
+
+
+def test_labels_and_fields_together() -> None:
+    labelled = {**STATE, "manifest": {"metadata": {"labels": {"app": "web"}}, "spec": {}}}
+    assert PodFilter("app=web", "status.phase=Running").admits(labelled)
+    assert not PodFilter("app=db", "status.phase=Running").admits(labelled)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("status.hostIP=1.2.3.4", 'Unable to find "/v1, Resource=pods" that match label selector "", field selector '
+                              '"status.hostIP=1.2.3.4": field label not supported: status.hostIP'),
+    ("status.phase", "invalid selector: 'status.phase'; can't understand 'status.phase'"),
+    ("metadata.name=a=b", "invalid field selector: 'metadata.name=a=b': unescaped = in value"),
+    ("metadata.name=a\\x", "invalid field selector: 'metadata.name=a\\x': invalid escape sequence: \\x"),
+])
+def test_bad_field_selectors(text: str, message: str) -> None:
+    with pytest.raises(SelectorError) as caught:
+        PodFilter(None, text)
+    assert str(caught.value) == message
+
+
+def test_escaped_commas_and_equals_in_field_values() -> None:
+    assert parse_fields("metadata.name=a\\,b\\=c,status.phase!=Failed") == (
+        ("metadata.name", True, "a,b=c"), ("status.phase", False, "Failed"))
