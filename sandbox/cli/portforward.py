@@ -2,8 +2,8 @@
 
 Each local listener (on --address, default localhost: 127.0.0.1 and ::1) accepts connections and
 connects each one to `localhost:REMOTE` inside the pod's network namespace, as containerd's CRI
-PortForward dials from the sandbox's namespace (tcp4): the pod is reached whatever its network
-(`--network none` included), through a socket the native helper creates in pause's namespace
+PortForward dials from the sandbox's namespace (tcp4, then tcp6): the pod is reached whatever its
+network (`--network none` included), through a socket the native helper creates in pause's namespace
 (sandbox/netns.py; the runtime never enters it itself). The ports' forms are kubectl's: `8080:80`,
 `80` (the same port here), `:80` or `0:80` (a free port here, printed), and a REMOTE that names a
 containerPort of the pod. Listening follows kubectl's failure modes: `localhost` needs one of
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 LOCALHOST = "localhost"
+CONNECT_TIMEOUT = 5  # seconds per family, containerd's dialTimeout
 
 
 def add_parser(verbs: Any) -> None:
@@ -226,21 +227,31 @@ class Forwarder:
         except OSError:
             return
         print(f"Handling connection for {local}", flush=True)
-        try:
-            upstream = socket_in_netns(self.pidfd, socket.AF_INET, socket.SOCK_STREAM)
-        except NetnsSocketError as e:
-            print(f"error: an error occurred forwarding {local} -> {remote}: {e}", file=sys.stderr)
-            client.close()
-            return
-        try:
-            upstream.settimeout(10)
-            upstream.connect(("127.0.0.1", remote))
-            upstream.settimeout(None)
-        except OSError as e:
+        # containerd's dialLocalhost: tcp4 first, then tcp6, one after the other from the pod's
+        # namespace (a server on the pod's ::1 alone, as `localhost` binds for some, is reached)
+        failures: list[str] = []
+        upstream = None
+        for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+            try:
+                sock = socket_in_netns(self.pidfd, family, socket.SOCK_STREAM)
+            except NetnsSocketError as e:
+                print(f"error: an error occurred forwarding {local} -> {remote}: {e}", file=sys.stderr)
+                client.close()
+                return
+            try:
+                sock.settimeout(CONNECT_TIMEOUT)
+                sock.connect((host, remote))
+                sock.settimeout(None)
+            except OSError as e:
+                sock.close()
+                failures.append(f"{'IPv4' if family == socket.AF_INET else 'IPv6'}: {e.strerror or e}")
+                continue
+            upstream = sock
+            break
+        if upstream is None:
             print(f"error: an error occurred forwarding {local} -> {remote}: error forwarding port {remote} to pod "
                   f"{self.pod}: failed to connect to localhost:{remote} inside the pod's network namespace: "
-                  f"{e.strerror or e}", file=sys.stderr)
-            upstream.close()
+                  f"{' '.join(failures)}", file=sys.stderr)
             client.close()
             return
         _Relay(client, upstream).start()

@@ -145,3 +145,47 @@ def test_a_port_that_cannot_listen_is_reported_and_the_others_go_on(sbx: Sandbox
                 proc.kill()
             proc.communicate()
         sbx.stop(pod)
+
+
+V6_POD = """
+apiVersion: v1
+kind: Pod
+metadata: {name: web6}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: c
+    image: busybox
+    command: ["sh", "-c", "mkdir -p /www && echo hello-over-v6 > /www/index.html && exec httpd -f -p '[::1]:8000' -h /www"]
+"""
+
+
+def test_a_server_on_the_pods_ipv6_loopback_alone_is_reached(sbx: Sandbox) -> None:
+    """containerd dials localhost by tcp4, then by tcp6: a server bound to ::1 only (what
+    `localhost` resolves to first for some servers) is forwarded to."""
+    pod = sbx.start(sbx.manifest(V6_POD), "--network", "none")
+    forward = None
+    try:
+        sbx.wait_running("web6")
+        forward = subprocess.Popen(sbx.cmd("port-forward", "web6", ":8000", "0:8001"), stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        assert forward.stdout is not None
+        ports: dict[int, int] = {}
+        while len(ports) < 2:
+            line = forward.stdout.readline()
+            assert line, forward.stderr.read() if forward.stderr else ""
+            found = re.fullmatch(r"Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)\n", line)
+            if found:
+                ports[int(found[2])] = int(found[1])
+        assert fetch(ports[8000]).endswith(b"hello-over-v6\n")
+        assert fetch(ports[8001]) == b""  # neither family answers: reported, both tries named
+        forward.send_signal(signal.SIGINT)
+        _, err = forward.communicate(timeout=15)
+        assert forward.returncode == 0
+        assert "failed to connect to localhost:8001 inside the pod's network namespace: IPv4: " in err, err
+        assert " IPv6: " in err and "Traceback" not in err
+    finally:
+        if forward is not None and forward.poll() is None:
+            forward.kill()
+            forward.communicate()
+        sbx.stop(pod)
