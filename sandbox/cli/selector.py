@@ -70,8 +70,10 @@ def _meets(requirement: Requirement, labels: Mapping[str, str]) -> bool:
 
 
 def _integer(text: str) -> bool:
+    """strconv.ParseInt(text, 10, 64) succeeds: an optional sign, ASCII digits, within int64 (a
+    label value may hold 63 digits, which Go refuses and Python's int would take)."""
     digits = text[1:] if text[:1] in "+-" else text
-    return digits.isascii() and digits.isdigit()
+    return digits.isascii() and digits.isdigit() and -(1 << 63) <= int(text, 10) < (1 << 63)
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:

@@ -101,3 +101,13 @@ def test_bad_field_selectors(text: str, message: str) -> None:
 def test_escaped_commas_and_equals_in_field_values() -> None:
     assert parse_fields("metadata.name=a\\,b\\=c,status.phase!=Failed") == (
         ("metadata.name", True, "a,b=c"), ("status.phase", False, "Failed"))
+
+
+def test_gt_and_lt_take_int64s_only_as_strconv_parses_them() -> None:
+    big = "9223372036854775808"  # 2^63: a valid label value, no int64
+    with pytest.raises(SelectorError, match=r"for 'Gt', 'Lt' operators, the value must be an integer"):
+        parse(f"n>{big}")
+    assert matches(parse("n>9223372036854775806"), {"n": "9223372036854775807"})
+    assert not matches(parse("n>1"), {"n": big})  # a label beyond int64 matches neither
+    assert not matches(parse("n<1"), {"n": "-" + big + "1"})
+    assert matches(parse("n<0"), {"n": "-9223372036854775808"})
