@@ -67,6 +67,10 @@ def handle(args: argparse.Namespace) -> int:
         if words or args.all or args.selector is not None or args.field_selector is not None:
             raise UsageError("-f: give either names, --all, -l or files")
         targets = _from_files(args)
+    elif args.all and (args.selector or args.field_selector):
+        # kubectl's Validate: --all with a selector is a contradiction, not the selector's pods
+        flag = "--selector" if args.selector else "--field-selector"
+        raise UsageError(f"cannot set --all and {flag} at the same time")
     elif args.selector is not None or args.field_selector is not None:
         if words:
             raise UsageError("name cannot be provided when a selector is specified")

@@ -3,6 +3,8 @@ its errors and Requirement.Matches."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from sandbox.cli.selector import PodFilter, SelectorError, matches, parse, parse_fields
@@ -111,3 +113,15 @@ def test_gt_and_lt_take_int64s_only_as_strconv_parses_them() -> None:
     assert not matches(parse("n>1"), {"n": big})  # a label beyond int64 matches neither
     assert not matches(parse("n<1"), {"n": "-" + big + "1"})
     assert matches(parse("n<0"), {"n": "-9223372036854775808"})
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--all", "-l", "app=web"], "cannot set --all and --selector at the same time"),
+    (["--all", "--field-selector", "status.phase=Failed"], "cannot set --all and --field-selector at the same time"),
+])
+def test_delete_refuses_all_with_a_selector(tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str],
+                                            message: str) -> None:
+    from sandbox.cli import main
+
+    assert main(["--root", str(tmp_path), "delete", "pods", *flags]) == 2
+    assert f"error: {message}" in capsys.readouterr().err
