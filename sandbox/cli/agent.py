@@ -116,9 +116,10 @@ def without_path(message: str, sent: str) -> str:
     return message[len(prefix):] if message.startswith(prefix) else message
 
 
-def run_detached(args: argparse.Namespace, files: list[str], *, apply: bool = False) -> int:
+def run_detached(args: argparse.Namespace, files: list[str], *, apply: bool = False, shown: str = "") -> int:
     """Hand each manifest to the agent and print the pods' names once every container of each is
-    running or has failed (1 then: the failure is printed)."""
+    running or has failed (1 then: the failure is printed). `shown`: what errors name instead of
+    the file (`run NAME --image`'s pod/NAME: the user gave no file)."""
     from sandbox.agent.protocol import AgentError
 
     client = connect_or_start(args)
@@ -135,7 +136,7 @@ def run_detached(args: argparse.Namespace, files: list[str], *, apply: bool = Fa
                 answer = client.call("RunPod", path=os.path.abspath(path), namespace=args.namespace, apply=apply,
                                      **extra)
             except AgentError as e:
-                print(f"error: {path}: {without_path(str(e), os.path.abspath(path))}", file=sys.stderr)
+                print(f"error: {shown or path}: {without_path(str(e), os.path.abspath(path))}", file=sys.stderr)
                 failed = max(failed, e.code)
                 continue
             print(f"pod/{answer['name']} {'unchanged' if answer.get('unchanged') else 'created'}")

@@ -1,4 +1,6 @@
-"""`sandbox run FILE`: run a Pod in the foreground until it ends (or Ctrl-C / SIGTERM)."""
+"""`sandbox run FILE`: run a Pod in the foreground until it ends (or Ctrl-C / SIGTERM);
+`sandbox run NAME --image=IMAGE`: the same with a pod made from flags, as `kubectl run` makes it
+(cli/generate.py)."""
 
 from __future__ import annotations
 
@@ -16,11 +18,14 @@ if TYPE_CHECKING:
 
 def add_parser(verbs: Any) -> None:
     p = verbs.add_parser("run", help="run a Pod manifest in the foreground (-d: hand it to the node agent)")
-    p.add_argument("file", help="Pod manifest (YAML or JSON)")
+    p.add_argument("file", help="Pod manifest (YAML or JSON); with --image, the new pod's name (kubectl run)")
     p.add_argument("-d", "--detach", action="store_true",
                    help="hand the pod to the node agent (started if none runs) and return once every "
                         "container is running or has failed; the node options are then the agent's")
     add_node_options(p)
+    from sandbox.cli.generate import add_generator_options
+
+    add_generator_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="do not stream container output")
     p.add_argument("--rm", action="store_true", help="delete the pod (its record and logs) when it ends")
     from sandbox.cli import add_trace_option
@@ -120,10 +125,23 @@ NODE_DEFAULTS: dict[str, Any] = {
 
 
 def handle(args: argparse.Namespace) -> int:
+    if args.image is not None or args.dry_run is not None:
+        from sandbox.cli.generate import run_generated
+
+        return run_generated(args, run_file)
+    if any(getattr(args, dest) not in (None, False) for dest in GENERATOR_DEFAULTS):
+        from sandbox.cli.generate import check_generator_flags
+
+        check_generator_flags(args)
+    return run_file(args)
+
+
+def run_file(args: argparse.Namespace) -> int:
+    """`sandbox run FILE`."""
     if args.detach:
         from sandbox.cli.agent import run_detached
 
-        return run_detached(args, [args.file])
+        return run_detached(args, [args.file], shown=getattr(args, "shown", ""))
     import gc
 
     # The cyclic collector finds nothing while the runtime imports and starts a pod, yet it ran 26
@@ -282,6 +300,18 @@ def describe_state(cs: dict[str, Any]) -> str:
     return "running" if "running" in state else "unknown"
 
 
+# cli/generate.py's options (kubectl run's), in the fast table too: a FILE takes none of them
+GENERATOR_OPTIONS: dict[str, Option] = {
+    "--image": ("image", VALUE, None), "--restart": ("restart", VALUE, None), "--env": ("env", APPEND, None),
+    "--port": ("port", VALUE, None), "--labels": ("labels", VALUE, None),
+    "--annotations": ("annotations", APPEND, None), "--command": ("command", FLAG, True),
+    "--image-pull-policy": ("image_pull_policy", VALUE, None), "--dry-run": ("dry_run", VALUE, None),
+    "-o": ("output", VALUE, None), "--output": ("output", VALUE, None),
+}
+GENERATOR_DEFAULTS: dict[str, Any] = {"restart": None, "env": None, "port": None, "labels": None,
+                                      "annotations": None, "command": False, "image_pull_policy": None,
+                                      "dry_run": None, "output": None}
+
 FAST = FastVerb("run", {
     "-d": ("detach", FLAG, True),
     "--detach": ("detach", FLAG, True),
@@ -289,6 +319,8 @@ FAST = FastVerb("run", {
     "--quiet": ("quiet", FLAG, True),
     "--rm": ("rm", FLAG, True),
     **NODE_OPTIONS,
+    **GENERATOR_OPTIONS,
     **TRACE,
-}, {"detach": False, "quiet": False, "rm": False, "trace": None, **NODE_DEFAULTS, "handler": handle},
+}, {"detach": False, "quiet": False, "rm": False, "trace": None, "image": None, **GENERATOR_DEFAULTS,
+    **NODE_DEFAULTS, "handler": handle},
     positionals=("file",))
