@@ -5,10 +5,11 @@
     --for=create                              the pod exists
     --for=jsonpath='{.status.phase}'=Running  a field of the Pod object (without `=VALUE`: that it is set)
 
-Prints `pod/NAME condition met` (`pod/NAME deleted`) per pod; on timeout kubectl's `error: timed
-out waiting for the condition on pods/NAME` and exit code 1. The timeout is per pod, as kubectl's:
-0 checks once, a negative one means a week. The pods' records are watched (cli/watch.py), not
-polled.
+`wait pod -l SELECTOR` (`--field-selector`, `--all`) waits for the pods that match as the wait
+starts (`-A`: of every namespace). Prints `pod/NAME condition met` (`pod/NAME deleted`) per pod;
+on timeout kubectl's `error: timed out waiting for the condition on pods/NAME` and exit code 1.
+The timeout is per pod, as kubectl's: 0 checks once, a negative one means a week. The pods'
+records are watched (cli/watch.py), not polled.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ def add_parser(verbs: Any) -> None:
     from sandbox.cli.selector import add_option
 
     add_option(p, "pods (`wait pod -l ...`), as they are when the wait starts,", fields=True)
+    p.add_argument("--all", action="store_true", help="every pod of the namespace as the wait starts (`wait pod --all`)")
+    p.add_argument("-A", "--all-namespaces", action="store_true", help="with --all or -l: the pods of every namespace")
     p.set_defaults(handler=handle)
 
 
@@ -99,18 +102,21 @@ def handle(args: argparse.Namespace) -> int:
     timeout = parse_duration(args.timeout, "--timeout")
     if timeout < 0:
         timeout = WEEK
-    ns = namespace(args)
-    if args.selector is not None or args.field_selector is not None:
-        names = selected_names(args, ns)
-        if not names:
+    if args.all or args.selector is not None or args.field_selector is not None:
+        targets = selected_names(args, None if args.all_namespaces else namespace(args))
+        if not targets:
             if condition.kind == "delete":
                 return 0  # nothing left to wait for
             from sandbox.errors import SandboxError
 
             raise SandboxError("no matching resources found")
     else:
-        names = pod_names(args.resources)
-    for name in names:
+        if args.all_namespaces:
+            from sandbox.errors import UsageError
+
+            raise UsageError("a resource cannot be retrieved by name across all namespaces")
+        targets = [(namespace(args), name) for name in pod_names(args.resources)]
+    for ns, name in targets:
         outcome = wait_one(layout(args), ns, name, condition, timeout)
         if outcome == TIMED_OUT:
             from sandbox.errors import SandboxError
@@ -145,18 +151,19 @@ def pod_names(resources: list[str]) -> list[str]:
     return out
 
 
-def selected_names(args: argparse.Namespace, ns: str) -> list[str]:
-    """`wait pod -l SELECTOR`: the names of the pods that match when the wait starts (kubectl's
-    resource builder lists them once)."""
+def selected_names(args: argparse.Namespace, ns: str | None) -> list[tuple[str, str]]:
+    """`wait pod -l SELECTOR` (or `--all`): (namespace, name) of the pods of `ns` (None: every
+    namespace) that match when the wait starts (kubectl's resource builder lists them once)."""
     from sandbox.cli.selector import selected_pods
     from sandbox.errors import UsageError
 
     kind, *names = args.resources
     if kind.lower() not in POD_KINDS or "/" in kind:
-        raise UsageError(f'{kind!r}: with -l, give the resource type only (`wait pod -l ...`)')
+        raise UsageError(f'{kind!r}: with -l or --all, give the resource type only (`wait pod -l ...`)')
     if names:
         raise UsageError("name cannot be provided when a selector is specified")
-    return [str(state.get("name")) for state in selected_pods(args, ns, args.selector, args.field_selector).values()]
+    return [(str(state.get("namespace") or "default"), str(state.get("name")))
+            for state in selected_pods(args, ns, args.selector, args.field_selector).values()]
 
 
 def wait_one(root: RootLayout, ns: str, name: str, condition: Condition, timeout: float) -> str:

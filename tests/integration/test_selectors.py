@@ -108,3 +108,28 @@ def test_delete_the_pods_that_ended_by_field_selector(sbx: Sandbox) -> None:
         assert [line.split() for line in left.stdout.splitlines()] == [["bad", "Failed"], ["live", "Running"]]
     finally:
         sbx.stop(proc)
+
+
+def test_wait_all_and_all_namespaces(sbx: Sandbox) -> None:
+    """kubectl wait's --all (every pod of the namespace) and -A (with --all or -l, every
+    namespace's pods), each pod said once; -A with a name is refused."""
+    spaced = POD.replace("metadata: {", "metadata: {namespace: %(ns)s, ")
+    procs = [sbx.start(sbx.manifest(spaced % {"name": name, "app": "web", "ns": ns}, f"{ns}-{name}.yaml"))
+             for ns, name in (("default", "web-1"), ("team", "web-2"))]
+    try:
+        sbx.wait_running("web-1")
+        sbx.wait_for(lambda: sbx.state("web-2", "team"), message="team/web-2's record")
+        every = sbx.run("wait", "pod", "--all", "--for=condition=Ready", "--timeout=30s")
+        assert every.returncode == 0, every.stderr
+        assert every.stdout.splitlines() == ["pod/web-1 condition met"]
+        across = sbx.run("wait", "pod", "-A", "-l", "app=web", "--for=condition=Ready", "--timeout=30s")
+        assert across.returncode == 0, across.stderr
+        assert across.stdout.splitlines() == ["pod/web-1 condition met", "pod/web-2 condition met"]
+        assert sbx.run("wait", "pod", "-A", "--all", "--for=create").stdout.count("condition met") == 2
+        named = sbx.run("wait", "-A", "pod/web-1", "--for=create")
+        assert named.returncode == 2 and "cannot be retrieved by name across all namespaces" in named.stderr
+        none = sbx.run("-n", "empty", "wait", "pod", "--all", "--for=condition=Ready")
+        assert none.returncode == 1 and "no matching resources found" in none.stderr
+    finally:
+        for proc in procs:
+            sbx.stop(proc)
