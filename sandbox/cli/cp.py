@@ -199,9 +199,31 @@ def untar(stream: IO[bytes], prefix: str, dest: str, src: FileSpec) -> None:
                     out.write(chunk)
 
 
+_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v",
+            "\\": "\\\\", '"': '\\"'}
+
+
 def _q(text: str) -> str:
-    """Go's %q, as kubectl's warnings quote paths (for the printable text paths are)."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """Go's %q (strconv.Quote), as kubectl's warnings quote paths: the names come from the
+    container's archive, so a control character (a terminal's escape sequence) is shown escaped,
+    never sent to the user's terminal. An undecodable byte (surrogateescape) is \\xNN as Go's."""
+    out = ['"']
+    for ch in text:
+        code = ord(ch)
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif 0xDC80 <= code <= 0xDCFF:  # a byte that was no UTF-8
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif ch.isprintable():
+            out.append(ch)
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    out.append('"')
+    return "".join(out)
 
 
 def copy_to_pod(args: argparse.Namespace, src: str, dest: FileSpec) -> int:

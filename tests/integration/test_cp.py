@@ -86,6 +86,8 @@ def forged_archive(outside: Path) -> bytes:
         add("tmp/in/up/through.txt", b"pwned\n")
         add("tmp/in/dev", type=tarfile.CHRTYPE, devmajor=1, devminor=3)
         add("tmp/in/hard", type=tarfile.LNKTYPE, linkname="etc/shadow")
+        # names that would drive the user's terminal if printed as they are
+        add("tmp/in/\x1b]0;owned\x07", type=tarfile.SYMTYPE, linkname="\x1b[2J")
     return buf.getvalue()
 
 
@@ -113,6 +115,8 @@ def test_an_archive_the_container_forges_writes_nothing_outside_the_destination(
         assert (dest / "up" / "through.txt").read_text() == "pwned\n"
         assert not (dest / "dev").exists() and not (dest / "hard").exists()
         assert f'warning: skipping "{dest}/dev": not a regular file or directory' in copied.stderr
+        assert f'warning: skipping symlink: "{dest}/\\x1b]0;owned\\a" -> "\\x1b[2J"' in copied.stderr
+        assert "\x1b" not in copied.stderr
 
         # an entry outside the asked path: the archive is refused as corrupted
         other = sbx.run("cp", "box:/etc", str(tmp_path / "etc"))

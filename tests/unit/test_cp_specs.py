@@ -30,3 +30,17 @@ def test_a_spec_out_of_the_canonical_format_is_refused(text: str) -> None:
 ])
 def test_path_shortcuts_are_stripped(path: str, stripped: str) -> None:
     assert strip_shortcuts(path) == stripped
+
+
+@pytest.mark.parametrize(("name", "quoted"), [
+    ('a"b\\c', '"a\\"b\\\\c"'),
+    ("x\x1b]0;owned\x07", '"x\\x1b]0;owned\\a"'),  # a terminal's escape sequence from the container
+    ("tab\there\nnl\r", '"tab\\there\\nnl\\r"'),
+    ("café\u00a0\u200b", '"café\\u00a0\\u200b"'),
+    (b"bad\xff".decode("utf-8", "surrogateescape"), '"bad\\xff"'),
+    ("\x7f\U000e0001", '"\\x7f\\U000e0001"'),
+])
+def test_names_in_warnings_are_quoted_as_gos_q(name: str, quoted: str) -> None:
+    from sandbox.cli.cp import _q
+
+    assert _q(name) == quoted
