@@ -45,6 +45,9 @@ def add_parser(verbs: Any) -> None:
     add_option(p, fields=True)
     p.add_argument("--show-labels", action="store_true", help="a LABELS column, last")
     p.add_argument("--no-headers", action="store_true", help="tables and custom-columns without their header")
+    p.add_argument("--sort-by", metavar="JSONPATH",
+                   help="list in the order of this field, e.g. .metadata.creationTimestamp or "
+                        "'{.status.containerStatuses[0].restartCount}'")
     p.set_defaults(handler=handle)
 
 
@@ -100,6 +103,10 @@ def handle(args: argparse.Namespace) -> int:
         return watch_pods(args, ns)
     if not args.name:
         states = list(read_pods(args, ns).values())
+        if args.sort_by and states:
+            from sandbox.cli.printers import sort_by
+
+            states = [states[i] for i in sort_by([pod_object(s) for s in states], args.sort_by)]
     if not states and not generic_output(args.output):
         print(f"No resources found in {ns} namespace." if ns else "No resources found", file=sys.stderr)
         return 0

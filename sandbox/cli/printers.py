@@ -106,3 +106,35 @@ def jsonpath_template(template: str) -> Template:
         return parse(template)
     except JSONPathError as e:
         raise UsageError(f"error parsing jsonpath {template}, {e}") from None
+
+
+def sort_by(items: list[dict[str, Any]], expression: str) -> list[int]:
+    """`get --sort-by`: the order of `items` (indexes) by the field `expression` names, as
+    kubectl's RuntimeSort: numbers by value, strings in natural order (sortorder.NaturalLess:
+    digit runs compare as numbers), an item without the field first; stable. SandboxError, in
+    kubectl's words, when no item has the field."""
+    path = relaxed_path(expression)
+    template = jsonpath_template(path)
+    keys: list[Any] = []
+    for item in items:
+        found = [value for piece in template.results(item) for value in piece]
+        keys.append(found[0] if found else None)
+    if items and all(k is None for k in keys):
+        raise SandboxError(f'couldn\'t find any field with path "{path}" in the list of objects')
+    return sorted(range(len(items)), key=lambda i: _sort_key(keys[i]))
+
+
+def _sort_key(value: Any) -> tuple[Any, ...]:
+    if value is None:
+        return (0,)
+    if isinstance(value, bool):
+        return (1, int(value))
+    if isinstance(value, (int, float)):
+        return (2, value)
+    if isinstance(value, str):
+        return (3, tuple((0, int(run), len(run), "") if run.isdigit() else (1, 0, 0, run)
+                         for run in _RUNS.findall(value)))
+    return (4, go_value(value))
+
+
+_RUNS = re.compile(r"\d+|\D+")
