@@ -218,15 +218,22 @@ class Forwarder:
         return out
 
     def _accept(self, listener: socket.socket, local: int, remote: int) -> None:
-        import socket
-
-        from sandbox.netns import NetnsSocketError, socket_in_netns
+        import threading
 
         try:
             client, _ = listener.accept()
         except OSError:
             return
         print(f"Handling connection for {local}", flush=True)
+        # dialled on a thread of its own, as kubectl's handleConnection: a pod that is slow to
+        # answer (a full accept queue drops the SYN: up to 5 s per family) holds up nothing else
+        threading.Thread(target=self._dial, args=(client, local, remote), daemon=True).start()
+
+    def _dial(self, client: socket.socket, local: int, remote: int) -> None:
+        import socket
+
+        from sandbox.netns import NetnsSocketError, socket_in_netns
+
         # containerd's dialLocalhost: tcp4 first, then tcp6, one after the other from the pod's
         # namespace (a server on the pod's ::1 alone, as `localhost` binds for some, is reached)
         failures: list[str] = []

@@ -189,3 +189,52 @@ def test_a_server_on_the_pods_ipv6_loopback_alone_is_reached(sbx: Sandbox) -> No
             forward.kill()
             forward.communicate()
         sbx.stop(pod)
+
+
+def test_a_pod_slow_to_answer_one_connection_holds_up_no_other(sbx: Sandbox) -> None:
+    """A listener in the pod whose accept queue is full drops the SYN, so a dial to it hangs (5 s
+    per family); the other connections are served meanwhile, as kubectl's are (a goroutine each)."""
+    import os
+    import time
+
+    from sandbox.netns import socket_in_netns
+
+    pod = sbx.start(sbx.manifest(POD), "--network", "none")
+    forward = None
+    stuck_clients: list[socket.socket] = []
+    pidfd = -1
+    stuck = None
+    try:
+        sbx.wait_running("web")
+        pidfd = os.pidfd_open(sbx.pause_pid("web"))
+        stuck = socket_in_netns(pidfd, socket.AF_INET, socket.SOCK_STREAM)
+        stuck.bind(("127.0.0.1", 8009))
+        stuck.listen(0)  # never accepted: one connection queued, the next SYNs dropped
+        forward = subprocess.Popen(sbx.cmd("port-forward", "web", ":8000", ":8009"), stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        assert forward.stdout is not None
+        ports: dict[int, int] = {}
+        while len(ports) < 2:
+            line = forward.stdout.readline()
+            assert line, forward.stderr.read() if forward.stderr else ""
+            found = re.fullmatch(r"Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)\n", line)
+            if found:
+                ports[int(found[2])] = int(found[1])
+        for _ in range(3):
+            stuck_clients.append(socket.create_connection(("127.0.0.1", ports[8009]), timeout=10))
+            time.sleep(0.1)
+        started = time.monotonic()
+        assert fetch(ports[8000]).endswith(b"hello-from-pod\n")
+        assert time.monotonic() - started < 3
+    finally:
+        for conn in stuck_clients:
+            conn.close()
+        if stuck is not None:
+            stuck.close()
+        if pidfd >= 0:
+            os.close(pidfd)
+        if forward is not None:
+            if forward.poll() is None:
+                forward.send_signal(signal.SIGINT)
+            forward.communicate(timeout=15)
+        sbx.stop(pod)
