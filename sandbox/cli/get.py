@@ -45,6 +45,8 @@ def add_parser(verbs: Any) -> None:
     add_option(p, fields=True)
     p.add_argument("--show-labels", action="store_true", help="a LABELS column, last")
     p.add_argument("--no-headers", action="store_true", help="tables and custom-columns without their header")
+    p.add_argument("--allow-missing-template-keys", nargs="?", const="true", default="true", metavar="BOOL",
+                   help="false: a jsonpath template naming a field a pod lacks is an error (default true)")
     p.add_argument("--sort-by", metavar="JSONPATH",
                    help="list in the order of this field, e.g. .metadata.creationTimestamp or "
                         "'{.status.containerStatuses[0].restartCount}'")
@@ -74,10 +76,12 @@ def deletion_timestamp(deletion: dict[str, Any]) -> float:
 
 
 def handle(args: argparse.Namespace) -> int:
-    if args.output not in PLAIN_OUTPUTS:
-        from sandbox.cli.printers import check_output
+    allow_missing = True
+    if args.output not in PLAIN_OUTPUTS or args.allow_missing_template_keys != "true":
+        from sandbox.cli.printers import check_output, parse_bool
 
         check_output(args.output)  # a bad format or template is refused before anything is read
+        allow_missing = parse_bool(args.allow_missing_template_keys)
     if args.kind in CONFIG_KINDS:
         if args.watch or args.watch_only or args.selector is not None or args.field_selector is not None:
             from sandbox.errors import UsageError
@@ -111,7 +115,7 @@ def handle(args: argparse.Namespace) -> int:
         print(f"No resources found in {ns} namespace." if ns else "No resources found", file=sys.stderr)
         return 0
     write_objects(states, args.output, single=bool(args.name), all_namespaces=args.all_namespaces,
-                  labels=args.show_labels, headers=not args.no_headers)
+                  labels=args.show_labels, headers=not args.no_headers, allow_missing=allow_missing)
     return 0
 
 
@@ -156,12 +160,13 @@ def generic_output(output: str | None) -> bool:
 
 
 def write_objects(states: list[dict[str, Any]], output: str | None, *, single: bool,
-                  all_namespaces: bool = False, labels: bool = False, headers: bool = True) -> None:
+                  all_namespaces: bool = False, labels: bool = False, headers: bool = True,
+                  allow_missing: bool = True) -> None:
     """One listing in kubectl's output formats: a table (wide), names, a Pod / List object, or
     a template (jsonpath, custom-columns) over that object."""
     if generic_output(output):
         items = [pod_object(s) for s in states]
-        write_document(items, output, single=single, headers=headers)
+        write_document(items, output, single=single, headers=headers, allow_missing=allow_missing)
     elif output == "name":
         for s in states:
             print(f"pod/{s.get('name')}")
@@ -175,7 +180,7 @@ def write_objects(states: list[dict[str, Any]], output: str | None, *, single: b
 
 
 def write_document(items: list[dict[str, Any]], output: str | None, *, single: bool, sort_keys: bool = False,
-                   headers: bool = True) -> None:
+                   headers: bool = True, allow_missing: bool = True) -> None:
     """json, yaml or a template over the object kubectl prints: the one named object, else a List."""
     doc = items[0] if single else {"apiVersion": "v1", "items": items, "kind": "List",
                                    "metadata": {"resourceVersion": ""}}
@@ -191,7 +196,7 @@ def write_document(items: list[dict[str, Any]], output: str | None, *, single: b
         if not headers and printer.kind == "custom-columns":
             sys.stdout.write(printer.rows(items, header=False))
         else:
-            sys.stdout.write(printer.document(doc, items))
+            sys.stdout.write(printer.document(doc, items, allow_missing=allow_missing))
 
 
 def pod_header(*, wide: bool, all_namespaces: bool, labels: bool = False) -> list[str]:

@@ -29,15 +29,17 @@ class TemplatePrinter(Record):
     template: Template | None  # jsonpath's
     columns: tuple[tuple[str, Template], ...] = ()  # custom-columns': (header, path)
 
-    def document(self, doc: dict[str, Any], items: list[dict[str, Any]]) -> str:
-        """The output for one listing: `doc` is what `-o json` prints, `items` its objects."""
+    def document(self, doc: dict[str, Any], items: list[dict[str, Any]], *, allow_missing: bool = True) -> str:
+        """The output for one listing: `doc` is what `-o json` prints, `items` its objects.
+        `allow_missing` False (--allow-missing-template-keys=false): a jsonpath naming a field
+        an object lacks is an error; custom-columns show <none> either way, as kubectl's."""
         if self.kind == "custom-columns":
             return self.rows(items, header=True)
         assert self.template is not None
         try:
             if self.kind == "jsonpath-as-json":
-                return self.template.render_json(doc)
-            return self.template.render(doc)
+                return self.template.render_json(doc, allow_missing=allow_missing)
+            return self.template.render(doc, allow_missing=allow_missing)
         except JSONPathError as e:
             raise SandboxError(f'error executing jsonpath "{self.template.source}": Error executing template: {e}') from None
 
@@ -138,3 +140,12 @@ def _sort_key(value: Any) -> tuple[Any, ...]:
 
 
 _RUNS = re.compile(r"\d+|\D+")
+
+
+def parse_bool(text: str) -> bool:
+    """strconv.ParseBool, as kubectl's boolean flags take a value (`--flag=false`)."""
+    if text in ("1", "t", "T", "true", "TRUE", "True"):
+        return True
+    if text in ("0", "f", "F", "false", "FALSE", "False"):
+        return False
+    raise UsageError(f'invalid argument "{text}": strconv.ParseBool: parsing "{text}": invalid syntax')

@@ -215,3 +215,20 @@ def test_get_with_templates(root: Root) -> None:  # noqa: F811 - the fixture
     assert out_of_range.returncode == 1 and "array index out of bounds: index 5, length 2" in out_of_range.stderr
     empty = root.run("-n", "none", "get", "pods", "-o", "jsonpath={.items[*].metadata.name}")
     assert empty.returncode == 0 and empty.stdout == "" and empty.stderr == ""
+
+
+def test_allow_missing_template_keys_false_makes_a_missing_field_an_error() -> None:
+    from sandbox.cli.printers import parse_bool
+
+    printer = check_output("jsonpath={.metadata.nope}")
+    assert printer is not None
+    doc = {"metadata": {"name": "web"}}
+    assert printer.document(doc, [doc]) == ""
+    with pytest.raises(SandboxError, match=r'error executing jsonpath "\{\.metadata\.nope\}": Error executing '
+                                           r"template: nope is not found"):
+        printer.document(doc, [doc], allow_missing=False)
+    columns = check_output("custom-columns=N:.metadata.nope")
+    assert columns is not None and "<none>" in columns.document(doc, [doc], allow_missing=False)
+    assert (parse_bool("false"), parse_bool("T"), parse_bool("1")) == (False, True, True)
+    with pytest.raises(UsageError, match='strconv.ParseBool: parsing "maybe": invalid syntax'):
+        parse_bool("maybe")
