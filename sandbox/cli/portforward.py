@@ -190,15 +190,18 @@ class Forwarder:
         errors: list[str] = []
         localhost_ok = localhost_failed = other_failed = 0
         for listen in addresses:
-            sock = socket.socket(listen.family, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            sock = None
             try:
+                # inside: a kernel without IPv6 (ipv6.disable=1) refuses the socket itself
+                sock = socket.socket(listen.family, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 if listen.family == socket.AF_INET6:
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                 sock.bind((listen.host, port))
                 sock.listen(128)
             except OSError as e:
-                sock.close()
+                if sock is not None:
+                    sock.close()
                 tcp = "tcp6" if listen.family == socket.AF_INET6 else "tcp4"
                 reason = (e.strerror or str(e))
                 errors.append(f"unable to create listener: Error listen {tcp} {_join(listen.host, port)}: bind: "

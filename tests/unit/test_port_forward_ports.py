@@ -57,3 +57,30 @@ def test_an_address_that_is_no_ip_is_refused(text: str) -> None:
 
     with pytest.raises(UsageError, match=r"is not a valid IP"):
         parse_addresses(text)
+
+
+def test_a_kernel_without_ipv6_leaves_localhost_on_ipv4(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ipv6.disable=1: socket(AF_INET6) itself fails (EAFNOSUPPORT); localhost listens on
+    127.0.0.1 alone, as kubectl goes on with one of the pair, and ::1 asked by IP is the port's
+    failure, not an internal error."""
+    import errno
+    import socket
+
+    from sandbox.cli.portforward import Forwarder, ListenError, parse_addresses
+
+    real = socket.socket
+
+    def no_ipv6(family: int = socket.AF_INET, *args: object, **kwargs: object) -> socket.socket:
+        if family == socket.AF_INET6:
+            raise OSError(errno.EAFNOSUPPORT, "Address family not supported by protocol")
+        return real(family, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "socket", no_ipv6)
+    opened = Forwarder(-1, "web")._listen(parse_addresses("localhost"), 0)
+    try:
+        assert [s.getsockname()[0] for s in opened] == ["127.0.0.1"]
+    finally:
+        for s in opened:
+            s.close()
+    with pytest.raises(ListenError, match=r"Error listen tcp6 \[::1\]:0: bind: address family not supported"):
+        Forwarder(-1, "web")._listen(parse_addresses("::1"), 0)
