@@ -9,6 +9,7 @@ from sandbox.errors import NotFoundError, UsageError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Iterable
     from typing import Any
 
     from sandbox.paths import RootLayout
@@ -36,6 +37,40 @@ def check_pod_name(name: str) -> str:
     return name
 
 
+POD_KINDS = ("pod", "pods", "po")  # the names kubectl accepts for pods (cli/get.py's too)
+
+
+def pod_of_resource(word: str) -> str:
+    """NAME of `pod/NAME` (pods/, po/ too); another type is one this runtime does not have."""
+    kind, _, name = word.partition("/")
+    if kind.lower() not in POD_KINDS:
+        raise UsageError(f'the server doesn\'t have a resource type "{kind}"')
+    return name
+
+
+def add_kind_argument(p: Any, kinds: Iterable[str], help_text: str) -> None:
+    """The TYPE positional of get/describe/inspect/top: TYPE or TYPE/NAME, so no argparse
+    choices; the kinds are kept on the action for the shell completion (cli/completion.py)."""
+    action = p.add_argument("kind", metavar="TYPE[/NAME]", help=help_text)
+    action.completions = tuple(kinds)
+
+
+def split_resource(args: argparse.Namespace, kinds: Iterable[str]) -> None:
+    """`get pod/web` as `get pod web`: a `kind` argument in TYPE/NAME form, for the verbs that
+    take a type then a name (kubectl's resource builder). The type must be one of `kinds`."""
+    kind = args.kind
+    if "/" in kind:
+        if getattr(args, "name", None):
+            raise UsageError("there is no need to specify a resource type as a separate argument when passing "
+                             "arguments in resource/name form (e.g. 'sandbox get resource/<resource_name>' "
+                             "instead of 'sandbox get resource resource/<resource_name>'")
+        kind, _, args.name = kind.partition("/")
+        check_pod_name(args.name)
+    if kind.lower() not in kinds:
+        raise UsageError(f'the server doesn\'t have a resource type "{kind}"')
+    args.kind = kind.lower()
+
+
 def check_label(value: str, what: str) -> str:
     from sandbox.names import is_dns_label
 
@@ -49,8 +84,11 @@ def check_arguments(args: argparse.Namespace) -> None:
     checked once, for every verb, before the verb runs (`/`, `..`, NUL and the rest are refused)."""
     if getattr(args, "namespace", None) is not None:
         check_label(args.namespace, "namespace")
-    if getattr(args, "name", None) is not None:
-        check_pod_name(args.name)
+    name = getattr(args, "name", None)
+    if name is not None:
+        if "/" in name:  # kubectl's TYPE/NAME form: `logs pod/web`, `exec pod/web -- ...`
+            args.name = name = pod_of_resource(name)
+        check_pod_name(name)
     if getattr(args, "container", None) is not None:
         check_label(args.container, "container name")
 

@@ -92,8 +92,9 @@ def _positionals(verb: str, parser: argparse.ArgumentParser) -> list[str]:
     for a in parser._actions:
         if a.option_strings:
             continue
-        if isinstance(a.choices, dict) or (a.choices and not isinstance(a.choices, str)):
-            spec = "=" + ",".join(str(c) for c in a.choices)
+        words = getattr(a, "completions", None) or a.choices  # a TYPE[/NAME] argument keeps its kinds aside
+        if isinstance(words, dict) or (words and not isinstance(words, str)):
+            spec = "=" + ",".join(str(c) for c in words)
         elif a.dest == "name":
             spec = "@pod"
         elif a.dest == "resources":

@@ -62,6 +62,13 @@ def handle(args: argparse.Namespace) -> int:
     args.grace_period = grace_period(args.grace_period, now=args.now, force=args.force)
     words = list(args.words)
     kind = words.pop(0) if words and words[0] in (*POD_KINDS, *CONFIG_KINDS) else "pod"
+    if any("/" in w for w in words):  # kubectl's TYPE/NAME form: `delete pod/a pod/b`
+        from sandbox.cli.common import pod_of_resource
+
+        if args.words[0] in (*POD_KINDS, *CONFIG_KINDS):
+            raise UsageError("there is no need to specify a resource type as a separate argument when passing "
+                             "arguments in resource/name form")
+        words = [pod_of_resource(w) if "/" in w else w for w in words]
     targets: list[tuple[str, str, str]] = []  # (kind, namespace or "", name)
     if args.filename:
         if words or args.all or args.selector is not None or args.field_selector is not None:

@@ -34,7 +34,10 @@ MAX_ANNOTATION_LEN = 140
 
 def add_parser(verbs: Any) -> None:
     p = verbs.add_parser("describe", help="show a pod in detail, with its events")
-    p.add_argument("kind", choices=[*POD_KINDS, *CONFIG_KINDS], help="what to describe")
+    from sandbox.cli.common import add_kind_argument
+
+    add_kind_argument(p, [*POD_KINDS, *CONFIG_KINDS],
+                      f"what to describe: {', '.join([*POD_KINDS, *CONFIG_KINDS])}, or TYPE/NAME (pod/web)")
     p.add_argument("name", nargs="?", help="pod (ConfigMap, Secret) name; none: every pod of the namespace")
     from sandbox.cli.selector import add_option
 
@@ -46,8 +49,10 @@ def add_parser(verbs: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from sandbox.cli.common import split_resource
     from sandbox.errors import UsageError
 
+    split_resource(args, (*POD_KINDS, *CONFIG_KINDS))
     if args.kind in CONFIG_KINDS:
         if not args.name or args.selector is not None:
             raise UsageError(f"describe {args.kind}: give its name (-l selects pods only)")

@@ -31,7 +31,10 @@ PLAIN_OUTPUTS = (None, "json", "yaml", "wide", "name")
 
 def add_parser(verbs: Any) -> None:
     p = verbs.add_parser("get", help="show pods")
-    p.add_argument("kind", choices=["pods", "pod", "po", *CONFIG_KINDS], help="what to show")
+    from sandbox.cli.common import add_kind_argument
+
+    add_kind_argument(p, [*POD_KINDS, *CONFIG_KINDS],
+                      f"what to show: {', '.join([*POD_KINDS, *CONFIG_KINDS])}, or TYPE/NAME (pod/web)")
     p.add_argument("name", nargs="?", help="one pod, ConfigMap or Secret")
     p.add_argument("-o", "--output", metavar="FORMAT",
                    help="json, yaml, wide, name, jsonpath=TEMPLATE (e.g. '{.items[*].metadata.name}'), "
@@ -76,6 +79,9 @@ def deletion_timestamp(deletion: dict[str, Any]) -> float:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from sandbox.cli.common import split_resource
+
+    split_resource(args, (*POD_KINDS, *CONFIG_KINDS))
     allow_missing = True
     if args.output not in PLAIN_OUTPUTS or args.allow_missing_template_keys != "true":
         from sandbox.cli.printers import check_output, parse_bool

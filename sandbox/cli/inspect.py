@@ -23,8 +23,10 @@ if TYPE_CHECKING:
 def add_parser(verbs: Any) -> None:
     p = verbs.add_parser("inspect", help="show a running pod's processes, namespaces, capabilities, "
                          "seccomp, mounts and cgroups")
-    p.add_argument("kind", choices=POD_KINDS, help="what to inspect")
-    p.add_argument("name", help="pod name")
+    from sandbox.cli.common import add_kind_argument
+
+    add_kind_argument(p, POD_KINDS, "what to inspect: pod NAME, or pod/NAME")
+    p.add_argument("name", nargs="?", help="pod name")
     p.add_argument("-c", "--container", help="only this container (and pause)")
     p.add_argument("-o", "--output", choices=["json"], help="print JSON")
     p.add_argument("--tree", action="store_true",
@@ -33,9 +35,12 @@ def add_parser(verbs: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from sandbox.cli.common import namespace, pod_dir
+    from sandbox.cli.common import namespace, pod_dir, split_resource
     from sandbox.errors import UsageError
 
+    split_resource(args, POD_KINDS)
+    if not args.name:
+        raise UsageError("inspect: give the pod's name (inspect pod NAME)")
     state = pod_dir(args, args.name).read()
     records: dict[str, Any] = state.get("containers") or {}
     if args.container and args.container not in records:

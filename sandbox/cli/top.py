@@ -51,7 +51,9 @@ class PodUsage(Record):
 
 def add_parser(verbs: Any) -> None:
     p = verbs.add_parser("top", help="show CPU and memory of running pods (from their cgroups)")
-    p.add_argument("kind", choices=POD_KINDS, help="what to show")
+    from sandbox.cli.common import add_kind_argument
+
+    add_kind_argument(p, POD_KINDS, "what to show: pod [NAME], or pod/NAME")
     p.add_argument("name", nargs="?", help="one pod")
     p.add_argument("--containers", action="store_true", help="one line per container")
     p.add_argument("-A", "--all-namespaces", action="store_true")
@@ -64,8 +66,10 @@ def add_parser(verbs: Any) -> None:
 def handle(args: argparse.Namespace) -> int:
     import time
 
+    from sandbox.cli.common import split_resource
     from sandbox.errors import SandboxError, UsageError
 
+    split_resource(args, POD_KINDS)
     if not 0 < args.window <= MAX_WINDOW:
         raise UsageError(f"--window must be more than 0 and at most {MAX_WINDOW:g} seconds")
     if args.name:

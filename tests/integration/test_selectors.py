@@ -61,6 +61,11 @@ def test_selectors_pick_the_matching_pods(sbx: Sandbox) -> None:
         assert running.stdout.split() == ["pod/web-1", "pod/web-2"]
         unknown = sbx.run("get", "pods", "--field-selector", "status.hostIP=10.0.0.1")
         assert unknown.returncode == 1 and "field label not supported: status.hostIP" in unknown.stderr
+        # kubectl's TYPE/NAME form
+        assert sbx.run("get", "pod/web-1", "-o", "name").stdout == "pod/web-1\n"
+        assert sbx.run("logs", "pod/web-1", "--tail=1").stdout == "web-1-12\n"
+        assert sbx.run("exec", "pod/web-1", "--", "true").returncode == 0
+        assert "Name:         db" in sbx.run("describe", "pod/db").stdout
         described = sbx.run("describe", "pods", "-l", "app!=web")
         assert [line.split()[1] for line in described.stdout.splitlines() if line.startswith("Name:")] == ["db"]
         bad = sbx.run("describe", "pods", "-l", "app=web x")
