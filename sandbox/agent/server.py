@@ -539,6 +539,8 @@ class Agent:
             pass  # the pipe is full: the loop wakes anyway
 
     def _start_prepared(self, conn: Conn, request: dict[str, Any], result: Any) -> None:
+        from sandbox.errors import SandboxError
+        from sandbox.supervisor.run import admit_to_node
 
         if isinstance(result, BaseException):
             if "static" in request:
@@ -556,6 +558,13 @@ class Agent:
         if running is not None or self.stopping:
             conn.fail(f'pod "{prepared.name}" is already running in namespace "{prepared.namespace}"'
                       if not self.stopping else "the node agent is stopping")
+            return
+        try:  # again, here: the worker admitted it before the pods started since had records
+            admit_to_node(prepared.pod, self.layout, self.options.run.max_pods)
+        except SandboxError as e:
+            if "static" in request:
+                log.warning("static pod: %s", e)
+            conn.fail(*failure(e))
             return
         pod = self._begin(prepared, run_options, conn, request)
         if pod is None:

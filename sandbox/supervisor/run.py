@@ -76,14 +76,7 @@ def prepare_accepted(accepted: AcceptedPod, path: str, layout: RootLayout, pull_
     # An FQDN too long for the kernel (setHostnameAsFQDN) fails the pod as the kubelet fails its
     # sandbox: raised here, before the pod's lock or any other trace of it exists.
     launch.pod_hostname(pod)
-    if pods_at_least(layout.pods, max_pods):  # one directory listing; the records only on a full node
-        from sandbox.pod.admission import admit_pod_count
-
-        admit_pod_count(pod, layout.pods, max_pods)
-    if admission_applies(pod):  # the kubelet's admission: requests, host ports, node rules against this node
-        from sandbox.pod.admission import admit
-
-        admit(pod, layout.pods)
+    admit_to_node(pod, layout, max_pods)
     store = ImageStore(layout.images)
     images: dict[str, Image] = {}
     problems: list[str] = []
@@ -123,6 +116,21 @@ def prepare_accepted(accepted: AcceptedPod, path: str, layout: RootLayout, pull_
     from sandbox.spec.convert import to_dict
 
     return PreparedPod(pod, to_dict(pod, "Pod"), images, layout, accepted.warnings, config, volume_images, puller)
+
+
+def admit_to_node(pod: Pod, layout: RootLayout, max_pods: int = DEFAULT_MAX_PODS) -> None:
+    """The kubelet's admission of `pod` against the node's other active pods (AdmissionError):
+    their count, their requests and host ports, and the node rules. The agent calls it again on
+    its loop, one pod after the other, as the kubelet admits: its worker prepares the next pod
+    before the last one's record exists."""
+    if pods_at_least(layout.pods, max_pods):  # one directory listing; the records only on a full node
+        from sandbox.pod.admission import admit_pod_count
+
+        admit_pod_count(pod, layout.pods, max_pods)
+    if admission_applies(pod):  # the kubelet's admission: requests, host ports, node rules against this node
+        from sandbox.pod.admission import admit
+
+        admit(pod, layout.pods)
 
 
 def pods_at_least(pods_dir: Path, count: int) -> bool:

@@ -148,3 +148,37 @@ def test_max_pods_counts_the_running_pods(sbx: Sandbox) -> None:
     sbx.wait_running("three")
     for proc in (*running, admitted):
         sbx.stop(proc)
+
+
+def test_the_agent_admits_one_pod_after_the_other(agent_sbx: Sandbox) -> None:
+    """Two RunPod requests at once, each asking for 60% of the node's CPU: the agent's worker
+    prepares the second while the loop starts the first, before the first has a record; the
+    loop's own admission, one pod after the other as the kubelet's, rejects the second."""
+    from sandbox.agent.protocol import Client, encode, socket_path_of
+
+    sbx = agent_sbx
+    capacity = (os.cpu_count() or 1) * 1000
+
+    def manifest(name: str, cpu: int) -> str:
+        resources = f"    resources: {{requests: {{cpu: {cpu}m}}}}"
+        return str(sbx.manifest(REQUESTING % {"name": name, "resources": resources}, f"{name}.yaml"))
+
+    warm = sbx.run("run", "-d", manifest("warm", 1))  # the agent is up before the race
+    assert warm.returncode == 0, warm.stderr
+    for attempt in range(4):  # a race: without the loop's admission, the two most often both ran
+        names = (f"one-{attempt}", f"two-{attempt}")
+        paths = [manifest(name, capacity * 6 // 10) for name in names]
+        clients = [Client.connect(socket_path_of(str(sbx.root))) for _ in paths]
+        try:
+            for client, path in zip(clients, paths):
+                client.sock.sendall(encode({"op": "RunPod", "path": path}))
+            answers = [client.receive() for client in clients]
+        finally:
+            for client in clients:
+                client.close()
+        assert sorted(bool(a.get("ok")) for a in answers) == [False, True], (attempt, answers)
+        refused = next(a for a in answers if not a.get("ok"))
+        assert "OutOfcpu: Pod was rejected" in str(refused.get("error")), refused
+        assert f"used: {capacity * 6 // 10 + 1}" in str(refused.get("error")), refused
+        deleted = sbx.run("delete", "pods", *names, "--grace-period=0", "--force")
+        assert deleted.returncode in (0, 1), deleted.stderr  # the refused one does not exist
