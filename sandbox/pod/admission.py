@@ -2,8 +2,8 @@
 predicate.go) as far as one node has them: the pod's cpu and memory requests against the node's
 allocatable less what its other active pods request (OutOfcpu / OutOfmemory; the other pods are
 the live records of the same --root, so two foreground runs admitted at the same instant can both
-fit, where the kubelet admits one pod at a time, as the node agent does on its loop), its hostPorts against theirs (NodePorts), and its
-`nodeSelector` and required node affinity
+fit, where the kubelet admits one pod at a time, as the node agent does on its loop), its
+hostPorts against theirs (NodePorts), and its `nodeSelector` and required node affinity
 (`affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution`) against this node's
 labels. The scheduler checks the same for pods it places; a pod given to the node directly (a
 static pod, and every pod here) meets only this check. A pod that fails it is rejected before
