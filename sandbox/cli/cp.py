@@ -29,6 +29,7 @@ from sandbox.record import Record
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
+    import tarfile
     from typing import IO, Any
 
 # the most read after the end of the archive from a pod (a tar record is 10 KiB)
@@ -227,8 +228,6 @@ def _q(text: str) -> str:
 
 
 def copy_to_pod(args: argparse.Namespace, src: str, dest: FileSpec) -> int:
-    import tarfile
-
     from sandbox.errors import SandboxError
 
     if not os.path.lexists(src):
@@ -242,14 +241,35 @@ def copy_to_pod(args: argparse.Namespace, src: str, dest: FileSpec) -> int:
         argv += ["-C", directory]
     child = _exec(args, dest, argv, stdin=True)
     assert child.stdin is not None
+    failure: SandboxError | None = None
     try:
-        with tarfile.open(fileobj=child.stdin, mode="w|", format=tarfile.PAX_FORMAT) as archive:
+        with _writer(child.stdin) as archive:
             archive.add(os.path.normpath(src), arcname=posixpath.basename(target) or ".", recursive=True)
     except BrokenPipeError:
         pass  # the container's tar ended early: its exit code and stderr say why
+    except OSError as e:  # a local file that cannot be read: the archive stops there, unfinished
+        failure = SandboxError(f"{e.filename}: {e.strerror}" if e.filename else str(e))
     finally:
         try:
             child.stdin.close()
         except BrokenPipeError:
             pass
-    return 0 if child.wait() == 0 else 1
+    code = child.wait()
+    if failure is not None:
+        raise failure  # ours, whatever the container's tar made of the cut archive
+    return 0 if code == 0 else 1
+
+
+def _writer(stream: IO[bytes]) -> tarfile.TarFile:
+    """tarfile's stream writer, saying what it leaves out: a socket has no archive form (tarfile
+    skips it without a word; kubectl's os.Open of it fails the copy, this copies the rest)."""
+    import tarfile
+
+    class Writer(tarfile.TarFile):
+        def gettarinfo(self, name: Any = None, arcname: Any = None, fileobj: Any = None) -> Any:
+            info = super().gettarinfo(name, arcname, fileobj)
+            if info is None:
+                print(f"warning: skipping {_q(str(name))}: a socket cannot be copied", file=sys.stderr)
+            return info
+
+    return Writer.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT)

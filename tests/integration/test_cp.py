@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 import subprocess
 import tarfile
 from pathlib import Path
@@ -144,6 +145,26 @@ def test_local_failures_are_reported_and_a_link_named_as_dest_is_written_through
         over = sbx.run("cp", "box:/tmp/big", str(plain))
         assert over.returncode == 1 and f"error: {plain}: File exists" in over.stderr, over.stderr
         assert "internal error" not in over.stderr and plain.read_text() == "mine\n"
+
+        # to a pod: a local file that cannot be read is said (the archive stops there), and a
+        # socket, which has no archive form, is skipped with a warning, the rest copied
+        if os.path.exists("/sys/bus/pci/rescan"):  # sysfs refuses to open it for reading, even root
+            unreadable = sbx.run("cp", "/sys/bus/pci/rescan", "box:/tmp/rescan")
+            assert unreadable.returncode == 1, unreadable.stderr
+            assert "error: /sys/bus/pci/rescan: Permission denied" in unreadable.stderr
+            assert "internal error" not in unreadable.stderr
+        tree = tmp_path / "tree"
+        tree.mkdir()
+        (tree / "kept").write_text("kept\n")
+        listening = socket.socket(socket.AF_UNIX)
+        try:
+            listening.bind(str(tree / "sock"))
+            with_socket = sbx.run("cp", str(tree), "box:/tmp/tree")
+        finally:
+            listening.close()
+        assert with_socket.returncode == 0, with_socket.stderr
+        assert f'warning: skipping "{tree}/sock": a socket cannot be copied' in with_socket.stderr
+        assert sbx.run("exec", "box", "--", "cat", "/tmp/tree/kept").stdout == "kept\n"
 
         # DEST the user named is a link to a file: written through it, as kubectl's os.Create
         target = tmp_path / "target.txt"
