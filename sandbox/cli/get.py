@@ -38,7 +38,7 @@ def add_parser(verbs: Any) -> None:
     p.add_argument("name", nargs="?", help="one pod, ConfigMap or Secret")
     p.add_argument("-o", "--output", metavar="FORMAT",
                    help="json, yaml, wide, name, jsonpath=TEMPLATE (e.g. '{.items[*].metadata.name}'), "
-                        "jsonpath-as-json=TEMPLATE or custom-columns=NAME:.metadata.name,...")
+                        "jsonpath-as-json=TEMPLATE, jsonpath-file=FILE or custom-columns=NAME:.metadata.name,...")
     p.add_argument("-A", "--all-namespaces", action="store_true")
     p.add_argument("-w", "--watch", action="store_true",
                    help="after listing, print each change of a pod (until Ctrl-C)")

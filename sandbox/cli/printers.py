@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 PLAIN_FORMATS = ("json", "yaml", "wide", "name")
-TEMPLATE_FORMATS = ("jsonpath", "jsonpath-as-json", "custom-columns")
+TEMPLATE_FORMATS = ("jsonpath", "jsonpath-as-json", "jsonpath-file", "custom-columns")
 _RELAXED = re.compile(r"^\{?(\.?[^{}]*)\}?$")
 
 
@@ -74,6 +74,13 @@ def check_output(output: str | None) -> TemplatePrinter | None:
         return TemplatePrinter(kind, None, tuple(custom_columns(template)))
     if not template:
         raise UsageError("template format specified but no template given")
+    if kind == "jsonpath-file":  # the template read from a file, as kubectl's --template file
+        try:
+            with open(template, encoding="utf-8") as f:
+                text = f.read()
+        except OSError as e:
+            raise UsageError(f"error reading --template {template}, {e.strerror}") from None
+        return TemplatePrinter("jsonpath", jsonpath_template(text))
     return TemplatePrinter(kind, jsonpath_template(template))
 
 

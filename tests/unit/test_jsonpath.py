@@ -232,3 +232,16 @@ def test_allow_missing_template_keys_false_makes_a_missing_field_an_error() -> N
     assert (parse_bool("false"), parse_bool("T"), parse_bool("1")) == (False, True, True)
     with pytest.raises(UsageError, match='strconv.ParseBool: parsing "maybe": invalid syntax'):
         parse_bool("maybe")
+
+
+def test_jsonpath_file_reads_the_template_from_a_file(tmp_path: object) -> None:
+    from pathlib import Path
+
+    template = Path(str(tmp_path)) / "names.jsonpath"
+    template.write_text('{range .items[*]}{.metadata.name}{"\\n"}{end}')
+    printer = check_output(f"jsonpath-file={template}")
+    assert printer is not None and printer.kind == "jsonpath"
+    doc = {"items": [{"metadata": {"name": "a"}}, {"metadata": {"name": "b"}}]}
+    assert printer.document(doc, doc["items"]) == "a\nb\n"
+    with pytest.raises(UsageError, match="error reading --template .*nope, No such file or directory"):
+        check_output(f"jsonpath-file={template.parent / 'nope'}")
