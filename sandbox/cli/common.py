@@ -86,7 +86,7 @@ def check_arguments(args: argparse.Namespace) -> None:
         check_label(args.namespace, "namespace")
     name = getattr(args, "name", None)
     if name is not None:
-        if "/" in name:  # kubectl's TYPE/NAME form: `logs pod/web`, `exec pod/web -- ...`
+        if "/" in name and name.partition("/")[0].isalpha():  # kubectl's TYPE/NAME form: `logs pod/web` (not `../x`)
             args.name = name = pod_of_resource(name)
         check_pod_name(name)
     if getattr(args, "container", None) is not None:

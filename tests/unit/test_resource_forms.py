@@ -26,6 +26,8 @@ def test_a_name_argument_in_type_name_form_is_the_name() -> None:
     args = argparse.Namespace(namespace=None, name="pod/web", container=None)
     check_arguments(args)
     assert args.name == "web"
+    with pytest.raises(UsageError, match="invalid pod name '../etc'"):  # a path, not TYPE/NAME
+        check_arguments(argparse.Namespace(namespace=None, name="../etc", container=None))
     with pytest.raises(UsageError, match="invalid pod name 'Bad_'"):
         check_arguments(argparse.Namespace(namespace=None, name="pod/Bad_", container=None))
 
