@@ -28,6 +28,7 @@ def add_parser(verbs: Any) -> None:
     p.add_argument("-A", "--all-namespaces", action="store_true")
     p.add_argument("--for", dest="for_object", metavar="pod/NAME", help="only the events of this pod")
     p.add_argument("-w", "--watch", action="store_true", help="after listing, print new events (until Ctrl-C)")
+    p.add_argument("--types", metavar="TYPES", help="only events of these types, comma-separated (Normal, Warning)")
     p.add_argument("-o", "--output", choices=["json", "yaml"], help="output format")
     p.set_defaults(handler=handle)
 
@@ -37,6 +38,7 @@ def handle(args: argparse.Namespace) -> int:
 
     ns = None if args.all_namespaces else namespace(args)
     pod = for_pod(args.for_object)
+    args.types = event_types(getattr(args, "types", None))
     if args.watch:
         return watch_events(args, ns, pod)
     items = sort_events(list_events(args, ns, pod))
@@ -51,6 +53,18 @@ def handle(args: argparse.Namespace) -> int:
     rows += [row(e, now, all_namespaces=args.all_namespaces) for e in items]
     print("\n".join(tab_lines(rows)))
     return 0
+
+
+def event_types(text: str | None) -> frozenset[str] | None:
+    """`--types Warning,Normal` (any case), as kubectl events validates it; None: every type."""
+    if not text:
+        return None
+    types = {t.strip().lower() for t in text.split(",") if t.strip()}
+    if not types <= {"normal", "warning"}:
+        from sandbox.errors import UsageError
+
+        raise UsageError("valid --types are Normal or Warning")
+    return frozenset(types)
 
 
 def for_pod(text: str | None) -> str | None:
@@ -80,8 +94,9 @@ def list_events(args: argparse.Namespace, ns: str | None, pod: str | None,
 
     node = os.uname().nodename
     out: list[Obj] = []
+    types = getattr(args, "types", None)
     for state in read_pods(args, ns, pod, only=only).values():
-        out += pod_events(state, node)
+        out += [e for e in pod_events(state, node) if types is None or str(e.get("type")).lower() in types]
     return out
 
 

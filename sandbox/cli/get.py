@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 # The names kubectl accepts for each kind (get, delete and describe take the same).
 POD_KINDS = ("pod", "pods", "po")  # the names kubectl accepts for pods
+EVENT_KINDS = ("events", "event", "ev")  # `get events`: the events verb's listing
 CONFIG_KINDS = {"configmaps": "ConfigMap", "configmap": "ConfigMap", "cm": "ConfigMap",
                 "secrets": "Secret", "secret": "Secret"}
 
@@ -81,7 +82,9 @@ def deletion_timestamp(deletion: dict[str, Any]) -> float:
 def handle(args: argparse.Namespace) -> int:
     from sandbox.cli.common import split_resource
 
-    split_resource(args, (*POD_KINDS, *CONFIG_KINDS))
+    split_resource(args, (*POD_KINDS, *CONFIG_KINDS, *EVENT_KINDS))
+    if args.kind in EVENT_KINDS:
+        return _events(args)
     allow_missing = True
     if args.output not in PLAIN_OUTPUTS or args.allow_missing_template_keys != "true":
         from sandbox.cli.printers import check_output, parse_bool
@@ -123,6 +126,18 @@ def handle(args: argparse.Namespace) -> int:
     write_objects(states, args.output, single=bool(args.name), all_namespaces=args.all_namespaces,
                   labels=args.show_labels, headers=not args.no_headers, allow_missing=allow_missing)
     return 0
+
+
+def _events(args: argparse.Namespace) -> int:
+    """`get events`: what `sandbox events` lists (kubectl's columns are the same), in its formats."""
+    from sandbox.cli import events
+    from sandbox.errors import UsageError
+
+    if args.name or args.selector is not None or args.field_selector is not None:
+        raise UsageError("get events: no name or selector here; `sandbox events --for pod/NAME` lists one pod's")
+    if args.output not in (None, "json", "yaml"):
+        raise UsageError("get events: -o json or yaml")
+    return events.handle(argparse.Namespace(**{**vars(args), "for_object": None, "types": None}))
 
 
 def read_pods(args: argparse.Namespace, ns: str | None, name: str | None = None,

@@ -392,6 +392,12 @@ def test_events_table_sorted_by_last_seen(root: Root) -> None:
     none = root.run("-n", "empty", "events")
     assert none.stdout == "" and none.stderr == "No events found in empty namespace.\n"
     assert "resource/name form" in root.run("events", "--for", "web").stderr
+    # kubectl events --types; kubectl get events: the same listing
+    warnings = root.run("events", "--types", "warning").stdout.splitlines()
+    assert [line.split()[5] for line in warnings[1:]] == ["BackOff"]
+    assert root.run("events", "--types", "Error").stderr == "error: valid --types are Normal or Warning\n"
+    assert root.run("get", "events").stdout == root.run("events").stdout
+    assert root.run("get", "ev", "-A", "-o", "json").stdout == root.run("events", "-A", "-o", "json").stdout
 
 
 def test_wait(root: Root) -> None:
