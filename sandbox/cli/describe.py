@@ -50,9 +50,14 @@ def add_parser(verbs: Any) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     from sandbox.cli.common import split_resource
+    from sandbox.cli.node import NODE_KINDS
     from sandbox.errors import UsageError
 
-    split_resource(args, (*POD_KINDS, *CONFIG_KINDS))
+    split_resource(args, (*POD_KINDS, *CONFIG_KINDS, *NODE_KINDS))
+    if args.kind in NODE_KINDS:
+        from sandbox.cli.node import describe_node
+
+        return describe_node(args)
     if args.kind in CONFIG_KINDS:
         if not args.name or args.selector is not None:
             raise UsageError(f"describe {args.kind}: give its name (-l selects pods only)")

@@ -81,10 +81,15 @@ def deletion_timestamp(deletion: dict[str, Any]) -> float:
 
 def handle(args: argparse.Namespace) -> int:
     from sandbox.cli.common import split_resource
+    from sandbox.cli.node import NODE_KINDS
 
-    split_resource(args, (*POD_KINDS, *CONFIG_KINDS, *EVENT_KINDS))
+    split_resource(args, (*POD_KINDS, *CONFIG_KINDS, *EVENT_KINDS, *NODE_KINDS))
     if args.kind in EVENT_KINDS:
         return _events(args)
+    if args.kind in NODE_KINDS:
+        from sandbox.cli.node import get_nodes
+
+        return get_nodes(args)
     allow_missing = True
     if args.output not in PLAIN_OUTPUTS or args.allow_missing_template_keys != "true":
         from sandbox.cli.printers import check_output, parse_bool

@@ -110,6 +110,11 @@ def test_the_requests_of_running_pods_count_against_the_next_pods(sbx: Sandbox) 
         return str(sbx.manifest(REQUESTING % {"name": name, "resources": resources}, f"{name}.yaml"))
     first = sbx.start(manifest("first", 1000))
     sbx.wait_running("first")
+    node = sbx.run("describe", "node")  # what admission counts, as kubectl describe node shows it
+    assert node.returncode == 0, node.stderr
+    assert "Non-terminated Pods:          (1 in total)" in node.stdout
+    assert f"1 ({100000 // capacity}%)" in node.stdout.split("Allocated resources:")[1]
+    assert sbx.run("get", "nodes").stdout.split()[5:7] == [os.uname().nodename.lower(), "Ready"]
     result = sbx.run("run", manifest("greedy", capacity - 1000 + 1))
     assert result.returncode == 1, result.stderr
     assert (f"pod default/greedy: OutOfcpu: Pod was rejected: Node didn't have enough resource: cpu, "
