@@ -40,6 +40,19 @@ def fetch(port: int) -> bytes:
     return data
 
 
+def forwarded_ports(forward: subprocess.Popen[str], count: int) -> dict[int, int]:
+    """REMOTE -> LOCAL of the first `count` "Forwarding from 127.0.0.1:LOCAL -> REMOTE" lines."""
+    assert forward.stdout is not None
+    ports: dict[int, int] = {}
+    while len(ports) < count:
+        line = forward.stdout.readline()
+        assert line, forward.stderr.read() if forward.stderr else ""
+        found = re.fullmatch(r"Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)\n", line)
+        if found:
+            ports[int(found[2])] = int(found[1])
+    return ports
+
+
 def test_port_forward_into_a_pod_without_a_network(sbx: Sandbox) -> None:
     pod = sbx.start(sbx.manifest(POD), "--network", "none")
     forward = None
@@ -48,13 +61,7 @@ def test_port_forward_into_a_pod_without_a_network(sbx: Sandbox) -> None:
         forward = subprocess.Popen(sbx.cmd("port-forward", "pod/web", ":http", "0:8001"),
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert forward.stdout is not None and forward.stderr is not None
-        ports: dict[int, int] = {}
-        while len(ports) < 2:
-            line = forward.stdout.readline()
-            assert line, forward.stderr.read()
-            found = re.fullmatch(r"Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)\n", line)
-            if found:
-                ports[int(found[2])] = int(found[1])
+        ports = forwarded_ports(forward, 2)
         assert fetch(ports[8000]).endswith(b"hello-from-pod\n")  # httpd listens on the pod's 127.0.0.1 only
         # nothing listens on 8001 in the pod: this connection is closed, the forwarding goes on
         assert fetch(ports[8001]) == b""
@@ -169,14 +176,7 @@ def test_a_server_on_the_pods_ipv6_loopback_alone_is_reached(sbx: Sandbox) -> No
         sbx.wait_running("web6")
         forward = subprocess.Popen(sbx.cmd("port-forward", "web6", ":8000", "0:8001"), stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True)
-        assert forward.stdout is not None
-        ports: dict[int, int] = {}
-        while len(ports) < 2:
-            line = forward.stdout.readline()
-            assert line, forward.stderr.read() if forward.stderr else ""
-            found = re.fullmatch(r"Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)\n", line)
-            if found:
-                ports[int(found[2])] = int(found[1])
+        ports = forwarded_ports(forward, 2)
         assert fetch(ports[8000]).endswith(b"hello-over-v6\n")
         assert fetch(ports[8001]) == b""  # neither family answers: reported, both tries named
         forward.send_signal(signal.SIGINT)
@@ -212,14 +212,7 @@ def test_a_pod_slow_to_answer_one_connection_holds_up_no_other(sbx: Sandbox) -> 
         stuck.listen(0)  # never accepted: one connection queued, the next SYNs dropped
         forward = subprocess.Popen(sbx.cmd("port-forward", "web", ":8000", ":8009"), stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True)
-        assert forward.stdout is not None
-        ports: dict[int, int] = {}
-        while len(ports) < 2:
-            line = forward.stdout.readline()
-            assert line, forward.stderr.read() if forward.stderr else ""
-            found = re.fullmatch(r"Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)\n", line)
-            if found:
-                ports[int(found[2])] = int(found[1])
+        ports = forwarded_ports(forward, 2)
         for _ in range(3):
             stuck_clients.append(socket.create_connection(("127.0.0.1", ports[8009]), timeout=10))
             time.sleep(0.1)
