@@ -83,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     if "--" in argv:
         cut = argv.index("--")
         argv, trailing = argv[:cut], argv[cut + 1 :]
-    verb = _verb_of(argv)
+    at = _verb_index(argv)
+    verb = argv[at] if at is not None else None
+    if at is not None:
+        argv = _globals_first(argv, at)
     args = _fast_args(argv, verb) if verb in FAST_VERBS else None
     if args is None:
         args = build_parser(verb).parse_args(argv)
@@ -152,8 +155,35 @@ def _fast_args(argv: list[str], verb: str) -> Any:
     return fastargs.parse(argv, fastargs.GLOBAL, module.FAST)
 
 
+def _globals_first(argv: list[str], at: int) -> list[str]:
+    """`-n/--namespace` given after the verb, moved before it: kubectl takes its global flags
+    anywhere (`kubectl get pods -n team`), argparse only where the main parser reads them. No
+    verb has a `-n` of its own; a value after "--" was cut off before. `at`: the verb's index."""
+    moved: list[str] = []
+    rest: list[str] = []
+    i = at + 1
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("-n", "--namespace") and i + 1 < len(argv):
+            moved += [arg, argv[i + 1]]
+            i += 2
+            continue
+        if arg.startswith("--namespace=") or (arg.startswith("-n") and len(arg) > 2 and arg[2] != "-"):
+            moved.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return argv[:at] + moved + [argv[at]] + rest if moved else argv
+
+
 def _verb_of(argv: list[str]) -> str | None:
     """The verb, when it can be told without the parser (options before it take a value or not)."""
+    at = _verb_index(argv)
+    return argv[at] if at is not None else None
+
+
+def _verb_index(argv: list[str]) -> int | None:
+    """Where the verb is in `argv` (None: not told without the parser)."""
     takes_value = {"--root", "-n", "--namespace"}
     i = 0
     while i < len(argv):
@@ -166,5 +196,5 @@ def _verb_of(argv: list[str]) -> str | None:
                 return None
             i += 1
             continue
-        return arg if arg in VERBS else None
+        return i if arg in VERBS else None
     return None
