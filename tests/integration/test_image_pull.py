@@ -304,7 +304,9 @@ def test_prune_during_a_pull_keeps_what_the_pull_has_written(sbx: Sandbox, regis
             partial = sorted(p.name for p in (images / "ingest").glob("*.partial"))
             pruned = sbx.run("image", "prune", check=True).stdout
             assert "ingest" not in pruned and "layers/.tmp-" not in pruned, pruned
-            assert sorted(p.name for p in (images / "ingest").glob("*.partial")) == partial
+            left = {p.name for p in (images / "ingest").glob("*.partial")}
+            for name in partial:  # each download still going, or ended meanwhile (only the first layer is held)
+                assert name in left or (images / "blobs" / "sha256" / name.removesuffix(".partial")).is_file(), name
         finally:
             gate.set()
             out, err = pull.communicate(timeout=120)
