@@ -34,6 +34,7 @@ import os
 
 from sandbox.errors import FieldError, SpecError, UsageError
 from sandbox.record import Record
+from sandbox.supervisor.run import DEFAULT_MAX_PODS  # one default for run and the agent
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; annotations need it only for checkers
 if TYPE_CHECKING:
@@ -44,7 +45,6 @@ KIND = "KubeletConfiguration"
 DEFAULT_CHECK_FREQUENCY = 20.0  # seconds: fileCheckFrequency and httpCheckFrequency
 DEFAULT_LOG_MAX_SIZE = 10 * 1024 * 1024  # containerLogMaxSize 10Mi (logs/rotation.py)
 DEFAULT_LOG_MAX_FILES = 5
-DEFAULT_MAX_PODS = 110  # the kubelet's maxPods
 
 Headers = tuple[tuple[str, tuple[str, ...]], ...]  # staticPodURLHeader, in the order written
 

@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 NODE_KINDS = ("nodes", "node", "no")
-DEFAULT_MAX_PODS = 110
 _BINARY = (("Ei", 1 << 60), ("Pi", 1 << 50), ("Ti", 1 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10))
 
 
@@ -47,6 +46,7 @@ def node_facts() -> dict[str, Any]:
     from sandbox.agent.kubeletconfig import node_name
     from sandbox.pod.admission import EVICTION_HARD_MEMORY, node_labels
     from sandbox.process.resources import memory_capacity
+    from sandbox.supervisor.run import DEFAULT_MAX_PODS
 
     name = node_name()
     cpus = (os.cpu_count() or 1) * 1000

@@ -17,6 +17,8 @@ import os
 import struct
 
 from sandbox.network.nfnl import (
+    _HEADER,
+    _NFGEN,
     NETLINK_NETFILTER,
     NFPROTO_IPV4,
     NLM_F_ACK,
@@ -38,8 +40,6 @@ CTA_TUPLE_ORIG, CTA_ZONE = 1, 18
 CTA_TUPLE_PROTO = 2
 CTA_PROTO_NUM, CTA_PROTO_DST_PORT = 1, 3
 IPPROTO_UDP = 17
-_HEADER = struct.Struct("=IHHII")  # nlmsghdr: len, type, flags, seq, pid
-_NFGEN = struct.Struct("=BBH")  # nfgenmsg: family, version, res_id
 _ERRNO_GONE = (2, 3)  # ENOENT, ESRCH: the entry ended meanwhile
 
 

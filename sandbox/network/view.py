@@ -9,7 +9,10 @@ from __future__ import annotations
 import _socket
 import struct
 
+from sandbox.network.nfnl import attrs_of
 from sandbox.network.rtnl import (
+    _IFADDR,
+    _IFINFO,
     IFA_ADDRESS,
     IFA_LOCAL,
     IFF_UP,
@@ -33,20 +36,11 @@ NLM_F_DUMP = 0x300
 RTM_GETADDR, RTM_GETROUTE, RTM_NEWROUTE = 22, 26, 24
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
 RT_TABLE_MAIN = 254
-_IFADDR = struct.Struct("=BBBBI")  # ifaddrmsg: family, prefixlen, flags, scope, index
 _RTMSG = struct.Struct("=BBBBBBBBI")  # rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags
-_IFINFO = struct.Struct("=BxHiII")
 
 
 def _attrs(body: bytes, offset: int) -> dict[int, bytes]:
-    found = {}
-    while offset + 4 <= len(body):
-        length, kind = struct.unpack_from("=HH", body, offset)
-        if length < 4:
-            break
-        found[kind & 0x3FFF] = body[offset + 4:offset + length]
-        offset += (length + 3) & ~3
-    return found
+    return dict(attrs_of(body, offset))
 
 
 def _name(raw: bytes | None) -> str:
